@@ -1,0 +1,86 @@
+//! The kernel log: a `log` backend that writes `[uptime] LEVEL message` to the first serial port
+//! (COM1) and mirrors it to the framebuffer console.
+//!
+//! Invariant: the log lock is only held with interrupts off, so an interrupt handler that logs can
+//! never deadlock against the code it interrupted. A panic bypasses the lock
+//! ([`emergency_serial`]).
+
+use core::fmt::Write;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use spin::Mutex;
+use uart_16550::SerialPort;
+use vessel_kcore::report::Uptime;
+use x86_64::instructions::interrupts::without_interrupts;
+
+const COM1: u16 = 0x3f8;
+
+static SERIAL: Mutex<Option<SerialPort>> = Mutex::new(None);
+
+struct KernelLog;
+
+static LOGGER: KernelLog = KernelLog;
+
+/// Initialises COM1 and installs the logger.
+pub fn init() {
+    // SAFETY: COM1 is the standard first serial port; only this module drives it.
+    let mut port = unsafe { SerialPort::new(COM1) };
+    port.init();
+    *SERIAL.lock() = Some(port);
+    // A second `init` would fail here; there is none.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(LevelFilter::Info);
+}
+
+/// A fresh handle on COM1 that takes no lock, for the panic handler only.
+pub fn emergency_serial() -> SerialPort {
+    // SAFETY: used only on the panic path, after which no other serial user runs again.
+    unsafe { SerialPort::new(COM1) }
+}
+
+/// Writes raw text to the serial line (and console), for output that is not a log record, such as
+/// test verdicts that the host harness parses.
+pub fn print(args: core::fmt::Arguments<'_>) {
+    without_interrupts(|| {
+        if let Some(port) = SERIAL.lock().as_mut() {
+            let _ = port.write_fmt(args);
+        }
+        crate::console::print(args);
+    });
+}
+
+impl Log for KernelLog {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN ",
+            Level::Info => "INFO ",
+            Level::Debug => "DEBUG",
+            Level::Trace => "TRACE",
+        };
+        let now = Uptime(crate::time::since_boot_ns());
+        print(format_args!("{now} {level} {}\n", record.args()));
+    }
+
+    fn flush(&self) {}
+}
+
+/// `print!` for kernel output that is not a log record.
+#[macro_export]
+macro_rules! kprint {
+    ($($arg:tt)*) => ($crate::logger::print(format_args!($($arg)*)));
+}
+
+/// `println!` for kernel output that is not a log record.
+#[macro_export]
+macro_rules! kprintln {
+    () => ($crate::kprint!("\n"));
+    ($($arg:tt)*) => ($crate::logger::print(format_args!("{}\n", format_args!($($arg)*))));
+}

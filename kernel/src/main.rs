@@ -1,0 +1,68 @@
+//! The Vessel kernel: entry point and boot sequence.
+//!
+//! The bootloader (`bootloader` 0.11) enters [`kernel_main`] in long mode with all physical memory
+//! mapped at a dynamic offset. Boot order matters and is fixed here: time first (so every log line
+//! carries a timestamp), then the serial log, CPU tables, memory, heap, the framebuffer console,
+//! platform discovery (ACPI), interrupts and the timer. With the `ktest` feature the kernel then
+//! runs its test suite and leaves QEMU with the verdict; otherwise it idles, ready.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+mod arch;
+mod console;
+mod entropy;
+mod logger;
+mod mem;
+mod panic;
+mod platform;
+mod time;
+
+#[cfg(feature = "ktest")]
+mod ktest;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::{BootInfo, entry_point};
+use vessel_kcore::bootargs::BootArgs;
+
+/// Where the bootloader puts things: all physical memory mapped (the kernel reaches page tables
+/// and frames through it), and every dynamic mapping kept in the upper (kernel) half so the lower
+/// half stays free for user address spaces.
+const BOOT_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.mappings.dynamic_range_start = Some(0xffff_8000_0000_0000);
+    config.kernel_stack_size = 256 * 1024;
+    config
+};
+
+entry_point!(kernel_main, config = &BOOT_CONFIG);
+
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    time::init_early();
+    logger::init();
+    log::info!("Vessel {} (x86_64) booting", env!("CARGO_PKG_VERSION"));
+
+    arch::x86_64::init_cpu();
+    let boot = mem::init(boot_info);
+    if let Some(fb) = boot.framebuffer {
+        console::init(fb);
+    }
+    let args = BootArgs::parse(boot.ramdisk);
+    entropy::init();
+    platform::init(boot.rsdp);
+    arch::x86_64::init_interrupts();
+    time::start_ticks();
+
+    log::info!("kernel ready in {} us (since bootloader hand-over)", time::since_boot_ns() / 1000);
+
+    #[cfg(feature = "ktest")]
+    ktest::run(&args);
+    #[cfg(not(feature = "ktest"))]
+    {
+        let _ = args;
+        arch::x86_64::idle()
+    }
+}

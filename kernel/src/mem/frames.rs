@@ -1,0 +1,73 @@
+//! The kernel's physical frame allocator: the pure [`FrameBitmap`] from `vessel-kcore`, with its
+//! bitmap stored in the first usable RAM large enough, behind one lock.
+//!
+//! Invariant: frames handed out are usable RAM not used by anything else (the bitmap's own frames
+//! are marked in use); the lock is never taken in interrupt context.
+
+use spin::{Mutex, Once};
+use vessel_kcore::PAGE_SIZE;
+use vessel_kcore::frames::{FrameBitmap, FrameError, words_for};
+use vessel_kcore::memmap::{Range, RegionKind, UsableMap};
+use vessel_kcore::report::Bytes;
+
+use super::phys_to_virt;
+
+/// Maximum number of separate usable ranges kept; the rest is counted and logged as dropped.
+const MAX_RANGES: usize = 64;
+
+static USABLE: Once<UsableMap<MAX_RANGES>> = Once::new();
+static FRAMES: Once<Mutex<FrameBitmap<'static>>> = Once::new();
+
+/// Builds the allocator from the firmware memory map.
+pub fn init<I>(regions: I)
+where
+    I: IntoIterator<Item = (Range, RegionKind)> + Clone,
+{
+    let usable = USABLE.call_once(|| UsableMap::new(regions));
+    let words = words_for(usable.max_addr());
+    let bytes = (words as u64 * 8).next_multiple_of(PAGE_SIZE);
+    let Some(home) = usable.ranges().iter().find(|r| r.len() >= bytes) else {
+        panic!("no usable range can hold the {} frame bitmap", Bytes(bytes));
+    };
+    let storage = Range { start: home.start, end: home.start + bytes };
+    // SAFETY: `storage` is usable RAM (from the map), reached through the direct map, and is
+    // marked in use in the bitmap below, so no frame allocation ever hands it out again.
+    let slice = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage.start) as *mut u64, words) };
+    let bitmap = FrameBitmap::new(slice, usable.ranges(), &[storage]);
+    log::info!(
+        "frames: {} free of {} ({} ranges, bitmap {}{})",
+        bitmap.free_frames(),
+        bitmap.total_frames(),
+        usable.ranges().len(),
+        Bytes(bytes),
+        if usable.dropped_bytes() > 0 { " - some RAM not managed: map too fragmented" } else { "" }
+    );
+    FRAMES.call_once(|| Mutex::new(bitmap));
+}
+
+/// Takes one frame (its physical address), or `None` when memory is exhausted.
+pub fn alloc() -> Option<u64> {
+    FRAMES.get()?.lock().alloc()
+}
+
+/// Takes one frame and zeroes it.
+pub fn alloc_zeroed() -> Option<u64> {
+    let frame = alloc()?;
+    // SAFETY: the frame was just allocated, so nothing else references it; the direct map covers
+    // all usable RAM.
+    unsafe { core::ptr::write_bytes(phys_to_virt(frame) as *mut u8, 0, PAGE_SIZE as usize) };
+    Some(frame)
+}
+
+/// Returns a frame; double frees and foreign addresses are refused.
+pub fn free(addr: u64) -> Result<(), FrameError> {
+    FRAMES.get().map_or(Err(FrameError::NotManaged), |f| f.lock().free(addr))
+}
+
+/// (free, total) frame counts.
+pub fn counts() -> (u64, u64) {
+    FRAMES.get().map_or((0, 0), |f| {
+        let f = f.lock();
+        (f.free_frames(), f.total_frames())
+    })
+}

@@ -1,0 +1,78 @@
+//! Memory: the physical frame allocator, kernel page tables, the kernel heap and MMIO mappings.
+//!
+//! All physical memory is reachable at a fixed offset chosen by the bootloader (the "direct
+//! map"). Page tables and frames are reached through it. Kernel virtual space for the heap, MMIO
+//! windows and tests is taken in whole top-level (512 GiB) slots of the upper half that the
+//! bootloader left empty, so nothing the kernel maps can collide with what the bootloader mapped.
+
+pub mod frames;
+pub mod heap;
+pub mod paging;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use bootloader_api::BootInfo;
+use bootloader_api::info::{FrameBuffer, MemoryRegionKind};
+use vessel_kcore::memmap::{Range, RegionKind, Summary};
+use vessel_kcore::report::Bytes;
+
+pub use paging::map_mmio;
+
+static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+/// Virtual address of physical address `phys` in the direct map.
+pub fn phys_to_virt(phys: u64) -> u64 {
+    PHYS_OFFSET.load(Ordering::Relaxed) + phys
+}
+
+/// What the rest of the boot needs from the boot information.
+pub struct BootResources {
+    /// The framebuffer, if the firmware set one up.
+    pub framebuffer: Option<FrameBuffer>,
+    /// The ramdisk the image builder packed (empty if none).
+    pub ramdisk: &'static [u8],
+    /// Physical address of the ACPI RSDP, if the firmware gave one.
+    pub rsdp: Option<u64>,
+}
+
+fn kind_of(kind: MemoryRegionKind) -> RegionKind {
+    match kind {
+        MemoryRegionKind::Usable => RegionKind::Usable,
+        MemoryRegionKind::Bootloader => RegionKind::Bootloader,
+        _ => RegionKind::Reserved,
+    }
+}
+
+/// Sets up frames, paging and the heap from the boot information.
+pub fn init(boot_info: &'static mut BootInfo) -> BootResources {
+    let Some(offset) = boot_info.physical_memory_offset.into_option() else {
+        panic!("bootloader did not map physical memory (kernel config requires it)");
+    };
+    PHYS_OFFSET.store(offset, Ordering::Relaxed);
+
+    let regions = || boot_info.memory_regions.iter().map(|r| (Range { start: r.start, end: r.end }, kind_of(r.kind)));
+    let summary = Summary::of(regions());
+    log::info!(
+        "memory map: {} regions, usable {}, bootloader {}, reserved {}, top {:#x}",
+        summary.regions,
+        Bytes(summary.usable),
+        Bytes(summary.bootloader),
+        Bytes(summary.reserved),
+        summary.max_addr
+    );
+    frames::init(regions());
+    paging::init();
+    heap::init();
+
+    let ramdisk = match boot_info.ramdisk_addr.into_option() {
+        // SAFETY: the bootloader mapped the ramdisk at this address for `ramdisk_len` bytes and
+        // nothing else uses that range; it stays mapped for the kernel's life.
+        Some(addr) => unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) },
+        None => &[],
+    };
+    BootResources {
+        framebuffer: boot_info.framebuffer.take(),
+        ramdisk,
+        rsdp: boot_info.rsdp_addr.into_option(),
+    }
+}

@@ -1,0 +1,157 @@
+//! The kernel's page tables (the ones the bootloader built, extended in place) and the kernel
+//! virtual-space slots.
+//!
+//! Invariants: all edits go through [`KERNEL_PAGE_TABLE`]'s lock; the TLB entry of every changed
+//! page is flushed before the lock is released; kernel slots are whole level-4 entries of the
+//! upper half that were empty at boot, handed out once each.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Mutex;
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::mapper::{MapToError, TranslateResult, UnmapError};
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::{frames, phys_to_virt};
+
+
+/// Serialises every change to the kernel page tables.
+static KERNEL_PAGE_TABLE: Mutex<()> = Mutex::new(());
+/// Which upper-half level-4 entries (256..512) the kernel has claimed, as a bitmap.
+static CLAIMED_SLOTS: Mutex<[u64; 4]> = Mutex::new([0; 4]);
+/// Next free address in the MMIO slot (0 until `init`).
+static MMIO_NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Errors from mapping calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// No frame left for a page table.
+    OutOfFrames,
+    /// The page is already mapped.
+    AlreadyMapped,
+    /// The page is not mapped.
+    NotMapped,
+    /// A huge page is in the way.
+    HugePage,
+}
+
+struct KernelFrames;
+
+// SAFETY: `frames::alloc_zeroed` returns frames that are unused and zeroed, as page tables need.
+unsafe impl FrameAllocator<Size4KiB> for KernelFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        frames::alloc_zeroed().map(|a| PhysFrame::containing_address(PhysAddr::new(a)))
+    }
+}
+
+/// Runs `f` on the active level-4 table with the page-table lock held.
+fn with_table<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
+    let _guard = KERNEL_PAGE_TABLE.lock();
+    let (frame, _) = Cr3::read();
+    let offset = VirtAddr::new(phys_to_virt(0));
+    // SAFETY: CR3 points at a valid level-4 table, reachable through the direct map; the lock
+    // makes this the only live reference to it.
+    let table = unsafe { &mut *(phys_to_virt(frame.start_address().as_u64()) as *mut PageTable) };
+    // SAFETY: the direct map covers all physical memory at `offset`.
+    let mut mapper = unsafe { OffsetPageTable::new(table, offset) };
+    f(&mut mapper)
+}
+
+/// Claims one empty upper-half level-4 slot and returns its base address.
+pub fn claim_slot() -> Option<u64> {
+    with_table(|mapper| {
+        let mut claimed = CLAIMED_SLOTS.lock();
+        let level4 = mapper.level_4_table();
+        let index = (256..512).find(|&i| level4[i].is_unused() && claimed[(i - 256) / 64] & (1 << (i % 64)) == 0)?;
+        claimed[(index - 256) / 64] |= 1 << (index % 64);
+        // Sign-extend: upper-half addresses have bits 48..64 set.
+        Some(0xffff_0000_0000_0000 | (index as u64) << 39)
+    })
+}
+
+/// Maps one 4 KiB page.
+pub fn map(virt: u64, phys: u64, flags: PageTableFlags) -> Result<(), MapError> {
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+    let frame = PhysFrame::containing_address(PhysAddr::new(phys));
+    with_table(|mapper| {
+        // Intermediate tables get the widest rights; the leaf entry decides.
+        let parents = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+        // SAFETY: the caller owns `virt` (a claimed kernel slot) and `phys`; mapping them creates
+        // no alias that Rust code relies on.
+        match unsafe { mapper.map_to_with_table_flags(page, frame, flags, parents, &mut KernelFrames) } {
+            Ok(flush) => {
+                flush.flush();
+                Ok(())
+            }
+            Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfFrames),
+            Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
+            Err(MapToError::ParentEntryHugePage) => Err(MapError::HugePage),
+        }
+    })
+}
+
+/// Unmaps one page and returns the frame it pointed at (not freed: the caller owns it).
+pub fn unmap(virt: u64) -> Result<u64, MapError> {
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+    with_table(|mapper| match mapper.unmap(page) {
+        Ok((frame, flush)) => {
+            flush.flush();
+            Ok(frame.start_address().as_u64())
+        }
+        Err(UnmapError::ParentEntryHugePage) => Err(MapError::HugePage),
+        Err(_) => Err(MapError::NotMapped),
+    })
+}
+
+/// Changes the flags of a mapped page.
+pub fn protect(virt: u64, flags: PageTableFlags) -> Result<(), MapError> {
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+    with_table(|mapper| {
+        // SAFETY: only the flags of a page the caller owns change.
+        match unsafe { mapper.update_flags(page, flags) } {
+            Ok(flush) => {
+                flush.flush();
+                Ok(())
+            }
+            Err(_) => Err(MapError::NotMapped),
+        }
+    })
+}
+
+/// The physical address and flags `virt` maps to, if any.
+pub fn translate(virt: u64) -> Option<(u64, PageTableFlags)> {
+    with_table(|mapper| match mapper.translate(VirtAddr::new(virt)) {
+        TranslateResult::Mapped { frame, offset, flags } => Some((frame.start_address().as_u64() + offset, flags)),
+        _ => None,
+    })
+}
+
+/// Claims the MMIO slot.
+pub fn init() {
+    match claim_slot() {
+        Some(base) => MMIO_NEXT.store(base, Ordering::Relaxed),
+        None => log::error!("paging: no free kernel slot for MMIO"),
+    }
+}
+
+/// Maps a device register range uncached and returns its virtual address.
+pub fn map_mmio(phys: u64, size: u64) -> Option<u64> {
+    let first = phys & !0xfff;
+    let pages = (phys + size - first).div_ceil(4096);
+    let base = MMIO_NEXT.fetch_add(pages * 4096, Ordering::Relaxed);
+    if base == 0 {
+        return None;
+    }
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH
+        | PageTableFlags::NO_EXECUTE;
+    for i in 0..pages {
+        map(base + i * 4096, first + i * 4096, flags).ok()?;
+    }
+    Some(base + (phys - first))
+}

@@ -1,0 +1,127 @@
+//! Platform discovery from the firmware's ACPI tables (through the `acpi` crate): CPUs and
+//! interrupt controllers from the MADT, and the HPET if there is one.
+//!
+//! ACPI tables live in RAM the bootloader's direct map covers; a table outside it is mapped on
+//! demand like MMIO. The tables are firmware input: a missing or corrupt table is logged and the
+//! kernel continues with what it found.
+
+use core::ptr::NonNull;
+
+use acpi::madt::{Madt, MadtEntry};
+use acpi::{AcpiHandler, AcpiTables, HpetInfo, PhysicalMapping};
+use spin::Once;
+
+use crate::mem::{self, paging};
+
+/// What the kernel learnt about the machine.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Platform {
+    /// Enabled processors (local APICs) listed in the MADT.
+    pub cpus: usize,
+    /// Number of I/O APICs.
+    pub io_apics: usize,
+    /// Physical address of the first I/O APIC.
+    pub io_apic_addr: Option<u64>,
+    /// Physical address of the local APIC registers, per the MADT.
+    pub local_apic_addr: u64,
+    /// Physical address of the HPET registers, if present.
+    pub hpet_addr: Option<u64>,
+}
+
+static PLATFORM: Once<Platform> = Once::new();
+
+/// The platform found at boot (defaults if ACPI was unusable).
+#[allow(dead_code)] // read by the test suite and, later, the device server hand-off
+pub fn get() -> Platform {
+    PLATFORM.get().copied().unwrap_or_default()
+}
+
+#[derive(Clone, Copy)]
+struct KernelAcpi;
+
+impl AcpiHandler for KernelAcpi {
+    unsafe fn map_physical_region<T>(&self, phys: usize, size: usize) -> PhysicalMapping<Self, T> {
+        let phys64 = phys as u64;
+        let direct = mem::phys_to_virt(phys64);
+        let last = direct + size.max(1) as u64 - 1;
+        let virt = if paging::translate(direct).is_some() && paging::translate(last).is_some() {
+            direct
+        } else {
+            paging::map_mmio(phys64, size as u64).unwrap_or(0)
+        };
+        let Some(ptr) = NonNull::new(virt as *mut T) else {
+            panic!("ACPI: cannot map table at {phys:#x}");
+        };
+        // SAFETY: `ptr` maps `size` bytes starting at `phys`, as `PhysicalMapping` requires.
+        unsafe { PhysicalMapping::new(phys, ptr, size, size, *self) }
+    }
+
+    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {
+        // Direct-map addresses stay mapped; the rare on-demand mapping is kept (boot only).
+    }
+}
+
+/// Reads the ACPI tables from the RSDP the bootloader found.
+pub fn init(rsdp: Option<u64>) {
+    let Some(rsdp) = rsdp else {
+        log::warn!("acpi: no RSDP from the firmware; assuming one CPU, no I/O APIC");
+        PLATFORM.call_once(Platform::default);
+        return;
+    };
+    // SAFETY: the address came from the bootloader, which found and checksummed the RSDP.
+    let tables = match unsafe { AcpiTables::from_rsdp(KernelAcpi, rsdp as usize) } {
+        Ok(tables) => tables,
+        Err(e) => {
+            log::warn!("acpi: unusable tables at {rsdp:#x}: {e:?}");
+            PLATFORM.call_once(Platform::default);
+            return;
+        }
+    };
+    let mut platform = Platform::default();
+    match tables.find_table::<Madt>() {
+        Ok(madt) => {
+            platform.local_apic_addr = u64::from(madt.get().local_apic_address);
+            for entry in madt.get().entries() {
+                match entry {
+                    MadtEntry::LocalApic(lapic) if lapic.flags & 1 != 0 => platform.cpus += 1,
+                    MadtEntry::LocalX2Apic(x2) if x2.flags & 1 != 0 => platform.cpus += 1,
+                    MadtEntry::IoApic(io) => {
+                        platform.io_apics += 1;
+                        platform.io_apic_addr.get_or_insert(u64::from(io.io_apic_address));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Err(e) => log::warn!("acpi: no MADT ({e:?})"),
+    }
+    platform.hpet_addr = HpetInfo::new(&tables).ok().map(|h| h.base_address as u64);
+    log::info!(
+        "acpi: {} CPU(s), {} I/O APIC(s){}, local APIC {:#x}, HPET {}",
+        platform.cpus,
+        platform.io_apics,
+        platform.io_apic_addr.map_or(Default::default(), |a| IoApicAt(a)),
+        platform.local_apic_addr,
+        if let Some(h) = platform.hpet_addr { HpetAt(h) } else { HpetAt(0) }
+    );
+    PLATFORM.call_once(|| platform);
+}
+
+/// Formats " at 0x..." for an I/O APIC address, or nothing.
+#[derive(Default)]
+struct IoApicAt(u64);
+
+impl core::fmt::Display for IoApicAt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 != 0 { write!(f, " (first at {:#x})", self.0) } else { Ok(()) }
+    }
+}
+
+/// Formats an HPET address or "absent".
+struct HpetAt(u64);
+
+impl core::fmt::Display for HpetAt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 != 0 { write!(f, "at {:#x}", self.0) } else { f.write_str("absent") }
+    }
+}
