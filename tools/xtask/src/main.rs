@@ -1,1 +1,129 @@
-fn main() {}
+//! `cargo xtask`: Vessel's build tool. All build glue lives here (no scripts, no Makefiles).
+//!
+//! - `build`: the kernel (normal and test builds) and the image builder.
+//! - `image`: BIOS and UEFI raw disk images; the last two lines name them.
+//! - `run [--uefi] [--usb] [--display] [-- QEMU ARGS]`: boot in QEMU, serial on the terminal.
+//! - `test`: host unit tests, then the in-QEMU suites; exits non-zero on any failure.
+//! - `bench`: boot-time figures as `RESULT` lines.
+//! - `clippy`: lints every crate for the target it really builds for.
+//!
+//! Every command first installs what a fresh machine lacks (see [`setup`]).
+#![forbid(unsafe_code)]
+
+mod artifacts;
+mod bench;
+mod setup;
+mod suites;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+use vessel_test_harness::qemu::{self, Attach, Firmware, Machine};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, boot and test Vessel")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the kernel, its test build and the image builder.
+    Build,
+    /// Write the BIOS and UEFI disk images and print their paths.
+    Image,
+    /// Boot Vessel in QEMU with the serial console on this terminal (Ctrl-A X quits).
+    Run {
+        /// Boot the UEFI image through OVMF instead of the BIOS image through SeaBIOS.
+        #[arg(long)]
+        uefi: bool,
+        /// Attach the image as a USB mass-storage stick instead of a hard disk.
+        #[arg(long)]
+        usb: bool,
+        /// Open a QEMU window showing the framebuffer console as well.
+        #[arg(long)]
+        display: bool,
+        /// Extra arguments passed to QEMU as they are.
+        #[arg(last = true)]
+        qemu_args: Vec<String>,
+    },
+    /// Run the host unit tests and the in-QEMU test suites.
+    Test,
+    /// Measure boot times (QEMU start to ready, and the kernel's own part).
+    Bench {
+        /// Boots per firmware.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Run clippy on every crate, for its real target, with warnings as errors.
+    Clippy,
+}
+
+/// A failed step, with what to do about it.
+type Result<T = ()> = std::result::Result<T, String>;
+
+/// The workspace root (the xtask lives in `tools/xtask`).
+fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().nth(2).map_or(manifest.clone(), PathBuf::from)
+}
+
+/// Runs a command in the workspace root, failing with its command line if it fails.
+fn run_checked(command: &mut Command) -> Result {
+    let status = command.current_dir(root()).status().map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{command:?} failed ({status})")) }
+}
+
+/// A `cargo` command for the pinned toolchain.
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Prints a progress line for a slow step.
+fn step(what: &str) {
+    eprintln!("\x1b[1m==>\x1b[0m {what}");
+}
+
+fn run_qemu(uefi: bool, usb: bool, display: bool, extra: &[String]) -> Result {
+    setup::ensure_qemu()?;
+    let images = artifacts::images(artifacts::Flavor::Normal)?;
+    let firmware = if uefi { artifacts::uefi_firmware("run")? } else { Firmware::Bios };
+    let machine = Machine {
+        image: if uefi { images.uefi } else { images.bios },
+        firmware,
+        attach: if usb { Attach::Usb } else { Attach::Disk },
+        debug_exit: false,
+    };
+    step("booting in QEMU (TCG); serial console below, Ctrl-A X quits");
+    let mut command = Command::new(qemu::QEMU);
+    command.args(machine.args()).args(["-serial", "mon:stdio"]);
+    if !display {
+        command.args(["-display", "none"]);
+    }
+    command.args(extra);
+    run_checked(&mut command)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = setup::ensure_toolchain().and_then(|()| match cli.command {
+        Cmd::Build => artifacts::build_all(),
+        Cmd::Image => artifacts::images(artifacts::Flavor::Normal).map(|images| {
+            println!("bios: {}", images.bios.display());
+            println!("uefi: {}", images.uefi.display());
+        }),
+        Cmd::Run { uefi, usb, display, qemu_args } => run_qemu(uefi, usb, display, &qemu_args),
+        Cmd::Test => suites::run_all(),
+        Cmd::Bench { runs } => bench::boot_times(runs),
+        Cmd::Clippy => artifacts::clippy(),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

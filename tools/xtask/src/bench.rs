@@ -1,0 +1,75 @@
+//! `cargo xtask bench`: performance figures as `RESULT <name> n=<N> <value> ns/<unit>` lines.
+//!
+//! Today: boot time of the shipped images under TCG, from QEMU start to the kernel's ready line
+//! (firmware + bootloader + kernel), and the kernel's own part (bootloader hand-over to ready, as
+//! the kernel measures it with the TSC). Medians over `runs` boots.
+
+use std::time::Duration;
+
+use vessel_test_harness::qemu::{self, Attach, Firmware, Machine};
+use vessel_test_harness::verdict::Exit;
+
+use crate::artifacts::{self, Flavor};
+use crate::suites::READY;
+use crate::{Result, setup, step};
+
+fn median(values: &mut [u64]) -> u64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}
+
+/// Reads `kernel ready in <N> us` from a line.
+fn kernel_us(line: &str) -> Option<u64> {
+    let rest = &line[line.find(READY)? + READY.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Boots each firmware `runs` times and prints the medians.
+pub fn boot_times(runs: usize) -> Result {
+    setup::ensure_qemu()?;
+    let images = artifacts::images(Flavor::Normal)?;
+    for (label, uefi) in [("bios", false), ("uefi", true)] {
+        step(&format!("{runs} boots under {label}"));
+        let (mut total, mut kernel, mut first_line) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..runs.max(1) {
+            let firmware = if uefi { artifacts::uefi_firmware("bench")? } else { Firmware::Bios };
+            let image = if uefi { images.uefi.clone() } else { images.bios.clone() };
+            let machine = Machine { image, firmware, attach: Attach::Disk, debug_exit: true };
+            let run = qemu::run(&machine, Duration::from_secs(120), |l| l.contains(READY)).map_err(|e| e.to_string())?;
+            if run.exit != Exit::Stopped {
+                return Err(format!("{label} boot {i} did not reach the ready line ({:?})", run.exit));
+            }
+            let ready_line = run.lines.iter().find(|(_, l)| l.contains(READY)).map(|(_, l)| l.as_str()).unwrap_or("");
+            let at = run.time_of(READY).unwrap_or_default();
+            let banner = run.time_of("Vessel ").unwrap_or_default();
+            let us = kernel_us(ready_line).ok_or("unreadable ready line")?;
+            eprintln!("  boot {i}: ready at {:.3} s (kernel {:.1} ms, first kernel line at {:.3} s)", at.as_secs_f64(), us as f64 / 1000.0, banner.as_secs_f64());
+            total.push(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX));
+            first_line.push(u64::try_from(banner.as_nanos()).unwrap_or(u64::MAX));
+            kernel.push(us * 1000);
+        }
+        let n = total.len();
+        println!("RESULT boot_to_ready_{label} n={n} {} ns/boot", median(&mut total));
+        println!("RESULT boot_to_first_kernel_line_{label} n={n} {} ns/boot", median(&mut first_line));
+        println!("RESULT kernel_handover_to_ready_{label} n={n} {} ns/boot", median(&mut kernel));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_ready_line() {
+        assert_eq!(kernel_us("[    0.032] INFO  kernel ready in 31959 us (since bootloader hand-over)"), Some(31959));
+        assert_eq!(kernel_us("kernel ready in soon"), None);
+        assert_eq!(kernel_us("nothing"), None);
+    }
+
+    #[test]
+    fn median_of_odd_and_empty() {
+        assert_eq!(median(&mut [5, 1, 3]), 3);
+        assert_eq!(median(&mut []), 0);
+    }
+}

@@ -1,0 +1,181 @@
+//! `cargo xtask test`: host unit tests, the kernel suite in QEMU under BIOS and UEFI, boot checks
+//! of the shipped images (disk and USB stick, both firmwares), and checks that the harness itself
+//! notices a failing test, a panic, a hang and a triple fault.
+//!
+//! Output: cargo-style `test <name> ... ok|FAILED` lines, then one closing `N passed, M failed`
+//! that counts everything; the exit status is non-zero if anything failed. Serial logs of every
+//! QEMU run are kept in `target/vessel/logs/`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vessel_test_harness::qemu::{self, Attach, Firmware, Machine, Run};
+use vessel_test_harness::verdict::{self, Exit};
+
+use crate::artifacts::{self, Flavor, Images};
+use crate::{Result, cargo, root, setup, step};
+
+/// Host crates with unit tests.
+const HOST_CRATES: &[&str] = &["vessel-kcore", "vessel-test-harness", "xtask"];
+/// The kernel suite must run at least this many tests (guards against silently lost tests).
+const MIN_KERNEL_TESTS: usize = 10;
+/// Upper bound for one QEMU run; TCG on a loaded 2-core machine can be slow, hangs are not.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Timeout for the injected hang: long enough to boot and run the suite, short enough to wait for.
+const HANG_TIMEOUT: Duration = Duration::from_secs(15);
+/// The line a kernel prints when it has booted.
+pub const READY: &str = "kernel ready in";
+
+/// Counts of everything run.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, failure: Option<String>) {
+        match failure {
+            None => {
+                self.passed += 1;
+                println!("test {name} ... ok");
+            }
+            Some(why) => {
+                self.failed += 1;
+                println!("test {name} ... FAILED\n    {why}");
+            }
+        }
+    }
+}
+
+/// Runs `cargo test` for the host crates and adds its counts from the `test result:` lines.
+fn host_tests(tally: &mut Tally) -> Result {
+    step("host unit tests");
+    let mut command = cargo();
+    command.arg("test");
+    for krate in HOST_CRATES {
+        command.args(["--package", krate]);
+    }
+    let out = command.current_dir(root()).output().map_err(|e| format!("cargo test: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    for line in stdout.lines() {
+        // "test result: ok. 19 passed; 0 failed; 0 ignored; ..."
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .filter_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(word))
+                    .filter_map(|n| n.trim().parse::<usize>().ok())
+                    .sum::<usize>()
+            };
+            tally.passed += count(" passed");
+            tally.failed += count(" failed");
+        }
+    }
+    if !out.status.success() && tally.failed == 0 {
+        // A build error prints no result line; count it so the run cannot pass.
+        tally.record("host::cargo_test_builds", Some(format!("cargo test exited with {}", out.status)));
+    }
+    Ok(())
+}
+
+fn save_log(name: &str, run: &Run) -> Result {
+    let dir = artifacts::out_dir()?.join("logs");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut text = run.text();
+    if !run.stderr.is_empty() {
+        text.push_str("\n--- qemu stderr ---\n");
+        text.push_str(&run.stderr);
+    }
+    std::fs::write(dir.join(format!("{name}.log")), text).map_err(|e| format!("log {name}: {e}"))
+}
+
+fn boot(name: &str, image: &Path, uefi: bool, attach: Attach, timeout: Duration, stop_at_ready: bool) -> Result<Run> {
+    let firmware = if uefi { artifacts::uefi_firmware(name)? } else { Firmware::Bios };
+    let machine = Machine { image: image.to_path_buf(), firmware, attach, debug_exit: true };
+    let run = qemu::run(&machine, timeout, |line| stop_at_ready && line.contains(READY))
+        .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+    save_log(name, &run)?;
+    Ok(run)
+}
+
+/// Boots the test kernel and records each of its tests under `prefix`.
+fn kernel_suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool) -> Result {
+    step(&format!("kernel suite under {prefix}"));
+    let run = boot(&format!("suite-{prefix}"), image, uefi, Attach::Disk, RUN_TIMEOUT, false)?;
+    let report = verdict::parse(&run.text());
+    for test in &report.tests {
+        tally.record(&format!("{prefix}::{}", test.name), (!test.ok).then(|| test.detail.join("\n    ")));
+    }
+    // The run as a whole: summary, exit code, panics, hangs, test count.
+    let failure = report.failure(run.exit, MIN_KERNEL_TESTS);
+    if let Some(why) = &failure {
+        eprintln!("--- serial log of {prefix} (target/vessel/logs/suite-{prefix}.log) ---\n{}", run.text());
+        tally.record(&format!("{prefix}::suite_completed"), Some(why.clone()));
+    } else {
+        tally.record(&format!("{prefix}::suite_completed"), None);
+    }
+    Ok(())
+}
+
+/// Boots a shipped image and checks it reaches the ready line without a panic.
+fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: Attach) -> Result {
+    let run = boot(name, image, uefi, attach, RUN_TIMEOUT, true)?;
+    let text = run.text();
+    let failure = if run.exit != Exit::Stopped {
+        Some(format!("no ready line (QEMU {:?}); log in target/vessel/logs/{name}.log", run.exit))
+    } else if !text.contains("Vessel ") {
+        Some("no banner before the ready line".into())
+    } else {
+        verdict::parse(&text).panic.map(|p| format!("kernel panic: {p}"))
+    };
+    tally.record(&format!("boot::{name}"), failure);
+    Ok(())
+}
+
+/// Boots the test kernel with a fault injected and checks the harness calls the run failed for
+/// the right reason.
+fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, inject: &str, expect: &str) -> Result {
+    let name = format!("inject-{inject}");
+    let images: Images = artifacts::images_from(elf, builder, &name, &format!("inject={inject}\n"))?;
+    let timeout = if inject == "hang" { HANG_TIMEOUT } else { RUN_TIMEOUT };
+    let run = boot(&name, &images.bios, false, Attach::Disk, timeout, false)?;
+    let verdict = verdict::parse(&run.text()).failure(run.exit, MIN_KERNEL_TESTS);
+    let failure = match verdict {
+        None => Some(format!("harness passed a run with inject={inject}")),
+        Some(why) if !why.contains(expect) => Some(format!("wrong reason for inject={inject}: {why}")),
+        Some(_) => None,
+    };
+    tally.record(&format!("harness::notices_{}", inject.replace('-', "_")), failure);
+    Ok(())
+}
+
+/// The whole test command.
+pub fn run_all() -> Result {
+    let mut tally = Tally::default();
+    host_tests(&mut tally)?;
+    setup::ensure_qemu()?;
+
+    let builder = artifacts::image_builder()?;
+    let test_elf = artifacts::kernel(Flavor::Test)?;
+    let test_images = artifacts::images_from(&test_elf, &builder, "vessel-test", "")?;
+    kernel_suite(&mut tally, "bios", &test_images.bios, false)?;
+    kernel_suite(&mut tally, "uefi", &test_images.uefi, true)?;
+
+    step("boot checks of the shipped images (disk and USB stick, BIOS and UEFI)");
+    let shipped = artifacts::images(Flavor::Normal)?;
+    boot_check(&mut tally, "bios_disk_ready", &shipped.bios, false, Attach::Disk)?;
+    boot_check(&mut tally, "uefi_disk_ready", &shipped.uefi, true, Attach::Disk)?;
+    boot_check(&mut tally, "bios_usb_ready", &shipped.bios, false, Attach::Usb)?;
+    boot_check(&mut tally, "uefi_usb_ready", &shipped.uefi, true, Attach::Usb)?;
+
+    step("harness self-checks: injected failure, panic, hang and triple fault must be caught");
+    harness_check(&mut tally, &builder, &test_elf, "fail", "failed: harness::injected_failure")?;
+    harness_check(&mut tally, &builder, &test_elf, "panic", "kernel panic: ")?;
+    harness_check(&mut tally, &builder, &test_elf, "hang", "timed out")?;
+    harness_check(&mut tally, &builder, &test_elf, "triple-fault", "triple fault")?;
+
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed == 0 { Ok(()) } else { Err(format!("{} test(s) failed", tally.failed)) }
+}
