@@ -44,7 +44,13 @@ pub fn init(framebuffer: FrameBuffer) {
         column: 0,
         row: 0,
     });
-    log::info!("console: framebuffer {}x{} {:?}, {} bytes/pixel", info.width, info.height, info.pixel_format, info.bytes_per_pixel);
+    log::info!(
+        "console: framebuffer {}x{} {:?}, {} bytes/pixel",
+        info.width,
+        info.height,
+        info.pixel_format,
+        info.bytes_per_pixel
+    );
 }
 
 /// Prints to the console if there is one. Callers hold interrupts off (see `logger`).

@@ -87,7 +87,9 @@ pub fn init(rsdp: Option<u64>) {
                     MadtEntry::LocalX2Apic(x2) if x2.flags & 1 != 0 => platform.cpus += 1,
                     MadtEntry::IoApic(io) => {
                         platform.io_apics += 1;
-                        platform.io_apic_addr.get_or_insert(u64::from(io.io_apic_address));
+                        platform
+                            .io_apic_addr
+                            .get_or_insert(u64::from(io.io_apic_address));
                     }
                     _ => {}
                 }
@@ -100,20 +102,23 @@ pub fn init(rsdp: Option<u64>) {
         "acpi: {} CPU(s), {} I/O APIC(s){}, local APIC {:#x}, HPET {}",
         platform.cpus,
         platform.io_apics,
-        platform.io_apic_addr.map_or(Default::default(), |a| IoApicAt(a)),
+        IoApicAt(platform.io_apic_addr.unwrap_or(0)),
         platform.local_apic_addr,
-        if let Some(h) = platform.hpet_addr { HpetAt(h) } else { HpetAt(0) }
+        HpetAt(platform.hpet_addr.unwrap_or(0))
     );
     PLATFORM.call_once(|| platform);
 }
 
-/// Formats " at 0x..." for an I/O APIC address, or nothing.
-#[derive(Default)]
+/// Formats " (first at 0x...)" for an I/O APIC address, or nothing for 0.
 struct IoApicAt(u64);
 
 impl core::fmt::Display for IoApicAt {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.0 != 0 { write!(f, " (first at {:#x})", self.0) } else { Ok(()) }
+        if self.0 != 0 {
+            write!(f, " (first at {:#x})", self.0)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -122,6 +127,10 @@ struct HpetAt(u64);
 
 impl core::fmt::Display for HpetAt {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.0 != 0 { write!(f, "at {:#x}", self.0) } else { f.write_str("absent") }
+        if self.0 != 0 {
+            write!(f, "at {:#x}", self.0)
+        } else {
+            f.write_str("absent")
+        }
     }
 }

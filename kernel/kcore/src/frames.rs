@@ -41,7 +41,13 @@ impl<'a> FrameBitmap<'a> {
     /// managed.
     pub fn new(words: &'a mut [u64], usable: &'a [Range], in_use: &[Range]) -> Self {
         words.fill(0);
-        let mut bitmap = FrameBitmap { words, usable, total: 0, free: 0, cursor: 0 };
+        let mut bitmap = FrameBitmap {
+            words,
+            usable,
+            total: 0,
+            free: 0,
+            cursor: 0,
+        };
         for range in usable {
             for frame in range.start / PAGE_SIZE..range.end / PAGE_SIZE {
                 let addr = frame * PAGE_SIZE;
@@ -64,7 +70,9 @@ impl<'a> FrameBitmap<'a> {
 
     /// Marks a frame free; false if the bitmap does not cover it.
     fn set(&mut self, frame: u64) -> bool {
-        let Ok(word) = usize::try_from(frame / 64) else { return false };
+        let Ok(word) = usize::try_from(frame / 64) else {
+            return false;
+        };
         match self.words.get_mut(word) {
             Some(w) => {
                 *w |= 1 << (frame % 64);
@@ -93,7 +101,7 @@ impl<'a> FrameBitmap<'a> {
 
     /// Returns a frame taken with [`alloc`](Self::alloc).
     pub fn free(&mut self, addr: u64) -> Result<(), FrameError> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(FrameError::Misaligned);
         }
         let frame = addr / PAGE_SIZE;
@@ -133,7 +141,16 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const USABLE: [Range; 2] = [Range { start: 0x1000, end: 0x5000 }, Range { start: 0x10_000, end: 0x12_000 }];
+    const USABLE: [Range; 2] = [
+        Range {
+            start: 0x1000,
+            end: 0x5000,
+        },
+        Range {
+            start: 0x10_000,
+            end: 0x12_000,
+        },
+    ];
 
     #[test]
     fn hands_out_every_usable_frame_once_then_exhausts() {
@@ -142,7 +159,10 @@ mod tests {
         assert_eq!(bitmap.total_frames(), 6);
         let mut seen = HashSet::new();
         while let Some(addr) = bitmap.alloc() {
-            assert!(USABLE.iter().any(|r| r.contains(addr)), "{addr:#x} is not usable");
+            assert!(
+                USABLE.iter().any(|r| r.contains(addr)),
+                "{addr:#x} is not usable"
+            );
             assert!(seen.insert(addr), "{addr:#x} handed out twice");
         }
         assert_eq!(seen.len(), 6);
@@ -167,7 +187,10 @@ mod tests {
     #[test]
     fn in_use_frames_are_counted_but_never_handed_out() {
         let mut words = vec![0; words_for(0x12_000)];
-        let in_use = [Range { start: 0x2000, end: 0x4000 }];
+        let in_use = [Range {
+            start: 0x2000,
+            end: 0x4000,
+        }];
         let mut bitmap = FrameBitmap::new(&mut words, &USABLE, &in_use);
         assert_eq!((bitmap.total_frames(), bitmap.free_frames()), (6, 4));
         while let Some(addr) = bitmap.alloc() {
@@ -178,7 +201,10 @@ mod tests {
     #[test]
     fn frames_beyond_the_bitmap_are_not_managed() {
         let mut words = vec![0; 1]; // covers 64 frames = 0x40_000 bytes
-        let usable = [Range { start: 0x3f_000, end: 0x42_000 }];
+        let usable = [Range {
+            start: 0x3f_000,
+            end: 0x42_000,
+        }];
         let mut bitmap = FrameBitmap::new(&mut words, &usable, &[]);
         assert_eq!(bitmap.total_frames(), 1);
         assert_eq!(bitmap.free(0x40_000), Err(FrameError::NotManaged));

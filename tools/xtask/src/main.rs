@@ -67,13 +67,23 @@ type Result<T = ()> = std::result::Result<T, String>;
 /// The workspace root (the xtask lives in `tools/xtask`).
 fn root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).map_or(manifest.clone(), PathBuf::from)
+    manifest
+        .ancestors()
+        .nth(2)
+        .map_or(manifest.clone(), PathBuf::from)
 }
 
 /// Runs a command in the workspace root, failing with its command line if it fails.
 fn run_checked(command: &mut Command) -> Result {
-    let status = command.current_dir(root()).status().map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{command:?} failed ({status})")) }
+    let status = command
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed ({status})"))
+    }
 }
 
 /// A `cargo` command for the pinned toolchain.
@@ -89,7 +99,11 @@ fn step(what: &str) {
 fn run_qemu(uefi: bool, usb: bool, display: bool, extra: &[String]) -> Result {
     setup::ensure_qemu()?;
     let images = artifacts::images(artifacts::Flavor::Normal)?;
-    let firmware = if uefi { artifacts::uefi_firmware("run")? } else { Firmware::Bios };
+    let firmware = if uefi {
+        artifacts::uefi_firmware("run")?
+    } else {
+        Firmware::Bios
+    };
     let machine = Machine {
         image: if uefi { images.uefi } else { images.bios },
         firmware,
@@ -114,7 +128,12 @@ fn main() -> ExitCode {
             println!("bios: {}", images.bios.display());
             println!("uefi: {}", images.uefi.display());
         }),
-        Cmd::Run { uefi, usb, display, qemu_args } => run_qemu(uefi, usb, display, &qemu_args),
+        Cmd::Run {
+            uefi,
+            usb,
+            display,
+            qemu_args,
+        } => run_qemu(uefi, usb, display, &qemu_args),
         Cmd::Test => suites::run_all(),
         Cmd::Bench { runs } => bench::boot_times(runs),
         Cmd::Clippy => artifacts::clippy(),
