@@ -30,7 +30,7 @@ pub fn boot_times(runs: usize) -> Result {
     let images = artifacts::images(Flavor::Normal)?;
     for (label, uefi) in [("bios", false), ("uefi", true)] {
         step(&format!("{runs} boots under {label}"));
-        let (mut total, mut kernel, mut first_line, mut firmware) =
+        let (mut total, mut kernel, mut first_line, mut loader_at) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..runs.max(1) {
             let firmware = if uefi {
@@ -78,7 +78,7 @@ pub fn boot_times(runs: usize) -> Result {
                 at.as_secs_f64(),
                 us as f64 / 1000.0
             );
-            firmware.push(u64::try_from(loader.as_nanos()).unwrap_or(u64::MAX));
+            loader_at.push(u64::try_from(loader.as_nanos()).unwrap_or(u64::MAX));
             total.push(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX));
             first_line.push(u64::try_from(banner.as_nanos()).unwrap_or(u64::MAX));
             kernel.push(us * 1000);
