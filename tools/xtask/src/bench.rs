@@ -89,6 +89,10 @@ pub fn boot_times(runs: usize) -> Result {
             median(&mut total)
         );
         println!(
+            "RESULT boot_to_bootloader_log_{label} n={n} {} ns/boot",
+            median(&mut loader_at)
+        );
+        println!(
             "RESULT boot_to_first_kernel_line_{label} n={n} {} ns/boot",
             median(&mut first_line)
         );
