@@ -29,12 +29,35 @@ struct Console {
 
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 
+/// Output printed before the framebuffer was taken over (the first boot-log lines), replayed on
+/// the screen by `init` so a bare-metal boot shows the whole log. Overflow is dropped.
+static BACKLOG: Mutex<Backlog> = Mutex::new(Backlog { bytes: [0; 4096], len: 0 });
+
+struct Backlog {
+    bytes: [u8; 4096],
+    len: usize,
+}
+
+impl Write for Backlog {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.bytes.len() - self.len;
+        // Cut at a character boundary so the replay stays valid UTF-8.
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
 /// Takes over the framebuffer and clears it.
 pub fn init(framebuffer: FrameBuffer) {
     let info = framebuffer.info();
     let buffer = framebuffer.into_buffer();
     buffer.fill(0);
-    *CONSOLE.lock() = Some(Console {
+    let mut console = Console {
         buffer,
         width: info.width,
         height: info.height,
@@ -43,7 +66,11 @@ pub fn init(framebuffer: FrameBuffer) {
         format: info.pixel_format,
         column: 0,
         row: 0,
-    });
+    };
+    let backlog = BACKLOG.lock();
+    let _ = console.write_str(core::str::from_utf8(&backlog.bytes[..backlog.len]).unwrap_or(""));
+    drop(backlog);
+    x86_64::instructions::interrupts::without_interrupts(|| *CONSOLE.lock() = Some(console));
     log::info!(
         "console: framebuffer {}x{} {:?}, {} bytes/pixel",
         info.width,
@@ -55,8 +82,13 @@ pub fn init(framebuffer: FrameBuffer) {
 
 /// Prints to the console if there is one. Callers hold interrupts off (see `logger`).
 pub fn print(args: fmt::Arguments<'_>) {
-    if let Some(console) = CONSOLE.lock().as_mut() {
-        let _ = console.write_fmt(args);
+    match CONSOLE.lock().as_mut() {
+        Some(console) => {
+            let _ = console.write_fmt(args);
+        }
+        None => {
+            let _ = BACKLOG.lock().write_fmt(args);
+        }
     }
 }
 
@@ -136,4 +168,26 @@ impl Write for Console {
         s.chars().for_each(|c| self.put_char(c));
         Ok(())
     }
+}
+
+/// The cursor (row, column), if there is a console.
+pub fn cursor() -> Option<(usize, usize)> {
+    x86_64::instructions::interrupts::without_interrupts(|| CONSOLE.lock().as_ref().map(|c| (c.row, c.column)))
+}
+
+/// How many pixel bytes of the text cell at (row, column) are not black.
+pub fn lit_bytes_in_cell(row: usize, column: usize) -> Option<usize> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let guard = CONSOLE.lock();
+        let c = guard.as_ref()?;
+        let x0 = MARGIN + column * get_raster_width(WEIGHT, HEIGHT);
+        let y0 = MARGIN + row * LINE_HEIGHT;
+        let mut lit = 0;
+        for y in y0..y0 + LINE_HEIGHT {
+            let start = (y * c.stride + x0) * c.bytes_per_pixel;
+            let end = start + get_raster_width(WEIGHT, HEIGHT) * c.bytes_per_pixel;
+            lit += c.buffer.get(start..end)?.iter().filter(|&&b| b != 0).count();
+        }
+        Some(lit)
+    })
 }

@@ -42,20 +42,13 @@ pub fn init() {
         "entropy: RDRAND {}, RDSEED {}{}",
         if s.rdrand { "available" } else { "absent" },
         if s.rdseed { "available" } else { "absent" },
-        if s.rdrand || s.rdseed {
-            ""
-        } else {
-            " - using TSC-jitter fallback"
-        }
+        if s.rdrand || s.rdseed { "" } else { " - using TSC-jitter fallback" }
     );
 }
 
 /// The hardware sources found at boot.
 pub fn sources() -> Sources {
-    Sources {
-        rdrand: HAS_RDRAND.load(Ordering::Relaxed),
-        rdseed: HAS_RDSEED.load(Ordering::Relaxed),
-    }
+    Sources { rdrand: HAS_RDRAND.load(Ordering::Relaxed), rdseed: HAS_RDSEED.load(Ordering::Relaxed) }
 }
 
 /// SplitMix64's finaliser: a bijective, well-spread mix of 64 bits.

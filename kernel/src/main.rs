@@ -59,10 +59,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::x86_64::init_interrupts();
     time::start_ticks();
 
-    log::info!(
-        "kernel ready in {} us (since bootloader hand-over)",
-        time::since_boot_ns() / 1000
-    );
+    log::info!("kernel ready in {} us (since bootloader hand-over)", time::since_boot_ns() / 1000);
 
     #[cfg(feature = "ktest")]
     ktest::run(&args);

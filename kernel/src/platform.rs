@@ -87,9 +87,7 @@ pub fn init(rsdp: Option<u64>) {
                     MadtEntry::LocalX2Apic(x2) if x2.flags & 1 != 0 => platform.cpus += 1,
                     MadtEntry::IoApic(io) => {
                         platform.io_apics += 1;
-                        platform
-                            .io_apic_addr
-                            .get_or_insert(u64::from(io.io_apic_address));
+                        platform.io_apic_addr.get_or_insert(u64::from(io.io_apic_address));
                     }
                     _ => {}
                 }
@@ -114,11 +112,7 @@ struct IoApicAt(u64);
 
 impl core::fmt::Display for IoApicAt {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.0 != 0 {
-            write!(f, " (first at {:#x})", self.0)
-        } else {
-            Ok(())
-        }
+        if self.0 != 0 { write!(f, " (first at {:#x})", self.0) } else { Ok(()) }
     }
 }
 
@@ -127,10 +121,6 @@ struct HpetAt(u64);
 
 impl core::fmt::Display for HpetAt {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.0 != 0 {
-            write!(f, "at {:#x}", self.0)
-        } else {
-            f.write_str("absent")
-        }
+        if self.0 != 0 { write!(f, "at {:#x}", self.0) } else { f.write_str("absent") }
     }
 }

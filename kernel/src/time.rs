@@ -44,10 +44,7 @@ pub fn since_boot_ns() -> u64 {
 /// Starts the periodic APIC timer at [`TICK_HZ`].
 pub fn start_ticks() {
     let per_tick = apic::start_timer(TICK_HZ);
-    log::info!(
-        "timer: local APIC periodic at {TICK_HZ} Hz ({per_tick} counts/tick), TSC {} MHz",
-        tsc_khz() / 1000
-    );
+    log::info!("timer: local APIC periodic at {TICK_HZ} Hz ({per_tick} counts/tick), TSC {} MHz", tsc_khz() / 1000);
 }
 
 /// Called by the timer interrupt.

@@ -12,9 +12,7 @@ pub struct BootArgs<'a> {
 impl<'a> BootArgs<'a> {
     /// Reads arguments from raw bytes (invalid UTF-8 reads as no arguments).
     pub fn parse(bytes: &'a [u8]) -> Self {
-        BootArgs {
-            text: core::str::from_utf8(bytes).unwrap_or(""),
-        }
+        BootArgs { text: core::str::from_utf8(bytes).unwrap_or("") }
     }
 
     /// All `(key, value)` pairs in order; a bare word has an empty value.
@@ -27,10 +25,7 @@ impl<'a> BootArgs<'a> {
 
     /// The value of the last occurrence of `key`.
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.pairs()
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-            .last()
+        self.pairs().filter(|(k, _)| *k == key).map(|(_, v)| v).last()
     }
 }
 
@@ -49,10 +44,7 @@ mod tests {
 
     #[test]
     fn hostile_bytes_read_as_nothing() {
-        assert_eq!(
-            BootArgs::parse(&[b'a', b'=', 0xff, 0xfe]).pairs().count(),
-            0
-        );
+        assert_eq!(BootArgs::parse(&[b'a', b'=', 0xff, 0xfe]).pairs().count(), 0);
         assert_eq!(BootArgs::parse(b"").pairs().count(), 0);
         assert_eq!(BootArgs::parse(b"=x").get(""), Some("x"));
     }

@@ -41,13 +41,7 @@ impl<'a> FrameBitmap<'a> {
     /// managed.
     pub fn new(words: &'a mut [u64], usable: &'a [Range], in_use: &[Range]) -> Self {
         words.fill(0);
-        let mut bitmap = FrameBitmap {
-            words,
-            usable,
-            total: 0,
-            free: 0,
-            cursor: 0,
-        };
+        let mut bitmap = FrameBitmap { words, usable, total: 0, free: 0, cursor: 0 };
         for range in usable {
             for frame in range.start / PAGE_SIZE..range.end / PAGE_SIZE {
                 let addr = frame * PAGE_SIZE;
@@ -119,10 +113,7 @@ impl<'a> FrameBitmap<'a> {
     /// Whether the frame at `addr` is currently free.
     pub fn is_free(&self, addr: u64) -> bool {
         let frame = addr / PAGE_SIZE;
-        usize::try_from(frame / 64)
-            .ok()
-            .and_then(|w| self.words.get(w))
-            .is_some_and(|w| w & (1 << (frame % 64)) != 0)
+        usize::try_from(frame / 64).ok().and_then(|w| self.words.get(w)).is_some_and(|w| w & (1 << (frame % 64)) != 0)
     }
 
     /// Frames currently free.
@@ -141,16 +132,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const USABLE: [Range; 2] = [
-        Range {
-            start: 0x1000,
-            end: 0x5000,
-        },
-        Range {
-            start: 0x10_000,
-            end: 0x12_000,
-        },
-    ];
+    const USABLE: [Range; 2] = [Range { start: 0x1000, end: 0x5000 }, Range { start: 0x10_000, end: 0x12_000 }];
 
     #[test]
     fn hands_out_every_usable_frame_once_then_exhausts() {
@@ -159,10 +141,7 @@ mod tests {
         assert_eq!(bitmap.total_frames(), 6);
         let mut seen = HashSet::new();
         while let Some(addr) = bitmap.alloc() {
-            assert!(
-                USABLE.iter().any(|r| r.contains(addr)),
-                "{addr:#x} is not usable"
-            );
+            assert!(USABLE.iter().any(|r| r.contains(addr)), "{addr:#x} is not usable");
             assert!(seen.insert(addr), "{addr:#x} handed out twice");
         }
         assert_eq!(seen.len(), 6);
@@ -187,10 +166,7 @@ mod tests {
     #[test]
     fn in_use_frames_are_counted_but_never_handed_out() {
         let mut words = vec![0; words_for(0x12_000)];
-        let in_use = [Range {
-            start: 0x2000,
-            end: 0x4000,
-        }];
+        let in_use = [Range { start: 0x2000, end: 0x4000 }];
         let mut bitmap = FrameBitmap::new(&mut words, &USABLE, &in_use);
         assert_eq!((bitmap.total_frames(), bitmap.free_frames()), (6, 4));
         while let Some(addr) = bitmap.alloc() {
@@ -201,10 +177,7 @@ mod tests {
     #[test]
     fn frames_beyond_the_bitmap_are_not_managed() {
         let mut words = vec![0; 1]; // covers 64 frames = 0x40_000 bytes
-        let usable = [Range {
-            start: 0x3f_000,
-            end: 0x42_000,
-        }];
+        let usable = [Range { start: 0x3f_000, end: 0x42_000 }];
         let mut bitmap = FrameBitmap::new(&mut words, &usable, &[]);
         assert_eq!(bitmap.total_frames(), 1);
         assert_eq!(bitmap.free(0x40_000), Err(FrameError::NotManaged));

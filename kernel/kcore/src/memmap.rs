@@ -88,9 +88,7 @@ pub struct UsableMap<const N: usize> {
 }
 
 fn align_up(value: u64) -> Option<u64> {
-    value
-        .checked_add(PAGE_SIZE - 1)
-        .map(|v| v & !(PAGE_SIZE - 1))
+    value.checked_add(PAGE_SIZE - 1).map(|v| v & !(PAGE_SIZE - 1))
 }
 
 fn align_down(value: u64) -> u64 {
@@ -104,11 +102,7 @@ impl<const N: usize> UsableMap<N> {
     where
         I: IntoIterator<Item = (Range, RegionKind)> + Clone,
     {
-        let mut map = UsableMap {
-            ranges: [Range::default(); N],
-            len: 0,
-            dropped: 0,
-        };
+        let mut map = UsableMap { ranges: [Range::default(); N], len: 0, dropped: 0 };
         for (range, kind) in regions.clone() {
             if kind != RegionKind::Usable {
                 continue;
@@ -168,10 +162,7 @@ impl<const N: usize> UsableMap<N> {
         while i < self.len {
             let r = self.ranges[i];
             if r.start <= new.end && new.start <= r.end {
-                new = Range {
-                    start: r.start.min(new.start),
-                    end: r.end.max(new.end),
-                };
+                new = Range { start: r.start.min(new.start), end: r.end.max(new.end) };
                 self.delete_at(i);
             } else {
                 i += 1;
@@ -196,14 +187,8 @@ impl<const N: usize> UsableMap<N> {
                 i += 1;
                 continue;
             }
-            let left = Range {
-                start: r.start,
-                end: cut.start.max(r.start),
-            };
-            let right = Range {
-                start: cut.end.min(r.end),
-                end: r.end,
-            };
+            let left = Range { start: r.start, end: cut.start.max(r.start) };
+            let right = Range { start: cut.end.min(r.end), end: r.end };
             self.delete_at(i);
             // Re-inserting keeps the order; the pieces cannot overlap anything else.
             for piece in [left, right] {
@@ -301,16 +286,7 @@ mod tests {
             (r(0x1000, 0x3000), RegionKind::Usable),
             (r(0x3000, 0x4000), RegionKind::Bootloader),
         ]);
-        assert_eq!(
-            s,
-            Summary {
-                regions: 3,
-                usable: 0x2000,
-                bootloader: 0x1000,
-                reserved: 0x1000,
-                max_addr: 0x4000
-            }
-        );
+        assert_eq!(s, Summary { regions: 3, usable: 0x2000, bootloader: 0x1000, reserved: 0x1000, max_addr: 0x4000 });
     }
 
     #[test]
@@ -339,18 +315,9 @@ mod tests {
             for page in 0..(0x50_000 / PAGE_SIZE) {
                 let (lo, hi) = (page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
                 let usable = page != 0
-                    && regions
-                        .iter()
-                        .any(|(g, k)| *k == RegionKind::Usable && g.start <= lo && hi <= g.end)
-                    && !regions
-                        .iter()
-                        .any(|(g, k)| *k != RegionKind::Usable && g.start < hi && lo < g.end);
-                assert_eq!(
-                    map.contains(lo),
-                    usable,
-                    "page {page:#x} in {regions:?} -> {:?}",
-                    map.ranges()
-                );
+                    && regions.iter().any(|(g, k)| *k == RegionKind::Usable && g.start <= lo && hi <= g.end)
+                    && !regions.iter().any(|(g, k)| *k != RegionKind::Usable && g.start < hi && lo < g.end);
+                assert_eq!(map.contains(lo), usable, "page {page:#x} in {regions:?} -> {:?}", map.ranges());
             }
             assert!(map.ranges().windows(2).all(|w| w[0].end < w[1].start));
         }

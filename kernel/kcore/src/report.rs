@@ -108,11 +108,7 @@ pub fn vector_name(vector: u64) -> &'static str {
         "security exception",
         "reserved (31)",
     ];
-    usize::try_from(vector)
-        .ok()
-        .and_then(|v| NAMES.get(v))
-        .copied()
-        .unwrap_or("external interrupt")
+    usize::try_from(vector).ok().and_then(|v| NAMES.get(v)).copied().unwrap_or("external interrupt")
 }
 
 /// Whether the CPU pushes an error code for this exception vector.
@@ -127,11 +123,7 @@ pub struct PageFaultCode(pub u64);
 impl fmt::Display for PageFaultCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.0;
-        let what = if c & 1 != 0 {
-            "protection violation"
-        } else {
-            "page not present"
-        };
+        let what = if c & 1 != 0 { "protection violation" } else { "page not present" };
         let access = if c & 16 != 0 {
             "instruction fetch"
         } else if c & 2 != 0 {
@@ -159,20 +151,9 @@ pub struct FaultReport<'a> {
 impl fmt::Display for FaultReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = self.frame;
-        write!(
-            f,
-            "{} (vector {}) error code {:#x}",
-            vector_name(t.vector),
-            t.vector,
-            t.error_code
-        )?;
+        write!(f, "{} (vector {}) error code {:#x}", vector_name(t.vector), t.vector, t.error_code)?;
         if t.vector == 14 {
-            write!(
-                f,
-                " [{}] at address {:#018x}",
-                PageFaultCode(t.error_code),
-                self.cr2
-            )?;
+            write!(f, " [{}] at address {:#018x}", PageFaultCode(t.error_code), self.cr2)?;
         }
         writeln!(f)?;
         writeln!(
@@ -180,26 +161,10 @@ impl fmt::Display for FaultReport<'_> {
             "  rip {:#018x}  cs {:#06x}  rflags {:#010x}  rsp {:#018x}  ss {:#06x}",
             t.rip, t.cs, t.rflags, t.rsp, t.ss
         )?;
-        writeln!(
-            f,
-            "  rax {:#018x}  rbx {:#018x}  rcx {:#018x}  rdx {:#018x}",
-            t.rax, t.rbx, t.rcx, t.rdx
-        )?;
-        writeln!(
-            f,
-            "  rsi {:#018x}  rdi {:#018x}  rbp {:#018x}  r8  {:#018x}",
-            t.rsi, t.rdi, t.rbp, t.r8
-        )?;
-        writeln!(
-            f,
-            "  r9  {:#018x}  r10 {:#018x}  r11 {:#018x}  r12 {:#018x}",
-            t.r9, t.r10, t.r11, t.r12
-        )?;
-        write!(
-            f,
-            "  r13 {:#018x}  r14 {:#018x}  r15 {:#018x}",
-            t.r13, t.r14, t.r15
-        )
+        writeln!(f, "  rax {:#018x}  rbx {:#018x}  rcx {:#018x}  rdx {:#018x}", t.rax, t.rbx, t.rcx, t.rdx)?;
+        writeln!(f, "  rsi {:#018x}  rdi {:#018x}  rbp {:#018x}  r8  {:#018x}", t.rsi, t.rdi, t.rbp, t.r8)?;
+        writeln!(f, "  r9  {:#018x}  r10 {:#018x}  r11 {:#018x}  r12 {:#018x}", t.r9, t.r10, t.r11, t.r12)?;
+        write!(f, "  r13 {:#018x}  r14 {:#018x}  r15 {:#018x}", t.r13, t.r14, t.r15)
     }
 }
 
@@ -237,25 +202,13 @@ mod tests {
 
     #[test]
     fn page_fault_report_names_the_access() {
-        let frame = TrapFrame {
-            vector: 14,
-            error_code: 0b0110,
-            rip: 0x1234,
-            ..TrapFrame::default()
-        };
-        let text = FaultReport {
-            frame: &frame,
-            cr2: 0xdead_b000,
-        }
-        .to_string();
+        let frame = TrapFrame { vector: 14, error_code: 0b0110, rip: 0x1234, ..TrapFrame::default() };
+        let text = FaultReport { frame: &frame, cr2: 0xdead_b000 }.to_string();
         assert!(text.starts_with("page fault (vector 14) error code 0x6 [page not present, write, user mode] at address 0x00000000deadb000"), "{text}");
         assert!(text.contains("rip 0x0000000000001234"), "{text}");
         assert_eq!(text.lines().count(), 6, "{text}");
         let fetch = PageFaultCode(0b10001).to_string();
-        assert_eq!(
-            fetch,
-            "protection violation, instruction fetch, kernel mode"
-        );
+        assert_eq!(fetch, "protection violation, instruction fetch, kernel mode");
     }
 
     #[test]

@@ -14,43 +14,20 @@ use crate::check;
 use crate::mem::{frames, heap, paging, phys_to_virt};
 
 pub static TESTS: &[Test] = &[
-    Test {
-        name: "frames::alloc_free_round_trip",
-        run: alloc_free_round_trip,
-    },
-    Test {
-        name: "frames::exhaustion_then_full_return",
-        run: exhaustion_then_full_return,
-    },
-    Test {
-        name: "paging::map_write_read_unmap",
-        run: map_write_read_unmap,
-    },
-    Test {
-        name: "paging::read_only_page_refuses_writes",
-        run: read_only_page_refuses_writes,
-    },
-    Test {
-        name: "paging::double_map_and_bad_unmap_refused",
-        run: double_map_and_bad_unmap_refused,
-    },
-    Test {
-        name: "heap::stress_many_sizes",
-        run: heap_stress_many_sizes,
-    },
-    Test {
-        name: "heap::large_alignments",
-        run: heap_large_alignments,
-    },
+    Test { name: "frames::alloc_free_round_trip", run: alloc_free_round_trip },
+    Test { name: "frames::exhaustion_then_full_return", run: exhaustion_then_full_return },
+    Test { name: "paging::map_write_read_unmap", run: map_write_read_unmap },
+    Test { name: "paging::read_only_page_refuses_writes", run: read_only_page_refuses_writes },
+    Test { name: "paging::double_map_and_bad_unmap_refused", run: double_map_and_bad_unmap_refused },
+    Test { name: "heap::stress_many_sizes", run: heap_stress_many_sizes },
+    Test { name: "heap::large_alignments", run: heap_large_alignments },
 ];
 
 /// A kernel slot reserved for tests, so test mappings never touch real ones.
 static TEST_SLOT: Once<Option<u64>> = Once::new();
 
 fn test_page(index: u64) -> Result<u64, alloc::string::String> {
-    let base = TEST_SLOT
-        .call_once(paging::claim_slot)
-        .ok_or("no kernel slot free for tests")?;
+    let base = TEST_SLOT.call_once(paging::claim_slot).ok_or("no kernel slot free for tests")?;
     Ok(base + index * PAGE_SIZE)
 }
 
@@ -59,29 +36,13 @@ fn alloc_free_round_trip() -> TestResult {
     let a = frames::alloc().ok_or("no frame")?;
     let b = frames::alloc().ok_or("no second frame")?;
     check!(a != b, "two allocations returned the same frame {a:#x}");
-    check!(
-        a % PAGE_SIZE == 0 && b % PAGE_SIZE == 0,
-        "unaligned frames {a:#x} {b:#x}"
-    );
-    check!(
-        frames::counts().0 == free_before - 2,
-        "free count did not drop by 2"
-    );
+    check!(a % PAGE_SIZE == 0 && b % PAGE_SIZE == 0, "unaligned frames {a:#x} {b:#x}");
+    check!(frames::counts().0 == free_before - 2, "free count did not drop by 2");
     frames::free(a).map_err(|e| alloc::format!("free a: {e:?}"))?;
     frames::free(b).map_err(|e| alloc::format!("free b: {e:?}"))?;
-    check!(
-        frames::free(a) == Err(FrameError::DoubleFree),
-        "double free not refused"
-    );
-    check!(
-        frames::free(a + 1) == Err(FrameError::Misaligned),
-        "misaligned free not refused"
-    );
-    check!(
-        frames::counts() == (free_before, total),
-        "counts not restored: {:?}",
-        frames::counts()
-    );
+    check!(frames::free(a) == Err(FrameError::DoubleFree), "double free not refused");
+    check!(frames::free(a + 1) == Err(FrameError::Misaligned), "misaligned free not refused");
+    check!(frames::counts() == (free_before, total), "counts not restored: {:?}", frames::counts());
     Ok(())
 }
 
@@ -104,15 +65,8 @@ fn exhaustion_then_full_return() -> TestResult {
         head = next;
     }
     check!(exhausted, "allocation succeeded after exhaustion");
-    check!(
-        taken == free_before,
-        "took {taken} frames but {free_before} were free"
-    );
-    check!(
-        frames::counts().0 == free_before,
-        "free count {} != {free_before} after returning all",
-        frames::counts().0
-    );
+    check!(taken == free_before, "took {taken} frames but {free_before} were free");
+    check!(frames::counts().0 == free_before, "free count {} != {free_before} after returning all", frames::counts().0);
     Ok(())
 }
 
@@ -122,11 +76,7 @@ fn map_write_read_unmap() -> TestResult {
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     paging::map(page, frame, flags).map_err(|e| alloc::format!("map: {e:?}"))?;
     let (phys, seen) = paging::translate(page + 8).ok_or("mapped page does not translate")?;
-    check!(
-        phys == frame + 8,
-        "translates to {phys:#x}, expected {:#x}",
-        frame + 8
-    );
+    check!(phys == frame + 8, "translates to {phys:#x}, expected {:#x}", frame + 8);
     check!(seen.contains(flags), "flags {seen:?} lack {flags:?}");
     probe::write_u64(page + 8, 0x5eed_f00d).map_err(|f| alloc::format!("write faulted: {f:?}"))?;
     // The write went to the frame: read it back through the direct map as well.
@@ -135,17 +85,9 @@ fn map_write_read_unmap() -> TestResult {
     check!(direct == 0x5eed_f00d, "direct map reads {direct:#x}");
     let unmapped = paging::unmap(page).map_err(|e| alloc::format!("unmap: {e:?}"))?;
     check!(unmapped == frame, "unmap returned {unmapped:#x}");
-    let fault = probe::read_u64(page + 8)
-        .err()
-        .ok_or("read after unmap did not fault")?;
-    check!(
-        fault.vector == 14 && fault.addr == page + 8,
-        "wrong fault {fault:?}"
-    );
-    check!(
-        fault.error_code & 1 == 0,
-        "not a not-present fault: {fault:?}"
-    );
+    let fault = probe::read_u64(page + 8).err().ok_or("read after unmap did not fault")?;
+    check!(fault.vector == 14 && fault.addr == page + 8, "wrong fault {fault:?}");
+    check!(fault.error_code & 1 == 0, "not a not-present fault: {fault:?}");
     frames::free(frame).map_err(|e| alloc::format!("free: {e:?}"))?;
     Ok(())
 }
@@ -153,31 +95,16 @@ fn map_write_read_unmap() -> TestResult {
 fn read_only_page_refuses_writes() -> TestResult {
     let page = test_page(1)?;
     let frame = frames::alloc_zeroed().ok_or("no frame")?;
-    paging::map(
-        page,
-        frame,
-        PageTableFlags::PRESENT | PageTableFlags::NO_EXECUTE,
-    )
-    .map_err(|e| alloc::format!("map: {e:?}"))?;
+    paging::map(page, frame, PageTableFlags::PRESENT | PageTableFlags::NO_EXECUTE)
+        .map_err(|e| alloc::format!("map: {e:?}"))?;
     let value = probe::read_u64(page).map_err(|f| alloc::format!("read faulted: {f:?}"))?;
     check!(value == 0, "zeroed frame reads {value:#x}");
-    let fault = probe::write_u64(page, 1)
-        .err()
-        .ok_or("write to a read-only page succeeded")?;
-    check!(
-        fault.vector == 14 && fault.addr == page,
-        "wrong fault {fault:?}"
-    );
-    check!(
-        fault.error_code & 0b11 == 0b11,
-        "expected a protection violation on write: {fault:?}"
-    );
+    let fault = probe::write_u64(page, 1).err().ok_or("write to a read-only page succeeded")?;
+    check!(fault.vector == 14 && fault.addr == page, "wrong fault {fault:?}");
+    check!(fault.error_code & 0b11 == 0b11, "expected a protection violation on write: {fault:?}");
     // Remap writable in place: the same write now succeeds.
-    paging::protect(
-        page,
-        PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
-    )
-    .map_err(|e| alloc::format!("protect: {e:?}"))?;
+    paging::protect(page, PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE)
+        .map_err(|e| alloc::format!("protect: {e:?}"))?;
     probe::write_u64(page, 7).map_err(|f| alloc::format!("write after remap faulted: {f:?}"))?;
     check!(probe::read_u64(page) == Ok(7), "value not written");
     paging::unmap(page).map_err(|e| alloc::format!("unmap: {e:?}"))?;
@@ -190,15 +117,9 @@ fn double_map_and_bad_unmap_refused() -> TestResult {
     let frame = frames::alloc().ok_or("no frame")?;
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
     paging::map(page, frame, flags).map_err(|e| alloc::format!("map: {e:?}"))?;
-    check!(
-        paging::map(page, frame, flags) == Err(paging::MapError::AlreadyMapped),
-        "second map not refused"
-    );
+    check!(paging::map(page, frame, flags) == Err(paging::MapError::AlreadyMapped), "second map not refused");
     paging::unmap(page).map_err(|e| alloc::format!("unmap: {e:?}"))?;
-    check!(
-        paging::unmap(page) == Err(paging::MapError::NotMapped),
-        "unmapping an unmapped page not refused"
-    );
+    check!(paging::unmap(page) == Err(paging::MapError::NotMapped), "unmapping an unmapped page not refused");
     frames::free(frame).map_err(|e| alloc::format!("free: {e:?}"))?;
     Ok(())
 }
@@ -218,28 +139,17 @@ fn heap_stress_many_sizes() -> TestResult {
             let victim = (next() % live.len() as u64) as usize;
             let block = live.swap_remove(victim);
             let tag = block.len() as u8;
-            check!(
-                block.iter().all(|&b| b == tag),
-                "block of {} bytes corrupted",
-                block.len()
-            );
+            check!(block.iter().all(|&b| b == tag), "block of {} bytes corrupted", block.len());
         } else {
-            let size = [1, 7, 16, 100, 512, 4000, 4096, 9000, 65536][(next() % 9) as usize]
-                + (round % 5) as usize;
+            let size = [1, 7, 16, 100, 512, 4000, 4096, 9000, 65536][(next() % 9) as usize] + (round % 5) as usize;
             let mut block = Vec::new();
-            block
-                .try_reserve_exact(size)
-                .map_err(|e| alloc::format!("alloc {size}: {e}"))?;
+            block.try_reserve_exact(size).map_err(|e| alloc::format!("alloc {size}: {e}"))?;
             block.resize(size, size as u8);
             live.push(block);
         }
     }
     drop(live);
-    check!(
-        heap::used() == used_before,
-        "heap use {} != {used_before} after freeing everything",
-        heap::used()
-    );
+    check!(heap::used() == used_before, "heap use {} != {used_before} after freeing everything", heap::used());
     Ok(())
 }
 

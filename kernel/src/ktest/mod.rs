@@ -38,9 +38,7 @@ macro_rules! check {
 }
 
 fn injected_failure() -> TestResult {
-    Err(String::from(
-        "deliberate failure requested by boot argument inject=fail",
-    ))
+    Err(String::from("deliberate failure requested by boot argument inject=fail"))
 }
 
 fn injected_panic() -> TestResult {
@@ -55,10 +53,7 @@ fn injected_hang() -> TestResult {
 }
 
 fn injected_triple_fault() -> TestResult {
-    let empty = x86_64::structures::DescriptorTablePointer {
-        limit: 0,
-        base: x86_64::VirtAddr::zero(),
-    };
+    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::zero() };
     // SAFETY: deliberately not sound: with an empty IDT the breakpoint cannot be delivered, the
     // resulting #GP and #DF cannot either, and the CPU resets (QEMU exits under -no-reboot).
     unsafe {
@@ -71,22 +66,10 @@ fn injected_triple_fault() -> TestResult {
 /// Runs the suite and exits QEMU; never returns.
 pub fn run(args: &BootArgs<'_>) -> ! {
     let mut tests: alloc::vec::Vec<&Test> = memory::TESTS.iter().chain(cpu::TESTS.iter()).collect();
-    let injected_fail = Test {
-        name: "harness::injected_failure",
-        run: injected_failure,
-    };
-    let injected_panic = Test {
-        name: "harness::injected_panic",
-        run: injected_panic,
-    };
-    let injected_hang = Test {
-        name: "harness::injected_hang",
-        run: injected_hang,
-    };
-    let injected_triple = Test {
-        name: "harness::injected_triple_fault",
-        run: injected_triple_fault,
-    };
+    let injected_fail = Test { name: "harness::injected_failure", run: injected_failure };
+    let injected_panic = Test { name: "harness::injected_panic", run: injected_panic };
+    let injected_hang = Test { name: "harness::injected_hang", run: injected_hang };
+    let injected_triple = Test { name: "harness::injected_triple_fault", run: injected_triple_fault };
     match args.get("inject") {
         Some("fail") => tests.push(&injected_fail),
         Some("panic") => tests.push(&injected_panic),
@@ -109,10 +92,6 @@ pub fn run(args: &BootArgs<'_>) -> ! {
         }
     }
     kprintln!("{passed} passed, {failed} failed");
-    qemu_exit(if failed == 0 {
-        QemuExit::Success
-    } else {
-        QemuExit::Failure
-    });
+    qemu_exit(if failed == 0 { QemuExit::Success } else { QemuExit::Failure });
     halt_forever()
 }

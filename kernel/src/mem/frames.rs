@@ -29,14 +29,10 @@ where
     let Some(home) = usable.ranges().iter().find(|r| r.len() >= bytes) else {
         panic!("no usable range can hold the {} frame bitmap", Bytes(bytes));
     };
-    let storage = Range {
-        start: home.start,
-        end: home.start + bytes,
-    };
+    let storage = Range { start: home.start, end: home.start + bytes };
     // SAFETY: `storage` is usable RAM (from the map), reached through the direct map, and is
     // marked in use in the bitmap below, so no frame allocation ever hands it out again.
-    let slice =
-        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage.start) as *mut u64, words) };
+    let slice = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage.start) as *mut u64, words) };
     let bitmap = FrameBitmap::new(slice, usable.ranges(), &[storage]);
     log::info!(
         "frames: {} free of {} ({} ranges, bitmap {}{})",
@@ -44,11 +40,7 @@ where
         bitmap.total_frames(),
         usable.ranges().len(),
         Bytes(bytes),
-        if usable.dropped_bytes() > 0 {
-            " - some RAM not managed: map too fragmented"
-        } else {
-            ""
-        }
+        if usable.dropped_bytes() > 0 { " - some RAM not managed: map too fragmented" } else { "" }
     );
     FRAMES.call_once(|| Mutex::new(bitmap));
 }
@@ -69,9 +61,7 @@ pub fn alloc_zeroed() -> Option<u64> {
 
 /// Returns a frame; double frees and foreign addresses are refused.
 pub fn free(addr: u64) -> Result<(), FrameError> {
-    FRAMES
-        .get()
-        .map_or(Err(FrameError::NotManaged), |f| f.lock().free(addr))
+    FRAMES.get().map_or(Err(FrameError::NotManaged), |f| f.lock().free(addr))
 }
 
 /// (free, total) frame counts.

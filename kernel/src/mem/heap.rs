@@ -16,14 +16,10 @@ static HEAP: LockedHeap = LockedHeap::empty();
 
 /// Maps the heap region and hands it to the allocator.
 pub fn init() {
-    let Some(base) = paging::claim_slot() else {
-        panic!("no free kernel slot for the heap")
-    };
+    let Some(base) = paging::claim_slot() else { panic!("no free kernel slot for the heap") };
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     for offset in (0..HEAP_SIZE).step_by(4096) {
-        let Some(frame) = frames::alloc() else {
-            panic!("out of memory while mapping the kernel heap")
-        };
+        let Some(frame) = frames::alloc() else { panic!("out of memory while mapping the kernel heap") };
         if let Err(e) = paging::map(base + offset, frame, flags) {
             panic!("mapping the kernel heap: {e:?}");
         }

@@ -50,17 +50,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> BootResources {
     };
     PHYS_OFFSET.store(offset, Ordering::Relaxed);
 
-    let regions = || {
-        boot_info.memory_regions.iter().map(|r| {
-            (
-                Range {
-                    start: r.start,
-                    end: r.end,
-                },
-                kind_of(r.kind),
-            )
-        })
-    };
+    let regions = || boot_info.memory_regions.iter().map(|r| (Range { start: r.start, end: r.end }, kind_of(r.kind)));
     let summary = Summary::of(regions());
     log::info!(
         "memory map: {} regions, usable {}, bootloader {}, reserved {}, top {:#x}",
@@ -77,14 +67,8 @@ pub fn init(boot_info: &'static mut BootInfo) -> BootResources {
     let ramdisk = match boot_info.ramdisk_addr.into_option() {
         // SAFETY: the bootloader mapped the ramdisk at this address for `ramdisk_len` bytes and
         // nothing else uses that range; it stays mapped for the kernel's life.
-        Some(addr) => unsafe {
-            core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
-        },
+        Some(addr) => unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) },
         None => &[],
     };
-    BootResources {
-        framebuffer: boot_info.framebuffer.take(),
-        ramdisk,
-        rsdp: boot_info.rsdp_addr.into_option(),
-    }
+    BootResources { framebuffer: boot_info.framebuffer.take(), ramdisk, rsdp: boot_info.rsdp_addr.into_option() }
 }

@@ -11,8 +11,7 @@ use spin::Mutex;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult, UnmapError};
 use x86_64::structures::paging::{
-    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
-    Translate,
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -65,8 +64,7 @@ pub fn claim_slot() -> Option<u64> {
     with_table(|mapper| {
         let mut claimed = CLAIMED_SLOTS.lock();
         let level4 = mapper.level_4_table();
-        let index = (256..512)
-            .find(|&i| level4[i].is_unused() && claimed[(i - 256) / 64] & (1 << (i % 64)) == 0)?;
+        let index = (256..512).find(|&i| level4[i].is_unused() && claimed[(i - 256) / 64] & (1 << (i % 64)) == 0)?;
         claimed[(index - 256) / 64] |= 1 << (index % 64);
         // Sign-extend: upper-half addresses have bits 48..64 set.
         Some(0xffff_0000_0000_0000 | (index as u64) << 39)
@@ -82,9 +80,7 @@ pub fn map(virt: u64, phys: u64, flags: PageTableFlags) -> Result<(), MapError> 
         let parents = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
         // SAFETY: the caller owns `virt` (a claimed kernel slot) and `phys`; mapping them creates
         // no alias that Rust code relies on.
-        match unsafe {
-            mapper.map_to_with_table_flags(page, frame, flags, parents, &mut KernelFrames)
-        } {
+        match unsafe { mapper.map_to_with_table_flags(page, frame, flags, parents, &mut KernelFrames) } {
             Ok(flush) => {
                 flush.flush();
                 Ok(())
@@ -127,11 +123,7 @@ pub fn protect(virt: u64, flags: PageTableFlags) -> Result<(), MapError> {
 /// The physical address and flags `virt` maps to, if any.
 pub fn translate(virt: u64) -> Option<(u64, PageTableFlags)> {
     with_table(|mapper| match mapper.translate(VirtAddr::new(virt)) {
-        TranslateResult::Mapped {
-            frame,
-            offset,
-            flags,
-        } => Some((frame.start_address().as_u64() + offset, flags)),
+        TranslateResult::Mapped { frame, offset, flags } => Some((frame.start_address().as_u64() + offset, flags)),
         _ => None,
     })
 }

@@ -17,22 +17,10 @@ pub const QEMU: &str = "qemu-system-x86_64";
 
 /// Where Debian and other distributions put OVMF (code, vars template), first match wins.
 const OVMF_CANDIDATES: &[(&str, &str)] = &[
-    (
-        "/usr/share/OVMF/OVMF_CODE_4M.fd",
-        "/usr/share/OVMF/OVMF_VARS_4M.fd",
-    ),
-    (
-        "/usr/share/OVMF/OVMF_CODE.fd",
-        "/usr/share/OVMF/OVMF_VARS.fd",
-    ),
-    (
-        "/usr/share/edk2/ovmf/OVMF_CODE.fd",
-        "/usr/share/edk2/ovmf/OVMF_VARS.fd",
-    ),
-    (
-        "/usr/share/edk2/x64/OVMF_CODE.4m.fd",
-        "/usr/share/edk2/x64/OVMF_VARS.4m.fd",
-    ),
+    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+    ("/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
+    ("/usr/share/edk2/x64/OVMF_CODE.4m.fd", "/usr/share/edk2/x64/OVMF_VARS.4m.fd"),
 ];
 
 /// The installed OVMF firmware, as (code, vars template).
@@ -77,51 +65,39 @@ pub struct Machine {
     pub attach: Attach,
     /// Whether to add the `isa-debug-exit` device (tests) or not (interactive runs).
     pub debug_exit: bool,
+    /// Keep guest writes to the image in a temporary overlay (tests), so runs never change the
+    /// image or hold its write lock.
+    pub snapshot: bool,
 }
 
 impl Machine {
     /// QEMU arguments for this machine, without the console options.
     pub fn args(&self) -> Vec<String> {
         // TCG: the nested KVM on these machines is unusable. `-cpu max` gives RDRAND, x2APIC etc.
-        let mut args: Vec<String> = [
-            "-machine",
-            "q35",
-            "-accel",
-            "tcg",
-            "-cpu",
-            "max",
-            "-m",
-            "256M",
-            "-smp",
-            "1",
-            "-no-reboot",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut args: Vec<String> =
+            ["-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "256M", "-smp", "1", "-no-reboot"]
+                .map(String::from)
+                .to_vec();
         if self.debug_exit {
             args.extend(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"].map(String::from));
         }
         if let Firmware::Uefi { code, vars } = &self.firmware {
             args.push("-drive".into());
-            args.push(format!(
-                "if=pflash,format=raw,readonly=on,file={}",
-                code.display()
-            ));
+            args.push(format!("if=pflash,format=raw,readonly=on,file={}", code.display()));
             args.push("-drive".into());
             args.push(format!("if=pflash,format=raw,file={}", vars.display()));
         }
         let image = self.image.display();
+        let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
         match self.attach {
             Attach::Disk => {
                 args.push("-drive".into());
-                args.push(format!("format=raw,file={image}"));
+                args.push(format!("format=raw,file={image}{snapshot}"));
             }
             Attach::Usb => {
                 args.extend(["-device", "qemu-xhci,id=xhci", "-drive"].map(String::from));
-                args.push(format!("if=none,id=stick,format=raw,file={image}"));
-                args.extend(
-                    ["-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=1"].map(String::from),
-                );
+                args.push(format!("if=none,id=stick,format=raw,file={image}{snapshot}"));
+                args.extend(["-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=1"].map(String::from));
             }
         }
         args
@@ -157,21 +133,14 @@ impl Run {
 
     /// When the first line containing `needle` arrived.
     pub fn time_of(&self, needle: &str) -> Option<Duration> {
-        self.lines
-            .iter()
-            .find(|(_, l)| l.contains(needle))
-            .map(|(t, _)| *t)
+        self.lines.iter().find(|(_, l)| l.contains(needle)).map(|(t, _)| *t)
     }
 }
 
 /// Boots `machine` with the serial port on a pipe and collects its output until QEMU exits, a
 /// line satisfies `stop` (then QEMU is killed and the exit is [`Exit::Stopped`]), or `timeout`
 /// passes ([`Exit::TimedOut`]).
-pub fn run(
-    machine: &Machine,
-    timeout: Duration,
-    stop: impl Fn(&str) -> bool,
-) -> std::io::Result<Run> {
+pub fn run(machine: &Machine, timeout: Duration, stop: impl Fn(&str) -> bool) -> std::io::Result<Run> {
     let mut command = Command::new(QEMU);
     command
         .args(machine.args())
@@ -181,16 +150,8 @@ pub fn run(
         .stderr(Stdio::piped());
     let start = Instant::now();
     let mut guard = Guard(command.spawn()?);
-    let stdout = guard
-        .0
-        .stdout
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
-    let mut stderr_pipe = guard
-        .0
-        .stderr
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stderr pipe"))?;
+    let stdout = guard.0.stdout.take().ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
+    let mut stderr_pipe = guard.0.stderr.take().ok_or_else(|| std::io::Error::other("no stderr pipe"))?;
     let stderr_reader = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = stderr_pipe.read_to_string(&mut text);
@@ -201,9 +162,7 @@ pub fn run(
         // Serial output is bytes; a broken UTF-8 sequence must not end the read.
         for line in BufReader::new(stdout).split(b'\n') {
             let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line)
-                .trim_end_matches('\r')
-                .to_string();
+            let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
             if tx.send((start.elapsed(), text)).is_err() {
                 break;
             }
@@ -236,11 +195,7 @@ pub fn run(
     };
     drop(guard);
     let stderr = stderr_reader.join().unwrap_or_default();
-    Ok(Run {
-        lines,
-        exit,
-        stderr,
-    })
+    Ok(Run { lines, exit, stderr })
 }
 
 #[cfg(test)]
@@ -248,12 +203,7 @@ mod tests {
     use super::*;
 
     fn machine(firmware: Firmware, attach: Attach) -> Machine {
-        Machine {
-            image: PathBuf::from("/x/bios.img"),
-            firmware,
-            attach,
-            debug_exit: true,
-        }
+        Machine { image: PathBuf::from("/x/bios.img"), firmware, attach, debug_exit: true, snapshot: true }
     }
 
     #[test]
@@ -261,33 +211,18 @@ mod tests {
         let args = machine(Firmware::Bios, Attach::Disk).args().join(" ");
         assert!(args.contains("-accel tcg"), "{args}");
         assert!(args.contains("isa-debug-exit,iobase=0xf4"), "{args}");
-        assert!(
-            args.ends_with("-drive format=raw,file=/x/bios.img"),
-            "{args}"
-        );
+        assert!(args.ends_with("-drive format=raw,file=/x/bios.img,snapshot=on"), "{args}");
         assert!(!args.contains("pflash"), "{args}");
     }
 
     #[test]
     fn uefi_usb_machine() {
-        let firmware = Firmware::Uefi {
-            code: "/c.fd".into(),
-            vars: "/v.fd".into(),
-        };
+        let firmware = Firmware::Uefi { code: "/c.fd".into(), vars: "/v.fd".into() };
         let args = machine(firmware, Attach::Usb).args().join(" ");
-        assert!(
-            args.contains("if=pflash,format=raw,readonly=on,file=/c.fd"),
-            "{args}"
-        );
+        assert!(args.contains("if=pflash,format=raw,readonly=on,file=/c.fd"), "{args}");
         assert!(args.contains("if=pflash,format=raw,file=/v.fd"), "{args}");
-        assert!(
-            args.contains("usb-storage,bus=xhci.0,drive=stick"),
-            "{args}"
-        );
-        assert!(
-            args.contains("if=none,id=stick,format=raw,file=/x/bios.img"),
-            "{args}"
-        );
+        assert!(args.contains("usb-storage,bus=xhci.0,drive=stick"), "{args}");
+        assert!(args.contains("if=none,id=stick,format=raw,file=/x/bios.img,snapshot=on"), "{args}");
     }
 
     #[test]

@@ -62,19 +62,11 @@ pub fn parse(output: &str) -> Report {
         let line = line.trim_end_matches('\r');
         if let Some(rest) = line.strip_prefix("test ") {
             if let Some(name) = rest.strip_suffix(" ... ok") {
-                report.tests.push(TestLine {
-                    name: name.to_string(),
-                    ok: true,
-                    detail: Vec::new(),
-                });
+                report.tests.push(TestLine { name: name.to_string(), ok: true, detail: Vec::new() });
                 continue;
             }
             if let Some(name) = rest.strip_suffix(" ... FAILED") {
-                report.tests.push(TestLine {
-                    name: name.to_string(),
-                    ok: false,
-                    detail: Vec::new(),
-                });
+                report.tests.push(TestLine { name: name.to_string(), ok: false, detail: Vec::new() });
                 continue;
             }
         }
@@ -85,9 +77,7 @@ pub fn parse(output: &str) -> Report {
             continue;
         }
         if let Some(pos) = line.find("KERNEL PANIC: ") {
-            report
-                .panic
-                .get_or_insert_with(|| line[pos + "KERNEL PANIC: ".len()..].to_string());
+            report.panic.get_or_insert_with(|| line[pos + "KERNEL PANIC: ".len()..].to_string());
             continue;
         }
         if let Some(summary) = parse_summary(line) {
@@ -114,30 +104,19 @@ impl Report {
         if let Some(panic) = &self.panic {
             return Some(format!("kernel panic: {panic}"));
         }
-        let failed: Vec<&str> = self
-            .tests
-            .iter()
-            .filter(|t| !t.ok)
-            .map(|t| t.name.as_str())
-            .collect();
+        let failed: Vec<&str> = self.tests.iter().filter(|t| !t.ok).map(|t| t.name.as_str()).collect();
         if !failed.is_empty() {
             return Some(format!("failed: {}", failed.join(", ")));
         }
         let Some((passed, failed)) = self.summary else {
-            return Some(format!(
-                "no closing summary line (QEMU exit {exit:?}): crash or triple fault"
-            ));
+            return Some(format!("no closing summary line (QEMU exit {exit:?}): crash or triple fault"));
         };
         let ok = self.tests.len();
         if failed != 0 || passed != ok {
-            return Some(format!(
-                "summary says {passed} passed, {failed} failed but {ok} ok lines were printed"
-            ));
+            return Some(format!("summary says {passed} passed, {failed} failed but {ok} ok lines were printed"));
         }
         if ok < min_tests {
-            return Some(format!(
-                "only {ok} tests ran, expected at least {min_tests}"
-            ));
+            return Some(format!("only {ok} tests ran, expected at least {min_tests}"));
         }
         if exit != Exit::Success {
             return Some(format!("QEMU exit {exit:?} instead of the success code"));
@@ -162,48 +141,24 @@ mod tests {
 
     #[test]
     fn failed_test_is_reported_with_its_reason() {
-        let report =
-            parse("test a ... ok\ntest b ... FAILED\n    x == y: bad\n1 passed, 1 failed\n");
+        let report = parse("test a ... ok\ntest b ... FAILED\n    x == y: bad\n1 passed, 1 failed\n");
         assert_eq!(report.tests[1].detail, vec!["x == y: bad".to_string()]);
-        assert_eq!(
-            report.failure(Exit::Failure, 1).as_deref(),
-            Some("failed: b")
-        );
+        assert_eq!(report.failure(Exit::Failure, 1).as_deref(), Some("failed: b"));
     }
 
     #[test]
     fn panic_hang_and_triple_fault_fail() {
         let panicked = parse("test a ... ok\n\nKERNEL PANIC: panicked at x.rs:1:1: boom\n");
-        assert!(
-            panicked
-                .failure(Exit::Failure, 1)
-                .is_some_and(|f| f.contains("boom"))
-        );
-        assert!(
-            parse(GOOD)
-                .failure(Exit::TimedOut, 1)
-                .is_some_and(|f| f.contains("hang"))
-        );
+        assert!(panicked.failure(Exit::Failure, 1).is_some_and(|f| f.contains("boom")));
+        assert!(parse(GOOD).failure(Exit::TimedOut, 1).is_some_and(|f| f.contains("hang")));
         let triple = parse("test a ... ok\n");
-        assert!(
-            triple
-                .failure(Exit::Other(0), 1)
-                .is_some_and(|f| f.contains("triple fault"))
-        );
+        assert!(triple.failure(Exit::Other(0), 1).is_some_and(|f| f.contains("triple fault")));
     }
 
     #[test]
     fn inconsistent_or_short_runs_fail() {
-        assert!(
-            parse("test a ... ok\n2 passed, 0 failed\n")
-                .failure(Exit::Success, 1)
-                .is_some()
-        );
-        assert!(
-            parse(GOOD)
-                .failure(Exit::Success, 3)
-                .is_some_and(|f| f.contains("only 2"))
-        );
+        assert!(parse("test a ... ok\n2 passed, 0 failed\n").failure(Exit::Success, 1).is_some());
+        assert!(parse(GOOD).failure(Exit::Success, 3).is_some_and(|f| f.contains("only 2")));
         assert!(parse(GOOD).failure(Exit::Failure, 2).is_some());
         assert!(parse("").failure(Exit::Success, 0).is_some());
     }

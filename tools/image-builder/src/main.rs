@@ -20,19 +20,10 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut kernel = None;
-    let mut args = Args {
-        kernel: PathBuf::new(),
-        ramdisk: None,
-        bios: None,
-        uefi: None,
-    };
+    let mut args = Args { kernel: PathBuf::new(), ramdisk: None, bios: None, uefi: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .map(PathBuf::from)
-                .ok_or_else(|| format!("{flag} needs a path"))
-        };
+        let mut value = || it.next().map(PathBuf::from).ok_or_else(|| format!("{flag} needs a path"));
         match flag.as_str() {
             "--kernel" => kernel = Some(value()?),
             "--ramdisk" => args.ramdisk = Some(value()?),
@@ -58,14 +49,10 @@ fn run() -> Result<(), String> {
     config.log_level = bootloader::BootConfig::default().log_level;
     builder.set_boot_config(&config);
     if let Some(out) = &args.bios {
-        builder
-            .create_bios_image(out)
-            .map_err(|e| format!("BIOS image {}: {e:#}", out.display()))?;
+        builder.create_bios_image(out).map_err(|e| format!("BIOS image {}: {e:#}", out.display()))?;
     }
     if let Some(out) = &args.uefi {
-        builder
-            .create_uefi_image(out)
-            .map_err(|e| format!("UEFI image {}: {e:#}", out.display()))?;
+        builder.create_uefi_image(out).map_err(|e| format!("UEFI image {}: {e:#}", out.display()))?;
     }
     Ok(())
 }

@@ -38,22 +38,13 @@ pub fn out_dir() -> Result<PathBuf> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result {
-    std::fs::copy(from, to)
-        .map(|_| ())
-        .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
+    std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
 }
 
 /// Builds the kernel and returns the path of a copy of its ELF.
 pub fn kernel(flavor: Flavor) -> Result<PathBuf> {
     let mut command = cargo();
-    command.args([
-        "build",
-        "--release",
-        "--package",
-        "vessel-kernel",
-        "--target",
-        "x86_64-unknown-none",
-    ]);
+    command.args(["build", "--release", "--package", "vessel-kernel", "--target", "x86_64-unknown-none"]);
     if flavor == Flavor::Test {
         command.args(["--features", "ktest"]);
     }
@@ -61,11 +52,7 @@ pub fn kernel(flavor: Flavor) -> Result<PathBuf> {
     run_checked(&mut command)?;
     let built = root().join("target/x86_64-unknown-none/release/vessel-kernel");
     // Both flavours link to the same path; keep a copy per flavour.
-    let name = if flavor == Flavor::Test {
-        "kernel-test.elf"
-    } else {
-        "kernel.elf"
-    };
+    let name = if flavor == Flavor::Test { "kernel-test.elf" } else { "kernel.elf" };
     let elf = out_dir()?.join(name);
     copy(&built, &elf)?;
     Ok(elf)
@@ -77,13 +64,7 @@ pub fn image_builder() -> Result<PathBuf> {
     let target_dir = root().join("target/image-builder");
     run_checked(
         cargo()
-            .args([
-                "build",
-                "--release",
-                "--package",
-                "vessel-image-builder",
-                "--target-dir",
-            ])
+            .args(["build", "--release", "--package", "vessel-image-builder", "--target-dir"])
             .arg(&target_dir)
             .env("RUSTC_BOOTSTRAP", "1")
             // The bootloader's nested `cargo install` must not inherit a target directory.
@@ -111,15 +92,9 @@ pub fn images_from(elf: &Path, builder: &Path, name: &str, boot_args: &str) -> R
     let dir = out_dir()?;
     let args = dir.join(format!("{name}.args"));
     // Never an empty ramdisk: the bootloader hangs on a zero-length one.
-    std::fs::write(
-        &args,
-        format!("# Vessel boot arguments (key=value)\n{boot_args}"),
-    )
-    .map_err(|e| format!("{}: {e}", args.display()))?;
-    let images = Images {
-        bios: dir.join(format!("{name}-bios.img")),
-        uefi: dir.join(format!("{name}-uefi.img")),
-    };
+    std::fs::write(&args, format!("# Vessel boot arguments (key=value)\n{boot_args}"))
+        .map_err(|e| format!("{}: {e}", args.display()))?;
+    let images = Images { bios: dir.join(format!("{name}-bios.img")), uefi: dir.join(format!("{name}-uefi.img")) };
     run_checked(
         Command::new(builder)
             .arg("--kernel")
@@ -137,11 +112,7 @@ pub fn images_from(elf: &Path, builder: &Path, name: &str, boot_args: &str) -> R
 /// The shipped images.
 pub fn images(flavor: Flavor) -> Result<Images> {
     step("writing disk images");
-    let name = if flavor == Flavor::Test {
-        "vessel-test"
-    } else {
-        "vessel"
-    };
+    let name = if flavor == Flavor::Test { "vessel-test" } else { "vessel" };
     images_with_args(flavor, name, "")
 }
 
@@ -173,14 +144,7 @@ pub fn clippy() -> Result {
         step(&format!("clippy: kernel {}", features.join(" ")));
         run_checked(
             cargo()
-                .args([
-                    "clippy",
-                    "--release",
-                    "--package",
-                    "vessel-kernel",
-                    "--target",
-                    "x86_64-unknown-none",
-                ])
+                .args(["clippy", "--release", "--package", "vessel-kernel", "--target", "x86_64-unknown-none"])
                 .args(features)
                 .args(["--", "-D", "warnings"]),
         )?;
@@ -188,13 +152,7 @@ pub fn clippy() -> Result {
     step("clippy: image builder");
     run_checked(
         cargo()
-            .args([
-                "clippy",
-                "--release",
-                "--package",
-                "vessel-image-builder",
-                "--target-dir",
-            ])
+            .args(["clippy", "--release", "--package", "vessel-image-builder", "--target-dir"])
             .arg(root().join("target/image-builder"))
             .args(["--", "-D", "warnings"])
             .env("RUSTC_BOOTSTRAP", "1")

@@ -30,39 +30,17 @@ pub fn boot_times(runs: usize) -> Result {
     let images = artifacts::images(Flavor::Normal)?;
     for (label, uefi) in [("bios", false), ("uefi", true)] {
         step(&format!("{runs} boots under {label}"));
-        let (mut total, mut kernel, mut first_line, mut loader_at) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut total, mut kernel, mut first_line, mut loader_at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..runs.max(1) {
-            let firmware = if uefi {
-                artifacts::uefi_firmware("bench")?
-            } else {
-                Firmware::Bios
-            };
-            let image = if uefi {
-                images.uefi.clone()
-            } else {
-                images.bios.clone()
-            };
-            let machine = Machine {
-                image,
-                firmware,
-                attach: Attach::Disk,
-                debug_exit: true,
-            };
-            let run = qemu::run(&machine, Duration::from_secs(120), |l| l.contains(READY))
-                .map_err(|e| e.to_string())?;
+            let firmware = if uefi { artifacts::uefi_firmware("bench")? } else { Firmware::Bios };
+            let image = if uefi { images.uefi.clone() } else { images.bios.clone() };
+            let machine = Machine { image, firmware, attach: Attach::Disk, debug_exit: true, snapshot: true };
+            let run =
+                qemu::run(&machine, Duration::from_secs(120), |l| l.contains(READY)).map_err(|e| e.to_string())?;
             if run.exit != Exit::Stopped {
-                return Err(format!(
-                    "{label} boot {i} did not reach the ready line ({:?})",
-                    run.exit
-                ));
+                return Err(format!("{label} boot {i} did not reach the ready line ({:?})", run.exit));
             }
-            let ready_line = run
-                .lines
-                .iter()
-                .find(|(_, l)| l.contains(READY))
-                .map(|(_, l)| l.as_str())
-                .unwrap_or("");
+            let ready_line = run.lines.iter().find(|(_, l)| l.contains(READY)).map(|(_, l)| l.as_str()).unwrap_or("");
             let at = run.time_of(READY).unwrap_or_default();
             let banner = run.time_of("Vessel ").unwrap_or_default();
             // The bootloader's first log line marks the end of firmware work (SeaBIOS/OVMF plus
@@ -84,22 +62,10 @@ pub fn boot_times(runs: usize) -> Result {
             kernel.push(us * 1000);
         }
         let n = total.len();
-        println!(
-            "RESULT boot_to_ready_{label} n={n} {} ns/boot",
-            median(&mut total)
-        );
-        println!(
-            "RESULT boot_to_bootloader_log_{label} n={n} {} ns/boot",
-            median(&mut loader_at)
-        );
-        println!(
-            "RESULT boot_to_first_kernel_line_{label} n={n} {} ns/boot",
-            median(&mut first_line)
-        );
-        println!(
-            "RESULT kernel_handover_to_ready_{label} n={n} {} ns/boot",
-            median(&mut kernel)
-        );
+        println!("RESULT boot_to_ready_{label} n={n} {} ns/boot", median(&mut total));
+        println!("RESULT boot_to_bootloader_log_{label} n={n} {} ns/boot", median(&mut loader_at));
+        println!("RESULT boot_to_first_kernel_line_{label} n={n} {} ns/boot", median(&mut first_line));
+        println!("RESULT kernel_handover_to_ready_{label} n={n} {} ns/boot", median(&mut kernel));
     }
     Ok(())
 }
@@ -110,10 +76,7 @@ mod tests {
 
     #[test]
     fn reads_the_ready_line() {
-        assert_eq!(
-            kernel_us("[    0.032] INFO  kernel ready in 31959 us (since bootloader hand-over)"),
-            Some(31959)
-        );
+        assert_eq!(kernel_us("[    0.032] INFO  kernel ready in 31959 us (since bootloader hand-over)"), Some(31959));
         assert_eq!(kernel_us("kernel ready in soon"), None);
         assert_eq!(kernel_us("nothing"), None);
     }

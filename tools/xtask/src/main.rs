@@ -67,23 +67,13 @@ type Result<T = ()> = std::result::Result<T, String>;
 /// The workspace root (the xtask lives in `tools/xtask`).
 fn root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .map_or(manifest.clone(), PathBuf::from)
+    manifest.ancestors().nth(2).map_or(manifest.clone(), PathBuf::from)
 }
 
 /// Runs a command in the workspace root, failing with its command line if it fails.
 fn run_checked(command: &mut Command) -> Result {
-    let status = command
-        .current_dir(root())
-        .status()
-        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{command:?} failed ({status})"))
-    }
+    let status = command.current_dir(root()).status().map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{command:?} failed ({status})")) }
 }
 
 /// A `cargo` command for the pinned toolchain.
@@ -99,16 +89,13 @@ fn step(what: &str) {
 fn run_qemu(uefi: bool, usb: bool, display: bool, extra: &[String]) -> Result {
     setup::ensure_qemu()?;
     let images = artifacts::images(artifacts::Flavor::Normal)?;
-    let firmware = if uefi {
-        artifacts::uefi_firmware("run")?
-    } else {
-        Firmware::Bios
-    };
+    let firmware = if uefi { artifacts::uefi_firmware("run")? } else { Firmware::Bios };
     let machine = Machine {
         image: if uefi { images.uefi } else { images.bios },
         firmware,
         attach: if usb { Attach::Usb } else { Attach::Disk },
         debug_exit: false,
+        snapshot: false,
     };
     step("booting in QEMU (TCG); serial console below, Ctrl-A X quits");
     let mut command = Command::new(qemu::QEMU);
@@ -128,12 +115,7 @@ fn main() -> ExitCode {
             println!("bios: {}", images.bios.display());
             println!("uefi: {}", images.uefi.display());
         }),
-        Cmd::Run {
-            uefi,
-            usb,
-            display,
-            qemu_args,
-        } => run_qemu(uefi, usb, display, &qemu_args),
+        Cmd::Run { uefi, usb, display, qemu_args } => run_qemu(uefi, usb, display, &qemu_args),
         Cmd::Test => suites::run_all(),
         Cmd::Bench { runs } => bench::boot_times(runs),
         Cmd::Clippy => artifacts::clippy(),

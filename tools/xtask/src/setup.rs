@@ -28,9 +28,7 @@ fn rustup_list(toolchain: &str, what: &str) -> Result<String> {
     let out = Command::new("rustup")
         .args([what, "list", "--installed", "--toolchain", toolchain])
         .output()
-        .map_err(|e| {
-            format!("rustup not found ({e}); install rustup from your distribution or rustup.rs")
-        })?;
+        .map_err(|e| format!("rustup not found ({e}); install rustup from your distribution or rustup.rs"))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -39,57 +37,32 @@ pub fn ensure_toolchain() -> Result {
     let toolchain = pinned_toolchain()?;
     let targets = rustup_list(&toolchain, "target")?;
     if !targets.lines().any(|l| l.trim() == TARGET) {
-        step(&format!(
-            "rustup target add {TARGET} --toolchain {toolchain}"
-        ));
-        crate::run_checked(Command::new("rustup").args([
-            "target",
-            "add",
-            TARGET,
-            "--toolchain",
-            &toolchain,
-        ]))?;
+        step(&format!("rustup target add {TARGET} --toolchain {toolchain}"));
+        crate::run_checked(Command::new("rustup").args(["target", "add", TARGET, "--toolchain", &toolchain]))?;
     }
     let components = rustup_list(&toolchain, "component")?;
     let missing: Vec<&str> = COMPONENTS
         .iter()
         .copied()
-        .filter(|c| {
-            !components
-                .lines()
-                .any(|l| l.trim().starts_with(&format!("{c}-")) || l.trim() == *c)
-        })
+        .filter(|c| !components.lines().any(|l| l.trim().starts_with(&format!("{c}-")) || l.trim() == *c))
         .collect();
     if !missing.is_empty() {
-        step(&format!(
-            "rustup component add {} --toolchain {toolchain}",
-            missing.join(" ")
-        ));
+        step(&format!("rustup component add {} --toolchain {toolchain}", missing.join(" ")));
         crate::run_checked(
-            Command::new("rustup")
-                .args(["component", "add"])
-                .args(&missing)
-                .args(["--toolchain", &toolchain]),
+            Command::new("rustup").args(["component", "add"]).args(&missing).args(["--toolchain", &toolchain]),
         )?;
     }
     Ok(())
 }
 
 fn have_qemu() -> bool {
-    Command::new(qemu::QEMU)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(qemu::QEMU).arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false)
 }
 
@@ -100,21 +73,13 @@ pub fn ensure_qemu() -> Result {
     }
     let command = "apt-get update && apt-get install -y qemu-system-x86 ovmf";
     if !is_root() {
-        return Err(format!(
-            "QEMU and OVMF are needed; install them with: sudo sh -c '{command}'"
-        ));
+        return Err(format!("QEMU and OVMF are needed; install them with: sudo sh -c '{command}'"));
     }
     step(&format!("installing QEMU and OVMF: {command}"));
     crate::run_checked(Command::new("apt-get").arg("update"))?;
     crate::run_checked(
         Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "--no-install-recommends",
-                "qemu-system-x86",
-                "ovmf",
-            ])
+            .args(["install", "-y", "--no-install-recommends", "qemu-system-x86", "ovmf"])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
     if have_qemu() && qemu::find_ovmf().is_some() {

@@ -56,10 +56,7 @@ fn host_tests(tally: &mut Tally) -> Result {
     for krate in HOST_CRATES {
         command.args(["--package", krate]);
     }
-    let out = command
-        .current_dir(root())
-        .output()
-        .map_err(|e| format!("cargo test: {e}"))?;
+    let out = command.current_dir(root()).output().map_err(|e| format!("cargo test: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
@@ -69,10 +66,7 @@ fn host_tests(tally: &mut Tally) -> Result {
             let count = |word: &str| {
                 rest.split(';')
                     .filter_map(|part| {
-                        part.trim()
-                            .trim_start_matches("ok. ")
-                            .trim_start_matches("FAILED. ")
-                            .strip_suffix(word)
+                        part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(word)
                     })
                     .filter_map(|n| n.trim().parse::<usize>().ok())
                     .sum::<usize>()
@@ -83,10 +77,7 @@ fn host_tests(tally: &mut Tally) -> Result {
     }
     if !out.status.success() && tally.failed == 0 {
         // A build error prints no result line; count it so the run cannot pass.
-        tally.record(
-            "host::cargo_test_builds",
-            Some(format!("cargo test exited with {}", out.status)),
-        );
+        tally.record("host::cargo_test_builds", Some(format!("cargo test exited with {}", out.status)));
     }
     Ok(())
 }
@@ -102,29 +93,11 @@ fn save_log(name: &str, run: &Run) -> Result {
     std::fs::write(dir.join(format!("{name}.log")), text).map_err(|e| format!("log {name}: {e}"))
 }
 
-fn boot(
-    name: &str,
-    image: &Path,
-    uefi: bool,
-    attach: Attach,
-    timeout: Duration,
-    stop_at_ready: bool,
-) -> Result<Run> {
-    let firmware = if uefi {
-        artifacts::uefi_firmware(name)?
-    } else {
-        Firmware::Bios
-    };
-    let machine = Machine {
-        image: image.to_path_buf(),
-        firmware,
-        attach,
-        debug_exit: true,
-    };
-    let run = qemu::run(&machine, timeout, |line| {
-        stop_at_ready && line.contains(READY)
-    })
-    .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+fn boot(name: &str, image: &Path, uefi: bool, attach: Attach, timeout: Duration, stop_at_ready: bool) -> Result<Run> {
+    let firmware = if uefi { artifacts::uefi_firmware(name)? } else { Firmware::Bios };
+    let machine = Machine { image: image.to_path_buf(), firmware, attach, debug_exit: true, snapshot: true };
+    let run = qemu::run(&machine, timeout, |line| stop_at_ready && line.contains(READY))
+        .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
     save_log(name, &run)?;
     Ok(run)
 }
@@ -132,28 +105,15 @@ fn boot(
 /// Boots the test kernel and records each of its tests under `prefix`.
 fn kernel_suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool) -> Result {
     step(&format!("kernel suite under {prefix}"));
-    let run = boot(
-        &format!("suite-{prefix}"),
-        image,
-        uefi,
-        Attach::Disk,
-        RUN_TIMEOUT,
-        false,
-    )?;
+    let run = boot(&format!("suite-{prefix}"), image, uefi, Attach::Disk, RUN_TIMEOUT, false)?;
     let report = verdict::parse(&run.text());
     for test in &report.tests {
-        tally.record(
-            &format!("{prefix}::{}", test.name),
-            (!test.ok).then(|| test.detail.join("\n    ")),
-        );
+        tally.record(&format!("{prefix}::{}", test.name), (!test.ok).then(|| test.detail.join("\n    ")));
     }
     // The run as a whole: summary, exit code, panics, hangs, test count.
     let failure = report.failure(run.exit, MIN_KERNEL_TESTS);
     if let Some(why) = &failure {
-        eprintln!(
-            "--- serial log of {prefix} (target/vessel/logs/suite-{prefix}.log) ---\n{}",
-            run.text()
-        );
+        eprintln!("--- serial log of {prefix} (target/vessel/logs/suite-{prefix}.log) ---\n{}", run.text());
         tally.record(&format!("{prefix}::suite_completed"), Some(why.clone()));
     } else {
         tally.record(&format!("{prefix}::suite_completed"), None);
@@ -166,16 +126,11 @@ fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: A
     let run = boot(name, image, uefi, attach, RUN_TIMEOUT, true)?;
     let text = run.text();
     let failure = if run.exit != Exit::Stopped {
-        Some(format!(
-            "no ready line (QEMU {:?}); log in target/vessel/logs/{name}.log",
-            run.exit
-        ))
+        Some(format!("no ready line (QEMU {:?}); log in target/vessel/logs/{name}.log", run.exit))
     } else if !text.contains("Vessel ") {
         Some("no banner before the ready line".into())
     } else {
-        verdict::parse(&text)
-            .panic
-            .map(|p| format!("kernel panic: {p}"))
+        verdict::parse(&text).panic.map(|p| format!("kernel panic: {p}"))
     };
     tally.record(&format!("boot::{name}"), failure);
     Ok(())
@@ -183,34 +138,18 @@ fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: A
 
 /// Boots the test kernel with a fault injected and checks the harness calls the run failed for
 /// the right reason.
-fn harness_check(
-    tally: &mut Tally,
-    builder: &Path,
-    elf: &Path,
-    inject: &str,
-    expect: &str,
-) -> Result {
+fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, inject: &str, expect: &str) -> Result {
     let name = format!("inject-{inject}");
-    let images: Images =
-        artifacts::images_from(elf, builder, &name, &format!("inject={inject}\n"))?;
-    let timeout = if inject == "hang" {
-        HANG_TIMEOUT
-    } else {
-        RUN_TIMEOUT
-    };
+    let images: Images = artifacts::images_from(elf, builder, &name, &format!("inject={inject}\n"))?;
+    let timeout = if inject == "hang" { HANG_TIMEOUT } else { RUN_TIMEOUT };
     let run = boot(&name, &images.bios, false, Attach::Disk, timeout, false)?;
     let verdict = verdict::parse(&run.text()).failure(run.exit, MIN_KERNEL_TESTS);
     let failure = match verdict {
         None => Some(format!("harness passed a run with inject={inject}")),
-        Some(why) if !why.contains(expect) => {
-            Some(format!("wrong reason for inject={inject}: {why}"))
-        }
+        Some(why) if !why.contains(expect) => Some(format!("wrong reason for inject={inject}: {why}")),
         Some(_) => None,
     };
-    tally.record(
-        &format!("harness::notices_{}", inject.replace('-', "_")),
-        failure,
-    );
+    tally.record(&format!("harness::notices_{}", inject.replace('-', "_")), failure);
     Ok(())
 }
 
@@ -228,57 +167,17 @@ pub fn run_all() -> Result {
 
     step("boot checks of the shipped images (disk and USB stick, BIOS and UEFI)");
     let shipped = artifacts::images(Flavor::Normal)?;
-    boot_check(
-        &mut tally,
-        "bios_disk_ready",
-        &shipped.bios,
-        false,
-        Attach::Disk,
-    )?;
-    boot_check(
-        &mut tally,
-        "uefi_disk_ready",
-        &shipped.uefi,
-        true,
-        Attach::Disk,
-    )?;
-    boot_check(
-        &mut tally,
-        "bios_usb_ready",
-        &shipped.bios,
-        false,
-        Attach::Usb,
-    )?;
-    boot_check(
-        &mut tally,
-        "uefi_usb_ready",
-        &shipped.uefi,
-        true,
-        Attach::Usb,
-    )?;
+    boot_check(&mut tally, "bios_disk_ready", &shipped.bios, false, Attach::Disk)?;
+    boot_check(&mut tally, "uefi_disk_ready", &shipped.uefi, true, Attach::Disk)?;
+    boot_check(&mut tally, "bios_usb_ready", &shipped.bios, false, Attach::Usb)?;
+    boot_check(&mut tally, "uefi_usb_ready", &shipped.uefi, true, Attach::Usb)?;
 
     step("harness self-checks: injected failure, panic, hang and triple fault must be caught");
-    harness_check(
-        &mut tally,
-        &builder,
-        &test_elf,
-        "fail",
-        "failed: harness::injected_failure",
-    )?;
+    harness_check(&mut tally, &builder, &test_elf, "fail", "failed: harness::injected_failure")?;
     harness_check(&mut tally, &builder, &test_elf, "panic", "kernel panic: ")?;
     harness_check(&mut tally, &builder, &test_elf, "hang", "timed out")?;
-    harness_check(
-        &mut tally,
-        &builder,
-        &test_elf,
-        "triple-fault",
-        "triple fault",
-    )?;
+    harness_check(&mut tally, &builder, &test_elf, "triple-fault", "triple fault")?;
 
     println!("{} passed, {} failed", tally.passed, tally.failed);
-    if tally.failed == 0 {
-        Ok(())
-    } else {
-        Err(format!("{} test(s) failed", tally.failed))
-    }
+    if tally.failed == 0 { Ok(()) } else { Err(format!("{} test(s) failed", tally.failed)) }
 }

@@ -75,9 +75,7 @@ pub fn start_timer(hz: u64) -> u32 {
         core::hint::spin_loop();
     }
     let elapsed = u64::from(u32::MAX - read(REG_TIMER_CURRENT));
-    let per_tick = u32::try_from(elapsed * 500 / hz.max(1))
-        .unwrap_or(u32::MAX)
-        .max(1);
+    let per_tick = u32::try_from(elapsed * 500 / hz.max(1)).unwrap_or(u32::MAX).max(1);
     write(REG_LVT_TIMER, TIMER_PERIODIC | u32::from(TIMER_VECTOR));
     write(REG_TIMER_INITIAL, per_tick);
     per_tick

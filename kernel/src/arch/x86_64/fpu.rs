@@ -26,11 +26,7 @@ pub fn init() {
 /// The CPU features worth a line in the boot log.
 pub fn features() -> &'static str {
     let (_, _, ecx, _) = cpuid(1, 0);
-    if ecx & (1 << 26) != 0 {
-        "XSAVE available (FXSAVE used)"
-    } else {
-        "FXSAVE"
-    }
+    if ecx & (1 << 26) != 0 { "XSAVE available (FXSAVE used)" } else { "FXSAVE" }
 }
 
 /// x87/SSE register state as saved by FXSAVE (512 bytes, 16-byte aligned).
@@ -50,18 +46,14 @@ impl FpuState {
     /// Saves this CPU's FPU/SSE registers into `self`.
     pub fn save(&mut self) {
         // SAFETY: `self` is a valid, 16-byte aligned 512-byte buffer, as FXSAVE requires.
-        unsafe {
-            asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack, preserves_flags))
-        };
+        unsafe { asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack, preserves_flags)) };
     }
 
     /// Loads this CPU's FPU/SSE registers from `self`.
     pub fn restore(&self) {
         // SAFETY: the buffer is aligned and was produced by `new` or `save`, so its reserved
         // MXCSR bits are clear and FXRSTOR cannot fault.
-        unsafe {
-            asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, preserves_flags))
-        };
+        unsafe { asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, preserves_flags)) };
     }
 
     /// The low 64 bits of XMM register `n` in this saved state.

@@ -17,10 +17,7 @@ pub fn init_cpu() {
     gdt::init();
     trap::init();
     fpu::init();
-    log::info!(
-        "cpu: GDT+TSS (double-fault IST), IDT (256 vectors), FPU/SSE on, {}",
-        fpu::features()
-    );
+    log::info!("cpu: GDT+TSS (double-fault IST), IDT (256 vectors), FPU/SSE on, {}", fpu::features());
 }
 
 /// Masks the legacy PICs, enables the local APIC and turns interrupts on.

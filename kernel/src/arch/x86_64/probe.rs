@@ -76,11 +76,7 @@ fn fault_from(result: ProbeResult) -> Result<u64, Fault> {
         return Ok(result.value);
     }
     let recorded = LAST_FAULT.lock().take();
-    Err(recorded.unwrap_or(Fault {
-        vector: 0,
-        addr: result.value,
-        error_code: 0,
-    }))
+    Err(recorded.unwrap_or(Fault { vector: 0, addr: result.value, error_code: 0 }))
 }
 
 /// Reads a u64 at any kernel-visible address; a fault comes back as an error.
@@ -105,14 +101,8 @@ pub fn recover(frame: &mut TrapFrame, cr2: u64) -> bool {
         return false;
     }
     let table = [
-        (
-            (&raw const vessel_probe_read_insn) as u64,
-            (&raw const vessel_probe_read_fixup) as u64,
-        ),
-        (
-            (&raw const vessel_probe_write_insn) as u64,
-            (&raw const vessel_probe_write_fixup) as u64,
-        ),
+        ((&raw const vessel_probe_read_insn) as u64, (&raw const vessel_probe_read_fixup) as u64),
+        ((&raw const vessel_probe_write_insn) as u64, (&raw const vessel_probe_write_fixup) as u64),
     ];
     let Some(&(_, fixup)) = table.iter().find(|(insn, _)| *insn == frame.rip) else {
         return false;
@@ -120,11 +110,7 @@ pub fn recover(frame: &mut TrapFrame, cr2: u64) -> bool {
     let addr = if frame.vector == 14 { cr2 } else { frame.rdi };
     // The trap runs with interrupts off on the probing CPU, so this lock is never contended by
     // the code it interrupted (which is inside the probe, holding no lock).
-    *LAST_FAULT.lock() = Some(Fault {
-        vector: frame.vector,
-        addr,
-        error_code: frame.error_code,
-    });
+    *LAST_FAULT.lock() = Some(Fault { vector: frame.vector, addr, error_code: frame.error_code });
     frame.rax = addr;
     frame.rip = fixup;
     true

@@ -24,10 +24,7 @@ pub const TIMER_VECTOR: u8 = 0x20;
 /// Vector the local APIC uses for spurious interrupts.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
-const _: () = assert!(
-    core::mem::size_of::<TrapFrame>() == 22 * 8,
-    "the stub pushes 22 words"
-);
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8, "the stub pushes 22 words");
 
 global_asm!(
     r#"
@@ -134,26 +131,15 @@ pub fn init() {
     };
     let idt = IDT.call_once(|| {
         let base = (&raw const vessel_trap_stubs) as u64;
-        let mut gates = [Gate {
-            offset_low: 0,
-            selector: 0,
-            ist: 0,
-            flags: 0,
-            offset_mid: 0,
-            offset_high: 0,
-            reserved: 0,
-        }; 256];
+        let mut gates =
+            [Gate { offset_low: 0, selector: 0, ist: 0, flags: 0, offset_mid: 0, offset_high: 0, reserved: 0 }; 256];
         for (vector, gate) in gates.iter_mut().enumerate() {
             let addr = base + 16 * vector as u64;
             let dpl = if vector == 3 { 3 } else { 0 };
             *gate = Gate {
                 offset_low: addr as u16,
                 selector: kernel_code.0,
-                ist: if vector == 8 {
-                    gdt::DOUBLE_FAULT_IST as u8 + 1
-                } else {
-                    0
-                },
+                ist: if vector == 8 { gdt::DOUBLE_FAULT_IST as u8 + 1 } else { 0 },
                 // Present, interrupt gate (interrupts off on entry).
                 flags: 0x80 | (dpl << 5) | 0x0e,
                 offset_mid: (addr >> 16) as u16,
@@ -202,9 +188,5 @@ fn exception(frame: &mut TrapFrame) {
     if probe::recover(frame, cr2) {
         return;
     }
-    panic!(
-        "unhandled CPU exception in kernel mode: {}\n{}",
-        vector_name(frame.vector),
-        FaultReport { frame, cr2 }
-    );
+    panic!("unhandled CPU exception in kernel mode: {}\n{}", vector_name(frame.vector), FaultReport { frame, cr2 });
 }
