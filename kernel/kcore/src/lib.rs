@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bootargs;
+pub mod elf;
 pub mod frames;
 pub mod memmap;
 pub mod report;
