@@ -1,0 +1,171 @@
+//! Vessel's kernel/user ABI: the single contract shared by the kernel and the user runtime
+//! (STYLE habit 1). Nothing here executes a system call; the runtime holds the `asm!` stubs.
+//!
+//! # Calling convention
+//! `syscall` with the number in `rax` and up to six arguments in `rdi, rsi, rdx, r10, r8, r9`
+//! (`rcx` and `r11` are clobbered by the instruction). On return `rax` holds 0 for success or an
+//! [`Error`] code, and `rdx` the result value. Pointers are user addresses; the kernel checks each
+//! one (null, kernel half, non-canonical, overflowing, unmapped, wrong permissions) and answers
+//! [`Error::BadAddress`] rather than faulting. See `docs/abi.md`.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+mod layout;
+mod types;
+
+pub use layout::*;
+pub use types::*;
+
+/// System call numbers.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    /// `(ptr, len)`: write bytes to the kernel debug console (serial). Until the device server.
+    DebugWrite = 0,
+    /// `(code)`: end the calling process with an exit code. Does not return.
+    Exit = 1,
+    /// `()`: give up the rest of the time slice.
+    Yield = 2,
+    /// `() -> pid`: the caller's process id. The cheapest call (the "null syscall").
+    ProcessId = 3,
+    /// `(&SpawnRequest) -> pid`: start a program from the boot file system as a child.
+    Spawn = 4,
+    /// `(pid, *mut ExitStatus)`: wait until the child `pid` ends, reap it, report how it ended.
+    Wait = 5,
+    /// `(pid)`: end a child process.
+    Kill = 6,
+    /// `(pid, *mut ProcessInfo)`: state and CPU use of the caller or one of its children.
+    ProcessInfo = 7,
+    /// `(nanoseconds)`: block for at least this long.
+    Sleep = 8,
+    /// `() -> nanoseconds`: monotonic time since boot.
+    Clock = 9,
+    /// `(pages, MapFlags) -> address`: map zeroed anonymous memory.
+    MemMap = 10,
+    /// `(address, pages)`: unmap memory obtained with `MemMap`.
+    MemUnmap = 11,
+    /// `(*mut KernelStats)`: frame, heap and object counts (for leak tests and tools).
+    KernelStats = 12,
+    /// `(code)`: leave the emulator through `isa-debug-exit`; refused unless the image allows it.
+    DebugExit = 13,
+}
+
+impl TryFrom<u64> for Syscall {
+    type Error = Error;
+
+    fn try_from(number: u64) -> Result<Self, Error> {
+        use Syscall::*;
+        const ALL: [Syscall; 14] = [
+            DebugWrite,
+            Exit,
+            Yield,
+            ProcessId,
+            Spawn,
+            Wait,
+            Kill,
+            ProcessInfo,
+            Sleep,
+            Clock,
+            MemMap,
+            MemUnmap,
+            KernelStats,
+            DebugExit,
+        ];
+        usize::try_from(number).ok().and_then(|n| ALL.get(n)).copied().ok_or(Error::InvalidSyscall)
+    }
+}
+
+/// Errors returned in `rax`. Zero is success and is not an error.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// No system call has this number.
+    InvalidSyscall = 1,
+    /// A pointer argument is null, in the kernel half, non-canonical, wraps around, is not mapped
+    /// or lacks the needed permission.
+    BadAddress = 2,
+    /// An argument is out of its range.
+    InvalidArgument = 3,
+    /// Not enough memory (frames, or the caller's address space).
+    NoMemory = 4,
+    /// No such file in the boot file system.
+    NotFound = 5,
+    /// A length is larger than the call accepts.
+    TooLarge = 6,
+    /// No process with this id is visible to the caller.
+    NoSuchProcess = 7,
+    /// The file is not a valid Vessel executable.
+    BadExecutable = 8,
+    /// The caller may not do this.
+    AccessDenied = 9,
+}
+
+impl Error {
+    /// Decodes a non-zero `rax`; unknown codes map to `InvalidArgument` rather than panicking.
+    pub fn from_code(code: u64) -> Error {
+        use Error::*;
+        match code {
+            1 => InvalidSyscall,
+            2 => BadAddress,
+            4 => NoMemory,
+            5 => NotFound,
+            6 => TooLarge,
+            7 => NoSuchProcess,
+            8 => BadExecutable,
+            9 => AccessDenied,
+            _ => InvalidArgument,
+        }
+    }
+
+    /// A short description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Error::InvalidSyscall => "invalid system call",
+            Error::BadAddress => "bad address",
+            Error::InvalidArgument => "invalid argument",
+            Error::NoMemory => "out of memory",
+            Error::NotFound => "not found",
+            Error::TooLarge => "too large",
+            Error::NoSuchProcess => "no such process",
+            Error::BadExecutable => "bad executable",
+            Error::AccessDenied => "access denied",
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Turns the two return registers into a `Result`.
+pub fn decode_return(rax: u64, rdx: u64) -> Result<u64, Error> {
+    if rax == 0 { Ok(rdx) } else { Err(Error::from_code(rax)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_numbers_round_trip_and_unknown_ones_fail() {
+        for n in 0..14u64 {
+            let call = Syscall::try_from(n).unwrap();
+            assert_eq!(call as u64, n);
+        }
+        assert_eq!(Syscall::try_from(14), Err(Error::InvalidSyscall));
+        assert_eq!(Syscall::try_from(u64::MAX), Err(Error::InvalidSyscall));
+    }
+
+    #[test]
+    fn error_codes_round_trip() {
+        for code in 1..=9u64 {
+            let e = Error::from_code(code);
+            assert_eq!(e as u64, code, "{e}");
+        }
+        assert_eq!(decode_return(0, 7), Ok(7));
+        assert_eq!(decode_return(2, 0), Err(Error::BadAddress));
+        assert_eq!(decode_return(12345, 0), Err(Error::InvalidArgument));
+    }
+}

@@ -1,0 +1,263 @@
+//! Argument and result structures of the system calls, all `#[repr(C)]` with explicit widths.
+
+use bitflags::bitflags;
+
+/// Scheduling priority of a process. Higher runs first; equal priorities share the CPU in time
+/// slices.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// Runs only when nothing else is ready.
+    Low = 0,
+    /// The default.
+    Normal = 1,
+    /// Preempts normal and low work.
+    High = 2,
+}
+
+impl Priority {
+    /// Number of priority levels.
+    pub const LEVELS: usize = 3;
+
+    /// Decodes a priority argument.
+    pub fn from_u32(value: u32) -> Option<Priority> {
+        match value {
+            0 => Some(Priority::Low),
+            1 => Some(Priority::Normal),
+            2 => Some(Priority::High),
+            _ => None,
+        }
+    }
+}
+
+/// Argument of `Spawn`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpawnRequest {
+    /// Path of the program in the boot file system (UTF-8, no NUL).
+    pub path_ptr: u64,
+    /// Its length in bytes (at most [`MAX_PATH`]).
+    pub path_len: u64,
+    /// Arguments as one blob of NUL-terminated strings, `argv[0]` first (may be 0/0).
+    pub args_ptr: u64,
+    /// Blob length in bytes (at most [`MAX_ARGS`]).
+    pub args_len: u64,
+    /// A [`Priority`] value.
+    pub priority: u32,
+    /// Reserved, must be 0.
+    pub flags: u32,
+}
+
+/// Longest path accepted.
+pub const MAX_PATH: u64 = 256;
+/// Largest argument blob accepted.
+pub const MAX_ARGS: u64 = 4096;
+/// Largest `DebugWrite` accepted in one call.
+pub const MAX_DEBUG_WRITE: u64 = 64 * 1024;
+
+/// Why a process was ended by a CPU fault.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Access to an unmapped page or with the wrong permission (includes null dereference).
+    PageFault = 1,
+    /// General protection fault (privileged instruction, non-canonical address, ...).
+    GeneralProtection = 2,
+    /// Invalid opcode (#UD).
+    InvalidOpcode = 3,
+    /// Division by zero or overflow (#DE).
+    DivideError = 4,
+    /// Touched the guard page below the stack.
+    StackOverflow = 5,
+    /// Jumped to memory that is not executable.
+    ExecuteViolation = 6,
+    /// Breakpoint instruction with no debugger.
+    Breakpoint = 7,
+    /// SIMD or x87 floating-point exception.
+    FloatingPoint = 8,
+    /// Any other exception.
+    Other = 255,
+}
+
+impl FaultKind {
+    /// Decodes a raw kind.
+    pub fn from_u32(value: u32) -> FaultKind {
+        use FaultKind::*;
+        match value {
+            1 => PageFault,
+            2 => GeneralProtection,
+            3 => InvalidOpcode,
+            4 => DivideError,
+            5 => StackOverflow,
+            6 => ExecuteViolation,
+            7 => Breakpoint,
+            8 => FloatingPoint,
+            _ => Other,
+        }
+    }
+}
+
+/// How a process ended, as written by `Wait`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// 0 exited with `code`, 1 faulted (`fault`, `address`, `ip` valid), 2 killed.
+    pub how: u32,
+    /// A [`FaultKind`] when `how` is 1.
+    pub fault: u32,
+    /// Exit code when `how` is 0.
+    pub code: i64,
+    /// Faulting address (CR2 for page faults).
+    pub address: u64,
+    /// Instruction pointer at the fault.
+    pub ip: u64,
+}
+
+/// The typed view of an [`ExitStatus`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Called `Exit` (or returned from `main`).
+    Code(i64),
+    /// Killed by a CPU fault.
+    Fault {
+        /// What happened.
+        kind: FaultKind,
+        /// The faulting address.
+        address: u64,
+        /// Where.
+        ip: u64,
+    },
+    /// Ended by `Kill` (or its parent's death).
+    Killed,
+}
+
+impl ExitStatus {
+    /// Encodes a typed exit.
+    pub fn from_exit(exit: Exit) -> Self {
+        match exit {
+            Exit::Code(code) => ExitStatus { how: 0, code, ..Default::default() },
+            Exit::Fault { kind, address, ip } => ExitStatus { how: 1, fault: kind as u32, address, ip, code: 0 },
+            Exit::Killed => ExitStatus { how: 2, ..Default::default() },
+        }
+    }
+
+    /// Decodes into the typed view.
+    pub fn exit(&self) -> Exit {
+        match self.how {
+            0 => Exit::Code(self.code),
+            1 => Exit::Fault { kind: FaultKind::from_u32(self.fault), address: self.address, ip: self.ip },
+            _ => Exit::Killed,
+        }
+    }
+}
+
+/// Output of `ProcessInfo`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessInfo {
+    /// The process id.
+    pub pid: u64,
+    /// Its parent's id (0 for init).
+    pub parent: u64,
+    /// 0 running or ready, 1 blocked, 2 exited (not yet reaped).
+    pub state: u32,
+    /// Its [`Priority`].
+    pub priority: u32,
+    /// Timer ticks during which it was running.
+    pub cpu_ticks: u64,
+    /// Number of live threads.
+    pub threads: u64,
+}
+
+/// Output of `KernelStats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// Free physical frames.
+    pub free_frames: u64,
+    /// All managed frames.
+    pub total_frames: u64,
+    /// Bytes allocated from the kernel heap.
+    pub heap_used: u64,
+    /// Live processes (including exited ones not yet reaped).
+    pub processes: u64,
+    /// Live threads.
+    pub threads: u64,
+    /// Timer tick frequency.
+    pub tick_hz: u64,
+}
+
+bitflags! {
+    /// Permissions of memory from `MemMap`. Writable and executable together are refused (W^X).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct MapFlags: u64 {
+        /// The pages may be written.
+        const WRITE = 1 << 0;
+        /// The pages may be executed.
+        const EXEC = 1 << 1;
+    }
+}
+
+/// One argument string: address and length (no NUL counted).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ArgSlice {
+    /// Address of the bytes.
+    pub ptr: u64,
+    /// Length.
+    pub len: u64,
+}
+
+/// What a new process finds: `rdi` at its entry point holds the address of this structure,
+/// written by the kernel at the top of the stack together with the argument strings.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartInfo {
+    /// [`START_MAGIC`]: lets the runtime check it was started by a compatible kernel.
+    pub magic: u64,
+    /// The process id.
+    pub pid: u64,
+    /// Number of arguments.
+    pub argc: u64,
+    /// Address of `argc` [`ArgSlice`]s.
+    pub argv: u64,
+    /// The boot file system (a cpio archive) mapped read-only, for `init` only; 0 otherwise.
+    pub bootfs_ptr: u64,
+    /// Its length.
+    pub bootfs_len: u64,
+    /// Initial capabilities handed to the process (slot numbers); empty until capabilities exist.
+    pub handles_ptr: u64,
+    /// Number of initial capabilities.
+    pub handles_len: u64,
+}
+
+/// Value of [`StartInfo::magic`] ("VESSEL" + ABI version 1).
+pub const START_MAGIC: u64 = 0x5645_5353_454c_0001;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status_round_trip() {
+        for exit in [
+            Exit::Code(-3),
+            Exit::Code(0),
+            Exit::Killed,
+            Exit::Fault { kind: FaultKind::StackOverflow, address: 0x7fff_0000, ip: 0x20_1000 },
+        ] {
+            assert_eq!(ExitStatus::from_exit(exit).exit(), exit);
+        }
+        assert_eq!(FaultKind::from_u32(999), FaultKind::Other);
+    }
+
+    #[test]
+    fn layout_is_ordered() {
+        const { assert!(crate::PROGRAM_START < crate::PROGRAM_END) };
+        const { assert!(crate::PROGRAM_END <= crate::HEAP_START && crate::HEAP_END < crate::STACK_GUARD) };
+        const { assert!(crate::STACK_TOP < crate::USER_END) };
+        assert_eq!(core::mem::size_of::<SpawnRequest>(), 40);
+        assert_eq!(core::mem::size_of::<ExitStatus>(), 32);
+        assert_eq!(Priority::from_u32(3), None);
+    }
+}
