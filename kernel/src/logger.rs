@@ -49,6 +49,24 @@ pub fn print(args: core::fmt::Arguments<'_>) {
     });
 }
 
+/// Writes raw bytes from a user program's debug output: to the serial line as they are, and to
+/// the console as text (invalid UTF-8 shown as U+FFFD).
+pub fn write_bytes(bytes: &[u8]) {
+    without_interrupts(|| {
+        if let Some(port) = SERIAL.lock().as_mut() {
+            for &b in bytes {
+                port.send(b);
+            }
+        }
+        for chunk in bytes.utf8_chunks() {
+            crate::console::print(format_args!("{}", chunk.valid()));
+            if !chunk.invalid().is_empty() {
+                crate::console::print(format_args!("\u{fffd}"));
+            }
+        }
+    });
+}
+
 impl Log for KernelLog {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.level() <= log::max_level()

@@ -21,6 +21,8 @@ mod logger;
 mod mem;
 mod panic;
 mod platform;
+mod syscall;
+mod task;
 mod time;
 
 #[cfg(feature = "ktest")]
@@ -53,7 +55,15 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if let Some(fb) = boot.framebuffer {
         console::init(fb);
     }
-    let args = BootArgs::parse(boot.ramdisk);
+    let bootfs = match vessel_bootfs::Archive::new(boot.ramdisk) {
+        Ok(archive) => Some(archive),
+        Err(e) => {
+            log::error!("{e}: no programs can start");
+            None
+        }
+    };
+    let args = BootArgs::parse(bootfs.and_then(|a| a.get("etc/boot.args")).map_or(&[][..], |e| e.data));
+    syscall::allow_debug_exit(args.get("debug-exit") == Some("allow"));
     entropy::init();
     platform::init(boot.rsdp);
     arch::x86_64::init_interrupts();
@@ -65,7 +75,11 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     ktest::run(&args);
     #[cfg(not(feature = "ktest"))]
     {
-        let _ = args;
-        arch::x86_64::idle()
+        task::init(boot.ramdisk);
+        match task::spawn(0, "bin/init", b"init\0", vessel_abi::Priority::Normal) {
+            Ok(pid) => log::info!("started bin/init as process {pid}"),
+            Err(e) => log::error!("cannot start bin/init: {e}"),
+        }
+        task::idle()
     }
 }

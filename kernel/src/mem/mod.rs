@@ -5,8 +5,10 @@
 //! windows and tests is taken in whole top-level (512 GiB) slots of the upper half that the
 //! bootloader left empty, so nothing the kernel maps can collide with what the bootloader mapped.
 
+pub mod address_space;
 pub mod frames;
 pub mod heap;
+pub mod kstack;
 pub mod paging;
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +65,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> BootResources {
     frames::init(regions());
     paging::init();
     heap::init();
+    kstack::init();
 
     let ramdisk = match boot_info.ramdisk_addr.into_option() {
         // SAFETY: the bootloader mapped the ramdisk at this address for `ramdisk_len` bytes and

@@ -23,6 +23,16 @@ static KERNEL_PAGE_TABLE: Mutex<()> = Mutex::new(());
 static CLAIMED_SLOTS: Mutex<[u64; 4]> = Mutex::new([0; 4]);
 /// Next free address in the MMIO slot (0 until `init`).
 static MMIO_NEXT: AtomicU64 = AtomicU64::new(0);
+/// Physical address of the kernel's level-4 table (the boot one); user address spaces copy its
+/// upper half.
+static KERNEL_PML4: AtomicU64 = AtomicU64::new(0);
+/// Bumped whenever a kernel slot is claimed, so address spaces know to refresh their upper half.
+static SLOT_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The current kernel-slot generation.
+pub fn slot_generation() -> u64 {
+    SLOT_GENERATION.load(Ordering::Relaxed)
+}
 
 /// Errors from mapping calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,26 +56,36 @@ unsafe impl FrameAllocator<Size4KiB> for KernelFrames {
     }
 }
 
-/// Runs `f` on the active level-4 table with the page-table lock held.
+/// The kernel's level-4 table (physical address).
+pub fn kernel_pml4() -> u64 {
+    KERNEL_PML4.load(Ordering::Relaxed)
+}
+
+/// Runs `f` on the kernel's level-4 table with the page-table lock held. Kernel mappings live
+/// below upper-half level-4 entries that every address space shares, so edits show everywhere.
 fn with_table<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
     let _guard = KERNEL_PAGE_TABLE.lock();
-    let (frame, _) = Cr3::read();
     let offset = VirtAddr::new(phys_to_virt(0));
-    // SAFETY: CR3 points at a valid level-4 table, reachable through the direct map; the lock
+    // SAFETY: KERNEL_PML4 is the boot level-4 table, reachable through the direct map; the lock
     // makes this the only live reference to it.
-    let table = unsafe { &mut *(phys_to_virt(frame.start_address().as_u64()) as *mut PageTable) };
+    let table = unsafe { &mut *(phys_to_virt(kernel_pml4()) as *mut PageTable) };
     // SAFETY: the direct map covers all physical memory at `offset`.
     let mut mapper = unsafe { OffsetPageTable::new(table, offset) };
     f(&mut mapper)
 }
 
-/// Claims one empty upper-half level-4 slot and returns its base address.
+/// Claims one empty upper-half level-4 slot and returns its base address. The slot's
+/// level-3 table is created at once, so the level-4 entry never changes again and address spaces
+/// created later share it.
 pub fn claim_slot() -> Option<u64> {
     with_table(|mapper| {
         let mut claimed = CLAIMED_SLOTS.lock();
-        let level4 = mapper.level_4_table();
+        let level4 = mapper.level_4_table_mut();
         let index = (256..512).find(|&i| level4[i].is_unused() && claimed[(i - 256) / 64] & (1 << (i % 64)) == 0)?;
+        let table = frames::alloc_zeroed()?;
+        level4[index].set_addr(PhysAddr::new(table), PageTableFlags::PRESENT | PageTableFlags::WRITABLE);
         claimed[(index - 256) / 64] |= 1 << (index % 64);
+        SLOT_GENERATION.fetch_add(1, Ordering::Relaxed);
         // Sign-extend: upper-half addresses have bits 48..64 set.
         Some(0xffff_0000_0000_0000 | (index as u64) << 39)
     })
@@ -128,8 +148,9 @@ pub fn translate(virt: u64) -> Option<(u64, PageTableFlags)> {
     })
 }
 
-/// Claims the MMIO slot.
+/// Records the kernel's level-4 table and claims the MMIO slot.
 pub fn init() {
+    KERNEL_PML4.store(Cr3::read().0.start_address().as_u64(), Ordering::Relaxed);
     match claim_slot() {
         Some(base) => MMIO_NEXT.store(base, Ordering::Relaxed),
         None => log::error!("paging: no free kernel slot for MMIO"),

@@ -1,14 +1,21 @@
-//! Global descriptor table and task state segment.
+//! Global descriptor table, task state segment and the per-CPU area.
 //!
-//! Layout (selectors are part of the future `syscall`/`sysret` contract, which needs user data
-//! right before user code): null, kernel code, kernel data, user data, user code, TSS. The TSS
-//! provides a separate stack (IST 1) for double faults, so a kernel stack overflow still produces
-//! a report instead of a triple fault.
+//! GDT layout (fixed by `syscall`/`sysret`, which need user data right before user code): null,
+//! kernel code 0x08, kernel data 0x10, user data 0x18, user code 0x20, TSS 0x28. The TSS gives
+//! interrupts from user mode the current thread's kernel stack (RSP0) and double faults a stack of
+//! their own (IST 1), so a kernel stack overflow still produces a report.
+//!
+//! The per-CPU area is reached through GS in kernel mode (`swapgs` on every entry from user mode);
+//! the syscall entry reads the kernel stack from it. Both it and the TSS are written only with
+//! interrupts off, on the one CPU Vessel runs on today.
+
+use core::cell::UnsafeCell;
 
 use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
+use x86_64::registers::model_specific::{GsBase, KernelGsBase};
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 
@@ -16,61 +23,73 @@ use x86_64::structures::tss::TaskStateSegment;
 pub const DOUBLE_FAULT_IST: u16 = 0;
 const IST_STACK_SIZE: usize = 16 * 1024;
 
+/// User code selector with RPL 3, as `iretq` frames need it.
+pub const USER_CODE: u64 = 0x20 | 3;
+/// User data/stack selector with RPL 3.
+pub const USER_DATA: u64 = 0x18 | 3;
+/// Kernel code selector.
+pub const KERNEL_CODE: u64 = 0x08;
+
 /// Stack for the double-fault handler. Only the CPU writes it, through the TSS.
 #[repr(align(16))]
 struct IstStack([u8; IST_STACK_SIZE]);
 static DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 
-/// Segment selectors of the loaded GDT.
-#[allow(dead_code)] // the user selectors are read when user mode arrives
-#[derive(Debug, Clone, Copy)]
-pub struct Selectors {
-    /// Kernel code segment.
-    pub kernel_code: SegmentSelector,
-    /// Kernel data/stack segment.
-    pub kernel_data: SegmentSelector,
-    /// User data/stack segment.
-    pub user_data: SegmentSelector,
-    /// User code segment.
-    pub user_code: SegmentSelector,
-    tss: SegmentSelector,
+/// What the assembly entry paths find at `gs:0` and `gs:8`.
+#[repr(C)]
+pub struct PerCpu {
+    /// Top of the running thread's kernel stack.
+    pub kernel_rsp: u64,
+    /// Scratch slot for the user stack pointer during syscall entry.
+    pub user_rsp: u64,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
-static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+/// A cell written only with interrupts off on the single CPU (see module doc).
+struct CpuLocal<T>(UnsafeCell<T>);
 
-/// Builds and loads the GDT and TSS, and reloads the segment registers.
+// SAFETY: Vessel runs on one CPU and every access happens with interrupts disabled, so there is
+// never concurrent access.
+unsafe impl<T> Sync for CpuLocal<T> {}
+
+static TSS: CpuLocal<TaskStateSegment> = CpuLocal(UnsafeCell::new(TaskStateSegment::new()));
+static PER_CPU: CpuLocal<PerCpu> = CpuLocal(UnsafeCell::new(PerCpu { kernel_rsp: 0, user_rsp: 0 }));
+static GDT: Once<GlobalDescriptorTable> = Once::new();
+
+/// Builds and loads the GDT and TSS, reloads the segment registers and points GS at the per-CPU
+/// area.
 pub fn init() {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        // The stack grows down: the IST entry is the end of the array. The array lives in a
-        // static that is read-only to Rust; the CPU writes to it, which Rust never observes.
-        let top = VirtAddr::from_ptr(DOUBLE_FAULT_STACK.0.as_ptr()) + IST_STACK_SIZE as u64;
-        tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] = top;
-        tss
-    });
-    let (gdt, sel) = GDT.call_once(|| {
+    let top = VirtAddr::from_ptr(DOUBLE_FAULT_STACK.0.as_ptr()) + IST_STACK_SIZE as u64;
+    // SAFETY: boot, interrupts off, nothing else references the TSS yet.
+    unsafe { (*TSS.0.get()).interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] = top };
+    let gdt = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
-        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
-        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
-        let user_data = gdt.append(Descriptor::user_data_segment());
-        let user_code = gdt.append(Descriptor::user_code_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
-        (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
+        gdt.append(Descriptor::kernel_code_segment());
+        gdt.append(Descriptor::kernel_data_segment());
+        gdt.append(Descriptor::user_data_segment());
+        gdt.append(Descriptor::user_code_segment());
+        // SAFETY: the TSS is a static that lives forever and is only written as the module doc says.
+        gdt.append(unsafe { Descriptor::tss_segment_unchecked(TSS.0.get()) });
+        gdt
     });
     gdt.load();
+    let kernel_data = SegmentSelector(0x10);
     // SAFETY: the selectors index descriptors of the GDT just loaded, which lives in a static.
     unsafe {
-        CS::set_reg(sel.kernel_code);
-        SS::set_reg(sel.kernel_data);
-        DS::set_reg(sel.kernel_data);
-        ES::set_reg(sel.kernel_data);
-        load_tss(sel.tss);
+        CS::set_reg(SegmentSelector(KERNEL_CODE as u16));
+        SS::set_reg(kernel_data);
+        DS::set_reg(kernel_data);
+        ES::set_reg(kernel_data);
+        load_tss(SegmentSelector(0x28));
     }
+    GsBase::write(VirtAddr::from_ptr(PER_CPU.0.get()));
+    KernelGsBase::write(VirtAddr::zero());
 }
 
-/// The selectors of the loaded GDT.
-#[allow(dead_code)] // used by user-mode entry, which comes with processes
-pub fn selectors() -> Option<Selectors> {
-    GDT.get().map(|(_, s)| *s)
+/// Makes `top` the stack the CPU switches to on entry from user mode (interrupts and syscalls).
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: interrupts are off (scheduler), single CPU: no concurrent access (module doc).
+    unsafe {
+        (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(top);
+        (*PER_CPU.0.get()).kernel_rsp = top;
+    }
 }

@@ -6,6 +6,7 @@ pub mod fpu;
 pub mod gdt;
 pub mod pit;
 pub mod probe;
+pub mod syscall;
 pub mod trap;
 
 use core::arch::asm;
@@ -17,7 +18,8 @@ pub fn init_cpu() {
     gdt::init();
     trap::init();
     fpu::init();
-    log::info!("cpu: GDT+TSS (double-fault IST), IDT (256 vectors), FPU/SSE on, {}", fpu::features());
+    syscall::init();
+    log::info!("cpu: GDT+TSS (double-fault IST), IDT (256 vectors), FPU/SSE on, syscall entry, {}", fpu::features());
 }
 
 /// Masks the legacy PICs, enables the local APIC and turns interrupts on.
@@ -60,14 +62,6 @@ pub fn rdtsc() -> u64 {
 /// Turns interrupts off on this CPU.
 pub fn disable_interrupts() {
     interrupts::disable();
-}
-
-/// Sleeps until the next interrupt, forever: the idle loop of a ready kernel.
-#[cfg_attr(feature = "ktest", allow(dead_code))] // the test build exits instead of idling
-pub fn idle() -> ! {
-    loop {
-        interrupts::enable_and_hlt();
-    }
 }
 
 /// Stops this CPU for good.

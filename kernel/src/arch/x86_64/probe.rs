@@ -39,6 +39,22 @@ vessel_probe_write_insn:
 vessel_probe_write_fixup:
     mov edx, 1
     ret
+
+    // memcpy that may fault: rdi = dst, rsi = src, rdx = len. Returns rax = 0, rdx = 0; on a
+    // fault rax = fault address, rdx = 1. Used for every copy to or from user memory.
+    .global vessel_user_copy
+vessel_user_copy:
+    mov rcx, rdx
+    xor edx, edx
+    xor eax, eax
+    .global vessel_user_copy_insn
+vessel_user_copy_insn:
+    rep movsb
+    ret
+    .global vessel_user_copy_fixup
+vessel_user_copy_fixup:
+    mov edx, 1
+    ret
     "#
 );
 
@@ -55,6 +71,9 @@ unsafe extern "C" {
     static vessel_probe_read_fixup: u8;
     static vessel_probe_write_insn: u8;
     static vessel_probe_write_fixup: u8;
+    fn vessel_user_copy(dst: u64, src: u64, len: u64) -> ProbeResult;
+    static vessel_user_copy_insn: u8;
+    static vessel_user_copy_fixup: u8;
 }
 
 /// A recovered fault: what the CPU reported.
@@ -94,6 +113,17 @@ pub fn write_u64(addr: u64, value: u64) -> Result<(), Fault> {
     fault_from(unsafe { vessel_probe_write(addr, value) }).map(|_| ())
 }
 
+/// Copies `len` bytes from `src` to `dst` where either side may be unmapped or read-only user
+/// memory; a fault comes back as an error and the copy stops there.
+///
+/// # Safety
+/// The kernel side of the copy must be valid for `len` bytes (readable source or writable
+/// destination that no Rust reference aliases); only the user side may fault.
+pub unsafe fn copy(dst: u64, src: u64, len: u64) -> Result<(), Fault> {
+    // SAFETY: the caller vouches for the kernel side; faults on the user side are recovered.
+    fault_from(unsafe { vessel_user_copy(dst, src, len) }).map(|_| ())
+}
+
 /// Called by the trap dispatcher for every kernel exception: if RIP is a probe instruction and the
 /// fault is one a probe may take, redirect to its recovery path and return true.
 pub fn recover(frame: &mut TrapFrame, cr2: u64) -> bool {
@@ -103,6 +133,7 @@ pub fn recover(frame: &mut TrapFrame, cr2: u64) -> bool {
     let table = [
         ((&raw const vessel_probe_read_insn) as u64, (&raw const vessel_probe_read_fixup) as u64),
         ((&raw const vessel_probe_write_insn) as u64, (&raw const vessel_probe_write_fixup) as u64),
+        ((&raw const vessel_user_copy_insn) as u64, (&raw const vessel_user_copy_fixup) as u64),
     ];
     let Some(&(_, fixup)) = table.iter().find(|(insn, _)| *insn == frame.rip) else {
         return false;

@@ -6,7 +6,8 @@
 //! the (possibly edited) frame and `iretq`s. Stubs are 16 bytes apart, so the IDT is filled from
 //! the first stub's address without a relocated table. Entries from user mode swap GS.
 //!
-//! A fault in kernel code is fatal (a report, then panic) unless its instruction is listed in the
+//! A fault in user mode kills only the faulting process (see `task::user_fault`). A fault in
+//! kernel code is fatal (a report, then panic) unless its instruction is listed in the
 //! fault-recovery table of [`super::probe`], which redirects it to a recovery path.
 
 use core::arch::global_asm;
@@ -75,6 +76,9 @@ vessel_trap_common:
     cld
     mov rdi, rsp
     call {dispatch}
+    // Also where syscalls return and where new threads first enter user mode.
+    .global vessel_trap_return
+vessel_trap_return:
     test qword ptr [rsp + 18 * 8], 3
     jz 2f
     swapgs
@@ -166,6 +170,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(TIMER_VECTOR) => {
             crate::time::on_tick();
             apic::end_of_interrupt();
+            // May switch to another thread; this one resumes here later.
+            crate::task::on_tick(frame.cs & 3 == 3);
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         _ => {
@@ -180,6 +186,15 @@ pub static BREAKPOINTS: core::sync::atomic::AtomicU64 = core::sync::atomic::Atom
 
 fn exception(frame: &mut TrapFrame) {
     let cr2 = read_cr2();
+    // A first touch of a demand-paged user page (the stack), from user code or from the kernel
+    // copying to user memory: map it and retry the instruction.
+    if frame.vector == 14 && frame.error_code & 1 == 0 && crate::task::map_on_demand(cr2) {
+        return;
+    }
+    if frame.cs & 3 == 3 {
+        // Never returns: the faulting process dies and another thread runs.
+        crate::task::user_fault(frame, cr2);
+    }
     if frame.vector == 3 {
         // int3 leaves RIP after the instruction: just resume.
         BREAKPOINTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);

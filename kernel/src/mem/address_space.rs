@@ -1,0 +1,202 @@
+//! User address spaces: one level-4 table per process whose lower half is the process's own and
+//! whose upper half repeats the kernel's entries (shared kernel tables).
+//!
+//! Invariants: every user page is mapped USER_ACCESSIBLE, never writable and executable at once;
+//! frames mapped here belong to the address space and are freed with it, except pages marked
+//! [`BORROWED`] (such as the boot file system lent to init), which are only unmapped. Intermediate
+//! tables of the lower half belong to the address space too.
+
+use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::paging::{MapError, kernel_pml4, slot_generation};
+use super::{frames, phys_to_virt};
+
+/// Software bit marking a page whose frame the address space does not own.
+pub const BORROWED: PageTableFlags = PageTableFlags::BIT_9;
+
+/// Access a user page is mapped with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read only.
+    Read,
+    /// Read and write.
+    ReadWrite,
+    /// Read and execute.
+    ReadExecute,
+}
+
+impl Access {
+    fn flags(self) -> PageTableFlags {
+        let base = PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE;
+        match self {
+            Access::Read => base | PageTableFlags::NO_EXECUTE,
+            Access::ReadWrite => base | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
+            Access::ReadExecute => base,
+        }
+    }
+}
+
+struct UserFrames;
+
+// SAFETY: `alloc_zeroed` returns unused, zeroed frames, as page tables need.
+unsafe impl FrameAllocator<Size4KiB> for UserFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        frames::alloc_zeroed().map(|a| PhysFrame::containing_address(PhysAddr::new(a)))
+    }
+}
+
+/// A process's page tables. See the module invariants.
+pub struct AddressSpace {
+    pml4: u64,
+    generation: u64,
+}
+
+fn table(phys: u64) -> &'static mut PageTable {
+    // SAFETY: `phys` is a page-table frame owned by an address space (or the kernel's), reached
+    // through the direct map; callers hold the only reference (the scheduler's lock serialises
+    // every user address space operation).
+    unsafe { &mut *(phys_to_virt(phys) as *mut PageTable) }
+}
+
+impl AddressSpace {
+    /// An empty address space (kernel half only).
+    pub fn new() -> Result<Self, MapError> {
+        let pml4 = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+        let mut space = AddressSpace { pml4, generation: 0 };
+        space.sync_kernel_half();
+        Ok(space)
+    }
+
+    fn sync_kernel_half(&mut self) {
+        let kernel = table(kernel_pml4());
+        let own = table(self.pml4);
+        for i in 256..512 {
+            own[i] = kernel[i].clone();
+        }
+        self.generation = slot_generation();
+    }
+
+    fn mapper(&mut self) -> OffsetPageTable<'static> {
+        // SAFETY: the direct map covers all physical memory at this offset.
+        unsafe { OffsetPageTable::new(table(self.pml4), VirtAddr::new(phys_to_virt(0))) }
+    }
+
+    /// Maps the user page at `virt` to `frame`. `owned` false marks it [`BORROWED`].
+    pub fn map(&mut self, virt: u64, frame: u64, access: Access, owned: bool) -> Result<(), MapError> {
+        let page = Page::<Size4KiB>::from_start_address(VirtAddr::new(virt)).map_err(|_| MapError::NotMapped)?;
+        let frame = PhysFrame::containing_address(PhysAddr::new(frame));
+        let flags = if owned { access.flags() } else { access.flags() | BORROWED };
+        let parents = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::USER_ACCESSIBLE;
+        // SAFETY: `virt` is a lower-half page of this address space and `frame` is owned by it
+        // (or lent, and marked so); no Rust reference depends on the mapping.
+        match unsafe { self.mapper().map_to_with_table_flags(page, frame, flags, parents, &mut UserFrames) } {
+            // Not the active space in general; the switch to it flushes (CR3 load).
+            Ok(flush) => {
+                flush.flush();
+                Ok(())
+            }
+            Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfFrames),
+            Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
+            Err(MapToError::ParentEntryHugePage) => Err(MapError::HugePage),
+        }
+    }
+
+    /// Allocates a zeroed frame and maps it at `virt`; returns the frame.
+    pub fn map_new(&mut self, virt: u64, access: Access) -> Result<u64, MapError> {
+        let frame = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+        if let Err(e) = self.map(virt, frame, access, true) {
+            let _ = frames::free(frame);
+            return Err(e);
+        }
+        Ok(frame)
+    }
+
+    /// Unmaps a user page and frees its frame unless it was borrowed.
+    pub fn unmap(&mut self, virt: u64) -> Result<(), MapError> {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+        let flags = self.translate(virt).map(|(_, f)| f).ok_or(MapError::NotMapped)?;
+        let (frame, flush) = self.mapper().unmap(page).map_err(|_| MapError::NotMapped)?;
+        flush.flush();
+        if !flags.contains(BORROWED) {
+            let _ = frames::free(frame.start_address().as_u64());
+        }
+        Ok(())
+    }
+
+    /// The frame and flags `virt` maps to.
+    pub fn translate(&mut self, virt: u64) -> Option<(u64, PageTableFlags)> {
+        match self.mapper().translate(VirtAddr::new(virt)) {
+            TranslateResult::Mapped { frame, offset, flags } => Some((frame.start_address().as_u64() + offset, flags)),
+            _ => None,
+        }
+    }
+
+    /// Makes this the active address space.
+    pub fn activate(&mut self) {
+        if self.generation != slot_generation() {
+            self.sync_kernel_half();
+        }
+        load_cr3(self.pml4);
+    }
+
+    /// Frees every owned frame and every lower-half table. The space must not be active.
+    fn teardown(&mut self) {
+        let pml4 = table(self.pml4);
+        for l4 in 0..256 {
+            let Some(pdpt) = present_table(pml4, l4) else { continue };
+            for l3 in 0..512 {
+                let Some(pd) = present_table(table(pdpt), l3) else { continue };
+                for l2 in 0..512 {
+                    let Some(pt) = present_table(table(pd), l2) else { continue };
+                    for entry in table(pt).iter() {
+                        let flags = entry.flags();
+                        if flags.contains(PageTableFlags::PRESENT) && !flags.contains(BORROWED) {
+                            let _ = frames::free(entry.addr().as_u64());
+                        }
+                    }
+                    let _ = frames::free(pt);
+                }
+                let _ = frames::free(pd);
+            }
+            let _ = frames::free(pdpt);
+        }
+        let _ = frames::free(self.pml4);
+    }
+}
+
+/// The physical address of the next-level table under entry `i`, if present (huge pages are not
+/// used in user space).
+fn present_table(table: &PageTable, i: usize) -> Option<u64> {
+    let entry = &table[i];
+    let flags = entry.flags();
+    (flags.contains(PageTableFlags::PRESENT) && !flags.contains(PageTableFlags::HUGE_PAGE))
+        .then(|| entry.addr().as_u64())
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        // Never tear down the tables the CPU is using: fall back to the kernel's first.
+        if current_cr3() == self.pml4 {
+            load_cr3(kernel_pml4());
+        }
+        self.teardown();
+    }
+}
+
+fn current_cr3() -> u64 {
+    x86_64::registers::control::Cr3::read().0.start_address().as_u64()
+}
+
+/// Loads CR3 if it differs (a reload flushes the TLB, so skip it when nothing changes).
+pub fn load_cr3(pml4: u64) {
+    if current_cr3() != pml4 {
+        let frame = PhysFrame::containing_address(PhysAddr::new(pml4));
+        // SAFETY: `pml4` is a valid level-4 table whose upper half maps the kernel exactly as the
+        // current one does, so the running code and stack stay mapped.
+        unsafe { x86_64::registers::control::Cr3::write(frame, x86_64::registers::control::Cr3Flags::empty()) };
+    }
+}

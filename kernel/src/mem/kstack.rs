@@ -1,0 +1,83 @@
+//! Kernel stacks for threads: 16 KiB each, in their own kernel slot, with an unmapped guard page
+//! below each so an overflow faults (and reaches the double-fault stack) instead of corrupting a
+//! neighbour. Freed stacks' address ranges are reused.
+
+use alloc::vec::Vec;
+
+use spin::Mutex;
+use x86_64::structures::paging::PageTableFlags;
+
+use super::{frames, paging};
+use vessel_kcore::PAGE_SIZE;
+
+/// Usable bytes of a kernel stack.
+pub const STACK_SIZE: u64 = 16 * 1024;
+const STRIDE: u64 = STACK_SIZE + PAGE_SIZE;
+
+struct Slots {
+    base: u64,
+    next: u64,
+    free: Vec<u64>,
+}
+
+static SLOTS: Mutex<Option<Slots>> = Mutex::new(None);
+
+/// Claims the slot for kernel stacks. Must run before the first address space is created.
+pub fn init() {
+    match paging::claim_slot() {
+        Some(base) => *SLOTS.lock() = Some(Slots { base, next: 0, free: Vec::new() }),
+        None => log::error!("kstack: no kernel slot; no threads can be created"),
+    }
+}
+
+/// A mapped kernel stack; unmapped and freed on drop.
+pub struct KernelStack {
+    bottom: u64,
+}
+
+impl KernelStack {
+    /// Maps a new stack, or `None` when frames or address space run out.
+    pub fn new() -> Option<Self> {
+        let bottom = {
+            let mut guard = SLOTS.lock();
+            let slots = guard.as_mut()?;
+            match slots.free.pop() {
+                Some(bottom) => bottom,
+                None => {
+                    // Skip one guard page first.
+                    let bottom = slots.base + slots.next * STRIDE + PAGE_SIZE;
+                    slots.next += 1;
+                    bottom
+                }
+            }
+        };
+        let stack = KernelStack { bottom };
+        let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+        for page in (0..STACK_SIZE).step_by(PAGE_SIZE as usize) {
+            let frame = frames::alloc()?;
+            if paging::map(bottom + page, frame, flags).is_err() {
+                let _ = frames::free(frame);
+                return None; // drop unmaps what was mapped
+            }
+        }
+        Some(stack)
+    }
+
+    /// The initial stack pointer (one past the highest byte).
+    pub fn top(&self) -> u64 {
+        self.bottom + STACK_SIZE
+    }
+}
+
+impl Drop for KernelStack {
+    fn drop(&mut self) {
+        for page in (0..STACK_SIZE).step_by(PAGE_SIZE as usize) {
+            if let Ok(frame) = paging::unmap(self.bottom + page) {
+                let _ = frames::free(frame);
+            }
+        }
+        if let Some(slots) = SLOTS.lock().as_mut() {
+            slots.free.push(self.bottom);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! System calls: the safe, typed dispatcher behind the `syscall` entry (STYLE habit 6).
+//!
+//! [`dispatch`] decodes the number and arguments from the saved registers, runs the call, and
+//! writes `rax` (0 or an error code) and `rdx` (the value) back. Every pointer goes through
+//! [`usermem`]; nothing a user passes can panic the kernel. See `docs/abi.md`.
+
+pub mod usermem;
+
+use alloc::vec;
+
+use vessel_abi::{Error, Exit, MAX_ARGS, MAX_DEBUG_WRITE, MAX_PATH, MapFlags, Priority, SpawnRequest, Syscall};
+use vessel_kcore::report::TrapFrame;
+
+use crate::task;
+use usermem::UserSlice;
+
+/// Whether `DebugExit` may leave the emulator (set from the boot arguments of test images).
+static DEBUG_EXIT_ALLOWED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Allows or forbids `DebugExit`.
+pub fn allow_debug_exit(allowed: bool) {
+    DEBUG_EXIT_ALLOWED.store(allowed, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Runs the system call in `frame` and stores its result there.
+pub fn dispatch(frame: &mut TrapFrame) {
+    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    let result = Syscall::try_from(frame.rax).and_then(|call| run(call, args));
+    match result {
+        Ok(value) => {
+            frame.rax = 0;
+            frame.rdx = value;
+        }
+        Err(e) => {
+            frame.rax = e as u64;
+            frame.rdx = 0;
+        }
+    }
+    task::preempt_if_needed();
+}
+
+fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
+    let caller = task::current_pid();
+    match call {
+        Syscall::DebugWrite => debug_write(a[0], a[1]).map(|()| a[1]),
+        Syscall::Exit => task::exit_current(Exit::Code(a[0] as i64)),
+        Syscall::Yield => {
+            task::yield_now();
+            Ok(0)
+        }
+        Syscall::ProcessId => Ok(caller),
+        Syscall::Spawn => spawn(caller, a[0]),
+        Syscall::Wait => {
+            // Check the destination first, so a bad pointer cannot lose a reaped child's status.
+            usermem::write(a[1], &vessel_abi::ExitStatus::default())?;
+            let status = task::wait(caller, a[0])?;
+            usermem::write(a[1], &status).map(|()| 0)
+        }
+        Syscall::Kill => task::kill(caller, a[0]).map(|()| 0),
+        Syscall::ProcessInfo => {
+            let info = task::process_info(caller, a[0])?;
+            usermem::write(a[1], &info).map(|()| 0)
+        }
+        Syscall::Sleep => {
+            task::sleep(a[0]);
+            Ok(0)
+        }
+        Syscall::Clock => Ok(crate::time::since_boot_ns()),
+        Syscall::MemMap => {
+            let flags = MapFlags::from_bits(a[1]).ok_or(Error::InvalidArgument)?;
+            task::mem_map(a[0], flags)
+        }
+        Syscall::MemUnmap => task::mem_unmap(a[0], a[1]).map(|()| 0),
+        Syscall::KernelStats => usermem::write(a[0], &task::stats()).map(|()| 0),
+        Syscall::DebugExit => {
+            if !DEBUG_EXIT_ALLOWED.load(core::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::AccessDenied);
+            }
+            let code =
+                if a[0] == 0 { crate::arch::x86_64::QemuExit::Success } else { crate::arch::x86_64::QemuExit::Failure };
+            crate::arch::x86_64::qemu_exit(code);
+            Err(Error::AccessDenied)
+        }
+    }
+}
+
+fn debug_write(addr: u64, len: u64) -> Result<(), Error> {
+    // Check the whole range (size limit, bounds) before printing any of it.
+    UserSlice::new(addr, len, MAX_DEBUG_WRITE)?;
+    let mut chunk = [0u8; 256];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(chunk.len() as u64);
+        UserSlice::new(addr + done, n, n)?.read_into(&mut chunk[..n as usize])?;
+        crate::logger::write_bytes(&chunk[..n as usize]);
+        done += n;
+    }
+    Ok(())
+}
+
+fn spawn(caller: u64, request: u64) -> Result<u64, Error> {
+    let req: SpawnRequest = usermem::read(request)?;
+    if req.flags != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let priority = Priority::from_u32(req.priority).ok_or(Error::InvalidArgument)?;
+    let path_slice = UserSlice::new(req.path_ptr, req.path_len, MAX_PATH)?;
+    let mut path = vec![0u8; path_slice.len()];
+    path_slice.read_into(&mut path)?;
+    let path = core::str::from_utf8(&path).map_err(|_| Error::InvalidArgument)?;
+    let mut args = vec![0u8; 0];
+    if req.args_len > 0 {
+        let args_slice = UserSlice::new(req.args_ptr, req.args_len, MAX_ARGS)?;
+        args.resize(args_slice.len(), 0);
+        args_slice.read_into(&mut args)?;
+    }
+    task::spawn(caller, path, &args, priority)
+}

@@ -1,0 +1,76 @@
+//! The one way the kernel touches user memory (STYLE habit 7). A user pointer is an allegation:
+//! [`UserSlice::new`] checks it is non-null, below the end of user space and does not wrap, and
+//! every copy goes through the fault-recovering copy routine, so an unmapped page or a read-only
+//! destination becomes [`Error::BadAddress`] instead of a kernel fault.
+
+use core::mem::{MaybeUninit, size_of};
+
+use vessel_abi::{Error, ExitStatus, KernelStats, ProcessInfo, SpawnRequest, USER_END};
+
+use crate::arch::x86_64::probe;
+
+/// Plain data that any bit pattern makes valid, so it may be copied in from user memory.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` types made of integers with no padding-dependent invariants.
+pub unsafe trait Pod: Copy {}
+
+// SAFETY: all four are `#[repr(C)]` structs of integers; every bit pattern is a valid value.
+unsafe impl Pod for SpawnRequest {}
+// SAFETY: as above.
+unsafe impl Pod for ExitStatus {}
+// SAFETY: as above.
+unsafe impl Pod for ProcessInfo {}
+// SAFETY: as above.
+unsafe impl Pod for KernelStats {}
+
+/// A checked user address range.
+#[derive(Clone, Copy, Debug)]
+pub struct UserSlice {
+    addr: u64,
+    len: u64,
+}
+
+impl UserSlice {
+    /// Checks the range: non-null, inside user space, no wrap-around, at most `max` bytes.
+    pub fn new(addr: u64, len: u64, max: u64) -> Result<Self, Error> {
+        if len > max {
+            return Err(Error::TooLarge);
+        }
+        if addr == 0 || addr.checked_add(len).is_none_or(|end| end > USER_END) {
+            return Err(Error::BadAddress);
+        }
+        Ok(UserSlice { addr, len })
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Copies the range into `buf` (which must be exactly as long).
+    pub fn read_into(&self, buf: &mut [u8]) -> Result<(), Error> {
+        if buf.len() as u64 != self.len {
+            return Err(Error::InvalidArgument);
+        }
+        // SAFETY: `buf` is a valid kernel buffer of `len` bytes; only the user side may fault.
+        unsafe { probe::copy(buf.as_mut_ptr() as u64, self.addr, self.len) }.map_err(|_| Error::BadAddress)
+    }
+}
+
+/// Reads a `T` from user memory.
+pub fn read<T: Pod>(addr: u64) -> Result<T, Error> {
+    let slice = UserSlice::new(addr, size_of::<T>() as u64, size_of::<T>() as u64)?;
+    let mut value = MaybeUninit::<T>::uninit();
+    // SAFETY: `value` is `size_of::<T>()` writable bytes; only the user side may fault.
+    unsafe { probe::copy(value.as_mut_ptr() as u64, slice.addr, slice.len) }.map_err(|_| Error::BadAddress)?;
+    // SAFETY: fully written by the copy, and `T: Pod` makes every bit pattern valid.
+    Ok(unsafe { value.assume_init() })
+}
+
+/// Writes a `T` to user memory.
+pub fn write<T: Pod>(addr: u64, value: &T) -> Result<(), Error> {
+    let slice = UserSlice::new(addr, size_of::<T>() as u64, size_of::<T>() as u64)?;
+    // SAFETY: `value` is a valid `T` of `size_of::<T>()` bytes; only the user side may fault.
+    unsafe { probe::copy(slice.addr, value as *const T as u64, slice.len) }.map_err(|_| Error::BadAddress)
+}

@@ -1,0 +1,132 @@
+//! Building a new process image: validated ELF segments copied into fresh frames, and the
+//! initial stack page holding the argument strings and the [`StartInfo`].
+//!
+//! The ELF file is untrusted: `vessel_kcore::elf` validates it completely (bounds, user range,
+//! W^X, no shared pages) before anything is mapped, and every later step checks its own sizes.
+
+use vessel_abi::{ArgSlice, Error, PAGE_SIZE, PROGRAM_END, PROGRAM_START, STACK_TOP, START_MAGIC, StartInfo};
+use vessel_kcore::elf::{Limits, Program};
+
+use crate::mem::address_space::{Access, AddressSpace};
+use crate::mem::paging::MapError;
+use crate::mem::phys_to_virt;
+
+/// Where init finds the boot file system (read-only).
+pub const BOOTFS_BASE: u64 = 0x0000_7000_0000_0000;
+
+fn no_memory(_: MapError) -> Error {
+    Error::NoMemory
+}
+
+/// Maps every loadable segment of `file` into `space`; returns the entry point.
+pub fn load_elf(space: &mut AddressSpace, file: &[u8]) -> Result<u64, Error> {
+    let limits = Limits { lowest: PROGRAM_START, highest: PROGRAM_END };
+    let program = Program::parse(file, &limits).map_err(|e| {
+        log::debug!("spawn: refused ELF: {e}");
+        Error::BadExecutable
+    })?;
+    for segment in program.segments() {
+        let access = if segment.executable {
+            Access::ReadExecute
+        } else if segment.writable {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        };
+        let first = segment.vaddr & !(PAGE_SIZE - 1);
+        let end = (segment.vaddr + segment.mem_size).next_multiple_of(PAGE_SIZE);
+        let file_end = segment.vaddr + segment.file_size;
+        for page in (first..end).step_by(PAGE_SIZE as usize) {
+            let frame = space.map_new(page, access).map_err(no_memory)?;
+            // Copy the part of the file that lands in this page; the rest stays zero (.bss).
+            let copy_start = page.max(segment.vaddr);
+            let copy_end = (page + PAGE_SIZE).min(file_end);
+            if copy_start < copy_end {
+                let from = (segment.file_offset + (copy_start - segment.vaddr)) as usize;
+                let len = (copy_end - copy_start) as usize;
+                let bytes = file.get(from..from + len).ok_or(Error::BadExecutable)?;
+                let dst = phys_to_virt(frame) + (copy_start - page);
+                // SAFETY: `frame` was just allocated for this page and nothing else refers to
+                // it; `dst..dst+len` stays inside it because copy_start..copy_end lies in the page.
+                unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, len) };
+            }
+        }
+    }
+    Ok(program.entry())
+}
+
+/// Lends the boot file system's pages to `space` read-only at [`BOOTFS_BASE`].
+pub fn map_bootfs(space: &mut AddressSpace, bootfs: &[u8]) -> Result<(), Error> {
+    let start = bootfs.as_ptr() as u64;
+    if !start.is_multiple_of(PAGE_SIZE) {
+        return Err(Error::InvalidArgument);
+    }
+    for offset in (0..bootfs.len() as u64).step_by(PAGE_SIZE as usize) {
+        let (frame, _) = crate::mem::paging::translate(start + offset).ok_or(Error::InvalidArgument)?;
+        space.map(BOOTFS_BASE + offset, frame, Access::Read, false).map_err(no_memory)?;
+    }
+    Ok(())
+}
+
+/// Writes the top stack page: argument strings, their [`ArgSlice`] table and the [`StartInfo`].
+/// `args` is a blob of NUL-terminated strings. Returns (initial rsp, StartInfo address).
+pub fn setup_stack(space: &mut AddressSpace, pid: u64, args: &[u8], bootfs_len: u64) -> Result<(u64, u64), Error> {
+    if args.len() > 2048 {
+        return Err(Error::TooLarge);
+    }
+    let page_base = STACK_TOP - PAGE_SIZE;
+    let mut page = [0u8; PAGE_SIZE as usize];
+    let strings: usize = args.len();
+    let argc = args.split(|&b| b == 0).filter(|s| !s.is_empty()).count();
+    let table_size = argc * core::mem::size_of::<ArgSlice>();
+    let info_size = core::mem::size_of::<StartInfo>();
+    // Layout from the top down: strings, table (8-aligned), StartInfo (16-aligned), then rsp.
+    let strings_at = PAGE_SIZE as usize - strings;
+    let table_at = (strings_at - table_size) & !7;
+    let info_at = table_at.checked_sub(info_size).ok_or(Error::TooLarge)? & !15;
+    // Leave room below for the first call frames on the same page.
+    if info_at < 512 {
+        return Err(Error::TooLarge);
+    }
+    page[strings_at..].copy_from_slice(args);
+    let mut offset = strings_at;
+    let mut index = 0;
+    for s in args.split(|&b| b == 0) {
+        if !s.is_empty() {
+            let slice = ArgSlice { ptr: page_base + offset as u64, len: s.len() as u64 };
+            let at = table_at + index * core::mem::size_of::<ArgSlice>();
+            page[at..at + 8].copy_from_slice(&slice.ptr.to_le_bytes());
+            page[at + 8..at + 16].copy_from_slice(&slice.len.to_le_bytes());
+            index += 1;
+        }
+        offset += s.len() + 1;
+    }
+    let info = StartInfo {
+        magic: START_MAGIC,
+        pid,
+        argc: argc as u64,
+        argv: page_base + table_at as u64,
+        bootfs_ptr: if bootfs_len > 0 { BOOTFS_BASE } else { 0 },
+        bootfs_len,
+        handles_ptr: 0,
+        handles_len: 0,
+    };
+    let words = [
+        info.magic,
+        info.pid,
+        info.argc,
+        info.argv,
+        info.bootfs_ptr,
+        info.bootfs_len,
+        info.handles_ptr,
+        info.handles_len,
+    ];
+    for (i, word) in words.iter().enumerate() {
+        page[info_at + i * 8..info_at + i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+    }
+    let frame = space.map_new(page_base, Access::ReadWrite).map_err(no_memory)?;
+    // SAFETY: the frame was just allocated for the stack page; the copy is exactly one page.
+    unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), phys_to_virt(frame) as *mut u8, page.len()) };
+    let info_addr = page_base + info_at as u64;
+    Ok((info_addr, info_addr))
+}

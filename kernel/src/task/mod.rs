@@ -1,0 +1,579 @@
+//! Processes, threads and the scheduler.
+//!
+//! One global table (`TASKS`) holds every process and thread. It is only touched with interrupts
+//! off (system calls run with IF clear, the timer handler too), on Vessel's single CPU, so its
+//! lock is never contended; it is released before every context switch.
+//!
+//! Scheduling: strict priorities (`Priority::High` > `Normal` > `Low`), round robin inside a
+//! priority with a time slice of [`SLICE_TICKS`] timer ticks. A woken thread of higher priority
+//! than the running one preempts it at once (at the end of the current system call or tick).
+//! The boot thread becomes the idle thread, which halts until an interrupt.
+//!
+//! Lifetimes: a process ends by `Exit`, by a fault, or by `Kill` (from its parent, or because its
+//! parent ended: children never outlive their parent). Its threads die at once; its address space
+//! and kernel stacks are freed by `reap` once none of them is on the CPU. The process record stays
+//! as a zombie until its parent waits for it (or at once if the parent is gone).
+
+mod loader;
+mod switch;
+mod thread;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use spin::Mutex;
+use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
+use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
+use vessel_kcore::report::{FaultReport, TrapFrame};
+
+use crate::arch::x86_64::gdt;
+use crate::mem::address_space::{Access, AddressSpace};
+use crate::mem::{frames, heap};
+pub use thread::{Pid, Tid};
+use thread::{State, Thread};
+
+/// Timer ticks a thread may run before others of its priority get the CPU.
+pub const SLICE_TICKS: u32 = 2;
+/// The idle thread's id.
+const IDLE: Tid = 0;
+
+/// A process.
+struct Process {
+    parent: Pid,
+    name: String,
+    space: Option<AddressSpace>,
+    threads: Vec<Tid>,
+    children: Vec<Pid>,
+    exit: Option<Exit>,
+    priority: Priority,
+    cpu_ticks: u64,
+    /// Next free address for `MemMap`.
+    heap_next: u64,
+}
+
+struct Tasks {
+    processes: BTreeMap<Pid, Process>,
+    threads: BTreeMap<Tid, Box<Thread>>,
+    ready: [VecDeque<Tid>; Priority::LEVELS],
+    /// Threads blocked in `Sleep`.
+    sleepers: Vec<Tid>,
+    /// Threads blocked in `Wait`.
+    waiters: Vec<Tid>,
+    /// Dead threads not yet freed.
+    dead: Vec<Tid>,
+    current: Tid,
+    next_id: u64,
+    slice_left: u32,
+    need_resched: bool,
+}
+
+static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
+/// The boot file system, lent to init.
+static BOOTFS: spin::Once<&'static [u8]> = spin::Once::new();
+
+fn with_tasks<R>(f: impl FnOnce(&mut Tasks) -> R) -> Option<R> {
+    TASKS.lock().as_mut().map(f)
+}
+
+impl Tasks {
+    fn priority_of(&self, tid: Tid) -> Option<Priority> {
+        if tid == IDLE {
+            return None;
+        }
+        let pid = self.threads.get(&tid)?.pid;
+        self.processes.get(&pid).map(|p| p.priority)
+    }
+
+    fn make_ready(&mut self, tid: Tid) {
+        let Some(priority) = self.priority_of(tid) else { return };
+        if let Some(thread) = self.threads.get_mut(&tid) {
+            thread.state = State::Ready;
+            thread.wake_at = None;
+            self.ready[priority as usize].push_back(tid);
+        }
+        if self.priority_of(self.current).is_none_or(|running| priority > running) {
+            self.need_resched = true;
+        }
+    }
+
+    fn pop_ready(&mut self) -> Option<Tid> {
+        self.ready.iter_mut().rev().find_map(VecDeque::pop_front)
+    }
+
+    /// Ends a process and, first, all its descendants. Safe to call on an ended one.
+    fn terminate(&mut self, pid: Pid, exit: Exit) {
+        let Some(process) = self.processes.get_mut(&pid) else { return };
+        if process.exit.is_some() {
+            return;
+        }
+        process.exit = Some(exit);
+        let threads = core::mem::take(&mut process.threads);
+        let children = process.children.clone();
+        let parent = process.parent;
+        for tid in threads {
+            if let Some(thread) = self.threads.get_mut(&tid) {
+                thread.state = State::Dead;
+            }
+            for queue in &mut self.ready {
+                queue.retain(|&t| t != tid);
+            }
+            self.sleepers.retain(|&t| t != tid);
+            self.waiters.retain(|&t| t != tid);
+            self.dead.push(tid);
+        }
+        for child in children {
+            self.terminate(child, Exit::Killed);
+        }
+        // Wake the parent's threads waiting for a child; they look again.
+        let waiting: Vec<Tid> =
+            self.waiters.iter().copied().filter(|t| self.threads.get(t).is_some_and(|th| th.pid == parent)).collect();
+        self.waiters.retain(|t| !waiting.contains(t));
+        for tid in waiting {
+            self.make_ready(tid);
+        }
+        if pid == 1 {
+            log::warn!("init (pid 1) ended: {exit:?}");
+        }
+    }
+
+    /// Frees dead threads that are off the CPU, address spaces of ended processes, and zombies
+    /// nobody can wait for any more.
+    fn reap(&mut self) -> Vec<AddressSpace> {
+        let current = self.current;
+        let mut freed = Vec::new();
+        let dead = core::mem::take(&mut self.dead);
+        for tid in dead {
+            if tid == current {
+                self.dead.push(tid);
+            } else {
+                self.threads.remove(&tid);
+            }
+        }
+        let running_pid = self.threads.get(&current).map_or(0, |t| t.pid);
+        let ended: Vec<Pid> = self.processes.iter().filter(|(_, p)| p.exit.is_some()).map(|(&pid, _)| pid).collect();
+        for pid in ended {
+            if pid != running_pid
+                && let Some(space) = self.processes.get_mut(&pid).and_then(|p| p.space.take())
+            {
+                freed.push(space);
+            }
+            let orphan = self
+                .processes
+                .get(&pid)
+                .is_some_and(|p| self.processes.get(&p.parent).is_none_or(|parent| parent.exit.is_some()));
+            if orphan && pid != running_pid {
+                self.remove_process(pid);
+            }
+        }
+        freed
+    }
+
+    fn remove_process(&mut self, pid: Pid) {
+        if let Some(process) = self.processes.remove(&pid)
+            && let Some(parent) = self.processes.get_mut(&process.parent)
+        {
+            parent.children.retain(|&c| c != pid);
+        }
+    }
+}
+
+/// Sets up the task tables with the running boot thread as the idle thread.
+#[cfg_attr(feature = "ktest", allow(dead_code))] // the test kernel starts no processes
+pub fn init(bootfs: &'static [u8]) {
+    BOOTFS.call_once(|| bootfs);
+    let mut threads = BTreeMap::new();
+    threads.insert(IDLE, Box::new(Thread::idle()));
+    *TASKS.lock() = Some(Tasks {
+        processes: BTreeMap::new(),
+        threads,
+        ready: Default::default(),
+        sleepers: Vec::new(),
+        waiters: Vec::new(),
+        dead: Vec::new(),
+        current: IDLE,
+        next_id: 1,
+        slice_left: SLICE_TICKS,
+        need_resched: false,
+    });
+}
+
+/// Starts a program from the boot file system as a child of `parent` (0: none, for init).
+pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority) -> Result<Pid, Error> {
+    let bootfs = *BOOTFS.get().ok_or(Error::NotFound)?;
+    let archive = vessel_bootfs::Archive::new(bootfs).map_err(|_| Error::NotFound)?;
+    let file = archive.get(path).filter(|e| e.is_file()).ok_or(Error::NotFound)?;
+    let (pid, tid) = with_tasks(|t| {
+        let pid = t.next_id;
+        t.next_id += 2;
+        (pid, pid + 1)
+    })
+    .ok_or(Error::NoMemory)?;
+    // Build the image with the table unlocked: it allocates and copies, and touches no task.
+    let mut space = AddressSpace::new().map_err(|_| Error::NoMemory)?;
+    let entry = loader::load_elf(&mut space, file.data)?;
+    let bootfs_len = if parent == 0 {
+        loader::map_bootfs(&mut space, bootfs)?;
+        bootfs.len() as u64
+    } else {
+        0
+    };
+    let (rsp, info) = loader::setup_stack(&mut space, pid, args, bootfs_len)?;
+    let thread = Thread::new_user(pid, entry, rsp, info).ok_or(Error::NoMemory)?;
+    with_tasks(|t| {
+        if parent != 0 && t.processes.get(&parent).is_none_or(|p| p.exit.is_some()) {
+            return Err(Error::NoSuchProcess);
+        }
+        t.processes.insert(
+            pid,
+            Process {
+                parent,
+                name: String::from(path),
+                space: Some(space),
+                threads: alloc::vec![tid],
+                children: Vec::new(),
+                exit: None,
+                priority,
+                cpu_ticks: 0,
+                heap_next: HEAP_START,
+            },
+        );
+        if let Some(p) = t.processes.get_mut(&parent) {
+            p.children.push(pid);
+        }
+        t.threads.insert(tid, Box::new(thread));
+        t.make_ready(tid);
+        Ok(pid)
+    })
+    .ok_or(Error::NoMemory)?
+}
+
+/// The running process (0 for the kernel itself).
+pub fn current_pid() -> Pid {
+    with_tasks(|t| t.threads.get(&t.current).map_or(0, |th| th.pid)).unwrap_or(0)
+}
+
+/// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
+pub fn schedule() {
+    reap();
+    let (save, load) = {
+        let mut guard = TASKS.lock();
+        let Some(t) = guard.as_mut() else { return };
+        t.need_resched = false;
+        t.slice_left = SLICE_TICKS;
+        let current = t.current;
+        let running = t.threads.get(&current).is_some_and(|th| th.state == State::Running);
+        if running && current != IDLE {
+            t.make_ready(current);
+            t.need_resched = false;
+        }
+        let next = match t.pop_ready() {
+            Some(next) => next,
+            None if running => return,
+            None => IDLE,
+        };
+        if next == current {
+            if let Some(th) = t.threads.get_mut(&current) {
+                th.state = State::Running;
+            }
+            return;
+        }
+        let Some(next_pid) = t.threads.get(&next).map(|th| th.pid) else { return };
+        if let Some(th) = t.threads.get_mut(&current) {
+            th.fpu.save();
+        }
+        match t.processes.get_mut(&next_pid).and_then(|p| p.space.as_mut()) {
+            Some(space) => space.activate(),
+            None => crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4()),
+        }
+        let Some(th) = t.threads.get_mut(&next) else { return };
+        th.state = State::Running;
+        th.fpu.restore();
+        gdt::set_kernel_stack(th.kernel_stack_top());
+        let load = th.saved_rsp;
+        t.current = next;
+        let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
+        (save, load)
+    };
+    if save.is_null() {
+        return;
+    }
+    // SAFETY: interrupts are off; `save` points into a boxed thread that is freed only by `reap`
+    // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
+    // switch or prepared by `Thread::new_user`.
+    unsafe { switch::switch_to(save, load) };
+    // Back on this thread: free what died while we were away.
+    reap();
+}
+
+fn reap() {
+    let spaces = with_tasks(Tasks::reap).unwrap_or_default();
+    // Dropping an address space frees frames; done outside the table lock.
+    drop(spaces);
+}
+
+/// Runs the idle loop on the boot thread: schedule whatever is ready, else halt.
+#[cfg_attr(feature = "ktest", allow(dead_code))] // the test kernel starts no processes
+pub fn idle() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        schedule();
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+/// Timer tick: CPU accounting, sleepers, time slices. Called from the interrupt handler.
+pub fn on_tick(_from_user: bool) {
+    let resched = {
+        let Some(mut guard) = TASKS.try_lock() else { return };
+        let Some(t) = guard.as_mut() else { return };
+        let now = crate::time::since_boot_ns();
+        if let Some(pid) = t.threads.get(&t.current).map(|th| th.pid)
+            && let Some(p) = t.processes.get_mut(&pid)
+        {
+            p.cpu_ticks += 1;
+        }
+        let due: Vec<Tid> = t
+            .sleepers
+            .iter()
+            .copied()
+            .filter(|tid| t.threads.get(tid).and_then(|th| th.wake_at).is_some_and(|w| w <= now))
+            .collect();
+        if !due.is_empty() {
+            t.sleepers.retain(|tid| !due.contains(tid));
+            for tid in due {
+                t.make_ready(tid);
+            }
+        }
+        t.slice_left = t.slice_left.saturating_sub(1);
+        if t.slice_left == 0 {
+            t.need_resched = true;
+        }
+        t.need_resched
+    };
+    if resched {
+        schedule();
+    }
+}
+
+/// Reschedules if a wake-up asked for it (end of a system call).
+pub fn preempt_if_needed() {
+    if with_tasks(|t| t.need_resched).unwrap_or(false) {
+        schedule();
+    }
+}
+
+/// Gives up the CPU.
+pub fn yield_now() {
+    schedule();
+}
+
+/// Ends the calling process. Never returns.
+pub fn exit_current(exit: Exit) -> ! {
+    with_tasks(|t| {
+        let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        t.terminate(pid, exit);
+    });
+    schedule();
+    unreachable_after_exit()
+}
+
+fn unreachable_after_exit() -> ! {
+    // A dead thread is never switched back to; if it were, stop rather than run on.
+    log::error!("a dead thread was resumed");
+    crate::arch::x86_64::halt_forever()
+}
+
+/// Blocks the caller for `ns` nanoseconds.
+pub fn sleep(ns: u64) {
+    with_tasks(|t| {
+        let current = t.current;
+        if let Some(th) = t.threads.get_mut(&current) {
+            th.state = State::Blocked;
+            th.wake_at = Some(crate::time::since_boot_ns().saturating_add(ns));
+            t.sleepers.push(current);
+        }
+    });
+    schedule();
+}
+
+fn child_of(t: &Tasks, caller: Pid, pid: Pid) -> Result<(), Error> {
+    match t.processes.get(&pid) {
+        Some(p) if p.parent == caller => Ok(()),
+        _ => Err(Error::NoSuchProcess),
+    }
+}
+
+/// Waits for the caller's child `pid` to end, reaps it and returns how it ended.
+pub fn wait(caller: Pid, pid: Pid) -> Result<ExitStatus, Error> {
+    loop {
+        let done = with_tasks(|t| {
+            child_of(t, caller, pid)?;
+            if let Some(exit) = t.processes.get(&pid).and_then(|p| p.exit) {
+                // The child is off the CPU (the caller is on it), so its memory can go now; its
+                // kernel stacks wait for the reaper.
+                let space = t.processes.get_mut(&pid).and_then(|p| p.space.take());
+                t.remove_process(pid);
+                drop(space);
+                return Ok(Some(ExitStatus::from_exit(exit)));
+            }
+            let current = t.current;
+            if let Some(th) = t.threads.get_mut(&current) {
+                th.state = State::Blocked;
+            }
+            t.waiters.push(current);
+            Ok(None)
+        })
+        .ok_or(Error::NoSuchProcess)??;
+        if let Some(status) = done {
+            return Ok(status);
+        }
+        schedule();
+    }
+}
+
+/// Ends the caller's child `pid`.
+pub fn kill(caller: Pid, pid: Pid) -> Result<(), Error> {
+    with_tasks(|t| {
+        child_of(t, caller, pid)?;
+        t.terminate(pid, Exit::Killed);
+        Ok(())
+    })
+    .ok_or(Error::NoSuchProcess)?
+}
+
+/// State of the caller itself or one of its children.
+pub fn process_info(caller: Pid, pid: Pid) -> Result<ProcessInfo, Error> {
+    with_tasks(|t| {
+        if pid != caller {
+            child_of(t, caller, pid)?;
+        }
+        let p = t.processes.get(&pid).ok_or(Error::NoSuchProcess)?;
+        let blocked = p.threads.iter().all(|tid| t.threads.get(tid).is_some_and(|th| th.state == State::Blocked));
+        Ok(ProcessInfo {
+            pid,
+            parent: p.parent,
+            state: if p.exit.is_some() {
+                2
+            } else if blocked {
+                1
+            } else {
+                0
+            },
+            priority: p.priority as u32,
+            cpu_ticks: p.cpu_ticks,
+            threads: p.threads.len() as u64,
+        })
+    })
+    .ok_or(Error::NoSuchProcess)?
+}
+
+/// Counts for leak tests and tools.
+pub fn stats() -> KernelStats {
+    let (free_frames, total_frames) = frames::counts();
+    let (processes, threads) = with_tasks(|t| (t.processes.len() as u64, t.threads.len() as u64 - 1)).unwrap_or((0, 0));
+    KernelStats {
+        free_frames,
+        total_frames,
+        heap_used: heap::used() as u64,
+        processes,
+        threads,
+        tick_hz: crate::time::TICK_HZ,
+    }
+}
+
+fn with_current_process<R>(f: impl FnOnce(&mut Process) -> Result<R, Error>) -> Result<R, Error> {
+    with_tasks(|t| {
+        let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess).and_then(f)
+    })
+    .ok_or(Error::NoSuchProcess)?
+}
+
+/// Maps `pages` zeroed pages into the caller and returns their address.
+pub fn mem_map(pages: u64, flags: MapFlags) -> Result<u64, Error> {
+    if flags.contains(MapFlags::WRITE | MapFlags::EXEC) {
+        return Err(Error::InvalidArgument);
+    }
+    let access = if flags.contains(MapFlags::EXEC) {
+        Access::ReadExecute
+    } else if flags.contains(MapFlags::WRITE) {
+        Access::ReadWrite
+    } else {
+        Access::Read
+    };
+    let bytes = pages.checked_mul(PAGE_SIZE).filter(|&b| b > 0 && b <= 1 << 32).ok_or(Error::InvalidArgument)?;
+    with_current_process(|p| {
+        let base = p.heap_next;
+        let end = base.checked_add(bytes).filter(|&e| e <= HEAP_END).ok_or(Error::NoMemory)?;
+        let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        for page in (base..end).step_by(PAGE_SIZE as usize) {
+            if let Err(e) = space.map_new(page, access) {
+                for undo in (base..page).step_by(PAGE_SIZE as usize) {
+                    let _ = space.unmap(undo);
+                }
+                log::debug!("mem_map: {e:?}");
+                return Err(Error::NoMemory);
+            }
+        }
+        p.heap_next = end;
+        Ok(base)
+    })
+}
+
+/// Unmaps pages obtained with [`mem_map`].
+pub fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
+    let bytes = pages.checked_mul(PAGE_SIZE).ok_or(Error::InvalidArgument)?;
+    let end = addr.checked_add(bytes).ok_or(Error::InvalidArgument)?;
+    if !addr.is_multiple_of(PAGE_SIZE) || addr < HEAP_START || end > HEAP_END {
+        return Err(Error::InvalidArgument);
+    }
+    with_current_process(|p| {
+        let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        for page in (addr..end).step_by(PAGE_SIZE as usize) {
+            space.unmap(page).map_err(|_| Error::InvalidArgument)?;
+        }
+        Ok(())
+    })
+}
+
+/// Maps a stack page on first touch. True if `addr` was in the running process's stack range
+/// and is now mapped.
+pub fn map_on_demand(addr: u64) -> bool {
+    if !(STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) {
+        return false;
+    }
+    with_current_process(|p| {
+        let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        space.map_new(addr & !(PAGE_SIZE - 1), Access::ReadWrite).map_err(|_| Error::NoMemory)
+    })
+    .is_ok()
+}
+
+fn fault_kind(frame: &TrapFrame, cr2: u64) -> FaultKind {
+    match frame.vector {
+        14 if (STACK_GUARD..STACK_GUARD + PAGE_SIZE).contains(&cr2) => FaultKind::StackOverflow,
+        14 if frame.error_code & 0x10 != 0 => FaultKind::ExecuteViolation,
+        14 => FaultKind::PageFault,
+        13 => FaultKind::GeneralProtection,
+        6 => FaultKind::InvalidOpcode,
+        0 => FaultKind::DivideError,
+        3 => FaultKind::Breakpoint,
+        16 | 19 => FaultKind::FloatingPoint,
+        _ => FaultKind::Other,
+    }
+}
+
+/// A CPU exception in user mode: report it, end the process, run something else.
+pub fn user_fault(frame: &TrapFrame, cr2: u64) -> ! {
+    let kind = fault_kind(frame, cr2);
+    let address = if frame.vector == 14 { cr2 } else { 0 };
+    let (pid, name) = with_tasks(|t| {
+        let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        (pid, t.processes.get(&pid).map(|p| p.name.clone()).unwrap_or_default())
+    })
+    .unwrap_or_default();
+    log::warn!("process {pid} ({name}) killed by {kind:?}: {}", FaultReport { frame, cr2 });
+    exit_current(Exit::Fault { kind, address, ip: frame.rip })
+}

@@ -1,0 +1,100 @@
+//! Threads: a kernel stack, the saved stack pointer of a switched-out thread, and FPU/SSE state.
+//!
+//! Invariants: a thread that is not running has its user registers in the trap frame at the top
+//! of its kernel stack and its kernel registers saved below `saved_rsp`; its FPU state is in
+//! `fpu`. A dead thread is never switched to again and is freed only when it is not running.
+
+use alloc::boxed::Box;
+
+use vessel_kcore::report::TrapFrame;
+
+use super::switch;
+use crate::arch::x86_64::fpu::FpuState;
+use crate::arch::x86_64::gdt::{USER_CODE, USER_DATA};
+use crate::mem::kstack::KernelStack;
+
+/// Kernel-wide thread id.
+pub type Tid = u64;
+/// Kernel-wide process id.
+pub type Pid = u64;
+
+/// What a thread is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Waiting in a ready queue.
+    Ready,
+    /// On the CPU.
+    Running,
+    /// Waiting for an event (child exit, sleep deadline).
+    Blocked,
+    /// Finished; to be freed.
+    Dead,
+}
+
+/// A thread. See the module invariants.
+pub struct Thread {
+    /// Its process (0: the kernel's idle thread).
+    pub pid: Pid,
+    /// Scheduling state.
+    pub state: State,
+    /// Stack pointer saved by the last switch away from it.
+    pub saved_rsp: u64,
+    /// Its kernel stack (`None` for the boot/idle thread, which runs on the boot stack).
+    pub stack: Option<KernelStack>,
+    /// FPU/SSE registers while switched out.
+    pub fpu: Box<FpuState>,
+    /// When a sleeping thread should wake (nanoseconds since boot).
+    pub wake_at: Option<u64>,
+}
+
+impl Thread {
+    /// The boot thread, which becomes the idle thread.
+    pub fn idle() -> Self {
+        Thread {
+            pid: 0,
+            state: State::Running,
+            saved_rsp: 0,
+            stack: None,
+            fpu: Box::new(FpuState::new()),
+            wake_at: None,
+        }
+    }
+
+    /// A thread that will enter user mode at `entry` with stack `user_rsp` and `rdi = arg`.
+    pub fn new_user(pid: Pid, entry: u64, user_rsp: u64, arg: u64) -> Option<Self> {
+        let stack = KernelStack::new()?;
+        let top = stack.top();
+        let frame = TrapFrame {
+            rdi: arg,
+            rip: entry,
+            cs: USER_CODE,
+            rflags: 0x202, // IF set, reserved bit 1
+            rsp: user_rsp,
+            ss: USER_DATA,
+            ..TrapFrame::default()
+        };
+        let frame_at = top - core::mem::size_of::<TrapFrame>() as u64;
+        let return_at = frame_at - 8;
+        let saved_rsp = return_at - switch::SAVED_REGISTERS * 8;
+        // SAFETY: the stack was just mapped and is owned by this thread; every write is inside it
+        // (the frame and 7 words below it, far less than its 16 KiB).
+        unsafe {
+            core::ptr::write(frame_at as *mut TrapFrame, frame);
+            core::ptr::write(return_at as *mut u64, switch::first_return_address());
+            core::ptr::write_bytes(saved_rsp as *mut u64, 0, switch::SAVED_REGISTERS as usize);
+        }
+        Some(Thread {
+            pid,
+            state: State::Ready,
+            saved_rsp,
+            stack: Some(stack),
+            fpu: Box::new(FpuState::new()),
+            wake_at: None,
+        })
+    }
+
+    /// Top of its kernel stack (0 for the idle thread, which never enters user mode).
+    pub fn kernel_stack_top(&self) -> u64 {
+        self.stack.as_ref().map_or(0, KernelStack::top)
+    }
+}
