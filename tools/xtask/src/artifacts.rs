@@ -73,34 +73,79 @@ pub fn image_builder() -> Result<PathBuf> {
     Ok(target_dir.join("release/vessel-image-builder"))
 }
 
-/// Builds both kernel flavours and the image builder.
+/// The user programs packed into every boot file system (as `bin/<name>`).
+pub const PROGRAMS: &[&str] = &["init", "hello", "true", "probe", "usertest", "bench"];
+
+/// Builds the user programs: static, non-PIE executables (`-C relocation-model=static`, which
+/// the kernel's loader requires), in their own target directory so this flag never mixes with
+/// the kernel's build. Returns the directory holding the binaries.
+pub fn userland() -> Result<PathBuf> {
+    step("building user programs");
+    let target_dir = root().join("target/userland");
+    run_checked(
+        cargo()
+            .args(["build", "--release", "--target", "x86_64-unknown-none", "--target-dir"])
+            .arg(&target_dir)
+            .args(["--package", "vessel-init", "--package", "vessel-apps", "--package", "vessel-testprogs"])
+            .env("RUSTFLAGS", "-C relocation-model=static"),
+    )?;
+    Ok(target_dir.join("x86_64-unknown-none/release"))
+}
+
+/// Builds both kernel flavours, the user programs and the image builder.
 pub fn build_all() -> Result {
     kernel(Flavor::Normal)?;
     kernel(Flavor::Test)?;
+    userland()?;
     image_builder().map(|_| ())
 }
 
-/// Writes BIOS and UEFI images of `flavor` with the given boot arguments. `name` distinguishes
-/// image sets (e.g. one per injected fault) in `target/vessel/`.
-pub fn images_with_args(flavor: Flavor, name: &str, boot_args: &str) -> Result<Images> {
-    let elf = kernel(flavor)?;
-    images_from(&elf, &image_builder()?, name, boot_args)
+/// What goes into a boot file system besides the programs.
+pub struct BootSpec<'a> {
+    /// `etc/init.conf`: the programs init runs, one per line.
+    pub init_conf: &'a str,
+    /// `etc/boot.args`: kernel boot arguments.
+    pub boot_args: &'a str,
 }
 
-/// Writes images from an already built kernel and image builder.
-pub fn images_from(elf: &Path, builder: &Path, name: &str, boot_args: &str) -> Result<Images> {
+/// Packs the boot file system (a cpio newc archive, listable with `cpio -t`) and returns its
+/// path. It is never empty (the bootloader hangs on a zero-length ramdisk).
+pub fn bootfs(programs: &Path, name: &str, spec: &BootSpec<'_>) -> Result<PathBuf> {
+    let mut writer = vessel_bootfs::Writer::new();
+    let fail = |e: vessel_bootfs::Error| format!("bootfs {name}: {e}");
+    writer.add_dir("bin").map_err(fail)?;
+    for program in PROGRAMS {
+        let path = programs.join(program);
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        writer.add_file(&format!("bin/{program}"), 0o755, &bytes).map_err(fail)?;
+    }
+    writer.add_dir("etc").map_err(fail)?;
+    writer.add_file("etc/init.conf", 0o644, spec.init_conf.as_bytes()).map_err(fail)?;
+    let args = format!("# Vessel boot arguments (key=value)\n{}", spec.boot_args);
+    writer.add_file("etc/boot.args", 0o644, args.as_bytes()).map_err(fail)?;
+    let out = out_dir()?.join(format!("{name}.bootfs.cpio"));
+    std::fs::write(&out, writer.finish()).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+/// Writes BIOS and UEFI images of `flavor` with a boot file system made from `spec`. `name`
+/// distinguishes image sets in `target/vessel/`.
+pub fn images_with(flavor: Flavor, name: &str, spec: &BootSpec<'_>) -> Result<Images> {
+    let elf = kernel(flavor)?;
+    let ramdisk = bootfs(&userland()?, name, spec)?;
+    images_from(&elf, &image_builder()?, name, &ramdisk)
+}
+
+/// Writes images from an already built kernel, image builder and boot file system.
+pub fn images_from(elf: &Path, builder: &Path, name: &str, ramdisk: &Path) -> Result<Images> {
     let dir = out_dir()?;
-    let args = dir.join(format!("{name}.args"));
-    // Never an empty ramdisk: the bootloader hangs on a zero-length one.
-    std::fs::write(&args, format!("# Vessel boot arguments (key=value)\n{boot_args}"))
-        .map_err(|e| format!("{}: {e}", args.display()))?;
     let images = Images { bios: dir.join(format!("{name}-bios.img")), uefi: dir.join(format!("{name}-uefi.img")) };
     run_checked(
         Command::new(builder)
             .arg("--kernel")
             .arg(elf)
             .arg("--ramdisk")
-            .arg(&args)
+            .arg(ramdisk)
             .arg("--bios")
             .arg(&images.bios)
             .arg("--uefi")
@@ -109,11 +154,13 @@ pub fn images_from(elf: &Path, builder: &Path, name: &str, boot_args: &str) -> R
     Ok(images)
 }
 
+/// What the shipped image runs.
+pub const SHIPPED: BootSpec<'static> = BootSpec { init_conf: "bin/hello from init\n", boot_args: "" };
+
 /// The shipped images.
-pub fn images(flavor: Flavor) -> Result<Images> {
+pub fn images() -> Result<Images> {
     step("writing disk images");
-    let name = if flavor == Flavor::Test { "vessel-test" } else { "vessel" };
-    images_with_args(flavor, name, "")
+    images_with(Flavor::Normal, "vessel", &SHIPPED)
 }
 
 /// OVMF with a fresh copy of its variable store for a run called `name`.
@@ -135,11 +182,33 @@ pub fn clippy() -> Result {
         "vessel-test-harness",
         "--package",
         "xtask",
+        "--package",
+        "vessel-abi",
+        "--package",
+        "vessel-bootfs",
         "--all-targets",
         "--",
         "-D",
         "warnings",
     ]))?;
+    step("clippy: user programs");
+    run_checked(
+        cargo()
+            .args(["clippy", "--release", "--target", "x86_64-unknown-none", "--target-dir"])
+            .arg(root().join("target/userland"))
+            .args([
+                "--package",
+                "vessel-rt",
+                "--package",
+                "vessel-init",
+                "--package",
+                "vessel-apps",
+                "--package",
+                "vessel-testprogs",
+            ])
+            .args(["--", "-D", "warnings"])
+            .env("RUSTFLAGS", "-C relocation-model=static"),
+    )?;
     for features in [&[][..], &["--features", "ktest"][..]] {
         step(&format!("clippy: kernel {}", features.join(" ")));
         run_checked(

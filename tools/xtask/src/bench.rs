@@ -1,15 +1,17 @@
 //! `cargo xtask bench`: performance figures as `RESULT <name> n=<N> <value> ns/<unit>` lines.
 //!
-//! Today: boot time of the shipped images under TCG, from QEMU start to the kernel's ready line
-//! (firmware + bootloader + kernel), and the kernel's own part (bootloader hand-over to ready, as
-//! the kernel measures it with the TSC). Medians over `runs` boots.
+//! First the in-guest benchmarks: the bench image's init runs `bin/bench` (null syscall, yield
+//! switch, spawn + wait; see `userland/tests/src/bin/bench.rs`), whose RESULT lines are passed
+//! through. Then boot time of the shipped images under TCG, from QEMU start to the kernel's ready
+//! line (firmware + bootloader + kernel), and the kernel's own part (bootloader hand-over to
+//! ready, as the kernel measures it with the TSC). Medians over `runs` boots.
 
 use std::time::Duration;
 
 use vessel_test_harness::qemu::{self, Attach, Firmware, Machine};
 use vessel_test_harness::verdict::Exit;
 
-use crate::artifacts::{self, Flavor};
+use crate::artifacts::{self, BootSpec, Flavor};
 use crate::suites::READY;
 use crate::{Result, setup, step};
 
@@ -24,10 +26,39 @@ fn kernel_us(line: &str) -> Option<u64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// Boots each firmware `runs` times and prints the medians.
-pub fn boot_times(runs: usize) -> Result {
+/// The guest benchmarks, then the boot times.
+pub fn run(runs: usize) -> Result {
     setup::ensure_qemu()?;
-    let images = artifacts::images(Flavor::Normal)?;
+    guest()?;
+    boot_times(runs)
+}
+
+/// Boots the bench image (BIOS) and passes its RESULT lines through.
+fn guest() -> Result {
+    let spec = BootSpec { init_conf: "bin/bench\n", boot_args: "debug-exit=allow\n" };
+    let images = artifacts::images_with(Flavor::Normal, "vessel-bench", &spec)?;
+    step("in-guest benchmarks (BIOS, TCG)");
+    let machine = Machine {
+        image: images.bios,
+        firmware: Firmware::Bios,
+        attach: Attach::Disk,
+        debug_exit: true,
+        snapshot: true,
+    };
+    let run = qemu::run(&machine, Duration::from_secs(600), |_| false).map_err(|e| e.to_string())?;
+    let results: Vec<&str> = run.lines.iter().map(|(_, l)| l.as_str()).filter(|l| l.starts_with("RESULT ")).collect();
+    for line in &results {
+        println!("{line}");
+    }
+    if run.exit != Exit::Success || results.is_empty() {
+        return Err(format!("bench image ended with {:?}:\n{}", run.exit, run.text()));
+    }
+    Ok(())
+}
+
+/// Boots each firmware `runs` times and prints the medians.
+fn boot_times(runs: usize) -> Result {
+    let images = artifacts::images()?;
     for (label, uefi) in [("bios", false), ("uefi", true)] {
         step(&format!("{runs} boots under {label}"));
         let (mut total, mut kernel, mut first_line, mut loader_at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

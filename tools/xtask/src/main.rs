@@ -4,7 +4,7 @@
 //! - `image`: BIOS and UEFI raw disk images; the last two lines name them.
 //! - `run [--uefi] [--usb] [--display] [-- QEMU ARGS]`: boot in QEMU, serial on the terminal.
 //! - `test`: host unit tests, then the in-QEMU suites; exits non-zero on any failure.
-//! - `bench`: boot-time figures as `RESULT` lines.
+//! - `bench`: in-guest benchmarks and boot times as `RESULT` lines.
 //! - `clippy`: lints every crate for the target it really builds for.
 //!
 //! Every command first installs what a fresh machine lacks (see [`setup`]).
@@ -51,7 +51,7 @@ enum Cmd {
     },
     /// Run the host unit tests and the in-QEMU test suites.
     Test,
-    /// Measure boot times (QEMU start to ready, and the kernel's own part).
+    /// Run the in-guest benchmarks, then measure boot times; prints `RESULT` lines.
     Bench {
         /// Boots per firmware.
         #[arg(long, default_value_t = 5)]
@@ -88,7 +88,7 @@ fn step(what: &str) {
 
 fn run_qemu(uefi: bool, usb: bool, display: bool, extra: &[String]) -> Result {
     setup::ensure_qemu()?;
-    let images = artifacts::images(artifacts::Flavor::Normal)?;
+    let images = artifacts::images()?;
     let firmware = if uefi { artifacts::uefi_firmware("run")? } else { Firmware::Bios };
     let machine = Machine {
         image: if uefi { images.uefi } else { images.bios },
@@ -111,13 +111,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = setup::ensure_toolchain().and_then(|()| match cli.command {
         Cmd::Build => artifacts::build_all(),
-        Cmd::Image => artifacts::images(artifacts::Flavor::Normal).map(|images| {
+        Cmd::Image => artifacts::images().map(|images| {
             println!("bios: {}", images.bios.display());
             println!("uefi: {}", images.uefi.display());
         }),
         Cmd::Run { uefi, usb, display, qemu_args } => run_qemu(uefi, usb, display, &qemu_args),
         Cmd::Test => suites::run_all(),
-        Cmd::Bench { runs } => bench::boot_times(runs),
+        Cmd::Bench { runs } => bench::run(runs),
         Cmd::Clippy => artifacts::clippy(),
     });
     match result {

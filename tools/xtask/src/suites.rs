@@ -12,11 +12,11 @@ use std::time::Duration;
 use vessel_test_harness::qemu::{self, Attach, Firmware, Machine, Run};
 use vessel_test_harness::verdict::{self, Exit};
 
-use crate::artifacts::{self, Flavor, Images};
+use crate::artifacts::{self, BootSpec, Flavor, Images};
 use crate::{Result, cargo, root, setup, step};
 
 /// Host crates with unit tests.
-const HOST_CRATES: &[&str] = &["vessel-kcore", "vessel-test-harness", "xtask"];
+const HOST_CRATES: &[&str] = &["vessel-kcore", "vessel-abi", "vessel-bootfs", "vessel-test-harness", "xtask"];
 /// The kernel suite must run at least this many tests (guards against silently lost tests).
 const MIN_KERNEL_TESTS: usize = 10;
 /// Upper bound for one QEMU run; TCG on a loaded 2-core machine can be slow, hangs are not.
@@ -25,6 +25,10 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const HANG_TIMEOUT: Duration = Duration::from_secs(15);
 /// The line a kernel prints when it has booted.
 pub const READY: &str = "kernel ready in";
+/// The line init prints when it has run everything in its config.
+const INIT_DONE: &str = "init: all programs finished";
+/// The user-space suite must run at least this many tests.
+const MIN_USER_TESTS: usize = 10;
 
 /// Counts of everything run.
 #[derive(Default)]
@@ -96,22 +100,22 @@ fn save_log(name: &str, run: &Run) -> Result {
 fn boot(name: &str, image: &Path, uefi: bool, attach: Attach, timeout: Duration, stop_at_ready: bool) -> Result<Run> {
     let firmware = if uefi { artifacts::uefi_firmware(name)? } else { Firmware::Bios };
     let machine = Machine { image: image.to_path_buf(), firmware, attach, debug_exit: true, snapshot: true };
-    let run = qemu::run(&machine, timeout, |line| stop_at_ready && line.contains(READY))
+    let run = qemu::run(&machine, timeout, |line| stop_at_ready && line.contains(INIT_DONE))
         .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
     save_log(name, &run)?;
     Ok(run)
 }
 
-/// Boots the test kernel and records each of its tests under `prefix`.
-fn kernel_suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool) -> Result {
-    step(&format!("kernel suite under {prefix}"));
+/// Boots an image whose suite prints test lines and records each test under `prefix`.
+fn suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool, min_tests: usize) -> Result {
+    step(&format!("suite {prefix}"));
     let run = boot(&format!("suite-{prefix}"), image, uefi, Attach::Disk, RUN_TIMEOUT, false)?;
     let report = verdict::parse(&run.text());
     for test in &report.tests {
         tally.record(&format!("{prefix}::{}", test.name), (!test.ok).then(|| test.detail.join("\n    ")));
     }
     // The run as a whole: summary, exit code, panics, hangs, test count.
-    let failure = report.failure(run.exit, MIN_KERNEL_TESTS);
+    let failure = report.failure(run.exit, min_tests);
     if let Some(why) = &failure {
         eprintln!("--- serial log of {prefix} (target/vessel/logs/suite-{prefix}.log) ---\n{}", run.text());
         tally.record(&format!("{prefix}::suite_completed"), Some(why.clone()));
@@ -121,14 +125,17 @@ fn kernel_suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool) -> Re
     Ok(())
 }
 
-/// Boots a shipped image and checks it reaches the ready line without a panic.
+/// Boots a shipped image and checks it gets to user space: banner, ready line, `hello` run by
+/// init, and no panic.
 fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: Attach) -> Result {
     let run = boot(name, image, uefi, attach, RUN_TIMEOUT, true)?;
     let text = run.text();
     let failure = if run.exit != Exit::Stopped {
-        Some(format!("no ready line (QEMU {:?}); log in target/vessel/logs/{name}.log", run.exit))
-    } else if !text.contains("Vessel ") {
-        Some("no banner before the ready line".into())
+        Some(format!("init did not finish (QEMU {:?}); log in target/vessel/logs/{name}.log", run.exit))
+    } else if !text.contains("Vessel ") || !text.contains(READY) {
+        Some("no banner or ready line".into())
+    } else if !text.contains("hello from user space") || !text.contains("init: bin/hello exited with code 0") {
+        Some("bin/hello did not run to completion under init".into())
     } else {
         verdict::parse(&text).panic.map(|p| format!("kernel panic: {p}"))
     };
@@ -138,9 +145,11 @@ fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: A
 
 /// Boots the test kernel with a fault injected and checks the harness calls the run failed for
 /// the right reason.
-fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, inject: &str, expect: &str) -> Result {
+fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, programs: &Path, inject: &str, expect: &str) -> Result {
     let name = format!("inject-{inject}");
-    let images: Images = artifacts::images_from(elf, builder, &name, &format!("inject={inject}\n"))?;
+    let args = format!("inject={inject}\n");
+    let ramdisk = artifacts::bootfs(programs, &name, &BootSpec { init_conf: "", boot_args: &args })?;
+    let images: Images = artifacts::images_from(elf, builder, &name, &ramdisk)?;
     let timeout = if inject == "hang" { HANG_TIMEOUT } else { RUN_TIMEOUT };
     let run = boot(&name, &images.bios, false, Attach::Disk, timeout, false)?;
     let verdict = verdict::parse(&run.text()).failure(run.exit, MIN_KERNEL_TESTS);
@@ -160,23 +169,31 @@ pub fn run_all() -> Result {
     setup::ensure_qemu()?;
 
     let builder = artifacts::image_builder()?;
+    let programs = artifacts::userland()?;
     let test_elf = artifacts::kernel(Flavor::Test)?;
-    let test_images = artifacts::images_from(&test_elf, &builder, "vessel-test", "")?;
-    kernel_suite(&mut tally, "bios", &test_images.bios, false)?;
-    kernel_suite(&mut tally, "uefi", &test_images.uefi, true)?;
+    let plain = BootSpec { init_conf: "", boot_args: "" };
+    let ramdisk = artifacts::bootfs(&programs, "vessel-test", &plain)?;
+    let test_images = artifacts::images_from(&test_elf, &builder, "vessel-test", &ramdisk)?;
+    suite(&mut tally, "kernel-bios", &test_images.bios, false, MIN_KERNEL_TESTS)?;
+    suite(&mut tally, "kernel-uefi", &test_images.uefi, true, MIN_KERNEL_TESTS)?;
+
+    let user = BootSpec { init_conf: "bin/usertest\n", boot_args: "debug-exit=allow\n" };
+    let user_images = artifacts::images_with(Flavor::Normal, "vessel-usertest", &user)?;
+    suite(&mut tally, "user-bios", &user_images.bios, false, MIN_USER_TESTS)?;
+    suite(&mut tally, "user-uefi", &user_images.uefi, true, MIN_USER_TESTS)?;
 
     step("boot checks of the shipped images (disk and USB stick, BIOS and UEFI)");
-    let shipped = artifacts::images(Flavor::Normal)?;
+    let shipped = artifacts::images()?;
     boot_check(&mut tally, "bios_disk_ready", &shipped.bios, false, Attach::Disk)?;
     boot_check(&mut tally, "uefi_disk_ready", &shipped.uefi, true, Attach::Disk)?;
     boot_check(&mut tally, "bios_usb_ready", &shipped.bios, false, Attach::Usb)?;
     boot_check(&mut tally, "uefi_usb_ready", &shipped.uefi, true, Attach::Usb)?;
 
     step("harness self-checks: injected failure, panic, hang and triple fault must be caught");
-    harness_check(&mut tally, &builder, &test_elf, "fail", "failed: harness::injected_failure")?;
-    harness_check(&mut tally, &builder, &test_elf, "panic", "kernel panic: ")?;
-    harness_check(&mut tally, &builder, &test_elf, "hang", "timed out")?;
-    harness_check(&mut tally, &builder, &test_elf, "triple-fault", "triple fault")?;
+    harness_check(&mut tally, &builder, &test_elf, &programs, "fail", "failed: harness::injected_failure")?;
+    harness_check(&mut tally, &builder, &test_elf, &programs, "panic", "kernel panic: ")?;
+    harness_check(&mut tally, &builder, &test_elf, &programs, "hang", "timed out")?;
+    harness_check(&mut tally, &builder, &test_elf, &programs, "triple-fault", "triple fault")?;
 
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if tally.failed == 0 { Ok(()) } else { Err(format!("{} test(s) failed", tally.failed)) }

@@ -1,0 +1,48 @@
+//! Starting and waiting for programs.
+
+use alloc::vec::Vec;
+
+use vessel_abi::{Error, Exit, Priority, ProcessInfo, SpawnRequest};
+
+/// Starts `path` from the boot file system with `args` (`argv[0]` is the path) at `priority`.
+pub fn spawn_with(path: &str, args: &[&str], priority: Priority) -> Result<u64, Error> {
+    let mut blob = Vec::with_capacity(path.len() + 1 + args.iter().map(|a| a.len() + 1).sum::<usize>());
+    for part in core::iter::once(&path).chain(args) {
+        blob.extend_from_slice(part.as_bytes());
+        blob.push(0);
+    }
+    let request = SpawnRequest {
+        path_ptr: path.as_ptr() as u64,
+        path_len: path.len() as u64,
+        args_ptr: blob.as_ptr() as u64,
+        args_len: blob.len() as u64,
+        priority: priority as u32,
+        flags: 0,
+    };
+    crate::sys::spawn(&request)
+}
+
+/// Starts `path` with `args` at normal priority.
+pub fn spawn(path: &str, args: &[&str]) -> Result<u64, Error> {
+    spawn_with(path, args, Priority::Normal)
+}
+
+/// Waits for a child and returns how it ended.
+pub fn wait(pid: u64) -> Result<Exit, Error> {
+    crate::sys::wait(pid).map(|s| s.exit())
+}
+
+/// Runs a program to completion.
+pub fn run(path: &str, args: &[&str]) -> Result<Exit, Error> {
+    wait(spawn(path, args)?)
+}
+
+/// Ends a child.
+pub fn kill(pid: u64) -> Result<(), Error> {
+    crate::sys::kill(pid)
+}
+
+/// A child's (or our own) state and CPU use.
+pub fn info(pid: u64) -> Result<ProcessInfo, Error> {
+    crate::sys::process_info(pid)
+}

@@ -1,0 +1,65 @@
+//! Program start: `_start` receives the kernel's [`StartInfo`] in `rdi`, records it, runs the
+//! program's `main` and exits with its value.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use vessel_abi::{ArgSlice, START_MAGIC, StartInfo};
+
+core::arch::global_asm!(
+    ".global _start",
+    "_start:",
+    "xor ebp, ebp",
+    "and rsp, -16",
+    "call {start}",
+    "ud2",
+    start = sym rust_start,
+);
+
+static START_INFO: AtomicPtr<StartInfo> = AtomicPtr::new(core::ptr::null_mut());
+
+unsafe extern "Rust" {
+    /// Defined by [`crate::entry!`] in the program.
+    fn vessel_main() -> i32;
+}
+
+extern "C" fn rust_start(info: *mut StartInfo) -> ! {
+    // SAFETY: the kernel passes a pointer to a StartInfo it wrote on our stack page, which stays
+    // mapped and unchanged for the life of the process. Checked by the magic before use.
+    if !info.is_null() && unsafe { (*info).magic } == START_MAGIC {
+        START_INFO.store(info, Ordering::Relaxed);
+    }
+    // SAFETY: `vessel_main` is defined exactly once by the program's `entry!`.
+    let code = unsafe { vessel_main() };
+    crate::sys::exit(code)
+}
+
+fn info() -> Option<&'static StartInfo> {
+    // SAFETY: set once at start to a StartInfo that lives as long as the process.
+    unsafe { START_INFO.load(Ordering::Relaxed).as_ref() }
+}
+
+/// This process's id, as the kernel reported it at start.
+pub fn pid() -> u64 {
+    info().map_or(0, |i| i.pid)
+}
+
+/// The program's arguments, `argv[0]` first.
+pub fn args() -> impl Iterator<Item = &'static str> {
+    let table: &'static [ArgSlice] = match info() {
+        // SAFETY: the kernel wrote `argc` ArgSlices at `argv` on the stack page.
+        Some(i) if i.argc > 0 => unsafe { core::slice::from_raw_parts(i.argv as *const ArgSlice, i.argc as usize) },
+        _ => &[],
+    };
+    table.iter().map(|a| {
+        // SAFETY: each slice points at argument bytes the kernel wrote on the stack page.
+        let bytes = unsafe { core::slice::from_raw_parts(a.ptr as *const u8, a.len as usize) };
+        core::str::from_utf8(bytes).unwrap_or("")
+    })
+}
+
+/// The boot file system (a cpio archive), if this process was given it (init).
+pub fn bootfs() -> Option<&'static [u8]> {
+    let i = info()?;
+    // SAFETY: the kernel mapped `bootfs_len` bytes read-only at `bootfs_ptr` for our lifetime.
+    (i.bootfs_len > 0).then(|| unsafe { core::slice::from_raw_parts(i.bootfs_ptr as *const u8, i.bootfs_len as usize) })
+}
