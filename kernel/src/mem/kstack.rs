@@ -1,6 +1,7 @@
 //! Kernel stacks for threads: 16 KiB each, in their own kernel slot, with an unmapped guard page
 //! below each so an overflow faults (and reaches the double-fault stack) instead of corrupting a
-//! neighbour. Freed stacks' address ranges are reused.
+//! neighbour. Up to [`POOL`] freed stacks stay mapped for the next thread (creating a thread is
+//! on the spawn path); beyond that they are unmapped and their address ranges reused.
 
 use alloc::vec::Vec;
 
@@ -13,11 +14,16 @@ use vessel_kcore::PAGE_SIZE;
 /// Usable bytes of a kernel stack.
 pub const STACK_SIZE: u64 = 16 * 1024;
 const STRIDE: u64 = STACK_SIZE + PAGE_SIZE;
+/// Freed stacks kept mapped for reuse.
+pub const POOL: usize = 8;
 
 struct Slots {
     base: u64,
     next: u64,
+    /// Unmapped ranges.
     free: Vec<u64>,
+    /// Still-mapped stacks ready for reuse.
+    pool: Vec<u64>,
 }
 
 static SLOTS: Mutex<Option<Slots>> = Mutex::new(None);
@@ -25,7 +31,7 @@ static SLOTS: Mutex<Option<Slots>> = Mutex::new(None);
 /// Claims the slot for kernel stacks. Must run before the first address space is created.
 pub fn init() {
     match paging::claim_slot() {
-        Some(base) => *SLOTS.lock() = Some(Slots { base, next: 0, free: Vec::new() }),
+        Some(base) => *SLOTS.lock() = Some(Slots { base, next: 0, free: Vec::new(), pool: Vec::new() }),
         None => log::error!("kstack: no kernel slot; no threads can be created"),
     }
 }
@@ -41,6 +47,9 @@ impl KernelStack {
         let bottom = {
             let mut guard = SLOTS.lock();
             let slots = guard.as_mut()?;
+            if let Some(bottom) = slots.pool.pop() {
+                return Some(KernelStack { bottom });
+            }
             match slots.free.pop() {
                 Some(bottom) => bottom,
                 None => {
@@ -71,6 +80,12 @@ impl KernelStack {
 
 impl Drop for KernelStack {
     fn drop(&mut self) {
+        if let Some(slots) = SLOTS.lock().as_mut()
+            && slots.pool.len() < POOL
+        {
+            slots.pool.push(self.bottom);
+            return;
+        }
         for page in (0..STACK_SIZE).step_by(PAGE_SIZE as usize) {
             if let Ok(frame) = paging::unmap(self.bottom + page) {
                 let _ = frames::free(frame);

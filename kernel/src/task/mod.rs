@@ -70,8 +70,8 @@ struct Tasks {
 }
 
 static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
-/// The boot file system, lent to init.
-static BOOTFS: spin::Once<&'static [u8]> = spin::Once::new();
+/// The boot file system (validated once at boot), lent to init.
+static BOOTFS: spin::Once<(&'static [u8], Option<vessel_bootfs::Archive<'static>>)> = spin::Once::new();
 
 fn with_tasks<R>(f: impl FnOnce(&mut Tasks) -> R) -> Option<R> {
     TASKS.lock().as_mut().map(f)
@@ -182,7 +182,7 @@ impl Tasks {
 /// Sets up the task tables with the running boot thread as the idle thread.
 #[cfg_attr(feature = "ktest", allow(dead_code))] // the test kernel starts no processes
 pub fn init(bootfs: &'static [u8]) {
-    BOOTFS.call_once(|| bootfs);
+    BOOTFS.call_once(|| (bootfs, vessel_bootfs::Archive::new(bootfs).ok()));
     let mut threads = BTreeMap::new();
     threads.insert(IDLE, Box::new(Thread::idle()));
     *TASKS.lock() = Some(Tasks {
@@ -201,9 +201,8 @@ pub fn init(bootfs: &'static [u8]) {
 
 /// Starts a program from the boot file system as a child of `parent` (0: none, for init).
 pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority) -> Result<Pid, Error> {
-    let bootfs = *BOOTFS.get().ok_or(Error::NotFound)?;
-    let archive = vessel_bootfs::Archive::new(bootfs).map_err(|_| Error::NotFound)?;
-    let file = archive.get(path).filter(|e| e.is_file()).ok_or(Error::NotFound)?;
+    let (bootfs, archive) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
+    let file = archive.and_then(|a| a.get(path)).filter(|e| e.is_file()).ok_or(Error::NotFound)?;
     let (pid, tid) = with_tasks(|t| {
         let pid = t.next_id;
         t.next_id += 2;
