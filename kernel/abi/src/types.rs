@@ -261,3 +261,27 @@ mod tests {
         assert_eq!(Priority::from_u32(3), None);
     }
 }
+
+bitflags! {
+    /// What a capability allows. Rights only shrink: duplicating, minting or transferring a
+    /// capability can drop rights, never add them.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Rights: u32 {
+        /// Read the object (memory) or receive notification bits.
+        const READ = 1 << 0;
+        /// Write the object (memory).
+        const WRITE = 1 << 1;
+        /// Map the object (memory) into an address space.
+        const MAP = 1 << 2;
+        /// Send or call on an endpoint; signal a notification.
+        const SEND = 1 << 3;
+        /// Receive on an endpoint; wait on a notification.
+        const RECEIVE = 1 << 4;
+        /// Make copies with `CapDuplicate` / `CapMint`.
+        const DUPLICATE = 1 << 5;
+        /// Move or copy the capability to another process inside a message.
+        const TRANSFER = 1 << 6;
+        /// Revoke what was derived from it; bind IRQs; other management.
+        const MANAGE = 1 << 7;
+    }
+}
