@@ -10,9 +10,11 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+mod ipc;
 mod layout;
 mod types;
 
+pub use ipc::*;
 pub use layout::*;
 pub use types::*;
 
@@ -48,6 +50,38 @@ pub enum Syscall {
     KernelStats = 12,
     /// `(code)`: leave the emulator through `isa-debug-exit`; refused unless the image allows it.
     DebugExit = 13,
+    /// `(handle, *mut CapInfo)`: what a capability refers to and allows.
+    CapInspect = 14,
+    /// `(handle, rights mask) -> handle`: a copy with at most the given rights (needs DUPLICATE).
+    CapDuplicate = 15,
+    /// `(handle, rights mask, badge) -> handle`: a badged copy of an unbadged endpoint capability.
+    CapMint = 16,
+    /// `(handle)`: delete one capability.
+    CapDelete = 17,
+    /// `(handle)`: delete every capability derived from this one, in every process (needs MANAGE).
+    CapRevoke = 18,
+    /// `() -> handle`: a new endpoint (all rights).
+    EndpointCreate = 19,
+    /// `() -> handle`: a new notification (all rights).
+    NotificationCreate = 20,
+    /// `(endpoint, w0, w1, w2, w3, meta)`: send a message and wait for the reply; the reply comes
+    /// back in the same registers (see `docs/abi.md`, IPC).
+    Call = 21,
+    /// `(endpoint, timeout_ns, _, _, _, flags)`: wait for a message; the badge comes back in
+    /// `rdi`, the words in `rsi, rdx, r10, r8`, the meta word in `r9`.
+    Recv = 22,
+    /// `(_, w0, w1, w2, w3, meta)`: answer the last message received.
+    Reply = 23,
+    /// `(endpoint, w0, w1, w2, w3, meta)`: answer, then wait for the next message (one call).
+    ReplyRecv = 24,
+    /// `(notification, bits)`: set bits, waking a waiter.
+    Signal = 25,
+    /// `(notification, timeout_ns, flags) -> bits`: wait for bits (or poll with `NONBLOCK`).
+    WaitNotification = 26,
+    /// `(pages) -> handle`: a new memory object of zeroed frames.
+    MemoryCreate = 27,
+    /// `(memory, MapFlags) -> address`: map a memory object (needs MAP, and WRITE for writable).
+    MemoryMap = 28,
 }
 
 impl TryFrom<u64> for Syscall {
@@ -55,7 +89,7 @@ impl TryFrom<u64> for Syscall {
 
     fn try_from(number: u64) -> Result<Self, Error> {
         use Syscall::*;
-        const ALL: [Syscall; 14] = [
+        const ALL: [Syscall; 29] = [
             DebugWrite,
             Exit,
             Yield,
@@ -70,6 +104,21 @@ impl TryFrom<u64> for Syscall {
             MemUnmap,
             KernelStats,
             DebugExit,
+            CapInspect,
+            CapDuplicate,
+            CapMint,
+            CapDelete,
+            CapRevoke,
+            EndpointCreate,
+            NotificationCreate,
+            Call,
+            Recv,
+            Reply,
+            ReplyRecv,
+            Signal,
+            WaitNotification,
+            MemoryCreate,
+            MemoryMap,
         ];
         usize::try_from(number).ok().and_then(|n| ALL.get(n)).copied().ok_or(Error::InvalidSyscall)
     }
@@ -98,6 +147,23 @@ pub enum Error {
     BadExecutable = 8,
     /// The caller may not do this.
     AccessDenied = 9,
+    /// The handle names no capability of the caller.
+    InvalidHandle = 10,
+    /// The handle's capability was deleted (or its slot reused).
+    StaleHandle = 11,
+    /// The capability lacks a right the operation needs.
+    MissingRights = 12,
+    /// The capability refers to another kind of object.
+    WrongObject = 13,
+    /// The caller's capability table (or the receiver's) has no free slot.
+    TableFull = 14,
+    /// A non-blocking operation would have had to wait.
+    WouldBlock = 15,
+    /// The timeout passed.
+    TimedOut = 16,
+    /// The other side is gone: the server died or the endpoint has no receiver left, or the
+    /// caller being replied to died.
+    PeerDied = 17,
 }
 
 impl Error {
@@ -113,6 +179,14 @@ impl Error {
             7 => NoSuchProcess,
             8 => BadExecutable,
             9 => AccessDenied,
+            10 => InvalidHandle,
+            11 => StaleHandle,
+            12 => MissingRights,
+            13 => WrongObject,
+            14 => TableFull,
+            15 => WouldBlock,
+            16 => TimedOut,
+            17 => PeerDied,
             _ => InvalidArgument,
         }
     }
@@ -129,6 +203,14 @@ impl Error {
             Error::NoSuchProcess => "no such process",
             Error::BadExecutable => "bad executable",
             Error::AccessDenied => "access denied",
+            Error::InvalidHandle => "invalid handle",
+            Error::StaleHandle => "stale handle",
+            Error::MissingRights => "missing rights",
+            Error::WrongObject => "wrong kind of object",
+            Error::TableFull => "capability table full",
+            Error::WouldBlock => "would block",
+            Error::TimedOut => "timed out",
+            Error::PeerDied => "peer died",
         }
     }
 }
@@ -150,17 +232,17 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip_and_unknown_ones_fail() {
-        for n in 0..14u64 {
+        for n in 0..29u64 {
             let call = Syscall::try_from(n).unwrap();
             assert_eq!(call as u64, n);
         }
-        assert_eq!(Syscall::try_from(14), Err(Error::InvalidSyscall));
+        assert_eq!(Syscall::try_from(29), Err(Error::InvalidSyscall));
         assert_eq!(Syscall::try_from(u64::MAX), Err(Error::InvalidSyscall));
     }
 
     #[test]
     fn error_codes_round_trip() {
-        for code in 1..=9u64 {
+        for code in 1..=17u64 {
             let e = Error::from_code(code);
             assert_eq!(e as u64, code, "{e}");
         }

@@ -46,7 +46,15 @@ pub struct SpawnRequest {
     pub priority: u32,
     /// Reserved, must be 0.
     pub flags: u32,
+    /// Handles (u32 each) of capabilities the child gets copies of (needs TRANSFER on each);
+    /// they appear in the child's `StartInfo` handle table in this order.
+    pub caps_ptr: u64,
+    /// Number of handles (at most [`MAX_SPAWN_CAPS`]).
+    pub caps_len: u64,
 }
+
+/// Most capabilities a parent may hand to a child at spawn.
+pub const MAX_SPAWN_CAPS: u64 = 8;
 
 /// Longest path accepted.
 pub const MAX_PATH: u64 = 256;
@@ -185,6 +193,10 @@ pub struct KernelStats {
     pub threads: u64,
     /// Timer tick frequency.
     pub tick_hz: u64,
+    /// Live kernel objects (endpoints, notifications, memory objects).
+    pub objects: u64,
+    /// Capabilities in all tables.
+    pub caps: u64,
 }
 
 bitflags! {
@@ -225,7 +237,7 @@ pub struct StartInfo {
     pub bootfs_ptr: u64,
     /// Its length.
     pub bootfs_len: u64,
-    /// Initial capabilities handed to the process (slot numbers); empty until capabilities exist.
+    /// Initial capabilities handed to the process: address of `handles_len` u32 handles.
     pub handles_ptr: u64,
     /// Number of initial capabilities.
     pub handles_len: u64,
@@ -256,7 +268,7 @@ mod tests {
         const { assert!(crate::PROGRAM_START < crate::PROGRAM_END) };
         const { assert!(crate::PROGRAM_END <= crate::HEAP_START && crate::HEAP_END < crate::STACK_GUARD) };
         const { assert!(crate::STACK_TOP < crate::USER_END) };
-        assert_eq!(core::mem::size_of::<SpawnRequest>(), 40);
+        assert_eq!(core::mem::size_of::<SpawnRequest>(), 56);
         assert_eq!(core::mem::size_of::<ExitStatus>(), 32);
         assert_eq!(Priority::from_u32(3), None);
     }

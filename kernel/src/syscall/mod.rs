@@ -8,7 +8,9 @@ pub mod usermem;
 
 use alloc::vec;
 
-use vessel_abi::{Error, Exit, MAX_ARGS, MAX_DEBUG_WRITE, MAX_PATH, MapFlags, Priority, SpawnRequest, Syscall};
+use vessel_abi::{
+    Error, Exit, MAX_ARGS, MAX_DEBUG_WRITE, MAX_PATH, MAX_SPAWN_CAPS, MapFlags, Priority, SpawnRequest, Syscall,
+};
 use vessel_kcore::report::TrapFrame;
 
 use crate::task;
@@ -25,6 +27,17 @@ pub fn allow_debug_exit(allowed: bool) {
 /// Runs the system call in `frame` and stores its result there.
 pub fn dispatch(frame: &mut TrapFrame) {
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    // IPC calls read and write the whole register frame (and may block); they report their own
+    // results there.
+    match Syscall::try_from(frame.rax) {
+        Ok(Syscall::Call) => return task::call(frame),
+        Ok(Syscall::Recv) => return task::recv(frame),
+        Ok(Syscall::Reply) => return task::reply(frame),
+        Ok(Syscall::ReplyRecv) => return task::reply_recv(frame),
+        Ok(Syscall::Signal) => return task::signal(frame),
+        Ok(Syscall::WaitNotification) => return task::wait_notification(frame),
+        _ => {}
+    }
     let result = Syscall::try_from(frame.rax).and_then(|call| run(call, args));
     match result {
         Ok(value) => {
@@ -72,6 +85,24 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         }
         Syscall::MemUnmap => task::mem_unmap(a[0], a[1]).map(|()| 0),
         Syscall::KernelStats => usermem::write(a[0], &task::stats()).map(|()| 0),
+        Syscall::CapInspect => {
+            let info = task::cap_inspect(a[0])?;
+            usermem::write(a[1], &info).map(|()| 0)
+        }
+        Syscall::CapDuplicate => task::cap_duplicate(a[0], a[1], None),
+        Syscall::CapMint => task::cap_duplicate(a[0], a[1], Some(a[2])),
+        Syscall::CapDelete => task::cap_delete(a[0]),
+        Syscall::CapRevoke => task::cap_revoke(a[0]),
+        Syscall::EndpointCreate => task::endpoint_create(),
+        Syscall::NotificationCreate => task::notification_create(),
+        Syscall::MemoryCreate => task::memory_create(a[0]),
+        Syscall::MemoryMap => task::memory_map(a[0], MapFlags::from_bits(a[1]).ok_or(Error::InvalidArgument)?),
+        Syscall::Call
+        | Syscall::Recv
+        | Syscall::Reply
+        | Syscall::ReplyRecv
+        | Syscall::Signal
+        | Syscall::WaitNotification => Err(Error::InvalidSyscall), // handled in `dispatch`
         Syscall::DebugExit => {
             if !DEBUG_EXIT_ALLOWED.load(core::sync::atomic::Ordering::Relaxed) {
                 return Err(Error::AccessDenied);
@@ -114,5 +145,17 @@ fn spawn(caller: u64, request: u64) -> Result<u64, Error> {
         args.resize(args_slice.len(), 0);
         args_slice.read_into(&mut args)?;
     }
-    task::spawn(caller, path, &args, priority)
+    if req.caps_len > MAX_SPAWN_CAPS {
+        return Err(Error::TooLarge);
+    }
+    let mut caps = [0u32; MAX_SPAWN_CAPS as usize];
+    if req.caps_len > 0 {
+        let slice = UserSlice::new(req.caps_ptr, req.caps_len * 4, MAX_SPAWN_CAPS * 4)?;
+        let mut bytes = [0u8; MAX_SPAWN_CAPS as usize * 4];
+        slice.read_into(&mut bytes[..slice.len()])?;
+        for (i, chunk) in bytes[..slice.len()].chunks_exact(4).enumerate() {
+            caps[i] = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        }
+    }
+    task::spawn(caller, path, &args, priority, &caps[..req.caps_len as usize])
 }

@@ -5,7 +5,7 @@
 
 use core::mem::{MaybeUninit, size_of};
 
-use vessel_abi::{Error, ExitStatus, KernelStats, ProcessInfo, SpawnRequest, USER_END};
+use vessel_abi::{CapInfo, Error, ExitStatus, KernelStats, ProcessInfo, SpawnRequest, USER_END};
 
 use crate::arch::x86_64::probe;
 
@@ -15,7 +15,7 @@ use crate::arch::x86_64::probe;
 /// Implement only for `#[repr(C)]` types made of integers with no padding-dependent invariants.
 pub unsafe trait Pod: Copy {}
 
-// SAFETY: all four are `#[repr(C)]` structs of integers; every bit pattern is a valid value.
+// SAFETY: all five are `#[repr(C)]` structs of integers; every bit pattern is a valid value.
 unsafe impl Pod for SpawnRequest {}
 // SAFETY: as above.
 unsafe impl Pod for ExitStatus {}
@@ -23,6 +23,8 @@ unsafe impl Pod for ExitStatus {}
 unsafe impl Pod for ProcessInfo {}
 // SAFETY: as above.
 unsafe impl Pod for KernelStats {}
+// SAFETY: as above.
+unsafe impl Pod for CapInfo {}
 
 /// A checked user address range.
 #[derive(Clone, Copy, Debug)]

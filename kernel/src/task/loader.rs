@@ -70,7 +70,13 @@ pub fn map_bootfs(space: &mut AddressSpace, bootfs: &[u8]) -> Result<(), Error> 
 
 /// Writes the top stack page: argument strings, their [`ArgSlice`] table and the [`StartInfo`].
 /// `args` is a blob of NUL-terminated strings. Returns (initial rsp, StartInfo address).
-pub fn setup_stack(space: &mut AddressSpace, pid: u64, args: &[u8], bootfs_len: u64) -> Result<(u64, u64), Error> {
+pub fn setup_stack(
+    space: &mut AddressSpace,
+    pid: u64,
+    args: &[u8],
+    bootfs_len: u64,
+    handles: &[u32],
+) -> Result<(u64, u64), Error> {
     if args.len() > 2048 {
         return Err(Error::TooLarge);
     }
@@ -83,7 +89,9 @@ pub fn setup_stack(space: &mut AddressSpace, pid: u64, args: &[u8], bootfs_len: 
     // Layout from the top down: strings, table (8-aligned), StartInfo (16-aligned), then rsp.
     let strings_at = PAGE_SIZE as usize - strings;
     let table_at = (strings_at - table_size) & !7;
-    let info_at = table_at.checked_sub(info_size).ok_or(Error::TooLarge)? & !15;
+    // Initial capability handles (u32 each) just below the argument table.
+    let handles_at = (table_at - 4 * handles.len()) & !7;
+    let info_at = handles_at.checked_sub(info_size).ok_or(Error::TooLarge)? & !15;
     // Leave room below for the first call frames on the same page.
     if info_at < 512 {
         return Err(Error::TooLarge);
@@ -108,9 +116,12 @@ pub fn setup_stack(space: &mut AddressSpace, pid: u64, args: &[u8], bootfs_len: 
         argv: page_base + table_at as u64,
         bootfs_ptr: if bootfs_len > 0 { BOOTFS_BASE } else { 0 },
         bootfs_len,
-        handles_ptr: 0,
-        handles_len: 0,
+        handles_ptr: if handles.is_empty() { 0 } else { page_base + handles_at as u64 },
+        handles_len: handles.len() as u64,
     };
+    for (i, h) in handles.iter().enumerate() {
+        page[handles_at + 4 * i..handles_at + 4 * i + 4].copy_from_slice(&h.to_le_bytes());
+    }
     let words = [
         info.magic,
         info.pid,

@@ -14,18 +14,27 @@
 //! and kernel stacks are freed by `reap` once none of them is on the CPU. The process record stays
 //! as a zombie until its parent waits for it (or at once if the parent is gone).
 
+mod ipc;
 mod loader;
+mod objects;
 mod switch;
 mod thread;
+
+pub use ipc::{
+    call, cap_delete, cap_duplicate, cap_inspect, cap_revoke, endpoint_create, memory_create, memory_map,
+    notification_create, recv, reply, reply_recv, signal, wait_notification,
+};
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use objects::{IpcWait, ObjectRef};
 use spin::Mutex;
 use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
 use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
+use vessel_capspace::{CapSpace, TableId};
 use vessel_kcore::report::{FaultReport, TrapFrame};
 
 use crate::arch::x86_64::gdt;
@@ -51,6 +60,10 @@ struct Process {
     cpu_ticks: u64,
     /// Next free address for `MemMap`.
     heap_next: u64,
+    /// Its capability table.
+    table: TableId,
+    /// Memory objects mapped into it: (object, address, pages).
+    mappings: Vec<(u64, u64, u64)>,
 }
 
 struct Tasks {
@@ -67,6 +80,11 @@ struct Tasks {
     next_id: u64,
     slice_left: u32,
     need_resched: bool,
+    caps: CapSpace<ObjectRef>,
+    endpoints: BTreeMap<u64, objects::Endpoint>,
+    notifications: BTreeMap<u64, objects::Notification>,
+    memories: BTreeMap<u64, objects::Memory>,
+    next_object: u64,
 }
 
 static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
@@ -98,6 +116,39 @@ impl Tasks {
         }
     }
 
+    /// Like `make_ready`, but at the head of its queue: it runs next (IPC direct switch).
+    fn make_ready_front(&mut self, tid: Tid) {
+        let Some(priority) = self.priority_of(tid) else { return };
+        if let Some(thread) = self.threads.get_mut(&tid) {
+            thread.state = State::Ready;
+            thread.wake_at = None;
+            self.ready[priority as usize].push_front(tid);
+        }
+        self.need_resched = true;
+    }
+
+    /// Blocks the running thread in IPC (the caller then calls `schedule`).
+    fn block_current(&mut self, wait: IpcWait) {
+        let current = self.current;
+        if let Some(th) = self.threads.get_mut(&current) {
+            th.state = State::Blocked;
+            th.ipc = wait;
+        }
+    }
+
+    /// Adds a wake-up deadline to a blocked thread.
+    fn sleep_until(&mut self, tid: Tid, deadline: u64) {
+        if let Some(th) = self.threads.get_mut(&tid) {
+            th.wake_at = Some(deadline);
+            self.sleepers.push(tid);
+        }
+    }
+
+    fn next_object(&mut self) -> u64 {
+        self.next_object += 1;
+        self.next_object
+    }
+
     fn pop_ready(&mut self) -> Option<Tid> {
         self.ready.iter_mut().rev().find_map(VecDeque::pop_front)
     }
@@ -112,6 +163,22 @@ impl Tasks {
         let threads = core::mem::take(&mut process.threads);
         let children = process.children.clone();
         let parent = process.parent;
+        let table = process.table;
+        let mappings = core::mem::take(&mut process.mappings);
+        for &tid in &threads {
+            self.cancel_ipc(tid);
+        }
+        if let Ok(removed) = self.caps.destroy_table(table) {
+            for cap in removed {
+                self.cap_removed(&cap);
+            }
+        }
+        for (object, _, _) in mappings {
+            if let Some(m) = self.memories.get_mut(&object) {
+                m.mappings = m.mappings.saturating_sub(1);
+            }
+            self.release_memory_if_unused(object);
+        }
         for tid in threads {
             if let Some(thread) = self.threads.get_mut(&tid) {
                 thread.state = State::Dead;
@@ -196,11 +263,18 @@ pub fn init(bootfs: &'static [u8]) {
         next_id: 1,
         slice_left: SLICE_TICKS,
         need_resched: false,
+        caps: CapSpace::new(),
+        endpoints: BTreeMap::new(),
+        notifications: BTreeMap::new(),
+        memories: BTreeMap::new(),
+        next_object: 0,
     });
 }
 
-/// Starts a program from the boot file system as a child of `parent` (0: none, for init).
-pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority) -> Result<Pid, Error> {
+/// Starts a program from the boot file system as a child of `parent` (0: none, for init), giving
+/// it copies of the parent's capabilities `caps` (each needs TRANSFER and DUPLICATE; the copies
+/// are derived from the parent's, so revoking those takes them back).
+pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority, caps: &[u32]) -> Result<Pid, Error> {
     let (bootfs, archive) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
     let file = archive.and_then(|a| a.get(path)).filter(|e| e.is_file()).ok_or(Error::NotFound)?;
     let (pid, tid) = with_tasks(|t| {
@@ -218,10 +292,52 @@ pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority) -> Result
     } else {
         0
     };
-    let (rsp, info) = loader::setup_stack(&mut space, pid, args, bootfs_len)?;
-    let thread = Thread::new_user(pid, entry, rsp, info).ok_or(Error::NoMemory)?;
+    // Check the capabilities first so a refusal leaves nothing behind.
+    with_tasks(|t| {
+        let Some(from) = t.processes.get(&parent).map(|p| p.table) else { return Ok(()) };
+        for &h in caps {
+            let cap = t.caps.get(from, vessel_capspace::Handle(h)).map_err(ipc::cap_error)?;
+            if !cap.rights.contains(vessel_abi::Rights::TRANSFER | vessel_abi::Rights::DUPLICATE) {
+                return Err(Error::MissingRights);
+            }
+        }
+        Ok(())
+    })
+    .ok_or(Error::NoSuchProcess)??;
+    let (table, handles) = with_tasks(|t| {
+        let table = t.caps.create_table(ipc::TABLE_CAPACITY).map_err(ipc::cap_error)?;
+        let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
+        if let Some(from) = t.processes.get(&parent).map(|p| p.table) {
+            for (i, &h) in caps.iter().enumerate() {
+                if let Ok(new) = t.caps.duplicate(from, vessel_capspace::Handle(h), table, vessel_abi::Rights::all()) {
+                    handles[i] = new.0;
+                    if let Ok(cap) = t.caps.get(table, new) {
+                        t.cap_added(&cap);
+                    }
+                }
+            }
+        }
+        Ok::<_, Error>((table, handles))
+    })
+    .ok_or(Error::NoSuchProcess)??;
+    let (rsp, info) = match loader::setup_stack(&mut space, pid, args, bootfs_len, &handles[..caps.len()]) {
+        Ok(v) => v,
+        Err(e) => {
+            drop_table(table);
+            return Err(e);
+        }
+    };
+    let Some(thread) = Thread::new_user(pid, entry, rsp, info) else {
+        drop_table(table);
+        return Err(Error::NoMemory);
+    };
     with_tasks(|t| {
         if parent != 0 && t.processes.get(&parent).is_none_or(|p| p.exit.is_some()) {
+            if let Ok(removed) = t.caps.destroy_table(table) {
+                for cap in removed {
+                    t.cap_removed(&cap);
+                }
+            }
             return Err(Error::NoSuchProcess);
         }
         t.processes.insert(
@@ -236,6 +352,8 @@ pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority) -> Result
                 priority,
                 cpu_ticks: 0,
                 heap_next: HEAP_START,
+                table,
+                mappings: Vec::new(),
             },
         );
         if let Some(p) = t.processes.get_mut(&parent) {
@@ -246,6 +364,17 @@ pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority) -> Result
         Ok(pid)
     })
     .ok_or(Error::NoMemory)?
+}
+
+/// Drops a table made for a spawn that failed.
+fn drop_table(table: TableId) {
+    with_tasks(|t| {
+        if let Ok(removed) = t.caps.destroy_table(table) {
+            for cap in removed {
+                t.cap_removed(&cap);
+            }
+        }
+    });
 }
 
 /// The running process (0 for the kernel itself).
@@ -342,7 +471,9 @@ pub fn on_tick(_from_user: bool) {
         if !due.is_empty() {
             t.sleepers.retain(|tid| !due.contains(tid));
             for tid in due {
-                t.make_ready(tid);
+                if !t.ipc_timed_out(tid) {
+                    t.make_ready(tid);
+                }
             }
         }
         t.slice_left = t.slice_left.saturating_sub(1);
@@ -415,7 +546,7 @@ pub fn wait(caller: Pid, pid: Pid) -> Result<ExitStatus, Error> {
                 let space = t.processes.get_mut(&pid).and_then(|p| p.space.take());
                 t.remove_process(pid);
                 drop(space);
-                return Ok(Some(ExitStatus::from_exit(exit)));
+                return Ok::<_, Error>(Some(ExitStatus::from_exit(exit)));
             }
             let current = t.current;
             if let Some(th) = t.threads.get_mut(&current) {
@@ -471,7 +602,11 @@ pub fn process_info(caller: Pid, pid: Pid) -> Result<ProcessInfo, Error> {
 /// Counts for leak tests and tools.
 pub fn stats() -> KernelStats {
     let (free_frames, total_frames) = frames::counts();
-    let (processes, threads) = with_tasks(|t| (t.processes.len() as u64, t.threads.len() as u64 - 1)).unwrap_or((0, 0));
+    let (processes, threads, objects, caps) = with_tasks(|t| {
+        let objects = t.endpoints.len() + t.notifications.len() + t.memories.len();
+        (t.processes.len() as u64, t.threads.len() as u64 - 1, objects as u64, t.caps.total() as u64)
+    })
+    .unwrap_or((0, 0, 0, 0));
     KernelStats {
         free_frames,
         total_frames,
@@ -479,6 +614,8 @@ pub fn stats() -> KernelStats {
         processes,
         threads,
         tick_hz: crate::time::TICK_HZ,
+        objects,
+        caps,
     }
 }
 
@@ -528,19 +665,35 @@ pub fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
     if !addr.is_multiple_of(PAGE_SIZE) || addr < HEAP_START || end > HEAP_END {
         return Err(Error::InvalidArgument);
     }
-    with_current_process(|p| {
+    let released = with_current_process(|p| {
+        // A memory-object mapping is unmapped whole or not at all.
+        let object = match p.mappings.iter().position(|&(_, a, n)| a < end && addr < a + n * PAGE_SIZE) {
+            Some(i) if p.mappings[i].1 == addr && p.mappings[i].2 == pages => Some(p.mappings.remove(i).0),
+            Some(_) => return Err(Error::InvalidArgument),
+            None => None,
+        };
         let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
         for page in (addr..end).step_by(PAGE_SIZE as usize) {
             space.unmap(page).map_err(|_| Error::InvalidArgument)?;
         }
-        Ok(())
-    })
+        Ok(object)
+    })?;
+    if let Some(object) = released {
+        with_tasks(|t| {
+            if let Some(m) = t.memories.get_mut(&object) {
+                m.mappings = m.mappings.saturating_sub(1);
+            }
+            t.release_memory_if_unused(object);
+        });
+    }
+    Ok(())
 }
 
 /// Maps a stack page on first touch. True if `addr` was in the running process's stack range
 /// and is now mapped.
 pub fn map_on_demand(addr: u64) -> bool {
-    if !(STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) {
+    let ipc = vessel_abi::IPC_BUFFER..vessel_abi::IPC_BUFFER + vessel_abi::IPC_BUFFER_SIZE;
+    if !(STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) && !ipc.contains(&addr) {
         return false;
     }
     with_current_process(|p| {

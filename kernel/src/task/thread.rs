@@ -8,6 +8,7 @@ use alloc::boxed::Box;
 
 use vessel_kcore::report::TrapFrame;
 
+use super::objects::IpcWait;
 use super::switch;
 use crate::arch::x86_64::fpu::FpuState;
 use crate::arch::x86_64::gdt::{USER_CODE, USER_DATA};
@@ -45,6 +46,10 @@ pub struct Thread {
     pub fpu: Box<FpuState>,
     /// When a sleeping thread should wake (nanoseconds since boot).
     pub wake_at: Option<u64>,
+    /// What it waits for in IPC.
+    pub ipc: IpcWait,
+    /// The caller this (server) thread owes a reply.
+    pub replying_to: Option<Tid>,
 }
 
 impl Thread {
@@ -57,6 +62,8 @@ impl Thread {
             stack: None,
             fpu: Box::new(FpuState::new()),
             wake_at: None,
+            ipc: IpcWait::None,
+            replying_to: None,
         }
     }
 
@@ -90,6 +97,8 @@ impl Thread {
             stack: Some(stack),
             fpu: Box::new(FpuState::new()),
             wake_at: None,
+            ipc: IpcWait::None,
+            replying_to: None,
         })
     }
 

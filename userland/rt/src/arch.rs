@@ -106,3 +106,30 @@ pub fn xmm_intact(seed: u64) -> bool {
     store!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     values.iter().enumerate().all(|(i, &v)| v == seed.wrapping_add(i as u64))
 }
+
+/// Raw IPC system call: number and six arguments in; `rax, rdi, rsi, rdx, r10, r8, r9` out (a
+/// delivered message comes back in those registers). Prefer [`crate::ipc`].
+///
+/// # Safety
+/// As for [`syscall`].
+#[inline(always)]
+pub unsafe fn syscall_ipc(number: u64, args: [u64; 6]) -> [u64; 7] {
+    let (rax, rdi, rsi, rdx, r10, r8, r9);
+    // SAFETY: as in `syscall`; the IPC calls also write rdi, rsi, r10, r8 and r9 (declared).
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") number => rax,
+            inlateout("rdi") args[0] => rdi,
+            inlateout("rsi") args[1] => rsi,
+            inlateout("rdx") args[2] => rdx,
+            inlateout("r10") args[3] => r10,
+            inlateout("r8") args[4] => r8,
+            inlateout("r9") args[5] => r9,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    [rax, rdi, rsi, rdx, r10, r8, r9]
+}

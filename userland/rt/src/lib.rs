@@ -12,12 +12,13 @@ extern crate alloc;
 pub mod arch;
 mod heap;
 pub mod io;
+pub mod ipc;
 pub mod process;
 mod start;
 pub mod sys;
 pub mod time;
 
-pub use start::{args, bootfs, pid};
+pub use start::{args, bootfs, handles, pid};
 pub use vessel_abi as abi;
 
 /// Declares the program's `main`: `fn main() -> i32`, whose value becomes the exit code.

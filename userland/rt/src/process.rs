@@ -6,6 +6,15 @@ use vessel_abi::{Error, Exit, Priority, ProcessInfo, SpawnRequest};
 
 /// Starts `path` from the boot file system with `args` (`argv[0]` is the path) at `priority`.
 pub fn spawn_with(path: &str, args: &[&str], priority: Priority) -> Result<u64, Error> {
+    spawn_full(path, args, priority, &[])
+}
+
+/// Starts `path` handing it copies of the capabilities `caps` (see `vessel_rt::handles`).
+pub fn spawn_with_caps(path: &str, args: &[&str], caps: &[u32]) -> Result<u64, Error> {
+    spawn_full(path, args, Priority::Normal, caps)
+}
+
+fn spawn_full(path: &str, args: &[&str], priority: Priority, caps: &[u32]) -> Result<u64, Error> {
     let mut blob = Vec::with_capacity(path.len() + 1 + args.iter().map(|a| a.len() + 1).sum::<usize>());
     for part in core::iter::once(&path).chain(args) {
         blob.extend_from_slice(part.as_bytes());
@@ -18,6 +27,8 @@ pub fn spawn_with(path: &str, args: &[&str], priority: Priority) -> Result<u64, 
         args_len: blob.len() as u64,
         priority: priority as u32,
         flags: 0,
+        caps_ptr: caps.as_ptr() as u64,
+        caps_len: caps.len() as u64,
     };
     crate::sys::spawn(&request)
 }

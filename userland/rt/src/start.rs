@@ -63,3 +63,14 @@ pub fn bootfs() -> Option<&'static [u8]> {
     // SAFETY: the kernel mapped `bootfs_len` bytes read-only at `bootfs_ptr` for our lifetime.
     (i.bootfs_len > 0).then(|| unsafe { core::slice::from_raw_parts(i.bootfs_ptr as *const u8, i.bootfs_len as usize) })
 }
+
+/// The capabilities the parent handed over at spawn, in the order it listed them.
+pub fn handles() -> &'static [u32] {
+    match info() {
+        // SAFETY: the kernel wrote `handles_len` u32 handles at `handles_ptr` on the stack page.
+        Some(i) if i.handles_len > 0 => unsafe {
+            core::slice::from_raw_parts(i.handles_ptr as *const u32, i.handles_len as usize)
+        },
+        _ => &[],
+    }
+}

@@ -3,8 +3,9 @@
 //! TSC clock; each figure is the total divided by the count.
 #![no_std]
 #![no_main]
-#![forbid(unsafe_code)]
 
+use vessel_rt::abi::Meta;
+use vessel_rt::ipc::{self, Endpoint, Notification};
 use vessel_rt::{println, process, sys, time};
 
 vessel_rt::entry!(main);
@@ -48,8 +49,64 @@ fn main() -> i32 {
     }
     report("spawn_wait", n, time::now_ns() - start, "proc");
 
+    if let Err(e) = ipc_benches() {
+        println!("bench: IPC benchmarks failed: {e}");
+    }
+
     let _ = sys::debug_exit(0);
     0
+}
+
+/// Times `n` rounds of `round` (after a short warm-up).
+fn time_rounds(
+    n: u64,
+    mut round: impl FnMut() -> Result<(), vessel_rt::abi::Error>,
+) -> Result<u64, vessel_rt::abi::Error> {
+    for _ in 0..100 {
+        round()?;
+    }
+    let start = time::now_ns();
+    for _ in 0..n {
+        round()?;
+    }
+    Ok(time::now_ns() - start)
+}
+
+fn ipc_benches() -> Result<(), vessel_rt::abi::Error> {
+    let ep = Endpoint::create()?;
+    let server = process::spawn_with_caps("bin/probe", &["ipc-server"], &[ep.0.0])?;
+
+    let n = 20_000;
+    let total = time_rounds(n, || ep.call([1, 2, 3, 4], Meta::default()).map(|_| ()))?;
+    report("ipc_call_roundtrip", n, total, "roundtrip");
+
+    let n = 5_000;
+    let four_k = Meta { data_len: 4096, ..Meta::default() };
+    let total = time_rounds(n, || ep.call([1, 2, 3, 4], four_k).map(|_| ()))?;
+    report("ipc_call_roundtrip_4k", n, total, "roundtrip");
+
+    let n = 5_000;
+    let carried = Notification::create()?;
+    // SAFETY: the buffer is staged before each call; the reply puts the (new) handle back there.
+    unsafe { ipc::buffer() }.caps[0] = carried.0.0;
+    let one_cap = Meta { cap_count: 1, ..Meta::default() };
+    let total = time_rounds(n, || ep.call([0; 4], one_cap).map(|_| ()))?;
+    report("cap_transfer_roundtrip", n, total, "roundtrip");
+
+    let _ = process::kill(server);
+    let _ = process::wait(server);
+
+    let n = 10_000;
+    let (ping, pong) = (Notification::create()?, Notification::create()?);
+    let rounds = (n + 100).to_string_lossless();
+    let partner = process::spawn_with_caps("bin/probe", &["notify-pong", rounds.as_str()], &[ping.0.0, pong.0.0])?;
+    let total = time_rounds(n, || {
+        ping.signal(1)?;
+        pong.wait().map(|_| ())
+    })?;
+    report("notification_roundtrip", n, total, "roundtrip");
+    let _ = process::wait(partner);
+    Ok(())
 }
 
 /// Decimal text of a number without allocation.

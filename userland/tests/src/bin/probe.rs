@@ -9,15 +9,28 @@
 //! - `fpu SEED`: load SSE registers with a pattern, yield many times, exit 0 if intact.
 //! - `yield N`: yield N times (benchmark partner).
 //! - `parent`: spawn `probe spin` and wait for it forever (killed by the test).
+//!
+//! IPC roles (the capabilities come from the parent at spawn, `vessel_rt::handles()`):
+//! - `hold`: wait until capability 0 disappears (revoked): exit 0; still there after 5 s: 1.
+//! - `echo-server`: serve endpoint 0; reply `[w0 + 1, badge, sender pid, data length]`, the data
+//!   reversed, and signal bit 0x10 on a received notification capability. `w0 = u64::MAX` ends it.
+//! - `ipc-server`: serve endpoint 0 echoing words, data and capabilities (benchmarks).
+//! - `ipc-client N`: N calls on endpoint 0 checking each reply; exit 0 if all were right.
+//! - `die-on-request`: receive one message on endpoint 0 and exit without replying.
+//! - `reply-late`: receive one message, sleep 100 ms, reply: exit 0 if the reply said PeerDied.
+//! - `notify-pong N`: N times wait on notification 0, signal notification 1.
+//! - `signal BITS`: signal notification 0.
+//! - `shared`: map memory object 0, expect 0x1234 at offset 0, write 0x5678 at offset 8.
 #![no_std]
 #![no_main]
-#![forbid(unsafe_code)]
 
 extern crate alloc;
 
 use alloc::vec::Vec;
 
+use vessel_rt::abi::{Error, MapFlags, Meta};
 use vessel_rt::arch::{self, Fault};
+use vessel_rt::ipc::{self, Cap, Endpoint, Memory, Notification};
 use vessel_rt::{process, sys, time};
 
 vessel_rt::entry!(main);
@@ -76,6 +89,42 @@ fn main() -> i32 {
             }
             0
         }
+        "hold" => hold(),
+        "echo-server" => echo_server(),
+        "ipc-server" => {
+            let ep = Endpoint(cap(0));
+            let _ = ep.serve(|m| (m.words, m.meta));
+            0
+        }
+        "ipc-client" => {
+            let ep = Endpoint(cap(0));
+            let ok = (0..number(args.get(2)))
+                .all(|i| ep.call([i, 0, 0, 0], Meta::default()).is_ok_and(|r| r.words[0] == i + 1));
+            if ok { 0 } else { 1 }
+        }
+        "die-on-request" => {
+            let _ = Endpoint(cap(0)).recv();
+            0
+        }
+        "reply-late" => {
+            let _ = Endpoint(cap(0)).recv();
+            time::sleep_ms(100);
+            if ipc::reply([0; 4], Meta::default()) == Err(Error::PeerDied) { 0 } else { 1 }
+        }
+        "notify-pong" => {
+            let (ping, pong) = (Notification(cap(0)), Notification(cap(1)));
+            for _ in 0..number(args.get(2)) {
+                if ping.wait().is_err() || pong.signal(1).is_err() {
+                    return 1;
+                }
+            }
+            0
+        }
+        "signal" => match Notification(cap(0)).signal(number(args.get(2))) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        },
+        "shared" => shared(),
         "parent" => match process::spawn("bin/probe", &["spin"]) {
             Ok(child) => {
                 let _ = process::wait(child);
@@ -101,4 +150,62 @@ fn isolation(tag: u64) -> i32 {
     }
     let offset = (block.as_ptr() as u64).wrapping_sub(vessel_rt::abi::HEAP_START);
     if offset > 0xffff { 2 } else { 10 + offset as i32 }
+}
+
+/// The `i`th capability handed over at spawn (0 if missing: every use then fails cleanly).
+fn cap(i: usize) -> Cap {
+    Cap(vessel_rt::handles().get(i).copied().unwrap_or(0))
+}
+
+fn hold() -> i32 {
+    let held = cap(0);
+    let deadline = time::now_ns() + 5_000_000_000;
+    while time::now_ns() < deadline {
+        if held.inspect().is_err() {
+            return 0;
+        }
+        time::sleep_ms(5);
+    }
+    1
+}
+
+fn echo_server() -> i32 {
+    let ep = Endpoint(cap(0));
+    let mut message = match ep.recv() {
+        Ok(m) => m,
+        Err(_) => return 1,
+    };
+    loop {
+        // SAFETY: the buffer is used only between this receive and the reply below.
+        let buffer = unsafe { ipc::buffer() };
+        let len = usize::from(message.meta.data_len);
+        buffer.data[..len].reverse();
+        if message.meta.cap_count > 0 {
+            let _ = Notification(Cap(buffer.caps[0])).signal(0x10);
+            let _ = Cap(buffer.caps[0]).delete();
+        }
+        let words = [message.words[0].wrapping_add(1), message.badge, buffer.sender_pid, len as u64];
+        let meta = Meta { data_len: message.meta.data_len, ..Meta::default() };
+        if message.words[0] == u64::MAX {
+            let _ = ipc::reply(words, meta);
+            return 0;
+        }
+        message = match ep.reply_recv(words, meta) {
+            Ok(m) => m,
+            Err(_) => return 2,
+        };
+    }
+}
+
+fn shared() -> i32 {
+    let Ok(addr) = Memory(cap(0)).map(MapFlags::WRITE) else { return 1 };
+    let words = addr as usize as *mut u64;
+    // SAFETY: the kernel just mapped a whole writable page of the memory object at `addr`.
+    unsafe {
+        if core::ptr::read_volatile(words) != 0x1234 {
+            return 2;
+        }
+        core::ptr::write_volatile(words.add(1), 0x5678);
+    }
+    0
 }

@@ -6,6 +6,8 @@
 
 extern crate alloc;
 
+mod ipc;
+
 use alloc::format;
 use alloc::string::String;
 
@@ -16,6 +18,8 @@ vessel_rt::entry!(main);
 
 type TestResult = Result<(), String>;
 
+/// Fails the test with a formatted message unless the condition holds.
+#[macro_export]
 macro_rules! check {
     ($cond:expr, $($msg:tt)+) => {
         if !$cond {
@@ -47,9 +51,9 @@ const TESTS: &[Test] = &[
 ];
 
 fn main() -> i32 {
-    println!("running {} user-space tests", TESTS.len());
+    println!("running {} user-space tests", TESTS.len() + ipc::TESTS.len());
     let (mut passed, mut failed) = (0, 0);
-    for (name, test) in TESTS {
+    for (name, test) in TESTS.iter().chain(ipc::TESTS) {
         match test() {
             Ok(()) => {
                 passed += 1;
@@ -83,7 +87,7 @@ const BAD_POINTERS: [(&str, u64); 5] = [
 ];
 
 fn unknown_numbers_refused() -> TestResult {
-    for number in [14, 15, 255, 1 << 32, u64::MAX] {
+    for number in [29, 30, 255, 1 << 32, u64::MAX] {
         check!(raw(number, [1, 2, 3, 4, 5, 6]) == Err(Error::InvalidSyscall), "syscall {number:#x}");
     }
     Ok(())

@@ -1,0 +1,110 @@
+//! IPC message layout: a few words in registers, plus the per-process IPC buffer page for bulk
+//! data, capabilities and the sender's identity.
+//!
+//! Registers of `Call`, `Reply`, `ReplyRecv` (in) and of every message delivered (out): words in
+//! `rsi, rdx, r10, r8`, the [`Meta`] word in `r9`; a delivered message also has the sender's
+//! badge in `rdi`. Bulk data and capabilities travel through the [`IpcBuffer`] at
+//! [`IPC_BUFFER`]: the kernel copies the sender's buffer into the receiver's, and writes the
+//! sender's process id and container id there. These are stamped by the kernel and cannot be
+//! forged.
+
+/// Bytes of data a message may carry besides its four words.
+pub const MAX_MESSAGE_DATA: usize = 4096;
+/// Capabilities a message may carry.
+pub const MAX_MESSAGE_CAPS: usize = 4;
+/// Where every process's IPC buffer lives (two pages, paged in on first touch).
+pub const IPC_BUFFER: u64 = 0x0000_7ffe_0000_0000;
+/// Size of the IPC buffer mapping.
+pub const IPC_BUFFER_SIZE: u64 = 2 * 4096;
+
+/// The meta word of a message: data length, capability count, flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Bytes of `IpcBuffer::data` that belong to the message (≤ [`MAX_MESSAGE_DATA`]).
+    pub data_len: u16,
+    /// Entries of `IpcBuffer::caps` that belong to the message (≤ [`MAX_MESSAGE_CAPS`]).
+    pub cap_count: u8,
+    /// [`NONBLOCK`] and friends.
+    pub flags: u8,
+}
+
+/// Flag: fail with `WouldBlock` instead of waiting.
+pub const NONBLOCK: u8 = 1;
+/// Flag (`Recv`, `WaitNotification`): the timeout argument is valid.
+pub const TIMEOUT: u8 = 2;
+
+impl Meta {
+    /// Packs into a register: bits 0-15 data length, 16-23 capability count, 24-31 flags.
+    pub fn to_word(self) -> u64 {
+        u64::from(self.data_len) | u64::from(self.cap_count) << 16 | u64::from(self.flags) << 24
+    }
+
+    /// Unpacks a register (bits above 31 ignored).
+    pub fn from_word(word: u64) -> Meta {
+        Meta { data_len: word as u16, cap_count: (word >> 16) as u8, flags: (word >> 24) as u8 }
+    }
+}
+
+/// The IPC buffer page(s), read and written by the kernel during IPC.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct IpcBuffer {
+    /// Send: handles of capabilities to move to the receiver. Receive: the new handles.
+    pub caps: [u32; MAX_MESSAGE_CAPS],
+    /// Receive: the sender's process id (kernel-wide for now).
+    pub sender_pid: u64,
+    /// Receive: the sender's container id.
+    pub sender_container: u64,
+    /// Receive: the badge of the capability the sender used (also in `rdi`).
+    pub badge: u64,
+    /// Reserved, 0.
+    pub reserved: [u64; 3],
+    /// Message data.
+    pub data: [u8; MAX_MESSAGE_DATA],
+}
+
+/// Byte offset of [`IpcBuffer::data`] in the buffer.
+pub const IPC_DATA_OFFSET: usize = 64;
+/// Byte offset of [`IpcBuffer::caps`].
+pub const IPC_CAPS_OFFSET: usize = 0;
+/// Byte offset of [`IpcBuffer::sender_pid`].
+pub const IPC_SENDER_OFFSET: usize = 16;
+
+/// What `CapInspect` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapInfo {
+    /// [`ObjectKind`] as a number.
+    pub kind: u32,
+    /// `Rights` bits.
+    pub rights: u32,
+    /// The badge (0: none).
+    pub badge: u64,
+}
+
+/// Kinds of kernel objects a capability may refer to.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// Synchronous IPC endpoint.
+    Endpoint = 1,
+    /// Asynchronous signal word.
+    Notification = 2,
+    /// Frames that can be mapped and shared.
+    Memory = 3,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trip_and_layout() {
+        let meta = Meta { data_len: 4096, cap_count: 4, flags: NONBLOCK };
+        assert_eq!(Meta::from_word(meta.to_word()), meta);
+        assert_eq!(core::mem::offset_of!(IpcBuffer, data), IPC_DATA_OFFSET);
+        assert_eq!(core::mem::offset_of!(IpcBuffer, caps), IPC_CAPS_OFFSET);
+        assert_eq!(core::mem::offset_of!(IpcBuffer, sender_pid), IPC_SENDER_OFFSET);
+        assert!(core::mem::size_of::<IpcBuffer>() as u64 <= IPC_BUFFER_SIZE);
+    }
+}

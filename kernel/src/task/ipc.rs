@@ -1,0 +1,734 @@
+//! Capabilities and IPC on top of the task table: capability operations, endpoints (call,
+//! receive, reply, with a direct switch from caller to receiver), notifications and memory
+//! objects. Every operation resolves its handle through the caller's capability table first and
+//! checks the right it needs; a refused operation changes nothing.
+//!
+//! A message is four words in registers plus, optionally, data and capabilities in the IPC
+//! buffer (`vessel_abi::IpcBuffer`). The kernel copies between the two processes' buffer frames
+//! through the direct map, so no user pointer is involved, and stamps the sender's badge (in
+//! `rdi`), process id and container id (in the receiver's buffer). A blocked thread's user
+//! registers are in the trap frame at the top of its kernel stack; results are written there.
+
+use alloc::vec::Vec;
+
+use vessel_abi::{
+    CapInfo, Error, IPC_BUFFER, IPC_CAPS_OFFSET, IPC_DATA_OFFSET, IPC_SENDER_OFFSET, MAX_MESSAGE_CAPS,
+    MAX_MESSAGE_DATA, MapFlags, Meta, NONBLOCK, ObjectKind, PAGE_SIZE, Rights, TIMEOUT,
+};
+use vessel_capspace::{Cap, CapError, Handle, TableId};
+use vessel_kcore::report::TrapFrame;
+
+use super::objects::{Endpoint, IpcWait, Memory, Notification, ObjectRef};
+use super::thread::{State, Tid};
+use super::{Tasks, schedule, with_tasks};
+use crate::mem::address_space::{Access, AddressSpace};
+use crate::mem::{frames, phys_to_virt};
+
+/// Capability slots per process.
+pub const TABLE_CAPACITY: usize = 256;
+/// Largest memory object, in pages.
+const MAX_MEMORY_PAGES: u64 = 1024;
+
+/// The ABI error for a capability-table error.
+pub(super) fn cap_error(e: CapError) -> Error {
+    match e {
+        CapError::InvalidHandle | CapError::NoTable => Error::InvalidHandle,
+        CapError::Stale => Error::StaleHandle,
+        CapError::TableFull => Error::TableFull,
+        CapError::MissingRights => Error::MissingRights,
+        CapError::AlreadyBadged => Error::InvalidArgument,
+    }
+}
+
+fn handle(value: u64) -> Result<Handle, Error> {
+    u32::try_from(value).map(Handle).map_err(|_| Error::InvalidHandle)
+}
+
+/// The trap frame of a thread that is blocked in (or running) a system call.
+fn frame_of(t: &Tasks, tid: Tid) -> Option<&'static mut TrapFrame> {
+    let top = t.threads.get(&tid)?.kernel_stack_top();
+    if top == 0 {
+        return None;
+    }
+    let at = top - core::mem::size_of::<TrapFrame>() as u64;
+    // SAFETY: every user thread's kernel stack holds its trap frame at the top while it is in
+    // the kernel (syscall entry and user interrupts build it there); the table lock serialises
+    // access and the thread is not running while another thread writes it.
+    Some(unsafe { &mut *(at as *mut TrapFrame) })
+}
+
+/// Writes an error result into a blocked thread's frame and makes it ready.
+fn fail_thread(t: &mut Tasks, tid: Tid, error: Error) {
+    if let Some(frame) = frame_of(t, tid) {
+        frame.rax = error as u64;
+        frame.rdx = 0;
+    }
+    if let Some(th) = t.threads.get_mut(&tid) {
+        th.ipc = IpcWait::None;
+    }
+    t.sleepers.retain(|&s| s != tid);
+    t.make_ready(tid);
+}
+
+impl Tasks {
+    fn table_of(&self, tid: Tid) -> Result<TableId, Error> {
+        let pid = self.threads.get(&tid).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
+        self.processes.get(&pid).map(|p| p.table).ok_or(Error::NoSuchProcess)
+    }
+
+    fn resolve(&self, value: u64, needs: Rights) -> Result<Cap<ObjectRef>, Error> {
+        let cap = self.caps.get(self.table_of(self.current)?, handle(value)?).map_err(cap_error)?;
+        if !cap.rights.contains(needs) {
+            return Err(Error::MissingRights);
+        }
+        Ok(cap)
+    }
+
+    fn resolve_endpoint(&self, value: u64, needs: Rights) -> Result<(u64, u64), Error> {
+        match self.resolve(value, needs)? {
+            Cap { object: ObjectRef::Endpoint(id), badge, .. } => Ok((id, badge)),
+            _ => Err(Error::WrongObject),
+        }
+    }
+
+    fn resolve_notification(&self, value: u64, needs: Rights) -> Result<u64, Error> {
+        match self.resolve(value, needs)?.object {
+            ObjectRef::Notification(id) => Ok(id),
+            _ => Err(Error::WrongObject),
+        }
+    }
+
+    /// Accounts a capability that now exists.
+    pub(super) fn cap_added(&mut self, cap: &Cap<ObjectRef>) {
+        match cap.object {
+            ObjectRef::Endpoint(id) => {
+                if let Some(ep) = self.endpoints.get_mut(&id) {
+                    ep.caps += 1;
+                    ep.receivers += u32::from(cap.rights.contains(Rights::RECEIVE));
+                }
+            }
+            ObjectRef::Notification(id) => {
+                if let Some(n) = self.notifications.get_mut(&id) {
+                    n.caps += 1;
+                }
+            }
+            ObjectRef::Memory(id) => {
+                if let Some(m) = self.memories.get_mut(&id) {
+                    m.caps += 1;
+                }
+            }
+        }
+    }
+
+    /// Accounts a capability that is gone; destroys objects nobody can reach any more and fails
+    /// the waiters that can never be answered.
+    pub(super) fn cap_removed(&mut self, cap: &Cap<ObjectRef>) {
+        match cap.object {
+            ObjectRef::Endpoint(id) => {
+                let Some(ep) = self.endpoints.get_mut(&id) else { return };
+                ep.caps = ep.caps.saturating_sub(1);
+                if cap.rights.contains(Rights::RECEIVE) {
+                    ep.receivers = ep.receivers.saturating_sub(1);
+                }
+                let mut doomed: Vec<Tid> = Vec::new();
+                if ep.receivers == 0 {
+                    doomed.extend(ep.senders.drain(..).map(|(tid, _)| tid));
+                }
+                if ep.caps == 0 {
+                    doomed.extend(ep.waiting.drain(..));
+                    self.endpoints.remove(&id);
+                }
+                for tid in doomed {
+                    fail_thread(self, tid, Error::PeerDied);
+                }
+            }
+            ObjectRef::Notification(id) => {
+                let Some(n) = self.notifications.get_mut(&id) else { return };
+                n.caps = n.caps.saturating_sub(1);
+                if n.caps == 0 {
+                    let waiters: Vec<Tid> = n.waiters.drain(..).collect();
+                    self.notifications.remove(&id);
+                    for tid in waiters {
+                        fail_thread(self, tid, Error::PeerDied);
+                    }
+                }
+            }
+            ObjectRef::Memory(id) => {
+                let Some(m) = self.memories.get_mut(&id) else { return };
+                m.caps = m.caps.saturating_sub(1);
+                self.release_memory_if_unused(id);
+            }
+        }
+    }
+
+    pub(super) fn release_memory_if_unused(&mut self, id: u64) {
+        if self.memories.get(&id).is_some_and(|m| m.caps == 0 && m.mappings == 0)
+            && let Some(m) = self.memories.remove(&id)
+        {
+            for frame in m.frames {
+                let _ = frames::free(frame);
+            }
+        }
+    }
+
+    /// Undoes a dying thread's IPC: leaves wait queues, and fails the caller it owed a reply.
+    pub(super) fn cancel_ipc(&mut self, tid: Tid) {
+        let Some(th) = self.threads.get_mut(&tid) else { return };
+        let wait = core::mem::take(&mut th.ipc);
+        let owed = th.replying_to.take();
+        match wait {
+            IpcWait::Send(ep) => {
+                if let Some(e) = self.endpoints.get_mut(&ep) {
+                    e.senders.retain(|&(t, _)| t != tid);
+                }
+            }
+            IpcWait::Receive(ep) => {
+                if let Some(e) = self.endpoints.get_mut(&ep) {
+                    e.waiting.retain(|&t| t != tid);
+                }
+            }
+            IpcWait::Notification(n) => {
+                if let Some(n) = self.notifications.get_mut(&n) {
+                    n.waiters.retain(|&t| t != tid);
+                }
+            }
+            IpcWait::Reply(_) | IpcWait::None => {}
+        }
+        if let Some(caller) = owed
+            && self.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Reply(tid) && c.state != State::Dead)
+        {
+            fail_thread(self, caller, Error::PeerDied);
+        }
+    }
+
+    /// A sleeping thread's deadline passed while it waited in IPC: it gets `TimedOut`.
+    pub(super) fn ipc_timed_out(&mut self, tid: Tid) -> bool {
+        let waiting = self.threads.get(&tid).map(|th| th.ipc);
+        match waiting {
+            Some(IpcWait::Receive(_) | IpcWait::Notification(_)) => {
+                self.cancel_ipc(tid);
+                fail_thread(self, tid, Error::TimedOut);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn space_of(&mut self, tid: Tid) -> Option<&mut AddressSpace> {
+        let pid = self.threads.get(&tid)?.pid;
+        self.processes.get_mut(&pid)?.space.as_mut()
+    }
+
+    /// The frame behind page `page` of a thread's IPC buffer, mapped on demand if `create`.
+    fn ipc_frame(&mut self, tid: Tid, page: u64, create: bool) -> Result<Option<u64>, Error> {
+        let addr = IPC_BUFFER + page * PAGE_SIZE;
+        let space = self.space_of(tid).ok_or(Error::PeerDied)?;
+        if let Some((frame, _)) = space.translate(addr) {
+            return Ok(Some(frame));
+        }
+        if !create {
+            return Ok(None);
+        }
+        space.map_new(addr, Access::ReadWrite).map(Some).map_err(|_| Error::NoMemory)
+    }
+
+    /// Copies `len` bytes at `offset` of one IPC buffer to the same place in another. A page the
+    /// sender never touched reads as zeros.
+    fn copy_buffer(&mut self, from: Tid, to: Tid, offset: usize, len: usize) -> Result<(), Error> {
+        let mut done = 0;
+        while done < len {
+            let at = (offset + done) as u64;
+            let page = at / PAGE_SIZE;
+            let in_page = at % PAGE_SIZE;
+            let n = ((PAGE_SIZE - in_page) as usize).min(len - done);
+            let src = self.ipc_frame(from, page, false)?;
+            let dst = self.ipc_frame(to, page, true)?.ok_or(Error::NoMemory)?;
+            let dst_ptr = (phys_to_virt(dst) + in_page) as *mut u8;
+            // SAFETY: both frames belong to IPC buffers (user memory the kernel may write, not
+            // referenced by Rust code); `in_page + n` stays inside each page.
+            unsafe {
+                match src {
+                    Some(src) => core::ptr::copy((phys_to_virt(src) + in_page) as *const u8, dst_ptr, n),
+                    None => core::ptr::write_bytes(dst_ptr, 0, n),
+                }
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn read_buffer_words<const N: usize>(&mut self, tid: Tid, offset: usize) -> Result<[u32; N], Error> {
+        let mut out = [0u32; N];
+        if let Some(frame) = self.ipc_frame(tid, 0, false)? {
+            for (i, slot) in out.iter_mut().enumerate() {
+                // SAFETY: offset + 4*N is inside the first buffer page (checked by layout tests).
+                *slot =
+                    unsafe { core::ptr::read_volatile((phys_to_virt(frame) as usize + offset + 4 * i) as *const u32) };
+            }
+        }
+        Ok(out)
+    }
+
+    fn write_buffer(&mut self, tid: Tid, offset: usize, bytes: &[u8]) -> Result<(), Error> {
+        let frame = self.ipc_frame(tid, 0, true)?.ok_or(Error::NoMemory)?;
+        // SAFETY: the header lies in the first page of the receiver's IPC buffer frame.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (phys_to_virt(frame) as usize + offset) as *mut u8,
+                bytes.len(),
+            )
+        };
+        Ok(())
+    }
+
+    /// Moves a message from `from` to `to`: data, capabilities, the stamped identity, and the
+    /// registers. All checks happen before anything moves.
+    fn transfer(&mut self, from: Tid, to: Tid, badge: u64, words: [u64; 4], meta: Meta) -> Result<(), Error> {
+        let data_len = usize::from(meta.data_len);
+        let cap_count = usize::from(meta.cap_count);
+        if data_len > MAX_MESSAGE_DATA || cap_count > MAX_MESSAGE_CAPS {
+            return Err(Error::TooLarge);
+        }
+        let from_table = self.table_of(from)?;
+        let to_table = self.table_of(to)?;
+        let handles: [u32; MAX_MESSAGE_CAPS] = self.read_buffer_words(from, IPC_CAPS_OFFSET)?;
+        for &h in &handles[..cap_count] {
+            let cap = self.caps.get(from_table, Handle(h)).map_err(cap_error)?;
+            if !cap.rights.contains(Rights::TRANSFER) {
+                return Err(Error::MissingRights);
+            }
+        }
+        if self.caps.free_slots(to_table) < cap_count {
+            return Err(Error::TableFull);
+        }
+        if data_len > 0 {
+            self.copy_buffer(from, to, IPC_DATA_OFFSET, data_len)?;
+        }
+        let mut moved = [0u32; MAX_MESSAGE_CAPS];
+        for (i, &h) in handles[..cap_count].iter().enumerate() {
+            moved[i] = self.caps.transfer(from_table, Handle(h), to_table, Rights::all()).map_err(cap_error)?.0;
+        }
+        let sender_pid = self.threads.get(&from).map_or(0, |th| th.pid);
+        let mut header = [0u8; 40];
+        for (i, h) in moved.iter().enumerate() {
+            header[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
+        }
+        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender_pid.to_le_bytes());
+        // Container id: every process is in the root container (0) until containers exist.
+        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&0u64.to_le_bytes());
+        header[IPC_SENDER_OFFSET + 16..IPC_SENDER_OFFSET + 24].copy_from_slice(&badge.to_le_bytes());
+        self.write_buffer(to, 0, &header)?;
+        let frame = frame_of(self, to).ok_or(Error::PeerDied)?;
+        frame.rax = 0;
+        frame.rdi = badge;
+        frame.rsi = words[0];
+        frame.rdx = words[1];
+        frame.r10 = words[2];
+        frame.r8 = words[3];
+        frame.r9 = Meta { flags: 0, ..meta }.to_word();
+        Ok(())
+    }
+}
+
+fn words_of(frame: &TrapFrame) -> [u64; 4] {
+    [frame.rsi, frame.rdx, frame.r10, frame.r8]
+}
+
+fn set_error(frame: &mut TrapFrame, error: Error) {
+    frame.rax = error as u64;
+    frame.rdx = 0;
+}
+
+/// What to do after the table lock is dropped.
+enum Then {
+    /// Return to the caller now.
+    Return,
+    /// The caller blocked: run something else.
+    Block,
+}
+
+fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
+    match then {
+        Ok(Then::Return) => {}
+        Ok(Then::Block) => schedule(),
+        Err(e) => set_error(frame, e),
+    }
+}
+
+/// `Call`: send and wait for the reply.
+pub fn call(frame: &mut TrapFrame) {
+    let meta = Meta::from_word(frame.r9);
+    let then = with_tasks(|t| {
+        let (ep, badge) = t.resolve_endpoint(frame.rdi, Rights::SEND)?;
+        let me = t.current;
+        let endpoint = t.endpoints.get_mut(&ep).ok_or(Error::PeerDied)?;
+        if endpoint.receivers == 0 {
+            return Err(Error::PeerDied);
+        }
+        if usize::from(meta.data_len) > MAX_MESSAGE_DATA || usize::from(meta.cap_count) > MAX_MESSAGE_CAPS {
+            return Err(Error::TooLarge);
+        }
+        if let Some(receiver) = endpoint.waiting.pop_front() {
+            if let Err(e) = t.transfer(me, receiver, badge, words_of(frame), meta) {
+                if let Some(endpoint) = t.endpoints.get_mut(&ep) {
+                    endpoint.waiting.push_front(receiver);
+                }
+                return Err(e);
+            }
+            t.sleepers.retain(|&s| s != receiver);
+            if let Some(r) = t.threads.get_mut(&receiver) {
+                r.ipc = IpcWait::None;
+                r.replying_to = Some(me);
+            }
+            t.block_current(IpcWait::Reply(receiver));
+            // Direct switch: the receiver runs next, without a pass through the run queues.
+            t.make_ready_front(receiver);
+            return Ok(Then::Block);
+        }
+        if meta.flags & NONBLOCK != 0 {
+            return Err(Error::WouldBlock);
+        }
+        endpoint.senders.push_back((me, badge));
+        t.block_current(IpcWait::Send(ep));
+        Ok(Then::Block)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess));
+    finish(then, frame);
+}
+
+/// Takes the first queued caller of `ep` into the current thread (which is receiving).
+fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
+    let me = t.current;
+    loop {
+        let Some((caller, badge)) = t.endpoints.get_mut(&ep).and_then(|e| e.senders.pop_front()) else {
+            return Ok(false);
+        };
+        let Some(caller_frame) = frame_of(t, caller) else { continue };
+        let (words, meta) = (words_of(caller_frame), Meta::from_word(caller_frame.r9));
+        match t.transfer(caller, me, badge, words, meta) {
+            Ok(()) => {
+                if let Some(c) = t.threads.get_mut(&caller) {
+                    c.ipc = IpcWait::Reply(me);
+                }
+                if let Some(m) = t.threads.get_mut(&me) {
+                    m.replying_to = Some(caller);
+                }
+                return Ok(true);
+            }
+            // The caller's message cannot be delivered (e.g. our table is full): it fails, we
+            // keep waiting for the next one.
+            Err(e) => fail_thread(t, caller, e),
+        }
+    }
+}
+
+fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<Then, Error> {
+    let (ep, _) = t.resolve_endpoint(ep_handle, Rights::RECEIVE)?;
+    let me = t.current;
+    // A receiver that never answered its last caller abandons it.
+    if let Some(old) = t.threads.get_mut(&me).and_then(|m| m.replying_to.take())
+        && t.threads.get(&old).is_some_and(|c| c.ipc == IpcWait::Reply(me))
+    {
+        fail_thread(t, old, Error::PeerDied);
+    }
+    if take_sender(t, ep)? {
+        return Ok(Then::Return);
+    }
+    if flags & NONBLOCK != 0 {
+        return Err(Error::WouldBlock);
+    }
+    if let Some(e) = t.endpoints.get_mut(&ep) {
+        e.waiting.push_back(me);
+    }
+    t.block_current(IpcWait::Receive(ep));
+    if flags & TIMEOUT != 0 {
+        t.sleep_until(me, crate::time::since_boot_ns().saturating_add(timeout));
+    }
+    Ok(Then::Block)
+}
+
+/// `Recv`: wait for a message.
+pub fn recv(frame: &mut TrapFrame) {
+    let flags = Meta::from_word(frame.r9).flags;
+    let then = with_tasks(|t| receive(t, frame.rdi, frame.rsi, flags)).unwrap_or(Err(Error::NoSuchProcess));
+    finish(then, frame);
+}
+
+/// Sends the reply in `frame` to the caller the current thread owes one. Returns the caller.
+fn send_reply(t: &mut Tasks, frame: &TrapFrame) -> Result<Tid, Error> {
+    let me = t.current;
+    let caller = t.threads.get_mut(&me).and_then(|m| m.replying_to.take()).ok_or(Error::InvalidArgument)?;
+    if !t.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Reply(me) && c.state == State::Blocked) {
+        return Err(Error::PeerDied);
+    }
+    let meta = Meta::from_word(frame.r9);
+    if let Err(e) = t.transfer(me, caller, 0, words_of(frame), meta) {
+        // The caller learns its call failed; the replier's capabilities stay where they were.
+        fail_thread(t, caller, e);
+        return Err(e);
+    }
+    if let Some(c) = t.threads.get_mut(&caller) {
+        c.ipc = IpcWait::None;
+    }
+    Ok(caller)
+}
+
+/// `Reply`: answer the last message received.
+pub fn reply(frame: &mut TrapFrame) {
+    let result = with_tasks(|t| {
+        let caller = send_reply(t, frame)?;
+        t.make_ready(caller);
+        Ok(Then::Return)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess));
+    if result.is_ok() {
+        frame.rax = 0;
+        frame.rdx = 0;
+    }
+    finish(result, frame);
+    super::preempt_if_needed();
+}
+
+/// `ReplyRecv`: answer, then wait for the next message; switches straight to the caller when
+/// nothing else is queued.
+pub fn reply_recv(frame: &mut TrapFrame) {
+    let then = with_tasks(|t| {
+        // A failed reply (caller gone) does not stop the server from taking the next message.
+        let caller = send_reply(t, frame).ok();
+        let flags = Meta::from_word(frame.r9).flags & !NONBLOCK;
+        let next = receive(t, frame.rdi, 0, flags & !TIMEOUT);
+        if let Some(caller) = caller {
+            match next {
+                Ok(Then::Block) => t.make_ready_front(caller),
+                _ => t.make_ready(caller),
+            }
+        }
+        next
+    })
+    .unwrap_or(Err(Error::NoSuchProcess));
+    finish(then, frame);
+}
+
+/// `Signal`: set bits on a notification.
+pub fn signal(frame: &mut TrapFrame) {
+    let result = with_tasks(|t| {
+        let id = t.resolve_notification(frame.rdi, Rights::SEND)?;
+        let n = t.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
+        n.word |= frame.rsi;
+        if let Some(waiter) = n.waiters.pop_front() {
+            let bits = core::mem::take(&mut n.word);
+            if let Some(f) = frame_of(t, waiter) {
+                f.rax = 0;
+                f.rdx = bits;
+            }
+            if let Some(w) = t.threads.get_mut(&waiter) {
+                w.ipc = IpcWait::None;
+            }
+            t.sleepers.retain(|&s| s != waiter);
+            t.make_ready(waiter);
+        }
+        Ok(())
+    })
+    .unwrap_or(Err(Error::NoSuchProcess));
+    match result {
+        Ok(()) => {
+            frame.rax = 0;
+            frame.rdx = 0;
+        }
+        Err(e) => set_error(frame, e),
+    }
+    super::preempt_if_needed();
+}
+
+/// `WaitNotification`: take the pending bits, waiting for some unless `NONBLOCK` (poll).
+pub fn wait_notification(frame: &mut TrapFrame) {
+    let flags = Meta::from_word(frame.rdx).flags;
+    let then = with_tasks(|t| {
+        let id = t.resolve_notification(frame.rdi, Rights::RECEIVE)?;
+        let me = t.current;
+        let n = t.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
+        if n.word != 0 || flags & NONBLOCK != 0 {
+            frame.rax = 0;
+            frame.rdx = core::mem::take(&mut n.word);
+            return Ok(Then::Return);
+        }
+        n.waiters.push_back(me);
+        t.block_current(IpcWait::Notification(id));
+        if flags & TIMEOUT != 0 {
+            t.sleep_until(me, crate::time::since_boot_ns().saturating_add(frame.rsi));
+        }
+        Ok(Then::Block)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess));
+    finish(then, frame);
+}
+
+fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
+    let table = t.table_of(t.current)?;
+    let cap = Cap { object, rights: Rights::all(), badge: 0 };
+    match t.caps.insert(table, cap) {
+        Ok(h) => {
+            t.cap_added(&cap);
+            Ok(u64::from(h.0))
+        }
+        Err(e) => {
+            // Nobody can reach the object: drop it again.
+            match object {
+                ObjectRef::Endpoint(id) => drop(t.endpoints.remove(&id)),
+                ObjectRef::Notification(id) => drop(t.notifications.remove(&id)),
+                ObjectRef::Memory(id) => t.release_memory_if_unused(id),
+            }
+            Err(cap_error(e))
+        }
+    }
+}
+
+/// `EndpointCreate`.
+pub fn endpoint_create() -> Result<u64, Error> {
+    with_tasks(|t| {
+        let id = t.next_object();
+        t.endpoints.insert(id, Endpoint::default());
+        create(t, ObjectRef::Endpoint(id))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `NotificationCreate`.
+pub fn notification_create() -> Result<u64, Error> {
+    with_tasks(|t| {
+        let id = t.next_object();
+        t.notifications.insert(id, Notification::default());
+        create(t, ObjectRef::Notification(id))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `MemoryCreate`: `pages` zeroed frames.
+pub fn memory_create(pages: u64) -> Result<u64, Error> {
+    if pages == 0 || pages > MAX_MEMORY_PAGES {
+        return Err(Error::InvalidArgument);
+    }
+    let mut list = Vec::new();
+    list.try_reserve_exact(pages as usize).map_err(|_| Error::NoMemory)?;
+    for _ in 0..pages {
+        match frames::alloc_zeroed() {
+            Some(f) => list.push(f),
+            None => {
+                for f in list {
+                    let _ = frames::free(f);
+                }
+                return Err(Error::NoMemory);
+            }
+        }
+    }
+    with_tasks(|t| {
+        let id = t.next_object();
+        t.memories.insert(id, Memory { caps: 0, mappings: 0, frames: list });
+        create(t, ObjectRef::Memory(id))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `MemoryMap`: maps a memory object into the caller; returns the address.
+pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
+    if flags.contains(MapFlags::EXEC) {
+        return Err(Error::InvalidArgument);
+    }
+    let writable = flags.contains(MapFlags::WRITE);
+    let needs = Rights::MAP | Rights::READ | if writable { Rights::WRITE } else { Rights::empty() };
+    with_tasks(|t| {
+        let id = match t.resolve(value, needs)?.object {
+            ObjectRef::Memory(id) => id,
+            _ => return Err(Error::WrongObject),
+        };
+        let frames_list = t.memories.get(&id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
+        let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
+        let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
+        let base = process.heap_next;
+        let pages = frames_list.len() as u64;
+        let end = base.checked_add(pages * PAGE_SIZE).filter(|&e| e <= vessel_abi::HEAP_END).ok_or(Error::NoMemory)?;
+        let space = process.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        let access = if writable { Access::ReadWrite } else { Access::Read };
+        for (i, &frame) in frames_list.iter().enumerate() {
+            if space.map(base + i as u64 * PAGE_SIZE, frame, access, false).is_err() {
+                for undo in 0..i as u64 {
+                    let _ = space.unmap(base + undo * PAGE_SIZE);
+                }
+                return Err(Error::NoMemory);
+            }
+        }
+        process.heap_next = end;
+        process.mappings.push((id, base, pages));
+        if let Some(m) = t.memories.get_mut(&id) {
+            m.mappings += 1;
+        }
+        Ok(base)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `CapInspect`.
+pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
+    with_tasks(|t| {
+        let cap = t.resolve(value, Rights::empty())?;
+        let kind = match cap.object {
+            ObjectRef::Endpoint(_) => ObjectKind::Endpoint,
+            ObjectRef::Notification(_) => ObjectKind::Notification,
+            ObjectRef::Memory(_) => ObjectKind::Memory,
+        };
+        Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge })
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+fn rights_mask(value: u64) -> Result<Rights, Error> {
+    u32::try_from(value).ok().and_then(Rights::from_bits).ok_or(Error::InvalidArgument)
+}
+
+/// `CapDuplicate` and `CapMint` (`badge` given).
+pub fn cap_duplicate(value: u64, mask: u64, badge: Option<u64>) -> Result<u64, Error> {
+    let mask = rights_mask(mask)?;
+    with_tasks(|t| {
+        let table = t.table_of(t.current)?;
+        let h = handle(value)?;
+        let new = match badge {
+            None => t.caps.duplicate(table, h, table, mask).map_err(cap_error)?,
+            Some(b) => {
+                if !matches!(t.caps.get(table, h).map_err(cap_error)?.object, ObjectRef::Endpoint(_)) {
+                    return Err(Error::WrongObject);
+                }
+                t.caps.mint(table, h, table, mask, b).map_err(cap_error)?
+            }
+        };
+        let cap = t.caps.get(table, new).map_err(cap_error)?;
+        t.cap_added(&cap);
+        Ok(u64::from(new.0))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `CapDelete`.
+pub fn cap_delete(value: u64) -> Result<u64, Error> {
+    with_tasks(|t| {
+        let table = t.table_of(t.current)?;
+        let cap = t.caps.delete(table, handle(value)?).map_err(cap_error)?;
+        t.cap_removed(&cap);
+        Ok(0)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `CapRevoke`: deletes everything derived from the capability, in every process.
+pub fn cap_revoke(value: u64) -> Result<u64, Error> {
+    with_tasks(|t| {
+        let table = t.table_of(t.current)?;
+        let removed = t.caps.revoke(table, handle(value)?).map_err(cap_error)?;
+        let count = removed.len() as u64;
+        for (_, cap) in removed {
+            t.cap_removed(&cap);
+        }
+        Ok(count)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}

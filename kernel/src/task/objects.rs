@@ -1,0 +1,74 @@
+//! Kernel objects reached through capabilities: endpoints, notifications and memory objects.
+//!
+//! Invariants: an object lives while at least one capability refers to it (`caps > 0`), and a
+//! memory object also while it is mapped anywhere (`mappings > 0`); the count of capabilities
+//! with RECEIVE on an endpoint is `receivers`, and when it reaches 0 nobody can ever answer, so
+//! every caller queued on it, and every later caller, gets `PeerDied`. Wait queues hold only
+//! threads blocked on that object.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use super::thread::Tid;
+
+/// What a capability points at. Ids are never reused while the system runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectRef {
+    /// An endpoint.
+    Endpoint(u64),
+    /// A notification.
+    Notification(u64),
+    /// A memory object.
+    Memory(u64),
+}
+
+/// A synchronous IPC rendezvous point.
+#[derive(Default)]
+pub struct Endpoint {
+    /// Capabilities referring to it.
+    pub caps: u32,
+    /// Capabilities with RECEIVE.
+    pub receivers: u32,
+    /// Callers waiting for a receiver, with the badge of the capability each used.
+    pub senders: VecDeque<(Tid, u64)>,
+    /// Receivers waiting for a caller.
+    pub waiting: VecDeque<Tid>,
+}
+
+/// An asynchronous signal word.
+#[derive(Default)]
+pub struct Notification {
+    /// Capabilities referring to it.
+    pub caps: u32,
+    /// Pending bits.
+    pub word: u64,
+    /// Threads blocked waiting for bits.
+    pub waiters: VecDeque<Tid>,
+}
+
+/// Frames that can be mapped into several address spaces.
+#[derive(Default)]
+pub struct Memory {
+    /// Capabilities referring to it.
+    pub caps: u32,
+    /// Live mappings.
+    pub mappings: u32,
+    /// The frames (owned by the object; mapped as borrowed).
+    pub frames: Vec<u64>,
+}
+
+/// What a thread is blocked on in IPC, so death and timeouts can undo it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IpcWait {
+    /// Not in IPC.
+    #[default]
+    None,
+    /// Queued as a caller on an endpoint.
+    Send(u64),
+    /// Queued as a receiver on an endpoint.
+    Receive(u64),
+    /// Waiting for the reply of this server thread.
+    Reply(Tid),
+    /// Waiting on a notification.
+    Notification(u64),
+}

@@ -1,0 +1,187 @@
+//! Capabilities and IPC for programs: typed handles over raw capability slots, calls, a server
+//! loop, notifications, shared memory. See `docs/abi.md` for the kernel side.
+
+use vessel_abi::{
+    CapInfo, Error, IPC_BUFFER, IpcBuffer, MapFlags, Meta, NONBLOCK, Rights, Syscall, TIMEOUT, decode_return,
+};
+
+use crate::arch::{syscall, syscall_ipc};
+
+fn call0(number: Syscall, args: [u64; 6]) -> Result<u64, Error> {
+    // SAFETY: capability calls take handles and numbers only; the kernel checks them.
+    let (rax, rdx) = unsafe { syscall(number as u64, args) };
+    decode_return(rax, rdx)
+}
+
+/// A capability slot of this process (any kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap(pub u32);
+
+impl Cap {
+    /// What it refers to and allows.
+    pub fn inspect(self) -> Result<CapInfo, Error> {
+        let mut info = CapInfo::default();
+        call0(Syscall::CapInspect, [u64::from(self.0), &raw mut info as u64, 0, 0, 0, 0])?;
+        Ok(info)
+    }
+
+    /// A copy with at most `rights`.
+    pub fn duplicate(self, rights: Rights) -> Result<Cap, Error> {
+        call0(Syscall::CapDuplicate, [u64::from(self.0), u64::from(rights.bits()), 0, 0, 0, 0]).map(|h| Cap(h as u32))
+    }
+
+    /// A badged copy (endpoints only; the original must be unbadged).
+    pub fn mint(self, rights: Rights, badge: u64) -> Result<Cap, Error> {
+        call0(Syscall::CapMint, [u64::from(self.0), u64::from(rights.bits()), badge, 0, 0, 0]).map(|h| Cap(h as u32))
+    }
+
+    /// Deletes this capability.
+    pub fn delete(self) -> Result<(), Error> {
+        call0(Syscall::CapDelete, [u64::from(self.0), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Deletes everything derived from it, in every process; returns how many.
+    pub fn revoke(self) -> Result<u64, Error> {
+        call0(Syscall::CapRevoke, [u64::from(self.0), 0, 0, 0, 0, 0])
+    }
+}
+
+/// An endpoint capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint(pub Cap);
+/// A notification capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Notification(pub Cap);
+/// A memory-object capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Memory(pub Cap);
+
+/// A message received: badge, words and meta (data and capabilities are in the IPC buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Badge of the capability the sender used (0: none).
+    pub badge: u64,
+    /// The four words.
+    pub words: [u64; 4],
+    /// Data length and capability count.
+    pub meta: Meta,
+}
+
+/// This process's IPC buffer.
+///
+/// # Safety
+/// The buffer is one per process and the kernel writes it on every message received: hold the
+/// reference only between sending and receiving, and not across another IPC call.
+pub unsafe fn buffer() -> &'static mut IpcBuffer {
+    // SAFETY: the kernel reserves this range for the IPC buffer and pages it in on first touch;
+    // the caller upholds the aliasing rule above.
+    unsafe { &mut *(IPC_BUFFER as *mut IpcBuffer) }
+}
+
+fn message_call(number: Syscall, target: u64, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
+    // SAFETY: the message registers are plain numbers; the kernel reads the IPC buffer itself.
+    let out = unsafe { syscall_ipc(number as u64, [target, words[0], words[1], words[2], words[3], meta.to_word()]) };
+    if out[0] != 0 {
+        return Err(Error::from_code(out[0]));
+    }
+    Ok(Received { badge: out[1], words: [out[2], out[3], out[4], out[5]], meta: Meta::from_word(out[6]) })
+}
+
+impl Endpoint {
+    /// A new endpoint with all rights.
+    pub fn create() -> Result<Endpoint, Error> {
+        call0(Syscall::EndpointCreate, [0; 6]).map(|h| Endpoint(Cap(h as u32)))
+    }
+
+    /// Sends `words` (plus `meta.data_len` bytes and `meta.cap_count` capabilities staged in the
+    /// IPC buffer) and waits for the reply.
+    pub fn call(self, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
+        message_call(Syscall::Call, u64::from(self.0.0), words, meta)
+    }
+
+    /// Like [`call`](Self::call), but fails with `WouldBlock` unless a receiver is waiting.
+    pub fn try_call(self, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
+        message_call(Syscall::Call, u64::from(self.0.0), words, Meta { flags: NONBLOCK, ..meta })
+    }
+
+    /// Waits for a message.
+    pub fn recv(self) -> Result<Received, Error> {
+        message_call(Syscall::Recv, u64::from(self.0.0), [0; 4], Meta::default())
+    }
+
+    /// Takes a message if one is queued, else `WouldBlock`.
+    pub fn try_recv(self) -> Result<Received, Error> {
+        message_call(Syscall::Recv, u64::from(self.0.0), [0; 4], Meta { flags: NONBLOCK, ..Meta::default() })
+    }
+
+    /// Waits at most `ns` nanoseconds for a message (`TimedOut` after).
+    pub fn recv_timeout(self, ns: u64) -> Result<Received, Error> {
+        message_call(Syscall::Recv, u64::from(self.0.0), [ns, 0, 0, 0], Meta { flags: TIMEOUT, ..Meta::default() })
+    }
+
+    /// Answers the last message and waits for the next.
+    pub fn reply_recv(self, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
+        message_call(Syscall::ReplyRecv, u64::from(self.0.0), words, meta)
+    }
+
+    /// Serves forever: `handler` turns each message into its reply.
+    pub fn serve(self, mut handler: impl FnMut(&Received) -> ([u64; 4], Meta)) -> Error {
+        let mut message = match self.recv() {
+            Ok(m) => m,
+            Err(e) => return e,
+        };
+        loop {
+            let (words, meta) = handler(&message);
+            message = match self.reply_recv(words, meta) {
+                Ok(m) => m,
+                Err(e) => return e,
+            };
+        }
+    }
+}
+
+/// Answers the last message received.
+pub fn reply(words: [u64; 4], meta: Meta) -> Result<(), Error> {
+    message_call(Syscall::Reply, 0, words, meta).map(|_| ())
+}
+
+impl Notification {
+    /// A new notification with all rights.
+    pub fn create() -> Result<Notification, Error> {
+        call0(Syscall::NotificationCreate, [0; 6]).map(|h| Notification(Cap(h as u32)))
+    }
+
+    /// Sets `bits`, waking a waiter.
+    pub fn signal(self, bits: u64) -> Result<(), Error> {
+        call0(Syscall::Signal, [u64::from(self.0.0), bits, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Waits for bits and takes them.
+    pub fn wait(self) -> Result<u64, Error> {
+        call0(Syscall::WaitNotification, [u64::from(self.0.0), 0, 0, 0, 0, 0])
+    }
+
+    /// Takes the pending bits (0 if none) without waiting.
+    pub fn poll(self) -> Result<u64, Error> {
+        let flags = Meta { flags: NONBLOCK, ..Meta::default() }.to_word();
+        call0(Syscall::WaitNotification, [u64::from(self.0.0), 0, flags, 0, 0, 0])
+    }
+
+    /// Waits at most `ns` nanoseconds.
+    pub fn wait_timeout(self, ns: u64) -> Result<u64, Error> {
+        let flags = Meta { flags: TIMEOUT, ..Meta::default() }.to_word();
+        call0(Syscall::WaitNotification, [u64::from(self.0.0), ns, flags, 0, 0, 0])
+    }
+}
+
+impl Memory {
+    /// A new memory object of `pages` zeroed pages.
+    pub fn create(pages: u64) -> Result<Memory, Error> {
+        call0(Syscall::MemoryCreate, [pages, 0, 0, 0, 0, 0]).map(|h| Memory(Cap(h as u32)))
+    }
+
+    /// Maps it into this process; returns the address.
+    pub fn map(self, flags: MapFlags) -> Result<u64, Error> {
+        call0(Syscall::MemoryMap, [u64::from(self.0.0), flags.bits(), 0, 0, 0, 0])
+    }
+}
