@@ -14,6 +14,11 @@ use super::phys_to_virt;
 
 /// Maximum number of separate usable ranges kept; the rest is counted and logged as dropped.
 const MAX_RANGES: usize = 64;
+/// Memory below 1 MiB is never handed out. Firmware and the bootloader's real-mode stages ran
+/// there, and emulators keep that code cached: reusing those frames for hot kernel data made every
+/// write take QEMU's self-modifying-code path (context switches ran 2x slower). SMP start-up
+/// trampolines will need low memory later anyway.
+const LOW_MEMORY_END: u64 = 0x10_0000;
 
 static USABLE: Once<UsableMap<MAX_RANGES>> = Once::new();
 static FRAMES: Once<Mutex<FrameBitmap<'static>>> = Once::new();
@@ -22,8 +27,10 @@ static FRAMES: Once<Mutex<FrameBitmap<'static>>> = Once::new();
 pub fn init<I>(regions: I)
 where
     I: IntoIterator<Item = (Range, RegionKind)> + Clone,
+    I::IntoIter: Clone,
 {
-    let usable = USABLE.call_once(|| UsableMap::new(regions));
+    let low = core::iter::once((Range { start: 0, end: LOW_MEMORY_END }, RegionKind::Reserved));
+    let usable = USABLE.call_once(|| UsableMap::new(regions.into_iter().chain(low)));
     let words = words_for(usable.max_addr());
     let bytes = (words as u64 * 8).next_multiple_of(PAGE_SIZE);
     let Some(home) = usable.ranges().iter().find(|r| r.len() >= bytes) else {

@@ -52,6 +52,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
     task::preempt_if_needed();
 }
 
+#[inline(never)]
 fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
     let caller = task::current_pid();
     match call {

@@ -21,7 +21,7 @@ use vessel_kcore::report::TrapFrame;
 use super::objects::{Endpoint, IpcWait, Memory, Notification, ObjectRef};
 use super::thread::{State, Tid};
 use super::{Tasks, schedule, with_tasks};
-use crate::mem::address_space::{Access, AddressSpace};
+use crate::mem::address_space::Access;
 use crate::mem::{frames, phys_to_virt};
 
 /// Capability slots per process.
@@ -214,22 +214,24 @@ impl Tasks {
         }
     }
 
-    fn space_of(&mut self, tid: Tid) -> Option<&mut AddressSpace> {
-        let pid = self.threads.get(&tid)?.pid;
-        self.processes.get_mut(&pid)?.space.as_mut()
-    }
-
     /// The frame behind page `page` of a thread's IPC buffer, mapped on demand if `create`.
     fn ipc_frame(&mut self, tid: Tid, page: u64, create: bool) -> Result<Option<u64>, Error> {
-        let addr = IPC_BUFFER + page * PAGE_SIZE;
-        let space = self.space_of(tid).ok_or(Error::PeerDied)?;
-        if let Some((frame, _)) = space.translate(addr) {
+        let pid = self.threads.get(&tid).ok_or(Error::PeerDied)?.pid;
+        let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
+        let slot = usize::try_from(page).ok().filter(|&p| p < 2).ok_or(Error::TooLarge)?;
+        if let Some(frame) = process.ipc_frames[slot] {
             return Ok(Some(frame));
         }
-        if !create {
-            return Ok(None);
-        }
-        space.map_new(addr, Access::ReadWrite).map(Some).map_err(|_| Error::NoMemory)
+        let addr = IPC_BUFFER + page * PAGE_SIZE;
+        let space = process.space.as_mut().ok_or(Error::PeerDied)?;
+        let frame = match space.translate(addr) {
+            Some((frame, _)) => frame,
+            None if create => space.map_new(addr, Access::ReadWrite).map_err(|_| Error::NoMemory)?,
+            None => return Ok(None),
+        };
+        // The IPC buffer range can never be unmapped (MemUnmap refuses it), so this stays true.
+        process.ipc_frames[slot] = Some(frame);
+        Ok(Some(frame))
     }
 
     /// Copies `len` bytes at `offset` of one IPC buffer to the same place in another. A page the
@@ -292,7 +294,8 @@ impl Tasks {
         }
         let from_table = self.table_of(from)?;
         let to_table = self.table_of(to)?;
-        let handles: [u32; MAX_MESSAGE_CAPS] = self.read_buffer_words(from, IPC_CAPS_OFFSET)?;
+        let handles: [u32; MAX_MESSAGE_CAPS] =
+            if cap_count > 0 { self.read_buffer_words(from, IPC_CAPS_OFFSET)? } else { [0; MAX_MESSAGE_CAPS] };
         for &h in &handles[..cap_count] {
             let cap = self.caps.get(from_table, Handle(h)).map_err(cap_error)?;
             if !cap.rights.contains(Rights::TRANSFER) {
@@ -357,6 +360,7 @@ fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
 }
 
 /// `Call`: send and wait for the reply.
+#[inline(never)]
 pub fn call(frame: &mut TrapFrame) {
     let meta = Meta::from_word(frame.r9);
     let then = with_tasks(|t| {
@@ -449,6 +453,7 @@ fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<The
 }
 
 /// `Recv`: wait for a message.
+#[inline(never)]
 pub fn recv(frame: &mut TrapFrame) {
     let flags = Meta::from_word(frame.r9).flags;
     let then = with_tasks(|t| receive(t, frame.rdi, frame.rsi, flags)).unwrap_or(Err(Error::NoSuchProcess));
@@ -475,6 +480,7 @@ fn send_reply(t: &mut Tasks, frame: &TrapFrame) -> Result<Tid, Error> {
 }
 
 /// `Reply`: answer the last message received.
+#[inline(never)]
 pub fn reply(frame: &mut TrapFrame) {
     let result = with_tasks(|t| {
         let caller = send_reply(t, frame)?;
@@ -492,6 +498,7 @@ pub fn reply(frame: &mut TrapFrame) {
 
 /// `ReplyRecv`: answer, then wait for the next message; switches straight to the caller when
 /// nothing else is queued.
+#[inline(never)]
 pub fn reply_recv(frame: &mut TrapFrame) {
     let then = with_tasks(|t| {
         // A failed reply (caller gone) does not stop the server from taking the next message.
@@ -511,6 +518,7 @@ pub fn reply_recv(frame: &mut TrapFrame) {
 }
 
 /// `Signal`: set bits on a notification.
+#[inline(never)]
 pub fn signal(frame: &mut TrapFrame) {
     let result = with_tasks(|t| {
         let id = t.resolve_notification(frame.rdi, Rights::SEND)?;
@@ -542,6 +550,7 @@ pub fn signal(frame: &mut TrapFrame) {
 }
 
 /// `WaitNotification`: take the pending bits, waiting for some unless `NONBLOCK` (poll).
+#[inline(never)]
 pub fn wait_notification(frame: &mut TrapFrame) {
     let flags = Meta::from_word(frame.rdx).flags;
     let then = with_tasks(|t| {

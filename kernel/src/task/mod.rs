@@ -64,6 +64,8 @@ struct Process {
     table: TableId,
     /// Memory objects mapped into it: (object, address, pages).
     mappings: Vec<(u64, u64, u64)>,
+    /// Frames behind its IPC buffer pages, once mapped (the range can never be unmapped).
+    ipc_frames: [Option<u64>; 2],
 }
 
 struct Tasks {
@@ -76,6 +78,8 @@ struct Tasks {
     waiters: Vec<Tid>,
     /// Dead threads not yet freed.
     dead: Vec<Tid>,
+    /// Ended processes whose memory or record the reaper still has to free.
+    ended: Vec<Pid>,
     current: Tid,
     next_id: u64,
     slice_left: u32,
@@ -160,6 +164,7 @@ impl Tasks {
             return;
         }
         process.exit = Some(exit);
+        self.ended.push(pid);
         let threads = core::mem::take(&mut process.threads);
         let children = process.children.clone();
         let parent = process.parent;
@@ -192,6 +197,8 @@ impl Tasks {
         }
         for child in children {
             self.terminate(child, Exit::Killed);
+            // An already-ended child (a zombie) is now an orphan: the reaper must look at it.
+            self.ended.push(child);
         }
         // Wake the parent's threads waiting for a child; they look again.
         let waiting: Vec<Tid> =
@@ -208,8 +215,12 @@ impl Tasks {
     /// Frees dead threads that are off the CPU, address spaces of ended processes, and zombies
     /// nobody can wait for any more.
     fn reap(&mut self) -> Vec<AddressSpace> {
-        let current = self.current;
         let mut freed = Vec::new();
+        // The common case (every context switch): nothing to do, and nothing touched.
+        if self.dead.is_empty() && self.ended.is_empty() {
+            return freed;
+        }
+        let current = self.current;
         let dead = core::mem::take(&mut self.dead);
         for tid in dead {
             if tid == current {
@@ -219,8 +230,11 @@ impl Tasks {
             }
         }
         let running_pid = self.threads.get(&current).map_or(0, |t| t.pid);
-        let ended: Vec<Pid> = self.processes.iter().filter(|(_, p)| p.exit.is_some()).map(|(&pid, _)| pid).collect();
+        let ended = core::mem::take(&mut self.ended);
         for pid in ended {
+            if !self.processes.contains_key(&pid) {
+                continue; // already waited for
+            }
             if pid != running_pid
                 && let Some(space) = self.processes.get_mut(&pid).and_then(|p| p.space.take())
             {
@@ -232,6 +246,9 @@ impl Tasks {
                 .is_some_and(|p| self.processes.get(&p.parent).is_none_or(|parent| parent.exit.is_some()));
             if orphan && pid != running_pid {
                 self.remove_process(pid);
+            } else if pid == running_pid || self.processes.get(&pid).is_some_and(|p| p.space.is_some()) {
+                // Still on the CPU, or a zombie whose parent may yet wait: look again later.
+                self.ended.push(pid);
             }
         }
         freed
@@ -259,6 +276,7 @@ pub fn init(bootfs: &'static [u8]) {
         sleepers: Vec::new(),
         waiters: Vec::new(),
         dead: Vec::new(),
+        ended: Vec::new(),
         current: IDLE,
         next_id: 1,
         slice_left: SLICE_TICKS,
@@ -354,6 +372,7 @@ pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority, caps: &[u
                 heap_next: HEAP_START,
                 table,
                 mappings: Vec::new(),
+                ipc_frames: [None; 2],
             },
         );
         if let Some(p) = t.processes.get_mut(&parent) {
