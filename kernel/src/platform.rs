@@ -14,7 +14,7 @@ use spin::Once;
 use crate::mem::{self, paging};
 
 /// What the kernel learnt about the machine.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Platform {
     /// Enabled processors (local APICs) listed in the MADT.
     pub cpus: usize,
@@ -26,6 +26,33 @@ pub struct Platform {
     pub local_apic_addr: u64,
     /// Physical address of the HPET registers, if present.
     pub hpet_addr: Option<u64>,
+    /// ISA IRQ → (global system interrupt, MPS flags) from the MADT's source overrides; an
+    /// entry with gsi 0xffff_ffff means "identity, ISA defaults" (edge, active high).
+    pub isa_overrides: [(u32, u16); 16],
+}
+
+impl Platform {
+    /// The global system interrupt an ISA IRQ arrives on, and whether it is level triggered
+    /// and active low.
+    pub fn isa_irq(&self, irq: u8) -> (u32, bool, bool) {
+        match self.isa_overrides.get(usize::from(irq)) {
+            Some(&(gsi, flags)) if gsi != u32::MAX => (gsi, flags & 0b1100 == 0b1100, flags & 0b11 == 0b11),
+            _ => (u32::from(irq), false, false),
+        }
+    }
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Platform {
+            cpus: 0,
+            io_apics: 0,
+            io_apic_addr: None,
+            local_apic_addr: 0,
+            hpet_addr: None,
+            isa_overrides: [(u32::MAX, 0); 16],
+        }
+    }
 }
 
 static PLATFORM: Once<Platform> = Once::new();
@@ -88,6 +115,12 @@ pub fn init(rsdp: Option<u64>) {
                     MadtEntry::IoApic(io) => {
                         platform.io_apics += 1;
                         platform.io_apic_addr.get_or_insert(u64::from(io.io_apic_address));
+                    }
+                    MadtEntry::InterruptSourceOverride(iso) if iso.bus == 0 => {
+                        let (irq, gsi, flags) = (iso.irq, iso.global_system_interrupt, iso.flags);
+                        if let Some(slot) = platform.isa_overrides.get_mut(usize::from(irq)) {
+                            *slot = (gsi, flags);
+                        }
                     }
                     _ => {}
                 }

@@ -80,6 +80,9 @@ pub struct CapInfo {
     pub rights: u32,
     /// The badge (0: none).
     pub badge: u64,
+    /// Kind-specific: the line of an IRQ, `first | last << 16` of a port range, the physical
+    /// address of an MMIO region.
+    pub detail: u64,
 }
 
 /// Kinds of kernel objects a capability may refer to.
@@ -92,6 +95,12 @@ pub enum ObjectKind {
     Notification = 2,
     /// Frames that can be mapped and shared.
     Memory = 3,
+    /// A range of I/O ports.
+    IoPorts = 4,
+    /// An interrupt line.
+    Irq = 5,
+    /// A device register region.
+    Mmio = 6,
 }
 
 #[cfg(test)]

@@ -82,6 +82,19 @@ pub enum Syscall {
     MemoryCreate = 27,
     /// `(memory, MapFlags) -> address`: map a memory object (needs MAP, and WRITE for writable).
     MemoryMap = 28,
+    /// `(ports, port, width) -> value`: read an I/O port of a port-range capability (needs READ;
+    /// width 1, 2 or 4 bytes).
+    IoPortRead = 29,
+    /// `(ports, port, width, value)`: write an I/O port (needs WRITE).
+    IoPortWrite = 30,
+    /// `(mmio) -> address`: map an MMIO region uncached (needs MAP, READ and WRITE).
+    MmioMap = 31,
+    /// `(irq, notification, bits)`: deliver the IRQ line as `bits` on the notification (needs
+    /// MANAGE on the line and SEND on the notification); notification 0 unbinds. The line is
+    /// masked after each interrupt until `IrqAck`.
+    IrqBind = 32,
+    /// `(irq)`: unmask the line after handling an interrupt (needs MANAGE).
+    IrqAck = 33,
 }
 
 impl TryFrom<u64> for Syscall {
@@ -89,7 +102,7 @@ impl TryFrom<u64> for Syscall {
 
     fn try_from(number: u64) -> Result<Self, Error> {
         use Syscall::*;
-        const ALL: [Syscall; 29] = [
+        const ALL: [Syscall; 34] = [
             DebugWrite,
             Exit,
             Yield,
@@ -119,6 +132,11 @@ impl TryFrom<u64> for Syscall {
             WaitNotification,
             MemoryCreate,
             MemoryMap,
+            IoPortRead,
+            IoPortWrite,
+            MmioMap,
+            IrqBind,
+            IrqAck,
         ];
         usize::try_from(number).ok().and_then(|n| ALL.get(n)).copied().ok_or(Error::InvalidSyscall)
     }
@@ -232,11 +250,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip_and_unknown_ones_fail() {
-        for n in 0..29u64 {
+        for n in 0..34u64 {
             let call = Syscall::try_from(n).unwrap();
             assert_eq!(call as u64, n);
         }
-        assert_eq!(Syscall::try_from(29), Err(Error::InvalidSyscall));
+        assert_eq!(Syscall::try_from(34), Err(Error::InvalidSyscall));
         assert_eq!(Syscall::try_from(u64::MAX), Err(Error::InvalidSyscall));
     }
 

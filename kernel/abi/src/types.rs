@@ -54,7 +54,7 @@ pub struct SpawnRequest {
 }
 
 /// Most capabilities a parent may hand to a child at spawn.
-pub const MAX_SPAWN_CAPS: u64 = 8;
+pub const MAX_SPAWN_CAPS: u64 = 16;
 
 /// Longest path accepted.
 pub const MAX_PATH: u64 = 256;

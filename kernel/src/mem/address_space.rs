@@ -105,6 +105,26 @@ impl AddressSpace {
         }
     }
 
+    /// Maps device registers at `virt`: user read/write, uncached, never executable, and
+    /// borrowed (the frame is not RAM this space owns).
+    pub fn map_device(&mut self, virt: u64, phys: u64) -> Result<(), MapError> {
+        let page = Page::<Size4KiB>::from_start_address(VirtAddr::new(virt)).map_err(|_| MapError::NotMapped)?;
+        let frame = PhysFrame::containing_address(PhysAddr::new(phys));
+        let flags = Access::ReadWrite.flags() | PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH | BORROWED;
+        let parents = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::USER_ACCESSIBLE;
+        // SAFETY: `virt` is a lower-half page of this space; `phys` is device memory named by a
+        // capability, mapped borrowed so teardown never frees it.
+        match unsafe { self.mapper().map_to_with_table_flags(page, frame, flags, parents, &mut UserFrames) } {
+            Ok(flush) => {
+                flush.flush();
+                Ok(())
+            }
+            Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfFrames),
+            Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
+            Err(MapToError::ParentEntryHugePage) => Err(MapError::HugePage),
+        }
+    }
+
     /// Allocates a zeroed frame and maps it at `virt`; returns the frame.
     pub fn map_new(&mut self, virt: u64, access: Access) -> Result<u64, MapError> {
         let frame = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;

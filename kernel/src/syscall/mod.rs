@@ -98,6 +98,11 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::NotificationCreate => task::notification_create(),
         Syscall::MemoryCreate => task::memory_create(a[0]),
         Syscall::MemoryMap => task::memory_map(a[0], MapFlags::from_bits(a[1]).ok_or(Error::InvalidArgument)?),
+        Syscall::IoPortRead => task::port_read(a[0], a[1], a[2]),
+        Syscall::IoPortWrite => task::port_write(a[0], a[1], a[2], a[3]),
+        Syscall::MmioMap => task::mmio_map(a[0]),
+        Syscall::IrqBind => task::irq_bind(a[0], a[1], a[2]),
+        Syscall::IrqAck => task::irq_ack(a[0]),
         Syscall::Call
         | Syscall::Recv
         | Syscall::Reply

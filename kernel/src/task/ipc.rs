@@ -76,7 +76,7 @@ impl Tasks {
         self.processes.get(&pid).map(|p| p.table).ok_or(Error::NoSuchProcess)
     }
 
-    fn resolve(&self, value: u64, needs: Rights) -> Result<Cap<ObjectRef>, Error> {
+    pub(super) fn resolve(&self, value: u64, needs: Rights) -> Result<Cap<ObjectRef>, Error> {
         let cap = self.caps.get(self.table_of(self.current)?, handle(value)?).map_err(cap_error)?;
         if !cap.rights.contains(needs) {
             return Err(Error::MissingRights);
@@ -91,7 +91,7 @@ impl Tasks {
         }
     }
 
-    fn resolve_notification(&self, value: u64, needs: Rights) -> Result<u64, Error> {
+    pub(super) fn resolve_notification(&self, value: u64, needs: Rights) -> Result<u64, Error> {
         match self.resolve(value, needs)?.object {
             ObjectRef::Notification(id) => Ok(id),
             _ => Err(Error::WrongObject),
@@ -117,6 +117,7 @@ impl Tasks {
                     m.caps += 1;
                 }
             }
+            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) => {}
         }
     }
 
@@ -148,6 +149,13 @@ impl Tasks {
                 if n.caps == 0 {
                     let waiters: Vec<Tid> = n.waiters.drain(..).collect();
                     self.notifications.remove(&id);
+                    // Interrupt lines delivered to it go quiet.
+                    for (line, binding) in self.irq_bindings.iter_mut().enumerate() {
+                        if binding.is_some_and(|(n, _)| n == id) {
+                            *binding = None;
+                            crate::arch::x86_64::ioapic::mask(line as u8);
+                        }
+                    }
                     for tid in waiters {
                         fail_thread(self, tid, Error::PeerDied);
                     }
@@ -158,7 +166,27 @@ impl Tasks {
                 m.caps = m.caps.saturating_sub(1);
                 self.release_memory_if_unused(id);
             }
+            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) => {}
         }
+    }
+
+    /// ORs `bits` into a notification, waking one waiter with everything pending.
+    pub(super) fn signal_notification(&mut self, id: u64, bits: u64) -> Result<(), Error> {
+        let n = self.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
+        n.word |= bits;
+        if let Some(waiter) = n.waiters.pop_front() {
+            let pending = core::mem::take(&mut n.word);
+            if let Some(f) = frame_of(self, waiter) {
+                f.rax = 0;
+                f.rdx = pending;
+            }
+            if let Some(w) = self.threads.get_mut(&waiter) {
+                w.ipc = IpcWait::None;
+            }
+            self.sleepers.retain(|&s| s != waiter);
+            self.make_ready(waiter);
+        }
+        Ok(())
     }
 
     pub(super) fn release_memory_if_unused(&mut self, id: u64) {
@@ -522,21 +550,7 @@ pub fn reply_recv(frame: &mut TrapFrame) {
 pub fn signal(frame: &mut TrapFrame) {
     let result = with_tasks(|t| {
         let id = t.resolve_notification(frame.rdi, Rights::SEND)?;
-        let n = t.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
-        n.word |= frame.rsi;
-        if let Some(waiter) = n.waiters.pop_front() {
-            let bits = core::mem::take(&mut n.word);
-            if let Some(f) = frame_of(t, waiter) {
-                f.rax = 0;
-                f.rdx = bits;
-            }
-            if let Some(w) = t.threads.get_mut(&waiter) {
-                w.ipc = IpcWait::None;
-            }
-            t.sleepers.retain(|&s| s != waiter);
-            t.make_ready(waiter);
-        }
-        Ok(())
+        t.signal_notification(id, frame.rsi)
     })
     .unwrap_or(Err(Error::NoSuchProcess));
     match result {
@@ -587,6 +601,7 @@ fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
                 ObjectRef::Endpoint(id) => drop(t.endpoints.remove(&id)),
                 ObjectRef::Notification(id) => drop(t.notifications.remove(&id)),
                 ObjectRef::Memory(id) => t.release_memory_if_unused(id),
+                ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) => {}
             }
             Err(cap_error(e))
         }
@@ -681,12 +696,15 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
 pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
     with_tasks(|t| {
         let cap = t.resolve(value, Rights::empty())?;
-        let kind = match cap.object {
-            ObjectRef::Endpoint(_) => ObjectKind::Endpoint,
-            ObjectRef::Notification(_) => ObjectKind::Notification,
-            ObjectRef::Memory(_) => ObjectKind::Memory,
+        let (kind, detail) = match cap.object {
+            ObjectRef::Endpoint(_) => (ObjectKind::Endpoint, 0),
+            ObjectRef::Notification(_) => (ObjectKind::Notification, 0),
+            ObjectRef::Memory(_) => (ObjectKind::Memory, 0),
+            ObjectRef::IoPorts(first, last) => (ObjectKind::IoPorts, u64::from(first) | u64::from(last) << 16),
+            ObjectRef::Irq(line) => (ObjectKind::Irq, u64::from(line)),
+            ObjectRef::Mmio(phys, _) => (ObjectKind::Mmio, phys),
         };
-        Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge })
+        Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge, detail })
     })
     .unwrap_or(Err(Error::NoSuchProcess))
 }

@@ -14,12 +14,14 @@
 //! and kernel stacks are freed by `reap` once none of them is on the CPU. The process record stays
 //! as a zombie until its parent waits for it (or at once if the parent is gone).
 
+mod hardware;
 mod ipc;
 mod loader;
 mod objects;
 mod switch;
 mod thread;
 
+pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use ipc::{
     call, cap_delete, cap_duplicate, cap_inspect, cap_revoke, endpoint_create, memory_create, memory_map,
     notification_create, recv, reply, reply_recv, signal, wait_notification,
@@ -89,6 +91,8 @@ struct Tasks {
     notifications: BTreeMap<u64, objects::Notification>,
     memories: BTreeMap<u64, objects::Memory>,
     next_object: u64,
+    /// ISA interrupt line → (notification, bits) it is delivered to.
+    irq_bindings: [Option<(u64, u64)>; 16],
 }
 
 static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
@@ -286,6 +290,7 @@ pub fn init(bootfs: &'static [u8]) {
         notifications: BTreeMap::new(),
         memories: BTreeMap::new(),
         next_object: 0,
+        irq_bindings: [None; 16],
     });
 }
 
@@ -322,9 +327,21 @@ pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority, caps: &[u
         Ok(())
     })
     .ok_or(Error::NoSuchProcess)??;
-    let (table, handles) = with_tasks(|t| {
+    let (table, handles, count) = with_tasks(|t| {
         let table = t.caps.create_table(ipc::TABLE_CAPACITY).map_err(ipc::cap_error)?;
         let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
+        let mut count = caps.len();
+        if parent == 0 {
+            // init: the hardware capabilities, roots of their derivation trees.
+            count = 0;
+            for object in hardware::boot_objects().into_iter().take(handles.len()) {
+                let cap = vessel_capspace::Cap { object, rights: vessel_abi::Rights::all(), badge: 0 };
+                if let Ok(h) = t.caps.insert(table, cap) {
+                    handles[count] = h.0;
+                    count += 1;
+                }
+            }
+        }
         if let Some(from) = t.processes.get(&parent).map(|p| p.table) {
             for (i, &h) in caps.iter().enumerate() {
                 if let Ok(new) = t.caps.duplicate(from, vessel_capspace::Handle(h), table, vessel_abi::Rights::all()) {
@@ -335,10 +352,10 @@ pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority, caps: &[u
                 }
             }
         }
-        Ok::<_, Error>((table, handles))
+        Ok::<_, Error>((table, handles, count))
     })
     .ok_or(Error::NoSuchProcess)??;
-    let (rsp, info) = match loader::setup_stack(&mut space, pid, args, bootfs_len, &handles[..caps.len()]) {
+    let (rsp, info) = match loader::setup_stack(&mut space, pid, args, bootfs_len, &handles[..count]) {
         Ok(v) => v,
         Err(e) => {
             drop_table(table);

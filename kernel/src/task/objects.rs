@@ -1,4 +1,6 @@
-//! Kernel objects reached through capabilities: endpoints, notifications and memory objects.
+//! Kernel objects reached through capabilities: endpoints, notifications, memory objects, and
+//! the hardware objects (port ranges, interrupt lines, MMIO regions) that init receives at boot
+//! for the future device server. Hardware objects have no state of their own and live forever.
 //!
 //! Invariants: an object lives while at least one capability refers to it (`caps > 0`), and a
 //! memory object also while it is mapped anywhere (`mappings > 0`); the count of capabilities
@@ -20,6 +22,12 @@ pub enum ObjectRef {
     Notification(u64),
     /// A memory object.
     Memory(u64),
+    /// I/O ports `first..=last`.
+    IoPorts(u16, u16),
+    /// ISA interrupt line.
+    Irq(u8),
+    /// Device registers: physical address and length.
+    Mmio(u64, u64),
 }
 
 /// A synchronous IPC rendezvous point.

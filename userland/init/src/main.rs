@@ -3,6 +3,7 @@
 //! ended. Then it stays alive (sleeping), as the root of the process tree must.
 //!
 //! `etc/init.conf`: one program per line, `path arg...`; blank lines and `#` comments ignored.
+//! Each program gets copies of init's capabilities (the hardware objects the kernel gave init).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -42,7 +43,10 @@ fn main() -> i32 {
             args[count] = word;
             count += 1;
         }
-        match process::run(path, &args[..count]) {
+        // The programs init runs are the system's configured services: they get init's
+        // capabilities (the hardware objects) too.
+        let result = process::spawn_with_caps(path, &args[..count], vessel_rt::handles()).and_then(process::wait);
+        match result {
             Ok(Exit::Code(code)) => println!("init: {path} exited with code {code}"),
             Ok(Exit::Fault { kind, address, ip }) => {
                 println!("init: {path} killed by {kind:?} at address {address:#x}, ip {ip:#x}")

@@ -185,3 +185,51 @@ impl Memory {
         call0(Syscall::MemoryMap, [u64::from(self.0.0), flags.bits(), 0, 0, 0, 0])
     }
 }
+
+/// A range of I/O ports (drivers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoPorts(pub Cap);
+/// An interrupt line (drivers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Irq(pub Cap);
+/// A device register region (drivers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mmio(pub Cap);
+
+impl IoPorts {
+    /// Reads `width` (1, 2 or 4) bytes from `port`.
+    pub fn read(self, port: u16, width: u8) -> Result<u32, Error> {
+        call0(Syscall::IoPortRead, [u64::from(self.0.0), u64::from(port), u64::from(width), 0, 0, 0]).map(|v| v as u32)
+    }
+
+    /// Writes `width` (1, 2 or 4) bytes to `port`.
+    pub fn write(self, port: u16, width: u8, value: u32) -> Result<(), Error> {
+        call0(Syscall::IoPortWrite, [u64::from(self.0.0), u64::from(port), u64::from(width), u64::from(value), 0, 0])
+            .map(|_| ())
+    }
+}
+
+impl Irq {
+    /// Delivers the line as `bits` on `notification`; the line stays masked after each
+    /// interrupt until [`ack`](Self::ack).
+    pub fn bind(self, notification: Notification, bits: u64) -> Result<(), Error> {
+        call0(Syscall::IrqBind, [u64::from(self.0.0), u64::from(notification.0.0), bits, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Stops delivering the line.
+    pub fn unbind(self) -> Result<(), Error> {
+        call0(Syscall::IrqBind, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Lets the line fire again.
+    pub fn ack(self) -> Result<(), Error> {
+        call0(Syscall::IrqAck, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+}
+
+impl Mmio {
+    /// Maps the registers uncached; returns the address.
+    pub fn map(self) -> Result<u64, Error> {
+        call0(Syscall::MmioMap, [u64::from(self.0.0), 0, 0, 0, 0, 0])
+    }
+}

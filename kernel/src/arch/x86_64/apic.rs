@@ -44,18 +44,20 @@ fn write(reg: u64, value: u32) {
     unsafe { core::ptr::write_volatile((base + reg) as *mut u32, value) }
 }
 
-/// Maps and software-enables the local APIC.
-pub fn init() {
+/// Maps and software-enables the local APIC; returns its id.
+pub fn init() -> u8 {
     // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU.
     let msr = unsafe { Msr::new(IA32_APIC_BASE).read() };
     let phys = msr & 0x000f_ffff_ffff_f000;
     let Some(virt) = mem::map_mmio(phys, 4096) else {
         log::error!("apic: cannot map registers at {phys:#x}; no timer");
-        return;
+        return 0;
     };
     BASE.store(virt, Ordering::Relaxed);
     write(REG_SPURIOUS, 0x100 | u32::from(SPURIOUS_VECTOR));
-    log::info!("apic: local APIC id {} at {phys:#x}", read(REG_ID) >> 24);
+    let id = (read(REG_ID) >> 24) as u8;
+    log::info!("apic: local APIC id {id} at {phys:#x}");
+    id
 }
 
 /// Signals end of interrupt.

@@ -4,6 +4,7 @@
 pub mod apic;
 pub mod fpu;
 pub mod gdt;
+pub mod ioapic;
 pub mod pit;
 pub mod probe;
 pub mod syscall;
@@ -25,7 +26,8 @@ pub fn init_cpu() {
 /// Masks the legacy PICs, enables the local APIC and turns interrupts on.
 pub fn init_interrupts() {
     mask_legacy_pic();
-    apic::init();
+    let apic_id = apic::init();
+    ioapic::init(apic_id);
     interrupts::enable();
 }
 

@@ -18,7 +18,7 @@ use x86_64::VirtAddr;
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
 
-use super::{apic, gdt, probe, read_cr2};
+use super::{apic, gdt, ioapic, probe, read_cr2};
 
 /// Vector of the local APIC timer.
 pub const TIMER_VECTOR: u8 = 0x20;
@@ -174,6 +174,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::task::on_tick(frame.cs & 3 == 3);
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
+        v if (u64::from(ioapic::IRQ_BASE)..u64::from(ioapic::IRQ_BASE + ioapic::ISA_LINES)).contains(&v) => {
+            crate::task::on_irq((v - u64::from(ioapic::IRQ_BASE)) as u8);
+            apic::end_of_interrupt();
+            crate::task::preempt_if_needed();
+        }
         _ => {
             log::warn!("unexpected interrupt vector {vector}");
             apic::end_of_interrupt();

@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+mod hw;
 mod ipc;
 
 use alloc::format;
@@ -51,9 +52,9 @@ const TESTS: &[Test] = &[
 ];
 
 fn main() -> i32 {
-    println!("running {} user-space tests", TESTS.len() + ipc::TESTS.len());
+    println!("running {} user-space tests", TESTS.len() + ipc::TESTS.len() + hw::TESTS.len());
     let (mut passed, mut failed) = (0, 0);
-    for (name, test) in TESTS.iter().chain(ipc::TESTS) {
+    for (name, test) in TESTS.iter().chain(ipc::TESTS).chain(hw::TESTS) {
         match test() {
             Ok(()) => {
                 passed += 1;
@@ -87,7 +88,7 @@ const BAD_POINTERS: [(&str, u64); 5] = [
 ];
 
 fn unknown_numbers_refused() -> TestResult {
-    for number in [29, 30, 255, 1 << 32, u64::MAX] {
+    for number in [34, 35, 255, 1 << 32, u64::MAX] {
         check!(raw(number, [1, 2, 3, 4, 5, 6]) == Err(Error::InvalidSyscall), "syscall {number:#x}");
     }
     Ok(())

@@ -1,0 +1,150 @@
+//! Hardware objects for user-space drivers: port I/O on behalf of a port-range capability, MMIO
+//! mappings, and interrupt lines delivered as notification bits.
+//!
+//! Invariants: the kernel never lets a capability reach the ports it drives itself (PICs, PIT,
+//! COM1, the debug-exit port), whatever range the capability names; an interrupt line is masked
+//! from the moment it fires until its owner acknowledges it, so a driver is never flooded.
+
+use alloc::vec::Vec;
+
+use vessel_abi::{Error, PAGE_SIZE, Rights};
+use vessel_capspace::Cap;
+use x86_64::instructions::port::Port;
+
+use super::objects::ObjectRef;
+use super::{Tasks, with_tasks};
+use crate::arch::x86_64::ioapic;
+
+/// Ports the kernel owns: legacy PICs, PIT, system control, COM1, QEMU debug exit.
+const KERNEL_PORTS: [(u16, u16); 6] =
+    [(0x20, 0x21), (0xa0, 0xa1), (0x40, 0x43), (0x61, 0x61), (0x3f8, 0x3ff), (0xf4, 0xf7)];
+
+/// The hardware capabilities init receives at boot: all I/O ports (minus the kernel's), every
+/// ISA interrupt line but the cascade, and the HPET registers if there are any.
+pub fn boot_objects() -> Vec<ObjectRef> {
+    let mut objects = alloc::vec![ObjectRef::IoPorts(0, 0xffff)];
+    objects.extend((1..ioapic::ISA_LINES).filter(|&l| l != 2).map(ObjectRef::Irq));
+    if let Some(hpet) = crate::platform::get().hpet_addr {
+        objects.push(ObjectRef::Mmio(hpet, 0x1000));
+    }
+    objects
+}
+
+fn ports_cap(t: &Tasks, value: u64, needs: Rights, port: u64, width: u64) -> Result<u16, Error> {
+    let (first, last) = match t.resolve(value, needs)?.object {
+        ObjectRef::IoPorts(first, last) => (first, last),
+        _ => return Err(Error::WrongObject),
+    };
+    if !matches!(width, 1 | 2 | 4) {
+        return Err(Error::InvalidArgument);
+    }
+    let port = u16::try_from(port).map_err(|_| Error::InvalidArgument)?;
+    let end = u32::from(port) + width as u32 - 1;
+    if port < first || end > u32::from(last) {
+        return Err(Error::AccessDenied);
+    }
+    if KERNEL_PORTS.iter().any(|&(a, b)| u32::from(port) <= u32::from(b) && end >= u32::from(a)) {
+        return Err(Error::AccessDenied);
+    }
+    Ok(port)
+}
+
+/// `IoPortRead`.
+pub fn port_read(value: u64, port: u64, width: u64) -> Result<u64, Error> {
+    let port = with_tasks(|t| ports_cap(t, value, Rights::READ, port, width)).ok_or(Error::NoSuchProcess)??;
+    // SAFETY: the capability grants this port and it is none of the kernel's own; reading a
+    // device port cannot break kernel memory safety.
+    let value = unsafe {
+        match width {
+            1 => u64::from(Port::<u8>::new(port).read()),
+            2 => u64::from(Port::<u16>::new(port).read()),
+            _ => u64::from(Port::<u32>::new(port).read()),
+        }
+    };
+    Ok(value)
+}
+
+/// `IoPortWrite`.
+pub fn port_write(value: u64, port: u64, width: u64, data: u64) -> Result<u64, Error> {
+    let port = with_tasks(|t| ports_cap(t, value, Rights::WRITE, port, width)).ok_or(Error::NoSuchProcess)??;
+    // SAFETY: as for `port_read`: a port the capability grants and the kernel does not use.
+    unsafe {
+        match width {
+            1 => Port::<u8>::new(port).write(data as u8),
+            2 => Port::<u16>::new(port).write(data as u16),
+            _ => Port::<u32>::new(port).write(data as u32),
+        }
+    }
+    Ok(0)
+}
+
+/// `MmioMap`: maps the region uncached at the caller's next `MemMap` address.
+pub fn mmio_map(value: u64) -> Result<u64, Error> {
+    with_tasks(|t| {
+        let (phys, len) = match t.resolve(value, Rights::MAP | Rights::READ | Rights::WRITE)?.object {
+            ObjectRef::Mmio(phys, len) => (phys, len),
+            _ => return Err(Error::WrongObject),
+        };
+        let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
+        let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
+        let pages = len.div_ceil(PAGE_SIZE);
+        let base = process.heap_next;
+        let space = process.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        for i in 0..pages {
+            space.map_device(base + i * PAGE_SIZE, phys + i * PAGE_SIZE).map_err(|_| Error::NoMemory)?;
+        }
+        process.heap_next = base + pages * PAGE_SIZE;
+        Ok(base)
+    })
+    .ok_or(Error::NoSuchProcess)?
+}
+
+fn irq_line(t: &Tasks, value: u64) -> Result<u8, Error> {
+    match t.resolve(value, Rights::MANAGE)? {
+        Cap { object: ObjectRef::Irq(line), .. } => Ok(line),
+        _ => Err(Error::WrongObject),
+    }
+}
+
+/// `IrqBind`: notification 0 unbinds.
+pub fn irq_bind(value: u64, notification: u64, bits: u64) -> Result<u64, Error> {
+    with_tasks(|t| {
+        let line = irq_line(t, value)?;
+        let slot = t.irq_bindings.get_mut(usize::from(line)).ok_or(Error::InvalidArgument)?;
+        if notification == 0 {
+            *slot = None;
+            ioapic::mask(line);
+            return Ok(0);
+        }
+        let id = t.resolve_notification(notification, Rights::SEND)?;
+        if bits == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        t.irq_bindings[usize::from(line)] = Some((id, bits));
+        ioapic::unmask(line);
+        Ok(0)
+    })
+    .ok_or(Error::NoSuchProcess)?
+}
+
+/// `IrqAck`: the driver handled the interrupt; let the line fire again.
+pub fn irq_ack(value: u64) -> Result<u64, Error> {
+    with_tasks(|t| {
+        let line = irq_line(t, value)?;
+        if t.irq_bindings.get(usize::from(line)).is_some_and(Option::is_some) {
+            ioapic::unmask(line);
+        }
+        Ok(0)
+    })
+    .ok_or(Error::NoSuchProcess)?
+}
+
+/// An ISA interrupt arrived (interrupt context): mask the line, signal its notification.
+pub fn on_irq(line: u8) {
+    ioapic::mask(line);
+    let Some(mut guard) = super::TASKS.try_lock() else { return };
+    let Some(t) = guard.as_mut() else { return };
+    if let Some(Some((id, bits))) = t.irq_bindings.get(usize::from(line)).copied() {
+        let _ = t.signal_notification(id, bits);
+    }
+}
