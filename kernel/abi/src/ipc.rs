@@ -81,7 +81,7 @@ pub struct CapInfo {
     /// The badge (0: none).
     pub badge: u64,
     /// Kind-specific: the line of an IRQ, `first | last << 16` of a port range, the physical
-    /// address of an MMIO region.
+    /// address of an MMIO region, the process id of a process.
     pub detail: u64,
 }
 
@@ -101,6 +101,8 @@ pub enum ObjectKind {
     Irq = 5,
     /// A device register region.
     Mmio = 6,
+    /// A process.
+    Process = 7,
 }
 
 #[cfg(test)]

@@ -95,6 +95,11 @@ pub enum Syscall {
     IrqBind = 32,
     /// `(irq)`: unmask the line after handling an interrupt (needs MANAGE).
     IrqAck = 33,
+    /// `(pid) -> handle`: a capability to the caller itself or one of its children (all rights).
+    ProcessCap = 34,
+    /// `(process)`: end the process a process capability names (needs MANAGE); works for any
+    /// holder, not only the parent.
+    ProcessKill = 35,
 }
 
 impl TryFrom<u64> for Syscall {
@@ -102,7 +107,7 @@ impl TryFrom<u64> for Syscall {
 
     fn try_from(number: u64) -> Result<Self, Error> {
         use Syscall::*;
-        const ALL: [Syscall; 34] = [
+        const ALL: [Syscall; 36] = [
             DebugWrite,
             Exit,
             Yield,
@@ -137,6 +142,8 @@ impl TryFrom<u64> for Syscall {
             MmioMap,
             IrqBind,
             IrqAck,
+            ProcessCap,
+            ProcessKill,
         ];
         usize::try_from(number).ok().and_then(|n| ALL.get(n)).copied().ok_or(Error::InvalidSyscall)
     }
@@ -250,11 +257,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip_and_unknown_ones_fail() {
-        for n in 0..34u64 {
+        for n in 0..36u64 {
             let call = Syscall::try_from(n).unwrap();
             assert_eq!(call as u64, n);
         }
-        assert_eq!(Syscall::try_from(34), Err(Error::InvalidSyscall));
+        assert_eq!(Syscall::try_from(36), Err(Error::InvalidSyscall));
         assert_eq!(Syscall::try_from(u64::MAX), Err(Error::InvalidSyscall));
     }
 

@@ -103,6 +103,13 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::MmioMap => task::mmio_map(a[0]),
         Syscall::IrqBind => task::irq_bind(a[0], a[1], a[2]),
         Syscall::IrqAck => task::irq_ack(a[0]),
+        Syscall::ProcessCap => task::process_cap(a[0]),
+        Syscall::ProcessKill => {
+            if task::process_kill(a[0])? {
+                task::exit_current(Exit::Killed);
+            }
+            Ok(0)
+        }
         Syscall::Call
         | Syscall::Recv
         | Syscall::Reply

@@ -117,7 +117,7 @@ impl Tasks {
                     m.caps += 1;
                 }
             }
-            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) => {}
+            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) | ObjectRef::Process(_) => {}
         }
     }
 
@@ -166,7 +166,7 @@ impl Tasks {
                 m.caps = m.caps.saturating_sub(1);
                 self.release_memory_if_unused(id);
             }
-            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) => {}
+            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) | ObjectRef::Process(_) => {}
         }
     }
 
@@ -601,7 +601,7 @@ fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
                 ObjectRef::Endpoint(id) => drop(t.endpoints.remove(&id)),
                 ObjectRef::Notification(id) => drop(t.notifications.remove(&id)),
                 ObjectRef::Memory(id) => t.release_memory_if_unused(id),
-                ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) => {}
+                ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) | ObjectRef::Process(_) => {}
             }
             Err(cap_error(e))
         }
@@ -692,6 +692,37 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
     .unwrap_or(Err(Error::NoSuchProcess))
 }
 
+/// `ProcessCap`: a capability to the caller or one of its children.
+pub fn process_cap(pid: u64) -> Result<u64, Error> {
+    with_tasks(|t| {
+        let caller = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
+        let visible = pid == caller || t.processes.get(&pid).is_some_and(|p| p.parent == caller);
+        if !visible || t.processes.get(&pid).is_none_or(|p| p.exit.is_some()) {
+            return Err(Error::NoSuchProcess);
+        }
+        create(t, ObjectRef::Process(pid))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `ProcessKill`: ends the process a capability names, whoever holds it. True if that was the
+/// caller itself (it must then leave the CPU for good).
+pub fn process_kill(value: u64) -> Result<bool, Error> {
+    with_tasks(|t| {
+        let pid = match t.resolve(value, Rights::MANAGE)?.object {
+            ObjectRef::Process(pid) => pid,
+            _ => return Err(Error::WrongObject),
+        };
+        if t.processes.get(&pid).is_none_or(|p| p.exit.is_some()) {
+            return Err(Error::NoSuchProcess);
+        }
+        let caller = t.threads.get(&t.current).map(|th| th.pid);
+        t.terminate(pid, vessel_abi::Exit::Killed);
+        Ok(caller == Some(pid))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
 /// `CapInspect`.
 pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
     with_tasks(|t| {
@@ -703,6 +734,7 @@ pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
             ObjectRef::IoPorts(first, last) => (ObjectKind::IoPorts, u64::from(first) | u64::from(last) << 16),
             ObjectRef::Irq(line) => (ObjectKind::Irq, u64::from(line)),
             ObjectRef::Mmio(phys, _) => (ObjectKind::Mmio, phys),
+            ObjectRef::Process(pid) => (ObjectKind::Process, pid),
         };
         Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge, detail })
     })

@@ -24,7 +24,7 @@ mod thread;
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use ipc::{
     call, cap_delete, cap_duplicate, cap_inspect, cap_revoke, endpoint_create, memory_create, memory_map,
-    notification_create, recv, reply, reply_recv, signal, wait_notification,
+    notification_create, process_cap, process_kill, recv, reply, reply_recv, signal, wait_notification,
 };
 
 use alloc::boxed::Box;

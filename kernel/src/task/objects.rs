@@ -28,6 +28,9 @@ pub enum ObjectRef {
     Irq(u8),
     /// Device registers: physical address and length.
     Mmio(u64, u64),
+    /// A process (ids are never reused, so a capability outliving its process is harmless:
+    /// every use answers `NoSuchProcess`).
+    Process(u64),
 }
 
 /// A synchronous IPC rendezvous point.

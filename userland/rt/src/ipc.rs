@@ -233,3 +233,19 @@ impl Mmio {
         call0(Syscall::MmioMap, [u64::from(self.0.0), 0, 0, 0, 0, 0])
     }
 }
+
+/// A process capability: lets its holder end the process, whoever started it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessHandle(pub Cap);
+
+impl ProcessHandle {
+    /// A capability to this process or one of its children.
+    pub fn of(pid: u64) -> Result<ProcessHandle, Error> {
+        call0(Syscall::ProcessCap, [pid, 0, 0, 0, 0, 0]).map(|h| ProcessHandle(Cap(h as u32)))
+    }
+
+    /// Ends the process.
+    pub fn kill(self) -> Result<(), Error> {
+        call0(Syscall::ProcessKill, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+}

@@ -21,6 +21,7 @@
 //! - `notify-pong N`: N times wait on notification 0, signal notification 1.
 //! - `signal BITS`: signal notification 0.
 //! - `shared`: map memory object 0, expect 0x1234 at offset 0, write 0x5678 at offset 8.
+//! - `kill-via-cap`: end the process named by process capability 0 (not our child).
 #![no_std]
 #![no_main]
 
@@ -125,6 +126,10 @@ fn main() -> i32 {
             Err(_) => 1,
         },
         "shared" => shared(),
+        "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {
+            Ok(()) => 0,
+            Err(_) => 1,
+        },
         "parent" => match process::spawn("bin/probe", &["spin"]) {
             Ok(child) => {
                 let _ = process::wait(child);

@@ -24,6 +24,7 @@ pub const TESTS: &[crate::Test] = &[
     ("ipc::thirty_two_clients_all_answered", thirty_two_clients_all_answered),
     ("notification::signal_wait_poll_timeout", signal_wait_poll_timeout),
     ("memory::shared_between_processes", shared_between_processes),
+    ("process::capability_lets_another_process_kill", process_capability_lets_another_process_kill),
 ];
 
 /// Object and capability counts, to check each test cleans up after itself.
@@ -305,5 +306,23 @@ fn shared_between_processes() -> TestResult {
         stats_before.free_frames,
         stats_after.free_frames
     );
+    finished(before)
+}
+
+fn process_capability_lets_another_process_kill() -> TestResult {
+    let before = counts()?;
+    check!(vessel_rt::ipc::ProcessHandle::of(1) == Err(Error::NoSuchProcess), "capability to init (not a child)");
+    let victim = process::spawn("bin/probe", &["spin"]).map_err(e("spawn"))?;
+    let handle = vessel_rt::ipc::ProcessHandle::of(victim).map_err(e("process cap"))?;
+    check!(handle.0.inspect().map(|i| i.detail) == Ok(victim), "capability names pid {victim}");
+    let weak = vessel_rt::ipc::ProcessHandle(handle.0.duplicate(Rights::all() - Rights::MANAGE).map_err(e("dup"))?);
+    check!(weak.kill() == Err(Error::MissingRights), "kill without MANAGE");
+    // A sibling, not the parent, ends the victim through the capability it was given.
+    let killer = process::spawn_with_caps("bin/probe", &["kill-via-cap"], &[handle.0.0]).map_err(e("spawn"))?;
+    check!(process::wait(killer) == Ok(Exit::Code(0)), "the killer failed");
+    check!(process::wait(victim) == Ok(Exit::Killed), "the victim was not killed");
+    check!(handle.kill() == Err(Error::NoSuchProcess), "killing an ended process");
+    weak.0.delete().map_err(e("delete"))?;
+    handle.0.delete().map_err(e("delete"))?;
     finished(before)
 }
