@@ -73,6 +73,21 @@ pub fn image_builder() -> Result<PathBuf> {
     Ok(target_dir.join("release/vessel-image-builder"))
 }
 
+/// Crates that build and are unit tested on the host.
+pub const HOST_CRATES: &[&str] = &[
+    "vessel-kcore",
+    "vessel-abi",
+    "vessel-bootfs",
+    "vessel-capspace",
+    "vessel-kv-protocol",
+    "vessel-test-harness",
+    "xtask",
+];
+
+/// User-space crates (built for `x86_64-unknown-none` as static executables).
+const USER_CRATES: &[&str] =
+    &["vessel-rt", "vessel-protocol", "vessel-kv-protocol", "vessel-init", "vessel-apps", "vessel-testprogs"];
+
 /// The user programs packed into every boot file system (as `bin/<name>`).
 pub const PROGRAMS: &[&str] = &["init", "hello", "true", "probe", "usertest", "bench"];
 
@@ -174,41 +189,20 @@ pub fn uefi_firmware(name: &str) -> Result<Firmware> {
 /// Lints every crate for the target it builds for, warnings denied.
 pub fn clippy() -> Result {
     step("clippy: host crates");
-    run_checked(cargo().args([
-        "clippy",
-        "--package",
-        "vessel-kcore",
-        "--package",
-        "vessel-test-harness",
-        "--package",
-        "xtask",
-        "--package",
-        "vessel-abi",
-        "--package",
-        "vessel-bootfs",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    let mut host = cargo();
+    host.arg("clippy");
+    for krate in HOST_CRATES {
+        host.args(["--package", krate]);
+    }
+    run_checked(host.args(["--all-targets", "--", "-D", "warnings"]))?;
     step("clippy: user programs");
-    run_checked(
-        cargo()
-            .args(["clippy", "--release", "--target", "x86_64-unknown-none", "--target-dir"])
-            .arg(root().join("target/userland"))
-            .args([
-                "--package",
-                "vessel-rt",
-                "--package",
-                "vessel-init",
-                "--package",
-                "vessel-apps",
-                "--package",
-                "vessel-testprogs",
-            ])
-            .args(["--", "-D", "warnings"])
-            .env("RUSTFLAGS", "-C relocation-model=static"),
-    )?;
+    let mut user = cargo();
+    user.args(["clippy", "--release", "--target", "x86_64-unknown-none", "--target-dir"])
+        .arg(root().join("target/userland"));
+    for krate in USER_CRATES {
+        user.args(["--package", krate]);
+    }
+    run_checked(user.args(["--", "-D", "warnings"]).env("RUSTFLAGS", "-C relocation-model=static"))?;
     for features in [&[][..], &["--features", "ktest"][..]] {
         step(&format!("clippy: kernel {}", features.join(" ")));
         run_checked(

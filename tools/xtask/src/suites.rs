@@ -15,8 +15,6 @@ use vessel_test_harness::verdict::{self, Exit};
 use crate::artifacts::{self, BootSpec, Flavor, Images};
 use crate::{Result, cargo, root, setup, step};
 
-/// Host crates with unit tests.
-const HOST_CRATES: &[&str] = &["vessel-kcore", "vessel-abi", "vessel-bootfs", "vessel-test-harness", "xtask"];
 /// The kernel suite must run at least this many tests (guards against silently lost tests).
 const MIN_KERNEL_TESTS: usize = 10;
 /// Upper bound for one QEMU run; TCG on a loaded 2-core machine can be slow, hangs are not.
@@ -57,7 +55,7 @@ fn host_tests(tally: &mut Tally) -> Result {
     step("host unit tests");
     let mut command = cargo();
     command.arg("test");
-    for krate in HOST_CRATES {
+    for krate in artifacts::HOST_CRATES {
         command.args(["--package", krate]);
     }
     let out = command.current_dir(root()).output().map_err(|e| format!("cargo test: {e}"))?;

@@ -22,6 +22,7 @@
 //! - `signal BITS`: signal notification 0.
 //! - `shared`: map memory object 0, expect 0x1234 at offset 0, write 0x5678 at offset 8.
 //! - `kill-via-cap`: end the process named by process capability 0 (not our child).
+//! - `kv-server`: serve the key-value protocol (`vessel-kv-protocol`) on endpoint 0.
 #![no_std]
 #![no_main]
 
@@ -126,6 +127,10 @@ fn main() -> i32 {
             Err(_) => 1,
         },
         "shared" => shared(),
+        "kv-server" => {
+            kv_server();
+            0
+        }
         "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {
             Ok(()) => 0,
             Err(_) => 1,
@@ -213,4 +218,20 @@ fn shared() -> i32 {
         core::ptr::write_volatile(words.add(1), 0x5678);
     }
     0
+}
+
+/// The example key-value server: typed requests in, typed replies out, at most 64 keys.
+fn kv_server() {
+    use vessel_kv_protocol::{Kv, Reply, Request};
+    let mut store = alloc::collections::BTreeMap::new();
+    let _ = Endpoint(cap(0)).serve_protocol::<Kv>(|_, request| match request {
+        Ok(Request::Put { key, value }) => {
+            if store.len() >= 64 && !store.contains_key(&key) {
+                return Reply::Refused;
+            }
+            Reply::Stored { replaced: store.insert(key, value).is_some() }
+        }
+        Ok(Request::Get { key }) => store.get(&key).map_or(Reply::NotFound, |v| Reply::Value(*v)),
+        Err(_) => Reply::Refused,
+    });
 }

@@ -25,6 +25,7 @@ pub const TESTS: &[crate::Test] = &[
     ("notification::signal_wait_poll_timeout", signal_wait_poll_timeout),
     ("memory::shared_between_processes", shared_between_processes),
     ("process::capability_lets_another_process_kill", process_capability_lets_another_process_kill),
+    ("ipc::typed_protocol_round_trip", typed_protocol_round_trip),
 ];
 
 /// Object and capability counts, to check each test cleans up after itself.
@@ -324,5 +325,26 @@ fn process_capability_lets_another_process_kill() -> TestResult {
     check!(handle.kill() == Err(Error::NoSuchProcess), "killing an ended process");
     weak.0.delete().map_err(e("delete"))?;
     handle.0.delete().map_err(e("delete"))?;
+    finished(before)
+}
+
+fn typed_protocol_round_trip() -> TestResult {
+    use vessel_kv_protocol::{Kv, Reply, Request, Value};
+    let before = counts()?;
+    let ep = Endpoint::create().map_err(e("endpoint"))?;
+    let server = process::spawn_with_caps("bin/probe", &["kv-server"], &[ep.0.0]).map_err(e("spawn"))?;
+    let value = |b: &[u8]| Value::new(b).ok_or_else(|| format!("value {b:?}"));
+    let ask = |r: Request| ep.request::<Kv>(&r).map_err(|err| format!("{r:?}: {err:?}"));
+    check!(ask(Request::Put { key: 1, value: value(b"one")? })? == Reply::Stored { replaced: false }, "first put");
+    check!(ask(Request::Put { key: 1, value: value(b"uno")? })? == Reply::Stored { replaced: true }, "second put");
+    check!(ask(Request::Get { key: 1 })? == Reply::Value(value(b"uno")?), "get");
+    check!(ask(Request::Get { key: 2 })? == Reply::NotFound, "missing key");
+    // A hand-made message the protocol does not know is refused, not ignored or fatal.
+    let raw = ep.call([77, 0, 0, 0], Meta::default()).map_err(e("raw call"))?;
+    check!(raw.words[0] == 0x1ff, "unknown label answered with {:?}", raw.words);
+    check!(ask(Request::Get { key: 1 })? == Reply::Value(value(b"uno")?), "server state after a bad message");
+    process::kill(server).map_err(e("kill"))?;
+    check!(process::wait(server) == Ok(Exit::Killed), "server");
+    ep.0.delete().map_err(e("delete"))?;
     finished(before)
 }
