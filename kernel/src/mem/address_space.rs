@@ -6,7 +6,7 @@
 //! [`BORROWED`] (such as the boot file system lent to init), which are only unmapped. Intermediate
 //! tables of the lower half belong to the address space too.
 
-use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
+use x86_64::structures::paging::mapper::TranslateResult;
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB, Translate,
 };
@@ -87,42 +87,28 @@ impl AddressSpace {
 
     /// Maps the user page at `virt` to `frame`. `owned` false marks it [`BORROWED`].
     pub fn map(&mut self, virt: u64, frame: u64, access: Access, owned: bool) -> Result<(), MapError> {
-        let page = Page::<Size4KiB>::from_start_address(VirtAddr::new(virt)).map_err(|_| MapError::NotMapped)?;
-        let frame = PhysFrame::containing_address(PhysAddr::new(frame));
         let flags = if owned { access.flags() } else { access.flags() | BORROWED };
-        let parents = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::USER_ACCESSIBLE;
-        // SAFETY: `virt` is a lower-half page of this address space and `frame` is owned by it
-        // (or lent, and marked so); no Rust reference depends on the mapping.
-        match unsafe { self.mapper().map_to_with_table_flags(page, frame, flags, parents, &mut UserFrames) } {
-            // Not the active space in general; the switch to it flushes (CR3 load).
-            Ok(flush) => {
-                flush.flush();
-                Ok(())
-            }
-            Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfFrames),
-            Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
-            Err(MapToError::ParentEntryHugePage) => Err(MapError::HugePage),
-        }
+        self.map_with(virt, frame, flags)
     }
 
     /// Maps device registers at `virt`: user read/write, uncached, never executable, and
     /// borrowed (the frame is not RAM this space owns).
     pub fn map_device(&mut self, virt: u64, phys: u64) -> Result<(), MapError> {
+        let uncached = PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH;
+        self.map_with(virt, phys, Access::ReadWrite.flags() | uncached | BORROWED)
+    }
+
+    fn map_with(&mut self, virt: u64, frame: u64, flags: PageTableFlags) -> Result<(), MapError> {
         let page = Page::<Size4KiB>::from_start_address(VirtAddr::new(virt)).map_err(|_| MapError::NotMapped)?;
-        let frame = PhysFrame::containing_address(PhysAddr::new(phys));
-        let flags = Access::ReadWrite.flags() | PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH | BORROWED;
+        let frame = PhysFrame::containing_address(PhysAddr::new(frame));
         let parents = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::USER_ACCESSIBLE;
-        // SAFETY: `virt` is a lower-half page of this space; `phys` is device memory named by a
-        // capability, mapped borrowed so teardown never frees it.
-        match unsafe { self.mapper().map_to_with_table_flags(page, frame, flags, parents, &mut UserFrames) } {
-            Ok(flush) => {
-                flush.flush();
-                Ok(())
-            }
-            Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfFrames),
-            Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
-            Err(MapToError::ParentEntryHugePage) => Err(MapError::HugePage),
-        }
+        // SAFETY: `virt` is a lower-half page of this address space; `frame` is owned by it, or
+        // lent or device memory and then marked BORROWED so teardown never frees it. No Rust
+        // reference depends on the mapping.
+        let flush = unsafe { self.mapper().map_to_with_table_flags(page, frame, flags, parents, &mut UserFrames) }
+            .map_err(MapError::from)?;
+        flush.flush();
+        Ok(())
     }
 
     /// Allocates a zeroed frame and maps it at `virt`; returns the frame.

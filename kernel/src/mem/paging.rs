@@ -47,6 +47,16 @@ pub enum MapError {
     HugePage,
 }
 
+impl<S: x86_64::structures::paging::PageSize> From<MapToError<S>> for MapError {
+    fn from(e: MapToError<S>) -> MapError {
+        match e {
+            MapToError::FrameAllocationFailed => MapError::OutOfFrames,
+            MapToError::PageAlreadyMapped(_) => MapError::AlreadyMapped,
+            MapToError::ParentEntryHugePage => MapError::HugePage,
+        }
+    }
+}
+
 struct KernelFrames;
 
 // SAFETY: `frames::alloc_zeroed` returns frames that are unused and zeroed, as page tables need.
@@ -100,15 +110,9 @@ pub fn map(virt: u64, phys: u64, flags: PageTableFlags) -> Result<(), MapError> 
         let parents = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
         // SAFETY: the caller owns `virt` (a claimed kernel slot) and `phys`; mapping them creates
         // no alias that Rust code relies on.
-        match unsafe { mapper.map_to_with_table_flags(page, frame, flags, parents, &mut KernelFrames) } {
-            Ok(flush) => {
-                flush.flush();
-                Ok(())
-            }
-            Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfFrames),
-            Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
-            Err(MapToError::ParentEntryHugePage) => Err(MapError::HugePage),
-        }
+        let flush = unsafe { mapper.map_to_with_table_flags(page, frame, flags, parents, &mut KernelFrames) }?;
+        flush.flush();
+        Ok(())
     })
 }
 

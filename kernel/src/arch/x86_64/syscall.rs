@@ -1,14 +1,14 @@
-//! The `syscall` instruction's entry: MSR setup and the assembly that turns a system call into a
-//! [`TrapFrame`] on the thread's kernel stack, calls the safe dispatcher, and returns through the
-//! same path as interrupts (`iretq`).
+//! The `syscall` instruction's entry: MSR setup and the few instructions that turn a system call
+//! into an interrupt-style frame on the thread's kernel stack, with vector [`SYSCALL_VECTOR`];
+//! from there the common trap path saves the registers, the trap dispatcher hands the frame to
+//! the safe system-call dispatcher, and the return is the interrupts' (`iretq`). One frame
+//! format for syscalls, interrupts, context switches and new threads.
 //!
-//! Entry runs with interrupts off (SFMASK clears IF), switches to the kernel stack recorded in the
-//! per-CPU area and builds exactly the frame an interrupt from user mode would, with vector
-//! [`SYSCALL_VECTOR`], so context switches and user exits see one frame format.
+//! Entry runs with interrupts off (SFMASK clears IF) and switches to the kernel stack recorded in
+//! the per-CPU area.
 
 use core::arch::global_asm;
 
-use vessel_kcore::report::TrapFrame;
 use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
 
 use super::gdt::{KERNEL_CODE, USER_CODE, USER_DATA};
@@ -38,38 +38,18 @@ vessel_syscall_entry:
     push rcx
     push 0
     push {vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
-    cld
-    mov rdi, rsp
-    call {dispatch}
-    jmp vessel_trap_return
+    // From here the frame is an interrupt frame from user mode: give GS back and let the
+    // common trap path save the registers, swap GS again, dispatch and return.
+    swapgs
+    jmp vessel_trap_common
     "#,
     user_data = const USER_DATA,
     user_code = const USER_CODE,
     vector = const SYSCALL_VECTOR,
-    dispatch = sym syscall_entry_rust,
 );
 
 unsafe extern "C" {
     fn vessel_syscall_entry();
-}
-
-extern "C" fn syscall_entry_rust(frame: &mut TrapFrame) {
-    crate::syscall::dispatch(frame);
 }
 
 /// Enables `syscall` and points it at the entry above.

@@ -52,6 +52,7 @@ vessel_trap_stubs:
     .noaltmacro
 
     .balign 16
+    .global vessel_trap_common
 vessel_trap_common:
     push rax
     push rbx
@@ -166,6 +167,7 @@ pub fn init() {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector;
     match vector {
+        super::syscall::SYSCALL_VECTOR => crate::syscall::dispatch(frame),
         0..=31 => exception(frame),
         v if v == u64::from(TIMER_VECTOR) => {
             crate::time::on_tick();
