@@ -93,6 +93,8 @@ struct Tasks {
     next_object: u64,
     /// ISA interrupt line → (notification, bits) it is delivered to.
     irq_bindings: [Option<(u64, u64)>; 16],
+    /// The thread whose state is in the FPU/SSE registers (IDLE: none).
+    fpu_owner: Tid,
 }
 
 static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
@@ -191,6 +193,10 @@ impl Tasks {
         for tid in threads {
             if let Some(thread) = self.threads.get_mut(&tid) {
                 thread.state = State::Dead;
+            }
+            if self.fpu_owner == tid {
+                // Its registers are garbage now; nobody needs them saved.
+                self.fpu_owner = IDLE;
             }
             for queue in &mut self.ready {
                 queue.retain(|&t| t != tid);
@@ -291,6 +297,7 @@ pub fn init(bootfs: &'static [u8]) {
         memories: BTreeMap::new(),
         next_object: 0,
         irq_bindings: [None; 16],
+        fpu_owner: IDLE,
     });
 }
 
@@ -444,16 +451,15 @@ pub fn schedule() {
             return;
         }
         let Some(next_pid) = t.threads.get(&next).map(|th| th.pid) else { return };
-        if let Some(th) = t.threads.get_mut(&current) {
-            th.fpu.save();
-        }
+        // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM)
+        // on its first FPU/SSE instruction unless it is the owner already.
+        crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
         match t.processes.get_mut(&next_pid).and_then(|p| p.space.as_mut()) {
             Some(space) => space.activate(),
             None => crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4()),
         }
         let Some(th) = t.threads.get_mut(&next) else { return };
         th.state = State::Running;
-        th.fpu.restore();
         gdt::set_kernel_stack(th.kernel_stack_top());
         let load = th.saved_rsp;
         t.current = next;
@@ -764,4 +770,24 @@ pub fn user_fault(frame: &TrapFrame, cr2: u64) -> ! {
     .unwrap_or_default();
     log::warn!("process {pid} ({name}) killed by {kind:?}: {}", FaultReport { frame, cr2 });
     exit_current(Exit::Fault { kind, address, ip: frame.rip })
+}
+
+/// #NM: the running thread used the FPU/SSE while another thread's state was in the registers.
+/// Saves that state to its owner, loads the running thread's, and makes it the owner.
+pub fn fpu_trap() {
+    crate::arch::x86_64::fpu::set_trap_on_use(false);
+    with_tasks(|t| {
+        let current = t.current;
+        if t.fpu_owner == current {
+            return;
+        }
+        let owner = t.fpu_owner;
+        if let Some(th) = t.threads.get_mut(&owner).filter(|th| th.state != State::Dead) {
+            th.fpu.save();
+        }
+        if let Some(th) = t.threads.get_mut(&current) {
+            th.fpu.restore();
+        }
+        t.fpu_owner = current;
+    });
 }

@@ -2,7 +2,7 @@
 //!
 //! Invariants: a thread that is not running has its user registers in the trap frame at the top
 //! of its kernel stack and its kernel registers saved below `saved_rsp`; its FPU state is in
-//! `fpu`. A dead thread is never switched to again and is freed only when it is not running.
+//! `fpu`, unless it is the FPU owner (lazy switching: the state then stays in the registers). A dead thread is never switched to again and is freed only when it is not running.
 
 use alloc::boxed::Box;
 

@@ -1,6 +1,6 @@
 //! FPU and SSE: turned on at boot (BIOS leaves CR4.OSFXSR clear, so the first SSE instruction of a
-//! user program would fault), and [`FpuState`], the per-thread save area that context switches
-//! will use. The kernel itself is built soft-float and never touches these registers, so their
+//! user program would fault), [`FpuState`], the per-thread save area, and the CR0.TS switch the
+//! scheduler uses to move FPU state lazily. The kernel itself is built soft-float and never touches these registers, so their
 //! contents belong to whichever thread runs.
 
 use core::arch::asm;
@@ -20,6 +20,24 @@ pub fn init() {
         });
         Cr4::update(|cr4| cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
         asm!("fninit", options(nomem, nostack));
+    }
+}
+
+/// Sets or clears CR0.TS: while set, the first FPU/SSE instruction traps with #NM, which is how
+/// the scheduler switches FPU state lazily (only for threads that use it).
+pub fn set_trap_on_use(trap: bool) {
+    let ts = Cr0::read().contains(Cr0Flags::TASK_SWITCHED);
+    if ts == trap {
+        return;
+    }
+    // SAFETY: TS only makes FPU/SSE instructions trap (#NM); the kernel itself never executes
+    // them outside the #NM handler, which clears TS first.
+    unsafe {
+        if trap {
+            Cr0::update(|cr0| cr0.insert(Cr0Flags::TASK_SWITCHED));
+        } else {
+            asm!("clts", options(nomem, nostack, preserves_flags));
+        }
     }
 }
 

@@ -198,6 +198,11 @@ fn exception(frame: &mut TrapFrame) {
     if frame.vector == 14 && frame.error_code & 1 == 0 && crate::task::map_on_demand(cr2) {
         return;
     }
+    if frame.vector == 7 && frame.cs & 3 == 3 {
+        // Device not available: the lazy FPU switch.
+        crate::task::fpu_trap();
+        return;
+    }
     if frame.cs & 3 == 3 {
         // Never returns: the faulting process dies and another thread runs.
         crate::task::user_fault(frame, cr2);
