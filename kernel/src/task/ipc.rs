@@ -12,13 +12,13 @@
 use alloc::vec::Vec;
 
 use vessel_abi::{
-    CapInfo, Error, IPC_BUFFER, IPC_CAPS_OFFSET, IPC_DATA_OFFSET, IPC_SENDER_OFFSET, MAX_MESSAGE_CAPS,
-    MAX_MESSAGE_DATA, MapFlags, Meta, NONBLOCK, ObjectKind, PAGE_SIZE, Rights, TIMEOUT,
+    Error, IPC_BUFFER, IPC_CAPS_OFFSET, IPC_DATA_OFFSET, IPC_SENDER_OFFSET, MAX_MESSAGE_CAPS, MAX_MESSAGE_DATA, Meta,
+    NONBLOCK, PAGE_SIZE, Rights, TIMEOUT,
 };
 use vessel_capspace::{Cap, CapError, Handle, TableId};
 use vessel_kcore::report::TrapFrame;
 
-use super::objects::{Endpoint, IpcWait, Memory, Notification, ObjectRef};
+use super::objects::{IpcWait, ObjectRef};
 use super::thread::{State, Tid};
 use super::{Tasks, schedule, with_tasks};
 use crate::mem::address_space::Access;
@@ -26,8 +26,6 @@ use crate::mem::{frames, phys_to_virt};
 
 /// Capability slots per process.
 pub const TABLE_CAPACITY: usize = 256;
-/// Largest memory object, in pages.
-const MAX_MEMORY_PAGES: u64 = 1024;
 
 /// The ABI error for a capability-table error.
 pub(super) fn cap_error(e: CapError) -> Error {
@@ -40,7 +38,7 @@ pub(super) fn cap_error(e: CapError) -> Error {
     }
 }
 
-fn handle(value: u64) -> Result<Handle, Error> {
+pub(super) fn handle(value: u64) -> Result<Handle, Error> {
     u32::try_from(value).map(Handle).map_err(|_| Error::InvalidHandle)
 }
 
@@ -71,7 +69,7 @@ fn fail_thread(t: &mut Tasks, tid: Tid, error: Error) {
 }
 
 impl Tasks {
-    fn table_of(&self, tid: Tid) -> Result<TableId, Error> {
+    pub(super) fn table_of(&self, tid: Tid) -> Result<TableId, Error> {
         let pid = self.threads.get(&tid).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
         self.processes.get(&pid).map(|p| p.table).ok_or(Error::NoSuchProcess)
     }
@@ -585,209 +583,4 @@ pub fn wait_notification(frame: &mut TrapFrame) {
     })
     .unwrap_or(Err(Error::NoSuchProcess));
     finish(then, frame);
-}
-
-fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
-    let table = t.table_of(t.current)?;
-    let cap = Cap { object, rights: Rights::all(), badge: 0 };
-    match t.caps.insert(table, cap) {
-        Ok(h) => {
-            t.cap_added(&cap);
-            Ok(u64::from(h.0))
-        }
-        Err(e) => {
-            // Nobody can reach the object: drop it again.
-            match object {
-                ObjectRef::Endpoint(id) => drop(t.endpoints.remove(&id)),
-                ObjectRef::Notification(id) => drop(t.notifications.remove(&id)),
-                ObjectRef::Memory(id) => t.release_memory_if_unused(id),
-                ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) | ObjectRef::Process(_) => {}
-            }
-            Err(cap_error(e))
-        }
-    }
-}
-
-/// `EndpointCreate`.
-pub fn endpoint_create() -> Result<u64, Error> {
-    with_tasks(|t| {
-        let id = t.next_object();
-        t.endpoints.insert(id, Endpoint::default());
-        create(t, ObjectRef::Endpoint(id))
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `NotificationCreate`.
-pub fn notification_create() -> Result<u64, Error> {
-    with_tasks(|t| {
-        let id = t.next_object();
-        t.notifications.insert(id, Notification::default());
-        create(t, ObjectRef::Notification(id))
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `MemoryCreate`: `pages` zeroed frames.
-pub fn memory_create(pages: u64) -> Result<u64, Error> {
-    if pages == 0 || pages > MAX_MEMORY_PAGES {
-        return Err(Error::InvalidArgument);
-    }
-    let mut list = Vec::new();
-    list.try_reserve_exact(pages as usize).map_err(|_| Error::NoMemory)?;
-    for _ in 0..pages {
-        match frames::alloc_zeroed() {
-            Some(f) => list.push(f),
-            None => {
-                for f in list {
-                    let _ = frames::free(f);
-                }
-                return Err(Error::NoMemory);
-            }
-        }
-    }
-    with_tasks(|t| {
-        let id = t.next_object();
-        t.memories.insert(id, Memory { caps: 0, mappings: 0, frames: list });
-        create(t, ObjectRef::Memory(id))
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `MemoryMap`: maps a memory object into the caller; returns the address.
-pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
-    if flags.contains(MapFlags::EXEC) {
-        return Err(Error::InvalidArgument);
-    }
-    let writable = flags.contains(MapFlags::WRITE);
-    let needs = Rights::MAP | Rights::READ | if writable { Rights::WRITE } else { Rights::empty() };
-    with_tasks(|t| {
-        let id = match t.resolve(value, needs)?.object {
-            ObjectRef::Memory(id) => id,
-            _ => return Err(Error::WrongObject),
-        };
-        let frames_list = t.memories.get(&id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
-        let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
-        let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
-        let base = process.heap_next;
-        let pages = frames_list.len() as u64;
-        let end = base.checked_add(pages * PAGE_SIZE).filter(|&e| e <= vessel_abi::HEAP_END).ok_or(Error::NoMemory)?;
-        let space = process.space.as_mut().ok_or(Error::NoSuchProcess)?;
-        let access = if writable { Access::ReadWrite } else { Access::Read };
-        for (i, &frame) in frames_list.iter().enumerate() {
-            if space.map(base + i as u64 * PAGE_SIZE, frame, access, false).is_err() {
-                for undo in 0..i as u64 {
-                    let _ = space.unmap(base + undo * PAGE_SIZE);
-                }
-                return Err(Error::NoMemory);
-            }
-        }
-        process.heap_next = end;
-        process.mappings.push((id, base, pages));
-        if let Some(m) = t.memories.get_mut(&id) {
-            m.mappings += 1;
-        }
-        Ok(base)
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `ProcessCap`: a capability to the caller or one of its children.
-pub fn process_cap(pid: u64) -> Result<u64, Error> {
-    with_tasks(|t| {
-        let caller = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
-        let visible = pid == caller || t.processes.get(&pid).is_some_and(|p| p.parent == caller);
-        if !visible || t.processes.get(&pid).is_none_or(|p| p.exit.is_some()) {
-            return Err(Error::NoSuchProcess);
-        }
-        create(t, ObjectRef::Process(pid))
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `ProcessKill`: ends the process a capability names, whoever holds it. True if that was the
-/// caller itself (it must then leave the CPU for good).
-pub fn process_kill(value: u64) -> Result<bool, Error> {
-    with_tasks(|t| {
-        let pid = match t.resolve(value, Rights::MANAGE)?.object {
-            ObjectRef::Process(pid) => pid,
-            _ => return Err(Error::WrongObject),
-        };
-        if t.processes.get(&pid).is_none_or(|p| p.exit.is_some()) {
-            return Err(Error::NoSuchProcess);
-        }
-        let caller = t.threads.get(&t.current).map(|th| th.pid);
-        t.terminate(pid, vessel_abi::Exit::Killed);
-        Ok(caller == Some(pid))
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `CapInspect`.
-pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
-    with_tasks(|t| {
-        let cap = t.resolve(value, Rights::empty())?;
-        let (kind, detail) = match cap.object {
-            ObjectRef::Endpoint(_) => (ObjectKind::Endpoint, 0),
-            ObjectRef::Notification(_) => (ObjectKind::Notification, 0),
-            ObjectRef::Memory(_) => (ObjectKind::Memory, 0),
-            ObjectRef::IoPorts(first, last) => (ObjectKind::IoPorts, u64::from(first) | u64::from(last) << 16),
-            ObjectRef::Irq(line) => (ObjectKind::Irq, u64::from(line)),
-            ObjectRef::Mmio(phys, _) => (ObjectKind::Mmio, phys),
-            ObjectRef::Process(pid) => (ObjectKind::Process, pid),
-        };
-        Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge, detail })
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-fn rights_mask(value: u64) -> Result<Rights, Error> {
-    u32::try_from(value).ok().and_then(Rights::from_bits).ok_or(Error::InvalidArgument)
-}
-
-/// `CapDuplicate` and `CapMint` (`badge` given).
-pub fn cap_duplicate(value: u64, mask: u64, badge: Option<u64>) -> Result<u64, Error> {
-    let mask = rights_mask(mask)?;
-    with_tasks(|t| {
-        let table = t.table_of(t.current)?;
-        let h = handle(value)?;
-        let new = match badge {
-            None => t.caps.duplicate(table, h, table, mask).map_err(cap_error)?,
-            Some(b) => {
-                if !matches!(t.caps.get(table, h).map_err(cap_error)?.object, ObjectRef::Endpoint(_)) {
-                    return Err(Error::WrongObject);
-                }
-                t.caps.mint(table, h, table, mask, b).map_err(cap_error)?
-            }
-        };
-        let cap = t.caps.get(table, new).map_err(cap_error)?;
-        t.cap_added(&cap);
-        Ok(u64::from(new.0))
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `CapDelete`.
-pub fn cap_delete(value: u64) -> Result<u64, Error> {
-    with_tasks(|t| {
-        let table = t.table_of(t.current)?;
-        let cap = t.caps.delete(table, handle(value)?).map_err(cap_error)?;
-        t.cap_removed(&cap);
-        Ok(0)
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `CapRevoke`: deletes everything derived from the capability, in every process.
-pub fn cap_revoke(value: u64) -> Result<u64, Error> {
-    with_tasks(|t| {
-        let table = t.table_of(t.current)?;
-        let removed = t.caps.revoke(table, handle(value)?).map_err(cap_error)?;
-        let count = removed.len() as u64;
-        for (_, cap) in removed {
-            t.cap_removed(&cap);
-        }
-        Ok(count)
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
 }

@@ -1,0 +1,325 @@
+//! Process lifecycle on top of the task table: spawning from the boot file system, exit and
+//! wait, kill, process information, anonymous memory, demand-paged stacks and user faults.
+
+use super::*;
+
+/// Starts a program from the boot file system as a child of `parent` (0: none, for init), giving
+/// it copies of the parent's capabilities `caps` (each needs TRANSFER and DUPLICATE; the copies
+/// are derived from the parent's, so revoking those takes them back).
+pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority, caps: &[u32]) -> Result<Pid, Error> {
+    let (bootfs, archive) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
+    let file = archive.and_then(|a| a.get(path)).filter(|e| e.is_file()).ok_or(Error::NotFound)?;
+    let (pid, tid) = with_tasks(|t| {
+        let pid = t.next_id;
+        t.next_id += 2;
+        (pid, pid + 1)
+    })
+    .ok_or(Error::NoMemory)?;
+    // Build the image with the table unlocked: it allocates and copies, and touches no task.
+    let mut space = AddressSpace::new().map_err(|_| Error::NoMemory)?;
+    let entry = loader::load_elf(&mut space, file.data)?;
+    let bootfs_len = if parent == 0 {
+        loader::map_bootfs(&mut space, bootfs)?;
+        bootfs.len() as u64
+    } else {
+        0
+    };
+    // Check the capabilities first so a refusal leaves nothing behind.
+    with_tasks(|t| {
+        let Some(from) = t.processes.get(&parent).map(|p| p.table) else { return Ok(()) };
+        for &h in caps {
+            let cap = t.caps.get(from, vessel_capspace::Handle(h)).map_err(ipc::cap_error)?;
+            if !cap.rights.contains(vessel_abi::Rights::TRANSFER | vessel_abi::Rights::DUPLICATE) {
+                return Err(Error::MissingRights);
+            }
+        }
+        Ok(())
+    })
+    .ok_or(Error::NoSuchProcess)??;
+    let (table, handles, count) = with_tasks(|t| {
+        let table = t.caps.create_table(ipc::TABLE_CAPACITY).map_err(ipc::cap_error)?;
+        let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
+        let mut count = caps.len();
+        if parent == 0 {
+            // init: the hardware capabilities, roots of their derivation trees.
+            count = 0;
+            for object in hardware::boot_objects().into_iter().take(handles.len()) {
+                let cap = vessel_capspace::Cap { object, rights: vessel_abi::Rights::all(), badge: 0 };
+                if let Ok(h) = t.caps.insert(table, cap) {
+                    handles[count] = h.0;
+                    count += 1;
+                }
+            }
+        }
+        if let Some(from) = t.processes.get(&parent).map(|p| p.table) {
+            for (i, &h) in caps.iter().enumerate() {
+                if let Ok(new) = t.caps.duplicate(from, vessel_capspace::Handle(h), table, vessel_abi::Rights::all()) {
+                    handles[i] = new.0;
+                    if let Ok(cap) = t.caps.get(table, new) {
+                        t.cap_added(&cap);
+                    }
+                }
+            }
+        }
+        Ok::<_, Error>((table, handles, count))
+    })
+    .ok_or(Error::NoSuchProcess)??;
+    let (rsp, info) = match loader::setup_stack(&mut space, pid, args, bootfs_len, &handles[..count]) {
+        Ok(v) => v,
+        Err(e) => {
+            drop_table(table);
+            return Err(e);
+        }
+    };
+    let Some(thread) = Thread::new_user(pid, entry, rsp, info) else {
+        drop_table(table);
+        return Err(Error::NoMemory);
+    };
+    with_tasks(|t| {
+        if parent != 0 && t.processes.get(&parent).is_none_or(|p| p.exit.is_some()) {
+            if let Ok(removed) = t.caps.destroy_table(table) {
+                for cap in removed {
+                    t.cap_removed(&cap);
+                }
+            }
+            return Err(Error::NoSuchProcess);
+        }
+        t.processes.insert(
+            pid,
+            Process {
+                parent,
+                name: String::from(path),
+                space: Some(space),
+                threads: alloc::vec![tid],
+                children: Vec::new(),
+                exit: None,
+                priority,
+                cpu_ticks: 0,
+                heap_next: HEAP_START,
+                table,
+                mappings: Vec::new(),
+                ipc_frames: [None; 2],
+            },
+        );
+        if let Some(p) = t.processes.get_mut(&parent) {
+            p.children.push(pid);
+        }
+        t.threads.insert(tid, Box::new(thread));
+        t.make_ready(tid);
+        Ok(pid)
+    })
+    .ok_or(Error::NoMemory)?
+}
+
+/// Drops a table made for a spawn that failed.
+fn drop_table(table: TableId) {
+    with_tasks(|t| {
+        if let Ok(removed) = t.caps.destroy_table(table) {
+            for cap in removed {
+                t.cap_removed(&cap);
+            }
+        }
+    });
+}
+
+fn child_of(t: &Tasks, caller: Pid, pid: Pid) -> Result<(), Error> {
+    match t.processes.get(&pid) {
+        Some(p) if p.parent == caller => Ok(()),
+        _ => Err(Error::NoSuchProcess),
+    }
+}
+
+/// Waits for the caller's child `pid` to end, reaps it and returns how it ended.
+pub fn wait(caller: Pid, pid: Pid) -> Result<ExitStatus, Error> {
+    loop {
+        let done = with_tasks(|t| {
+            child_of(t, caller, pid)?;
+            if let Some(exit) = t.processes.get(&pid).and_then(|p| p.exit) {
+                // The child is off the CPU (the caller is on it), so its memory can go now; its
+                // kernel stacks wait for the reaper.
+                let space = t.processes.get_mut(&pid).and_then(|p| p.space.take());
+                t.remove_process(pid);
+                drop(space);
+                return Ok::<_, Error>(Some(ExitStatus::from_exit(exit)));
+            }
+            let current = t.current;
+            if let Some(th) = t.threads.get_mut(&current) {
+                th.state = State::Blocked;
+            }
+            t.waiters.push(current);
+            Ok(None)
+        })
+        .ok_or(Error::NoSuchProcess)??;
+        if let Some(status) = done {
+            return Ok(status);
+        }
+        schedule();
+    }
+}
+
+/// Ends the caller's child `pid`.
+pub fn kill(caller: Pid, pid: Pid) -> Result<(), Error> {
+    with_tasks(|t| {
+        child_of(t, caller, pid)?;
+        t.terminate(pid, Exit::Killed);
+        Ok(())
+    })
+    .ok_or(Error::NoSuchProcess)?
+}
+
+/// State of the caller itself or one of its children.
+pub fn process_info(caller: Pid, pid: Pid) -> Result<ProcessInfo, Error> {
+    with_tasks(|t| {
+        if pid != caller {
+            child_of(t, caller, pid)?;
+        }
+        let p = t.processes.get(&pid).ok_or(Error::NoSuchProcess)?;
+        let blocked = p.threads.iter().all(|tid| t.threads.get(tid).is_some_and(|th| th.state == State::Blocked));
+        Ok(ProcessInfo {
+            pid,
+            parent: p.parent,
+            state: if p.exit.is_some() {
+                2
+            } else if blocked {
+                1
+            } else {
+                0
+            },
+            priority: p.priority as u32,
+            cpu_ticks: p.cpu_ticks,
+            threads: p.threads.len() as u64,
+        })
+    })
+    .ok_or(Error::NoSuchProcess)?
+}
+
+/// Counts for leak tests and tools.
+pub fn stats() -> KernelStats {
+    let (free_frames, total_frames) = frames::counts();
+    let (processes, threads, objects, caps) = with_tasks(|t| {
+        let objects = t.endpoints.len() + t.notifications.len() + t.memories.len();
+        (t.processes.len() as u64, t.threads.len() as u64 - 1, objects as u64, t.caps.total() as u64)
+    })
+    .unwrap_or((0, 0, 0, 0));
+    KernelStats {
+        free_frames,
+        total_frames,
+        heap_used: heap::used() as u64,
+        processes,
+        threads,
+        tick_hz: crate::time::TICK_HZ,
+        objects,
+        caps,
+    }
+}
+
+fn with_current_process<R>(f: impl FnOnce(&mut Process) -> Result<R, Error>) -> Result<R, Error> {
+    with_tasks(|t| {
+        let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess).and_then(f)
+    })
+    .ok_or(Error::NoSuchProcess)?
+}
+
+/// Maps `pages` zeroed pages into the caller and returns their address.
+pub fn mem_map(pages: u64, flags: MapFlags) -> Result<u64, Error> {
+    if flags.contains(MapFlags::WRITE | MapFlags::EXEC) {
+        return Err(Error::InvalidArgument);
+    }
+    let access = if flags.contains(MapFlags::EXEC) {
+        Access::ReadExecute
+    } else if flags.contains(MapFlags::WRITE) {
+        Access::ReadWrite
+    } else {
+        Access::Read
+    };
+    let bytes = pages.checked_mul(PAGE_SIZE).filter(|&b| b > 0 && b <= 1 << 32).ok_or(Error::InvalidArgument)?;
+    with_current_process(|p| {
+        let base = p.heap_next;
+        let end = base.checked_add(bytes).filter(|&e| e <= HEAP_END).ok_or(Error::NoMemory)?;
+        let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        for page in (base..end).step_by(PAGE_SIZE as usize) {
+            if let Err(e) = space.map_new(page, access) {
+                for undo in (base..page).step_by(PAGE_SIZE as usize) {
+                    let _ = space.unmap(undo);
+                }
+                log::debug!("mem_map: {e:?}");
+                return Err(Error::NoMemory);
+            }
+        }
+        p.heap_next = end;
+        Ok(base)
+    })
+}
+
+/// Unmaps pages obtained with [`mem_map`].
+pub fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
+    let bytes = pages.checked_mul(PAGE_SIZE).ok_or(Error::InvalidArgument)?;
+    let end = addr.checked_add(bytes).ok_or(Error::InvalidArgument)?;
+    if !addr.is_multiple_of(PAGE_SIZE) || addr < HEAP_START || end > HEAP_END {
+        return Err(Error::InvalidArgument);
+    }
+    let released = with_current_process(|p| {
+        // A memory-object mapping is unmapped whole or not at all.
+        let object = match p.mappings.iter().position(|&(_, a, n)| a < end && addr < a + n * PAGE_SIZE) {
+            Some(i) if p.mappings[i].1 == addr && p.mappings[i].2 == pages => Some(p.mappings.remove(i).0),
+            Some(_) => return Err(Error::InvalidArgument),
+            None => None,
+        };
+        let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        for page in (addr..end).step_by(PAGE_SIZE as usize) {
+            space.unmap(page).map_err(|_| Error::InvalidArgument)?;
+        }
+        Ok(object)
+    })?;
+    if let Some(object) = released {
+        with_tasks(|t| {
+            if let Some(m) = t.memories.get_mut(&object) {
+                m.mappings = m.mappings.saturating_sub(1);
+            }
+            t.release_memory_if_unused(object);
+        });
+    }
+    Ok(())
+}
+
+/// Maps a stack page on first touch. True if `addr` was in the running process's stack range
+/// and is now mapped.
+pub fn map_on_demand(addr: u64) -> bool {
+    let ipc = vessel_abi::IPC_BUFFER..vessel_abi::IPC_BUFFER + vessel_abi::IPC_BUFFER_SIZE;
+    if !(STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) && !ipc.contains(&addr) {
+        return false;
+    }
+    with_current_process(|p| {
+        let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        space.map_new(addr & !(PAGE_SIZE - 1), Access::ReadWrite).map_err(|_| Error::NoMemory)
+    })
+    .is_ok()
+}
+
+fn fault_kind(frame: &TrapFrame, cr2: u64) -> FaultKind {
+    match frame.vector {
+        14 if (STACK_GUARD..STACK_GUARD + PAGE_SIZE).contains(&cr2) => FaultKind::StackOverflow,
+        14 if frame.error_code & 0x10 != 0 => FaultKind::ExecuteViolation,
+        14 => FaultKind::PageFault,
+        13 => FaultKind::GeneralProtection,
+        6 => FaultKind::InvalidOpcode,
+        0 => FaultKind::DivideError,
+        3 => FaultKind::Breakpoint,
+        16 | 19 => FaultKind::FloatingPoint,
+        _ => FaultKind::Other,
+    }
+}
+
+/// A CPU exception in user mode: report it, end the process, run something else.
+pub fn user_fault(frame: &TrapFrame, cr2: u64) -> ! {
+    let kind = fault_kind(frame, cr2);
+    let address = if frame.vector == 14 { cr2 } else { 0 };
+    let (pid, name) = with_tasks(|t| {
+        let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        (pid, t.processes.get(&pid).map(|p| p.name.clone()).unwrap_or_default())
+    })
+    .unwrap_or_default();
+    log::warn!("process {pid} ({name}) killed by {kind:?}: {}", FaultReport { frame, cr2 });
+    exit_current(Exit::Fault { kind, address, ip: frame.rip })
+}

@@ -1,0 +1,169 @@
+//! The scheduler: picking the next thread, switching to it (address space, kernel stack, lazy
+//! FPU), the idle loop, timer ticks, sleeping and reaping what died.
+
+use super::*;
+
+/// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
+pub fn schedule() {
+    reap();
+    let (save, load) = {
+        let mut guard = TASKS.lock();
+        let Some(t) = guard.as_mut() else { return };
+        t.need_resched = false;
+        t.slice_left = SLICE_TICKS;
+        let current = t.current;
+        let running = t.threads.get(&current).is_some_and(|th| th.state == State::Running);
+        if running && current != IDLE {
+            t.make_ready(current);
+            t.need_resched = false;
+        }
+        let next = match t.pop_ready() {
+            Some(next) => next,
+            None if running => return,
+            None => IDLE,
+        };
+        if next == current {
+            if let Some(th) = t.threads.get_mut(&current) {
+                th.state = State::Running;
+            }
+            return;
+        }
+        let Some(next_pid) = t.threads.get(&next).map(|th| th.pid) else { return };
+        // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM)
+        // on its first FPU/SSE instruction unless it is the owner already.
+        crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
+        match t.processes.get_mut(&next_pid).and_then(|p| p.space.as_mut()) {
+            Some(space) => space.activate(),
+            None => crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4()),
+        }
+        let Some(th) = t.threads.get_mut(&next) else { return };
+        th.state = State::Running;
+        gdt::set_kernel_stack(th.kernel_stack_top());
+        let load = th.saved_rsp;
+        t.current = next;
+        let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
+        (save, load)
+    };
+    if save.is_null() {
+        return;
+    }
+    // SAFETY: interrupts are off; `save` points into a boxed thread that is freed only by `reap`
+    // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
+    // switch or prepared by `Thread::new_user`.
+    unsafe { switch::switch_to(save, load) };
+    // Back on this thread: free what died while we were away.
+    reap();
+}
+
+fn reap() {
+    let spaces = with_tasks(Tasks::reap).unwrap_or_default();
+    // Dropping an address space frees frames; done outside the table lock.
+    drop(spaces);
+}
+
+/// Runs the idle loop on the boot thread: schedule whatever is ready, else halt.
+#[cfg_attr(feature = "ktest", allow(dead_code))] // the test kernel starts no processes
+pub fn idle() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        schedule();
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+/// Timer tick: CPU accounting, sleepers, time slices. Called from the interrupt handler.
+pub fn on_tick(_from_user: bool) {
+    let resched = {
+        let Some(mut guard) = TASKS.try_lock() else { return };
+        let Some(t) = guard.as_mut() else { return };
+        let now = crate::time::since_boot_ns();
+        if let Some(pid) = t.threads.get(&t.current).map(|th| th.pid)
+            && let Some(p) = t.processes.get_mut(&pid)
+        {
+            p.cpu_ticks += 1;
+        }
+        let due: Vec<Tid> = t
+            .sleepers
+            .iter()
+            .copied()
+            .filter(|tid| t.threads.get(tid).and_then(|th| th.wake_at).is_some_and(|w| w <= now))
+            .collect();
+        if !due.is_empty() {
+            t.sleepers.retain(|tid| !due.contains(tid));
+            for tid in due {
+                if !t.ipc_timed_out(tid) {
+                    t.make_ready(tid);
+                }
+            }
+        }
+        t.slice_left = t.slice_left.saturating_sub(1);
+        if t.slice_left == 0 {
+            t.need_resched = true;
+        }
+        t.need_resched
+    };
+    if resched {
+        schedule();
+    }
+}
+
+/// Reschedules if a wake-up asked for it (end of a system call).
+pub fn preempt_if_needed() {
+    if with_tasks(|t| t.need_resched).unwrap_or(false) {
+        schedule();
+    }
+}
+
+/// Gives up the CPU.
+pub fn yield_now() {
+    schedule();
+}
+
+/// Ends the calling process. Never returns.
+pub fn exit_current(exit: Exit) -> ! {
+    with_tasks(|t| {
+        let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        t.terminate(pid, exit);
+    });
+    schedule();
+    unreachable_after_exit()
+}
+
+fn unreachable_after_exit() -> ! {
+    // A dead thread is never switched back to; if it were, stop rather than run on.
+    log::error!("a dead thread was resumed");
+    crate::arch::x86_64::halt_forever()
+}
+
+/// Blocks the caller for `ns` nanoseconds.
+pub fn sleep(ns: u64) {
+    with_tasks(|t| {
+        let current = t.current;
+        if let Some(th) = t.threads.get_mut(&current) {
+            th.state = State::Blocked;
+            th.wake_at = Some(crate::time::since_boot_ns().saturating_add(ns));
+            t.sleepers.push(current);
+        }
+    });
+    schedule();
+}
+
+/// #NM: the running thread used the FPU/SSE while another thread's state was in the registers.
+/// Saves that state to its owner, loads the running thread's, and makes it the owner.
+pub fn fpu_trap() {
+    crate::arch::x86_64::fpu::set_trap_on_use(false);
+    with_tasks(|t| {
+        let current = t.current;
+        if t.fpu_owner == current {
+            return;
+        }
+        let owner = t.fpu_owner;
+        if let Some(th) = t.threads.get_mut(&owner).filter(|th| th.state != State::Dead) {
+            th.fpu.save();
+        }
+        if let Some(th) = t.threads.get_mut(&current) {
+            th.fpu.restore();
+        }
+        t.fpu_owner = current;
+    });
+}
