@@ -55,7 +55,7 @@ pub fn schedule() {
     reap();
 }
 
-fn reap() {
+pub(super) fn reap() {
     let spaces = with_tasks(Tasks::reap).unwrap_or_default();
     // Dropping an address space frees frames; done outside the table lock.
     drop(spaces);

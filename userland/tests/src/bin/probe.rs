@@ -23,6 +23,8 @@
 //! - `shared`: map memory object 0, expect 0x1234 at offset 0, write 0x5678 at offset 8.
 //! - `kill-via-cap`: end the process named by process capability 0 (not our child).
 //! - `kv-server`: serve the key-value protocol (`vessel-kv-protocol`) on endpoint 0.
+//! - `fuzz SEED N`: make N random system calls with hostile arguments (the parent kills us if
+//!   one blocks forever); exit 0 if we got through them all.
 #![no_std]
 #![no_main]
 
@@ -127,6 +129,7 @@ fn main() -> i32 {
             Err(_) => 1,
         },
         "shared" => shared(),
+        "fuzz" => fuzz(number(args.get(2)), number(args.get(3))),
         "kv-server" => {
             kv_server();
             0
@@ -234,4 +237,55 @@ fn kv_server() {
         Ok(Request::Get { key }) => store.get(&key).map_or(Reply::NotFound, |v| Reply::Value(*v)),
         Err(_) => Reply::Refused,
     });
+}
+
+/// Random system calls: numbers in and past the table, arguments drawn from values that probe
+/// every validation path (zero, small, handles with and without generations, our own stack and
+/// heap, kernel and non-canonical addresses, huge values).
+fn fuzz(seed: u64, calls: u64) -> i32 {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let local = [0u64; 128];
+    let heap: Vec<u64> = alloc::vec![0; 512];
+    for _ in 0..calls {
+        let number = next() % 40;
+        // Exit, DebugExit, ProcessKill (of ourselves), MemUnmap (of our own heap) and ReplyRecv
+        // (which always waits) would end the run early; DebugWrite would print random bytes into
+        // the test log. Their hostile cases have tests of their own.
+        if matches!(number, 0 | 1 | 11 | 13 | 24 | 35) {
+            continue;
+        }
+        let mut args = [0u64; 6];
+        for arg in &mut args {
+            *arg = match next() % 10 {
+                0 => 0,
+                1 => next() % 64,
+                2 => (next() % 32) | (next() % 4) << 16,   // plausible handles
+                3 => local.as_ptr() as u64 + next() % 512, // results land inside `local`
+                4 => heap.as_ptr() as u64 + next() % 3072, // and inside `heap`
+                5 => 0xffff_8000_0000_0000 + next() % 0x1_0000_0000,
+                6 => 0x0000_8000_0000_0000 | next(),
+                7 => u64::MAX - next() % 16,
+                8 => 1 << (next() % 64),
+                _ => next(),
+            };
+        }
+        // Calls that may block forever (nobody else talks to our objects) are made
+        // non-blocking, and sleeps short, so the run goes on.
+        const NONBLOCK: u64 = 1 << 24;
+        match number {
+            8 => args[0] %= 1_000_000,
+            21 | 22 => args[5] |= NONBLOCK,
+            26 => args[2] |= NONBLOCK,
+            _ => {}
+        }
+        // SAFETY: hostile arguments are the point; the worst the kernel may do is end us.
+        let _ = unsafe { arch::syscall_ipc(number, args) };
+    }
+    0
 }
