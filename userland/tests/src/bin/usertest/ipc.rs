@@ -51,6 +51,7 @@ fn each_operation_needs_its_right() -> TestResult {
     // With the right the operation gets past the rights check (and would block: WouldBlock).
     check!(ep.try_call([0; 4], Meta::default()) == Err(Error::WouldBlock), "call with SEND");
     check!(ep.try_recv() == Err(Error::WouldBlock), "recv with RECEIVE");
+    check!(ep.recv_timeout(20_000_000) == Err(Error::TimedOut), "timed receive with nobody calling");
     let no_send = Endpoint(ep.0.duplicate(all - Rights::SEND).map_err(e("dup"))?);
     check!(no_send.try_call([0; 4], Meta::default()) == Err(Error::MissingRights), "call without SEND");
     let no_recv = Endpoint(ep.0.duplicate(all - Rights::RECEIVE).map_err(e("dup"))?);
