@@ -69,14 +69,15 @@ pub fn map_bootfs(space: &mut AddressSpace, bootfs: &[u8]) -> Result<(), Error> 
 }
 
 /// Writes the top stack page: argument strings, their [`ArgSlice`] table and the [`StartInfo`].
-/// `args` is a blob of NUL-terminated strings. Returns (initial rsp, StartInfo address).
+/// `args` is a blob of NUL-terminated strings. Returns the StartInfo's address, which is also
+/// the initial stack pointer (16-byte aligned, the stack grows down from it).
 pub fn setup_stack(
     space: &mut AddressSpace,
     pid: u64,
     args: &[u8],
     bootfs_len: u64,
     handles: &[u32],
-) -> Result<(u64, u64), Error> {
+) -> Result<u64, Error> {
     if args.len() > 2048 {
         return Err(Error::TooLarge);
     }
@@ -138,6 +139,5 @@ pub fn setup_stack(
     let frame = space.map_new(page_base, Access::ReadWrite).map_err(no_memory)?;
     // SAFETY: the frame was just allocated for the stack page; the copy is exactly one page.
     unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), phys_to_virt(frame) as *mut u8, page.len()) };
-    let info_addr = page_base + info_at as u64;
-    Ok((info_addr, info_addr))
+    Ok(page_base + info_at as u64)
 }

@@ -64,14 +64,14 @@ pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority, caps: &[u
         Ok::<_, Error>((table, handles, count))
     })
     .ok_or(Error::NoSuchProcess)??;
-    let (rsp, info) = match loader::setup_stack(&mut space, pid, args, bootfs_len, &handles[..count]) {
+    let info = match loader::setup_stack(&mut space, pid, args, bootfs_len, &handles[..count]) {
         Ok(v) => v,
         Err(e) => {
             drop_table(table);
             return Err(e);
         }
     };
-    let Some(thread) = Thread::new_user(pid, entry, rsp, info) else {
+    let Some(thread) = Thread::new_user(pid, entry, info, info) else {
         drop_table(table);
         return Err(Error::NoMemory);
     };

@@ -72,7 +72,7 @@ pub fn idle() -> ! {
 }
 
 /// Timer tick: CPU accounting, sleepers, time slices. Called from the interrupt handler.
-pub fn on_tick(_from_user: bool) {
+pub fn on_tick() {
     let resched = {
         let Some(mut guard) = TASKS.try_lock() else { return };
         let Some(t) = guard.as_mut() else { return };

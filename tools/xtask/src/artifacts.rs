@@ -146,9 +146,14 @@ pub fn bootfs(programs: &Path, name: &str, spec: &BootSpec<'_>) -> Result<PathBu
 /// Writes BIOS and UEFI images of `flavor` with a boot file system made from `spec`. `name`
 /// distinguishes image sets in `target/vessel/`.
 pub fn images_with(flavor: Flavor, name: &str, spec: &BootSpec<'_>) -> Result<Images> {
-    let elf = kernel(flavor)?;
-    let ramdisk = bootfs(&userland()?, name, spec)?;
-    images_from(&elf, &image_builder()?, name, &ramdisk)
+    images_for(&kernel(flavor)?, &image_builder()?, &userland()?, name, spec)
+}
+
+/// Writes images from already built pieces: the boot file system from `programs` and `spec`,
+/// then the disk images. For callers that make several image sets from one build.
+pub fn images_for(elf: &Path, builder: &Path, programs: &Path, name: &str, spec: &BootSpec<'_>) -> Result<Images> {
+    let ramdisk = bootfs(programs, name, spec)?;
+    images_from(elf, builder, name, &ramdisk)
 }
 
 /// Writes images from an already built kernel, image builder and boot file system.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use vessel_test_harness::qemu::{self, Attach, Firmware, Machine, Run};
 use vessel_test_harness::verdict::{self, Exit};
 
-use crate::artifacts::{self, BootSpec, Flavor, Images};
+use crate::artifacts::{self, BootSpec, Flavor};
 use crate::{Result, cargo, root, setup, step};
 
 /// The kernel suite must run at least this many tests (guards against silently lost tests).
@@ -95,10 +95,17 @@ fn save_log(name: &str, run: &Run) -> Result {
     std::fs::write(dir.join(format!("{name}.log")), text).map_err(|e| format!("log {name}: {e}"))
 }
 
-fn boot(name: &str, image: &Path, uefi: bool, attach: Attach, timeout: Duration, stop_at_ready: bool) -> Result<Run> {
+fn boot(
+    name: &str,
+    image: &Path,
+    uefi: bool,
+    attach: Attach,
+    timeout: Duration,
+    stop_at_init_done: bool,
+) -> Result<Run> {
     let firmware = if uefi { artifacts::uefi_firmware(name)? } else { Firmware::Bios };
     let machine = Machine { image: image.to_path_buf(), firmware, attach, debug_exit: true, snapshot: true };
-    let run = qemu::run(&machine, timeout, |line| stop_at_ready && line.contains(INIT_DONE))
+    let run = qemu::run(&machine, timeout, |line| stop_at_init_done && line.contains(INIT_DONE))
         .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
     save_log(name, &run)?;
     Ok(run)
@@ -146,8 +153,7 @@ fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: A
 fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, programs: &Path, inject: &str, expect: &str) -> Result {
     let name = format!("inject-{inject}");
     let args = format!("inject={inject}\n");
-    let ramdisk = artifacts::bootfs(programs, &name, &BootSpec { init_conf: "", boot_args: &args })?;
-    let images: Images = artifacts::images_from(elf, builder, &name, &ramdisk)?;
+    let images = artifacts::images_for(elf, builder, programs, &name, &BootSpec { init_conf: "", boot_args: &args })?;
     let timeout = if inject == "hang" { HANG_TIMEOUT } else { RUN_TIMEOUT };
     let run = boot(&name, &images.bios, false, Attach::Disk, timeout, false)?;
     let verdict = verdict::parse(&run.text()).failure(run.exit, MIN_KERNEL_TESTS);
@@ -169,19 +175,19 @@ pub fn run_all() -> Result {
     let builder = artifacts::image_builder()?;
     let programs = artifacts::userland()?;
     let test_elf = artifacts::kernel(Flavor::Test)?;
+    let normal_elf = artifacts::kernel(Flavor::Normal)?;
     let plain = BootSpec { init_conf: "", boot_args: "" };
-    let ramdisk = artifacts::bootfs(&programs, "vessel-test", &plain)?;
-    let test_images = artifacts::images_from(&test_elf, &builder, "vessel-test", &ramdisk)?;
+    let test_images = artifacts::images_for(&test_elf, &builder, &programs, "vessel-test", &plain)?;
     suite(&mut tally, "kernel-bios", &test_images.bios, false, MIN_KERNEL_TESTS)?;
     suite(&mut tally, "kernel-uefi", &test_images.uefi, true, MIN_KERNEL_TESTS)?;
 
     let user = BootSpec { init_conf: "bin/usertest\n", boot_args: "debug-exit=allow\n" };
-    let user_images = artifacts::images_with(Flavor::Normal, "vessel-usertest", &user)?;
+    let user_images = artifacts::images_for(&normal_elf, &builder, &programs, "vessel-usertest", &user)?;
     suite(&mut tally, "user-bios", &user_images.bios, false, MIN_USER_TESTS)?;
     suite(&mut tally, "user-uefi", &user_images.uefi, true, MIN_USER_TESTS)?;
 
     step("boot checks of the shipped images (disk and USB stick, BIOS and UEFI)");
-    let shipped = artifacts::images()?;
+    let shipped = artifacts::images_for(&normal_elf, &builder, &programs, "vessel", &artifacts::SHIPPED)?;
     boot_check(&mut tally, "bios_disk_ready", &shipped.bios, false, Attach::Disk)?;
     boot_check(&mut tally, "uefi_disk_ready", &shipped.uefi, true, Attach::Disk)?;
     boot_check(&mut tally, "bios_usb_ready", &shipped.bios, false, Attach::Usb)?;

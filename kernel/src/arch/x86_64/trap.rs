@@ -173,7 +173,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::time::on_tick();
             apic::end_of_interrupt();
             // May switch to another thread; this one resumes here later.
-            crate::task::on_tick(frame.cs & 3 == 3);
+            crate::task::on_tick();
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         v if (u64::from(ioapic::IRQ_BASE)..u64::from(ioapic::IRQ_BASE + ioapic::ISA_LINES)).contains(&v) => {

@@ -298,7 +298,10 @@ fn shared_between_processes() -> TestResult {
     // SAFETY: as above.
     let seen = unsafe { core::ptr::read_volatile(words.add(1)) };
     check!(seen == 0x5678, "we did not see the child's write: {seen:#x}");
-    // SAFETY: nothing uses the mapping after this point.
+    // A memory-object mapping goes whole or not at all.
+    // SAFETY: the refused call unmaps nothing; nothing uses the mapping after the second one.
+    check!(unsafe { sys::mem_unmap(addr, 2) } == Err(Error::InvalidArgument), "unmap past the mapping");
+    // SAFETY: as above.
     unsafe { sys::mem_unmap(addr, 1) }.map_err(e("unmap"))?;
     m.0.delete().map_err(e("delete"))?;
     let stats_after = sys::kernel_stats().map_err(e("stats"))?;
