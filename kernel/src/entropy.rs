@@ -85,7 +85,6 @@ pub fn fallback() -> u64 {
 }
 
 /// A random 64-bit value from the best source available.
-#[allow(dead_code)] // first user: container ids
 pub fn random_u64() -> u64 {
     rdrand().unwrap_or_else(fallback)
 }

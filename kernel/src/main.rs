@@ -76,7 +76,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     #[cfg(not(feature = "ktest"))]
     {
         task::init(boot.ramdisk);
-        match task::spawn(0, "bin/init", b"init\0", vessel_abi::Priority::Normal, &[]) {
+        match task::spawn(0, "bin/init", b"init\0", vessel_abi::Priority::Normal, &[], 0) {
             Ok(pid) => log::info!("started bin/init as process {pid}"),
             Err(e) => log::error!("cannot start bin/init: {e}"),
         }

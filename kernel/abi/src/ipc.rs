@@ -51,7 +51,7 @@ impl Meta {
 pub struct IpcBuffer {
     /// Send: handles of capabilities to move to the receiver. Receive: the new handles.
     pub caps: [u32; MAX_MESSAGE_CAPS],
-    /// Receive: the sender's process id (kernel-wide for now).
+    /// Receive: the sender's process id inside its own container.
     pub sender_pid: u64,
     /// Receive: the sender's container id.
     pub sender_container: u64,
@@ -81,7 +81,8 @@ pub struct CapInfo {
     /// The badge (0: none).
     pub badge: u64,
     /// Kind-specific: the line of an IRQ, `first | last << 16` of a port range, the physical
-    /// address of an MMIO region, the process id of a process.
+    /// address of an MMIO region, the process id of a process, the id of a
+    /// container.
     pub detail: u64,
 }
 
@@ -103,6 +104,8 @@ pub enum ObjectKind {
     Mmio = 6,
     /// A process.
     Process = 7,
+    /// A container.
+    Container = 8,
 }
 
 #[cfg(test)]

@@ -100,6 +100,19 @@ pub enum Syscall {
     /// `(process)`: end the process a process capability names (needs MANAGE); works for any
     /// holder, not only the parent.
     ProcessKill = 35,
+    /// `(parent container, *const ContainerLimits) -> handle`: a new child container of the
+    /// container the capability names (needs MANAGE); the new capability has all rights. See
+    /// `docs/containers.md`.
+    ContainerCreate = 36,
+    /// `(container)`: destroy the container and all its descendants: every process in them
+    /// ends, their objects go, their quota returns (needs MANAGE).
+    ContainerDestroy = 37,
+    /// `(container, *mut ContainerInfo)`: id, parent, state, members, limits and usage (needs
+    /// READ). Handle 0 names the caller's own container.
+    ContainerInfo = 38,
+    /// `(endpoint, root container)`: register the endpoint as a system-service endpoint,
+    /// callable from every container (needs MANAGE on the root container; `proc` holds it).
+    ServiceRegister = 39,
 }
 
 impl TryFrom<u64> for Syscall {
@@ -107,7 +120,7 @@ impl TryFrom<u64> for Syscall {
 
     fn try_from(number: u64) -> Result<Self, Error> {
         use Syscall::*;
-        const ALL: [Syscall; 36] = [
+        const ALL: [Syscall; 40] = [
             DebugWrite,
             Exit,
             Yield,
@@ -144,6 +157,10 @@ impl TryFrom<u64> for Syscall {
             IrqAck,
             ProcessCap,
             ProcessKill,
+            ContainerCreate,
+            ContainerDestroy,
+            ContainerInfo,
+            ServiceRegister,
         ];
         usize::try_from(number).ok().and_then(|n| ALL.get(n)).copied().ok_or(Error::InvalidSyscall)
     }
@@ -189,6 +206,13 @@ pub enum Error {
     /// The other side is gone: the server died or the endpoint has no receiver left, or the
     /// caller being replied to died.
     PeerDied = 17,
+    /// The other side is in another container, and the operation may not cross containers
+    /// (only system-service endpoints can be called, or sent, across containers).
+    CrossContainer = 18,
+    /// The caller's container (or one of its ancestors) has used up its quota of this resource.
+    QuotaExceeded = 19,
+    /// The container was destroyed (or never existed), or is being destroyed.
+    NoSuchContainer = 20,
 }
 
 impl Error {
@@ -212,6 +236,9 @@ impl Error {
             15 => WouldBlock,
             16 => TimedOut,
             17 => PeerDied,
+            18 => CrossContainer,
+            19 => QuotaExceeded,
+            20 => NoSuchContainer,
             _ => InvalidArgument,
         }
     }
@@ -236,6 +263,9 @@ impl Error {
             Error::WouldBlock => "would block",
             Error::TimedOut => "timed out",
             Error::PeerDied => "peer died",
+            Error::CrossContainer => "refused across containers",
+            Error::QuotaExceeded => "container quota exceeded",
+            Error::NoSuchContainer => "no such container",
         }
     }
 }
@@ -257,17 +287,17 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip_and_unknown_ones_fail() {
-        for n in 0..36u64 {
+        for n in 0..40u64 {
             let call = Syscall::try_from(n).unwrap();
             assert_eq!(call as u64, n);
         }
-        assert_eq!(Syscall::try_from(36), Err(Error::InvalidSyscall));
+        assert_eq!(Syscall::try_from(40), Err(Error::InvalidSyscall));
         assert_eq!(Syscall::try_from(u64::MAX), Err(Error::InvalidSyscall));
     }
 
     #[test]
     fn error_codes_round_trip() {
-        for code in 1..=17u64 {
+        for code in 1..=20u64 {
             let e = Error::from_code(code);
             assert_eq!(e as u64, code, "{e}");
         }

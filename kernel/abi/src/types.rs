@@ -51,10 +51,16 @@ pub struct SpawnRequest {
     pub caps_ptr: u64,
     /// Number of handles (at most [`MAX_SPAWN_CAPS`]).
     pub caps_len: u64,
+    /// 0: the child joins the caller's container and `Spawn` returns its pid. Otherwise a
+    /// container capability (needs MANAGE): the child starts there, and `Spawn` returns a
+    /// process capability (all rights) instead, since a pid names a process only inside its
+    /// own container. Every capability in `caps` must then belong to that container or be a
+    /// system-service endpoint.
+    pub container: u64,
 }
 
 /// Most capabilities a parent may hand to a child at spawn.
-pub const MAX_SPAWN_CAPS: u64 = 16;
+pub const MAX_SPAWN_CAPS: u64 = 32;
 
 /// Longest path accepted.
 pub const MAX_PATH: u64 = 256;
@@ -159,13 +165,16 @@ impl ExitStatus {
     }
 }
 
+/// `Wait` and `ProcessInfo` flag: the first argument is a process capability, not a pid.
+pub const BY_CAPABILITY: u64 = 1;
+
 /// Output of `ProcessInfo`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ProcessInfo {
-    /// The process id.
+    /// The process id inside its container (the first process of a container is 1).
     pub pid: u64,
-    /// Its parent's id (0 for init).
+    /// Its parent's pid (0 for init, or when the parent is in another container).
     pub parent: u64,
     /// 0 running or ready, 1 blocked, 2 exited (not yet reaped).
     pub state: u32,
@@ -175,6 +184,8 @@ pub struct ProcessInfo {
     pub cpu_ticks: u64,
     /// Number of live threads.
     pub threads: u64,
+    /// Id of the container it belongs to.
+    pub container: u64,
 }
 
 /// Output of `KernelStats`.
@@ -268,7 +279,7 @@ mod tests {
         const { assert!(crate::PROGRAM_START < crate::PROGRAM_END) };
         const { assert!(crate::PROGRAM_END <= crate::HEAP_START && crate::HEAP_END < crate::STACK_GUARD) };
         const { assert!(crate::STACK_TOP < crate::USER_END) };
-        assert_eq!(core::mem::size_of::<SpawnRequest>(), 56);
+        assert_eq!(core::mem::size_of::<SpawnRequest>(), 64);
         assert_eq!(core::mem::size_of::<ExitStatus>(), 32);
         assert_eq!(Priority::from_u32(3), None);
     }
@@ -296,4 +307,61 @@ bitflags! {
         /// Revoke what was derived from it; bind IRQs; other management.
         const MANAGE = 1 << 7;
     }
+}
+
+/// Quota resources of a container, in the order of [`ContainerLimits::amounts`].
+pub const QUOTA_RESOURCES: [&str; 5] = ["pages", "processes", "threads", "objects", "cap_slots"];
+
+/// Limits of a new container: memory pages, processes, threads, kernel objects (endpoints,
+/// notifications, memory objects, containers) and capability slots. [`UNLIMITED`] for a
+/// resource means "as much as the parent has left".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContainerLimits {
+    /// Indexed like [`QUOTA_RESOURCES`].
+    pub amounts: [u64; 5],
+}
+
+/// "No own limit" in [`ContainerLimits`].
+pub const UNLIMITED: u64 = u64::MAX;
+
+impl Default for ContainerLimits {
+    fn default() -> Self {
+        ContainerLimits { amounts: [UNLIMITED; 5] }
+    }
+}
+
+impl ContainerLimits {
+    /// Pages (index 0).
+    pub const PAGES: usize = 0;
+    /// Processes (index 1).
+    pub const PROCESSES: usize = 1;
+    /// Threads (index 2).
+    pub const THREADS: usize = 2;
+    /// Kernel objects (index 3).
+    pub const OBJECTS: usize = 3;
+    /// Capability slots (index 4).
+    pub const CAP_SLOTS: usize = 4;
+}
+
+/// Output of `ContainerInfo`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// The container's id: random, never 0, never reused while the system runs.
+    pub id: u64,
+    /// Its parent's id (0 for the root container).
+    pub parent: u64,
+    /// 0 alive, 1 being destroyed.
+    pub state: u32,
+    /// Depth in the tree (the root is 0).
+    pub depth: u32,
+    /// Number of child containers.
+    pub children: u64,
+    /// Processes in it (not counting descendants), including ended ones not yet waited for.
+    pub members: u64,
+    /// Limits, indexed like [`QUOTA_RESOURCES`].
+    pub limits: [u64; 5],
+    /// Usage, including descendants' (charged hierarchically).
+    pub usage: [u64; 5],
 }

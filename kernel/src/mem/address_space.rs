@@ -53,6 +53,8 @@ unsafe impl FrameAllocator<Size4KiB> for UserFrames {
 pub struct AddressSpace {
     pml4: u64,
     generation: u64,
+    /// User pages mapped with frames this space owns (not page tables, not borrowed pages).
+    owned: u64,
 }
 
 fn table(phys: u64) -> &'static mut PageTable {
@@ -66,7 +68,7 @@ impl AddressSpace {
     /// An empty address space (kernel half only).
     pub fn new() -> Result<Self, MapError> {
         let pml4 = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
-        let mut space = AddressSpace { pml4, generation: 0 };
+        let mut space = AddressSpace { pml4, generation: 0, owned: 0 };
         space.sync_kernel_half();
         Ok(space)
     }
@@ -88,7 +90,14 @@ impl AddressSpace {
     /// Maps the user page at `virt` to `frame`. `owned` false marks it [`BORROWED`].
     pub fn map(&mut self, virt: u64, frame: u64, access: Access, owned: bool) -> Result<(), MapError> {
         let flags = if owned { access.flags() } else { access.flags() | BORROWED };
-        self.map_with(virt, frame, flags)
+        self.map_with(virt, frame, flags)?;
+        self.owned += u64::from(owned);
+        Ok(())
+    }
+
+    /// User pages backed by frames this space owns (what its container is charged for).
+    pub fn owned_pages(&self) -> u64 {
+        self.owned
     }
 
     /// Maps device registers at `virt`: user read/write, uncached, never executable, and
@@ -128,6 +137,7 @@ impl AddressSpace {
         let (frame, flush) = self.mapper().unmap(page).map_err(|_| MapError::NotMapped)?;
         flush.flush();
         if !flags.contains(BORROWED) {
+            self.owned = self.owned.saturating_sub(1);
             let _ = frames::free(frame.start_address().as_u64());
         }
         Ok(())

@@ -9,7 +9,8 @@ pub mod usermem;
 use alloc::vec;
 
 use vessel_abi::{
-    Error, Exit, MAX_ARGS, MAX_DEBUG_WRITE, MAX_PATH, MAX_SPAWN_CAPS, MapFlags, Priority, SpawnRequest, Syscall,
+    ContainerInfo, ContainerLimits, Error, Exit, MAX_ARGS, MAX_DEBUG_WRITE, MAX_PATH, MAX_SPAWN_CAPS, MapFlags,
+    Priority, SpawnRequest, Syscall,
 };
 use vessel_kcore::report::TrapFrame;
 
@@ -62,17 +63,17 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
             task::yield_now();
             Ok(0)
         }
-        Syscall::ProcessId => Ok(caller),
+        Syscall::ProcessId => Ok(task::current_vpid()),
         Syscall::Spawn => spawn(caller, a[0]),
         Syscall::Wait => {
             // Check the destination first, so a bad pointer cannot lose a reaped child's status.
             usermem::write(a[1], &vessel_abi::ExitStatus::default())?;
-            let status = task::wait(caller, a[0])?;
+            let status = task::wait(caller, a[0], by_capability(a[2])?)?;
             usermem::write(a[1], &status).map(|()| 0)
         }
         Syscall::Kill => task::kill(caller, a[0]).map(|()| 0),
         Syscall::ProcessInfo => {
-            let info = task::process_info(caller, a[0])?;
+            let info = task::process_info(caller, a[0], by_capability(a[2])?)?;
             usermem::write(a[1], &info).map(|()| 0)
         }
         Syscall::Sleep => {
@@ -110,6 +111,22 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
             }
             Ok(0)
         }
+        Syscall::ContainerCreate => {
+            let limits: ContainerLimits = usermem::read(a[1])?;
+            task::container_create(a[0], &limits)
+        }
+        Syscall::ContainerDestroy => {
+            if task::container_destroy(a[0])? {
+                task::exit_current(Exit::Killed);
+            }
+            Ok(0)
+        }
+        Syscall::ContainerInfo => {
+            usermem::write(a[1], &ContainerInfo::default())?;
+            let info = task::container_info(a[0])?;
+            usermem::write(a[1], &info).map(|()| 0)
+        }
+        Syscall::ServiceRegister => task::service_register(a[0], a[1]),
         Syscall::Call
         | Syscall::Recv
         | Syscall::Reply
@@ -126,6 +143,14 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
             Err(Error::AccessDenied)
         }
     }
+}
+
+/// Checks the flags argument of `Wait` and `ProcessInfo`.
+fn by_capability(flags: u64) -> Result<u64, Error> {
+    if flags & !vessel_abi::BY_CAPABILITY != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(flags)
 }
 
 fn debug_write(addr: u64, len: u64) -> Result<(), Error> {
@@ -170,5 +195,5 @@ fn spawn(caller: u64, request: u64) -> Result<u64, Error> {
             caps[i] = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }
     }
-    task::spawn(caller, path, &args, priority, &caps[..req.caps_len as usize])
+    task::spawn(caller, path, &args, priority, &caps[..req.caps_len as usize], req.container)
 }

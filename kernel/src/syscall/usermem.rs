@@ -5,7 +5,9 @@
 
 use core::mem::{MaybeUninit, size_of};
 
-use vessel_abi::{CapInfo, Error, ExitStatus, KernelStats, ProcessInfo, SpawnRequest, USER_END};
+use vessel_abi::{
+    CapInfo, ContainerInfo, ContainerLimits, Error, ExitStatus, KernelStats, ProcessInfo, SpawnRequest, USER_END,
+};
 
 use crate::arch::x86_64::probe;
 
@@ -15,7 +17,7 @@ use crate::arch::x86_64::probe;
 /// Implement only for `#[repr(C)]` types made of integers with no padding-dependent invariants.
 pub unsafe trait Pod: Copy {}
 
-// SAFETY: all five are `#[repr(C)]` structs of integers; every bit pattern is a valid value.
+// SAFETY: all seven are `#[repr(C)]` structs of integers; every bit pattern is a valid value.
 unsafe impl Pod for SpawnRequest {}
 // SAFETY: as above.
 unsafe impl Pod for ExitStatus {}
@@ -25,6 +27,10 @@ unsafe impl Pod for ProcessInfo {}
 unsafe impl Pod for KernelStats {}
 // SAFETY: as above.
 unsafe impl Pod for CapInfo {}
+// SAFETY: as above.
+unsafe impl Pod for ContainerLimits {}
+// SAFETY: as above.
+unsafe impl Pod for ContainerInfo {}
 
 /// A checked user address range.
 #[derive(Clone, Copy, Debug)]

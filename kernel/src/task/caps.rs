@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use vessel_abi::{CapInfo, Error, MapFlags, ObjectKind, PAGE_SIZE, Rights};
 use vessel_capspace::Cap;
+use vessel_container::Resource;
 
 use super::ipc::{cap_error, handle};
 use super::objects::{Endpoint, Memory, Notification, ObjectRef};
@@ -16,7 +17,9 @@ use crate::mem::frames;
 /// Largest memory object, in pages.
 const MAX_MEMORY_PAGES: u64 = 1024;
 
-fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
+/// Puts a capability with all rights to a new object into the caller's table; if that fails, the
+/// object (which nobody can reach) goes again.
+pub(super) fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
     let table = t.table_of(t.current)?;
     let cap = Cap { object, rights: Rights::all(), badge: 0 };
     match t.caps.insert(table, cap) {
@@ -27,10 +30,22 @@ fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
         Err(e) => {
             // Nobody can reach the object: drop it again.
             match object {
-                ObjectRef::Endpoint(id) => drop(t.endpoints.remove(&id)),
-                ObjectRef::Notification(id) => drop(t.notifications.remove(&id)),
+                ObjectRef::Endpoint(id) => {
+                    if let Some(e) = t.endpoints.remove(&id) {
+                        t.containers.uncharge(e.container, Resource::Objects, 1);
+                    }
+                }
+                ObjectRef::Notification(id) => {
+                    if let Some(n) = t.notifications.remove(&id) {
+                        t.containers.uncharge(n.container, Resource::Objects, 1);
+                    }
+                }
                 ObjectRef::Memory(id) => t.release_memory_if_unused(id),
-                ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) | ObjectRef::Process(_) => {}
+                ObjectRef::IoPorts(..)
+                | ObjectRef::Irq(_)
+                | ObjectRef::Mmio(..)
+                | ObjectRef::Process(_)
+                | ObjectRef::Container(_) => {}
             }
             Err(cap_error(e))
         }
@@ -40,8 +55,10 @@ fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
 /// `EndpointCreate`.
 pub fn endpoint_create() -> Result<u64, Error> {
     with_tasks(|t| {
+        let container = t.current_container()?;
+        t.charge(container, Resource::Objects, 1)?;
         let id = t.next_object();
-        t.endpoints.insert(id, Endpoint::default());
+        t.endpoints.insert(id, Endpoint::new(container));
         create(t, ObjectRef::Endpoint(id))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -50,8 +67,10 @@ pub fn endpoint_create() -> Result<u64, Error> {
 /// `NotificationCreate`.
 pub fn notification_create() -> Result<u64, Error> {
     with_tasks(|t| {
+        let container = t.current_container()?;
+        t.charge(container, Resource::Objects, 1)?;
         let id = t.next_object();
-        t.notifications.insert(id, Notification::default());
+        t.notifications.insert(id, Notification::new(container));
         create(t, ObjectRef::Notification(id))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -62,8 +81,28 @@ pub fn memory_create(pages: u64) -> Result<u64, Error> {
     if pages == 0 || pages > MAX_MEMORY_PAGES {
         return Err(Error::InvalidArgument);
     }
+    // Charge first, so a container over its quota allocates nothing.
+    let container = with_tasks(|t| {
+        let container = t.current_container()?;
+        t.charge(container, Resource::Pages, pages)?;
+        if let Err(e) = t.charge(container, Resource::Objects, 1) {
+            t.containers.uncharge(container, Resource::Pages, pages);
+            return Err(e);
+        }
+        Ok(container)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))?;
+    let refund = || {
+        with_tasks(|t| {
+            t.containers.uncharge(container, Resource::Pages, pages);
+            t.containers.uncharge(container, Resource::Objects, 1);
+        });
+    };
     let mut list = Vec::new();
-    list.try_reserve_exact(pages as usize).map_err(|_| Error::NoMemory)?;
+    if list.try_reserve_exact(pages as usize).is_err() {
+        refund();
+        return Err(Error::NoMemory);
+    }
     for _ in 0..pages {
         match frames::alloc_zeroed() {
             Some(f) => list.push(f),
@@ -71,13 +110,14 @@ pub fn memory_create(pages: u64) -> Result<u64, Error> {
                 for f in list {
                     let _ = frames::free(f);
                 }
+                refund();
                 return Err(Error::NoMemory);
             }
         }
     }
     with_tasks(|t| {
         let id = t.next_object();
-        t.memories.insert(id, Memory { caps: 0, mappings: 0, frames: list });
+        t.memories.insert(id, Memory { container, caps: 0, mappings: 0, frames: list });
         create(t, ObjectRef::Memory(id))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -95,6 +135,9 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
             ObjectRef::Memory(id) => id,
             _ => return Err(Error::WrongObject),
         };
+        if t.memories.get(&id).is_some_and(|m| Some(m.container) != t.current_container().ok()) {
+            return Err(Error::CrossContainer);
+        }
         let frames_list = t.memories.get(&id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
         let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
         let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
@@ -125,8 +168,8 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
 pub fn process_cap(pid: u64) -> Result<u64, Error> {
     with_tasks(|t| {
         let caller = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
-        let visible = pid == caller || t.processes.get(&pid).is_some_and(|p| p.parent == caller);
-        if !visible || t.processes.get(&pid).is_none_or(|p| p.exit.is_some()) {
+        let pid = super::process::self_or_child(t, caller, pid)?;
+        if t.processes.get(&pid).is_none_or(|p| p.exit.is_some()) {
             return Err(Error::NoSuchProcess);
         }
         create(t, ObjectRef::Process(pid))
@@ -142,8 +185,12 @@ pub fn process_kill(value: u64) -> Result<bool, Error> {
             ObjectRef::Process(pid) => pid,
             _ => return Err(Error::WrongObject),
         };
-        if t.processes.get(&pid).is_none_or(|p| p.exit.is_some()) {
+        let Some(target) = t.processes.get(&pid).filter(|p| p.exit.is_none()).map(|p| p.container) else {
             return Err(Error::NoSuchProcess);
+        };
+        // Authority reaches down the container tree, never up or sideways.
+        if !t.containers.is_ancestor_or_self(t.current_container()?, target) {
+            return Err(Error::CrossContainer);
         }
         let caller = t.threads.get(&t.current).map(|th| th.pid);
         t.terminate(pid, vessel_abi::Exit::Killed);
@@ -163,7 +210,8 @@ pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
             ObjectRef::IoPorts(first, last) => (ObjectKind::IoPorts, u64::from(first) | u64::from(last) << 16),
             ObjectRef::Irq(line) => (ObjectKind::Irq, u64::from(line)),
             ObjectRef::Mmio(phys, _) => (ObjectKind::Mmio, phys),
-            ObjectRef::Process(pid) => (ObjectKind::Process, pid),
+            ObjectRef::Process(pid) => (ObjectKind::Process, t.processes.get(&pid).map_or(0, |p| p.vpid)),
+            ObjectRef::Container(c) => (ObjectKind::Container, t.containers.get(c).map_or(0, |c| c.id())),
         };
         Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge, detail })
     })

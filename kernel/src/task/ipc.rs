@@ -16,6 +16,7 @@ use vessel_abi::{
     NONBLOCK, PAGE_SIZE, Rights, TIMEOUT,
 };
 use vessel_capspace::{Cap, CapError, Handle, TableId};
+use vessel_container::Resource;
 use vessel_kcore::report::TrapFrame;
 
 use super::objects::{IpcWait, ObjectRef};
@@ -82,18 +83,32 @@ impl Tasks {
         Ok(cap)
     }
 
+    /// Resolves an endpoint capability and applies the isolation rule: only its own container
+    /// may use an endpoint, except that anyone may call a system-service endpoint.
     fn resolve_endpoint(&self, value: u64, needs: Rights) -> Result<(u64, u64), Error> {
-        match self.resolve(value, needs)? {
-            Cap { object: ObjectRef::Endpoint(id), badge, .. } => Ok((id, badge)),
-            _ => Err(Error::WrongObject),
+        let (id, badge) = match self.resolve(value, needs)? {
+            Cap { object: ObjectRef::Endpoint(id), badge, .. } => (id, badge),
+            _ => return Err(Error::WrongObject),
+        };
+        let endpoint = self.endpoints.get(&id).ok_or(Error::PeerDied)?;
+        let open = endpoint.service && !needs.contains(Rights::RECEIVE);
+        if !open && endpoint.container != self.current_container()? {
+            return Err(Error::CrossContainer);
         }
+        Ok((id, badge))
     }
 
+    /// Resolves a notification capability; only its own container may use a notification.
     pub(super) fn resolve_notification(&self, value: u64, needs: Rights) -> Result<u64, Error> {
-        match self.resolve(value, needs)?.object {
-            ObjectRef::Notification(id) => Ok(id),
-            _ => Err(Error::WrongObject),
+        let id = match self.resolve(value, needs)?.object {
+            ObjectRef::Notification(id) => id,
+            _ => return Err(Error::WrongObject),
+        };
+        let n = self.notifications.get(&id).ok_or(Error::PeerDied)?;
+        if n.container != self.current_container()? {
+            return Err(Error::CrossContainer);
         }
+        Ok(id)
     }
 
     /// Accounts a capability that now exists.
@@ -115,7 +130,11 @@ impl Tasks {
                     m.caps += 1;
                 }
             }
-            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) | ObjectRef::Process(_) => {}
+            ObjectRef::IoPorts(..)
+            | ObjectRef::Irq(_)
+            | ObjectRef::Mmio(..)
+            | ObjectRef::Process(_)
+            | ObjectRef::Container(_) => {}
         }
     }
 
@@ -135,7 +154,9 @@ impl Tasks {
                 }
                 if ep.caps == 0 {
                     doomed.extend(ep.waiting.drain(..));
+                    let container = ep.container;
                     self.endpoints.remove(&id);
+                    self.containers.uncharge(container, Resource::Objects, 1);
                 }
                 for tid in doomed {
                     fail_thread(self, tid, Error::PeerDied);
@@ -146,7 +167,9 @@ impl Tasks {
                 n.caps = n.caps.saturating_sub(1);
                 if n.caps == 0 {
                     let waiters: Vec<Tid> = n.waiters.drain(..).collect();
+                    let container = n.container;
                     self.notifications.remove(&id);
+                    self.containers.uncharge(container, Resource::Objects, 1);
                     // Interrupt lines delivered to it go quiet.
                     for (line, binding) in self.irq_bindings.iter_mut().enumerate() {
                         if binding.is_some_and(|(n, _)| n == id) {
@@ -164,7 +187,11 @@ impl Tasks {
                 m.caps = m.caps.saturating_sub(1);
                 self.release_memory_if_unused(id);
             }
-            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) | ObjectRef::Process(_) => {}
+            ObjectRef::IoPorts(..)
+            | ObjectRef::Irq(_)
+            | ObjectRef::Mmio(..)
+            | ObjectRef::Process(_)
+            | ObjectRef::Container(_) => {}
         }
     }
 
@@ -191,6 +218,8 @@ impl Tasks {
         if self.memories.get(&id).is_some_and(|m| m.caps == 0 && m.mappings == 0)
             && let Some(m) = self.memories.remove(&id)
         {
+            self.containers.uncharge(m.container, Resource::Pages, m.frames.len() as u64);
+            self.containers.uncharge(m.container, Resource::Objects, 1);
             for frame in m.frames {
                 let _ = frames::free(frame);
             }
@@ -252,9 +281,25 @@ impl Tasks {
         let space = process.space.as_mut().ok_or(Error::PeerDied)?;
         let frame = match space.translate(addr) {
             Some((frame, _)) => frame,
-            None if create => space.map_new(addr, Access::ReadWrite).map_err(|_| Error::NoMemory)?,
+            None if create => {
+                let container = process.container;
+                self.containers.charge(container, Resource::Pages, 1).map_err(super::container::container_error)?;
+                let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
+                let space = process.space.as_mut().ok_or(Error::PeerDied)?;
+                match space.map_new(addr, Access::ReadWrite) {
+                    Ok(frame) => {
+                        process.pages += 1;
+                        frame
+                    }
+                    Err(_) => {
+                        self.containers.uncharge(container, Resource::Pages, 1);
+                        return Err(Error::NoMemory);
+                    }
+                }
+            }
             None => return Ok(None),
         };
+        let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
         // The IPC buffer range can never be unmapped (MemUnmap refuses it), so this stays true.
         process.ipc_frames[slot] = Some(frame);
         Ok(Some(frame))
@@ -320,12 +365,18 @@ impl Tasks {
         }
         let from_table = self.table_of(from)?;
         let to_table = self.table_of(to)?;
+        let sender = self.threads.get(&from).and_then(|th| self.processes.get(&th.pid)).ok_or(Error::PeerDied)?;
+        let (sender_vpid, sender_container) = (sender.vpid, sender.container);
+        let to_container = self.threads.get(&to).and_then(|th| self.container_of(th.pid)).ok_or(Error::PeerDied)?;
         let handles: [u32; MAX_MESSAGE_CAPS] =
             if cap_count > 0 { self.read_buffer_words(from, IPC_CAPS_OFFSET)? } else { [0; MAX_MESSAGE_CAPS] };
         for &h in &handles[..cap_count] {
             let cap = self.caps.get(from_table, Handle(h)).map_err(cap_error)?;
             if !cap.rights.contains(Rights::TRANSFER) {
                 return Err(Error::MissingRights);
+            }
+            if !self.may_enter(cap.object, to_container) {
+                return Err(Error::CrossContainer);
             }
         }
         if self.caps.free_slots(to_table) < cap_count {
@@ -338,14 +389,13 @@ impl Tasks {
         for (i, &h) in handles[..cap_count].iter().enumerate() {
             moved[i] = self.caps.transfer(from_table, Handle(h), to_table, Rights::all()).map_err(cap_error)?.0;
         }
-        let sender_pid = self.threads.get(&from).map_or(0, |th| th.pid);
+        let container_id = self.containers.get(sender_container).map_or(0, |c| c.id());
         let mut header = [0u8; 40];
         for (i, h) in moved.iter().enumerate() {
             header[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
         }
-        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender_pid.to_le_bytes());
-        // Container id: every process is in the root container (0) until containers exist.
-        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&0u64.to_le_bytes());
+        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender_vpid.to_le_bytes());
+        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&container_id.to_le_bytes());
         header[IPC_SENDER_OFFSET + 16..IPC_SENDER_OFFSET + 24].copy_from_slice(&badge.to_le_bytes());
         self.write_buffer(to, 0, &header)?;
         let frame = frame_of(self, to).ok_or(Error::PeerDied)?;

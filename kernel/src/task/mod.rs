@@ -15,6 +15,7 @@
 //! as a zombie until its parent waits for it (or at once if the parent is gone).
 
 mod caps;
+mod container;
 mod hardware;
 mod ipc;
 mod loader;
@@ -28,6 +29,7 @@ pub use caps::{
     cap_delete, cap_duplicate, cap_inspect, cap_revoke, endpoint_create, memory_create, memory_map,
     notification_create, process_cap, process_kill,
 };
+pub use container::{container_create, container_destroy, container_info, service_register};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use ipc::{call, recv, reply, reply_recv, signal, wait_notification};
 pub use process::*;
@@ -43,6 +45,7 @@ use spin::Mutex;
 use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
 use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
 use vessel_capspace::{CapSpace, TableId};
+use vessel_container::{Index, Resource, Tree};
 use vessel_kcore::report::{FaultReport, TrapFrame};
 
 use crate::arch::x86_64::gdt;
@@ -59,6 +62,12 @@ const IDLE: Tid = 0;
 /// A process.
 struct Process {
     parent: Pid,
+    /// Its container, fixed for life.
+    container: Index,
+    /// Its pid inside that container (what user space sees).
+    vpid: u64,
+    /// Pages of its own memory charged to its container (image, stack, heap, IPC buffer).
+    pages: u64,
     name: String,
     space: Option<AddressSpace>,
     threads: Vec<Tid>,
@@ -101,6 +110,14 @@ struct Tasks {
     irq_bindings: [Option<(u64, u64)>; 16],
     /// The thread whose state is in the FPU/SSE registers (IDLE: none).
     fpu_owner: Tid,
+    /// The container tree and its quotas.
+    containers: Tree,
+    /// Makes container ids.
+    container_ids: vessel_container::IdGenerator,
+    /// Live processes of each container.
+    members: BTreeMap<Index, Vec<Pid>>,
+    /// Destroyed containers still waiting for their last charges to return.
+    dying: Vec<Index>,
 }
 
 static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
@@ -176,8 +193,10 @@ impl Tasks {
             return;
         }
         process.exit = Some(exit);
+        let (container, pages) = (process.container, core::mem::take(&mut process.pages));
         self.ended.push(pid);
         let threads = core::mem::take(&mut process.threads);
+        let thread_count = threads.len() as u64;
         let children = process.children.clone();
         let parent = process.parent;
         let table = process.table;
@@ -211,6 +230,13 @@ impl Tasks {
             self.waiters.retain(|&t| t != tid);
             self.dead.push(tid);
         }
+        self.containers.uncharge(container, Resource::Pages, pages);
+        self.containers.uncharge(container, Resource::Processes, 1);
+        self.containers.uncharge(container, Resource::Threads, thread_count);
+        self.containers.uncharge(container, Resource::CapSlots, ipc::TABLE_CAPACITY as u64);
+        if let Some(members) = self.members.get_mut(&container) {
+            members.retain(|&m| m != pid);
+        }
         for child in children {
             self.terminate(child, Exit::Killed);
             // An already-ended child (a zombie) is now an orphan: the reaper must look at it.
@@ -235,6 +261,9 @@ impl Tasks {
         // The common case (every context switch): nothing to do, and nothing touched.
         if self.dead.is_empty() && self.ended.is_empty() {
             return freed;
+        }
+        if !self.dying.is_empty() {
+            self.remove_dead_containers();
         }
         let current = self.current;
         let dead = core::mem::take(&mut self.dead);
@@ -283,6 +312,9 @@ impl Tasks {
 #[cfg_attr(feature = "ktest", allow(dead_code))] // the test kernel starts no processes
 pub fn init(bootfs: &'static [u8]) {
     BOOTFS.call_once(|| (bootfs, vessel_bootfs::Archive::new(bootfs).ok()));
+    let seed = core::array::from_fn(|_| crate::entropy::random_u64());
+    let mut ids = vessel_container::IdGenerator::new(seed);
+    let root_id = ids.next();
     let mut threads = BTreeMap::new();
     threads.insert(IDLE, Box::new(Thread::idle()));
     *TASKS.lock() = Some(Tasks {
@@ -304,10 +336,19 @@ pub fn init(bootfs: &'static [u8]) {
         next_object: 0,
         irq_bindings: [None; 16],
         fpu_owner: IDLE,
+        containers: Tree::new(root_id, vessel_container::Amounts::UNLIMITED),
+        container_ids: ids,
+        members: BTreeMap::new(),
+        dying: Vec::new(),
     });
 }
 
-/// The running process (0 for the kernel itself).
+/// The running process's pid inside its container (what user space calls its pid).
+pub fn current_vpid() -> u64 {
+    with_tasks(|t| t.threads.get(&t.current).and_then(|th| t.processes.get(&th.pid)).map_or(0, |p| p.vpid)).unwrap_or(0)
+}
+
+/// The running process's kernel id (0 for the kernel itself).
 pub fn current_pid() -> Pid {
     with_tasks(|t| t.threads.get(&t.current).map_or(0, |th| th.pid)).unwrap_or(0)
 }

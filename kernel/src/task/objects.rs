@@ -2,6 +2,10 @@
 //! the hardware objects (port ranges, interrupt lines, MMIO regions) that init receives at boot
 //! for the future device server. Hardware objects have no state of their own and live forever.
 //!
+//! Every endpoint, notification and memory object belongs to the container of the process that
+//! created it (its quota pays for it); only same-container processes may use it, except an
+//! endpoint registered as a system service, which any container may call.
+//!
 //! Invariants: an object lives while at least one capability refers to it (`caps > 0`), and a
 //! memory object also while it is mapped anywhere (`mappings > 0`); the count of capabilities
 //! with RECEIVE on an endpoint is `receivers`, and when it reaches 0 nobody can ever answer, so
@@ -10,6 +14,8 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+
+use vessel_container::Index;
 
 use super::thread::Tid;
 
@@ -31,11 +37,17 @@ pub enum ObjectRef {
     /// A process (ids are never reused, so a capability outliving its process is harmless:
     /// every use answers `NoSuchProcess`).
     Process(u64),
+    /// A container (a destroyed one's index is never valid again: every use answers
+    /// `NoSuchContainer`).
+    Container(Index),
 }
 
 /// A synchronous IPC rendezvous point.
-#[derive(Default)]
 pub struct Endpoint {
+    /// The container it belongs to.
+    pub container: Index,
+    /// Registered as a system-service endpoint: callable from every container.
+    pub service: bool,
     /// Capabilities referring to it.
     pub caps: u32,
     /// Capabilities with RECEIVE.
@@ -47,8 +59,9 @@ pub struct Endpoint {
 }
 
 /// An asynchronous signal word.
-#[derive(Default)]
 pub struct Notification {
+    /// The container it belongs to.
+    pub container: Index,
     /// Capabilities referring to it.
     pub caps: u32,
     /// Pending bits.
@@ -58,8 +71,9 @@ pub struct Notification {
 }
 
 /// Frames that can be mapped into several address spaces.
-#[derive(Default)]
 pub struct Memory {
+    /// The container it belongs to (its pages are charged there).
+    pub container: Index,
     /// Capabilities referring to it.
     pub caps: u32,
     /// Live mappings.
@@ -82,4 +96,25 @@ pub enum IpcWait {
     Reply(Tid),
     /// Waiting on a notification.
     Notification(u64),
+}
+
+impl Endpoint {
+    /// A new endpoint of `container`, with no capability yet.
+    pub fn new(container: Index) -> Self {
+        Endpoint {
+            container,
+            service: false,
+            caps: 0,
+            receivers: 0,
+            senders: VecDeque::new(),
+            waiting: VecDeque::new(),
+        }
+    }
+}
+
+impl Notification {
+    /// A new notification of `container`, with no capability yet.
+    pub fn new(container: Index) -> Self {
+        Notification { container, caps: 0, word: 0, waiters: VecDeque::new() }
+    }
 }

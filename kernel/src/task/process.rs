@@ -5,45 +5,143 @@ use super::*;
 
 /// Starts a program from the boot file system as a child of `parent` (0: none, for init), giving
 /// it copies of the parent's capabilities `caps` (each needs TRANSFER and DUPLICATE; the copies
-/// are derived from the parent's, so revoking those takes them back).
-pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority, caps: &[u32]) -> Result<Pid, Error> {
+/// are derived from the parent's, so revoking those takes them back). `container` 0 puts it in
+/// the parent's container and returns its pid there; a container capability (MANAGE) puts it in
+/// that container and returns a process capability.
+pub fn spawn(
+    parent: Pid,
+    path: &str,
+    args: &[u8],
+    priority: Priority,
+    caps: &[u32],
+    container: u64,
+) -> Result<u64, Error> {
     let (bootfs, archive) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
     let file = archive.and_then(|a| a.get(path)).filter(|e| e.is_file()).ok_or(Error::NotFound)?;
-    let (pid, tid) = with_tasks(|t| {
+    // Check everything and reserve the quota first, so a refusal leaves nothing behind.
+    let (pid, tid, target, vpid) = with_tasks(|t| {
+        let target = match (container, t.container_of(parent)) {
+            (0, Some(own)) => own,
+            (0, None) => t.containers.root(),
+            (handle, _) => t.resolve_container(handle, vessel_abi::Rights::MANAGE)?,
+        };
+        if let Some(from) = t.processes.get(&parent).map(|p| p.table) {
+            for &h in caps {
+                let cap = t.caps.get(from, vessel_capspace::Handle(h)).map_err(ipc::cap_error)?;
+                if !cap.rights.contains(vessel_abi::Rights::TRANSFER | vessel_abi::Rights::DUPLICATE) {
+                    return Err(Error::MissingRights);
+                }
+                if !t.may_enter(cap.object, target) {
+                    return Err(Error::CrossContainer);
+                }
+            }
+        }
+        t.reserve_process(target)?;
+        let vpid = match t.containers.alloc_pid(target) {
+            Ok(v) => v,
+            Err(e) => {
+                t.unreserve_process(target);
+                return Err(container::container_error(e));
+            }
+        };
         let pid = t.next_id;
         t.next_id += 2;
-        (pid, pid + 1)
+        Ok((pid, pid + 1, target, vpid))
     })
-    .ok_or(Error::NoMemory)?;
-    // Build the image with the table unlocked: it allocates and copies, and touches no task.
+    .ok_or(Error::NoSuchProcess)??;
+    let built = build_process(parent, file.data, bootfs, args, caps, (pid, vpid));
+    with_tasks(|t| {
+        let (space, table, thread) = match built {
+            Ok(v) => v,
+            Err(e) => {
+                t.unreserve_process(target);
+                return Err(e);
+            }
+        };
+        let pages = space.owned_pages();
+        let parent_gone = parent != 0 && t.processes.get(&parent).is_none_or(|p| p.exit.is_some());
+        let refused = if parent_gone { Err(Error::NoSuchProcess) } else { t.charge(target, Resource::Pages, pages) };
+        if let Err(e) = refused {
+            t.unreserve_process(target);
+            if let Ok(removed) = t.caps.destroy_table(table) {
+                for cap in removed {
+                    t.cap_removed(&cap);
+                }
+            }
+            return Err(e);
+        }
+        t.processes.insert(
+            pid,
+            Process {
+                parent,
+                container: target,
+                vpid,
+                pages,
+                name: String::from(path),
+                space: Some(space),
+                threads: alloc::vec![tid],
+                children: Vec::new(),
+                exit: None,
+                priority,
+                cpu_ticks: 0,
+                heap_next: HEAP_START,
+                table,
+                mappings: Vec::new(),
+                ipc_frames: [None; 2],
+            },
+        );
+        t.members.entry(target).or_default().push(pid);
+        if let Some(p) = t.processes.get_mut(&parent) {
+            p.children.push(pid);
+        }
+        t.threads.insert(tid, Box::new(thread));
+        t.make_ready(tid);
+        if container == 0 {
+            return Ok(vpid);
+        }
+        // The parent names a child in another container only through this capability: without
+        // it, the child must not run.
+        let handle = caps::create(t, ObjectRef::Process(pid));
+        if handle.is_err() {
+            // It never ran: end it and drop its record at once (nobody could wait for it).
+            t.terminate(pid, Exit::Killed);
+            let space = t.processes.get_mut(&pid).and_then(|p| p.space.take());
+            t.remove_process(pid);
+            drop(space);
+        }
+        handle
+    })
+    .ok_or(Error::NoMemory)?
+}
+
+/// Builds a new process's image, capability table and first thread, with the task table
+/// unlocked except for the table work (loading allocates and copies, and touches no task).
+fn build_process(
+    parent: Pid,
+    elf: &[u8],
+    bootfs: &'static [u8],
+    args: &[u8],
+    caps: &[u32],
+    (pid, vpid): (Pid, u64),
+) -> Result<(AddressSpace, TableId, Thread), Error> {
     let mut space = AddressSpace::new().map_err(|_| Error::NoMemory)?;
-    let entry = loader::load_elf(&mut space, file.data)?;
+    let entry = loader::load_elf(&mut space, elf)?;
     let bootfs_len = if parent == 0 {
         loader::map_bootfs(&mut space, bootfs)?;
         bootfs.len() as u64
     } else {
         0
     };
-    // Check the capabilities first so a refusal leaves nothing behind.
-    with_tasks(|t| {
-        let Some(from) = t.processes.get(&parent).map(|p| p.table) else { return Ok(()) };
-        for &h in caps {
-            let cap = t.caps.get(from, vessel_capspace::Handle(h)).map_err(ipc::cap_error)?;
-            if !cap.rights.contains(vessel_abi::Rights::TRANSFER | vessel_abi::Rights::DUPLICATE) {
-                return Err(Error::MissingRights);
-            }
-        }
-        Ok(())
-    })
-    .ok_or(Error::NoSuchProcess)??;
     let (table, handles, count) = with_tasks(|t| {
         let table = t.caps.create_table(ipc::TABLE_CAPACITY).map_err(ipc::cap_error)?;
         let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
         let mut count = caps.len();
         if parent == 0 {
-            // init: the hardware capabilities, roots of their derivation trees.
+            // init: the hardware capabilities, roots of their derivation trees, and the root
+            // container (init hands it to `proc`).
             count = 0;
-            for object in hardware::boot_objects().into_iter().take(handles.len()) {
+            let root = ObjectRef::Container(t.containers.root());
+            for object in hardware::boot_objects().into_iter().chain([root]).take(handles.len()) {
                 let cap = vessel_capspace::Cap { object, rights: vessel_abi::Rights::all(), badge: 0 };
                 if let Ok(h) = t.caps.insert(table, cap) {
                     handles[count] = h.0;
@@ -64,7 +162,7 @@ pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority, caps: &[u
         Ok::<_, Error>((table, handles, count))
     })
     .ok_or(Error::NoSuchProcess)??;
-    let info = match loader::setup_stack(&mut space, pid, args, bootfs_len, &handles[..count]) {
+    let info = match loader::setup_stack(&mut space, vpid, args, bootfs_len, &handles[..count]) {
         Ok(v) => v,
         Err(e) => {
             drop_table(table);
@@ -75,40 +173,31 @@ pub fn spawn(parent: Pid, path: &str, args: &[u8], priority: Priority, caps: &[u
         drop_table(table);
         return Err(Error::NoMemory);
     };
-    with_tasks(|t| {
-        if parent != 0 && t.processes.get(&parent).is_none_or(|p| p.exit.is_some()) {
-            if let Ok(removed) = t.caps.destroy_table(table) {
-                for cap in removed {
-                    t.cap_removed(&cap);
-                }
-            }
-            return Err(Error::NoSuchProcess);
+    Ok((space, table, thread))
+}
+
+impl Tasks {
+    /// Charges a new process, its thread and its capability table to `container`.
+    fn reserve_process(&mut self, container: Index) -> Result<(), Error> {
+        self.charge(container, Resource::Processes, 1)?;
+        if let Err(e) = self.charge(container, Resource::Threads, 1) {
+            self.containers.uncharge(container, Resource::Processes, 1);
+            return Err(e);
         }
-        t.processes.insert(
-            pid,
-            Process {
-                parent,
-                name: String::from(path),
-                space: Some(space),
-                threads: alloc::vec![tid],
-                children: Vec::new(),
-                exit: None,
-                priority,
-                cpu_ticks: 0,
-                heap_next: HEAP_START,
-                table,
-                mappings: Vec::new(),
-                ipc_frames: [None; 2],
-            },
-        );
-        if let Some(p) = t.processes.get_mut(&parent) {
-            p.children.push(pid);
+        if let Err(e) = self.charge(container, Resource::CapSlots, ipc::TABLE_CAPACITY as u64) {
+            self.containers.uncharge(container, Resource::Processes, 1);
+            self.containers.uncharge(container, Resource::Threads, 1);
+            return Err(e);
         }
-        t.threads.insert(tid, Box::new(thread));
-        t.make_ready(tid);
-        Ok(pid)
-    })
-    .ok_or(Error::NoMemory)?
+        Ok(())
+    }
+
+    /// Returns what `reserve_process` charged.
+    fn unreserve_process(&mut self, container: Index) {
+        self.containers.uncharge(container, Resource::Processes, 1);
+        self.containers.uncharge(container, Resource::Threads, 1);
+        self.containers.uncharge(container, Resource::CapSlots, ipc::TABLE_CAPACITY as u64);
+    }
 }
 
 /// Drops a table made for a spawn that failed.
@@ -122,18 +211,42 @@ fn drop_table(table: TableId) {
     });
 }
 
-fn child_of(t: &Tasks, caller: Pid, pid: Pid) -> Result<(), Error> {
-    match t.processes.get(&pid) {
-        Some(p) if p.parent == caller => Ok(()),
+/// The kernel id of the caller itself or of its child with pid `pid` in the caller's container
+/// (children placed in other containers are reached through process capabilities).
+pub(super) fn self_or_child(t: &Tasks, caller: Pid, pid: u64) -> Result<Pid, Error> {
+    let me = t.processes.get(&caller).ok_or(Error::NoSuchProcess)?;
+    if me.vpid == pid {
+        return Ok(caller);
+    }
+    me.children
+        .iter()
+        .copied()
+        .find(|c| t.processes.get(c).is_some_and(|p| p.vpid == pid && p.container == me.container))
+        .ok_or(Error::NoSuchProcess)
+}
+
+/// The caller's child named by `pid` (a pid in the caller's container, or with
+/// `BY_CAPABILITY` a process capability naming one of its children anywhere).
+fn child(t: &Tasks, caller: Pid, pid: u64, flags: u64) -> Result<Pid, Error> {
+    let kernel_pid = if flags & vessel_abi::BY_CAPABILITY != 0 {
+        match t.resolve(pid, vessel_abi::Rights::empty())?.object {
+            ObjectRef::Process(p) => p,
+            _ => return Err(Error::WrongObject),
+        }
+    } else {
+        self_or_child(t, caller, pid)?
+    };
+    match t.processes.get(&kernel_pid) {
+        Some(p) if p.parent == caller => Ok(kernel_pid),
         _ => Err(Error::NoSuchProcess),
     }
 }
 
 /// Waits for the caller's child `pid` to end, reaps it and returns how it ended.
-pub fn wait(caller: Pid, pid: Pid) -> Result<ExitStatus, Error> {
+pub fn wait(caller: Pid, pid: u64, flags: u64) -> Result<ExitStatus, Error> {
     loop {
         let done = with_tasks(|t| {
-            child_of(t, caller, pid)?;
+            let pid = child(t, caller, pid, flags)?;
             if let Some(exit) = t.processes.get(&pid).and_then(|p| p.exit) {
                 // The child is off the CPU (the caller is on it), so its memory can go now; its
                 // kernel stacks wait for the reaper.
@@ -158,9 +271,9 @@ pub fn wait(caller: Pid, pid: Pid) -> Result<ExitStatus, Error> {
 }
 
 /// Ends the caller's child `pid`.
-pub fn kill(caller: Pid, pid: Pid) -> Result<(), Error> {
+pub fn kill(caller: Pid, pid: u64) -> Result<(), Error> {
     with_tasks(|t| {
-        child_of(t, caller, pid)?;
+        let pid = child(t, caller, pid, 0)?;
         t.terminate(pid, Exit::Killed);
         Ok(())
     })
@@ -168,16 +281,16 @@ pub fn kill(caller: Pid, pid: Pid) -> Result<(), Error> {
 }
 
 /// State of the caller itself or one of its children.
-pub fn process_info(caller: Pid, pid: Pid) -> Result<ProcessInfo, Error> {
+pub fn process_info(caller: Pid, pid: u64, flags: u64) -> Result<ProcessInfo, Error> {
     with_tasks(|t| {
-        if pid != caller {
-            child_of(t, caller, pid)?;
-        }
+        let me = t.processes.get(&caller).ok_or(Error::NoSuchProcess)?;
+        let pid = if flags == 0 && me.vpid == pid { caller } else { child(t, caller, pid, flags)? };
         let p = t.processes.get(&pid).ok_or(Error::NoSuchProcess)?;
+        let parent = t.processes.get(&p.parent).filter(|q| q.container == p.container).map_or(0, |q| q.vpid);
         let blocked = p.threads.iter().all(|tid| t.threads.get(tid).is_some_and(|th| th.state == State::Blocked));
         Ok(ProcessInfo {
-            pid,
-            parent: p.parent,
+            pid: p.vpid,
+            parent,
             state: if p.exit.is_some() {
                 2
             } else if blocked {
@@ -188,6 +301,7 @@ pub fn process_info(caller: Pid, pid: Pid) -> Result<ProcessInfo, Error> {
             priority: p.priority as u32,
             cpu_ticks: p.cpu_ticks,
             threads: p.threads.len() as u64,
+            container: t.containers.get(p.container).map_or(0, |c| c.id()),
         })
     })
     .ok_or(Error::NoSuchProcess)?
@@ -199,7 +313,8 @@ pub fn stats() -> KernelStats {
     reap();
     let (free_frames, total_frames) = frames::counts();
     let (processes, threads, objects, caps) = with_tasks(|t| {
-        let objects = t.endpoints.len() + t.notifications.len() + t.memories.len();
+        // Containers other than the root count as objects too.
+        let objects = t.endpoints.len() + t.notifications.len() + t.memories.len() + t.containers.len() - 1;
         (t.processes.len() as u64, t.threads.len() as u64 - 1, objects as u64, t.caps.total() as u64)
     })
     .unwrap_or((0, 0, 0, 0));
@@ -223,6 +338,15 @@ fn with_current_process<R>(f: impl FnOnce(&mut Process) -> Result<R, Error>) -> 
     .ok_or(Error::NoSuchProcess)?
 }
 
+/// Charges `n` of `resource` to the running process's container; returns the container.
+fn charge_current(resource: Resource, n: u64) -> Result<Index, Error> {
+    with_tasks(|t| {
+        let container = t.current_container()?;
+        t.charge(container, resource, n).map(|()| container)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
 /// Maps `pages` zeroed pages into the caller and returns their address.
 pub fn mem_map(pages: u64, flags: MapFlags) -> Result<u64, Error> {
     if flags.contains(MapFlags::WRITE | MapFlags::EXEC) {
@@ -236,7 +360,8 @@ pub fn mem_map(pages: u64, flags: MapFlags) -> Result<u64, Error> {
         Access::Read
     };
     let bytes = pages.checked_mul(PAGE_SIZE).filter(|&b| b > 0 && b <= 1 << 32).ok_or(Error::InvalidArgument)?;
-    with_current_process(|p| {
+    let container = charge_current(Resource::Pages, pages)?;
+    let mapped = with_current_process(|p| {
         let base = p.heap_next;
         let end = base.checked_add(bytes).filter(|&e| e <= HEAP_END).ok_or(Error::NoMemory)?;
         let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
@@ -250,8 +375,13 @@ pub fn mem_map(pages: u64, flags: MapFlags) -> Result<u64, Error> {
             }
         }
         p.heap_next = end;
+        p.pages += pages;
         Ok(base)
-    })
+    });
+    if mapped.is_err() {
+        with_tasks(|t| t.containers.uncharge(container, Resource::Pages, pages));
+    }
+    mapped
 }
 
 /// Unmaps pages obtained with [`mem_map`].
@@ -261,7 +391,7 @@ pub fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
     if !addr.is_multiple_of(PAGE_SIZE) || addr < HEAP_START || end > HEAP_END {
         return Err(Error::InvalidArgument);
     }
-    let released = with_current_process(|p| {
+    let (result, released, container, freed) = with_current_process(|p| {
         // A memory-object mapping is unmapped whole or not at all.
         let object = match p.mappings.iter().position(|&(_, a, n)| a < end && addr < a + n * PAGE_SIZE) {
             Some(i) if p.mappings[i].1 == addr && p.mappings[i].2 == pages => Some(p.mappings.remove(i).0),
@@ -269,11 +399,21 @@ pub fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
             None => None,
         };
         let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        let before = space.owned_pages();
+        let mut result = Ok(());
         for page in (addr..end).step_by(PAGE_SIZE as usize) {
-            space.unmap(page).map_err(|_| Error::InvalidArgument)?;
+            if space.unmap(page).is_err() {
+                result = Err(Error::InvalidArgument);
+                break;
+            }
         }
-        Ok(object)
+        // Pages of its own that went (a memory object's pages are charged to the object).
+        let freed = before - space.owned_pages();
+        p.pages -= freed;
+        Ok((result, object, p.container, freed))
     })?;
+    with_tasks(|t| t.containers.uncharge(container, Resource::Pages, freed));
+    result?;
     if let Some(object) = released {
         with_tasks(|t| {
             if let Some(m) = t.memories.get_mut(&object) {
@@ -292,11 +432,17 @@ pub fn map_on_demand(addr: u64) -> bool {
     if !(STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) && !ipc.contains(&addr) {
         return false;
     }
-    with_current_process(|p| {
+    let Ok(container) = charge_current(Resource::Pages, 1) else { return false };
+    let mapped = with_current_process(|p| {
         let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
-        space.map_new(addr & !(PAGE_SIZE - 1), Access::ReadWrite).map_err(|_| Error::NoMemory)
-    })
-    .is_ok()
+        space.map_new(addr & !(PAGE_SIZE - 1), Access::ReadWrite).map_err(|_| Error::NoMemory)?;
+        p.pages += 1;
+        Ok(())
+    });
+    if mapped.is_err() {
+        with_tasks(|t| t.containers.uncharge(container, Resource::Pages, 1));
+    }
+    mapped.is_ok()
 }
 
 fn fault_kind(frame: &TrapFrame, cr2: u64) -> FaultKind {

@@ -79,17 +79,26 @@ pub const HOST_CRATES: &[&str] = &[
     "vessel-abi",
     "vessel-bootfs",
     "vessel-capspace",
+    "vessel-container",
     "vessel-kv-protocol",
+    "vessel-proc-protocol",
     "vessel-test-harness",
     "xtask",
 ];
 
 /// User-space crates (built for `x86_64-unknown-none` as static executables).
-const USER_CRATES: &[&str] =
-    &["vessel-rt", "vessel-protocol", "vessel-kv-protocol", "vessel-init", "vessel-apps", "vessel-testprogs"];
+const USER_CRATES: &[&str] = &[
+    "vessel-rt",
+    "vessel-protocol",
+    "vessel-kv-protocol",
+    "vessel-init",
+    "vessel-proc",
+    "vessel-apps",
+    "vessel-testprogs",
+];
 
 /// The user programs packed into every boot file system (as `bin/<name>`).
-pub const PROGRAMS: &[&str] = &["init", "hello", "true", "probe", "usertest", "bench"];
+pub const PROGRAMS: &[&str] = &["init", "proc", "ctr", "hello", "true", "probe", "usertest", "bench"];
 
 /// Builds the user programs: static, non-PIE executables (`-C relocation-model=static`, which
 /// the kernel's loader requires), in their own target directory so this flag never mixes with
@@ -101,7 +110,16 @@ pub fn userland() -> Result<PathBuf> {
         cargo()
             .args(["build", "--release", "--target", "x86_64-unknown-none", "--target-dir"])
             .arg(&target_dir)
-            .args(["--package", "vessel-init", "--package", "vessel-apps", "--package", "vessel-testprogs"])
+            .args([
+                "--package",
+                "vessel-init",
+                "--package",
+                "vessel-proc",
+                "--package",
+                "vessel-apps",
+                "--package",
+                "vessel-testprogs",
+            ])
             .env("RUSTFLAGS", "-C relocation-model=static"),
     )?;
     Ok(target_dir.join("x86_64-unknown-none/release"))
@@ -175,7 +193,10 @@ pub fn images_from(elf: &Path, builder: &Path, name: &str, ramdisk: &Path) -> Re
 }
 
 /// What the shipped image runs.
-pub const SHIPPED: BootSpec<'static> = BootSpec { init_conf: "bin/hello from init\n", boot_args: "" };
+pub const SHIPPED: BootSpec<'static> = BootSpec {
+    init_conf: "bin/hello from init\nbin/ctr run bin/hello from a container , create , spawn $ bin/hello , list , info $ , destroy $\n",
+    boot_args: "",
+};
 
 /// The shipped images.
 pub fn images() -> Result<Images> {

@@ -35,7 +35,7 @@ pub fn run(runs: usize) -> Result {
 
 /// Boots the bench image (BIOS) and passes its RESULT lines through.
 fn guest() -> Result {
-    let spec = BootSpec { init_conf: "bin/bench\n", boot_args: "debug-exit=allow\n" };
+    let spec = BootSpec { init_conf: "!bin/bench\n", boot_args: "debug-exit=allow\n" };
     let images = artifacts::images_with(Flavor::Normal, "vessel-bench", &spec)?;
     step("in-guest benchmarks (BIOS, TCG)");
     let machine = Machine {
@@ -46,7 +46,12 @@ fn guest() -> Result {
         snapshot: true,
     };
     let run = qemu::run(&machine, Duration::from_secs(600), |_| false).map_err(|e| e.to_string())?;
-    let results: Vec<&str> = run.lines.iter().map(|(_, l)| l.as_str()).filter(|l| l.starts_with("RESULT ")).collect();
+    let results: Vec<&str> = run
+        .lines
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .filter(|l| l.starts_with("RESULT ") || l.starts_with("MEASURE "))
+        .collect();
     for line in &results {
         println!("{line}");
     }

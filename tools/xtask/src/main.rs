@@ -50,7 +50,11 @@ enum Cmd {
         qemu_args: Vec<String>,
     },
     /// Run the host unit tests and the in-QEMU test suites.
-    Test,
+    Test {
+        /// Only the user-space suite under BIOS (a quick loop while developing; CI runs all).
+        #[arg(long)]
+        user_only: bool,
+    },
     /// Run the in-guest benchmarks, then measure boot times; prints `RESULT` lines.
     Bench {
         /// Boots per firmware.
@@ -116,7 +120,8 @@ fn main() -> ExitCode {
             println!("uefi: {}", images.uefi.display());
         }),
         Cmd::Run { uefi, usb, display, qemu_args } => run_qemu(uefi, usb, display, &qemu_args),
-        Cmd::Test => suites::run_all(),
+        Cmd::Test { user_only: false } => suites::run_all(),
+        Cmd::Test { user_only: true } => suites::run_user_bios(),
         Cmd::Bench { runs } => bench::run(runs),
         Cmd::Clippy => artifacts::clippy(),
     });

@@ -18,7 +18,7 @@ pub enum RequestError {
     Decode(DecodeError),
 }
 
-fn call0(number: Syscall, args: [u64; 6]) -> Result<u64, Error> {
+pub(crate) fn call0(number: Syscall, args: [u64; 6]) -> Result<u64, Error> {
     // SAFETY: capability calls take handles and numbers only; the kernel checks them.
     let (rax, rdx) = unsafe { syscall(number as u64, args) };
     decode_return(rax, rdx)

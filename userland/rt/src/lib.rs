@@ -10,9 +10,11 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod container;
 mod heap;
 pub mod io;
 pub mod ipc;
+pub mod proc;
 pub mod process;
 mod start;
 pub mod sys;

@@ -4,6 +4,8 @@ use alloc::vec::Vec;
 
 use vessel_abi::{Error, Exit, Priority, ProcessInfo, SpawnRequest};
 
+use crate::ipc::{Cap, ProcessHandle};
+
 /// Starts `path` from the boot file system with `args` (`argv[0]` is the path) at `priority`.
 pub fn spawn_with(path: &str, args: &[&str], priority: Priority) -> Result<u64, Error> {
     spawn_full(path, args, priority, &[])
@@ -15,6 +17,22 @@ pub fn spawn_with_caps(path: &str, args: &[&str], caps: &[u32]) -> Result<u64, E
 }
 
 fn spawn_full(path: &str, args: &[&str], priority: Priority, caps: &[u32]) -> Result<u64, Error> {
+    spawn_request(path, args, priority, caps, 0)
+}
+
+/// Starts `path` in the container a container capability names (needs MANAGE; every cap must
+/// belong to that container or be a service endpoint). Returns a process capability: pids
+/// name processes only inside their own container.
+pub fn spawn_in(container: Cap, path: &str, args: &[&str], caps: &[u32]) -> Result<ProcessHandle, Error> {
+    spawn_request(path, args, Priority::Normal, caps, u64::from(container.0)).map(|h| ProcessHandle(Cap(h as u32)))
+}
+
+/// Waits for a child placed in another container.
+pub fn wait_handle(child: ProcessHandle) -> Result<Exit, Error> {
+    crate::sys::wait_handle(child.0.0).map(|s| s.exit())
+}
+
+fn spawn_request(path: &str, args: &[&str], priority: Priority, caps: &[u32], container: u64) -> Result<u64, Error> {
     let mut blob = Vec::with_capacity(path.len() + 1 + args.iter().map(|a| a.len() + 1).sum::<usize>());
     for part in core::iter::once(&path).chain(args) {
         blob.extend_from_slice(part.as_bytes());
@@ -29,6 +47,7 @@ fn spawn_full(path: &str, args: &[&str], priority: Priority, caps: &[u32]) -> Re
         flags: 0,
         caps_ptr: caps.as_ptr() as u64,
         caps_len: caps.len() as u64,
+        container,
     };
     crate::sys::spawn(&request)
 }

@@ -47,6 +47,20 @@ pub fn wait(pid: u64) -> Result<ExitStatus, Error> {
     Ok(status)
 }
 
+/// Waits for the child a process capability names (one placed in another container).
+pub fn wait_handle(handle: u32) -> Result<ExitStatus, Error> {
+    let mut status = ExitStatus::default();
+    call(Syscall::Wait, [u64::from(handle), &raw mut status as u64, vessel_abi::BY_CAPABILITY, 0, 0, 0])?;
+    Ok(status)
+}
+
+/// State of the child a process capability names.
+pub fn process_info_handle(handle: u32) -> Result<ProcessInfo, Error> {
+    let mut info = ProcessInfo::default();
+    call(Syscall::ProcessInfo, [u64::from(handle), &raw mut info as u64, vessel_abi::BY_CAPABILITY, 0, 0, 0])?;
+    Ok(info)
+}
+
 /// Ends child `pid`.
 pub fn kill(pid: u64) -> Result<(), Error> {
     call(Syscall::Kill, [pid, 0, 0, 0, 0, 0]).map(|_| ())

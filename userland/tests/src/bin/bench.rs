@@ -4,8 +4,13 @@
 #![no_std]
 #![no_main]
 
-use vessel_rt::abi::Meta;
-use vessel_rt::ipc::{self, Endpoint, Notification};
+extern crate alloc;
+
+use vessel_proc_protocol::Limits;
+use vessel_rt::abi::{ContainerLimits, Error, Meta, ObjectKind};
+use vessel_rt::container::Container;
+use vessel_rt::ipc::{self, Cap, Endpoint, Notification};
+use vessel_rt::proc::Proc;
 use vessel_rt::{println, process, sys, time};
 
 vessel_rt::entry!(main);
@@ -49,8 +54,11 @@ fn main() -> i32 {
     }
     report("spawn_wait", n, time::now_ns() - start, "proc");
 
-    if let Err(e) = ipc_benches() {
+    if let Err(e) = ipc_benches("") {
         println!("bench: IPC benchmarks failed: {e}");
+    }
+    if let Err(e) = container_benches() {
+        println!("bench: container benchmarks failed: {e}");
     }
 
     let _ = sys::debug_exit(0);
@@ -72,12 +80,19 @@ fn time_rounds(
     Ok(time::now_ns() - start)
 }
 
-fn ipc_benches() -> Result<(), vessel_rt::abi::Error> {
+fn ipc_benches(suffix: &str) -> Result<(), vessel_rt::abi::Error> {
     let ep = Endpoint::create()?;
     let server = process::spawn_with_caps("bin/probe", &["ipc-server"], &[ep.0.0])?;
 
     let n = 20_000;
     let total = time_rounds(n, || ep.call([1, 2, 3, 4], Meta::default()).map(|_| ()))?;
+    if !suffix.is_empty() {
+        report(&alloc::format!("ipc_call_roundtrip{suffix}"), n, total, "roundtrip");
+        let _ = process::kill(server);
+        let _ = process::wait(server);
+        let _ = ep.0.delete();
+        return Ok(());
+    }
     report("ipc_call_roundtrip", n, total, "roundtrip");
 
     let n = 5_000;
@@ -106,6 +121,67 @@ fn ipc_benches() -> Result<(), vessel_rt::abi::Error> {
     })?;
     report("notification_roundtrip", n, total, "roundtrip");
     let _ = process::wait(partner);
+    Ok(())
+}
+
+/// Create a container, start `bin/true` in it, wait, destroy: `n` times.
+fn lifecycle(root: Container, n: u64) -> Result<u64, Error> {
+    time_rounds(n, || {
+        let c = root.create_child(&ContainerLimits::default())?;
+        let child = process::spawn_in(c.0, "bin/true", &[], &[])?;
+        process::wait_handle(child)?;
+        c.destroy()?;
+        child.0.delete()?;
+        c.0.delete()
+    })
+}
+
+/// Kernel memory (frames and heap) in bytes.
+fn kernel_bytes() -> Result<i64, Error> {
+    let s = sys::kernel_stats()?;
+    Ok(s.heap_used as i64 - (s.free_frames * 4096) as i64)
+}
+
+fn container_benches() -> Result<(), Error> {
+    let root = vessel_rt::handles()
+        .iter()
+        .map(|&h| Cap(h))
+        .find(|c| c.inspect().is_ok_and(|i| i.kind == ObjectKind::Container as u32))
+        .map(Container)
+        .ok_or(Error::NotFound)?;
+    let n = 500;
+    report("container_lifecycle", n, lifecycle(root, n)?, "container");
+
+    // Memory per container: the kernel's own (1,000 created directly), then kernel + proc
+    // (1,000 created through proc, which also keeps a record and a capability for each).
+    let live = 1000u64;
+    let before = kernel_bytes()?;
+    let mut held = alloc::vec::Vec::new();
+    for _ in 0..live {
+        held.push(root.create_child(&ContainerLimits::default())?);
+    }
+    let kernel = (kernel_bytes()? - before) / live as i64;
+    println!("MEASURE container_memory_kernel n={live} {kernel} bytes/container");
+    if let Some(proc) = Proc::get() {
+        let before = kernel_bytes()?;
+        let mut ids = alloc::vec::Vec::new();
+        for _ in 0..live {
+            ids.push(proc.create(0, Limits::default())?);
+        }
+        let both = (kernel_bytes()? - before) / live as i64;
+        println!("MEASURE container_memory_kernel_and_proc n={live} {both} bytes/container");
+        for id in ids {
+            proc.destroy(id)?;
+        }
+    }
+
+    // The same figures with 1,000 live containers.
+    report("container_lifecycle_1000_live", n, lifecycle(root, n)?, "container");
+    ipc_benches("_1000_live")?;
+    for c in held {
+        c.destroy()?;
+        c.0.delete()?;
+    }
     Ok(())
 }
 

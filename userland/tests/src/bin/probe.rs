@@ -23,12 +23,17 @@
 //! - `shared`: map memory object 0, expect 0x1234 at offset 0, write 0x5678 at offset 8.
 //! - `kill-via-cap`: end the process named by process capability 0 (not our child).
 //! - `kv-server`: serve the key-value protocol (`vessel-kv-protocol`) on endpoint 0.
+//! - container roles (`xc`, `blocked`, `ipc-pair`, `spawner`, `call-service`, `forkbomb`,
+//!   `memhog`, `ps-check`, `echo-service`, `service-client`): see `containers.rs` beside this file.
 //! - `fuzz SEED N`: make N random system calls with hostile arguments (the parent kills us if
 //!   one blocks forever); exit 0 if we got through them all.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
+
+#[path = "probe/containers.rs"]
+mod containers;
 
 use alloc::vec::Vec;
 
@@ -134,6 +139,17 @@ fn main() -> i32 {
             kv_server();
             0
         }
+        "xc" => crate::containers::cross_container(&args[2..]),
+        "blocked" => crate::containers::blocked(),
+        "ipc-pair" => crate::containers::ipc_pair(),
+        "ipc-pair-child" => crate::containers::ipc_pair_child(),
+        "spawner" => crate::containers::spawner(),
+        "call-service" => crate::containers::call_service(),
+        "forkbomb" => crate::containers::forkbomb(),
+        "memhog" => crate::containers::memhog(),
+        "ps-check" => crate::containers::ps_check(&args[2..]),
+        "echo-service" => crate::containers::echo_service(),
+        "service-client" => crate::containers::service_client(),
         "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {
             Ok(()) => 0,
             Err(_) => 1,

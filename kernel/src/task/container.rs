@@ -1,0 +1,209 @@
+//! Containers in the kernel: creation, destruction, information, quotas and the isolation rule
+//! (DESIGN.md section 3). The tree and its hierarchical quota accounting are the pure
+//! `vessel_container` crate; this module ties them to processes and objects.
+//!
+//! Invariants:
+//! - Every process is in exactly one container, fixed at spawn; `members` lists the live ones.
+//! - Usage charged to a container is returned exactly once: a process's pages, its slot in the
+//!   process and thread counts and its capability table when it ends; an object's charge when the
+//!   object is freed; a child container's object charge when that child is removed.
+//! - Isolation: an endpoint, notification or memory object is used only from its own container,
+//!   and a capability moves only into the container its object belongs to, except system-service
+//!   endpoints, which any container may call and hold.
+//! - A destroyed container's processes end at once; the container itself leaves the tree when
+//!   its last charge returns (objects held elsewhere can keep it dying, never alive).
+
+use vessel_abi::{ContainerInfo, ContainerLimits, Error, Exit, Rights};
+use vessel_container::{Amounts, ContainerError, Index, Resource, State};
+
+use super::objects::ObjectRef;
+use super::thread::Pid;
+use super::{Tasks, with_tasks};
+
+/// The ABI error for a container-tree error.
+pub(super) fn container_error(e: ContainerError) -> Error {
+    match e {
+        ContainerError::Quota(_) | ContainerError::LimitTooLarge(_) => Error::QuotaExceeded,
+        ContainerError::NoSuchContainer | ContainerError::Dying => Error::NoSuchContainer,
+        ContainerError::TooMany | ContainerError::DuplicateId => Error::NoMemory,
+        ContainerError::NotEmpty | ContainerError::IsRoot => Error::InvalidArgument,
+    }
+}
+
+impl Tasks {
+    /// The container of a live or zombie process.
+    pub(super) fn container_of(&self, pid: Pid) -> Option<Index> {
+        self.processes.get(&pid).map(|p| p.container)
+    }
+
+    /// The running process's container.
+    pub(super) fn current_container(&self) -> Result<Index, Error> {
+        let pid = self.threads.get(&self.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
+        self.container_of(pid).ok_or(Error::NoSuchProcess)
+    }
+
+    /// Charges `n` of `resource` to `container` and its ancestors, all or nothing.
+    pub(super) fn charge(&mut self, container: Index, resource: Resource, n: u64) -> Result<(), Error> {
+        self.containers.charge(container, resource, n).map_err(container_error)
+    }
+
+    /// The container an object belongs to. Hardware objects belong to the root container: no
+    /// other container sees hardware unless it is passed through (not yet).
+    pub(super) fn object_container(&self, object: ObjectRef) -> Option<Index> {
+        match object {
+            ObjectRef::Endpoint(id) => self.endpoints.get(&id).map(|e| e.container),
+            ObjectRef::Notification(id) => self.notifications.get(&id).map(|n| n.container),
+            ObjectRef::Memory(id) => self.memories.get(&id).map(|m| m.container),
+            ObjectRef::Process(pid) => self.container_of(pid),
+            // A container capability lives in its parent container (the root's in the root).
+            ObjectRef::Container(c) => self.containers.get(c).map(|x| x.parent().unwrap_or(c)),
+            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) => Some(self.containers.root()),
+        }
+    }
+
+    /// Whether a capability to `object` may enter container `to`: its own container, or a
+    /// system-service endpoint. Objects already gone may move (every use of them fails anyway).
+    pub(super) fn may_enter(&self, object: ObjectRef, to: Index) -> bool {
+        if let ObjectRef::Endpoint(id) = object
+            && self.endpoints.get(&id).is_some_and(|e| e.service)
+        {
+            return true;
+        }
+        self.object_container(object).is_none_or(|c| c == to)
+    }
+
+    /// Resolves a container capability with `needs`; handle 0 means the caller's own container
+    /// (for reading only).
+    pub(super) fn resolve_container(&self, value: u64, needs: Rights) -> Result<Index, Error> {
+        if value == 0 && !needs.contains(Rights::MANAGE) {
+            return self.current_container();
+        }
+        match self.resolve(value, needs)?.object {
+            ObjectRef::Container(c) if self.containers.get(c).is_some_and(|c| c.state() == State::Alive) => Ok(c),
+            ObjectRef::Container(_) => Err(Error::NoSuchContainer),
+            _ => Err(Error::WrongObject),
+        }
+    }
+
+    /// Destroys `at` and its descendants: ends every process in them, then removes each
+    /// container whose charges are all back (leaves first).
+    fn destroy_container(&mut self, at: Index) -> Result<(), Error> {
+        let doomed = self.containers.begin_destroy(at).map_err(container_error)?;
+        for &c in &doomed {
+            let members = self.members.get(&c).cloned().unwrap_or_default();
+            for pid in members {
+                self.terminate(pid, Exit::Killed);
+            }
+        }
+        self.dying.extend(doomed);
+        self.remove_dead_containers();
+        Ok(())
+    }
+
+    /// Removes the dying containers whose usage has dropped to zero (their parents' object
+    /// charge for them returns too).
+    pub(super) fn remove_dead_containers(&mut self) {
+        let mut i = 0;
+        while i < self.dying.len() {
+            let c = self.dying[i];
+            let parent = self.containers.get(c).and_then(|c| c.parent());
+            match self.containers.remove(c) {
+                Ok(()) => {
+                    self.members.remove(&c);
+                    if let Some(parent) = parent {
+                        self.containers.uncharge(parent, Resource::Objects, 1);
+                    }
+                    self.dying.remove(i);
+                    // A parent may have been waiting for this child: look at the list again.
+                    i = 0;
+                }
+                Err(ContainerError::NoSuchContainer) => {
+                    self.dying.remove(i);
+                }
+                Err(_) => i += 1,
+            }
+        }
+    }
+}
+
+fn amounts(limits: &ContainerLimits) -> Amounts {
+    Amounts(limits.amounts)
+}
+
+/// `ContainerCreate`: a child of the container `parent` names, with `limits`.
+pub fn container_create(parent: u64, limits: &ContainerLimits) -> Result<u64, Error> {
+    with_tasks(|t| {
+        let parent = t.resolve_container(parent, Rights::MANAGE)?;
+        t.charge(parent, Resource::Objects, 1)?;
+        let id = t.container_ids.next();
+        let child = match t.containers.create(parent, id, amounts(limits)) {
+            Ok(c) => c,
+            Err(e) => {
+                t.containers.uncharge(parent, Resource::Objects, 1);
+                return Err(container_error(e));
+            }
+        };
+        t.members.insert(child, alloc::vec::Vec::new());
+        match super::caps::create(t, ObjectRef::Container(child)) {
+            Ok(handle) => Ok(handle),
+            Err(e) => {
+                // Nobody can name it: it goes again.
+                let _ = t.destroy_container(child);
+                Err(e)
+            }
+        }
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `ContainerDestroy`. True if the caller itself was inside (it must leave the CPU for good).
+pub fn container_destroy(value: u64) -> Result<bool, Error> {
+    with_tasks(|t| {
+        let at = t.resolve_container(value, Rights::MANAGE)?;
+        let mine = t.current_container()?;
+        if at == t.containers.root() {
+            return Err(Error::AccessDenied);
+        }
+        t.destroy_container(at)?;
+        Ok(t.containers.is_ancestor_or_self(at, mine) || t.containers.get(mine).is_none())
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `ContainerInfo`.
+pub fn container_info(value: u64) -> Result<ContainerInfo, Error> {
+    with_tasks(|t| {
+        let at = t.resolve_container(value, Rights::READ)?;
+        let c = t.containers.get(at).ok_or(Error::NoSuchContainer)?;
+        let parent = c.parent().and_then(|p| t.containers.get(p)).map_or(0, |p| p.id());
+        Ok(ContainerInfo {
+            id: c.id(),
+            parent,
+            state: u32::from(c.state() != State::Alive),
+            depth: c.depth(),
+            children: c.children().len() as u64,
+            members: t.members.get(&at).map_or(0, |m| m.len() as u64),
+            limits: c.limits().0,
+            usage: c.usage().0,
+        })
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `ServiceRegister`: marks an endpoint as a system service (needs MANAGE on the root
+/// container, and MANAGE on the endpoint).
+pub fn service_register(endpoint: u64, root: u64) -> Result<u64, Error> {
+    with_tasks(|t| {
+        let container = t.resolve_container(root, Rights::MANAGE)?;
+        if container != t.containers.root() {
+            return Err(Error::AccessDenied);
+        }
+        let id = match t.resolve(endpoint, Rights::MANAGE)?.object {
+            ObjectRef::Endpoint(id) => id,
+            _ => return Err(Error::WrongObject),
+        };
+        t.endpoints.get_mut(&id).ok_or(Error::PeerDied)?.service = true;
+        Ok(0)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}

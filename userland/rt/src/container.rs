@@ -1,0 +1,50 @@
+//! Containers through the kernel: a [`Container`] capability creates children, destroys, and
+//! inspects. Only `proc` (and what it trusts) holds container capabilities; other programs ask
+//! `proc` (see [`crate::proc`]).
+
+use vessel_abi::{ContainerInfo, ContainerLimits, Error, Syscall};
+
+use crate::ipc::{Cap, Endpoint, call0};
+
+/// A container capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Container(pub Cap);
+
+impl Container {
+    /// A child container with `limits` (needs MANAGE).
+    pub fn create_child(self, limits: &ContainerLimits) -> Result<Container, Error> {
+        let ptr = limits as *const ContainerLimits as u64;
+        call0(Syscall::ContainerCreate, [u64::from(self.0.0), ptr, 0, 0, 0, 0]).map(|h| Container(Cap(h as u32)))
+    }
+
+    /// Destroys it and all its descendants (needs MANAGE).
+    pub fn destroy(self) -> Result<(), Error> {
+        call0(Syscall::ContainerDestroy, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Its state, limits and usage (needs READ).
+    pub fn info(self) -> Result<ContainerInfo, Error> {
+        info_of(u64::from(self.0.0))
+    }
+
+    /// Its id.
+    pub fn id(self) -> Result<u64, Error> {
+        self.0.inspect().map(|i| i.detail)
+    }
+}
+
+fn info_of(handle: u64) -> Result<ContainerInfo, Error> {
+    let mut info = ContainerInfo::default();
+    call0(Syscall::ContainerInfo, [handle, &raw mut info as u64, 0, 0, 0, 0])?;
+    Ok(info)
+}
+
+/// The caller's own container.
+pub fn own() -> Result<ContainerInfo, Error> {
+    info_of(0)
+}
+
+/// Registers `endpoint` as a system-service endpoint (needs MANAGE on the root container).
+pub fn register_service(endpoint: Endpoint, root: Container) -> Result<(), Error> {
+    call0(Syscall::ServiceRegister, [u64::from(endpoint.0.0), u64::from(root.0.0), 0, 0, 0, 0]).map(|_| ())
+}
