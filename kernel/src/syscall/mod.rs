@@ -55,7 +55,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
 
 #[inline(never)]
 fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
-    let caller = task::current_pid();
+    // The caller's kernel id, looked up only by the calls that need it.
+    let caller = task::current_pid;
     match call {
         Syscall::DebugWrite => debug_write(a[0], a[1]).map(|()| a[1]),
         Syscall::Exit => task::exit_current(Exit::Code(a[0] as i64)),
@@ -64,16 +65,16 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
             Ok(0)
         }
         Syscall::ProcessId => Ok(task::current_vpid()),
-        Syscall::Spawn => spawn(caller, a[0]),
+        Syscall::Spawn => spawn(caller(), a[0]),
         Syscall::Wait => {
             // Check the destination first, so a bad pointer cannot lose a reaped child's status.
             usermem::write(a[1], &vessel_abi::ExitStatus::default())?;
-            let status = task::wait(caller, a[0], by_capability(a[2])?)?;
+            let status = task::wait(caller(), a[0], by_capability(a[2])?)?;
             usermem::write(a[1], &status).map(|()| 0)
         }
-        Syscall::Kill => task::kill(caller, a[0]).map(|()| 0),
+        Syscall::Kill => task::kill(caller(), a[0]).map(|()| 0),
         Syscall::ProcessInfo => {
-            let info = task::process_info(caller, a[0], by_capability(a[2])?)?;
+            let info = task::process_info(caller(), a[0], by_capability(a[2])?)?;
             usermem::write(a[1], &info).map(|()| 0)
         }
         Syscall::Sleep => {

@@ -22,7 +22,13 @@ const MAX_MEMORY_PAGES: u64 = 1024;
 pub(super) fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
     let table = t.table_of(t.current)?;
     let cap = Cap { object, rights: Rights::all(), badge: 0 };
-    match t.caps.insert(table, cap) {
+    let inserted = t.charge_slots(table, 1).and_then(|()| {
+        t.caps.insert(table, cap).map_err(|e| {
+            t.uncharge_slots(table, 1);
+            cap_error(e)
+        })
+    });
+    match inserted {
         Ok(h) => {
             t.cap_added(&cap);
             Ok(u64::from(h.0))
@@ -47,7 +53,7 @@ pub(super) fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
                 | ObjectRef::Process(_)
                 | ObjectRef::Container(_) => {}
             }
-            Err(cap_error(e))
+            Err(e)
         }
     }
 }
@@ -228,13 +234,19 @@ pub fn cap_duplicate(value: u64, mask: u64, badge: Option<u64>) -> Result<u64, E
     with_tasks(|t| {
         let table = t.table_of(t.current)?;
         let h = handle(value)?;
+        t.charge_slots(table, 1)?;
         let new = match badge {
-            None => t.caps.duplicate(table, h, table, mask).map_err(cap_error)?,
-            Some(b) => {
-                if !matches!(t.caps.get(table, h).map_err(cap_error)?.object, ObjectRef::Endpoint(_)) {
-                    return Err(Error::WrongObject);
-                }
-                t.caps.mint(table, h, table, mask, b).map_err(cap_error)?
+            None => t.caps.duplicate(table, h, table, mask).map_err(cap_error),
+            Some(b) => match t.caps.get(table, h).map_err(cap_error)?.object {
+                ObjectRef::Endpoint(_) => t.caps.mint(table, h, table, mask, b).map_err(cap_error),
+                _ => Err(Error::WrongObject),
+            },
+        };
+        let new = match new {
+            Ok(new) => new,
+            Err(e) => {
+                t.uncharge_slots(table, 1);
+                return Err(e);
             }
         };
         let cap = t.caps.get(table, new).map_err(cap_error)?;
@@ -249,6 +261,7 @@ pub fn cap_delete(value: u64) -> Result<u64, Error> {
     with_tasks(|t| {
         let table = t.table_of(t.current)?;
         let cap = t.caps.delete(table, handle(value)?).map_err(cap_error)?;
+        t.uncharge_slots(table, 1);
         t.cap_removed(&cap);
         Ok(0)
     })
@@ -261,7 +274,8 @@ pub fn cap_revoke(value: u64) -> Result<u64, Error> {
         let table = t.table_of(t.current)?;
         let removed = t.caps.revoke(table, handle(value)?).map_err(cap_error)?;
         let count = removed.len() as u64;
-        for (_, cap) in removed {
+        for (from, cap) in removed {
+            t.uncharge_slots(from, 1);
             t.cap_removed(&cap);
         }
         Ok(count)

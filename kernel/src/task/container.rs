@@ -16,6 +16,7 @@
 use vessel_abi::{ContainerInfo, ContainerLimits, Error, Exit, Rights};
 use vessel_container::{Amounts, ContainerError, Index, Resource, State};
 
+use super::TableId;
 use super::objects::ObjectRef;
 use super::thread::Pid;
 use super::{Tasks, with_tasks};
@@ -45,6 +46,33 @@ impl Tasks {
     /// Charges `n` of `resource` to `container` and its ancestors, all or nothing.
     pub(super) fn charge(&mut self, container: Index, resource: Resource, n: u64) -> Result<(), Error> {
         self.containers.charge(container, resource, n).map_err(container_error)
+    }
+
+    /// Charges `n` capability slots of `table` to the container that owns the table.
+    pub(super) fn charge_slots(&mut self, table: TableId, n: u64) -> Result<(), Error> {
+        match self.table_owner.get(&table) {
+            Some(&c) => self.charge(c, Resource::CapSlots, n),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives back `n` capability slots of `table`.
+    pub(super) fn uncharge_slots(&mut self, table: TableId, n: u64) {
+        if let Some(&c) = self.table_owner.get(&table) {
+            self.containers.uncharge(c, Resource::CapSlots, n);
+        }
+    }
+
+    /// Destroys a capability table: its caps go (objects nobody else reaches with them) and its
+    /// slots return to its container.
+    pub(super) fn release_table(&mut self, table: TableId) {
+        if let Ok(removed) = self.caps.destroy_table(table) {
+            self.uncharge_slots(table, removed.len() as u64);
+            for cap in removed {
+                self.cap_removed(&cap);
+            }
+        }
+        self.table_owner.remove(&table);
     }
 
     /// The container an object belongs to. Hardware objects belong to the root container: no

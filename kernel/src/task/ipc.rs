@@ -26,7 +26,7 @@ use crate::mem::address_space::Access;
 use crate::mem::{frames, phys_to_virt};
 
 /// Capability slots per process.
-pub const TABLE_CAPACITY: usize = 256;
+pub const TABLE_CAPACITY: usize = vessel_capspace::MAX_TABLE_CAPACITY;
 
 /// The ABI error for a capability-table error.
 pub(super) fn cap_error(e: CapError) -> Error {
@@ -382,12 +382,27 @@ impl Tasks {
         if self.caps.free_slots(to_table) < cap_count {
             return Err(Error::TableFull);
         }
-        if data_len > 0 {
-            self.copy_buffer(from, to, IPC_DATA_OFFSET, data_len)?;
+        // The receiver's container pays for the slots the capabilities take there.
+        self.charge_slots(to_table, cap_count as u64)?;
+        if data_len > 0
+            && let Err(e) = self.copy_buffer(from, to, IPC_DATA_OFFSET, data_len)
+        {
+            self.uncharge_slots(to_table, cap_count as u64);
+            return Err(e);
         }
         let mut moved = [0u32; MAX_MESSAGE_CAPS];
         for (i, &h) in handles[..cap_count].iter().enumerate() {
-            moved[i] = self.caps.transfer(from_table, Handle(h), to_table, Rights::all()).map_err(cap_error)?.0;
+            match self.caps.transfer(from_table, Handle(h), to_table, Rights::all()) {
+                Ok(new) => {
+                    moved[i] = new.0;
+                    self.uncharge_slots(from_table, 1);
+                }
+                Err(e) => {
+                    // Checked above, so not expected; the slots not used go back.
+                    self.uncharge_slots(to_table, (cap_count - i) as u64);
+                    return Err(cap_error(e));
+                }
+            }
         }
         let container_id = self.containers.get(sender_container).map_or(0, |c| c.id());
         let mut header = [0u8; 40];

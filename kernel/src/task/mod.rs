@@ -116,6 +116,8 @@ struct Tasks {
     container_ids: vessel_container::IdGenerator,
     /// Live processes of each container.
     members: BTreeMap<Index, Vec<Pid>>,
+    /// The container each capability table's slots are charged to.
+    table_owner: BTreeMap<TableId, Index>,
     /// Destroyed containers still waiting for their last charges to return.
     dying: Vec<Index>,
 }
@@ -204,11 +206,7 @@ impl Tasks {
         for &tid in &threads {
             self.cancel_ipc(tid);
         }
-        if let Ok(removed) = self.caps.destroy_table(table) {
-            for cap in removed {
-                self.cap_removed(&cap);
-            }
-        }
+        self.release_table(table);
         for (object, _, _) in mappings {
             if let Some(m) = self.memories.get_mut(&object) {
                 m.mappings = m.mappings.saturating_sub(1);
@@ -233,7 +231,6 @@ impl Tasks {
         self.containers.uncharge(container, Resource::Pages, pages);
         self.containers.uncharge(container, Resource::Processes, 1);
         self.containers.uncharge(container, Resource::Threads, thread_count);
-        self.containers.uncharge(container, Resource::CapSlots, ipc::TABLE_CAPACITY as u64);
         if let Some(members) = self.members.get_mut(&container) {
             members.retain(|&m| m != pid);
         }
@@ -339,13 +336,14 @@ pub fn init(bootfs: &'static [u8]) {
         containers: Tree::new(root_id, vessel_container::Amounts::UNLIMITED),
         container_ids: ids,
         members: BTreeMap::new(),
+        table_owner: BTreeMap::new(),
         dying: Vec::new(),
     });
 }
 
 /// The running process's pid inside its container (what user space calls its pid).
 pub fn current_vpid() -> u64 {
-    with_tasks(|t| t.threads.get(&t.current).and_then(|th| t.processes.get(&th.pid)).map_or(0, |p| p.vpid)).unwrap_or(0)
+    with_tasks(|t| t.threads.get(&t.current).map_or(0, |th| th.vpid)).unwrap_or(0)
 }
 
 /// The running process's kernel id (0 for the kernel itself).

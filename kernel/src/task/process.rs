@@ -49,7 +49,7 @@ pub fn spawn(
         Ok((pid, pid + 1, target, vpid))
     })
     .ok_or(Error::NoSuchProcess)??;
-    let built = build_process(parent, file.data, bootfs, args, caps, (pid, vpid));
+    let built = build_process(parent, file.data, bootfs, args, caps, (pid, vpid, target));
     with_tasks(|t| {
         let (space, table, thread) = match built {
             Ok(v) => v,
@@ -63,11 +63,7 @@ pub fn spawn(
         let refused = if parent_gone { Err(Error::NoSuchProcess) } else { t.charge(target, Resource::Pages, pages) };
         if let Err(e) = refused {
             t.unreserve_process(target);
-            if let Ok(removed) = t.caps.destroy_table(table) {
-                for cap in removed {
-                    t.cap_removed(&cap);
-                }
-            }
+            t.release_table(table);
             return Err(e);
         }
         t.processes.insert(
@@ -122,7 +118,7 @@ fn build_process(
     bootfs: &'static [u8],
     args: &[u8],
     caps: &[u32],
-    (pid, vpid): (Pid, u64),
+    (pid, vpid, container): (Pid, u64, Index),
 ) -> Result<(AddressSpace, TableId, Thread), Error> {
     let mut space = AddressSpace::new().map_err(|_| Error::NoMemory)?;
     let entry = loader::load_elf(&mut space, elf)?;
@@ -134,8 +130,15 @@ fn build_process(
     };
     let (table, handles, count) = with_tasks(|t| {
         let table = t.caps.create_table(ipc::TABLE_CAPACITY).map_err(ipc::cap_error)?;
+        t.table_owner.insert(table, container);
         let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
         let mut count = caps.len();
+        // The child's container pays for the slots its initial capabilities take.
+        let boot = if parent == 0 { (hardware::boot_objects().len() + 1).min(handles.len()) } else { 0 };
+        if let Err(e) = t.charge_slots(table, (caps.len() + boot) as u64) {
+            t.release_table(table);
+            return Err(e);
+        }
         if parent == 0 {
             // init: the hardware capabilities, roots of their derivation trees, and the root
             // container (init hands it to `proc`).
@@ -143,19 +146,25 @@ fn build_process(
             let root = ObjectRef::Container(t.containers.root());
             for object in hardware::boot_objects().into_iter().chain([root]).take(handles.len()) {
                 let cap = vessel_capspace::Cap { object, rights: vessel_abi::Rights::all(), badge: 0 };
-                if let Ok(h) = t.caps.insert(table, cap) {
-                    handles[count] = h.0;
-                    count += 1;
+                match t.caps.insert(table, cap) {
+                    Ok(h) => {
+                        handles[count] = h.0;
+                        count += 1;
+                    }
+                    Err(_) => t.uncharge_slots(table, 1),
                 }
             }
         }
         if let Some(from) = t.processes.get(&parent).map(|p| p.table) {
             for (i, &h) in caps.iter().enumerate() {
-                if let Ok(new) = t.caps.duplicate(from, vessel_capspace::Handle(h), table, vessel_abi::Rights::all()) {
-                    handles[i] = new.0;
-                    if let Ok(cap) = t.caps.get(table, new) {
-                        t.cap_added(&cap);
+                match t.caps.duplicate(from, vessel_capspace::Handle(h), table, vessel_abi::Rights::all()) {
+                    Ok(new) => {
+                        handles[i] = new.0;
+                        if let Ok(cap) = t.caps.get(table, new) {
+                            t.cap_added(&cap);
+                        }
                     }
+                    Err(_) => t.uncharge_slots(table, 1),
                 }
             }
         }
@@ -169,7 +178,7 @@ fn build_process(
             return Err(e);
         }
     };
-    let Some(thread) = Thread::new_user(pid, entry, info, info) else {
+    let Some(thread) = Thread::new_user((pid, vpid), entry, info, info) else {
         drop_table(table);
         return Err(Error::NoMemory);
     };
@@ -177,16 +186,11 @@ fn build_process(
 }
 
 impl Tasks {
-    /// Charges a new process, its thread and its capability table to `container`.
+    /// Charges a new process and its thread to `container`.
     fn reserve_process(&mut self, container: Index) -> Result<(), Error> {
         self.charge(container, Resource::Processes, 1)?;
         if let Err(e) = self.charge(container, Resource::Threads, 1) {
             self.containers.uncharge(container, Resource::Processes, 1);
-            return Err(e);
-        }
-        if let Err(e) = self.charge(container, Resource::CapSlots, ipc::TABLE_CAPACITY as u64) {
-            self.containers.uncharge(container, Resource::Processes, 1);
-            self.containers.uncharge(container, Resource::Threads, 1);
             return Err(e);
         }
         Ok(())
@@ -196,19 +200,12 @@ impl Tasks {
     fn unreserve_process(&mut self, container: Index) {
         self.containers.uncharge(container, Resource::Processes, 1);
         self.containers.uncharge(container, Resource::Threads, 1);
-        self.containers.uncharge(container, Resource::CapSlots, ipc::TABLE_CAPACITY as u64);
     }
 }
 
 /// Drops a table made for a spawn that failed.
 fn drop_table(table: TableId) {
-    with_tasks(|t| {
-        if let Ok(removed) = t.caps.destroy_table(table) {
-            for cap in removed {
-                t.cap_removed(&cap);
-            }
-        }
-    });
+    with_tasks(|t| t.release_table(table));
 }
 
 /// The kernel id of the caller itself or of its child with pid `pid` in the caller's container

@@ -36,6 +36,8 @@ pub enum State {
 pub struct Thread {
     /// Its process (0: the kernel's idle thread).
     pub pid: Pid,
+    /// Its process's pid inside its container (kept here so `ProcessId` is one lookup).
+    pub vpid: u64,
     /// Scheduling state.
     pub state: State,
     /// Stack pointer saved by the last switch away from it.
@@ -57,6 +59,7 @@ impl Thread {
     pub fn idle() -> Self {
         Thread {
             pid: 0,
+            vpid: 0,
             state: State::Running,
             saved_rsp: 0,
             stack: None,
@@ -68,7 +71,7 @@ impl Thread {
     }
 
     /// A thread that will enter user mode at `entry` with stack `user_rsp` and `rdi = arg`.
-    pub fn new_user(pid: Pid, entry: u64, user_rsp: u64, arg: u64) -> Option<Self> {
+    pub fn new_user((pid, vpid): (Pid, u64), entry: u64, user_rsp: u64, arg: u64) -> Option<Self> {
         let stack = KernelStack::new()?;
         let top = stack.top();
         let frame = TrapFrame {
@@ -92,6 +95,7 @@ impl Thread {
         }
         Some(Thread {
             pid,
+            vpid,
             state: State::Ready,
             saved_rsp,
             stack: Some(stack),

@@ -50,7 +50,7 @@ fn guest() -> Result {
         .lines
         .iter()
         .map(|(_, l)| l.as_str())
-        .filter(|l| l.starts_with("RESULT ") || l.starts_with("MEASURE "))
+        .filter(|l| ["RESULT ", "MEASURE ", "bench:"].iter().any(|p| l.starts_with(p)))
         .collect();
     for line in &results {
         println!("{line}");

@@ -147,6 +147,7 @@ fn main() -> i32 {
         "call-service" => crate::containers::call_service(),
         "forkbomb" => crate::containers::forkbomb(),
         "memhog" => crate::containers::memhog(),
+        "objhog" => crate::containers::objhog(),
         "ps-check" => crate::containers::ps_check(&args[2..]),
         "echo-service" => crate::containers::echo_service(),
         "service-client" => crate::containers::service_client(),

@@ -11,6 +11,8 @@
 //! - `call-service`: call the last capability (a service endpoint) and wait for the answer.
 //! - `forkbomb`: spawn blocked probes until refused; if the refusal was `QuotaExceeded` after
 //!   31 children (a container limited to 32 processes), block forever, else exit 255.
+//! - `objhog`: create notifications until refused; exit code = how many if the refusal was
+//!   `QuotaExceeded`, else 255.
 //! - `memhog`: map 16 pages at a time until refused; exit 0 if the refusal was `QuotaExceeded`.
 //! - `ps-check ID...`: `proc` lists of processes and containers must show only our container and
 //!   those below it, never the given ids; exit 0 if so.
@@ -155,6 +157,17 @@ pub fn forkbomb() -> i32 {
         match process::spawn("bin/probe", &["blocked"]) {
             Ok(_) => started += 1,
             Err(Error::QuotaExceeded) if started == 31 => return blocked(),
+            Err(_) => return 255,
+        }
+    }
+}
+
+pub fn objhog() -> i32 {
+    let mut made = 0;
+    loop {
+        match Notification::create() {
+            Ok(_) => made += 1,
+            Err(Error::QuotaExceeded) => return made,
             Err(_) => return 255,
         }
     }

@@ -22,6 +22,7 @@ pub const TESTS: &[crate::Test] = &[
     ("containers::cascade_destroy_random_trees", cascade_destroy_random_trees),
     ("containers::fork_bomb_hits_the_process_quota", fork_bomb_hits_the_process_quota),
     ("containers::memory_exhaustion_stays_inside", memory_exhaustion_stays_inside),
+    ("containers::object_and_slot_quotas", object_and_slot_quotas),
     ("containers::pids_are_per_container_and_listing_is_scoped", pids_are_per_container_and_listing_is_scoped),
     ("containers::crashed_service_restarts_and_clients_recover", crashed_service_restarts_and_clients_recover),
 ];
@@ -399,6 +400,27 @@ fn memory_exhaustion_stays_inside() -> TestResult {
     jail.destroy().map_err(e("destroy"))?;
     hog.0.delete().map_err(e("delete"))?;
     jail.0.delete().map_err(e("delete"))?;
+    same_counts(&before, &stats()?)
+}
+
+fn object_and_slot_quotas() -> TestResult {
+    let root = root()?;
+    let before = stats()?;
+    for (resource, limit) in [(ContainerLimits::OBJECTS, 5), (ContainerLimits::CAP_SLOTS, 3)] {
+        let mut l = ContainerLimits::default();
+        l.amounts[resource] = limit;
+        let jail = root.create_child(&l).map_err(e("create"))?;
+        let hog = process::spawn_in(jail.0, "bin/probe", &["objhog"], &[]).map_err(e("spawn"))?;
+        let exit = process::wait_handle(hog).map_err(e("wait"))?;
+        check!(exit == Exit::Code(limit as i64), "limit {limit} on resource {resource}: hog ended {exit:?}");
+        // The same call still works outside.
+        let n = Notification::create().map_err(e("root notification"))?;
+        n.0.delete().map_err(e("delete"))?;
+        check!(jail.info().map(|i| i.usage) == Ok([0; 5]), "everything returned to the jail");
+        jail.destroy().map_err(e("destroy"))?;
+        hog.0.delete().map_err(e("delete"))?;
+        jail.0.delete().map_err(e("delete"))?;
+    }
     same_counts(&before, &stats()?)
 }
 
