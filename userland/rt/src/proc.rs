@@ -214,15 +214,18 @@ impl Service {
             Err(Error::PeerDied | Error::StaleHandle | Error::InvalidHandle) => {
                 // Wait for `proc` to notice the death and start the next instance.
                 for _ in 0..2000 {
-                    if let Ok((endpoint, generation)) = self.proc.lookup(self.name)
-                        && generation != self.generation
-                    {
-                        let _ = self.endpoint.0.delete();
-                        self.endpoint = endpoint;
-                        self.generation = generation;
-                        return Err(ServiceError::Restarted(generation));
-                    } else if let Ok((endpoint, _)) = self.proc.lookup(self.name) {
-                        let _ = endpoint.0.delete();
+                    match self.proc.lookup(self.name) {
+                        Ok((endpoint, generation)) if generation != self.generation => {
+                            let _ = self.endpoint.0.delete();
+                            self.endpoint = endpoint;
+                            self.generation = generation;
+                            return Err(ServiceError::Restarted(generation));
+                        }
+                        // Still the dead instance: drop the copy and look again soon.
+                        Ok((endpoint, _)) => {
+                            let _ = endpoint.0.delete();
+                        }
+                        Err(_) => {}
                     }
                     crate::time::sleep_ms(WAIT_POLL_MS);
                 }

@@ -54,7 +54,7 @@ fn main() -> i32 {
     }
     report("spawn_wait", n, time::now_ns() - start, "proc");
 
-    if let Err(e) = ipc_benches("") {
+    if let Err(e) = ipc_benches() {
         println!("bench: IPC benchmarks failed: {e}");
     }
     if let Err(e) = container_benches() {
@@ -80,19 +80,12 @@ fn time_rounds(
     Ok(time::now_ns() - start)
 }
 
-fn ipc_benches(suffix: &str) -> Result<(), vessel_rt::abi::Error> {
+fn ipc_benches() -> Result<(), vessel_rt::abi::Error> {
     let ep = Endpoint::create()?;
     let server = process::spawn_with_caps("bin/probe", &["ipc-server"], &[ep.0.0])?;
 
     let n = 20_000;
     let total = time_rounds(n, || ep.call([1, 2, 3, 4], Meta::default()).map(|_| ()))?;
-    if !suffix.is_empty() {
-        report(&alloc::format!("ipc_call_roundtrip{suffix}"), n, total, "roundtrip");
-        let _ = process::kill(server);
-        let _ = process::wait(server);
-        let _ = ep.0.delete();
-        return Ok(());
-    }
     report("ipc_call_roundtrip", n, total, "roundtrip");
 
     let n = 5_000;
@@ -149,19 +142,14 @@ fn container_benches() -> Result<(), Error> {
         .find(|c| c.inspect().is_ok_and(|i| i.kind == ObjectKind::Container as u32))
         .map(Container)
         .ok_or(Error::NotFound)?;
-    let n = 500;
-    report("container_lifecycle", n, lifecycle(root, n)?, "container");
-
     // Memory per container: the kernel's own (1,000 created directly), then kernel + proc
     // (1,000 created through proc, which also keeps a record and a capability for each).
     let live = 1000u64;
     let before = kernel_bytes()?;
-    let mut held = alloc::vec::Vec::new();
-    for _ in 0..live {
-        held.push(root.create_child(&ContainerLimits::default())?);
-    }
+    let held = make_containers(root, live)?;
     let kernel = (kernel_bytes()? - before) / live as i64;
     println!("MEASURE container_memory_kernel n={live} {kernel} bytes/container");
+    // (The first thousand stay, so these grow fresh table capacity too.)
     if let Some(proc) = Proc::get() {
         let before = kernel_bytes()?;
         let mut ids = alloc::vec::Vec::new();
@@ -174,10 +162,38 @@ fn container_benches() -> Result<(), Error> {
             proc.destroy(id)?;
         }
     }
+    drop_containers(held)?;
 
-    // The same figures with 1,000 live containers.
-    report("container_lifecycle_1000_live", n, lifecycle(root, n)?, "container");
-    ipc_benches("_1000_live")?;
+    // Lifecycle and IPC round trip with 1 live container (the root) and with 1,000, measured
+    // in alternation so that drift of the host hits both sides alike.
+    let ep = Endpoint::create()?;
+    let server = process::spawn_with_caps("bin/probe", &["ipc-server"], &[ep.0.0])?;
+    let (n, calls) = (200, 5_000);
+    let call = || ep.call([1, 2, 3, 4], Meta::default()).map(|_| ());
+    let (mut one, mut many) = ([0u64; 2], [0u64; 2]);
+    for _ in 0..3 {
+        one[0] += lifecycle(root, n)?;
+        one[1] += time_rounds(calls, call)?;
+        let held = make_containers(root, live)?;
+        many[0] += lifecycle(root, n)?;
+        many[1] += time_rounds(calls, call)?;
+        drop_containers(held)?;
+    }
+    let _ = process::kill(server);
+    let _ = process::wait(server);
+    let _ = ep.0.delete();
+    report("container_lifecycle", 3 * n, one[0], "container");
+    report("container_lifecycle_1000_live", 3 * n, many[0], "container");
+    report("ipc_call_roundtrip_1_live", 3 * calls, one[1], "roundtrip");
+    report("ipc_call_roundtrip_1000_live", 3 * calls, many[1], "roundtrip");
+    Ok(())
+}
+
+fn make_containers(root: Container, count: u64) -> Result<alloc::vec::Vec<Container>, Error> {
+    (0..count).map(|_| root.create_child(&ContainerLimits::default())).collect()
+}
+
+fn drop_containers(held: alloc::vec::Vec<Container>) -> Result<(), Error> {
     for c in held {
         c.destroy()?;
         c.0.delete()?;

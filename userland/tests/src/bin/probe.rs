@@ -270,7 +270,7 @@ fn fuzz(seed: u64, calls: u64) -> i32 {
     let local = [0u64; 128];
     let heap: Vec<u64> = alloc::vec![0; 512];
     for _ in 0..calls {
-        let number = next() % 40;
+        let number = next() % 44;
         // Exit, DebugExit, ProcessKill (of ourselves), MemUnmap (of our own heap) and ReplyRecv
         // (which always waits) would end the run early; DebugWrite would print random bytes into
         // the test log. Their hostile cases have tests of their own.
