@@ -198,9 +198,10 @@ pub fn process_kill(value: u64) -> Result<bool, Error> {
         if !t.containers.is_ancestor_or_self(t.current_container()?, target) {
             return Err(Error::CrossContainer);
         }
-        let caller = t.threads.get(&t.current).map(|th| th.pid);
+        let caller = t.threads.get(&t.current).map_or(0, |th| th.pid);
         t.terminate(pid, vessel_abi::Exit::Killed);
-        Ok(caller == Some(pid))
+        // The caller ended too if it was the target or one of its descendants.
+        Ok(t.processes.get(&caller).is_none_or(|p| p.exit.is_some()))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
 }

@@ -37,10 +37,14 @@ impl Tasks {
         self.processes.get(&pid).map(|p| p.container)
     }
 
-    /// The running process's container.
+    /// The running process's container (refused once the process has ended: it may still be
+    /// on the CPU for a moment, but must charge nothing more).
     pub(super) fn current_container(&self) -> Result<Index, Error> {
         let pid = self.threads.get(&self.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
-        self.container_of(pid).ok_or(Error::NoSuchProcess)
+        match self.processes.get(&pid) {
+            Some(p) if p.exit.is_none() => Ok(p.container),
+            _ => Err(Error::NoSuchProcess),
+        }
     }
 
     /// Charges `n` of `resource` to `container` and its ancestors, all or nothing.
@@ -50,6 +54,9 @@ impl Tasks {
 
     /// Charges `n` capability slots of `table` to the container that owns the table.
     pub(super) fn charge_slots(&mut self, table: TableId, n: u64) -> Result<(), Error> {
+        if n == 0 {
+            return Ok(());
+        }
         match self.table_owner.get(&table) {
             Some(&c) => self.charge(c, Resource::CapSlots, n),
             None => Ok(()),
@@ -89,10 +96,12 @@ impl Tasks {
         }
     }
 
-    /// Whether a capability to `object` may enter container `to`: its own container, or a
-    /// system-service endpoint. Objects already gone may move (every use of them fails anyway).
-    pub(super) fn may_enter(&self, object: ObjectRef, to: Index) -> bool {
+    /// Whether a capability to `object` with `rights` may enter container `to`: its own
+    /// container, or a system-service endpoint without RECEIVE (only the service's own
+    /// container serves it). Objects already gone may move (every use of them fails anyway).
+    pub(super) fn may_enter(&self, object: ObjectRef, rights: Rights, to: Index) -> bool {
         if let ObjectRef::Endpoint(id) = object
+            && !rights.contains(Rights::RECEIVE)
             && self.endpoints.get(&id).is_some_and(|e| e.service)
         {
             return true;

@@ -370,18 +370,24 @@ impl Tasks {
         let to_container = self.threads.get(&to).and_then(|th| self.container_of(th.pid)).ok_or(Error::PeerDied)?;
         let handles: [u32; MAX_MESSAGE_CAPS] =
             if cap_count > 0 { self.read_buffer_words(from, IPC_CAPS_OFFSET)? } else { [0; MAX_MESSAGE_CAPS] };
-        for &h in &handles[..cap_count] {
+        for (i, &h) in handles[..cap_count].iter().enumerate() {
+            // The same capability twice would move once and then fail half-way.
+            if handles[..i].contains(&h) {
+                return Err(Error::InvalidArgument);
+            }
             let cap = self.caps.get(from_table, Handle(h)).map_err(cap_error)?;
             if !cap.rights.contains(Rights::TRANSFER) {
                 return Err(Error::MissingRights);
             }
-            if !self.may_enter(cap.object, to_container) {
+            if !self.may_enter(cap.object, cap.rights, to_container) {
                 return Err(Error::CrossContainer);
             }
         }
         if self.caps.free_slots(to_table) < cap_count {
             return Err(Error::TableFull);
         }
+        // The receiver's header page must exist before anything moves (mapping it may fail).
+        self.ipc_frame(to, 0, true)?;
         // The receiver's container pays for the slots the capabilities take there.
         self.charge_slots(to_table, cap_count as u64)?;
         if data_len > 0

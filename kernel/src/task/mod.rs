@@ -188,11 +188,25 @@ impl Tasks {
         self.ready.iter_mut().rev().find_map(VecDeque::pop_front)
     }
 
-    /// Ends a process and, first, all its descendants. Safe to call on an ended one.
+    /// Ends a process and all its descendants (parents first, with an explicit work list: a
+    /// long chain of processes must not overflow the kernel stack). Safe on an ended one.
     fn terminate(&mut self, pid: Pid, exit: Exit) {
-        let Some(process) = self.processes.get_mut(&pid) else { return };
+        let mut work = alloc::vec![(pid, exit)];
+        while let Some((pid, exit)) = work.pop() {
+            for child in self.end_one(pid, exit) {
+                work.push((child, Exit::Killed));
+                // An already-ended child (a zombie) is now an orphan: the reaper must look at it.
+                self.ended.push(child);
+            }
+        }
+    }
+
+    /// Ends one process: its threads, IPC, capabilities, mappings and quota charges (all but
+    /// the process count, which its record holds until it is reaped). Returns its children.
+    fn end_one(&mut self, pid: Pid, exit: Exit) -> Vec<Pid> {
+        let Some(process) = self.processes.get_mut(&pid) else { return Vec::new() };
         if process.exit.is_some() {
-            return;
+            return Vec::new();
         }
         process.exit = Some(exit);
         let (container, pages) = (process.container, core::mem::take(&mut process.pages));
@@ -229,15 +243,9 @@ impl Tasks {
             self.dead.push(tid);
         }
         self.containers.uncharge(container, Resource::Pages, pages);
-        self.containers.uncharge(container, Resource::Processes, 1);
         self.containers.uncharge(container, Resource::Threads, thread_count);
         if let Some(members) = self.members.get_mut(&container) {
             members.retain(|&m| m != pid);
-        }
-        for child in children {
-            self.terminate(child, Exit::Killed);
-            // An already-ended child (a zombie) is now an orphan: the reaper must look at it.
-            self.ended.push(child);
         }
         // Wake the parent's threads waiting for a child; they look again.
         let waiting: Vec<Tid> =
@@ -249,6 +257,7 @@ impl Tasks {
         if pid == 1 {
             log::warn!("init (pid 1) ended: {exit:?}");
         }
+        children
     }
 
     /// Frees dead threads that are off the CPU, address spaces of ended processes, and zombies
@@ -296,11 +305,16 @@ impl Tasks {
         freed
     }
 
+    /// Drops an ended process's record. Its container counted it until now (a zombie is a
+    /// process slot, so spawning without ever waiting cannot escape the process quota).
     fn remove_process(&mut self, pid: Pid) {
-        if let Some(process) = self.processes.remove(&pid)
-            && let Some(parent) = self.processes.get_mut(&process.parent)
-        {
+        let Some(process) = self.processes.remove(&pid) else { return };
+        if let Some(parent) = self.processes.get_mut(&process.parent) {
             parent.children.retain(|&c| c != pid);
+        }
+        self.containers.uncharge(process.container, Resource::Processes, 1);
+        if !self.dying.is_empty() {
+            self.remove_dead_containers();
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn spawn(
                 if !cap.rights.contains(vessel_abi::Rights::TRANSFER | vessel_abi::Rights::DUPLICATE) {
                     return Err(Error::MissingRights);
                 }
-                if !t.may_enter(cap.object, target) {
+                if !t.may_enter(cap.object, cap.rights, target) {
                     return Err(Error::CrossContainer);
                 }
             }
@@ -330,7 +330,8 @@ pub fn stats() -> KernelStats {
 fn with_current_process<R>(f: impl FnOnce(&mut Process) -> Result<R, Error>) -> Result<R, Error> {
     with_tasks(|t| {
         let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
-        t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess).and_then(f)
+        // An ended process may still be on the CPU for a moment; it gets nothing more.
+        t.processes.get_mut(&pid).filter(|p| p.exit.is_none()).ok_or(Error::NoSuchProcess).and_then(f)
     })
     .ok_or(Error::NoSuchProcess)?
 }

@@ -98,8 +98,14 @@ fn main() -> i32 {
     loop {
         match endpoint.recv_timeout(POLL_MS * 1_000_000) {
             Ok(message) => {
-                let (words, meta) = server.handle(&message);
-                let _ = ipc::reply(words, meta);
+                let (words, meta, sent) = server.handle(&message);
+                if ipc::reply(words, meta).is_err() {
+                    // The capabilities did not move (the caller died, or its container is out
+                    // of capability slots): they must not pile up here.
+                    for h in sent {
+                        let _ = Cap(h).delete();
+                    }
+                }
             }
             Err(Error::TimedOut) => {}
             Err(e) => {
@@ -116,8 +122,9 @@ fn failed(e: Error) -> Reply<'static> {
 }
 
 impl Server {
-    /// Answers one request; the reply (and any capability) is staged in the IPC buffer.
-    fn handle(&mut self, message: &ipc::Received) -> ([u64; 4], Meta) {
+    /// Answers one request; the reply (and any capability) is staged in the IPC buffer. Also
+    /// returns the capabilities staged, which stay ours if the reply fails.
+    fn handle(&mut self, message: &ipc::Received) -> ([u64; 4], Meta, Vec<u32>) {
         // SAFETY: the request is read, and the reply staged, before the next IPC.
         let buf = unsafe { buffer() };
         let caller = buf.sender_container;
@@ -153,7 +160,7 @@ impl Server {
         for (slot, &h) in buf.caps.iter_mut().zip(&out_caps) {
             *slot = h;
         }
-        (words, Meta { data_len: n as u16, cap_count: out_caps.len() as u8, flags: 0 })
+        (words, Meta { data_len: n as u16, cap_count: out_caps.len() as u8, flags: 0 }, out_caps)
     }
 
     fn keeps(&self, handle: u32) -> bool {
@@ -277,6 +284,12 @@ impl Server {
 
     fn wait(&mut self, caller: u64, container: u64, pid: u64) -> Result<Reply<'static>, Error> {
         let i = self.find(caller, container, pid)?;
+        // A supervised service is reaped (and restarted) by proc alone.
+        if self.processes[i].container == self.root_id
+            && self.services.iter().any(|s| s.supervised.as_ref().is_some_and(|&(_, _, p)| p == pid))
+        {
+            return Err(Error::AccessDenied);
+        }
         let handle = self.processes[i].handle;
         if vessel_rt::sys::process_info_handle(handle.0.0)?.state != 2 {
             return Ok(Reply::Running);
@@ -410,16 +423,20 @@ impl Server {
     fn supervise(&mut self) {
         for s in 0..self.services.len() {
             let Some((_, _, pid)) = self.services[s].supervised else { continue };
-            let Some(i) = self.processes.iter().position(|r| r.container == self.root_id && r.pid == pid) else {
-                continue;
+            // No record, or no answer about it, counts as dead: restart rather than never.
+            let exit = match self.processes.iter().position(|r| r.container == self.root_id && r.pid == pid) {
+                Some(i) => {
+                    let handle = self.processes[i].handle;
+                    if vessel_rt::sys::process_info_handle(handle.0.0).is_ok_and(|info| info.state != 2) {
+                        continue;
+                    }
+                    let exit = process::wait_handle(handle);
+                    let _ = handle.0.delete();
+                    self.processes.swap_remove(i);
+                    exit
+                }
+                None => Err(Error::NoSuchProcess),
             };
-            let handle = self.processes[i].handle;
-            if vessel_rt::sys::process_info_handle(handle.0.0).map_or(true, |info| info.state != 2) {
-                continue;
-            }
-            let exit = process::wait_handle(handle);
-            let _ = handle.0.delete();
-            self.processes.swap_remove(i);
             // Dropping our send copy leaves the dead endpoint with no receiver: every client of
             // this instance gets PeerDied.
             let _ = self.services[s].endpoint.0.delete();

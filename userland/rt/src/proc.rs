@@ -155,6 +155,12 @@ impl Proc {
         let a = self.ask_ok(&Request::Lookup { name: name.as_bytes() }, &[])?;
         match (Reply::parse(&a.words, &a.data), a.caps.first()) {
             (Ok(Reply::Service { generation }), Some(&h)) => Ok((Endpoint(Cap(h)), generation)),
+            (_, Some(_)) => {
+                for &h in &a.caps {
+                    let _ = Cap(h).delete();
+                }
+                Err(Error::InvalidArgument)
+            }
             _ => Err(Error::InvalidArgument),
         }
     }

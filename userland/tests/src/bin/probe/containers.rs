@@ -11,6 +11,9 @@
 //! - `call-service`: call the last capability (a service endpoint) and wait for the answer.
 //! - `forkbomb`: spawn blocked probes until refused; if the refusal was `QuotaExceeded` after
 //!   31 children (a container limited to 32 processes), block forever, else exit 255.
+//! - `chain N`: a chain of N processes, each the parent of the next; the last one blocks.
+//! - `kill-own-parent-host`: start `kill-parent-then-map` with a capability to ourselves.
+//! - `kill-parent-then-map`: kill our parent (and so ourselves), then try to map 1,000 pages.
 //! - `objhog`: create notifications until refused; exit code = how many if the refusal was
 //!   `QuotaExceeded`, else 255.
 //! - `memhog`: map 16 pages at a time until refused; exit 0 if the refusal was `QuotaExceeded`.
@@ -160,6 +163,39 @@ pub fn forkbomb() -> i32 {
             Err(_) => return 255,
         }
     }
+}
+
+pub fn chain(length: u64) -> i32 {
+    if length <= 1 {
+        return blocked();
+    }
+    let rest = alloc::format!("{}", length - 1);
+    match process::spawn("bin/probe", &["chain", &rest]) {
+        Ok(child) => {
+            let _ = process::wait(child);
+            1
+        }
+        Err(_) => 2,
+    }
+}
+
+pub fn kill_own_parent_host() -> i32 {
+    let Ok(me) = vessel_rt::ipc::ProcessHandle::of(sys::process_id()) else { return 2 };
+    match process::spawn_with_caps("bin/probe", &["kill-parent-then-map"], &[me.0.0]) {
+        Ok(child) => {
+            let _ = process::wait(child);
+            3
+        }
+        Err(_) => 4,
+    }
+}
+
+pub fn kill_parent_then_map() -> i32 {
+    let parent = vessel_rt::ipc::ProcessHandle(Cap(vessel_rt::handles().first().copied().unwrap_or(0)));
+    let _ = parent.kill();
+    // We went with our parent: nothing below may run, let alone be charged.
+    let _ = sys::mem_map(1000, MapFlags::WRITE);
+    5
 }
 
 pub fn objhog() -> i32 {

@@ -23,6 +23,8 @@ pub const TESTS: &[crate::Test] = &[
     ("containers::fork_bomb_hits_the_process_quota", fork_bomb_hits_the_process_quota),
     ("containers::memory_exhaustion_stays_inside", memory_exhaustion_stays_inside),
     ("containers::object_and_slot_quotas", object_and_slot_quotas),
+    ("containers::destroying_a_long_process_chain", destroying_a_long_process_chain),
+    ("containers::a_process_killed_with_its_parent_charges_nothing", a_process_killed_with_its_parent_charges_nothing),
     ("containers::pids_are_per_container_and_listing_is_scoped", pids_are_per_container_and_listing_is_scoped),
     ("containers::crashed_service_restarts_and_clients_recover", crashed_service_restarts_and_clients_recover),
 ];
@@ -421,6 +423,54 @@ fn object_and_slot_quotas() -> TestResult {
         hog.0.delete().map_err(e("delete"))?;
         jail.0.delete().map_err(e("delete"))?;
     }
+    same_counts(&before, &stats()?)
+}
+
+fn destroying_a_long_process_chain() -> TestResult {
+    // The first chain raises the kernel-stack high-water mark (page tables for the stack
+    // range are kept once made); the second must then leave every count where it found it.
+    chain_in_a_container()?;
+    let before = stats()?;
+    chain_in_a_container()?;
+    same_counts(&before, &stats()?)
+}
+
+fn chain_in_a_container() -> TestResult {
+    const LENGTH: u64 = 200;
+    let root = root()?;
+    let jail = root.create_child(&ContainerLimits::default()).map_err(e("create"))?;
+    let head = process::spawn_in(jail.0, "bin/probe", &["chain", "200"], &[]).map_err(e("spawn"))?;
+    let deadline = time::now_ns() + 30_000_000_000;
+    while jail.info().map_or(0, |i| i.members) < LENGTH && time::now_ns() < deadline {
+        time::sleep_ms(10);
+    }
+    let info = jail.info().map_err(e("info"))?;
+    check!(info.members == LENGTH, "chain built to {} of {LENGTH}", info.members);
+    // Ending 200 nested processes must not need 200 nested kernel frames.
+    jail.destroy().map_err(e("destroy"))?;
+    check!(process::wait_handle(head) == Ok(Exit::Killed), "the head went with its container");
+    head.0.delete().map_err(e("delete"))?;
+    jail.0.delete().map_err(e("delete"))
+}
+
+fn a_process_killed_with_its_parent_charges_nothing() -> TestResult {
+    let root = root()?;
+    let before = stats()?;
+    let jail = root.create_child(&ContainerLimits::default()).map_err(e("create"))?;
+    let host = process::spawn_in(jail.0, "bin/probe", &["kill-own-parent-host"], &[]).map_err(e("spawn"))?;
+    check!(process::wait_handle(host) == Ok(Exit::Killed), "the host was killed by its child");
+    // The orphaned child is reaped by the kernel; nothing it tried after dying stays charged.
+    let deadline = time::now_ns() + 5_000_000_000;
+    let mut usage = jail.info().map_err(e("info"))?.usage;
+    while usage != [0; 5] && time::now_ns() < deadline {
+        time::sleep_ms(5);
+        let _ = stats()?; // reaps
+        usage = jail.info().map_err(e("info"))?.usage;
+    }
+    check!(usage == [0; 5], "the jail still carries {usage:?}");
+    jail.destroy().map_err(e("destroy"))?;
+    host.0.delete().map_err(e("delete"))?;
+    jail.0.delete().map_err(e("delete"))?;
     same_counts(&before, &stats()?)
 }
 
