@@ -10,6 +10,10 @@
 //!   wraparound (2^32 reuses of one slot) thin.
 //! - The root always exists, is always [`State::Alive`], and is the only container without a
 //!   parent. Every other container's parent is live and lists it among its children.
+//! - A container's children form an intrusive doubly linked list through the slots, oldest first:
+//!   the parent holds the first and last child and the child count, each child its previous and
+//!   next sibling (all live). So `create` appends a child at the tail and `remove` unlinks one in
+//!   O(1), whatever the number of siblings, and [`Tree::children`] walks them in creation order.
 //! - Dying is closed downwards: every descendant of a dying container is dying too, since
 //!   `begin_destroy` marks a whole subtree and `create` needs an alive parent. So checking the
 //!   container itself for [`State::Dying`] covers all its ancestors.
@@ -237,7 +241,16 @@ impl IdGenerator {
 pub struct Container {
     id: u64,
     parent: Option<Index>,
-    children: Vec<Index>,
+    /// The oldest child (head of the sibling list).
+    first_child: Option<Index>,
+    /// The youngest child (tail of the sibling list).
+    last_child: Option<Index>,
+    /// The next older sibling (towards the head).
+    prev_sibling: Option<Index>,
+    /// The next younger sibling (towards the tail).
+    next_sibling: Option<Index>,
+    /// Length of the child list.
+    child_count: usize,
     state: State,
     limits: Amounts,
     usage: Amounts,
@@ -257,9 +270,9 @@ impl Container {
         self.parent
     }
 
-    /// The children, oldest first.
-    pub fn children(&self) -> &[Index] {
-        &self.children
+    /// Number of children (live, alive or dying). O(1); [`Tree::children`] lists them.
+    pub fn child_count(&self) -> usize {
+        self.child_count
     }
 
     /// Alive or dying.
@@ -310,7 +323,11 @@ impl Tree {
         let container = Container {
             id: root_id,
             parent: None,
-            children: Vec::new(),
+            first_child: None,
+            last_child: None,
+            prev_sibling: None,
+            next_sibling: None,
+            child_count: 0,
             state: State::Alive,
             limits: root_limits,
             usage: Amounts::ZERO,
@@ -345,6 +362,13 @@ impl Tree {
     fn get_mut(&mut self, at: Index) -> Option<&mut Container> {
         let slot = self.slots.get_mut(at.slot as usize)?;
         if slot.generation == at.generation { slot.container.as_mut() } else { None }
+    }
+
+    /// The children of `at`, oldest first (nothing for a stale index). O(1) per child, no
+    /// allocation.
+    pub fn children(&self, at: Index) -> impl Iterator<Item = Index> + '_ {
+        let first = self.get(at).and_then(|c| c.first_child);
+        core::iter::successors(first, move |&child| self.get(child).and_then(|c| c.next_sibling))
     }
 
     /// The live (alive or dying) container with this public id. O(log n).
@@ -403,10 +427,15 @@ impl Tree {
                 _ => {}
             }
         }
+        let previous = p.last_child;
         let container = Container {
             id,
             parent: Some(parent),
-            children: Vec::new(),
+            first_child: None,
+            last_child: None,
+            prev_sibling: previous,
+            next_sibling: None,
+            child_count: 0,
             state: State::Alive,
             limits: granted,
             usage: Amounts::ZERO,
@@ -415,8 +444,18 @@ impl Tree {
             next_pid: 1,
         };
         let index = self.alloc_slot(container);
+        // Append at the tail of the parent's child list.
+        match previous.and_then(|s| self.get_mut(s)) {
+            Some(s) => s.next_sibling = Some(index),
+            None => {
+                if let Some(p) = self.get_mut(parent) {
+                    p.first_child = Some(index);
+                }
+            }
+        }
         if let Some(p) = self.get_mut(parent) {
-            p.children.push(index);
+            p.last_child = Some(index);
+            p.child_count += 1;
         }
         self.by_id.insert(id, index);
         self.len += 1;
@@ -533,7 +572,8 @@ impl Tree {
 
     /// Marks `at` and all its descendants dying and returns them leaves first (post-order: each
     /// container after all its descendants; siblings oldest first). Refused on the root (`IsRoot`).
-    /// On an already dying container it returns the same list again. O(subtree), iterative.
+    /// On an already dying container it returns the same list again. O(subtree), iterative: it
+    /// follows the sibling and parent links, so it needs no stack of its own.
     pub fn begin_destroy(&mut self, at: Index) -> Result<Vec<Index>, ContainerError> {
         if self.get(at).is_none() {
             return Err(ContainerError::NoSuchContainer);
@@ -542,43 +582,65 @@ impl Tree {
             return Err(ContainerError::IsRoot);
         }
         let mut order = Vec::new();
-        // Each entry: a container and how many of its children have been pushed already.
-        let mut work: Vec<(Index, usize)> = alloc::vec![(at, 0)];
-        while let Some((index, next)) = work.last_mut() {
-            let index = *index;
-            let child = self.get(index).and_then(|c| c.children.get(*next)).copied();
-            match child {
-                Some(child) => {
-                    *next += 1;
-                    work.push((child, 0));
-                }
-                None => {
-                    work.pop();
-                    if let Some(c) = self.get_mut(index) {
-                        c.state = State::Dying;
-                    }
-                    order.push(index);
-                }
+        let mut current = self.first_leaf(at);
+        while let Some(c) = self.get_mut(current) {
+            c.state = State::Dying;
+            order.push(current);
+            if current == at {
+                break;
             }
+            // After a container: its next sibling's subtree, else (all siblings done) its parent.
+            current = match (c.next_sibling, c.parent) {
+                (Some(next), _) => self.first_leaf(next),
+                (None, Some(parent)) => parent,
+                (None, None) => break,
+            };
         }
         Ok(order)
+    }
+
+    /// The first container of the post-order of `at`'s subtree: down the oldest children to a leaf.
+    /// O(depth).
+    fn first_leaf(&self, mut at: Index) -> Index {
+        while let Some(first) = self.get(at).and_then(|c| c.first_child) {
+            at = first;
+        }
+        at
     }
 
     /// Removes a dying container that has no children left and zero usage: frees its slot (so its
     /// index becomes `NoSuchContainer`), drops its id from the lookup map and unlinks it from its
     /// parent. Refused: `NoSuchContainer`, `IsRoot`, `NotEmpty` (alive, children left, or usage
-    /// left). O(log n + siblings).
+    /// left). O(log n): unlinking from the parent's child list is O(1), however many siblings.
+    /// No allocation.
     pub fn remove(&mut self, at: Index) -> Result<(), ContainerError> {
         let c = self.get(at).ok_or(ContainerError::NoSuchContainer)?;
         if at == self.root {
             return Err(ContainerError::IsRoot);
         }
-        if c.state != State::Dying || !c.children.is_empty() || c.usage != Amounts::ZERO {
+        if c.state != State::Dying || c.child_count != 0 || c.usage != Amounts::ZERO {
             return Err(ContainerError::NotEmpty);
         }
-        let (id, parent) = (c.id, c.parent);
+        let (id, parent, prev, next) = (c.id, c.parent, c.prev_sibling, c.next_sibling);
+        // Unlink from the parent's child list: the neighbours (or the parent's ends) skip `at`.
+        match prev.and_then(|s| self.get_mut(s)) {
+            Some(s) => s.next_sibling = next,
+            None => {
+                if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
+                    p.first_child = next;
+                }
+            }
+        }
+        match next.and_then(|s| self.get_mut(s)) {
+            Some(s) => s.prev_sibling = prev,
+            None => {
+                if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
+                    p.last_child = prev;
+                }
+            }
+        }
         if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
-            p.children.retain(|&child| child != at);
+            p.child_count = p.child_count.saturating_sub(1);
         }
         self.by_id.remove(&id);
         self.free_slot(at);

@@ -62,6 +62,7 @@ fn assert_dead_index(tree: &mut Tree, at: Index) {
     let before_len = tree.len();
     let before_usage = tree.get(root).unwrap().usage();
     assert!(tree.get(at).is_none());
+    assert_eq!(tree.children(at).next(), None);
     assert_eq!(tree.own_usage(at), None);
     assert_eq!(tree.charge(at, Pages, 1), Err(NoSuchContainer));
     assert_eq!(tree.charge(at, Pages, 0), Err(NoSuchContainer));
@@ -216,7 +217,8 @@ fn new_tree_holds_only_the_root() {
     let c = tree.get(root).unwrap();
     assert_eq!(c.id(), 42);
     assert_eq!(c.parent(), None);
-    assert!(c.children().is_empty());
+    assert_eq!(c.child_count(), 0);
+    assert_eq!(tree.children(root).next(), None);
     assert_eq!(c.state(), State::Alive);
     assert_eq!(c.limits(), amounts(1, 2, 3, 4, 5));
     assert_eq!(c.usage(), Amounts::ZERO);
@@ -234,8 +236,12 @@ fn create_links_child_and_parent() {
     let b = tree.create(root, 11, Amounts::UNLIMITED).unwrap();
     let aa = tree.create(a, 12, Amounts::ZERO).unwrap();
     assert_eq!(tree.len(), 4);
-    assert_eq!(tree.get(root).unwrap().children(), &[a, b]);
-    assert_eq!(tree.get(a).unwrap().children(), &[aa]);
+    assert_eq!(tree.children(root).collect::<Vec<_>>(), vec![a, b]);
+    assert_eq!(tree.children(a).collect::<Vec<_>>(), vec![aa]);
+    assert_eq!(tree.children(b).next(), None);
+    assert_eq!(tree.get(root).unwrap().child_count(), 2);
+    assert_eq!(tree.get(a).unwrap().child_count(), 1);
+    assert_eq!(tree.get(aa).unwrap().child_count(), 0);
     assert_eq!(tree.get(aa).unwrap().parent(), Some(a));
     assert_eq!(tree.get(a).unwrap().parent(), Some(root));
     assert_eq!(tree.get(aa).unwrap().depth(), 2);
@@ -315,7 +321,8 @@ fn create_refuses_limits_above_what_is_left() {
     assert_eq!(tree.create(child, 5, amounts(301, 0, 0, 0, 0)), Err(LimitTooLarge(Pages)));
     assert_eq!(tree.len(), len);
     assert_eq!(tree.lookup(5), None);
-    assert!(tree.get(child).unwrap().children().is_empty());
+    assert_eq!(tree.get(child).unwrap().child_count(), 0);
+    assert_eq!(tree.children(child).next(), None);
     let grandchild = tree.create(child, 5, amounts(300, u64::MAX, 0, 0, 0)).unwrap();
     assert_eq!(tree.get(grandchild).unwrap().limits(), amounts(300, 40, 0, 0, 0));
 }
@@ -329,7 +336,8 @@ fn create_refuses_duplicate_and_zero_ids() {
     assert_eq!(tree.create(a, ROOT_ID, Amounts::UNLIMITED), Err(DuplicateId));
     assert_eq!(tree.create(a, 0, Amounts::UNLIMITED), Err(DuplicateId));
     assert_eq!(tree.len(), 2);
-    assert!(tree.get(a).unwrap().children().is_empty());
+    assert_eq!(tree.get(a).unwrap().child_count(), 0);
+    assert_eq!(tree.children(a).next(), None);
     assert_eq!(tree.lookup(2), Some(a));
     // Once removed, the id is free again (the generator never repeats one anyway).
     tree.begin_destroy(a).unwrap();
@@ -378,7 +386,8 @@ fn freed_slots_are_reused_oldest_first_with_new_generations() {
     assert_eq!((c.slot, c.generation), (b.slot, 2));
     assert_eq!((d.slot, d.generation), (a.slot, 2));
     assert_eq!(e.generation, 1);
-    assert_eq!(tree.get(root).unwrap().children(), &[c, d, e]);
+    assert_eq!(tree.children(root).collect::<Vec<_>>(), vec![c, d, e]);
+    assert_eq!(tree.get(root).unwrap().child_count(), 3);
     for stale in [a, b] {
         assert_dead_index(&mut tree, stale);
     }
@@ -601,10 +610,12 @@ fn remove_refuses_alive_busy_or_parent_containers() {
     tree.uncharge(aa, CapSlots, 1);
     assert_eq!(tree.remove(a), Err(NotEmpty));
     tree.remove(aa).unwrap();
-    assert!(tree.get(a).unwrap().children().is_empty());
+    assert_eq!(tree.get(a).unwrap().child_count(), 0);
+    assert_eq!(tree.children(a).next(), None);
     tree.remove(a).unwrap();
     assert_eq!(tree.len(), 2);
-    assert_eq!(tree.get(root).unwrap().children(), &[empty]);
+    assert_eq!(tree.children(root).collect::<Vec<_>>(), vec![empty]);
+    assert_eq!(tree.get(root).unwrap().child_count(), 1);
     assert_eq!(tree.get(root).unwrap().usage(), Amounts::ZERO);
     assert_eq!(tree.remove(a), Err(NoSuchContainer));
 }
@@ -627,6 +638,57 @@ fn dying_containers_refuse_new_work_but_accept_uncharges() {
     assert_eq!(tree.get(root).unwrap().usage(), Amounts::ZERO);
     // Destroying again returns the same list.
     assert_eq!(tree.begin_destroy(a).unwrap(), vec![a]);
+}
+
+#[test]
+fn a_thousand_siblings_unlink_in_place_and_keep_their_order() {
+    let mut tree = Tree::new(ROOT_ID, Amounts::UNLIMITED);
+    let root = tree.root();
+    let mut kids: Vec<Index> = (0..1000).map(|i| tree.create(root, 2 + i, Amounts::ZERO).unwrap()).collect();
+    assert_eq!(tree.get(root).unwrap().child_count(), 1000);
+    assert_eq!(tree.children(root).collect::<Vec<_>>(), kids);
+
+    // One in the middle, then the oldest and the youngest: the others keep their order.
+    for position in [500, 0, 997] {
+        let victim = kids.remove(position);
+        assert_eq!(tree.begin_destroy(victim).unwrap(), vec![victim]);
+        tree.remove(victim).unwrap();
+        assert_eq!(tree.get(root).unwrap().child_count(), kids.len());
+        assert_eq!(tree.children(root).collect::<Vec<_>>(), kids);
+        assert_dead_index(&mut tree, victim);
+        check_links(&tree, root);
+    }
+    // A new child goes last, into the oldest freed slot.
+    let newest = tree.create(root, 5000, Amounts::ZERO).unwrap();
+    kids.push(newest);
+    assert_eq!(tree.children(root).collect::<Vec<_>>(), kids);
+    assert_eq!(tree.get(root).unwrap().child_count(), 998);
+
+    // Post-order below one of them, after a middle grandchild (with a child of its own) is gone.
+    let parent = kids[300];
+    let x = tree.create(parent, 6000, Amounts::ZERO).unwrap();
+    let x1 = tree.create(x, 6001, Amounts::ZERO).unwrap();
+    let y = tree.create(parent, 6002, Amounts::ZERO).unwrap();
+    let y1 = tree.create(y, 6003, Amounts::ZERO).unwrap();
+    let z = tree.create(parent, 6004, Amounts::ZERO).unwrap();
+    let z1 = tree.create(z, 6005, Amounts::ZERO).unwrap();
+    let z2 = tree.create(z, 6006, Amounts::ZERO).unwrap();
+    let w = tree.create(parent, 6007, Amounts::ZERO).unwrap();
+    assert_eq!(tree.begin_destroy(y).unwrap(), vec![y1, y]);
+    tree.remove(y1).unwrap();
+    tree.remove(y).unwrap();
+    assert_eq!(tree.children(parent).collect::<Vec<_>>(), vec![x, z, w]);
+    assert_eq!(tree.get(parent).unwrap().child_count(), 3);
+    let order = tree.begin_destroy(parent).unwrap();
+    assert_eq!(order, vec![x1, x, z1, z2, z, w, parent]);
+    for c in order {
+        tree.remove(c).unwrap();
+    }
+    kids.remove(300);
+    assert_eq!(tree.children(root).collect::<Vec<_>>(), kids);
+    assert_eq!(tree.get(root).unwrap().child_count(), 997);
+    assert_eq!(tree.len(), 998);
+    check_sums(&tree, root);
 }
 
 /// Builds a random tree under the root (depth <= 5 below the root, fan-out <= 4), charging some of
@@ -722,11 +784,11 @@ fn begin_destroy_is_post_order_on_random_trees_and_removal_restores_the_tree() {
         for &c in &order {
             assert_dead_index(&mut tree, c);
         }
-        assert!(!tree.get(target_parent).unwrap().children().contains(&target));
+        assert!(!tree.children(target_parent).any(|c| c == target));
         check_sums(&tree, root);
 
         // Destroying everything under the root brings the tree back to just the root.
-        let children = tree.get(root).unwrap().children().to_vec();
+        let children: Vec<Index> = tree.children(root).collect();
         for child in children {
             for c in tree.begin_destroy(child).unwrap() {
                 for r in Resource::ALL {
@@ -737,7 +799,8 @@ fn begin_destroy_is_post_order_on_random_trees_and_removal_restores_the_tree() {
         }
         assert_eq!(tree.len(), 1);
         assert_eq!(tree.get(root).unwrap().usage(), Amounts::ZERO);
-        assert!(tree.get(root).unwrap().children().is_empty());
+        assert_eq!(tree.get(root).unwrap().child_count(), 0);
+        assert_eq!(tree.children(root).next(), None);
         assert_eq!(tree.by_id.len(), 1);
     }
 }
@@ -797,14 +860,32 @@ fn garbage_indices_never_panic() {
 // ---------------------------------------------------------------------------------------------
 // Random operations against a reference model
 
-/// Checks `usage == own + sum of children's usage` and `usage <= limits` from `top` down, using
-/// only the tree's own data.
+/// Checks the sibling list of `at`: ends, back links and count agree with the forward walk.
+fn check_links(tree: &Tree, at: Index) {
+    let c = tree.get(at).unwrap();
+    let children: Vec<Index> = tree.children(at).collect();
+    assert_eq!(c.child_count(), children.len());
+    assert_eq!(c.first_child, children.first().copied());
+    assert_eq!(c.last_child, children.last().copied());
+    for (i, &child) in children.iter().enumerate() {
+        let child_c = tree.get(child).unwrap();
+        assert_eq!(child_c.prev_sibling, i.checked_sub(1).map(|p| children[p]));
+        assert_eq!(child_c.next_sibling, children.get(i + 1).copied());
+    }
+    if c.parent().is_none() {
+        assert_eq!((c.prev_sibling, c.next_sibling), (None, None));
+    }
+}
+
+/// Checks `usage == own + sum of children's usage` and `usage <= limits` from `top` down, and
+/// every sibling list on the way, using only the tree's own data.
 fn check_sums(tree: &Tree, top: Index) {
     let mut work = vec![top];
     while let Some(at) = work.pop() {
         let c = tree.get(at).unwrap();
+        check_links(tree, at);
         let mut sum = tree.own_usage(at).unwrap();
-        for &child in c.children() {
+        for child in tree.children(at) {
             let child_c = tree.get(child).unwrap();
             assert_eq!(child_c.parent(), Some(at));
             assert_eq!(child_c.depth(), c.depth() + 1);
@@ -906,7 +987,8 @@ fn check_against_model(tree: &Tree, model: &Model) {
         assert_eq!(c.usage(), usages[i]);
         assert_eq!(tree.own_usage(node.index), Some(node.own));
         assert_eq!(c.depth() as usize, depths[i]);
-        assert_eq!(c.children(), &children[i][..]);
+        assert_eq!(tree.children(node.index).collect::<Vec<_>>(), children[i]);
+        assert_eq!(c.child_count(), children[i].len());
     }
     check_sums(tree, tree.root());
 }

@@ -18,7 +18,7 @@ use vessel_container::{Amounts, ContainerError, Index, Resource, State};
 
 use super::TableId;
 use super::objects::ObjectRef;
-use super::thread::Pid;
+use super::thread::{self, Pid};
 use super::{Tasks, with_tasks};
 
 /// The ABI error for a container-tree error.
@@ -40,9 +40,9 @@ impl Tasks {
     /// The running process's container (refused once the process has ended: it may still be
     /// on the CPU for a moment, but must charge nothing more).
     pub(super) fn current_container(&self) -> Result<Index, Error> {
-        let pid = self.threads.get(&self.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
-        match self.processes.get(&pid) {
-            Some(p) if p.exit.is_none() => Ok(p.container),
+        match self.threads.get(&self.current) {
+            // Every thread of an ended process is marked dead at once.
+            Some(th) if th.state != thread::State::Dead && th.pid != 0 => Ok(th.owner.container),
             _ => Err(Error::NoSuchProcess),
         }
     }
@@ -218,7 +218,7 @@ pub fn container_info(value: u64) -> Result<ContainerInfo, Error> {
             parent,
             state: u32::from(c.state() != State::Alive),
             depth: c.depth(),
-            children: c.children().len() as u64,
+            children: c.child_count() as u64,
             members: t.members.get(&at).map_or(0, |m| m.len() as u64),
             limits: c.limits().0,
             usage: c.usage().0,

@@ -71,8 +71,7 @@ fn fail_thread(t: &mut Tasks, tid: Tid, error: Error) {
 
 impl Tasks {
     pub(super) fn table_of(&self, tid: Tid) -> Result<TableId, Error> {
-        let pid = self.threads.get(&tid).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
-        self.processes.get(&pid).map(|p| p.table).ok_or(Error::NoSuchProcess)
+        self.threads.get(&tid).map(|th| th.owner.table).ok_or(Error::NoSuchProcess)
     }
 
     pub(super) fn resolve(&self, value: u64, needs: Rights) -> Result<Cap<ObjectRef>, Error> {
@@ -365,9 +364,8 @@ impl Tasks {
         }
         let from_table = self.table_of(from)?;
         let to_table = self.table_of(to)?;
-        let sender = self.threads.get(&from).and_then(|th| self.processes.get(&th.pid)).ok_or(Error::PeerDied)?;
-        let (sender_vpid, sender_container) = (sender.vpid, sender.container);
-        let to_container = self.threads.get(&to).and_then(|th| self.container_of(th.pid)).ok_or(Error::PeerDied)?;
+        let sender = self.threads.get(&from).map(|th| th.owner).ok_or(Error::PeerDied)?;
+        let to_container = self.threads.get(&to).map(|th| th.owner.container).ok_or(Error::PeerDied)?;
         let handles: [u32; MAX_MESSAGE_CAPS] =
             if cap_count > 0 { self.read_buffer_words(from, IPC_CAPS_OFFSET)? } else { [0; MAX_MESSAGE_CAPS] };
         for (i, &h) in handles[..cap_count].iter().enumerate() {
@@ -410,13 +408,12 @@ impl Tasks {
                 }
             }
         }
-        let container_id = self.containers.get(sender_container).map_or(0, |c| c.id());
         let mut header = [0u8; 40];
         for (i, h) in moved.iter().enumerate() {
             header[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
         }
-        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender_vpid.to_le_bytes());
-        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&container_id.to_le_bytes());
+        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender.vpid.to_le_bytes());
+        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&sender.container_id.to_le_bytes());
         header[IPC_SENDER_OFFSET + 16..IPC_SENDER_OFFSET + 24].copy_from_slice(&badge.to_le_bytes());
         self.write_buffer(to, 0, &header)?;
         let frame = frame_of(self, to).ok_or(Error::PeerDied)?;

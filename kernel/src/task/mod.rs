@@ -357,7 +357,7 @@ pub fn init(bootfs: &'static [u8]) {
 
 /// The running process's pid inside its container (what user space calls its pid).
 pub fn current_vpid() -> u64 {
-    with_tasks(|t| t.threads.get(&t.current).map_or(0, |th| th.vpid)).unwrap_or(0)
+    with_tasks(|t| t.threads.get(&t.current).map_or(0, |th| th.owner.vpid)).unwrap_or(0)
 }
 
 /// The running process's kernel id (0 for the kernel itself).

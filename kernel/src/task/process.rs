@@ -128,7 +128,8 @@ fn build_process(
     } else {
         0
     };
-    let (table, handles, count) = with_tasks(|t| {
+    let (table, handles, count, container_id) = with_tasks(|t| {
+        let container_id = t.containers.get(container).map_or(0, |c| c.id());
         let table = t.caps.create_table(ipc::TABLE_CAPACITY).map_err(ipc::cap_error)?;
         t.table_owner.insert(table, container);
         let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
@@ -168,7 +169,7 @@ fn build_process(
                 }
             }
         }
-        Ok::<_, Error>((table, handles, count))
+        Ok::<_, Error>((table, handles, count, container_id))
     })
     .ok_or(Error::NoSuchProcess)??;
     let info = match loader::setup_stack(&mut space, vpid, args, bootfs_len, &handles[..count]) {
@@ -178,7 +179,8 @@ fn build_process(
             return Err(e);
         }
     };
-    let Some(thread) = Thread::new_user((pid, vpid), entry, info, info) else {
+    let owner = thread::Owner { vpid, container, container_id, table };
+    let Some(thread) = Thread::new_user(pid, owner, entry, info, info) else {
         drop_table(table);
         return Err(Error::NoMemory);
     };

@@ -8,6 +8,9 @@ use alloc::boxed::Box;
 
 use vessel_kcore::report::TrapFrame;
 
+use vessel_capspace::TableId;
+use vessel_container::Index;
+
 use super::objects::IpcWait;
 use super::switch;
 use crate::arch::x86_64::fpu::FpuState;
@@ -18,6 +21,26 @@ use crate::mem::kstack::KernelStack;
 pub type Tid = u64;
 /// Kernel-wide process id.
 pub type Pid = u64;
+
+/// A thread's process, as IPC and capability calls see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner {
+    /// The process's pid inside its container.
+    pub vpid: u64,
+    /// Its container.
+    pub container: Index,
+    /// That container's public id.
+    pub container_id: u64,
+    /// Its capability table.
+    pub table: TableId,
+}
+
+impl Default for Owner {
+    /// The idle thread's: no process (table 0 is never a valid table id).
+    fn default() -> Self {
+        Owner { vpid: 0, container: Index::default(), container_id: 0, table: TableId(0) }
+    }
+}
 
 /// What a thread is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,8 +59,9 @@ pub enum State {
 pub struct Thread {
     /// Its process (0: the kernel's idle thread).
     pub pid: Pid,
-    /// Its process's pid inside its container (kept here so `ProcessId` is one lookup).
-    pub vpid: u64,
+    /// What the IPC and capability paths need of its process, fixed for the process's life
+    /// and kept here so each is one lookup: pid in its container, container, and table.
+    pub owner: Owner,
     /// Scheduling state.
     pub state: State,
     /// Stack pointer saved by the last switch away from it.
@@ -59,7 +83,7 @@ impl Thread {
     pub fn idle() -> Self {
         Thread {
             pid: 0,
-            vpid: 0,
+            owner: Owner::default(),
             state: State::Running,
             saved_rsp: 0,
             stack: None,
@@ -71,7 +95,7 @@ impl Thread {
     }
 
     /// A thread that will enter user mode at `entry` with stack `user_rsp` and `rdi = arg`.
-    pub fn new_user((pid, vpid): (Pid, u64), entry: u64, user_rsp: u64, arg: u64) -> Option<Self> {
+    pub fn new_user(pid: Pid, owner: Owner, entry: u64, user_rsp: u64, arg: u64) -> Option<Self> {
         let stack = KernelStack::new()?;
         let top = stack.top();
         let frame = TrapFrame {
@@ -95,7 +119,7 @@ impl Thread {
         }
         Some(Thread {
             pid,
-            vpid,
+            owner,
             state: State::Ready,
             saved_rsp,
             stack: Some(stack),
