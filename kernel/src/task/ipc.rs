@@ -20,7 +20,7 @@ use vessel_container::Resource;
 use vessel_kcore::report::TrapFrame;
 
 use super::objects::{IpcWait, ObjectRef};
-use super::thread::{State, Tid};
+use super::thread::{Owner, State, Tid};
 use super::{Tasks, schedule, with_tasks};
 use crate::mem::address_space::Access;
 use crate::mem::{frames, phys_to_virt};
@@ -75,23 +75,29 @@ impl Tasks {
     }
 
     pub(super) fn resolve(&self, value: u64, needs: Rights) -> Result<Cap<ObjectRef>, Error> {
-        let cap = self.caps.get(self.table_of(self.current)?, handle(value)?).map_err(cap_error)?;
+        self.resolve_with_owner(value, needs).map(|(cap, _)| cap)
+    }
+
+    /// Like `resolve`, also returning the running thread's process facts (one lookup for both).
+    fn resolve_with_owner(&self, value: u64, needs: Rights) -> Result<(Cap<ObjectRef>, Owner), Error> {
+        let owner = self.threads.get(&self.current).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
+        let cap = self.caps.get(owner.table, handle(value)?).map_err(cap_error)?;
         if !cap.rights.contains(needs) {
             return Err(Error::MissingRights);
         }
-        Ok(cap)
+        Ok((cap, owner))
     }
 
     /// Resolves an endpoint capability and applies the isolation rule: only its own container
     /// may use an endpoint, except that anyone may call a system-service endpoint.
     fn resolve_endpoint(&self, value: u64, needs: Rights) -> Result<(u64, u64), Error> {
-        let (id, badge) = match self.resolve(value, needs)? {
-            Cap { object: ObjectRef::Endpoint(id), badge, .. } => (id, badge),
+        let (id, badge, owner) = match self.resolve_with_owner(value, needs)? {
+            (Cap { object: ObjectRef::Endpoint(id), badge, .. }, owner) => (id, badge, owner),
             _ => return Err(Error::WrongObject),
         };
         let endpoint = self.endpoints.get(&id).ok_or(Error::PeerDied)?;
         let open = endpoint.service && !needs.contains(Rights::RECEIVE);
-        if !open && endpoint.container != self.current_container()? {
+        if !open && endpoint.container != owner.container {
             return Err(Error::CrossContainer);
         }
         Ok((id, badge))
@@ -99,12 +105,12 @@ impl Tasks {
 
     /// Resolves a notification capability; only its own container may use a notification.
     pub(super) fn resolve_notification(&self, value: u64, needs: Rights) -> Result<u64, Error> {
-        let id = match self.resolve(value, needs)?.object {
-            ObjectRef::Notification(id) => id,
+        let (id, owner) = match self.resolve_with_owner(value, needs)? {
+            (Cap { object: ObjectRef::Notification(id), .. }, owner) => (id, owner),
             _ => return Err(Error::WrongObject),
         };
         let n = self.notifications.get(&id).ok_or(Error::PeerDied)?;
-        if n.container != self.current_container()? {
+        if n.container != owner.container {
             return Err(Error::CrossContainer);
         }
         Ok(id)
@@ -384,8 +390,10 @@ impl Tasks {
         if self.caps.free_slots(to_table) < cap_count {
             return Err(Error::TableFull);
         }
-        // The receiver's header page must exist before anything moves (mapping it may fail).
-        self.ipc_frame(to, 0, true)?;
+        // The receiver's header page must exist before a capability moves (mapping it may fail).
+        if cap_count > 0 {
+            self.ipc_frame(to, 0, true)?;
+        }
         // The receiver's container pays for the slots the capabilities take there.
         self.charge_slots(to_table, cap_count as u64)?;
         if data_len > 0
