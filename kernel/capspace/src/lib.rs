@@ -373,6 +373,16 @@ impl<O: Copy + Eq + fmt::Debug> CapSpace<O> {
         self.table(table).map_or(0, |t| t.capacity - t.len)
     }
 
+    /// Whether `table` holds any cap to `object` (false for a table that does not exist).
+    /// O(slots of the table).
+    pub fn holds(&self, table: TableId, object: O) -> bool {
+        self.table(table).is_ok_and(|t| {
+            t.slots
+                .iter()
+                .any(|s| s.node != NIL && self.nodes.get(s.node as usize).is_some_and(|n| n.cap.object == object))
+        })
+    }
+
     /// Number of caps in all tables.
     pub fn total(&self) -> usize {
         self.total

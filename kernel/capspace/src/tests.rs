@@ -615,3 +615,21 @@ fn random_operations_match_a_reference_model() {
         assert!(count >= 50, "only {count} {name}");
     }
 }
+
+#[test]
+fn holds_tells_whether_a_table_still_reaches_an_object() {
+    let mut space: CapSpace<u32> = CapSpace::new();
+    let a = space.create_table(8).unwrap();
+    let b = space.create_table(8).unwrap();
+    let original = space.insert(a, Cap { object: 7, rights: Rights::all(), badge: 0 }).unwrap();
+    assert!(space.holds(a, 7) && !space.holds(b, 7) && !space.holds(a, 8));
+    let copy = space.duplicate(a, original, b, Rights::all()).unwrap();
+    let second = space.duplicate(b, copy, b, Rights::all()).unwrap();
+    assert!(space.holds(b, 7));
+    space.delete(b, copy).unwrap();
+    assert!(space.holds(b, 7), "one copy is left");
+    space.delete(b, second).unwrap();
+    assert!(!space.holds(b, 7));
+    space.destroy_table(a).unwrap();
+    assert!(!space.holds(a, 7), "a destroyed table holds nothing");
+}

@@ -10,7 +10,7 @@ use vessel_container::Resource;
 
 use super::ipc::{cap_error, handle};
 use super::objects::{Endpoint, Memory, Notification, ObjectRef};
-use super::{Tasks, with_tasks};
+use super::{TableId, Tasks, with_tasks};
 use crate::mem::address_space::Access;
 use crate::mem::frames;
 
@@ -170,6 +170,42 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
     .unwrap_or(Err(Error::NoSuchProcess))
 }
 
+impl Tasks {
+    /// A capability to `object` left `table`: if it was that process's last capability to a
+    /// memory object, its mappings of the object go too (a process keeps a mapping only while
+    /// it holds a capability to the memory; touching the range afterwards faults).
+    pub(super) fn access_maybe_lost(&mut self, table: TableId, object: ObjectRef) {
+        let ObjectRef::Memory(id) = object else { return };
+        if self.caps.holds(table, object) {
+            return;
+        }
+        let Some(&(_, pid)) = self.table_owner.get(&table) else { return };
+        let Some(process) = self.processes.get_mut(&pid) else { return };
+        let mut lost = 0;
+        let mut i = 0;
+        while i < process.mappings.len() {
+            let (object, addr, pages) = process.mappings[i];
+            if object != id {
+                i += 1;
+                continue;
+            }
+            process.mappings.swap_remove(i);
+            if let Some(space) = process.space.as_mut() {
+                for page in 0..pages {
+                    let _ = space.unmap(addr + page * PAGE_SIZE);
+                }
+            }
+            lost += 1;
+        }
+        if lost > 0 {
+            if let Some(m) = self.memories.get_mut(&id) {
+                m.mappings = m.mappings.saturating_sub(lost);
+            }
+            self.release_memory_if_unused(id);
+        }
+    }
+}
+
 /// `ProcessCap`: a capability to the caller or one of its children.
 pub fn process_cap(pid: u64) -> Result<u64, Error> {
     with_tasks(|t| {
@@ -264,6 +300,7 @@ pub fn cap_delete(value: u64) -> Result<u64, Error> {
         let cap = t.caps.delete(table, handle(value)?).map_err(cap_error)?;
         t.uncharge_slots(table, 1);
         t.cap_removed(&cap);
+        t.access_maybe_lost(table, cap.object);
         Ok(0)
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -278,6 +315,7 @@ pub fn cap_revoke(value: u64) -> Result<u64, Error> {
         for (from, cap) in removed {
             t.uncharge_slots(from, 1);
             t.cap_removed(&cap);
+            t.access_maybe_lost(from, cap.object);
         }
         Ok(count)
     })

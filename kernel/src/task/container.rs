@@ -58,14 +58,14 @@ impl Tasks {
             return Ok(());
         }
         match self.table_owner.get(&table) {
-            Some(&c) => self.charge(c, Resource::CapSlots, n),
+            Some(&(c, _)) => self.charge(c, Resource::CapSlots, n),
             None => Ok(()),
         }
     }
 
     /// Gives back `n` capability slots of `table`.
     pub(super) fn uncharge_slots(&mut self, table: TableId, n: u64) {
-        if let Some(&c) = self.table_owner.get(&table) {
+        if let Some(&(c, _)) = self.table_owner.get(&table) {
             self.containers.uncharge(c, Resource::CapSlots, n);
         }
     }

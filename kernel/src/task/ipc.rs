@@ -408,6 +408,9 @@ impl Tasks {
                 Ok(new) => {
                     moved[i] = new.0;
                     self.uncharge_slots(from_table, 1);
+                    if let Ok(cap) = self.caps.get(to_table, new) {
+                        self.access_maybe_lost(from_table, cap.object);
+                    }
                 }
                 Err(e) => {
                     // Checked above, so not expected; the slots not used go back.

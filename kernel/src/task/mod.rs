@@ -116,8 +116,8 @@ struct Tasks {
     container_ids: vessel_container::IdGenerator,
     /// Live processes of each container.
     members: BTreeMap<Index, Vec<Pid>>,
-    /// The container each capability table's slots are charged to.
-    table_owner: BTreeMap<TableId, Index>,
+    /// The process each capability table belongs to, and the container its slots are charged to.
+    table_owner: BTreeMap<TableId, (Index, Pid)>,
     /// Destroyed containers still waiting for their last charges to return.
     dying: Vec<Index>,
 }

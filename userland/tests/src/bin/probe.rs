@@ -21,6 +21,7 @@
 //! - `notify-pong N`: N times wait on notification 0, signal notification 1.
 //! - `signal BITS`: signal notification 0.
 //! - `shared`: map memory object 0, expect 0x1234 at offset 0, write 0x5678 at offset 8.
+//! - `map-and-touch`: map memory object 0, signal notification 1, keep reading until revoked.
 //! - `kill-via-cap`: end the process named by process capability 0 (not our child).
 //! - `kv-server`: serve the key-value protocol (`vessel-kv-protocol`) on endpoint 0.
 //! - container roles (`xc`, `blocked`, `ipc-pair`, `spawner`, `call-service`, `forkbomb`,
@@ -134,6 +135,7 @@ fn main() -> i32 {
             Err(_) => 1,
         },
         "shared" => shared(),
+        "map-and-touch" => map_and_touch(),
         "fuzz" => fuzz(number(args.get(2)), number(args.get(3))),
         "kv-server" => {
             kv_server();
@@ -241,6 +243,27 @@ fn shared() -> i32 {
         core::ptr::write_volatile(words.add(1), 0x5678);
     }
     0
+}
+
+/// Maps memory object 0, writes it, signals bit 1 on notification 1, then keeps reading the
+/// page for 3 s: exit 1 if it is still there (the parent revokes it meanwhile, which must unmap
+/// it, so the read faults).
+fn map_and_touch() -> i32 {
+    let Ok(addr) = Memory(cap(0)).map(MapFlags::WRITE) else { return 2 };
+    let word = addr as usize as *mut u64;
+    // SAFETY: the kernel just mapped a whole writable page of the memory object at `addr`.
+    unsafe { core::ptr::write_volatile(word, 0x77) };
+    if Notification(cap(1)).signal(1).is_err() {
+        return 3;
+    }
+    let deadline = time::now_ns() + 3_000_000_000;
+    while time::now_ns() < deadline {
+        // SAFETY: the page was mapped above; once revoked, this read faults and the kernel ends
+        // the process (what the test expects).
+        core::hint::black_box(unsafe { core::ptr::read_volatile(word) });
+        time::sleep_ms(5);
+    }
+    1
 }
 
 /// The example key-value server: typed requests in, typed replies out, at most 64 keys.

@@ -24,6 +24,7 @@ pub const TESTS: &[crate::Test] = &[
     ("ipc::thirty_two_clients_all_answered", thirty_two_clients_all_answered),
     ("notification::signal_wait_poll_timeout", signal_wait_poll_timeout),
     ("memory::shared_between_processes", shared_between_processes),
+    ("memory::revoking_a_memory_capability_unmaps_it", revoking_a_memory_capability_unmaps_it),
     ("process::capability_lets_another_process_kill", process_capability_lets_another_process_kill),
     ("ipc::typed_protocol_round_trip", typed_protocol_round_trip),
 ];
@@ -304,6 +305,32 @@ fn shared_between_processes() -> TestResult {
     // SAFETY: as above.
     unsafe { sys::mem_unmap(addr, 1) }.map_err(e("unmap"))?;
     m.0.delete().map_err(e("delete"))?;
+    let stats_after = sys::kernel_stats().map_err(e("stats"))?;
+    check!(
+        stats_after.free_frames == stats_before.free_frames,
+        "frames {} -> {}",
+        stats_before.free_frames,
+        stats_after.free_frames
+    );
+    finished(before)
+}
+
+fn revoking_a_memory_capability_unmaps_it() -> TestResult {
+    let before = counts()?;
+    let stats_before = sys::kernel_stats().map_err(e("stats"))?;
+    let m = Memory::create(1).map_err(e("memory"))?;
+    let n = Notification::create().map_err(e("notification"))?;
+    let child = process::spawn_with_caps("bin/probe", &["map-and-touch"], &[m.0.0, n.0.0]).map_err(e("spawn"))?;
+    check!(n.wait_timeout(5_000_000_000) == Ok(1), "the child did not map the memory");
+    // The child's capability is derived from ours: revoking takes it, and with it the mapping.
+    check!(m.0.revoke() == Ok(1), "revoke removed one capability");
+    let exit = process::wait(child).map_err(e("wait"))?;
+    check!(
+        matches!(exit, Exit::Fault { kind: vessel_rt::abi::FaultKind::PageFault, .. }),
+        "the child touched revoked memory and ended {exit:?}"
+    );
+    m.0.delete().map_err(e("delete"))?;
+    n.0.delete().map_err(e("delete"))?;
     let stats_after = sys::kernel_stats().map_err(e("stats"))?;
     check!(
         stats_after.free_frames == stats_before.free_frames,
