@@ -132,6 +132,15 @@ fn suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool, min_tests: u
 
 /// Boots a shipped image and checks it gets to user space: banner, ready line, `hello` run by
 /// init, and no panic.
+/// What the shipped image's `ctr` session must print: `bin/hello` runs as pid 1 of a new
+/// container twice (by `run` and by `spawn`), and every command succeeds.
+const CTR_SESSION: [&str; 4] = [
+    "hello from user space: process 1, arguments [\"bin/hello\", \"from\", \"a\", \"container\"]",
+    "ctr: bin/hello ended: Ok(Code(0))",
+    "ctr: destroyed",
+    "init: bin/ctr exited with code 0",
+];
+
 fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: Attach) -> Result {
     let run = boot(name, image, uefi, attach, RUN_TIMEOUT, true)?;
     let text = run.text();
@@ -141,6 +150,10 @@ fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: A
         Some("no banner or ready line".into())
     } else if !text.contains("hello from user space") || !text.contains("init: bin/hello exited with code 0") {
         Some("bin/hello did not run to completion under init".into())
+    } else if !text.contains("proc: serving") {
+        Some("init did not start proc".into())
+    } else if !CTR_SESSION.iter().all(|line| text.contains(line)) {
+        Some(format!("the ctr session did not run as expected (each of {CTR_SESSION:?})"))
     } else {
         verdict::parse(&text).panic.map(|p| format!("kernel panic: {p}"))
     };

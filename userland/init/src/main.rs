@@ -23,7 +23,7 @@ use vessel_rt::{println, process};
 vessel_rt::entry!(main);
 
 /// Longest argument list a config line may have.
-const MAX_ARGS: usize = 16;
+const MAX_ARGS: usize = 32;
 
 fn main() -> i32 {
     println!("init: started as process {}", vessel_rt::pid());
@@ -57,9 +57,13 @@ fn main() -> i32 {
         let Some(path) = words.next() else { continue };
         let mut args = [""; MAX_ARGS];
         let mut count = 0;
-        for word in words.take(MAX_ARGS) {
+        for word in words.by_ref().take(MAX_ARGS) {
             args[count] = word;
             count += 1;
+        }
+        if words.next().is_some() {
+            println!("init: {path}: more than {MAX_ARGS} arguments; not started");
+            continue;
         }
         let mut caps = [0u32; 1];
         let passed = match (trusted, root) {

@@ -5,7 +5,7 @@
 //! container and its descendants only. The protocol is `vessel_proc_protocol`; `docs/proc.md`
 //! describes it.
 //!
-//! State: the containers it created (id, parent, capability), the processes it started (their
+//! State: the containers it created (by id: parent, capability), the processes it started (their
 //! container, pid there, and a process capability), and the services (name, a send-only
 //! endpoint capability, generation, and for supervised ones the command and restarts left).
 //! Supervision polls: between requests, and at least every [`POLL_MS`], `proc` looks at each
@@ -17,6 +17,7 @@
 
 extern crate alloc;
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -58,7 +59,8 @@ struct Server {
     /// Send-only capability to ourselves, handed to every child first.
     client: Endpoint,
     hardware: Vec<u32>,
-    containers: Vec<Node>,
+    /// By id: visibility checks walk up the tree in O(depth × log n).
+    containers: BTreeMap<u64, Node>,
     processes: Vec<Record>,
     services: Vec<Service>,
 }
@@ -91,7 +93,7 @@ fn main() -> i32 {
         root_id,
         client: Endpoint(client),
         hardware,
-        containers: alloc::vec![Node { id: root_id, parent: 0, cap: root }],
+        containers: BTreeMap::from([(root_id, Node { id: root_id, parent: 0, cap: root })]),
         processes: Vec::new(),
         services: Vec::new(),
     };
@@ -173,9 +175,9 @@ impl Server {
         let id = if id == 0 { caller } else { id };
         let mut at = id;
         loop {
-            let node = self.containers.iter().find(|n| n.id == at).ok_or(Error::NoSuchContainer)?;
+            let node = self.containers.get(&at).ok_or(Error::NoSuchContainer)?;
             if node.id == caller {
-                return self.containers.iter().find(|n| n.id == id).ok_or(Error::NoSuchContainer);
+                return self.containers.get(&id).ok_or(Error::NoSuchContainer);
             }
             if node.parent == 0 {
                 return Err(Error::NoSuchContainer);
@@ -190,7 +192,7 @@ impl Server {
             if at == top {
                 return true;
             }
-            match self.containers.iter().find(|n| n.id == at) {
+            match self.containers.get(&at) {
                 Some(node) if node.parent != 0 => at = node.parent,
                 _ => return false,
             }
@@ -225,7 +227,7 @@ impl Server {
             Request::Create { parent, limits } => self.create(caller, parent, limits),
             Request::Destroy { container } => self.destroy(caller, container),
             Request::Containers => {
-                list.extend(self.containers.iter().filter(|n| self.below(caller, n.id)).map(|n| (n.id, n.parent)));
+                list.extend(self.containers.values().filter(|n| self.below(caller, n.id)).map(|n| (n.id, n.parent)));
                 Ok(Reply::List { count: 0, data: &[] })
             }
             Request::Info { container } => self.visible(caller, container).and_then(|n| n.cap.info()).map(|i| {
@@ -309,7 +311,7 @@ impl Server {
         let (parent_id, parent_cap) = (node.id, node.cap);
         let cap = parent_cap.create_child(&ContainerLimits { amounts: limits.0 })?;
         let id = cap.id()?;
-        self.containers.push(Node { id, parent: parent_id, cap });
+        self.containers.insert(id, Node { id, parent: parent_id, cap });
         Ok(Reply::Created { id })
     }
 
@@ -331,8 +333,8 @@ impl Server {
                 i += 1;
             }
         }
-        let doomed: Vec<u64> = self.containers.iter().filter(|n| self.below(top, n.id)).map(|n| n.id).collect();
-        self.containers.retain(|n| {
+        let doomed: Vec<u64> = self.containers.values().filter(|n| self.below(top, n.id)).map(|n| n.id).collect();
+        self.containers.retain(|_, n| {
             let gone = doomed.contains(&n.id);
             if gone {
                 let _ = n.cap.0.delete();
