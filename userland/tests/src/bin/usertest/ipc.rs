@@ -305,14 +305,15 @@ fn shared_between_processes() -> TestResult {
     // SAFETY: as above.
     unsafe { sys::mem_unmap(addr, 1) }.map_err(e("unmap"))?;
     m.0.delete().map_err(e("delete"))?;
-    let stats_after = sys::kernel_stats().map_err(e("stats"))?;
-    check!(
-        stats_after.free_frames == stats_before.free_frames,
-        "frames {} -> {}",
-        stats_before.free_frames,
-        stats_after.free_frames
-    );
+    frames_back(&stats_before)?;
     finished(before)
+}
+
+/// Free frames are where they were in `before`.
+fn frames_back(before: &vessel_rt::abi::KernelStats) -> TestResult {
+    let after = sys::kernel_stats().map_err(e("stats"))?;
+    check!(after.free_frames == before.free_frames, "frames {} -> {}", before.free_frames, after.free_frames);
+    Ok(())
 }
 
 fn revoking_a_memory_capability_unmaps_it() -> TestResult {
@@ -331,13 +332,7 @@ fn revoking_a_memory_capability_unmaps_it() -> TestResult {
     );
     m.0.delete().map_err(e("delete"))?;
     n.0.delete().map_err(e("delete"))?;
-    let stats_after = sys::kernel_stats().map_err(e("stats"))?;
-    check!(
-        stats_after.free_frames == stats_before.free_frames,
-        "frames {} -> {}",
-        stats_before.free_frames,
-        stats_after.free_frames
-    );
+    frames_back(&stats_before)?;
     finished(before)
 }
 
