@@ -358,7 +358,7 @@ pub struct ContainerInfo {
     pub depth: u32,
     /// Number of child containers.
     pub children: u64,
-    /// Processes in it (not counting descendants), including ended ones not yet waited for.
+    /// Live processes in it (not counting descendants; a zombie still counts in `usage`).
     pub members: u64,
     /// Limits, indexed like [`QUOTA_RESOURCES`].
     pub limits: [u64; 5],
