@@ -135,8 +135,7 @@ impl Tasks {
         if tid == IDLE {
             return None;
         }
-        let pid = self.threads.get(&tid)?.pid;
-        self.processes.get(&pid).map(|p| p.priority)
+        self.threads.get(&tid).map(|th| th.owner.priority)
     }
 
     fn make_ready(&mut self, tid: Tid) {

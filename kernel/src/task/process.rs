@@ -49,7 +49,7 @@ pub fn spawn(
         Ok((pid, pid + 1, target, vpid))
     })
     .ok_or(Error::NoSuchProcess)??;
-    let built = build_process(parent, file.data, bootfs, args, caps, (pid, vpid, target));
+    let built = build_process(parent, file.data, bootfs, args, caps, (pid, vpid, target, priority));
     with_tasks(|t| {
         let (space, table, thread) = match built {
             Ok(v) => v,
@@ -118,7 +118,7 @@ fn build_process(
     bootfs: &'static [u8],
     args: &[u8],
     caps: &[u32],
-    (pid, vpid, container): (Pid, u64, Index),
+    (pid, vpid, container, priority): (Pid, u64, Index, Priority),
 ) -> Result<(AddressSpace, TableId, Thread), Error> {
     let mut space = AddressSpace::new().map_err(|_| Error::NoMemory)?;
     let entry = loader::load_elf(&mut space, elf)?;
@@ -179,7 +179,7 @@ fn build_process(
             return Err(e);
         }
     };
-    let owner = thread::Owner { vpid, container, container_id, table };
+    let owner = thread::Owner { vpid, container, container_id, table, priority };
     let Some(thread) = Thread::new_user(pid, owner, entry, info, info) else {
         drop_table(table);
         return Err(Error::NoMemory);

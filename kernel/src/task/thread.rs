@@ -8,6 +8,7 @@ use alloc::boxed::Box;
 
 use vessel_kcore::report::TrapFrame;
 
+use vessel_abi::Priority;
 use vessel_capspace::TableId;
 use vessel_container::Index;
 
@@ -33,12 +34,14 @@ pub struct Owner {
     pub container_id: u64,
     /// Its capability table.
     pub table: TableId,
+    /// Its scheduling priority.
+    pub priority: Priority,
 }
 
 impl Default for Owner {
     /// The idle thread's: no process (table 0 is never a valid table id).
     fn default() -> Self {
-        Owner { vpid: 0, container: Index::default(), container_id: 0, table: TableId(0) }
+        Owner { vpid: 0, container: Index::default(), container_id: 0, table: TableId(0), priority: Priority::Low }
     }
 }
 
