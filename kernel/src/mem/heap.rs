@@ -8,8 +8,9 @@ use x86_64::structures::paging::PageTableFlags;
 
 use super::{frames, paging};
 
-/// Size of the kernel heap.
-pub const HEAP_SIZE: u64 = 4 * 1024 * 1024;
+/// Size of the kernel heap. The root container's quotas (`task::container::ROOT_LIMITS`) keep
+/// kernel records well inside it, so user space cannot exhaust it.
+pub const HEAP_SIZE: u64 = 16 * 1024 * 1024;
 
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();

@@ -21,6 +21,12 @@ use super::objects::ObjectRef;
 use super::thread::{self, Pid};
 use super::{Tasks, with_tasks};
 
+/// Limits of the root container, and so of everything: they bound what user space can make
+/// the kernel keep on its heap (a few hundred bytes per object or container, about 1 KiB per
+/// process, about 60 bytes per capability: at most about 12 MiB of the 16 MiB heap). Pages are
+/// bounded by the frames that exist; running out of those is a clean `NoMemory`.
+pub const ROOT_LIMITS: Amounts = Amounts([u64::MAX, 1024, 1024, 16384, 65536]);
+
 /// The ABI error for a container-tree error.
 pub(super) fn container_error(e: ContainerError) -> Error {
     match e {

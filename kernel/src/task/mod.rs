@@ -346,7 +346,7 @@ pub fn init(bootfs: &'static [u8]) {
         next_object: 0,
         irq_bindings: [None; 16],
         fpu_owner: IDLE,
-        containers: Tree::new(root_id, vessel_container::Amounts::UNLIMITED),
+        containers: Tree::new(root_id, container::ROOT_LIMITS),
         container_ids: ids,
         members: BTreeMap::new(),
         table_owner: BTreeMap::new(),

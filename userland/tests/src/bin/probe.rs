@@ -150,6 +150,7 @@ fn main() -> i32 {
         "forkbomb" => crate::containers::forkbomb(),
         "memhog" => crate::containers::memhog(),
         "objhog" => crate::containers::objhog(),
+        "objhold" => crate::containers::objhold(),
         "chain" => crate::containers::chain(number(args.get(2))),
         "kill-own-parent-host" => crate::containers::kill_own_parent_host(),
         "kill-parent-then-map" => crate::containers::kill_parent_then_map(),

@@ -16,6 +16,8 @@
 //! - `kill-parent-then-map`: kill our parent (and so ourselves), then try to map 1,000 pages.
 //! - `objhog`: create notifications until refused; exit code = how many if the refusal was
 //!   `QuotaExceeded`, else 255.
+//! - `objhold`: create notifications until refused: on `TableFull` hold them all (block), on
+//!   `QuotaExceeded` exit with how many it made, on anything else exit with minus the error code.
 //! - `memhog`: map 16 pages at a time until refused; exit 0 if the refusal was `QuotaExceeded`.
 //! - `ps-check ID...`: `proc` lists of processes and containers must show only our container and
 //!   those below it, never the given ids; exit 0 if so.
@@ -205,6 +207,21 @@ pub fn objhog() -> i32 {
             Ok(_) => made += 1,
             Err(Error::QuotaExceeded) => return made,
             Err(_) => return 255,
+        }
+    }
+}
+
+pub fn objhold() -> i32 {
+    let mut made = 0;
+    loop {
+        match Notification::create() {
+            Ok(_) => made += 1,
+            // Our table is full: hold everything (the test ends us).
+            Err(Error::TableFull) => loop {
+                time::sleep_ms(1000);
+            },
+            Err(Error::QuotaExceeded) => return made,
+            Err(e) => return -(e as i32),
         }
     }
 }

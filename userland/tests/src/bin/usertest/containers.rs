@@ -23,6 +23,7 @@ pub const TESTS: &[crate::Test] = &[
     ("containers::fork_bomb_hits_the_process_quota", fork_bomb_hits_the_process_quota),
     ("containers::memory_exhaustion_stays_inside", memory_exhaustion_stays_inside),
     ("containers::object_and_slot_quotas", object_and_slot_quotas),
+    ("containers::the_root_quota_keeps_the_kernel_heap_whole", the_root_quota_keeps_the_kernel_heap_whole),
     ("containers::destroying_a_long_process_chain", destroying_a_long_process_chain),
     ("containers::a_process_killed_with_its_parent_charges_nothing", a_process_killed_with_its_parent_charges_nothing),
     ("containers::pids_are_per_container_and_listing_is_scoped", pids_are_per_container_and_listing_is_scoped),
@@ -423,6 +424,47 @@ fn object_and_slot_quotas() -> TestResult {
         hog.0.delete().map_err(e("delete"))?;
         jail.0.delete().map_err(e("delete"))?;
     }
+    same_counts(&before, &stats()?)
+}
+
+fn the_root_quota_keeps_the_kernel_heap_whole() -> TestResult {
+    let root = root()?;
+    let limit = root.info().map_err(e("info"))?.limits[ContainerLimits::OBJECTS];
+    check!(limit != UNLIMITED, "the root container bounds kernel objects");
+    let before = stats()?;
+    // Processes each fill their table with notifications and hold them, until the root's
+    // object quota (not the kernel heap) says no.
+    let mut holders = Vec::new();
+    let mut refused = None;
+    for _ in 0..limit / 4000 + 2 {
+        let pid = process::spawn("bin/probe", &["objhold"]).map_err(e("spawn"))?;
+        let deadline = time::now_ns() + 30_000_000_000;
+        let mut state = 0;
+        while state == 0 && time::now_ns() < deadline {
+            time::sleep_ms(5);
+            state = process::info(pid).map_err(e("info"))?.state;
+        }
+        if state == 2 {
+            let exit = process::wait(pid).map_err(e("wait"))?;
+            // It made this many before QuotaExceeded (a negative code is another error).
+            let Exit::Code(made @ 0..) = exit else { return Err(format!("the last holder ended {exit:?}")) };
+            refused = Some(made as u64);
+            break;
+        }
+        holders.push(pid);
+    }
+    let Some(made) = refused else {
+        return Err(format!("{} holders never met the object quota of {limit}", holders.len()));
+    };
+    // The refused holder freed its own when it ended; with them, the quota was reached.
+    let during = stats()?;
+    check!(during.objects + made >= limit - 64, "objects at the refusal: {} + {made} of {limit}", during.objects);
+    for pid in holders {
+        process::kill(pid).map_err(e("kill"))?;
+        process::wait(pid).map_err(e("wait"))?;
+    }
+    let n = Notification::create().map_err(e("notification after"))?;
+    n.0.delete().map_err(e("delete"))?;
     same_counts(&before, &stats()?)
 }
 
