@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use vessel_proc_protocol::{Ending, Limits};
-use vessel_rt::abi::{ContainerLimits, Error, Exit, KernelStats, Meta, ObjectKind, Rights, UNLIMITED};
+use vessel_rt::abi::{ContainerLimits, Error, Exit, KernelStats, Meta, ObjectKind, Rights, Syscall, UNLIMITED};
 use vessel_rt::container::{self, Container};
 use vessel_rt::ipc::{self, Cap, Endpoint, Notification, ProcessHandle, buffer};
 use vessel_rt::proc::Proc;
@@ -103,6 +103,17 @@ fn ids_are_random_unique_and_never_reused() -> TestResult {
         child.0.delete().map_err(e("delete"))?;
     }
     check!(root.destroy() == Err(Error::AccessDenied), "the root container cannot be destroyed");
+    // Hostile arguments: every bad pointer, and handles that name no container.
+    for (what, bad) in crate::BAD_POINTERS {
+        let create = crate::raw(Syscall::ContainerCreate as u64, [u64::from(root.0.0), bad, 0, 0, 0, 0]);
+        check!(create == Err(Error::BadAddress), "create with limits at {what}: {create:?}");
+        let info = crate::raw(Syscall::ContainerInfo as u64, [0, bad, 0, 0, 0, 0]);
+        check!(info == Err(Error::BadAddress), "info into {what}: {info:?}");
+    }
+    for handle in [0u64, 0xdead, u64::MAX] {
+        let destroy = crate::raw(Syscall::ContainerDestroy as u64, [handle, 0, 0, 0, 0, 0]);
+        check!(destroy.is_err(), "destroy of handle {handle:#x}: {destroy:?}");
+    }
     same_counts(&before, &stats()?)
 }
 

@@ -73,7 +73,7 @@ fn main() -> i32 {
     if failed == 0 { 0 } else { 1 }
 }
 
-fn raw(call: u64, args: [u64; 6]) -> Result<u64, Error> {
+pub(crate) fn raw(call: u64, args: [u64; 6]) -> Result<u64, Error> {
     // SAFETY: hostile arguments are the point; none of these calls can end or reshape this
     // process (the tests never pass Exit or MemUnmap of live memory here).
     let (rax, rdx) = unsafe { arch::syscall(call, args) };
@@ -81,7 +81,7 @@ fn raw(call: u64, args: [u64; 6]) -> Result<u64, Error> {
 }
 
 /// The bad-pointer classes every pointer argument is tried with.
-const BAD_POINTERS: [(&str, u64); 5] = [
+pub(crate) const BAD_POINTERS: [(&str, u64); 5] = [
     ("null", 0),
     ("kernel half", 0xffff_8000_0000_1000),
     ("non-canonical", 0x0000_8000_0000_0000),
