@@ -145,25 +145,29 @@ impl Tasks {
 
     /// Removes the dying containers whose usage has dropped to zero (their parents' object
     /// charge for them returns too).
+    /// `dying` is kept leaves first (destroy appends post-order lists), so one pass removes a
+    /// whole subtree; another pass runs only while the last one made progress, for containers
+    /// that became removable out of order.
     pub(super) fn remove_dead_containers(&mut self) {
-        let mut i = 0;
-        while i < self.dying.len() {
-            let c = self.dying[i];
-            let parent = self.containers.get(c).and_then(|c| c.parent());
-            match self.containers.remove(c) {
-                Ok(()) => {
-                    self.members.remove(&c);
-                    if let Some(parent) = parent {
-                        self.containers.uncharge(parent, Resource::Objects, 1);
+        loop {
+            let before = self.dying.len();
+            let mut kept = alloc::vec::Vec::with_capacity(before);
+            for c in core::mem::take(&mut self.dying) {
+                let parent = self.containers.get(c).and_then(|c| c.parent());
+                match self.containers.remove(c) {
+                    Ok(()) => {
+                        self.members.remove(&c);
+                        if let Some(parent) = parent {
+                            self.containers.uncharge(parent, Resource::Objects, 1);
+                        }
                     }
-                    self.dying.remove(i);
-                    // A parent may have been waiting for this child: look at the list again.
-                    i = 0;
+                    Err(ContainerError::NoSuchContainer) => {}
+                    Err(_) => kept.push(c),
                 }
-                Err(ContainerError::NoSuchContainer) => {
-                    self.dying.remove(i);
-                }
-                Err(_) => i += 1,
+            }
+            self.dying = kept;
+            if self.dying.is_empty() || self.dying.len() == before {
+                return;
             }
         }
     }

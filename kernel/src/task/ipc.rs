@@ -374,12 +374,15 @@ impl Tasks {
         let to_container = self.threads.get(&to).map(|th| th.owner.container).ok_or(Error::PeerDied)?;
         let handles: [u32; MAX_MESSAGE_CAPS] =
             if cap_count > 0 { self.read_buffer_words(from, IPC_CAPS_OFFSET)? } else { [0; MAX_MESSAGE_CAPS] };
+        // What each capability names, kept from the checks for after the move.
+        let mut objects = [None; MAX_MESSAGE_CAPS];
         for (i, &h) in handles[..cap_count].iter().enumerate() {
             // The same capability twice would move once and then fail half-way.
             if handles[..i].contains(&h) {
                 return Err(Error::InvalidArgument);
             }
             let cap = self.caps.get(from_table, Handle(h)).map_err(cap_error)?;
+            objects[i] = Some(cap.object);
             if !cap.rights.contains(Rights::TRANSFER) {
                 return Err(Error::MissingRights);
             }
@@ -408,8 +411,8 @@ impl Tasks {
                 Ok(new) => {
                     moved[i] = new.0;
                     self.uncharge_slots(from_table, 1);
-                    if let Ok(cap) = self.caps.get(to_table, new) {
-                        self.access_maybe_lost(from_table, cap.object);
+                    if let Some(object) = objects[i] {
+                        self.access_maybe_lost(from_table, object);
                     }
                 }
                 Err(e) => {

@@ -134,18 +134,22 @@ fn build_process(
         t.table_owner.insert(table, (container, pid));
         let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
         let mut count = caps.len();
+        // init: the hardware capabilities, roots of their derivation trees, and the root
+        // container (init hands it to `proc`).
+        let boot: alloc::vec::Vec<ObjectRef> = if parent == 0 {
+            let root = ObjectRef::Container(t.containers.root());
+            hardware::boot_objects().into_iter().chain([root]).take(handles.len()).collect()
+        } else {
+            alloc::vec::Vec::new()
+        };
         // The child's container pays for the slots its initial capabilities take.
-        let boot = if parent == 0 { (hardware::boot_objects().len() + 1).min(handles.len()) } else { 0 };
-        if let Err(e) = t.charge_slots(table, (caps.len() + boot) as u64) {
+        if let Err(e) = t.charge_slots(table, (caps.len() + boot.len()) as u64) {
             t.release_table(table);
             return Err(e);
         }
         if parent == 0 {
-            // init: the hardware capabilities, roots of their derivation trees, and the root
-            // container (init hands it to `proc`).
             count = 0;
-            let root = ObjectRef::Container(t.containers.root());
-            for object in hardware::boot_objects().into_iter().chain([root]).take(handles.len()) {
+            for object in boot {
                 let cap = vessel_capspace::Cap { object, rights: vessel_abi::Rights::all(), badge: 0 };
                 match t.caps.insert(table, cap) {
                     Ok(h) => {
