@@ -27,15 +27,25 @@ fn kernel_us(line: &str) -> Option<u64> {
 }
 
 /// The guest benchmarks, then the boot times.
-pub fn run(runs: usize) -> Result {
+/// `only` picks benchmark groups (and skips the boot times); `scale` multiplies round counts.
+pub fn run(runs: usize, only: &[String], scale: u64) -> Result {
     setup::ensure_qemu()?;
-    guest()?;
-    boot_times(runs)
+    let mut conf = String::from("!bin/bench");
+    for group in only {
+        conf.push(' ');
+        conf.push_str(group);
+    }
+    if scale != 1 {
+        conf.push_str(&format!(" x{scale}"));
+    }
+    conf.push('\n');
+    guest(&conf)?;
+    if only.is_empty() { boot_times(runs) } else { Ok(()) }
 }
 
 /// Boots the bench image (BIOS) and passes its RESULT lines through.
-fn guest() -> Result {
-    let spec = BootSpec { init_conf: "!bin/bench\n", boot_args: "debug-exit=allow\n" };
+fn guest(init_conf: &str) -> Result {
+    let spec = BootSpec { init_conf, boot_args: "debug-exit=allow\n" };
     let images = artifacts::images_with(Flavor::Normal, "vessel-bench", &spec)?;
     step("in-guest benchmarks (BIOS, TCG)");
     let machine = Machine {
@@ -45,7 +55,7 @@ fn guest() -> Result {
         debug_exit: true,
         snapshot: true,
     };
-    let run = qemu::run(&machine, Duration::from_secs(600), |_| false).map_err(|e| e.to_string())?;
+    let run = qemu::run(&machine, Duration::from_secs(1800), |_| false).map_err(|e| e.to_string())?;
     let results: Vec<&str> = run
         .lines
         .iter()

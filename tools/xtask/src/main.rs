@@ -60,6 +60,12 @@ enum Cmd {
         /// Boots per firmware.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Only these benchmark groups (null, yield, spawn, ipc, container), and no boot times.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Multiply every round count (for profiling one group).
+        #[arg(long, default_value_t = 1)]
+        scale: u64,
     },
     /// Run clippy on every crate, for its real target, with warnings as errors.
     Clippy,
@@ -122,7 +128,7 @@ fn main() -> ExitCode {
         Cmd::Run { uefi, usb, display, qemu_args } => run_qemu(uefi, usb, display, &qemu_args),
         Cmd::Test { user_only: false } => suites::run_all(),
         Cmd::Test { user_only: true } => suites::run_user_bios(),
-        Cmd::Bench { runs } => bench::run(runs),
+        Cmd::Bench { runs, only, scale } => bench::run(runs, &only, scale),
         Cmd::Clippy => artifacts::clippy(),
     });
     match result {

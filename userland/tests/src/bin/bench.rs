@@ -20,44 +20,80 @@ fn report(name: &str, n: u64, total_ns: u64, unit: &str) {
     println!("RESULT {name} n={n} {}.{} ns/{unit}", tenths / 10, tenths % 10);
 }
 
+/// Which groups run (all when none is named) and the factor on every round count.
+struct Selection<'a> {
+    groups: alloc::vec::Vec<&'a str>,
+    scale: u64,
+}
+
+impl Selection<'_> {
+    fn wants(&self, group: &str) -> bool {
+        self.groups.is_empty() || self.groups.contains(&group)
+    }
+
+    /// One benchmark of a group, named by its group or by its own name.
+    fn wants_one(&self, group: &str, name: &str) -> bool {
+        self.wants(group) || self.groups.contains(&name)
+    }
+}
+
+/// `bench [group ...] [xN]`: groups are null, yield, spawn, ipc, container, or one benchmark's
+/// name; `xN` multiplies every round count.
 fn main() -> i32 {
-    // Null system call: the cheapest call there is.
-    let n = 200_000;
-    let start = time::now_ns();
-    for _ in 0..n {
-        core::hint::black_box(sys::process_id());
-    }
-    report("null_syscall", n, time::now_ns() - start, "call");
-
-    // Yield ping-pong between two processes of equal priority: every yield is one switch.
-    let n = 20_000;
-    let rounds = n.to_string_lossless();
-    match process::spawn("bin/probe", &["yield", rounds.as_str()]) {
-        Ok(partner) => {
-            sys::yield_now(); // let the partner start
-            let start = time::now_ns();
-            for _ in 0..n {
-                sys::yield_now();
-            }
-            let elapsed = time::now_ns() - start;
-            let _ = process::wait(partner);
-            report("yield_switch", 2 * n, elapsed, "switch");
+    let mut selection = Selection { groups: alloc::vec::Vec::new(), scale: 1 };
+    for arg in vessel_rt::args().skip(1) {
+        match arg.strip_prefix('x').and_then(|n| n.parse().ok()) {
+            Some(scale) => selection.scale = scale,
+            None => selection.groups.push(arg),
         }
-        Err(e) => println!("bench: cannot spawn the yield partner: {e}"),
+    }
+    let scale = selection.scale;
+
+    if selection.wants("null") {
+        // Null system call: the cheapest call there is.
+        let n = 200_000 * scale;
+        let start = time::now_ns();
+        for _ in 0..n {
+            core::hint::black_box(sys::process_id());
+        }
+        report("null_syscall", n, time::now_ns() - start, "call");
     }
 
-    // Spawn a tiny program, it exits, wait for it.
-    let n = 500;
-    let start = time::now_ns();
-    for _ in 0..n {
-        let _ = process::run("bin/true", &[]);
+    if selection.wants("yield") {
+        // Yield ping-pong between two processes of equal priority: every yield is one switch.
+        let n = 20_000 * scale;
+        let rounds = n.to_string_lossless();
+        match process::spawn("bin/probe", &["yield", rounds.as_str()]) {
+            Ok(partner) => {
+                sys::yield_now(); // let the partner start
+                let start = time::now_ns();
+                for _ in 0..n {
+                    sys::yield_now();
+                }
+                let elapsed = time::now_ns() - start;
+                let _ = process::wait(partner);
+                report("yield_switch", 2 * n, elapsed, "switch");
+            }
+            Err(e) => println!("bench: cannot spawn the yield partner: {e}"),
+        }
     }
-    report("spawn_wait", n, time::now_ns() - start, "proc");
 
-    if let Err(e) = ipc_benches() {
+    if selection.wants("spawn") {
+        // Spawn a tiny program, it exits, wait for it.
+        let n = 500 * scale;
+        let start = time::now_ns();
+        for _ in 0..n {
+            let _ = process::run("bin/true", &[]);
+        }
+        report("spawn_wait", n, time::now_ns() - start, "proc");
+    }
+
+    if let Err(e) = ipc_benches(&selection) {
         println!("bench: IPC benchmarks failed: {e}");
     }
-    if let Err(e) = container_benches() {
+    if selection.wants("container")
+        && let Err(e) = container_benches(scale)
+    {
         println!("bench: container benchmarks failed: {e}");
     }
 
@@ -80,31 +116,41 @@ fn time_rounds(
     Ok(time::now_ns() - start)
 }
 
-fn ipc_benches() -> Result<(), vessel_rt::abi::Error> {
+fn ipc_benches(selection: &Selection<'_>) -> Result<(), vessel_rt::abi::Error> {
+    let scale = selection.scale;
     let ep = Endpoint::create()?;
     let server = process::spawn_with_caps("bin/probe", &["ipc-server"], &[ep.0.0])?;
 
-    let n = 20_000;
-    let total = time_rounds(n, || ep.call([1, 2, 3, 4], Meta::default()).map(|_| ()))?;
-    report("ipc_call_roundtrip", n, total, "roundtrip");
+    if selection.wants_one("ipc", "ipc_call_roundtrip") {
+        let n = 20_000 * scale;
+        let total = time_rounds(n, || ep.call([1, 2, 3, 4], Meta::default()).map(|_| ()))?;
+        report("ipc_call_roundtrip", n, total, "roundtrip");
+    }
 
-    let n = 5_000;
-    let four_k = Meta { data_len: 4096, ..Meta::default() };
-    let total = time_rounds(n, || ep.call([1, 2, 3, 4], four_k).map(|_| ()))?;
-    report("ipc_call_roundtrip_4k", n, total, "roundtrip");
+    if selection.wants_one("ipc", "ipc_call_roundtrip_4k") {
+        let n = 5_000 * scale;
+        let four_k = Meta { data_len: 4096, ..Meta::default() };
+        let total = time_rounds(n, || ep.call([1, 2, 3, 4], four_k).map(|_| ()))?;
+        report("ipc_call_roundtrip_4k", n, total, "roundtrip");
+    }
 
-    let n = 5_000;
-    let carried = Notification::create()?;
-    // SAFETY: the buffer is staged before each call; the reply puts the (new) handle back there.
-    unsafe { ipc::buffer() }.caps[0] = carried.0.0;
-    let one_cap = Meta { cap_count: 1, ..Meta::default() };
-    let total = time_rounds(n, || ep.call([0; 4], one_cap).map(|_| ()))?;
-    report("cap_transfer_roundtrip", n, total, "roundtrip");
+    if selection.wants_one("ipc", "cap_transfer_roundtrip") {
+        let n = 5_000 * scale;
+        let carried = Notification::create()?;
+        // SAFETY: the buffer is staged before each call; the reply puts the (new) handle back.
+        unsafe { ipc::buffer() }.caps[0] = carried.0.0;
+        let one_cap = Meta { cap_count: 1, ..Meta::default() };
+        let total = time_rounds(n, || ep.call([0; 4], one_cap).map(|_| ()))?;
+        report("cap_transfer_roundtrip", n, total, "roundtrip");
+    }
 
     let _ = process::kill(server);
     let _ = process::wait(server);
+    if !selection.wants_one("ipc", "notification_roundtrip") {
+        return Ok(());
+    }
 
-    let n = 10_000;
+    let n = 10_000 * scale;
     let (ping, pong) = (Notification::create()?, Notification::create()?);
     let rounds = (n + 100).to_string_lossless();
     let partner = process::spawn_with_caps("bin/probe", &["notify-pong", rounds.as_str()], &[ping.0.0, pong.0.0])?;
@@ -135,7 +181,7 @@ fn kernel_bytes() -> Result<i64, Error> {
     Ok(s.heap_used as i64 - (s.free_frames * 4096) as i64)
 }
 
-fn container_benches() -> Result<(), Error> {
+fn container_benches(scale: u64) -> Result<(), Error> {
     let root = vessel_rt::handles()
         .iter()
         .map(|&h| Cap(h))
@@ -168,7 +214,7 @@ fn container_benches() -> Result<(), Error> {
     // in alternation so that drift of the host hits both sides alike.
     let ep = Endpoint::create()?;
     let server = process::spawn_with_caps("bin/probe", &["ipc-server"], &[ep.0.0])?;
-    let (n, calls) = (200, 5_000);
+    let (n, calls) = (200 * scale, 5_000 * scale);
     let call = || ep.call([1, 2, 3, 4], Meta::default()).map(|_| ());
     let (mut one, mut many) = ([0u64; 2], [0u64; 2]);
     for _ in 0..3 {
