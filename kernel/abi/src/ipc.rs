@@ -12,10 +12,45 @@
 pub const MAX_MESSAGE_DATA: usize = 4096;
 /// Capabilities a message may carry.
 pub const MAX_MESSAGE_CAPS: usize = 4;
-/// Where every process's IPC buffer lives (two pages, paged in on first touch).
-pub const IPC_BUFFER: u64 = 0x0000_7ffe_0000_0000;
-/// Size of the IPC buffer mapping.
+/// Where the thread slots of every process begin. Slot `k` (thread `k` of the process; the
+/// first thread is slot 0) holds that thread's IPC buffer (two pages, paged in on first touch),
+/// then its [`ThreadPage`], then a guard page. See [`ipc_buffer_of`].
+pub const THREAD_AREA: u64 = 0x0000_7ffe_0000_0000;
+/// Bytes of one thread slot.
+pub const THREAD_SLOT_SIZE: u64 = 4 * 4096;
+/// Threads a process may have at once (live, or ended and not yet waited for).
+pub const MAX_THREADS: u64 = 64;
+/// The first thread's IPC buffer.
+pub const IPC_BUFFER: u64 = THREAD_AREA;
+/// Size of an IPC buffer mapping.
 pub const IPC_BUFFER_SIZE: u64 = 2 * 4096;
+
+/// The IPC buffer of thread slot `slot`.
+pub const fn ipc_buffer_of(slot: u64) -> u64 {
+    THREAD_AREA + slot * THREAD_SLOT_SIZE
+}
+
+/// The [`ThreadPage`] of thread slot `slot`; a thread's `fs` base points at its own.
+pub const fn thread_page_of(slot: u64) -> u64 {
+    ipc_buffer_of(slot) + IPC_BUFFER_SIZE
+}
+
+/// The page the kernel writes for each thread before it starts, at its `fs` base: how the
+/// runtime finds its own IPC buffer (`mov rax, fs:[8]`). The thread may use the rest of the
+/// page for its own thread-local data.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadPage {
+    /// The page's own address.
+    pub this: u64,
+    /// The thread's IPC buffer.
+    pub ipc_buffer: u64,
+    /// The thread's slot (0: the first thread).
+    pub slot: u64,
+}
+
+/// Byte offset of [`ThreadPage::ipc_buffer`].
+pub const THREAD_PAGE_IPC_BUFFER_OFFSET: usize = 8;
 
 /// The meta word of a message: data length, capability count, flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -106,6 +141,8 @@ pub enum ObjectKind {
     Process = 7,
     /// A container.
     Container = 8,
+    /// A thread.
+    Thread = 9,
 }
 
 #[cfg(test)]
@@ -120,5 +157,9 @@ mod tests {
         assert_eq!(core::mem::offset_of!(IpcBuffer, caps), IPC_CAPS_OFFSET);
         assert_eq!(core::mem::offset_of!(IpcBuffer, sender_pid), IPC_SENDER_OFFSET);
         assert!(core::mem::size_of::<IpcBuffer>() as u64 <= IPC_BUFFER_SIZE);
+        assert_eq!(core::mem::offset_of!(ThreadPage, ipc_buffer), THREAD_PAGE_IPC_BUFFER_OFFSET);
+        // Slots never overlap, and a slot's last page is left unmapped as a guard.
+        assert!(thread_page_of(0) + 4096 < ipc_buffer_of(1));
+        assert!(ipc_buffer_of(MAX_THREADS) <= 0x0000_7fff_0000_0000);
     }
 }

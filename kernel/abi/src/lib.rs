@@ -113,6 +113,19 @@ pub enum Syscall {
     /// `(endpoint, root container)`: register the endpoint as a system-service endpoint,
     /// callable from every container (needs MANAGE on the root container; `proc` holds it).
     ServiceRegister = 39,
+    /// `(entry, stack_top, arg)`: start another thread in the calling process at `entry` with
+    /// `rsp = stack_top` and `rdi = arg`; returns a thread capability (MANAGE: kill, READ: wait).
+    /// Charges one thread and one page (its thread page) to the container.
+    ThreadCreate = 40,
+    /// `(code)`: end the calling thread; the last live thread ending ends the process with
+    /// `code`. Does not return.
+    ThreadExit = 41,
+    /// `(thread, *mut ExitStatus)`: wait until the thread has ended, write how, and free its
+    /// slot (needs READ). A thread cannot wait for itself.
+    ThreadWait = 42,
+    /// `(thread)`: end a thread of the caller's process, as if it had called `ThreadExit`
+    /// (needs MANAGE); it reads as killed.
+    ThreadKill = 43,
 }
 
 impl TryFrom<u64> for Syscall {
@@ -120,7 +133,7 @@ impl TryFrom<u64> for Syscall {
 
     fn try_from(number: u64) -> Result<Self, Error> {
         use Syscall::*;
-        const ALL: [Syscall; 40] = [
+        const ALL: [Syscall; 44] = [
             DebugWrite,
             Exit,
             Yield,
@@ -161,6 +174,10 @@ impl TryFrom<u64> for Syscall {
             ContainerDestroy,
             ContainerInfo,
             ServiceRegister,
+            ThreadCreate,
+            ThreadExit,
+            ThreadWait,
+            ThreadKill,
         ];
         usize::try_from(number).ok().and_then(|n| ALL.get(n)).copied().ok_or(Error::InvalidSyscall)
     }

@@ -128,6 +128,15 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
             usermem::write(a[1], &info).map(|()| 0)
         }
         Syscall::ServiceRegister => task::service_register(a[0], a[1]),
+        Syscall::ThreadCreate => task::thread_create(a[0], a[1], a[2]),
+        Syscall::ThreadExit => task::thread_exit(Exit::Code(a[0] as i64)),
+        Syscall::ThreadWait => {
+            // As for `Wait`: a bad pointer must not lose the status of a freed slot.
+            usermem::write(a[1], &vessel_abi::ExitStatus::default())?;
+            let status = task::thread_wait(a[0])?;
+            usermem::write(a[1], &status).map(|()| 0)
+        }
+        Syscall::ThreadKill => task::thread_kill(a[0]).map(|()| 0),
         Syscall::Call
         | Syscall::Recv
         | Syscall::Reply

@@ -51,7 +51,8 @@ pub(super) fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
                 | ObjectRef::Irq(_)
                 | ObjectRef::Mmio(..)
                 | ObjectRef::Process(_)
-                | ObjectRef::Container(_) => {}
+                | ObjectRef::Container(_)
+                | ObjectRef::Thread(..) => {}
             }
             Err(e)
         }
@@ -242,6 +243,15 @@ pub fn process_kill(value: u64) -> Result<bool, Error> {
     .unwrap_or(Err(Error::NoSuchProcess))
 }
 
+/// The slot of a thread (what `CapInspect` shows of it), or `u64::MAX` once it was waited for.
+fn thread_slot(t: &Tasks, pid: u64, tid: u64) -> u64 {
+    let slots = t.processes.get(&pid).map_or(&[][..], |p| &p.slots[..]);
+    slots
+        .iter()
+        .position(|s| matches!(*s, super::Slot::Live(x) | super::Slot::Ended(x, _) if x == tid))
+        .map_or(u64::MAX, |i| i as u64)
+}
+
 /// `CapInspect`.
 pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
     with_tasks(|t| {
@@ -255,6 +265,7 @@ pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
             ObjectRef::Mmio(phys, _) => (ObjectKind::Mmio, phys),
             ObjectRef::Process(pid) => (ObjectKind::Process, t.processes.get(&pid).map_or(0, |p| p.vpid)),
             ObjectRef::Container(c) => (ObjectKind::Container, t.containers.get(c).map_or(0, |c| c.id())),
+            ObjectRef::Thread(pid, tid) => (ObjectKind::Thread, thread_slot(t, pid, tid)),
         };
         Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge, detail })
     })

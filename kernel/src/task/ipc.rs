@@ -12,8 +12,8 @@
 use alloc::vec::Vec;
 
 use vessel_abi::{
-    Error, IPC_BUFFER, IPC_CAPS_OFFSET, IPC_DATA_OFFSET, IPC_SENDER_OFFSET, MAX_MESSAGE_CAPS, MAX_MESSAGE_DATA, Meta,
-    NONBLOCK, PAGE_SIZE, Rights, TIMEOUT,
+    Error, IPC_CAPS_OFFSET, IPC_DATA_OFFSET, IPC_SENDER_OFFSET, MAX_MESSAGE_CAPS, MAX_MESSAGE_DATA, Meta, NONBLOCK,
+    PAGE_SIZE, Rights, TIMEOUT,
 };
 use vessel_capspace::{Cap, CapError, Handle, TableId};
 use vessel_container::Resource;
@@ -139,7 +139,8 @@ impl Tasks {
             | ObjectRef::Irq(_)
             | ObjectRef::Mmio(..)
             | ObjectRef::Process(_)
-            | ObjectRef::Container(_) => {}
+            | ObjectRef::Container(_)
+            | ObjectRef::Thread(..) => {}
         }
     }
 
@@ -196,7 +197,8 @@ impl Tasks {
             | ObjectRef::Irq(_)
             | ObjectRef::Mmio(..)
             | ObjectRef::Process(_)
-            | ObjectRef::Container(_) => {}
+            | ObjectRef::Container(_)
+            | ObjectRef::Thread(..) => {}
         }
     }
 
@@ -276,13 +278,13 @@ impl Tasks {
 
     /// The frame behind page `page` of a thread's IPC buffer, mapped on demand if `create`.
     fn ipc_frame(&mut self, tid: Tid, page: u64, create: bool) -> Result<Option<u64>, Error> {
-        let pid = self.threads.get(&tid).ok_or(Error::PeerDied)?.pid;
-        let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
-        let slot = usize::try_from(page).ok().filter(|&p| p < 2).ok_or(Error::TooLarge)?;
-        if let Some(frame) = process.ipc_frames[slot] {
+        let index = usize::try_from(page).ok().filter(|&p| p < 2).ok_or(Error::TooLarge)?;
+        let thread = self.threads.get(&tid).ok_or(Error::PeerDied)?;
+        if let Some(frame) = thread.ipc_frames[index] {
             return Ok(Some(frame));
         }
-        let addr = IPC_BUFFER + page * PAGE_SIZE;
+        let (pid, addr) = (thread.pid, vessel_abi::ipc_buffer_of(thread.slot) + page * PAGE_SIZE);
+        let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
         let space = process.space.as_mut().ok_or(Error::PeerDied)?;
         let frame = match space.translate(addr) {
             Some((frame, _)) => frame,
@@ -304,9 +306,9 @@ impl Tasks {
             }
             None => return Ok(None),
         };
-        let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
-        // The IPC buffer range can never be unmapped (MemUnmap refuses it), so this stays true.
-        process.ipc_frames[slot] = Some(frame);
+        // A live thread's IPC buffer can never be unmapped (MemUnmap refuses the range), so this
+        // stays true for its life.
+        self.threads.get_mut(&tid).ok_or(Error::PeerDied)?.ipc_frames[index] = Some(frame);
         Ok(Some(frame))
     }
 

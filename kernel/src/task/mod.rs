@@ -24,6 +24,7 @@ mod process;
 mod sched;
 mod switch;
 mod thread;
+mod threads;
 
 pub use caps::{
     cap_delete, cap_duplicate, cap_inspect, cap_revoke, endpoint_create, memory_create, memory_map,
@@ -34,6 +35,7 @@ pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use ipc::{call, recv, reply, reply_recv, signal, wait_notification};
 pub use process::*;
 pub use sched::*;
+pub use threads::{thread_create, thread_exit, thread_kill, thread_wait};
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -81,8 +83,20 @@ struct Process {
     table: TableId,
     /// Memory objects mapped into it: (object, address, pages).
     mappings: Vec<(u64, u64, u64)>,
-    /// Frames behind its IPC buffer pages, once mapped (the range can never be unmapped).
-    ipc_frames: [Option<u64>; 2],
+    /// Its thread slots, by slot number (at most `vessel_abi::MAX_THREADS`).
+    slots: Vec<Slot>,
+}
+
+/// One thread slot of a process: the place of a thread's IPC buffer and thread page, and how
+/// it ended until somebody waits for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Unused.
+    Free,
+    /// A live thread.
+    Live(Tid),
+    /// A thread that ended and was not waited for yet.
+    Ended(Tid, Exit),
 }
 
 struct Tasks {
@@ -213,9 +227,13 @@ impl Tasks {
         let threads = core::mem::take(&mut process.threads);
         let thread_count = threads.len() as u64;
         let children = process.children.clone();
-        let parent = process.parent;
         let table = process.table;
         let mappings = core::mem::take(&mut process.mappings);
+        for slot in &mut process.slots {
+            if let Slot::Live(tid) = *slot {
+                *slot = Slot::Ended(tid, exit);
+            }
+        }
         for &tid in &threads {
             self.cancel_ipc(tid);
         }
@@ -246,17 +264,20 @@ impl Tasks {
         if let Some(members) = self.members.get_mut(&container) {
             members.retain(|&m| m != pid);
         }
-        // Wake the parent's threads waiting for a child; they look again.
-        let waiting: Vec<Tid> =
-            self.waiters.iter().copied().filter(|t| self.threads.get(t).is_some_and(|th| th.pid == parent)).collect();
-        self.waiters.retain(|t| !waiting.contains(t));
-        for tid in waiting {
-            self.make_ready(tid);
-        }
+        // Wake the threads waiting for a child or a thread; they look again. (Threads waiting
+        // for one of this process's threads may be in any process holding its capability.)
+        self.wake_waiters();
         if pid == 1 {
             log::warn!("init (pid 1) ended: {exit:?}");
         }
         children
+    }
+
+    /// Makes every thread blocked in `Wait` or `ThreadWait` look again.
+    fn wake_waiters(&mut self) {
+        for tid in core::mem::take(&mut self.waiters) {
+            self.make_ready(tid);
+        }
     }
 
     /// Frees dead threads that are off the CPU, address spaces of ended processes, and zombies

@@ -40,6 +40,8 @@ pub enum ObjectRef {
     /// A container (a destroyed one's index is never valid again: every use answers
     /// `NoSuchContainer`).
     Container(Index),
+    /// A thread: its process and its own id (neither is reused; see `threads`).
+    Thread(u64, u64),
 }
 
 /// A synchronous IPC rendezvous point.

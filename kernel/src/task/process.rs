@@ -83,7 +83,7 @@ pub fn spawn(
                 heap_next: HEAP_START,
                 table,
                 mappings: Vec::new(),
-                ipc_frames: [None; 2],
+                slots: alloc::vec![Slot::Live(tid)],
             },
         );
         t.members.entry(target).or_default().push(pid);
@@ -122,6 +122,7 @@ fn build_process(
 ) -> Result<(AddressSpace, TableId, Thread), Error> {
     let mut space = AddressSpace::new().map_err(|_| Error::NoMemory)?;
     let entry = loader::load_elf(&mut space, elf)?;
+    super::threads::map_thread_page(&mut space, 0)?;
     let bootfs_len = if parent == 0 {
         loader::map_bootfs(&mut space, bootfs)?;
         bootfs.len() as u64
@@ -184,7 +185,7 @@ fn build_process(
         }
     };
     let owner = thread::Owner { vpid, container, container_id, table, priority };
-    let Some(thread) = Thread::new_user(pid, owner, entry, info, info) else {
+    let Some(thread) = Thread::new_user(pid, owner, 0, entry, info, info) else {
         drop_table(table);
         return Err(Error::NoMemory);
     };
@@ -429,15 +430,28 @@ pub fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// Maps a stack page on first touch. True if `addr` was in the running process's stack range
-/// and is now mapped.
+/// The thread slot whose IPC buffer holds `addr`, if any.
+fn ipc_buffer_slot(addr: u64) -> Option<u64> {
+    let offset = addr.checked_sub(vessel_abi::THREAD_AREA)?;
+    let slot = offset / vessel_abi::THREAD_SLOT_SIZE;
+    (slot < vessel_abi::MAX_THREADS && offset % vessel_abi::THREAD_SLOT_SIZE < vessel_abi::IPC_BUFFER_SIZE)
+        .then_some(slot)
+}
+
+/// Maps a stack or IPC-buffer page on first touch. True if `addr` was in the running
+/// process's stack range or in the IPC buffer of one of its live threads, and is now mapped.
 pub fn map_on_demand(addr: u64) -> bool {
-    let ipc = vessel_abi::IPC_BUFFER..vessel_abi::IPC_BUFFER + vessel_abi::IPC_BUFFER_SIZE;
-    if !(STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) && !ipc.contains(&addr) {
+    let slot = ipc_buffer_slot(addr);
+    if !(STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) && slot.is_none() {
         return false;
     }
     let Ok(container) = charge_current(Resource::Pages, 1) else { return false };
     let mapped = with_current_process(|p| {
+        if let Some(slot) = slot
+            && !matches!(p.slots.get(slot as usize), Some(Slot::Live(_)))
+        {
+            return Err(Error::BadAddress);
+        }
         let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
         space.map_new(addr & !(PAGE_SIZE - 1), Access::ReadWrite).map_err(|_| Error::NoMemory)?;
         p.pages += 1;

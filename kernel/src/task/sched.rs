@@ -39,6 +39,9 @@ pub fn schedule() {
         let Some(th) = t.threads.get_mut(&next) else { return };
         th.state = State::Running;
         gdt::set_kernel_stack(th.kernel_stack_top());
+        if next != IDLE {
+            set_fs_base(vessel_abi::thread_page_of(th.slot));
+        }
         let load = th.saved_rsp;
         t.current = next;
         let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
@@ -53,6 +56,18 @@ pub fn schedule() {
     unsafe { switch::switch_to(save, load) };
     // Back on this thread: free what died while we were away.
     reap();
+}
+
+/// The `fs` base last loaded (every process's first thread has the same one, so most switches
+/// skip the MSR write).
+static FS_BASE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer.
+fn set_fs_base(base: u64) {
+    use core::sync::atomic::Ordering;
+    if FS_BASE.swap(base, Ordering::Relaxed) != base {
+        x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(base));
+    }
 }
 
 pub(super) fn reap() {
@@ -129,7 +144,7 @@ pub fn exit_current(exit: Exit) -> ! {
     unreachable_after_exit()
 }
 
-fn unreachable_after_exit() -> ! {
+pub(super) fn unreachable_after_exit() -> ! {
     // A dead thread is never switched back to; if it were, stop rather than run on.
     log::error!("a dead thread was resumed");
     crate::arch::x86_64::halt_forever()

@@ -2,7 +2,9 @@
 //!
 //! Invariants: a thread that is not running has its user registers in the trap frame at the top
 //! of its kernel stack and its kernel registers saved below `saved_rsp`; its FPU state is in
-//! `fpu`, unless it is the FPU owner (lazy switching: the state then stays in the registers). A dead thread is never switched to again and is freed only when it is not running.
+//! `fpu`, unless it is the FPU owner (lazy switching: the state then stays in the registers). A dead thread is never switched to
+//! again and is freed only when it is not running. A thread's `fs` base is its thread page
+//! (`vessel_abi::thread_page_of(slot)`), loaded by the scheduler.
 
 use alloc::boxed::Box;
 
@@ -79,6 +81,12 @@ pub struct Thread {
     pub ipc: IpcWait,
     /// The caller this (server) thread owes a reply.
     pub replying_to: Option<Tid>,
+    /// Its slot in its process: where its IPC buffer and thread page are (see
+    /// `vessel_abi::ipc_buffer_of`).
+    pub slot: u64,
+    /// Frames behind its IPC buffer pages, once mapped (the range can never be unmapped while
+    /// the thread lives, so these stay true).
+    pub ipc_frames: [Option<u64>; 2],
 }
 
 impl Thread {
@@ -94,11 +102,14 @@ impl Thread {
             wake_at: None,
             ipc: IpcWait::None,
             replying_to: None,
+            slot: 0,
+            ipc_frames: [None; 2],
         }
     }
 
-    /// A thread that will enter user mode at `entry` with stack `user_rsp` and `rdi = arg`.
-    pub fn new_user(pid: Pid, owner: Owner, entry: u64, user_rsp: u64, arg: u64) -> Option<Self> {
+    /// A thread in slot `slot` of process `pid` that will enter user mode at `entry` with stack
+    /// `user_rsp` and `rdi = arg`.
+    pub fn new_user(pid: Pid, owner: Owner, slot: u64, entry: u64, user_rsp: u64, arg: u64) -> Option<Self> {
         let stack = KernelStack::new()?;
         let top = stack.top();
         let frame = TrapFrame {
@@ -130,6 +141,8 @@ impl Thread {
             wake_at: None,
             ipc: IpcWait::None,
             replying_to: None,
+            slot,
+            ipc_frames: [None; 2],
         })
     }
 

@@ -12,9 +12,11 @@ const GROW_MIN: u64 = 64 * 1024;
 
 struct GrowingHeap(spin_free::Lock<Heap>);
 
+pub(crate) use spin_free::Lock;
+
 mod spin_free {
-    //! A minimal lock: programs are single-threaded today, so it is never contended; it keeps
-    //! `GlobalAlloc`'s `&self` sound.
+    //! A minimal lock that keeps `GlobalAlloc`'s `&self` sound. A thread that finds it taken
+    //! yields: on one CPU the holder can only finish if it runs.
     use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -33,7 +35,7 @@ mod spin_free {
 
         pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
             while self.taken.swap(true, Ordering::Acquire) {
-                core::hint::spin_loop();
+                crate::sys::yield_now();
             }
             // SAFETY: `taken` is held, so this is the only reference.
             let result = f(unsafe { &mut *self.value.get() });

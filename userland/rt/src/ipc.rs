@@ -2,7 +2,8 @@
 //! loop, notifications, shared memory. See `docs/abi.md` for the kernel side.
 
 use vessel_abi::{
-    CapInfo, Error, IPC_BUFFER, IpcBuffer, MapFlags, Meta, NONBLOCK, Rights, Syscall, TIMEOUT, decode_return,
+    CapInfo, Error, IpcBuffer, MapFlags, Meta, NONBLOCK, Rights, Syscall, THREAD_PAGE_IPC_BUFFER_OFFSET, TIMEOUT,
+    decode_return,
 };
 
 use vessel_protocol::{DecodeError, MAX_DATA, Message, Protocol};
@@ -78,15 +79,28 @@ pub struct Received {
     pub meta: Meta,
 }
 
-/// This process's IPC buffer.
+/// The running thread's IPC buffer.
 ///
 /// # Safety
-/// The buffer is one per process and the kernel writes it on every message received: hold the
-/// reference only between sending and receiving, and not across another IPC call.
+/// The buffer is one per thread and the kernel writes it on every message the thread receives:
+/// hold the reference only between sending and receiving, not across another IPC call, and
+/// not in another thread.
 pub unsafe fn buffer() -> &'static mut IpcBuffer {
-    // SAFETY: the kernel reserves this range for the IPC buffer and pages it in on first touch;
+    let at: u64;
+    // SAFETY: the kernel points `fs` at the running thread's thread page before it first runs
+    // and on every switch to it; the page holds the buffer's address at this offset. Reading
+    // it has no side effects.
+    unsafe {
+        core::arch::asm!(
+            "mov {at}, qword ptr fs:[{offset}]",
+            at = out(reg) at,
+            offset = const THREAD_PAGE_IPC_BUFFER_OFFSET,
+            options(nostack, readonly, preserves_flags),
+        );
+    }
+    // SAFETY: the kernel reserves the thread's buffer range and pages it in on first touch;
     // the caller upholds the aliasing rule above.
-    unsafe { &mut *(IPC_BUFFER as *mut IpcBuffer) }
+    unsafe { &mut *(at as *mut IpcBuffer) }
 }
 
 fn message_call(number: Syscall, target: u64, words: [u64; 4], meta: Meta) -> Result<Received, Error> {

@@ -18,6 +18,7 @@ pub mod proc;
 pub mod process;
 mod start;
 pub mod sys;
+pub mod thread;
 pub mod time;
 
 pub use start::{args, bootfs, handles, pid};

@@ -107,3 +107,33 @@ pub fn kernel_stats() -> Result<KernelStats, Error> {
 pub fn debug_exit(code: u64) -> Result<(), Error> {
     call(Syscall::DebugExit, [code, 0, 0, 0, 0, 0]).map(|_| ())
 }
+
+/// Starts another thread of this process at `entry` with `rsp = stack_top` and `rdi = arg`;
+/// returns its capability. [`crate::thread::spawn`] is the safe way.
+///
+/// # Safety
+/// `entry` must be code that never returns and `stack_top` the top of a stack nothing else
+/// uses, valid for the thread's whole life.
+pub unsafe fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u32, Error> {
+    call(Syscall::ThreadCreate, [entry, stack_top, arg, 0, 0, 0]).map(|h| h as u32)
+}
+
+/// Ends the calling thread (the process, if it is the last one).
+pub fn thread_exit(code: i32) -> ! {
+    let _ = call(Syscall::ThreadExit, [code as i64 as u64, 0, 0, 0, 0, 0]);
+    loop {
+        crate::arch::provoke(crate::arch::Fault::InvalidOpcode);
+    }
+}
+
+/// Waits until the thread a capability names has ended; frees its slot.
+pub fn thread_wait(handle: u32) -> Result<ExitStatus, Error> {
+    let mut status = ExitStatus::default();
+    call(Syscall::ThreadWait, [u64::from(handle), &raw mut status as u64, 0, 0, 0, 0])?;
+    Ok(status)
+}
+
+/// Ends a thread of this process.
+pub fn thread_kill(handle: u32) -> Result<(), Error> {
+    call(Syscall::ThreadKill, [u64::from(handle), 0, 0, 0, 0, 0]).map(|_| ())
+}

@@ -35,6 +35,8 @@ extern crate alloc;
 
 #[path = "probe/containers.rs"]
 mod containers;
+#[path = "probe/threads.rs"]
+mod threads;
 
 use alloc::vec::Vec;
 
@@ -156,6 +158,11 @@ fn main() -> i32 {
         "kill-parent-then-map" => crate::containers::kill_parent_then_map(),
         "ps-check" => crate::containers::ps_check(&args[2..]),
         "echo-service" => crate::containers::echo_service(),
+        "threads-exit-main" => threads::exit_main(number(args.get(2))),
+        "threads-last-code" => threads::last_code(),
+        "thread-fault" => threads::fault(),
+        "thread-hog" => threads::hog(),
+        "thread-kill-cap" => threads::kill_foreign(cap(0)),
         "service-client" => crate::containers::service_client(),
         "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {
             Ok(()) => 0,
@@ -283,6 +290,21 @@ fn kv_server() {
     });
 }
 
+unsafe extern "C" {
+    /// Ends the calling thread without touching its stack (`ThreadExit(0)`).
+    fn fuzz_thread_exit() -> !;
+}
+
+core::arch::global_asm!(
+    ".global fuzz_thread_exit",
+    "fuzz_thread_exit:",
+    "mov eax, {exit}",
+    "xor edi, edi",
+    "syscall",
+    "ud2",
+    exit = const vessel_rt::abi::Syscall::ThreadExit as u32,
+);
+
 /// Random system calls: numbers in and past the table, arguments drawn from values that probe
 /// every validation path (zero, small, handles with and without generations, our own stack and
 /// heap, kernel and non-canonical addresses, huge values).
@@ -297,11 +319,11 @@ fn fuzz(seed: u64, calls: u64) -> i32 {
     let local = [0u64; 128];
     let heap: Vec<u64> = alloc::vec![0; 512];
     for _ in 0..calls {
-        let number = next() % 44;
-        // Exit, DebugExit, ProcessKill (of ourselves), MemUnmap (of our own heap) and ReplyRecv
-        // (which always waits) would end the run early; DebugWrite would print random bytes into
-        // the test log. Their hostile cases have tests of their own.
-        if matches!(number, 0 | 1 | 11 | 13 | 24 | 35) {
+        let number = next() % 46;
+        // Exit, DebugExit, ProcessKill (of ourselves), MemUnmap (of our own heap), ReplyRecv
+        // (which always waits) and ThreadExit would end the run early; DebugWrite would print
+        // random bytes into the test log. Their hostile cases have tests of their own.
+        if matches!(number, 0 | 1 | 11 | 13 | 24 | 35 | 41) {
             continue;
         }
         let mut args = [0u64; 6];
@@ -326,6 +348,9 @@ fn fuzz(seed: u64, calls: u64) -> i32 {
             8 => args[0] %= 1_000_000,
             21 | 22 => args[5] |= NONBLOCK,
             26 => args[2] |= NONBLOCK,
+            // A new thread starts where it can only end itself at once (a random entry would
+            // fault, which ends the whole run); its stack argument stays random.
+            40 => args[0] = fuzz_thread_exit as *const () as u64,
             _ => {}
         }
         // SAFETY: hostile arguments are the point; the worst the kernel may do is end us.

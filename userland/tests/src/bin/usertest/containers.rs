@@ -35,7 +35,7 @@ fn e(what: &'static str) -> impl Fn(Error) -> String {
 }
 
 /// Our root-container capability.
-fn root() -> Result<Container, String> {
+pub(crate) fn root() -> Result<Container, String> {
     vessel_rt::handles()
         .iter()
         .map(|&h| Cap(h))

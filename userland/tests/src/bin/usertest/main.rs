@@ -9,6 +9,7 @@ extern crate alloc;
 mod containers;
 mod hw;
 mod ipc;
+mod threads;
 
 use alloc::format;
 use alloc::string::String;
@@ -54,9 +55,12 @@ const TESTS: &[Test] = &[
 ];
 
 fn main() -> i32 {
-    println!("running {} user-space tests", TESTS.len() + ipc::TESTS.len() + hw::TESTS.len() + containers::TESTS.len());
+    println!(
+        "running {} user-space tests",
+        TESTS.len() + ipc::TESTS.len() + hw::TESTS.len() + containers::TESTS.len() + threads::TESTS.len()
+    );
     let (mut passed, mut failed) = (0, 0);
-    for (name, test) in TESTS.iter().chain(ipc::TESTS).chain(hw::TESTS).chain(containers::TESTS) {
+    for (name, test) in TESTS.iter().chain(ipc::TESTS).chain(hw::TESTS).chain(containers::TESTS).chain(threads::TESTS) {
         match test() {
             Ok(()) => {
                 passed += 1;
@@ -90,7 +94,7 @@ pub(crate) const BAD_POINTERS: [(&str, u64); 5] = [
 ];
 
 fn unknown_numbers_refused() -> TestResult {
-    for number in [40, 41, 255, 1 << 32, u64::MAX] {
+    for number in [44, 45, 255, 1 << 32, u64::MAX] {
         check!(raw(number, [1, 2, 3, 4, 5, 6]) == Err(Error::InvalidSyscall), "syscall {number:#x}");
     }
     Ok(())

@@ -1,0 +1,224 @@
+//! More than one thread per process: `ThreadCreate`, `ThreadExit`, `ThreadWait`, `ThreadKill`.
+//!
+//! A process has up to `MAX_THREADS` slots. Slot `k` places a thread's IPC buffer and its
+//! thread page (`vessel_abi::ipc_buffer_of(k)`, `thread_page_of(k)`); the thread page is mapped
+//! and written when the thread is made, so the runtime finds its own IPC buffer through `fs`.
+//!
+//! Invariants: a process's `threads` lists exactly its live threads, and each of them has a
+//! `Slot::Live` naming it; its container is charged one thread for each. A slot stays
+//! `Ended` (holding how its thread ended) until somebody waits for it, so slots of threads
+//! nobody waits for are not reused: like a zombie process, a thread must be waited for. The
+//! pages of an ended thread's slot are unmapped and uncharged when it ends. A thread capability
+//! names (process, thread); both ids are never reused, so a stale one answers `NoSuchProcess`
+//! or `NotFound`.
+
+use vessel_abi::{MAX_THREADS, ThreadPage, USER_END, thread_page_of};
+
+use super::objects::ObjectRef;
+use super::*;
+use crate::mem::phys_to_virt;
+
+impl Tasks {
+    /// Ends thread `tid` of process `pid`, which keeps running with its other threads. False
+    /// (and nothing done) if it is the process's last live thread: the caller ends the process.
+    fn end_thread(&mut self, pid: Pid, tid: Tid, exit: Exit) -> bool {
+        let Some(process) = self.processes.get(&pid) else { return false };
+        if process.exit.is_some() || process.threads.len() <= 1 || !process.threads.contains(&tid) {
+            return false;
+        }
+        self.cancel_ipc(tid);
+        let Some(slot) = self.threads.get(&tid).map(|th| th.slot) else { return false };
+        let Some(process) = self.processes.get_mut(&pid) else { return false };
+        process.threads.retain(|&t| t != tid);
+        if let Some(entry) = process.slots.get_mut(slot as usize) {
+            *entry = Slot::Ended(tid, exit);
+        }
+        // Its IPC buffer and thread page go; a later thread in this slot starts clean.
+        let mut freed = 0;
+        if let Some(space) = process.space.as_mut() {
+            let before = space.owned_pages();
+            let first = vessel_abi::ipc_buffer_of(slot);
+            for page in (first..thread_page_of(slot) + PAGE_SIZE).step_by(PAGE_SIZE as usize) {
+                if space.translate(page).is_some() {
+                    let _ = space.unmap(page);
+                }
+            }
+            freed = before - space.owned_pages();
+        }
+        process.pages -= freed;
+        let container = process.container;
+        self.containers.uncharge(container, Resource::Pages, freed);
+        self.containers.uncharge(container, Resource::Threads, 1);
+        if let Some(thread) = self.threads.get_mut(&tid) {
+            thread.state = State::Dead;
+            thread.ipc_frames = [None; 2];
+        }
+        if self.fpu_owner == tid {
+            self.fpu_owner = IDLE;
+        }
+        for queue in &mut self.ready {
+            queue.retain(|&t| t != tid);
+        }
+        self.sleepers.retain(|&t| t != tid);
+        self.waiters.retain(|&t| t != tid);
+        self.dead.push(tid);
+        self.wake_waiters();
+        true
+    }
+}
+
+/// Maps and writes the thread page of `slot` in `space`.
+pub(super) fn map_thread_page(space: &mut AddressSpace, slot: u64) -> Result<(), Error> {
+    let at = thread_page_of(slot);
+    let frame = space.map_new(at, Access::ReadWrite).map_err(|_| Error::NoMemory)?;
+    let page = ThreadPage { this: at, ipc_buffer: vessel_abi::ipc_buffer_of(slot), slot };
+    // SAFETY: the frame was just allocated (zeroed) for this page alone and is reached through
+    // the physical-memory map; no Rust reference points into it.
+    unsafe { core::ptr::write(phys_to_virt(frame) as *mut ThreadPage, page) };
+    Ok(())
+}
+
+/// `ThreadCreate`: a new thread in the caller's process; returns a capability to it.
+pub fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error> {
+    if entry >= USER_END || stack_top >= USER_END || entry == 0 {
+        return Err(Error::BadAddress);
+    }
+    with_tasks(|t| {
+        let (pid, owner) = t.threads.get(&t.current).map(|th| (th.pid, th.owner)).ok_or(Error::NoSuchProcess)?;
+        let process = t.processes.get(&pid).filter(|p| p.exit.is_none()).ok_or(Error::NoSuchProcess)?;
+        let container = process.container;
+        let slot = match process.slots.iter().position(|s| *s == Slot::Free) {
+            Some(free) => free as u64,
+            None if (process.slots.len() as u64) < MAX_THREADS => process.slots.len() as u64,
+            None => return Err(Error::QuotaExceeded),
+        };
+        t.charge(container, Resource::Threads, 1)?;
+        if let Err(e) = t.charge(container, Resource::Pages, 1) {
+            t.containers.uncharge(container, Resource::Threads, 1);
+            return Err(e);
+        }
+        let undo = |t: &mut Tasks| {
+            t.containers.uncharge(container, Resource::Threads, 1);
+            t.containers.uncharge(container, Resource::Pages, 1);
+        };
+        let tid = t.next_id;
+        let Some(thread) = Thread::new_user(pid, owner, slot, entry, stack_top, arg) else {
+            undo(t);
+            return Err(Error::NoMemory);
+        };
+        let Some(space) = t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) else {
+            undo(t);
+            return Err(Error::NoSuchProcess);
+        };
+        if let Err(e) = map_thread_page(space, slot) {
+            undo(t);
+            return Err(e);
+        }
+        let handle = match caps::create(t, ObjectRef::Thread(pid, tid)) {
+            Ok(handle) => handle,
+            Err(e) => {
+                if let Some(space) = t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) {
+                    let _ = space.unmap(thread_page_of(slot));
+                }
+                undo(t);
+                return Err(e);
+            }
+        };
+        t.next_id += 1;
+        let Some(process) = t.processes.get_mut(&pid) else { return Err(Error::NoSuchProcess) };
+        process.pages += 1;
+        process.threads.push(tid);
+        match process.slots.get_mut(slot as usize) {
+            Some(entry) => *entry = Slot::Live(tid),
+            None => process.slots.push(Slot::Live(tid)),
+        }
+        t.threads.insert(tid, Box::new(thread));
+        t.make_ready(tid);
+        Ok(handle)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `ThreadExit`, and the end of a thread killed by itself: ends the running thread, or its
+/// whole process if it was the last live one.
+pub fn thread_exit(exit: Exit) -> ! {
+    let ended = with_tasks(|t| {
+        let current = t.current;
+        let pid = t.threads.get(&current).map_or(0, |th| th.pid);
+        t.end_thread(pid, current, exit)
+    });
+    if ended != Some(true) {
+        exit_current(exit);
+    }
+    schedule();
+    sched::unreachable_after_exit()
+}
+
+/// The process and thread a thread capability names, checked for `rights`.
+fn thread_of(t: &Tasks, handle: u64, rights: vessel_abi::Rights) -> Result<(Pid, Tid), Error> {
+    match t.resolve(handle, rights)?.object {
+        ObjectRef::Thread(pid, tid) => Ok((pid, tid)),
+        _ => Err(Error::WrongObject),
+    }
+}
+
+/// `ThreadWait`: blocks until the thread has ended, frees its slot and says how it ended.
+pub fn thread_wait(handle: u64) -> Result<ExitStatus, Error> {
+    loop {
+        let done = with_tasks(|t| {
+            let (pid, tid) = thread_of(t, handle, vessel_abi::Rights::READ)?;
+            let current = t.current;
+            if tid == current {
+                return Err(Error::InvalidArgument);
+            }
+            let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
+            let at = process.slots.iter().position(|s| matches!(*s, Slot::Live(x) | Slot::Ended(x, _) if x == tid));
+            match at.map(|i| (i, process.slots[i])) {
+                None => Err(Error::NotFound), // already waited for
+                Some((i, Slot::Ended(_, exit))) => {
+                    process.slots[i] = Slot::Free;
+                    Ok(Some(ExitStatus::from_exit(exit)))
+                }
+                Some(_) => {
+                    if let Some(th) = t.threads.get_mut(&current) {
+                        th.state = State::Blocked;
+                    }
+                    t.waiters.push(current);
+                    Ok(None)
+                }
+            }
+        })
+        .ok_or(Error::NoSuchProcess)??;
+        if let Some(status) = done {
+            return Ok(status);
+        }
+        schedule();
+    }
+}
+
+/// `ThreadKill`: ends a thread of the caller's own process. Ending the caller itself does not
+/// return.
+pub fn thread_kill(handle: u64) -> Result<(), Error> {
+    let target = with_tasks(|t| {
+        let (pid, tid) = thread_of(t, handle, vessel_abi::Rights::MANAGE)?;
+        let current = t.current;
+        if t.threads.get(&current).map(|th| th.pid) != Some(pid) {
+            return Err(Error::AccessDenied);
+        }
+        let live = t.processes.get(&pid).is_some_and(|p| p.threads.contains(&tid));
+        if !live {
+            return Err(Error::NotFound);
+        }
+        if tid == current {
+            return Ok(true);
+        }
+        // The caller is another live thread of the same process, so this is never the last.
+        t.end_thread(pid, tid, Exit::Killed);
+        Ok(false)
+    })
+    .ok_or(Error::NoSuchProcess)??;
+    if target {
+        thread_exit(Exit::Killed);
+    }
+    Ok(())
+}

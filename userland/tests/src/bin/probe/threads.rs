@@ -1,0 +1,89 @@
+//! Probe roles for the thread tests: processes whose threads end them, fault, or hit limits.
+
+use vessel_rt::abi::Error;
+use vessel_rt::ipc::{Cap, Notification};
+use vessel_rt::{sys, thread, time};
+
+/// Blocks the calling thread for good (until it is killed or its process ends).
+fn park() -> i32 {
+    match Notification::create() {
+        Ok(n) => {
+            let _ = n.wait();
+            100
+        }
+        Err(_) => 101,
+    }
+}
+
+/// `threads-exit-main <code>`: three threads keep running while the first returns `code`;
+/// the process must end with it, taking the threads along.
+pub fn exit_main(code: u64) -> i32 {
+    for _ in 0..3 {
+        if thread::spawn(|| {
+            loop {
+                sys::yield_now();
+            }
+        })
+        .is_err()
+        {
+            return 200;
+        }
+    }
+    sys::yield_now();
+    code as i32
+}
+
+/// `threads-last-code`: the first thread ends itself with 3; the other ends last, with 9,
+/// which must be the process's exit code.
+pub fn last_code() -> i32 {
+    let spawned = thread::spawn(|| {
+        time::sleep_ms(20);
+        9
+    });
+    match spawned {
+        Ok(handle) => core::mem::forget(handle),
+        Err(_) => return 200,
+    }
+    sys::thread_exit(3)
+}
+
+/// `thread-fault`: a second thread touches unmapped memory; the whole process must end with
+/// the fault while the first thread is parked.
+pub fn fault() -> i32 {
+    let spawned = thread::spawn(|| {
+        time::sleep_ms(10);
+        vessel_rt::arch::provoke(vessel_rt::arch::Fault::NullRead);
+        0
+    });
+    match spawned {
+        Ok(handle) => core::mem::forget(handle),
+        Err(_) => return 200,
+    }
+    park()
+}
+
+/// `thread-hog`: starts parked threads until refused. Exit code: how many started, if the
+/// refusal was `QuotaExceeded`; 250 otherwise.
+pub fn hog() -> i32 {
+    let mut started = 0;
+    loop {
+        match thread::spawn(park) {
+            Ok(handle) => {
+                core::mem::forget(handle);
+                started += 1;
+            }
+            Err(Error::QuotaExceeded) => return started,
+            Err(_) => return 250,
+        }
+    }
+}
+
+/// `thread-kill-cap`: tries to kill a thread of another process through a capability the
+/// parent passed; 0 if refused with `AccessDenied`.
+pub fn kill_foreign(cap: Cap) -> i32 {
+    match sys::thread_kill(cap.0) {
+        Err(Error::AccessDenied) => 0,
+        Ok(()) => 1,
+        Err(_) => 2,
+    }
+}

@@ -1,0 +1,259 @@
+//! Threads: several per process, each with its own IPC buffer; joining, killing, limits, and
+//! how a process ends with its threads.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use vessel_rt::abi::{ContainerLimits, Error, Exit, FaultKind, KernelStats, Meta, ObjectKind, Syscall};
+use vessel_rt::ipc::{self, Endpoint, Notification};
+use vessel_rt::{process, sys, thread};
+
+use crate::{TestResult, check};
+
+pub const TESTS: &[crate::Test] = &[
+    ("thread::threads_run_and_join_with_their_exit_codes", threads_run_and_join),
+    ("thread::each_thread_has_its_own_ipc_buffer", each_thread_has_its_own_ipc_buffer),
+    ("thread::killing_a_thread_ends_only_it", killing_a_thread_ends_only_it),
+    ("thread::hostile_thread_calls_refused", hostile_thread_calls_refused),
+    ("thread::a_process_ends_with_its_threads", a_process_ends_with_its_threads),
+    ("thread::slot_and_container_limits", slot_and_container_limits),
+];
+
+fn e(what: &str) -> impl FnOnce(Error) -> String + '_ {
+    move |err| format!("{what}: {err}")
+}
+
+fn stats() -> Result<KernelStats, String> {
+    sys::kernel_stats().map_err(e("stats"))
+}
+
+/// Threads, objects, capabilities, processes and free frames are where they were.
+fn same_counts(before: &KernelStats) -> TestResult {
+    sys::yield_now(); // let the reaper free what ended
+    let after = stats()?;
+    let b = (before.threads, before.objects, before.caps, before.processes, before.free_frames);
+    let a = (after.threads, after.objects, after.caps, after.processes, after.free_frames);
+    check!(a == b, "(threads, objects, caps, processes, free frames) before {b:?}, after {a:?}");
+    Ok(())
+}
+
+/// Runs `scenario` once to let the heap and the kernel's tables reach their working size,
+/// then again between two counts that must agree.
+fn without_leaks(mut scenario: impl FnMut() -> TestResult) -> TestResult {
+    scenario()?;
+    let before = stats()?;
+    scenario()?;
+    same_counts(&before)
+}
+
+fn own_threads() -> Result<u64, String> {
+    sys::process_info(sys::process_id()).map(|i| i.threads).map_err(e("own info"))
+}
+
+fn threads_run_and_join() -> TestResult {
+    without_leaks(|| {
+        static GO: AtomicBool = AtomicBool::new(false);
+        GO.store(false, Ordering::SeqCst);
+        let mut handles = Vec::new();
+        for i in 0..8 {
+            let handle = thread::spawn(move || {
+                while !GO.load(Ordering::SeqCst) {
+                    sys::yield_now();
+                }
+                // Allocation from several threads at once goes through the shared heap.
+                let text = format!("thread {i}");
+                text.len() as i32 * 10 + i
+            })
+            .map_err(e("spawn"))?;
+            check!(handle.cap().inspect().is_ok_and(|c| c.kind == ObjectKind::Thread as u32), "thread cap kind");
+            handles.push(handle);
+        }
+        check!(own_threads()? == 9, "{} threads while 8 run", own_threads()?);
+        GO.store(true, Ordering::SeqCst);
+        for (i, handle) in handles.into_iter().enumerate() {
+            let status = handle.join().map_err(e("join"))?;
+            check!(status.exit() == Exit::Code(8 * 10 + i as i64), "thread {i} ended {:?}", status.exit());
+        }
+        check!(own_threads()? == 1, "{} threads after joining", own_threads()?);
+        Ok(())
+    })
+}
+
+/// Client threads and a server thread of one process talk through one endpoint, each with
+/// 256 bytes of data per message. With a buffer shared by the process, a queued client's data
+/// would be overwritten by the next client before the server read it.
+fn each_thread_has_its_own_ipc_buffer() -> TestResult {
+    const CLIENTS: u32 = 4;
+    const CALLS: u32 = 100;
+    const LEN: usize = 256;
+    without_leaks(|| {
+        let ep = Endpoint::create().map_err(e("endpoint"))?;
+        let me = sys::process_id();
+        let server = thread::spawn(move || {
+            let error = ep.serve(|m| {
+                // SAFETY: read and answered before the next IPC of this thread.
+                let buffer = unsafe { ipc::buffer() };
+                if buffer.sender_pid != me {
+                    return ([0; 4], Meta::default());
+                }
+                for b in &mut buffer.data[..usize::from(m.meta.data_len)] {
+                    *b = b.wrapping_add(1);
+                }
+                ([m.words[0] + 1, 0, 0, 0], m.meta)
+            });
+            error as i32
+        })
+        .map_err(e("server"))?;
+        let mut clients = Vec::new();
+        for k in 0..CLIENTS {
+            clients.push(
+                thread::spawn(move || {
+                    let mut wrong = 0;
+                    for i in 0..CALLS {
+                        let seed = (k * 1000 + i) as u8;
+                        {
+                            // SAFETY: staged before the call, read after it, by this thread only.
+                            let buffer = unsafe { ipc::buffer() };
+                            for (j, b) in buffer.data[..LEN].iter_mut().enumerate() {
+                                *b = seed.wrapping_add(j as u8).wrapping_mul(k as u8 + 3);
+                            }
+                        }
+                        // Let the other clients stage their own data before this one is served.
+                        sys::yield_now();
+                        let meta = Meta { data_len: LEN as u16, ..Meta::default() };
+                        let reply = ep.call([u64::from(i), 0, 0, 0], meta);
+                        // SAFETY: as above.
+                        let buffer = unsafe { ipc::buffer() };
+                        let good = reply.is_ok_and(|r| r.words[0] == u64::from(i) + 1)
+                            && buffer.data[..LEN].iter().enumerate().all(|(j, &b)| {
+                                b == seed.wrapping_add(j as u8).wrapping_mul(k as u8 + 3).wrapping_add(1)
+                            });
+                        wrong += i32::from(!good);
+                    }
+                    wrong
+                })
+                .map_err(e("client"))?,
+            );
+        }
+        for (k, client) in clients.into_iter().enumerate() {
+            let status = client.join().map_err(e("join client"))?;
+            check!(status.exit() == Exit::Code(0), "client {k}: {:?} wrong replies", status.exit());
+        }
+        server.kill().map_err(e("kill server"))?;
+        check!(server.join().map_err(e("join server"))?.exit() == Exit::Killed, "server not killed");
+        ep.0.delete().map_err(e("delete endpoint"))
+    })
+}
+
+fn killing_a_thread_ends_only_it() -> TestResult {
+    without_leaks(|| {
+        let n = Notification::create().map_err(e("notification"))?;
+        let ep = Endpoint::create().map_err(e("endpoint"))?;
+        let waiter = thread::spawn(move || n.wait().map_or(2, |_| 1)).map_err(e("waiter"))?;
+        let receiver = thread::spawn(move || ep.recv().map_or(2, |_| 1)).map_err(e("receiver"))?;
+        let sleeper = thread::spawn(|| {
+            vessel_rt::time::sleep_ms(60_000);
+            1
+        })
+        .map_err(e("sleeper"))?;
+        sys::yield_now();
+        for (what, handle) in [("waiter", waiter), ("receiver", receiver), ("sleeper", sleeper)] {
+            let cap = handle.cap();
+            handle.kill().map_err(e(what))?;
+            check!(sys::thread_kill(cap.0) == Err(Error::NotFound), "{what}: second kill");
+            check!(handle.join().map_err(e(what))?.exit() == Exit::Killed, "{what} not killed");
+        }
+        // The notification and the endpoint work on: nobody dead is left in their queues.
+        n.signal(4).map_err(e("signal"))?;
+        check!(n.poll() == Ok(4), "notification after the kill");
+        check!(ep.try_recv() == Err(Error::WouldBlock), "endpoint after the kill");
+        check!(own_threads()? == 1, "{} threads left", own_threads()?);
+        n.0.delete().map_err(e("delete n"))?;
+        ep.0.delete().map_err(e("delete ep"))
+    })
+}
+
+fn hostile_thread_calls_refused() -> TestResult {
+    let before = stats()?;
+    let raw = |call: Syscall, args: [u64; 3]| crate::raw(call as u64, [args[0], args[1], args[2], 0, 0, 0]);
+    for (what, entry) in crate::BAD_POINTERS.iter().take(4) {
+        check!(raw(Syscall::ThreadCreate, [*entry, 0x1000, 0]) == Err(Error::BadAddress), "entry {what}");
+    }
+    check!(
+        raw(Syscall::ThreadCreate, [0x20_0000, 0xffff_8000_0000_0000, 0]) == Err(Error::BadAddress),
+        "kernel-half stack"
+    );
+    let n = Notification::create().map_err(e("notification"))?;
+    check!(sys::thread_wait(n.0.0) == Err(Error::WrongObject), "wait on a notification");
+    check!(sys::thread_kill(n.0.0) == Err(Error::WrongObject), "kill a notification");
+    check!(sys::thread_wait(4000) == Err(Error::InvalidHandle), "wait on an empty slot");
+
+    // A thread waiting for itself is refused.
+    static OWN: AtomicU32 = AtomicU32::new(0);
+    OWN.store(0, Ordering::SeqCst);
+    let selfish = thread::spawn(|| {
+        while OWN.load(Ordering::SeqCst) == 0 {
+            sys::yield_now();
+        }
+        match sys::thread_wait(OWN.load(Ordering::SeqCst)) {
+            Err(Error::InvalidArgument) => 0,
+            _ => 1,
+        }
+    })
+    .map_err(e("spawn"))?;
+    OWN.store(selfish.cap().0, Ordering::SeqCst);
+
+    // A bad status pointer loses nothing: the slot is still there to wait for.
+    for (what, ptr) in crate::BAD_POINTERS {
+        let got = crate::raw(Syscall::ThreadWait as u64, [u64::from(selfish.cap().0), ptr, 0, 0, 0, 0]);
+        check!(got == Err(Error::BadAddress), "wait with {what} status pointer: {got:?}");
+    }
+    // Another process may hold the capability but may not kill the thread.
+    let copy = selfish.cap().duplicate(vessel_rt::abi::Rights::all()).map_err(e("duplicate"))?;
+    let pid = process::spawn_with_caps("bin/probe", &["thread-kill-cap"], &[copy.0]).map_err(e("spawn probe"))?;
+    check!(process::wait(pid) == Ok(Exit::Code(0)), "foreign kill not refused with AccessDenied");
+    copy.delete().map_err(e("delete copy"))?;
+    let spare = selfish.cap().duplicate(vessel_rt::abi::Rights::all()).map_err(e("duplicate"))?;
+    check!(selfish.join().map_err(e("join"))?.exit() == Exit::Code(0), "self-wait not refused");
+    // Its slot is gone: a copy of the capability finds nothing to wait for, or to kill.
+    check!(sys::thread_wait(spare.0) == Err(Error::NotFound), "second wait");
+    check!(sys::thread_kill(spare.0) == Err(Error::NotFound), "kill after the end");
+    spare.delete().map_err(e("delete spare"))?;
+    n.0.delete().map_err(e("delete"))?;
+    same_counts(&before)
+}
+
+fn a_process_ends_with_its_threads() -> TestResult {
+    let before = stats()?;
+    check!(process::run("bin/probe", &["threads-exit-main", "5"]) == Ok(Exit::Code(5)), "first thread's return");
+    check!(process::run("bin/probe", &["threads-last-code"]) == Ok(Exit::Code(9)), "last thread's code");
+    let faulted = process::run("bin/probe", &["thread-fault"]);
+    check!(
+        matches!(faulted, Ok(Exit::Fault { kind: FaultKind::PageFault, .. })),
+        "fault in a second thread: {faulted:?}"
+    );
+    same_counts(&before)
+}
+
+fn slot_and_container_limits() -> TestResult {
+    let before = stats()?;
+    let max = vessel_rt::abi::MAX_THREADS as i64;
+    check!(
+        process::run("bin/probe", &["thread-hog"]) == Ok(Exit::Code(max - 1)),
+        "slots: {:?}",
+        process::run("bin/probe", &["thread-hog"])
+    );
+    let root = crate::containers::root()?;
+    let mut limits = ContainerLimits::default();
+    limits.amounts[ContainerLimits::THREADS] = 4;
+    let c = root.create_child(&limits).map_err(e("create"))?;
+    let hog = process::spawn_in(c.0, "bin/probe", &["thread-hog"], &[]).map_err(e("spawn"))?;
+    let exit = process::wait_handle(hog);
+    check!(exit == Ok(Exit::Code(3)), "a 4-thread container let the hog start {exit:?} more");
+    c.destroy().map_err(e("destroy"))?;
+    hog.0.delete().map_err(e("delete"))?;
+    c.0.delete().map_err(e("delete"))?;
+    same_counts(&before)
+}
