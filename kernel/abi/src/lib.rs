@@ -117,8 +117,9 @@ pub enum Syscall {
     /// `rsp = stack_top` and `rdi = arg`; returns a thread capability (MANAGE: kill, READ: wait).
     /// Charges one thread and one page (its thread page) to the container.
     ThreadCreate = 40,
-    /// `(code)`: end the calling thread; the last live thread ending ends the process with
-    /// `code`. Does not return.
+    /// `(code, addr, pages)`: end the calling thread; the last live thread ending ends the
+    /// process with `code`. If `pages` > 0, `MemUnmap(addr, pages)` follows once the thread is
+    /// gone (how a detached thread frees its own stack; a bad range is ignored). Does not return.
     ThreadExit = 41,
     /// `(thread, *mut ExitStatus)`: wait until the thread has ended, write how, and free its
     /// slot (needs READ). A thread cannot wait for itself.
@@ -126,6 +127,9 @@ pub enum Syscall {
     /// `(thread)`: end a thread of the caller's process, as if it had called `ThreadExit`
     /// (needs MANAGE); it reads as killed.
     ThreadKill = 43,
+    /// `(thread)`: nobody will wait for this thread of the caller's process: its slot is freed
+    /// as soon as it ends (at once if it has; needs MANAGE).
+    ThreadDetach = 44,
 }
 
 impl TryFrom<u64> for Syscall {
@@ -133,7 +137,7 @@ impl TryFrom<u64> for Syscall {
 
     fn try_from(number: u64) -> Result<Self, Error> {
         use Syscall::*;
-        const ALL: [Syscall; 44] = [
+        const ALL: [Syscall; 45] = [
             DebugWrite,
             Exit,
             Yield,
@@ -178,6 +182,7 @@ impl TryFrom<u64> for Syscall {
             ThreadExit,
             ThreadWait,
             ThreadKill,
+            ThreadDetach,
         ];
         usize::try_from(number).ok().and_then(|n| ALL.get(n)).copied().ok_or(Error::InvalidSyscall)
     }
@@ -304,11 +309,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip_and_unknown_ones_fail() {
-        for n in 0..44u64 {
+        for n in 0..45u64 {
             let call = Syscall::try_from(n).unwrap();
             assert_eq!(call as u64, n);
         }
-        assert_eq!(Syscall::try_from(44), Err(Error::InvalidSyscall));
+        assert_eq!(Syscall::try_from(45), Err(Error::InvalidSyscall));
         assert_eq!(Syscall::try_from(u64::MAX), Err(Error::InvalidSyscall));
     }
 

@@ -218,6 +218,9 @@ bitflags! {
         const WRITE = 1 << 0;
         /// The pages may be executed.
         const EXEC = 1 << 1;
+        /// Keep the page below the mapping unmapped and reserved (a stack's guard): touching it
+        /// faults, and no other mapping lands there until these pages are unmapped.
+        const GUARD = 1 << 2;
     }
 }
 

@@ -12,6 +12,7 @@ pub mod elf;
 pub mod frames;
 pub mod memmap;
 pub mod report;
+pub mod vrange;
 
 /// Size of a base page and of a physical frame, in bytes.
 pub const PAGE_SIZE: u64 = 4096;

@@ -66,12 +66,9 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         }
         Syscall::ProcessId => Ok(task::current_vpid()),
         Syscall::Spawn => spawn(caller(), a[0]),
-        Syscall::Wait => {
-            // Check the destination first, so a bad pointer cannot lose a reaped child's status.
-            usermem::write(a[1], &vessel_abi::ExitStatus::default())?;
-            let status = task::wait(caller(), a[0], by_capability(a[2])?)?;
-            usermem::write(a[1], &status).map(|()| 0)
-        }
+        // The status is written before the child (or the thread's slot) is freed: a bad pointer
+        // loses nothing.
+        Syscall::Wait => task::wait(caller(), a[0], by_capability(a[2])?, |s| usermem::write(a[1], s)).map(|()| 0),
         Syscall::Kill => task::kill(caller(), a[0]).map(|()| 0),
         Syscall::ProcessInfo => {
             let info = task::process_info(caller(), a[0], by_capability(a[2])?)?;
@@ -129,14 +126,10 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         }
         Syscall::ServiceRegister => task::service_register(a[0], a[1]),
         Syscall::ThreadCreate => task::thread_create(a[0], a[1], a[2]),
-        Syscall::ThreadExit => task::thread_exit(Exit::Code(a[0] as i64)),
-        Syscall::ThreadWait => {
-            // As for `Wait`: a bad pointer must not lose the status of a freed slot.
-            usermem::write(a[1], &vessel_abi::ExitStatus::default())?;
-            let status = task::thread_wait(a[0])?;
-            usermem::write(a[1], &status).map(|()| 0)
-        }
+        Syscall::ThreadExit => task::thread_exit(Exit::Code(a[0] as i64), (a[1], a[2])),
+        Syscall::ThreadWait => task::thread_wait(a[0], |s| usermem::write(a[1], s)).map(|()| 0),
         Syscall::ThreadKill => task::thread_kill(a[0]).map(|()| 0),
+        Syscall::ThreadDetach => task::thread_detach(a[0]).map(|()| 0),
         Syscall::Call
         | Syscall::Recv
         | Syscall::Reply

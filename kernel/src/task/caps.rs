@@ -132,7 +132,7 @@ pub fn memory_create(pages: u64) -> Result<u64, Error> {
 
 /// `MemoryMap`: maps a memory object into the caller; returns the address.
 pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
-    if flags.contains(MapFlags::EXEC) {
+    if flags.intersects(MapFlags::EXEC | MapFlags::GUARD) {
         return Err(Error::InvalidArgument);
     }
     let writable = flags.contains(MapFlags::WRITE);
@@ -148,9 +148,8 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
         let frames_list = t.memories.get(&id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
         let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
         let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
-        let base = process.heap_next;
         let pages = frames_list.len() as u64;
-        let end = base.checked_add(pages * PAGE_SIZE).filter(|&e| e <= vessel_abi::HEAP_END).ok_or(Error::NoMemory)?;
+        let base = process.vspace.take(pages * PAGE_SIZE).ok_or(Error::NoMemory)?;
         let space = process.space.as_mut().ok_or(Error::NoSuchProcess)?;
         let access = if writable { Access::ReadWrite } else { Access::Read };
         for (i, &frame) in frames_list.iter().enumerate() {
@@ -158,10 +157,10 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
                 for undo in 0..i as u64 {
                     let _ = space.unmap(base + undo * PAGE_SIZE);
                 }
+                process.vspace.give(base, pages * PAGE_SIZE);
                 return Err(Error::NoMemory);
             }
         }
-        process.heap_next = end;
         process.mappings.push((id, base, pages));
         if let Some(m) = t.memories.get_mut(&id) {
             m.mappings += 1;
@@ -196,6 +195,7 @@ impl Tasks {
                     let _ = space.unmap(addr + page * PAGE_SIZE);
                 }
             }
+            process.vspace.give(addr, pages * PAGE_SIZE);
             lost += 1;
         }
         if lost > 0 {

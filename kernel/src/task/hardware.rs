@@ -88,12 +88,17 @@ pub fn mmio_map(value: u64) -> Result<u64, Error> {
         let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
         let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
         let pages = len.div_ceil(PAGE_SIZE);
-        let base = process.heap_next;
+        let base = process.vspace.take(pages * PAGE_SIZE).ok_or(Error::NoMemory)?;
         let space = process.space.as_mut().ok_or(Error::NoSuchProcess)?;
         for i in 0..pages {
-            space.map_device(base + i * PAGE_SIZE, phys + i * PAGE_SIZE).map_err(|_| Error::NoMemory)?;
+            if space.map_device(base + i * PAGE_SIZE, phys + i * PAGE_SIZE).is_err() {
+                for undo in 0..i {
+                    let _ = space.unmap(base + undo * PAGE_SIZE);
+                }
+                process.vspace.give(base, pages * PAGE_SIZE);
+                return Err(Error::NoMemory);
+            }
         }
-        process.heap_next = base + pages * PAGE_SIZE;
         Ok(base)
     })
     .ok_or(Error::NoSuchProcess)?

@@ -35,7 +35,7 @@ pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use ipc::{call, recv, reply, reply_recv, signal, wait_notification};
 pub use process::*;
 pub use sched::*;
-pub use threads::{thread_create, thread_exit, thread_kill, thread_wait};
+pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread_wait};
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -54,7 +54,7 @@ use crate::arch::x86_64::gdt;
 use crate::mem::address_space::{Access, AddressSpace};
 use crate::mem::{frames, heap};
 pub use thread::{Pid, Tid};
-use thread::{State, Thread};
+use thread::{State, Thread, WaitFor};
 
 /// Timer ticks a thread may run before others of its priority get the CPU.
 pub const SLICE_TICKS: u32 = 2;
@@ -68,7 +68,8 @@ struct Process {
     container: Index,
     /// Its pid inside that container (what user space sees).
     vpid: u64,
-    /// Pages of its own memory charged to its container (image, stack, heap, IPC buffer).
+    /// Pages of its own memory charged to its container (image, stack, heap, IPC buffers and
+    /// thread pages).
     pages: u64,
     name: String,
     space: Option<AddressSpace>,
@@ -77,14 +78,19 @@ struct Process {
     exit: Option<Exit>,
     priority: Priority,
     cpu_ticks: u64,
-    /// Next free address for `MemMap`.
-    heap_next: u64,
+    /// Address space of the `MemMap` area (also used by `MemoryMap` and `MmioMap`).
+    vspace: vessel_kcore::vrange::VirtualRanges,
+    /// Guard pages below `MemMap` mappings made with `GUARD`, reserved until those go.
+    guards: Vec<u64>,
     /// Its capability table.
     table: TableId,
     /// Memory objects mapped into it: (object, address, pages).
     mappings: Vec<(u64, u64, u64)>,
     /// Its thread slots, by slot number (at most `vessel_abi::MAX_THREADS`).
     slots: Vec<Slot>,
+    /// Slots (a bit each) whose thread nobody will wait for: freed as soon as it ends. Slot 0,
+    /// whose thread has no capability, starts detached.
+    detached: u64,
 }
 
 /// One thread slot of a process: the place of a thread's IPC buffer and thread page, and how
@@ -105,7 +111,7 @@ struct Tasks {
     ready: [VecDeque<Tid>; Priority::LEVELS],
     /// Threads blocked in `Sleep`.
     sleepers: Vec<Tid>,
-    /// Threads blocked in `Wait`.
+    /// Threads blocked in `Wait` or `ThreadWait` (each says what for in `waiting_for`).
     waiters: Vec<Tid>,
     /// Dead threads not yet freed.
     dead: Vec<Tid>,
@@ -227,6 +233,7 @@ impl Tasks {
         let threads = core::mem::take(&mut process.threads);
         let thread_count = threads.len() as u64;
         let children = process.children.clone();
+        let parent = process.parent;
         let table = process.table;
         let mappings = core::mem::take(&mut process.mappings);
         for slot in &mut process.slots {
@@ -244,7 +251,7 @@ impl Tasks {
             }
             self.release_memory_if_unused(object);
         }
-        for tid in threads {
+        for &tid in &threads {
             if let Some(thread) = self.threads.get_mut(&tid) {
                 thread.state = State::Dead;
             }
@@ -264,18 +271,26 @@ impl Tasks {
         if let Some(members) = self.members.get_mut(&container) {
             members.retain(|&m| m != pid);
         }
-        // Wake the threads waiting for a child or a thread; they look again. (Threads waiting
-        // for one of this process's threads may be in any process holding its capability.)
-        self.wake_waiters();
+        // Wake the parent's threads waiting for a child, and whoever waits for one of its
+        // threads (in any process holding a capability to it); they look again.
+        self.wake_waiters(|w| w == WaitFor::Child(parent) || matches!(w, WaitFor::Thread(t) if threads.contains(&t)));
         if pid == 1 {
             log::warn!("init (pid 1) ended: {exit:?}");
         }
         children
     }
 
-    /// Makes every thread blocked in `Wait` or `ThreadWait` look again.
-    fn wake_waiters(&mut self) {
-        for tid in core::mem::take(&mut self.waiters) {
+    /// Makes the threads blocked in `Wait` or `ThreadWait` for something `ended` says has
+    /// ended look again.
+    fn wake_waiters(&mut self, ended: impl Fn(WaitFor) -> bool) {
+        let threads = &self.threads;
+        let (woken, still): (Vec<Tid>, Vec<Tid>) =
+            self.waiters.iter().partition(|t| threads.get(t).is_none_or(|th| ended(th.waiting_for)));
+        self.waiters = still;
+        for tid in woken {
+            if let Some(th) = self.threads.get_mut(&tid) {
+                th.waiting_for = WaitFor::Nothing;
+            }
             self.make_ready(tid);
         }
     }

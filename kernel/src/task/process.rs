@@ -80,10 +80,12 @@ pub fn spawn(
                 exit: None,
                 priority,
                 cpu_ticks: 0,
-                heap_next: HEAP_START,
+                vspace: vessel_kcore::vrange::VirtualRanges::new(HEAP_START, HEAP_END),
+                guards: Vec::new(),
                 table,
                 mappings: Vec::new(),
                 slots: alloc::vec![Slot::Live(tid)],
+                detached: 1,
             },
         );
         t.members.entry(target).or_default().push(pid);
@@ -246,29 +248,43 @@ fn child(t: &Tasks, caller: Pid, pid: u64, flags: u64) -> Result<Pid, Error> {
     }
 }
 
-/// Waits for the caller's child `pid` to end, reaps it and returns how it ended.
-pub fn wait(caller: Pid, pid: u64, flags: u64) -> Result<ExitStatus, Error> {
+/// Waits for the caller's child `pid` to end, hands `deliver` how it ended, and reaps it once
+/// that succeeded (so a status pointer that fails, even one a sibling thread unmapped while this
+/// one waited, loses nothing: the child can be waited for again).
+pub fn wait(
+    caller: Pid,
+    pid: u64,
+    flags: u64,
+    deliver: impl FnOnce(&ExitStatus) -> Result<(), Error>,
+) -> Result<(), Error> {
     loop {
         let done = with_tasks(|t| {
             let pid = child(t, caller, pid, flags)?;
             if let Some(exit) = t.processes.get(&pid).and_then(|p| p.exit) {
-                // The child is off the CPU (the caller is on it), so its memory can go now; its
-                // kernel stacks wait for the reaper.
-                let space = t.processes.get_mut(&pid).and_then(|p| p.space.take());
-                t.remove_process(pid);
-                drop(space);
-                return Ok::<_, Error>(Some(ExitStatus::from_exit(exit)));
+                return Ok::<_, Error>(Some((pid, ExitStatus::from_exit(exit))));
             }
             let current = t.current;
             if let Some(th) = t.threads.get_mut(&current) {
                 th.state = State::Blocked;
+                th.waiting_for = thread::WaitFor::Child(caller);
             }
             t.waiters.push(current);
             Ok(None)
         })
         .ok_or(Error::NoSuchProcess)??;
-        if let Some(status) = done {
-            return Ok(status);
+        if let Some((pid, status)) = done {
+            deliver(&status)?;
+            with_tasks(|t| {
+                // Another thread of the caller may have reaped it meanwhile.
+                if t.processes.get(&pid).is_some_and(|p| p.exit.is_some() && p.parent == caller) {
+                    // The child is off the CPU (the caller is on it), so its memory can go now;
+                    // its kernel stacks wait for the reaper.
+                    let space = t.processes.get_mut(&pid).and_then(|p| p.space.take());
+                    t.remove_process(pid);
+                    drop(space);
+                }
+            });
+            return Ok(());
         }
         schedule();
     }
@@ -365,21 +381,25 @@ pub fn mem_map(pages: u64, flags: MapFlags) -> Result<u64, Error> {
         Access::Read
     };
     let bytes = pages.checked_mul(PAGE_SIZE).filter(|&b| b > 0 && b <= 1 << 32).ok_or(Error::InvalidArgument)?;
+    let guard = if flags.contains(MapFlags::GUARD) { PAGE_SIZE } else { 0 };
     let container = charge_current(Resource::Pages, pages)?;
     let mapped = with_current_process(|p| {
-        let base = p.heap_next;
-        let end = base.checked_add(bytes).filter(|&e| e <= HEAP_END).ok_or(Error::NoMemory)?;
+        let reserved = p.vspace.take(guard + bytes).ok_or(Error::NoMemory)?;
+        let (base, end) = (reserved + guard, reserved + guard + bytes);
         let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
         for page in (base..end).step_by(PAGE_SIZE as usize) {
             if let Err(e) = space.map_new(page, access) {
                 for undo in (base..page).step_by(PAGE_SIZE as usize) {
                     let _ = space.unmap(undo);
                 }
+                p.vspace.give(reserved, guard + bytes);
                 log::debug!("mem_map: {e:?}");
                 return Err(Error::NoMemory);
             }
         }
-        p.heap_next = end;
+        if guard > 0 {
+            p.guards.push(reserved);
+        }
         p.pages += pages;
         Ok(base)
     });
@@ -406,11 +426,22 @@ pub fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
         let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
         let before = space.owned_pages();
         let mut result = Ok(());
+        let mut unmapped_to = end;
         for page in (addr..end).step_by(PAGE_SIZE as usize) {
             if space.unmap(page).is_err() {
                 result = Err(Error::InvalidArgument);
+                unmapped_to = page;
                 break;
             }
+        }
+        // The address space comes back for later mappings, with the guard page below if this
+        // was a guarded mapping's start and it all went.
+        let guarded = result.is_ok() && addr >= PAGE_SIZE && p.guards.contains(&(addr - PAGE_SIZE));
+        if guarded {
+            p.guards.retain(|&g| g != addr - PAGE_SIZE);
+            p.vspace.give(addr - PAGE_SIZE, end - addr + PAGE_SIZE);
+        } else {
+            p.vspace.give(addr, unmapped_to - addr);
         }
         // Pages of its own that went (a memory object's pages are charged to the object).
         let freed = before - space.owned_pages();

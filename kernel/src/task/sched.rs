@@ -58,16 +58,11 @@ pub fn schedule() {
     reap();
 }
 
-/// The `fs` base last loaded (every process's first thread has the same one, so most switches
-/// skip the MSR write).
-static FS_BASE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer.
+/// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer. Written on
+/// every switch: user code can change the base itself (`mov fs, <selector>` is allowed at
+/// CPL 3), so no remembered value can be trusted to still be in the register.
 fn set_fs_base(base: u64) {
-    use core::sync::atomic::Ordering;
-    if FS_BASE.swap(base, Ordering::Relaxed) != base {
-        x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(base));
-    }
+    x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(base));
 }
 
 pub(super) fn reap() {

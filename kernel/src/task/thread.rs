@@ -87,6 +87,20 @@ pub struct Thread {
     /// Frames behind its IPC buffer pages, once mapped (the range can never be unmapped while
     /// the thread lives, so these stay true).
     pub ipc_frames: [Option<u64>; 2],
+    /// While blocked in `Wait` or `ThreadWait`: what ends it.
+    pub waiting_for: WaitFor,
+}
+
+/// What a thread blocked in `Wait` or `ThreadWait` waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WaitFor {
+    /// Nothing.
+    #[default]
+    Nothing,
+    /// The end of a child of this process.
+    Child(Pid),
+    /// The end of this thread.
+    Thread(Tid),
 }
 
 impl Thread {
@@ -104,6 +118,7 @@ impl Thread {
             replying_to: None,
             slot: 0,
             ipc_frames: [None; 2],
+            waiting_for: WaitFor::Nothing,
         }
     }
 
@@ -143,6 +158,7 @@ impl Thread {
             replying_to: None,
             slot,
             ipc_frames: [None; 2],
+            waiting_for: WaitFor::Nothing,
         })
     }
 

@@ -6,15 +6,16 @@
 //!
 //! Invariants: a process's `threads` lists exactly its live threads, and each of them has a
 //! `Slot::Live` naming it; its container is charged one thread for each. A slot stays
-//! `Ended` (holding how its thread ended) until somebody waits for it, so slots of threads
-//! nobody waits for are not reused: like a zombie process, a thread must be waited for. The
-//! pages of an ended thread's slot are unmapped and uncharged when it ends. A thread capability
-//! names (process, thread); both ids are never reused, so a stale one answers `NoSuchProcess`
-//! or `NotFound`.
+//! `Ended` (holding how its thread ended) until somebody waits for it, like a zombie process,
+//! unless the thread was detached (`ThreadDetach`; the first thread always is, as no capability
+//! names it): then the slot is freed when the thread ends. The pages of an ended thread's slot
+//! are unmapped and uncharged when it ends. A thread capability names (process, thread); both
+//! ids are never reused, so a stale one answers `NoSuchProcess` or `NotFound`.
 
 use vessel_abi::{MAX_THREADS, ThreadPage, USER_END, thread_page_of};
 
 use super::objects::ObjectRef;
+use super::thread::WaitFor;
 use super::*;
 use crate::mem::phys_to_virt;
 
@@ -30,8 +31,10 @@ impl Tasks {
         let Some(slot) = self.threads.get(&tid).map(|th| th.slot) else { return false };
         let Some(process) = self.processes.get_mut(&pid) else { return false };
         process.threads.retain(|&t| t != tid);
+        let detached = process.detached & (1 << slot) != 0;
+        process.detached &= !(1 << slot);
         if let Some(entry) = process.slots.get_mut(slot as usize) {
-            *entry = Slot::Ended(tid, exit);
+            *entry = if detached { Slot::Free } else { Slot::Ended(tid, exit) };
         }
         // Its IPC buffer and thread page go; a later thread in this slot starts clean.
         let mut freed = 0;
@@ -62,7 +65,7 @@ impl Tasks {
         self.sleepers.retain(|&t| t != tid);
         self.waiters.retain(|&t| t != tid);
         self.dead.push(tid);
-        self.wake_waiters();
+        self.wake_waiters(|w| w == WaitFor::Thread(tid));
         true
     }
 }
@@ -140,8 +143,9 @@ pub fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error>
 }
 
 /// `ThreadExit`, and the end of a thread killed by itself: ends the running thread, or its
-/// whole process if it was the last live one.
-pub fn thread_exit(exit: Exit) -> ! {
+/// whole process if it was the last live one. Then unmaps `(addr, pages)` of its process, if
+/// `pages` > 0: a thread cannot unmap its own stack while it runs on it.
+pub fn thread_exit(exit: Exit, (addr, pages): (u64, u64)) -> ! {
     let ended = with_tasks(|t| {
         let current = t.current;
         let pid = t.threads.get(&current).map_or(0, |th| th.pid);
@@ -149,6 +153,11 @@ pub fn thread_exit(exit: Exit) -> ! {
     });
     if ended != Some(true) {
         exit_current(exit);
+    }
+    if pages > 0 {
+        // The thread is dead, but its process lives and this still runs on the thread's own
+        // kernel stack; the range is the process's memory, checked like any `MemUnmap`.
+        let _ = mem_unmap(addr, pages);
     }
     schedule();
     sched::unreachable_after_exit()
@@ -162,8 +171,19 @@ fn thread_of(t: &Tasks, handle: u64, rights: vessel_abi::Rights) -> Result<(Pid,
     }
 }
 
-/// `ThreadWait`: blocks until the thread has ended, frees its slot and says how it ended.
-pub fn thread_wait(handle: u64) -> Result<ExitStatus, Error> {
+/// The slot of thread `tid` in process `pid`, live or ended.
+fn slot_of(t: &Tasks, pid: Pid, tid: Tid) -> Result<usize, Error> {
+    let process = t.processes.get(&pid).ok_or(Error::NoSuchProcess)?;
+    process
+        .slots
+        .iter()
+        .position(|s| matches!(*s, Slot::Live(x) | Slot::Ended(x, _) if x == tid))
+        .ok_or(Error::NotFound) // waited for (or detached and ended) already
+}
+
+/// `ThreadWait`: blocks until the thread has ended, hands `deliver` how it ended, and frees its
+/// slot once that succeeded (a failed delivery loses nothing: it can be waited for again).
+pub fn thread_wait(handle: u64, deliver: impl FnOnce(&ExitStatus) -> Result<(), Error>) -> Result<(), Error> {
     loop {
         let done = with_tasks(|t| {
             let (pid, tid) = thread_of(t, handle, vessel_abi::Rights::READ)?;
@@ -171,17 +191,13 @@ pub fn thread_wait(handle: u64) -> Result<ExitStatus, Error> {
             if tid == current {
                 return Err(Error::InvalidArgument);
             }
-            let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
-            let at = process.slots.iter().position(|s| matches!(*s, Slot::Live(x) | Slot::Ended(x, _) if x == tid));
-            match at.map(|i| (i, process.slots[i])) {
-                None => Err(Error::NotFound), // already waited for
-                Some((i, Slot::Ended(_, exit))) => {
-                    process.slots[i] = Slot::Free;
-                    Ok(Some(ExitStatus::from_exit(exit)))
-                }
-                Some(_) => {
+            let at = slot_of(t, pid, tid)?;
+            match t.processes.get(&pid).map(|p| p.slots[at]) {
+                Some(Slot::Ended(_, exit)) => Ok(Some((pid, tid, at, ExitStatus::from_exit(exit)))),
+                _ => {
                     if let Some(th) = t.threads.get_mut(&current) {
                         th.state = State::Blocked;
+                        th.waiting_for = WaitFor::Thread(tid);
                     }
                     t.waiters.push(current);
                     Ok(None)
@@ -189,11 +205,38 @@ pub fn thread_wait(handle: u64) -> Result<ExitStatus, Error> {
             }
         })
         .ok_or(Error::NoSuchProcess)??;
-        if let Some(status) = done {
-            return Ok(status);
+        if let Some((pid, tid, at, status)) = done {
+            deliver(&status)?;
+            with_tasks(|t| {
+                // Another waiter may have freed it meanwhile (and a new thread taken it).
+                if let Some(slot) = t.processes.get_mut(&pid).and_then(|p| p.slots.get_mut(at))
+                    && matches!(*slot, Slot::Ended(x, _) if x == tid)
+                {
+                    *slot = Slot::Free;
+                }
+            });
+            return Ok(());
         }
         schedule();
     }
+}
+
+/// `ThreadDetach`: the thread's slot is freed when it ends (at once if it has).
+pub fn thread_detach(handle: u64) -> Result<(), Error> {
+    with_tasks(|t| {
+        let (pid, tid) = thread_of(t, handle, vessel_abi::Rights::MANAGE)?;
+        if t.threads.get(&t.current).map(|th| th.pid) != Some(pid) {
+            return Err(Error::AccessDenied);
+        }
+        let at = slot_of(t, pid, tid)?;
+        let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
+        match process.slots[at] {
+            Slot::Ended(..) => process.slots[at] = Slot::Free,
+            _ => process.detached |= 1 << at,
+        }
+        Ok(())
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
 }
 
 /// `ThreadKill`: ends a thread of the caller's own process. Ending the caller itself does not
@@ -218,7 +261,7 @@ pub fn thread_kill(handle: u64) -> Result<(), Error> {
     })
     .ok_or(Error::NoSuchProcess)??;
     if target {
-        thread_exit(Exit::Killed);
+        thread_exit(Exit::Killed, (0, 0));
     }
     Ok(())
 }

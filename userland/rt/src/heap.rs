@@ -1,5 +1,8 @@
-//! The global allocator: a linked-list heap that starts empty and grows by mapping pages with
-//! `MemMap` when an allocation does not fit. Programs that never allocate never map a page.
+//! The global allocator: linked-list heaps over regions mapped with `MemMap`, starting empty and
+//! growing when an allocation does not fit. New pages that continue the last region extend it;
+//! pages elsewhere (something else, such as a thread stack, used `MemMap` in between) start a new
+//! region, each new region at least as big as all before it, so a few regions cover any heap.
+//! Programs that never allocate never map a page.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
@@ -10,7 +13,16 @@ use vessel_abi::{MapFlags, PAGE_SIZE};
 /// Smallest growth step.
 const GROW_MIN: u64 = 64 * 1024;
 
-struct GrowingHeap(spin_free::Lock<Heap>);
+/// Regions a heap may have (each at least doubling the total: far beyond any address space).
+const MAX_REGIONS: usize = 24;
+
+/// The regions in use, first to last.
+struct Regions {
+    heaps: [Heap; MAX_REGIONS],
+    used: usize,
+}
+
+struct GrowingHeap(spin_free::Lock<Regions>);
 
 pub(crate) use spin_free::Lock;
 
@@ -46,23 +58,51 @@ mod spin_free {
 }
 
 #[global_allocator]
-static HEAP: GrowingHeap = GrowingHeap(spin_free::Lock::new(Heap::empty()));
+static HEAP: GrowingHeap =
+    GrowingHeap(spin_free::Lock::new(Regions { heaps: [const { Heap::empty() }; MAX_REGIONS], used: 0 }));
 
-fn grow(heap: &mut Heap, layout: Layout) -> bool {
-    let need = (layout.size() + layout.align()) as u64 + 64;
-    let bytes = need.max(GROW_MIN).next_multiple_of(PAGE_SIZE);
-    let Ok(addr) = crate::sys::mem_map(bytes / PAGE_SIZE, MapFlags::WRITE) else { return false };
-    if heap.size() == 0 {
-        // SAFETY: the pages were just mapped writable for this heap alone.
-        unsafe { heap.init(addr as *mut u8, bytes as usize) };
-        true
-    } else if heap.top() as u64 == addr {
-        // SAFETY: the new pages continue the heap exactly.
-        unsafe { heap.extend(bytes as usize) };
-        true
-    } else {
-        // Someone else used MemMap in between; the pages are not contiguous with the heap.
-        false
+impl Regions {
+    /// Maps pages for `layout` and adds them: to the last region if they continue it, else as
+    /// a new region. Returns the region that grew.
+    fn grow(&mut self, layout: Layout) -> Option<usize> {
+        let total: usize = self.heaps[..self.used].iter().map(Heap::size).sum();
+        let need = (layout.size() + layout.align()) as u64 + 64;
+        let bytes = need.max(GROW_MIN).next_multiple_of(PAGE_SIZE);
+        let addr = crate::sys::mem_map(bytes / PAGE_SIZE, MapFlags::WRITE).ok()?;
+        if let Some(last) = self.used.checked_sub(1)
+            && self.heaps[last].top() as u64 == addr
+        {
+            // SAFETY: the new pages continue the last region exactly.
+            unsafe { self.heaps[last].extend(bytes as usize) };
+            return Some(last);
+        }
+        if bytes as usize >= total {
+            return self.add_region(addr, bytes);
+        }
+        // A new region as big as the whole heap so far, so that regions stay few.
+        // SAFETY: nothing refers to the pages just mapped.
+        let _ = unsafe { crate::sys::mem_unmap(addr, bytes / PAGE_SIZE) };
+        let bigger = (total as u64).next_multiple_of(PAGE_SIZE);
+        let addr = crate::sys::mem_map(bigger / PAGE_SIZE, MapFlags::WRITE).ok()?;
+        self.add_region(addr, bigger)
+    }
+
+    fn add_region(&mut self, addr: u64, bytes: u64) -> Option<usize> {
+        if self.used == MAX_REGIONS {
+            // SAFETY: nothing refers to the pages just mapped.
+            let _ = unsafe { crate::sys::mem_unmap(addr, bytes / PAGE_SIZE) };
+            return None;
+        }
+        let region = self.used;
+        // SAFETY: the pages were just mapped writable for this region alone.
+        unsafe { self.heaps[region].init(addr as *mut u8, bytes as usize) };
+        self.used += 1;
+        Some(region)
+    }
+
+    /// The region that holds `ptr`.
+    fn holding(&mut self, ptr: *mut u8) -> Option<&mut Heap> {
+        self.heaps[..self.used].iter_mut().find(|h| h.bottom() <= ptr && ptr < h.top())
     }
 }
 
@@ -70,23 +110,29 @@ fn grow(heap: &mut Heap, layout: Layout) -> bool {
 // lock; growth only adds fresh memory.
 unsafe impl GlobalAlloc for GrowingHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.0.with(|heap| {
-            if let Ok(p) = heap.allocate_first_fit(layout) {
-                return p.as_ptr();
+        self.0.with(|regions| {
+            let used = regions.used;
+            for heap in regions.heaps[..used].iter_mut().rev() {
+                if let Ok(p) = heap.allocate_first_fit(layout) {
+                    return p.as_ptr();
+                }
             }
-            if grow(heap, layout)
-                && let Ok(p) = heap.allocate_first_fit(layout)
-            {
-                return p.as_ptr();
+            match regions.grow(layout).map(|r| regions.heaps[r].allocate_first_fit(layout)) {
+                Some(Ok(p)) => p.as_ptr(),
+                _ => core::ptr::null_mut(),
             }
-            core::ptr::null_mut()
         })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if let Some(ptr) = NonNull::new(ptr) {
-            // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract).
-            self.0.with(|heap| unsafe { heap.deallocate(ptr, layout) });
+            self.0.with(|regions| {
+                if let Some(heap) = regions.holding(ptr.as_ptr()) {
+                    // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract), out
+                    // of the region that holds it.
+                    unsafe { heap.deallocate(ptr, layout) };
+                }
+            });
         }
     }
 }

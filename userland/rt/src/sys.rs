@@ -120,7 +120,16 @@ pub unsafe fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u32,
 
 /// Ends the calling thread (the process, if it is the last one).
 pub fn thread_exit(code: i32) -> ! {
-    let _ = call(Syscall::ThreadExit, [code as i64 as u64, 0, 0, 0, 0, 0]);
+    // SAFETY: unmaps nothing.
+    unsafe { thread_exit_unmapping(code, 0, 0) }
+}
+
+/// Ends the calling thread, then unmaps `pages` at `addr` (its own stack, typically).
+///
+/// # Safety
+/// Nothing else may use that memory (the calling thread stops using it by ending).
+pub unsafe fn thread_exit_unmapping(code: i32, addr: u64, pages: u64) -> ! {
+    let _ = call(Syscall::ThreadExit, [code as i64 as u64, addr, pages, 0, 0, 0]);
     loop {
         crate::arch::provoke(crate::arch::Fault::InvalidOpcode);
     }
@@ -136,4 +145,9 @@ pub fn thread_wait(handle: u32) -> Result<ExitStatus, Error> {
 /// Ends a thread of this process.
 pub fn thread_kill(handle: u32) -> Result<(), Error> {
     call(Syscall::ThreadKill, [u64::from(handle), 0, 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Says nobody will wait for a thread of this process: its slot is freed when it ends.
+pub fn thread_detach(handle: u32) -> Result<(), Error> {
+    call(Syscall::ThreadDetach, [u64::from(handle), 0, 0, 0, 0, 0]).map(|_| ())
 }

@@ -161,7 +161,8 @@ fn main() -> i32 {
         "threads-exit-main" => threads::exit_main(number(args.get(2))),
         "threads-last-code" => threads::last_code(),
         "thread-fault" => threads::fault(),
-        "thread-hog" => threads::hog(),
+        "thread-hog" => threads::hog(args.get(2) == Some(&"park")),
+        "thread-wait-cap" => threads::wait_foreign(cap(0)),
         "thread-kill-cap" => threads::kill_foreign(cap(0)),
         "service-client" => crate::containers::service_client(),
         "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {
@@ -300,6 +301,7 @@ core::arch::global_asm!(
     "fuzz_thread_exit:",
     "mov eax, {exit}",
     "xor edi, edi",
+    "xor edx, edx",
     "syscall",
     "ud2",
     exit = const vessel_rt::abi::Syscall::ThreadExit as u32,

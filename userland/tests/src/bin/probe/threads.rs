@@ -33,11 +33,13 @@ pub fn exit_main(code: u64) -> i32 {
     code as i32
 }
 
-/// `threads-last-code`: the first thread ends itself with 3; the other ends last, with 9,
-/// which must be the process's exit code.
+/// `threads-last-code`: the first thread ends itself with 3; the other ends last (once it is
+/// the only one), with 9, which must be the process's exit code.
 pub fn last_code() -> i32 {
     let spawned = thread::spawn(|| {
-        time::sleep_ms(20);
+        while sys::process_info(sys::process_id()).map_or(0, |i| i.threads) != 1 {
+            sys::yield_now();
+        }
         9
     });
     match spawned {
@@ -62,9 +64,9 @@ pub fn fault() -> i32 {
     park()
 }
 
-/// `thread-hog`: starts parked threads until refused. Exit code: how many started, if the
-/// refusal was `QuotaExceeded`; 250 otherwise.
-pub fn hog() -> i32 {
+/// `thread-hog [park]`: starts parked threads until refused. Exit code: how many started, if
+/// the refusal was `QuotaExceeded`; 250 otherwise. With `park`, it parks too instead.
+pub fn hog(then_park: bool) -> i32 {
     let mut started = 0;
     loop {
         match thread::spawn(park) {
@@ -72,9 +74,19 @@ pub fn hog() -> i32 {
                 core::mem::forget(handle);
                 started += 1;
             }
+            Err(Error::QuotaExceeded) if then_park => return park(),
             Err(Error::QuotaExceeded) => return started,
             Err(_) => return 250,
         }
+    }
+}
+
+/// `thread-wait-cap`: waits for a thread of another process through a capability the parent
+/// passed; exits with the code that thread ended with (250 if the wait failed).
+pub fn wait_foreign(cap: Cap) -> i32 {
+    match sys::thread_wait(cap.0).map(|s| s.exit()) {
+        Ok(vessel_rt::abi::Exit::Code(code)) => code as i32,
+        _ => 250,
     }
 }
 

@@ -19,6 +19,11 @@ pub const TESTS: &[crate::Test] = &[
     ("thread::hostile_thread_calls_refused", hostile_thread_calls_refused),
     ("thread::a_process_ends_with_its_threads", a_process_ends_with_its_threads),
     ("thread::slot_and_container_limits", slot_and_container_limits),
+    ("thread::detached_threads_free_their_slots", detached_threads_free_their_slots),
+    ("thread::another_process_may_wait_for_a_thread", another_process_may_wait_for_a_thread),
+    ("thread::destroying_a_container_ends_its_threads", destroying_a_container_ends_its_threads),
+    ("thread::the_heap_grows_around_thread_stacks", the_heap_grows_around_thread_stacks),
+    ("memory::unmapped_ranges_are_reused_and_guards_kept", unmapped_ranges_are_reused_and_guards_kept),
 ];
 
 fn e(what: &str) -> impl FnOnce(Error) -> String + '_ {
@@ -141,41 +146,74 @@ fn each_thread_has_its_own_ipc_buffer() -> TestResult {
             let status = client.join().map_err(e("join client"))?;
             check!(status.exit() == Exit::Code(0), "client {k}: {:?} wrong replies", status.exit());
         }
-        server.kill().map_err(e("kill server"))?;
+        // SAFETY: the server is blocked in a receive, holding nothing.
+        unsafe { server.kill() }.map_err(e("kill server"))?;
         check!(server.join().map_err(e("join server"))?.exit() == Exit::Killed, "server not killed");
         ep.0.delete().map_err(e("delete endpoint"))
     })
 }
 
+/// Counts threads that are about to block (set just before the blocking call).
+static ABOUT_TO_BLOCK: AtomicU32 = AtomicU32::new(0);
+
+/// Waits until `count` threads said they are about to block, then lets them get there (on one
+/// CPU, a few yields run each of them into its blocking call).
+fn until_blocked(count: u32) {
+    while ABOUT_TO_BLOCK.load(Ordering::SeqCst) < count {
+        sys::yield_now();
+    }
+    for _ in 0..8 {
+        sys::yield_now();
+    }
+}
+
 fn killing_a_thread_ends_only_it() -> TestResult {
     without_leaks(|| {
+        ABOUT_TO_BLOCK.store(0, Ordering::SeqCst);
         let n = Notification::create().map_err(e("notification"))?;
         let ep = Endpoint::create().map_err(e("endpoint"))?;
-        let waiter = thread::spawn(move || n.wait().map_or(2, |_| 1)).map_err(e("waiter"))?;
-        let receiver = thread::spawn(move || ep.recv().map_or(2, |_| 1)).map_err(e("receiver"))?;
-        let sleeper = thread::spawn(|| {
+        let served = Endpoint::create().map_err(e("endpoint"))?;
+        let blocked = |f: fn(Notification, Endpoint, Endpoint) -> i32| {
+            thread::spawn(move || {
+                ABOUT_TO_BLOCK.fetch_add(1, Ordering::SeqCst);
+                f(n, ep, served)
+            })
+        };
+        let waiter = blocked(|n, _, _| n.wait().map_or(2, |_| 1)).map_err(e("waiter"))?;
+        let receiver = blocked(|_, ep, _| ep.recv().map_or(2, |_| 1)).map_err(e("receiver"))?;
+        let sleeper = blocked(|_, _, _| {
             vessel_rt::time::sleep_ms(60_000);
             1
         })
         .map_err(e("sleeper"))?;
-        sys::yield_now();
-        for (what, handle) in [("waiter", waiter), ("receiver", receiver), ("sleeper", sleeper)] {
+        // A caller whose call the main thread has taken and not answered yet.
+        let caller =
+            blocked(|_, _, served| served.call([7, 0, 0, 0], Meta::default()).map_or(2, |_| 1)).map_err(e("caller"))?;
+        until_blocked(4);
+        check!(served.recv().is_ok_and(|m| m.words[0] == 7), "the caller's call");
+        for (what, handle) in [("waiter", waiter), ("receiver", receiver), ("sleeper", sleeper), ("caller", caller)] {
             let cap = handle.cap();
-            handle.kill().map_err(e(what))?;
+            // SAFETY: each is blocked (in a wait, a receive, a sleep, a call), holding nothing.
+            unsafe { handle.kill() }.map_err(e(what))?;
             check!(sys::thread_kill(cap.0) == Err(Error::NotFound), "{what}: second kill");
             check!(handle.join().map_err(e(what))?.exit() == Exit::Killed, "{what} not killed");
         }
-        // The notification and the endpoint work on: nobody dead is left in their queues.
+        // The answer to the dead caller is refused, and nothing dead is left in any queue.
+        check!(ipc::reply([0; 4], Meta::default()) == Err(Error::PeerDied), "reply to a killed caller");
         n.signal(4).map_err(e("signal"))?;
         check!(n.poll() == Ok(4), "notification after the kill");
-        check!(ep.try_recv() == Err(Error::WouldBlock), "endpoint after the kill");
+        check!(ep.try_call([0; 4], Meta::default()) == Err(Error::WouldBlock), "a killed receiver still listed");
         check!(own_threads()? == 1, "{} threads left", own_threads()?);
-        n.0.delete().map_err(e("delete n"))?;
-        ep.0.delete().map_err(e("delete ep"))
+        for cap in [n.0, ep.0, served.0] {
+            cap.delete().map_err(e("delete"))?;
+        }
+        Ok(())
     })
 }
 
 fn hostile_thread_calls_refused() -> TestResult {
+    // The runtime keeps a joined thread's stack for the next: have one before counting.
+    thread::spawn(|| 0).map_err(e("warm-up"))?.join().map_err(e("warm-up join"))?;
     let before = stats()?;
     let raw = |call: Syscall, args: [u64; 3]| crate::raw(call as u64, [args[0], args[1], args[2], 0, 0, 0]);
     for (what, entry) in crate::BAD_POINTERS.iter().take(4) {
@@ -188,6 +226,7 @@ fn hostile_thread_calls_refused() -> TestResult {
     let n = Notification::create().map_err(e("notification"))?;
     check!(sys::thread_wait(n.0.0) == Err(Error::WrongObject), "wait on a notification");
     check!(sys::thread_kill(n.0.0) == Err(Error::WrongObject), "kill a notification");
+    check!(sys::thread_detach(n.0.0) == Err(Error::WrongObject), "detach a notification");
     check!(sys::thread_wait(4000) == Err(Error::InvalidHandle), "wait on an empty slot");
 
     // A thread waiting for itself is refused.
@@ -255,5 +294,130 @@ fn slot_and_container_limits() -> TestResult {
     c.destroy().map_err(e("destroy"))?;
     hog.0.delete().map_err(e("delete"))?;
     c.0.delete().map_err(e("delete"))?;
+    same_counts(&before)
+}
+
+fn detached_threads_free_their_slots() -> TestResult {
+    without_leaks(|| {
+        static DONE: AtomicU32 = AtomicU32::new(0);
+        DONE.store(0, Ordering::SeqCst);
+        // More threads than a process has slots, one after another, never joined: each slot
+        // comes back when its detached thread ends.
+        let total = vessel_rt::abi::MAX_THREADS as u32 + 16;
+        for i in 0..total {
+            let handle = thread::spawn(|| {
+                DONE.fetch_add(1, Ordering::SeqCst);
+                0
+            })
+            .map_err(|err| format!("thread {i}: {err}"))?;
+            drop(handle); // detaches
+            while DONE.load(Ordering::SeqCst) <= i {
+                sys::yield_now();
+            }
+        }
+        sys::yield_now();
+        check!(own_threads()? == 1, "{} threads left", own_threads()?);
+        // Detaching a thread that already ended frees its slot at once: waiting finds nothing.
+        let handle = thread::spawn(|| 0).map_err(e("spawn"))?;
+        let copy = handle.cap().duplicate(vessel_rt::abi::Rights::all()).map_err(e("duplicate"))?;
+        while own_threads()? != 1 {
+            sys::yield_now();
+        }
+        drop(handle);
+        check!(sys::thread_wait(copy.0) == Err(Error::NotFound), "wait after detach");
+        copy.delete().map_err(e("delete"))?;
+        Ok(())
+    })
+}
+
+fn another_process_may_wait_for_a_thread() -> TestResult {
+    thread::spawn(|| 0).map_err(e("warm-up"))?.join().map_err(e("warm-up join"))?;
+    let before = stats()?;
+    let handle = thread::spawn(|| {
+        vessel_rt::time::sleep_ms(20);
+        7
+    })
+    .map_err(e("spawn"))?;
+    let copy = handle
+        .cap()
+        .duplicate(vessel_rt::abi::Rights::READ | vessel_rt::abi::Rights::TRANSFER | vessel_rt::abi::Rights::DUPLICATE)
+        .map_err(e("duplicate"))?;
+    let pid = process::spawn_with_caps("bin/probe", &["thread-wait-cap"], &[copy.0]).map_err(e("spawn probe"))?;
+    check!(process::wait(pid) == Ok(Exit::Code(7)), "the other process saw the thread end");
+    copy.delete().map_err(e("delete"))?;
+    // The slot went to the other waiter; joining still gives the stack back.
+    check!(handle.join() == Err(Error::NotFound), "join after another waited");
+    same_counts(&before)
+}
+
+fn destroying_a_container_ends_its_threads() -> TestResult {
+    let before = stats()?;
+    let root = crate::containers::root()?;
+    let mut limits = ContainerLimits::default();
+    limits.amounts[ContainerLimits::THREADS] = 6;
+    let c = root.create_child(&limits).map_err(e("create"))?;
+    let hog = process::spawn_in(c.0, "bin/probe", &["thread-hog", "park"], &[]).map_err(e("spawn"))?;
+    // Until all six of its threads run (the first, five more).
+    let mut threads = 0;
+    for _ in 0..500 {
+        threads = sys::process_info_handle(hog.0.0).map_err(e("info"))?.threads;
+        if threads == 6 {
+            break;
+        }
+        vessel_rt::time::sleep_ms(2);
+    }
+    check!(threads == 6, "the member has {threads} threads");
+    c.destroy().map_err(e("destroy"))?;
+    check!(process::wait_handle(hog) == Ok(Exit::Killed), "member not killed");
+    hog.0.delete().map_err(e("delete"))?;
+    c.0.delete().map_err(e("delete"))?;
+    same_counts(&before)
+}
+
+fn the_heap_grows_around_thread_stacks() -> TestResult {
+    for round in 0..2 {
+        // More threads than the runtime keeps spare stacks: fresh stacks land right after the
+        // heap's last pages, so the heap's next growth cannot continue them.
+        let handles = (0..thread::SPARE_STACKS + 4)
+            .map(|_| thread::spawn(|| 0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e("spawn"))?;
+        let big: Vec<u8> = alloc::vec![7u8; 2 * 1024 * 1024];
+        check!(big.iter().all(|&b| b == 7), "round {round}: big allocation");
+        for handle in handles {
+            handle.join().map_err(e("join"))?;
+        }
+    }
+    Ok(())
+}
+
+fn unmapped_ranges_are_reused_and_guards_kept() -> TestResult {
+    use vessel_rt::abi::{MapFlags, PAGE_SIZE};
+    let before = stats()?;
+    let map = |pages, flags| sys::mem_map(pages, flags).map_err(e("map"));
+    // SAFETY (all unmaps below): the pages were mapped here and nothing refers to them.
+    let unmap = |addr, pages| unsafe { sys::mem_unmap(addr, pages) }.map_err(e("unmap"));
+    let a = map(4, MapFlags::WRITE)?;
+    unmap(a, 4)?;
+    check!(map(4, MapFlags::WRITE)? == a, "an unmapped range is not handed out again");
+    unmap(a, 4)?;
+    // A guarded mapping keeps its guard page out of every later mapping, until it goes.
+    let stack = map(3, MapFlags::WRITE | MapFlags::GUARD)?;
+    let mut small = Vec::new();
+    for _ in 0..8 {
+        let page = map(1, MapFlags::WRITE)?;
+        check!(page != stack - PAGE_SIZE, "a mapping landed on a guard page");
+        small.push(page);
+    }
+    for page in small {
+        unmap(page, 1)?;
+    }
+    unmap(stack, 3)?;
+    check!(map(4, MapFlags::WRITE)? == stack - PAGE_SIZE, "the guard did not come back with its mapping");
+    unmap(stack - PAGE_SIZE, 4)?;
+    let memory = vessel_rt::ipc::Memory::create(1).map_err(e("memory"))?;
+    let refused = memory.map(MapFlags::WRITE | MapFlags::GUARD);
+    memory.0.delete().map_err(e("delete"))?;
+    check!(refused == Err(Error::InvalidArgument), "a guard on a memory object's mapping: {refused:?}");
     same_counts(&before)
 }
