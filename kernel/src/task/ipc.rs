@@ -8,6 +8,11 @@
 //! through the direct map, so no user pointer is involved, and stamps the sender's badge (in
 //! `rdi`), process id and container id (in the receiver's buffer). A blocked thread's user
 //! registers are in the trap frame at the top of its kernel stack; results are written there.
+//!
+//! Layout: everything the call / reply-receive round trip runs (syscall entry, dispatch, the
+//! functions here, the scheduler's switch) is tagged `.text.hot.ipc` and linked contiguously
+//! (`kernel/build.rs`); error and rare paths stay out of line, so the round trip spans three code
+//! pages. Keep new code on that path tagged, and its cold branches in untagged functions.
 
 use alloc::vec::Vec;
 
@@ -44,6 +49,7 @@ pub(super) fn handle(value: u64) -> Result<Handle, Error> {
 }
 
 /// The trap frame of a thread that is blocked in (or running) a system call.
+#[unsafe(link_section = ".text.hot.ipc")]
 fn frame_of(t: &Tasks, tid: Tid) -> Option<&'static mut TrapFrame> {
     let top = t.threads.get(&tid)?.kernel_stack_top();
     if top == 0 {
@@ -65,11 +71,12 @@ fn fail_thread(t: &mut Tasks, tid: Tid, error: Error) {
     if let Some(th) = t.threads.get_mut(&tid) {
         th.ipc = IpcWait::None;
     }
-    t.sleepers.retain(|&s| s != tid);
+    t.unsleep(tid);
     t.make_ready(tid);
 }
 
 impl Tasks {
+    #[unsafe(link_section = ".text.hot.ipc")]
     pub(super) fn table_of(&self, tid: Tid) -> Result<TableId, Error> {
         self.threads.get(&tid).map(|th| th.owner.table).ok_or(Error::NoSuchProcess)
     }
@@ -79,6 +86,7 @@ impl Tasks {
     }
 
     /// Like `resolve`, also returning the running thread's process facts (one lookup for both).
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn resolve_with_owner(&self, value: u64, needs: Rights) -> Result<(Cap<ObjectRef>, Owner), Error> {
         let owner = self.threads.get(&self.current).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
         let cap = self.caps.get(owner.table, handle(value)?).map_err(cap_error)?;
@@ -90,6 +98,7 @@ impl Tasks {
 
     /// Resolves an endpoint capability and applies the isolation rule: only its own container
     /// may use an endpoint, except that anyone may call a system-service endpoint.
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn resolve_endpoint(&self, value: u64, needs: Rights) -> Result<(u64, u64), Error> {
         let (id, badge, owner) = match self.resolve_with_owner(value, needs)? {
             (Cap { object: ObjectRef::Endpoint(id), badge, .. }, owner) => (id, badge, owner),
@@ -213,7 +222,7 @@ impl Tasks {
             if let Some(w) = self.threads.get_mut(&waiter) {
                 w.ipc = IpcWait::None;
             }
-            self.sleepers.retain(|&s| s != waiter);
+            self.unsleep(waiter);
             self.make_ready(waiter);
         }
         Ok(())
@@ -275,6 +284,7 @@ impl Tasks {
     }
 
     /// The frame behind page `page` of a thread's IPC buffer, mapped on demand if `create`.
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn ipc_frame(&mut self, tid: Tid, page: u64, create: bool) -> Result<Option<u64>, Error> {
         let pid = self.threads.get(&tid).ok_or(Error::PeerDied)?.pid;
         let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
@@ -347,6 +357,7 @@ impl Tasks {
         Ok(out)
     }
 
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn write_buffer(&mut self, tid: Tid, offset: usize, bytes: &[u8]) -> Result<(), Error> {
         let frame = self.ipc_frame(tid, 0, true)?.ok_or(Error::NoMemory)?;
         // SAFETY: the header lies in the first page of the receiver's IPC buffer frame.
@@ -362,6 +373,7 @@ impl Tasks {
 
     /// Moves a message from `from` to `to`: data, capabilities, the stamped identity, and the
     /// registers. All checks happen before anything moves.
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn transfer(&mut self, from: Tid, to: Tid, badge: u64, words: [u64; 4], meta: Meta) -> Result<(), Error> {
         let data_len = usize::from(meta.data_len);
         let cap_count = usize::from(meta.cap_count);
@@ -442,6 +454,7 @@ impl Tasks {
     }
 }
 
+#[unsafe(link_section = ".text.hot.ipc")]
 fn words_of(frame: &TrapFrame) -> [u64; 4] {
     [frame.rsi, frame.rdx, frame.r10, frame.r8]
 }
@@ -459,6 +472,7 @@ enum Then {
     Block,
 }
 
+#[unsafe(link_section = ".text.hot.ipc")]
 fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
     match then {
         Ok(Then::Return) => {}
@@ -469,6 +483,7 @@ fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
 
 /// `Call`: send and wait for the reply.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ipc")]
 pub fn call(frame: &mut TrapFrame) {
     let meta = Meta::from_word(frame.r9);
     let then = with_tasks(|t| {
@@ -488,7 +503,7 @@ pub fn call(frame: &mut TrapFrame) {
                 }
                 return Err(e);
             }
-            t.sleepers.retain(|&s| s != receiver);
+            t.unsleep(receiver);
             if let Some(r) = t.threads.get_mut(&receiver) {
                 r.ipc = IpcWait::None;
                 r.replying_to = Some(me);
@@ -510,6 +525,7 @@ pub fn call(frame: &mut TrapFrame) {
 }
 
 /// Takes the first queued caller of `ep` into the current thread (which is receiving).
+#[unsafe(link_section = ".text.hot.ipc")]
 fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
     let me = t.current;
     loop {
@@ -535,6 +551,7 @@ fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
     }
 }
 
+#[unsafe(link_section = ".text.hot.ipc")]
 fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<Then, Error> {
     let (ep, _) = t.resolve_endpoint(ep_handle, Rights::RECEIVE)?;
     let me = t.current;
@@ -569,6 +586,7 @@ pub fn recv(frame: &mut TrapFrame) {
 }
 
 /// Sends the reply in `frame` to the caller the current thread owes one. Returns the caller.
+#[unsafe(link_section = ".text.hot.ipc")]
 fn send_reply(t: &mut Tasks, frame: &TrapFrame) -> Result<Tid, Error> {
     let me = t.current;
     let caller = t.threads.get_mut(&me).and_then(|m| m.replying_to.take()).ok_or(Error::InvalidArgument)?;
@@ -607,6 +625,7 @@ pub fn reply(frame: &mut TrapFrame) {
 /// `ReplyRecv`: answer, then wait for the next message; switches straight to the caller when
 /// nothing else is queued.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ipc")]
 pub fn reply_recv(frame: &mut TrapFrame) {
     let then = with_tasks(|t| {
         // A failed reply (caller gone) does not stop the server from taking the next message.

@@ -131,6 +131,7 @@ fn with_tasks<R>(f: impl FnOnce(&mut Tasks) -> R) -> Option<R> {
 }
 
 impl Tasks {
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn priority_of(&self, tid: Tid) -> Option<Priority> {
         if tid == IDLE {
             return None;
@@ -151,6 +152,7 @@ impl Tasks {
     }
 
     /// Like `make_ready`, but at the head of its queue: it runs next (IPC direct switch).
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn make_ready_front(&mut self, tid: Tid) {
         let Some(priority) = self.priority_of(tid) else { return };
         if let Some(thread) = self.threads.get_mut(&tid) {
@@ -162,6 +164,7 @@ impl Tasks {
     }
 
     /// Blocks the running thread in IPC (the caller then calls `schedule`).
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn block_current(&mut self, wait: IpcWait) {
         let current = self.current;
         if let Some(th) = self.threads.get_mut(&current) {
@@ -178,11 +181,22 @@ impl Tasks {
         }
     }
 
+    /// Drops `tid`'s wake-up deadline, if it has one. The scan alone (no out-of-line `retain`)
+    /// is what the IPC path usually pays: the receiver it wakes rarely has a timeout.
+    #[inline(always)]
+    fn unsleep(&mut self, tid: Tid) {
+        // `iter().any` rather than `contains`, which calls an out-of-line slice search.
+        if self.sleepers.iter().any(|&s| s == tid) {
+            self.sleepers.retain(|&s| s != tid);
+        }
+    }
+
     fn next_object(&mut self) -> u64 {
         self.next_object += 1;
         self.next_object
     }
 
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn pop_ready(&mut self) -> Option<Tid> {
         self.ready.iter_mut().rev().find_map(VecDeque::pop_front)
     }
@@ -237,7 +251,7 @@ impl Tasks {
             for queue in &mut self.ready {
                 queue.retain(|&t| t != tid);
             }
-            self.sleepers.retain(|&t| t != tid);
+            self.unsleep(tid);
             self.waiters.retain(|&t| t != tid);
             self.dead.push(tid);
         }
@@ -261,12 +275,20 @@ impl Tasks {
 
     /// Frees dead threads that are off the CPU, address spaces of ended processes, and zombies
     /// nobody can wait for any more.
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn reap(&mut self) -> Vec<AddressSpace> {
-        let mut freed = Vec::new();
         // The common case (every context switch): nothing to do, and nothing touched.
         if self.dead.is_empty() && self.ended.is_empty() {
-            return freed;
+            return Vec::new();
         }
+        self.reap_slow()
+    }
+
+    /// The work of `reap` when something did die; out of line, so the switch path stays short.
+    #[cold]
+    #[inline(never)]
+    fn reap_slow(&mut self) -> Vec<AddressSpace> {
+        let mut freed = Vec::new();
         if !self.dying.is_empty() {
             self.remove_dead_containers();
         }

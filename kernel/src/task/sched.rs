@@ -4,6 +4,7 @@
 use super::*;
 
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
+#[unsafe(link_section = ".text.hot.ipc")]
 pub fn schedule() {
     reap();
     let (save, load) = {
@@ -55,6 +56,7 @@ pub fn schedule() {
     reap();
 }
 
+#[unsafe(link_section = ".text.hot.ipc")]
 pub(super) fn reap() {
     let spaces = with_tasks(Tasks::reap).unwrap_or_default();
     // Dropping an address space frees frames; done outside the table lock.

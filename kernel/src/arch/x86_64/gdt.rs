@@ -86,6 +86,7 @@ pub fn init() {
 }
 
 /// Makes `top` the stack the CPU switches to on entry from user mode (interrupts and syscalls).
+#[unsafe(link_section = ".text.hot.ipc")]
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: interrupts are off (scheduler), single CPU: no concurrent access (module doc).
     unsafe {
