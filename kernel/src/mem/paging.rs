@@ -3,9 +3,11 @@
 //!
 //! Invariants: all edits go through [`KERNEL_PAGE_TABLE`]'s lock; the TLB entry of every changed
 //! page is flushed before the lock is released; kernel slots are whole level-4 entries of the
-//! upper half that were empty at boot, handed out once each.
+//! upper half that were empty at boot, handed out once each. One more range is handed out once:
+//! the rest of the kernel image's gigabyte above the image ([`claim_image_tail`]), if the
+//! bootloader left it empty (it gives every other mapping level-4 entries of its own).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use spin::Mutex;
 use x86_64::registers::control::Cr3;
@@ -98,6 +100,50 @@ pub fn claim_slot() -> Option<u64> {
         SLOT_GENERATION.fetch_add(1, Ordering::Relaxed);
         // Sign-extend: upper-half addresses have bits 48..64 set.
         Some(0xffff_0000_0000_0000 | (index as u64) << 39)
+    })
+}
+
+/// Whether [`claim_image_tail`] handed its range out already.
+static IMAGE_TAIL_CLAIMED: AtomicBool = AtomicBool::new(false);
+
+/// Claims the part of the kernel image's 1 GiB above the image, from the first 2 MiB boundary
+/// past its end, and returns it as (start, end). `None` if taken already or if any of it is mapped.
+///
+/// Mappings there share the image's level-3 and level-2 tables. Kernel stacks live there: under
+/// emulators without PCID every CR3 write flushes the TLB, and each page table the IPC round trip
+/// walks is one more refill (a slot of their own cost two more tables per switch).
+pub fn claim_image_tail() -> Option<(u64, u64)> {
+    const GIB: u64 = 1 << 30;
+    const LARGE_PAGE: u64 = 2 << 20;
+    unsafe extern "C" {
+        /// End of the kernel image (defined by the linker).
+        static _end: u8;
+    }
+    let image_end = (&raw const _end) as u64;
+    let start = image_end.next_multiple_of(LARGE_PAGE);
+    let end = (image_end & !(GIB - 1)) + GIB;
+    if start >= end {
+        return None;
+    }
+    let present = |entry: &x86_64::structures::paging::page_table::PageTableEntry| {
+        let flags = entry.flags();
+        (flags.contains(PageTableFlags::PRESENT) && !flags.contains(PageTableFlags::HUGE_PAGE))
+            .then(|| entry.addr().as_u64())
+    };
+    with_table(|mapper| {
+        let addr = VirtAddr::new(start);
+        let pdpt = present(&mapper.level_4_table()[addr.p4_index()])?;
+        // SAFETY: a present, non-huge entry of the kernel's tables points at a page table, reached
+        // through the direct map; the page-table lock is held.
+        let pdpt = unsafe { &*(phys_to_virt(pdpt) as *const PageTable) };
+        let pd = present(&pdpt[addr.p3_index()])?;
+        // SAFETY: as above.
+        let pd = unsafe { &*(phys_to_virt(pd) as *const PageTable) };
+        let first = usize::from(u16::from(addr.p2_index()));
+        if pd.iter().skip(first).any(|e| !e.is_unused()) || IMAGE_TAIL_CLAIMED.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        Some((start, end))
     })
 }
 
