@@ -21,7 +21,7 @@ use vessel_abi::{
     NONBLOCK, PAGE_SIZE, Rights, TIMEOUT,
 };
 use vessel_capspace::{Cap, CapError, Handle, TableId};
-use vessel_container::Resource;
+use vessel_container::{Index, Resource};
 use vessel_kcore::report::TrapFrame;
 
 use super::objects::{IpcWait, ObjectRef};
@@ -50,6 +50,7 @@ pub(super) fn handle(value: u64) -> Result<Handle, Error> {
 
 /// The trap frame of a thread that is blocked in (or running) a system call.
 #[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
 fn frame_of(t: &Tasks, tid: Tid) -> Option<&'static mut TrapFrame> {
     let top = t.threads.get(&tid)?.kernel_stack_top();
     if top == 0 {
@@ -87,6 +88,7 @@ impl Tasks {
 
     /// Like `resolve`, also returning the running thread's process facts (one lookup for both).
     #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
     fn resolve_with_owner(&self, value: u64, needs: Rights) -> Result<(Cap<ObjectRef>, Owner), Error> {
         let owner = self.threads.get(&self.current).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
         let cap = self.caps.get(owner.table, handle(value)?).map_err(cap_error)?;
@@ -284,8 +286,25 @@ impl Tasks {
     }
 
     /// The frame behind page `page` of a thread's IPC buffer, mapped on demand if `create`.
-    #[unsafe(link_section = ".text.hot.ipc")]
+    /// Inline, as every message writes the receiver's header page: the usual case (the frame is
+    /// known) costs no call.
+    #[inline(always)]
     fn ipc_frame(&mut self, tid: Tid, page: u64, create: bool) -> Result<Option<u64>, Error> {
+        let known = self
+            .threads
+            .get(&tid)
+            .and_then(|th| self.processes.get(&th.pid))
+            .zip(usize::try_from(page).ok().filter(|&p| p < 2))
+            .and_then(|(process, slot)| process.ipc_frames[slot]);
+        match known {
+            Some(frame) => Ok(Some(frame)),
+            None => self.ipc_frame_slow(tid, page, create),
+        }
+    }
+
+    /// `ipc_frame` when the frame is not known yet: errors, looking it up, mapping it.
+    #[inline(never)]
+    fn ipc_frame_slow(&mut self, tid: Tid, page: u64, create: bool) -> Result<Option<u64>, Error> {
         let pid = self.threads.get(&tid).ok_or(Error::PeerDied)?.pid;
         let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
         let slot = usize::try_from(page).ok().filter(|&p| p < 2).ok_or(Error::TooLarge)?;
@@ -358,6 +377,7 @@ impl Tasks {
     }
 
     #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
     fn write_buffer(&mut self, tid: Tid, offset: usize, bytes: &[u8]) -> Result<(), Error> {
         let frame = self.ipc_frame(tid, 0, true)?.ok_or(Error::NoMemory)?;
         // SAFETY: the header lies in the first page of the receiver's IPC buffer frame.
@@ -380,10 +400,48 @@ impl Tasks {
         if data_len > MAX_MESSAGE_DATA || cap_count > MAX_MESSAGE_CAPS {
             return Err(Error::TooLarge);
         }
-        let from_table = self.table_of(from)?;
-        let to_table = self.table_of(to)?;
-        let sender = self.threads.get(&from).map(|th| th.owner).ok_or(Error::PeerDied)?;
-        let to_container = self.threads.get(&to).map(|th| th.owner.container).ok_or(Error::PeerDied)?;
+        // One lookup per thread (the same errors as `table_of`); nothing below changes owners.
+        let sender = self.threads.get(&from).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
+        let receiver = self.threads.get(&to).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
+        let (from_table, to_table, to_container) = (sender.table, receiver.table, receiver.container);
+        // Registers-only messages (the common case) skip the payload work, which could not fail
+        // or change anything for them.
+        let moved = if cap_count > 0 || data_len > 0 {
+            self.transfer_payload(from, to, (from_table, to_table, to_container), cap_count, data_len)?
+        } else {
+            [0u32; MAX_MESSAGE_CAPS]
+        };
+        let mut header = [0u8; 40];
+        for (i, h) in moved.iter().enumerate() {
+            header[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
+        }
+        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender.vpid.to_le_bytes());
+        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&sender.container_id.to_le_bytes());
+        header[IPC_SENDER_OFFSET + 16..IPC_SENDER_OFFSET + 24].copy_from_slice(&badge.to_le_bytes());
+        self.write_buffer(to, 0, &header)?;
+        let frame = frame_of(self, to).ok_or(Error::PeerDied)?;
+        frame.rax = 0;
+        frame.rdi = badge;
+        frame.rsi = words[0];
+        frame.rdx = words[1];
+        frame.r10 = words[2];
+        frame.r8 = words[3];
+        frame.r9 = Meta { flags: 0, ..meta }.to_word();
+        Ok(())
+    }
+
+    /// The part of `transfer` that moves data and capabilities: checks everything, then moves,
+    /// and returns the receiver's handles of the moved capabilities. Out of line and not in the
+    /// hot text: register-only messages never come here.
+    #[inline(never)]
+    fn transfer_payload(
+        &mut self,
+        from: Tid,
+        to: Tid,
+        (from_table, to_table, to_container): (TableId, TableId, Index),
+        cap_count: usize,
+        data_len: usize,
+    ) -> Result<[u32; MAX_MESSAGE_CAPS], Error> {
         let handles: [u32; MAX_MESSAGE_CAPS] =
             if cap_count > 0 { self.read_buffer_words(from, IPC_CAPS_OFFSET)? } else { [0; MAX_MESSAGE_CAPS] };
         // What each capability names, kept from the checks for after the move.
@@ -434,23 +492,7 @@ impl Tasks {
                 }
             }
         }
-        let mut header = [0u8; 40];
-        for (i, h) in moved.iter().enumerate() {
-            header[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
-        }
-        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender.vpid.to_le_bytes());
-        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&sender.container_id.to_le_bytes());
-        header[IPC_SENDER_OFFSET + 16..IPC_SENDER_OFFSET + 24].copy_from_slice(&badge.to_le_bytes());
-        self.write_buffer(to, 0, &header)?;
-        let frame = frame_of(self, to).ok_or(Error::PeerDied)?;
-        frame.rax = 0;
-        frame.rdi = badge;
-        frame.rsi = words[0];
-        frame.rdx = words[1];
-        frame.r10 = words[2];
-        frame.r8 = words[3];
-        frame.r9 = Meta { flags: 0, ..meta }.to_word();
-        Ok(())
+        Ok(moved)
     }
 }
 

@@ -165,6 +165,7 @@ impl Tasks {
 
     /// Blocks the running thread in IPC (the caller then calls `schedule`).
     #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
     fn block_current(&mut self, wait: IpcWait) {
         let current = self.current;
         if let Some(th) = self.threads.get_mut(&current) {

@@ -57,6 +57,7 @@ pub fn schedule() {
 }
 
 #[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
 pub(super) fn reap() {
     let spaces = with_tasks(Tasks::reap).unwrap_or_default();
     // Dropping an address space frees frames; done outside the table lock.
