@@ -106,12 +106,14 @@ pub fn claim_slot() -> Option<u64> {
 /// Whether [`claim_image_tail`] handed its range out already.
 static IMAGE_TAIL_CLAIMED: AtomicBool = AtomicBool::new(false);
 
-/// Claims the part of the kernel image's 1 GiB above the image, from the first 2 MiB boundary
-/// past its end, and returns it as (start, end). `None` if taken already or if any of it is mapped.
+/// Claims the part of the kernel image's 1 GiB above the image and returns it as (start, end):
+/// from the first page past the image if the rest of the image's last level-1 table is empty,
+/// else from the next 2 MiB boundary. `None` if taken already or if any of it is mapped.
 ///
-/// Mappings there share the image's level-3 and level-2 tables. Kernel stacks live there: under
-/// emulators without PCID every CR3 write flushes the TLB, and each page table the IPC round trip
-/// walks is one more refill (a slot of their own cost two more tables per switch).
+/// Mappings there share the image's level-3 and level-2 tables (the first ones even its level-1
+/// table). Kernel stacks live there: under emulators without PCID every CR3 write flushes the
+/// TLB, and each page table the IPC round trip walks is one more refill (a slot of their own cost
+/// three more tables per switch).
 pub fn claim_image_tail() -> Option<(u64, u64)> {
     const GIB: u64 = 1 << 30;
     const LARGE_PAGE: u64 = 2 << 20;
@@ -120,9 +122,9 @@ pub fn claim_image_tail() -> Option<(u64, u64)> {
         static _end: u8;
     }
     let image_end = (&raw const _end) as u64;
-    let start = image_end.next_multiple_of(LARGE_PAGE);
+    let first_page = image_end.next_multiple_of(4096);
     let end = (image_end & !(GIB - 1)) + GIB;
-    if start >= end {
+    if first_page >= end {
         return None;
     }
     let present = |entry: &x86_64::structures::paging::page_table::PageTableEntry| {
@@ -131,7 +133,7 @@ pub fn claim_image_tail() -> Option<(u64, u64)> {
             .then(|| entry.addr().as_u64())
     };
     with_table(|mapper| {
-        let addr = VirtAddr::new(start);
+        let addr = VirtAddr::new(first_page);
         let pdpt = present(&mapper.level_4_table()[addr.p4_index()])?;
         // SAFETY: a present, non-huge entry of the kernel's tables points at a page table, reached
         // through the direct map; the page-table lock is held.
@@ -139,8 +141,21 @@ pub fn claim_image_tail() -> Option<(u64, u64)> {
         let pd = present(&pdpt[addr.p3_index()])?;
         // SAFETY: as above.
         let pd = unsafe { &*(phys_to_virt(pd) as *const PageTable) };
-        let first = usize::from(u16::from(addr.p2_index()));
-        if pd.iter().skip(first).any(|e| !e.is_unused()) || IMAGE_TAIL_CLAIMED.swap(true, Ordering::Relaxed) {
+        let index = usize::from(u16::from(addr.p2_index()));
+        // The level-1 table the image ends in, if any: are its entries past the image empty?
+        let shared_table_free = match present(&pd[index]) {
+            // SAFETY: as above.
+            Some(pt) => unsafe { &*(phys_to_virt(pt) as *const PageTable) }
+                .iter()
+                .skip(usize::from(u16::from(addr.p1_index())))
+                .all(|e| e.is_unused()),
+            None => pd[index].is_unused(),
+        };
+        let start = if shared_table_free { first_page } else { (first_page & !(LARGE_PAGE - 1)) + LARGE_PAGE };
+        if start >= end
+            || pd.iter().skip(index + 1).any(|e| !e.is_unused())
+            || IMAGE_TAIL_CLAIMED.swap(true, Ordering::Relaxed)
+        {
             return None;
         }
         Some((start, end))
