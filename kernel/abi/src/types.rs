@@ -276,11 +276,9 @@ mod tests {
 
     #[test]
     fn layout_is_ordered() {
-        const { assert!(crate::PAGE_SIZE <= crate::STACK_GUARD) };
-        const { assert!(crate::STACK_TOP < crate::PROGRAM_START && crate::PROGRAM_START < crate::PROGRAM_END) };
-        const { assert!(crate::PROGRAM_END <= crate::HEAP_START && crate::HEAP_END < crate::USER_END) };
-        // Stack and program share the first gigabyte (and with it their upper page tables).
-        const { assert!(crate::STACK_GUARD >> 30 == crate::PROGRAM_START >> 30) };
+        const { assert!(crate::PROGRAM_START < crate::PROGRAM_END) };
+        const { assert!(crate::PROGRAM_END <= crate::HEAP_START && crate::HEAP_END < crate::STACK_GUARD) };
+        const { assert!(crate::STACK_TOP < crate::USER_END) };
         assert_eq!(core::mem::size_of::<SpawnRequest>(), 64);
         assert_eq!(core::mem::size_of::<ExitStatus>(), 32);
         assert_eq!(Priority::from_u32(3), None);
