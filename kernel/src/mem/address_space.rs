@@ -73,6 +73,9 @@ impl AddressSpace {
         Ok(space)
     }
 
+    // Out of line: `activate` (on every switch) needs it only after a kernel slot was claimed.
+    #[cold]
+    #[inline(never)]
     fn sync_kernel_half(&mut self) {
         let kernel = table(kernel_pml4());
         let own = table(self.pml4);

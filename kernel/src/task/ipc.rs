@@ -11,8 +11,8 @@
 //!
 //! Layout: everything the call / reply-receive round trip runs (syscall entry, dispatch, the
 //! functions here, the scheduler's switch) is tagged `.text.hot.ipc` and linked contiguously
-//! (`kernel/build.rs`); error and rare paths stay out of line, so the round trip spans three code
-//! pages. Keep new code on that path tagged, and its cold branches in untagged functions.
+//! (`kernel/build.rs`, `kernel/hot.ld`); error and rare paths stay out of line, so the round trip
+//! spans two code pages. Keep new code on that path tagged, its cold branches in untagged functions.
 
 use alloc::vec::Vec;
 
@@ -614,9 +614,17 @@ fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<The
     }
     t.block_current(IpcWait::Receive(ep));
     if flags & TIMEOUT != 0 {
-        t.sleep_until(me, crate::time::since_boot_ns().saturating_add(timeout));
+        add_timeout(t, me, timeout);
     }
     Ok(Then::Block)
+}
+
+/// Gives a thread that just blocked a deadline `ns` from now. Out of line: the IPC fast path
+/// rarely has a timeout, and reading the clock is long code.
+#[cold]
+#[inline(never)]
+fn add_timeout(t: &mut Tasks, tid: Tid, ns: u64) {
+    t.sleep_until(tid, crate::time::since_boot_ns().saturating_add(ns));
 }
 
 /// `Recv`: wait for a message.
@@ -720,7 +728,7 @@ pub fn wait_notification(frame: &mut TrapFrame) {
         n.waiters.push_back(me);
         t.block_current(IpcWait::Notification(id));
         if flags & TIMEOUT != 0 {
-            t.sleep_until(me, crate::time::since_boot_ns().saturating_add(frame.rsi));
+            add_timeout(t, me, frame.rsi);
         }
         Ok(Then::Block)
     })

@@ -122,6 +122,8 @@ struct Tasks {
     dying: Vec<Index>,
 }
 
+// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
+#[unsafe(link_section = ".data.hot")]
 static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
 /// The boot file system (validated once at boot), lent to init.
 static BOOTFS: spin::Once<(&'static [u8], Option<vessel_bootfs::Archive<'static>>)> = spin::Once::new();
