@@ -7,8 +7,10 @@
 /// A naked Rust function rather than a `global_asm!` symbol: calls to a symbol declared in an
 /// `extern` block go through the GOT in this position-independent kernel, one more data page
 /// (`.got`) touched on every switch.
+///
+/// Its own hot section, which `kernel/hot.ld` places right after the scheduler that calls it.
 #[unsafe(naked)]
-#[unsafe(link_section = ".text.hot.ipc")]
+#[unsafe(link_section = ".text.hot.switch")]
 unsafe extern "C" fn vessel_switch(save: *mut u64, load: u64) {
     core::arch::naked_asm!(
         "push rbp",
