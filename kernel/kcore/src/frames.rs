@@ -93,7 +93,36 @@ impl<'a> FrameBitmap<'a> {
         None
     }
 
-    /// Returns a frame taken with [`alloc`](Self::alloc).
+    /// Takes `count` free frames at consecutive physical addresses (the lowest such run) and
+    /// returns the first one's address, or `None` if no run is long enough. A linear scan: meant
+    /// for boot-time allocations, not hot paths. Each frame is freed on its own with `free`.
+    pub fn alloc_contiguous(&mut self, count: u64) -> Option<u64> {
+        if count == 0 {
+            return None;
+        }
+        let frames = self.words.len() as u64 * 64;
+        let (mut start, mut len) = (0, 0);
+        for frame in 0..frames {
+            if self.is_free(frame * PAGE_SIZE) {
+                if len == 0 {
+                    start = frame;
+                }
+                len += 1;
+                if len == count {
+                    for f in start..start + count {
+                        self.words[(f / 64) as usize] &= !(1 << (f % 64));
+                    }
+                    self.free -= count;
+                    return Some(start * PAGE_SIZE);
+                }
+            } else {
+                len = 0;
+            }
+        }
+        None
+    }
+
+    /// Returns a frame taken with [`alloc`](Self::alloc) or [`alloc_contiguous`](Self::alloc_contiguous).
     pub fn free(&mut self, addr: u64) -> Result<(), FrameError> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(FrameError::Misaligned);
@@ -172,6 +201,25 @@ mod tests {
         while let Some(addr) = bitmap.alloc() {
             assert!(!in_use[0].contains(addr));
         }
+    }
+
+    #[test]
+    fn contiguous_runs_skip_holes_and_used_frames() {
+        let mut words = vec![0; words_for(0x12_000)];
+        let mut bitmap = FrameBitmap::new(&mut words, &USABLE, &[]);
+        // 0x1000..0x5000 holds 4 frames; take one in the middle so only 2 and 1 remain in a row.
+        let _ = bitmap.alloc(); // 0x1000
+        let _ = bitmap.alloc(); // 0x2000
+        assert_eq!(bitmap.alloc_contiguous(3), None);
+        assert_eq!(bitmap.alloc_contiguous(2), Some(0x3000));
+        assert_eq!(bitmap.free_frames(), 2);
+        assert_eq!(bitmap.alloc_contiguous(2), Some(0x10_000));
+        assert_eq!(bitmap.alloc_contiguous(1), None);
+        assert_eq!(bitmap.alloc_contiguous(0), None);
+        assert_eq!(bitmap.free(0x3000), Ok(()));
+        assert_eq!(bitmap.free(0x4000), Ok(()));
+        assert_eq!(bitmap.free(0x4000), Err(FrameError::DoubleFree));
+        assert_eq!(bitmap.free_frames(), 2);
     }
 
     #[test]

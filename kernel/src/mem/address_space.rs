@@ -73,6 +73,9 @@ impl AddressSpace {
         Ok(space)
     }
 
+    // Out of line: `activate` (on every switch) needs it only after a kernel slot was claimed.
+    #[cold]
+    #[inline(never)]
     fn sync_kernel_half(&mut self) {
         let kernel = table(kernel_pml4());
         let own = table(self.pml4);
@@ -152,6 +155,7 @@ impl AddressSpace {
     }
 
     /// Makes this the active address space.
+    #[unsafe(link_section = ".text.hot.ipc")]
     pub fn activate(&mut self) {
         if self.generation != slot_generation() {
             self.sync_kernel_half();
@@ -203,11 +207,13 @@ impl Drop for AddressSpace {
     }
 }
 
+#[unsafe(link_section = ".text.hot.ipc")]
 fn current_cr3() -> u64 {
     x86_64::registers::control::Cr3::read().0.start_address().as_u64()
 }
 
 /// Loads CR3 if it differs (a reload flushes the TLB, so skip it when nothing changes).
+#[unsafe(link_section = ".text.hot.ipc")]
 pub fn load_cr3(pml4: u64) {
     if current_cr3() != pml4 {
         let frame = PhysFrame::containing_address(PhysAddr::new(pml4));

@@ -57,6 +57,11 @@ pub fn alloc() -> Option<u64> {
     FRAMES.get()?.lock().alloc()
 }
 
+/// Takes `count` physically consecutive frames (boot-time use); returns the first address.
+pub fn alloc_contiguous(count: u64) -> Option<u64> {
+    FRAMES.get()?.lock().alloc_contiguous(count)
+}
+
 /// Takes one frame and zeroes it.
 pub fn alloc_zeroed() -> Option<u64> {
     let frame = alloc()?;

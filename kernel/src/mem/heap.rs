@@ -1,12 +1,18 @@
-//! The kernel heap: a linked-list allocator over a fixed region in its own kernel slot, mapped
-//! at boot. Allocation failure is reported by `alloc` as null (the kernel's fallible paths use
-//! `try_reserve`-style APIs); the heap never grows into anything else's mapping.
+//! The kernel heap: a linked-list allocator over a fixed region set up at boot. Allocation failure
+//! is reported by `alloc` as null (the kernel's fallible paths use `try_reserve`-style APIs); the
+//! heap never grows beyond its region.
+//!
+//! The region is physically contiguous RAM used through the direct map, which the bootloader
+//! maps with 2 MiB pages: heap accesses then share those few page tables (which the IPC path
+//! walks anyway to reach IPC buffers) instead of needing three more of their own. That matters
+//! under emulators that flush the TLB on every address-space switch. Only if no contiguous run
+//! is free does the heap fall back to 4 KiB pages in its own kernel slot.
 
 use linked_list_allocator::LockedHeap;
 use vessel_kcore::report::Bytes;
 use x86_64::structures::paging::PageTableFlags;
 
-use super::{frames, paging};
+use super::{frames, paging, phys_to_virt};
 
 /// Size of the kernel heap. The root container's quotas (`task::container::ROOT_LIMITS`) keep
 /// kernel records well inside it, so user space cannot exhaust it.
@@ -15,8 +21,21 @@ pub const HEAP_SIZE: u64 = 16 * 1024 * 1024;
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
 
-/// Maps the heap region and hands it to the allocator.
+/// Picks (or maps) the heap region and hands it to the allocator.
 pub fn init() {
+    let base = match frames::alloc_contiguous(HEAP_SIZE / 4096) {
+        // The frames are marked used for good; the direct map covers them.
+        Some(phys) => phys_to_virt(phys),
+        None => map_own_slot(),
+    };
+    // SAFETY: the range is mapped writable (direct map or just mapped), belongs to nothing else
+    // (frames taken from the allocator for good), and `init` runs once.
+    unsafe { HEAP.lock().init(base as *mut u8, HEAP_SIZE as usize) };
+    log::info!("heap: {} at {base:#x}", Bytes(HEAP_SIZE));
+}
+
+/// Maps the heap with 4 KiB pages in a kernel slot of its own; returns its base.
+fn map_own_slot() -> u64 {
     let Some(base) = paging::claim_slot() else { panic!("no free kernel slot for the heap") };
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     for offset in (0..HEAP_SIZE).step_by(4096) {
@@ -25,9 +44,7 @@ pub fn init() {
             panic!("mapping the kernel heap: {e:?}");
         }
     }
-    // SAFETY: the range was just mapped writable, belongs to nothing else, and `init` runs once.
-    unsafe { HEAP.lock().init(base as *mut u8, HEAP_SIZE as usize) };
-    log::info!("heap: {} at {base:#x}", Bytes(HEAP_SIZE));
+    base
 }
 
 /// Bytes currently allocated from the heap.

@@ -1,7 +1,11 @@
-//! Kernel stacks for threads: 16 KiB each, in their own kernel slot, with an unmapped guard page
-//! below each so an overflow faults (and reaches the double-fault stack) instead of corrupting a
-//! neighbour. Up to [`POOL`] freed stacks stay mapped for the next thread (creating a thread is
-//! on the spawn path); beyond that they are unmapped and their address ranges reused.
+//! Kernel stacks for threads: 16 KiB each, with an unmapped guard page below each so an overflow
+//! faults (and reaches the double-fault stack) instead of corrupting a neighbour. Up to [`POOL`]
+//! freed stacks stay mapped for the next thread (creating a thread is on the spawn path); beyond
+//! that they are unmapped and their address ranges reused.
+//!
+//! Where: in the kernel image's gigabyte above the image (`paging::claim_image_tail`), so a
+//! switch walks the image's upper page tables it walks anyway, not two more; else in a kernel
+//! slot of their own. Stacks are never handed out past the end of that range.
 
 use alloc::vec::Vec;
 
@@ -19,6 +23,8 @@ pub const POOL: usize = 8;
 
 struct Slots {
     base: u64,
+    /// End (exclusive) of the range stacks are carved from.
+    end: u64,
     next: u64,
     /// Unmapped ranges.
     free: Vec<u64>,
@@ -28,11 +34,13 @@ struct Slots {
 
 static SLOTS: Mutex<Option<Slots>> = Mutex::new(None);
 
-/// Claims the slot for kernel stacks. Must run before the first address space is created.
+/// Claims the range for kernel stacks. Must run before the first address space is created.
 pub fn init() {
-    match paging::claim_slot() {
-        Some(base) => *SLOTS.lock() = Some(Slots { base, next: 0, free: Vec::new(), pool: Vec::new() }),
-        None => log::error!("kstack: no kernel slot; no threads can be created"),
+    const SLOT_SIZE: u64 = 1 << 39;
+    let range = paging::claim_image_tail().or_else(|| paging::claim_slot().map(|base| (base, base + SLOT_SIZE)));
+    match range {
+        Some((base, end)) => *SLOTS.lock() = Some(Slots { base, end, next: 0, free: Vec::new(), pool: Vec::new() }),
+        None => log::error!("kstack: no kernel address range; no threads can be created"),
     }
 }
 
@@ -55,6 +63,9 @@ impl KernelStack {
                 None => {
                     // Skip one guard page first.
                     let bottom = slots.base + slots.next * STRIDE + PAGE_SIZE;
+                    if bottom + STACK_SIZE > slots.end {
+                        return None;
+                    }
                     slots.next += 1;
                     bottom
                 }

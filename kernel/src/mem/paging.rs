@@ -3,9 +3,11 @@
 //!
 //! Invariants: all edits go through [`KERNEL_PAGE_TABLE`]'s lock; the TLB entry of every changed
 //! page is flushed before the lock is released; kernel slots are whole level-4 entries of the
-//! upper half that were empty at boot, handed out once each.
+//! upper half that were empty at boot, handed out once each. One more range is handed out once:
+//! the rest of the kernel image's gigabyte above the image ([`claim_image_tail`]), if the
+//! bootloader left it empty (it gives every other mapping level-4 entries of its own).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use spin::Mutex;
 use x86_64::registers::control::Cr3;
@@ -27,6 +29,8 @@ static MMIO_NEXT: AtomicU64 = AtomicU64::new(0);
 /// upper half.
 static KERNEL_PML4: AtomicU64 = AtomicU64::new(0);
 /// Bumped whenever a kernel slot is claimed, so address spaces know to refresh their upper half.
+// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
+#[unsafe(link_section = ".data.hot")]
 static SLOT_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// The current kernel-slot generation.
@@ -98,6 +102,65 @@ pub fn claim_slot() -> Option<u64> {
         SLOT_GENERATION.fetch_add(1, Ordering::Relaxed);
         // Sign-extend: upper-half addresses have bits 48..64 set.
         Some(0xffff_0000_0000_0000 | (index as u64) << 39)
+    })
+}
+
+/// Whether [`claim_image_tail`] handed its range out already.
+static IMAGE_TAIL_CLAIMED: AtomicBool = AtomicBool::new(false);
+
+/// Claims the part of the kernel image's 1 GiB above the image and returns it as (start, end):
+/// from the first page past the image if the rest of the image's last level-1 table is empty,
+/// else from the next 2 MiB boundary. `None` if taken already or if any of it is mapped.
+///
+/// Mappings there share the image's level-3 and level-2 tables (the first ones even its level-1
+/// table). Kernel stacks live there: under emulators without PCID every CR3 write flushes the
+/// TLB, and each page table the IPC round trip walks is one more refill (a slot of their own cost
+/// three more tables per switch).
+pub fn claim_image_tail() -> Option<(u64, u64)> {
+    const GIB: u64 = 1 << 30;
+    const LARGE_PAGE: u64 = 2 << 20;
+    unsafe extern "C" {
+        /// End of the kernel image (defined by the linker).
+        static _end: u8;
+    }
+    let image_end = (&raw const _end) as u64;
+    let first_page = image_end.next_multiple_of(4096);
+    let end = (image_end & !(GIB - 1)) + GIB;
+    if first_page >= end {
+        return None;
+    }
+    let present = |entry: &x86_64::structures::paging::page_table::PageTableEntry| {
+        let flags = entry.flags();
+        (flags.contains(PageTableFlags::PRESENT) && !flags.contains(PageTableFlags::HUGE_PAGE))
+            .then(|| entry.addr().as_u64())
+    };
+    with_table(|mapper| {
+        let addr = VirtAddr::new(first_page);
+        let pdpt = present(&mapper.level_4_table()[addr.p4_index()])?;
+        // SAFETY: a present, non-huge entry of the kernel's tables points at a page table, reached
+        // through the direct map; the page-table lock is held.
+        let pdpt = unsafe { &*(phys_to_virt(pdpt) as *const PageTable) };
+        let pd = present(&pdpt[addr.p3_index()])?;
+        // SAFETY: as above.
+        let pd = unsafe { &*(phys_to_virt(pd) as *const PageTable) };
+        let index = usize::from(u16::from(addr.p2_index()));
+        // The level-1 table the image ends in, if any: are its entries past the image empty?
+        let shared_table_free = match present(&pd[index]) {
+            // SAFETY: as above.
+            Some(pt) => unsafe { &*(phys_to_virt(pt) as *const PageTable) }
+                .iter()
+                .skip(usize::from(u16::from(addr.p1_index())))
+                .all(|e| e.is_unused()),
+            None => pd[index].is_unused(),
+        };
+        let start = if shared_table_free { first_page } else { (first_page & !(LARGE_PAGE - 1)) + LARGE_PAGE };
+        if start >= end
+            || pd.iter().skip(index + 1).any(|e| !e.is_unused())
+            || IMAGE_TAIL_CLAIMED.swap(true, Ordering::Relaxed)
+        {
+            return None;
+        }
+        Some((start, end))
     })
 }
 

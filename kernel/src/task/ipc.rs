@@ -8,6 +8,11 @@
 //! through the direct map, so no user pointer is involved, and stamps the sender's badge (in
 //! `rdi`), process id and container id (in the receiver's buffer). A blocked thread's user
 //! registers are in the trap frame at the top of its kernel stack; results are written there.
+//!
+//! Layout: everything the call / reply-receive round trip runs (syscall entry, dispatch, the
+//! functions here, the scheduler's switch) is tagged `.text.hot.ipc` and linked contiguously
+//! (`kernel/build.rs`, `kernel/hot.ld`); error and rare paths stay out of line, so the round trip
+//! spans two code pages. Keep new code on that path tagged, its cold branches in untagged functions.
 
 use alloc::vec::Vec;
 
@@ -16,7 +21,7 @@ use vessel_abi::{
     PAGE_SIZE, Rights, TIMEOUT,
 };
 use vessel_capspace::{Cap, CapError, Handle, TableId};
-use vessel_container::Resource;
+use vessel_container::{Index, Resource};
 use vessel_kcore::report::TrapFrame;
 
 use super::objects::{IpcWait, ObjectRef};
@@ -44,6 +49,8 @@ pub(super) fn handle(value: u64) -> Result<Handle, Error> {
 }
 
 /// The trap frame of a thread that is blocked in (or running) a system call.
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
 fn frame_of(t: &Tasks, tid: Tid) -> Option<&'static mut TrapFrame> {
     let top = t.threads.get(&tid)?.kernel_stack_top();
     if top == 0 {
@@ -65,11 +72,12 @@ fn fail_thread(t: &mut Tasks, tid: Tid, error: Error) {
     if let Some(th) = t.threads.get_mut(&tid) {
         th.ipc = IpcWait::None;
     }
-    t.sleepers.retain(|&s| s != tid);
+    t.unsleep(tid);
     t.make_ready(tid);
 }
 
 impl Tasks {
+    #[unsafe(link_section = ".text.hot.ipc")]
     pub(super) fn table_of(&self, tid: Tid) -> Result<TableId, Error> {
         self.threads.get(&tid).map(|th| th.owner.table).ok_or(Error::NoSuchProcess)
     }
@@ -79,6 +87,8 @@ impl Tasks {
     }
 
     /// Like `resolve`, also returning the running thread's process facts (one lookup for both).
+    #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
     fn resolve_with_owner(&self, value: u64, needs: Rights) -> Result<(Cap<ObjectRef>, Owner), Error> {
         let owner = self.threads.get(&self.current).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
         let cap = self.caps.get(owner.table, handle(value)?).map_err(cap_error)?;
@@ -90,6 +100,7 @@ impl Tasks {
 
     /// Resolves an endpoint capability and applies the isolation rule: only its own container
     /// may use an endpoint, except that anyone may call a system-service endpoint.
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn resolve_endpoint(&self, value: u64, needs: Rights) -> Result<(u64, u64), Error> {
         let (id, badge, owner) = match self.resolve_with_owner(value, needs)? {
             (Cap { object: ObjectRef::Endpoint(id), badge, .. }, owner) => (id, badge, owner),
@@ -215,7 +226,7 @@ impl Tasks {
             if let Some(w) = self.threads.get_mut(&waiter) {
                 w.ipc = IpcWait::None;
             }
-            self.sleepers.retain(|&s| s != waiter);
+            self.unsleep(waiter);
             self.make_ready(waiter);
         }
         Ok(())
@@ -277,7 +288,24 @@ impl Tasks {
     }
 
     /// The frame behind page `page` of a thread's IPC buffer, mapped on demand if `create`.
+    /// Inline, as every message writes the receiver's header page: the usual case (the frame is
+    /// known) costs no call.
+    #[inline(always)]
     fn ipc_frame(&mut self, tid: Tid, page: u64, create: bool) -> Result<Option<u64>, Error> {
+        let known = self
+            .threads
+            .get(&tid)
+            .zip(usize::try_from(page).ok().filter(|&p| p < 2))
+            .and_then(|(thread, index)| thread.ipc_frames[index]);
+        match known {
+            Some(frame) => Ok(Some(frame)),
+            None => self.ipc_frame_slow(tid, page, create),
+        }
+    }
+
+    /// `ipc_frame` when the frame is not known yet: errors, looking it up, mapping it.
+    #[inline(never)]
+    fn ipc_frame_slow(&mut self, tid: Tid, page: u64, create: bool) -> Result<Option<u64>, Error> {
         let index = usize::try_from(page).ok().filter(|&p| p < 2).ok_or(Error::TooLarge)?;
         let thread = self.threads.get(&tid).ok_or(Error::PeerDied)?;
         if let Some(frame) = thread.ipc_frames[index] {
@@ -349,6 +377,8 @@ impl Tasks {
         Ok(out)
     }
 
+    #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
     fn write_buffer(&mut self, tid: Tid, offset: usize, bytes: &[u8]) -> Result<(), Error> {
         let frame = self.ipc_frame(tid, 0, true)?.ok_or(Error::NoMemory)?;
         // SAFETY: the header lies in the first page of the receiver's IPC buffer frame.
@@ -364,16 +394,55 @@ impl Tasks {
 
     /// Moves a message from `from` to `to`: data, capabilities, the stamped identity, and the
     /// registers. All checks happen before anything moves.
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn transfer(&mut self, from: Tid, to: Tid, badge: u64, words: [u64; 4], meta: Meta) -> Result<(), Error> {
         let data_len = usize::from(meta.data_len);
         let cap_count = usize::from(meta.cap_count);
         if data_len > MAX_MESSAGE_DATA || cap_count > MAX_MESSAGE_CAPS {
             return Err(Error::TooLarge);
         }
-        let from_table = self.table_of(from)?;
-        let to_table = self.table_of(to)?;
-        let sender = self.threads.get(&from).map(|th| th.owner).ok_or(Error::PeerDied)?;
-        let to_container = self.threads.get(&to).map(|th| th.owner.container).ok_or(Error::PeerDied)?;
+        // One lookup per thread (the same errors as `table_of`); nothing below changes owners.
+        let sender = self.threads.get(&from).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
+        let receiver = self.threads.get(&to).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
+        let (from_table, to_table, to_container) = (sender.table, receiver.table, receiver.container);
+        // Registers-only messages (the common case) skip the payload work, which could not fail
+        // or change anything for them.
+        let moved = if cap_count > 0 || data_len > 0 {
+            self.transfer_payload(from, to, (from_table, to_table, to_container), cap_count, data_len)?
+        } else {
+            [0u32; MAX_MESSAGE_CAPS]
+        };
+        let mut header = [0u8; 40];
+        for (i, h) in moved.iter().enumerate() {
+            header[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
+        }
+        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender.vpid.to_le_bytes());
+        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&sender.container_id.to_le_bytes());
+        header[IPC_SENDER_OFFSET + 16..IPC_SENDER_OFFSET + 24].copy_from_slice(&badge.to_le_bytes());
+        self.write_buffer(to, 0, &header)?;
+        let frame = frame_of(self, to).ok_or(Error::PeerDied)?;
+        frame.rax = 0;
+        frame.rdi = badge;
+        frame.rsi = words[0];
+        frame.rdx = words[1];
+        frame.r10 = words[2];
+        frame.r8 = words[3];
+        frame.r9 = Meta { flags: 0, ..meta }.to_word();
+        Ok(())
+    }
+
+    /// The part of `transfer` that moves data and capabilities: checks everything, then moves,
+    /// and returns the receiver's handles of the moved capabilities. Out of line and not in the
+    /// hot text: register-only messages never come here.
+    #[inline(never)]
+    fn transfer_payload(
+        &mut self,
+        from: Tid,
+        to: Tid,
+        (from_table, to_table, to_container): (TableId, TableId, Index),
+        cap_count: usize,
+        data_len: usize,
+    ) -> Result<[u32; MAX_MESSAGE_CAPS], Error> {
         let handles: [u32; MAX_MESSAGE_CAPS] =
             if cap_count > 0 { self.read_buffer_words(from, IPC_CAPS_OFFSET)? } else { [0; MAX_MESSAGE_CAPS] };
         // What each capability names, kept from the checks for after the move.
@@ -424,26 +493,11 @@ impl Tasks {
                 }
             }
         }
-        let mut header = [0u8; 40];
-        for (i, h) in moved.iter().enumerate() {
-            header[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
-        }
-        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender.vpid.to_le_bytes());
-        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&sender.container_id.to_le_bytes());
-        header[IPC_SENDER_OFFSET + 16..IPC_SENDER_OFFSET + 24].copy_from_slice(&badge.to_le_bytes());
-        self.write_buffer(to, 0, &header)?;
-        let frame = frame_of(self, to).ok_or(Error::PeerDied)?;
-        frame.rax = 0;
-        frame.rdi = badge;
-        frame.rsi = words[0];
-        frame.rdx = words[1];
-        frame.r10 = words[2];
-        frame.r8 = words[3];
-        frame.r9 = Meta { flags: 0, ..meta }.to_word();
-        Ok(())
+        Ok(moved)
     }
 }
 
+#[unsafe(link_section = ".text.hot.ipc")]
 fn words_of(frame: &TrapFrame) -> [u64; 4] {
     [frame.rsi, frame.rdx, frame.r10, frame.r8]
 }
@@ -461,6 +515,7 @@ enum Then {
     Block,
 }
 
+#[unsafe(link_section = ".text.hot.ipc")]
 fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
     match then {
         Ok(Then::Return) => {}
@@ -471,6 +526,7 @@ fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
 
 /// `Call`: send and wait for the reply.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ipc")]
 pub fn call(frame: &mut TrapFrame) {
     let meta = Meta::from_word(frame.r9);
     let then = with_tasks(|t| {
@@ -490,7 +546,7 @@ pub fn call(frame: &mut TrapFrame) {
                 }
                 return Err(e);
             }
-            t.sleepers.retain(|&s| s != receiver);
+            t.unsleep(receiver);
             if let Some(r) = t.threads.get_mut(&receiver) {
                 r.ipc = IpcWait::None;
                 r.replying_to = Some(me);
@@ -512,6 +568,7 @@ pub fn call(frame: &mut TrapFrame) {
 }
 
 /// Takes the first queued caller of `ep` into the current thread (which is receiving).
+#[unsafe(link_section = ".text.hot.ipc")]
 fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
     let me = t.current;
     loop {
@@ -537,6 +594,7 @@ fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
     }
 }
 
+#[unsafe(link_section = ".text.hot.ipc")]
 fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<Then, Error> {
     let (ep, _) = t.resolve_endpoint(ep_handle, Rights::RECEIVE)?;
     let me = t.current;
@@ -557,9 +615,17 @@ fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<The
     }
     t.block_current(IpcWait::Receive(ep));
     if flags & TIMEOUT != 0 {
-        t.sleep_until(me, crate::time::since_boot_ns().saturating_add(timeout));
+        add_timeout(t, me, timeout);
     }
     Ok(Then::Block)
+}
+
+/// Gives a thread that just blocked a deadline `ns` from now. Out of line: the IPC fast path
+/// rarely has a timeout, and reading the clock is long code.
+#[cold]
+#[inline(never)]
+fn add_timeout(t: &mut Tasks, tid: Tid, ns: u64) {
+    t.sleep_until(tid, crate::time::since_boot_ns().saturating_add(ns));
 }
 
 /// `Recv`: wait for a message.
@@ -571,6 +637,7 @@ pub fn recv(frame: &mut TrapFrame) {
 }
 
 /// Sends the reply in `frame` to the caller the current thread owes one. Returns the caller.
+#[unsafe(link_section = ".text.hot.ipc")]
 fn send_reply(t: &mut Tasks, frame: &TrapFrame) -> Result<Tid, Error> {
     let me = t.current;
     let caller = t.threads.get_mut(&me).and_then(|m| m.replying_to.take()).ok_or(Error::InvalidArgument)?;
@@ -609,6 +676,7 @@ pub fn reply(frame: &mut TrapFrame) {
 /// `ReplyRecv`: answer, then wait for the next message; switches straight to the caller when
 /// nothing else is queued.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ipc")]
 pub fn reply_recv(frame: &mut TrapFrame) {
     let then = with_tasks(|t| {
         // A failed reply (caller gone) does not stop the server from taking the next message.
@@ -661,7 +729,7 @@ pub fn wait_notification(frame: &mut TrapFrame) {
         n.waiters.push_back(me);
         t.block_current(IpcWait::Notification(id));
         if flags & TIMEOUT != 0 {
-            t.sleep_until(me, crate::time::since_boot_ns().saturating_add(frame.rsi));
+            add_timeout(t, me, frame.rsi);
         }
         Ok(Then::Block)
     })

@@ -142,6 +142,8 @@ struct Tasks {
     dying: Vec<Index>,
 }
 
+// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
+#[unsafe(link_section = ".data.hot")]
 static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
 /// The boot file system (validated once at boot), lent to init.
 static BOOTFS: spin::Once<(&'static [u8], Option<vessel_bootfs::Archive<'static>>)> = spin::Once::new();
@@ -151,6 +153,7 @@ fn with_tasks<R>(f: impl FnOnce(&mut Tasks) -> R) -> Option<R> {
 }
 
 impl Tasks {
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn priority_of(&self, tid: Tid) -> Option<Priority> {
         if tid == IDLE {
             return None;
@@ -171,6 +174,7 @@ impl Tasks {
     }
 
     /// Like `make_ready`, but at the head of its queue: it runs next (IPC direct switch).
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn make_ready_front(&mut self, tid: Tid) {
         let Some(priority) = self.priority_of(tid) else { return };
         if let Some(thread) = self.threads.get_mut(&tid) {
@@ -182,6 +186,8 @@ impl Tasks {
     }
 
     /// Blocks the running thread in IPC (the caller then calls `schedule`).
+    #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
     fn block_current(&mut self, wait: IpcWait) {
         let current = self.current;
         if let Some(th) = self.threads.get_mut(&current) {
@@ -198,11 +204,25 @@ impl Tasks {
         }
     }
 
+    /// Drops `tid`'s wake-up deadline, if it has one. The scan alone (no out-of-line `retain`)
+    /// is what the IPC path usually pays: the receiver it wakes rarely has a timeout.
+    #[inline(always)]
+    fn unsleep(&mut self, tid: Tid) {
+        // `iter().any` rather than `contains`, which calls an out-of-line slice search (a code
+        // page of its own on the IPC path).
+        #[allow(clippy::manual_contains)]
+        let asleep = self.sleepers.iter().any(|&s| s == tid);
+        if asleep {
+            self.sleepers.retain(|&s| s != tid);
+        }
+    }
+
     fn next_object(&mut self) -> u64 {
         self.next_object += 1;
         self.next_object
     }
 
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn pop_ready(&mut self) -> Option<Tid> {
         self.ready.iter_mut().rev().find_map(VecDeque::pop_front)
     }
@@ -262,7 +282,7 @@ impl Tasks {
             for queue in &mut self.ready {
                 queue.retain(|&t| t != tid);
             }
-            self.sleepers.retain(|&t| t != tid);
+            self.unsleep(tid);
             self.waiters.retain(|&t| t != tid);
             self.dead.push(tid);
         }
@@ -297,12 +317,20 @@ impl Tasks {
 
     /// Frees dead threads that are off the CPU, address spaces of ended processes, and zombies
     /// nobody can wait for any more.
+    #[unsafe(link_section = ".text.hot.ipc")]
     fn reap(&mut self) -> Vec<AddressSpace> {
-        let mut freed = Vec::new();
         // The common case (every context switch): nothing to do, and nothing touched.
         if self.dead.is_empty() && self.ended.is_empty() {
-            return freed;
+            return Vec::new();
         }
+        self.reap_slow()
+    }
+
+    /// The work of `reap` when something did die; out of line, so the switch path stays short.
+    #[cold]
+    #[inline(never)]
+    fn reap_slow(&mut self) -> Vec<AddressSpace> {
+        let mut freed = Vec::new();
         if !self.dying.is_empty() {
             self.remove_dead_containers();
         }

@@ -4,6 +4,7 @@
 use super::*;
 
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
+#[unsafe(link_section = ".text.hot.ipc")]
 pub fn schedule() {
     reap();
     let (save, load) = {
@@ -61,10 +62,14 @@ pub fn schedule() {
 /// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer. Written on
 /// every switch: user code can change the base itself (`mov fs, <selector>` is allowed at
 /// CPL 3), so no remembered value can be trusted to still be in the register.
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
 fn set_fs_base(base: u64) {
     x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(base));
 }
 
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
 pub(super) fn reap() {
     let spaces = with_tasks(Tasks::reap).unwrap_or_default();
     // Dropping an address space frees frames; done outside the table lock.

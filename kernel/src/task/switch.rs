@@ -2,34 +2,36 @@
 //! load another's. Everything else a thread needs (its user registers) is already in the trap
 //! frame at the top of its kernel stack.
 
-use core::arch::global_asm;
-
-global_asm!(
-    r#"
-    .section .text.vessel_switch, "ax"
-    .global vessel_switch
-    // rdi = where to save the old stack pointer, rsi = the new stack pointer.
-vessel_switch:
-    push rbp
-    push rbx
-    push r12
-    push r13
-    push r14
-    push r15
-    mov [rdi], rsp
-    mov rsp, rsi
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbx
-    pop rbp
-    ret
-    "#
-);
+/// rdi = where to save the old stack pointer, rsi = the new stack pointer.
+///
+/// A naked Rust function rather than a `global_asm!` symbol: calls to a symbol declared in an
+/// `extern` block go through the GOT in this position-independent kernel, one more data page
+/// (`.got`) touched on every switch.
+///
+/// Its own hot section, which `kernel/hot.ld` places right after the scheduler that calls it.
+#[unsafe(naked)]
+#[unsafe(link_section = ".text.hot.switch")]
+unsafe extern "C" fn vessel_switch(save: *mut u64, load: u64) {
+    core::arch::naked_asm!(
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov [rdi], rsp",
+        "mov rsp, rsi",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
+        "ret",
+    )
+}
 
 unsafe extern "C" {
-    fn vessel_switch(save: *mut u64, load: u64);
     /// Where a new thread's first `ret` goes: the common return path to user mode.
     static vessel_trap_return: u8;
 }
@@ -49,6 +51,7 @@ pub fn first_return_address() -> u64 {
 /// Interrupts must be off; `save` must stay valid until this thread is switched back to; `load`
 /// must be a stack pointer saved by this function or prepared like a new thread's (see
 /// `Thread::new_user`).
+#[unsafe(link_section = ".text.hot.ipc")]
 pub unsafe fn switch_to(save: *mut u64, load: u64) {
     // SAFETY: forwarded to the caller.
     unsafe { vessel_switch(save, load) }

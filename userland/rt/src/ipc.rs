@@ -103,6 +103,9 @@ pub unsafe fn buffer() -> &'static mut IpcBuffer {
     unsafe { &mut *(at as *mut IpcBuffer) }
 }
 
+// Inline (with `call` and `reply_recv` below): a call then runs on its caller's code page instead
+// of jumping to the runtime's, one page fewer to refill after each address-space switch.
+#[inline]
 fn message_call(number: Syscall, target: u64, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
     // SAFETY: the message registers are plain numbers; the kernel reads the IPC buffer itself.
     let out = unsafe { syscall_ipc(number as u64, [target, words[0], words[1], words[2], words[3], meta.to_word()]) };
@@ -120,6 +123,7 @@ impl Endpoint {
 
     /// Sends `words` (plus `meta.data_len` bytes and `meta.cap_count` capabilities staged in the
     /// IPC buffer) and waits for the reply.
+    #[inline]
     pub fn call(self, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
         message_call(Syscall::Call, u64::from(self.0.0), words, meta)
     }
@@ -145,6 +149,7 @@ impl Endpoint {
     }
 
     /// Answers the last message and waits for the next.
+    #[inline]
     pub fn reply_recv(self, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
         message_call(Syscall::ReplyRecv, u64::from(self.0.0), words, meta)
     }

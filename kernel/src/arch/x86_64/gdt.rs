@@ -51,7 +51,10 @@ struct CpuLocal<T>(UnsafeCell<T>);
 // never concurrent access.
 unsafe impl<T> Sync for CpuLocal<T> {}
 
+// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
+#[unsafe(link_section = ".data.hot")]
 static TSS: CpuLocal<TaskStateSegment> = CpuLocal(UnsafeCell::new(TaskStateSegment::new()));
+#[unsafe(link_section = ".data.hot")]
 static PER_CPU: CpuLocal<PerCpu> = CpuLocal(UnsafeCell::new(PerCpu { kernel_rsp: 0, user_rsp: 0 }));
 static GDT: Once<GlobalDescriptorTable> = Once::new();
 
@@ -86,6 +89,7 @@ pub fn init() {
 }
 
 /// Makes `top` the stack the CPU switches to on entry from user mode (interrupts and syscalls).
+#[unsafe(link_section = ".text.hot.ipc")]
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: interrupts are off (scheduler), single CPU: no concurrent access (module doc).
     unsafe {

@@ -24,7 +24,7 @@ const ENTRY_CLEARED_FLAGS: u64 = 0x200 | 0x100 | 0x400 | 0x4_0000;
 
 global_asm!(
     r#"
-    .section .text.vessel_syscall, "ax"
+    .section .text.hot.vessel_syscall, "ax"
     .global vessel_syscall_entry
     .balign 16
 vessel_syscall_entry:

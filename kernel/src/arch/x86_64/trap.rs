@@ -51,6 +51,9 @@ vessel_trap_stubs:
     .endr
     .noaltmacro
 
+    // The common path is on every system call: it lives in the hot text (see kernel/build.rs),
+    // away from the 4 KiB of stubs.
+    .section .text.hot.vessel_trap_common, "ax"
     .balign 16
     .global vessel_trap_common
 vessel_trap_common:
@@ -164,10 +167,20 @@ pub fn init() {
 }
 
 /// The one Rust entry for every trap. Runs with interrupts off.
+#[unsafe(link_section = ".text.hot.ipc")]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    // System calls first and alone: this function is on the hot IPC path, the rest is not.
+    if frame.vector == super::syscall::SYSCALL_VECTOR {
+        return crate::syscall::dispatch(frame);
+    }
+    interrupt_or_exception(frame);
+}
+
+/// Everything `trap_dispatch` handles besides system calls.
+#[inline(never)]
+fn interrupt_or_exception(frame: &mut TrapFrame) {
     let vector = frame.vector;
     match vector {
-        super::syscall::SYSCALL_VECTOR => crate::syscall::dispatch(frame),
         0..=31 => exception(frame),
         v if v == u64::from(TIMER_VECTOR) => {
             crate::time::on_tick();
@@ -191,6 +204,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 /// Counts breakpoints taken, so tests can see a trap return to the interrupted code.
 pub static BREAKPOINTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+// Kept out of line so the system-call path through `trap_dispatch` stays small.
+#[cold]
+#[inline(never)]
 fn exception(frame: &mut TrapFrame) {
     let cr2 = read_cr2();
     // A first touch of a demand-paged user page (the stack), from user code or from the kernel
