@@ -14,8 +14,10 @@ pub const MAX_MESSAGE_DATA: usize = 4096;
 pub const MAX_MESSAGE_CAPS: usize = 4;
 /// Where the thread slots of every process begin. Slot `k` (thread `k` of the process; the
 /// first thread is slot 0) holds that thread's IPC buffer (two pages, paged in on first touch),
-/// then its [`ThreadPage`], then a guard page. See [`ipc_buffer_of`].
-pub const THREAD_AREA: u64 = 0x0000_7ffe_0000_0000;
+/// then its [`ThreadPage`], then a guard page. See [`ipc_buffer_of`]. The area is the megabyte
+/// above the main stack, so the first thread's slot shares the stack's page tables: a process
+/// needs no page table for its thread area until it has many threads.
+pub const THREAD_AREA: u64 = crate::STACK_TOP;
 /// Bytes of one thread slot.
 pub const THREAD_SLOT_SIZE: u64 = 4 * 4096;
 /// Threads a process may have at once (live, or ended and not yet waited for).
@@ -160,6 +162,8 @@ mod tests {
         assert_eq!(core::mem::offset_of!(ThreadPage, ipc_buffer), THREAD_PAGE_IPC_BUFFER_OFFSET);
         // Slots never overlap, and a slot's last page is left unmapped as a guard.
         assert!(thread_page_of(0) + 4096 < ipc_buffer_of(1));
-        assert!(ipc_buffer_of(MAX_THREADS) <= 0x0000_7fff_0000_0000);
+        assert!(ipc_buffer_of(MAX_THREADS) <= crate::USER_END);
+        // The area and the main stack share one 2 MiB page table.
+        assert_eq!(crate::STACK_TOP - crate::STACK_SIZE >> 21, (ipc_buffer_of(MAX_THREADS) - 1) >> 21);
     }
 }

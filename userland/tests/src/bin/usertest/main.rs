@@ -114,11 +114,12 @@ fn bad_pointers_refused() -> TestResult {
     // Wrong permission: the kernel must not write into this program's read-only code.
     let code = bad_pointers_refused as *const () as u64;
     check!(raw(Syscall::KernelStats as u64, [code, 0, 0, 0, 0, 0]) == Err(Error::BadAddress), "stats into code");
-    // A range that starts mapped and runs into unmapped memory.
-    let stack_end = vessel_rt::abi::STACK_TOP - 8;
+    // A range that starts mapped and runs into unmapped memory (this thread's thread page,
+    // then its slot's guard page).
+    let page_end = vessel_rt::abi::thread_page_of(0) + 4096 - 8;
     check!(
-        raw(Syscall::DebugWrite as u64, [stack_end, 64, 0, 0, 0, 0]) == Err(Error::BadAddress),
-        "range past stack top"
+        raw(Syscall::DebugWrite as u64, [page_end, 64, 0, 0, 0, 0]) == Err(Error::BadAddress),
+        "range past the thread page"
     );
     // And the good case still works.
     check!(raw(Syscall::KernelStats as u64, [out.as_mut_ptr() as u64, 0, 0, 0, 0, 0]).is_ok(), "valid pointer refused");
