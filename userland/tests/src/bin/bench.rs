@@ -146,6 +146,20 @@ fn ipc_benches(selection: &Selection<'_>) -> Result<(), vessel_rt::abi::Error> {
 
     let _ = process::kill(server);
     let _ = process::wait(server);
+
+    if selection.wants_one("ipc", "ipc_call_roundtrip_threads") {
+        // The same round trip between two threads of one process: no address-space switch, so
+        // this is the kernel's IPC path without the emulator's TLB flush on each CR3 write.
+        let server = vessel_rt::thread::spawn(move || ep.serve(|m| (m.words, m.meta)) as i32)?;
+        let n = 20_000 * scale;
+        let total = time_rounds(n, || ep.call([1, 2, 3, 4], Meta::default()).map(|_| ()))?;
+        report("ipc_call_roundtrip_threads", n, total, "roundtrip");
+        // SAFETY: the server thread is blocked in a receive, holding nothing.
+        unsafe { server.kill() }?;
+        server.join()?;
+    }
+    let _ = ep.0.delete();
+
     if !selection.wants_one("ipc", "notification_roundtrip") {
         return Ok(());
     }
