@@ -513,6 +513,24 @@ enum Then {
     Return,
     /// The caller blocked: run something else.
     Block,
+    /// The caller blocked, and this thread (woken by it, in no run queue) runs next at once.
+    SwitchTo(Tid),
+}
+
+impl Tasks {
+    /// What follows when the running thread has blocked in IPC and woke `next` (blocked until
+    /// now, in no run queue): the direct switch to it, or, if something ready outranks it, a
+    /// place at the head of its run queue and a normal pass.
+    #[inline(always)]
+    fn run_next(&mut self, next: Tid) -> Then {
+        match self.priority_of(next) {
+            Some(priority) if self.may_switch_directly(priority) => Then::SwitchTo(next),
+            _ => {
+                self.make_ready_front(next);
+                Then::Block
+            }
+        }
+    }
 }
 
 #[unsafe(link_section = ".text.hot.ipc")]
@@ -520,6 +538,7 @@ fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
     match then {
         Ok(Then::Return) => {}
         Ok(Then::Block) => schedule(),
+        Ok(Then::SwitchTo(next)) => super::sched::direct_switch(next),
         Err(e) => set_error(frame, e),
     }
 }
@@ -552,9 +571,7 @@ pub fn call(frame: &mut TrapFrame) {
                 r.replying_to = Some(me);
             }
             t.block_current(IpcWait::Reply(receiver));
-            // Direct switch: the receiver runs next, without a pass through the run queues.
-            t.make_ready_front(receiver);
-            return Ok(Then::Block);
+            return Ok(t.run_next(receiver));
         }
         if meta.flags & NONBLOCK != 0 {
             return Err(Error::WouldBlock);
@@ -683,13 +700,14 @@ pub fn reply_recv(frame: &mut TrapFrame) {
         let caller = send_reply(t, frame).ok();
         let flags = Meta::from_word(frame.r9).flags & !NONBLOCK;
         let next = receive(t, frame.rdi, 0, flags & !TIMEOUT);
-        if let Some(caller) = caller {
-            match next {
-                Ok(Then::Block) => t.make_ready_front(caller),
-                _ => t.make_ready(caller),
+        match (caller, next) {
+            (Some(caller), Ok(Then::Block)) => Ok(t.run_next(caller)),
+            (Some(caller), next) => {
+                t.make_ready(caller);
+                next
             }
+            (None, next) => next,
         }
-        next
     })
     .unwrap_or(Err(Error::NoSuchProcess));
     finish(then, frame);

@@ -29,24 +29,10 @@ pub fn schedule() {
             }
             return;
         }
-        let Some(next_pid) = t.threads.get(&next).map(|th| th.pid) else { return };
-        // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM)
-        // on its first FPU/SSE instruction unless it is the owner already.
-        crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
-        match t.processes.get_mut(&next_pid).and_then(|p| p.space.as_mut()) {
-            Some(space) => space.activate(),
-            None => crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4()),
+        match prepare_switch(t, current, next) {
+            Some(pair) => pair,
+            None => return,
         }
-        let Some(th) = t.threads.get_mut(&next) else { return };
-        th.state = State::Running;
-        gdt::set_kernel_stack(th.kernel_stack_top());
-        if next != IDLE {
-            set_fs_base(vessel_abi::thread_page_of(th.slot));
-        }
-        let load = th.saved_rsp;
-        t.current = next;
-        let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
-        (save, load)
     };
     if save.is_null() {
         return;
@@ -57,6 +43,68 @@ pub fn schedule() {
     unsafe { switch::switch_to(save, load) };
     // Back on this thread: free what died while we were away.
     reap();
+}
+
+/// The IPC direct switch: the running thread has just blocked in IPC and `next`, woken by it
+/// and in no run queue, runs at once, with no pass through the run queues. Only when nothing
+/// ready outranks `next` ([`Tasks::may_switch_directly`]), so priorities hold as with `schedule`.
+#[unsafe(link_section = ".text.hot.ipc")]
+pub(super) fn direct_switch(next: Tid) {
+    let (save, load) = {
+        let mut guard = TASKS.lock();
+        let Some(t) = guard.as_mut() else { return };
+        t.need_resched = false;
+        t.slice_left = SLICE_TICKS;
+        let current = t.current;
+        match prepare_switch(t, current, next) {
+            Some(pair) => pair,
+            None => return,
+        }
+    };
+    if save.is_null() {
+        return;
+    }
+    // SAFETY: as in `schedule`.
+    unsafe { switch::switch_to(save, load) };
+    reap();
+}
+
+impl Tasks {
+    /// True if a thread of `priority` may run next without a pass through the run queues: no
+    /// ready thread has a higher priority (the running one is blocked, so it does not count).
+    #[inline(always)]
+    pub(super) fn may_switch_directly(&self, priority: Priority) -> bool {
+        self.ready[priority as usize + 1..].iter().all(VecDeque::is_empty)
+    }
+}
+
+/// Everything a switch from `current` to `next` needs but the switch itself: FPU trap, address
+/// space, kernel stack, `fs`; `next` becomes the running thread. Returns where to save the
+/// running thread's stack pointer (null: nowhere) and the one to load.
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
+fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<(*mut u64, u64)> {
+    {
+        let Some(next_pid) = t.threads.get(&next).map(|th| th.pid) else { return None };
+        // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM)
+        // on its first FPU/SSE instruction unless it is the owner already.
+        crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
+        match t.processes.get_mut(&next_pid).and_then(|p| p.space.as_mut()) {
+            Some(space) => space.activate(),
+            None => crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4()),
+        }
+        let Some(th) = t.threads.get_mut(&next) else { return None };
+        th.state = State::Running;
+        th.wake_at = None;
+        gdt::set_kernel_stack(th.kernel_stack_top());
+        if next != IDLE {
+            set_fs_base(vessel_abi::thread_page_of(th.slot));
+        }
+        let load = th.saved_rsp;
+        t.current = next;
+        let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
+        Some((save, load))
+    }
 }
 
 /// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer. Written on
