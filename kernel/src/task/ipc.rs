@@ -48,6 +48,19 @@ pub(super) fn handle(value: u64) -> Result<Handle, Error> {
     u32::try_from(value).map(Handle).map_err(|_| Error::InvalidHandle)
 }
 
+/// The kernel-written start of an IPC buffer (the layout of `vessel_abi::IpcBuffer`).
+#[repr(C)]
+struct Header {
+    caps: [u32; MAX_MESSAGE_CAPS],
+    sender_pid: u64,
+    sender_container: u64,
+    badge: u64,
+}
+
+const _: () = assert!(core::mem::offset_of!(Header, caps) == IPC_CAPS_OFFSET);
+const _: () = assert!(core::mem::offset_of!(Header, sender_pid) == IPC_SENDER_OFFSET);
+const _: () = assert!(core::mem::offset_of!(Header, badge) == core::mem::offset_of!(vessel_abi::IpcBuffer, badge));
+
 /// The trap frame of a thread that is blocked in (or running) a system call.
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
@@ -403,7 +416,8 @@ impl Tasks {
         }
         // One lookup per thread (the same errors as `table_of`); nothing below changes owners.
         let sender = self.threads.get(&from).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
-        let receiver = self.threads.get(&to).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
+        let (receiver, header_frame) =
+            self.threads.get(&to).map(|th| (th.owner, th.ipc_frames[0])).ok_or(Error::NoSuchProcess)?;
         let (from_table, to_table, to_container) = (sender.table, receiver.table, receiver.container);
         // Registers-only messages (the common case) skip the payload work, which could not fail
         // or change anything for them.
@@ -412,14 +426,16 @@ impl Tasks {
         } else {
             [0u32; MAX_MESSAGE_CAPS]
         };
-        let mut header = [0u8; 40];
-        for (i, h) in moved.iter().enumerate() {
-            header[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
-        }
-        header[IPC_SENDER_OFFSET..IPC_SENDER_OFFSET + 8].copy_from_slice(&sender.vpid.to_le_bytes());
-        header[IPC_SENDER_OFFSET + 8..IPC_SENDER_OFFSET + 16].copy_from_slice(&sender.container_id.to_le_bytes());
-        header[IPC_SENDER_OFFSET + 16..IPC_SENDER_OFFSET + 24].copy_from_slice(&badge.to_le_bytes());
-        self.write_buffer(to, 0, &header)?;
+        // The stamped header: new handles, sender pid, container id, badge (`IpcBuffer`'s first
+        // 40 bytes).
+        let header = Header { caps: moved, sender_pid: sender.vpid, sender_container: sender.container_id, badge };
+        let header_frame = match header_frame {
+            Some(frame) => frame,
+            None => self.ipc_frame(to, 0, true)?.ok_or(Error::NoMemory)?,
+        };
+        // SAFETY: the header lies at the start of the receiver's IPC buffer frame (reached through
+        // the physical map; user memory no Rust reference points into).
+        unsafe { core::ptr::write_unaligned(phys_to_virt(header_frame) as *mut Header, header) };
         let frame = frame_of(self, to).ok_or(Error::PeerDied)?;
         frame.rax = 0;
         frame.rdi = badge;

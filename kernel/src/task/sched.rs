@@ -84,27 +84,26 @@ impl Tasks {
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<(*mut u64, u64)> {
-    {
-        let Some(next_pid) = t.threads.get(&next).map(|th| th.pid) else { return None };
-        // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM)
-        // on its first FPU/SSE instruction unless it is the owner already.
-        crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
-        match t.processes.get_mut(&next_pid).and_then(|p| p.space.as_mut()) {
-            Some(space) => space.activate(),
-            None => crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4()),
-        }
-        let Some(th) = t.threads.get_mut(&next) else { return None };
-        th.state = State::Running;
-        th.wake_at = None;
-        gdt::set_kernel_stack(th.kernel_stack_top());
-        if next != IDLE {
-            set_fs_base(vessel_abi::thread_page_of(th.slot));
-        }
-        let load = th.saved_rsp;
-        t.current = next;
-        let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
-        Some((save, load))
+    // One lookup of each thread: the records are boxed, so the pointers stay valid while the
+    // table lock is held and no thread is added or removed.
+    let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
+    let th = t.threads.get_mut(&next)?;
+    th.state = State::Running;
+    th.wake_at = None;
+    let (pid, stack_top, slot, load) = (th.pid, th.kernel_stack_top(), th.slot, th.saved_rsp);
+    // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM) on
+    // its first FPU/SSE instruction unless it is the owner already.
+    crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
+    match t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) {
+        Some(space) => space.activate(),
+        None => crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4()),
     }
+    gdt::set_kernel_stack(stack_top);
+    if next != IDLE {
+        set_fs_base(vessel_abi::thread_page_of(slot));
+    }
+    t.current = next;
+    Some((save, load))
 }
 
 /// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer. Written on
