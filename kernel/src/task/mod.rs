@@ -173,8 +173,9 @@ impl Tasks {
         }
     }
 
-    /// Like `make_ready`, but at the head of its queue: it runs next (IPC direct switch).
-    #[unsafe(link_section = ".text.hot.ipc")]
+    /// Like `make_ready`, but at the head of its queue: it runs next (IPC, when a direct switch
+    /// is not allowed).
+    #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready_front(&mut self, tid: Tid) {
         let Some(priority) = self.priority_of(tid) else { return };
         if let Some(thread) = self.threads.get_mut(&tid) {

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
-#[unsafe(link_section = ".text.hot.ipc")]
+#[unsafe(link_section = ".text.hot.sched")]
 pub fn schedule() {
     reap();
     let (save, load) = {
