@@ -164,6 +164,6 @@ mod tests {
         assert!(thread_page_of(0) + 4096 < ipc_buffer_of(1));
         assert!(ipc_buffer_of(MAX_THREADS) <= crate::USER_END);
         // The area and the main stack share one 2 MiB page table.
-        assert_eq!(crate::STACK_TOP - crate::STACK_SIZE >> 21, (ipc_buffer_of(MAX_THREADS) - 1) >> 21);
+        assert_eq!((crate::STACK_TOP - crate::STACK_SIZE) >> 21, (ipc_buffer_of(MAX_THREADS) - 1) >> 21);
     }
 }

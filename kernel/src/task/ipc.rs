@@ -390,21 +390,6 @@ impl Tasks {
         Ok(out)
     }
 
-    #[unsafe(link_section = ".text.hot.ipc")]
-    #[inline(always)]
-    fn write_buffer(&mut self, tid: Tid, offset: usize, bytes: &[u8]) -> Result<(), Error> {
-        let frame = self.ipc_frame(tid, 0, true)?.ok_or(Error::NoMemory)?;
-        // SAFETY: the header lies in the first page of the receiver's IPC buffer frame.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                (phys_to_virt(frame) as usize + offset) as *mut u8,
-                bytes.len(),
-            )
-        };
-        Ok(())
-    }
-
     /// Moves a message from `from` to `to`: data, capabilities, the stamped identity, and the
     /// registers. All checks happen before anything moves.
     #[unsafe(link_section = ".text.hot.ipc")]

@@ -395,8 +395,10 @@ fn unmapped_ranges_are_reused_and_guards_kept() -> TestResult {
     use vessel_rt::abi::{MapFlags, PAGE_SIZE};
     let before = stats()?;
     let map = |pages, flags| sys::mem_map(pages, flags).map_err(e("map"));
-    // SAFETY (all unmaps below): the pages were mapped here and nothing refers to them.
-    let unmap = |addr, pages| unsafe { sys::mem_unmap(addr, pages) }.map_err(e("unmap"));
+    let unmap = |addr, pages| {
+        // SAFETY: every unmap below is of pages mapped here that nothing refers to.
+        unsafe { sys::mem_unmap(addr, pages) }.map_err(e("unmap"))
+    };
     let a = map(4, MapFlags::WRITE)?;
     unmap(a, 4)?;
     check!(map(4, MapFlags::WRITE)? == a, "an unmapped range is not handed out again");
