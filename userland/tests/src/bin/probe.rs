@@ -163,6 +163,7 @@ fn main() -> i32 {
         "thread-fault" => threads::fault(),
         "thread-hog" => threads::hog(args.get(2) == Some(&"park")),
         "thread-wait-cap" => threads::wait_foreign(cap(0)),
+        "fs-clobber" => threads::fs_clobber(number(args.get(2))),
         "thread-kill-cap" => threads::kill_foreign(cap(0)),
         "service-client" => crate::containers::service_client(),
         "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {

@@ -99,3 +99,15 @@ pub fn kill_foreign(cap: Cap) -> i32 {
         Err(_) => 2,
     }
 }
+
+/// `fs-clobber <rounds>`: loads `fs` with the user data selector (which sets its base to 0)
+/// before every yield. The kernel must give every other thread its own `fs` base back anyway.
+pub fn fs_clobber(rounds: u64) -> i32 {
+    for _ in 0..rounds {
+        // SAFETY: only this thread's `fs` changes, and this thread never uses `fs` again: it
+        // makes no IPC call (which would read its IPC buffer address through `fs`).
+        unsafe { core::arch::asm!("mov fs, {sel:x}", sel = in(reg) 0x1bu16, options(nostack, preserves_flags)) };
+        sys::yield_now();
+    }
+    0
+}

@@ -24,6 +24,7 @@ pub const TESTS: &[crate::Test] = &[
     ("thread::destroying_a_container_ends_its_threads", destroying_a_container_ends_its_threads),
     ("thread::the_heap_grows_around_thread_stacks", the_heap_grows_around_thread_stacks),
     ("memory::unmapped_ranges_are_reused_and_guards_kept", unmapped_ranges_are_reused_and_guards_kept),
+    ("thread::another_process_cannot_move_our_fs_base", another_process_cannot_move_our_fs_base),
 ];
 
 fn e(what: &str) -> impl FnOnce(Error) -> String + '_ {
@@ -422,4 +423,22 @@ fn unmapped_ranges_are_reused_and_guards_kept() -> TestResult {
     memory.0.delete().map_err(e("delete"))?;
     check!(refused == Err(Error::InvalidArgument), "a guard on a memory object's mapping: {refused:?}");
     same_counts(&before)
+}
+
+/// A process that reloads `fs` (allowed in user mode) between switches must not leave its base
+/// to this process: every IPC call here reads the buffer address through `fs`.
+fn another_process_cannot_move_our_fs_base() -> TestResult {
+    let pid = process::spawn("bin/probe", &["fs-clobber", "400"]).map_err(e("spawn"))?;
+    let ep = Endpoint::create().map_err(e("endpoint"))?;
+    let server = thread::spawn(move || ep.serve(|m| (m.words, m.meta)) as i32).map_err(e("server"))?;
+    for i in 0..400u64 {
+        sys::yield_now(); // let the clobberer run in between
+        let reply = ep.call([i, 0, 0, 0], Meta::default());
+        check!(reply.is_ok_and(|r| r.words[0] == i), "call {i}: {reply:?}");
+    }
+    check!(process::wait(pid) == Ok(Exit::Code(0)), "the clobbering probe failed");
+    // SAFETY: the server is blocked in a receive, holding nothing.
+    unsafe { server.kill() }.map_err(e("kill"))?;
+    server.join().map_err(e("join"))?;
+    ep.0.delete().map_err(e("delete"))
 }
