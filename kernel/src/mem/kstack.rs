@@ -71,16 +71,20 @@ impl KernelStack {
                 }
             }
         };
-        let stack = KernelStack { bottom };
         let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
         for page in (0..STACK_SIZE).step_by(PAGE_SIZE as usize) {
-            let frame = frames::alloc()?;
-            if paging::map(bottom + page, frame, flags).is_err() {
-                let _ = frames::free(frame);
-                return None; // drop unmaps what was mapped
+            let mapped = frames::alloc().map(|frame| (frame, paging::map(bottom + page, frame, flags)));
+            if !matches!(mapped, Some((_, Ok(_)))) {
+                if let Some((frame, Err(_))) = mapped {
+                    let _ = frames::free(frame);
+                }
+                // A half-mapped stack must never reach the pool (a thread given it would fault
+                // on its own stack): unmap what was mapped and keep only the address range.
+                release(bottom);
+                return None;
             }
         }
-        Some(stack)
+        Some(KernelStack { bottom })
     }
 
     /// The initial stack pointer (one past the highest byte).
@@ -97,13 +101,19 @@ impl Drop for KernelStack {
             slots.pool.push(self.bottom);
             return;
         }
-        for page in (0..STACK_SIZE).step_by(PAGE_SIZE as usize) {
-            if let Ok(frame) = paging::unmap(self.bottom + page) {
-                let _ = frames::free(frame);
-            }
+        release(self.bottom);
+    }
+}
+
+/// Unmaps whatever is mapped of the stack at `bottom`, frees its frames, and keeps its address
+/// range for a later stack.
+fn release(bottom: u64) {
+    for page in (0..STACK_SIZE).step_by(PAGE_SIZE as usize) {
+        if let Ok(frame) = paging::unmap(bottom + page) {
+            let _ = frames::free(frame);
         }
-        if let Some(slots) = SLOTS.lock().as_mut() {
-            slots.free.push(self.bottom);
-        }
+    }
+    if let Some(slots) = SLOTS.lock().as_mut() {
+        slots.free.push(bottom);
     }
 }

@@ -539,7 +539,11 @@ impl Tasks {
 fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
     match then {
         Ok(then) => after(then),
-        Err(e) => set_error(frame, e),
+        Err(e) => {
+            set_error(frame, e);
+            // A failure may still have woken someone (a caller told its call failed).
+            super::sched::preempt_if_needed();
+        }
     }
 }
 
@@ -553,6 +557,10 @@ fn after(then: Then) {
         super::sched::direct_switch(next);
     } else if then == Then::Block {
         schedule();
+    } else {
+        // Returning at once, but maybe after waking a thread that outranks this one (a replied
+        // caller when the next message was already queued).
+        super::sched::preempt_if_needed();
     }
 }
 

@@ -54,7 +54,9 @@ pub(super) fn direct_switch(next: Tid) {
         let mut guard = TASKS.lock();
         let Some(t) = guard.as_mut() else { return };
         t.need_resched = false;
-        t.slice_left = SLICE_TICKS;
+        // The woken thread runs on what is left of the slice (no fresh one): two threads
+        // trading messages share one slice, and when it ends the tick's pass lets the other
+        // ready threads of their priority run.
         let current = t.current;
         match prepare_switch(t, current, next) {
             Some(pair) => pair,

@@ -25,6 +25,7 @@ pub const TESTS: &[crate::Test] = &[
     ("thread::the_heap_grows_around_thread_stacks", the_heap_grows_around_thread_stacks),
     ("memory::unmapped_ranges_are_reused_and_guards_kept", unmapped_ranges_are_reused_and_guards_kept),
     ("thread::another_process_cannot_move_our_fs_base", another_process_cannot_move_our_fs_base),
+    ("sched::ipc_ping_pong_leaves_time_for_others", ipc_ping_pong_leaves_time_for_others),
 ];
 
 fn e(what: &str) -> impl FnOnce(Error) -> String + '_ {
@@ -440,5 +441,33 @@ fn another_process_cannot_move_our_fs_base() -> TestResult {
     // SAFETY: the server is blocked in a receive, holding nothing.
     unsafe { server.kill() }.map_err(e("kill"))?;
     server.join().map_err(e("join"))?;
+    ep.0.delete().map_err(e("delete"))
+}
+
+/// Two threads trading messages (each call switches straight to the other) must not keep a
+/// third ready thread of their priority off the CPU: they share one time slice.
+fn ipc_ping_pong_leaves_time_for_others() -> TestResult {
+    static RAN: AtomicBool = AtomicBool::new(false);
+    RAN.store(false, Ordering::SeqCst);
+    let ep = Endpoint::create().map_err(e("endpoint"))?;
+    let server = thread::spawn(move || ep.serve(|m| (m.words, m.meta)) as i32).map_err(e("server"))?;
+    check!(ep.call([0; 4], Meta::default()).is_ok(), "first call");
+    let other = thread::spawn(|| {
+        RAN.store(true, Ordering::SeqCst);
+        0
+    })
+    .map_err(e("other"))?;
+    // A liveness bound, not a timing measurement: slices are 20 ms.
+    let deadline = vessel_rt::time::now_ns() + 3_000_000_000;
+    let mut calls = 0u64;
+    while !RAN.load(Ordering::SeqCst) && vessel_rt::time::now_ns() < deadline {
+        check!(ep.call([calls, 0, 0, 0], Meta::default()).is_ok(), "call {calls}");
+        calls += 1;
+    }
+    check!(RAN.load(Ordering::SeqCst), "a ready thread never ran during {calls} round trips");
+    other.join().map_err(e("join other"))?;
+    // SAFETY: the server is blocked in a receive, holding nothing.
+    unsafe { server.kill() }.map_err(e("kill"))?;
+    server.join().map_err(e("join server"))?;
     ep.0.delete().map_err(e("delete"))
 }
