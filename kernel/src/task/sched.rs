@@ -7,7 +7,7 @@ use super::*;
 #[unsafe(link_section = ".text.hot.sched")]
 pub fn schedule() {
     reap();
-    let (save, load) = {
+    let pair = {
         let mut guard = TASKS.lock();
         let Some(t) = guard.as_mut() else { return };
         t.need_resched = false;
@@ -29,19 +29,21 @@ pub fn schedule() {
             }
             return;
         }
-        match prepare_switch(t, current, next) {
-            Some(pair) => pair,
-            None => return,
-        }
+        prepare_switch(t, current, next)
     };
-    if save.is_null() {
-        return;
-    }
+    finish_switch(pair);
+}
+
+/// Switches stacks as `prepare_switch` arranged (with the table lock released), then, back on
+/// this thread, frees what died while it was away.
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
+fn finish_switch(pair: Option<(*mut u64, u64)>) {
+    let Some((save, load)) = pair.filter(|(save, _)| !save.is_null()) else { return };
     // SAFETY: interrupts are off; `save` points into a boxed thread that is freed only by `reap`
     // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
     // switch or prepared by `Thread::new_user`.
     unsafe { switch::switch_to(save, load) };
-    // Back on this thread: free what died while we were away.
     reap();
 }
 
@@ -50,7 +52,7 @@ pub fn schedule() {
 /// ready outranks `next` ([`Tasks::may_switch_directly`]), so priorities hold as with `schedule`.
 #[unsafe(link_section = ".text.hot.ipc")]
 pub(super) fn direct_switch(next: Tid) {
-    let (save, load) = {
+    let pair = {
         let mut guard = TASKS.lock();
         let Some(t) = guard.as_mut() else { return };
         t.need_resched = false;
@@ -58,17 +60,9 @@ pub(super) fn direct_switch(next: Tid) {
         // trading messages share one slice, and when it ends the tick's pass lets the other
         // ready threads of their priority run.
         let current = t.current;
-        match prepare_switch(t, current, next) {
-            Some(pair) => pair,
-            None => return,
-        }
+        prepare_switch(t, current, next)
     };
-    if save.is_null() {
-        return;
-    }
-    // SAFETY: as in `schedule`.
-    unsafe { switch::switch_to(save, load) };
-    reap();
+    finish_switch(pair);
 }
 
 impl Tasks {
