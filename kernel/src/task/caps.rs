@@ -245,11 +245,7 @@ pub fn process_kill(value: u64) -> Result<bool, Error> {
 
 /// The slot of a thread (what `CapInspect` shows of it), or `u64::MAX` once it was waited for.
 fn thread_slot(t: &Tasks, pid: u64, tid: u64) -> u64 {
-    let slots = t.processes.get(&pid).map_or(&[][..], |p| &p.slots[..]);
-    slots
-        .iter()
-        .position(|s| matches!(*s, super::Slot::Live(x) | super::Slot::Ended(x, _) if x == tid))
-        .map_or(u64::MAX, |i| i as u64)
+    t.slot_of(pid, tid).map_or(u64::MAX, |i| i as u64)
 }
 
 /// `CapInspect`.

@@ -273,19 +273,7 @@ impl Tasks {
             self.release_memory_if_unused(object);
         }
         for &tid in &threads {
-            if let Some(thread) = self.threads.get_mut(&tid) {
-                thread.state = State::Dead;
-            }
-            if self.fpu_owner == tid {
-                // Its registers are garbage now; nobody needs them saved.
-                self.fpu_owner = IDLE;
-            }
-            for queue in &mut self.ready {
-                queue.retain(|&t| t != tid);
-            }
-            self.unsleep(tid);
-            self.waiters.retain(|&t| t != tid);
-            self.dead.push(tid);
+            self.retire_thread(tid);
         }
         self.containers.uncharge(container, Resource::Pages, pages);
         self.containers.uncharge(container, Resource::Threads, thread_count);
@@ -299,6 +287,35 @@ impl Tasks {
             log::warn!("init (pid 1) ended: {exit:?}");
         }
         children
+    }
+
+    /// Marks a thread dead (its IPC already cancelled): out of every queue, never run again,
+    /// freed by the reaper once it is off the CPU.
+    fn retire_thread(&mut self, tid: Tid) {
+        if let Some(thread) = self.threads.get_mut(&tid) {
+            thread.state = State::Dead;
+            thread.ipc_frames = [None; 2];
+        }
+        if self.fpu_owner == tid {
+            // Its registers are garbage now; nobody needs them saved.
+            self.fpu_owner = IDLE;
+        }
+        for queue in &mut self.ready {
+            queue.retain(|&t| t != tid);
+        }
+        self.unsleep(tid);
+        self.waiters.retain(|&t| t != tid);
+        self.dead.push(tid);
+    }
+
+    /// The slot of thread `tid` in process `pid`, live or ended.
+    fn slot_of(&self, pid: Pid, tid: Tid) -> Result<usize, Error> {
+        let process = self.processes.get(&pid).ok_or(Error::NoSuchProcess)?;
+        process
+            .slots
+            .iter()
+            .position(|s| matches!(*s, Slot::Live(x) | Slot::Ended(x, _) if x == tid))
+            .ok_or(Error::NotFound) // waited for (or detached and ended) already
     }
 
     /// Makes the threads blocked in `Wait` or `ThreadWait` for something `ended` says has

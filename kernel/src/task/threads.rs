@@ -52,19 +52,7 @@ impl Tasks {
         let container = process.container;
         self.containers.uncharge(container, Resource::Pages, freed);
         self.containers.uncharge(container, Resource::Threads, 1);
-        if let Some(thread) = self.threads.get_mut(&tid) {
-            thread.state = State::Dead;
-            thread.ipc_frames = [None; 2];
-        }
-        if self.fpu_owner == tid {
-            self.fpu_owner = IDLE;
-        }
-        for queue in &mut self.ready {
-            queue.retain(|&t| t != tid);
-        }
-        self.sleepers.retain(|&t| t != tid);
-        self.waiters.retain(|&t| t != tid);
-        self.dead.push(tid);
+        self.retire_thread(tid);
         self.wake_waiters(|w| w == WaitFor::Thread(tid));
         true
     }
@@ -171,14 +159,13 @@ fn thread_of(t: &Tasks, handle: u64, rights: vessel_abi::Rights) -> Result<(Pid,
     }
 }
 
-/// The slot of thread `tid` in process `pid`, live or ended.
-fn slot_of(t: &Tasks, pid: Pid, tid: Tid) -> Result<usize, Error> {
-    let process = t.processes.get(&pid).ok_or(Error::NoSuchProcess)?;
-    process
-        .slots
-        .iter()
-        .position(|s| matches!(*s, Slot::Live(x) | Slot::Ended(x, _) if x == tid))
-        .ok_or(Error::NotFound) // waited for (or detached and ended) already
+/// A thread of the caller's own process, named by a capability with MANAGE (kill, detach).
+fn own_thread(t: &Tasks, handle: u64) -> Result<(Pid, Tid), Error> {
+    let (pid, tid) = thread_of(t, handle, vessel_abi::Rights::MANAGE)?;
+    if t.threads.get(&t.current).map(|th| th.pid) != Some(pid) {
+        return Err(Error::AccessDenied);
+    }
+    Ok((pid, tid))
 }
 
 /// `ThreadWait`: blocks until the thread has ended, hands `deliver` how it ended, and frees its
@@ -191,7 +178,7 @@ pub fn thread_wait(handle: u64, deliver: impl FnOnce(&ExitStatus) -> Result<(), 
             if tid == current {
                 return Err(Error::InvalidArgument);
             }
-            let at = slot_of(t, pid, tid)?;
+            let at = t.slot_of(pid, tid)?;
             match t.processes.get(&pid).map(|p| p.slots[at]) {
                 Some(Slot::Ended(_, exit)) => Ok(Some((pid, tid, at, ExitStatus::from_exit(exit)))),
                 _ => {
@@ -224,11 +211,8 @@ pub fn thread_wait(handle: u64, deliver: impl FnOnce(&ExitStatus) -> Result<(), 
 /// `ThreadDetach`: the thread's slot is freed when it ends (at once if it has).
 pub fn thread_detach(handle: u64) -> Result<(), Error> {
     with_tasks(|t| {
-        let (pid, tid) = thread_of(t, handle, vessel_abi::Rights::MANAGE)?;
-        if t.threads.get(&t.current).map(|th| th.pid) != Some(pid) {
-            return Err(Error::AccessDenied);
-        }
-        let at = slot_of(t, pid, tid)?;
+        let (pid, tid) = own_thread(t, handle)?;
+        let at = t.slot_of(pid, tid)?;
         let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
         match process.slots[at] {
             Slot::Ended(..) => process.slots[at] = Slot::Free,
@@ -243,11 +227,8 @@ pub fn thread_detach(handle: u64) -> Result<(), Error> {
 /// return.
 pub fn thread_kill(handle: u64) -> Result<(), Error> {
     let target = with_tasks(|t| {
-        let (pid, tid) = thread_of(t, handle, vessel_abi::Rights::MANAGE)?;
+        let (pid, tid) = own_thread(t, handle)?;
         let current = t.current;
-        if t.threads.get(&current).map(|th| th.pid) != Some(pid) {
-            return Err(Error::AccessDenied);
-        }
         let live = t.processes.get(&pid).is_some_and(|p| p.threads.contains(&tid));
         if !live {
             return Err(Error::NotFound);
