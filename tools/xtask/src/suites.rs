@@ -130,8 +130,6 @@ fn suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool, min_tests: u
     Ok(())
 }
 
-/// Boots a shipped image and checks it gets to user space: banner, ready line, `hello` run by
-/// init, and no panic.
 /// What the shipped image's `ctr` session must print: `bin/hello` runs as pid 1 of a new
 /// container twice (by `run` and by `spawn`), and every command succeeds.
 const CTR_SESSION: [&str; 4] = [
@@ -141,6 +139,8 @@ const CTR_SESSION: [&str; 4] = [
     "init: bin/ctr exited with code 0",
 ];
 
+/// Boots a shipped image and checks it gets to user space: banner, ready line, `hello` run by
+/// init, and no panic.
 fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: Attach) -> Result {
     let run = boot(name, image, uefi, attach, RUN_TIMEOUT, true)?;
     let text = run.text();

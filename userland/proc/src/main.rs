@@ -333,14 +333,12 @@ impl Server {
                 i += 1;
             }
         }
-        let doomed: Vec<u64> = self.containers.values().filter(|n| self.below(top, n.id)).map(|n| n.id).collect();
-        self.containers.retain(|_, n| {
-            let gone = doomed.contains(&n.id);
-            if gone {
-                let _ = n.cap.0.delete();
+        let doomed: Vec<u64> = self.containers.keys().copied().filter(|&id| self.below(top, id)).collect();
+        for id in doomed {
+            if let Some(node) = self.containers.remove(&id) {
+                let _ = node.cap.0.delete();
             }
-            !gone
-        });
+        }
         Ok(Reply::Done)
     }
 

@@ -117,6 +117,16 @@ fn time_rounds(
 }
 
 fn ipc_benches(selection: &Selection<'_>) -> Result<(), vessel_rt::abi::Error> {
+    const NAMES: [&str; 5] = [
+        "ipc_call_roundtrip",
+        "ipc_call_roundtrip_4k",
+        "cap_transfer_roundtrip",
+        "ipc_call_roundtrip_threads",
+        "notification_roundtrip",
+    ];
+    if !NAMES.iter().any(|name| selection.wants_one("ipc", name)) {
+        return Ok(());
+    }
     let scale = selection.scale;
     let ep = Endpoint::create()?;
     let server = process::spawn_with_caps("bin/probe", &["ipc-server"], &[ep.0.0])?;

@@ -151,7 +151,6 @@ fn main() -> i32 {
         "call-service" => crate::containers::call_service(),
         "forkbomb" => crate::containers::forkbomb(),
         "memhog" => crate::containers::memhog(),
-        "objhog" => crate::containers::objhog(),
         "objhold" => crate::containers::objhold(),
         "chain" => crate::containers::chain(number(args.get(2))),
         "kill-own-parent-host" => crate::containers::kill_own_parent_host(),

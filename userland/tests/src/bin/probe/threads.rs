@@ -1,19 +1,10 @@
 //! Probe roles for the thread tests: processes whose threads end them, fault, or hit limits.
 
 use vessel_rt::abi::Error;
-use vessel_rt::ipc::{Cap, Notification};
-use vessel_rt::{sys, thread, time};
+use vessel_rt::ipc::Cap;
 
-/// Blocks the calling thread for good (until it is killed or its process ends).
-fn park() -> i32 {
-    match Notification::create() {
-        Ok(n) => {
-            let _ = n.wait();
-            100
-        }
-        Err(_) => 101,
-    }
-}
+use crate::containers::blocked;
+use vessel_rt::{sys, thread, time};
 
 /// `threads-exit-main <code>`: three threads keep running while the first returns `code`;
 /// the process must end with it, taking the threads along.
@@ -61,7 +52,7 @@ pub fn fault() -> i32 {
         Ok(handle) => core::mem::forget(handle),
         Err(_) => return 200,
     }
-    park()
+    blocked()
 }
 
 /// `thread-hog [park]`: starts parked threads until refused. Exit code: how many started, if
@@ -69,12 +60,12 @@ pub fn fault() -> i32 {
 pub fn hog(then_park: bool) -> i32 {
     let mut started = 0;
     loop {
-        match thread::spawn(park) {
+        match thread::spawn(blocked) {
             Ok(handle) => {
                 core::mem::forget(handle);
                 started += 1;
             }
-            Err(Error::QuotaExceeded) if then_park => return park(),
+            Err(Error::QuotaExceeded) if then_park => return blocked(),
             Err(Error::QuotaExceeded) => return started,
             Err(_) => return 250,
         }

@@ -30,7 +30,7 @@ pub const TESTS: &[crate::Test] = &[
     ("containers::crashed_service_restarts_and_clients_recover", crashed_service_restarts_and_clients_recover),
 ];
 
-fn e(what: &'static str) -> impl Fn(Error) -> String {
+pub(crate) fn e(what: &'static str) -> impl Fn(Error) -> String {
     move |err| format!("{what}: {err}")
 }
 
@@ -48,12 +48,13 @@ fn proc() -> Result<Proc, String> {
     Proc::get().ok_or_else(|| String::from("not started by proc"))
 }
 
-fn stats() -> Result<KernelStats, String> {
+/// Kernel counts (the call reaps what ended first).
+pub(crate) fn stats() -> Result<KernelStats, String> {
     sys::kernel_stats().map_err(e("stats"))
 }
 
 /// Objects, capabilities, processes, threads and free frames are where they were.
-fn same_counts(before: &KernelStats, after: &KernelStats) -> TestResult {
+pub(crate) fn same_counts(before: &KernelStats, after: &KernelStats) -> TestResult {
     let b = (before.objects, before.caps, before.processes, before.threads, before.free_frames);
     let a = (after.objects, after.caps, after.processes, after.threads, after.free_frames);
     check!(a == b, "(objects, caps, processes, threads, free frames) before {b:?}, after {a:?}");
@@ -424,7 +425,7 @@ fn object_and_slot_quotas() -> TestResult {
         let mut l = ContainerLimits::default();
         l.amounts[resource] = limit;
         let jail = root.create_child(&l).map_err(e("create"))?;
-        let hog = process::spawn_in(jail.0, "bin/probe", &["objhog"], &[]).map_err(e("spawn"))?;
+        let hog = process::spawn_in(jail.0, "bin/probe", &["objhold"], &[]).map_err(e("spawn"))?;
         let exit = process::wait_handle(hog).map_err(e("wait"))?;
         check!(exit == Exit::Code(limit as i64), "limit {limit} on resource {resource}: hog ended {exit:?}");
         // The same call still works outside.

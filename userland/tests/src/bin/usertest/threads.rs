@@ -10,6 +10,7 @@ use vessel_rt::abi::{ContainerLimits, Error, Exit, FaultKind, KernelStats, Meta,
 use vessel_rt::ipc::{self, Endpoint, Notification};
 use vessel_rt::{process, sys, thread};
 
+use crate::containers::{e, stats};
 use crate::{TestResult, check};
 
 pub const TESTS: &[crate::Test] = &[
@@ -28,22 +29,9 @@ pub const TESTS: &[crate::Test] = &[
     ("sched::ipc_ping_pong_leaves_time_for_others", ipc_ping_pong_leaves_time_for_others),
 ];
 
-fn e(what: &str) -> impl FnOnce(Error) -> String + '_ {
-    move |err| format!("{what}: {err}")
-}
-
-fn stats() -> Result<KernelStats, String> {
-    sys::kernel_stats().map_err(e("stats"))
-}
-
 /// Threads, objects, capabilities, processes and free frames are where they were.
 fn same_counts(before: &KernelStats) -> TestResult {
-    sys::yield_now(); // let the reaper free what ended
-    let after = stats()?;
-    let b = (before.threads, before.objects, before.caps, before.processes, before.free_frames);
-    let a = (after.threads, after.objects, after.caps, after.processes, after.free_frames);
-    check!(a == b, "(threads, objects, caps, processes, free frames) before {b:?}, after {a:?}");
-    Ok(())
+    crate::containers::same_counts(before, &stats()?)
 }
 
 /// Runs `scenario` once to let the heap and the kernel's tables reach their working size,
@@ -77,13 +65,15 @@ fn threads_run_and_join() -> TestResult {
             check!(handle.cap().inspect().is_ok_and(|c| c.kind == ObjectKind::Thread as u32), "thread cap kind");
             handles.push(handle);
         }
-        check!(own_threads()? == 9, "{} threads while 8 run", own_threads()?);
+        let running = own_threads()?;
+        check!(running == 9, "{running} threads while 8 run");
         GO.store(true, Ordering::SeqCst);
         for (i, handle) in handles.into_iter().enumerate() {
             let status = handle.join().map_err(e("join"))?;
             check!(status.exit() == Exit::Code(8 * 10 + i as i64), "thread {i} ended {:?}", status.exit());
         }
-        check!(own_threads()? == 1, "{} threads after joining", own_threads()?);
+        let left = own_threads()?;
+        check!(left == 1, "{left} threads after joining");
         Ok(())
     })
 }
@@ -205,7 +195,8 @@ fn killing_a_thread_ends_only_it() -> TestResult {
         n.signal(4).map_err(e("signal"))?;
         check!(n.poll() == Ok(4), "notification after the kill");
         check!(ep.try_call([0; 4], Meta::default()) == Err(Error::WouldBlock), "a killed receiver still listed");
-        check!(own_threads()? == 1, "{} threads left", own_threads()?);
+        let left = own_threads()?;
+        check!(left == 1, "{left} threads left");
         for cap in [n.0, ep.0, served.0] {
             cap.delete().map_err(e("delete"))?;
         }
@@ -281,11 +272,8 @@ fn a_process_ends_with_its_threads() -> TestResult {
 fn slot_and_container_limits() -> TestResult {
     let before = stats()?;
     let max = vessel_rt::abi::MAX_THREADS as i64;
-    check!(
-        process::run("bin/probe", &["thread-hog"]) == Ok(Exit::Code(max - 1)),
-        "slots: {:?}",
-        process::run("bin/probe", &["thread-hog"])
-    );
+    let slots = process::run("bin/probe", &["thread-hog"]);
+    check!(slots == Ok(Exit::Code(max - 1)), "slots: {slots:?}");
     let root = crate::containers::root()?;
     let mut limits = ContainerLimits::default();
     limits.amounts[ContainerLimits::THREADS] = 4;
@@ -318,7 +306,8 @@ fn detached_threads_free_their_slots() -> TestResult {
             }
         }
         sys::yield_now();
-        check!(own_threads()? == 1, "{} threads left", own_threads()?);
+        let left = own_threads()?;
+        check!(left == 1, "{left} threads left");
         // Detaching a thread that already ended frees its slot at once: waiting finds nothing.
         let handle = thread::spawn(|| 0).map_err(e("spawn"))?;
         let copy = handle.cap().duplicate(vessel_rt::abi::Rights::all()).map_err(e("duplicate"))?;
@@ -380,12 +369,30 @@ fn the_heap_grows_around_thread_stacks() -> TestResult {
     for round in 0..2 {
         // More threads than the runtime keeps spare stacks: fresh stacks land right after the
         // heap's last pages, so the heap's next growth cannot continue them.
+        // They keep writing their stacks while the heap grows next to them, and until the
+        // allocation has been checked: an overlap would show in `big`.
+        static GO: AtomicBool = AtomicBool::new(false);
+        GO.store(false, Ordering::SeqCst);
         let handles = (0..thread::SPARE_STACKS + 4)
-            .map(|_| thread::spawn(|| 0))
+            .map(|_| {
+                thread::spawn(|| {
+                    let mut scribble = [0u8; 4096];
+                    while !GO.load(Ordering::SeqCst) {
+                        scribble.fill(0x55);
+                        core::hint::black_box(&mut scribble);
+                        sys::yield_now();
+                    }
+                    0
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(e("spawn"))?;
         let big: Vec<u8> = alloc::vec![7u8; 2 * 1024 * 1024];
-        check!(big.iter().all(|&b| b == 7), "round {round}: big allocation");
+        for _ in 0..4 {
+            sys::yield_now(); // let every thread scribble once more
+        }
+        check!(big.iter().all(|&b| b == 7), "round {round}: the heap overlapped a thread stack");
+        GO.store(true, Ordering::SeqCst);
         for handle in handles {
             handle.join().map_err(e("join"))?;
         }
