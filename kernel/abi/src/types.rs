@@ -208,6 +208,9 @@ pub struct KernelStats {
     pub objects: u64,
     /// Capabilities in all tables.
     pub caps: u64,
+    /// IPC messages delivered by the kernel's fast path since boot (register-only `Call` and
+    /// `ReplyRecv` to a waiting partner); a counter for tests and profiling.
+    pub ipc_fastpath: u64,
 }
 
 bitflags! {

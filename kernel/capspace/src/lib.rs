@@ -255,6 +255,7 @@ impl<O: Copy + Eq + fmt::Debug> CapSpace<O> {
     }
 
     /// The cap behind `handle` in `table`. O(1).
+    #[inline]
     pub fn get(&self, table: TableId, handle: Handle) -> Result<Cap<O>, CapError> {
         Ok(self.nodes[self.lookup(table, handle)? as usize].cap)
     }
@@ -389,11 +390,13 @@ impl<O: Copy + Eq + fmt::Debug> CapSpace<O> {
     }
 
     /// The live table named by `id`.
+    #[inline]
     fn table(&self, id: TableId) -> Result<&Table, CapError> {
         self.table_index(id).map(|index| &self.tables[index])
     }
 
     /// Index of the live table named by `id`.
+    #[inline]
     fn table_index(&self, id: TableId) -> Result<usize, CapError> {
         let index = (id.0 & 0xffff) as usize;
         match self.tables.get(index) {
@@ -415,6 +418,7 @@ impl<O: Copy + Eq + fmt::Debug> CapSpace<O> {
     }
 
     /// The node behind `handle` in `table`, with every check a user-supplied handle needs.
+    #[inline]
     fn lookup(&self, table: TableId, handle: Handle) -> Result<u32, CapError> {
         let t = self.table(table)?;
         if handle.generation() == 0 {

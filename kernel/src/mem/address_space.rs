@@ -156,6 +156,7 @@ impl AddressSpace {
 
     /// Makes this the active address space.
     #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
     pub fn activate(&mut self) {
         if self.generation != slot_generation() {
             self.sync_kernel_half();
@@ -208,12 +209,14 @@ impl Drop for AddressSpace {
 }
 
 #[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
 fn current_cr3() -> u64 {
     x86_64::registers::control::Cr3::read().0.start_address().as_u64()
 }
 
 /// Loads CR3 if it differs (a reload flushes the TLB, so skip it when nothing changes).
 #[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
 pub fn load_cr3(pml4: u64) {
     if current_cr3() != pml4 {
         let frame = PhysFrame::containing_address(PhysAddr::new(pml4));

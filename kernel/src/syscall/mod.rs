@@ -33,9 +33,19 @@ pub fn dispatch(frame: &mut TrapFrame) {
     // would touch again after every address-space switch (a TLB refill under emulation).
     const CALL: u64 = Syscall::Call as u64;
     const REPLY_RECV: u64 = Syscall::ReplyRecv as u64;
+    // Each tries the fast path first (`task::fastpath`), which declines, changing nothing,
+    // whatever it does not handle.
     match frame.rax {
-        CALL => task::call(frame),
-        REPLY_RECV => task::reply_recv(frame),
+        CALL => {
+            if !task::fast_call(frame) {
+                task::call(frame);
+            }
+        }
+        REPLY_RECV => {
+            if !task::fast_reply_recv(frame) {
+                task::reply_recv(frame);
+            }
+        }
         // Out of line, or the compiler folds the two compares above back into its jump table.
         _ => dispatch_other(frame),
     }

@@ -50,7 +50,8 @@ pub(super) fn handle(value: u64) -> Result<Handle, Error> {
 
 /// The kernel-written start of an IPC buffer (the layout of `vessel_abi::IpcBuffer`).
 #[repr(C)]
-struct Header {
+#[derive(Clone, Copy)]
+pub(super) struct Header {
     caps: [u32; MAX_MESSAGE_CAPS],
     sender_pid: u64,
     sender_container: u64,
@@ -61,11 +62,26 @@ const _: () = assert!(core::mem::offset_of!(Header, caps) == IPC_CAPS_OFFSET);
 const _: () = assert!(core::mem::offset_of!(Header, sender_pid) == IPC_SENDER_OFFSET);
 const _: () = assert!(core::mem::offset_of!(Header, badge) == core::mem::offset_of!(vessel_abi::IpcBuffer, badge));
 
+impl Header {
+    /// The header of a message without capabilities from a thread of process `sender`.
+    #[inline(always)]
+    pub(super) fn stamped(sender: &Owner, badge: u64) -> Header {
+        Header { caps: [0; MAX_MESSAGE_CAPS], sender_pid: sender.vpid, sender_container: sender.container_id, badge }
+    }
+}
+
 /// The trap frame of a thread that is blocked in (or running) a system call.
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 fn frame_of(t: &Tasks, tid: Tid) -> Option<&'static mut TrapFrame> {
-    let top = t.threads.get(&tid)?.kernel_stack_top();
+    trap_frame_at(t.threads.get(&tid)?.kernel_stack_top())
+}
+
+/// The trap frame at the top of the kernel stack that ends at `top` (0: the idle thread, which
+/// has none). The caller must hold the table lock and the thread must not be running.
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
+pub(super) fn trap_frame_at(top: u64) -> Option<&'static mut TrapFrame> {
     if top == 0 {
         return None;
     }
@@ -413,7 +429,7 @@ impl Tasks {
         };
         // The stamped header: new handles, sender pid, container id, badge (`IpcBuffer`'s first
         // 40 bytes).
-        let header = Header { caps: moved, sender_pid: sender.vpid, sender_container: sender.container_id, badge };
+        let header = Header { caps: moved, ..Header::stamped(&sender, badge) };
         let header_frame = match header_frame {
             Some(frame) => frame,
             None => self.ipc_frame(to, 0, true)?.ok_or(Error::NoMemory)?,

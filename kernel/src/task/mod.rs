@@ -16,7 +16,9 @@
 
 mod caps;
 mod container;
+mod fastpath;
 mod hardware;
+mod indexed;
 mod ipc;
 mod loader;
 mod objects;
@@ -31,13 +33,13 @@ pub use caps::{
     notification_create, process_cap, process_kill,
 };
 pub use container::{container_create, container_destroy, container_info, service_register};
+pub use fastpath::{fast_call, fast_reply_recv};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use ipc::{call, recv, reply, reply_recv, signal, wait_notification};
 pub use process::*;
 pub use sched::*;
 pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread_wait};
 
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -53,6 +55,7 @@ use vessel_kcore::report::{FaultReport, TrapFrame};
 use crate::arch::x86_64::gdt;
 use crate::mem::address_space::{Access, AddressSpace};
 use crate::mem::{frames, heap};
+use indexed::Indexed;
 pub use thread::{Pid, Tid};
 use thread::{State, Thread, WaitFor};
 
@@ -107,7 +110,7 @@ enum Slot {
 
 struct Tasks {
     processes: BTreeMap<Pid, Process>,
-    threads: BTreeMap<Tid, Box<Thread>>,
+    threads: Indexed<Thread>,
     ready: [VecDeque<Tid>; Priority::LEVELS],
     /// Threads blocked in `Sleep`.
     sleepers: Vec<Tid>,
@@ -122,7 +125,7 @@ struct Tasks {
     slice_left: u32,
     need_resched: bool,
     caps: CapSpace<ObjectRef>,
-    endpoints: BTreeMap<u64, objects::Endpoint>,
+    endpoints: Indexed<objects::Endpoint>,
     notifications: BTreeMap<u64, objects::Notification>,
     memories: BTreeMap<u64, objects::Memory>,
     next_object: u64,
@@ -140,6 +143,8 @@ struct Tasks {
     table_owner: BTreeMap<TableId, (Index, Pid)>,
     /// Destroyed containers still waiting for their last charges to return.
     dying: Vec<Index>,
+    /// Messages delivered by the IPC fast path (`fastpath`), for tests and profiling.
+    fastpath_messages: u64,
 }
 
 // In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
@@ -407,8 +412,8 @@ pub fn init(bootfs: &'static [u8]) {
     let seed = core::array::from_fn(|_| crate::entropy::random_u64());
     let mut ids = vessel_container::IdGenerator::new(seed);
     let root_id = ids.next();
-    let mut threads = BTreeMap::new();
-    threads.insert(IDLE, Box::new(Thread::idle()));
+    let mut threads = Indexed::new();
+    threads.insert(IDLE, Thread::idle());
     *TASKS.lock() = Some(Tasks {
         processes: BTreeMap::new(),
         threads,
@@ -422,7 +427,7 @@ pub fn init(bootfs: &'static [u8]) {
         slice_left: SLICE_TICKS,
         need_resched: false,
         caps: CapSpace::new(),
-        endpoints: BTreeMap::new(),
+        endpoints: Indexed::new(),
         notifications: BTreeMap::new(),
         memories: BTreeMap::new(),
         next_object: 0,
@@ -433,6 +438,7 @@ pub fn init(bootfs: &'static [u8]) {
         members: BTreeMap::new(),
         table_owner: BTreeMap::new(),
         dying: Vec::new(),
+        fastpath_messages: 0,
     });
 }
 

@@ -92,7 +92,7 @@ pub fn spawn(
         if let Some(p) = t.processes.get_mut(&parent) {
             p.children.push(pid);
         }
-        t.threads.insert(tid, Box::new(thread));
+        t.threads.insert(tid, thread);
         t.make_ready(tid);
         if container == 0 {
             return Ok(vpid);
@@ -332,12 +332,13 @@ pub fn stats() -> KernelStats {
     // Free what already died first, so counts never include threads merely awaiting the reaper.
     reap();
     let (free_frames, total_frames) = frames::counts();
-    let (processes, threads, objects, caps) = with_tasks(|t| {
+    let (processes, threads, objects, caps, ipc_fastpath) = with_tasks(|t| {
         // Containers other than the root count as objects too.
         let objects = t.endpoints.len() + t.notifications.len() + t.memories.len() + t.containers.len() - 1;
-        (t.processes.len() as u64, t.threads.len() as u64 - 1, objects as u64, t.caps.total() as u64)
+        let (processes, threads) = (t.processes.len() as u64, t.threads.len() as u64 - 1);
+        (processes, threads, objects as u64, t.caps.total() as u64, t.fastpath_messages)
     })
-    .unwrap_or((0, 0, 0, 0));
+    .unwrap_or((0, 0, 0, 0, 0));
     KernelStats {
         free_frames,
         total_frames,
@@ -347,6 +348,7 @@ pub fn stats() -> KernelStats {
         tick_hz: crate::time::TICK_HZ,
         objects,
         caps,
+        ipc_fastpath,
     }
 }
 

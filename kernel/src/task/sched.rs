@@ -38,7 +38,7 @@ pub fn schedule() {
 /// this thread, frees what died while it was away.
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
-fn finish_switch(pair: Option<(*mut u64, u64)>) {
+pub(super) fn finish_switch(pair: Option<(*mut u64, u64)>) {
     let Some((save, load)) = pair.filter(|(save, _)| !save.is_null()) else { return };
     // SAFETY: interrupts are off; `save` points into a boxed thread that is freed only by `reap`
     // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
@@ -70,8 +70,14 @@ impl Tasks {
     /// ready thread has a higher priority (the running one is blocked, so it does not count).
     #[inline(always)]
     pub(super) fn may_switch_directly(&self, priority: Priority) -> bool {
-        self.ready[priority as usize + 1..].iter().all(VecDeque::is_empty)
+        may_switch_directly(&self.ready, priority)
     }
+}
+
+/// [`Tasks::may_switch_directly`] on the run queues alone (for code holding other fields).
+#[inline(always)]
+pub(super) fn may_switch_directly(ready: &[VecDeque<Tid>], priority: Priority) -> bool {
+    ready[priority as usize + 1..].iter().all(VecDeque::is_empty)
 }
 
 /// Everything a switch from `current` to `next` needs but the switch itself: FPU trap, address
@@ -79,7 +85,7 @@ impl Tasks {
 /// running thread's stack pointer (null: nowhere) and the one to load.
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
-fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<(*mut u64, u64)> {
+pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<(*mut u64, u64)> {
     // One lookup of each thread: the records are boxed, so the pointers stay valid while the
     // table lock is held and no thread is added or removed.
     let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);

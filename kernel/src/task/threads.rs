@@ -123,7 +123,7 @@ pub fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error>
             Some(entry) => *entry = Slot::Live(tid),
             None => process.slots.push(Slot::Live(tid)),
         }
-        t.threads.insert(tid, Box::new(thread));
+        t.threads.insert(tid, thread);
         t.make_ready(tid);
         Ok(handle)
     })

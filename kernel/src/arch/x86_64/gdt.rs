@@ -56,6 +56,8 @@ unsafe impl<T> Sync for CpuLocal<T> {}
 static TSS: CpuLocal<TaskStateSegment> = CpuLocal(UnsafeCell::new(TaskStateSegment::new()));
 #[unsafe(link_section = ".data.hot")]
 static PER_CPU: CpuLocal<PerCpu> = CpuLocal(UnsafeCell::new(PerCpu { kernel_rsp: 0, user_rsp: 0 }));
+// Read by every `iretq` (the return from each system call), so in the hot page too.
+#[unsafe(link_section = ".data.hot")]
 static GDT: Once<GlobalDescriptorTable> = Once::new();
 
 /// Builds and loads the GDT and TSS, reloads the segment registers and points GS at the per-CPU

@@ -123,6 +123,7 @@ fn main() -> i32 {
             time::sleep_ms(100);
             if ipc::reply([0; 4], Meta::default()) == Err(Error::PeerDied) { 0 } else { 1 }
         }
+        "deadline-then-wait" => deadline_then_wait(),
         "notify-pong" => {
             let (ping, pong) = (Notification(cap(0)), Notification(cap(1)));
             for _ in 0..number(args.get(2)) {
@@ -238,6 +239,30 @@ fn echo_server() -> i32 {
             Ok(m) => m,
             Err(_) => return 2,
         };
+    }
+}
+
+/// A receiver with a deadline that a call ends early must lose the deadline: the call is
+/// answered, a later timed receive times out once, and a plain receive after it waits for the
+/// next real call (exit 0). Exit 3: a receive returned without a message.
+fn deadline_then_wait() -> i32 {
+    let ep = Endpoint(cap(0));
+    let Ok(first) = ep.recv_timeout(2_000_000_000) else { return 1 };
+    if ipc::reply([first.words[0] + 1, 0, 0, 0], Meta::default()).is_err() {
+        return 2;
+    }
+    if ep.recv_timeout(30_000_000) != Err(Error::TimedOut) {
+        return 3;
+    }
+    match ep.recv() {
+        Ok(m) if m.words[0] == 7 => {
+            if ipc::reply([8, 0, 0, 0], Meta::default()).is_err() {
+                4
+            } else {
+                0
+            }
+        }
+        _ => 3,
     }
 }
 

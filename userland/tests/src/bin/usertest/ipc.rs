@@ -27,6 +27,8 @@ pub const TESTS: &[crate::Test] = &[
     ("memory::revoking_a_memory_capability_unmaps_it", revoking_a_memory_capability_unmaps_it),
     ("process::capability_lets_another_process_kill", process_capability_lets_another_process_kill),
     ("ipc::typed_protocol_round_trip", typed_protocol_round_trip),
+    ("ipc::register_only_messages_take_the_fast_path", register_only_messages_take_the_fast_path),
+    ("ipc::a_call_ends_a_receive_deadline", a_call_ends_a_receive_deadline),
 ];
 
 /// Object and capability counts, to check each test cleans up after itself.
@@ -371,6 +373,78 @@ fn typed_protocol_round_trip() -> TestResult {
     check!(ask(Request::Get { key: 1 })? == Reply::Value(value(b"uno")?), "server state after a bad message");
     process::kill(server).map_err(e("kill"))?;
     check!(process::wait(server) == Ok(Exit::Killed), "server");
+    ep.0.delete().map_err(e("delete"))?;
+    finished(before)
+}
+
+fn fastpath_messages() -> Result<u64, alloc::string::String> {
+    sys::kernel_stats().map(|s| s.ipc_fastpath).map_err(e("stats"))
+}
+
+/// The stamped identity in our IPC buffer after a call: (sender pid, sender container, badge).
+fn reply_header() -> (u64, u64, u64) {
+    // SAFETY: read right after a call returned, before anything else uses the buffer.
+    let buffer = unsafe { vessel_rt::ipc::buffer() };
+    (buffer.sender_pid, buffer.sender_container, buffer.badge)
+}
+
+/// Register-only calls and replies with the partner waiting go through the kernel's fast path
+/// and deliver exactly what the general path does; messages with data do not take it.
+fn register_only_messages_take_the_fast_path() -> TestResult {
+    let before = counts()?;
+    let ep = Endpoint::create().map_err(e("endpoint"))?;
+    let server = echo_server(ep)?;
+    // A call with data goes through the general path both ways: its reply header is the
+    // reference for the fast path's.
+    let general = ep.call([1, 0, 0, 0], Meta { data_len: 8, ..Meta::default() }).map_err(e("data call"))?;
+    check!(general.words[0] == 2, "data call reply {:?}", general.words);
+    let reference = reply_header();
+    check!(reference.0 == server, "a reply names its sender {} (server {server})", reference.0);
+    let badged = Endpoint(ep.0.mint(Rights::SEND, 0x5eed).map_err(e("mint"))?);
+    let start = fastpath_messages()?;
+    const ROUNDS: u64 = 200;
+    for i in 0..ROUNDS {
+        let reply = badged.call([i, 0, 0, 0], Meta::default()).map_err(e("call"))?;
+        check!(reply.words[0] == i + 1, "round {i}: reply word {}", reply.words[0]);
+        check!(reply.words[1] == 0x5eed, "round {i}: the server saw badge {:#x}", reply.words[1]);
+        check!(reply.words[2] == sys::process_id(), "round {i}: the server saw sender {}", reply.words[2]);
+        check!(reply.badge == 0 && reply.meta == Meta::default(), "round {i}: reply {reply:?}");
+        check!(reply_header() == reference, "round {i}: header {:?}, general path {reference:?}", reply_header());
+    }
+    // Each round is two messages (call, reply); the server may still be on its way back into
+    // its receive when the first call comes.
+    let taken = fastpath_messages()? - start;
+    check!(taken >= 2 * ROUNDS - 1, "{taken} of {} register-only messages took the fast path", 2 * ROUNDS);
+    let start = fastpath_messages()?;
+    for i in 0..20 {
+        let reply = ep.call([i, 0, 0, 0], Meta { data_len: 16, ..Meta::default() }).map_err(e("data call"))?;
+        check!(reply.words[0] == i + 1 && reply.meta.data_len == 16, "data round {i}: {reply:?}");
+    }
+    let taken = fastpath_messages()? - start;
+    check!(taken == 0, "{taken} messages with data took the fast path");
+    stop_server(ep, server)?;
+    for cap in [badged.0, ep.0] {
+        cap.delete().map_err(e("delete"))?;
+    }
+    finished(before)
+}
+
+/// A call that reaches a receiver waiting with a deadline ends the deadline: it never fires
+/// later, in a receive it was not set for (see the `deadline-then-wait` probe).
+fn a_call_ends_a_receive_deadline() -> TestResult {
+    let before = counts()?;
+    let ep = Endpoint::create().map_err(e("endpoint"))?;
+    let server = process::spawn_with_caps("bin/probe", &["deadline-then-wait"], &[ep.0.0]).map_err(e("spawn"))?;
+    // Let the server block in its timed receive first.
+    time::sleep_ms(20);
+    let reply = ep.call([41, 0, 0, 0], Meta::default()).map_err(e("first call"))?;
+    check!(reply.words[0] == 42, "first reply {:?}", reply.words);
+    // Past its 30 ms timed receive, into the plain one.
+    time::sleep_ms(100);
+    let reply = ep.call([7, 0, 0, 0], Meta::default());
+    let exit = process::wait(server);
+    check!(exit == Ok(Exit::Code(0)), "server {exit:?} (3: a receive returned without a message)");
+    check!(reply.map(|r| r.words[0]) == Ok(8), "second call {reply:?}");
     ep.0.delete().map_err(e("delete"))?;
     finished(before)
 }

@@ -1,0 +1,183 @@
+//! The IPC fast path: `Call` and `ReplyRecv` with a register-only message, when the partner is
+//! already waiting, done in one pass under the table lock and ended by a direct switch (the idea
+//! of seL4's fastpath).
+//!
+//! The general path (`ipc.rs`) handles every case, step by step: resolve, queue work, transfer,
+//! then decide how to switch, each step a call of its own and most of them looking the same
+//! threads up again. This path handles only the common case of a client and a server trading
+//! register-only messages, checks everything it needs first with shared lookups, and then
+//! commits it all and switches. Under an emulator every distinct return site and every page
+//! touched after an address-space switch is paid again on every round trip, so it is written as
+//! one straight function that looks each thing up once.
+//!
+//! Invariant: the fast path changes nothing unless every check passed; when one fails it returns
+//! `None` and the general path runs from the start, with the same result it always had. Its
+//! effects are exactly those of the general path for the same case: the same registers and
+//! stamped header for the receiver, the same thread states and wait records, the same queue
+//! order, the same time-slice and priority rule for the direct switch.
+
+use vessel_abi::Rights;
+use vessel_capspace::Handle;
+use vessel_kcore::report::TrapFrame;
+
+use super::ipc::{Header, trap_frame_at};
+use super::objects::{IpcWait, ObjectRef};
+use super::sched::{finish_switch, may_switch_directly, prepare_switch};
+use super::thread::{Owner, State, Tid};
+use super::{TASKS, Tasks};
+use crate::mem::phys_to_virt;
+
+/// Meta bits that must be zero for the fast path: no data, no capabilities. (The flags, bits
+/// 24-31, change nothing here: `NONBLOCK` matters only when nobody waits, and `ReplyRecv`
+/// ignores both flags.)
+const PAYLOAD_BITS: u64 = 0xff_ffff;
+
+/// A switch `prepare_switch` arranged: where to save our stack pointer, and the one to load.
+type Switch = (*mut u64, u64);
+/// What a taken fast path leaves to do once the lock is dropped: the switch (`None` only if the
+/// thread to run vanished, which the lock rules out; the general path's direct switch does the
+/// same then).
+type Taken = Option<Switch>;
+
+/// `Call` on the fast path. Returns false, having changed nothing, if this call needs the
+/// general path.
+#[unsafe(link_section = ".text.hot.fast")]
+#[inline(never)]
+pub fn fast_call(frame: &mut TrapFrame) -> bool {
+    let pair = {
+        let mut guard = TASKS.lock();
+        match guard.as_mut().and_then(|t| t.fast_call(frame)) {
+            Some(taken) => taken,
+            None => return false,
+        }
+    };
+    finish_switch(pair);
+    true
+}
+
+/// `ReplyRecv` on the fast path; like [`fast_call`].
+#[unsafe(link_section = ".text.hot.fast")]
+#[inline(never)]
+pub fn fast_reply_recv(frame: &mut TrapFrame) -> bool {
+    let pair = {
+        let mut guard = TASKS.lock();
+        match guard.as_mut().and_then(|t| t.fast_reply_recv(frame)) {
+            Some(taken) => taken,
+            None => return false,
+        }
+    };
+    finish_switch(pair);
+    true
+}
+
+/// Writes a register-only message into a blocked thread's trap frame and its stamped header
+/// into its IPC buffer: what `Tasks::transfer` writes for such a message.
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
+fn deliver(to: &mut TrapFrame, header_frame: u64, sender: &Owner, badge: u64, words: &TrapFrame) {
+    // SAFETY: `header_frame` is the first frame of the receiver's IPC buffer (user memory no
+    // Rust reference points into), reached through the physical map; the header fits in it.
+    unsafe { core::ptr::write_unaligned(phys_to_virt(header_frame) as *mut Header, Header::stamped(sender, badge)) };
+    to.rax = 0;
+    to.rdi = badge;
+    to.rsi = words.rsi;
+    to.rdx = words.rdx;
+    to.r10 = words.r10;
+    to.r8 = words.r8;
+    to.r9 = 0;
+}
+
+impl Tasks {
+    /// The fast path's `Call`: the endpoint has a receiver waiting, with no deadline and its
+    /// header page mapped, and nothing ready outranks it.
+    #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
+    fn fast_call(&mut self, frame: &mut TrapFrame) -> Option<Taken> {
+        if frame.r9 & PAYLOAD_BITS != 0 {
+            return None;
+        }
+        let me = self.current;
+        let Tasks { threads, caps, endpoints, ready, .. } = self;
+        let owner = threads.get(&me)?.owner;
+        let cap = caps.get(owner.table, Handle(u32::try_from(frame.rdi).ok()?)).ok()?;
+        let ObjectRef::Endpoint(id) = cap.object else { return None };
+        if !cap.rights.contains(Rights::SEND) {
+            return None;
+        }
+        let endpoint = endpoints.get_mut(&id)?;
+        // The isolation rule of `resolve_endpoint`: only its own container, or a service.
+        if !(endpoint.service || endpoint.container == owner.container) || endpoint.receivers == 0 {
+            return None;
+        }
+        let receiver = *endpoint.waiting.front()?;
+        let r = threads.get_mut(&receiver)?;
+        // A receiver with a deadline is in `sleepers`; the general path takes it out.
+        if r.wake_at.is_some() || !may_switch_directly(ready, r.owner.priority) {
+            return None;
+        }
+        let header_frame = r.ipc_frames[0]?;
+        let to = trap_frame_at(r.kernel_stack_top())?;
+
+        // Every check passed: commit.
+        endpoint.waiting.pop_front();
+        r.ipc = IpcWait::None;
+        r.replying_to = Some(me);
+        deliver(to, header_frame, &owner, cap.badge, frame);
+        self.block_current(IpcWait::Reply(receiver));
+        Some(self.fast_switch(receiver))
+    }
+
+    /// The fast path's `ReplyRecv`: the caller owed a reply is blocked waiting for it, nothing
+    /// ready outranks it, and no other caller is queued on the endpoint (that case returns at
+    /// once with the next message, on the general path).
+    #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
+    fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Taken> {
+        if frame.r9 & PAYLOAD_BITS != 0 {
+            return None;
+        }
+        let me = self.current;
+        let Tasks { threads, caps, endpoints, ready, .. } = self;
+        let current = threads.get(&me)?;
+        let (owner, caller) = (current.owner, current.replying_to?);
+        let cap = caps.get(owner.table, Handle(u32::try_from(frame.rdi).ok()?)).ok()?;
+        let ObjectRef::Endpoint(id) = cap.object else { return None };
+        if !cap.rights.contains(Rights::RECEIVE) {
+            return None;
+        }
+        let endpoint = endpoints.get_mut(&id)?;
+        // Receiving: only its own container, service or not.
+        if endpoint.container != owner.container || !endpoint.senders.is_empty() {
+            return None;
+        }
+        let c = threads.get_mut(&caller)?;
+        if c.ipc != IpcWait::Reply(me) || c.state != State::Blocked || c.wake_at.is_some() {
+            return None;
+        }
+        if !may_switch_directly(ready, c.owner.priority) {
+            return None;
+        }
+        let header_frame = c.ipc_frames[0]?;
+        let to = trap_frame_at(c.kernel_stack_top())?;
+
+        // Every check passed: commit. The reply carries badge 0, as on the general path.
+        c.ipc = IpcWait::None;
+        deliver(to, header_frame, &owner, 0, frame);
+        endpoint.waiting.push_back(me);
+        if let Some(m) = threads.get_mut(&me) {
+            m.replying_to = None;
+        }
+        self.block_current(IpcWait::Receive(id));
+        Some(self.fast_switch(caller))
+    }
+
+    /// The direct switch's bookkeeping (`sched::direct_switch`), counted.
+    #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
+    fn fast_switch(&mut self, next: Tid) -> Taken {
+        self.need_resched = false;
+        self.fastpath_messages += 1;
+        let current = self.current;
+        prepare_switch(self, current, next)
+    }
+}
