@@ -154,6 +154,11 @@ impl AddressSpace {
         }
     }
 
+    /// Physical address of its level-4 table (what CR3 holds while it is active).
+    pub fn root(&self) -> u64 {
+        self.pml4
+    }
+
     /// Makes this the active address space.
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]

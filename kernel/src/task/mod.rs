@@ -18,7 +18,6 @@ mod caps;
 mod container;
 mod fastpath;
 mod hardware;
-mod indexed;
 mod ipc;
 mod loader;
 mod objects;
@@ -55,9 +54,9 @@ use vessel_kcore::report::{FaultReport, TrapFrame};
 use crate::arch::x86_64::gdt;
 use crate::mem::address_space::{Access, AddressSpace};
 use crate::mem::{frames, heap};
-use indexed::Indexed;
 pub use thread::{Pid, Tid};
 use thread::{State, Thread, WaitFor};
+use vessel_indexed::Indexed;
 
 /// Timer ticks a thread may run before others of its priority get the CPU.
 pub const SLICE_TICKS: u32 = 2;

@@ -92,13 +92,17 @@ pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<(
     let th = t.threads.get_mut(&next)?;
     th.state = State::Running;
     th.wake_at = None;
-    let (pid, stack_top, slot, load) = (th.pid, th.kernel_stack_top(), th.slot, th.saved_rsp);
+    let (stack_top, slot, load) = (th.kernel_stack_top(), th.slot, th.saved_rsp);
     // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM) on
     // its first FPU/SSE instruction unless it is the owner already.
     crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
-    match t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) {
-        Some(space) => space.activate(),
-        None => crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4()),
+    // The address space the thread last ran in, if the kernel half has not changed since: no
+    // lookup of its process.
+    match th.space {
+        Some((root, generation)) if generation == crate::mem::paging::slot_generation() => {
+            crate::mem::address_space::load_cr3(root);
+        }
+        _ => activate_space(t, next),
     }
     gdt::set_kernel_stack(stack_top);
     if next != IDLE {
@@ -106,6 +110,27 @@ pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<(
     }
     t.current = next;
     Some((save, load))
+}
+
+/// Activates the address space of `next`'s process (syncing its kernel half if a kernel slot
+/// was claimed since) and remembers it in the thread for the next switch.
+#[cold]
+#[inline(never)]
+fn activate_space(t: &mut Tasks, next: Tid) {
+    let pid = t.threads.get(&next).map_or(0, |th| th.pid);
+    let space = match t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) {
+        Some(space) => {
+            space.activate();
+            Some((space.root(), crate::mem::paging::slot_generation()))
+        }
+        None => {
+            crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4());
+            None
+        }
+    };
+    if let Some(th) = t.threads.get_mut(&next) {
+        th.space = space;
+    }
 }
 
 /// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer. Written on

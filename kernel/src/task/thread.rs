@@ -89,6 +89,9 @@ pub struct Thread {
     pub ipc_frames: [Option<u64>; 2],
     /// While blocked in `Wait` or `ThreadWait`: what ends it.
     pub waiting_for: WaitFor,
+    /// Its process's address space as of its last switch in: the level-4 table and the kernel
+    /// slot generation it was synced to (the scheduler's shortcut; `None`: look it up).
+    pub space: Option<(u64, u64)>,
 }
 
 /// What a thread blocked in `Wait` or `ThreadWait` waits for.
@@ -119,6 +122,7 @@ impl Thread {
             slot: 0,
             ipc_frames: [None; 2],
             waiting_for: WaitFor::Nothing,
+            space: None,
         }
     }
 
@@ -159,6 +163,7 @@ impl Thread {
             slot,
             ipc_frames: [None; 2],
             waiting_for: WaitFor::Nothing,
+            space: None,
         })
     }
 

@@ -79,6 +79,7 @@ pub const HOST_CRATES: &[&str] = &[
     "vessel-abi",
     "vessel-bootfs",
     "vessel-capspace",
+    "vessel-indexed",
     "vessel-container",
     "vessel-kv-protocol",
     "vessel-proc-protocol",

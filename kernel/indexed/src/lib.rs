@@ -1,0 +1,229 @@
+//! [`Indexed`]: a map from kernel ids to heap records with an inline index in front, for the
+//! records the IPC fast path looks up (threads and endpoints).
+//!
+//! Through a `BTreeMap` alone each lookup is an out-of-line search, and under an emulator every
+//! return from one is looked up again after each address-space switch; the fast path makes about
+//! five lookups per message. Ids are handed out in sequence, so a direct-mapped index of
+//! [`INDEXED`] entries finds recent records with a few inline instructions, and the map stays
+//! the authority for the rest.
+//!
+//! Invariants: every record is a leaked `Box` owned by the table, reachable from `map` under its
+//! id and freed only by `remove` (or when the table is dropped); an index entry `(id, record)`
+//! with a non-null record points at the record `map` holds for `id`. Records are kept as raw
+//! pointers, not `Box`es, so that moving them around inside the map never invalidates the
+//! pointers in the index.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use core::ptr::NonNull;
+
+/// Entries of the index.
+const INDEXED: usize = 64;
+
+/// Records by id; see the module documentation.
+pub struct Indexed<V> {
+    map: BTreeMap<u64, NonNull<V>>,
+    index: [(u64, *mut V); INDEXED],
+}
+
+// SAFETY: the table owns its records (type invariant), so sending it sends them with it; it is
+// used under the task lock like any other owned data.
+unsafe impl<V: Send> Send for Indexed<V> {}
+
+impl<V> Default for Indexed<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> Indexed<V> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Indexed { map: BTreeMap::new(), index: [(0, core::ptr::null_mut()); INDEXED] }
+    }
+
+    /// The record of `id`, through the index or else the map.
+    #[inline(always)]
+    fn find(&self, id: u64) -> Option<NonNull<V>> {
+        let (at, record) = self.index[id as usize % INDEXED];
+        match NonNull::new(record) {
+            Some(record) if at == id => Some(record),
+            _ => self.find_in_map(id),
+        }
+    }
+
+    /// `find` when the index does not have `id`: out of line, so each inline lookup stays a
+    /// few instructions.
+    #[cold]
+    #[inline(never)]
+    fn find_in_map(&self, id: u64) -> Option<NonNull<V>> {
+        self.map.get(&id).copied()
+    }
+
+    /// The record of `id`.
+    #[inline(always)]
+    pub fn get(&self, id: &u64) -> Option<&V> {
+        // SAFETY: the record is live and owned by the table (type invariants); the shared
+        // borrow of the table keeps it so, and nothing else mutates it meanwhile.
+        self.find(*id).map(|record| unsafe { record.as_ref() })
+    }
+
+    /// The record of `id`, to change.
+    #[inline(always)]
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut V> {
+        // SAFETY: as in `get`; the exclusive borrow of the table makes this the only reference.
+        self.find(*id).map(|mut record| unsafe { record.as_mut() })
+    }
+
+    /// Adds a record under a new id (ids are never reused; an old record under the same id
+    /// would be freed).
+    pub fn insert(&mut self, id: u64, record: V) {
+        let record = NonNull::from(Box::leak(Box::new(record)));
+        if let Some(old) = self.map.insert(id, record) {
+            // SAFETY: `old` was leaked by an earlier `insert` and is no longer reachable.
+            drop(unsafe { Box::from_raw(old.as_ptr()) });
+        }
+        self.index[id as usize % INDEXED] = (id, record.as_ptr());
+    }
+
+    /// Removes and returns a record.
+    pub fn remove(&mut self, id: &u64) -> Option<V> {
+        let entry = &mut self.index[*id as usize % INDEXED];
+        if entry.0 == *id {
+            *entry = (0, core::ptr::null_mut());
+        }
+        let record = self.map.remove(id)?;
+        // SAFETY: leaked by `insert`, and now reachable from neither the map nor the index.
+        Some(*unsafe { Box::from_raw(record.as_ptr()) })
+    }
+
+    /// How many records there are.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl<V> Drop for Indexed<V> {
+    fn drop(&mut self) {
+        for (_, record) in core::mem::take(&mut self.map) {
+            // SAFETY: leaked by `insert` and owned by the table, which is going away.
+            drop(unsafe { Box::from_raw(record.as_ptr()) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// A record that counts its drops.
+    struct Counted(u64, Rc<Cell<u32>>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.set(self.1.get() + 1);
+        }
+    }
+
+    #[test]
+    fn finds_what_was_inserted_until_removed() {
+        let mut t = Indexed::new();
+        assert!(t.is_empty());
+        t.insert(7, "seven");
+        t.insert(7 + INDEXED as u64, "collides");
+        assert_eq!(t.get(&7), Some(&"seven"), "evicted from the index, found in the map");
+        assert_eq!(t.get(&(7 + INDEXED as u64)), Some(&"collides"));
+        *t.get_mut(&7).expect("present") = "changed";
+        assert_eq!(t.get(&7), Some(&"changed"));
+        assert_eq!(t.remove(&(7 + INDEXED as u64)), Some("collides"));
+        assert_eq!(t.get(&(7 + INDEXED as u64)), None, "the index entry went with it");
+        assert_eq!(t.get(&7), Some(&"changed"));
+        assert_eq!(t.remove(&7), Some("changed"));
+        assert_eq!(t.remove(&7), None);
+        assert_eq!((t.len(), t.get(&0)), (0, None), "id 0 with an empty index entry");
+    }
+
+    #[test]
+    fn records_stay_put_while_the_map_grows_and_shrinks() {
+        let mut t = Indexed::new();
+        for id in 0..1000u64 {
+            t.insert(id, id * 3);
+        }
+        let before: Vec<*const u64> = (0..1000).map(|id| t.get(&id).expect("present") as *const u64).collect();
+        for id in (0..1000u64).filter(|id| id % 3 == 0) {
+            assert_eq!(t.remove(&id), Some(id * 3));
+        }
+        for id in 1000..2000u64 {
+            t.insert(id, id * 3);
+        }
+        for id in (0..1000u64).filter(|id| id % 3 != 0) {
+            assert_eq!(t.get(&id).map(|r| r as *const u64), Some(before[id as usize]), "record {id} moved");
+        }
+    }
+
+    #[test]
+    fn agrees_with_a_map_under_random_operations() {
+        let mut t = Indexed::new();
+        let mut model = std::collections::BTreeMap::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next_id = 1u64;
+        for step in 0..50_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Mostly recent ids (as the kernel's are), sometimes old or never used ones.
+            let id = match state % 4 {
+                0 => state % (next_id + 10),
+                _ => next_id.saturating_sub(state % 80),
+            };
+            match (state >> 8) % 5 {
+                0 | 1 => {
+                    t.insert(next_id, step);
+                    model.insert(next_id, step);
+                    next_id += 1 + (state >> 20) % 3;
+                }
+                2 => assert_eq!(t.remove(&id), model.remove(&id), "step {step}: remove {id}"),
+                3 => {
+                    if let (Some(a), Some(b)) = (t.get_mut(&id), model.get_mut(&id)) {
+                        *a += 1;
+                        *b += 1;
+                    }
+                }
+                _ => {}
+            }
+            assert_eq!(t.get(&id), model.get(&id), "step {step}: get {id}");
+            assert_eq!(t.len(), model.len());
+        }
+        for (id, value) in &model {
+            assert_eq!(t.get(id), Some(value));
+        }
+    }
+
+    #[test]
+    fn every_record_is_dropped_once() {
+        let drops = Rc::new(Cell::new(0));
+        {
+            let mut t = Indexed::new();
+            for id in 0..100 {
+                t.insert(id, Counted(id, drops.clone()));
+            }
+            t.insert(5, Counted(500, drops.clone()));
+            assert_eq!(drops.get(), 1, "the record replaced under id 5");
+            assert_eq!(t.get(&5).map(|c| c.0), Some(500));
+            let removed = t.remove(&6).expect("present");
+            assert_eq!((removed.0, drops.get()), (6, 1), "a removed record is handed back, not dropped");
+            drop(removed);
+        }
+        assert_eq!(drops.get(), 101, "the table dropped the 98 left, each once");
+    }
+}
