@@ -71,6 +71,14 @@ impl<V> Indexed<V> {
         self.find(*id).map(|record| unsafe { record.as_ref() })
     }
 
+    /// Where the record of `id` is, for code that needs two records at once. Dereferencing it
+    /// is sound while the table is not changed (no `insert` or `remove`) and no other
+    /// reference to that record is in use.
+    #[inline(always)]
+    pub fn get_ptr(&mut self, id: &u64) -> Option<NonNull<V>> {
+        self.find(*id)
+    }
+
     /// The record of `id`, to change.
     #[inline(always)]
     pub fn get_mut(&mut self, id: &u64) -> Option<&mut V> {

@@ -16,14 +16,16 @@
 //! stamped header for the receiver, the same thread states and wait records, the same queue
 //! order, the same time-slice and priority rule for the direct switch.
 
+use core::ptr::NonNull;
+
 use vessel_abi::Rights;
 use vessel_capspace::Handle;
 use vessel_kcore::report::TrapFrame;
 
 use super::ipc::{Header, trap_frame_at};
 use super::objects::{IpcWait, ObjectRef};
-use super::sched::{finish_switch, may_switch_directly, prepare_switch};
-use super::thread::{Owner, State, Tid};
+use super::sched::{enter, finish_switch, may_switch_directly};
+use super::thread::{Owner, State, Thread, Tid};
 use super::{TASKS, Tasks};
 use crate::mem::phys_to_virt;
 
@@ -34,10 +36,6 @@ const PAYLOAD_BITS: u64 = 0xff_ffff;
 
 /// A switch `prepare_switch` arranged: where to save our stack pointer, and the one to load.
 type Switch = (*mut u64, u64);
-/// What a taken fast path leaves to do once the lock is dropped: the switch (`None` only if the
-/// thread to run vanished, which the lock rules out; the general path's direct switch does the
-/// same then).
-type Taken = Option<Switch>;
 
 /// `Call` on the fast path. Returns false, having changed nothing, if this call needs the
 /// general path.
@@ -47,11 +45,11 @@ pub fn fast_call(frame: &mut TrapFrame) -> bool {
     let pair = {
         let mut guard = TASKS.lock();
         match guard.as_mut().and_then(|t| t.fast_call(frame)) {
-            Some(taken) => taken,
+            Some(pair) => pair,
             None => return false,
         }
     };
-    finish_switch(pair);
+    finish_switch(Some(pair));
     true
 }
 
@@ -62,11 +60,11 @@ pub fn fast_reply_recv(frame: &mut TrapFrame) -> bool {
     let pair = {
         let mut guard = TASKS.lock();
         match guard.as_mut().and_then(|t| t.fast_reply_recv(frame)) {
-            Some(taken) => taken,
+            Some(pair) => pair,
             None => return false,
         }
     };
-    finish_switch(pair);
+    finish_switch(Some(pair));
     true
 }
 
@@ -92,13 +90,17 @@ impl Tasks {
     /// header page mapped, and nothing ready outranks it.
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
-    fn fast_call(&mut self, frame: &mut TrapFrame) -> Option<Taken> {
+    fn fast_call(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         if frame.r9 & PAYLOAD_BITS != 0 {
             return None;
         }
         let me = self.current;
         let Tasks { threads, caps, endpoints, ready, .. } = self;
-        let owner = threads.get(&me)?.owner;
+        let me_ptr = threads.get_ptr(&me)?;
+        // SAFETY: the running thread's record; the table does not change while we hold the
+        // lock, and this is the only reference to it until `enter`.
+        let current = unsafe { &mut *me_ptr.as_ptr() };
+        let owner = current.owner;
         let cap = caps.get(owner.table, Handle(u32::try_from(frame.rdi).ok()?)).ok()?;
         let ObjectRef::Endpoint(id) = cap.object else { return None };
         if !cap.rights.contains(Rights::SEND) {
@@ -110,7 +112,10 @@ impl Tasks {
             return None;
         }
         let receiver = *endpoint.waiting.front()?;
-        let r = threads.get_mut(&receiver)?;
+        let r_ptr = threads.get_ptr(&receiver)?;
+        // SAFETY: a waiting receiver is blocked, so it is not the running thread: a different
+        // record from `current`, with no other reference to it in use.
+        let r = unsafe { &mut *r_ptr.as_ptr() };
         // A receiver with a deadline is in `sleepers`; the general path takes it out.
         if r.wake_at.is_some() || !may_switch_directly(ready, r.owner.priority) {
             return None;
@@ -123,8 +128,11 @@ impl Tasks {
         r.ipc = IpcWait::None;
         r.replying_to = Some(me);
         deliver(to, header_frame, &owner, cap.badge, frame);
-        self.block_current(IpcWait::Reply(receiver));
-        Some(self.fast_switch(receiver))
+        current.state = State::Blocked;
+        current.ipc = IpcWait::Reply(receiver);
+        let save = &raw mut current.saved_rsp;
+        // SAFETY: `r_ptr` is `receiver`'s record and `r` is not used any more.
+        Some(unsafe { self.fast_switch(save, receiver, r_ptr) })
     }
 
     /// The fast path's `ReplyRecv`: the caller owed a reply is blocked waiting for it, nothing
@@ -132,13 +140,15 @@ impl Tasks {
     /// once with the next message, on the general path).
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
-    fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Taken> {
+    fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         if frame.r9 & PAYLOAD_BITS != 0 {
             return None;
         }
         let me = self.current;
         let Tasks { threads, caps, endpoints, ready, .. } = self;
-        let current = threads.get(&me)?;
+        let me_ptr = threads.get_ptr(&me)?;
+        // SAFETY: as in `fast_call`.
+        let current = unsafe { &mut *me_ptr.as_ptr() };
         let (owner, caller) = (current.owner, current.replying_to?);
         let cap = caps.get(owner.table, Handle(u32::try_from(frame.rdi).ok()?)).ok()?;
         let ObjectRef::Endpoint(id) = cap.object else { return None };
@@ -150,7 +160,10 @@ impl Tasks {
         if endpoint.container != owner.container || !endpoint.senders.is_empty() {
             return None;
         }
-        let c = threads.get_mut(&caller)?;
+        let c_ptr = threads.get_ptr(&caller)?;
+        // SAFETY: the caller waits for our reply, so it is blocked, not the running thread: a
+        // different record from `current`, with no other reference to it in use.
+        let c = unsafe { &mut *c_ptr.as_ptr() };
         if c.ipc != IpcWait::Reply(me) || c.state != State::Blocked || c.wake_at.is_some() {
             return None;
         }
@@ -164,20 +177,25 @@ impl Tasks {
         c.ipc = IpcWait::None;
         deliver(to, header_frame, &owner, 0, frame);
         endpoint.waiting.push_back(me);
-        if let Some(m) = threads.get_mut(&me) {
-            m.replying_to = None;
-        }
-        self.block_current(IpcWait::Receive(id));
-        Some(self.fast_switch(caller))
+        current.replying_to = None;
+        current.state = State::Blocked;
+        current.ipc = IpcWait::Receive(id);
+        let save = &raw mut current.saved_rsp;
+        // SAFETY: `c_ptr` is `caller`'s record and `c` is not used any more.
+        Some(unsafe { self.fast_switch(save, caller, c_ptr) })
     }
 
-    /// The direct switch's bookkeeping (`sched::direct_switch`), counted.
+    /// The direct switch's bookkeeping (`sched::direct_switch`), counted, with both records in
+    /// hand.
+    ///
+    /// # Safety
+    /// As `sched::enter`: `th` is `next`'s record, with no other reference to it in use.
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
-    fn fast_switch(&mut self, next: Tid) -> Taken {
+    unsafe fn fast_switch(&mut self, save: *mut u64, next: Tid, th: NonNull<Thread>) -> Switch {
         self.need_resched = false;
         self.fastpath_messages += 1;
-        let current = self.current;
-        prepare_switch(self, current, next)
+        // SAFETY: forwarded.
+        (save, unsafe { enter(self, next, th) })
     }
 }

@@ -86,19 +86,35 @@ pub(super) fn may_switch_directly(ready: &[VecDeque<Tid>], priority: Priority) -
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<(*mut u64, u64)> {
-    // One lookup of each thread: the records are boxed, so the pointers stay valid while the
-    // table lock is held and no thread is added or removed.
+    // One lookup of each thread: the records stay put while the table lock is held and no
+    // thread is added or removed.
     let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
-    let th = t.threads.get_mut(&next)?;
+    let th = t.threads.get_ptr(&next)?;
+    // SAFETY: `th` is `next`'s record, just looked up, and no reference to it is in use.
+    Some((save, unsafe { enter(t, next, th) }))
+}
+
+/// The part of `prepare_switch` that follows the lookups, for callers that hold the records
+/// already (the IPC fast path). Returns the stack pointer to load.
+///
+/// # Safety
+/// `th` must point at the record of `next` in `t.threads`, with no other reference to it in
+/// use.
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
+pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thread>) -> u64 {
+    // SAFETY: the caller's promise; the reference is not used after `activate_space`, which
+    // reaches the record through the table.
+    let th = unsafe { &mut *th.as_ptr() };
     th.state = State::Running;
     th.wake_at = None;
-    let (stack_top, slot, load) = (th.kernel_stack_top(), th.slot, th.saved_rsp);
+    let (stack_top, slot, load, space) = (th.kernel_stack_top(), th.slot, th.saved_rsp, th.space);
     // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM) on
     // its first FPU/SSE instruction unless it is the owner already.
     crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
     // The address space the thread last ran in, if the kernel half has not changed since: no
     // lookup of its process.
-    match th.space {
+    match space {
         Some((root, generation)) if generation == crate::mem::paging::slot_generation() => {
             crate::mem::address_space::load_cr3(root);
         }
@@ -109,7 +125,7 @@ pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<(
         set_fs_base(vessel_abi::thread_page_of(slot));
     }
     t.current = next;
-    Some((save, load))
+    load
 }
 
 /// Activates the address space of `next`'s process (syncing its kernel half if a kernel slot
@@ -139,7 +155,8 @@ fn activate_space(t: &mut Tasks, next: Tid) {
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 fn set_fs_base(base: u64) {
-    x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(base));
+    // Thread pages are canonical user addresses: no check needed.
+    x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new_truncate(base));
 }
 
 #[unsafe(link_section = ".text.hot.ipc")]

@@ -95,7 +95,8 @@ pub fn init() {
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: interrupts are off (scheduler), single CPU: no concurrent access (module doc).
     unsafe {
-        (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(top);
+        // Kernel stack tops are canonical kernel addresses: no check needed.
+        (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_truncate(top);
         (*PER_CPU.0.get()).kernel_rsp = top;
     }
 }
