@@ -166,8 +166,9 @@ pub fn init() {
     unsafe { lidt(&pointer) };
 }
 
-/// The one Rust entry for every trap. Runs with interrupts off.
-#[unsafe(link_section = ".text.hot.ipc")]
+/// The one Rust entry for every trap. Runs with interrupts off. On the IPC fast path's code
+/// page (kernel/hot.ld).
+#[unsafe(link_section = ".text.hot.dispatch")]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     // System calls first and alone: this function is on the hot IPC path, the rest is not.
     if frame.vector == super::syscall::SYSCALL_VECTOR {
