@@ -9,10 +9,13 @@
 //! `rdi`), process id and container id (in the receiver's buffer). A blocked thread's user
 //! registers are in the trap frame at the top of its kernel stack; results are written there.
 //!
-//! Layout: everything the call / reply-receive round trip runs (syscall entry, dispatch, the
-//! functions here, the scheduler's switch) is tagged `.text.hot.ipc` and linked contiguously
-//! (`kernel/build.rs`, `kernel/hot.ld`); error and rare paths stay out of line, so the round trip
-//! spans two code pages. Keep new code on that path tagged, its cold branches in untagged functions.
+//! Register-only `Call` and `ReplyRecv` with the partner already waiting usually never get here:
+//! `fastpath` handles them in one pass and declines, changing nothing, whatever else comes.
+//!
+//! Layout: everything the call / reply-receive round trip runs (syscall entry, dispatch, the fast
+//! path, the functions here, the scheduler's switch) is tagged `.text.hot.*` and linked
+//! contiguously (`kernel/build.rs`, `kernel/hot.ld`); error and rare paths stay out of line. Keep
+//! new code on that path tagged, its cold branches in untagged functions.
 
 use alloc::vec::Vec;
 
