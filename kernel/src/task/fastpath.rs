@@ -42,6 +42,10 @@ type Switch = (*mut u64, u64);
 #[unsafe(link_section = ".text.hot.fast")]
 #[inline(never)]
 pub fn fast_call(frame: &mut TrapFrame) -> bool {
+    // Messages with data or capabilities never qualify: tell without taking the lock.
+    if frame.r9 & PAYLOAD_BITS != 0 {
+        return false;
+    }
     let pair = {
         let mut guard = TASKS.lock();
         match guard.as_mut().and_then(|t| t.fast_call(frame)) {
@@ -57,6 +61,9 @@ pub fn fast_call(frame: &mut TrapFrame) -> bool {
 #[unsafe(link_section = ".text.hot.fast")]
 #[inline(never)]
 pub fn fast_reply_recv(frame: &mut TrapFrame) -> bool {
+    if frame.r9 & PAYLOAD_BITS != 0 {
+        return false;
+    }
     let pair = {
         let mut guard = TASKS.lock();
         match guard.as_mut().and_then(|t| t.fast_reply_recv(frame)) {
@@ -91,9 +98,6 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     fn fast_call(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
-        if frame.r9 & PAYLOAD_BITS != 0 {
-            return None;
-        }
         let me = self.current;
         let Tasks { threads, caps, endpoints, ready, .. } = self;
         let me_ptr = threads.get_ptr(&me)?;
@@ -112,9 +116,14 @@ impl Tasks {
             return None;
         }
         let receiver = *endpoint.waiting.front()?;
+        // A waiting receiver is blocked, so never the running thread; checked anyway, as two
+        // references to one record would be unsound.
+        if receiver == me {
+            return None;
+        }
         let r_ptr = threads.get_ptr(&receiver)?;
-        // SAFETY: a waiting receiver is blocked, so it is not the running thread: a different
-        // record from `current`, with no other reference to it in use.
+        // SAFETY: a different record from `current` (checked above), with no other reference to
+        // it in use.
         let r = unsafe { &mut *r_ptr.as_ptr() };
         // A receiver with a deadline is in `sleepers`; the general path takes it out.
         if r.wake_at.is_some() || !may_switch_directly(ready, r.owner.priority) {
@@ -141,9 +150,6 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
-        if frame.r9 & PAYLOAD_BITS != 0 {
-            return None;
-        }
         let me = self.current;
         let Tasks { threads, caps, endpoints, ready, .. } = self;
         let me_ptr = threads.get_ptr(&me)?;
@@ -160,9 +166,12 @@ impl Tasks {
         if endpoint.container != owner.container || !endpoint.senders.is_empty() {
             return None;
         }
+        if caller == me {
+            return None;
+        }
         let c_ptr = threads.get_ptr(&caller)?;
-        // SAFETY: the caller waits for our reply, so it is blocked, not the running thread: a
-        // different record from `current`, with no other reference to it in use.
+        // SAFETY: a different record from `current` (checked above), with no other reference to
+        // it in use.
         let c = unsafe { &mut *c_ptr.as_ptr() };
         if c.ipc != IpcWait::Reply(me) || c.state != State::Blocked || c.wake_at.is_some() {
             return None;

@@ -124,6 +124,7 @@ fn main() -> i32 {
             if ipc::reply([0; 4], Meta::default()) == Err(Error::PeerDied) { 0 } else { 1 }
         }
         "deadline-then-wait" => deadline_then_wait(),
+        "identity-echo" => identity_echo(),
         "notify-pong" => {
             let (ping, pong) = (Notification(cap(0)), Notification(cap(1)));
             for _ in 0..number(args.get(2)) {
@@ -238,6 +239,35 @@ fn echo_server() -> i32 {
         message = match ep.reply_recv(words, meta) {
             Ok(m) => m,
             Err(_) => return 2,
+        };
+    }
+}
+
+/// Answers each call with what the kernel stamped in our IPC buffer: `[w0 + 1, badge, sender
+/// pid, sender container]`, and as many data bytes as came; wipes those fields before each
+/// receive, so that a stamp the kernel skipped shows. `w0 == u64::MAX` ends it.
+fn identity_echo() -> i32 {
+    let ep = Endpoint(cap(0));
+    let wipe = || {
+        // SAFETY: nothing else uses this thread's buffer.
+        let buffer = unsafe { ipc::buffer() };
+        (buffer.badge, buffer.sender_pid, buffer.sender_container) = (u64::MAX, u64::MAX, u64::MAX);
+    };
+    wipe();
+    let Ok(mut message) = ep.recv() else { return 1 };
+    loop {
+        // SAFETY: read between the receive and the reply.
+        let buffer = unsafe { ipc::buffer() };
+        let words = [message.words[0].wrapping_add(1), buffer.badge, buffer.sender_pid, buffer.sender_container];
+        if message.words[0] == u64::MAX {
+            return if ipc::reply(words, Meta::default()).is_ok() { 0 } else { 2 };
+        }
+        // Data comes back as long as it came (its bytes are not the point here).
+        let meta = Meta { data_len: message.meta.data_len, ..Meta::default() };
+        wipe();
+        message = match ep.reply_recv(words, meta) {
+            Ok(m) => m,
+            Err(_) => return 3,
         };
     }
 }
