@@ -3,15 +3,17 @@
 //!
 //! Through a `BTreeMap` alone each lookup is an out-of-line search, and under an emulator every
 //! return from one is looked up again after each address-space switch; the fast path makes about
-//! five lookups per message. Ids are handed out in sequence, so a direct-mapped index of
-//! [`INDEXED`] entries finds recent records with a few inline instructions, and the map stays
-//! the authority for the rest.
+//! five lookups per message. Ids are handed out in sequence, so a small index ([`SETS`] sets of
+//! [`WAYS`] entries, by id modulo [`SETS`]) finds recent records with a few inline instructions;
+//! the map stays the authority for the rest. Two ways per set keep two busy ids that share a set
+//! (a client and its server, say) from evicting each other on every message, and a lookup that
+//! missed puts what it found back into the index.
 //!
 //! Invariants: every record is a leaked `Box` owned by the table, reachable from `map` under its
 //! id and freed only by `remove` (or when the table is dropped); an index entry `(id, record)`
-//! with a non-null record points at the record `map` holds for `id`. Records are kept as raw
-//! pointers, not `Box`es, so that moving them around inside the map never invalidates the
-//! pointers in the index.
+//! with a non-null record points at the record `map` holds for `id`, and no id has two entries.
+//! Records are kept as raw pointers, not `Box`es, so that moving them around inside the map never
+//! invalidates the pointers in the index.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -20,13 +22,17 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use core::ptr::NonNull;
 
-/// Entries of the index.
-const INDEXED: usize = 64;
+/// Sets of the index.
+const SETS: usize = 32;
+/// Entries per set.
+const WAYS: usize = 2;
+/// An index entry: an id and its record (null: empty).
+type Entry<V> = (u64, *mut V);
 
 /// Records by id; see the module documentation.
 pub struct Indexed<V> {
     map: BTreeMap<u64, NonNull<V>>,
-    index: [(u64, *mut V); INDEXED],
+    index: [[Entry<V>; WAYS]; SETS],
 }
 
 // SAFETY: the table owns its records (type invariant), so sending it sends them with it; it is
@@ -42,16 +48,63 @@ impl<V> Default for Indexed<V> {
 impl<V> Indexed<V> {
     /// An empty table.
     pub fn new() -> Self {
-        Indexed { map: BTreeMap::new(), index: [(0, core::ptr::null_mut()); INDEXED] }
+        Indexed { map: BTreeMap::new(), index: [[(0, core::ptr::null_mut()); WAYS]; SETS] }
+    }
+
+    /// The record of `id` if the index has it.
+    #[inline(always)]
+    fn indexed(&self, id: u64) -> Option<NonNull<V>> {
+        let set = &self.index[id as usize % SETS];
+        let record = if set[0].0 == id {
+            set[0].1
+        } else if set[1].0 == id {
+            set[1].1
+        } else {
+            core::ptr::null_mut()
+        };
+        NonNull::new(record)
     }
 
     /// The record of `id`, through the index or else the map.
     #[inline(always)]
     fn find(&self, id: u64) -> Option<NonNull<V>> {
-        let (at, record) = self.index[id as usize % INDEXED];
-        match NonNull::new(record) {
-            Some(record) if at == id => Some(record),
-            _ => self.find_in_map(id),
+        match self.indexed(id) {
+            Some(record) => Some(record),
+            None => self.find_in_map(id),
+        }
+    }
+
+    /// Like `find`, and a record found in the map goes into the index.
+    #[inline(always)]
+    fn find_and_remember(&mut self, id: u64) -> Option<NonNull<V>> {
+        match self.indexed(id) {
+            Some(record) => Some(record),
+            None => self.find_in_map_and_remember(id),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_in_map_and_remember(&mut self, id: u64) -> Option<NonNull<V>> {
+        let record = self.find_in_map(id)?;
+        self.remember(id, record);
+        Some(record)
+    }
+
+    /// Puts `id`'s record first in its set, the entry there moving to the second way (`id` has
+    /// no entry yet).
+    fn remember(&mut self, id: u64, record: NonNull<V>) {
+        let set = &mut self.index[id as usize % SETS];
+        set[1] = set[0];
+        set[0] = (id, record.as_ptr());
+    }
+
+    /// Drops `id`'s index entry, if it has one.
+    fn forget(&mut self, id: u64) {
+        for entry in &mut self.index[id as usize % SETS] {
+            if entry.0 == id {
+                *entry = (0, core::ptr::null_mut());
+            }
         }
     }
 
@@ -76,33 +129,31 @@ impl<V> Indexed<V> {
     /// reference to that record is in use.
     #[inline(always)]
     pub fn get_ptr(&mut self, id: &u64) -> Option<NonNull<V>> {
-        self.find(*id)
+        self.find_and_remember(*id)
     }
 
     /// The record of `id`, to change.
     #[inline(always)]
     pub fn get_mut(&mut self, id: &u64) -> Option<&mut V> {
         // SAFETY: as in `get`; the exclusive borrow of the table makes this the only reference.
-        self.find(*id).map(|mut record| unsafe { record.as_mut() })
+        self.find_and_remember(*id).map(|mut record| unsafe { record.as_mut() })
     }
 
     /// Adds a record under a new id (ids are never reused; an old record under the same id
     /// would be freed).
     pub fn insert(&mut self, id: u64, record: V) {
         let record = NonNull::from(Box::leak(Box::new(record)));
+        self.forget(id);
         if let Some(old) = self.map.insert(id, record) {
             // SAFETY: `old` was leaked by an earlier `insert` and is no longer reachable.
             drop(unsafe { Box::from_raw(old.as_ptr()) });
         }
-        self.index[id as usize % INDEXED] = (id, record.as_ptr());
+        self.remember(id, record);
     }
 
     /// Removes and returns a record.
     pub fn remove(&mut self, id: &u64) -> Option<V> {
-        let entry = &mut self.index[*id as usize % INDEXED];
-        if entry.0 == *id {
-            *entry = (0, core::ptr::null_mut());
-        }
+        self.forget(*id);
         let record = self.map.remove(id)?;
         // SAFETY: leaked by `insert`, and now reachable from neither the map nor the index.
         Some(*unsafe { Box::from_raw(record.as_ptr()) })
@@ -147,17 +198,24 @@ mod tests {
     fn finds_what_was_inserted_until_removed() {
         let mut t = Indexed::new();
         assert!(t.is_empty());
-        t.insert(7, "seven");
-        t.insert(7 + INDEXED as u64, "collides");
-        assert_eq!(t.get(&7), Some(&"seven"), "evicted from the index, found in the map");
-        assert_eq!(t.get(&(7 + INDEXED as u64)), Some(&"collides"));
-        *t.get_mut(&7).expect("present") = "changed";
-        assert_eq!(t.get(&7), Some(&"changed"));
-        assert_eq!(t.remove(&(7 + INDEXED as u64)), Some("collides"));
-        assert_eq!(t.get(&(7 + INDEXED as u64)), None, "the index entry went with it");
-        assert_eq!(t.get(&7), Some(&"changed"));
-        assert_eq!(t.remove(&7), Some("changed"));
-        assert_eq!(t.remove(&7), None);
+        // Three ids in one set of two ways: the first is evicted from the index, found in the
+        // map, and put back by `get_mut`.
+        let (a, b, c) = (7, 7 + SETS as u64, 7 + 2 * SETS as u64);
+        t.insert(a, "a");
+        t.insert(b, "b");
+        t.insert(c, "c");
+        assert_eq!(t.indexed(a), None, "evicted");
+        assert_eq!(t.get(&a), Some(&"a"), "found in the map");
+        *t.get_mut(&a).expect("present") = "changed";
+        assert!(t.indexed(a).is_some(), "a miss through get_mut goes back into the index");
+        assert_eq!((t.get(&a), t.get(&b), t.get(&c)), (Some(&"changed"), Some(&"b"), Some(&"c")));
+        assert_eq!(t.remove(&a), Some("changed"));
+        assert_eq!(t.get(&a), None, "the index entry went with it");
+        assert_eq!(t.remove(&c), Some("c"));
+        assert_eq!(t.get(&c), None);
+        assert_eq!(t.get(&b), Some(&"b"));
+        assert_eq!(t.remove(&b), Some("b"));
+        assert_eq!(t.remove(&b), None);
         assert_eq!((t.len(), t.get(&0)), (0, None), "id 0 with an empty index entry");
     }
 

@@ -42,6 +42,7 @@ pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use objects::{IpcWait, ObjectRef};
 use spin::Mutex;
@@ -149,6 +150,12 @@ struct Tasks {
 // In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
 #[unsafe(link_section = ".data.hot")]
 static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
+/// Set whenever something is put on `Tasks::dead` or `Tasks::ended`, cleared by the reaper when
+/// it takes them: lets the `reap` after every context switch skip the table lock when there is
+/// nothing to free (the common case). Written under the table lock; read without it, which is
+/// enough on one CPU with interrupts off.
+#[unsafe(link_section = ".data.hot")]
+static REAP_PENDING: AtomicBool = AtomicBool::new(false);
 /// The boot file system (validated once at boot), lent to init.
 static BOOTFS: spin::Once<(&'static [u8], Option<vessel_bootfs::Archive<'static>>)> = spin::Once::new();
 
@@ -241,6 +248,7 @@ impl Tasks {
                 work.push((child, Exit::Killed));
                 // An already-ended child (a zombie) is now an orphan: the reaper must look at it.
                 self.ended.push(child);
+                REAP_PENDING.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -255,6 +263,7 @@ impl Tasks {
         process.exit = Some(exit);
         let (container, pages) = (process.container, core::mem::take(&mut process.pages));
         self.ended.push(pid);
+        REAP_PENDING.store(true, Ordering::Relaxed);
         let threads = core::mem::take(&mut process.threads);
         let thread_count = threads.len() as u64;
         let children = process.children.clone();
@@ -310,6 +319,7 @@ impl Tasks {
         self.unsleep(tid);
         self.waiters.retain(|&t| t != tid);
         self.dead.push(tid);
+        REAP_PENDING.store(true, Ordering::Relaxed);
     }
 
     /// The slot of thread `tid` in process `pid`, live or ended.
@@ -353,6 +363,8 @@ impl Tasks {
     #[inline(never)]
     fn reap_slow(&mut self) -> Vec<AddressSpace> {
         let mut freed = Vec::new();
+        // Set again below if something has to wait for a later pass.
+        REAP_PENDING.store(false, Ordering::Relaxed);
         if !self.dying.is_empty() {
             self.remove_dead_containers();
         }
@@ -361,6 +373,7 @@ impl Tasks {
         for tid in dead {
             if tid == current {
                 self.dead.push(tid);
+                REAP_PENDING.store(true, Ordering::Relaxed);
             } else {
                 self.threads.remove(&tid);
             }
@@ -385,6 +398,7 @@ impl Tasks {
             } else if pid == running_pid || self.processes.get(&pid).is_some_and(|p| p.space.is_some()) {
                 // Still on the CPU, or a zombie whose parent may yet wait: look again later.
                 self.ended.push(pid);
+                REAP_PENDING.store(true, Ordering::Relaxed);
             }
         }
         freed

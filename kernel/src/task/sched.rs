@@ -162,6 +162,9 @@ fn set_fs_base(base: u64) {
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn reap() {
+    if !REAP_PENDING.load(core::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let spaces = with_tasks(Tasks::reap).unwrap_or_default();
     // Dropping an address space frees frames; done outside the table lock.
     drop(spaces);
