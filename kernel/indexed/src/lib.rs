@@ -55,14 +55,10 @@ impl<V> Indexed<V> {
     #[inline(always)]
     fn indexed(&self, id: u64) -> Option<NonNull<V>> {
         let set = &self.index[id as usize % SETS];
-        let record = if set[0].0 == id {
-            set[0].1
-        } else if set[1].0 == id {
-            set[1].1
-        } else {
-            core::ptr::null_mut()
-        };
-        NonNull::new(record)
+        // Empty entries are (0, null): only a non-null record counts as a match, or an empty
+        // first way would hide id 0 in the second.
+        let first = NonNull::new(set[0].1).filter(|_| set[0].0 == id);
+        first.or_else(|| NonNull::new(set[1].1).filter(|_| set[1].0 == id))
     }
 
     /// The record of `id`, through the index or else the map.
@@ -91,11 +87,13 @@ impl<V> Indexed<V> {
         Some(record)
     }
 
-    /// Puts `id`'s record first in its set, the entry there moving to the second way (`id` has
-    /// no entry yet).
+    /// Puts `id`'s record first in its set, the entry there moving to the second way unless
+    /// that one is free and the first is empty (`id` has no entry yet).
     fn remember(&mut self, id: u64, record: NonNull<V>) {
         let set = &mut self.index[id as usize % SETS];
-        set[1] = set[0];
+        if !set[0].1.is_null() {
+            set[1] = set[0];
+        }
         set[0] = (id, record.as_ptr());
     }
 
@@ -217,6 +215,17 @@ mod tests {
         assert_eq!(t.remove(&b), Some("b"));
         assert_eq!(t.remove(&b), None);
         assert_eq!((t.len(), t.get(&0)), (0, None), "id 0 with an empty index entry");
+    }
+
+    #[test]
+    fn an_emptied_way_hides_nothing() {
+        let mut t = Indexed::new();
+        t.insert(0, "zero");
+        t.insert(SETS as u64, "thirty-two");
+        assert_eq!(t.remove(&(SETS as u64)), Some("thirty-two"));
+        assert!(t.indexed(0).is_some(), "id 0 behind an emptied first way");
+        t.insert(2 * SETS as u64, "sixty-four");
+        assert!(t.indexed(0).is_some() && t.indexed(2 * SETS as u64).is_some(), "the free way was used");
     }
 
     #[test]
