@@ -42,31 +42,27 @@ type Switch = (*mut u64, u64);
 #[unsafe(link_section = ".text.hot.fast")]
 #[inline(never)]
 pub fn fast_call(frame: &mut TrapFrame) -> bool {
-    // Messages with data or capabilities never qualify: tell without taking the lock.
-    if frame.r9 & PAYLOAD_BITS != 0 {
-        return false;
-    }
-    let pair = {
-        let mut guard = TASKS.lock();
-        match guard.as_mut().and_then(|t| t.fast_call(frame)) {
-            Some(pair) => pair,
-            None => return false,
-        }
-    };
-    finish_switch(Some(pair));
-    true
+    run(frame, Tasks::fast_call)
 }
 
 /// `ReplyRecv` on the fast path; like [`fast_call`].
 #[unsafe(link_section = ".text.hot.fast")]
 #[inline(never)]
 pub fn fast_reply_recv(frame: &mut TrapFrame) -> bool {
+    run(frame, Tasks::fast_reply_recv)
+}
+
+/// Runs one of the fast paths under the table lock and, if it was taken, switches once the
+/// lock is dropped.
+#[inline(always)]
+fn run(frame: &mut TrapFrame, fast: impl FnOnce(&mut Tasks, &mut TrapFrame) -> Option<Switch>) -> bool {
+    // Messages with data or capabilities never qualify: tell without taking the lock.
     if frame.r9 & PAYLOAD_BITS != 0 {
         return false;
     }
     let pair = {
         let mut guard = TASKS.lock();
-        match guard.as_mut().and_then(|t| t.fast_reply_recv(frame)) {
+        match guard.as_mut().and_then(|t| fast(t, frame)) {
             Some(pair) => pair,
             None => return false,
         }
