@@ -19,7 +19,7 @@
 use core::ptr::NonNull;
 
 use vessel_abi::Rights;
-use vessel_capspace::Handle;
+use vessel_capspace::{CapSpace, Handle};
 use vessel_kcore::report::TrapFrame;
 
 use super::ipc::{Header, trap_frame_at};
@@ -71,6 +71,18 @@ fn run(frame: &mut TrapFrame, fast: impl FnOnce(&mut Tasks, &mut TrapFrame) -> O
     true
 }
 
+/// The endpoint and badge behind the capability `handle` of process `owner`, if it holds
+/// `right` (a wrong kind, a bad handle or a missing right: `None`, for the general path to
+/// report).
+#[inline(always)]
+fn endpoint_of(caps: &CapSpace<ObjectRef>, owner: &Owner, handle: u64, right: Rights) -> Option<(u64, u64)> {
+    let cap = caps.get(owner.table, Handle(u32::try_from(handle).ok()?)).ok()?;
+    match cap.object {
+        ObjectRef::Endpoint(id) if cap.rights.contains(right) => Some((id, cap.badge)),
+        _ => None,
+    }
+}
+
 /// Writes a register-only message into a blocked thread's trap frame and its stamped header
 /// into its IPC buffer: what `Tasks::transfer` writes for such a message.
 #[unsafe(link_section = ".text.hot.ipc")]
@@ -101,11 +113,7 @@ impl Tasks {
         // lock, and this is the only reference to it until `enter`.
         let current = unsafe { &mut *me_ptr.as_ptr() };
         let owner = current.owner;
-        let cap = caps.get(owner.table, Handle(u32::try_from(frame.rdi).ok()?)).ok()?;
-        let ObjectRef::Endpoint(id) = cap.object else { return None };
-        if !cap.rights.contains(Rights::SEND) {
-            return None;
-        }
+        let (id, badge) = endpoint_of(caps, &owner, frame.rdi, Rights::SEND)?;
         let endpoint = endpoints.get_mut(&id)?;
         // The isolation rule of `resolve_endpoint`: only its own container, or a service.
         if !(endpoint.service || endpoint.container == owner.container) || endpoint.receivers == 0 {
@@ -132,12 +140,9 @@ impl Tasks {
         endpoint.waiting.pop_front();
         r.ipc = IpcWait::None;
         r.replying_to = Some(me);
-        deliver(to, header_frame, &owner, cap.badge, frame);
-        current.state = State::Blocked;
-        current.ipc = IpcWait::Reply(receiver);
-        let save = &raw mut current.saved_rsp;
+        deliver(to, header_frame, &owner, badge, frame);
         // SAFETY: `r_ptr` is `receiver`'s record and `r` is not used any more.
-        Some(unsafe { self.fast_switch(save, receiver, r_ptr) })
+        Some(unsafe { self.block_and_switch(current, IpcWait::Reply(receiver), receiver, r_ptr) })
     }
 
     /// The fast path's `ReplyRecv`: the caller owed a reply is blocked waiting for it, nothing
@@ -152,11 +157,7 @@ impl Tasks {
         // SAFETY: as in `fast_call`.
         let current = unsafe { &mut *me_ptr.as_ptr() };
         let (owner, caller) = (current.owner, current.replying_to?);
-        let cap = caps.get(owner.table, Handle(u32::try_from(frame.rdi).ok()?)).ok()?;
-        let ObjectRef::Endpoint(id) = cap.object else { return None };
-        if !cap.rights.contains(Rights::RECEIVE) {
-            return None;
-        }
+        let (id, _) = endpoint_of(caps, &owner, frame.rdi, Rights::RECEIVE)?;
         let endpoint = endpoints.get_mut(&id)?;
         // Receiving: only its own container, service or not.
         if endpoint.container != owner.container || !endpoint.senders.is_empty() {
@@ -183,21 +184,27 @@ impl Tasks {
         deliver(to, header_frame, &owner, 0, frame);
         endpoint.waiting.push_back(me);
         current.replying_to = None;
-        current.state = State::Blocked;
-        current.ipc = IpcWait::Receive(id);
-        let save = &raw mut current.saved_rsp;
         // SAFETY: `c_ptr` is `caller`'s record and `c` is not used any more.
-        Some(unsafe { self.fast_switch(save, caller, c_ptr) })
+        Some(unsafe { self.block_and_switch(current, IpcWait::Receive(id), caller, c_ptr) })
     }
 
-    /// The direct switch's bookkeeping (`sched::direct_switch`), counted, with both records in
-    /// hand.
+    /// Blocks the running thread (`current`, its record) in `wait` and does the direct switch's
+    /// bookkeeping (`sched::direct_switch`) to `next`, counted.
     ///
     /// # Safety
     /// As `sched::enter`: `th` is `next`'s record, with no other reference to it in use.
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
-    unsafe fn fast_switch(&mut self, save: *mut u64, next: Tid, th: NonNull<Thread>) -> Switch {
+    unsafe fn block_and_switch(
+        &mut self,
+        current: &mut Thread,
+        wait: IpcWait,
+        next: Tid,
+        th: NonNull<Thread>,
+    ) -> Switch {
+        current.state = State::Blocked;
+        current.ipc = wait;
+        let save = &raw mut current.saved_rsp;
         self.need_resched = false;
         self.fastpath_messages += 1;
         // SAFETY: forwarded.
