@@ -247,8 +247,7 @@ impl Tasks {
             for child in self.end_one(pid, exit) {
                 work.push((child, Exit::Killed));
                 // An already-ended child (a zombie) is now an orphan: the reaper must look at it.
-                self.ended.push(child);
-                REAP_PENDING.store(true, Ordering::Relaxed);
+                self.push_ended(child);
             }
         }
     }
@@ -262,8 +261,6 @@ impl Tasks {
         }
         process.exit = Some(exit);
         let (container, pages) = (process.container, core::mem::take(&mut process.pages));
-        self.ended.push(pid);
-        REAP_PENDING.store(true, Ordering::Relaxed);
         let threads = core::mem::take(&mut process.threads);
         let thread_count = threads.len() as u64;
         let children = process.children.clone();
@@ -275,6 +272,7 @@ impl Tasks {
                 *slot = Slot::Ended(tid, exit);
             }
         }
+        self.push_ended(pid);
         for &tid in &threads {
             self.cancel_ipc(tid);
         }
@@ -318,7 +316,18 @@ impl Tasks {
         }
         self.unsleep(tid);
         self.waiters.retain(|&t| t != tid);
+        self.push_dead(tid);
+    }
+
+    /// Puts a dead thread on the reaper's list (the only way onto it: see `REAP_PENDING`).
+    fn push_dead(&mut self, tid: Tid) {
         self.dead.push(tid);
+        REAP_PENDING.store(true, Ordering::Relaxed);
+    }
+
+    /// Puts an ended process on the reaper's list (the only way onto it: see `REAP_PENDING`).
+    fn push_ended(&mut self, pid: Pid) {
+        self.ended.push(pid);
         REAP_PENDING.store(true, Ordering::Relaxed);
     }
 
@@ -372,8 +381,7 @@ impl Tasks {
         let dead = core::mem::take(&mut self.dead);
         for tid in dead {
             if tid == current {
-                self.dead.push(tid);
-                REAP_PENDING.store(true, Ordering::Relaxed);
+                self.push_dead(tid);
             } else {
                 self.threads.remove(&tid);
             }
@@ -397,8 +405,7 @@ impl Tasks {
                 self.remove_process(pid);
             } else if pid == running_pid || self.processes.get(&pid).is_some_and(|p| p.space.is_some()) {
                 // Still on the CPU, or a zombie whose parent may yet wait: look again later.
-                self.ended.push(pid);
-                REAP_PENDING.store(true, Ordering::Relaxed);
+                self.push_ended(pid);
             }
         }
         freed

@@ -40,7 +40,7 @@ pub fn schedule() {
 #[inline(always)]
 pub(super) fn finish_switch(pair: Option<(*mut u64, u64)>) {
     let Some((save, load)) = pair.filter(|(save, _)| !save.is_null()) else { return };
-    // SAFETY: interrupts are off; `save` points into a boxed thread that is freed only by `reap`
+    // SAFETY: interrupts are off; `save` points into a thread record that is freed only by `reap`
     // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
     // switch or prepared by `Thread::new_user`.
     unsafe { switch::switch_to(save, load) };
