@@ -16,10 +16,12 @@
 //! stamped header for the receiver, the same thread states and wait records, the same queue
 //! order, the same time-slice and priority rule for the direct switch.
 
+use alloc::collections::VecDeque;
 use core::ptr::NonNull;
 
 use vessel_abi::Rights;
 use vessel_capspace::{CapSpace, Handle};
+use vessel_indexed::Indexed;
 use vessel_kcore::report::TrapFrame;
 
 use super::ipc::{Header, trap_frame_at};
@@ -71,6 +73,61 @@ fn run(frame: &mut TrapFrame, fast: impl FnOnce(&mut Tasks, &mut TrapFrame) -> O
     true
 }
 
+/// The running thread's record.
+///
+/// # Safety
+/// The caller holds the table lock, does not add or remove threads while it uses the result,
+/// and makes no other reference to this record meanwhile.
+#[inline(always)]
+unsafe fn running<'a>(threads: &mut Indexed<Thread>, me: Tid) -> Option<&'a mut Thread> {
+    // SAFETY: the record is live (it is in the table), and the caller's promise makes this the
+    // only reference to it.
+    threads.get_ptr(&me).map(|at| unsafe { &mut *at.as_ptr() })
+}
+
+/// A blocked partner of the running thread, ready for the direct switch.
+struct Partner<'a> {
+    /// Its record, for the switch.
+    at: NonNull<Thread>,
+    /// The same record, to update.
+    record: &'a mut Thread,
+    /// The first frame of its IPC buffer, where the header goes.
+    header_frame: u64,
+    /// Its trap frame, where the message's registers go.
+    frame: &'static mut TrapFrame,
+}
+
+/// Thread `tid`, the partner of the running thread `me`, if the fast path may switch to it at
+/// once: it is not `me`, has no receive deadline pending (a thread with one is in `sleepers`,
+/// which the general path takes it out of), nothing ready outranks it, and its IPC buffer's
+/// header page is mapped.
+///
+/// # Safety
+/// As for [`running`], for `tid`'s record.
+#[inline(always)]
+unsafe fn partner<'a>(
+    threads: &mut Indexed<Thread>,
+    ready: &[VecDeque<Tid>],
+    me: Tid,
+    tid: Tid,
+) -> Option<Partner<'a>> {
+    // A partner is blocked, so never the running thread; checked anyway, as two references to
+    // one record would be unsound.
+    if tid == me {
+        return None;
+    }
+    let at = threads.get_ptr(&tid)?;
+    // SAFETY: a record other than the running thread's (checked above), live, and the caller's
+    // promise makes this the only reference to it.
+    let record = unsafe { &mut *at.as_ptr() };
+    if record.wake_at.is_some() || !may_switch_directly(ready, record.owner.priority) {
+        return None;
+    }
+    let header_frame = record.ipc_frames[0]?;
+    let frame = trap_frame_at(record.kernel_stack_top())?;
+    Some(Partner { at, record, header_frame, frame })
+}
+
 /// The endpoint and badge behind the capability `handle` of process `owner`, if it holds
 /// `right` (a wrong kind, a bad handle or a missing right: `None`, for the general path to
 /// report).
@@ -108,10 +165,8 @@ impl Tasks {
     fn fast_call(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = self.current;
         let Tasks { threads, caps, endpoints, ready, .. } = self;
-        let me_ptr = threads.get_ptr(&me)?;
-        // SAFETY: the running thread's record; the table does not change while we hold the
-        // lock, and this is the only reference to it until `enter`.
-        let current = unsafe { &mut *me_ptr.as_ptr() };
+        // SAFETY: the only reference to the running thread's record until the switch.
+        let current = unsafe { running(threads, me) }?;
         let owner = current.owner;
         let (id, badge) = endpoint_of(caps, &owner, frame.rdi, Rights::SEND)?;
         let endpoint = endpoints.get_mut(&id)?;
@@ -120,29 +175,16 @@ impl Tasks {
             return None;
         }
         let receiver = *endpoint.waiting.front()?;
-        // A waiting receiver is blocked, so never the running thread; checked anyway, as two
-        // references to one record would be unsound.
-        if receiver == me {
-            return None;
-        }
-        let r_ptr = threads.get_ptr(&receiver)?;
-        // SAFETY: a different record from `current` (checked above), with no other reference to
-        // it in use.
-        let r = unsafe { &mut *r_ptr.as_ptr() };
-        // A receiver with a deadline is in `sleepers`; the general path takes it out.
-        if r.wake_at.is_some() || !may_switch_directly(ready, r.owner.priority) {
-            return None;
-        }
-        let header_frame = r.ipc_frames[0]?;
-        let to = trap_frame_at(r.kernel_stack_top())?;
+        // SAFETY: the only reference to the receiver's record until the switch.
+        let r = unsafe { partner(threads, ready, me, receiver) }?;
 
         // Every check passed: commit.
         endpoint.waiting.pop_front();
-        r.ipc = IpcWait::None;
-        r.replying_to = Some(me);
-        deliver(to, header_frame, &owner, badge, frame);
-        // SAFETY: `r_ptr` is `receiver`'s record and `r` is not used any more.
-        Some(unsafe { self.block_and_switch(current, IpcWait::Reply(receiver), receiver, r_ptr) })
+        r.record.ipc = IpcWait::None;
+        r.record.replying_to = Some(me);
+        deliver(r.frame, r.header_frame, &owner, badge, frame);
+        // SAFETY: `r.at` is `receiver`'s record and `r.record` is not used any more.
+        Some(unsafe { self.block_and_switch(current, IpcWait::Reply(receiver), receiver, r.at) })
     }
 
     /// The fast path's `ReplyRecv`: the caller owed a reply is blocked waiting for it, nothing
@@ -153,9 +195,8 @@ impl Tasks {
     fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = self.current;
         let Tasks { threads, caps, endpoints, ready, .. } = self;
-        let me_ptr = threads.get_ptr(&me)?;
-        // SAFETY: as in `fast_call`.
-        let current = unsafe { &mut *me_ptr.as_ptr() };
+        // SAFETY: the only reference to the running thread's record until the switch.
+        let current = unsafe { running(threads, me) }?;
         let (owner, caller) = (current.owner, current.replying_to?);
         let (id, _) = endpoint_of(caps, &owner, frame.rdi, Rights::RECEIVE)?;
         let endpoint = endpoints.get_mut(&id)?;
@@ -163,29 +204,19 @@ impl Tasks {
         if endpoint.container != owner.container || !endpoint.senders.is_empty() {
             return None;
         }
-        if caller == me {
+        // SAFETY: the only reference to the caller's record until the switch.
+        let c = unsafe { partner(threads, ready, me, caller) }?;
+        if c.record.ipc != IpcWait::Reply(me) || c.record.state != State::Blocked {
             return None;
         }
-        let c_ptr = threads.get_ptr(&caller)?;
-        // SAFETY: a different record from `current` (checked above), with no other reference to
-        // it in use.
-        let c = unsafe { &mut *c_ptr.as_ptr() };
-        if c.ipc != IpcWait::Reply(me) || c.state != State::Blocked || c.wake_at.is_some() {
-            return None;
-        }
-        if !may_switch_directly(ready, c.owner.priority) {
-            return None;
-        }
-        let header_frame = c.ipc_frames[0]?;
-        let to = trap_frame_at(c.kernel_stack_top())?;
 
         // Every check passed: commit. The reply carries badge 0, as on the general path.
-        c.ipc = IpcWait::None;
-        deliver(to, header_frame, &owner, 0, frame);
+        c.record.ipc = IpcWait::None;
+        deliver(c.frame, c.header_frame, &owner, 0, frame);
         endpoint.waiting.push_back(me);
         current.replying_to = None;
-        // SAFETY: `c_ptr` is `caller`'s record and `c` is not used any more.
-        Some(unsafe { self.block_and_switch(current, IpcWait::Receive(id), caller, c_ptr) })
+        // SAFETY: `c.at` is `caller`'s record and `c.record` is not used any more.
+        Some(unsafe { self.block_and_switch(current, IpcWait::Receive(id), caller, c.at) })
     }
 
     /// Blocks the running thread (`current`, its record) in `wait` and does the direct switch's
