@@ -27,6 +27,7 @@ use vessel_kcore::report::TrapFrame;
 use super::ipc::{Header, trap_frame_at};
 use super::objects::{IpcWait, ObjectRef};
 use super::sched::{enter, finish_switch, may_switch_directly};
+use super::switch::Switch;
 use super::thread::{Owner, State, Thread, Tid};
 use super::{TASKS, Tasks};
 use crate::mem::phys_to_virt;
@@ -35,9 +36,6 @@ use crate::mem::phys_to_virt;
 /// 24-31, change nothing here: `NONBLOCK` matters only when nobody waits, and `ReplyRecv`
 /// ignores both flags.)
 const PAYLOAD_BITS: u64 = 0xff_ffff;
-
-/// A switch `prepare_switch` arranged: where to save our stack pointer, and the one to load.
-type Switch = (*mut u64, u64);
 
 /// `Call` on the fast path. Returns false, having changed nothing, if this call needs the
 /// general path.
@@ -239,6 +237,6 @@ impl Tasks {
         self.need_resched = false;
         self.fastpath_messages += 1;
         // SAFETY: forwarded.
-        (save, unsafe { enter(self, next, th) })
+        unsafe { enter(self, next, th, save) }
     }
 }

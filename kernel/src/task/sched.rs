@@ -1,6 +1,7 @@
 //! The scheduler: picking the next thread, switching to it (address space, kernel stack, lazy
 //! FPU), the idle loop, timer ticks, sleeping and reaping what died.
 
+use super::switch::Switch;
 use super::*;
 
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
@@ -38,12 +39,13 @@ pub fn schedule() {
 /// this thread, frees what died while it was away.
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
-pub(super) fn finish_switch(pair: Option<(*mut u64, u64)>) {
-    let Some((save, load)) = pair.filter(|(save, _)| !save.is_null()) else { return };
+pub(super) fn finish_switch(pair: Option<Switch>) {
+    let Some(arranged) = pair.filter(|s| !s.save.is_null()) else { return };
     // SAFETY: interrupts are off; `save` points into a thread record that is freed only by `reap`
     // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
-    // switch or prepared by `Thread::new_user`.
-    unsafe { switch::switch_to(save, load) };
+    // switch or prepared by `Thread::new_user`; `root` is a live process's table (it is freed
+    // only by `reap`, which runs after the switch), with the kernel half `enter` checked.
+    unsafe { switch::switch_to(arranged) };
     reap();
 }
 
@@ -81,28 +83,29 @@ pub(super) fn may_switch_directly(ready: &[VecDeque<Tid>], priority: Priority) -
 }
 
 /// Everything a switch from `current` to `next` needs but the switch itself: FPU trap, address
-/// space, kernel stack, `fs`; `next` becomes the running thread. Returns where to save the
-/// running thread's stack pointer (null: nowhere) and the one to load.
+/// space, kernel stack, `fs`; `next` becomes the running thread. Returns the switch, with
+/// where to save the running thread's stack pointer (null: nowhere).
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
-pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<(*mut u64, u64)> {
+pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<Switch> {
     // One lookup of each thread: the records stay put while the table lock is held and no
     // thread is added or removed.
     let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
     let th = t.threads.get_ptr(&next)?;
     // SAFETY: `th` is `next`'s record, just looked up, and no reference to it is in use.
-    Some((save, unsafe { enter(t, next, th) }))
+    Some(unsafe { enter(t, next, th, save) })
 }
 
 /// The part of `prepare_switch` that follows the lookups, for callers that hold the records
-/// already (the IPC fast path). Returns the stack pointer to load.
+/// already (the IPC fast path). Returns the switch, saving the running thread's stack pointer
+/// at `save`.
 ///
 /// # Safety
 /// `th` must point at the record of `next` in `t.threads`, with no other reference to it in
 /// use.
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
-pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thread>) -> u64 {
+pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thread>, save: *mut u64) -> Switch {
     // SAFETY: the caller's promise; the reference is not used after `activate_space`, which
     // reaches the record through the table.
     let th = unsafe { &mut *th.as_ptr() };
@@ -113,19 +116,22 @@ pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thre
     // its first FPU/SSE instruction unless it is the owner already.
     crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
     // The address space the thread last ran in, if the kernel half has not changed since: no
-    // lookup of its process.
-    match space {
+    // lookup of its process, and `switch_to` loads it. Otherwise it is activated here.
+    let root = match space {
         Some((root, generation)) if generation == crate::mem::paging::slot_generation() => {
-            crate::mem::address_space::load_cr3(root);
+            crate::mem::address_space::root_to_load(root)
         }
-        _ => activate_space(t, next),
-    }
+        _ => {
+            activate_space(t, next);
+            0
+        }
+    };
     gdt::set_kernel_stack(stack_top);
     if next != IDLE {
         set_fs_base(vessel_abi::thread_page_of(slot));
     }
     t.current = next;
-    load
+    Switch { save, load, root }
 }
 
 /// Activates the address space of `next`'s process (syncing its kernel half if a kernel slot
