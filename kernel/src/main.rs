@@ -35,9 +35,15 @@ use vessel_kcore::bootargs::BootArgs;
 /// Where the bootloader puts things: all physical memory mapped (the kernel reaches page tables
 /// and frames through it), and every dynamic mapping kept in the upper (kernel) half so the lower
 /// half stays free for user address spaces.
+///
+/// The image and the direct map share the first level-4 entry of the kernel half: the image in
+/// its first gigabyte, the direct map from the second (up to 511 GiB of physical addresses). A
+/// switch then walks one level-3 table for both, not two, and under emulators that flush the
+/// TLB on every CR3 write each table walked is a refill.
 const BOOT_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();
-    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.mappings.kernel_base = Mapping::FixedAddress(0xffff_8000_0000_0000);
+    config.mappings.physical_memory = Some(Mapping::FixedAddress(0xffff_8000_4000_0000));
     config.mappings.dynamic_range_start = Some(0xffff_8000_0000_0000);
     config.kernel_stack_size = 256 * 1024;
     config
