@@ -211,6 +211,17 @@ pub struct KernelStats {
     /// IPC messages delivered by the kernel's fast path since boot (register-only `Call` and
     /// `ReplyRecv` to a waiting partner); a counter for tests and profiling.
     pub ipc_fastpath: u64,
+    /// Frames the kernel keeps for reuse rather than freeing: the mapped stacks of ended threads,
+    /// a few at most. Not in `free_frames`; how many depends on what ended before.
+    pub pooled_frames: u64,
+}
+
+impl KernelStats {
+    /// Frames free or pooled for reuse: what leak checks compare (`free_frames` alone moves as
+    /// the kernel-stack pool fills and drains).
+    pub fn available_frames(&self) -> u64 {
+        self.free_frames + self.pooled_frames
+    }
 }
 
 bitflags! {

@@ -93,6 +93,11 @@ impl KernelStack {
     }
 }
 
+/// Frames held by the pool of freed stacks (`KernelStats::pooled_frames`).
+pub fn pooled_frames() -> u64 {
+    SLOTS.lock().as_ref().map_or(0, |slots| slots.pool.len() as u64 * (STACK_SIZE / PAGE_SIZE))
+}
+
 impl Drop for KernelStack {
     fn drop(&mut self) {
         if let Some(slots) = SLOTS.lock().as_mut()

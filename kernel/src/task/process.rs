@@ -348,6 +348,7 @@ pub fn stats() -> KernelStats {
         tick_hz: crate::time::TICK_HZ,
         objects,
         caps,
+        pooled_frames: crate::mem::kstack::pooled_frames(),
         ipc_fastpath,
     }
 }

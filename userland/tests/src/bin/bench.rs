@@ -202,7 +202,7 @@ fn lifecycle(root: Container, n: u64) -> Result<u64, Error> {
 /// Kernel memory (frames and heap) in bytes.
 fn kernel_bytes() -> Result<i64, Error> {
     let s = sys::kernel_stats()?;
-    Ok(s.heap_used as i64 - (s.free_frames * 4096) as i64)
+    Ok(s.heap_used as i64 - (s.available_frames() * 4096) as i64)
 }
 
 fn container_benches(scale: u64) -> Result<(), Error> {

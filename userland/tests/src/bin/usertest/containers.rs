@@ -53,11 +53,11 @@ pub(crate) fn stats() -> Result<KernelStats, String> {
     sys::kernel_stats().map_err(e("stats"))
 }
 
-/// Objects, capabilities, processes, threads and free frames are where they were.
+/// Objects, capabilities, processes, threads and available frames are where they were.
 pub(crate) fn same_counts(before: &KernelStats, after: &KernelStats) -> TestResult {
-    let b = (before.objects, before.caps, before.processes, before.threads, before.free_frames);
-    let a = (after.objects, after.caps, after.processes, after.threads, after.free_frames);
-    check!(a == b, "(objects, caps, processes, threads, free frames) before {b:?}, after {a:?}");
+    let b = (before.objects, before.caps, before.processes, before.threads, before.available_frames());
+    let a = (after.objects, after.caps, after.processes, after.threads, after.available_frames());
+    check!(a == b, "(objects, caps, processes, threads, available frames) before {b:?}, after {a:?}");
     Ok(())
 }
 

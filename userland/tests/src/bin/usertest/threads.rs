@@ -26,6 +26,7 @@ pub const TESTS: &[crate::Test] = &[
     ("thread::the_heap_grows_around_thread_stacks", the_heap_grows_around_thread_stacks),
     ("memory::unmapped_ranges_are_reused_and_guards_kept", unmapped_ranges_are_reused_and_guards_kept),
     ("thread::another_process_cannot_move_our_fs_base", another_process_cannot_move_our_fs_base),
+    ("thread::pooled_kernel_stacks_are_counted", pooled_kernel_stacks_are_counted),
     ("sched::ipc_ping_pong_leaves_time_for_others", ipc_ping_pong_leaves_time_for_others),
 ];
 
@@ -319,6 +320,48 @@ fn detached_threads_free_their_slots() -> TestResult {
         copy.delete().map_err(e("delete"))?;
         Ok(())
     })
+}
+
+/// An ended thread's kernel stack goes to the kernel's pool (up to 8 stay mapped for the next
+/// thread), not back to the free frames. `pooled_frames` counts it, so the leak checks, which
+/// compare `available_frames`, hold whatever the pool held when they began.
+fn pooled_kernel_stacks_are_counted() -> TestResult {
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    RELEASE.store(false, Ordering::SeqCst);
+    let park = || {
+        thread::spawn(|| {
+            while !RELEASE.load(Ordering::SeqCst) {
+                sys::yield_now();
+            }
+            0
+        })
+        .map_err(e("spawn"))
+    };
+    // Nine threads run and end together, so the runtime keeps nine user stacks for reuse and
+    // the kernel's pool is full.
+    let warm: Vec<_> = (0..9).map(|_| park()).collect::<Result<_, _>>()?;
+    RELEASE.store(true, Ordering::SeqCst);
+    for handle in warm {
+        handle.join().map_err(e("join"))?;
+    }
+    // Eight live threads take every pooled stack.
+    RELEASE.store(false, Ordering::SeqCst);
+    let parked: Vec<_> = (0..8).map(|_| park()).collect::<Result<_, _>>()?;
+    let before = stats()?;
+    // One more thread gets a new kernel stack, which the pool keeps when it ends.
+    thread::spawn(|| 0).map_err(e("spawn"))?.join().map_err(e("join"))?;
+    let after = stats()?;
+    RELEASE.store(true, Ordering::SeqCst);
+    for handle in parked {
+        handle.join().map_err(e("join"))?;
+    }
+    check!(
+        after.pooled_frames > before.pooled_frames,
+        "pooled frames {} -> {}: the ended thread's stack was not pooled",
+        before.pooled_frames,
+        after.pooled_frames
+    );
+    crate::containers::same_counts(&before, &after)
 }
 
 fn another_process_may_wait_for_a_thread() -> TestResult {
