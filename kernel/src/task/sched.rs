@@ -155,14 +155,20 @@ fn activate_space(t: &mut Tasks, next: Tid) {
     }
 }
 
-/// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer. Written on
+/// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer. Checked on
 /// every switch: user code can change the base itself (`mov fs, <selector>` is allowed at
-/// CPL 3), so no remembered value can be trusted to still be in the register.
+/// CPL 3), so no remembered value can be trusted to still be in the register. Written only if
+/// it differs: threads in the same slot of different processes share the address, and the
+/// write (unlike the read) ends the emulator's translation block, one more lookup per switch.
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 fn set_fs_base(base: u64) {
-    // Thread pages are canonical user addresses: no check needed.
-    x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new_truncate(base));
+    use x86_64::registers::model_specific::FsBase;
+    // SAFETY: reading FS.base has no side effects.
+    if unsafe { FsBase::MSR.read() } != base {
+        // Thread pages are canonical user addresses: no check needed.
+        FsBase::write(x86_64::VirtAddr::new_truncate(base));
+    }
 }
 
 #[unsafe(link_section = ".text.hot.ipc")]
