@@ -46,12 +46,27 @@ pub fn dispatch(frame: &mut TrapFrame) {
                 task::reply_recv(frame);
             }
         }
-        // Out of line, or the compiler folds the two compares above back into its jump table.
+        // Out of line, or the compiler folds the compares above and below into one jump table
+        // (more than two cases make one).
+        _ => dispatch_notification_or_other(frame),
+    }
+}
+
+/// The two notification calls, recognised like the IPC calls above (a notification round trip
+/// switches address spaces too), then everything else.
+#[inline(never)]
+#[unsafe(link_section = ".text.hot.notify")]
+fn dispatch_notification_or_other(frame: &mut TrapFrame) {
+    const SIGNAL: u64 = Syscall::Signal as u64;
+    const WAIT_NOTIFICATION: u64 = Syscall::WaitNotification as u64;
+    match frame.rax {
+        SIGNAL => task::signal(frame),
+        WAIT_NOTIFICATION => task::wait_notification(frame),
         _ => dispatch_other(frame),
     }
 }
 
-/// Every system call but the two above.
+/// Every system call but the four above.
 #[inline(never)]
 fn dispatch_other(frame: &mut TrapFrame) {
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];

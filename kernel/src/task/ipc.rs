@@ -147,6 +147,8 @@ impl Tasks {
     }
 
     /// Resolves a notification capability; only its own container may use a notification.
+    #[unsafe(link_section = ".text.hot.notify")]
+    #[inline(always)]
     pub(super) fn resolve_notification(&self, value: u64, needs: Rights) -> Result<u64, Error> {
         let (id, owner) = match self.resolve_with_owner(value, needs)? {
             (Cap { object: ObjectRef::Notification(id), .. }, owner) => (id, owner),
@@ -246,6 +248,8 @@ impl Tasks {
     }
 
     /// ORs `bits` into a notification, waking one waiter with everything pending.
+    #[unsafe(link_section = ".text.hot.notify")]
+    #[inline(always)]
     pub(super) fn signal_notification(&mut self, id: u64, bits: u64) -> Result<(), Error> {
         let n = self.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
         n.word |= bits;
@@ -755,6 +759,7 @@ pub fn reply_recv(frame: &mut TrapFrame) {
 
 /// `Signal`: set bits on a notification.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.notify")]
 pub fn signal(frame: &mut TrapFrame) {
     let result = with_tasks(|t| {
         let id = t.resolve_notification(frame.rdi, Rights::SEND)?;
@@ -773,6 +778,7 @@ pub fn signal(frame: &mut TrapFrame) {
 
 /// `WaitNotification`: take the pending bits, waiting for some unless `NONBLOCK` (poll).
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.notify")]
 pub fn wait_notification(frame: &mut TrapFrame) {
     let flags = Meta::from_word(frame.rdx).flags;
     let then = with_tasks(|t| {

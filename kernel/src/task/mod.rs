@@ -172,6 +172,7 @@ impl Tasks {
         self.threads.get(&tid).map(|th| th.owner.priority)
     }
 
+    #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready(&mut self, tid: Tid) {
         let Some(priority) = self.priority_of(tid) else { return };
         if let Some(thread) = self.threads.get_mut(&tid) {

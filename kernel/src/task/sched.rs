@@ -229,6 +229,7 @@ pub fn on_tick() {
 }
 
 /// Reschedules if a wake-up asked for it (end of a system call).
+#[unsafe(link_section = ".text.hot.sched")]
 pub fn preempt_if_needed() {
     if with_tasks(|t| t.need_resched).unwrap_or(false) {
         schedule();
