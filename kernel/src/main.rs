@@ -37,9 +37,9 @@ use vessel_kcore::bootargs::BootArgs;
 /// half stays free for user address spaces.
 ///
 /// The image and the direct map share the first level-4 entry of the kernel half: the image in
-/// its first gigabyte, the direct map from the second (up to 511 GiB of physical addresses). A
-/// switch then walks one level-3 table for both, not two, and under emulators that flush the
-/// TLB on every CR3 write each table walked is a refill.
+/// its first gigabyte, the direct map from the second (physical addresses past 511 GiB go on
+/// into the next entries). A switch then walks one level-3 table for both, not two, and under
+/// emulators that flush the TLB on every CR3 write each table walked is a refill.
 const BOOT_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();
     config.mappings.kernel_base = Mapping::FixedAddress(0xffff_8000_0000_0000);

@@ -231,7 +231,7 @@ pub fn root_to_load(pml4: u64) -> u64 {
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub fn load_cr3(pml4: u64) {
-    if current_cr3() != pml4 {
+    if root_to_load(pml4) != 0 {
         let frame = PhysFrame::containing_address(PhysAddr::new(pml4));
         // SAFETY: `pml4` is a valid level-4 table whose upper half maps the kernel exactly as the
         // current one does, so the running code and stack stay mapped.

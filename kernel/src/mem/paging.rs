@@ -5,7 +5,8 @@
 //! page is flushed before the lock is released; kernel slots are whole level-4 entries of the
 //! upper half that were empty at boot, handed out once each. One more range is handed out once:
 //! the rest of the kernel image's gigabyte above the image ([`claim_image_tail`]), if the
-//! bootloader left it empty (it gives every other mapping level-4 entries of its own).
+//! bootloader left it empty (the direct map follows it from the next gigabyte, in the same
+//! level-4 entry; every other bootloader mapping has level-4 entries of its own).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -160,7 +161,9 @@ pub fn claim_image_tail() -> Option<(u64, u64)> {
         {
             return None;
         }
-        Some((start, end))
+        // One page short: the direct map begins at `end`, and the last stack keeps an unmapped
+        // page above it as every other stack has the next one's guard page.
+        Some((start, end - 4096))
     })
 }
 

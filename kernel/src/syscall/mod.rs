@@ -70,15 +70,11 @@ fn dispatch_notification_or_other(frame: &mut TrapFrame) {
 #[inline(never)]
 fn dispatch_other(frame: &mut TrapFrame) {
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
-    // IPC calls read and write the whole register frame (and may block); they report their own
-    // results there.
+    // The other two IPC calls read and write the whole register frame (and may block); they
+    // report their own results there.
     match Syscall::try_from(frame.rax) {
-        Ok(Syscall::Call) => return task::call(frame),
         Ok(Syscall::Recv) => return task::recv(frame),
         Ok(Syscall::Reply) => return task::reply(frame),
-        Ok(Syscall::ReplyRecv) => return task::reply_recv(frame),
-        Ok(Syscall::Signal) => return task::signal(frame),
-        Ok(Syscall::WaitNotification) => return task::wait_notification(frame),
         _ => {}
     }
     let result = Syscall::try_from(frame.rax).and_then(|call| run(call, args));
@@ -177,7 +173,7 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         | Syscall::Reply
         | Syscall::ReplyRecv
         | Syscall::Signal
-        | Syscall::WaitNotification => Err(Error::InvalidSyscall), // handled in `dispatch`
+        | Syscall::WaitNotification => Err(Error::InvalidSyscall), // handled before `run`
         Syscall::DebugExit => {
             if !DEBUG_EXIT_ALLOWED.load(core::sync::atomic::Ordering::Relaxed) {
                 return Err(Error::AccessDenied);

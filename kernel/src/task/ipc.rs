@@ -147,7 +147,6 @@ impl Tasks {
     }
 
     /// Resolves a notification capability; only its own container may use a notification.
-    #[unsafe(link_section = ".text.hot.notify")]
     #[inline(always)]
     pub(super) fn resolve_notification(&self, value: u64, needs: Rights) -> Result<u64, Error> {
         let (id, owner) = match self.resolve_with_owner(value, needs)? {
@@ -248,7 +247,6 @@ impl Tasks {
     }
 
     /// ORs `bits` into a notification, waking one waiter with everything pending.
-    #[unsafe(link_section = ".text.hot.notify")]
     #[inline(always)]
     pub(super) fn signal_notification(&mut self, id: u64, bits: u64) -> Result<(), Error> {
         let n = self.notifications.get_mut(&id).ok_or(Error::PeerDied)?;

@@ -40,11 +40,12 @@ pub fn schedule() {
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn finish_switch(pair: Option<Switch>) {
-    let Some(arranged) = pair.filter(|s| !s.save.is_null()) else { return };
+    let Some(arranged) = pair else { return };
     // SAFETY: interrupts are off; `save` points into a thread record that is freed only by `reap`
     // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
-    // switch or prepared by `Thread::new_user`; `root` is a live process's table (it is freed
-    // only by `reap`, which runs after the switch), with the kernel half `enter` checked.
+    // switch or prepared by `Thread::new_user`; `root` is the table of `next`'s process, which
+    // is freed only once all its threads are dead and off the CPU, with the kernel half `enter`
+    // checked.
     unsafe { switch::switch_to(arranged) };
     reap();
 }
@@ -82,15 +83,15 @@ pub(super) fn may_switch_directly(ready: &[VecDeque<Tid>], priority: Priority) -
     ready[priority as usize + 1..].iter().all(VecDeque::is_empty)
 }
 
-/// Everything a switch from `current` to `next` needs but the switch itself: FPU trap, address
-/// space, kernel stack, `fs`; `next` becomes the running thread. Returns the switch, with
-/// where to save the running thread's stack pointer (null: nowhere).
+/// Everything a switch from `current` to `next` needs before the switch itself: FPU trap,
+/// kernel stack, `fs`, and the address space to load; `next` becomes the running thread.
+/// Returns the switch (`None`, changing nothing, if either thread has no record).
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<Switch> {
     // One lookup of each thread: the records stay put while the table lock is held and no
     // thread is added or removed.
-    let save = t.threads.get_mut(&current).map_or(core::ptr::null_mut(), |th| &raw mut th.saved_rsp);
+    let save = &raw mut t.threads.get_mut(&current)?.saved_rsp;
     let th = t.threads.get_ptr(&next)?;
     // SAFETY: `th` is `next`'s record, just looked up, and no reference to it is in use.
     Some(unsafe { enter(t, next, th, save) })

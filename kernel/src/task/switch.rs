@@ -5,7 +5,7 @@
 /// A switch arranged under the table lock (`sched::enter`), done once the lock is released.
 #[derive(Clone, Copy)]
 pub struct Switch {
-    /// Where to save the running thread's stack pointer.
+    /// Where to save the running thread's stack pointer (in its record).
     pub save: *mut u64,
     /// The stack pointer to load.
     pub load: u64,
@@ -25,7 +25,7 @@ pub struct Switch {
 /// `extern` block go through the GOT in this position-independent kernel, one more data page
 /// (`.got`) touched on every switch.
 ///
-/// Its own hot section, which `kernel/hot.ld` places right after the scheduler that calls it.
+/// Its own hot section, which `kernel/hot.ld` places right after the trap entry paths.
 #[unsafe(naked)]
 #[unsafe(link_section = ".text.hot.switch")]
 unsafe extern "C" fn vessel_switch(save: *mut u64, load: u64, root: u64) {

@@ -30,7 +30,7 @@ pub const TESTS: &[crate::Test] = &[
     ("sched::ipc_ping_pong_leaves_time_for_others", ipc_ping_pong_leaves_time_for_others),
 ];
 
-/// Threads, objects, capabilities, processes and free frames are where they were.
+/// Threads, objects, capabilities, processes and available frames are where they were.
 fn same_counts(before: &KernelStats) -> TestResult {
     crate::containers::same_counts(before, &stats()?)
 }
@@ -327,7 +327,15 @@ fn detached_threads_free_their_slots() -> TestResult {
 /// compare `available_frames`, hold whatever the pool held when they began.
 fn pooled_kernel_stacks_are_counted() -> TestResult {
     static RELEASE: AtomicBool = AtomicBool::new(false);
+    /// Lets the parked threads end however the test leaves (an early `?` detaches them).
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            RELEASE.store(true, Ordering::SeqCst);
+        }
+    }
     RELEASE.store(false, Ordering::SeqCst);
+    let _release = Release;
     let park = || {
         thread::spawn(|| {
             while !RELEASE.load(Ordering::SeqCst) {
