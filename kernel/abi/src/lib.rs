@@ -299,6 +299,7 @@ impl core::fmt::Display for Error {
 }
 
 /// Turns the two return registers into a `Result`.
+#[inline]
 pub fn decode_return(rax: u64, rdx: u64) -> Result<u64, Error> {
     if rax == 0 { Ok(rdx) } else { Err(Error::from_code(rax)) }
 }

@@ -19,6 +19,7 @@ pub enum RequestError {
     Decode(DecodeError),
 }
 
+#[inline]
 pub(crate) fn call0(number: Syscall, args: [u64; 6]) -> Result<u64, Error> {
     // SAFETY: capability calls take handles and numbers only; the kernel checks them.
     let (rax, rdx) = unsafe { syscall(number as u64, args) };
@@ -213,22 +214,26 @@ impl Notification {
     }
 
     /// Sets `bits`, waking a waiter.
+    #[inline]
     pub fn signal(self, bits: u64) -> Result<(), Error> {
         call0(Syscall::Signal, [u64::from(self.0.0), bits, 0, 0, 0, 0]).map(|_| ())
     }
 
     /// Waits for bits and takes them.
+    #[inline]
     pub fn wait(self) -> Result<u64, Error> {
         call0(Syscall::WaitNotification, [u64::from(self.0.0), 0, 0, 0, 0, 0])
     }
 
     /// Takes the pending bits (0 if none) without waiting.
+    #[inline]
     pub fn poll(self) -> Result<u64, Error> {
         let flags = Meta { flags: NONBLOCK, ..Meta::default() }.to_word();
         call0(Syscall::WaitNotification, [u64::from(self.0.0), 0, flags, 0, 0, 0])
     }
 
     /// Waits at most `ns` nanoseconds.
+    #[inline]
     pub fn wait_timeout(self, ns: u64) -> Result<u64, Error> {
         let flags = Meta { flags: TIMEOUT, ..Meta::default() }.to_word();
         call0(Syscall::WaitNotification, [u64::from(self.0.0), ns, flags, 0, 0, 0])
