@@ -69,6 +69,9 @@ pub struct Meta {
 pub const NONBLOCK: u8 = 1;
 /// Flag (`Recv`, `WaitNotification`): the timeout argument is valid.
 pub const TIMEOUT: u8 = 2;
+/// Flag set by the kernel on a receive (`Recv`, `ReplyRecv`) that the thread's bound
+/// notification ended: `w0` holds the bits taken, there is no caller to answer.
+pub const NOTIFIED: u8 = 4;
 
 impl Meta {
     /// Packs into a register: bits 0-15 data length, 16-23 capability count, 24-31 flags.
@@ -145,6 +148,8 @@ pub enum ObjectKind {
     Container = 8,
     /// A thread.
     Thread = 9,
+    /// A kept reply (`ReplyTake`): answers one caller once.
+    Reply = 10,
 }
 
 #[cfg(test)]

@@ -130,14 +130,38 @@ pub enum Syscall {
     /// `(thread)`: nobody will wait for this thread of the caller's process: its slot is freed
     /// as soon as it ends (at once if it has; needs MANAGE).
     ThreadDetach = 44,
+    /// `() -> handle`: keep the reply of the call just received for later. The running thread's
+    /// pending reply becomes a reply capability (kind `Reply`, right SEND only: it cannot be
+    /// duplicated or sent to another process) that any thread of the process can answer once
+    /// with `ReplySend`. Charges one kernel object to the container. `InvalidArgument` if the
+    /// thread owes no reply.
+    ReplyTake = 45,
+    /// `(reply, w0, w1, w2, w3, meta)`: answer a kept reply with a message staged like a
+    /// `Reply`'s (data and capabilities from the calling thread's IPC buffer). The reply
+    /// capability is used up whatever happens: `PeerDied` if the caller is gone.
+    ReplySend = 46,
+    /// `(notification, flags)`: bind the notification to the calling thread (needs RECEIVE), so
+    /// a `Recv` on any endpoint also wakes when it is signalled; the receive then returns the
+    /// bits in `w0` with [`NOTIFIED`] in the meta flags. `flags` = [`UNBIND`] drops the
+    /// thread's binding instead (the handle is ignored). A notification binds one thread.
+    NotificationBind = 47,
+    /// `(process, notification, bits)`: signal `bits` on the notification when the process
+    /// ends (at once if it has ended). Needs READ on the process and SEND on the notification;
+    /// at most [`MAX_EXIT_EVENTS`] notifications per process (bits to one notification merge).
+    ProcessNotify = 48,
 }
+
+/// Flag of `NotificationBind`: unbind instead.
+pub const UNBIND: u64 = 1;
+/// Notifications one process's end can signal (`ProcessNotify`).
+pub const MAX_EXIT_EVENTS: usize = 8;
 
 impl TryFrom<u64> for Syscall {
     type Error = Error;
 
     fn try_from(number: u64) -> Result<Self, Error> {
         use Syscall::*;
-        const ALL: [Syscall; 45] = [
+        const ALL: [Syscall; 49] = [
             DebugWrite,
             Exit,
             Yield,
@@ -183,6 +207,10 @@ impl TryFrom<u64> for Syscall {
             ThreadWait,
             ThreadKill,
             ThreadDetach,
+            ReplyTake,
+            ReplySend,
+            NotificationBind,
+            ProcessNotify,
         ];
         usize::try_from(number).ok().and_then(|n| ALL.get(n)).copied().ok_or(Error::InvalidSyscall)
     }
@@ -310,11 +338,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip_and_unknown_ones_fail() {
-        for n in 0..45u64 {
+        for n in 0..49u64 {
             let call = Syscall::try_from(n).unwrap();
             assert_eq!(call as u64, n);
         }
-        assert_eq!(Syscall::try_from(45), Err(Error::InvalidSyscall));
+        assert_eq!(Syscall::try_from(49), Err(Error::InvalidSyscall));
         assert_eq!(Syscall::try_from(u64::MAX), Err(Error::InvalidSyscall));
     }
 

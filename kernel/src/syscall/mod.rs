@@ -75,6 +75,7 @@ fn dispatch_other(frame: &mut TrapFrame) {
     match Syscall::try_from(frame.rax) {
         Ok(Syscall::Recv) => return task::recv(frame),
         Ok(Syscall::Reply) => return task::reply(frame),
+        Ok(Syscall::ReplySend) => return task::reply_send(frame),
         _ => {}
     }
     let result = Syscall::try_from(frame.rax).and_then(|call| run(call, args));
@@ -168,7 +169,11 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::ThreadWait => task::thread_wait(a[0], |s| usermem::write(a[1], s)).map(|()| 0),
         Syscall::ThreadKill => task::thread_kill(a[0]).map(|()| 0),
         Syscall::ThreadDetach => task::thread_detach(a[0]).map(|()| 0),
+        Syscall::ReplyTake => task::reply_take(),
+        Syscall::NotificationBind => task::notification_bind(a[0], a[1]),
+        Syscall::ProcessNotify => task::process_notify(a[0], a[1], a[2]),
         Syscall::Call
+        | Syscall::ReplySend
         | Syscall::Recv
         | Syscall::Reply
         | Syscall::ReplyRecv

@@ -20,8 +20,13 @@ const MAX_MEMORY_PAGES: u64 = 1024;
 /// Puts a capability with all rights to a new object into the caller's table; if that fails, the
 /// object (which nobody can reach) goes again.
 pub(super) fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
+    create_with(t, object, Rights::all())
+}
+
+/// Like [`create`], with only `rights`.
+pub(super) fn create_with(t: &mut Tasks, object: ObjectRef, rights: Rights) -> Result<u64, Error> {
     let table = t.table_of(t.current)?;
-    let cap = Cap { object, rights: Rights::all(), badge: 0 };
+    let cap = Cap { object, rights, badge: 0 };
     let inserted = t.charge_slots(table, 1).and_then(|()| {
         t.caps.insert(table, cap).map_err(|e| {
             t.uncharge_slots(table, 1);
@@ -47,6 +52,11 @@ pub(super) fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
                     }
                 }
                 ObjectRef::Memory(id) => t.release_memory_if_unused(id),
+                ObjectRef::Reply(id) => {
+                    if let Some(r) = t.replies.remove(&id) {
+                        t.containers.uncharge(r.container, Resource::Objects, 1);
+                    }
+                }
                 ObjectRef::IoPorts(..)
                 | ObjectRef::Irq(_)
                 | ObjectRef::Mmio(..)
@@ -262,6 +272,7 @@ pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
             ObjectRef::Process(pid) => (ObjectKind::Process, t.processes.get(&pid).map_or(0, |p| p.vpid)),
             ObjectRef::Container(c) => (ObjectKind::Container, t.containers.get(c).map_or(0, |c| c.id())),
             ObjectRef::Thread(pid, tid) => (ObjectKind::Thread, thread_slot(t, pid, tid)),
+            ObjectRef::Reply(_) => (ObjectKind::Reply, 0),
         };
         Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge, detail })
     })

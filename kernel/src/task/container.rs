@@ -101,6 +101,7 @@ impl Tasks {
             ObjectRef::Endpoint(id) => self.endpoints.get(&id).map(|e| e.container),
             ObjectRef::Notification(id) => self.notifications.get(&id).map(|n| n.container),
             ObjectRef::Memory(id) => self.memories.get(&id).map(|m| m.container),
+            ObjectRef::Reply(id) => self.replies.get(&id).map(|r| r.container),
             ObjectRef::Process(pid) | ObjectRef::Thread(pid, _) => self.container_of(pid),
             // A container capability lives in its parent container (the root's in the root).
             ObjectRef::Container(c) => self.containers.get(c).map(|x| x.parent().unwrap_or(c)),

@@ -191,10 +191,14 @@ impl Tasks {
     #[inline(always)]
     fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = self.current;
-        let Tasks { threads, caps, endpoints, ready, .. } = self;
+        let Tasks { threads, caps, endpoints, ready, notifications, .. } = self;
         // SAFETY: the only reference to the running thread's record until the switch.
         let current = unsafe { running(threads, me) }?;
         let (owner, caller) = (current.owner, current.replying_to?);
+        // Bits pending on a bound notification end the receive at once: the general path.
+        if current.bound.is_some_and(|id| notifications.get(&id).is_some_and(|n| n.word != 0)) {
+            return None;
+        }
         let (id, _) = endpoint_of(caps, &owner, frame.rdi, Rights::RECEIVE)?;
         let endpoint = endpoints.get_mut(&id)?;
         // Receiving: only its own container, service or not.

@@ -96,7 +96,7 @@ pub(super) fn trap_frame_at(top: u64) -> Option<&'static mut TrapFrame> {
 }
 
 /// Writes an error result into a blocked thread's frame and makes it ready.
-fn fail_thread(t: &mut Tasks, tid: Tid, error: Error) {
+pub(super) fn fail_thread(t: &mut Tasks, tid: Tid, error: Error) {
     if let Some(frame) = frame_of(t, tid) {
         frame.rax = error as u64;
         frame.rdx = 0;
@@ -184,7 +184,8 @@ impl Tasks {
             | ObjectRef::Mmio(..)
             | ObjectRef::Process(_)
             | ObjectRef::Container(_)
-            | ObjectRef::Thread(..) => {}
+            | ObjectRef::Thread(..)
+            | ObjectRef::Reply(_) => {}
         }
     }
 
@@ -217,8 +218,11 @@ impl Tasks {
                 n.caps = n.caps.saturating_sub(1);
                 if n.caps == 0 {
                     let waiters: Vec<Tid> = n.waiters.drain(..).collect();
-                    let container = n.container;
+                    let (container, bound) = (n.container, n.bound);
                     self.notifications.remove(&id);
+                    if let Some(th) = bound.and_then(|tid| self.threads.get_mut(&tid)) {
+                        th.bound = None;
+                    }
                     self.containers.uncharge(container, Resource::Objects, 1);
                     // Interrupt lines delivered to it go quiet.
                     for (line, binding) in self.irq_bindings.iter_mut().enumerate() {
@@ -237,6 +241,8 @@ impl Tasks {
                 m.caps = m.caps.saturating_sub(1);
                 self.release_memory_if_unused(id);
             }
+            // A reply object has exactly one capability.
+            ObjectRef::Reply(id) => self.reply_removed(id),
             ObjectRef::IoPorts(..)
             | ObjectRef::Irq(_)
             | ObjectRef::Mmio(..)
@@ -262,6 +268,8 @@ impl Tasks {
             }
             self.unsleep(waiter);
             self.make_ready(waiter);
+        } else if let Some(tid) = n.bound {
+            self.wake_bound(tid);
         }
         Ok(())
     }
@@ -299,7 +307,8 @@ impl Tasks {
                     n.waiters.retain(|&t| t != tid);
                 }
             }
-            IpcWait::Reply(_) | IpcWait::None => {}
+            // A kept reply stays with its holder, who gets `PeerDied` when answering it.
+            IpcWait::Reply(_) | IpcWait::Kept(_) | IpcWait::None => {}
         }
         if let Some(caller) = owed
             && self.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Reply(tid) && c.state != State::Dead)
@@ -414,7 +423,14 @@ impl Tasks {
     /// Moves a message from `from` to `to`: data, capabilities, the stamped identity, and the
     /// registers. All checks happen before anything moves.
     #[unsafe(link_section = ".text.hot.ipc")]
-    fn transfer(&mut self, from: Tid, to: Tid, badge: u64, words: [u64; 4], meta: Meta) -> Result<(), Error> {
+    pub(super) fn transfer(
+        &mut self,
+        from: Tid,
+        to: Tid,
+        badge: u64,
+        words: [u64; 4],
+        meta: Meta,
+    ) -> Result<(), Error> {
         let data_len = usize::from(meta.data_len);
         let cap_count = usize::from(meta.cap_count);
         if data_len > MAX_MESSAGE_DATA || cap_count > MAX_MESSAGE_CAPS {
@@ -520,7 +536,7 @@ impl Tasks {
 }
 
 #[unsafe(link_section = ".text.hot.ipc")]
-fn words_of(frame: &TrapFrame) -> [u64; 4] {
+pub(super) fn words_of(frame: &TrapFrame) -> [u64; 4] {
     [frame.rsi, frame.rdx, frame.r10, frame.r8]
 }
 
@@ -662,6 +678,9 @@ fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<The
         && t.threads.get(&old).is_some_and(|c| c.ipc == IpcWait::Reply(me))
     {
         fail_thread(t, old, Error::PeerDied);
+    }
+    if t.take_bound_bits(me) {
+        return Ok(Then::Return);
     }
     if take_sender(t, ep)? {
         return Ok(Then::Return);

@@ -16,12 +16,14 @@
 
 mod caps;
 mod container;
+mod events;
 mod fastpath;
 mod hardware;
 mod ipc;
 mod loader;
 mod objects;
 mod process;
+mod reply;
 mod sched;
 mod switch;
 mod thread;
@@ -32,10 +34,12 @@ pub use caps::{
     notification_create, process_cap, process_kill,
 };
 pub use container::{container_create, container_destroy, container_info, service_register};
+pub use events::{notification_bind, process_notify};
 pub use fastpath::{fast_call, fast_reply_recv};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use ipc::{call, recv, reply, reply_recv, signal, wait_notification};
 pub use process::*;
+pub use reply::{reply_send, reply_take};
 pub use sched::*;
 pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread_wait};
 
@@ -94,6 +98,8 @@ struct Process {
     /// Slots (a bit each) whose thread nobody will wait for: freed as soon as it ends. Slot 0,
     /// whose thread has no capability, starts detached.
     detached: u64,
+    /// Notifications (and bits) to signal when it ends (`ProcessNotify`).
+    exit_events: Vec<(u64, u64)>,
 }
 
 /// One thread slot of a process: the place of a thread's IPC buffer and thread page, and how
@@ -128,6 +134,8 @@ struct Tasks {
     endpoints: Indexed<objects::Endpoint>,
     notifications: BTreeMap<u64, objects::Notification>,
     memories: BTreeMap<u64, objects::Memory>,
+    /// Kept replies (`reply`).
+    replies: BTreeMap<u64, reply::ReplyObject>,
     next_object: u64,
     /// ISA interrupt line → (notification, bits) it is delivered to.
     irq_bindings: [Option<(u64, u64)>; 16],
@@ -268,6 +276,7 @@ impl Tasks {
         let parent = process.parent;
         let table = process.table;
         let mappings = core::mem::take(&mut process.mappings);
+        let exit_events = core::mem::take(&mut process.exit_events);
         for slot in &mut process.slots {
             if let Slot::Live(tid) = *slot {
                 *slot = Slot::Ended(tid, exit);
@@ -295,6 +304,7 @@ impl Tasks {
         // Wake the parent's threads waiting for a child, and whoever waits for one of its
         // threads (in any process holding a capability to it); they look again.
         self.wake_waiters(|w| w == WaitFor::Child(parent) || matches!(w, WaitFor::Thread(t) if threads.contains(&t)));
+        self.fire_exit_events(&exit_events);
         if pid == 1 {
             log::warn!("init (pid 1) ended: {exit:?}");
         }
@@ -304,6 +314,7 @@ impl Tasks {
     /// Marks a thread dead (its IPC already cancelled): out of every queue, never run again,
     /// freed by the reaper once it is off the CPU.
     fn retire_thread(&mut self, tid: Tid) {
+        self.unbind(tid);
         if let Some(thread) = self.threads.get_mut(&tid) {
             thread.state = State::Dead;
             thread.ipc_frames = [None; 2];
@@ -451,6 +462,7 @@ pub fn init(bootfs: &'static [u8]) {
         endpoints: Indexed::new(),
         notifications: BTreeMap::new(),
         memories: BTreeMap::new(),
+        replies: BTreeMap::new(),
         next_object: 0,
         irq_bindings: [None; 16],
         fpu_owner: IDLE,

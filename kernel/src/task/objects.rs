@@ -42,6 +42,8 @@ pub enum ObjectRef {
     Container(Index),
     /// A thread: its process and its own id (neither is reused; see `threads`).
     Thread(u64, u64),
+    /// A kept reply (see `reply`).
+    Reply(u64),
 }
 
 /// A synchronous IPC rendezvous point.
@@ -70,6 +72,9 @@ pub struct Notification {
     pub word: u64,
     /// Threads blocked waiting for bits.
     pub waiters: VecDeque<Tid>,
+    /// The thread it is bound to (`NotificationBind`): a signal with no waiter wakes that
+    /// thread if it is blocked receiving on an endpoint.
+    pub bound: Option<Tid>,
 }
 
 /// Frames that can be mapped into several address spaces.
@@ -98,6 +103,8 @@ pub enum IpcWait {
     Reply(Tid),
     /// Waiting on a notification.
     Notification(u64),
+    /// Waiting for the answer to a call whose reply the server kept: this reply object.
+    Kept(u64),
 }
 
 impl Endpoint {
@@ -117,6 +124,6 @@ impl Endpoint {
 impl Notification {
     /// A new notification of `container`, with no capability yet.
     pub fn new(container: Index) -> Self {
-        Notification { container, caps: 0, word: 0, waiters: VecDeque::new() }
+        Notification { container, caps: 0, word: 0, waiters: VecDeque::new(), bound: None }
     }
 }

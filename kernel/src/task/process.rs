@@ -86,6 +86,7 @@ pub fn spawn(
                 mappings: Vec::new(),
                 slots: alloc::vec![Slot::Live(tid)],
                 detached: 1,
+                exit_events: Vec::new(),
             },
         );
         t.members.entry(target).or_default().push(pid);
@@ -334,7 +335,8 @@ pub fn stats() -> KernelStats {
     let (free_frames, total_frames) = frames::counts();
     let (processes, threads, objects, caps, ipc_fastpath) = with_tasks(|t| {
         // Containers other than the root count as objects too.
-        let objects = t.endpoints.len() + t.notifications.len() + t.memories.len() + t.containers.len() - 1;
+        let objects =
+            t.endpoints.len() + t.notifications.len() + t.memories.len() + t.replies.len() + t.containers.len() - 1;
         let (processes, threads) = (t.processes.len() as u64, t.threads.len() as u64 - 1);
         (processes, threads, objects as u64, t.caps.total() as u64, t.fastpath_messages)
     })

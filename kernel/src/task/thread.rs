@@ -81,6 +81,8 @@ pub struct Thread {
     pub ipc: IpcWait,
     /// The caller this (server) thread owes a reply.
     pub replying_to: Option<Tid>,
+    /// The notification bound to it (`NotificationBind`), which also ends its receives.
+    pub bound: Option<u64>,
     /// Its slot in its process: where its IPC buffer and thread page are (see
     /// `vessel_abi::ipc_buffer_of`).
     pub slot: u64,
@@ -119,6 +121,7 @@ impl Thread {
             wake_at: None,
             ipc: IpcWait::None,
             replying_to: None,
+            bound: None,
             slot: 0,
             ipc_frames: [None; 2],
             waiting_for: WaitFor::Nothing,
@@ -160,6 +163,7 @@ impl Thread {
             wake_at: None,
             ipc: IpcWait::None,
             replying_to: None,
+            bound: None,
             slot,
             ipc_frames: [None; 2],
             waiting_for: WaitFor::Nothing,

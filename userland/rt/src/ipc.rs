@@ -2,8 +2,8 @@
 //! loop, notifications, shared memory. See `docs/abi.md` for the kernel side.
 
 use vessel_abi::{
-    CapInfo, Error, IpcBuffer, MapFlags, Meta, NONBLOCK, Rights, Syscall, THREAD_PAGE_IPC_BUFFER_OFFSET, TIMEOUT,
-    decode_return,
+    CapInfo, Error, IpcBuffer, MapFlags, Meta, NONBLOCK, NOTIFIED, Rights, Syscall, THREAD_PAGE_IPC_BUFFER_OFFSET,
+    TIMEOUT, UNBIND, decode_return,
 };
 
 use vessel_protocol::{DecodeError, MAX_DATA, Message, Protocol};
@@ -78,6 +78,33 @@ pub struct Received {
     pub words: [u64; 4],
     /// Data length and capability count.
     pub meta: Meta,
+}
+
+impl Received {
+    /// The receive was ended by the thread's bound notification, not by a caller: `words[0]`
+    /// holds the bits, and there is nobody to answer.
+    pub fn notified(&self) -> Option<u64> {
+        (self.meta.flags & NOTIFIED != 0).then_some(self.words[0])
+    }
+}
+
+/// A kept reply (`ReplyTake`): answers the caller of one received message, once, from any
+/// thread of this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyCap(pub Cap);
+
+impl ReplyCap {
+    /// Keeps the reply the running thread owes for the message it just received, so it can
+    /// receive other messages first and answer this one later.
+    pub fn take() -> Result<ReplyCap, Error> {
+        call0(Syscall::ReplyTake, [0; 6]).map(|h| ReplyCap(Cap(h as u32)))
+    }
+
+    /// Answers with `words` (plus data and capabilities staged in this thread's IPC buffer,
+    /// as for a reply). The capability is used up, whatever the result.
+    pub fn send(self, words: [u64; 4], meta: Meta) -> Result<(), Error> {
+        message_call(Syscall::ReplySend, u64::from(self.0.0), words, meta).map(|_| ())
+    }
 }
 
 /// The running thread's IPC buffer.
@@ -225,6 +252,17 @@ impl Notification {
         call0(Syscall::WaitNotification, [u64::from(self.0.0), 0, 0, 0, 0, 0])
     }
 
+    /// Binds this notification to the running thread: its receives on any endpoint also end
+    /// when the notification is signalled (see [`Received::notified`]).
+    pub fn bind(self) -> Result<(), Error> {
+        call0(Syscall::NotificationBind, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Drops the running thread's bound notification, if any.
+    pub fn unbind_current() -> Result<(), Error> {
+        call0(Syscall::NotificationBind, [0, UNBIND, 0, 0, 0, 0]).map(|_| ())
+    }
+
     /// Takes the pending bits (0 if none) without waiting.
     #[inline]
     pub fn poll(self) -> Result<u64, Error> {
@@ -308,6 +346,11 @@ impl ProcessHandle {
     /// A capability to this process or one of its children.
     pub fn of(pid: u64) -> Result<ProcessHandle, Error> {
         call0(Syscall::ProcessCap, [pid, 0, 0, 0, 0, 0]).map(|h| ProcessHandle(Cap(h as u32)))
+    }
+
+    /// Signals `bits` on `notification` when the process ends (at once if it has).
+    pub fn notify_on_exit(self, notification: Notification, bits: u64) -> Result<(), Error> {
+        call0(Syscall::ProcessNotify, [u64::from(self.0.0), u64::from(notification.0.0), bits, 0, 0, 0]).map(|_| ())
     }
 
     /// Ends the process.

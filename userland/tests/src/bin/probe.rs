@@ -23,6 +23,7 @@
 //! - `shared`: map memory object 0, expect 0x1234 at offset 0, write 0x5678 at offset 8.
 //! - `map-and-touch`: map memory object 0, signal notification 1, keep reading until revoked.
 //! - `kill-via-cap`: end the process named by process capability 0 (not our child).
+//! - `keep-replies N [hang]`, `call-expect V`: kept replies; see `replies.rs` beside this file.
 //! - `kv-server`: serve the key-value protocol (`vessel-kv-protocol`) on endpoint 0.
 //! - container roles (`xc`, `blocked`, `ipc-pair`, `spawner`, `call-service`, `forkbomb`,
 //!   `memhog`, `ps-check`, `echo-service`, `service-client`): see `containers.rs` beside this file.
@@ -35,6 +36,8 @@ extern crate alloc;
 
 #[path = "probe/containers.rs"]
 mod containers;
+#[path = "probe/replies.rs"]
+mod replies;
 #[path = "probe/threads.rs"]
 mod threads;
 
@@ -167,6 +170,8 @@ fn main() -> i32 {
         "fs-clobber" => threads::fs_clobber(number(args.get(2))),
         "thread-kill-cap" => threads::kill_foreign(cap(0)),
         "service-client" => crate::containers::service_client(),
+        "keep-replies" => replies::keep_replies(number(args.get(2)), args.get(3) == Some(&"hang")),
+        "call-expect" => replies::call_expect(number(args.get(2))),
         "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {
             Ok(()) => 0,
             Err(_) => 1,
@@ -199,7 +204,7 @@ fn isolation(tag: u64) -> i32 {
 }
 
 /// The `i`th capability handed over at spawn (0 if missing: every use then fails cleanly).
-fn cap(i: usize) -> Cap {
+pub(crate) fn cap(i: usize) -> Cap {
     Cap(vessel_rt::handles().get(i).copied().unwrap_or(0))
 }
 
@@ -376,7 +381,7 @@ fn fuzz(seed: u64, calls: u64) -> i32 {
     let local = [0u64; 128];
     let heap: Vec<u64> = alloc::vec![0; 512];
     for _ in 0..calls {
-        let number = next() % 46;
+        let number = next() % 50;
         // Exit, DebugExit, ProcessKill (of ourselves), MemUnmap (of our own heap), ReplyRecv
         // (which always waits) and ThreadExit would end the run early; DebugWrite would print
         // random bytes into the test log. Their hostile cases have tests of their own.

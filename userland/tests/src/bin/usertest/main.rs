@@ -9,6 +9,7 @@ extern crate alloc;
 mod containers;
 mod hw;
 mod ipc;
+mod replies;
 mod threads;
 
 use alloc::format;
@@ -57,10 +58,22 @@ const TESTS: &[Test] = &[
 fn main() -> i32 {
     println!(
         "running {} user-space tests",
-        TESTS.len() + ipc::TESTS.len() + hw::TESTS.len() + containers::TESTS.len() + threads::TESTS.len()
+        TESTS.len()
+            + ipc::TESTS.len()
+            + replies::TESTS.len()
+            + hw::TESTS.len()
+            + containers::TESTS.len()
+            + threads::TESTS.len()
     );
     let (mut passed, mut failed) = (0, 0);
-    for (name, test) in TESTS.iter().chain(ipc::TESTS).chain(hw::TESTS).chain(containers::TESTS).chain(threads::TESTS) {
+    for (name, test) in TESTS
+        .iter()
+        .chain(ipc::TESTS)
+        .chain(replies::TESTS)
+        .chain(hw::TESTS)
+        .chain(containers::TESTS)
+        .chain(threads::TESTS)
+    {
         match test() {
             Ok(()) => {
                 passed += 1;
@@ -94,7 +107,7 @@ pub(crate) const BAD_POINTERS: [(&str, u64); 5] = [
 ];
 
 fn unknown_numbers_refused() -> TestResult {
-    for number in [45, 46, 255, 1 << 32, u64::MAX] {
+    for number in [49, 50, 255, 1 << 32, u64::MAX] {
         check!(raw(number, [1, 2, 3, 4, 5, 6]) == Err(Error::InvalidSyscall), "syscall {number:#x}");
     }
     Ok(())

@@ -1,0 +1,131 @@
+//! Kept replies (seL4-MCS reply objects): a server thread turns the reply it owes the caller of
+//! the message it just received into a capability (`ReplyTake`), goes on receiving, and any
+//! thread of its process answers it later (`ReplySend`).
+//!
+//! Invariants: a reply object names one caller thread; while that caller waits for it, the
+//! caller's `ipc` is `IpcWait::Kept(id)` and nothing else can answer it. The object has exactly
+//! one capability (right SEND only: it cannot be duplicated, minted or sent), and lives as long
+//! as that capability: answering consumes both; deleting the capability (or the server's whole
+//! table, when the server dies) fails a still-waiting caller with `PeerDied`. A caller that
+//! dies first leaves the object behind until the server answers (`PeerDied`) or drops it.
+//! Each object is charged as one kernel object to the server's container.
+
+use vessel_abi::{Error, Rights};
+use vessel_container::{Index, Resource};
+use vessel_kcore::report::TrapFrame;
+
+use super::caps::create_with;
+use super::ipc::{cap_error, fail_thread, handle, words_of};
+use super::objects::{IpcWait, ObjectRef};
+use super::thread::{State, Tid};
+use super::{Tasks, with_tasks};
+
+/// A kept reply.
+pub struct ReplyObject {
+    /// The container of the server that kept it (its quota pays for it).
+    pub container: Index,
+    /// The caller waiting for the answer (thread ids are never reused).
+    pub caller: Tid,
+}
+
+/// `ReplyTake`: the running thread's pending reply becomes a reply capability.
+pub fn reply_take() -> Result<u64, Error> {
+    with_tasks(|t| {
+        let me = t.current;
+        let caller = t.threads.get(&me).and_then(|th| th.replying_to).ok_or(Error::InvalidArgument)?;
+        if !t.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Reply(me) && c.state == State::Blocked) {
+            // The caller died after its message arrived: nothing to keep.
+            if let Some(th) = t.threads.get_mut(&me) {
+                th.replying_to = None;
+            }
+            return Err(Error::PeerDied);
+        }
+        let container = t.current_container()?;
+        t.charge(container, Resource::Objects, 1)?;
+        let id = t.next_object();
+        t.replies.insert(id, ReplyObject { container, caller });
+        // `create` drops the object again if the capability cannot be made; the caller is
+        // still owed its reply by this thread then.
+        let value = create_with(t, ObjectRef::Reply(id), Rights::SEND)?;
+        if let Some(th) = t.threads.get_mut(&me) {
+            th.replying_to = None;
+        }
+        if let Some(c) = t.threads.get_mut(&caller) {
+            c.ipc = IpcWait::Kept(id);
+        }
+        Ok(value)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `ReplySend`: answers a kept reply with the message in `frame`; the capability is used up.
+pub fn reply_send(frame: &mut TrapFrame) {
+    let result = with_tasks(|t| {
+        let table = t.table_of(t.current)?;
+        let cap = t.caps.get(table, handle(frame.rdi)?).map_err(cap_error)?;
+        let ObjectRef::Reply(id) = cap.object else { return Err(Error::WrongObject) };
+        if !cap.rights.contains(Rights::SEND) {
+            return Err(Error::MissingRights);
+        }
+        let caller = t.replies.get(&id).map(|r| r.caller).ok_or(Error::PeerDied)?;
+        let waiting = t.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Kept(id) && c.state == State::Blocked);
+        let sent = if waiting {
+            let meta = vessel_abi::Meta::from_word(frame.r9);
+            match t.transfer(t.current, caller, 0, words_of(frame), meta) {
+                Ok(()) => {
+                    if let Some(c) = t.threads.get_mut(&caller) {
+                        c.ipc = IpcWait::None;
+                    }
+                    t.make_ready(caller);
+                    Ok(())
+                }
+                // The caller learns its call failed (as with `Reply`); the replier's
+                // capabilities stay where they were.
+                Err(e) => Err(e),
+            }
+        } else {
+            Err(Error::PeerDied)
+        };
+        // Single use: the capability and the object go whatever happened. A caller still
+        // waiting after a failed transfer gets the error through `reply_removed`.
+        if let Ok(removed) = t.caps.delete(table, handle(frame.rdi)?) {
+            t.uncharge_slots(table, 1);
+            if let Err(e) = sent {
+                t.fail_kept(id, e);
+            }
+            t.cap_removed(&removed);
+        }
+        sent
+    })
+    .unwrap_or(Err(Error::NoSuchProcess));
+    match result {
+        Ok(()) => {
+            frame.rax = 0;
+            frame.rdx = 0;
+        }
+        Err(e) => {
+            frame.rax = e as u64;
+            frame.rdx = 0;
+        }
+    }
+    super::preempt_if_needed();
+}
+
+impl Tasks {
+    /// Fails the caller still waiting on kept reply `id` with `error` (before the object goes).
+    fn fail_kept(&mut self, id: u64, error: Error) {
+        let Some(caller) = self.replies.get(&id).map(|r| r.caller) else { return };
+        if self.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Kept(id) && c.state == State::Blocked) {
+            fail_thread(self, caller, error);
+        }
+    }
+
+    /// The capability of kept reply `id` is gone: the object goes, and a caller still waiting
+    /// for it learns that nobody will answer.
+    pub(super) fn reply_removed(&mut self, id: u64) {
+        self.fail_kept(id, Error::PeerDied);
+        if let Some(r) = self.replies.remove(&id) {
+            self.containers.uncharge(r.container, Resource::Objects, 1);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Probe roles for the kept-reply and event tests: servers that keep their callers' replies,
+//! and callers that check what they get back.
+
+use alloc::vec::Vec;
+
+use vessel_rt::abi::{Error, Meta};
+use vessel_rt::ipc::{Endpoint, ReplyCap};
+use vessel_rt::time;
+
+use crate::cap;
+
+/// What a kept answer adds to the caller's word.
+pub const ANSWER_OFFSET: u64 = 1000;
+
+/// `keep-replies N [hang]`: receive N calls on endpoint 0 and keep each reply; then answer
+/// them in reverse order with `w0 + 1000` (exit 0 if every answer went out), or, with `hang`,
+/// never answer (the test kills us).
+pub fn keep_replies(count: u64, hang: bool) -> i32 {
+    let ep = Endpoint(cap(0));
+    let mut kept: Vec<(ReplyCap, u64)> = Vec::new();
+    for _ in 0..count {
+        let Ok(message) = ep.recv() else { return 1 };
+        let Ok(reply) = ReplyCap::take() else { return 2 };
+        kept.push((reply, message.words[0]));
+    }
+    if hang {
+        loop {
+            time::sleep_ms(1000);
+        }
+    }
+    for (reply, word) in kept.into_iter().rev() {
+        if reply.send([word + ANSWER_OFFSET, 0, 0, 0], Meta::default()).is_err() {
+            return 3;
+        }
+    }
+    0
+}
+
+/// `call-expect V`: call endpoint 0 with `V`; exit 0 if the answer is `V + 1000`, 3 if the
+/// call failed with `PeerDied`, 1 for a wrong answer, 2 for another error.
+pub fn call_expect(value: u64) -> i32 {
+    match Endpoint(cap(0)).call([value, 0, 0, 0], Meta::default()) {
+        Ok(reply) if reply.words[0] == value + ANSWER_OFFSET => 0,
+        Ok(_) => 1,
+        Err(Error::PeerDied) => 3,
+        Err(_) => 2,
+    }
+}
