@@ -214,6 +214,9 @@ pub struct KernelStats {
     /// Frames the kernel keeps for reuse rather than freeing: the mapped stacks of ended threads,
     /// a few at most. Not in `free_frames`; how many depends on what ended before.
     pub pooled_frames: u64,
+    /// Receives and notification waits made with a timeout since boot: a server that polls
+    /// shows up here (tests check that idle servers make none).
+    pub timed_waits: u64,
 }
 
 impl KernelStats {

@@ -703,6 +703,7 @@ fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<The
 #[cold]
 #[inline(never)]
 fn add_timeout(t: &mut Tasks, tid: Tid, ns: u64) {
+    t.timed_waits += 1;
     t.sleep_until(tid, crate::time::since_boot_ns().saturating_add(ns));
 }
 

@@ -153,6 +153,8 @@ struct Tasks {
     dying: Vec<Index>,
     /// Messages delivered by the IPC fast path (`fastpath`), for tests and profiling.
     fastpath_messages: u64,
+    /// Receives and notification waits with a deadline (`KernelStats::timed_waits`).
+    timed_waits: u64,
 }
 
 // In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
@@ -472,6 +474,7 @@ pub fn init(bootfs: &'static [u8]) {
         table_owner: BTreeMap::new(),
         dying: Vec::new(),
         fastpath_messages: 0,
+        timed_waits: 0,
     });
 }
 

@@ -117,8 +117,9 @@ fn time_rounds(
 }
 
 fn ipc_benches(selection: &Selection<'_>) -> Result<(), vessel_rt::abi::Error> {
-    const NAMES: [&str; 5] = [
+    const NAMES: [&str; 6] = [
         "ipc_call_roundtrip",
+        "deferred_reply_roundtrip",
         "ipc_call_roundtrip_4k",
         "cap_transfer_roundtrip",
         "ipc_call_roundtrip_threads",
@@ -156,6 +157,17 @@ fn ipc_benches(selection: &Selection<'_>) -> Result<(), vessel_rt::abi::Error> {
 
     let _ = process::kill(server);
     let _ = process::wait(server);
+
+    if selection.wants_one("ipc", "deferred_reply_roundtrip") {
+        // The call is received by one server thread, which keeps the reply and hands it to
+        // another thread of the server through a notification; that one answers.
+        let server = process::spawn_with_caps("bin/probe", &["deferred-server"], &[ep.0.0])?;
+        let n = 10_000 * scale;
+        let total = time_rounds(n, || ep.call([1, 2, 3, 4], Meta::default()).map(|_| ()))?;
+        report("deferred_reply_roundtrip", n, total, "roundtrip");
+        let _ = process::kill(server);
+        let _ = process::wait(server);
+    }
 
     if selection.wants_one("ipc", "ipc_call_roundtrip_threads") {
         // The same round trip between two threads of one process: no address-space switch, so

@@ -23,7 +23,8 @@
 //! - `shared`: map memory object 0, expect 0x1234 at offset 0, write 0x5678 at offset 8.
 //! - `map-and-touch`: map memory object 0, signal notification 1, keep reading until revoked.
 //! - `kill-via-cap`: end the process named by process capability 0 (not our child).
-//! - `keep-replies N [hang]`, `call-expect V`: kept replies; see `replies.rs` beside this file.
+//! - `keep-replies N [hang]`, `call-expect V`, `deferred-server`: kept replies; see `replies.rs`
+//!   beside this file.
 //! - `kv-server`: serve the key-value protocol (`vessel-kv-protocol`) on endpoint 0.
 //! - container roles (`xc`, `blocked`, `ipc-pair`, `spawner`, `call-service`, `forkbomb`,
 //!   `memhog`, `ps-check`, `echo-service`, `service-client`): see `containers.rs` beside this file.
@@ -172,6 +173,7 @@ fn main() -> i32 {
         "service-client" => crate::containers::service_client(),
         "keep-replies" => replies::keep_replies(number(args.get(2)), args.get(3) == Some(&"hang")),
         "call-expect" => replies::call_expect(number(args.get(2))),
+        "deferred-server" => replies::deferred_server(),
         "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {
             Ok(()) => 0,
             Err(_) => 1,

@@ -1,11 +1,13 @@
 //! Probe roles for the kept-reply and event tests: servers that keep their callers' replies,
 //! and callers that check what they get back.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use vessel_rt::abi::{Error, Meta};
-use vessel_rt::ipc::{Endpoint, ReplyCap};
-use vessel_rt::time;
+use vessel_rt::ipc::{Cap, Endpoint, Notification, ReplyCap};
+use vessel_rt::{thread, time};
 
 use crate::cap;
 
@@ -44,5 +46,39 @@ pub fn call_expect(value: u64) -> i32 {
         Ok(_) => 1,
         Err(Error::PeerDied) => 3,
         Err(_) => 2,
+    }
+}
+
+/// `deferred-server`: serve endpoint 0 from two threads: this one receives each call and keeps
+/// its reply, a second one answers it (echoing the words) when told through a notification.
+/// The partner of the `deferred_reply_roundtrip` benchmark.
+pub fn deferred_server() -> i32 {
+    let ep = Endpoint(cap(0));
+    let Ok(wake) = Notification::create() else { return 1 };
+    let handoff = Arc::new((AtomicU32::new(0), [const { AtomicU64::new(0) }; 4]));
+    let shared = handoff.clone();
+    let answerer = thread::spawn(move || {
+        loop {
+            if wake.wait().is_err() {
+                return 1;
+            }
+            let reply = ReplyCap(Cap(shared.0.load(Ordering::Acquire)));
+            let words = core::array::from_fn(|i| shared.1[i].load(Ordering::Relaxed));
+            let _ = reply.send(words, Meta::default());
+        }
+    });
+    if answerer.is_err() {
+        return 2;
+    }
+    loop {
+        let Ok(message) = ep.recv() else { return 3 };
+        let Ok(reply) = ReplyCap::take() else { return 4 };
+        for (slot, word) in handoff.1.iter().zip(message.words) {
+            slot.store(word, Ordering::Relaxed);
+        }
+        handoff.0.store(reply.0.0, Ordering::Release);
+        if wake.signal(1).is_err() {
+            return 5;
+        }
     }
 }
