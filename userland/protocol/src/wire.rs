@@ -15,7 +15,7 @@
 //! the data and handles that came with it; unused register bytes are ignored. The [`Reader`]
 //! never panics: it answers a [`DecodeError`] for anything it cannot read. The [`Writer`] never
 //! writes past [`MAX_DATA`] or [`MAX_CAPS`]; it remembers the first overflow and
-//! [`Writer::finish`] reports it as an [`EncodeError`].
+//! [`encode`] reports it as an [`EncodeError`].
 
 use alloc::vec::Vec;
 use core::fmt;

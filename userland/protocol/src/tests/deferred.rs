@@ -162,3 +162,9 @@ fn the_standard_refusal_names_service_and_container() {
     let refusal = Client::new(&lo).shape(Shape::Dot, None).unwrap_err();
     assert_eq!(refusal, Refusal::new(Error::NotFound, "sample: container 0x0000000000000abc: no such shape"));
 }
+
+#[test]
+fn a_token_can_go_to_another_thread() {
+    fn send<T: Send>() {}
+    send::<Deferred<Passed>>();
+}
