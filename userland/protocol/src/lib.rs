@@ -1,39 +1,69 @@
-//! Typed IPC protocols (STYLE habit 4): a server's protocol crate defines its request and reply
-//! types and how they map onto a message (four words plus up to 4 KiB of data); the client stubs
-//! and the server loop in the runtime (`vessel_rt::ipc::Endpoint::request` and `serve_protocol`)
-//! use only these types, so no call site packs registers by hand.
+//! IPC protocols declared once (STYLE habits 4 and 13a). A protocol crate writes one
+//! [`protocol!`] declaration; from it come the labels, the wire encoding of every request and
+//! reply, a typed client (`Client<T: Transport>`), a server trait (`Server`) with a `dispatch`
+//! function, metadata ([`OpInfo`]) and, in the protocol crate's own tests, round-trip and fuzz
+//! checks. `docs/protocols.md` is the guide; this crate holds the pieces the macro builds on:
 //!
-//! Decoding is the server's first line of defence: every `decode` must accept any words and any
-//! bytes and answer a [`DecodeError`] for what it does not understand, never panic.
+//! - [`wire`]: the encoding ([`Writer`], [`Reader`]) and its errors;
+//! - [`field`]: the [`Field`] trait for fixed-size and custom field types, and [`Reply`];
+//! - [`refusal`]: the one error shape of every protocol, [`Refusal`];
+//! - [`transport`]: what the runtime implements ([`Transport`], [`ReplyKeeper`], [`ReplySender`])
+//!   over the message form ([`Message`], [`Frame`]);
+//! - [`serve`]: the server side ([`Cx`], [`Answer`], [`Deferred`], [`Dispatched`]);
+//! - [`testing`]: an in-memory [`testing::Loopback`] transport, examples and fuzzing for host tests.
+//!
+//! Decoding never panics: any words, bytes and capabilities give either the typed values or a
+//! [`DecodeError`] that the server answers with a refusal.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+pub mod field;
+mod macros;
+pub mod refusal;
+pub mod serve;
+pub mod testing;
+pub mod transport;
+pub mod wire;
+
+mod client;
+mod meta;
+
+#[cfg(test)]
+mod tests;
+
+pub use field::{Field, Reply};
+pub use meta::{FieldInfo, OpInfo, check_labels, undocumented};
+pub use refusal::{MAX_REASON, Refusal};
+pub use serve::{Answer, Cx, Deferred, Dispatched};
+pub use transport::{Caller, Frame, Message, ReplyKeeper, ReplySender, Transport};
+pub use vessel_abi::Error;
+pub use wire::{DecodeError, EncodeError, FieldError, REGISTER_BYTES, Reader, Writer};
+
 /// Largest data part of a message (the IPC buffer's data area).
-pub const MAX_DATA: usize = 4096;
+pub const MAX_DATA: usize = vessel_abi::MAX_MESSAGE_DATA;
+/// Most capabilities a message carries.
+pub const MAX_CAPS: usize = vessel_abi::MAX_MESSAGE_CAPS;
 
-/// Why a message could not be read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    /// The label (word 0) names no operation of this protocol.
-    UnknownLabel(u64),
-    /// A length or count is out of range, or the data is shorter than it says.
-    BadLength,
-    /// A field holds a value the protocol does not allow.
-    BadValue,
+/// Set in the label of every reply: a reply to operation `n` has label `REPLY | n`.
+pub const REPLY: u64 = 1 << 32;
+/// Label of a refusal (the reply label of the reserved operation 0).
+pub const REFUSED: u64 = REPLY;
+
+/// The label of the reply to the operation labelled `label`.
+pub const fn reply_label(label: u64) -> u64 {
+    REPLY | label
 }
 
-/// A message of a protocol: how it maps to words and data.
-pub trait Message: Sized {
-    /// Writes the message; returns how many bytes of `data` it used (≤ `data.len()`).
-    fn encode(&self, words: &mut [u64; 4], data: &mut [u8]) -> usize;
-    /// Reads a message from words and the bytes that arrived with them.
-    fn decode(words: &[u64; 4], data: &[u8]) -> Result<Self, DecodeError>;
-}
-
-/// A protocol: its request and reply types.
-pub trait Protocol {
-    /// What clients send.
-    type Request: Message;
-    /// What the server answers.
-    type Reply: Message;
+/// What the generated code uses; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::client::{call, read_reply};
+    pub use crate::meta::op_by_label;
+    pub use crate::serve::{conclude, refuse_malformed, refuse_unknown};
+    pub use crate::wire::{end, field};
+    pub use alloc::boxed::Box;
+    pub use alloc::string::String;
+    pub use alloc::vec::Vec;
 }
