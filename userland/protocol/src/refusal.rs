@@ -67,6 +67,14 @@ pub fn truncated(reason: &str) -> &str {
     &reason[..end]
 }
 
+impl From<Error> for Refusal {
+    /// A refusal whose reason is only the error's own description (for local failures with
+    /// nothing more to say).
+    fn from(error: Error) -> Refusal {
+        Refusal::new(error, error.as_str())
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.reason, self.error)

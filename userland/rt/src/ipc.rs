@@ -6,18 +6,7 @@ use vessel_abi::{
     TIMEOUT, UNBIND, decode_return,
 };
 
-use vessel_protocol::{DecodeError, MAX_DATA, Message, Protocol};
-
 use crate::arch::{syscall, syscall_ipc};
-
-/// Why a typed request failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestError {
-    /// The call itself failed.
-    Ipc(Error),
-    /// The reply did not decode.
-    Decode(DecodeError),
-}
 
 #[inline]
 pub(crate) fn call0(number: Syscall, args: [u64; 6]) -> Result<u64, Error> {
@@ -195,37 +184,6 @@ impl Endpoint {
                 Err(e) => return e,
             };
         }
-    }
-}
-
-impl Endpoint {
-    /// Sends a typed request of protocol `P` and decodes the reply.
-    pub fn request<P: Protocol>(self, request: &P::Request) -> Result<P::Reply, RequestError> {
-        let mut words = [0; 4];
-        // SAFETY: the buffer is staged here and read back after the reply, with no other IPC
-        // in between.
-        let len = request.encode(&mut words, &mut unsafe { buffer() }.data).min(MAX_DATA);
-        let reply = self.call(words, Meta { data_len: len as u16, ..Meta::default() }).map_err(RequestError::Ipc)?;
-        let got = usize::from(reply.meta.data_len).min(MAX_DATA);
-        // SAFETY: as above: the reply's data is in the buffer now.
-        P::Reply::decode(&reply.words, &unsafe { buffer() }.data[..got]).map_err(RequestError::Decode)
-    }
-
-    /// Serves protocol `P` forever: `handler` answers each decoded request (or decoding error,
-    /// which a server should answer with its refusal, never ignore).
-    pub fn serve_protocol<P: Protocol>(
-        self,
-        mut handler: impl FnMut(&Received, Result<P::Request, DecodeError>) -> P::Reply,
-    ) -> Error {
-        self.serve(|message| {
-            // SAFETY: the request's data is read and the reply staged before the next IPC.
-            let data = &mut unsafe { buffer() }.data;
-            let len = usize::from(message.meta.data_len).min(MAX_DATA);
-            let reply = handler(message, P::Request::decode(&message.words, &data[..len]));
-            let mut words = [0; 4];
-            let out = reply.encode(&mut words, data).min(MAX_DATA);
-            (words, Meta { data_len: out as u16, ..Meta::default() })
-        })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod io;
 pub mod ipc;
 pub mod proc;
 pub mod process;
+pub mod server;
 mod start;
 pub mod sys;
 pub mod thread;

@@ -5,23 +5,15 @@
 use alloc::vec::Vec;
 
 use vessel_abi::{ContainerInfo, Error, Meta};
-use vessel_proc_protocol::{Command, Ending, Limits, MAX_PASSED_CAPS, MAX_REQUEST_DATA, Reply, Request};
+use vessel_proc_protocol::{Client, Ending, Limits, command_line};
+use vessel_protocol::Refusal;
 
-use crate::ipc::{Cap, Endpoint, buffer};
+use crate::ipc::{Cap, Endpoint};
 
-/// How long [`Proc::wait`] sleeps between polls.
-const WAIT_POLL_MS: u64 = 2;
-
-/// A `proc` client.
+/// A `proc` client: the declared protocol's [`Client`] over the `proc` endpoint, with the
+/// replies unpacked into plain values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Proc(pub Endpoint);
-
-/// What a request returned, with its list data copied out.
-struct Answer {
-    words: [u64; 4],
-    data: Vec<u8>,
-    caps: Vec<u32>,
-}
 
 impl Proc {
     /// The `proc` capability a program started by `proc` receives first.
@@ -29,157 +21,82 @@ impl Proc {
         crate::handles().first().map(|&h| Proc(Endpoint(Cap(h))))
     }
 
-    fn ask(self, request: &Request<'_>, caps: &[u32]) -> Result<Answer, Error> {
-        if caps.len() > MAX_PASSED_CAPS {
-            return Err(Error::TooLarge);
-        }
-        let mut words = [0; 4];
-        // SAFETY: the request is staged here and the reply read back before any other IPC.
-        let buf = unsafe { buffer() };
-        let len = request.write(&mut words, &mut buf.data[..MAX_REQUEST_DATA]);
-        for (slot, &h) in buf.caps.iter_mut().zip(caps) {
-            *slot = h;
-        }
-        let meta = Meta { data_len: len as u16, cap_count: caps.len() as u8, flags: 0 };
-        let reply = self.0.call(words, meta)?;
-        // SAFETY: as above.
-        let buf = unsafe { buffer() };
-        let n = usize::from(reply.meta.data_len).min(buf.data.len());
-        let got = usize::from(reply.meta.cap_count).min(buf.caps.len());
-        Ok(Answer { words: reply.words, data: buf.data[..n].to_vec(), caps: buf.caps[..got].to_vec() })
+    /// The typed client of the protocol, for calls this wrapper does not unpack.
+    pub fn client(self) -> Client<Endpoint> {
+        Client::new(self.0)
     }
 
-    /// Asks, turning a `Failed` reply into its error.
-    fn ask_ok(self, request: &Request<'_>, caps: &[u32]) -> Result<Answer, Error> {
-        let answer = self.ask(request, caps)?;
-        if let Ok(Reply::Failed { code }) = Reply::parse(&answer.words, &answer.data) {
-            return Err(Error::from_code(code));
-        }
-        Ok(answer)
+    /// Starts `path` in `container` (0: the caller's), passing `caps` (they move). Returns
+    /// `(pid, container id)`.
+    pub fn spawn(self, container: u64, path: &str, args: &[&str], caps: &[u32]) -> Result<(u64, u64), Refusal> {
+        let spawned = self.client().spawn(container, &command_line(path, args), caps)?;
+        Ok((spawned.pid, spawned.container))
     }
 
-    /// Starts `path` in `container` (0: the caller's), passing `caps`. Returns `(pid, container id)`.
-    pub fn spawn(self, container: u64, path: &str, args: &[&str], caps: &[u32]) -> Result<(u64, u64), Error> {
-        let mut blob = [0u8; MAX_REQUEST_DATA];
-        let len = vessel_proc_protocol::encode_command(path, args, &mut blob).ok_or(Error::TooLarge)?;
-        let a = self.ask_ok(&Request::Spawn { container, command: Command { blob: &blob[..len] } }, caps)?;
-        match Reply::parse(&a.words, &a.data) {
-            Ok(Reply::Spawned { pid, container }) => Ok((pid, container)),
-            _ => Err(Error::InvalidArgument),
-        }
+    /// Waits until the process ends (`proc` keeps the reply until then) and reaps it.
+    pub fn wait(self, container: u64, pid: u64) -> Result<Ending, Refusal> {
+        self.client().wait(container, pid).map(|e| e.ending)
     }
 
-    /// How the process ended, or `None` while it runs.
-    pub fn try_wait(self, container: u64, pid: u64) -> Result<Option<Ending>, Error> {
-        let a = self.ask_ok(&Request::Wait { container, pid }, &[])?;
-        match Reply::parse(&a.words, &a.data) {
-            Ok(Reply::Exited(ending)) => Ok(Some(ending)),
-            Ok(Reply::Running) => Ok(None),
-            _ => Err(Error::InvalidArgument),
-        }
+    /// Like [`wait`](Self::wait), refused with `TimedOut` after `timeout_ns`.
+    pub fn wait_timeout(self, container: u64, pid: u64, timeout_ns: u64) -> Result<Ending, Refusal> {
+        self.client().wait_timeout(container, pid, timeout_ns).map(|e| e.ending)
     }
 
-    /// Waits (polling: `proc` never blocks for one client) until the process ends.
-    pub fn wait(self, container: u64, pid: u64) -> Result<Ending, Error> {
-        loop {
-            if let Some(ending) = self.try_wait(container, pid)? {
-                return Ok(ending);
-            }
-            crate::time::sleep_ms(WAIT_POLL_MS);
-        }
+    /// How the process ended (reaping it), or `None` while it runs.
+    pub fn try_wait(self, container: u64, pid: u64) -> Result<Option<Ending>, Refusal> {
+        self.client().try_wait(container, pid).map(|s| s.ending)
     }
 
     /// Ends a process.
-    pub fn kill(self, container: u64, pid: u64) -> Result<(), Error> {
-        self.ask_ok(&Request::Kill { container, pid }, &[]).map(|_| ())
+    pub fn kill(self, container: u64, pid: u64) -> Result<(), Refusal> {
+        self.client().kill(container, pid).map(|_| ())
     }
 
     /// `(container id, pid)` of every process `proc` started in `container` and below.
-    pub fn processes(self, container: u64) -> Result<Vec<(u64, u64)>, Error> {
-        self.list(&Request::Processes { container })
+    pub fn processes(self, container: u64) -> Result<Vec<(u64, u64)>, Refusal> {
+        self.client().processes(container).map(|l| l.pairs)
     }
 
     /// `(id, parent id)` of the caller's container and everything below it.
-    pub fn containers(self) -> Result<Vec<(u64, u64)>, Error> {
-        self.list(&Request::Containers)
-    }
-
-    fn list(self, request: &Request<'_>) -> Result<Vec<(u64, u64)>, Error> {
-        let answer = self.ask_ok(request, &[])?;
-        let Ok(Reply::List { count, .. }) = Reply::parse(&answer.words, &answer.data) else {
-            return Err(Error::InvalidArgument);
-        };
-        Ok((0..count as usize).filter_map(|i| vessel_proc_protocol::list_entry(&answer.data, i)).collect())
+    pub fn containers(self) -> Result<Vec<(u64, u64)>, Refusal> {
+        self.client().containers().map(|l| l.pairs)
     }
 
     /// A child container of `parent` (0: the caller's). Returns its id.
-    pub fn create(self, parent: u64, limits: Limits) -> Result<u64, Error> {
-        let a = self.ask_ok(&Request::Create { parent, limits }, &[])?;
-        match Reply::parse(&a.words, &a.data) {
-            Ok(Reply::Created { id }) => Ok(id),
-            _ => Err(Error::InvalidArgument),
-        }
+    pub fn create(self, parent: u64, limits: Limits) -> Result<u64, Refusal> {
+        self.client().create(parent, limits).map(|c| c.id)
     }
 
     /// Destroys a container below the caller's and everything in it.
-    pub fn destroy(self, container: u64) -> Result<(), Error> {
-        self.ask_ok(&Request::Destroy { container }, &[]).map(|_| ())
+    pub fn destroy(self, container: u64) -> Result<(), Refusal> {
+        self.client().destroy(container).map(|_| ())
     }
 
     /// A container's state, limits and usage.
-    pub fn info(self, container: u64) -> Result<ContainerInfo, Error> {
-        let answer = self.ask_ok(&Request::Info { container }, &[])?;
-        match Reply::parse(&answer.words, &answer.data) {
-            Ok(Reply::Info { fields: f }) => Ok(ContainerInfo {
-                id: f[0],
-                parent: f[1],
-                state: f[2] as u32,
-                depth: f[3] as u32,
-                children: f[4],
-                members: f[5],
-                limits: [f[6], f[7], f[8], f[9], f[10]],
-                usage: [f[11], f[12], f[13], f[14], f[15]],
-            }),
-            Ok(Reply::Failed { code }) => Err(Error::from_code(code)),
-            _ => Err(Error::InvalidArgument),
-        }
+    pub fn info(self, container: u64) -> Result<ContainerInfo, Refusal> {
+        self.client().info(container).map(|i| i.container())
     }
 
     /// Registers `endpoint` as service `name` (root container only). The capability moves.
-    pub fn register(self, name: &str, endpoint: Endpoint) -> Result<(), Error> {
-        self.ask_ok(&Request::Register { name: name.as_bytes() }, &[endpoint.0.0]).map(|_| ())
+    pub fn register(self, name: &str, endpoint: Endpoint) -> Result<(), Refusal> {
+        self.client().register(name, endpoint.0.0).map(|_| ())
     }
 
     /// A send-only capability to service `name`, and the service's generation (restarts).
-    pub fn lookup(self, name: &str) -> Result<(Endpoint, u64), Error> {
-        let a = self.ask_ok(&Request::Lookup { name: name.as_bytes() }, &[])?;
-        match (Reply::parse(&a.words, &a.data), a.caps.first()) {
-            (Ok(Reply::Service { generation }), Some(&h)) => Ok((Endpoint(Cap(h)), generation)),
-            (_, Some(_)) => {
-                for &h in &a.caps {
-                    let _ = Cap(h).delete();
-                }
-                Err(Error::InvalidArgument)
-            }
-            _ => Err(Error::InvalidArgument),
-        }
+    pub fn lookup(self, name: &str) -> Result<(Endpoint, u64), Refusal> {
+        self.client().lookup(name).map(|s| (Endpoint(Cap(s.endpoint)), s.generation))
     }
 
     /// Starts `path` as supervised service `name` (root container only), restarted at most
     /// `restarts` times. Returns its pid.
-    pub fn supervise(self, name: &str, restarts: u64, path: &str, args: &[&str]) -> Result<u64, Error> {
-        let mut data = [0u8; MAX_REQUEST_DATA];
-        let n = name.len();
-        data.get_mut(..n).ok_or(Error::TooLarge)?.copy_from_slice(name.as_bytes());
-        let len = vessel_proc_protocol::encode_command(path, args, &mut data[n..]).ok_or(Error::TooLarge)?;
-        let request = Request::Supervise { restarts, name_len: n as u64, data: &data[..n + len] };
-        let a = self.ask_ok(&request, &[])?;
-        match Reply::parse(&a.words, &a.data) {
-            Ok(Reply::Spawned { pid, .. }) => Ok(pid),
-            _ => Err(Error::InvalidArgument),
-        }
+    pub fn supervise(self, name: &str, restarts: u64, path: &str, args: &[&str]) -> Result<u64, Refusal> {
+        self.client().supervise(restarts, name, &command_line(path, args)).map(|s| s.pid)
     }
 }
+
+/// Lookups a [`Service`] makes after its instance died before it gives up.
+const RESTART_LOOKUPS: usize = 8;
 
 /// A client of a supervised service that survives restarts: a call to a dead instance fails
 /// with [`ServiceError::Restarted`] carrying the new generation, and the next call goes to the
@@ -203,7 +120,7 @@ pub enum ServiceError {
 
 impl Service {
     /// Looks the service up.
-    pub fn connect(proc: Proc, name: &'static str) -> Result<Service, Error> {
+    pub fn connect(proc: Proc, name: &'static str) -> Result<Service, Refusal> {
         let (endpoint, generation) = proc.lookup(name)?;
         Ok(Service { proc, name, endpoint, generation })
     }
@@ -218,8 +135,10 @@ impl Service {
         match self.endpoint.call(words, Meta::default()) {
             Ok(reply) => Ok(reply.words),
             Err(Error::PeerDied | Error::StaleHandle | Error::InvalidHandle) => {
-                // Wait for `proc` to notice the death and start the next instance.
-                for _ in 0..2000 {
+                // `proc` hears of an instance's death as an event and restarts it before it
+                // answers the next request, so one lookup normally finds the new generation;
+                // a few more cover a death that is still being torn down.
+                for _ in 0..RESTART_LOOKUPS {
                     match self.proc.lookup(self.name) {
                         Ok((endpoint, generation)) if generation != self.generation => {
                             let _ = self.endpoint.0.delete();
@@ -227,13 +146,13 @@ impl Service {
                             self.generation = generation;
                             return Err(ServiceError::Restarted(generation));
                         }
-                        // Still the dead instance: drop the copy and look again soon.
+                        // Still the dead instance: drop the copy and look again.
                         Ok((endpoint, _)) => {
                             let _ = endpoint.0.delete();
                         }
-                        Err(_) => {}
+                        Err(_) => break,
                     }
-                    crate::time::sleep_ms(WAIT_POLL_MS);
+                    crate::sys::yield_now();
                 }
                 Err(ServiceError::Ipc(Error::PeerDied))
             }

@@ -18,7 +18,8 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use vessel_proc_protocol::{Limits, UNLIMITED};
+use vessel_proc_protocol::{Ending, Limits, UNLIMITED};
+use vessel_protocol::Refusal;
 use vessel_rt::abi::{ContainerInfo, Error, QUOTA_RESOURCES};
 use vessel_rt::println;
 use vessel_rt::proc::Proc;
@@ -42,10 +43,11 @@ fn main() -> i32 {
     status
 }
 
-fn id(word: Option<&&str>, last: u64) -> Result<u64, Error> {
+fn id(word: Option<&&str>, last: u64) -> Result<u64, Refusal> {
     match word {
         Some(&"$") => Ok(last),
-        Some(w) => u64::from_str_radix(w.trim_start_matches("0x"), 16).map_err(|_| Error::InvalidArgument),
+        Some(w) => u64::from_str_radix(w.trim_start_matches("0x"), 16)
+            .map_err(|_| Refusal::new(Error::InvalidArgument, alloc::format!("{w:?} is not a container id in hex"))),
         None => Ok(0),
     }
 }
@@ -64,12 +66,24 @@ fn show(info: &ContainerInfo) {
     }
 }
 
-fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<(), Error> {
+/// How a process ended, for people.
+fn describe(ending: &Result<Ending, Refusal>) -> alloc::string::String {
+    match ending {
+        Ok(Ending::Code(code)) => alloc::format!("exited with code {code}"),
+        Ok(Ending::Fault) => alloc::string::String::from("killed by a fault"),
+        Ok(Ending::Killed) => alloc::string::String::from("killed"),
+        Err(refusal) => alloc::format!("unknown: {refusal}"),
+    }
+}
+
+fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<(), Refusal> {
     match command {
         ["create", limits @ ..] => {
             let mut l = Limits::default();
             for (slot, word) in l.0.iter_mut().zip(limits) {
-                *slot = word.parse().map_err(|_| Error::InvalidArgument)?;
+                *slot = word
+                    .parse()
+                    .map_err(|_| Refusal::new(Error::InvalidArgument, alloc::format!("{word:?} is not a number")))?;
             }
             *last = proc.create(0, l)?;
             println!("ctr: created container {:#018x}", *last);
@@ -79,7 +93,7 @@ fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<(), Error> {
             let (pid, _) = proc.spawn(container, program, args, &[])?;
             println!("ctr: {program} is pid {pid} in container {container:#018x}");
             let ending = proc.wait(container, pid);
-            println!("ctr: {program} ended: {ending:?}");
+            println!("ctr: {program} {}", describe(&ending));
             proc.destroy(container)?;
             println!("ctr: container {container:#018x} destroyed");
         }
@@ -103,7 +117,7 @@ fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<(), Error> {
             proc.destroy(id(Some(which), *last)?)?;
             println!("ctr: destroyed");
         }
-        _ => return Err(Error::InvalidArgument),
+        _ => return Err(Refusal::new(Error::InvalidArgument, "unknown command (see the top of ctr.rs)")),
     }
     Ok(())
 }

@@ -236,12 +236,12 @@ fn container_benches(scale: u64) -> Result<(), Error> {
         let before = kernel_bytes()?;
         let mut ids = alloc::vec::Vec::new();
         for _ in 0..live {
-            ids.push(proc.create(0, Limits::default())?);
+            ids.push(proc.create(0, Limits::default()).map_err(|r| r.error)?);
         }
         let both = (kernel_bytes()? - before) / live as i64;
         println!("MEASURE container_memory_kernel_and_proc n={live} {both} bytes/container");
         for id in ids {
-            proc.destroy(id)?;
+            proc.destroy(id).map_err(|r| r.error)?;
         }
     }
     drop_containers(held)?;

@@ -23,8 +23,8 @@
 //! - `shared`: map memory object 0, expect 0x1234 at offset 0, write 0x5678 at offset 8.
 //! - `map-and-touch`: map memory object 0, signal notification 1, keep reading until revoked.
 //! - `kill-via-cap`: end the process named by process capability 0 (not our child).
-//! - `keep-replies N [hang]`, `call-expect V`, `deferred-server`: kept replies; see `replies.rs`
-//!   beside this file.
+//! - `keep-replies N [hang]`, `call-expect V`, `deferred-server`, `sleep-exit MS CODE`,
+//!   `proc-wait CONTAINER PID`: kept replies and blocking waits; see `replies.rs` beside this file.
 //! - `kv-server`: serve the key-value protocol (`vessel-kv-protocol`) on endpoint 0.
 //! - container roles (`xc`, `blocked`, `ipc-pair`, `spawner`, `call-service`, `forkbomb`,
 //!   `memhog`, `ps-check`, `echo-service`, `service-client`): see `containers.rs` beside this file.
@@ -44,6 +44,8 @@ mod threads;
 
 use alloc::vec::Vec;
 
+use vessel_kv_protocol::{Found, Stored};
+use vessel_protocol::{Answer, Cx};
 use vessel_rt::abi::{Error, MapFlags, Meta};
 use vessel_rt::arch::{self, Fault};
 use vessel_rt::ipc::{self, Cap, Endpoint, Memory, Notification};
@@ -174,6 +176,8 @@ fn main() -> i32 {
         "keep-replies" => replies::keep_replies(number(args.get(2)), args.get(3) == Some(&"hang")),
         "call-expect" => replies::call_expect(number(args.get(2))),
         "deferred-server" => replies::deferred_server(),
+        "sleep-exit" => replies::sleep_exit(number(args.get(2)), number(args.get(3))),
+        "proc-wait" => replies::proc_wait(args.get(2).copied().unwrap_or("0"), number(args.get(3))),
         "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {
             Ok(()) => 0,
             Err(_) => 1,
@@ -337,19 +341,34 @@ fn map_and_touch() -> i32 {
     1
 }
 
-/// The example key-value server: typed requests in, typed replies out, at most 64 keys.
-fn kv_server() {
-    use vessel_kv_protocol::{Kv, Reply, Request};
-    let mut store = alloc::collections::BTreeMap::new();
-    let _ = Endpoint(cap(0)).serve_protocol::<Kv>(|_, request| match request {
-        Ok(Request::Put { key, value }) => {
-            if store.len() >= 64 && !store.contains_key(&key) {
-                return Reply::Refused;
-            }
-            Reply::Stored { replaced: store.insert(key, value).is_some() }
+/// The example key-value server (`vessel-kv-protocol`): at most 64 keys.
+struct KvStore(alloc::collections::BTreeMap<u64, Vec<u8>>);
+
+impl vessel_kv_protocol::Server for KvStore {
+    fn put(&mut self, cx: &mut Cx<'_, Stored>, key: u64, value: &[u8]) -> Answer<Stored> {
+        if value.len() > vessel_kv_protocol::MAX_VALUE {
+            let why = alloc::format!("a {}-byte value (at most {})", value.len(), vessel_kv_protocol::MAX_VALUE);
+            return cx.refusal(Error::TooLarge, why).into();
         }
-        Ok(Request::Get { key }) => store.get(&key).map_or(Reply::NotFound, |v| Reply::Value(*v)),
-        Err(_) => Reply::Refused,
+        if self.0.len() >= 64 && !self.0.contains_key(&key) {
+            return cx.refusal(Error::QuotaExceeded, "the store holds 64 keys already").into();
+        }
+        Answer::Reply(Stored { replaced: self.0.insert(key, value.to_vec()).is_some() })
+    }
+
+    fn get(&mut self, cx: &mut Cx<'_, Found>, key: u64) -> Answer<Found> {
+        match self.0.get(&key) {
+            Some(value) => Answer::Reply(Found { value: value.clone() }),
+            None => cx.refusal(Error::NotFound, alloc::format!("no value under key {key}")).into(),
+        }
+    }
+}
+
+fn kv_server() {
+    let mut store = KvStore(alloc::collections::BTreeMap::new());
+    let server = vessel_rt::server::Server::new(Endpoint(cap(0)));
+    let _ = server.serve(|caller, message| {
+        vessel_kv_protocol::dispatch(&mut store, caller, &mut vessel_rt::server::Keeper, message)
     });
 }
 

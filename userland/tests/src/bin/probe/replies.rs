@@ -82,3 +82,24 @@ pub fn deferred_server() -> i32 {
         }
     }
 }
+
+/// `sleep-exit MS CODE`: sleep MS milliseconds (no timed receive), then exit with CODE.
+pub fn sleep_exit(ms: u64, code: u64) -> i32 {
+    time::sleep_ms(ms);
+    code as i32
+}
+
+/// `proc-wait CONTAINER PID` (container in hex, 0: ours): wait for the process through `proc`;
+/// exit with its code, 200 if killed, 201 if it faulted, 202 if the wait was refused with
+/// `NoSuchContainer`, 203 for another refusal.
+pub fn proc_wait(container: &str, pid: u64) -> i32 {
+    let Some(proc) = vessel_rt::proc::Proc::get() else { return 204 };
+    let container = u64::from_str_radix(container, 16).unwrap_or(0);
+    match proc.wait(container, pid) {
+        Ok(vessel_proc_protocol::Ending::Code(code)) => code as i32,
+        Ok(vessel_proc_protocol::Ending::Killed) => 200,
+        Ok(vessel_proc_protocol::Ending::Fault) => 201,
+        Err(refusal) if refusal.error == Error::NoSuchContainer => 202,
+        Err(_) => 203,
+    }
+}

@@ -30,7 +30,7 @@ pub const TESTS: &[crate::Test] = &[
     ("containers::crashed_service_restarts_and_clients_recover", crashed_service_restarts_and_clients_recover),
 ];
 
-pub(crate) fn e(what: &'static str) -> impl Fn(Error) -> String {
+pub(crate) fn e<E: core::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |err| format!("{what}: {err}")
 }
 
@@ -206,7 +206,7 @@ fn isolation_matrix() -> TestResult {
     jail.destroy().map_err(e("destroy jail"))?;
     jail.0.delete().map_err(e("delete jail"))?;
     check!(
-        proc.spawn(c, "bin/true", &[], &[own_note.0.0]) == Err(Error::CrossContainer),
+        proc.spawn(c, "bin/true", &[], &[own_note.0.0]).map_err(|r| r.error) == Err(Error::CrossContainer),
         "spawn through proc into a child container with a root notification"
     );
     // One probe per container; each checks every other container's visibility through proc.
@@ -258,7 +258,7 @@ fn isolation_matrix() -> TestResult {
     check!(endings.len() == probes.len(), "only {} of {} probes ended", endings.len(), probes.len());
     check!(relay.private.try_recv() == Err(Error::WouldBlock), "a guessed handle reached the relay's private endpoint");
     proc.destroy(a).map_err(e("destroy"))?;
-    check!(proc.info(c) == Err(Error::NoSuchContainer), "C went with A");
+    check!(proc.info(c).map_err(|r| r.error) == Err(Error::NoSuchContainer), "C went with A");
     relay.delete();
     same_counts(&before, &stats()?)
 }
@@ -549,7 +549,7 @@ fn pids_are_per_container_and_listing_is_scoped() -> TestResult {
     proc.destroy(a).map_err(e("destroy a"))?;
     proc.destroy(b).map_err(e("destroy b"))?;
     for id in [a, b, a1] {
-        check!(proc.info(id) == Err(Error::NoSuchContainer), "destroyed {id:#x} still answers");
+        check!(proc.info(id).map_err(|r| r.error) == Err(Error::NoSuchContainer), "destroyed {id:#x} still answers");
         check!(proc.spawn(id, "bin/true", &[], &[]).is_err(), "spawn into destroyed {id:#x}");
         check!(proc.destroy(id).is_err(), "destroy destroyed {id:#x}");
     }

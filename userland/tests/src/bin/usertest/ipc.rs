@@ -358,20 +358,31 @@ fn process_capability_lets_another_process_kill() -> TestResult {
 }
 
 fn typed_protocol_round_trip() -> TestResult {
-    use vessel_kv_protocol::{Kv, Reply, Request, Value};
+    use vessel_kv_protocol::{Client, Found, Stored};
     let before = counts()?;
     let ep = Endpoint::create().map_err(e("endpoint"))?;
     let server = process::spawn_with_caps("bin/probe", &["kv-server"], &[ep.0.0]).map_err(e("spawn"))?;
-    let value = |b: &[u8]| Value::new(b).ok_or_else(|| format!("value {b:?}"));
-    let ask = |r: Request| ep.request::<Kv>(&r).map_err(|err| format!("{r:?}: {err:?}"));
-    check!(ask(Request::Put { key: 1, value: value(b"one")? })? == Reply::Stored { replaced: false }, "first put");
-    check!(ask(Request::Put { key: 1, value: value(b"uno")? })? == Reply::Stored { replaced: true }, "second put");
-    check!(ask(Request::Get { key: 1 })? == Reply::Value(value(b"uno")?), "get");
-    check!(ask(Request::Get { key: 2 })? == Reply::NotFound, "missing key");
-    // A hand-made message the protocol does not know is refused, not ignored or fatal.
+    let kv = Client::new(ep);
+    let r = |what: &'static str| move |refusal: vessel_protocol::Refusal| format!("{what}: {refusal}");
+    check!(kv.put(1, b"one").map_err(r("put"))? == Stored { replaced: false }, "first put");
+    check!(kv.put(1, b"uno").map_err(r("put"))? == Stored { replaced: true }, "second put");
+    check!(kv.get(1).map_err(r("get"))? == Found { value: b"uno".to_vec() }, "get");
+    // Refusals carry the error and a reason naming the service and the caller's container.
+    let missing = kv.get(2).err();
+    let own = vessel_rt::container::own().map_err(e("own"))?.id;
+    let expected = format!("kv: container {own:#018x}: no value under key 2");
+    check!(
+        missing.as_ref().is_some_and(|m| m.error == Error::NotFound && m.reason == expected),
+        "missing key: {missing:?}"
+    );
+    let long = kv.put(3, &[7; vessel_kv_protocol::MAX_VALUE + 1]).err().map(|m| m.error);
+    check!(long == Some(Error::TooLarge), "a too-long value: {long:?}");
+    // A hand-made message the protocol does not know is refused with a reason, not ignored or
+    // fatal.
     let raw = ep.call([77, 0, 0, 0], Meta::default()).map_err(e("raw call"))?;
-    check!(raw.words[0] == 0x1ff, "unknown label answered with {:?}", raw.words);
-    check!(ask(Request::Get { key: 1 })? == Reply::Value(value(b"uno")?), "server state after a bad message");
+    check!(raw.words[0] == vessel_protocol::REFUSED, "unknown label answered with {:?}", raw.words);
+    check!(raw.words[1] == Error::InvalidArgument as u64 && raw.meta.data_len > 0, "refusal {:?}", raw);
+    check!(kv.get(1).map_err(r("get"))?.value == b"uno", "server state after a bad message");
     process::kill(server).map_err(e("kill"))?;
     check!(process::wait(server) == Ok(Exit::Killed), "server");
     ep.0.delete().map_err(e("delete"))?;

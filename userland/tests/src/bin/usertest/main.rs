@@ -9,6 +9,7 @@ extern crate alloc;
 mod containers;
 mod hw;
 mod ipc;
+mod procwait;
 mod replies;
 mod threads;
 
@@ -63,6 +64,7 @@ fn main() -> i32 {
             + replies::TESTS.len()
             + hw::TESTS.len()
             + containers::TESTS.len()
+            + procwait::TESTS.len()
             + threads::TESTS.len()
     );
     let (mut passed, mut failed) = (0, 0);
@@ -72,6 +74,7 @@ fn main() -> i32 {
         .chain(replies::TESTS)
         .chain(hw::TESTS)
         .chain(containers::TESTS)
+        .chain(procwait::TESTS)
         .chain(threads::TESTS)
     {
         match test() {
@@ -114,7 +117,8 @@ fn unknown_numbers_refused() -> TestResult {
 }
 
 fn bad_pointers_refused() -> TestResult {
-    let mut out = [0u8; 64];
+    // Room for a whole `KernelStats` (a smaller buffer let the kernel write past it).
+    let mut out = [0u8; core::mem::size_of::<vessel_rt::abi::KernelStats>()];
     for (what, ptr) in BAD_POINTERS {
         check!(raw(Syscall::DebugWrite as u64, [ptr, 16, 0, 0, 0, 0]) == Err(Error::BadAddress), "debug_write {what}");
         check!(raw(Syscall::Spawn as u64, [ptr, 0, 0, 0, 0, 0]) == Err(Error::BadAddress), "spawn {what}");

@@ -119,6 +119,16 @@ fn misuse_gives_defined_errors() -> TestResult {
         process::spawn_with_caps("bin/probe", &["hold"], &[reply.0.0]) == Err(Error::MissingRights),
         "a reply capability handed to another process"
     );
+    let other = Endpoint::create().map_err(e("endpoint"))?;
+    let echo = process::spawn_with_caps("bin/probe", &["echo-server"], &[other.0.0]).map_err(e("spawn echo"))?;
+    // SAFETY: staging only.
+    unsafe { vessel_rt::ipc::buffer() }.caps[0] = reply.0.0;
+    let with_reply = Meta { cap_count: 1, ..Meta::default() };
+    check!(other.call([0; 4], with_reply) == Err(Error::MissingRights), "a reply capability sent in a message");
+    check!(reply.0.inspect().is_ok(), "a refused message lost the reply capability");
+    check!(other.call([u64::MAX, 0, 0, 0], Meta::default()).is_ok(), "stopping the echo server");
+    check!(process::wait(echo) == Ok(Exit::Code(0)), "echo server");
+    other.0.delete().map_err(e("delete"))?;
     reply.0.delete().map_err(e("delete"))?;
     check!(process::wait(caller) == Ok(Exit::Code(3)), "the caller of a dropped reply did not get PeerDied");
     // Single use: the second answer finds a stale handle.

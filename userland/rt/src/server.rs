@@ -1,0 +1,186 @@
+//! The runtime side of declared protocols (`vessel_protocol`): an [`Endpoint`] is a client
+//! [`Transport`], and [`Server`] is the receive loop a server builds on, with kept replies
+//! ([`Keeper`], [`Replies`]), bound-notification wake-ups and timeouts.
+//!
+//! A request is copied out of the IPC buffer into the server's own buffer before it is
+//! handled, and the reply staged there is copied back when it is sent. A handler may therefore
+//! make IPC calls of its own (answer kept replies, call other servers) without clobbering the
+//! request it is reading: the IPC buffer belongs to whichever message the thread sends or
+//! receives last.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use vessel_abi::{Error, MAX_MESSAGE_CAPS, Meta};
+use vessel_protocol::{Caller, Dispatched, Frame, MAX_DATA, Message, ReplyKeeper, ReplySender, Transport};
+
+use crate::ipc::{self, Cap, Endpoint, ReplyCap, buffer};
+
+/// The meta word of a staged message.
+fn meta_of(message: &Message<'_>) -> Meta {
+    Meta { data_len: message.data_bytes().len() as u16, cap_count: message.handles().len() as u8, flags: 0 }
+}
+
+impl Transport for Endpoint {
+    fn call<R>(
+        &self,
+        stage: impl FnOnce(&mut Message<'_>) -> Result<(), Error>,
+        read: impl FnOnce(Frame<'_>) -> R,
+    ) -> Result<R, Error> {
+        let (words, meta) = {
+            // SAFETY: the buffer is staged here and read back after the reply, with no other
+            // IPC of this thread in between (`stage` and `read` only encode and decode).
+            let buf = unsafe { buffer() };
+            let mut message = Message::new(&mut buf.data);
+            stage(&mut message)?;
+            let (words, meta, caps) = (message.words, meta_of(&message), message.caps);
+            buf.caps = caps;
+            (words, meta)
+        };
+        let reply = Endpoint::call(*self, words, meta)?;
+        // SAFETY: as above: the reply is in the buffer now.
+        let buf = unsafe { buffer() };
+        let data = usize::from(reply.meta.data_len).min(MAX_DATA);
+        let caps = usize::from(reply.meta.cap_count).min(MAX_MESSAGE_CAPS);
+        Ok(read(Frame { words: reply.words, data: &buf.data[..data], caps: &buf.caps[..caps] }))
+    }
+
+    fn drop_cap(&self, handle: u32) {
+        let _ = Cap(handle).delete();
+    }
+}
+
+/// Keeps replies and drops unwanted capabilities for the request being handled.
+pub struct Keeper;
+
+impl ReplyKeeper for Keeper {
+    fn take_reply(&mut self) -> Result<u32, Error> {
+        ReplyCap::take().map(|r| r.0.0)
+    }
+
+    fn drop_cap(&mut self, handle: u32) {
+        let _ = Cap(handle).delete();
+    }
+}
+
+/// Answers kept replies (from any thread).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Replies;
+
+impl ReplySender for Replies {
+    fn send_reply(&self, reply: u32, stage: impl FnOnce(&mut Message<'_>)) -> Result<(), Error> {
+        let (words, meta) = {
+            // SAFETY: staged here and sent at once, with no other IPC in between.
+            let buf = unsafe { buffer() };
+            let mut message = Message::new(&mut buf.data);
+            stage(&mut message);
+            let (words, meta, caps) = (message.words, meta_of(&message), message.caps);
+            buf.caps = caps;
+            (words, meta)
+        };
+        let sent = ReplyCap(Cap(reply)).send(words, meta);
+        if sent.is_err() {
+            // Capabilities that did not move stay ours: they must not pile up.
+            // SAFETY: read right after the failed send.
+            let buf = unsafe { buffer() };
+            for &handle in &buf.caps[..usize::from(meta.cap_count)] {
+                let _ = Cap(handle).delete();
+            }
+        }
+        sent
+    }
+
+    fn drop_cap(&self, handle: u32) {
+        let _ = Cap(handle).delete();
+    }
+}
+
+/// What woke a server.
+pub enum Incoming<'a> {
+    /// A request, copied into the server's buffer; answer it with [`Server::answer`] (or keep
+    /// its reply through [`Keeper`]).
+    Request {
+        /// Who called.
+        caller: Caller,
+        /// The request, in place; the reply is staged over it.
+        message: Message<'a>,
+    },
+    /// The thread's bound notification was signalled with these bits.
+    Notified(u64),
+    /// The timeout passed with nothing received.
+    TimedOut,
+}
+
+/// A server's receive loop on one endpoint.
+pub struct Server {
+    endpoint: Endpoint,
+    data: Vec<u8>,
+}
+
+impl Server {
+    /// A server receiving on `endpoint`.
+    pub fn new(endpoint: Endpoint) -> Server {
+        Server { endpoint, data: vec![0; MAX_DATA] }
+    }
+
+    /// Waits for the next request or event, at most `timeout_ns` if given.
+    pub fn next(&mut self, timeout_ns: Option<u64>) -> Result<Incoming<'_>, Error> {
+        let received = match timeout_ns {
+            Some(ns) => self.endpoint.recv_timeout(ns),
+            None => self.endpoint.recv(),
+        };
+        let received = match received {
+            Ok(r) => r,
+            Err(Error::TimedOut) => return Ok(Incoming::TimedOut),
+            Err(e) => return Err(e),
+        };
+        if let Some(bits) = received.notified() {
+            return Ok(Incoming::Notified(bits));
+        }
+        // SAFETY: read right after the receive, before any other IPC of this thread.
+        let buf = unsafe { buffer() };
+        let len = usize::from(received.meta.data_len).min(MAX_DATA);
+        let caps = usize::from(received.meta.cap_count).min(MAX_MESSAGE_CAPS);
+        self.data[..len].copy_from_slice(&buf.data[..len]);
+        let caller = Caller { container: buf.sender_container, pid: buf.sender_pid, badge: received.badge };
+        let message = Message::received(received.words, &mut self.data, len, &buf.caps[..caps]);
+        Ok(Incoming::Request { caller, message })
+    }
+
+    /// Serves requests forever (for servers that need no events or timeouts): `handle` is a
+    /// protocol's `dispatch` with the server bound. Returns only if receiving fails.
+    pub fn serve(mut self, mut handle: impl FnMut(Caller, &mut Message<'_>) -> Dispatched) -> Error {
+        loop {
+            match self.next(None) {
+                Ok(Incoming::Request { caller, mut message }) => {
+                    if handle(caller, &mut message) == Dispatched::Reply {
+                        // A caller that died meanwhile is nobody's loss.
+                        let _ = Server::answer(&message);
+                    }
+                }
+                Ok(Incoming::Notified(_) | Incoming::TimedOut) => {}
+                Err(e) => return e,
+            }
+        }
+    }
+
+    /// Sends the reply staged in `message` to the caller of the request just handled. If it
+    /// cannot go (the caller died), the capabilities staged in it are deleted.
+    pub fn answer(message: &Message<'_>) -> Result<(), Error> {
+        let meta = meta_of(message);
+        {
+            // SAFETY: staged here and sent at once.
+            let buf = unsafe { buffer() };
+            let data = message.data_bytes();
+            buf.data[..data.len()].copy_from_slice(data);
+            buf.caps = message.caps;
+        }
+        let sent = ipc::reply(message.words, meta);
+        if sent.is_err() {
+            for &handle in message.handles() {
+                let _ = Cap(handle).delete();
+            }
+        }
+        sent
+    }
+}
