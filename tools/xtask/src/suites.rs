@@ -134,7 +134,7 @@ fn suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool, min_tests: u
 /// container twice (by `run` and by `spawn`), and every command succeeds.
 const CTR_SESSION: [&str; 4] = [
     "hello from user space: process 1, arguments [\"bin/hello\", \"from\", \"a\", \"container\"]",
-    "ctr: bin/hello ended: Ok(Code(0))",
+    "ctr: bin/hello exited with code 0",
     "ctr: destroyed",
     "init: bin/ctr exited with code 0",
 ];

@@ -88,6 +88,12 @@ fn main() -> i32 {
         report("spawn_wait", n, time::now_ns() - start, "proc");
     }
 
+    if let Some(proc) = Proc::get()
+        && let Err(e) = proc_benches(proc, &selection)
+    {
+        println!("bench: proc benchmarks failed: {e}");
+    }
+
     if let Err(e) = ipc_benches(&selection) {
         println!("bench: IPC benchmarks failed: {e}");
     }
@@ -99,6 +105,33 @@ fn main() -> i32 {
 
     let _ = sys::debug_exit(0);
     0
+}
+
+/// Spawning and waiting through `proc`: the whole path a shell takes (`proc_spawn_wait`), and
+/// how soon a waiter blocked in `proc` wakes after the child ends (`proc_wait_latency`).
+fn proc_benches(proc: Proc, selection: &Selection<'_>) -> Result<(), vessel_protocol::Refusal> {
+    if selection.wants_one("spawn", "proc_spawn_wait") {
+        let n = 300 * selection.scale;
+        let start = time::now_ns();
+        for _ in 0..n {
+            let (pid, _) = proc.spawn(0, "bin/true", &[], &[])?;
+            proc.wait(0, pid)?;
+        }
+        report("proc_spawn_wait", n, time::now_ns() - start, "proc");
+    }
+    if selection.wants_one("spawn", "proc_wait_latency") {
+        let n = 100 * selection.scale;
+        let mut total = 0;
+        for _ in 0..n {
+            // The child sleeps first, so the wait is already kept in proc when it ends.
+            let (pid, _) = proc.spawn(0, "bin/probe", &["exit-clock", "1"], &[])?;
+            if let vessel_proc_protocol::Ending::Code(ended_at) = proc.wait(0, pid)? {
+                total += time::now_ns().saturating_sub(ended_at as u64);
+            }
+        }
+        report("proc_wait_latency", n, total, "wait");
+    }
+    Ok(())
 }
 
 /// Times `n` rounds of `round` (after a short warm-up).

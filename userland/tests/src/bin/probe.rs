@@ -24,7 +24,8 @@
 //! - `map-and-touch`: map memory object 0, signal notification 1, keep reading until revoked.
 //! - `kill-via-cap`: end the process named by process capability 0 (not our child).
 //! - `keep-replies N [hang]`, `call-expect V`, `deferred-server`, `sleep-exit MS CODE`,
-//!   `proc-wait CONTAINER PID`: kept replies and blocking waits; see `replies.rs` beside this file.
+//!   `proc-wait CONTAINER PID`, `exit-clock MS`: kept replies and blocking waits; see `replies.rs`
+//!   beside this file.
 //! - `kv-server`: serve the key-value protocol (`vessel-kv-protocol`) on endpoint 0.
 //! - container roles (`xc`, `blocked`, `ipc-pair`, `spawner`, `call-service`, `forkbomb`,
 //!   `memhog`, `ps-check`, `echo-service`, `service-client`): see `containers.rs` beside this file.
@@ -176,6 +177,7 @@ fn main() -> i32 {
         "keep-replies" => replies::keep_replies(number(args.get(2)), args.get(3) == Some(&"hang")),
         "call-expect" => replies::call_expect(number(args.get(2))),
         "deferred-server" => replies::deferred_server(),
+        "exit-clock" => replies::exit_clock(number(args.get(2))),
         "sleep-exit" => replies::sleep_exit(number(args.get(2)), number(args.get(3))),
         "proc-wait" => replies::proc_wait(args.get(2).copied().unwrap_or("0"), number(args.get(3))),
         "kill-via-cap" => match ipc::ProcessHandle(cap(0)).kill() {

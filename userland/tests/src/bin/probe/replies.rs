@@ -103,3 +103,16 @@ pub fn proc_wait(container: &str, pid: u64) -> i32 {
         Err(_) => 203,
     }
 }
+
+/// `exit-clock MS`: sleep MS milliseconds, then exit with the clock reading (nanoseconds since
+/// boot) as a 64-bit exit code: the partner of `proc_wait_latency`, whose waiter subtracts it
+/// from the time its wait returned.
+pub fn exit_clock(ms: u64) -> ! {
+    time::sleep_ms(ms);
+    let now = time::now_ns();
+    // SAFETY: `Exit` does not return; nothing of this process runs afterwards.
+    let _ = unsafe { vessel_rt::arch::syscall(vessel_rt::abi::Syscall::Exit as u64, [now, 0, 0, 0, 0, 0]) };
+    loop {
+        vessel_rt::arch::provoke(vessel_rt::arch::Fault::InvalidOpcode);
+    }
+}

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 
 use vessel_proc_protocol::{Ending, Limits};
 use vessel_rt::abi::{Error, Meta};
+use vessel_rt::ipc::Notification;
 use vessel_rt::proc::Proc;
 use vessel_rt::{sys, time};
 
@@ -20,6 +21,7 @@ pub const TESTS: &[crate::Test] = &[
     ("proc::sixty_four_waiters_each_get_their_own_child", sixty_four_waiters_each_get_their_own_child),
     ("proc::waits_into_a_destroyed_container_are_refused", waits_into_a_destroyed_container_are_refused),
     ("proc::supervision_restarts_by_event", supervision_restarts_by_event),
+    ("proc::hostile_messages_are_answered", hostile_messages_are_answered),
 ];
 
 fn proc() -> Result<Proc, String> {
@@ -134,5 +136,72 @@ fn supervision_restarts_by_event() -> TestResult {
     for cap in [echo.0, echo2.0] {
         cap.delete().map_err(r("delete"))?;
     }
+    Ok(())
+}
+
+/// Random messages to `proc` (labels, words, data lengths and bytes, capabilities attached or
+/// not): each is answered, a malformed one with a refusal; capabilities that came with a
+/// refused message are not kept; `proc` serves normally afterwards.
+fn hostile_messages_are_answered() -> TestResult {
+    let proc = proc()?;
+    let before = sys::kernel_stats().map_err(r("stats"))?;
+    let mut state = 0x5eed_1234_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut refused, mut answered) = (0, 0);
+    for _ in 0..2000 {
+        let label = match next() % 4 {
+            0 => next() % 16,
+            1 => vessel_protocol::REFUSED | next() % 16,
+            _ => next(),
+        };
+        let words = [label, next() % 8, next(), next() % 3];
+        let data_len = (next() % 300) as usize;
+        let with_cap = next() % 4 == 0;
+        {
+            // SAFETY: staged here, read back right after the call.
+            let buffer = unsafe { vessel_rt::ipc::buffer() };
+            for b in &mut buffer.data[..data_len] {
+                *b = next() as u8;
+            }
+            if with_cap {
+                buffer.caps[0] = Notification::create().map_err(r("notification"))?.0.0;
+            }
+        }
+        let meta = Meta { data_len: data_len as u16, cap_count: u8::from(with_cap), flags: 0 };
+        // Requests that would block or change the system stay out: wait on a random pid of
+        // ours is harmless (no such process), kill/destroy/spawn/supervise of random targets
+        // are refused (nothing of ours is named); create may succeed and is undone.
+        let reply = proc.0.call(words, meta).map_err(r("call"))?;
+        if reply.words[0] == vessel_protocol::REFUSED {
+            refused += 1;
+        } else {
+            answered += 1;
+            if reply.words[0] == vessel_protocol::reply_label(vessel_proc_protocol::label::create) {
+                proc.destroy(reply.words[1]).map_err(r("undo create"))?;
+            }
+            // SAFETY: read right after the call.
+            let buffer = unsafe { vessel_rt::ipc::buffer() };
+            for &handle in &buffer.caps[..usize::from(reply.meta.cap_count)] {
+                let _ = vessel_rt::ipc::Cap(handle).delete();
+            }
+        }
+    }
+    check!(refused > 1500, "only {refused} of 2000 random messages refused ({answered} answered)");
+    // Still serving, and nothing kept from the garbage.
+    let id = proc.create(0, Limits::default()).map_err(r("create"))?;
+    proc.destroy(id).map_err(r("destroy"))?;
+    sys::yield_now();
+    let after = sys::kernel_stats().map_err(r("stats"))?;
+    check!(
+        (after.objects, after.caps, after.processes) == (before.objects, before.caps, before.processes),
+        "objects, caps, processes {:?} -> {:?}",
+        (before.objects, before.caps, before.processes),
+        (after.objects, after.caps, after.processes)
+    );
     Ok(())
 }
