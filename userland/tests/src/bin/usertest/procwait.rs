@@ -54,7 +54,7 @@ fn wait_blocks_until_the_child_ends_without_polling() -> TestResult {
 fn wait_timeout_and_try_wait() -> TestResult {
     let proc = proc()?;
     let (pid, _) = proc.spawn(0, "bin/probe", &["spin"], &[]).map_err(r("spawn"))?;
-    check!(proc.try_wait(0, pid).map_err(r("try_wait"))? == None, "a spinning child reads as ended");
+    check!(proc.try_wait(0, pid).map_err(r("try_wait"))?.is_none(), "a spinning child reads as ended");
     let start = time::now_ns();
     let timed = proc.wait_timeout(0, pid, 30_000_000).map_err(|e| e.error);
     check!(timed == Err(Error::TimedOut), "timed wait on a running child: {timed:?}");
@@ -156,7 +156,7 @@ fn hostile_messages_are_answered() -> TestResult {
     for _ in 0..2000 {
         let label = match next() % 4 {
             0 => next() % 16,
-            1 => vessel_protocol::REFUSED | next() % 16,
+            1 => vessel_protocol::REFUSED | (next() % 16),
             _ => next(),
         };
         let words = [label, next() % 8, next(), next() % 3];
