@@ -208,9 +208,11 @@ pub struct KernelStats {
     pub objects: u64,
     /// Capabilities in all tables.
     pub caps: u64,
-    /// IPC messages delivered by the kernel's fast path since boot (register-only `Call` and
-    /// `ReplyRecv` to a waiting partner); a counter for tests and profiling.
-    pub ipc_fastpath: u64,
+    /// IPC messages delivered by the kernel's general path since boot (every message the fast
+    /// path does not take: data or capabilities, nobody waiting, kept replies). A counter for
+    /// tests and profiling; the fast path counts nothing, as a counter there would cost every
+    /// round trip two instructions.
+    pub ipc_general: u64,
     /// Frames the kernel keeps for reuse rather than freeing: the mapped stacks of ended threads,
     /// a few at most. Not in `free_frames`; how many depends on what ended before.
     pub pooled_frames: u64,

@@ -75,7 +75,6 @@ fn dispatch_other(frame: &mut TrapFrame) {
     match Syscall::try_from(frame.rax) {
         Ok(Syscall::Recv) => return task::recv(frame),
         Ok(Syscall::Reply) => return task::reply(frame),
-        Ok(Syscall::ReplySend) => return task::reply_send(frame),
         _ => {}
     }
     let result = Syscall::try_from(frame.rax).and_then(|call| run(call, args));
@@ -170,10 +169,10 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::ThreadKill => task::thread_kill(a[0]).map(|()| 0),
         Syscall::ThreadDetach => task::thread_detach(a[0]).map(|()| 0),
         Syscall::ReplyTake => task::reply_take(),
+        Syscall::ReplySend => task::reply_send(a[0], [a[1], a[2], a[3], a[4]], a[5]),
         Syscall::NotificationBind => task::notification_bind(a[0], a[1]),
         Syscall::ProcessNotify => task::process_notify(a[0], a[1], a[2]),
         Syscall::Call
-        | Syscall::ReplySend
         | Syscall::Recv
         | Syscall::Reply
         | Syscall::ReplyRecv

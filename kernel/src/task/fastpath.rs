@@ -238,7 +238,6 @@ impl Tasks {
         current.ipc = wait;
         let save = &raw mut current.saved_rsp;
         self.need_resched = false;
-        self.fastpath_messages += 1;
         // SAFETY: forwarded.
         unsafe { enter(self, next, th, save) }
     }

@@ -466,6 +466,7 @@ impl Tasks {
         frame.r10 = words[2];
         frame.r8 = words[3];
         frame.r9 = Meta { flags: 0, ..meta }.to_word();
+        self.general_messages += 1;
         Ok(())
     }
 
@@ -536,7 +537,7 @@ impl Tasks {
 }
 
 #[unsafe(link_section = ".text.hot.ipc")]
-pub(super) fn words_of(frame: &TrapFrame) -> [u64; 4] {
+fn words_of(frame: &TrapFrame) -> [u64; 4] {
     [frame.rsi, frame.rdx, frame.r10, frame.r8]
 }
 

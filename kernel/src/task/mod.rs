@@ -151,8 +151,8 @@ struct Tasks {
     table_owner: BTreeMap<TableId, (Index, Pid)>,
     /// Destroyed containers still waiting for their last charges to return.
     dying: Vec<Index>,
-    /// Messages delivered by the IPC fast path (`fastpath`), for tests and profiling.
-    fastpath_messages: u64,
+    /// Messages delivered by the general IPC path (`Tasks::transfer`), for tests and profiling.
+    general_messages: u64,
     /// Receives and notification waits with a deadline (`KernelStats::timed_waits`).
     timed_waits: u64,
 }
@@ -473,7 +473,7 @@ pub fn init(bootfs: &'static [u8]) {
         members: BTreeMap::new(),
         table_owner: BTreeMap::new(),
         dying: Vec::new(),
-        fastpath_messages: 0,
+        general_messages: 0,
         timed_waits: 0,
     });
 }

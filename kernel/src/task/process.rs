@@ -333,12 +333,12 @@ pub fn stats() -> KernelStats {
     // Free what already died first, so counts never include threads merely awaiting the reaper.
     reap();
     let (free_frames, total_frames) = frames::counts();
-    let (processes, threads, objects, caps, ipc_fastpath, timed_waits) = with_tasks(|t| {
+    let (processes, threads, objects, caps, ipc_general, timed_waits) = with_tasks(|t| {
         // Containers other than the root count as objects too.
         let objects =
             t.endpoints.len() + t.notifications.len() + t.memories.len() + t.replies.len() + t.containers.len() - 1;
         let (processes, threads) = (t.processes.len() as u64, t.threads.len() as u64 - 1);
-        (processes, threads, objects as u64, t.caps.total() as u64, t.fastpath_messages, t.timed_waits)
+        (processes, threads, objects as u64, t.caps.total() as u64, t.general_messages, t.timed_waits)
     })
     .unwrap_or((0, 0, 0, 0, 0, 0));
     KernelStats {
@@ -351,7 +351,7 @@ pub fn stats() -> KernelStats {
         objects,
         caps,
         pooled_frames: crate::mem::kstack::pooled_frames(),
-        ipc_fastpath,
+        ipc_general,
         timed_waits,
     }
 }

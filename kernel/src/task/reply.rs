@@ -12,10 +12,9 @@
 
 use vessel_abi::{Error, Rights};
 use vessel_container::{Index, Resource};
-use vessel_kcore::report::TrapFrame;
 
 use super::caps::create_with;
-use super::ipc::{cap_error, fail_thread, handle, words_of};
+use super::ipc::{cap_error, fail_thread, handle};
 use super::objects::{IpcWait, ObjectRef};
 use super::thread::{State, Tid};
 use super::{Tasks, with_tasks};
@@ -58,11 +57,13 @@ pub fn reply_take() -> Result<u64, Error> {
     .unwrap_or(Err(Error::NoSuchProcess))
 }
 
-/// `ReplySend`: answers a kept reply with the message in `frame`; the capability is used up.
-pub fn reply_send(frame: &mut TrapFrame) {
-    let result = with_tasks(|t| {
+/// `ReplySend`: answers kept reply `value` with `words` and `meta` (data and capabilities from
+/// the running thread's IPC buffer); the capability is used up.
+pub fn reply_send(value: u64, words: [u64; 4], meta: u64) -> Result<u64, Error> {
+    with_tasks(|t| {
         let table = t.table_of(t.current)?;
-        let cap = t.caps.get(table, handle(frame.rdi)?).map_err(cap_error)?;
+        let h = handle(value)?;
+        let cap = t.caps.get(table, h).map_err(cap_error)?;
         let ObjectRef::Reply(id) = cap.object else { return Err(Error::WrongObject) };
         if !cap.rights.contains(Rights::SEND) {
             return Err(Error::MissingRights);
@@ -70,45 +71,28 @@ pub fn reply_send(frame: &mut TrapFrame) {
         let caller = t.replies.get(&id).map(|r| r.caller).ok_or(Error::PeerDied)?;
         let waiting = t.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Kept(id) && c.state == State::Blocked);
         let sent = if waiting {
-            let meta = vessel_abi::Meta::from_word(frame.r9);
-            match t.transfer(t.current, caller, 0, words_of(frame), meta) {
-                Ok(()) => {
-                    if let Some(c) = t.threads.get_mut(&caller) {
-                        c.ipc = IpcWait::None;
-                    }
-                    t.make_ready(caller);
-                    Ok(())
+            t.transfer(t.current, caller, 0, words, vessel_abi::Meta::from_word(meta)).map(|()| {
+                if let Some(c) = t.threads.get_mut(&caller) {
+                    c.ipc = IpcWait::None;
                 }
-                // The caller learns its call failed (as with `Reply`); the replier's
-                // capabilities stay where they were.
-                Err(e) => Err(e),
-            }
+                t.make_ready(caller);
+            })
         } else {
             Err(Error::PeerDied)
         };
         // Single use: the capability and the object go whatever happened. A caller still
-        // waiting after a failed transfer gets the error through `reply_removed`.
-        if let Ok(removed) = t.caps.delete(table, handle(frame.rdi)?) {
+        // waiting after a failed transfer learns its call failed (as with `Reply`); the
+        // replier's capabilities stay where they were.
+        if let Ok(removed) = t.caps.delete(table, h) {
             t.uncharge_slots(table, 1);
             if let Err(e) = sent {
                 t.fail_kept(id, e);
             }
             t.cap_removed(&removed);
         }
-        sent
+        sent.map(|()| 0)
     })
-    .unwrap_or(Err(Error::NoSuchProcess));
-    match result {
-        Ok(()) => {
-            frame.rax = 0;
-            frame.rdx = 0;
-        }
-        Err(e) => {
-            frame.rax = e as u64;
-            frame.rdx = 0;
-        }
-    }
-    super::preempt_if_needed();
+    .unwrap_or(Err(Error::NoSuchProcess))
 }
 
 impl Tasks {

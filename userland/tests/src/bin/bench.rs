@@ -130,6 +130,16 @@ fn proc_benches(proc: Proc, selection: &Selection<'_>) -> Result<(), vessel_prot
             }
         }
         report("proc_wait_latency", n, total, "wait");
+        // The same with the kernel's own `Wait` (no proc): what ending and reaping a process
+        // costs by itself, so the difference is proc's share.
+        let mut total = 0;
+        for _ in 0..n {
+            let Ok(pid) = process::spawn("bin/probe", &["exit-clock", "1"]) else { break };
+            if let Ok(vessel_rt::abi::Exit::Code(ended_at)) = process::wait(pid) {
+                total += time::now_ns().saturating_sub(ended_at as u64);
+            }
+        }
+        report("kernel_wait_latency", n, total, "wait");
     }
     Ok(())
 }
