@@ -118,6 +118,16 @@ fn proc_benches(proc: Proc, selection: &Selection<'_>) -> Result<(), vessel_prot
             proc.wait(0, pid)?;
         }
         report("proc_spawn_wait", n, time::now_ns() - start, "proc");
+        // The same in a child container, where proc hands the program no hardware
+        // capabilities (in the root container it passes all of them, for now).
+        let jail = proc.create(0, vessel_proc_protocol::Limits::default())?;
+        let start = time::now_ns();
+        for _ in 0..n {
+            let (pid, _) = proc.spawn(jail, "bin/true", &[], &[])?;
+            proc.wait(jail, pid)?;
+        }
+        report("proc_spawn_wait_container", n, time::now_ns() - start, "proc");
+        proc.destroy(jail)?;
     }
     if selection.wants_one("spawn", "proc_wait_latency") {
         let n = 100 * selection.scale;
