@@ -32,15 +32,15 @@ pub const TESTS: &[crate::Test] = &[
 ];
 
 /// Object and capability counts, to check each test cleans up after itself.
-fn counts() -> Result<(u64, u64), alloc::string::String> {
+pub(crate) fn counts() -> Result<(u64, u64), alloc::string::String> {
     sys::kernel_stats().map(|s| (s.objects, s.caps)).map_err(|e| format!("stats: {e}"))
 }
 
-fn e(what: &str) -> impl FnOnce(Error) -> alloc::string::String + '_ {
+pub(crate) fn e(what: &str) -> impl FnOnce(Error) -> alloc::string::String + '_ {
     move |err| format!("{what}: {err}")
 }
 
-fn finished(before: (u64, u64)) -> TestResult {
+pub(crate) fn finished(before: (u64, u64)) -> TestResult {
     sys::yield_now();
     let after = counts()?;
     check!(after == before, "objects/caps {before:?} before, {after:?} after");

@@ -102,17 +102,7 @@ fn waits_into_a_destroyed_container_are_refused() -> TestResult {
     let ending = proc.wait(0, outside).map_err(r("wait waiter"))?;
     check!(ending == Ending::Code(202), "the waiter outside saw {ending:?} (202: NoSuchContainer)");
     // proc answered the dead inner waiter's kept reply without trouble and still serves.
-    let again = proc.create(0, Limits::default()).map_err(r("create after"))?;
-    proc.destroy(again).map_err(r("destroy after"))?;
-    sys::yield_now();
-    let after = sys::kernel_stats().map_err(r("stats"))?;
-    check!(
-        (after.objects, after.caps, after.processes) == (before.objects, before.caps, before.processes),
-        "objects, caps, processes {:?} -> {:?}",
-        (before.objects, before.caps, before.processes),
-        (after.objects, after.caps, after.processes)
-    );
-    Ok(())
+    serves_and_kept_nothing(proc, &before)
 }
 
 fn supervision_restarts_by_event() -> TestResult {
@@ -193,6 +183,12 @@ fn hostile_messages_are_answered() -> TestResult {
     }
     check!(refused > 1500, "only {refused} of 2000 random messages refused ({answered} answered)");
     // Still serving, and nothing kept from the garbage.
+    serves_and_kept_nothing(proc, &before)
+}
+
+/// `proc` still creates and destroys a container, and the kernel's objects, capabilities and
+/// processes are back to `before`.
+fn serves_and_kept_nothing(proc: Proc, before: &vessel_rt::abi::KernelStats) -> TestResult {
     let id = proc.create(0, Limits::default()).map_err(r("create"))?;
     proc.destroy(id).map_err(r("destroy"))?;
     sys::yield_now();

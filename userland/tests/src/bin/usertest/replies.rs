@@ -12,6 +12,7 @@ use vessel_rt::abi::{Error, Exit, Meta, ObjectKind, Rights};
 use vessel_rt::ipc::{Cap, Endpoint, Notification, ProcessHandle, ReplyCap};
 use vessel_rt::{process, sys, thread, time};
 
+use crate::ipc::{counts, e, finished};
 use crate::{TestResult, check};
 
 /// What `probe keep-replies` and `call-expect` add to the caller's word in an answer.
@@ -26,22 +27,6 @@ pub const TESTS: &[crate::Test] = &[
     ("notification::rtc_interrupt_wakes_a_bound_receiver", rtc_interrupt_wakes_a_bound_receiver),
     ("process::exit_events_signal_a_notification", exit_events_signal_a_notification),
 ];
-
-/// Object and capability counts, to check each test cleans up after itself.
-fn counts() -> Result<(u64, u64), String> {
-    sys::kernel_stats().map(|s| (s.objects, s.caps)).map_err(|e| format!("stats: {e}"))
-}
-
-fn e(what: &str) -> impl FnOnce(Error) -> String + '_ {
-    move |err| format!("{what}: {err}")
-}
-
-fn finished(before: (u64, u64)) -> TestResult {
-    sys::yield_now();
-    let after = counts()?;
-    check!(after == before, "objects/caps {before:?} before, {after:?} after");
-    Ok(())
-}
 
 /// Waits (up to 5 s) until the kernel holds `objects` objects: how a test knows a server has
 /// kept all its callers' replies.
