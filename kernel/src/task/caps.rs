@@ -272,7 +272,7 @@ pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
             ObjectRef::Process(pid) => (ObjectKind::Process, t.processes.get(&pid).map_or(0, |p| p.vpid)),
             ObjectRef::Container(c) => (ObjectKind::Container, t.containers.get(c).map_or(0, |c| c.id())),
             ObjectRef::Thread(pid, tid) => (ObjectKind::Thread, thread_slot(t, pid, tid)),
-            ObjectRef::Reply(_) => (ObjectKind::Reply, 0),
+            ObjectRef::Reply(id) => (ObjectKind::Reply, u64::from(t.kept_caller_waits(id))),
         };
         Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge, detail })
     })

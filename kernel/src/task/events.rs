@@ -35,7 +35,11 @@ impl Tasks {
     pub(super) fn wake_bound(&mut self, tid: Tid) {
         let Some(IpcWait::Receive(ep)) = self.threads.get(&tid).map(|th| th.ipc) else { return };
         let Some(id) = self.threads.get(&tid).and_then(|th| th.bound) else { return };
-        let Some(bits) = self.notifications.get_mut(&id).map(|n| core::mem::take(&mut n.word)) else { return };
+        // A signal of no bits leaves nothing to deliver.
+        let Some(bits) = self.notifications.get_mut(&id).filter(|n| n.word != 0).map(|n| core::mem::take(&mut n.word))
+        else {
+            return;
+        };
         if let Some(e) = self.endpoints.get_mut(&ep) {
             e.waiting.retain(|&t| t != tid);
         }
@@ -135,11 +139,15 @@ pub fn process_notify(process: u64, notification: u64, bits: u64) -> Result<u64,
         if bits == 0 {
             return Err(Error::InvalidArgument);
         }
-        let Some(p) = t.processes.get_mut(&pid) else { return Err(Error::NoSuchProcess) };
+        let Some(p) = t.processes.get(&pid) else { return Err(Error::NoSuchProcess) };
         if p.exit.is_some() {
             t.signal_notification(id, bits)?;
             return Ok(0);
         }
+        // Entries whose notification is gone free their place.
+        let notifications = &t.notifications;
+        let Some(p) = t.processes.get_mut(&pid) else { return Err(Error::NoSuchProcess) };
+        p.exit_events.retain(|(n, _)| notifications.contains_key(n));
         if let Some(entry) = p.exit_events.iter_mut().find(|(n, _)| *n == id) {
             entry.1 |= bits;
         } else if p.exit_events.len() < MAX_EXIT_EVENTS {

@@ -69,8 +69,7 @@ pub fn reply_send(value: u64, words: [u64; 4], meta: u64) -> Result<u64, Error> 
             return Err(Error::MissingRights);
         }
         let caller = t.replies.get(&id).map(|r| r.caller).ok_or(Error::PeerDied)?;
-        let waiting = t.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Kept(id) && c.state == State::Blocked);
-        let sent = if waiting {
+        let sent = if t.kept_caller_waits(id) {
             t.transfer(t.current, caller, 0, words, vessel_abi::Meta::from_word(meta)).map(|()| {
                 if let Some(c) = t.threads.get_mut(&caller) {
                     c.ipc = IpcWait::None;
@@ -96,10 +95,18 @@ pub fn reply_send(value: u64, words: [u64; 4], meta: u64) -> Result<u64, Error> 
 }
 
 impl Tasks {
+    /// Whether the caller of kept reply `id` still waits for it (what `CapInspect` reports in
+    /// `detail`, so a server can drop the replies of callers that died).
+    pub(super) fn kept_caller_waits(&self, id: u64) -> bool {
+        let Some(caller) = self.replies.get(&id).map(|r| r.caller) else { return false };
+        self.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Kept(id) && c.state == State::Blocked)
+    }
+
     /// Fails the caller still waiting on kept reply `id` with `error` (before the object goes).
     fn fail_kept(&mut self, id: u64, error: Error) {
-        let Some(caller) = self.replies.get(&id).map(|r| r.caller) else { return };
-        if self.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Kept(id) && c.state == State::Blocked) {
+        if self.kept_caller_waits(id)
+            && let Some(caller) = self.replies.get(&id).map(|r| r.caller)
+        {
             fail_thread(self, caller, error);
         }
     }

@@ -15,7 +15,7 @@ use vessel_proc_protocol::{Command, Ending, Exited};
 use vessel_protocol::{Deferred, Refusal};
 use vessel_rt::abi::{Error, Exit, Rights};
 use vessel_rt::container::{self, Container};
-use vessel_rt::ipc::{Endpoint, Notification, ProcessHandle};
+use vessel_rt::ipc::{Cap, Endpoint, Notification, ProcessHandle};
 use vessel_rt::server::Replies;
 use vessel_rt::{println, process, sys, time};
 
@@ -163,17 +163,20 @@ impl State {
         }
     }
 
-    /// Reaps the ended process at `index` and forgets it.
+    /// Reaps the ended process at `index`, forgets it, and answers every wait kept for it
+    /// (whichever request or event reaps it: a wait must never outlive its process's record).
     fn reap(&mut self, index: usize) -> Ending {
-        let handle = self.processes.swap_remove(index).handle;
+        let Record { container, pid, handle } = self.processes.swap_remove(index);
         let exit = process::wait_handle(handle);
         let _ = handle.0.delete();
-        match exit {
+        let ending = match exit {
             Ok(Exit::Code(code)) => Ending::Code(code),
             Ok(Exit::Fault { .. }) => Ending::Fault,
             // Killed, or its record already gone (ended with its container).
             Ok(Exit::Killed) | Err(_) => Ending::Killed,
-        }
+        };
+        self.answer_waits(container, pid, |_| Ok(Exited { ending }));
+        ending
     }
 
     /// Whether the process at `index` has ended.
@@ -189,7 +192,24 @@ impl State {
 
     /// Keeps `reply` until process `pid` of `container` ends (or until `deadline`).
     pub fn keep_wait(&mut self, caller: u64, container: u64, pid: u64, reply: Deferred<Exited>, deadline: Option<u64>) {
+        self.prune_waits();
         self.waits.push(Wait { container, pid, reply, deadline, caller });
+    }
+
+    /// Drops the kept waits whose caller no longer waits (it died, or its container was
+    /// destroyed): the kernel says so in the reply capability's `detail`. Without this, a
+    /// waiter killed while its process runs on would leave its reply (a kernel object charged
+    /// to `proc`'s container) here until that process ends, perhaps never.
+    fn prune_waits(&mut self) {
+        let mut i = 0;
+        while i < self.waits.len() {
+            let waits = Cap(self.waits[i].reply.handle()).inspect().is_ok_and(|info| info.detail != 0);
+            if waits {
+                i += 1;
+            } else {
+                let _ = Cap(self.waits.swap_remove(i).reply.into_handle()).delete();
+            }
+        }
     }
 
     /// The receive timeout: until the earliest kept wait's deadline, if any has one.
@@ -235,6 +255,8 @@ impl State {
     /// supervised services that died. Processes nobody waits for stay as they are (a later
     /// `wait` reaps them at once).
     pub fn on_exits(&mut self) {
+        // A waiter may be among the dead.
+        self.prune_waits();
         let mut i = 0;
         while i < self.processes.len() {
             let (container, pid) = (self.processes[i].container, self.processes[i].pid);
@@ -244,9 +266,9 @@ impl State {
                 i += 1;
                 continue;
             }
+            let supervised = self.is_supervised(container, pid);
             let ending = self.reap(i);
-            self.answer_waits(container, pid, |_| Ok(Exited { ending }));
-            if self.is_supervised(container, pid) {
+            if supervised {
                 self.restart(pid, ending);
             }
         }
@@ -262,12 +284,13 @@ impl State {
                 i += 1;
                 continue;
             }
-            self.reap(i);
+            // Refused first: the reap then finds no wait left to answer with "killed".
             self.answer_waits(container, pid, |w| {
                 let why =
                     alloc::format!("container {container:#018x} was destroyed while process {pid} was waited for");
                 Err(Refusal::in_container("proc", w.caller, Error::NoSuchContainer, why))
             });
+            self.reap(i);
         }
         let doomed: Vec<u64> = self.containers.keys().copied().filter(|&id| self.below(top, id)).collect();
         for id in doomed {

@@ -172,14 +172,20 @@ impl Endpoint {
     }
 
     /// Serves forever: `handler` turns each message into its reply.
+    /// A receive ended by the thread's bound notification has no caller: it is skipped.
     pub fn serve(self, mut handler: impl FnMut(&Received) -> ([u64; 4], Meta)) -> Error {
         let mut message = match self.recv() {
             Ok(m) => m,
             Err(e) => return e,
         };
         loop {
-            let (words, meta) = handler(&message);
-            message = match self.reply_recv(words, meta) {
+            let next = if message.notified().is_some() {
+                self.recv()
+            } else {
+                let (words, meta) = handler(&message);
+                self.reply_recv(words, meta)
+            };
+            message = match next {
                 Ok(m) => m,
                 Err(e) => return e,
             };

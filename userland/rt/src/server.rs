@@ -21,6 +21,9 @@ fn meta_of(message: &Message<'_>) -> Meta {
     Meta { data_len: message.data_bytes().len() as u16, cap_count: message.handles().len() as u8, flags: 0 }
 }
 
+/// On a transport error the handles staged in the request stay with the caller if the kernel
+/// refused the message before it moved (as every refused message loses nothing); if the server
+/// died after receiving it, they went with it.
 impl Transport for Endpoint {
     fn call<R>(
         &self,

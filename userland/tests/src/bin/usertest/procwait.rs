@@ -22,6 +22,7 @@ pub const TESTS: &[crate::Test] = &[
     ("proc::waits_into_a_destroyed_container_are_refused", waits_into_a_destroyed_container_are_refused),
     ("proc::supervision_restarts_by_event", supervision_restarts_by_event),
     ("proc::hostile_messages_are_answered", hostile_messages_are_answered),
+    ("proc::a_dead_waiter_leaves_nothing_kept", a_dead_waiter_leaves_nothing_kept),
 ];
 
 fn proc() -> Result<Proc, String> {
@@ -200,4 +201,22 @@ fn serves_and_kept_nothing(proc: Proc, before: &vessel_rt::abi::KernelStats) -> 
         (after.objects, after.caps, after.processes)
     );
     Ok(())
+}
+
+/// A waiter killed while the process it waits for runs on: `proc` drops the kept reply when it
+/// hears of the death, not only when (if ever) the process ends.
+fn a_dead_waiter_leaves_nothing_kept() -> TestResult {
+    let proc = proc()?;
+    let before = sys::kernel_stats().map_err(r("stats"))?;
+    let (target, _) = proc.spawn(0, "bin/probe", &["spin"], &[]).map_err(r("spawn target"))?;
+    let (waiter, _) =
+        proc.spawn(0, "bin/probe", &["proc-wait", "0", &format!("{target}")], &[]).map_err(r("spawn waiter"))?;
+    // The waiter's wait is kept: one reply object more.
+    crate::replies::objects_reach(before.objects + 1)?;
+    proc.kill(0, waiter).map_err(r("kill waiter"))?;
+    crate::replies::objects_reach(before.objects)?;
+    check!(proc.wait(0, waiter).map_err(r("wait waiter"))? == Ending::Killed, "the waiter was not killed");
+    proc.kill(0, target).map_err(r("kill target"))?;
+    check!(proc.wait(0, target).map_err(r("wait target"))? == Ending::Killed, "the target was not killed");
+    serves_and_kept_nothing(proc, &before)
 }
