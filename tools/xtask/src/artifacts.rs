@@ -81,6 +81,7 @@ pub const HOST_CRATES: &[&str] = &[
     "vessel-capspace",
     "vessel-indexed",
     "vessel-container",
+    "vessel-protocol",
     "vessel-kv-protocol",
     "vessel-proc-protocol",
     "vessel-test-harness",
@@ -90,6 +91,7 @@ pub const HOST_CRATES: &[&str] = &[
 /// User-space crates (built for `x86_64-unknown-none` as static executables).
 const USER_CRATES: &[&str] = &[
     "vessel-rt",
+    "vessel-protocol",
     "vessel-protocol",
     "vessel-kv-protocol",
     "vessel-init",
