@@ -6,132 +6,133 @@
 
 syscalls! {
     /// `(ptr, len)`: write bytes to the kernel debug console (serial). Until the device server.
-    0 DebugWrite("ptr, len (≤ 64 KiB)") -> "len", [TooLarge];
+    0 DebugWrite(ptr, len) "ptr, len (≤ 64 KiB)" -> "len", [TooLarge];
     /// `(code)`: end the calling process with an exit code. Does not return.
-    1 Exit("code") -> "does not return", [];
+    1 Exit(code) "code" -> "does not return", [];
     /// `()`: give up the rest of the time slice.
-    2 Yield("") -> "0", [];
+    2 Yield() "" -> "0", [];
     /// `() -> pid`: the caller's process id. The cheapest call (the "null syscall").
-    3 ProcessId("") -> "pid in the caller's container", [];
+    3 ProcessId() "" -> "pid in the caller's container", [];
     /// `(&SpawnRequest) -> pid`: start a program from the boot file system as a child.
-    4 Spawn("`*const SpawnRequest`") -> "child pid, or a process capability when `container` is set", [NotFound, BadExecutable, TooLarge, InvalidArgument, NoMemory, QuotaExceeded, CrossContainer, NoSuchContainer];
+    4 Spawn(request) "`*const SpawnRequest`" -> "child pid, or a process capability when `container` is set", [NotFound, BadExecutable, TooLarge, InvalidArgument, NoMemory, QuotaExceeded, CrossContainer, NoSuchContainer];
     /// `(pid, *mut ExitStatus)`: wait until the child `pid` ends, reap it, report how it ended.
-    5 Wait("pid, `*mut ExitStatus`, flags") -> "0", [NoSuchProcess] "NoSuchProcess (not a child, or already reaped)";
+    5 Wait(pid, status, flags) "pid, `*mut ExitStatus`, flags" -> "0", [NoSuchProcess] "NoSuchProcess (not a child, or already reaped)";
     /// `(pid)`: end a child process.
-    6 Kill("pid") -> "0", [NoSuchProcess];
+    6 Kill(pid) "pid" -> "0", [NoSuchProcess];
     /// `(pid, *mut ProcessInfo)`: state and CPU use of the caller or one of its children.
-    7 ProcessInfo("pid (self or child), `*mut ProcessInfo`, flags") -> "0", [NoSuchProcess];
+    7 ProcessInfo(pid, info, flags) "pid (self or child), `*mut ProcessInfo`, flags" -> "0", [NoSuchProcess];
     /// `(nanoseconds)`: block for at least this long.
-    8 Sleep("nanoseconds") -> "0", [];
+    8 Sleep(nanoseconds) "nanoseconds" -> "0", [];
     /// `() -> nanoseconds`: monotonic time since boot.
-    9 Clock("") -> "ns since boot", [];
+    9 Clock() "" -> "ns since boot", [];
     /// `(pages, MapFlags) -> address`: map zeroed anonymous memory.
-    10 MemMap("pages, `MapFlags` (WRITE, EXEC, not both; GUARD)") -> "address", [InvalidArgument, NoMemory];
+    10 MemMap(pages, flags) "pages, `MapFlags` (WRITE, EXEC, not both; GUARD)" -> "address", [InvalidArgument, NoMemory];
     /// `(address, pages)`: unmap memory obtained with `MemMap`.
-    11 MemUnmap("address, pages") -> "0", [InvalidArgument];
+    11 MemUnmap(address, pages) "address, pages" -> "0", [InvalidArgument];
     /// `(*mut KernelStats)`: frame, heap and object counts (for leak tests and tools).
-    12 KernelStats("`*mut KernelStats`") -> "0", [];
+    12 KernelStats(stats) "`*mut KernelStats`" -> "0", [];
     /// `(code)`: leave the emulator through `isa-debug-exit`; refused unless the image allows it.
-    13 DebugExit("code (0 success)") -> "leaves QEMU", [AccessDenied] "AccessDenied unless boot argument `debug-exit=allow`";
+    13 DebugExit(code) "code (0 success)" -> "leaves QEMU", [AccessDenied] "AccessDenied unless boot argument `debug-exit=allow`";
     /// `(handle, *mut CapInfo)`: what a capability refers to and allows.
-    14 CapInspect("handle, `*mut CapInfo`") -> "0", [InvalidHandle, StaleHandle];
+    14 CapInspect(handle, info) "handle, `*mut CapInfo`" -> "0", [InvalidHandle, StaleHandle];
     /// `(handle, rights mask) -> handle`: a copy with at most the given rights (needs DUPLICATE).
-    15 CapDuplicate("handle, rights mask") -> "new handle", [MissingRights, TableFull] "MissingRights (DUPLICATE), TableFull";
+    15 CapDuplicate(handle, rights) "handle, rights mask" -> "new handle", [MissingRights, TableFull] "MissingRights (DUPLICATE), TableFull";
     /// `(handle, rights mask, badge) -> handle`: a badged copy of an unbadged endpoint capability.
-    16 CapMint("handle, rights mask, badge") -> "new handle", [InvalidArgument, WrongObject] "as above; InvalidArgument if already badged; WrongObject unless an endpoint";
+    16 CapMint(handle, rights, badge) "handle, rights mask, badge" -> "new handle", [InvalidArgument, WrongObject] "as above; InvalidArgument if already badged; WrongObject unless an endpoint";
     /// `(handle)`: delete one capability.
-    17 CapDelete("handle") -> "0", [];
+    17 CapDelete(handle) "handle" -> "0", [];
     /// `(handle)`: delete every capability derived from this one, in every process (needs MANAGE).
-    18 CapRevoke("handle") -> "number removed", [MissingRights] "MissingRights (MANAGE)";
+    18 CapRevoke(handle) "handle" -> "number removed", [MissingRights] "MissingRights (MANAGE)";
     /// `() -> handle`: a new endpoint (all rights).
-    19 EndpointCreate("") -> "handle (all rights)", [TableFull];
+    19 EndpointCreate() "" -> "handle (all rights)", [TableFull];
     /// `() -> handle`: a new notification (all rights).
-    20 NotificationCreate("") -> "handle (all rights)", [TableFull];
+    20 NotificationCreate() "" -> "handle (all rights)", [TableFull];
     /// `(endpoint, w0, w1, w2, w3, meta)`: send a message and wait for the reply; the reply comes
     /// back in the same registers (see `docs/abi.md`, IPC).
-    21 Call("endpoint, w0..w3, meta") -> "reply in the message registers", [MissingRights, WouldBlock, TooLarge, PeerDied] "MissingRights (SEND), WouldBlock (NONBLOCK), TooLarge, PeerDied";
-    /// `(endpoint, timeout_ns, _, _, _, flags)`: wait for a message; the badge comes back in
-    /// `rdi`, the words in `rsi, rdx, r10, r8`, the meta word in `r9`.
-    22 Recv("endpoint, timeout, -, -, -, meta flags") -> "message", [MissingRights, WouldBlock, TimedOut] "MissingRights (RECEIVE), WouldBlock, TimedOut";
+    21 Call(endpoint, w0, w1, w2, w3, meta) "endpoint, w0..w3, meta" -> "reply in the message registers", [MissingRights, WouldBlock, TooLarge, PeerDied] "MissingRights (SEND), WouldBlock (NONBLOCK), TooLarge, PeerDied";
+    /// `(endpoint, timeout_ns, flags)`: wait for a message (flags `NONBLOCK`, `TIMEOUT`, as for
+    /// every receive); the badge comes back in `rdi`, the words in `rsi, rdx, r10, r8`, the
+    /// meta word in `r9`.
+    22 Recv(endpoint, timeout_ns, flags) "endpoint, timeout (ns), flags" -> "message", [MissingRights, WouldBlock, TimedOut, InvalidArgument] "MissingRights (RECEIVE), WouldBlock, TimedOut, InvalidArgument (unknown flags)";
     /// `(_, w0, w1, w2, w3, meta)`: answer the last message received.
-    23 Reply("-, w0..w3, meta") -> "0", [InvalidArgument, PeerDied] "InvalidArgument (nothing to answer), PeerDied";
+    23 Reply(reserved, w0, w1, w2, w3, meta) "-, w0..w3, meta" -> "0", [InvalidArgument, PeerDied] "InvalidArgument (nothing to answer), PeerDied";
     /// `(endpoint, w0, w1, w2, w3, meta)`: answer, then wait for the next message (one call).
-    24 ReplyRecv("endpoint, w0..w3, meta") -> "next message", [] "as `Recv`";
+    24 ReplyRecv(endpoint, w0, w1, w2, w3, meta) "endpoint, w0..w3, meta" -> "next message", [] "as `Recv`";
     /// `(notification, bits)`: set bits, waking a waiter.
-    25 Signal("notification, bits") -> "0", [MissingRights] "MissingRights (SEND)";
+    25 Signal(notification, bits) "notification, bits" -> "0", [MissingRights] "MissingRights (SEND)";
     /// `(notification, timeout_ns, flags) -> bits`: wait for bits (or poll with `NONBLOCK`).
-    26 WaitNotification("notification, timeout, meta flags") -> "bits", [MissingRights, TimedOut] "MissingRights (RECEIVE), TimedOut; with NONBLOCK returns the bits (0 if none)";
+    26 WaitNotification(notification, timeout_ns, flags) "notification, timeout (ns), flags" -> "bits", [MissingRights, TimedOut, InvalidArgument] "MissingRights (RECEIVE), TimedOut, InvalidArgument (unknown flags); with NONBLOCK returns the bits (0 if none)";
     /// `(pages) -> handle`: a new memory object of zeroed frames.
-    27 MemoryCreate("pages (≤ 1024)") -> "handle (all rights)", [InvalidArgument, NoMemory];
+    27 MemoryCreate(pages) "pages (≤ 1024)" -> "handle (all rights)", [InvalidArgument, NoMemory];
     /// `(memory, MapFlags) -> address`: map a memory object (needs MAP, and WRITE for writable).
-    28 MemoryMap("memory, `MapFlags`") -> "address", [MissingRights] "MissingRights (MAP, READ, WRITE for writable)";
+    28 MemoryMap(memory, flags) "memory, `MapFlags`" -> "address", [MissingRights] "MissingRights (MAP, READ, WRITE for writable)";
     /// `(ports, port, width) -> value`: read an I/O port of a port-range capability (needs READ;
     /// width 1, 2 or 4 bytes).
-    29 IoPortRead("ports, port, width (1/2/4)") -> "value", [MissingRights, AccessDenied] "MissingRights (READ), AccessDenied (outside the range, or a kernel port)";
+    29 IoPortRead(ports, port, width) "ports, port, width (1/2/4)" -> "value", [MissingRights, AccessDenied] "MissingRights (READ), AccessDenied (outside the range, or a kernel port)";
     /// `(ports, port, width, value)`: write an I/O port (needs WRITE).
-    30 IoPortWrite("ports, port, width, value") -> "0", [MissingRights, AccessDenied] "MissingRights (WRITE), AccessDenied";
+    30 IoPortWrite(ports, port, width, value) "ports, port, width, value" -> "0", [MissingRights, AccessDenied] "MissingRights (WRITE), AccessDenied";
     /// `(mmio) -> address`: map an MMIO region uncached (needs MAP, READ and WRITE).
-    31 MmioMap("mmio") -> "address", [MissingRights] "MissingRights (MAP, READ, WRITE)";
+    31 MmioMap(mmio) "mmio" -> "address", [MissingRights] "MissingRights (MAP, READ, WRITE)";
     /// `(irq, notification, bits)`: deliver the IRQ line as `bits` on the notification (needs
     /// MANAGE on the line and SEND on the notification); notification 0 unbinds. The line is
     /// masked after each interrupt until `IrqAck`.
-    32 IrqBind("irq, notification (0 unbinds), bits") -> "0", [MissingRights] "MissingRights (MANAGE on the line, SEND on the notification)";
+    32 IrqBind(irq, notification, bits) "irq, notification (0 unbinds), bits" -> "0", [MissingRights] "MissingRights (MANAGE on the line, SEND on the notification)";
     /// `(irq)`: unmask the line after handling an interrupt (needs MANAGE).
-    33 IrqAck("irq") -> "0", [MissingRights] "MissingRights (MANAGE)";
+    33 IrqAck(irq) "irq" -> "0", [MissingRights] "MissingRights (MANAGE)";
     /// `(pid) -> handle`: a capability to the caller itself or one of its children (all rights).
-    34 ProcessCap("pid (self or child)") -> "handle (all rights)", [NoSuchProcess];
+    34 ProcessCap(pid) "pid (self or child)" -> "handle (all rights)", [NoSuchProcess];
     /// `(process)`: end the process a process capability names (needs MANAGE); works for any
     /// holder, not only the parent.
-    35 ProcessKill("process") -> "0", [MissingRights, NoSuchProcess, CrossContainer] "MissingRights (MANAGE), NoSuchProcess (already ended), CrossContainer (not in the caller's container or below)";
+    35 ProcessKill(process) "process" -> "0", [MissingRights, NoSuchProcess, CrossContainer] "MissingRights (MANAGE), NoSuchProcess (already ended), CrossContainer (not in the caller's container or below)";
     /// `(parent container, *const ContainerLimits) -> handle`: a new child container of the
     /// container the capability names (needs MANAGE); the new capability has all rights. See
     /// `docs/containers.md`.
-    36 ContainerCreate("parent container, `*const ContainerLimits`") -> "handle (all rights)", [MissingRights, QuotaExceeded, NoSuchContainer] "MissingRights (MANAGE), QuotaExceeded, NoSuchContainer";
+    36 ContainerCreate(parent, limits) "parent container, `*const ContainerLimits`" -> "handle (all rights)", [MissingRights, QuotaExceeded, NoSuchContainer] "MissingRights (MANAGE), QuotaExceeded, NoSuchContainer";
     /// `(container)`: destroy the container and all its descendants: every process in them
     /// ends, their objects go, their quota returns (needs MANAGE).
-    37 ContainerDestroy("container") -> "0", [MissingRights, NoSuchContainer, AccessDenied] "MissingRights (MANAGE), NoSuchContainer, AccessDenied (the root)";
+    37 ContainerDestroy(container) "container" -> "0", [MissingRights, NoSuchContainer, AccessDenied] "MissingRights (MANAGE), NoSuchContainer, AccessDenied (the root)";
     /// `(container, *mut ContainerInfo)`: id, parent, state, members, limits and usage (needs
     /// READ). Handle 0 names the caller's own container.
-    38 ContainerInfo("container (0: own), `*mut ContainerInfo`") -> "0", [MissingRights, NoSuchContainer] "MissingRights (READ), NoSuchContainer";
+    38 ContainerInfo(container, info) "container (0: own), `*mut ContainerInfo`" -> "0", [MissingRights, NoSuchContainer] "MissingRights (READ), NoSuchContainer";
     /// `(endpoint, root container)`: register the endpoint as a system-service endpoint,
     /// callable from every container (needs MANAGE on the root container; `proc` holds it).
-    39 ServiceRegister("endpoint, root container") -> "0", [MissingRights, AccessDenied] "MissingRights (MANAGE), AccessDenied (not the root)";
+    39 ServiceRegister(endpoint, root) "endpoint, root container" -> "0", [MissingRights, AccessDenied] "MissingRights (MANAGE), AccessDenied (not the root)";
     /// `(entry, stack_top, arg)`: start another thread in the calling process at `entry` with
     /// `rsp = stack_top` and `rdi = arg`; returns a thread capability (MANAGE: kill, READ: wait).
     /// Charges one thread and one page (its thread page) to the container.
-    40 ThreadCreate("entry, stack top, arg") -> "handle (all rights)", [BadAddress, QuotaExceeded] "BadAddress (entry 0 or outside user space, stack outside), QuotaExceeded (64 slots, or the container's thread or page limit)";
+    40 ThreadCreate(entry, stack_top, arg) "entry, stack top, arg" -> "handle (all rights)", [BadAddress, QuotaExceeded] "BadAddress (entry 0 or outside user space, stack outside), QuotaExceeded (64 slots, or the container's thread or page limit)";
     /// `(code, addr, pages)`: end the calling thread; the last live thread ending ends the
     /// process with `code`. If `pages` > 0, `MemUnmap(addr, pages)` follows once the thread is
     /// gone (how a detached thread frees its own stack; a bad range is ignored). Does not return.
-    41 ThreadExit("code, address, pages") -> "does not return", [] "— (then `MemUnmap(address, pages)` if pages > 0; a bad range is ignored)";
+    41 ThreadExit(code, address, pages) "code, address, pages" -> "does not return", [] "— (then `MemUnmap(address, pages)` if pages > 0; a bad range is ignored)";
     /// `(thread, *mut ExitStatus)`: wait until the thread has ended, write how, and free its
     /// slot (needs READ). A thread cannot wait for itself.
-    42 ThreadWait("thread, `*mut ExitStatus`") -> "0", [MissingRights, WrongObject, InvalidArgument, NotFound, NoSuchProcess, BadAddress] "MissingRights (READ), WrongObject, InvalidArgument (itself), NotFound (already waited for, or detached and ended), NoSuchProcess (its process is gone), BadAddress (the slot stays to be waited for)";
+    42 ThreadWait(thread, status) "thread, `*mut ExitStatus`" -> "0", [MissingRights, WrongObject, InvalidArgument, NotFound, NoSuchProcess, BadAddress] "MissingRights (READ), WrongObject, InvalidArgument (itself), NotFound (already waited for, or detached and ended), NoSuchProcess (its process is gone), BadAddress (the slot stays to be waited for)";
     /// `(thread)`: end a thread of the caller's process, as if it had called `ThreadExit`
     /// (needs MANAGE); it reads as killed.
-    43 ThreadKill("thread") -> "0", [MissingRights, WrongObject, AccessDenied, NotFound] "MissingRights (MANAGE), WrongObject, AccessDenied (a thread of another process), NotFound (already ended)";
+    43 ThreadKill(thread) "thread" -> "0", [MissingRights, WrongObject, AccessDenied, NotFound] "MissingRights (MANAGE), WrongObject, AccessDenied (a thread of another process), NotFound (already ended)";
     /// `(thread)`: nobody will wait for this thread of the caller's process: its slot is freed
     /// as soon as it ends (at once if it has; needs MANAGE).
-    44 ThreadDetach("thread") -> "0", [MissingRights, WrongObject, AccessDenied, NotFound] "MissingRights (MANAGE), WrongObject, AccessDenied (a thread of another process), NotFound";
+    44 ThreadDetach(thread) "thread" -> "0", [MissingRights, WrongObject, AccessDenied, NotFound] "MissingRights (MANAGE), WrongObject, AccessDenied (a thread of another process), NotFound";
     /// `() -> handle`: keep the reply of the call just received for later. The running thread's
     /// pending reply becomes a reply capability (kind `Reply`, right SEND only: it cannot be
     /// duplicated or sent to another process) that any thread of the process can answer once
     /// with `ReplySend`. Charges one kernel object to the container. `InvalidArgument` if the
     /// thread owes no reply.
-    45 ReplyTake("") -> "reply handle (SEND only)", [InvalidArgument, PeerDied, QuotaExceeded, TableFull] "InvalidArgument (no reply owed), PeerDied (the caller died), QuotaExceeded (objects), TableFull";
+    45 ReplyTake() "" -> "reply handle (SEND only)", [InvalidArgument, PeerDied, QuotaExceeded, TableFull] "InvalidArgument (no reply owed), PeerDied (the caller died), QuotaExceeded (objects), TableFull";
     /// `(reply, w0, w1, w2, w3, meta)`: answer a kept reply with a message staged like a
     /// `Reply`'s (data and capabilities from the calling thread's IPC buffer). The reply
     /// capability is used up whatever happens: `PeerDied` if the caller is gone.
-    46 ReplySend("reply, w0..w3, meta") -> "0", [WrongObject, MissingRights, StaleHandle, PeerDied, TooLarge] "WrongObject, MissingRights, StaleHandle (already used), PeerDied (caller gone or answer refused), TooLarge; the capability is used up in every case past the handle checks";
+    46 ReplySend(reply, w0, w1, w2, w3, meta) "reply, w0..w3, meta" -> "0", [WrongObject, MissingRights, StaleHandle, PeerDied, TooLarge] "WrongObject, MissingRights, StaleHandle (already used), PeerDied (caller gone or answer refused), TooLarge; the capability is used up in every case past the handle checks";
     /// `(notification, flags)`: bind the notification to the calling thread (needs RECEIVE), so
     /// a `Recv` on any endpoint also wakes when it is signalled; the receive then returns the
     /// bits in `w0` with [`NOTIFIED`] in the meta flags. `flags` = [`UNBIND`] drops the
     /// thread's binding instead (the handle is ignored). A notification binds one thread.
-    47 NotificationBind("notification, flags (0 bind, `UNBIND` 1)") -> "0", [MissingRights, WrongObject, CrossContainer, AccessDenied, InvalidArgument] "MissingRights (RECEIVE), WrongObject, CrossContainer, AccessDenied (bound to another thread), InvalidArgument (flags)";
+    47 NotificationBind(notification, flags) "notification, flags (0 bind, `UNBIND` 1)" -> "0", [MissingRights, WrongObject, CrossContainer, AccessDenied, InvalidArgument] "MissingRights (RECEIVE), WrongObject, CrossContainer, AccessDenied (bound to another thread), InvalidArgument (flags)";
     /// `(process, notification, bits)`: signal `bits` on the notification when the process
     /// ends (at once if it has ended). Needs READ on the process and SEND on the notification;
     /// at most [`MAX_EXIT_EVENTS`] notifications per process (bits to one notification merge).
-    48 ProcessNotify("process, notification, bits") -> "0", [MissingRights, WrongObject, InvalidArgument, NoSuchProcess, TooLarge] "MissingRights (READ on the process, SEND on the notification), WrongObject, InvalidArgument (bits 0), NoSuchProcess (reaped), TooLarge (more than `MAX_EXIT_EVENTS` = 8 notifications)";
+    48 ProcessNotify(process, notification, bits) "process, notification, bits" -> "0", [MissingRights, WrongObject, InvalidArgument, NoSuchProcess, TooLarge] "MissingRights (READ on the process, SEND on the notification), WrongObject, InvalidArgument (bits 0), NoSuchProcess (reaped), TooLarge (more than `MAX_EXIT_EVENTS` = 8 notifications)";
 }
 
 errors! {

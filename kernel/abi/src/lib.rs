@@ -23,7 +23,7 @@ pub use types::*;
 macro_rules! syscalls {
     ($(
         $(#[doc = $doc:literal])*
-        $num:literal $name:ident($args:literal) -> $result:literal, [$($err:ident),*] $($notes:literal)?;
+        $num:literal $name:ident($($arg:ident),*) $args:literal -> $result:literal, [$($err:ident),*] $($notes:literal)?;
     )*) => {
         /// System call numbers (`rax`).
         #[repr(u32)]
@@ -48,6 +48,50 @@ macro_rules! syscalls {
                     },)*
                 }
             }
+        }
+
+        /// The arguments of each system call as a struct with one field per register, in
+        /// register order (`rdi, rsi, rdx, r10, r8, r9`): the kernel reads a call's registers
+        /// into its struct in one place ([`SyscallArgs::from_registers`]), and the runtime's
+        /// stubs write them from it ([`SyscallArgs::registers`]).
+        pub mod args {
+            $(
+                #[doc = concat!("Arguments of `", stringify!($name), "`.")]
+                #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+                pub struct $name {
+                    $(
+                        #[doc = concat!("`", stringify!($arg), "`.")]
+                        pub $arg: u64,
+                    )*
+                }
+
+                impl $crate::SyscallArgs for $name {
+                    const CALL: $crate::Syscall = $crate::Syscall::$name;
+
+                    #[inline(always)]
+                    #[allow(unused_mut, unused_assignments, unused_variables)]
+                    fn registers(&self) -> [u64; 6] {
+                        let mut registers = [0u64; 6];
+                        let mut at = 0;
+                        $(
+                            registers[at] = self.$arg;
+                            at += 1;
+                        )*
+                        registers
+                    }
+
+                    #[inline(always)]
+                    #[allow(unused_mut, unused_assignments, unused_variables)]
+                    fn from_registers(registers: &[u64; 6]) -> Self {
+                        let mut at = 0;
+                        $(
+                            let $arg = registers[at];
+                            at += 1;
+                        )*
+                        $name { $($arg),* }
+                    }
+                }
+            )*
         }
 
         const _: () = {
@@ -105,7 +149,17 @@ macro_rules! errors {
 
 mod calls;
 
-pub use calls::{Error, Syscall};
+pub use calls::{Error, Syscall, args};
+
+/// The typed arguments of one system call (generated for each, in [`args`]).
+pub trait SyscallArgs: Sized {
+    /// The call they belong to.
+    const CALL: Syscall;
+    /// The six argument registers (`rdi, rsi, rdx, r10, r8, r9`); unused ones are 0.
+    fn registers(&self) -> [u64; 6];
+    /// The arguments read from the six registers (the kernel's one decoding step).
+    fn from_registers(registers: &[u64; 6]) -> Self;
+}
 
 /// A system call as `docs/abi.md`'s table describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,6 +250,20 @@ mod tests {
         assert_eq!(decode_return(0, 7), Ok(7));
         assert_eq!(decode_return(2, 0), Err(Error::BadAddress));
         assert_eq!(decode_return(12345, 0), Err(Error::InvalidArgument));
+    }
+
+    #[test]
+    fn argument_structs_map_to_registers_in_order() {
+        let registers = [1, 2, 3, 4, 5, 6];
+        let call = args::Call::from_registers(&registers);
+        assert_eq!((call.endpoint, call.w0, call.w3, call.meta), (1, 2, 5, 6));
+        assert_eq!(call.registers(), registers);
+        let recv = args::Recv::from_registers(&registers);
+        assert_eq!((recv.endpoint, recv.timeout_ns, recv.flags), (1, 2, 3));
+        // Registers a call does not use read as 0 when written back.
+        assert_eq!(recv.registers(), [1, 2, 3, 0, 0, 0]);
+        assert_eq!(args::Yield::from_registers(&registers).registers(), [0; 6]);
+        assert_eq!(<args::Kill as SyscallArgs>::CALL, Syscall::Kill);
     }
 
     /// The system-call table and the error list in `docs/abi.md` are the declarations in

@@ -9,8 +9,8 @@ pub mod usermem;
 use alloc::vec;
 
 use vessel_abi::{
-    ContainerInfo, ContainerLimits, Error, Exit, MAX_ARGS, MAX_DEBUG_WRITE, MAX_PATH, MAX_SPAWN_CAPS, MapFlags,
-    Priority, SpawnRequest, Syscall,
+    ContainerLimits, Error, Exit, MAX_ARGS, MAX_DEBUG_WRITE, MAX_PATH, MAX_SPAWN_CAPS, MapFlags, Priority,
+    SpawnRequest, Syscall, SyscallArgs, args,
 };
 use vessel_kcore::report::TrapFrame;
 
@@ -69,7 +69,7 @@ fn dispatch_notification_or_other(frame: &mut TrapFrame) {
 /// Every system call but the four above.
 #[inline(never)]
 fn dispatch_other(frame: &mut TrapFrame) {
-    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    let registers = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
     // The other two IPC calls read and write the whole register frame (and may block); they
     // report their own results there.
     match Syscall::try_from(frame.rax) {
@@ -77,7 +77,7 @@ fn dispatch_other(frame: &mut TrapFrame) {
         Ok(Syscall::Reply) => return task::reply(frame),
         _ => {}
     }
-    let result = Syscall::try_from(frame.rax).and_then(|call| run(call, args));
+    let result = Syscall::try_from(frame.rax).and_then(|call| run(call, &registers));
     match result {
         Ok(value) => {
             frame.rax = 0;
@@ -91,87 +91,146 @@ fn dispatch_other(frame: &mut TrapFrame) {
     task::preempt_if_needed();
 }
 
+/// Runs every call but the IPC and notification calls, each reading its arguments by name
+/// from its typed struct (`vessel_abi::args`), decoded from the registers here and nowhere else.
 #[inline(never)]
-fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
+fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
     // The caller's kernel id, looked up only by the calls that need it.
     let caller = task::current_pid;
+    macro_rules! decode {
+        ($call:ident) => {
+            args::$call::from_registers(r)
+        };
+    }
     match call {
-        Syscall::DebugWrite => debug_write(a[0], a[1]).map(|()| a[1]),
-        Syscall::Exit => task::exit_current(Exit::Code(a[0] as i64)),
+        Syscall::DebugWrite => {
+            let a = decode!(DebugWrite);
+            debug_write(a.ptr, a.len).map(|()| a.len)
+        }
+        Syscall::Exit => task::exit_current(Exit::Code(decode!(Exit).code as i64)),
         Syscall::Yield => {
             task::yield_now();
             Ok(0)
         }
         Syscall::ProcessId => Ok(task::current_vpid()),
-        Syscall::Spawn => spawn(caller(), a[0]),
+        Syscall::Spawn => spawn(caller(), decode!(Spawn).request),
         // The status is written before the child (or the thread's slot) is freed: a bad pointer
         // loses nothing.
-        Syscall::Wait => task::wait(caller(), a[0], by_capability(a[2])?, |s| usermem::write(a[1], s)).map(|()| 0),
-        Syscall::Kill => task::kill(caller(), a[0]).map(|()| 0),
+        Syscall::Wait => {
+            let a = decode!(Wait);
+            task::wait(caller(), a.pid, by_capability(a.flags)?, |s| usermem::write(a.status, s)).map(|()| 0)
+        }
+        Syscall::Kill => task::kill(caller(), decode!(Kill).pid).map(|()| 0),
         Syscall::ProcessInfo => {
-            let info = task::process_info(caller(), a[0], by_capability(a[2])?)?;
-            usermem::write(a[1], &info).map(|()| 0)
+            let a = decode!(ProcessInfo);
+            let info = task::process_info(caller(), a.pid, by_capability(a.flags)?)?;
+            usermem::write(a.info, &info).map(|()| 0)
         }
         Syscall::Sleep => {
-            task::sleep(a[0]);
+            task::sleep(decode!(Sleep).nanoseconds);
             Ok(0)
         }
         Syscall::Clock => Ok(crate::time::since_boot_ns()),
         Syscall::MemMap => {
-            let flags = MapFlags::from_bits(a[1]).ok_or(Error::InvalidArgument)?;
-            task::mem_map(a[0], flags)
+            let a = decode!(MemMap);
+            task::mem_map(a.pages, MapFlags::from_bits(a.flags).ok_or(Error::InvalidArgument)?)
         }
-        Syscall::MemUnmap => task::mem_unmap(a[0], a[1]).map(|()| 0),
-        Syscall::KernelStats => usermem::write(a[0], &task::stats()).map(|()| 0),
+        Syscall::MemUnmap => {
+            let a = decode!(MemUnmap);
+            task::mem_unmap(a.address, a.pages).map(|()| 0)
+        }
+        Syscall::KernelStats => usermem::write(decode!(KernelStats).stats, &task::stats()).map(|()| 0),
         Syscall::CapInspect => {
-            let info = task::cap_inspect(a[0])?;
-            usermem::write(a[1], &info).map(|()| 0)
+            let a = decode!(CapInspect);
+            let info = task::cap_inspect(a.handle)?;
+            usermem::write(a.info, &info).map(|()| 0)
         }
-        Syscall::CapDuplicate => task::cap_duplicate(a[0], a[1], None),
-        Syscall::CapMint => task::cap_duplicate(a[0], a[1], Some(a[2])),
-        Syscall::CapDelete => task::cap_delete(a[0]),
-        Syscall::CapRevoke => task::cap_revoke(a[0]),
+        Syscall::CapDuplicate => {
+            let a = decode!(CapDuplicate);
+            task::cap_duplicate(a.handle, a.rights, None)
+        }
+        Syscall::CapMint => {
+            let a = decode!(CapMint);
+            task::cap_duplicate(a.handle, a.rights, Some(a.badge))
+        }
+        Syscall::CapDelete => task::cap_delete(decode!(CapDelete).handle),
+        Syscall::CapRevoke => task::cap_revoke(decode!(CapRevoke).handle),
         Syscall::EndpointCreate => task::endpoint_create(),
         Syscall::NotificationCreate => task::notification_create(),
-        Syscall::MemoryCreate => task::memory_create(a[0]),
-        Syscall::MemoryMap => task::memory_map(a[0], MapFlags::from_bits(a[1]).ok_or(Error::InvalidArgument)?),
-        Syscall::IoPortRead => task::port_read(a[0], a[1], a[2]),
-        Syscall::IoPortWrite => task::port_write(a[0], a[1], a[2], a[3]),
-        Syscall::MmioMap => task::mmio_map(a[0]),
-        Syscall::IrqBind => task::irq_bind(a[0], a[1], a[2]),
-        Syscall::IrqAck => task::irq_ack(a[0]),
-        Syscall::ProcessCap => task::process_cap(a[0]),
+        Syscall::MemoryCreate => task::memory_create(decode!(MemoryCreate).pages),
+        Syscall::MemoryMap => {
+            let a = decode!(MemoryMap);
+            task::memory_map(a.memory, MapFlags::from_bits(a.flags).ok_or(Error::InvalidArgument)?)
+        }
+        Syscall::IoPortRead => {
+            let a = decode!(IoPortRead);
+            task::port_read(a.ports, a.port, a.width)
+        }
+        Syscall::IoPortWrite => {
+            let a = decode!(IoPortWrite);
+            task::port_write(a.ports, a.port, a.width, a.value)
+        }
+        Syscall::MmioMap => task::mmio_map(decode!(MmioMap).mmio),
+        Syscall::IrqBind => {
+            let a = decode!(IrqBind);
+            task::irq_bind(a.irq, a.notification, a.bits)
+        }
+        Syscall::IrqAck => task::irq_ack(decode!(IrqAck).irq),
+        Syscall::ProcessCap => task::process_cap(decode!(ProcessCap).pid),
         Syscall::ProcessKill => {
-            if task::process_kill(a[0])? {
+            if task::process_kill(decode!(ProcessKill).process)? {
                 task::exit_current(Exit::Killed);
             }
             Ok(0)
         }
         Syscall::ContainerCreate => {
-            let limits: ContainerLimits = usermem::read(a[1])?;
-            task::container_create(a[0], &limits)
+            let a = decode!(ContainerCreate);
+            let limits: ContainerLimits = usermem::read(a.limits)?;
+            task::container_create(a.parent, &limits)
         }
         Syscall::ContainerDestroy => {
-            if task::container_destroy(a[0])? {
+            if task::container_destroy(decode!(ContainerDestroy).container)? {
                 task::exit_current(Exit::Killed);
             }
             Ok(0)
         }
         Syscall::ContainerInfo => {
-            usermem::write(a[1], &ContainerInfo::default())?;
-            let info = task::container_info(a[0])?;
-            usermem::write(a[1], &info).map(|()| 0)
+            let a = decode!(ContainerInfo);
+            usermem::write(a.info, &vessel_abi::ContainerInfo::default())?;
+            let info = task::container_info(a.container)?;
+            usermem::write(a.info, &info).map(|()| 0)
         }
-        Syscall::ServiceRegister => task::service_register(a[0], a[1]),
-        Syscall::ThreadCreate => task::thread_create(a[0], a[1], a[2]),
-        Syscall::ThreadExit => task::thread_exit(Exit::Code(a[0] as i64), (a[1], a[2])),
-        Syscall::ThreadWait => task::thread_wait(a[0], |s| usermem::write(a[1], s)).map(|()| 0),
-        Syscall::ThreadKill => task::thread_kill(a[0]).map(|()| 0),
-        Syscall::ThreadDetach => task::thread_detach(a[0]).map(|()| 0),
+        Syscall::ServiceRegister => {
+            let a = decode!(ServiceRegister);
+            task::service_register(a.endpoint, a.root)
+        }
+        Syscall::ThreadCreate => {
+            let a = decode!(ThreadCreate);
+            task::thread_create(a.entry, a.stack_top, a.arg)
+        }
+        Syscall::ThreadExit => {
+            let a = decode!(ThreadExit);
+            task::thread_exit(Exit::Code(a.code as i64), (a.address, a.pages))
+        }
+        Syscall::ThreadWait => {
+            let a = decode!(ThreadWait);
+            task::thread_wait(a.thread, |s| usermem::write(a.status, s)).map(|()| 0)
+        }
+        Syscall::ThreadKill => task::thread_kill(decode!(ThreadKill).thread).map(|()| 0),
+        Syscall::ThreadDetach => task::thread_detach(decode!(ThreadDetach).thread).map(|()| 0),
         Syscall::ReplyTake => task::reply_take(),
-        Syscall::ReplySend => task::reply_send(a[0], [a[1], a[2], a[3], a[4]], a[5]),
-        Syscall::NotificationBind => task::notification_bind(a[0], a[1]),
-        Syscall::ProcessNotify => task::process_notify(a[0], a[1], a[2]),
+        Syscall::ReplySend => {
+            let a = decode!(ReplySend);
+            task::reply_send(a.reply, [a.w0, a.w1, a.w2, a.w3], a.meta)
+        }
+        Syscall::NotificationBind => {
+            let a = decode!(NotificationBind);
+            task::notification_bind(a.notification, a.flags)
+        }
+        Syscall::ProcessNotify => {
+            let a = decode!(ProcessNotify);
+            task::process_notify(a.process, a.notification, a.bits)
+        }
         Syscall::Call
         | Syscall::Recv
         | Syscall::Reply
@@ -182,8 +241,11 @@ fn run(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
             if !DEBUG_EXIT_ALLOWED.load(core::sync::atomic::Ordering::Relaxed) {
                 return Err(Error::AccessDenied);
             }
-            let code =
-                if a[0] == 0 { crate::arch::x86_64::QemuExit::Success } else { crate::arch::x86_64::QemuExit::Failure };
+            let code = if decode!(DebugExit).code == 0 {
+                crate::arch::x86_64::QemuExit::Success
+            } else {
+                crate::arch::x86_64::QemuExit::Failure
+            };
             crate::arch::x86_64::qemu_exit(code);
             Err(Error::AccessDenied)
         }

@@ -21,7 +21,7 @@ use alloc::vec::Vec;
 
 use vessel_abi::{
     Error, IPC_CAPS_OFFSET, IPC_DATA_OFFSET, IPC_SENDER_OFFSET, MAX_MESSAGE_CAPS, MAX_MESSAGE_DATA, Meta, NONBLOCK,
-    PAGE_SIZE, Rights, TIMEOUT,
+    PAGE_SIZE, Rights, SyscallArgs, TIMEOUT, args,
 };
 use vessel_capspace::{Cap, CapError, Handle, TableId};
 use vessel_container::{Index, Resource};
@@ -711,9 +711,27 @@ fn add_timeout(t: &mut Tasks, tid: Tid, ns: u64) {
 /// `Recv`: wait for a message.
 #[inline(never)]
 pub fn recv(frame: &mut TrapFrame) {
-    let flags = Meta::from_word(frame.r9).flags;
-    let then = with_tasks(|t| receive(t, frame.rdi, frame.rsi, flags)).unwrap_or(Err(Error::NoSuchProcess));
+    let a = args::Recv::from_registers(&registers(frame));
+    let then = receive_flags(a.flags).and_then(|flags| {
+        with_tasks(|t| receive(t, a.endpoint, a.timeout_ns, flags)).unwrap_or(Err(Error::NoSuchProcess))
+    });
     finish(then, frame);
+}
+
+/// The argument registers of the call in `frame` (`rdi, rsi, rdx, r10, r8, r9`).
+#[inline(always)]
+pub(super) fn registers(frame: &TrapFrame) -> [u64; 6] {
+    [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9]
+}
+
+/// The flags of a receive (`Recv`, `WaitNotification`): `NONBLOCK` and `TIMEOUT`, nothing else.
+#[inline(always)]
+fn receive_flags(flags: u64) -> Result<u8, Error> {
+    // One test: no bit outside the two flags (so the value fits a `u8`).
+    if flags & !u64::from(NONBLOCK | TIMEOUT) != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(flags as u8)
 }
 
 /// Sends the reply in `frame` to the caller the current thread owes one. Returns the caller.
@@ -799,23 +817,25 @@ pub fn signal(frame: &mut TrapFrame) {
 #[inline(never)]
 #[unsafe(link_section = ".text.hot.notify")]
 pub fn wait_notification(frame: &mut TrapFrame) {
-    let flags = Meta::from_word(frame.rdx).flags;
-    let then = with_tasks(|t| {
-        let id = t.resolve_notification(frame.rdi, Rights::RECEIVE)?;
-        let me = t.current;
-        let n = t.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
-        if n.word != 0 || flags & NONBLOCK != 0 {
-            frame.rax = 0;
-            frame.rdx = core::mem::take(&mut n.word);
-            return Ok(Then::Return);
-        }
-        n.waiters.push_back(me);
-        t.block_current(IpcWait::Notification(id));
-        if flags & TIMEOUT != 0 {
-            add_timeout(t, me, frame.rsi);
-        }
-        Ok(Then::Block)
-    })
-    .unwrap_or(Err(Error::NoSuchProcess));
+    let a = args::WaitNotification::from_registers(&registers(frame));
+    let then = receive_flags(a.flags).and_then(|flags| {
+        with_tasks(|t| {
+            let id = t.resolve_notification(a.notification, Rights::RECEIVE)?;
+            let me = t.current;
+            let n = t.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
+            if n.word != 0 || flags & NONBLOCK != 0 {
+                frame.rax = 0;
+                frame.rdx = core::mem::take(&mut n.word);
+                return Ok(Then::Return);
+            }
+            n.waiters.push_back(me);
+            t.block_current(IpcWait::Notification(id));
+            if flags & TIMEOUT != 0 {
+                add_timeout(t, me, a.timeout_ns);
+            }
+            Ok(Then::Block)
+        })
+        .unwrap_or(Err(Error::NoSuchProcess))
+    });
     finish(then, frame);
 }

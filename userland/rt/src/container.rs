@@ -2,9 +2,10 @@
 //! inspects. Only `proc` (and what it trusts) holds container capabilities; other programs ask
 //! `proc` (see [`crate::proc`]).
 
-use vessel_abi::{ContainerInfo, ContainerLimits, Error, Syscall};
+use vessel_abi::{ContainerInfo, ContainerLimits, Error, args};
 
-use crate::ipc::{Cap, Endpoint, call0};
+use crate::ipc::{Cap, Endpoint};
+use crate::sys::invoke;
 
 /// A container capability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,12 +15,12 @@ impl Container {
     /// A child container with `limits` (needs MANAGE).
     pub fn create_child(self, limits: &ContainerLimits) -> Result<Container, Error> {
         let ptr = limits as *const ContainerLimits as u64;
-        call0(Syscall::ContainerCreate, [u64::from(self.0.0), ptr, 0, 0, 0, 0]).map(|h| Container(Cap(h as u32)))
+        invoke(args::ContainerCreate { parent: u64::from(self.0.0), limits: ptr }).map(|h| Container(Cap(h as u32)))
     }
 
     /// Destroys it and all its descendants (needs MANAGE).
     pub fn destroy(self) -> Result<(), Error> {
-        call0(Syscall::ContainerDestroy, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+        invoke(args::ContainerDestroy { container: u64::from(self.0.0) }).map(|_| ())
     }
 
     /// Its state, limits and usage (needs READ).
@@ -35,7 +36,7 @@ impl Container {
 
 fn info_of(handle: u64) -> Result<ContainerInfo, Error> {
     let mut info = ContainerInfo::default();
-    call0(Syscall::ContainerInfo, [handle, &raw mut info as u64, 0, 0, 0, 0])?;
+    invoke(args::ContainerInfo { container: handle, info: &raw mut info as u64 })?;
     Ok(info)
 }
 
@@ -46,5 +47,5 @@ pub fn own() -> Result<ContainerInfo, Error> {
 
 /// Registers `endpoint` as a system-service endpoint (needs MANAGE on the root container).
 pub fn register_service(endpoint: Endpoint, root: Container) -> Result<(), Error> {
-    call0(Syscall::ServiceRegister, [u64::from(endpoint.0.0), u64::from(root.0.0), 0, 0, 0, 0]).map(|_| ())
+    invoke(args::ServiceRegister { endpoint: u64::from(endpoint.0.0), root: u64::from(root.0.0) }).map(|_| ())
 }

@@ -2,18 +2,12 @@
 //! loop, notifications, shared memory. See `docs/abi.md` for the kernel side.
 
 use vessel_abi::{
-    CapInfo, Error, IpcBuffer, MapFlags, Meta, NONBLOCK, NOTIFIED, Rights, Syscall, THREAD_PAGE_IPC_BUFFER_OFFSET,
-    TIMEOUT, UNBIND, decode_return,
+    CapInfo, Error, IpcBuffer, MapFlags, Meta, NONBLOCK, NOTIFIED, Rights, SyscallArgs, THREAD_PAGE_IPC_BUFFER_OFFSET,
+    TIMEOUT, UNBIND, args,
 };
 
-use crate::arch::{syscall, syscall_ipc};
-
-#[inline]
-pub(crate) fn call0(number: Syscall, args: [u64; 6]) -> Result<u64, Error> {
-    // SAFETY: capability calls take handles and numbers only; the kernel checks them.
-    let (rax, rdx) = unsafe { syscall(number as u64, args) };
-    decode_return(rax, rdx)
-}
+use crate::arch::syscall_ipc;
+pub(crate) use crate::sys::invoke;
 
 /// A capability slot of this process (any kind).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,28 +17,30 @@ impl Cap {
     /// What it refers to and allows.
     pub fn inspect(self) -> Result<CapInfo, Error> {
         let mut info = CapInfo::default();
-        call0(Syscall::CapInspect, [u64::from(self.0), &raw mut info as u64, 0, 0, 0, 0])?;
+        invoke(args::CapInspect { handle: u64::from(self.0), info: &raw mut info as u64 })?;
         Ok(info)
     }
 
     /// A copy with at most `rights`.
     pub fn duplicate(self, rights: Rights) -> Result<Cap, Error> {
-        call0(Syscall::CapDuplicate, [u64::from(self.0), u64::from(rights.bits()), 0, 0, 0, 0]).map(|h| Cap(h as u32))
+        invoke(args::CapDuplicate { handle: u64::from(self.0), rights: u64::from(rights.bits()) })
+            .map(|h| Cap(h as u32))
     }
 
     /// A badged copy (endpoints only; the original must be unbadged).
     pub fn mint(self, rights: Rights, badge: u64) -> Result<Cap, Error> {
-        call0(Syscall::CapMint, [u64::from(self.0), u64::from(rights.bits()), badge, 0, 0, 0]).map(|h| Cap(h as u32))
+        invoke(args::CapMint { handle: u64::from(self.0), rights: u64::from(rights.bits()), badge })
+            .map(|h| Cap(h as u32))
     }
 
     /// Deletes this capability.
     pub fn delete(self) -> Result<(), Error> {
-        call0(Syscall::CapDelete, [u64::from(self.0), 0, 0, 0, 0, 0]).map(|_| ())
+        invoke(args::CapDelete { handle: u64::from(self.0) }).map(|_| ())
     }
 
     /// Deletes everything derived from it, in every process; returns how many.
     pub fn revoke(self) -> Result<u64, Error> {
-        call0(Syscall::CapRevoke, [u64::from(self.0), 0, 0, 0, 0, 0])
+        invoke(args::CapRevoke { handle: u64::from(self.0) })
     }
 }
 
@@ -86,13 +82,14 @@ impl ReplyCap {
     /// Keeps the reply the running thread owes for the message it just received, so it can
     /// receive other messages first and answer this one later.
     pub fn take() -> Result<ReplyCap, Error> {
-        call0(Syscall::ReplyTake, [0; 6]).map(|h| ReplyCap(Cap(h as u32)))
+        invoke(args::ReplyTake {}).map(|h| ReplyCap(Cap(h as u32)))
     }
 
     /// Answers with `words` (plus data and capabilities staged in this thread's IPC buffer,
     /// as for a reply). The capability is used up, whatever the result.
     pub fn send(self, words: [u64; 4], meta: Meta) -> Result<(), Error> {
-        message_call(Syscall::ReplySend, u64::from(self.0.0), words, meta).map(|_| ())
+        let [w0, w1, w2, w3] = words;
+        invoke(args::ReplySend { reply: u64::from(self.0.0), w0, w1, w2, w3, meta: meta.to_word() }).map(|_| ())
     }
 }
 
@@ -123,9 +120,9 @@ pub unsafe fn buffer() -> &'static mut IpcBuffer {
 // Inline (with `call` and `reply_recv` below): a call then runs on its caller's code page instead
 // of jumping to the runtime's, one page fewer to refill after each address-space switch.
 #[inline]
-fn message_call(number: Syscall, target: u64, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
+fn message_call<A: SyscallArgs>(args: A) -> Result<Received, Error> {
     // SAFETY: the message registers are plain numbers; the kernel reads the IPC buffer itself.
-    let out = unsafe { syscall_ipc(number as u64, [target, words[0], words[1], words[2], words[3], meta.to_word()]) };
+    let out = unsafe { syscall_ipc(A::CALL as u64, args.registers()) };
     if out[0] != 0 {
         return Err(Error::from_code(out[0]));
     }
@@ -135,40 +132,46 @@ fn message_call(number: Syscall, target: u64, words: [u64; 4], meta: Meta) -> Re
 impl Endpoint {
     /// A new endpoint with all rights.
     pub fn create() -> Result<Endpoint, Error> {
-        call0(Syscall::EndpointCreate, [0; 6]).map(|h| Endpoint(Cap(h as u32)))
+        invoke(args::EndpointCreate {}).map(|h| Endpoint(Cap(h as u32)))
     }
 
     /// Sends `words` (plus `meta.data_len` bytes and `meta.cap_count` capabilities staged in the
     /// IPC buffer) and waits for the reply.
     #[inline]
     pub fn call(self, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
-        message_call(Syscall::Call, u64::from(self.0.0), words, meta)
+        let [w0, w1, w2, w3] = words;
+        message_call(args::Call { endpoint: u64::from(self.0.0), w0, w1, w2, w3, meta: meta.to_word() })
     }
 
     /// Like [`call`](Self::call), but fails with `WouldBlock` unless a receiver is waiting.
     pub fn try_call(self, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
-        message_call(Syscall::Call, u64::from(self.0.0), words, Meta { flags: NONBLOCK, ..meta })
+        self.call(words, Meta { flags: NONBLOCK, ..meta })
+    }
+
+    fn receive(self, timeout_ns: u64, flags: u8) -> Result<Received, Error> {
+        message_call(args::Recv { endpoint: u64::from(self.0.0), timeout_ns, flags: u64::from(flags) })
     }
 
     /// Waits for a message.
     pub fn recv(self) -> Result<Received, Error> {
-        message_call(Syscall::Recv, u64::from(self.0.0), [0; 4], Meta::default())
+        self.receive(0, 0)
     }
 
     /// Takes a message if one is queued, else `WouldBlock`.
     pub fn try_recv(self) -> Result<Received, Error> {
-        message_call(Syscall::Recv, u64::from(self.0.0), [0; 4], Meta { flags: NONBLOCK, ..Meta::default() })
+        self.receive(0, NONBLOCK)
     }
 
     /// Waits at most `ns` nanoseconds for a message (`TimedOut` after).
     pub fn recv_timeout(self, ns: u64) -> Result<Received, Error> {
-        message_call(Syscall::Recv, u64::from(self.0.0), [ns, 0, 0, 0], Meta { flags: TIMEOUT, ..Meta::default() })
+        self.receive(ns, TIMEOUT)
     }
 
     /// Answers the last message and waits for the next.
     #[inline]
     pub fn reply_recv(self, words: [u64; 4], meta: Meta) -> Result<Received, Error> {
-        message_call(Syscall::ReplyRecv, u64::from(self.0.0), words, meta)
+        let [w0, w1, w2, w3] = words;
+        message_call(args::ReplyRecv { endpoint: u64::from(self.0.0), w0, w1, w2, w3, meta: meta.to_word() })
     }
 
     /// Serves forever: `handler` turns each message into its reply.
@@ -179,13 +182,11 @@ impl Endpoint {
             Err(e) => return e,
         };
         loop {
-            let next = if message.notified().is_some() {
-                self.recv()
-            } else {
-                let (words, meta) = handler(&message);
-                self.reply_recv(words, meta)
-            };
-            message = match next {
+            // After a notification there is nobody to answer: the reply half of `reply_recv`
+            // then does nothing. (One call site keeps the loop as short as it was.)
+            let (words, meta) =
+                if message.notified().is_some() { ([0; 4], Meta::default()) } else { handler(&message) };
+            message = match self.reply_recv(words, meta) {
                 Ok(m) => m,
                 Err(e) => return e,
             };
@@ -195,62 +196,61 @@ impl Endpoint {
 
 /// Answers the last message received.
 pub fn reply(words: [u64; 4], meta: Meta) -> Result<(), Error> {
-    message_call(Syscall::Reply, 0, words, meta).map(|_| ())
+    let [w0, w1, w2, w3] = words;
+    message_call(args::Reply { reserved: 0, w0, w1, w2, w3, meta: meta.to_word() }).map(|_| ())
 }
 
 impl Notification {
     /// A new notification with all rights.
     pub fn create() -> Result<Notification, Error> {
-        call0(Syscall::NotificationCreate, [0; 6]).map(|h| Notification(Cap(h as u32)))
+        invoke(args::NotificationCreate {}).map(|h| Notification(Cap(h as u32)))
     }
 
     /// Sets `bits`, waking a waiter.
     #[inline]
     pub fn signal(self, bits: u64) -> Result<(), Error> {
-        call0(Syscall::Signal, [u64::from(self.0.0), bits, 0, 0, 0, 0]).map(|_| ())
+        invoke(args::Signal { notification: u64::from(self.0.0), bits }).map(|_| ())
     }
 
     /// Waits for bits and takes them.
     #[inline]
     pub fn wait(self) -> Result<u64, Error> {
-        call0(Syscall::WaitNotification, [u64::from(self.0.0), 0, 0, 0, 0, 0])
+        invoke(args::WaitNotification { notification: u64::from(self.0.0), timeout_ns: 0, flags: 0 })
     }
 
     /// Binds this notification to the running thread: its receives on any endpoint also end
     /// when the notification is signalled (see [`Received::notified`]).
     pub fn bind(self) -> Result<(), Error> {
-        call0(Syscall::NotificationBind, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+        invoke(args::NotificationBind { notification: u64::from(self.0.0), flags: 0 }).map(|_| ())
     }
 
     /// Drops the running thread's bound notification, if any.
     pub fn unbind_current() -> Result<(), Error> {
-        call0(Syscall::NotificationBind, [0, UNBIND, 0, 0, 0, 0]).map(|_| ())
+        invoke(args::NotificationBind { notification: 0, flags: UNBIND }).map(|_| ())
     }
 
     /// Takes the pending bits (0 if none) without waiting.
     #[inline]
     pub fn poll(self) -> Result<u64, Error> {
-        let flags = Meta { flags: NONBLOCK, ..Meta::default() }.to_word();
-        call0(Syscall::WaitNotification, [u64::from(self.0.0), 0, flags, 0, 0, 0])
+        invoke(args::WaitNotification { notification: u64::from(self.0.0), timeout_ns: 0, flags: u64::from(NONBLOCK) })
     }
 
     /// Waits at most `ns` nanoseconds.
     #[inline]
     pub fn wait_timeout(self, ns: u64) -> Result<u64, Error> {
-        let flags = Meta { flags: TIMEOUT, ..Meta::default() }.to_word();
-        call0(Syscall::WaitNotification, [u64::from(self.0.0), ns, flags, 0, 0, 0])
+        invoke(args::WaitNotification { notification: u64::from(self.0.0), timeout_ns: ns, flags: u64::from(TIMEOUT) })
     }
 }
 
 impl Memory {
     /// A new memory object of `pages` zeroed pages.
     pub fn create(pages: u64) -> Result<Memory, Error> {
-        call0(Syscall::MemoryCreate, [pages, 0, 0, 0, 0, 0]).map(|h| Memory(Cap(h as u32)))
+        invoke(args::MemoryCreate { pages }).map(|h| Memory(Cap(h as u32)))
     }
 
     /// Maps it into this process; returns the address.
     pub fn map(self, flags: MapFlags) -> Result<u64, Error> {
-        call0(Syscall::MemoryMap, [u64::from(self.0.0), flags.bits(), 0, 0, 0, 0])
+        invoke(args::MemoryMap { memory: u64::from(self.0.0), flags: flags.bits() })
     }
 }
 
@@ -267,13 +267,19 @@ pub struct Mmio(pub Cap);
 impl IoPorts {
     /// Reads `width` (1, 2 or 4) bytes from `port`.
     pub fn read(self, port: u16, width: u8) -> Result<u32, Error> {
-        call0(Syscall::IoPortRead, [u64::from(self.0.0), u64::from(port), u64::from(width), 0, 0, 0]).map(|v| v as u32)
+        invoke(args::IoPortRead { ports: u64::from(self.0.0), port: u64::from(port), width: u64::from(width) })
+            .map(|v| v as u32)
     }
 
     /// Writes `width` (1, 2 or 4) bytes to `port`.
     pub fn write(self, port: u16, width: u8, value: u32) -> Result<(), Error> {
-        call0(Syscall::IoPortWrite, [u64::from(self.0.0), u64::from(port), u64::from(width), u64::from(value), 0, 0])
-            .map(|_| ())
+        invoke(args::IoPortWrite {
+            ports: u64::from(self.0.0),
+            port: u64::from(port),
+            width: u64::from(width),
+            value: u64::from(value),
+        })
+        .map(|_| ())
     }
 }
 
@@ -281,24 +287,24 @@ impl Irq {
     /// Delivers the line as `bits` on `notification`; the line stays masked after each
     /// interrupt until [`ack`](Self::ack).
     pub fn bind(self, notification: Notification, bits: u64) -> Result<(), Error> {
-        call0(Syscall::IrqBind, [u64::from(self.0.0), u64::from(notification.0.0), bits, 0, 0, 0]).map(|_| ())
+        invoke(args::IrqBind { irq: u64::from(self.0.0), notification: u64::from(notification.0.0), bits }).map(|_| ())
     }
 
     /// Stops delivering the line.
     pub fn unbind(self) -> Result<(), Error> {
-        call0(Syscall::IrqBind, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+        invoke(args::IrqBind { irq: u64::from(self.0.0), notification: 0, bits: 0 }).map(|_| ())
     }
 
     /// Lets the line fire again.
     pub fn ack(self) -> Result<(), Error> {
-        call0(Syscall::IrqAck, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+        invoke(args::IrqAck { irq: u64::from(self.0.0) }).map(|_| ())
     }
 }
 
 impl Mmio {
     /// Maps the registers uncached; returns the address.
     pub fn map(self) -> Result<u64, Error> {
-        call0(Syscall::MmioMap, [u64::from(self.0.0), 0, 0, 0, 0, 0])
+        invoke(args::MmioMap { mmio: u64::from(self.0.0) })
     }
 }
 
@@ -309,16 +315,17 @@ pub struct ProcessHandle(pub Cap);
 impl ProcessHandle {
     /// A capability to this process or one of its children.
     pub fn of(pid: u64) -> Result<ProcessHandle, Error> {
-        call0(Syscall::ProcessCap, [pid, 0, 0, 0, 0, 0]).map(|h| ProcessHandle(Cap(h as u32)))
+        invoke(args::ProcessCap { pid }).map(|h| ProcessHandle(Cap(h as u32)))
     }
 
     /// Signals `bits` on `notification` when the process ends (at once if it has).
     pub fn notify_on_exit(self, notification: Notification, bits: u64) -> Result<(), Error> {
-        call0(Syscall::ProcessNotify, [u64::from(self.0.0), u64::from(notification.0.0), bits, 0, 0, 0]).map(|_| ())
+        invoke(args::ProcessNotify { process: u64::from(self.0.0), notification: u64::from(notification.0.0), bits })
+            .map(|_| ())
     }
 
     /// Ends the process.
     pub fn kill(self) -> Result<(), Error> {
-        call0(Syscall::ProcessKill, [u64::from(self.0.0), 0, 0, 0, 0, 0]).map(|_| ())
+        invoke(args::ProcessKill { process: u64::from(self.0.0) }).map(|_| ())
     }
 }

@@ -428,11 +428,13 @@ fn fuzz(seed: u64, calls: u64) -> i32 {
         }
         // Calls that may block forever (nobody else talks to our objects) are made
         // non-blocking, and sleeps short, so the run goes on.
-        const NONBLOCK: u64 = 1 << 24;
+        // (`Call` carries its flags in the meta word, a receive in its own flags argument.)
+        const META_NONBLOCK: u64 = (vessel_rt::abi::NONBLOCK as u64) << 24;
+        const NONBLOCK: u64 = vessel_rt::abi::NONBLOCK as u64;
         match number {
             8 => args[0] %= 1_000_000,
-            21 | 22 => args[5] |= NONBLOCK,
-            26 => args[2] |= NONBLOCK,
+            21 => args[5] |= META_NONBLOCK,
+            22 | 26 => args[2] |= NONBLOCK,
             // A new thread starts where it can only end itself at once (a random entry would
             // fault, which ends the whole run); its stack argument stays random.
             40 => args[0] = fuzz_thread_exit as *const () as u64,

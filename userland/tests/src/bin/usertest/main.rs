@@ -43,6 +43,7 @@ const TESTS: &[Test] = &[
     ("syscall::wait_with_bad_status_pointer_loses_nothing", wait_with_bad_status_pointer_loses_nothing),
     ("syscall::hostile_spawn_requests_refused", hostile_spawn_requests_refused),
     ("syscall::mem_map_rules", mem_map_rules),
+    ("syscall::unknown_receive_flags_refused", unknown_receive_flags_refused),
     ("process::only_children_are_visible", only_children_are_visible),
     ("process::exit_codes_and_arguments", exit_codes_and_arguments),
     ("process::killing_a_parent_kills_its_children", killing_a_parent_kills_its_children),
@@ -108,6 +109,26 @@ pub(crate) const BAD_POINTERS: [(&str, u64); 5] = [
     ("wraps around", u64::MAX - 8),
     ("unmapped", 0x0000_0fff_0000_0000),
 ];
+
+/// A receive's flags are `NONBLOCK` and `TIMEOUT` only; anything else (a meta word in the old
+/// place, a stray bit) is refused rather than read as some other flag.
+fn unknown_receive_flags_refused() -> TestResult {
+    use vessel_rt::ipc::{Endpoint, Notification};
+    let ep = Endpoint::create().map_err(|e| format!("endpoint: {e}"))?;
+    let n = Notification::create().map_err(|e| format!("notification: {e}"))?;
+    for flags in [4, 0x80, 1 << 24, u64::MAX] {
+        let recv = raw(Syscall::Recv as u64, [u64::from(ep.0.0), 0, flags, 0, 0, 0]);
+        check!(recv == Err(Error::InvalidArgument), "Recv with flags {flags:#x}: {recv:?}");
+        let wait = raw(Syscall::WaitNotification as u64, [u64::from(n.0.0), 0, flags, 0, 0, 0]);
+        check!(wait == Err(Error::InvalidArgument), "WaitNotification with flags {flags:#x}: {wait:?}");
+    }
+    // The valid ones still work (NONBLOCK: nothing there).
+    check!(raw(Syscall::Recv as u64, [u64::from(ep.0.0), 0, 1, 0, 0, 0]) == Err(Error::WouldBlock), "NONBLOCK receive");
+    check!(raw(Syscall::WaitNotification as u64, [u64::from(n.0.0), 0, 1, 0, 0, 0]) == Ok(0), "poll");
+    ep.0.delete().map_err(|e| format!("delete: {e}"))?;
+    n.0.delete().map_err(|e| format!("delete: {e}"))?;
+    Ok(())
+}
 
 fn unknown_numbers_refused() -> TestResult {
     for number in [49, 50, 255, 1 << 32, u64::MAX] {
