@@ -154,6 +154,7 @@ fn main() -> i32 {
         }
         "xc" => crate::containers::cross_container(&args[2..]),
         "blocked" => crate::containers::blocked(),
+        "dup-hold" => crate::containers::dup_hold(number(args.get(2))),
         "ipc-pair" => crate::containers::ipc_pair(),
         "ipc-pair-child" => crate::containers::ipc_pair_child(),
         "spawner" => crate::containers::spawner(),

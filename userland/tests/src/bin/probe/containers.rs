@@ -274,3 +274,27 @@ pub fn service_client() -> i32 {
         _ => 5,
     }
 }
+
+/// `dup-hold N`: make N copies of capability 0 (a notification), signal it with a bit of our
+/// own (pid mod 60: siblings started one after another differ), so the parent can count the
+/// children ready, then wait until the copies are revoked. Exit 0 once they all went, 1 if one
+/// is still there after 20 s, 2 if copying failed.
+pub fn dup_hold(count: u64) -> i32 {
+    let original = vessel_rt::ipc::Notification(crate::cap(0));
+    let mut copies = Vec::new();
+    for _ in 0..count {
+        match original.0.duplicate(vessel_rt::abi::Rights::all()) {
+            Ok(copy) => copies.push(copy),
+            Err(_) => return 2,
+        }
+    }
+    let _ = original.signal(1 << (vessel_rt::sys::process_id() % 60));
+    let deadline = time::now_ns() + 20_000_000_000;
+    while time::now_ns() < deadline {
+        if original.0.inspect().is_err() && copies.iter().all(|c| c.inspect().is_err()) {
+            return 0;
+        }
+        time::sleep_ms(10);
+    }
+    1
+}
