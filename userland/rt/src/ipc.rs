@@ -174,18 +174,18 @@ impl Endpoint {
         message_call(args::ReplyRecv { endpoint: u64::from(self.0.0), w0, w1, w2, w3, meta: meta.to_word() })
     }
 
-    /// Serves forever: `handler` turns each message into its reply.
-    /// A receive ended by the thread's bound notification has no caller: it is skipped.
+    /// Serves forever: `handler` turns each message into its reply. The smallest server loop,
+    /// with nothing but the handler between two receives (it is the benchmarks' echo server):
+    /// on a thread with a bound notification the handler also sees the receives the
+    /// notification ended ([`Received::notified`]), whose "reply" goes nowhere. Servers that
+    /// wait for events use [`crate::server::Server`], which tells the two apart.
     pub fn serve(self, mut handler: impl FnMut(&Received) -> ([u64; 4], Meta)) -> Error {
         let mut message = match self.recv() {
             Ok(m) => m,
             Err(e) => return e,
         };
         loop {
-            // After a notification there is nobody to answer: the reply half of `reply_recv`
-            // then does nothing. (One call site keeps the loop as short as it was.)
-            let (words, meta) =
-                if message.notified().is_some() { ([0; 4], Meta::default()) } else { handler(&message) };
+            let (words, meta) = handler(&message);
             message = match self.reply_recv(words, meta) {
                 Ok(m) => m,
                 Err(e) => return e,
