@@ -147,7 +147,7 @@ pub fn process_notify(process: u64, notification: u64, bits: u64) -> Result<u64,
         // Entries whose notification is gone free their place.
         let notifications = &t.notifications;
         let Some(p) = t.processes.get_mut(&pid) else { return Err(Error::NoSuchProcess) };
-        p.exit_events.retain(|(n, _)| notifications.contains_key(n));
+        p.exit_events.retain(|(n, _)| notifications.get(n).is_some());
         if let Some(entry) = p.exit_events.iter_mut().find(|(n, _)| *n == id) {
             entry.1 |= bits;
         } else if p.exit_events.len() < MAX_EXIT_EVENTS {
