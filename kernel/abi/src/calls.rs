@@ -57,7 +57,7 @@ syscalls! {
     /// `(_, w0, w1, w2, w3, meta)`: answer the last message received.
     23 Reply(reserved, w0, w1, w2, w3, meta) "-, w0..w3, meta" -> "0", [InvalidArgument, PeerDied] "InvalidArgument (nothing to answer), PeerDied";
     /// `(endpoint, w0, w1, w2, w3, meta)`: answer, then wait for the next message (one call).
-    24 ReplyRecv(endpoint, w0, w1, w2, w3, meta) "endpoint, w0..w3, meta" -> "next message", [] "as `Recv`";
+    24 ReplyRecv(endpoint, w0, w1, w2, w3, meta) "endpoint, w0..w3, meta" -> "next message", [MissingRights, WrongObject, CrossContainer, PeerDied] "MissingRights (RECEIVE), WrongObject, CrossContainer, PeerDied (endpoint gone); a failed reply is not reported; the meta flags are ignored";
     /// `(notification, bits)`: set bits, waking a waiter.
     25 Signal(notification, bits) "notification, bits" -> "0", [MissingRights] "MissingRights (SEND)";
     /// `(notification, timeout_ns, flags) -> bits`: wait for bits (or poll with `NONBLOCK`).

@@ -81,13 +81,10 @@ macro_rules! syscalls {
                     }
 
                     #[inline(always)]
-                    #[allow(unused_mut, unused_assignments, unused_variables)]
                     fn from_registers(registers: &[u64; 6]) -> Self {
-                        let mut at = 0;
-                        $(
-                            let $arg = registers[at];
-                            at += 1;
-                        )*
+                        // A pattern, not indexing: a call declared with more than six arguments
+                        // does not compile (rather than panicking the kernel when it is made).
+                        let [$($arg,)* ..] = *registers;
                         $name { $($arg),* }
                     }
                 }

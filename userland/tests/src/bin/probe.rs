@@ -435,7 +435,10 @@ fn fuzz(seed: u64, calls: u64) -> i32 {
         match number {
             8 => args[0] %= 1_000_000,
             21 => args[5] |= META_NONBLOCK,
-            22 | 26 => args[2] |= NONBLOCK,
+            // Mostly valid flags, so the receive logic itself is reached; now and then raw
+            // bits, for the flag check.
+            22 | 26 if next() % 8 == 0 => args[2] |= NONBLOCK,
+            22 | 26 => args[2] = (args[2] & u64::from(vessel_rt::abi::TIMEOUT)) | NONBLOCK,
             // A new thread starts where it can only end itself at once (a random entry would
             // fault, which ends the whole run); its stack argument stays random.
             40 => args[0] = fuzz_thread_exit as *const () as u64,
