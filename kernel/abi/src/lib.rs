@@ -69,14 +69,10 @@ macro_rules! syscalls {
                     const CALL: $crate::Syscall = $crate::Syscall::$name;
 
                     #[inline(always)]
-                    #[allow(unused_mut, unused_assignments, unused_variables)]
                     fn registers(&self) -> [u64; 6] {
+                        let used: &[u64] = &[$(self.$arg),*];
                         let mut registers = [0u64; 6];
-                        let mut at = 0;
-                        $(
-                            registers[at] = self.$arg;
-                            at += 1;
-                        )*
+                        registers[..used.len()].copy_from_slice(used);
                         registers
                     }
 
@@ -173,32 +169,6 @@ pub struct SyscallSpec {
     pub error_notes: Option<&'static str>,
 }
 
-impl SyscallSpec {
-    /// The errors column of the table.
-    pub fn errors_column(self) -> ErrorsColumn {
-        ErrorsColumn(self)
-    }
-}
-
-/// The errors column of a [`SyscallSpec`] as text (`Display`, no allocation): its notes if it
-/// has any, else the error names.
-pub struct ErrorsColumn(SyscallSpec);
-
-impl core::fmt::Display for ErrorsColumn {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if let Some(notes) = self.0.error_notes {
-            return f.write_str(notes);
-        }
-        for (i, e) in self.0.errors.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            f.write_str(e.name())?;
-        }
-        Ok(())
-    }
-}
-
 impl TryFrom<u64> for Syscall {
     type Error = Error;
 
@@ -273,7 +243,9 @@ mod tests {
         assert_eq!(rows.len(), Syscall::ALL.len(), "rows in the table");
         for (call, row) in Syscall::ALL.iter().zip(&rows) {
             let spec = call.spec();
-            let errors = spec.errors_column().to_string();
+            let names: Vec<&str> = spec.errors.iter().map(|e| e.name()).collect();
+            // The column is the notes when there are any, else the error names.
+            let errors = spec.error_notes.map_or_else(|| names.join(", "), String::from);
             let cell = |s: &str| if s.is_empty() { String::from(" ") } else { format!(" {s} ") };
             let expected = format!(
                 "| {} | `{}` |{}|{}|{}|",

@@ -52,11 +52,8 @@ pub(super) fn create_with(t: &mut Tasks, object: ObjectRef, rights: Rights) -> R
                     }
                 }
                 ObjectRef::Memory(id) => t.release_memory_if_unused(id),
-                ObjectRef::Reply(id) => {
-                    if let Some(r) = t.replies.remove(&id) {
-                        t.containers.uncharge(r.container, Resource::Objects, 1);
-                    }
-                }
+                // Its caller still waits on this thread's implicit reply, which stays owed.
+                ObjectRef::Reply(id) => t.reply_removed(id),
                 ObjectRef::IoPorts(..)
                 | ObjectRef::Irq(_)
                 | ObjectRef::Mmio(..)

@@ -34,18 +34,11 @@ impl Tasks {
     /// blocked receiving, it wakes with the bits (taken from the notification).
     pub(super) fn wake_bound(&mut self, tid: Tid) {
         let Some(IpcWait::Receive(ep)) = self.threads.get(&tid).map(|th| th.ipc) else { return };
-        let Some(id) = self.threads.get(&tid).and_then(|th| th.bound) else { return };
-        // A signal of no bits leaves nothing to deliver.
-        let Some(bits) = self.notifications.get_mut(&id).filter(|n| n.word != 0).map(|n| core::mem::take(&mut n.word))
-        else {
+        if !self.take_bound_bits(tid) {
             return;
-        };
+        }
         if let Some(e) = self.endpoints.get_mut(&ep) {
             e.waiting.retain(|&t| t != tid);
-        }
-        let top = self.threads.get(&tid).map_or(0, |th| th.kernel_stack_top());
-        if let Some(frame) = trap_frame_at(top) {
-            deliver_bits(frame, bits);
         }
         if let Some(th) = self.threads.get_mut(&tid) {
             th.ipc = IpcWait::None;
@@ -54,9 +47,9 @@ impl Tasks {
         self.make_ready(tid);
     }
 
-    /// A receive is starting on thread `tid`: if its bound notification has bits pending, they
-    /// end the receive at once (written into its frame). Out of line and cold: most receivers
-    /// have no bound notification.
+    /// If thread `tid`'s bound notification has bits pending, takes them and writes them into
+    /// its frame as the end of its receive; false (nothing changed) otherwise. The test is
+    /// inline; the rest is out of line and cold: most receivers have no bound notification.
     #[inline(always)]
     pub(super) fn take_bound_bits(&mut self, tid: Tid) -> bool {
         match self.threads.get(&tid).and_then(|th| th.bound) {
@@ -68,11 +61,11 @@ impl Tasks {
     #[cold]
     #[inline(never)]
     fn take_bound_bits_slow(&mut self, tid: Tid, id: u64) -> bool {
-        let Some(n) = self.notifications.get_mut(&id) else { return false };
-        if n.word == 0 {
+        // No bits (a signal of none, or taken already) is nothing to deliver.
+        let Some(bits) = self.notifications.get_mut(&id).filter(|n| n.word != 0).map(|n| core::mem::take(&mut n.word))
+        else {
             return false;
-        }
-        let bits = core::mem::take(&mut n.word);
+        };
         let top = self.threads.get(&tid).map_or(0, |th| th.kernel_stack_top());
         if let Some(frame) = trap_frame_at(top) {
             deliver_bits(frame, bits);
@@ -139,14 +132,13 @@ pub fn process_notify(process: u64, notification: u64, bits: u64) -> Result<u64,
         if bits == 0 {
             return Err(Error::InvalidArgument);
         }
-        let Some(p) = t.processes.get(&pid) else { return Err(Error::NoSuchProcess) };
+        let Tasks { processes, notifications, .. } = &mut *t;
+        let p = processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
         if p.exit.is_some() {
             t.signal_notification(id, bits)?;
             return Ok(0);
         }
         // Entries whose notification is gone free their place.
-        let notifications = &t.notifications;
-        let Some(p) = t.processes.get_mut(&pid) else { return Err(Error::NoSuchProcess) };
         p.exit_events.retain(|(n, _)| notifications.get(n).is_some());
         if let Some(entry) = p.exit_events.iter_mut().find(|(n, _)| *n == id) {
             entry.1 |= bits;

@@ -739,7 +739,7 @@ fn receive_flags(flags: u64) -> Result<u8, Error> {
 fn send_reply(t: &mut Tasks, frame: &TrapFrame) -> Result<Tid, Error> {
     let me = t.current;
     let caller = t.threads.get_mut(&me).and_then(|m| m.replying_to.take()).ok_or(Error::InvalidArgument)?;
-    if !t.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Reply(me) && c.state == State::Blocked) {
+    if !t.blocked_in(caller, IpcWait::Reply(me)) {
         return Err(Error::PeerDied);
     }
     let meta = Meta::from_word(frame.r9);

@@ -211,6 +211,13 @@ impl Tasks {
         self.need_resched = true;
     }
 
+    /// Whether thread `tid` is blocked waiting in `wait` (e.g. for the reply of a given server
+    /// thread or kept reply): the check before anything answers it.
+    #[inline(always)]
+    fn blocked_in(&self, tid: Tid, wait: IpcWait) -> bool {
+        self.threads.get(&tid).is_some_and(|th| th.ipc == wait && th.state == State::Blocked)
+    }
+
     /// Blocks the running thread in IPC (the caller then calls `schedule`).
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]

@@ -16,7 +16,7 @@ use vessel_container::{Index, Resource};
 use super::caps::create_with;
 use super::ipc::{cap_error, fail_thread, handle};
 use super::objects::{IpcWait, ObjectRef};
-use super::thread::{State, Tid};
+use super::thread::Tid;
 use super::{Tasks, with_tasks};
 
 /// A kept reply.
@@ -32,7 +32,7 @@ pub fn reply_take() -> Result<u64, Error> {
     with_tasks(|t| {
         let me = t.current;
         let caller = t.threads.get(&me).and_then(|th| th.replying_to).ok_or(Error::InvalidArgument)?;
-        if !t.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Reply(me) && c.state == State::Blocked) {
+        if !t.blocked_in(caller, IpcWait::Reply(me)) {
             // The caller died after its message arrived: nothing to keep.
             if let Some(th) = t.threads.get_mut(&me) {
                 th.replying_to = None;
@@ -98,8 +98,7 @@ impl Tasks {
     /// Whether the caller of kept reply `id` still waits for it (what `CapInspect` reports in
     /// `detail`, so a server can drop the replies of callers that died).
     pub(super) fn kept_caller_waits(&self, id: u64) -> bool {
-        let Some(caller) = self.replies.get(&id).map(|r| r.caller) else { return false };
-        self.threads.get(&caller).is_some_and(|c| c.ipc == IpcWait::Kept(id) && c.state == State::Blocked)
+        self.replies.get(&id).is_some_and(|r| self.blocked_in(r.caller, IpcWait::Kept(id)))
     }
 
     /// Fails the caller still waiting on kept reply `id` with `error` (before the object goes).
