@@ -14,7 +14,6 @@
 
 extern crate alloc;
 
-use vessel_proc_protocol::Ending;
 use vessel_rt::abi::{ObjectKind, Rights};
 use vessel_rt::ipc::{Cap, Endpoint};
 use vessel_rt::proc::Proc;
@@ -78,9 +77,7 @@ fn main() -> i32 {
         };
         let result = proc.spawn(0, path, &args[..count], passed).and_then(|(pid, _)| proc.wait(0, pid));
         match result {
-            Ok(Ending::Code(code)) => println!("init: {path} exited with code {code}"),
-            Ok(Ending::Fault) => println!("init: {path} was killed by a fault"),
-            Ok(Ending::Killed) => println!("init: {path} was killed"),
+            Ok(ending) => println!("init: {path} {ending}"),
             Err(e) => println!("init: cannot run {path}: {e}"),
         }
     }

@@ -168,6 +168,17 @@ pub enum Ending {
     Killed,
 }
 
+impl core::fmt::Display for Ending {
+    /// How it ended, for people: "exited with code 0", "was killed by a fault", "was killed".
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Ending::Code(code) => write!(f, "exited with code {code}"),
+            Ending::Fault => f.write_str("was killed by a fault"),
+            Ending::Killed => f.write_str("was killed"),
+        }
+    }
+}
+
 impl Field for Ending {
     fn put(&self, w: &mut Writer<'_>) {
         match *self {

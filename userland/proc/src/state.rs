@@ -336,7 +336,7 @@ impl State {
         let _ = self.services[s].endpoint.0.delete();
         let service = &mut self.services[s];
         let Some((command, left, _)) = service.supervised.take() else { return };
-        println!("proc: service {} (generation {}) ended: {}", service.name, service.generation, describe(ending));
+        println!("proc: service {} (generation {}) {ending}", service.name, service.generation);
         if left == 0 {
             println!("proc: service {} has no restarts left", service.name);
             self.services.swap_remove(s);
@@ -355,14 +355,5 @@ impl State {
                 self.services.swap_remove(s);
             }
         }
-    }
-}
-
-/// How a process ended, for people.
-fn describe(ending: Ending) -> alloc::string::String {
-    match ending {
-        Ending::Code(code) => alloc::format!("exited with code {code}"),
-        Ending::Fault => alloc::string::String::from("killed by a fault"),
-        Ending::Killed => alloc::string::String::from("killed"),
     }
 }

@@ -7,7 +7,7 @@ use vessel_abi::{
 };
 
 use crate::arch::syscall_ipc;
-pub(crate) use crate::sys::invoke;
+use crate::sys::invoke;
 
 /// A capability slot of this process (any kind).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,6 +21,29 @@ fn meta_of(message: &Message<'_>) -> Meta {
     Meta { data_len: message.data_bytes().len() as u16, cap_count: message.handles().len() as u8, flags: 0 }
 }
 
+/// Stages a message in this thread's IPC buffer with `stage` (nothing if it fails); returns the
+/// words and meta word to send with it.
+fn stage_in_buffer(stage: impl FnOnce(&mut Message<'_>) -> Result<(), Error>) -> Result<([u64; 4], Meta), Error> {
+    // SAFETY: the buffer is staged here and sent by the caller right after, with no other IPC of
+    // this thread in between (`stage` only encodes).
+    let buf = unsafe { buffer() };
+    let mut message = Message::new(&mut buf.data);
+    stage(&mut message)?;
+    let (words, meta, caps) = (message.words, meta_of(&message), message.caps);
+    buf.caps = caps;
+    Ok((words, meta))
+}
+
+/// Deletes the `count` handles staged in the IPC buffer by a send that failed: they did not
+/// move, and must not pile up here.
+fn drop_staged(count: u8) {
+    // SAFETY: read right after the failed send, before any other IPC.
+    let buf = unsafe { buffer() };
+    for &handle in buf.caps.iter().take(usize::from(count)) {
+        let _ = Cap(handle).delete();
+    }
+}
+
 /// On a transport error the handles staged in the request stay with the caller if the kernel
 /// refused the message before it moved (as every refused message loses nothing); if the server
 /// died after receiving it, they went with it.
@@ -30,18 +53,9 @@ impl Transport for Endpoint {
         stage: impl FnOnce(&mut Message<'_>) -> Result<(), Error>,
         read: impl FnOnce(Frame<'_>) -> R,
     ) -> Result<R, Error> {
-        let (words, meta) = {
-            // SAFETY: the buffer is staged here and read back after the reply, with no other
-            // IPC of this thread in between (`stage` and `read` only encode and decode).
-            let buf = unsafe { buffer() };
-            let mut message = Message::new(&mut buf.data);
-            stage(&mut message)?;
-            let (words, meta, caps) = (message.words, meta_of(&message), message.caps);
-            buf.caps = caps;
-            (words, meta)
-        };
+        let (words, meta) = stage_in_buffer(stage)?;
         let reply = Endpoint::call(*self, words, meta)?;
-        // SAFETY: as above: the reply is in the buffer now.
+        // SAFETY: the reply is in the buffer now, and `read` only decodes it.
         let buf = unsafe { buffer() };
         let data = usize::from(reply.meta.data_len).min(MAX_DATA);
         let caps = usize::from(reply.meta.cap_count).min(MAX_MESSAGE_CAPS);
@@ -72,23 +86,13 @@ pub struct Replies;
 
 impl ReplySender for Replies {
     fn send_reply(&self, reply: u32, stage: impl FnOnce(&mut Message<'_>)) -> Result<(), Error> {
-        let (words, meta) = {
-            // SAFETY: staged here and sent at once, with no other IPC in between.
-            let buf = unsafe { buffer() };
-            let mut message = Message::new(&mut buf.data);
-            stage(&mut message);
-            let (words, meta, caps) = (message.words, meta_of(&message), message.caps);
-            buf.caps = caps;
-            (words, meta)
-        };
+        let (words, meta) = stage_in_buffer(|message| {
+            stage(message);
+            Ok(())
+        })?;
         let sent = ReplyCap(Cap(reply)).send(words, meta);
         if sent.is_err() {
-            // Capabilities that did not move stay ours: they must not pile up.
-            // SAFETY: read right after the failed send.
-            let buf = unsafe { buffer() };
-            for &handle in &buf.caps[..usize::from(meta.cap_count)] {
-                let _ = Cap(handle).delete();
-            }
+            drop_staged(meta.cap_count);
         }
         sent
     }
@@ -180,9 +184,7 @@ impl Server {
         }
         let sent = ipc::reply(message.words, meta);
         if sent.is_err() {
-            for &handle in message.handles() {
-                let _ = Cap(handle).delete();
-            }
+            drop_staged(meta.cap_count);
         }
         sent
     }

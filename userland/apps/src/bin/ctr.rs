@@ -18,7 +18,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use vessel_proc_protocol::{Ending, Limits, UNLIMITED};
+use vessel_proc_protocol::{Limits, UNLIMITED};
 use vessel_protocol::Refusal;
 use vessel_rt::abi::{ContainerInfo, Error, QUOTA_RESOURCES};
 use vessel_rt::println;
@@ -66,16 +66,6 @@ fn show(info: &ContainerInfo) {
     }
 }
 
-/// How a process ended, for people.
-fn describe(ending: &Result<Ending, Refusal>) -> alloc::string::String {
-    match ending {
-        Ok(Ending::Code(code)) => alloc::format!("exited with code {code}"),
-        Ok(Ending::Fault) => alloc::string::String::from("killed by a fault"),
-        Ok(Ending::Killed) => alloc::string::String::from("killed"),
-        Err(refusal) => alloc::format!("unknown: {refusal}"),
-    }
-}
-
 fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<(), Refusal> {
     match command {
         ["create", limits @ ..] => {
@@ -93,7 +83,10 @@ fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<(), Refusal> {
             let (pid, _) = proc.spawn(container, program, args, &[])?;
             println!("ctr: {program} is pid {pid} in container {container:#018x}");
             let ending = proc.wait(container, pid);
-            println!("ctr: {program} {}", describe(&ending));
+            match ending {
+                Ok(ending) => println!("ctr: {program} {ending}"),
+                Err(refusal) => println!("ctr: {program}: cannot wait: {refusal}"),
+            }
             proc.destroy(container)?;
             println!("ctr: container {container:#018x} destroyed");
         }

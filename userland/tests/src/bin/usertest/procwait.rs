@@ -13,6 +13,7 @@ use vessel_rt::ipc::Notification;
 use vessel_rt::proc::Proc;
 use vessel_rt::{sys, time};
 
+use crate::containers::e as r;
 use crate::{TestResult, check};
 
 pub const TESTS: &[crate::Test] = &[
@@ -27,10 +28,6 @@ pub const TESTS: &[crate::Test] = &[
 
 fn proc() -> Result<Proc, String> {
     Proc::get().ok_or_else(|| String::from("not started by proc"))
-}
-
-fn r<E: core::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
-    move |err| format!("{what}: {err}")
 }
 
 fn timed_waits() -> Result<u64, String> {
