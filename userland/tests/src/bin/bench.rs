@@ -94,9 +94,7 @@ fn main() -> i32 {
     if let Err(e) = deferred_reply_bench(&selection) {
         println!("bench: deferred reply benchmark failed: {e}");
     }
-    // After the IPC group, so that its figures stay comparable with earlier runs: with the
-    // hundreds of processes these start run first, `notification_roundtrip` read 33
-    // instructions more under `-icount`.
+    // After the IPC group, which then runs in the same order and state as in earlier runs.
     if let Some(proc) = Proc::get()
         && let Err(e) = proc_benches(proc, &selection)
     {
@@ -259,8 +257,8 @@ fn ipc_benches(selection: &Selection<'_>) -> Result<(), vessel_rt::abi::Error> {
 }
 
 /// A call received by one server thread, which keeps the reply and hands it to another thread
-/// of the server through a notification; that one answers. Run after the IPC group, so that
-/// group runs as it did before this benchmark existed.
+/// of the server through a notification; that one answers. Run after the IPC group, which
+/// then runs as it did before this benchmark existed.
 fn deferred_reply_bench(selection: &Selection<'_>) -> Result<(), Error> {
     if !selection.wants_one("ipc", "deferred_reply_roundtrip") {
         return Ok(());
