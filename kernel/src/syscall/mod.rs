@@ -69,15 +69,14 @@ fn dispatch_notification_or_other(frame: &mut TrapFrame) {
 /// Every system call but the four above.
 #[inline(never)]
 fn dispatch_other(frame: &mut TrapFrame) {
-    let registers = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
     // The other two IPC calls read and write the whole register frame (and may block); they
     // report their own results there.
-    match Syscall::try_from(frame.rax) {
+    let result = match Syscall::try_from(frame.rax) {
         Ok(Syscall::Recv) => return task::recv(frame),
         Ok(Syscall::Reply) => return task::reply(frame),
-        _ => {}
-    }
-    let result = Syscall::try_from(frame.rax).and_then(|call| run(call, &registers));
+        Ok(call) => run(call, &[frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9]),
+        Err(e) => Err(e),
+    };
     match result {
         Ok(value) => {
             frame.rax = 0;

@@ -1,26 +1,43 @@
-//! The `syscall` instruction's entry: MSR setup and the few instructions that turn a system call
-//! into an interrupt-style frame on the thread's kernel stack, with vector [`SYSCALL_VECTOR`];
-//! from there the common trap path saves the registers, the trap dispatcher hands the frame to
-//! the safe system-call dispatcher, and the return is the interrupts' (`iretq`). One frame
-//! format for syscalls, interrupts, context switches and new threads.
+//! The `syscall` instruction's entry and exit: MSR setup and the lean path every system call
+//! takes.
 //!
-//! Entry runs with interrupts off (SFMASK clears IF) and switches to the kernel stack recorded in
-//! the per-CPU area.
+//! Entry saves only what the Rust dispatcher may clobber and the user expects back (the
+//! caller-saved argument and result registers `rax, rdi, rsi, rdx, r10, r8, r9`, plus the user
+//! `rip` (rcx), `rflags` (r11) and `rsp`) into the slots of an ordinary [`TrapFrame`] at the top of
+//! the thread's kernel stack, and calls the system-call dispatcher with it. The callee-saved
+//! registers stay live in the CPU: the Rust code preserves them (and a context switch inside the
+//! call saves them on the kernel stack), so their frame slots, like `vector` and `error_code`, are
+//! not written on this path. Nothing reads them for a thread inside a system call: the kernel
+//! writes results only into the slots restored here, and a thread in a system call always leaves
+//! through this exit.
+//!
+//! Exit is `sysretq` when the return address is in the lower half; otherwise (a return address
+//! the CPU would fault on in kernel mode, the `sysret` pitfall) it is `iretq` through the same
+//! frame, whose `cs`/`ss` the entry wrote. Both run with interrupts off (SFMASK clears IF on entry;
+//! `sysretq`/`iretq` restore the user's flags), so no interrupt sees the user stack pointer in
+//! kernel mode; Vessel sets up no NMI source.
+//!
+//! Interrupts, exceptions and a new thread's first entry to user mode keep the full path in
+//! [`super::trap`] (every register saved, `iretq`).
+//!
+//! [`TrapFrame`]: vessel_kcore::report::TrapFrame
 
 use core::arch::global_asm;
+use core::mem::offset_of;
 
+use vessel_kcore::report::TrapFrame;
 use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
 
 use super::gdt::{KERNEL_CODE, USER_CODE, USER_DATA};
 
-/// Pseudo vector recorded in frames built by the syscall entry.
-pub const SYSCALL_VECTOR: u64 = 0x100;
-
 const IA32_STAR: u32 = 0xc000_0081;
 const IA32_LSTAR: u32 = 0xc000_0082;
 const IA32_FMASK: u32 = 0xc000_0084;
-/// Flags cleared on entry: IF, TF, DF, AC.
+/// Flags cleared on entry: IF, TF, DF, AC. (DF clear is what the Rust code expects, so the entry
+/// needs no `cld`.)
 const ENTRY_CLEARED_FLAGS: u64 = 0x200 | 0x100 | 0x400 | 0x4_0000;
+/// Words of the frame below the five the entry pushes like the CPU does for an interrupt.
+const BELOW_RIP: usize = offset_of!(TrapFrame, rip) / 8;
 
 global_asm!(
     r#"
@@ -36,17 +53,58 @@ vessel_syscall_entry:
     push r11
     push {user_code}
     push rcx
-    push 0
-    push {vector}
-    // From here the frame is an interrupt frame from user mode: give GS back and let the
-    // common trap path save the registers, swap GS again, dispatch and return.
+    sub rsp, {below_rip} * 8
+    mov [rsp + {rax}], rax
+    mov [rsp + {rdi}], rdi
+    mov [rsp + {rsi}], rsi
+    mov [rsp + {rdx}], rdx
+    mov [rsp + {r10}], r10
+    mov [rsp + {r8}], r8
+    mov [rsp + {r9}], r9
+    mov rdi, rsp
+    call {dispatch}
+    mov rax, [rsp + {rax}]
+    mov rdi, [rsp + {rdi}]
+    mov rsi, [rsp + {rsi}]
+    mov rdx, [rsp + {rdx}]
+    mov r10, [rsp + {r10}]
+    mov r8, [rsp + {r8}]
+    mov r9, [rsp + {r9}]
+    mov rcx, [rsp + {rip}]
+    // Bit 47 set: not a lower-half address (a `syscall` in the last bytes below 2^47 returns to
+    // 2^47); `sysretq` would fault in kernel mode on it, `iretq` faults in user mode.
+    bt rcx, 47
+    jc 1f
+    mov r11, [rsp + {rflags}]
+    mov rsp, [rsp + {rsp}]
     swapgs
-    jmp vessel_trap_common
+    sysretq
+1:
+    add rsp, {below_rip} * 8
+    swapgs
+    iretq
     "#,
     user_data = const USER_DATA,
     user_code = const USER_CODE,
-    vector = const SYSCALL_VECTOR,
+    below_rip = const BELOW_RIP,
+    rax = const offset_of!(TrapFrame, rax),
+    rdi = const offset_of!(TrapFrame, rdi),
+    rsi = const offset_of!(TrapFrame, rsi),
+    rdx = const offset_of!(TrapFrame, rdx),
+    r10 = const offset_of!(TrapFrame, r10),
+    r8 = const offset_of!(TrapFrame, r8),
+    r9 = const offset_of!(TrapFrame, r9),
+    rip = const offset_of!(TrapFrame, rip),
+    rflags = const offset_of!(TrapFrame, rflags),
+    rsp = const offset_of!(TrapFrame, rsp),
+    dispatch = sym syscall_dispatch,
 );
+
+/// The one Rust entry for system calls; on the IPC fast path's code page (kernel/hot.ld).
+#[unsafe(link_section = ".text.hot.dispatch")]
+extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
+    crate::syscall::dispatch(frame);
+}
 
 unsafe extern "C" {
     fn vessel_syscall_entry();
@@ -55,8 +113,8 @@ unsafe extern "C" {
 /// Enables `syscall` and points it at the entry above.
 pub fn init() {
     // SAFETY: the MSRs exist on every x86_64 CPU; the selectors match the GDT layout in `gdt`
-    // (sysret would use 0x10+16 = user code and 0x10+8 = user data); LSTAR points at an entry
-    // that is mapped in every address space (kernel half).
+    // (`sysretq` loads CS = STAR[63:48] + 16 | 3 and SS = STAR[63:48] + 8 | 3, user code and user
+    // data); LSTAR points at an entry that is mapped in every address space (kernel half).
     unsafe {
         Efer::update(|efer| efer.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
         Msr::new(IA32_STAR).write((0x10u64 << 48) | (KERNEL_CODE << 32));

@@ -51,9 +51,9 @@ vessel_trap_stubs:
     .endr
     .noaltmacro
 
-    // The common path is on every system call: it lives in the hot text (see kernel/build.rs),
-    // away from the 4 KiB of stubs.
-    .section .text.hot.vessel_trap_common, "ax"
+    // System calls have their own lean path (`super::syscall`); this one is for interrupts,
+    // exceptions and a new thread's first entry to user mode.
+    .section .text.vessel_trap_common, "ax"
     .balign 16
     .global vessel_trap_common
 vessel_trap_common:
@@ -80,7 +80,7 @@ vessel_trap_common:
     cld
     mov rdi, rsp
     call {dispatch}
-    // Also where syscalls return and where new threads first enter user mode.
+    // Also where new threads first enter user mode.
     .global vessel_trap_return
 vessel_trap_return:
     test qword ptr [rsp + 18 * 8], 3
@@ -166,20 +166,9 @@ pub fn init() {
     unsafe { lidt(&pointer) };
 }
 
-/// The one Rust entry for every trap. Runs with interrupts off. On the IPC fast path's code
-/// page (kernel/hot.ld).
-#[unsafe(link_section = ".text.hot.dispatch")]
+/// The one Rust entry for every interrupt and exception (system calls have their own,
+/// `super::syscall`). Runs with interrupts off.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    // System calls first and alone: this function is on the hot IPC path, the rest is not.
-    if frame.vector == super::syscall::SYSCALL_VECTOR {
-        return crate::syscall::dispatch(frame);
-    }
-    interrupt_or_exception(frame);
-}
-
-/// Everything `trap_dispatch` handles besides system calls.
-#[inline(never)]
-fn interrupt_or_exception(frame: &mut TrapFrame) {
     let vector = frame.vector;
     match vector {
         0..=31 => exception(frame),
@@ -205,7 +194,7 @@ fn interrupt_or_exception(frame: &mut TrapFrame) {
 /// Counts breakpoints taken, so tests can see a trap return to the interrupted code.
 pub static BREAKPOINTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-// Kept out of line so the system-call path through `trap_dispatch` stays small.
+// Kept out of line so the interrupt path through `trap_dispatch` stays small.
 #[cold]
 #[inline(never)]
 fn exception(frame: &mut TrapFrame) {

@@ -7,6 +7,7 @@
 extern crate alloc;
 
 mod containers;
+mod entry;
 mod hw;
 mod ipc;
 mod procwait;
@@ -67,6 +68,7 @@ fn main() -> i32 {
             + containers::TESTS.len()
             + procwait::TESTS.len()
             + threads::TESTS.len()
+            + entry::TESTS.len()
     );
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in TESTS
@@ -77,6 +79,7 @@ fn main() -> i32 {
         .chain(containers::TESTS)
         .chain(procwait::TESTS)
         .chain(threads::TESTS)
+        .chain(entry::TESTS)
     {
         match test() {
             Ok(()) => {
