@@ -219,7 +219,18 @@ pub struct KernelStats {
     /// Receives and notification waits made with a timeout since boot: a server that polls
     /// shows up here (tests check that idle servers make none).
     pub timed_waits: u64,
+    /// The longest stretch the kernel ran with interrupts off since measuring started
+    /// (`KernelStats` with [`MEASURE_IRQS_OFF`]), in nanoseconds; 0 if never measured. One
+    /// stretch runs from a kernel entry out of code with interrupts on (user code, the idle halt)
+    /// to the next return to such code.
+    pub irqs_off_longest_ns: u64,
 }
+
+/// `KernelStats` flag: start measuring interrupts-off stretches afresh (the longest goes back to
+/// 0). Measuring costs every system call a few instructions, so it is off until asked for.
+pub const MEASURE_IRQS_OFF: u64 = 1;
+/// `KernelStats` flag: stop measuring (the longest so far stays readable).
+pub const STOP_IRQS_OFF: u64 = 2;
 
 impl KernelStats {
     /// Frames free or pooled for reuse: what leak checks compare (`free_frames` alone moves as

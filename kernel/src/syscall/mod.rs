@@ -20,6 +20,18 @@ use usermem::UserSlice;
 /// Whether `DebugExit` may leave the emulator (set from the boot arguments of test images).
 static DEBUG_EXIT_ALLOWED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
+/// Starts or stops measuring interrupts-off stretches, as `KernelStats`'s flags say.
+fn measure_irqs_off(flags: u64) -> Result<(), Error> {
+    use crate::arch::x86_64::percpu;
+    match flags {
+        0 => {}
+        vessel_abi::MEASURE_IRQS_OFF => percpu::start_measuring(),
+        vessel_abi::STOP_IRQS_OFF => percpu::stop_measuring(),
+        _ => return Err(Error::InvalidArgument),
+    }
+    Ok(())
+}
+
 /// Allows or forbids `DebugExit`.
 pub fn allow_debug_exit(allowed: bool) {
     DEBUG_EXIT_ALLOWED.store(allowed, core::sync::atomic::Ordering::Relaxed);
@@ -138,7 +150,11 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             let a = decode!(MemUnmap);
             task::mem_unmap(a.address, a.pages).map(|()| 0)
         }
-        Syscall::KernelStats => usermem::write(decode!(KernelStats).stats, &task::stats()).map(|()| 0),
+        Syscall::KernelStats => {
+            let a = decode!(KernelStats);
+            measure_irqs_off(a.flags)?;
+            usermem::write(a.stats, &task::stats()).map(|()| 0)
+        }
         Syscall::CapInspect => {
             let a = decode!(CapInspect);
             let info = task::cap_inspect(a.handle)?;

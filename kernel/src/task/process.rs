@@ -353,6 +353,7 @@ pub fn stats() -> KernelStats {
         pooled_frames: crate::mem::kstack::pooled_frames(),
         ipc_general,
         timed_waits,
+        irqs_off_longest_ns: crate::time::tsc_to_ns(crate::arch::x86_64::percpu::longest_irqs_off()),
     }
 }
 

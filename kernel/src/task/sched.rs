@@ -186,10 +186,10 @@ pub(super) fn reap() {
 /// Runs the idle loop on the boot thread: schedule whatever is ready, else halt.
 #[cfg_attr(feature = "ktest", allow(dead_code))] // the test kernel starts no processes
 pub fn idle() -> ! {
+    crate::arch::x86_64::disable_interrupts();
     loop {
-        x86_64::instructions::interrupts::disable();
         schedule();
-        x86_64::instructions::interrupts::enable_and_hlt();
+        crate::arch::x86_64::wait_for_interrupt();
     }
 }
 

@@ -104,8 +104,14 @@ pub unsafe fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
 
 /// Kernel frame, heap and object counts.
 pub fn kernel_stats() -> Result<KernelStats, Error> {
+    kernel_stats_and(0)
+}
+
+/// `kernel_stats` after starting (`MEASURE_IRQS_OFF`) or stopping (`STOP_IRQS_OFF`) the
+/// measurement of interrupts-off stretches.
+pub fn kernel_stats_and(flags: u64) -> Result<KernelStats, Error> {
     let mut stats = KernelStats::default();
-    invoke(args::KernelStats { stats: &raw mut stats as u64 })?;
+    invoke(args::KernelStats { stats: &raw mut stats as u64, flags })?;
     Ok(stats)
 }
 

@@ -1,13 +1,12 @@
-//! Global descriptor table, task state segment and the per-CPU area.
+//! Global descriptor table and task state segment.
 //!
 //! GDT layout (fixed by `syscall`/`sysret`, which need user data right before user code): null,
 //! kernel code 0x08, kernel data 0x10, user data 0x18, user code 0x20, TSS 0x28. The TSS gives
 //! interrupts from user mode the current thread's kernel stack (RSP0) and double faults a stack of
 //! their own (IST 1), so a kernel stack overflow still produces a report.
 //!
-//! The per-CPU area is reached through GS in kernel mode (`swapgs` on every entry from user mode);
-//! the syscall entry reads the kernel stack from it. Both it and the TSS are written only with
-//! interrupts off, on the one CPU Vessel runs on today.
+//! The TSS is written only with interrupts off, on the one CPU Vessel runs on today; the per-CPU
+//! block the entry paths use is in `super::percpu`.
 
 use core::cell::UnsafeCell;
 
@@ -15,7 +14,6 @@ use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
-use x86_64::registers::model_specific::{GsBase, KernelGsBase};
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 
@@ -35,15 +33,6 @@ pub const KERNEL_CODE: u64 = 0x08;
 struct IstStack([u8; IST_STACK_SIZE]);
 static DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 
-/// What the assembly entry paths find at `gs:0` and `gs:8`.
-#[repr(C)]
-pub struct PerCpu {
-    /// Top of the running thread's kernel stack.
-    pub kernel_rsp: u64,
-    /// Scratch slot for the user stack pointer during syscall entry.
-    pub user_rsp: u64,
-}
-
 /// A cell written only with interrupts off on the single CPU (see module doc).
 struct CpuLocal<T>(UnsafeCell<T>);
 
@@ -54,14 +43,12 @@ unsafe impl<T> Sync for CpuLocal<T> {}
 // In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
 #[unsafe(link_section = ".data.hot")]
 static TSS: CpuLocal<TaskStateSegment> = CpuLocal(UnsafeCell::new(TaskStateSegment::new()));
-#[unsafe(link_section = ".data.hot")]
-static PER_CPU: CpuLocal<PerCpu> = CpuLocal(UnsafeCell::new(PerCpu { kernel_rsp: 0, user_rsp: 0 }));
 // Read by every `iretq` (the return from each system call), so in the hot page too.
 #[unsafe(link_section = ".data.hot")]
 static GDT: Once<GlobalDescriptorTable> = Once::new();
 
 /// Builds and loads the GDT and TSS, reloads the segment registers and points GS at the per-CPU
-/// area.
+/// block.
 pub fn init() {
     let top = VirtAddr::from_ptr(DOUBLE_FAULT_STACK.0.as_ptr()) + IST_STACK_SIZE as u64;
     // SAFETY: boot, interrupts off, nothing else references the TSS yet.
@@ -86,8 +73,7 @@ pub fn init() {
         ES::set_reg(kernel_data);
         load_tss(SegmentSelector(0x28));
     }
-    GsBase::write(VirtAddr::from_ptr(PER_CPU.0.get()));
-    KernelGsBase::write(VirtAddr::zero());
+    super::percpu::init();
 }
 
 /// Makes `top` the stack the CPU switches to on entry from user mode (interrupts and syscalls).
@@ -97,6 +83,6 @@ pub fn set_kernel_stack(top: u64) {
     unsafe {
         // Kernel stack tops are canonical kernel addresses: no check needed.
         (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_truncate(top);
-        (*PER_CPU.0.get()).kernel_rsp = top;
     }
+    super::percpu::set_kernel_stack(top);
 }

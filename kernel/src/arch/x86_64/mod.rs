@@ -5,6 +5,7 @@ pub mod apic;
 pub mod fpu;
 pub mod gdt;
 pub mod ioapic;
+pub mod percpu;
 pub mod pit;
 pub mod probe;
 pub mod syscall;
@@ -64,6 +65,15 @@ pub fn rdtsc() -> u64 {
 /// Turns interrupts off on this CPU.
 pub fn disable_interrupts() {
     interrupts::disable();
+}
+
+/// Halts with interrupts on until one has been handled, then turns them off again: the idle
+/// thread's wait. An interrupts-off stretch ends before and begins after (`percpu`).
+pub fn wait_for_interrupt() {
+    percpu::irqs_off_end();
+    interrupts::enable_and_hlt();
+    interrupts::disable();
+    percpu::irqs_off_begin();
 }
 
 /// Stops this CPU for good.

@@ -17,6 +17,10 @@
 //! `sysretq`/`iretq` restore the user's flags), so no interrupt sees the user stack pointer in
 //! kernel mode; Vessel sets up no NMI source.
 //!
+//! While interrupts-off stretches are measured (`super::percpu`), `syscall` goes to a second copy
+//! of the entry that also stamps the TSC on entry and records the stretch on exit; the usual one
+//! pays nothing for the feature.
+//!
 //! Interrupts, exceptions and a new thread's first entry to user mode keep the full path in
 //! [`super::trap`] (every register saved, `iretq`).
 //!
@@ -29,6 +33,7 @@ use vessel_kcore::report::TrapFrame;
 use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
 
 use super::gdt::{KERNEL_CODE, USER_CODE, USER_DATA};
+use super::percpu;
 
 const IA32_STAR: u32 = 0xc000_0081;
 const IA32_LSTAR: u32 = 0xc000_0082;
@@ -41,15 +46,13 @@ const BELOW_RIP: usize = offset_of!(TrapFrame, rip) / 8;
 
 global_asm!(
     r#"
-    .section .text.hot.vessel_syscall, "ax"
-    .global vessel_syscall_entry
-    .balign 16
-vessel_syscall_entry:
+    // One entry and exit; `measured` adds the interrupts-off stamps (`super::percpu`).
+    .macro SYSCALL_ENTRY measured
     swapgs
-    mov gs:[8], rsp
-    mov rsp, gs:[0]
+    mov gs:[{user_rsp}], rsp
+    mov rsp, gs:[{kernel_rsp}]
     push {user_data}
-    push qword ptr gs:[8]
+    push qword ptr gs:[{user_rsp}]
     push r11
     push {user_code}
     push rcx
@@ -61,8 +64,24 @@ vessel_syscall_entry:
     mov [rsp + {r10}], r10
     mov [rsp + {r8}], r8
     mov [rsp + {r9}], r9
+    .if \measured
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov gs:[{since}], rax
+    .endif
     mov rdi, rsp
     call {dispatch}
+    .if \measured
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    sub rax, gs:[{since}]
+    cmp rax, gs:[{longest}]
+    jbe 2f
+    mov gs:[{longest}], rax
+2:
+    .endif
     mov rax, [rsp + {rax}]
     mov rdi, [rsp + {rdi}]
     mov rsi, [rsp + {rsi}]
@@ -83,7 +102,24 @@ vessel_syscall_entry:
     add rsp, {below_rip} * 8
     swapgs
     iretq
+    .endm
+
+    .section .text.hot.vessel_syscall, "ax"
+    .global vessel_syscall_entry
+    .balign 16
+vessel_syscall_entry:
+    SYSCALL_ENTRY 0
+
+    .section .text.vessel_syscall_measured, "ax"
+    .global vessel_syscall_entry_measured
+    .balign 16
+vessel_syscall_entry_measured:
+    SYSCALL_ENTRY 1
     "#,
+    user_rsp = const percpu::USER_RSP,
+    kernel_rsp = const percpu::KERNEL_RSP,
+    since = const percpu::IRQS_OFF_SINCE,
+    longest = const percpu::IRQS_OFF_LONGEST,
     user_data = const USER_DATA,
     user_code = const USER_CODE,
     below_rip = const BELOW_RIP,
@@ -108,6 +144,16 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
 
 unsafe extern "C" {
     fn vessel_syscall_entry();
+    fn vessel_syscall_entry_measured();
+}
+
+/// Points `syscall` at the entry with the interrupts-off stamps (`measured`) or the one without.
+/// Measuring is rare and the stamps cost every call, so the lean entry has no test for it.
+pub fn select_entry(measured: bool) {
+    let entry = if measured { vessel_syscall_entry_measured as *const () } else { vessel_syscall_entry as *const () };
+    // SAFETY: both entries are mapped in every address space (kernel half) and handle a system
+    // call alike; interrupts are off, so no call is between reading LSTAR and using it.
+    unsafe { Msr::new(IA32_LSTAR).write(entry as u64) };
 }
 
 /// Enables `syscall` and points it at the entry above.

@@ -18,7 +18,7 @@ use x86_64::VirtAddr;
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
 
-use super::{apic, gdt, ioapic, probe, read_cr2};
+use super::{apic, gdt, ioapic, percpu, probe, read_cr2};
 
 /// Vector of the local APIC timer.
 pub const TIMER_VECTOR: u8 = 0x20;
@@ -78,11 +78,20 @@ vessel_trap_common:
     swapgs
 1:
     cld
+    // Interrupted code that ran with interrupts on: an interrupts-off stretch begins.
+    test qword ptr [rsp + {rflags}], {interrupt_flag}
+    jz 3f
+    call {begin}
+3:
     mov rdi, rsp
     call {dispatch}
     // Also where new threads first enter user mode.
     .global vessel_trap_return
 vessel_trap_return:
+    test qword ptr [rsp + {rflags}], {interrupt_flag}
+    jz 4f
+    call {end}
+4:
     test qword ptr [rsp + 18 * 8], 3
     jz 2f
     swapgs
@@ -106,6 +115,10 @@ vessel_trap_return:
     iretq
     "#,
     dispatch = sym trap_dispatch,
+    begin = sym percpu::irqs_off_begin,
+    end = sym percpu::irqs_off_end,
+    rflags = const core::mem::offset_of!(TrapFrame, rflags),
+    interrupt_flag = const 0x200,
 );
 
 unsafe extern "C" {

@@ -7,13 +7,16 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use vessel_rt::abi::Syscall;
+use vessel_rt::abi::{Error, MEASURE_IRQS_OFF, STOP_IRQS_OFF, Syscall};
 use vessel_rt::process;
+use vessel_rt::sys;
 
 use crate::{Test, TestResult};
 
-pub(crate) const TESTS: &[Test] =
-    &[("entry::registers_survive_calls_and_switches", registers_survive_calls_and_switches)];
+pub(crate) const TESTS: &[Test] = &[
+    ("entry::registers_survive_calls_and_switches", registers_survive_calls_and_switches),
+    ("entry::interrupts_off_stretches_are_measured_on_request", interrupts_off_stretches_are_measured_on_request),
+];
 
 /// Values no call computes by chance.
 const K: [u64; 11] = [
@@ -120,4 +123,40 @@ fn registers_survive_calls_and_switches() -> TestResult {
             failures.join(", ")
         ))
     }
+}
+
+/// `KernelStats` with `MEASURE_IRQS_OFF` starts from 0 and sees the stretches of the calls that
+/// follow (a sleep passes through the idle halt too); `STOP_IRQS_OFF` freezes the figure; other
+/// flags are refused.
+fn interrupts_off_stretches_are_measured_on_request() -> TestResult {
+    let e = |what: &'static str| move |err: Error| format!("{what}: {err}");
+    for flags in [MEASURE_IRQS_OFF | STOP_IRQS_OFF, 4, u64::MAX] {
+        let refused = sys::kernel_stats_and(flags).err();
+        if refused != Some(Error::InvalidArgument) {
+            return Err(format!("KernelStats flags {flags:#x}: {refused:?}, expected InvalidArgument"));
+        }
+    }
+    let started = sys::kernel_stats_and(MEASURE_IRQS_OFF).map_err(e("measure"))?;
+    if started.irqs_off_longest_ns != 0 {
+        return Err(format!("a fresh measurement starts at {} ns, not 0", started.irqs_off_longest_ns));
+    }
+    for _ in 0..10 {
+        sys::yield_now();
+        let _ = sys::process_id();
+    }
+    vessel_rt::time::sleep_ms(1);
+    let stopped = sys::kernel_stats_and(STOP_IRQS_OFF).map_err(e("stop"))?;
+    if stopped.irqs_off_longest_ns == 0 {
+        return Err("ten yields and a sleep measured no interrupts-off stretch".into());
+    }
+    // The stopping call's own stretch may still count; after it nothing changes.
+    let settled = sys::kernel_stats().map_err(e("stats"))?.irqs_off_longest_ns;
+    for _ in 0..10 {
+        sys::yield_now();
+    }
+    let later = sys::kernel_stats().map_err(e("stats"))?.irqs_off_longest_ns;
+    if later != settled {
+        return Err(format!("the longest stretch moved from {settled} to {later} ns after measuring stopped"));
+    }
+    Ok(())
 }

@@ -1,0 +1,141 @@
+//! The per-CPU block: what one CPU's entry paths and scheduler keep for themselves, reached
+//! through GS in kernel mode (`swapgs` on every entry from user mode makes GS point here; the
+//! block's first word after the two the entry uses is its own address, so Rust code finds it with
+//! one `gs`-relative load and no global).
+//!
+//! Invariants: each CPU touches only its own block, and only with interrupts off; so no two
+//! references to a field are ever live at once. Vessel runs on one CPU today; a second CPU gets a
+//! block of its own (`init` per CPU), and nothing here assumes there is only one.
+//!
+//! Interrupts-off stretches: while measuring is on, every kernel entry from code that ran with
+//! interrupts on (a system call, an interrupt of user code or of the idle halt) stamps the TSC,
+//! and every return to such code (`sysretq`, `iretq` with IF set, the idle thread's `sti`)
+//! compares the stretch with the longest so far. The stamps on the system-call path are in a
+//! second copy of its entry (`super::syscall`), chosen only while measuring, so the usual entry
+//! pays nothing for them.
+
+use core::arch::asm;
+use core::cell::UnsafeCell;
+use core::mem::offset_of;
+
+use x86_64::VirtAddr;
+use x86_64::registers::model_specific::{GsBase, KernelGsBase};
+
+use super::rdtsc;
+
+/// One CPU's block; see the module documentation. The entry assembly reads fields by the offsets
+/// below, so the layout is fixed (`repr(C)`).
+#[repr(C)]
+pub struct PerCpu {
+    /// Top of the running thread's kernel stack (the syscall entry loads it).
+    kernel_rsp: u64,
+    /// Scratch slot for the user stack pointer during syscall entry.
+    user_rsp: u64,
+    /// This block's own address.
+    this: *mut PerCpu,
+    /// Non-zero while the longest interrupts-off stretch is measured.
+    measuring: u64,
+    /// TSC at the start of the current interrupts-off stretch.
+    irqs_off_since: u64,
+    /// Longest stretch since measuring started, in TSC ticks.
+    irqs_off_longest: u64,
+}
+
+/// Offsets for the entry assembly.
+pub const KERNEL_RSP: usize = offset_of!(PerCpu, kernel_rsp);
+/// See [`PerCpu::user_rsp`].
+pub const USER_RSP: usize = offset_of!(PerCpu, user_rsp);
+/// See [`PerCpu::irqs_off_since`].
+pub const IRQS_OFF_SINCE: usize = offset_of!(PerCpu, irqs_off_since);
+/// See [`PerCpu::irqs_off_longest`].
+pub const IRQS_OFF_LONGEST: usize = offset_of!(PerCpu, irqs_off_longest);
+const THIS: usize = offset_of!(PerCpu, this);
+
+/// The boot CPU's block.
+struct Block(UnsafeCell<PerCpu>);
+
+// SAFETY: only its CPU touches a block, with interrupts off (module invariant).
+unsafe impl Sync for Block {}
+
+// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
+#[unsafe(link_section = ".data.hot")]
+static BOOT_CPU: Block = Block(UnsafeCell::new(PerCpu {
+    kernel_rsp: 0,
+    user_rsp: 0,
+    this: core::ptr::null_mut(),
+    measuring: 0,
+    irqs_off_since: 0,
+    irqs_off_longest: 0,
+}));
+
+/// Points GS at the boot CPU's block (kernel mode) and the user GS at 0.
+pub fn init() {
+    let block = BOOT_CPU.0.get();
+    // SAFETY: boot, interrupts off, nothing else references the block yet.
+    unsafe { (*block).this = block };
+    GsBase::write(VirtAddr::from_ptr(block));
+    KernelGsBase::write(VirtAddr::zero());
+}
+
+/// Runs `f` on this CPU's block.
+#[inline(always)]
+fn with<R>(f: impl FnOnce(&mut PerCpu) -> R) -> R {
+    let this: *mut PerCpu;
+    // SAFETY: in kernel mode GS points at this CPU's block (`init`, `swapgs` on entry), whose
+    // `this` field holds its address.
+    unsafe {
+        asm!("mov {}, gs:[{this}]", out(reg) this, this = const THIS, options(nostack, readonly, preserves_flags))
+    };
+    // SAFETY: interrupts are off whenever the kernel runs outside the idle halt, and only this
+    // CPU uses its block (module invariant): this is the only reference while `f` runs.
+    f(unsafe { &mut *this })
+}
+
+/// Makes `top` the kernel stack the syscall entry switches to.
+#[inline(always)]
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: GS points at this CPU's block in kernel mode (as in `with`); one aligned store to
+    // a field only this CPU's entry path reads, with interrupts off.
+    unsafe {
+        asm!("mov gs:[{at}], {top}", top = in(reg) top, at = const KERNEL_RSP, options(nostack, preserves_flags))
+    };
+}
+
+/// Starts measuring interrupts-off stretches afresh (the longest goes back to 0).
+pub fn start_measuring() {
+    with(|cpu| {
+        cpu.irqs_off_longest = 0;
+        cpu.irqs_off_since = rdtsc();
+        cpu.measuring = 1;
+    });
+    super::syscall::select_entry(true);
+}
+
+/// Stops measuring; the longest stretch stays readable.
+pub fn stop_measuring() {
+    with(|cpu| cpu.measuring = 0);
+    super::syscall::select_entry(false);
+}
+
+/// The longest interrupts-off stretch since measuring started, in TSC ticks (0: never measured).
+pub fn longest_irqs_off() -> u64 {
+    with(|cpu| cpu.irqs_off_longest)
+}
+
+/// A stretch begins: the kernel was entered from code running with interrupts on.
+pub extern "C" fn irqs_off_begin() {
+    with(|cpu| {
+        if cpu.measuring != 0 {
+            cpu.irqs_off_since = rdtsc();
+        }
+    });
+}
+
+/// A stretch ends: the kernel returns to code that runs with interrupts on.
+pub extern "C" fn irqs_off_end() {
+    with(|cpu| {
+        if cpu.measuring != 0 {
+            cpu.irqs_off_longest = cpu.irqs_off_longest.max(rdtsc().wrapping_sub(cpu.irqs_off_since));
+        }
+    });
+}
