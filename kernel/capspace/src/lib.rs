@@ -330,6 +330,19 @@ impl<O: Copy + Eq + fmt::Debug> CapSpace<O> {
     /// stays. Requires MANAGE. Returns the removed caps with their tables, leaves first.
     /// O(descendants): a post-order walk over the child lists, with no stack.
     pub fn revoke(&mut self, table: TableId, handle: Handle) -> Result<Vec<(TableId, Cap<O>)>, CapError> {
+        self.revoke_some(table, handle, usize::MAX).map(|(removed, _)| removed)
+    }
+
+    /// Like [`revoke`](Self::revoke), but stops after removing `budget` caps, so a caller can
+    /// bound the work done at once and call again: returns the removed caps and whether
+    /// descendants remain. Each call resumes where the last one stopped (the walk needs no state:
+    /// removed leaves are gone), at the cost of one descent from the revoked cap.
+    pub fn revoke_some(
+        &mut self,
+        table: TableId,
+        handle: Handle,
+        budget: usize,
+    ) -> Result<(Vec<(TableId, Cap<O>)>, bool), CapError> {
         let root = self.lookup(table, handle)?;
         if !self.nodes[root as usize].cap.rights.contains(Rights::MANAGE) {
             return Err(CapError::MissingRights);
@@ -337,6 +350,9 @@ impl<O: Copy + Eq + fmt::Debug> CapSpace<O> {
         let mut removed = Vec::new();
         let mut current = self.nodes[root as usize].first_child;
         while current != NIL {
+            if removed.len() >= budget {
+                return Ok((removed, true));
+            }
             let Node { first_child, parent, table, cap, .. } = self.nodes[current as usize];
             if first_child != NIL {
                 current = first_child;
@@ -346,7 +362,7 @@ impl<O: Copy + Eq + fmt::Debug> CapSpace<O> {
             self.remove_node(current);
             current = if parent == root { self.nodes[root as usize].first_child } else { parent };
         }
-        Ok(removed)
+        Ok((removed, false))
     }
 
     /// Deletes every cap of `object` in every table (the object is being destroyed). Returns

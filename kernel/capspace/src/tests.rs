@@ -252,6 +252,52 @@ fn revoke_reaches_every_table_and_keeps_the_original() {
 }
 
 #[test]
+fn revoke_in_steps_removes_the_same_caps_as_revoke_at_once() {
+    // A tree three levels deep over four tables: 1 + 4 + 16 + 64 descendants of one root.
+    let build = || {
+        let (mut space, t) = space_with_tables(&[128, 128, 128, 128]);
+        let root = space.insert(t[0], cap(7, ALL)).unwrap();
+        let mut level = vec![(t[0], root)];
+        for depth in 1..4 {
+            let mut next = Vec::new();
+            for &(table, h) in &level {
+                for i in 0..4 {
+                    let to = t[(depth + i) % 4];
+                    next.push((to, space.duplicate(table, h, to, ALL).unwrap()));
+                }
+            }
+            level = next;
+        }
+        (space, t, root)
+    };
+    let (mut whole, t, root) = build();
+    let mut expected = whole.revoke(t[0], root).unwrap();
+    assert_eq!(expected.len(), 4 + 16 + 64);
+
+    for budget in [1, 3, 10, 84, 1000] {
+        let (mut space, t, root) = build();
+        let mut removed = Vec::new();
+        let mut calls = 0;
+        loop {
+            let (some, more) = space.revoke_some(t[0], root, budget).unwrap();
+            assert!(some.len() <= budget, "budget {budget}: a step removed {}", some.len());
+            removed.extend(some);
+            calls += 1;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(calls, 84usize.div_ceil(budget), "budget {budget}: steps");
+        removed.sort_by_key(|&(table, c)| (table, c.badge));
+        expected.sort_by_key(|&(table, c)| (table, c.badge));
+        assert_eq!(removed, expected, "budget {budget}");
+        assert_eq!(space.total(), 1, "only the revoked cap stays");
+        assert_eq!(space.get(t[0], root), Ok(cap(7, ALL)));
+        assert_eq!(space.revoke_some(t[0], root, budget), Ok((vec![], false)));
+    }
+}
+
+#[test]
 fn revoke_of_a_middle_cap_keeps_its_ancestors_and_siblings() {
     let (mut space, t) = space_with_tables(&[8, 8]);
     let root = space.insert(t[0], cap(1, ALL)).unwrap();

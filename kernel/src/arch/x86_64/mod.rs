@@ -76,6 +76,19 @@ pub fn wait_for_interrupt() {
     percpu::irqs_off_begin();
 }
 
+/// Lets pending interrupts in for a moment, then turns them off again: the preemption point of
+/// long kernel work done in steps. The caller holds no lock and leaves its work consistent
+/// between steps: the timer's handler may switch to another thread here, which may run the
+/// kernel too. An interrupts-off stretch ends before and begins after (`percpu`).
+pub fn preemption_point() {
+    percpu::irqs_off_end();
+    // `sti` takes effect after the next instruction, so the interrupt window is the `nop`.
+    interrupts::enable();
+    core::hint::spin_loop();
+    interrupts::disable();
+    percpu::irqs_off_begin();
+}
+
 /// Stops this CPU for good.
 pub fn halt_forever() -> ! {
     loop {
