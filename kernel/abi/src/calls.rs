@@ -30,7 +30,8 @@ syscalls! {
     /// `(address, pages)`: unmap memory obtained with `MemMap`.
     11 MemUnmap(address, pages) "address, pages" -> "0", [InvalidArgument];
     /// `(*mut KernelStats, flags)`: frame, heap and object counts (for leak tests and tools);
-    /// flags start or stop measuring interrupts-off stretches, before the counts are taken.
+    /// flags start (after the counts are taken) or stop (before) measuring interrupts-off
+    /// stretches.
     12 KernelStats(stats, flags) "`*mut KernelStats`, flags (`MEASURE_IRQS_OFF` 1, `STOP_IRQS_OFF` 2)" -> "0", [InvalidArgument] "InvalidArgument (unknown flags, or both)";
     /// `(code)`: leave the emulator through `isa-debug-exit`; refused unless the image allows it.
     13 DebugExit(code) "code (0 success)" -> "leaves QEMU", [AccessDenied] "AccessDenied unless boot argument `debug-exit=allow`";

@@ -227,7 +227,8 @@ pub struct KernelStats {
 }
 
 /// `KernelStats` flag: start measuring interrupts-off stretches afresh (the longest goes back to
-/// 0). Measuring costs every system call a few instructions, so it is off until asked for.
+/// 0), once the counts are taken. Measuring costs every system call a few instructions, so it
+/// is off until asked for.
 pub const MEASURE_IRQS_OFF: u64 = 1;
 /// `KernelStats` flag: stop measuring (the longest so far stays readable).
 pub const STOP_IRQS_OFF: u64 = 2;

@@ -20,16 +20,24 @@ use usermem::UserSlice;
 /// Whether `DebugExit` may leave the emulator (set from the boot arguments of test images).
 static DEBUG_EXIT_ALLOWED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-/// Starts or stops measuring interrupts-off stretches, as `KernelStats`'s flags say.
-fn measure_irqs_off(flags: u64) -> Result<(), Error> {
+/// Runs `report` (taking the counts) with measuring of interrupts-off stretches stopped
+/// before it or started after it, as `KernelStats`'s flags say: the counts include what was
+/// measured, and a new measurement starts after the counting, which has stretches of its own.
+fn measure_irqs_off(flags: u64, report: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
     use crate::arch::x86_64::percpu;
     match flags {
-        0 => {}
-        vessel_abi::MEASURE_IRQS_OFF => percpu::start_measuring(),
-        vessel_abi::STOP_IRQS_OFF => percpu::stop_measuring(),
-        _ => return Err(Error::InvalidArgument),
+        0 => report(),
+        vessel_abi::STOP_IRQS_OFF => {
+            percpu::stop_measuring();
+            report()
+        }
+        vessel_abi::MEASURE_IRQS_OFF => {
+            let reported = report();
+            percpu::start_measuring();
+            reported
+        }
+        _ => Err(Error::InvalidArgument),
     }
-    Ok(())
 }
 
 /// Allows or forbids `DebugExit`.
@@ -152,8 +160,8 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
         }
         Syscall::KernelStats => {
             let a = decode!(KernelStats);
-            measure_irqs_off(a.flags)?;
-            usermem::write(a.stats, &task::stats()).map(|()| 0)
+            measure_irqs_off(a.flags, || usermem::write(a.stats, &task::stats()))?;
+            Ok(0)
         }
         Syscall::CapInspect => {
             let a = decode!(CapInspect);

@@ -135,19 +135,44 @@ impl Tasks {
         }
     }
 
-    /// Destroys `at` and its descendants: ends every process in them, then removes each
-    /// container whose charges are all back (leaves first).
+    /// Destroys `at` and its descendants at once: for a container that has no members yet.
     fn destroy_container(&mut self, at: Index) -> Result<(), Error> {
-        let doomed = self.containers.begin_destroy(at).map_err(container_error)?;
-        for &c in &doomed {
-            let members = self.members.get(&c).cloned().unwrap_or_default();
-            for pid in members {
-                self.terminate(pid, Exit::Killed);
-            }
-        }
-        self.dying.extend(doomed);
+        self.begin_destroying(at)?;
+        while self.destroy_step(usize::MAX) {}
         self.remove_dead_containers();
         Ok(())
+    }
+
+    /// Marks `at` and its descendants dying (nothing enters them any more) and queues them for
+    /// `destroy_step`, leaves first. The members end in later steps: the destroying call's own
+    /// ones, or the reaper's (`reap_slow`) if that call does not finish.
+    fn begin_destroying(&mut self, at: Index) -> Result<(), Error> {
+        let doomed = self.containers.begin_destroy(at).map_err(container_error)?;
+        for c in doomed {
+            if !self.dying.contains(&c) {
+                self.dying.push(c);
+            }
+        }
+        super::REAP_PENDING.store(true, core::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Ends up to `budget` members of dying containers, each with its descendants, but never the
+    /// running thread's process (it ends last, by its own destroy call, or by a later step once
+    /// it is off the CPU). Returns whether members other than that one remain.
+    pub(super) fn destroy_step(&mut self, mut budget: usize) -> bool {
+        let me = self.threads.get(&self.current).map_or(0, |th| th.pid);
+        for i in 0..self.dying.len() {
+            let c = self.dying[i];
+            while let Some(pid) = self.members.get(&c).and_then(|m| m.iter().copied().find(|&p| p != me)) {
+                if budget == 0 {
+                    return true;
+                }
+                self.terminate(pid, Exit::Killed);
+                budget -= 1;
+            }
+        }
+        false
     }
 
     /// Removes the dying containers whose usage has dropped to zero (their parents' object
@@ -211,18 +236,40 @@ pub fn container_create(parent: u64, limits: &ContainerLimits) -> Result<u64, Er
 }
 
 /// `ContainerDestroy`. True if the caller itself was inside (it must leave the CPU for good).
+///
+/// The members end [`DESTROY_STEP`] at a time with interrupts let in between
+/// (`preemption_point`), and what they leave behind is freed by the reaper in bounded passes
+/// too, so destroying a container of a thousand processes never runs long with interrupts
+/// off. Nothing enters a dying container meanwhile. The caller's own process, if it was inside,
+/// ends last; if the caller dies first, the reaper finishes the work.
 pub fn container_destroy(value: u64) -> Result<bool, Error> {
-    with_tasks(|t| {
+    let (at, mine) = with_tasks(|t| {
         let at = t.resolve_container(value, Rights::MANAGE)?;
         let mine = t.current_container()?;
         if at == t.containers.root() {
             return Err(Error::AccessDenied);
         }
-        t.destroy_container(at)?;
+        t.begin_destroying(at)?;
+        Ok((at, mine))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))?;
+    while with_tasks(|t| t.destroy_step(DESTROY_STEP)).unwrap_or(false) {
+        super::sched::reap();
+        crate::arch::x86_64::preemption_point();
+    }
+    with_tasks(|t| {
+        let me = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        if t.containers.get(mine).is_none_or(|c| c.state() != State::Alive) {
+            t.terminate(me, Exit::Killed);
+        }
+        t.remove_dead_containers();
         Ok(t.containers.is_ancestor_or_self(at, mine) || t.containers.get(mine).is_none())
     })
     .unwrap_or(Err(Error::NoSuchProcess))
 }
+
+/// Members a container's destruction ends between two preemption points.
+pub(super) const DESTROY_STEP: usize = 1;
 
 /// `ContainerInfo`.
 pub fn container_info(value: u64) -> Result<ContainerInfo, Error> {

@@ -63,6 +63,12 @@ pub use thread::{Pid, Tid};
 use thread::{State, Thread, WaitFor};
 use vessel_indexed::Indexed;
 
+/// Dead threads one reaper pass frees (each its kernel stack): reaping is interrupts-off work,
+/// so it goes in bounded passes, one after each context switch until nothing is left.
+const REAP_THREADS: usize = 2;
+/// Address spaces one reaper pass frees (each its page tables and frames).
+const REAP_SPACES: usize = 1;
+
 /// Timer ticks a thread may run before others of its priority get the CPU.
 pub const SLICE_TICKS: u32 = 2;
 /// The idle thread's id.
@@ -385,7 +391,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.ipc")]
     fn reap(&mut self) -> Vec<AddressSpace> {
         // The common case (every context switch): nothing to do, and nothing touched.
-        if self.dead.is_empty() && self.ended.is_empty() {
+        if self.dead.is_empty() && self.ended.is_empty() && self.dying.is_empty() {
             return Vec::new();
         }
         self.reap_slow()
@@ -399,10 +405,16 @@ impl Tasks {
         // Set again below if something has to wait for a later pass.
         REAP_PENDING.store(false, Ordering::Relaxed);
         if !self.dying.is_empty() {
+            // A destroy whose caller died (or is still at it) goes on here, a step at a time.
+            if self.destroy_step(container::DESTROY_STEP) {
+                REAP_PENDING.store(true, Ordering::Relaxed);
+            }
             self.remove_dead_containers();
         }
         let current = self.current;
-        let dead = core::mem::take(&mut self.dead);
+        let mut dead = core::mem::take(&mut self.dead);
+        // A bounded pass: the rest waits for the next (`push_dead` keeps REAP_PENDING set).
+        let later = dead.split_off(dead.len().min(REAP_THREADS));
         for tid in dead {
             if tid == current {
                 self.push_dead(tid);
@@ -410,9 +422,20 @@ impl Tasks {
                 self.threads.remove(&tid);
             }
         }
+        for tid in later {
+            self.push_dead(tid);
+        }
         let running_pid = self.threads.get(&current).map_or(0, |t| t.pid);
         let ended = core::mem::take(&mut self.ended);
-        for pid in ended {
+        let mut ended = ended.into_iter();
+        while let Some(pid) = ended.next() {
+            // A bounded pass: each address space freed costs its frames (outside the lock, but
+            // still with interrupts off); the rest waits for the next pass.
+            if freed.len() == REAP_SPACES {
+                self.push_ended(pid);
+                ended.by_ref().for_each(|pid| self.push_ended(pid));
+                break;
+            }
             if !self.processes.contains_key(&pid) {
                 continue; // already waited for
             }

@@ -193,8 +193,12 @@ pub fn idle() -> ! {
     }
 }
 
-/// Timer tick: CPU accounting, sleepers, time slices. Called from the interrupt handler.
-pub fn on_tick() {
+/// Timer tick: CPU accounting, sleepers, time slices. Called from the interrupt handler, which
+/// says whether it may switch threads here (`preempt`): it does for user code, not for the
+/// kernel's own preemption points and idle halt, whose interrupts are let in only to be handled
+/// (the idle loop schedules next anyway; long kernel work goes on, and what the tick made ready
+/// runs when that work's call returns).
+pub fn on_tick(preempt: bool) {
     let resched = {
         let Some(mut guard) = TASKS.try_lock() else { return };
         let Some(t) = guard.as_mut() else { return };
@@ -224,7 +228,7 @@ pub fn on_tick() {
         }
         t.need_resched
     };
-    if resched {
+    if resched && preempt {
         schedule();
     }
 }

@@ -78,8 +78,9 @@ pub fn wait_for_interrupt() {
 
 /// Lets pending interrupts in for a moment, then turns them off again: the preemption point of
 /// long kernel work done in steps. The caller holds no lock and leaves its work consistent
-/// between steps: the timer's handler may switch to another thread here, which may run the
-/// kernel too. An interrupts-off stretch ends before and begins after (`percpu`).
+/// between steps. Interrupts are only handled here, never a reason to switch threads (the
+/// handlers switch only out of user code): what they make ready runs when the work's system
+/// call returns. An interrupts-off stretch ends before and begins after (`percpu`).
 pub fn preemption_point() {
     percpu::irqs_off_end();
     // `sti` takes effect after the next instruction, so the interrupt window is the `nop`.

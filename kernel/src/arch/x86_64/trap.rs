@@ -188,14 +188,16 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(TIMER_VECTOR) => {
             crate::time::on_tick();
             apic::end_of_interrupt();
-            // May switch to another thread; this one resumes here later.
-            crate::task::on_tick();
+            // May switch to another thread (only out of user code); this one resumes here later.
+            crate::task::on_tick(frame.cs & 3 == 3);
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         v if (u64::from(ioapic::IRQ_BASE)..u64::from(ioapic::IRQ_BASE + ioapic::ISA_LINES)).contains(&v) => {
             crate::task::on_irq((v - u64::from(ioapic::IRQ_BASE)) as u8);
             apic::end_of_interrupt();
-            crate::task::preempt_if_needed();
+            if frame.cs & 3 == 3 {
+                crate::task::preempt_if_needed();
+            }
         }
         _ => {
             log::warn!("unexpected interrupt vector {vector}");

@@ -522,7 +522,8 @@ fn thousand_in_a_container() -> TestResult {
     }
     jail.destroy().map_err(e("destroy"))?;
     for member in members {
-        check!(process::wait_handle(member) == Ok(Exit::Killed), "a member outlived its container");
+        let ended = process::wait_handle(member);
+        check!(ended == Ok(Exit::Killed), "a member outlived its container: {ended:?}");
         member.0.delete().map_err(e("delete"))?;
     }
     jail.0.delete().map_err(e("delete"))

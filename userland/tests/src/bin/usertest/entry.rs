@@ -125,9 +125,9 @@ fn registers_survive_calls_and_switches() -> TestResult {
     }
 }
 
-/// `KernelStats` with `MEASURE_IRQS_OFF` starts from 0 and sees the stretches of the calls that
-/// follow (a sleep passes through the idle halt too); `STOP_IRQS_OFF` freezes the figure; other
-/// flags are refused.
+/// `KernelStats` with `MEASURE_IRQS_OFF` starts a measurement that sees the stretches of the
+/// calls that follow (a sleep passes through the idle halt too) and starts afresh each time;
+/// `STOP_IRQS_OFF` freezes the figure; other flags are refused.
 fn interrupts_off_stretches_are_measured_on_request() -> TestResult {
     let e = |what: &'static str| move |err: Error| format!("{what}: {err}");
     for flags in [MEASURE_IRQS_OFF | STOP_IRQS_OFF, 4, u64::MAX] {
@@ -136,10 +136,17 @@ fn interrupts_off_stretches_are_measured_on_request() -> TestResult {
             return Err(format!("KernelStats flags {flags:#x}: {refused:?}, expected InvalidArgument"));
         }
     }
-    let started = sys::kernel_stats_and(MEASURE_IRQS_OFF).map_err(e("measure"))?;
-    if started.irqs_off_longest_ns != 0 {
-        return Err(format!("a fresh measurement starts at {} ns, not 0", started.irqs_off_longest_ns));
+    // A long first measurement (a thousand yields to a busy process), then a short one: the
+    // second must not carry the first's figure.
+    let spinner = vessel_rt::process::spawn("bin/probe", &["spin"]).map_err(|err| format!("spawn: {err}"))?;
+    sys::kernel_stats_and(MEASURE_IRQS_OFF).map_err(e("measure"))?;
+    for _ in 0..1000 {
+        sys::yield_now();
     }
+    let _ = vessel_rt::process::kill(spinner);
+    let _ = vessel_rt::process::wait(spinner);
+    let long = sys::kernel_stats_and(STOP_IRQS_OFF).map_err(e("stop"))?.irqs_off_longest_ns;
+    sys::kernel_stats_and(MEASURE_IRQS_OFF).map_err(e("measure"))?;
     for _ in 0..10 {
         sys::yield_now();
         let _ = sys::process_id();
@@ -148,6 +155,9 @@ fn interrupts_off_stretches_are_measured_on_request() -> TestResult {
     let stopped = sys::kernel_stats_and(STOP_IRQS_OFF).map_err(e("stop"))?;
     if stopped.irqs_off_longest_ns == 0 {
         return Err("ten yields and a sleep measured no interrupts-off stretch".into());
+    }
+    if long == 0 {
+        return Err("a thousand yields measured no interrupts-off stretch".into());
     }
     // The stopping call's own stretch may still count; after it nothing changes.
     let settled = sys::kernel_stats().map_err(e("stats"))?.irqs_off_longest_ns;
