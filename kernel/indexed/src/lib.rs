@@ -137,6 +137,23 @@ impl<V> Indexed<V> {
         self.find_and_remember(*id).map(|mut record| unsafe { record.as_mut() })
     }
 
+    /// The records of two different ids, both to change (Hubris's `index2_distinct`): `None` if
+    /// `a == b` or either is missing. Two lookups like `get_mut`'s and one compare.
+    #[inline(always)]
+    pub fn get2_mut(&mut self, a: &u64, b: &u64) -> Option<(&mut V, &mut V)> {
+        if a == b {
+            return None;
+        }
+        let mut first = self.find_and_remember(*a)?;
+        // Finding `b` may move `a`'s index entry or evict it, but never frees or moves the record.
+        let mut second = self.find_and_remember(*b)?;
+        // SAFETY: both records are live and owned by the table (type invariants), and the
+        // exclusive borrow of the table, held for the lifetime of the result, keeps them so and
+        // rules out any other reference to them. Different ids have different records (each is
+        // its own leaked `Box`), so the two references do not alias.
+        Some(unsafe { (first.as_mut(), second.as_mut()) })
+    }
+
     /// Adds a record under a new id (ids are never reused; an old record under the same id
     /// would be freed).
     pub fn insert(&mut self, id: u64, record: V) {
@@ -252,7 +269,9 @@ mod tests {
         let mut model = std::collections::BTreeMap::new();
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next_id = 1u64;
-        for step in 0..50_000 {
+        // Miri takes minutes over a few thousand steps.
+        let steps = if cfg!(miri) { 2_000 } else { 50_000 };
+        for step in 0..steps {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
@@ -282,6 +301,95 @@ mod tests {
         for (id, value) in &model {
             assert_eq!(t.get(id), Some(value));
         }
+    }
+
+    #[test]
+    fn get2_mut_gives_two_distinct_records() {
+        let mut t = Indexed::new();
+        t.insert(1, "one");
+        t.insert(2, "two");
+        let (a, b) = t.get2_mut(&1, &2).expect("both present");
+        assert_eq!((*a, *b), ("one", "two"));
+        assert!(!core::ptr::eq(a, b));
+        let (b, a) = t.get2_mut(&2, &1).expect("both present");
+        assert_eq!((*a, *b), ("one", "two"), "in the order asked for");
+    }
+
+    #[test]
+    fn get2_mut_refuses_the_same_id_twice() {
+        let mut t = Indexed::new();
+        t.insert(3, "three");
+        assert!(t.get2_mut(&3, &3).is_none());
+        assert!(t.get2_mut(&4, &4).is_none(), "missing and the same");
+        assert_eq!(t.get(&3), Some(&"three"));
+    }
+
+    #[test]
+    fn get2_mut_refuses_a_missing_id() {
+        let mut t = Indexed::new();
+        t.insert(5, "five");
+        assert!(t.get2_mut(&5, &6).is_none(), "second missing");
+        assert!(t.get2_mut(&6, &5).is_none(), "first missing");
+        assert!(t.get2_mut(&6, &7).is_none(), "both missing");
+        assert_eq!(t.remove(&5), Some("five"));
+        t.insert(8, "eight");
+        assert!(t.get2_mut(&5, &8).is_none(), "removed");
+    }
+
+    #[test]
+    fn get2_mut_with_ids_that_share_a_set() {
+        let mut t = Indexed::new();
+        let (a, b) = (9, 9 + SETS as u64);
+        t.insert(a, "a");
+        t.insert(b, "b");
+        assert_eq!(t.get2_mut(&a, &b).map(|(x, y)| (*x, *y)), Some(("a", "b")));
+        assert_eq!(t.get2_mut(&b, &a).map(|(x, y)| (*x, *y)), Some(("b", "a")));
+        assert!(t.indexed(a).is_some() && t.indexed(b).is_some(), "both still in the index");
+    }
+
+    #[test]
+    fn get2_mut_finds_records_evicted_from_the_index() {
+        let mut t = Indexed::new();
+        // Four ids in one set of two ways: the first two are only in the map.
+        let ids = [11, 11 + SETS as u64, 11 + 2 * SETS as u64, 11 + 3 * SETS as u64];
+        for (n, id) in ids.iter().enumerate() {
+            t.insert(*id, n);
+        }
+        assert!(t.indexed(ids[0]).is_none() && t.indexed(ids[1]).is_none(), "evicted");
+        let (x, y) = t.get2_mut(&ids[0], &ids[1]).expect("both in the map");
+        assert_eq!((*x, *y), (0, 1));
+        assert!(t.indexed(ids[0]).is_some() && t.indexed(ids[1]).is_some(), "both remembered");
+        // The set is now [ids[1], ids[0]]: remembering ids[3] evicts ids[0], found in the map.
+        let (x, y) = t.get2_mut(&ids[3], &ids[0]).expect("both in the map");
+        assert_eq!((*x, *y), (3, 0));
+        // The set is now [ids[0], ids[3]]: the first record comes from the second way and is
+        // evicted from the index by remembering the second while the first is held.
+        let (x, y) = t.get2_mut(&ids[3], &ids[2]).expect("one in the index, one in the map");
+        assert_eq!((*x, *y), (3, 2));
+        *x += 30;
+        *y += 20;
+        assert!(t.indexed(ids[3]).is_none(), "the first was evicted by the second lookup");
+        for (n, id) in ids.iter().enumerate() {
+            assert_eq!(t.get(id), Some(&[0, 1, 22, 33][n]));
+        }
+    }
+
+    #[test]
+    fn get2_mut_changes_stay_after_the_borrow() {
+        let mut t = Indexed::new();
+        let (a, b) = (13, 13 + SETS as u64);
+        t.insert(a, vec![1]);
+        t.insert(b, vec![2]);
+        t.insert(b + SETS as u64, vec![3]);
+        {
+            let (x, y) = t.get2_mut(&a, &b).expect("both present");
+            // Move data between the two records, as a message copy from sender to receiver would.
+            y.append(x);
+            x.push(10);
+        }
+        assert_eq!(t.get(&a), Some(&vec![10]));
+        assert_eq!(t.get(&b), Some(&vec![2, 1]));
+        assert_eq!(t.get(&(b + SETS as u64)), Some(&vec![3]), "the third untouched");
     }
 
     #[test]

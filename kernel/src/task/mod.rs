@@ -2,7 +2,9 @@
 //!
 //! One global table (`TASKS`) holds every process and thread. It is only touched with interrupts
 //! off (system calls run with IF clear, the timer handler too), on Vessel's single CPU, so its
-//! lock is never contended; it is released before every context switch.
+//! lock is never contended; it is released before every context switch. The lock is a ticket
+//! lock (`vessel_ticket`), first come first served, so that when more CPUs share the table none
+//! of them can be starved of it.
 //!
 //! Scheduling: strict priorities (`Priority::High` > `Normal` > `Low`), round robin inside a
 //! priority with a time slice of [`SLICE_TICKS`] timer ticks. A woken thread of higher priority
@@ -49,7 +51,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use objects::{IpcWait, ObjectRef};
-use spin::Mutex;
+use vessel_ticket::TicketLock;
 use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
 use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
 use vessel_capspace::{CapSpace, TableId};
@@ -168,7 +170,7 @@ struct Tasks {
 
 // In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
 #[unsafe(link_section = ".data.hot")]
-static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
+static TASKS: TicketLock<Option<Tasks>> = TicketLock::new(None);
 /// Set whenever something is put on `Tasks::dead` or `Tasks::ended`, cleared by the reaper when
 /// it takes them: lets the `reap` after every context switch skip the table lock when there is
 /// nothing to free (the common case). Written under the table lock; read without it, which is
