@@ -21,7 +21,6 @@ use core::ptr::NonNull;
 
 use vessel_abi::Rights;
 use vessel_capspace::{CapSpace, Handle};
-use vessel_indexed::Indexed;
 use vessel_kcore::report::TrapFrame;
 
 use super::ipc::{Header, trap_frame_at};
@@ -70,59 +69,34 @@ fn run(frame: &mut TrapFrame, fast: impl FnOnce(&mut Tasks, &mut TrapFrame) -> O
     true
 }
 
-/// The running thread's record.
-///
-/// # Safety
-/// The caller holds the table lock, does not add or remove threads while it uses the result,
-/// and makes no other reference to this record meanwhile.
-#[inline(always)]
-unsafe fn running<'a>(threads: &mut Indexed<Thread>, me: Tid) -> Option<&'a mut Thread> {
-    // SAFETY: the record is live (it is in the table), and the caller's promise makes this the
-    // only reference to it.
-    threads.get_ptr(&me).map(|at| unsafe { &mut *at.as_ptr() })
-}
-
 /// A blocked partner of the running thread, ready for the direct switch.
 struct Partner<'a> {
-    /// Its record, for the switch.
-    at: NonNull<Thread>,
-    /// The same record, to update.
-    record: &'a mut Thread,
     /// The first frame of its IPC buffer, where the header goes.
     header_frame: u64,
     /// Its trap frame, where the message's registers go.
-    frame: &'static mut TrapFrame,
+    frame: &'a mut TrapFrame,
 }
 
-/// Thread `tid`, the partner of the running thread `me`, if the fast path may switch to it at
-/// once: it is not `me`, has no receive deadline pending (a thread with one is in `sleepers`,
-/// which the general path takes it out of), nothing ready outranks it, and its IPC buffer's
-/// header page is mapped.
-///
-/// # Safety
-/// As for [`running`], for `tid`'s record.
+/// What the direct switch needs of `record`, the partner of the running thread: it has no
+/// receive deadline pending (a thread with one is in `sleepers`, which the general path takes it
+/// out of), nothing ready outranks it, and its IPC buffer's header page is mapped.
 #[inline(always)]
-unsafe fn partner<'a>(
-    threads: &mut Indexed<Thread>,
-    ready: &[VecDeque<Tid>],
-    me: Tid,
-    tid: Tid,
-) -> Option<Partner<'a>> {
-    // A partner is blocked, so never the running thread; checked anyway, as two references to
-    // one record would be unsound.
-    if tid == me {
-        return None;
-    }
-    let at = threads.get_ptr(&tid)?;
-    // SAFETY: a record other than the running thread's (checked above), live, and the caller's
-    // promise makes this the only reference to it.
-    let record = unsafe { &mut *at.as_ptr() };
+fn partner<'a>(record: &Thread, ready: &[VecDeque<Tid>]) -> Option<Partner<'a>> {
     if record.wake_at.is_some() || !may_switch_directly(ready, record.owner.priority) {
         return None;
     }
     let header_frame = record.ipc_frames[0]?;
     let frame = trap_frame_at(record.kernel_stack_top())?;
-    Some(Partner { at, record, header_frame, frame })
+    Some(Partner { header_frame, frame })
+}
+
+/// Blocks the running thread (`current`, its record) in `wait` for the direct switch; returns
+/// where the switch saves its stack pointer.
+#[inline(always)]
+fn block(current: &mut Thread, wait: IpcWait) -> *mut u64 {
+    current.state = State::Blocked;
+    current.ipc = wait;
+    &raw mut current.saved_rsp
 }
 
 /// The endpoint and badge behind the capability `handle` of process `owner`, if it holds
@@ -162,9 +136,7 @@ impl Tasks {
     fn fast_call(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = self.current;
         let Tasks { threads, caps, endpoints, ready, .. } = self;
-        // SAFETY: the only reference to the running thread's record until the switch.
-        let current = unsafe { running(threads, me) }?;
-        let owner = current.owner;
+        let owner = threads.get(&me)?.owner;
         let (id, badge) = endpoint_of(caps, &owner, frame.rdi, Rights::SEND)?;
         let endpoint = endpoints.get_mut(&id)?;
         // The isolation rule of `resolve_endpoint`: only its own container, or a service.
@@ -172,16 +144,20 @@ impl Tasks {
             return None;
         }
         let receiver = *endpoint.waiting.front()?;
-        // SAFETY: the only reference to the receiver's record until the switch.
-        let r = unsafe { partner(threads, ready, me, receiver) }?;
+        // A partner is blocked, so never the running thread: `get2_mut` refuses that anyway.
+        let (current, record) = threads.get2_mut(&me, &receiver)?;
+        let r = partner(record, ready)?;
 
         // Every check passed: commit.
         endpoint.waiting.pop_front();
-        r.record.ipc = IpcWait::None;
-        r.record.replying_to = Some(me);
+        record.ipc = IpcWait::None;
+        record.replying_to = Some(me);
         deliver(r.frame, r.header_frame, &owner, badge, frame);
-        // SAFETY: `r.at` is `receiver`'s record and `r.record` is not used any more.
-        Some(unsafe { self.block_and_switch(current, IpcWait::Reply(receiver), receiver, r.at) })
+        let save = block(current, IpcWait::Reply(receiver));
+        let next = NonNull::from(record);
+        self.need_resched = false;
+        // SAFETY: `next` is `receiver`'s record, and neither record is used any more here.
+        Some(unsafe { enter(self, receiver, next, save) })
     }
 
     /// The fast path's `ReplyRecv`: the caller owed a reply is blocked waiting for it, nothing
@@ -192,11 +168,10 @@ impl Tasks {
     fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = self.current;
         let Tasks { threads, caps, endpoints, ready, notifications, .. } = self;
-        // SAFETY: the only reference to the running thread's record until the switch.
-        let current = unsafe { running(threads, me) }?;
-        let (owner, caller) = (current.owner, current.replying_to?);
+        let running = threads.get(&me)?;
+        let (owner, caller) = (running.owner, running.replying_to?);
         // Bits pending on a bound notification end the receive at once: the general path.
-        if current.bound.is_some_and(|id| notifications.get(&id).is_some_and(|n| n.word != 0)) {
+        if running.bound.is_some_and(|id| notifications.get(&id).is_some_and(|n| n.word != 0)) {
             return None;
         }
         let (id, _) = endpoint_of(caps, &owner, frame.rdi, Rights::RECEIVE)?;
@@ -205,40 +180,21 @@ impl Tasks {
         if endpoint.container != owner.container || !endpoint.senders.is_empty() {
             return None;
         }
-        // SAFETY: the only reference to the caller's record until the switch.
-        let c = unsafe { partner(threads, ready, me, caller) }?;
-        if c.record.ipc != IpcWait::Reply(me) || c.record.state != State::Blocked {
+        let (current, record) = threads.get2_mut(&me, &caller)?;
+        let c = partner(record, ready)?;
+        if record.ipc != IpcWait::Reply(me) || record.state != State::Blocked {
             return None;
         }
 
         // Every check passed: commit. The reply carries badge 0, as on the general path.
-        c.record.ipc = IpcWait::None;
+        record.ipc = IpcWait::None;
         deliver(c.frame, c.header_frame, &owner, 0, frame);
         endpoint.waiting.push_back(me);
         current.replying_to = None;
-        // SAFETY: `c.at` is `caller`'s record and `c.record` is not used any more.
-        Some(unsafe { self.block_and_switch(current, IpcWait::Receive(id), caller, c.at) })
-    }
-
-    /// Blocks the running thread (`current`, its record) in `wait` and does the direct switch's
-    /// bookkeeping (`sched::direct_switch`) to `next`, counted.
-    ///
-    /// # Safety
-    /// As `sched::enter`: `th` is `next`'s record, with no other reference to it in use.
-    #[unsafe(link_section = ".text.hot.ipc")]
-    #[inline(always)]
-    unsafe fn block_and_switch(
-        &mut self,
-        current: &mut Thread,
-        wait: IpcWait,
-        next: Tid,
-        th: NonNull<Thread>,
-    ) -> Switch {
-        current.state = State::Blocked;
-        current.ipc = wait;
-        let save = &raw mut current.saved_rsp;
+        let save = block(current, IpcWait::Receive(id));
+        let next = NonNull::from(record);
         self.need_resched = false;
-        // SAFETY: forwarded.
-        unsafe { enter(self, next, th, save) }
+        // SAFETY: `next` is `caller`'s record, and neither record is used any more here.
+        Some(unsafe { enter(self, caller, next, save) })
     }
 }
