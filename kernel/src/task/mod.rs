@@ -51,12 +51,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use objects::{IpcWait, ObjectRef};
-use vessel_ticket::TicketLock;
 use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
 use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
 use vessel_capspace::{CapSpace, TableId};
 use vessel_container::{Index, Resource, Tree};
 use vessel_kcore::report::{FaultReport, TrapFrame};
+use vessel_ticket::TicketLock;
 
 use crate::arch::x86_64::gdt;
 use crate::mem::address_space::{Access, AddressSpace};
