@@ -26,8 +26,8 @@ use vessel_kcore::report::TrapFrame;
 
 use super::ipc::{Header, trap_frame_at};
 use super::objects::{IpcWait, ObjectRef};
-use super::sched::{enter, finish_switch, may_switch_directly};
-use super::switch::Switch;
+use super::sched::may_switch_directly;
+use super::switch::{Switch, enter, finish_switch};
 use super::thread::{Owner, State, Thread, Tid};
 use super::{TASKS, Tasks};
 use crate::mem::phys_to_virt;

@@ -56,7 +56,6 @@ use vessel_capspace::{CapSpace, TableId};
 use vessel_container::{Index, Resource, Tree};
 use vessel_kcore::report::{FaultReport, TrapFrame};
 
-use crate::arch::x86_64::gdt;
 use crate::mem::address_space::{Access, AddressSpace};
 use crate::mem::{frames, heap};
 pub use thread::{Pid, Tid};

@@ -2,6 +2,7 @@
 //! few instructions the rest of the kernel needs. Most of the kernel's `unsafe` lives here.
 
 pub mod apic;
+pub mod context;
 pub mod fpu;
 pub mod gdt;
 pub mod ioapic;
