@@ -7,6 +7,7 @@ pub mod fpu;
 pub mod gdt;
 pub mod ioapic;
 pub mod pit;
+pub mod port;
 pub mod probe;
 pub mod syscall;
 pub mod trap;
