@@ -2,7 +2,7 @@
 //! already waiting, done in one pass under the table lock and ended by a direct switch (the idea
 //! of seL4's fastpath).
 //!
-//! The general path (`ipc.rs`) handles every case, step by step: resolve, queue work, transfer,
+//! The general path (`endpoint.rs`) handles every case, step by step: resolve, queue work, transfer,
 //! then decide how to switch, each step a call of its own and most of them looking the same
 //! threads up again. This path handles only the common case of a client and a server trading
 //! register-only messages, checks everything it needs first with shared lookups, and then
@@ -24,11 +24,13 @@ use vessel_capspace::{CapSpace, Handle};
 use vessel_indexed::Indexed;
 use vessel_kcore::report::TrapFrame;
 
-use super::ipc::{Header, trap_frame_at};
-use super::objects::{IpcWait, ObjectRef};
+use super::frame::trap_frame_at;
+use super::objects::ObjectRef;
 use super::sched::may_switch_directly;
 use super::switch::{Switch, enter, finish_switch};
 use super::thread::{Owner, State, Thread, Tid};
+use super::transfer::Header;
+use super::wait::IpcWait;
 use super::{TASKS, Tasks};
 use crate::mem::phys_to_virt;
 

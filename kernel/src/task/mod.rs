@@ -16,11 +16,14 @@
 
 mod caps;
 mod container;
+mod endpoint;
 mod events;
 mod fastpath;
+mod frame;
 mod hardware;
-mod ipc;
 mod loader;
+mod memory;
+mod notification;
 mod objects;
 mod process;
 mod reply;
@@ -28,16 +31,17 @@ mod sched;
 mod switch;
 mod thread;
 mod threads;
+mod transfer;
+mod wait;
 
-pub use caps::{
-    cap_delete, cap_duplicate, cap_inspect, cap_revoke, endpoint_create, memory_create, memory_map,
-    notification_create, process_cap, process_kill,
-};
+pub use caps::{cap_delete, cap_duplicate, cap_inspect, cap_revoke, process_cap, process_kill};
 pub use container::{container_create, container_destroy, container_info, service_register};
+pub use endpoint::{call, endpoint_create, recv, reply, reply_recv};
 pub use events::{notification_bind, process_notify};
 pub use fastpath::{fast_call, fast_reply_recv};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
-pub use ipc::{call, recv, reply, reply_recv, signal, wait_notification};
+pub use memory::{memory_create, memory_map};
+pub use notification::{notification_create, signal, wait_notification};
 pub use process::*;
 pub use reply::{reply_send, reply_take};
 pub use sched::*;
@@ -48,13 +52,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use objects::{IpcWait, ObjectRef};
+use objects::ObjectRef;
 use spin::Mutex;
 use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
 use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
 use vessel_capspace::{CapSpace, TableId};
 use vessel_container::{Index, Resource, Tree};
 use vessel_kcore::report::{FaultReport, TrapFrame};
+use wait::IpcWait;
 
 use crate::mem::address_space::{Access, AddressSpace};
 use crate::mem::{frames, heap};
@@ -130,12 +135,12 @@ struct Tasks {
     slice_left: u32,
     need_resched: bool,
     caps: CapSpace<ObjectRef>,
-    endpoints: Indexed<objects::Endpoint>,
+    endpoints: Indexed<endpoint::Endpoint>,
     /// Indexed like endpoints: signals and waits look one up several times per round trip,
     /// and a map's search grows with every live notification (one more cost a notification
     /// round trip 72 instructions).
-    notifications: Indexed<objects::Notification>,
-    memories: BTreeMap<u64, objects::Memory>,
+    notifications: Indexed<notification::Notification>,
+    memories: BTreeMap<u64, memory::Memory>,
     /// Kept replies (`reply`).
     replies: BTreeMap<u64, reply::ReplyObject>,
     next_object: u64,

@@ -27,7 +27,7 @@ pub fn spawn(
         };
         if let Some(from) = t.processes.get(&parent).map(|p| p.table) {
             for &h in caps {
-                let cap = t.caps.get(from, vessel_capspace::Handle(h)).map_err(ipc::cap_error)?;
+                let cap = t.caps.get(from, vessel_capspace::Handle(h)).map_err(caps::cap_error)?;
                 if !cap.rights.contains(vessel_abi::Rights::TRANSFER | vessel_abi::Rights::DUPLICATE) {
                     return Err(Error::MissingRights);
                 }
@@ -134,7 +134,7 @@ fn build_process(
     };
     let (table, handles, count, container_id) = with_tasks(|t| {
         let container_id = t.containers.get(container).map_or(0, |c| c.id());
-        let table = t.caps.create_table(ipc::TABLE_CAPACITY).map_err(ipc::cap_error)?;
+        let table = t.caps.create_table(caps::TABLE_CAPACITY).map_err(caps::cap_error)?;
         t.table_owner.insert(table, (container, pid));
         let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
         let mut count = caps.len();

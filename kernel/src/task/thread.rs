@@ -14,7 +14,7 @@ use vessel_abi::Priority;
 use vessel_capspace::TableId;
 use vessel_container::Index;
 
-use super::objects::IpcWait;
+use super::wait::IpcWait;
 use crate::arch::x86_64::context;
 use crate::arch::x86_64::fpu::FpuState;
 use crate::arch::x86_64::gdt::{USER_CODE, USER_DATA};
