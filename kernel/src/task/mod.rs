@@ -42,9 +42,12 @@ pub use fastpath::{fast_call, fast_reply_recv};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use memory::{memory_create, memory_map};
 pub use notification::{notification_create, signal, wait_notification};
-pub use process::*;
+pub use process::{kill, map_on_demand, mem_map, mem_unmap, process_info, spawn, stats, user_fault, wait};
 pub use reply::{reply_send, reply_take};
-pub use sched::*;
+#[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes
+pub use sched::idle;
+pub use sched::{exit_current, fpu_trap, on_tick, preempt_if_needed, sleep, yield_now};
+pub use thread::{Pid, Tid};
 pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread_wait};
 
 use alloc::collections::{BTreeMap, VecDeque};
@@ -52,20 +55,16 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use objects::ObjectRef;
 use spin::Mutex;
-use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
-use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
+use vessel_abi::{Error, Exit, Priority};
 use vessel_capspace::{CapSpace, TableId};
 use vessel_container::{Index, Resource, Tree};
-use vessel_kcore::report::{FaultReport, TrapFrame};
-use wait::IpcWait;
-
-use crate::mem::address_space::{Access, AddressSpace};
-use crate::mem::{frames, heap};
-pub use thread::{Pid, Tid};
-use thread::{State, Thread, WaitFor};
 use vessel_indexed::Indexed;
+
+use crate::mem::address_space::AddressSpace;
+use objects::ObjectRef;
+use thread::{State, Thread, WaitFor};
+use wait::IpcWait;
 
 /// Timer ticks a thread may run before others of its priority get the CPU.
 pub const SLICE_TICKS: u32 = 2;

@@ -1,7 +1,21 @@
 //! Process lifecycle on top of the task table: spawning from the boot file system, exit and
 //! wait, kill, process information, anonymous memory, demand-paged stacks and user faults.
 
-use super::*;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
+use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
+use vessel_capspace::TableId;
+use vessel_container::{Index, Resource};
+use vessel_kcore::report::{FaultReport, TrapFrame};
+
+use super::objects::ObjectRef;
+use super::sched::{exit_current, reap, schedule};
+use super::thread::{self, Pid, State, Thread};
+use super::{BOOTFS, Process, Slot, Tasks, caps, container, hardware, loader, with_tasks};
+use crate::mem::address_space::{Access, AddressSpace};
+use crate::mem::{frames, heap};
 
 /// Starts a program from the boot file system as a child of `parent` (0: none, for init), giving
 /// it copies of the parent's capabilities `caps` (each needs TRANSFER and DUPLICATE; the copies

@@ -1,8 +1,14 @@
 //! The scheduler: picking the next thread and switching to it (the switch itself is
 //! `switch`), the idle loop, timer ticks, sleeping and reaping what died.
 
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use vessel_abi::{Exit, Priority};
+
 use super::switch::{finish_switch, prepare_switch};
-use super::*;
+use super::thread::{State, Tid};
+use super::{IDLE, REAP_PENDING, SLICE_TICKS, TASKS, Tasks, with_tasks};
 
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
 #[unsafe(link_section = ".text.hot.sched")]

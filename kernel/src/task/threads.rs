@@ -14,9 +14,15 @@
 
 use vessel_abi::{MAX_THREADS, ThreadPage, USER_END, thread_page_of};
 
+use vessel_abi::{Error, Exit, ExitStatus, PAGE_SIZE};
+use vessel_container::Resource;
+
 use super::objects::ObjectRef;
-use super::thread::WaitFor;
-use super::*;
+use super::process::mem_unmap;
+use super::sched::{self, exit_current, schedule};
+use super::thread::{Pid, State, Thread, Tid, WaitFor};
+use super::{Slot, Tasks, caps, with_tasks};
+use crate::mem::address_space::{Access, AddressSpace};
 use crate::mem::phys_to_virt;
 
 impl Tasks {

@@ -3,10 +3,10 @@
 //! thread it woke), and how a wait ends without its partner: failure, timeout, cancellation
 //! when the thread dies.
 //!
-//! Invariants: a thread's `ipc` names the one queue or partner it waits on, and it is in that
-//! queue (an endpoint's `senders` or `waiting`, a notification's `waiters`) exactly while it is
-//! blocked there; every way out of a wait resets `ipc` to `None` and takes the thread off its
-//! queue and off `sleepers`, then writes its result into its trap frame before it runs again.
+//! Invariants: a thread's `ipc` names the one queue or partner it waits on; the wait queues (an
+//! endpoint's `senders` and `waiting`, a notification's `waiters`) hold only threads blocked on
+//! that object with `ipc` naming it. Every way out of a wait resets `ipc` to `None` and writes
+//! the result into the thread's trap frame before it runs again.
 
 use vessel_abi::{Error, NONBLOCK, TIMEOUT};
 use vessel_kcore::report::TrapFrame;
