@@ -7,8 +7,8 @@
 //! the kernel, and is written only under the table lock while the thread is not running; a
 //! thread's `ipc_frames` entry, once known, names the frame behind that page of its IPC buffer
 //! for the thread's whole life (`MemUnmap` refuses the range), so copies through it stay inside
-//! memory the thread's process owns. This and `switch` are the task modules with `unsafe`
-//! (with the fast path, which reaches thread records by raw pointer).
+//! memory the thread's process owns. The `unsafe` of reaching them is here, not at the call
+//! sites (README: which modules may contain `unsafe`).
 
 use vessel_abi::{Error, PAGE_SIZE};
 use vessel_container::Resource;
