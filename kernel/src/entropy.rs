@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::arch::x86_64::{cpuid, rdtsc};
+use crate::arch::x86_64::{self, cpuid, rdtsc};
 
 static HAS_RDRAND: AtomicBool = AtomicBool::new(false);
 static HAS_RDSEED: AtomicBool = AtomicBool::new(false);
@@ -24,16 +24,14 @@ pub struct Sources {
 
 /// Detects the hardware sources and seeds the fallback.
 pub fn init() {
-    let (_, _, ecx1, _) = cpuid(1, 0);
     let (_, ebx7, _, _) = cpuid(7, 0);
-    HAS_RDRAND.store(ecx1 & (1 << 30) != 0, Ordering::Relaxed);
+    HAS_RDRAND.store(x86_64::detect_rdrand(), Ordering::Relaxed);
     HAS_RDSEED.store(ebx7 & (1 << 18) != 0, Ordering::Relaxed);
     // Jitter: the low bits of TSC deltas around a port read vary with bus and emulator timing.
     let mut seed = rdtsc();
     for _ in 0..64 {
         let before = rdtsc();
-        // SAFETY: port 0x80 is the POST diagnostic port; reading it has no effect.
-        let _ = unsafe { x86_64::instructions::port::PortReadOnly::<u8>::new(0x80).read() };
+        let _ = x86_64::read_post_port();
         seed = mix(seed ^ rdtsc().wrapping_sub(before));
     }
     FALLBACK_STATE.store(seed, Ordering::Relaxed);
@@ -63,19 +61,7 @@ pub fn rdrand() -> Option<u64> {
     if !HAS_RDRAND.load(Ordering::Relaxed) {
         return None;
     }
-    for _ in 0..10 {
-        let mut value = 0;
-        // SAFETY: CPUID reported RDRAND, so the instruction exists.
-        if unsafe { rdrand_step(&mut value) } == 1 {
-            return Some(value);
-        }
-    }
-    None
-}
-
-#[target_feature(enable = "rdrand")]
-fn rdrand_step(value: &mut u64) -> i32 {
-    core::arch::x86_64::_rdrand64_step(value)
+    (0..10).find_map(|_| x86_64::rdrand())
 }
 
 /// One value from the fallback generator (always available).

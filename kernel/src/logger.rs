@@ -13,7 +13,7 @@ use uart_16550::SerialPort;
 use vessel_kcore::report::Uptime;
 use x86_64::instructions::interrupts::without_interrupts;
 
-const COM1: u16 = 0x3f8;
+use crate::arch::x86_64::serial;
 
 static SERIAL: Mutex<Option<SerialPort>> = Mutex::new(None);
 
@@ -23,10 +23,7 @@ static LOGGER: KernelLog = KernelLog;
 
 /// Initialises COM1 and installs the logger.
 pub fn init() {
-    // SAFETY: COM1 is the standard first serial port; only this module drives it.
-    let mut port = unsafe { SerialPort::new(COM1) };
-    port.init();
-    *SERIAL.lock() = Some(port);
+    *SERIAL.lock() = Some(serial::init_com1());
     // A second `init` would fail here; there is none.
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(LevelFilter::Info);
@@ -34,8 +31,7 @@ pub fn init() {
 
 /// A fresh handle on COM1 that takes no lock, for the panic handler only.
 pub fn emergency_serial() -> SerialPort {
-    // SAFETY: used only on the panic path, after which no other serial user runs again.
-    unsafe { SerialPort::new(COM1) }
+    serial::emergency_com1()
 }
 
 /// Writes raw text to the serial line (and console), for output that is not a log record, such as

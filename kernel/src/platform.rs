@@ -1,17 +1,14 @@
 //! Platform discovery from the firmware's ACPI tables (through the `acpi` crate): CPUs and
 //! interrupt controllers from the MADT, and the HPET if there is one.
 //!
-//! ACPI tables live in RAM the bootloader's direct map covers; a table outside it is mapped on
-//! demand like MMIO. The tables are firmware input: a missing or corrupt table is logged and the
-//! kernel continues with what it found.
+//! The tables are reached through `mem::acpi`. They are firmware input: a missing or corrupt
+//! table is logged and the kernel continues with what it found.
 
-use core::ptr::NonNull;
-
+use acpi::HpetInfo;
 use acpi::madt::{Madt, MadtEntry};
-use acpi::{AcpiHandler, AcpiTables, HpetInfo, PhysicalMapping};
 use spin::Once;
 
-use crate::mem::{self, paging};
+use crate::mem::acpi::{Rsdp, tables as acpi_tables};
 
 /// What the kernel learnt about the machine.
 #[derive(Clone, Copy, Debug)]
@@ -63,43 +60,17 @@ pub fn get() -> Platform {
     PLATFORM.get().copied().unwrap_or_default()
 }
 
-#[derive(Clone, Copy)]
-struct KernelAcpi;
-
-impl AcpiHandler for KernelAcpi {
-    unsafe fn map_physical_region<T>(&self, phys: usize, size: usize) -> PhysicalMapping<Self, T> {
-        let phys64 = phys as u64;
-        let direct = mem::phys_to_virt(phys64);
-        let last = direct + size.max(1) as u64 - 1;
-        let virt = if paging::translate(direct).is_some() && paging::translate(last).is_some() {
-            direct
-        } else {
-            paging::map_mmio(phys64, size as u64).unwrap_or(0)
-        };
-        let Some(ptr) = NonNull::new(virt as *mut T) else {
-            panic!("ACPI: cannot map table at {phys:#x}");
-        };
-        // SAFETY: `ptr` maps `size` bytes starting at `phys`, as `PhysicalMapping` requires.
-        unsafe { PhysicalMapping::new(phys, ptr, size, size, *self) }
-    }
-
-    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {
-        // Direct-map addresses stay mapped; the rare on-demand mapping is kept (boot only).
-    }
-}
-
 /// Reads the ACPI tables from the RSDP the bootloader found.
-pub fn init(rsdp: Option<u64>) {
+pub fn init(rsdp: Option<Rsdp>) {
     let Some(rsdp) = rsdp else {
         log::warn!("acpi: no RSDP from the firmware; assuming one CPU, no I/O APIC");
         PLATFORM.call_once(Platform::default);
         return;
     };
-    // SAFETY: the address came from the bootloader, which found and checksummed the RSDP.
-    let tables = match unsafe { AcpiTables::from_rsdp(KernelAcpi, rsdp as usize) } {
+    let tables = match acpi_tables(rsdp) {
         Ok(tables) => tables,
         Err(e) => {
-            log::warn!("acpi: unusable tables at {rsdp:#x}: {e:?}");
+            log::warn!("acpi: unusable tables at {:#x}: {e:?}", rsdp.addr());
             PLATFORM.call_once(Platform::default);
             return;
         }

@@ -13,6 +13,8 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 use super::paging::{MapError, kernel_pml4, slot_generation};
+use vessel_kcore::PAGE_SIZE;
+
 use super::{frames, phys_to_virt};
 
 /// Software bit marking a page whose frame the address space does not own.
@@ -130,6 +132,17 @@ impl AddressSpace {
             let _ = frames::free(frame);
             return Err(e);
         }
+        Ok(frame)
+    }
+
+    /// Like [`map_new`](Self::map_new), with `value` written at the start of the new page.
+    pub fn map_new_value<T: Copy>(&mut self, virt: u64, access: Access, value: T) -> Result<u64, MapError> {
+        const { assert!(size_of::<T>() <= PAGE_SIZE as usize && align_of::<T>() <= PAGE_SIZE as usize) };
+        let frame = self.map_new(virt, access)?;
+        // SAFETY: the frame was just allocated for this page alone and is reached through the
+        // physical-memory map; no Rust reference points into it; a `T` fits in the page and the
+        // page's start is aligned for it (both checked at compile time).
+        unsafe { core::ptr::write(phys_to_virt(frame) as *mut T, value) };
         Ok(frame)
     }
 

@@ -5,6 +5,7 @@
 //! windows and tests is taken in whole top-level (512 GiB) slots of the upper half that the
 //! bootloader left empty, so nothing the kernel maps can collide with what the bootloader mapped.
 
+pub mod acpi;
 pub mod address_space;
 pub mod frames;
 pub mod heap;
@@ -36,7 +37,7 @@ pub struct BootResources {
     /// The ramdisk the image builder packed (empty if none).
     pub ramdisk: &'static [u8],
     /// Physical address of the ACPI RSDP, if the firmware gave one.
-    pub rsdp: Option<u64>,
+    pub rsdp: Option<acpi::Rsdp>,
 }
 
 fn kind_of(kind: MemoryRegionKind) -> RegionKind {
@@ -75,5 +76,9 @@ pub fn init(boot_info: &'static mut BootInfo) -> BootResources {
         Some(addr) => unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) },
         None => &[],
     };
-    BootResources { framebuffer: boot_info.framebuffer.take(), ramdisk, rsdp: boot_info.rsdp_addr.into_option() }
+    BootResources {
+        framebuffer: boot_info.framebuffer.take(),
+        ramdisk,
+        rsdp: boot_info.rsdp_addr.into_option().map(acpi::Rsdp::from_boot_info),
+    }
 }

@@ -1,21 +1,59 @@
-//! Capability operations and object creation: inspect, duplicate, mint, delete, revoke;
-//! endpoints, notifications, memory objects (create and map) and process handles. Every call
-//! resolves its handle in the caller's table and checks the right it needs first.
+//! Capability operations: resolving a handle in the caller's table, putting the first
+//! capability to a new object there, inspect, duplicate, mint, delete, revoke, and process
+//! handles. Every call resolves its handle in the caller's table and checks the right it needs
+//! first; a refused operation changes nothing.
+//!
+//! Invariants: each capability slot in use is charged to the container that owns its table
+//! (`charge_slots`), and every capability that appears or goes is reported to its object's kind
+//! (`Tasks::cap_added`, `Tasks::cap_removed`), exactly once.
 
-use alloc::vec::Vec;
+use vessel_abi::{CapInfo, Error, ObjectKind, Rights};
+use vessel_capspace::{Cap, CapError, Handle, TableId};
 
-use vessel_abi::{CapInfo, Error, MapFlags, ObjectKind, PAGE_SIZE, Rights};
-use vessel_capspace::Cap;
-use vessel_container::Resource;
+use super::objects::ObjectRef;
+use super::thread::{Owner, Tid};
+use super::{Tasks, with_tasks};
 
-use super::ipc::{cap_error, handle};
-use super::objects::{Endpoint, Memory, Notification, ObjectRef};
-use super::{TableId, Tasks, with_tasks};
-use crate::mem::address_space::Access;
-use crate::mem::frames;
+/// Capability slots per process.
+pub const TABLE_CAPACITY: usize = vessel_capspace::MAX_TABLE_CAPACITY;
 
-/// Largest memory object, in pages.
-const MAX_MEMORY_PAGES: u64 = 1024;
+/// The ABI error for a capability-table error.
+pub(super) fn cap_error(e: CapError) -> Error {
+    match e {
+        CapError::InvalidHandle | CapError::NoTable => Error::InvalidHandle,
+        CapError::Stale => Error::StaleHandle,
+        CapError::TableFull => Error::TableFull,
+        CapError::MissingRights => Error::MissingRights,
+        CapError::AlreadyBadged => Error::InvalidArgument,
+    }
+}
+
+pub(super) fn handle(value: u64) -> Result<Handle, Error> {
+    u32::try_from(value).map(Handle).map_err(|_| Error::InvalidHandle)
+}
+
+impl Tasks {
+    #[unsafe(link_section = ".text.hot.ipc")]
+    pub(super) fn table_of(&self, tid: Tid) -> Result<TableId, Error> {
+        self.threads.get(&tid).map(|th| th.owner.table).ok_or(Error::NoSuchProcess)
+    }
+
+    pub(super) fn resolve(&self, value: u64, needs: Rights) -> Result<Cap<ObjectRef>, Error> {
+        self.resolve_with_owner(value, needs).map(|(cap, _)| cap)
+    }
+
+    /// Like `resolve`, also returning the running thread's process facts (one lookup for both).
+    #[unsafe(link_section = ".text.hot.ipc")]
+    #[inline(always)]
+    pub(super) fn resolve_with_owner(&self, value: u64, needs: Rights) -> Result<(Cap<ObjectRef>, Owner), Error> {
+        let owner = self.threads.get(&self.current).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
+        let cap = self.caps.get(owner.table, handle(value)?).map_err(cap_error)?;
+        if !cap.rights.contains(needs) {
+            return Err(Error::MissingRights);
+        }
+        Ok((cap, owner))
+    }
+}
 
 /// Puts a capability with all rights to a new object into the caller's table; if that fails, the
 /// object (which nobody can reach) goes again.
@@ -39,177 +77,11 @@ pub(super) fn create_with(t: &mut Tasks, object: ObjectRef, rights: Rights) -> R
             Ok(u64::from(h.0))
         }
         Err(e) => {
-            // Nobody can reach the object: drop it again.
-            match object {
-                ObjectRef::Endpoint(id) => {
-                    if let Some(e) = t.endpoints.remove(&id) {
-                        t.containers.uncharge(e.container, Resource::Objects, 1);
-                    }
-                }
-                ObjectRef::Notification(id) => {
-                    if let Some(n) = t.notifications.remove(&id) {
-                        t.containers.uncharge(n.container, Resource::Objects, 1);
-                    }
-                }
-                ObjectRef::Memory(id) => t.release_memory_if_unused(id),
-                // Its caller still waits on this thread's implicit reply, which stays owed.
-                ObjectRef::Reply(id) => t.reply_removed(id),
-                ObjectRef::IoPorts(..)
-                | ObjectRef::Irq(_)
-                | ObjectRef::Mmio(..)
-                | ObjectRef::Process(_)
-                | ObjectRef::Container(_)
-                | ObjectRef::Thread(..) => {}
-            }
+            // Nobody can reach the object: a capability that could not be made is one that went,
+            // and the object goes again with it (a kept reply's caller still waits on this
+            // thread's implicit reply, which stays owed).
+            t.cap_removed(&cap);
             Err(e)
-        }
-    }
-}
-
-/// `EndpointCreate`.
-pub fn endpoint_create() -> Result<u64, Error> {
-    with_tasks(|t| {
-        let container = t.current_container()?;
-        t.charge(container, Resource::Objects, 1)?;
-        let id = t.next_object();
-        t.endpoints.insert(id, Endpoint::new(container));
-        create(t, ObjectRef::Endpoint(id))
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `NotificationCreate`.
-pub fn notification_create() -> Result<u64, Error> {
-    with_tasks(|t| {
-        let container = t.current_container()?;
-        t.charge(container, Resource::Objects, 1)?;
-        let id = t.next_object();
-        t.notifications.insert(id, Notification::new(container));
-        create(t, ObjectRef::Notification(id))
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `MemoryCreate`: `pages` zeroed frames.
-pub fn memory_create(pages: u64) -> Result<u64, Error> {
-    if pages == 0 || pages > MAX_MEMORY_PAGES {
-        return Err(Error::InvalidArgument);
-    }
-    // Charge first, so a container over its quota allocates nothing.
-    let container = with_tasks(|t| {
-        let container = t.current_container()?;
-        t.charge(container, Resource::Pages, pages)?;
-        if let Err(e) = t.charge(container, Resource::Objects, 1) {
-            t.containers.uncharge(container, Resource::Pages, pages);
-            return Err(e);
-        }
-        Ok(container)
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))?;
-    let refund = || {
-        with_tasks(|t| {
-            t.containers.uncharge(container, Resource::Pages, pages);
-            t.containers.uncharge(container, Resource::Objects, 1);
-        });
-    };
-    let mut list = Vec::new();
-    if list.try_reserve_exact(pages as usize).is_err() {
-        refund();
-        return Err(Error::NoMemory);
-    }
-    for _ in 0..pages {
-        match frames::alloc_zeroed() {
-            Some(f) => list.push(f),
-            None => {
-                for f in list {
-                    let _ = frames::free(f);
-                }
-                refund();
-                return Err(Error::NoMemory);
-            }
-        }
-    }
-    with_tasks(|t| {
-        let id = t.next_object();
-        t.memories.insert(id, Memory { container, caps: 0, mappings: 0, frames: list });
-        create(t, ObjectRef::Memory(id))
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// `MemoryMap`: maps a memory object into the caller; returns the address.
-pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
-    if flags.intersects(MapFlags::EXEC | MapFlags::GUARD) {
-        return Err(Error::InvalidArgument);
-    }
-    let writable = flags.contains(MapFlags::WRITE);
-    let needs = Rights::MAP | Rights::READ | if writable { Rights::WRITE } else { Rights::empty() };
-    with_tasks(|t| {
-        let id = match t.resolve(value, needs)?.object {
-            ObjectRef::Memory(id) => id,
-            _ => return Err(Error::WrongObject),
-        };
-        if t.memories.get(&id).is_some_and(|m| Some(m.container) != t.current_container().ok()) {
-            return Err(Error::CrossContainer);
-        }
-        let frames_list = t.memories.get(&id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
-        let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
-        let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
-        let pages = frames_list.len() as u64;
-        let base = process.vspace.take(pages * PAGE_SIZE).ok_or(Error::NoMemory)?;
-        let space = process.space.as_mut().ok_or(Error::NoSuchProcess)?;
-        let access = if writable { Access::ReadWrite } else { Access::Read };
-        for (i, &frame) in frames_list.iter().enumerate() {
-            if space.map(base + i as u64 * PAGE_SIZE, frame, access, false).is_err() {
-                for undo in 0..i as u64 {
-                    let _ = space.unmap(base + undo * PAGE_SIZE);
-                }
-                process.vspace.give(base, pages * PAGE_SIZE);
-                return Err(Error::NoMemory);
-            }
-        }
-        process.mappings.push((id, base, pages));
-        if let Some(m) = t.memories.get_mut(&id) {
-            m.mappings += 1;
-        }
-        Ok(base)
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-impl Tasks {
-    /// A capability to `object` left `table`: if it was that process's last capability to a
-    /// memory object, its mappings of the object go too (a process keeps a mapping only while
-    /// it holds a capability to the memory; touching the range afterwards faults).
-    pub(super) fn access_maybe_lost(&mut self, table: TableId, object: ObjectRef) {
-        let ObjectRef::Memory(id) = object else { return };
-        if self.caps.holds(table, object) {
-            return;
-        }
-        let Some(&(_, pid)) = self.table_owner.get(&table) else { return };
-        let Some(process) = self.processes.get_mut(&pid) else { return };
-        let mut lost = 0;
-        let mut i = 0;
-        while i < process.mappings.len() {
-            let (object, addr, pages) = process.mappings[i];
-            if object != id {
-                i += 1;
-                continue;
-            }
-            process.mappings.swap_remove(i);
-            if let Some(space) = process.space.as_mut() {
-                for page in 0..pages {
-                    let _ = space.unmap(addr + page * PAGE_SIZE);
-                }
-            }
-            process.vspace.give(addr, pages * PAGE_SIZE);
-            lost += 1;
-        }
-        if lost > 0 {
-            if let Some(m) = self.memories.get_mut(&id) {
-                m.mappings = m.mappings.saturating_sub(lost);
-            }
-            self.release_memory_if_unused(id);
         }
     }
 }

@@ -13,9 +13,10 @@
 use vessel_abi::{Error, MAX_EXIT_EVENTS, NOTIFIED, Rights, UNBIND};
 use vessel_kcore::report::TrapFrame;
 
-use super::ipc::trap_frame_at;
-use super::objects::{IpcWait, ObjectRef};
+use super::frame::trap_frame_at;
+use super::objects::ObjectRef;
 use super::thread::Tid;
+use super::wait::IpcWait;
 use super::{Tasks, with_tasks};
 
 /// Writes "woken by the bound notification, these bits" into a receiver's registers.

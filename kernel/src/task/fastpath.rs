@@ -2,7 +2,7 @@
 //! already waiting, done in one pass under the table lock and ended by a direct switch (the idea
 //! of seL4's fastpath).
 //!
-//! The general path (`ipc.rs`) handles every case, step by step: resolve, queue work, transfer,
+//! The general path (`endpoint.rs`) handles every case, step by step: resolve, queue work, transfer,
 //! then decide how to switch, each step a call of its own and most of them looking the same
 //! threads up again. This path handles only the common case of a client and a server trading
 //! register-only messages, checks everything it needs first with shared lookups, and then
@@ -23,13 +23,14 @@ use vessel_abi::Rights;
 use vessel_capspace::{CapSpace, Handle};
 use vessel_kcore::report::TrapFrame;
 
-use super::ipc::{Header, trap_frame_at};
-use super::objects::{IpcWait, ObjectRef};
-use super::sched::{enter, finish_switch, may_switch_directly};
-use super::switch::Switch;
+use super::frame::{trap_frame_at, write_header};
+use super::objects::ObjectRef;
+use super::sched::may_switch_directly;
+use super::switch::{Switch, enter, finish_switch};
 use super::thread::{Owner, State, Thread, Tid};
+use super::transfer::Header;
+use super::wait::IpcWait;
 use super::{TASKS, Tasks};
-use crate::mem::phys_to_virt;
 
 /// Meta bits that must be zero for the fast path: no data, no capabilities. (The flags, bits
 /// 24-31, change nothing here: `NONBLOCK` matters only when nobody waits, and `ReplyRecv`
@@ -116,9 +117,7 @@ fn endpoint_of(caps: &CapSpace<ObjectRef>, owner: &Owner, handle: u64, right: Ri
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 fn deliver(to: &mut TrapFrame, header_frame: u64, sender: &Owner, badge: u64, words: &TrapFrame) {
-    // SAFETY: `header_frame` is the first frame of the receiver's IPC buffer (user memory no
-    // Rust reference points into), reached through the physical map; the header fits in it.
-    unsafe { core::ptr::write_unaligned(phys_to_virt(header_frame) as *mut Header, Header::stamped(sender, badge)) };
+    write_header(header_frame, Header::stamped(sender, badge));
     to.rax = 0;
     to.rdi = badge;
     to.rsi = words.rsi;

@@ -9,15 +9,10 @@ use alloc::vec::Vec;
 
 use vessel_abi::{Error, PAGE_SIZE, Rights};
 use vessel_capspace::Cap;
-use x86_64::instructions::port::Port;
 
 use super::objects::ObjectRef;
 use super::{Tasks, with_tasks};
-use crate::arch::x86_64::ioapic;
-
-/// Ports the kernel owns: legacy PICs, PIT, system control, COM1, QEMU debug exit.
-const KERNEL_PORTS: [(u16, u16); 6] =
-    [(0x20, 0x21), (0xa0, 0xa1), (0x40, 0x43), (0x61, 0x61), (0x3f8, 0x3ff), (0xf4, 0xf7)];
+use crate::arch::x86_64::{ioapic, port as ports};
 
 /// The hardware capabilities init receives at boot: all I/O ports (minus the kernel's), every
 /// ISA interrupt line but the cascade, and the HPET registers if there are any.
@@ -43,7 +38,7 @@ fn ports_cap(t: &Tasks, value: u64, needs: Rights, port: u64, width: u64) -> Res
     if port < first || end > u32::from(last) {
         return Err(Error::AccessDenied);
     }
-    if KERNEL_PORTS.iter().any(|&(a, b)| u32::from(port) <= u32::from(b) && end >= u32::from(a)) {
+    if ports::kernel_owns(port, width) {
         return Err(Error::AccessDenied);
     }
     Ok(port)
@@ -52,28 +47,15 @@ fn ports_cap(t: &Tasks, value: u64, needs: Rights, port: u64, width: u64) -> Res
 /// `IoPortRead`.
 pub fn port_read(value: u64, port: u64, width: u64) -> Result<u64, Error> {
     let port = with_tasks(|t| ports_cap(t, value, Rights::READ, port, width)).ok_or(Error::NoSuchProcess)??;
-    // SAFETY: the capability grants this port and it is none of the kernel's own; reading a
-    // device port cannot break kernel memory safety.
-    let value = unsafe {
-        match width {
-            1 => u64::from(Port::<u8>::new(port).read()),
-            2 => u64::from(Port::<u16>::new(port).read()),
-            _ => u64::from(Port::<u32>::new(port).read()),
-        }
-    };
-    Ok(value)
+    // The capability grants the port, and it is none of the kernel's own (checked above).
+    ports::device_read(port, width).ok_or(Error::AccessDenied)
 }
 
 /// `IoPortWrite`.
 pub fn port_write(value: u64, port: u64, width: u64, data: u64) -> Result<u64, Error> {
     let port = with_tasks(|t| ports_cap(t, value, Rights::WRITE, port, width)).ok_or(Error::NoSuchProcess)??;
-    // SAFETY: as for `port_read`: a port the capability grants and the kernel does not use.
-    unsafe {
-        match width {
-            1 => Port::<u8>::new(port).write(data as u8),
-            2 => Port::<u16>::new(port).write(data as u16),
-            _ => Port::<u32>::new(port).write(data as u32),
-        }
+    if !ports::device_write(port, width, data) {
+        return Err(Error::AccessDenied);
     }
     Ok(0)
 }

@@ -18,11 +18,14 @@
 
 mod caps;
 mod container;
+mod endpoint;
 mod events;
 mod fastpath;
+mod frame;
 mod hardware;
-mod ipc;
 mod loader;
+mod memory;
+mod notification;
 mod objects;
 mod process;
 mod reply;
@@ -30,19 +33,23 @@ mod sched;
 mod switch;
 mod thread;
 mod threads;
+mod transfer;
+mod wait;
 
-pub use caps::{
-    cap_delete, cap_duplicate, cap_inspect, cap_revoke, endpoint_create, memory_create, memory_map,
-    notification_create, process_cap, process_kill,
-};
+pub use caps::{cap_delete, cap_duplicate, cap_inspect, cap_revoke, process_cap, process_kill};
 pub use container::{container_create, container_destroy, container_info, service_register};
+pub use endpoint::{call, endpoint_create, recv, reply, reply_recv};
 pub use events::{notification_bind, process_notify};
 pub use fastpath::{fast_call, fast_reply_recv};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
-pub use ipc::{call, recv, reply, reply_recv, signal, wait_notification};
-pub use process::*;
+pub use memory::{memory_create, memory_map};
+pub use notification::{notification_create, signal, wait_notification};
+pub use process::{kill, map_on_demand, mem_map, mem_unmap, process_info, spawn, stats, user_fault, wait};
 pub use reply::{reply_send, reply_take};
-pub use sched::*;
+#[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes
+pub use sched::idle;
+pub use sched::{exit_current, fpu_trap, on_tick, preempt_if_needed, sleep, yield_now};
+pub use thread::{Pid, Tid};
 pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread_wait};
 
 use alloc::collections::{BTreeMap, VecDeque};
@@ -50,20 +57,16 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use objects::{IpcWait, ObjectRef};
-use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
-use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
+use vessel_abi::{Error, Exit, Priority};
 use vessel_capspace::{CapSpace, TableId};
 use vessel_container::{Index, Resource, Tree};
-use vessel_kcore::report::{FaultReport, TrapFrame};
+use vessel_indexed::Indexed;
 use vessel_ticket::TicketLock;
 
-use crate::arch::x86_64::gdt;
-use crate::mem::address_space::{Access, AddressSpace};
-use crate::mem::{frames, heap};
-pub use thread::{Pid, Tid};
+use crate::mem::address_space::AddressSpace;
+use objects::ObjectRef;
 use thread::{State, Thread, WaitFor};
-use vessel_indexed::Indexed;
+use wait::IpcWait;
 
 /// Dead threads one reaper pass frees (each its kernel stack): reaping is interrupts-off work,
 /// so it goes in bounded passes, one after each context switch until nothing is left.
@@ -139,12 +142,12 @@ struct Tasks {
     slice_left: u32,
     need_resched: bool,
     caps: CapSpace<ObjectRef>,
-    endpoints: Indexed<objects::Endpoint>,
+    endpoints: Indexed<endpoint::Endpoint>,
     /// Indexed like endpoints: signals and waits look one up several times per round trip,
     /// and a map's search grows with every live notification (one more cost a notification
     /// round trip 72 instructions).
-    notifications: Indexed<objects::Notification>,
-    memories: BTreeMap<u64, objects::Memory>,
+    notifications: Indexed<notification::Notification>,
+    memories: BTreeMap<u64, memory::Memory>,
     /// Kept replies (`reply`).
     replies: BTreeMap<u64, reply::ReplyObject>,
     next_object: u64,

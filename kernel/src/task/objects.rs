@@ -1,23 +1,26 @@
-//! Kernel objects reached through capabilities: endpoints, notifications, memory objects, and
-//! the hardware objects (port ranges, interrupt lines, MMIO regions) that init receives at boot
-//! for the future device server. Hardware objects have no state of their own and live forever.
+//! Kernel objects reached through capabilities, and the one place that knows every kind:
+//! endpoints (`endpoint`), notifications (`notification`), memory objects (`memory`) and kept
+//! replies (`reply`) each live in their own module with their invariants; the hardware objects
+//! (port ranges, interrupt lines, MMIO regions) that init receives at boot for the future device
+//! server have no state of their own and live forever (`hardware`); process, container and
+//! thread capabilities name things whose ids are never reused, checked at every use.
 //!
-//! Every endpoint, notification and memory object belongs to the container of the process that
-//! created it (its quota pays for it); only same-container processes may use it, except an
-//! endpoint registered as a system service, which any container may call.
-//!
-//! Invariants: an object lives while at least one capability refers to it (`caps > 0`), and a
-//! memory object also while it is mapped anywhere (`mappings > 0`); the count of capabilities
-//! with RECEIVE on an endpoint is `receivers`, and when it reaches 0 nobody can ever answer, so
-//! every caller queued on it, and every later caller, gets `PeerDied`. Wait queues hold only
-//! threads blocked on that object.
+//! Invariants: a counted object (one with a [`Lifecycle`]) lives while something refers to it:
+//! at least one capability, or for a memory object also a mapping. Every capability that comes
+//! into being is reported once to [`Tasks::cap_added`], and every one that goes (deleted,
+//! revoked, its table destroyed, used up) once to [`Tasks::cap_removed`]; the kind's module
+//! counts, and frees the object when the last reference goes. Adding a kind of object means a
+//! module with its record and its `Lifecycle`, and one arm in [`Tasks::cap_changed`].
 
-use alloc::collections::VecDeque;
-use alloc::vec::Vec;
-
+use vessel_abi::Rights;
+use vessel_capspace::Cap;
 use vessel_container::Index;
 
-use super::thread::Tid;
+use super::Tasks;
+use super::endpoint::Endpoint;
+use super::memory::Memory;
+use super::notification::Notification;
+use super::reply::ReplyObject;
 
 /// What a capability points at. Ids are never reused while the system runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,84 +49,61 @@ pub enum ObjectRef {
     Reply(u64),
 }
 
-/// A synchronous IPC rendezvous point.
-pub struct Endpoint {
-    /// The container it belongs to.
-    pub container: Index,
-    /// Registered as a system-service endpoint: callable from every container.
-    pub service: bool,
-    /// Capabilities referring to it.
-    pub caps: u32,
-    /// Capabilities with RECEIVE.
-    pub receivers: u32,
-    /// Callers waiting for a receiver, with the badge of the capability each used.
-    pub senders: VecDeque<(Tid, u64)>,
-    /// Receivers waiting for a caller.
-    pub waiting: VecDeque<Tid>,
+/// What one kind of object does when capabilities to it come and go; implemented in the kind's
+/// own module, and called only through [`Tasks::cap_changed`].
+pub(super) trait Lifecycle {
+    /// A capability with `rights` to object `id` now exists.
+    fn cap_added(t: &mut Tasks, id: u64, rights: Rights);
+    /// A capability with `rights` to object `id` is gone (or, for a new object, could not be
+    /// made). If it was the last reference, the object is freed, its charge returns, and the
+    /// threads waiting on it that nobody can answer now fail.
+    fn cap_removed(t: &mut Tasks, id: u64, rights: Rights);
 }
 
-/// An asynchronous signal word.
-pub struct Notification {
-    /// The container it belongs to.
-    pub container: Index,
-    /// Capabilities referring to it.
-    pub caps: u32,
-    /// Pending bits.
-    pub word: u64,
-    /// Threads blocked waiting for bits.
-    pub waiters: VecDeque<Tid>,
-    /// The thread it is bound to (`NotificationBind`): a signal with no waiter wakes that
-    /// thread if it is blocked receiving on an endpoint.
-    pub bound: Option<Tid>,
+/// What happened to a capability.
+#[derive(Clone, Copy)]
+enum Change {
+    Added,
+    Removed,
 }
 
-/// Frames that can be mapped into several address spaces.
-pub struct Memory {
-    /// The container it belongs to (its pages are charged there).
-    pub container: Index,
-    /// Capabilities referring to it.
-    pub caps: u32,
-    /// Live mappings.
-    pub mappings: u32,
-    /// The frames (owned by the object; mapped as borrowed).
-    pub frames: Vec<u64>,
-}
-
-/// What a thread is blocked on in IPC, so death and timeouts can undo it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum IpcWait {
-    /// Not in IPC.
-    #[default]
-    None,
-    /// Queued as a caller on an endpoint.
-    Send(u64),
-    /// Queued as a receiver on an endpoint.
-    Receive(u64),
-    /// Waiting for the reply of this server thread.
-    Reply(Tid),
-    /// Waiting on a notification.
-    Notification(u64),
-    /// Waiting for the answer to a call whose reply the server kept: this reply object.
-    Kept(u64),
-}
-
-impl Endpoint {
-    /// A new endpoint of `container`, with no capability yet.
-    pub fn new(container: Index) -> Self {
-        Endpoint {
-            container,
-            service: false,
-            caps: 0,
-            receivers: 0,
-            senders: VecDeque::new(),
-            waiting: VecDeque::new(),
-        }
+impl Tasks {
+    /// Accounts a capability that now exists.
+    pub(super) fn cap_added(&mut self, cap: &Cap<ObjectRef>) {
+        self.cap_changed(cap, Change::Added);
     }
-}
 
-impl Notification {
-    /// A new notification of `container`, with no capability yet.
-    pub fn new(container: Index) -> Self {
-        Notification { container, caps: 0, word: 0, waiters: VecDeque::new(), bound: None }
+    /// Accounts a capability that is gone; destroys objects nobody can reach any more and fails
+    /// the waiters that can never be answered.
+    pub(super) fn cap_removed(&mut self, cap: &Cap<ObjectRef>) {
+        self.cap_changed(cap, Change::Removed);
+    }
+
+    /// Hands a capability change to the [`Lifecycle`] of its object's kind: the one list of
+    /// kinds with bookkeeping. Inlined into its two callers, so each is one `match` on the
+    /// kind, as when it was written out twice (capability calls and process teardown pay for
+    /// every extra call here).
+    #[inline(always)]
+    fn cap_changed(&mut self, cap: &Cap<ObjectRef>, change: Change) {
+        #[inline(always)]
+        fn apply<K: Lifecycle>(t: &mut Tasks, id: u64, rights: Rights, change: Change) {
+            match change {
+                Change::Added => K::cap_added(t, id, rights),
+                Change::Removed => K::cap_removed(t, id, rights),
+            }
+        }
+        match cap.object {
+            ObjectRef::Endpoint(id) => apply::<Endpoint>(self, id, cap.rights, change),
+            ObjectRef::Notification(id) => apply::<Notification>(self, id, cap.rights, change),
+            ObjectRef::Memory(id) => apply::<Memory>(self, id, cap.rights, change),
+            ObjectRef::Reply(id) => apply::<ReplyObject>(self, id, cap.rights, change),
+            // Nothing to count: see the module documentation.
+            ObjectRef::IoPorts(..)
+            | ObjectRef::Irq(_)
+            | ObjectRef::Mmio(..)
+            | ObjectRef::Process(_)
+            | ObjectRef::Container(_)
+            | ObjectRef::Thread(..) => {}
+        }
     }
 }

@@ -1,7 +1,22 @@
 //! Process lifecycle on top of the task table: spawning from the boot file system, exit and
 //! wait, kill, process information, anonymous memory, demand-paged stacks and user faults.
 
-use super::*;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
+use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
+use vessel_capspace::TableId;
+use vessel_container::{Index, Resource};
+use vessel_kcore::report::{FaultReport, TrapFrame};
+
+use super::objects::ObjectRef;
+use super::sched::{exit_current, reap, schedule};
+use super::thread::{self, Pid, State, Thread};
+use super::{BOOTFS, Process, REAP_PENDING, Slot, Tasks, caps, container, hardware, loader, with_tasks};
+use crate::mem::address_space::{Access, AddressSpace};
+use crate::mem::{frames, heap};
 
 /// Starts a program from the boot file system as a child of `parent` (0: none, for init), giving
 /// it copies of the parent's capabilities `caps` (each needs TRANSFER and DUPLICATE; the copies
@@ -27,7 +42,7 @@ pub fn spawn(
         };
         if let Some(from) = t.processes.get(&parent).map(|p| p.table) {
             for &h in caps {
-                let cap = t.caps.get(from, vessel_capspace::Handle(h)).map_err(ipc::cap_error)?;
+                let cap = t.caps.get(from, vessel_capspace::Handle(h)).map_err(caps::cap_error)?;
                 if !cap.rights.contains(vessel_abi::Rights::TRANSFER | vessel_abi::Rights::DUPLICATE) {
                     return Err(Error::MissingRights);
                 }
@@ -134,7 +149,7 @@ fn build_process(
     };
     let (table, handles, count, container_id) = with_tasks(|t| {
         let container_id = t.containers.get(container).map_or(0, |c| c.id());
-        let table = t.caps.create_table(ipc::TABLE_CAPACITY).map_err(ipc::cap_error)?;
+        let table = t.caps.create_table(caps::TABLE_CAPACITY).map_err(caps::cap_error)?;
         t.table_owner.insert(table, (container, pid));
         let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
         let mut count = caps.len();

@@ -13,10 +13,10 @@
 use vessel_abi::{Error, Rights};
 use vessel_container::{Index, Resource};
 
-use super::caps::create_with;
-use super::ipc::{cap_error, fail_thread, handle};
-use super::objects::{IpcWait, ObjectRef};
+use super::caps::{cap_error, create_with, handle};
+use super::objects::{Lifecycle, ObjectRef};
 use super::thread::Tid;
+use super::wait::{IpcWait, fail_thread};
 use super::{Tasks, with_tasks};
 
 /// A kept reply.
@@ -25,6 +25,15 @@ pub struct ReplyObject {
     pub container: Index,
     /// The caller waiting for the answer (thread ids are never reused).
     pub caller: Tid,
+}
+
+impl Lifecycle for ReplyObject {
+    /// A reply object has exactly one capability, made with it: nothing to count.
+    fn cap_added(_t: &mut Tasks, _id: u64, _rights: Rights) {}
+
+    fn cap_removed(t: &mut Tasks, id: u64, _rights: Rights) {
+        t.reply_removed(id);
+    }
 }
 
 /// `ReplyTake`: the running thread's pending reply becomes a reply capability.
@@ -112,7 +121,7 @@ impl Tasks {
 
     /// The capability of kept reply `id` is gone: the object goes, and a caller still waiting
     /// for it learns that nobody will answer.
-    pub(super) fn reply_removed(&mut self, id: u64) {
+    fn reply_removed(&mut self, id: u64) {
         self.fail_kept(id, Error::PeerDied);
         if let Some(r) = self.replies.remove(&id) {
             self.containers.uncharge(r.container, Resource::Objects, 1);

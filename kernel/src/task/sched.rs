@@ -1,8 +1,14 @@
-//! The scheduler: picking the next thread, switching to it (address space, kernel stack, lazy
-//! FPU), the idle loop, timer ticks, sleeping and reaping what died.
+//! The scheduler: picking the next thread and switching to it (the switch itself is
+//! `switch`), the idle loop, timer ticks, sleeping and reaping what died.
 
-use super::switch::Switch;
-use super::*;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use vessel_abi::{Exit, Priority};
+
+use super::switch::{finish_switch, prepare_switch};
+use super::thread::{State, Tid};
+use super::{IDLE, REAP_PENDING, SLICE_TICKS, TASKS, Tasks, with_tasks};
 
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
 #[unsafe(link_section = ".text.hot.sched")]
@@ -33,21 +39,6 @@ pub fn schedule() {
         prepare_switch(t, current, next)
     };
     finish_switch(pair);
-}
-
-/// Switches stacks as `prepare_switch` arranged (with the table lock released), then, back on
-/// this thread, frees what died while it was away.
-#[unsafe(link_section = ".text.hot.ipc")]
-#[inline(always)]
-pub(super) fn finish_switch(pair: Option<Switch>) {
-    let Some(arranged) = pair else { return };
-    // SAFETY: interrupts are off; `save` points into a thread record that is freed only by `reap`
-    // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
-    // switch or prepared by `Thread::new_user`; `root` is the table of `next`'s process, which
-    // is freed only once all its threads are dead and off the CPU, with the kernel half `enter`
-    // checked.
-    unsafe { switch::switch_to(arranged) };
-    reap();
 }
 
 /// The IPC direct switch: the running thread has just blocked in IPC and `next`, woken by it
@@ -81,95 +72,6 @@ impl Tasks {
 #[inline(always)]
 pub(super) fn may_switch_directly(ready: &[VecDeque<Tid>], priority: Priority) -> bool {
     ready[priority as usize + 1..].iter().all(VecDeque::is_empty)
-}
-
-/// Everything a switch from `current` to `next` needs before the switch itself: FPU trap,
-/// kernel stack, `fs`, and the address space to load; `next` becomes the running thread.
-/// Returns the switch (`None`, changing nothing, if either thread has no record).
-#[unsafe(link_section = ".text.hot.ipc")]
-#[inline(always)]
-pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<Switch> {
-    // One lookup of each thread: the records stay put while the table lock is held and no
-    // thread is added or removed.
-    let save = &raw mut t.threads.get_mut(&current)?.saved_rsp;
-    let th = t.threads.get_ptr(&next)?;
-    // SAFETY: `th` is `next`'s record, just looked up, and no reference to it is in use.
-    Some(unsafe { enter(t, next, th, save) })
-}
-
-/// The part of `prepare_switch` that follows the lookups, for callers that hold the records
-/// already (the IPC fast path). Returns the switch, saving the running thread's stack pointer
-/// at `save`.
-///
-/// # Safety
-/// `th` must point at the record of `next` in `t.threads`, with no other reference to it in
-/// use.
-#[unsafe(link_section = ".text.hot.ipc")]
-#[inline(always)]
-pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thread>, save: *mut u64) -> Switch {
-    // SAFETY: the caller's promise; the reference is not used after `activate_space`, which
-    // reaches the record through the table.
-    let th = unsafe { &mut *th.as_ptr() };
-    th.state = State::Running;
-    th.wake_at = None;
-    let (stack_top, slot, load, space) = (th.kernel_stack_top(), th.slot, th.saved_rsp, th.space);
-    // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM) on
-    // its first FPU/SSE instruction unless it is the owner already.
-    crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
-    // The address space the thread last ran in, if the kernel half has not changed since: no
-    // lookup of its process, and `switch_to` loads it. Otherwise it is activated here.
-    let root = match space {
-        Some((root, generation)) if generation == crate::mem::paging::slot_generation() => {
-            crate::mem::address_space::root_to_load(root)
-        }
-        _ => {
-            activate_space(t, next);
-            0
-        }
-    };
-    gdt::set_kernel_stack(stack_top);
-    if next != IDLE {
-        set_fs_base(vessel_abi::thread_page_of(slot));
-    }
-    t.current = next;
-    Switch { save, load, root }
-}
-
-/// Activates the address space of `next`'s process (syncing its kernel half if a kernel slot
-/// was claimed since) and remembers it in the thread for the next switch.
-#[cold]
-#[inline(never)]
-fn activate_space(t: &mut Tasks, next: Tid) {
-    let pid = t.threads.get(&next).map_or(0, |th| th.pid);
-    let space = match t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) {
-        Some(space) => {
-            space.activate();
-            Some((space.root(), crate::mem::paging::slot_generation()))
-        }
-        None => {
-            crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4());
-            None
-        }
-    };
-    if let Some(th) = t.threads.get_mut(&next) {
-        th.space = space;
-    }
-}
-
-/// Points `fs` at a thread's thread page, where its runtime finds its IPC buffer. Checked on
-/// every switch: user code can change the base itself (`mov fs, <selector>` is allowed at
-/// CPL 3), so no remembered value can be trusted to still be in the register. Written only if
-/// it differs: threads in the same slot of different processes share the address, and the
-/// write (unlike the read) ends the emulator's translation block, one more lookup per switch.
-#[unsafe(link_section = ".text.hot.ipc")]
-#[inline(always)]
-fn set_fs_base(base: u64) {
-    use x86_64::registers::model_specific::FsBase;
-    // SAFETY: reading FS.base has no side effects.
-    if unsafe { FsBase::MSR.read() } != base {
-        // Thread pages are canonical user addresses: no check needed.
-        FsBase::write(x86_64::VirtAddr::new_truncate(base));
-    }
 }
 
 #[unsafe(link_section = ".text.hot.ipc")]

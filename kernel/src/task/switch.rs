@@ -1,80 +1,104 @@
-//! The context switch: save the callee-saved registers and stack pointer of one kernel thread,
-//! load another's, and with them its address space. Everything else a thread needs (its user
-//! registers) is already in the trap frame at the top of its kernel stack.
+//! The scheduler's side of a context switch: making `next` the running thread (FPU trap, kernel
+//! stack, `fs`, address space) under the table lock, and the switch itself once the lock is
+//! dropped. The register and stack work is `arch::x86_64::context`.
+//!
+//! Invariant: a [`Switch`] is made only by [`enter`], from the records of two live threads under
+//! the table lock, and done by [`finish_switch`] with the lock released; the record its `save`
+//! points into is freed only by `reap`, after its thread is off the CPU. This module and the
+//! fast path reach thread records through raw pointers (two records of one table at once, with
+//! the rest of the table in use); see each `SAFETY` line.
 
-/// A switch arranged under the table lock (`sched::enter`), done once the lock is released.
-#[derive(Clone, Copy)]
-pub struct Switch {
-    /// Where to save the running thread's stack pointer (in its record).
-    pub save: *mut u64,
-    /// The stack pointer to load.
-    pub load: u64,
-    /// The level-4 table to load with it, or 0 to keep the current one.
-    pub root: u64,
+pub use crate::arch::x86_64::context::Switch;
+
+use super::sched::reap;
+use super::thread::{State, Thread, Tid};
+use super::{IDLE, Tasks};
+use crate::arch::x86_64::{context, gdt};
+
+/// Switches stacks as `prepare_switch` arranged (with the table lock released), then, back on
+/// this thread, frees what died while it was away.
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
+pub(super) fn finish_switch(pair: Option<Switch>) {
+    let Some(arranged) = pair else { return };
+    // SAFETY: interrupts are off; `save` points into a thread record that is freed only by `reap`
+    // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
+    // switch or prepared by `Thread::new_user`; `root` is the table of `next`'s process, which
+    // is freed only once all its threads are dead and off the CPU, with the kernel half `enter`
+    // checked.
+    unsafe { context::switch_to(arranged) };
+    reap();
 }
 
-/// rdi = where to save the old stack pointer, rsi = the new stack pointer, rdx = the level-4
-/// table to load, or 0.
-///
-/// CR3 is written here, after the old thread's registers are pushed and the new stack is
-/// loaded, rather than before the lock is released: everything touched after the write is paid
-/// again under an emulator that flushes its TLB on every CR3 write, and from here on that is
-/// only the new thread's stack, not the old one's as well.
-///
-/// A naked Rust function rather than a `global_asm!` symbol: calls to a symbol declared in an
-/// `extern` block go through the GOT in this position-independent kernel, one more data page
-/// (`.got`) touched on every switch.
-///
-/// Its own hot section, which `kernel/hot.ld` places right after the trap entry paths.
-#[unsafe(naked)]
-#[unsafe(link_section = ".text.hot.switch")]
-unsafe extern "C" fn vessel_switch(save: *mut u64, load: u64, root: u64) {
-    core::arch::naked_asm!(
-        "push rbp",
-        "push rbx",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov [rdi], rsp",
-        "mov rsp, rsi",
-        "test rdx, rdx",
-        "jz 2f",
-        "mov cr3, rdx",
-        "2:",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
-        "pop rbp",
-        "ret",
-    )
+/// Everything a switch from `current` to `next` needs before the switch itself: FPU trap,
+/// kernel stack, `fs`, and the address space to load; `next` becomes the running thread.
+/// Returns the switch (`None`, changing nothing, if either thread has no record).
+#[unsafe(link_section = ".text.hot.ipc")]
+#[inline(always)]
+pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<Switch> {
+    // One lookup of each thread: the records stay put while the table lock is held and no
+    // thread is added or removed.
+    let save = &raw mut t.threads.get_mut(&current)?.saved_rsp;
+    let th = t.threads.get_ptr(&next)?;
+    // SAFETY: `th` is `next`'s record, just looked up, and no reference to it is in use.
+    Some(unsafe { enter(t, next, th, save) })
 }
 
-unsafe extern "C" {
-    /// Where a new thread's first `ret` goes: the common return path to user mode.
-    static vessel_trap_return: u8;
-}
-
-/// Words `switch_to` pops before returning: six callee-saved registers.
-pub const SAVED_REGISTERS: u64 = 6;
-
-/// Address new threads "return" to on their first switch.
-pub fn first_return_address() -> u64 {
-    (&raw const vessel_trap_return) as u64
-}
-
-/// Does `switch`: from the running thread to the one whose stack pointer is `load` (and address
-/// space `root`, if not 0), saving the running one's into `*save`. Returns when something
-/// switches back.
+/// The part of `prepare_switch` that follows the lookups, for callers that hold the records
+/// already (the IPC fast path). Returns the switch, saving the running thread's stack pointer
+/// at `save`.
 ///
 /// # Safety
-/// Interrupts must be off; `save` must stay valid until this thread is switched back to; `load`
-/// must be a stack pointer saved by this function or prepared like a new thread's (see
-/// `Thread::new_user`); `root`, if not 0, a level-4 table whose kernel half is the current one's.
+/// `th` must point at the record of `next` in `t.threads`, with no other reference to it in
+/// use.
 #[unsafe(link_section = ".text.hot.ipc")]
-pub unsafe fn switch_to(switch: Switch) {
-    // SAFETY: forwarded to the caller.
-    unsafe { vessel_switch(switch.save, switch.load, switch.root) }
+#[inline(always)]
+pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thread>, save: *mut u64) -> Switch {
+    // SAFETY: the caller's promise; the reference is not used after `activate_space`, which
+    // reaches the record through the table.
+    let th = unsafe { &mut *th.as_ptr() };
+    th.state = State::Running;
+    th.wake_at = None;
+    let (stack_top, slot, load, space) = (th.kernel_stack_top(), th.slot, th.saved_rsp, th.space);
+    // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM) on
+    // its first FPU/SSE instruction unless it is the owner already.
+    crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
+    // The address space the thread last ran in, if the kernel half has not changed since: no
+    // lookup of its process, and `switch_to` loads it. Otherwise it is activated here.
+    let root = match space {
+        Some((root, generation)) if generation == crate::mem::paging::slot_generation() => {
+            crate::mem::address_space::root_to_load(root)
+        }
+        _ => {
+            activate_space(t, next);
+            0
+        }
+    };
+    gdt::set_kernel_stack(stack_top);
+    if next != IDLE {
+        context::set_fs_base(vessel_abi::thread_page_of(slot));
+    }
+    t.current = next;
+    Switch { save, load, root }
+}
+
+/// Activates the address space of `next`'s process (syncing its kernel half if a kernel slot
+/// was claimed since) and remembers it in the thread for the next switch.
+#[cold]
+#[inline(never)]
+fn activate_space(t: &mut Tasks, next: Tid) {
+    let pid = t.threads.get(&next).map_or(0, |th| th.pid);
+    let space = match t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) {
+        Some(space) => {
+            space.activate();
+            Some((space.root(), crate::mem::paging::slot_generation()))
+        }
+        None => {
+            crate::mem::address_space::load_cr3(crate::mem::paging::kernel_pml4());
+            None
+        }
+    };
+    if let Some(th) = t.threads.get_mut(&next) {
+        th.space = space;
+    }
 }

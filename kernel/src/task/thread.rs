@@ -14,8 +14,8 @@ use vessel_abi::Priority;
 use vessel_capspace::TableId;
 use vessel_container::Index;
 
-use super::objects::IpcWait;
-use super::switch;
+use super::wait::IpcWait;
+use crate::arch::x86_64::context;
 use crate::arch::x86_64::fpu::FpuState;
 use crate::arch::x86_64::gdt::{USER_CODE, USER_DATA};
 use crate::mem::kstack::KernelStack;
@@ -132,8 +132,7 @@ impl Thread {
     /// A thread in slot `slot` of process `pid` that will enter user mode at `entry` with stack
     /// `user_rsp` and `rdi = arg`.
     pub fn new_user(pid: Pid, owner: Owner, slot: u64, entry: u64, user_rsp: u64, arg: u64) -> Option<Self> {
-        let stack = KernelStack::new()?;
-        let top = stack.top();
+        let mut stack = KernelStack::new()?;
         let frame = TrapFrame {
             rdi: arg,
             rip: entry,
@@ -143,16 +142,7 @@ impl Thread {
             ss: USER_DATA,
             ..TrapFrame::default()
         };
-        let frame_at = top - core::mem::size_of::<TrapFrame>() as u64;
-        let return_at = frame_at - 8;
-        let saved_rsp = return_at - switch::SAVED_REGISTERS * 8;
-        // SAFETY: the stack was just mapped and is owned by this thread; every write is inside it
-        // (the frame and 7 words below it, far less than its 16 KiB).
-        unsafe {
-            core::ptr::write(frame_at as *mut TrapFrame, frame);
-            core::ptr::write(return_at as *mut u64, switch::first_return_address());
-            core::ptr::write_bytes(saved_rsp as *mut u64, 0, switch::SAVED_REGISTERS as usize);
-        }
+        let saved_rsp = context::prepare_first_switch(&mut stack, frame);
         Some(Thread {
             pid,
             owner,

@@ -14,10 +14,15 @@
 
 use vessel_abi::{MAX_THREADS, ThreadPage, USER_END, thread_page_of};
 
+use vessel_abi::{Error, Exit, ExitStatus, PAGE_SIZE};
+use vessel_container::Resource;
+
 use super::objects::ObjectRef;
-use super::thread::WaitFor;
-use super::*;
-use crate::mem::phys_to_virt;
+use super::process::mem_unmap;
+use super::sched::{self, exit_current, schedule};
+use super::thread::{Pid, State, Thread, Tid, WaitFor};
+use super::{Slot, Tasks, caps, with_tasks};
+use crate::mem::address_space::{Access, AddressSpace};
 
 impl Tasks {
     /// Ends thread `tid` of process `pid`, which keeps running with its other threads. False
@@ -61,11 +66,8 @@ impl Tasks {
 /// Maps and writes the thread page of `slot` in `space`.
 pub(super) fn map_thread_page(space: &mut AddressSpace, slot: u64) -> Result<(), Error> {
     let at = thread_page_of(slot);
-    let frame = space.map_new(at, Access::ReadWrite).map_err(|_| Error::NoMemory)?;
     let page = ThreadPage { this: at, ipc_buffer: vessel_abi::ipc_buffer_of(slot), slot };
-    // SAFETY: the frame was just allocated (zeroed) for this page alone and is reached through
-    // the physical-memory map; no Rust reference points into it.
-    unsafe { core::ptr::write(phys_to_virt(frame) as *mut ThreadPage, page) };
+    space.map_new_value(at, Access::ReadWrite, page).map_err(|_| Error::NoMemory)?;
     Ok(())
 }
 

@@ -2,16 +2,20 @@
 //! few instructions the rest of the kernel needs. Most of the kernel's `unsafe` lives here.
 
 pub mod apic;
+pub mod context;
 pub mod fpu;
 pub mod gdt;
 pub mod ioapic;
 pub mod percpu;
 pub mod pit;
+pub mod port;
 pub mod probe;
+pub mod serial;
 pub mod syscall;
 pub mod trap;
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use x86_64::instructions::{hlt, interrupts, port::Port};
 
@@ -120,6 +124,39 @@ pub fn qemu_exit(code: QemuExit) {
 pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     let r = core::arch::x86_64::__cpuid_count(leaf, sub);
     (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Reads the POST diagnostic port (0x80), which has no effect: a bus access whose timing
+/// varies (entropy jitter).
+pub fn read_post_port() -> u8 {
+    // SAFETY: port 0x80 is the POST diagnostic port; reading it has no effect.
+    unsafe { x86_64::instructions::port::PortReadOnly::<u8>::new(0x80).read() }
+}
+
+/// Whether the CPU has RDRAND, as [`detect_rdrand`] found.
+static HAS_RDRAND: AtomicBool = AtomicBool::new(false);
+
+/// Looks for RDRAND (CPUID leaf 1, ECX bit 30) and remembers the answer for [`rdrand`].
+pub fn detect_rdrand() -> bool {
+    let present = cpuid(1, 0).2 & (1 << 30) != 0;
+    HAS_RDRAND.store(present, Ordering::Relaxed);
+    present
+}
+
+/// One RDRAND attempt: `None` if it had no value ready, or if [`detect_rdrand`] did not find
+/// the instruction.
+pub fn rdrand() -> Option<u64> {
+    if !HAS_RDRAND.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut value = 0;
+    // SAFETY: CPUID reported RDRAND (`detect_rdrand`), so the instruction exists.
+    (unsafe { rdrand_step(&mut value) } == 1).then_some(value)
+}
+
+#[target_feature(enable = "rdrand")]
+fn rdrand_step(value: &mut u64) -> i32 {
+    core::arch::x86_64::_rdrand64_step(value)
 }
 
 /// Reads CR2, the address of the last page fault.

@@ -1,0 +1,186 @@
+//! Memory objects: frames that can be mapped into several address spaces (`MemoryCreate`,
+//! `MemoryMap`; `MemUnmap` takes a mapping away).
+//!
+//! Invariants: a memory object belongs to the container of the process that created it, which
+//! is charged for its pages and as one object; only that container may map it. Its frames are
+//! owned by the object and mapped as borrowed. It lives while at least one capability refers to
+//! it (`caps > 0`) or it is mapped anywhere (`mappings > 0`, the number of entries naming it in
+//! processes' `mappings`). A process keeps a mapping only while it holds a capability to the
+//! object: when its last one goes, its mappings go too (touching the range afterwards faults).
+
+use alloc::vec::Vec;
+
+use vessel_abi::{Error, MapFlags, PAGE_SIZE, Rights};
+use vessel_container::{Index, Resource};
+
+use super::caps::create;
+use super::objects::{Lifecycle, ObjectRef};
+use super::{TableId, Tasks, with_tasks};
+use crate::mem::address_space::Access;
+use crate::mem::frames;
+
+/// Largest memory object, in pages.
+const MAX_MEMORY_PAGES: u64 = 1024;
+
+/// Frames that can be mapped into several address spaces.
+pub struct Memory {
+    /// The container it belongs to (its pages are charged there).
+    pub container: Index,
+    /// Capabilities referring to it.
+    pub caps: u32,
+    /// Live mappings.
+    pub mappings: u32,
+    /// The frames (owned by the object; mapped as borrowed).
+    pub frames: Vec<u64>,
+}
+
+impl Lifecycle for Memory {
+    fn cap_added(t: &mut Tasks, id: u64, _rights: Rights) {
+        if let Some(m) = t.memories.get_mut(&id) {
+            m.caps += 1;
+        }
+    }
+
+    fn cap_removed(t: &mut Tasks, id: u64, _rights: Rights) {
+        let Some(m) = t.memories.get_mut(&id) else { return };
+        m.caps = m.caps.saturating_sub(1);
+        t.release_memory_if_unused(id);
+    }
+}
+
+/// `MemoryCreate`: `pages` zeroed frames.
+pub fn memory_create(pages: u64) -> Result<u64, Error> {
+    if pages == 0 || pages > MAX_MEMORY_PAGES {
+        return Err(Error::InvalidArgument);
+    }
+    // Charge first, so a container over its quota allocates nothing.
+    let container = with_tasks(|t| {
+        let container = t.current_container()?;
+        t.charge(container, Resource::Pages, pages)?;
+        if let Err(e) = t.charge(container, Resource::Objects, 1) {
+            t.containers.uncharge(container, Resource::Pages, pages);
+            return Err(e);
+        }
+        Ok(container)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))?;
+    let refund = || {
+        with_tasks(|t| {
+            t.containers.uncharge(container, Resource::Pages, pages);
+            t.containers.uncharge(container, Resource::Objects, 1);
+        });
+    };
+    let mut list = Vec::new();
+    if list.try_reserve_exact(pages as usize).is_err() {
+        refund();
+        return Err(Error::NoMemory);
+    }
+    for _ in 0..pages {
+        match frames::alloc_zeroed() {
+            Some(f) => list.push(f),
+            None => {
+                for f in list {
+                    let _ = frames::free(f);
+                }
+                refund();
+                return Err(Error::NoMemory);
+            }
+        }
+    }
+    with_tasks(|t| {
+        let id = t.next_object();
+        t.memories.insert(id, Memory { container, caps: 0, mappings: 0, frames: list });
+        create(t, ObjectRef::Memory(id))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `MemoryMap`: maps a memory object into the caller; returns the address.
+pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
+    if flags.intersects(MapFlags::EXEC | MapFlags::GUARD) {
+        return Err(Error::InvalidArgument);
+    }
+    let writable = flags.contains(MapFlags::WRITE);
+    let needs = Rights::MAP | Rights::READ | if writable { Rights::WRITE } else { Rights::empty() };
+    with_tasks(|t| {
+        let id = match t.resolve(value, needs)?.object {
+            ObjectRef::Memory(id) => id,
+            _ => return Err(Error::WrongObject),
+        };
+        if t.memories.get(&id).is_some_and(|m| Some(m.container) != t.current_container().ok()) {
+            return Err(Error::CrossContainer);
+        }
+        let frames_list = t.memories.get(&id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
+        let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
+        let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
+        let pages = frames_list.len() as u64;
+        let base = process.vspace.take(pages * PAGE_SIZE).ok_or(Error::NoMemory)?;
+        let space = process.space.as_mut().ok_or(Error::NoSuchProcess)?;
+        let access = if writable { Access::ReadWrite } else { Access::Read };
+        for (i, &frame) in frames_list.iter().enumerate() {
+            if space.map(base + i as u64 * PAGE_SIZE, frame, access, false).is_err() {
+                for undo in 0..i as u64 {
+                    let _ = space.unmap(base + undo * PAGE_SIZE);
+                }
+                process.vspace.give(base, pages * PAGE_SIZE);
+                return Err(Error::NoMemory);
+            }
+        }
+        process.mappings.push((id, base, pages));
+        if let Some(m) = t.memories.get_mut(&id) {
+            m.mappings += 1;
+        }
+        Ok(base)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+impl Tasks {
+    /// Frees memory object `id` if nothing refers to it any more (no capability, no mapping).
+    pub(super) fn release_memory_if_unused(&mut self, id: u64) {
+        if self.memories.get(&id).is_some_and(|m| m.caps == 0 && m.mappings == 0)
+            && let Some(m) = self.memories.remove(&id)
+        {
+            self.containers.uncharge(m.container, Resource::Pages, m.frames.len() as u64);
+            self.containers.uncharge(m.container, Resource::Objects, 1);
+            for frame in m.frames {
+                let _ = frames::free(frame);
+            }
+        }
+    }
+
+    /// A capability to `object` left `table`: if it was that process's last capability to a
+    /// memory object, its mappings of the object go too (a process keeps a mapping only while
+    /// it holds a capability to the memory; touching the range afterwards faults).
+    pub(super) fn access_maybe_lost(&mut self, table: TableId, object: ObjectRef) {
+        let ObjectRef::Memory(id) = object else { return };
+        if self.caps.holds(table, object) {
+            return;
+        }
+        let Some(&(_, pid)) = self.table_owner.get(&table) else { return };
+        let Some(process) = self.processes.get_mut(&pid) else { return };
+        let mut lost = 0;
+        let mut i = 0;
+        while i < process.mappings.len() {
+            let (object, addr, pages) = process.mappings[i];
+            if object != id {
+                i += 1;
+                continue;
+            }
+            process.mappings.swap_remove(i);
+            if let Some(space) = process.space.as_mut() {
+                for page in 0..pages {
+                    let _ = space.unmap(addr + page * PAGE_SIZE);
+                }
+            }
+            process.vspace.give(addr, pages * PAGE_SIZE);
+            lost += 1;
+        }
+        if lost > 0 {
+            if let Some(m) = self.memories.get_mut(&id) {
+                m.mappings = m.mappings.saturating_sub(lost);
+            }
+            self.release_memory_if_unused(id);
+        }
+    }
+}
