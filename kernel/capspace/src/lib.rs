@@ -38,6 +38,9 @@ pub const MAX_TABLE_CAPACITY: usize = 4096;
 /// Largest number of tables alive at once (a [`TableId`] carries a 16-bit index).
 pub const MAX_TABLES: usize = 1 << 16;
 
+/// Caps removed by an operation, each with the table it was in.
+pub type Removed<O> = Vec<(TableId, Cap<O>)>;
+
 /// "No node / no slot" in the intrusive links.
 const NIL: u32 = u32::MAX;
 
@@ -342,7 +345,7 @@ impl<O: Copy + Eq + fmt::Debug> CapSpace<O> {
         table: TableId,
         handle: Handle,
         budget: usize,
-    ) -> Result<(Vec<(TableId, Cap<O>)>, bool), CapError> {
+    ) -> Result<(Removed<O>, bool), CapError> {
         let root = self.lookup(table, handle)?;
         if !self.nodes[root as usize].cap.rights.contains(Rights::MANAGE) {
             return Err(CapError::MissingRights);
