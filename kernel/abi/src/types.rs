@@ -224,6 +224,9 @@ pub struct KernelStats {
     /// stretch runs from a kernel entry out of code with interrupts on (user code, the idle halt)
     /// to the next return to such code.
     pub irqs_off_longest_ns: u64,
+    /// The system call whose entry began that stretch (`u64::MAX`: an interrupt, or the idle
+    /// thread waking), to tell which work to split further.
+    pub irqs_off_longest_call: u64,
 }
 
 /// `KernelStats` flag: start measuring interrupts-off stretches afresh (the longest goes back to

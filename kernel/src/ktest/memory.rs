@@ -21,6 +21,7 @@ pub static TESTS: &[Test] = &[
     Test { name: "paging::double_map_and_bad_unmap_refused", run: double_map_and_bad_unmap_refused },
     Test { name: "heap::stress_many_sizes", run: heap_stress_many_sizes },
     Test { name: "heap::large_alignments", run: heap_large_alignments },
+    Test { name: "address_space::released_in_bounded_steps", run: address_space_released_in_bounded_steps },
 ];
 
 /// A kernel slot reserved for tests, so test mappings never touch real ones.
@@ -161,5 +162,34 @@ fn heap_large_alignments() -> TestResult {
         let addr = page.0.as_ptr() as u64;
         check!(addr.is_multiple_of(4096), "page-aligned box at {addr:#x}");
     }
+    Ok(())
+}
+
+/// An address space with pages under five last-level tables (in two level-4 slots) frees one
+/// table per `release_some(1)`: four calls stop with more to do, the fifth empties it; every
+/// frame, tables included, is back after the drop.
+fn address_space_released_in_bounded_steps() -> TestResult {
+    use crate::mem::address_space::{Access, AddressSpace};
+    let (free_before, _) = frames::counts();
+    let mut space = AddressSpace::new().map_err(|e| alloc::format!("new: {e:?}"))?;
+    // 2 MiB apart: each page needs a table of its own; the last in another level-4 slot.
+    let pages = [0x40_0000u64, 0x60_0000, 0x80_0000, 0x4000_0000, 0x7f00_0000_0000];
+    for &virt in &pages {
+        for i in 0..3 {
+            let frame = frames::alloc().ok_or("no frame")?;
+            space
+                .map(virt + i * PAGE_SIZE, frame, Access::ReadWrite, true)
+                .map_err(|e| alloc::format!("map {virt:#x}: {e:?}"))?;
+        }
+    }
+    let mut steps = 0;
+    while !space.release_some(1) {
+        steps += 1;
+        check!(steps < pages.len(), "more steps than tables: {steps}");
+    }
+    check!(steps == pages.len() - 1, "{steps} unfinished steps for {} tables", pages.len());
+    check!(space.owned_pages() == 0, "{} owned pages left after release", space.owned_pages());
+    drop(space);
+    check!(frames::counts().0 == free_before, "frames not all back: {} of {free_before}", frames::counts().0);
     Ok(())
 }

@@ -57,6 +57,9 @@ pub struct AddressSpace {
     generation: u64,
     /// User pages mapped with frames this space owns (not page tables, not borrowed pages).
     owned: u64,
+    /// Where `release_some` goes on (level-4, level-3, level-2 index): everything before it is
+    /// freed already.
+    released_to: (usize, usize, usize),
 }
 
 fn table(phys: u64) -> &'static mut PageTable {
@@ -70,7 +73,7 @@ impl AddressSpace {
     /// An empty address space (kernel half only).
     pub fn new() -> Result<Self, MapError> {
         let pml4 = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
-        let mut space = AddressSpace { pml4, generation: 0, owned: 0 };
+        let mut space = AddressSpace { pml4, generation: 0, owned: 0, released_to: (0, 0, 0) };
         space.sync_kernel_half();
         Ok(space)
     }
@@ -182,28 +185,46 @@ impl AddressSpace {
         load_cr3(self.pml4);
     }
 
-    /// Frees every owned frame and every lower-half table. The space must not be active.
-    fn teardown(&mut self) {
+    /// Frees the lower half's tables and the frames they own, at most `tables` last-level tables
+    /// (each with up to 512 frames) per call, so that tearing a space down can go in bounded
+    /// steps; returns whether the lower half is empty now. Entries are cleared as their tables
+    /// go, so the next call carries on where this one stopped. The space must not be active: if
+    /// it is, the kernel's own table is loaded first.
+    pub fn release_some(&mut self, tables: usize) -> bool {
+        if current_cr3() == self.pml4 {
+            load_cr3(kernel_pml4());
+        }
+        let mut left = tables;
         let pml4 = table(self.pml4);
-        for l4 in 0..256 {
+        let (from4, from3, from2) = self.released_to;
+        for l4 in from4..256 {
             let Some(pdpt) = present_table(pml4, l4) else { continue };
-            for l3 in 0..512 {
+            for l3 in if l4 == from4 { from3 } else { 0 }..512 {
                 let Some(pd) = present_table(table(pdpt), l3) else { continue };
-                for l2 in 0..512 {
+                for l2 in if (l4, l3) == (from4, from3) { from2 } else { 0 }..512 {
                     let Some(pt) = present_table(table(pd), l2) else { continue };
+                    if left == 0 {
+                        self.released_to = (l4, l3, l2);
+                        return false;
+                    }
+                    left -= 1;
                     for entry in table(pt).iter() {
                         let flags = entry.flags();
                         if flags.contains(PageTableFlags::PRESENT) && !flags.contains(BORROWED) {
                             let _ = frames::free(entry.addr().as_u64());
+                            self.owned = self.owned.saturating_sub(1);
                         }
                     }
                     let _ = frames::free(pt);
+                    table(pd)[l2].set_unused();
                 }
                 let _ = frames::free(pd);
+                table(pdpt)[l3].set_unused();
             }
             let _ = frames::free(pdpt);
+            pml4[l4].set_unused();
         }
-        let _ = frames::free(self.pml4);
+        true
     }
 }
 
@@ -217,12 +238,10 @@ fn present_table(table: &PageTable, i: usize) -> Option<u64> {
 }
 
 impl Drop for AddressSpace {
+    /// Frees what `release_some` has not freed yet, then the level-4 table.
     fn drop(&mut self) {
-        // Never tear down the tables the CPU is using: fall back to the kernel's first.
-        if current_cr3() == self.pml4 {
-            load_cr3(kernel_pml4());
-        }
-        self.teardown();
+        self.release_some(usize::MAX);
+        let _ = frames::free(self.pml4);
     }
 }
 

@@ -132,7 +132,11 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             Ok(0)
         }
         Syscall::ProcessId => Ok(task::current_vpid()),
-        Syscall::Spawn => spawn(caller(), decode!(Spawn).request),
+        // Calls that take memory first free what is waiting to be freed (`task::reap_all`).
+        Syscall::Spawn => {
+            task::reap_all();
+            spawn(caller(), decode!(Spawn).request)
+        }
         // The status is written before the child (or the thread's slot) is freed: a bad pointer
         // loses nothing.
         Syscall::Wait => {
@@ -152,6 +156,7 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
         Syscall::Clock => Ok(crate::time::since_boot_ns()),
         Syscall::MemMap => {
             let a = decode!(MemMap);
+            task::reap_all();
             task::mem_map(a.pages, MapFlags::from_bits(a.flags).ok_or(Error::InvalidArgument)?)
         }
         Syscall::MemUnmap => {
@@ -180,7 +185,10 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
         Syscall::CapRevoke => task::cap_revoke(decode!(CapRevoke).handle),
         Syscall::EndpointCreate => task::endpoint_create(),
         Syscall::NotificationCreate => task::notification_create(),
-        Syscall::MemoryCreate => task::memory_create(decode!(MemoryCreate).pages),
+        Syscall::MemoryCreate => {
+            task::reap_all();
+            task::memory_create(decode!(MemoryCreate).pages)
+        }
         Syscall::MemoryMap => {
             let a = decode!(MemoryMap);
             task::memory_map(a.memory, MapFlags::from_bits(a.flags).ok_or(Error::InvalidArgument)?)
@@ -229,6 +237,7 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
         }
         Syscall::ThreadCreate => {
             let a = decode!(ThreadCreate);
+            task::reap_all();
             task::thread_create(a.entry, a.stack_top, a.arg)
         }
         Syscall::ThreadExit => {

@@ -44,7 +44,7 @@ pub use fastpath::{fast_call, fast_reply_recv};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use memory::{memory_create, memory_map};
 pub use notification::{notification_create, signal, wait_notification};
-pub use process::{kill, map_on_demand, mem_map, mem_unmap, process_info, spawn, stats, user_fault, wait};
+pub use process::{kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, stats, user_fault, wait};
 pub use reply::{reply_send, reply_take};
 #[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes
 pub use sched::idle;
@@ -71,8 +71,12 @@ use wait::IpcWait;
 /// Dead threads one reaper pass frees (each its kernel stack): reaping is interrupts-off work,
 /// so it goes in bounded passes, one after each context switch until nothing is left.
 const REAP_THREADS: usize = 2;
-/// Address spaces one reaper pass frees (each its page tables and frames).
-const REAP_SPACES: usize = 1;
+/// Ended processes one reaper pass looks at (each a few map lookups, and its address space
+/// queued for `retiring`).
+const REAP_ENDED: usize = 16;
+/// Last-level page tables (each with up to 512 frames) one reaper pass frees of the address
+/// spaces of ended processes (`retiring`).
+const REAP_TABLES: usize = 2;
 
 /// Timer ticks a thread may run before others of its priority get the CPU.
 pub const SLICE_TICKS: u32 = 2;
@@ -165,6 +169,8 @@ struct Tasks {
     table_owner: BTreeMap<TableId, (Index, Pid)>,
     /// Destroyed containers still waiting for their last charges to return.
     dying: Vec<Index>,
+    /// Address spaces of ended processes being freed, a few page tables per reaper pass.
+    retiring: Vec<AddressSpace>,
     /// Messages delivered by the general IPC path (`Tasks::transfer`), for tests and profiling.
     general_messages: u64,
     /// Receives and notification waits with a deadline (`KernelStats::timed_waits`).
@@ -396,7 +402,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.ipc")]
     fn reap(&mut self) -> Vec<AddressSpace> {
         // The common case (every context switch): nothing to do, and nothing touched.
-        if self.dead.is_empty() && self.ended.is_empty() && self.dying.is_empty() {
+        if self.dead.is_empty() && self.ended.is_empty() && self.dying.is_empty() && self.retiring.is_empty() {
             return Vec::new();
         }
         self.reap_slow()
@@ -431,23 +437,19 @@ impl Tasks {
             self.push_dead(tid);
         }
         let running_pid = self.threads.get(&current).map_or(0, |t| t.pid);
-        let ended = core::mem::take(&mut self.ended);
-        let mut ended = ended.into_iter();
-        while let Some(pid) = ended.next() {
-            // A bounded pass: each address space freed costs its frames (outside the lock, but
-            // still with interrupts off); the rest waits for the next pass.
-            if freed.len() == REAP_SPACES {
-                self.push_ended(pid);
-                ended.by_ref().for_each(|pid| self.push_ended(pid));
-                break;
-            }
+        let mut ended = core::mem::take(&mut self.ended);
+        // A bounded pass: the rest waits for the next (`push_ended` keeps REAP_PENDING set).
+        for pid in ended.split_off(ended.len().min(REAP_ENDED)) {
+            self.push_ended(pid);
+        }
+        for pid in ended {
             if !self.processes.contains_key(&pid) {
                 continue; // already waited for
             }
             if pid != running_pid
                 && let Some(space) = self.processes.get_mut(&pid).and_then(|p| p.space.take())
             {
-                freed.push(space);
+                self.retiring.push(space);
             }
             let orphan = self
                 .processes
@@ -458,6 +460,16 @@ impl Tasks {
             } else if pid == running_pid || self.processes.get(&pid).is_some_and(|p| p.space.is_some()) {
                 // Still on the CPU, or a zombie whose parent may yet wait: look again later.
                 self.push_ended(pid);
+            }
+        }
+        // A bounded pass over the address spaces: a few page tables and their frames; an empty
+        // space (only its level-4 table left) is dropped outside the lock.
+        if let Some(space) = self.retiring.last_mut() {
+            if space.release_some(REAP_TABLES) {
+                freed.extend(self.retiring.pop());
+            }
+            if !self.retiring.is_empty() {
+                REAP_PENDING.store(true, Ordering::Relaxed);
             }
         }
         freed
@@ -511,6 +523,7 @@ pub fn init(bootfs: &'static [u8]) {
         members: BTreeMap::new(),
         table_owner: BTreeMap::new(),
         dying: Vec::new(),
+        retiring: Vec::new(),
         general_messages: 0,
         timed_waits: 0,
     });

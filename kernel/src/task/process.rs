@@ -343,14 +343,15 @@ pub fn process_info(caller: Pid, pid: u64, flags: u64) -> Result<ProcessInfo, Er
     .ok_or(Error::NoSuchProcess)?
 }
 
-/// Reaper passes `stats` waits for at most (a pass that cannot finish, such as one waiting for
+/// Reaper passes `reap_all` makes at most (a pass that cannot finish, such as one waiting for
 /// the running process to leave the CPU, leaves the flag set).
 const MAX_REAP_PASSES: usize = 100_000;
 
-/// Counts for leak tests and tools.
-pub fn stats() -> KernelStats {
-    // Free what already died first, so counts never include threads merely awaiting the reaper:
-    // pass after bounded pass, with interrupts let in between.
+/// Frees everything that died and can be freed now, pass after bounded pass with interrupts let
+/// in between: what a call that is about to need memory (`Spawn`, `MemMap`, …) or to count it
+/// (`KernelStats`) does first, since otherwise the reaper frees only a little after each switch
+/// and a burst of spawns could run out of memory that is merely waiting to be freed.
+pub fn reap_all() {
     for _ in 0..MAX_REAP_PASSES {
         if !REAP_PENDING.load(Ordering::Relaxed) {
             break;
@@ -358,7 +359,13 @@ pub fn stats() -> KernelStats {
         reap();
         crate::arch::x86_64::preemption_point();
     }
+}
+/// Counts for leak tests and tools.
+pub fn stats() -> KernelStats {
+    // Free what already died first, so counts never include threads merely awaiting the reaper.
+    reap_all();
     let (free_frames, total_frames) = frames::counts();
+    let irqs_off = crate::arch::x86_64::percpu::longest_irqs_off();
     let (processes, threads, objects, caps, ipc_general, timed_waits) = with_tasks(|t| {
         // Containers other than the root count as objects too.
         let objects =
@@ -379,7 +386,8 @@ pub fn stats() -> KernelStats {
         pooled_frames: crate::mem::kstack::pooled_frames(),
         ipc_general,
         timed_waits,
-        irqs_off_longest_ns: crate::time::tsc_to_ns(crate::arch::x86_64::percpu::longest_irqs_off()),
+        irqs_off_longest_ns: crate::time::tsc_to_ns(irqs_off.0),
+        irqs_off_longest_call: irqs_off.1,
     }
 }
 

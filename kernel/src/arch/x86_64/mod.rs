@@ -91,7 +91,7 @@ pub fn preemption_point() {
     interrupts::enable();
     core::hint::spin_loop();
     interrupts::disable();
-    percpu::irqs_off_begin();
+    percpu::irqs_off_resume();
 }
 
 /// Stops this CPU for good.

@@ -39,7 +39,15 @@ pub struct PerCpu {
     irqs_off_since: u64,
     /// Longest stretch since measuring started, in TSC ticks.
     irqs_off_longest: u64,
+    /// The system call whose entry began the current stretch ([`NOT_A_CALL`]: an interrupt or
+    /// the idle thread's wake-up).
+    irqs_off_call: u64,
+    /// The same for the longest stretch.
+    irqs_off_longest_call: u64,
 }
+
+/// `irqs_off_call` of a stretch no system call began.
+pub const NOT_A_CALL: u64 = u64::MAX;
 
 /// Offsets for the entry assembly.
 pub const KERNEL_RSP: usize = offset_of!(PerCpu, kernel_rsp);
@@ -49,6 +57,10 @@ pub const USER_RSP: usize = offset_of!(PerCpu, user_rsp);
 pub const IRQS_OFF_SINCE: usize = offset_of!(PerCpu, irqs_off_since);
 /// See [`PerCpu::irqs_off_longest`].
 pub const IRQS_OFF_LONGEST: usize = offset_of!(PerCpu, irqs_off_longest);
+/// See [`PerCpu::irqs_off_call`].
+pub const IRQS_OFF_CALL: usize = offset_of!(PerCpu, irqs_off_call);
+/// See [`PerCpu::irqs_off_longest_call`].
+pub const IRQS_OFF_LONGEST_CALL: usize = offset_of!(PerCpu, irqs_off_longest_call);
 const THIS: usize = offset_of!(PerCpu, this);
 
 /// The boot CPU's block.
@@ -66,6 +78,8 @@ static BOOT_CPU: Block = Block(UnsafeCell::new(PerCpu {
     measuring: 0,
     irqs_off_since: 0,
     irqs_off_longest: 0,
+    irqs_off_call: NOT_A_CALL,
+    irqs_off_longest_call: NOT_A_CALL,
 }));
 
 /// Points GS at the boot CPU's block (kernel mode) and the user GS at 0.
@@ -105,6 +119,7 @@ pub fn set_kernel_stack(top: u64) {
 pub fn start_measuring() {
     with(|cpu| {
         cpu.irqs_off_longest = 0;
+        cpu.irqs_off_longest_call = NOT_A_CALL;
         cpu.irqs_off_since = rdtsc();
         cpu.measuring = 1;
     });
@@ -117,13 +132,24 @@ pub fn stop_measuring() {
     super::syscall::select_entry(false);
 }
 
-/// The longest interrupts-off stretch since measuring started, in TSC ticks (0: never measured).
-pub fn longest_irqs_off() -> u64 {
-    with(|cpu| cpu.irqs_off_longest)
+/// The longest interrupts-off stretch since measuring started, in TSC ticks (0: never measured),
+/// and the system call that began it ([`NOT_A_CALL`]: none).
+pub fn longest_irqs_off() -> (u64, u64) {
+    with(|cpu| (cpu.irqs_off_longest, cpu.irqs_off_longest_call))
 }
 
-/// A stretch begins: the kernel was entered from code running with interrupts on.
+/// A stretch begins: an interrupt entered the kernel from code running with interrupts on.
 pub extern "C" fn irqs_off_begin() {
+    with(|cpu| {
+        if cpu.measuring != 0 {
+            cpu.irqs_off_since = rdtsc();
+            cpu.irqs_off_call = NOT_A_CALL;
+        }
+    });
+}
+
+/// A stretch begins again after a preemption point: the same work (and system call) goes on.
+pub fn irqs_off_resume() {
     with(|cpu| {
         if cpu.measuring != 0 {
             cpu.irqs_off_since = rdtsc();
@@ -134,8 +160,10 @@ pub extern "C" fn irqs_off_begin() {
 /// A stretch ends: the kernel returns to code that runs with interrupts on.
 pub extern "C" fn irqs_off_end() {
     with(|cpu| {
-        if cpu.measuring != 0 {
-            cpu.irqs_off_longest = cpu.irqs_off_longest.max(rdtsc().wrapping_sub(cpu.irqs_off_since));
+        let stretch = rdtsc().wrapping_sub(cpu.irqs_off_since);
+        if cpu.measuring != 0 && stretch > cpu.irqs_off_longest {
+            cpu.irqs_off_longest = stretch;
+            cpu.irqs_off_longest_call = cpu.irqs_off_call;
         }
     });
 }

@@ -65,6 +65,7 @@ global_asm!(
     mov [rsp + {r8}], r8
     mov [rsp + {r9}], r9
     .if \measured
+    mov gs:[{call}], rax
     rdtsc
     shl rdx, 32
     or rax, rdx
@@ -80,6 +81,8 @@ global_asm!(
     cmp rax, gs:[{longest}]
     jbe 2f
     mov gs:[{longest}], rax
+    mov rax, gs:[{call}]
+    mov gs:[{longest_call}], rax
 2:
     .endif
     mov rax, [rsp + {rax}]
@@ -120,6 +123,8 @@ vessel_syscall_entry_measured:
     kernel_rsp = const percpu::KERNEL_RSP,
     since = const percpu::IRQS_OFF_SINCE,
     longest = const percpu::IRQS_OFF_LONGEST,
+    call = const percpu::IRQS_OFF_CALL,
+    longest_call = const percpu::IRQS_OFF_LONGEST_CALL,
     user_data = const USER_DATA,
     user_code = const USER_CODE,
     below_rip = const BELOW_RIP,

@@ -413,6 +413,7 @@ fn irqs_off_benches() -> Result<(), Error> {
         if measured {
             let stats = sys::kernel_stats_and(STOP_IRQS_OFF)?;
             report("irqs_off_longest_destroy", 1, stats.irqs_off_longest_ns, "stretch");
+            println!("MEASURE irqs_off_longest_destroy_began_in {}", call_name(stats.irqs_off_longest_call));
         }
         for member in members {
             member.0.delete()?;
@@ -435,6 +436,7 @@ fn irqs_off_benches() -> Result<(), Error> {
     let stats = sys::kernel_stats_and(STOP_IRQS_OFF)?;
     if removed == 3000 + 3 * 2401 {
         report("irqs_off_longest_revoke", 1, stats.irqs_off_longest_ns, "stretch");
+        println!("MEASURE irqs_off_longest_revoke_began_in {}", call_name(stats.irqs_off_longest_call));
     } else {
         println!("bench: revoke removed {removed} capabilities, not 10203");
     }
@@ -452,4 +454,10 @@ fn root_container() -> Result<Container, Error> {
         .find(|c| c.inspect().is_ok_and(|i| i.kind == ObjectKind::Container as u32))
         .map(Container)
         .ok_or(Error::NotFound)
+}
+
+/// The name of the system call numbered `number`, or what else begins an interrupts-off stretch.
+fn call_name(number: u64) -> alloc::string::String {
+    vessel_rt::abi::Syscall::try_from(number)
+        .map_or_else(|_| "an interrupt or the idle thread".into(), |call| alloc::format!("{call:?}"))
 }
