@@ -20,7 +20,6 @@
 //! contiguously (`kernel/build.rs`, `kernel/hot.ld`); error and rare paths stay out of line. Keep
 //! new code on that path tagged, its cold branches in untagged functions.
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use vessel_abi::{Error, MAX_MESSAGE_CAPS, MAX_MESSAGE_DATA, Meta, NONBLOCK, Rights, SyscallArgs, TIMEOUT, args};
@@ -31,6 +30,7 @@ use vessel_kcore::report::TrapFrame;
 use super::caps::create;
 use super::frame::frame_of;
 use super::objects::{Lifecycle, ObjectRef};
+use super::queue::Queue;
 use super::sched::preempt_if_needed;
 use super::thread::Tid;
 use super::wait::{IpcWait, Then, add_timeout, fail_thread, finish, receive_flags, registers};
@@ -46,23 +46,16 @@ pub struct Endpoint {
     pub caps: u32,
     /// Capabilities with RECEIVE.
     pub receivers: u32,
-    /// Callers waiting for a receiver, with the badge of the capability each used.
-    pub senders: VecDeque<(Tid, u64)>,
+    /// Callers waiting for a receiver (each with the badge it called with in its record).
+    pub senders: Queue,
     /// Receivers waiting for a caller.
-    pub waiting: VecDeque<Tid>,
+    pub waiting: Queue,
 }
 
 impl Endpoint {
     /// A new endpoint of `container`, with no capability yet.
     pub fn new(container: Index) -> Self {
-        Endpoint {
-            container,
-            service: false,
-            caps: 0,
-            receivers: 0,
-            senders: VecDeque::new(),
-            waiting: VecDeque::new(),
-        }
+        Endpoint { container, service: false, caps: 0, receivers: 0, senders: Queue::new(), waiting: Queue::new() }
     }
 }
 
@@ -82,10 +75,10 @@ impl Lifecycle for Endpoint {
         }
         let mut doomed: Vec<Tid> = Vec::new();
         if ep.receivers == 0 {
-            doomed.extend(ep.senders.drain(..).map(|(tid, _)| tid));
+            doomed.extend(ep.senders.drain(&mut t.threads));
         }
         if ep.caps == 0 {
-            doomed.extend(ep.waiting.drain(..));
+            doomed.extend(ep.waiting.drain(&mut t.threads));
             let container = ep.container;
             t.endpoints.remove(&id);
             t.containers.uncharge(container, Resource::Objects, 1);
@@ -146,10 +139,10 @@ pub fn call(frame: &mut TrapFrame) {
         if usize::from(meta.data_len) > MAX_MESSAGE_DATA || usize::from(meta.cap_count) > MAX_MESSAGE_CAPS {
             return Err(Error::TooLarge);
         }
-        if let Some(receiver) = endpoint.waiting.pop_front() {
+        if let Some(receiver) = endpoint.waiting.pop_front(&mut t.threads) {
             if let Err(e) = t.transfer(me, receiver, badge, words_of(frame), meta) {
                 if let Some(endpoint) = t.endpoints.get_mut(&ep) {
-                    endpoint.waiting.push_front(receiver);
+                    endpoint.waiting.push_front(&mut t.threads, receiver);
                 }
                 return Err(e);
             }
@@ -164,7 +157,10 @@ pub fn call(frame: &mut TrapFrame) {
         if meta.flags & NONBLOCK != 0 {
             return Err(Error::WouldBlock);
         }
-        endpoint.senders.push_back((me, badge));
+        endpoint.senders.push_back(&mut t.threads, me);
+        if let Some(th) = t.threads.get_mut(&me) {
+            th.send_badge = badge;
+        }
         t.block_current(IpcWait::Send(ep));
         Ok(Then::Block)
     })
@@ -177,9 +173,10 @@ pub fn call(frame: &mut TrapFrame) {
 fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
     let me = t.current;
     loop {
-        let Some((caller, badge)) = t.endpoints.get_mut(&ep).and_then(|e| e.senders.pop_front()) else {
+        let Some(caller) = t.endpoints.get_mut(&ep).and_then(|e| e.senders.pop_front(&mut t.threads)) else {
             return Ok(false);
         };
+        let badge = t.threads.get(&caller).map_or(0, |c| c.send_badge);
         let Some(caller_frame) = frame_of(t, caller) else { continue };
         let (words, meta) = (words_of(caller_frame), Meta::from_word(caller_frame.r9));
         match t.transfer(caller, me, badge, words, meta) {
@@ -219,7 +216,7 @@ fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<The
         return Err(Error::WouldBlock);
     }
     if let Some(e) = t.endpoints.get_mut(&ep) {
-        e.waiting.push_back(me);
+        e.waiting.push_back(&mut t.threads, me);
     }
     t.block_current(IpcWait::Receive(ep));
     if flags & TIMEOUT != 0 {

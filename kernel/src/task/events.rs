@@ -39,7 +39,7 @@ impl Tasks {
             return;
         }
         if let Some(e) = self.endpoints.get_mut(&ep) {
-            e.waiting.retain(|&t| t != tid);
+            e.waiting.remove(&mut self.threads, tid);
         }
         if let Some(th) = self.threads.get_mut(&tid) {
             th.ipc = IpcWait::None;

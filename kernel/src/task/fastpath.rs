@@ -16,7 +16,6 @@
 //! stamped header for the receiver, the same thread states and wait records, the same queue
 //! order, the same time-slice and priority rule for the direct switch.
 
-use alloc::collections::VecDeque;
 use core::ptr::NonNull;
 
 use vessel_abi::Rights;
@@ -25,9 +24,10 @@ use vessel_kcore::report::TrapFrame;
 
 use super::frame::{trap_frame_at, write_header};
 use super::objects::ObjectRef;
+use super::queue::Queue;
 use super::sched::may_switch_directly;
 use super::switch::{Switch, enter, finish_switch};
-use super::thread::{Owner, State, Thread, Tid};
+use super::thread::{Owner, State, Thread};
 use super::transfer::Header;
 use super::wait::IpcWait;
 use super::{TASKS, Tasks};
@@ -82,7 +82,7 @@ struct Partner<'a> {
 /// receive deadline pending (a thread with one is in `sleepers`, which the general path takes it
 /// out of), nothing ready outranks it, and its IPC buffer's header page is mapped.
 #[inline(always)]
-fn partner<'a>(record: &Thread, ready: &[VecDeque<Tid>]) -> Option<Partner<'a>> {
+fn partner<'a>(record: &Thread, ready: &[Queue]) -> Option<Partner<'a>> {
     if record.wake_at.is_some() || !may_switch_directly(ready, record.owner.priority) {
         return None;
     }
@@ -142,13 +142,13 @@ impl Tasks {
         if !(endpoint.service || endpoint.container == owner.container) || endpoint.receivers == 0 {
             return None;
         }
-        let receiver = *endpoint.waiting.front()?;
+        let receiver = endpoint.waiting.front()?;
         // A partner is blocked, so never the running thread: `get2_mut` refuses that anyway.
         let (current, record) = threads.get2_mut(&me, &receiver)?;
         let r = partner(record, ready)?;
 
         // Every check passed: commit.
-        endpoint.waiting.pop_front();
+        endpoint.waiting.unlink_front(record);
         record.ipc = IpcWait::None;
         record.replying_to = Some(me);
         deliver(r.frame, r.header_frame, &owner, badge, frame);
@@ -188,10 +188,10 @@ impl Tasks {
         // Every check passed: commit. The reply carries badge 0, as on the general path.
         record.ipc = IpcWait::None;
         deliver(c.frame, c.header_frame, &owner, 0, frame);
-        endpoint.waiting.push_back(me);
         current.replying_to = None;
         let save = block(current, IpcWait::Receive(id));
         let next = NonNull::from(record);
+        endpoint.waiting.push_back(threads, me);
         self.need_resched = false;
         // SAFETY: `next` is `caller`'s record, and neither record is used any more here.
         Some(unsafe { enter(self, caller, next, save) })

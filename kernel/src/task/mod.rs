@@ -28,6 +28,7 @@ mod memory;
 mod notification;
 mod objects;
 mod process;
+mod queue;
 mod reply;
 mod sched;
 mod switch;
@@ -52,7 +53,7 @@ pub use sched::{exit_current, fpu_trap, on_tick, preempt_if_needed, sleep, yield
 pub use thread::{Pid, Tid};
 pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread_wait};
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,7 @@ use vessel_ticket::TicketLock;
 
 use crate::mem::address_space::AddressSpace;
 use objects::ObjectRef;
+use queue::Queue;
 use thread::{State, Thread, WaitFor};
 use wait::IpcWait;
 
@@ -132,7 +134,7 @@ enum Slot {
 struct Tasks {
     processes: BTreeMap<Pid, Process>,
     threads: Indexed<Thread>,
-    ready: [VecDeque<Tid>; Priority::LEVELS],
+    ready: [Queue; Priority::LEVELS],
     /// Threads blocked in `Sleep`.
     sleepers: Vec<Tid>,
     /// Threads blocked in `Wait` or `ThreadWait` (each says what for in `waiting_for`).
@@ -202,14 +204,12 @@ impl Tasks {
         self.threads.get(&tid).map(|th| th.owner.priority)
     }
 
+    /// Makes `tid` ready, last in its priority's run queue. Asks for a reschedule if it outranks
+    /// the running one. The caller knows it is on no queue (a thread is on one at most).
     #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready(&mut self, tid: Tid) {
-        let Some(priority) = self.priority_of(tid) else { return };
-        if let Some(thread) = self.threads.get_mut(&tid) {
-            thread.state = State::Ready;
-            thread.wake_at = None;
-            self.ready[priority as usize].push_back(tid);
-        }
+        let Some(priority) = self.mark_ready(tid) else { return };
+        self.ready[priority as usize].push_back(&mut self.threads, tid);
         if self.priority_of(self.current).is_none_or(|running| priority > running) {
             self.need_resched = true;
         }
@@ -219,13 +219,18 @@ impl Tasks {
     /// is not allowed).
     #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready_front(&mut self, tid: Tid) {
-        let Some(priority) = self.priority_of(tid) else { return };
-        if let Some(thread) = self.threads.get_mut(&tid) {
-            thread.state = State::Ready;
-            thread.wake_at = None;
-            self.ready[priority as usize].push_front(tid);
-        }
+        let Some(priority) = self.mark_ready(tid) else { return };
+        self.ready[priority as usize].push_front(&mut self.threads, tid);
         self.need_resched = true;
+    }
+
+    /// Marks `tid` ready and returns its priority, unless it is the idle thread or has no record.
+    #[inline(always)]
+    fn mark_ready(&mut self, tid: Tid) -> Option<Priority> {
+        let thread = self.threads.get_mut(&tid).filter(|_| tid != IDLE)?;
+        thread.state = State::Ready;
+        thread.wake_at = None;
+        Some(thread.owner.priority)
     }
 
     /// Whether thread `tid` is blocked waiting in `wait` (e.g. for the reply of a given server
@@ -274,7 +279,8 @@ impl Tasks {
 
     #[unsafe(link_section = ".text.hot.ipc")]
     fn pop_ready(&mut self) -> Option<Tid> {
-        self.ready.iter_mut().rev().find_map(VecDeque::pop_front)
+        let Tasks { ready, threads, .. } = self;
+        ready.iter_mut().rev().find_map(|queue| queue.pop_front(threads))
     }
 
     /// Ends a process and all its descendants (parents first, with an explicit work list: a
@@ -353,7 +359,7 @@ impl Tasks {
             self.fpu_owner = IDLE;
         }
         for queue in &mut self.ready {
-            queue.retain(|&t| t != tid);
+            queue.remove(&mut self.threads, tid);
         }
         self.unsleep(tid);
         self.waiters.retain(|&t| t != tid);

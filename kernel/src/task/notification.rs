@@ -10,7 +10,6 @@
 //! `IpcWait::Notification` on it, and is empty whenever bits are pending (a signal with a waiter
 //! hands it every pending bit at once).
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use vessel_abi::{Error, NONBLOCK, Rights, SyscallArgs, TIMEOUT, args};
@@ -21,6 +20,7 @@ use vessel_kcore::report::TrapFrame;
 use super::caps::create;
 use super::frame::frame_of;
 use super::objects::{Lifecycle, ObjectRef};
+use super::queue::Queue;
 use super::sched::preempt_if_needed;
 use super::thread::Tid;
 use super::wait::{IpcWait, Then, add_timeout, fail_thread, finish, receive_flags, registers, set_error};
@@ -35,7 +35,7 @@ pub struct Notification {
     /// Pending bits.
     pub word: u64,
     /// Threads blocked waiting for bits.
-    pub waiters: VecDeque<Tid>,
+    pub waiters: Queue,
     /// The thread it is bound to (`NotificationBind`): a signal with no waiter wakes that
     /// thread if it is blocked receiving on an endpoint.
     pub bound: Option<Tid>,
@@ -44,7 +44,7 @@ pub struct Notification {
 impl Notification {
     /// A new notification of `container`, with no capability yet.
     pub fn new(container: Index) -> Self {
-        Notification { container, caps: 0, word: 0, waiters: VecDeque::new(), bound: None }
+        Notification { container, caps: 0, word: 0, waiters: Queue::new(), bound: None }
     }
 }
 
@@ -59,7 +59,7 @@ impl Lifecycle for Notification {
         let Some(n) = t.notifications.get_mut(&id) else { return };
         n.caps = n.caps.saturating_sub(1);
         if n.caps == 0 {
-            let waiters: Vec<Tid> = n.waiters.drain(..).collect();
+            let waiters: Vec<Tid> = n.waiters.drain(&mut t.threads);
             let (container, bound) = (n.container, n.bound);
             t.notifications.remove(&id);
             if let Some(th) = bound.and_then(|tid| t.threads.get_mut(&tid)) {
@@ -112,7 +112,7 @@ impl Tasks {
     pub(super) fn signal_notification(&mut self, id: u64, bits: u64) -> Result<(), Error> {
         let n = self.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
         n.word |= bits;
-        if let Some(waiter) = n.waiters.pop_front() {
+        if let Some(waiter) = n.waiters.pop_front(&mut self.threads) {
             let pending = core::mem::take(&mut n.word);
             if let Some(f) = frame_of(self, waiter) {
                 f.rax = 0;
@@ -164,7 +164,7 @@ pub fn wait_notification(frame: &mut TrapFrame) {
                 frame.rdx = core::mem::take(&mut n.word);
                 return Ok(Then::Return);
             }
-            n.waiters.push_back(me);
+            n.waiters.push_back(&mut t.threads, me);
             t.block_current(IpcWait::Notification(id));
             if flags & TIMEOUT != 0 {
                 add_timeout(t, me, a.timeout_ns);

@@ -1,7 +1,7 @@
 //! The scheduler: picking the next thread and switching to it (the switch itself is
 //! `switch`), the idle loop, timer ticks, sleeping and reaping what died.
 
-use alloc::collections::VecDeque;
+use super::queue::Queue;
 use alloc::vec::Vec;
 
 use vessel_abi::{Exit, Priority};
@@ -70,8 +70,8 @@ impl Tasks {
 
 /// [`Tasks::may_switch_directly`] on the run queues alone (for code holding other fields).
 #[inline(always)]
-pub(super) fn may_switch_directly(ready: &[VecDeque<Tid>], priority: Priority) -> bool {
-    ready[priority as usize + 1..].iter().all(VecDeque::is_empty)
+pub(super) fn may_switch_directly(ready: &[Queue], priority: Priority) -> bool {
+    ready[priority as usize + 1..].iter().all(Queue::is_empty)
 }
 
 #[unsafe(link_section = ".text.hot.ipc")]

@@ -94,6 +94,11 @@ pub struct Thread {
     /// Its process's address space as of its last switch in: the level-4 table and the kernel
     /// slot generation it was synced to (the scheduler's shortcut; `None`: look it up).
     pub space: Option<(u64, u64)>,
+    /// Its successor on the one queue it may be on (`queue::END`: it is the last; `queue::NONE`:
+    /// it is on none).
+    pub queue_next: Tid,
+    /// While queued as a caller on an endpoint: the badge of the capability it called with.
+    pub send_badge: u64,
 }
 
 /// What a thread blocked in `Wait` or `ThreadWait` waits for.
@@ -126,6 +131,8 @@ impl Thread {
             ipc_frames: [None; 2],
             waiting_for: WaitFor::Nothing,
             space: None,
+            queue_next: super::queue::NONE,
+            send_badge: 0,
         }
     }
 
@@ -158,6 +165,8 @@ impl Thread {
             ipc_frames: [None; 2],
             waiting_for: WaitFor::Nothing,
             space: None,
+            queue_next: super::queue::NONE,
+            send_badge: 0,
         })
     }
 

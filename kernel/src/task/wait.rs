@@ -56,17 +56,17 @@ impl Tasks {
         match wait {
             IpcWait::Send(ep) => {
                 if let Some(e) = self.endpoints.get_mut(&ep) {
-                    e.senders.retain(|&(t, _)| t != tid);
+                    e.senders.remove(&mut self.threads, tid);
                 }
             }
             IpcWait::Receive(ep) => {
                 if let Some(e) = self.endpoints.get_mut(&ep) {
-                    e.waiting.retain(|&t| t != tid);
+                    e.waiting.remove(&mut self.threads, tid);
                 }
             }
             IpcWait::Notification(n) => {
                 if let Some(n) = self.notifications.get_mut(&n) {
-                    n.waiters.retain(|&t| t != tid);
+                    n.waiters.remove(&mut self.threads, tid);
                 }
             }
             // A kept reply stays with its holder, who gets `PeerDied` when answering it.
