@@ -59,14 +59,9 @@ fn run(frame: &mut TrapFrame, fast: impl FnOnce(&mut Tasks, &mut TrapFrame) -> O
     if frame.r9 & PAYLOAD_BITS != 0 {
         return false;
     }
-    let pair = {
-        let mut guard = TASKS.lock();
-        match guard.as_mut().and_then(|t| fast(t, frame)) {
-            Some(pair) => pair,
-            None => return false,
-        }
-    };
-    finish_switch(Some(pair));
+    let mut guard = TASKS.lock();
+    let Some(pair) = guard.as_mut().and_then(|t| fast(t, frame)) else { return false };
+    finish_switch(guard, Some(pair));
     true
 }
 

@@ -2,7 +2,8 @@
 //!
 //! One global table (`TASKS`) holds every process and thread. It is only touched with interrupts
 //! off (system calls run with IF clear, the timer handler too), on Vessel's single CPU, so its
-//! lock is never contended; it is released before every context switch. The lock is a ticket
+//! lock is never contended; it is held across every context switch and released by the thread
+//! switched to (`switch::finish_switch`). The lock is a ticket
 //! lock (`vessel_ticket`), first come first served, so that when more CPUs share the table none
 //! of them can be starved of it.
 //!
@@ -50,6 +51,7 @@ pub use reply::{reply_send, reply_take};
 #[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes
 pub use sched::idle;
 pub use sched::{exit_current, fpu_trap, on_tick, preempt_if_needed, sleep, yield_now};
+pub use switch::unlock_after_first_switch;
 pub use thread::{Pid, Tid};
 pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread_wait};
 

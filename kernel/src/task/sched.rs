@@ -14,8 +14,8 @@ use super::{IDLE, REAP_PENDING, SLICE_TICKS, TASKS, Tasks, with_tasks};
 #[unsafe(link_section = ".text.hot.sched")]
 pub fn schedule() {
     reap();
+    let mut guard = TASKS.lock();
     let pair = {
-        let mut guard = TASKS.lock();
         let Some(t) = guard.as_mut() else { return };
         t.need_resched = false;
         t.slice_left = SLICE_TICKS;
@@ -38,7 +38,7 @@ pub fn schedule() {
         }
         prepare_switch(t, current, next)
     };
-    finish_switch(pair);
+    finish_switch(guard, pair);
 }
 
 /// The IPC direct switch: the running thread has just blocked in IPC and `next`, woken by it
@@ -46,8 +46,8 @@ pub fn schedule() {
 /// ready outranks `next` ([`Tasks::may_switch_directly`]), so priorities hold as with `schedule`.
 #[unsafe(link_section = ".text.hot.ipc")]
 pub(super) fn direct_switch(next: Tid) {
+    let mut guard = TASKS.lock();
     let pair = {
-        let mut guard = TASKS.lock();
         let Some(t) = guard.as_mut() else { return };
         t.need_resched = false;
         // The woken thread runs on what is left of the slice (no fresh one): two threads
@@ -56,7 +56,7 @@ pub(super) fn direct_switch(next: Tid) {
         let current = t.current;
         prepare_switch(t, current, next)
     };
-    finish_switch(pair);
+    finish_switch(guard, pair);
 }
 
 impl Tasks {

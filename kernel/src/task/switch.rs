@@ -3,7 +3,8 @@
 //! dropped. The register and stack work is `arch::x86_64::context`.
 //!
 //! Invariant: a [`Switch`] is made only by [`enter`], from the records of two live threads under
-//! the table lock, and done by [`finish_switch`] with the lock released; the record its `save`
+//! the table lock, and done by [`finish_switch`] with the lock still held, handed over to the
+//! thread switched to, which releases it; the record its `save`
 //! points into is freed only by `reap`, after its thread is off the CPU. This module and the
 //! fast path reach thread records through raw pointers (two records of one table at once, with
 //! the rest of the table in use); see each `SAFETY` line.
@@ -12,22 +13,39 @@ pub use crate::arch::x86_64::context::Switch;
 
 use super::sched::reap;
 use super::thread::{State, Thread, Tid};
-use super::{IDLE, Tasks};
+use super::{IDLE, TASKS, Tasks};
 use crate::arch::x86_64::{context, gdt};
+use vessel_ticket::TicketGuard;
 
-/// Switches stacks as `prepare_switch` arranged (with the table lock released), then, back on
-/// this thread, frees what died while it was away.
+/// Switches stacks as `prepare_switch` arranged, holding the table lock (`guard`) across the
+/// switch: the thread switched to releases it (here, where it resumes, or in
+/// [`unlock_after_first_switch`] if it is new), so no other CPU can take the table between the
+/// decision and the switch and run the thread being left while it is still on its stack. Back
+/// on this thread, frees what died while it was away. With no switch arranged the guard just
+/// drops.
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
-pub(super) fn finish_switch(pair: Option<Switch>) {
+pub(super) fn finish_switch(guard: TicketGuard<'static, Option<Tasks>>, pair: Option<Switch>) {
     let Some(arranged) = pair else { return };
+    TicketGuard::hand_over(guard);
     // SAFETY: interrupts are off; `save` points into a thread record that is freed only by `reap`
     // after it is off the CPU, i.e. not before this switch completes; `load` was saved by a
     // switch or prepared by `Thread::new_user`; `root` is the table of `next`'s process, which
     // is freed only once all its threads are dead and off the CPU, with the kernel half `enter`
     // checked.
     unsafe { context::switch_to(arranged) };
+    // SAFETY: whoever switched to this thread handed the table lock over (above, or the same
+    // in another thread) and uses it no more; this releases it once.
+    unsafe { TASKS.unlock_handed_over() };
     reap();
+}
+
+/// A new thread's first code: the thread that switched to it handed the table lock over
+/// (`finish_switch`); it is released here, before the trap return path enters user mode
+/// (`arch::x86_64::context` points the first switch here).
+pub extern "C" fn unlock_after_first_switch() {
+    // SAFETY: as in `finish_switch`: the switching thread handed the lock over.
+    unsafe { TASKS.unlock_handed_over() };
 }
 
 /// Everything a switch from `current` to `next` needs before the switch itself: FPU trap,

@@ -111,6 +111,29 @@ impl<T> DerefMut for TicketGuard<'_, T> {
     }
 }
 
+impl<T> TicketGuard<'_, T> {
+    /// Ends the guard but keeps the lock held, for code that releases it elsewhere: the kernel
+    /// holds its table lock across a context switch, and the thread switched to releases it
+    /// ([`TicketLock::unlock_handed_over`]), so no other CPU can take the lock between the
+    /// scheduler's decision and the switch.
+    #[inline(always)]
+    pub fn hand_over(guard: Self) {
+        core::mem::forget(guard);
+    }
+}
+
+impl<T> TicketLock<T> {
+    /// Releases a lock whose guard was handed over ([`TicketGuard::hand_over`]).
+    ///
+    /// # Safety
+    /// The lock is held, its guard was handed over and no longer exists, and nothing uses the
+    /// value under that guard's authority any more: this call takes its place, once.
+    #[inline(always)]
+    pub unsafe fn unlock_handed_over(&self) {
+        self.serving.fetch_add(1, Ordering::Release);
+    }
+}
+
 impl<T> Drop for TicketGuard<'_, T> {
     /// Serves the next ticket. Release: the next holder sees everything done under this one.
     #[inline(always)]

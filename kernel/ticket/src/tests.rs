@@ -122,3 +122,17 @@ fn guards_are_shared_only_like_references() {
     send_and_sync::<TicketLock<u32>>();
     send_and_sync::<TicketGuard<'static, u32>>();
 }
+
+#[test]
+fn a_handed_over_lock_stays_held_until_released() {
+    let lock = TicketLock::new(5);
+    let mut guard = lock.lock();
+    *guard += 1;
+    TicketGuard::hand_over(guard);
+    assert!(lock.is_locked(), "handing over keeps the lock");
+    assert!(lock.try_lock().is_none());
+    // SAFETY: the guard was handed over above and is gone; this releases it once.
+    unsafe { lock.unlock_handed_over() };
+    assert!(!lock.is_locked());
+    assert_eq!(*lock.lock(), 6, "the change made under the handed-over guard is seen");
+}

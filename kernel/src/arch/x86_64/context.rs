@@ -61,17 +61,31 @@ unsafe extern "C" fn vessel_switch(save: *mut u64, load: u64, root: u64) {
     )
 }
 
-unsafe extern "C" {
-    /// Where a new thread's first `ret` goes: the common return path to user mode.
-    static vessel_trap_return: u8;
-}
-
 /// Words `switch_to` pops before returning: six callee-saved registers.
 const SAVED_REGISTERS: u64 = 6;
 
+// A new thread's first switch "returns" here: release the table lock the switching thread
+// handed over (`task::switch::unlock_after_first_switch`), then take the trap return path to
+// user mode with the frame prepared below.
+core::arch::global_asm!(
+    r#"
+    .section .text.vessel_first_entry, "ax"
+    .global vessel_first_entry
+vessel_first_entry:
+    call {unlock}
+    jmp vessel_trap_return
+    "#,
+    unlock = sym crate::task::unlock_after_first_switch,
+);
+
+unsafe extern "C" {
+    /// See the assembly above.
+    static vessel_first_entry: u8;
+}
+
 /// Address new threads "return" to on their first switch.
 fn first_return_address() -> u64 {
-    (&raw const vessel_trap_return) as u64
+    (&raw const vessel_first_entry) as u64
 }
 
 /// Prepares a new thread's kernel stack, not in use by anything yet, for its first switch:
