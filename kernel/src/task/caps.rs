@@ -7,6 +7,7 @@
 //! (`charge_slots`), and every capability that appears or goes is reported to its object's kind
 //! (`Tasks::cap_added`, `Tasks::cap_removed`), exactly once.
 
+use crate::arch::x86_64::percpu as cpu;
 use vessel_abi::{CapInfo, Error, ObjectKind, Rights};
 use vessel_capspace::{Cap, CapError, Handle, TableId};
 
@@ -46,7 +47,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     pub(super) fn resolve_with_owner(&self, value: u64, needs: Rights) -> Result<(Cap<ObjectRef>, Owner), Error> {
-        let owner = self.threads.get(&self.current).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
+        let owner = self.threads.get(&cpu::current()).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;
         let cap = self.caps.get(owner.table, handle(value)?).map_err(cap_error)?;
         if !cap.rights.contains(needs) {
             return Err(Error::MissingRights);
@@ -63,7 +64,7 @@ pub(super) fn create(t: &mut Tasks, object: ObjectRef) -> Result<u64, Error> {
 
 /// Like [`create`], with only `rights`.
 pub(super) fn create_with(t: &mut Tasks, object: ObjectRef, rights: Rights) -> Result<u64, Error> {
-    let table = t.table_of(t.current)?;
+    let table = t.table_of(cpu::current())?;
     let cap = Cap { object, rights, badge: 0 };
     let inserted = t.charge_slots(table, 1).and_then(|()| {
         t.caps.insert(table, cap).map_err(|e| {
@@ -89,7 +90,7 @@ pub(super) fn create_with(t: &mut Tasks, object: ObjectRef, rights: Rights) -> R
 /// `ProcessCap`: a capability to the caller or one of its children.
 pub fn process_cap(pid: u64) -> Result<u64, Error> {
     with_tasks(|t| {
-        let caller = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
+        let caller = t.threads.get(&cpu::current()).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
         let pid = super::process::self_or_child(t, caller, pid)?;
         if t.processes.get(&pid).is_none_or(|p| p.exit.is_some()) {
             return Err(Error::NoSuchProcess);
@@ -114,7 +115,7 @@ pub fn process_kill(value: u64) -> Result<bool, Error> {
         if !t.containers.is_ancestor_or_self(t.current_container()?, target) {
             return Err(Error::CrossContainer);
         }
-        let caller = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        let caller = t.threads.get(&cpu::current()).map_or(0, |th| th.pid);
         t.terminate(pid, vessel_abi::Exit::Killed);
         // The caller ended too if it was the target or one of its descendants.
         Ok(t.processes.get(&caller).is_none_or(|p| p.exit.is_some()))
@@ -156,7 +157,7 @@ fn rights_mask(value: u64) -> Result<Rights, Error> {
 pub fn cap_duplicate(value: u64, mask: u64, badge: Option<u64>) -> Result<u64, Error> {
     let mask = rights_mask(mask)?;
     with_tasks(|t| {
-        let table = t.table_of(t.current)?;
+        let table = t.table_of(cpu::current())?;
         let h = handle(value)?;
         t.charge_slots(table, 1)?;
         let new = match badge {
@@ -183,7 +184,7 @@ pub fn cap_duplicate(value: u64, mask: u64, badge: Option<u64>) -> Result<u64, E
 /// `CapDelete`.
 pub fn cap_delete(value: u64) -> Result<u64, Error> {
     with_tasks(|t| {
-        let table = t.table_of(t.current)?;
+        let table = t.table_of(cpu::current())?;
         let cap = t.caps.delete(table, handle(value)?).map_err(cap_error)?;
         t.uncharge_slots(table, 1);
         t.cap_removed(&cap);
@@ -207,7 +208,7 @@ pub fn cap_revoke(value: u64) -> Result<u64, Error> {
     let mut count = 0;
     loop {
         let step = with_tasks(|t| {
-            let table = t.table_of(t.current)?;
+            let table = t.table_of(cpu::current())?;
             let (removed, more) = t.caps.revoke_some(table, handle, REVOKE_STEP).map_err(cap_error)?;
             for &(from, cap) in &removed {
                 t.uncharge_slots(from, 1);

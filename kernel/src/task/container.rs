@@ -13,6 +13,7 @@
 //! - A destroyed container's processes end at once; the container itself leaves the tree when
 //!   its last charge returns (objects held elsewhere can keep it dying, never alive).
 
+use crate::arch::x86_64::percpu as cpu;
 use vessel_abi::{ContainerInfo, ContainerLimits, Error, Exit, Rights};
 use vessel_container::{Amounts, ContainerError, Index, Resource, State};
 
@@ -46,7 +47,7 @@ impl Tasks {
     /// The running process's container (refused once the process has ended: it may still be
     /// on the CPU for a moment, but must charge nothing more).
     pub(super) fn current_container(&self) -> Result<Index, Error> {
-        match self.threads.get(&self.current) {
+        match self.threads.get(&cpu::current()) {
             // Every thread of an ended process is marked dead at once.
             Some(th) if th.state != thread::State::Dead && th.pid != 0 => Ok(th.owner.container),
             _ => Err(Error::NoSuchProcess),
@@ -161,7 +162,7 @@ impl Tasks {
     /// running thread's process (it ends last, by its own destroy call, or by a later step once
     /// it is off the CPU). Returns whether members other than that one remain.
     pub(super) fn destroy_step(&mut self, mut budget: usize) -> bool {
-        let me = self.threads.get(&self.current).map_or(0, |th| th.pid);
+        let me = self.threads.get(&cpu::current()).map_or(0, |th| th.pid);
         for i in 0..self.dying.len() {
             let c = self.dying[i];
             while let Some(pid) = self.members.get(&c).and_then(|m| m.iter().copied().find(|&p| p != me)) {
@@ -258,7 +259,7 @@ pub fn container_destroy(value: u64) -> Result<bool, Error> {
         crate::arch::x86_64::preemption_point();
     }
     with_tasks(|t| {
-        let me = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        let me = t.threads.get(&cpu::current()).map_or(0, |th| th.pid);
         if t.containers.get(mine).is_none_or(|c| c.state() != State::Alive) {
             t.terminate(me, Exit::Killed);
         }

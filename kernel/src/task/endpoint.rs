@@ -20,6 +20,7 @@
 //! contiguously (`kernel/build.rs`, `kernel/hot.ld`); error and rare paths stay out of line. Keep
 //! new code on that path tagged, its cold branches in untagged functions.
 
+use crate::arch::x86_64::percpu as cpu;
 use alloc::vec::Vec;
 
 use vessel_abi::{Error, MAX_MESSAGE_CAPS, MAX_MESSAGE_DATA, Meta, NONBLOCK, Rights, SyscallArgs, TIMEOUT, args};
@@ -131,7 +132,7 @@ pub fn call(frame: &mut TrapFrame) {
     let meta = Meta::from_word(frame.r9);
     let then = with_tasks(|t| {
         let (ep, badge) = t.resolve_endpoint(frame.rdi, Rights::SEND)?;
-        let me = t.current;
+        let me = cpu::current();
         let endpoint = t.endpoints.get_mut(&ep).ok_or(Error::PeerDied)?;
         if endpoint.receivers == 0 {
             return Err(Error::PeerDied);
@@ -171,7 +172,7 @@ pub fn call(frame: &mut TrapFrame) {
 /// Takes the first queued caller of `ep` into the current thread (which is receiving).
 #[unsafe(link_section = ".text.hot.ipc")]
 fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
-    let me = t.current;
+    let me = cpu::current();
     loop {
         let Some(caller) = t.endpoints.get_mut(&ep).and_then(|e| e.senders.pop_front(&mut t.threads)) else {
             return Ok(false);
@@ -199,7 +200,7 @@ fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
 #[unsafe(link_section = ".text.hot.ipc")]
 fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<Then, Error> {
     let (ep, _) = t.resolve_endpoint(ep_handle, Rights::RECEIVE)?;
-    let me = t.current;
+    let me = cpu::current();
     // A receiver that never answered its last caller abandons it.
     if let Some(old) = t.threads.get_mut(&me).and_then(|m| m.replying_to.take())
         && t.threads.get(&old).is_some_and(|c| c.ipc == IpcWait::Reply(me))
@@ -238,7 +239,7 @@ pub fn recv(frame: &mut TrapFrame) {
 /// Sends the reply in `frame` to the caller the current thread owes one. Returns the caller.
 #[unsafe(link_section = ".text.hot.ipc")]
 fn send_reply(t: &mut Tasks, frame: &TrapFrame) -> Result<Tid, Error> {
-    let me = t.current;
+    let me = cpu::current();
     let caller = t.threads.get_mut(&me).and_then(|m| m.replying_to.take()).ok_or(Error::InvalidArgument)?;
     if !t.blocked_in(caller, IpcWait::Reply(me)) {
         return Err(Error::PeerDied);

@@ -10,6 +10,7 @@
 //! bound receiver at once, and a receive takes pending bits before it would block. A process's
 //! exit events are signalled exactly once, when it ends (or at registration, if it has).
 
+use crate::arch::x86_64::percpu as cpu;
 use vessel_abi::{Error, MAX_EXIT_EVENTS, NOTIFIED, Rights, UNBIND};
 use vessel_kcore::report::TrapFrame;
 
@@ -96,7 +97,7 @@ impl Tasks {
 /// `NotificationBind`.
 pub fn notification_bind(value: u64, flags: u64) -> Result<u64, Error> {
     with_tasks(|t| {
-        let me = t.current;
+        let me = cpu::current();
         match flags {
             0 => {}
             UNBIND => {

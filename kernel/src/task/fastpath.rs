@@ -16,6 +16,7 @@
 //! stamped header for the receiver, the same thread states and wait records, the same queue
 //! order, the same time-slice and priority rule for the direct switch.
 
+use crate::arch::x86_64::percpu as cpu;
 use core::ptr::NonNull;
 
 use vessel_abi::Rights;
@@ -128,7 +129,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     fn fast_call(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
-        let me = self.current;
+        let me = cpu::current();
         let Tasks { threads, caps, endpoints, ready, .. } = self;
         let owner = threads.get(&me)?.owner;
         let (id, badge) = endpoint_of(caps, &owner, frame.rdi, Rights::SEND)?;
@@ -149,7 +150,7 @@ impl Tasks {
         deliver(r.frame, r.header_frame, &owner, badge, frame);
         let save = block(current, IpcWait::Reply(receiver));
         let next = NonNull::from(record);
-        self.need_resched = false;
+        cpu::set_need_resched(false);
         // SAFETY: `next` is `receiver`'s record, and neither record is used any more here.
         Some(unsafe { enter(self, receiver, next, save) })
     }
@@ -160,7 +161,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
-        let me = self.current;
+        let me = cpu::current();
         let Tasks { threads, caps, endpoints, ready, notifications, .. } = self;
         let running = threads.get(&me)?;
         let (owner, caller) = (running.owner, running.replying_to?);
@@ -187,7 +188,7 @@ impl Tasks {
         let save = block(current, IpcWait::Receive(id));
         let next = NonNull::from(record);
         endpoint.waiting.push_back(threads, me);
-        self.need_resched = false;
+        cpu::set_need_resched(false);
         // SAFETY: `next` is `caller`'s record, and neither record is used any more here.
         Some(unsafe { enter(self, caller, next, save) })
     }

@@ -5,6 +5,7 @@
 //! COM1, the debug-exit port), whatever range the capability names; an interrupt line is masked
 //! from the moment it fires until its owner acknowledges it, so a driver is never flooded.
 
+use crate::arch::x86_64::percpu as cpu;
 use alloc::vec::Vec;
 
 use vessel_abi::{Error, PAGE_SIZE, Rights};
@@ -67,7 +68,7 @@ pub fn mmio_map(value: u64) -> Result<u64, Error> {
             ObjectRef::Mmio(phys, len) => (phys, len),
             _ => return Err(Error::WrongObject),
         };
-        let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
+        let pid = t.threads.get(&cpu::current()).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
         let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
         let pages = len.div_ceil(PAGE_SIZE);
         let base = process.vspace.take(pages * PAGE_SIZE).ok_or(Error::NoMemory)?;

@@ -8,6 +8,7 @@
 //! processes' `mappings`). A process keeps a mapping only while it holds a capability to the
 //! object: when its last one goes, its mappings go too (touching the range afterwards faults).
 
+use crate::arch::x86_64::percpu as cpu;
 use alloc::vec::Vec;
 
 use vessel_abi::{Error, MapFlags, PAGE_SIZE, Rights};
@@ -111,7 +112,7 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
             return Err(Error::CrossContainer);
         }
         let frames_list = t.memories.get(&id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
-        let pid = t.threads.get(&t.current).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
+        let pid = t.threads.get(&cpu::current()).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
         let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
         let pages = frames_list.len() as u64;
         let base = process.vspace.take(pages * PAGE_SIZE).ok_or(Error::NoMemory)?;

@@ -3,9 +3,14 @@
 //! One global table (`TASKS`) holds every process and thread. It is only touched with interrupts
 //! off (system calls run with IF clear, the timer handler too), on Vessel's single CPU, so its
 //! lock is never contended; it is held across every context switch and released by the thread
-//! switched to (`switch::finish_switch`). The lock is a ticket
-//! lock (`vessel_ticket`), first come first served, so that when more CPUs share the table none
-//! of them can be starved of it.
+//! switched to (`switch::finish_switch`). The lock is a ticket lock (`vessel_ticket`), first come
+//! first served, so that when more CPUs share the table none of them can be starved of it.
+//!
+//! What belongs to one CPU is not in the table but in its per-CPU block
+//! (`arch::x86_64::percpu`, imported as `cpu`): the thread running on it, whether it should
+//! reschedule, the ticks left of the slice and the FPU's owner. The end of every system call
+//! reads `need_resched` there without the table lock. (Waking a thread on another CPU will need
+//! an interrupt to that CPU; with one CPU the waker is always the CPU itself.)
 //!
 //! Scheduling: strict priorities (`Priority::High` > `Normal` > `Low`), round robin inside a
 //! priority with a time slice of [`SLICE_TICKS`] timer ticks. A woken thread of higher priority
@@ -55,6 +60,7 @@ pub use switch::unlock_after_first_switch;
 pub use thread::{Pid, Tid};
 pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread_wait};
 
+use crate::arch::x86_64::percpu as cpu;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -83,7 +89,7 @@ const REAP_ENDED: usize = 16;
 const REAP_TABLES: usize = 2;
 
 /// Timer ticks a thread may run before others of its priority get the CPU.
-pub const SLICE_TICKS: u32 = 2;
+pub const SLICE_TICKS: u64 = 2;
 /// The idle thread's id.
 const IDLE: Tid = 0;
 
@@ -145,10 +151,7 @@ struct Tasks {
     dead: Vec<Tid>,
     /// Ended processes whose memory or record the reaper still has to free.
     ended: Vec<Pid>,
-    current: Tid,
     next_id: u64,
-    slice_left: u32,
-    need_resched: bool,
     caps: CapSpace<ObjectRef>,
     endpoints: Indexed<endpoint::Endpoint>,
     /// Indexed like endpoints: signals and waits look one up several times per round trip,
@@ -161,8 +164,6 @@ struct Tasks {
     next_object: u64,
     /// ISA interrupt line → (notification, bits) it is delivered to.
     irq_bindings: [Option<(u64, u64)>; 16],
-    /// The thread whose state is in the FPU/SSE registers (IDLE: none).
-    fpu_owner: Tid,
     /// The container tree and its quotas.
     containers: Tree,
     /// Makes container ids.
@@ -212,8 +213,8 @@ impl Tasks {
     fn make_ready(&mut self, tid: Tid) {
         let Some(priority) = self.mark_ready(tid) else { return };
         self.ready[priority as usize].push_back(&mut self.threads, tid);
-        if self.priority_of(self.current).is_none_or(|running| priority > running) {
-            self.need_resched = true;
+        if self.priority_of(cpu::current()).is_none_or(|running| priority > running) {
+            cpu::set_need_resched(true);
         }
     }
 
@@ -223,7 +224,7 @@ impl Tasks {
     fn make_ready_front(&mut self, tid: Tid) {
         let Some(priority) = self.mark_ready(tid) else { return };
         self.ready[priority as usize].push_front(&mut self.threads, tid);
-        self.need_resched = true;
+        cpu::set_need_resched(true);
     }
 
     /// Marks `tid` ready and returns its priority, unless it is the idle thread or has no record.
@@ -246,7 +247,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     fn block_current(&mut self, wait: IpcWait) {
-        let current = self.current;
+        let current = cpu::current();
         if let Some(th) = self.threads.get_mut(&current) {
             th.state = State::Blocked;
             th.ipc = wait;
@@ -356,9 +357,9 @@ impl Tasks {
             thread.state = State::Dead;
             thread.ipc_frames = [None; 2];
         }
-        if self.fpu_owner == tid {
+        if cpu::fpu_owner() == tid {
             // Its registers are garbage now; nobody needs them saved.
-            self.fpu_owner = IDLE;
+            cpu::set_fpu_owner(IDLE);
         }
         for queue in &mut self.ready {
             queue.remove(&mut self.threads, tid);
@@ -430,7 +431,7 @@ impl Tasks {
             }
             self.remove_dead_containers();
         }
-        let current = self.current;
+        let current = cpu::current();
         let mut dead = core::mem::take(&mut self.dead);
         // A bounded pass: the rest waits for the next (`push_dead` keeps REAP_PENDING set).
         let later = dead.split_off(dead.len().min(REAP_THREADS));
@@ -506,6 +507,11 @@ pub fn init(bootfs: &'static [u8]) {
     let root_id = ids.next();
     let mut threads = Indexed::new();
     threads.insert(IDLE, Thread::idle());
+    // This CPU runs the idle thread, which owns no FPU state, with a fresh slice.
+    cpu::set_current(IDLE);
+    cpu::set_fpu_owner(IDLE);
+    cpu::set_slice_left(SLICE_TICKS);
+    cpu::set_need_resched(false);
     *TASKS.lock() = Some(Tasks {
         processes: BTreeMap::new(),
         threads,
@@ -514,10 +520,7 @@ pub fn init(bootfs: &'static [u8]) {
         waiters: Vec::new(),
         dead: Vec::new(),
         ended: Vec::new(),
-        current: IDLE,
         next_id: 1,
-        slice_left: SLICE_TICKS,
-        need_resched: false,
         caps: CapSpace::new(),
         endpoints: Indexed::new(),
         notifications: Indexed::new(),
@@ -525,7 +528,6 @@ pub fn init(bootfs: &'static [u8]) {
         replies: BTreeMap::new(),
         next_object: 0,
         irq_bindings: [None; 16],
-        fpu_owner: IDLE,
         containers: Tree::new(root_id, container::ROOT_LIMITS),
         container_ids: ids,
         members: BTreeMap::new(),
@@ -539,10 +541,10 @@ pub fn init(bootfs: &'static [u8]) {
 
 /// The running process's pid inside its container (what user space calls its pid).
 pub fn current_vpid() -> u64 {
-    with_tasks(|t| t.threads.get(&t.current).map_or(0, |th| th.owner.vpid)).unwrap_or(0)
+    with_tasks(|t| t.threads.get(&cpu::current()).map_or(0, |th| th.owner.vpid)).unwrap_or(0)
 }
 
 /// The running process's kernel id (0 for the kernel itself).
 pub fn current_pid() -> Pid {
-    with_tasks(|t| t.threads.get(&t.current).map_or(0, |th| th.pid)).unwrap_or(0)
+    with_tasks(|t| t.threads.get(&cpu::current()).map_or(0, |th| th.pid)).unwrap_or(0)
 }

@@ -10,6 +10,7 @@
 //! `IpcWait::Notification` on it, and is empty whenever bits are pending (a signal with a waiter
 //! hands it every pending bit at once).
 
+use crate::arch::x86_64::percpu as cpu;
 use alloc::vec::Vec;
 
 use vessel_abi::{Error, NONBLOCK, Rights, SyscallArgs, TIMEOUT, args};
@@ -157,7 +158,7 @@ pub fn wait_notification(frame: &mut TrapFrame) {
     let then = receive_flags(a.flags).and_then(|flags| {
         with_tasks(|t| {
             let id = t.resolve_notification(a.notification, Rights::RECEIVE)?;
-            let me = t.current;
+            let me = cpu::current();
             let n = t.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
             if n.word != 0 || flags & NONBLOCK != 0 {
                 frame.rax = 0;

@@ -1,6 +1,7 @@
 //! Process lifecycle on top of the task table: spawning from the boot file system, exit and
 //! wait, kill, process information, anonymous memory, demand-paged stacks and user faults.
 
+use crate::arch::x86_64::percpu as cpu;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -279,7 +280,7 @@ pub fn wait(
             if let Some(exit) = t.processes.get(&pid).and_then(|p| p.exit) {
                 return Ok::<_, Error>(Some((pid, ExitStatus::from_exit(exit))));
             }
-            let current = t.current;
+            let current = cpu::current();
             if let Some(th) = t.threads.get_mut(&current) {
                 th.state = State::Blocked;
                 th.waiting_for = thread::WaitFor::Child(caller);
@@ -393,7 +394,7 @@ pub fn stats() -> KernelStats {
 
 fn with_current_process<R>(f: impl FnOnce(&mut Process) -> Result<R, Error>) -> Result<R, Error> {
     with_tasks(|t| {
-        let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        let pid = t.threads.get(&cpu::current()).map_or(0, |th| th.pid);
         // An ended process may still be on the CPU for a moment; it gets nothing more.
         t.processes.get_mut(&pid).filter(|p| p.exit.is_none()).ok_or(Error::NoSuchProcess).and_then(f)
     })
@@ -554,7 +555,7 @@ pub fn user_fault(frame: &TrapFrame, cr2: u64) -> ! {
     let kind = fault_kind(frame, cr2);
     let address = if frame.vector == 14 { cr2 } else { 0 };
     let (pid, name) = with_tasks(|t| {
-        let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        let pid = t.threads.get(&cpu::current()).map_or(0, |th| th.pid);
         (pid, t.processes.get(&pid).map(|p| p.name.clone()).unwrap_or_default())
     })
     .unwrap_or_default();

@@ -10,6 +10,7 @@
 //! dies first leaves the object behind until the server answers (`PeerDied`) or drops it.
 //! Each object is charged as one kernel object to the server's container.
 
+use crate::arch::x86_64::percpu as cpu;
 use vessel_abi::{Error, Rights};
 use vessel_container::{Index, Resource};
 
@@ -39,7 +40,7 @@ impl Lifecycle for ReplyObject {
 /// `ReplyTake`: the running thread's pending reply becomes a reply capability.
 pub fn reply_take() -> Result<u64, Error> {
     with_tasks(|t| {
-        let me = t.current;
+        let me = cpu::current();
         let caller = t.threads.get(&me).and_then(|th| th.replying_to).ok_or(Error::InvalidArgument)?;
         if !t.blocked_in(caller, IpcWait::Reply(me)) {
             // The caller died after its message arrived: nothing to keep.
@@ -70,7 +71,7 @@ pub fn reply_take() -> Result<u64, Error> {
 /// the running thread's IPC buffer); the capability is used up.
 pub fn reply_send(value: u64, words: [u64; 4], meta: u64) -> Result<u64, Error> {
     with_tasks(|t| {
-        let table = t.table_of(t.current)?;
+        let table = t.table_of(cpu::current())?;
         let h = handle(value)?;
         let cap = t.caps.get(table, h).map_err(cap_error)?;
         let ObjectRef::Reply(id) = cap.object else { return Err(Error::WrongObject) };
@@ -79,7 +80,7 @@ pub fn reply_send(value: u64, words: [u64; 4], meta: u64) -> Result<u64, Error> 
         }
         let caller = t.replies.get(&id).map(|r| r.caller).ok_or(Error::PeerDied)?;
         let sent = if t.kept_caller_waits(id) {
-            t.transfer(t.current, caller, 0, words, vessel_abi::Meta::from_word(meta)).map(|()| {
+            t.transfer(cpu::current(), caller, 0, words, vessel_abi::Meta::from_word(meta)).map(|()| {
                 if let Some(c) = t.threads.get_mut(&caller) {
                     c.ipc = IpcWait::None;
                 }

@@ -2,6 +2,7 @@
 //! `switch`), the idle loop, timer ticks, sleeping and reaping what died.
 
 use super::queue::Queue;
+use crate::arch::x86_64::percpu as cpu;
 use alloc::vec::Vec;
 
 use vessel_abi::{Exit, Priority};
@@ -17,13 +18,13 @@ pub fn schedule() {
     let mut guard = TASKS.lock();
     let pair = {
         let Some(t) = guard.as_mut() else { return };
-        t.need_resched = false;
-        t.slice_left = SLICE_TICKS;
-        let current = t.current;
+        cpu::set_need_resched(false);
+        cpu::set_slice_left(SLICE_TICKS);
+        let current = cpu::current();
         let running = t.threads.get(&current).is_some_and(|th| th.state == State::Running);
         if running && current != IDLE {
             t.make_ready(current);
-            t.need_resched = false;
+            cpu::set_need_resched(false);
         }
         let next = match t.pop_ready() {
             Some(next) => next,
@@ -49,11 +50,11 @@ pub(super) fn direct_switch(next: Tid) {
     let mut guard = TASKS.lock();
     let pair = {
         let Some(t) = guard.as_mut() else { return };
-        t.need_resched = false;
+        cpu::set_need_resched(false);
         // The woken thread runs on what is left of the slice (no fresh one): two threads
         // trading messages share one slice, and when it ends the tick's pass lets the other
         // ready threads of their priority run.
-        let current = t.current;
+        let current = cpu::current();
         prepare_switch(t, current, next)
     };
     finish_switch(guard, pair);
@@ -105,7 +106,7 @@ pub fn on_tick(preempt: bool) {
         let Some(mut guard) = TASKS.try_lock() else { return };
         let Some(t) = guard.as_mut() else { return };
         let now = crate::time::since_boot_ns();
-        if let Some(pid) = t.threads.get(&t.current).map(|th| th.pid)
+        if let Some(pid) = t.threads.get(&cpu::current()).map(|th| th.pid)
             && let Some(p) = t.processes.get_mut(&pid)
         {
             p.cpu_ticks += 1;
@@ -124,11 +125,11 @@ pub fn on_tick(preempt: bool) {
                 }
             }
         }
-        t.slice_left = t.slice_left.saturating_sub(1);
-        if t.slice_left == 0 {
-            t.need_resched = true;
+        cpu::set_slice_left(cpu::slice_left().saturating_sub(1));
+        if cpu::slice_left() == 0 {
+            cpu::set_need_resched(true);
         }
-        t.need_resched
+        cpu::need_resched()
     };
     if resched && preempt {
         schedule();
@@ -138,7 +139,7 @@ pub fn on_tick(preempt: bool) {
 /// Reschedules if a wake-up asked for it (end of a system call).
 #[unsafe(link_section = ".text.hot.sched")]
 pub fn preempt_if_needed() {
-    if with_tasks(|t| t.need_resched).unwrap_or(false) {
+    if cpu::need_resched() {
         schedule();
     }
 }
@@ -151,7 +152,7 @@ pub fn yield_now() {
 /// Ends the calling process. Never returns.
 pub fn exit_current(exit: Exit) -> ! {
     with_tasks(|t| {
-        let pid = t.threads.get(&t.current).map_or(0, |th| th.pid);
+        let pid = t.threads.get(&cpu::current()).map_or(0, |th| th.pid);
         t.terminate(pid, exit);
     });
     schedule();
@@ -167,7 +168,7 @@ pub(super) fn unreachable_after_exit() -> ! {
 /// Blocks the caller for `ns` nanoseconds.
 pub fn sleep(ns: u64) {
     with_tasks(|t| {
-        let current = t.current;
+        let current = cpu::current();
         if let Some(th) = t.threads.get_mut(&current) {
             th.state = State::Blocked;
             th.wake_at = Some(crate::time::since_boot_ns().saturating_add(ns));
@@ -182,17 +183,17 @@ pub fn sleep(ns: u64) {
 pub fn fpu_trap() {
     crate::arch::x86_64::fpu::set_trap_on_use(false);
     with_tasks(|t| {
-        let current = t.current;
-        if t.fpu_owner == current {
+        let current = cpu::current();
+        if cpu::fpu_owner() == current {
             return;
         }
-        let owner = t.fpu_owner;
+        let owner = cpu::fpu_owner();
         if let Some(th) = t.threads.get_mut(&owner).filter(|th| th.state != State::Dead) {
             th.fpu.save();
         }
         if let Some(th) = t.threads.get_mut(&current) {
             th.fpu.restore();
         }
-        t.fpu_owner = current;
+        cpu::set_fpu_owner(current);
     });
 }

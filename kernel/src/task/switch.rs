@@ -14,6 +14,7 @@ pub use crate::arch::x86_64::context::Switch;
 use super::sched::reap;
 use super::thread::{State, Thread, Tid};
 use super::{IDLE, TASKS, Tasks};
+use crate::arch::x86_64::percpu as cpu;
 use crate::arch::x86_64::{context, gdt};
 use vessel_ticket::TicketGuard;
 
@@ -80,7 +81,7 @@ pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thre
     let (stack_top, slot, load, space) = (th.kernel_stack_top(), th.slot, th.saved_rsp, th.space);
     // Lazy FPU switching: the registers stay with their owner; the next thread traps (#NM) on
     // its first FPU/SSE instruction unless it is the owner already.
-    crate::arch::x86_64::fpu::set_trap_on_use(t.fpu_owner != next);
+    crate::arch::x86_64::fpu::set_trap_on_use(cpu::fpu_owner() != next);
     // The address space the thread last ran in, if the kernel half has not changed since: no
     // lookup of its process, and `switch_to` loads it. Otherwise it is activated here.
     let root = match space {
@@ -96,7 +97,7 @@ pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thre
     if next != IDLE {
         context::set_fs_base(vessel_abi::thread_page_of(slot));
     }
-    t.current = next;
+    cpu::set_current(next);
     Switch { save, load, root }
 }
 

@@ -12,6 +12,7 @@
 //! are unmapped and uncharged when it ends. A thread capability names (process, thread); both
 //! ids are never reused, so a stale one answers `NoSuchProcess` or `NotFound`.
 
+use crate::arch::x86_64::percpu as cpu;
 use vessel_abi::{MAX_THREADS, ThreadPage, USER_END, thread_page_of};
 
 use vessel_abi::{Error, Exit, ExitStatus, PAGE_SIZE};
@@ -77,7 +78,7 @@ pub fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error>
         return Err(Error::BadAddress);
     }
     with_tasks(|t| {
-        let (pid, owner) = t.threads.get(&t.current).map(|th| (th.pid, th.owner)).ok_or(Error::NoSuchProcess)?;
+        let (pid, owner) = t.threads.get(&cpu::current()).map(|th| (th.pid, th.owner)).ok_or(Error::NoSuchProcess)?;
         let process = t.processes.get(&pid).filter(|p| p.exit.is_none()).ok_or(Error::NoSuchProcess)?;
         let container = process.container;
         let slot = match process.slots.iter().position(|s| *s == Slot::Free) {
@@ -137,7 +138,7 @@ pub fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error>
 /// `pages` > 0: a thread cannot unmap its own stack while it runs on it.
 pub fn thread_exit(exit: Exit, (addr, pages): (u64, u64)) -> ! {
     let ended = with_tasks(|t| {
-        let current = t.current;
+        let current = cpu::current();
         let pid = t.threads.get(&current).map_or(0, |th| th.pid);
         t.end_thread(pid, current, exit)
     });
@@ -164,7 +165,7 @@ fn thread_of(t: &Tasks, handle: u64, rights: vessel_abi::Rights) -> Result<(Pid,
 /// A thread of the caller's own process, named by a capability with MANAGE (kill, detach).
 fn own_thread(t: &Tasks, handle: u64) -> Result<(Pid, Tid), Error> {
     let (pid, tid) = thread_of(t, handle, vessel_abi::Rights::MANAGE)?;
-    if t.threads.get(&t.current).map(|th| th.pid) != Some(pid) {
+    if t.threads.get(&cpu::current()).map(|th| th.pid) != Some(pid) {
         return Err(Error::AccessDenied);
     }
     Ok((pid, tid))
@@ -176,7 +177,7 @@ pub fn thread_wait(handle: u64, deliver: impl FnOnce(&ExitStatus) -> Result<(), 
     loop {
         let done = with_tasks(|t| {
             let (pid, tid) = thread_of(t, handle, vessel_abi::Rights::READ)?;
-            let current = t.current;
+            let current = cpu::current();
             if tid == current {
                 return Err(Error::InvalidArgument);
             }
@@ -230,7 +231,7 @@ pub fn thread_detach(handle: u64) -> Result<(), Error> {
 pub fn thread_kill(handle: u64) -> Result<(), Error> {
     let target = with_tasks(|t| {
         let (pid, tid) = own_thread(t, handle)?;
-        let current = t.current;
+        let current = cpu::current();
         let live = t.processes.get(&pid).is_some_and(|p| p.threads.contains(&tid));
         if !live {
             return Err(Error::NotFound);

@@ -44,6 +44,13 @@ pub struct PerCpu {
     irqs_off_call: u64,
     /// The same for the longest stretch.
     irqs_off_longest_call: u64,
+    /// The scheduler's facts about this CPU (`task::sched`): the thread running on it, whether
+    /// it should reschedule at the next chance, the timer ticks left of the running thread's
+    /// slice, and the thread whose registers are in its FPU (0 for none).
+    current: u64,
+    need_resched: u64,
+    slice_left: u64,
+    fpu_owner: u64,
 }
 
 /// `irqs_off_call` of a stretch no system call began.
@@ -80,6 +87,10 @@ static BOOT_CPU: Block = Block(UnsafeCell::new(PerCpu {
     irqs_off_longest: 0,
     irqs_off_call: NOT_A_CALL,
     irqs_off_longest_call: NOT_A_CALL,
+    current: 0,
+    need_resched: 0,
+    slice_left: 0,
+    fpu_owner: 0,
 }));
 
 /// Points GS at the boot CPU's block (kernel mode) and the user GS at 0.
@@ -103,6 +114,73 @@ fn with<R>(f: impl FnOnce(&mut PerCpu) -> R) -> R {
     // SAFETY: interrupts are off whenever the kernel runs outside the idle halt, and only this
     // CPU uses its block (module invariant): this is the only reference while `f` runs.
     f(unsafe { &mut *this })
+}
+
+/// Reads the word at `OFFSET` of this CPU's block: one `gs`-relative load.
+#[inline(always)]
+fn read<const OFFSET: usize>() -> u64 {
+    let value: u64;
+    // SAFETY: GS points at this CPU's block in kernel mode (as in `with`); `OFFSET` is a field's
+    // (the callers below pass `offset_of!`), an aligned word only this CPU touches.
+    unsafe {
+        asm!("mov {}, gs:[{at}]", out(reg) value, at = const OFFSET, options(nostack, readonly, preserves_flags))
+    };
+    value
+}
+
+/// Writes the word at `OFFSET` of this CPU's block.
+#[inline(always)]
+fn write<const OFFSET: usize>(value: u64) {
+    // SAFETY: as in `read`, with interrupts off (module invariant).
+    unsafe { asm!("mov gs:[{at}], {}", in(reg) value, at = const OFFSET, options(nostack, preserves_flags)) };
+}
+
+/// The thread running on this CPU.
+#[inline(always)]
+pub fn current() -> u64 {
+    read::<{ offset_of!(PerCpu, current) }>()
+}
+
+/// Records the thread now running on this CPU (the scheduler's switch).
+#[inline(always)]
+pub fn set_current(tid: u64) {
+    write::<{ offset_of!(PerCpu, current) }>(tid);
+}
+
+/// Whether this CPU should reschedule at the next chance (end of a system call or tick).
+#[inline(always)]
+pub fn need_resched() -> bool {
+    read::<{ offset_of!(PerCpu, need_resched) }>() != 0
+}
+
+/// Sets or clears [`need_resched`].
+#[inline(always)]
+pub fn set_need_resched(value: bool) {
+    write::<{ offset_of!(PerCpu, need_resched) }>(u64::from(value));
+}
+
+/// Timer ticks left of the running thread's slice.
+#[inline(always)]
+pub fn slice_left() -> u64 {
+    read::<{ offset_of!(PerCpu, slice_left) }>()
+}
+
+/// Sets [`slice_left`].
+#[inline(always)]
+pub fn set_slice_left(ticks: u64) {
+    write::<{ offset_of!(PerCpu, slice_left) }>(ticks);
+}
+
+/// The thread whose FPU/SSE registers this CPU holds (0: none).
+#[inline(always)]
+pub fn fpu_owner() -> u64 {
+    read::<{ offset_of!(PerCpu, fpu_owner) }>()
+}
+
+/// Sets [`fpu_owner`].
+#[inline(always)]
+pub fn set_fpu_owner(tid: u64) {
+    write::<{ offset_of!(PerCpu, fpu_owner) }>(tid);
 }
 
 /// Makes `top` the kernel stack the syscall entry switches to.
