@@ -53,7 +53,8 @@ fn fill(block: NonNull<u8>, size: usize, pattern: u8) {
 fn check(block: NonNull<u8>, size: usize, pattern: u8) {
     // SAFETY: the block is live, ours, at least `size` bytes, and was filled by `fill`.
     let bytes = unsafe { std::slice::from_raw_parts(block.as_ptr(), size) };
-    assert!(bytes.iter().all(|&b| b == pattern), "block at {block:p} was overwritten");
+    // One slice comparison (a `memcmp`) rather than a loop: much faster under Miri.
+    assert!(bytes == vec![pattern; size].as_slice(), "block at {block:p} was overwritten");
 }
 
 #[test]
@@ -260,9 +261,11 @@ struct Live {
 
 #[test]
 fn random_sequences_keep_blocks_apart() {
-    const STEPS: usize = if cfg!(miri) { 1_500 } else { 20_000 };
-    const BIG_MAX: u64 = if cfg!(miri) { 8 * 1024 } else { 32 * 1024 };
-    let arena = Arena::new(512 * 1024);
+    // Miri is much slower: fewer steps, and a smaller region so that they still exhaust it.
+    const STEPS: usize = if cfg!(miri) { 3_000 } else { 20_000 };
+    const REGION: usize = if cfg!(miri) { 128 * 1024 } else { 512 * 1024 };
+    const BIG_MAX: u64 = 32 * 1024;
+    let arena = Arena::new(REGION);
     let mut heap = arena.heap();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut rand = move |bound: u64| {

@@ -1,6 +1,9 @@
-//! The kernel heap: a linked-list allocator over a fixed region set up at boot. Allocation failure
-//! is reported by `alloc` as null (the kernel's fallible paths use `try_reserve`-style APIs); the
-//! heap never grows beyond its region.
+//! The kernel heap: size classes in front of a linked-list allocator (`vessel_heap`) over a
+//! fixed region set up at boot. Blocks up to 2 KiB come from per-class free lists in O(1): a
+//! linked-list allocator alone walks its free list on every call, which with a thousand
+//! processes' records freed cost up to 60,000 instructions for one `Box` (all with interrupts
+//! off). Allocation failure is reported by `alloc` as null (the kernel's fallible paths use
+//! `try_reserve`-style APIs); the heap never grows beyond its region.
 //!
 //! The region is physically contiguous RAM used through the direct map, which the bootloader
 //! maps with 2 MiB pages: heap accesses then share those few page tables (which the IPC path
@@ -8,7 +11,6 @@
 //! under emulators that flush the TLB on every address-space switch. Only if no contiguous run
 //! is free does the heap fall back to 4 KiB pages in its own kernel slot.
 
-use linked_list_allocator::LockedHeap;
 use vessel_kcore::report::Bytes;
 use x86_64::structures::paging::PageTableFlags;
 
@@ -19,7 +21,7 @@ use super::{frames, paging, phys_to_virt};
 pub const HEAP_SIZE: u64 = 16 * 1024 * 1024;
 
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: vessel_heap::Locked = vessel_heap::Locked::empty();
 
 /// Picks (or maps) the heap region and hands it to the allocator.
 pub fn init() {
@@ -30,7 +32,7 @@ pub fn init() {
     };
     // SAFETY: the range is mapped writable (direct map or just mapped), belongs to nothing else
     // (frames taken from the allocator for good), and `init` runs once.
-    unsafe { HEAP.lock().init(base as *mut u8, HEAP_SIZE as usize) };
+    unsafe { HEAP.init(base as *mut u8, HEAP_SIZE as usize) };
     log::info!("heap: {} at {base:#x}", Bytes(HEAP_SIZE));
 }
 
@@ -49,5 +51,5 @@ fn map_own_slot() -> u64 {
 
 /// Bytes currently allocated from the heap.
 pub fn used() -> usize {
-    HEAP.lock().used()
+    HEAP.used()
 }

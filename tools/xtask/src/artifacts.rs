@@ -80,6 +80,7 @@ pub const HOST_CRATES: &[&str] = &[
     "vessel-bootfs",
     "vessel-capspace",
     "vessel-indexed",
+    "vessel-heap",
     "vessel-ticket",
     "vessel-container",
     "vessel-protocol",

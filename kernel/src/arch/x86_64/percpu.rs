@@ -135,17 +135,38 @@ fn write<const OFFSET: usize>(value: u64) {
     unsafe { asm!("mov gs:[{at}], {}", in(reg) value, at = const OFFSET, options(nostack, preserves_flags)) };
 }
 
-/// The thread running on this CPU.
-#[inline(always)]
-pub fn current() -> u64 {
-    read::<{ offset_of!(PerCpu, current) }>()
+/// A getter and a setter for a word of the block that the scheduler reads and writes alone.
+macro_rules! word {
+    ($(#[$doc:meta])* $field:ident, $set:ident) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub fn $field() -> u64 {
+            read::<{ offset_of!(PerCpu, $field) }>()
+        }
+
+        #[doc = concat!("Sets [`", stringify!($field), "`].")]
+        #[inline(always)]
+        pub fn $set(value: u64) {
+            write::<{ offset_of!(PerCpu, $field) }>(value);
+        }
+    };
 }
 
-/// Records the thread now running on this CPU (the scheduler's switch).
-#[inline(always)]
-pub fn set_current(tid: u64) {
-    write::<{ offset_of!(PerCpu, current) }>(tid);
-}
+word!(
+    /// The thread running on this CPU.
+    current,
+    set_current
+);
+word!(
+    /// Timer ticks left of the running thread's slice.
+    slice_left,
+    set_slice_left
+);
+word!(
+    /// The thread whose FPU/SSE registers this CPU holds (0: none).
+    fpu_owner,
+    set_fpu_owner
+);
 
 /// Whether this CPU should reschedule at the next chance (end of a system call or tick).
 #[inline(always)]
@@ -157,30 +178,6 @@ pub fn need_resched() -> bool {
 #[inline(always)]
 pub fn set_need_resched(value: bool) {
     write::<{ offset_of!(PerCpu, need_resched) }>(u64::from(value));
-}
-
-/// Timer ticks left of the running thread's slice.
-#[inline(always)]
-pub fn slice_left() -> u64 {
-    read::<{ offset_of!(PerCpu, slice_left) }>()
-}
-
-/// Sets [`slice_left`].
-#[inline(always)]
-pub fn set_slice_left(ticks: u64) {
-    write::<{ offset_of!(PerCpu, slice_left) }>(ticks);
-}
-
-/// The thread whose FPU/SSE registers this CPU holds (0: none).
-#[inline(always)]
-pub fn fpu_owner() -> u64 {
-    read::<{ offset_of!(PerCpu, fpu_owner) }>()
-}
-
-/// Sets [`fpu_owner`].
-#[inline(always)]
-pub fn set_fpu_owner(tid: u64) {
-    write::<{ offset_of!(PerCpu, fpu_owner) }>(tid);
 }
 
 /// Makes `top` the kernel stack the syscall entry switches to.
