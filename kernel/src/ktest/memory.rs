@@ -165,9 +165,10 @@ fn heap_large_alignments() -> TestResult {
     Ok(())
 }
 
-/// An address space with pages under five last-level tables (in two level-4 slots) frees one
-/// table per `release_some(1)`: four calls stop with more to do, the fifth empties it; every
-/// frame, tables included, is back after the drop.
+/// An address space with three pages under each of five last-level tables (in two level-4
+/// slots) frees four frames per `release_some(4)`, a table's pages and then the table: four
+/// calls stop with more to do, the fifth empties it; every frame, tables included, is back after
+/// the drop.
 fn address_space_released_in_bounded_steps() -> TestResult {
     use crate::mem::address_space::{Access, AddressSpace};
     let (free_before, _) = frames::counts();
@@ -183,7 +184,7 @@ fn address_space_released_in_bounded_steps() -> TestResult {
         }
     }
     let mut steps = 0;
-    while !space.release_some(1) {
+    while !space.release_some(4) {
         steps += 1;
         check!(steps < pages.len(), "more steps than tables: {steps}");
     }

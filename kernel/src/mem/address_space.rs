@@ -185,16 +185,16 @@ impl AddressSpace {
         load_cr3(self.pml4);
     }
 
-    /// Frees the lower half's tables and the frames they own, at most `tables` last-level tables
-    /// (each with up to 512 frames) per call, so that tearing a space down can go in bounded
-    /// steps; returns whether the lower half is empty now. Entries are cleared as their tables
-    /// go, so the next call carries on where this one stopped. The space must not be active: if
-    /// it is, the kernel's own table is loaded first.
-    pub fn release_some(&mut self, tables: usize) -> bool {
+    /// Frees the lower half's frames and tables, at most `frames` frames (pages and last-level
+    /// tables; the few upper-level tables go with the last table under them) per call, so that
+    /// tearing a space down can go in bounded steps; returns whether the lower half is empty now.
+    /// Entries are cleared as their frames go, so the next call carries on where this one
+    /// stopped. The space must not be active: if it is, the kernel's own table is loaded first.
+    pub fn release_some(&mut self, frames: usize) -> bool {
         if current_cr3() == self.pml4 {
             load_cr3(kernel_pml4());
         }
-        let mut left = tables;
+        let mut left = frames;
         let pml4 = table(self.pml4);
         let (from4, from3, from2) = self.released_to;
         for l4 in from4..256 {
@@ -203,18 +203,27 @@ impl AddressSpace {
                 let Some(pd) = present_table(table(pdpt), l3) else { continue };
                 for l2 in if (l4, l3) == (from4, from3) { from2 } else { 0 }..512 {
                     let Some(pt) = present_table(table(pd), l2) else { continue };
+                    for entry in table(pt).iter_mut() {
+                        let flags = entry.flags();
+                        if !flags.contains(PageTableFlags::PRESENT) {
+                            continue;
+                        }
+                        if left == 0 {
+                            self.released_to = (l4, l3, l2);
+                            return false;
+                        }
+                        if !flags.contains(BORROWED) {
+                            let _ = frames::free(entry.addr().as_u64());
+                            self.owned = self.owned.saturating_sub(1);
+                            left -= 1;
+                        }
+                        entry.set_unused();
+                    }
                     if left == 0 {
                         self.released_to = (l4, l3, l2);
                         return false;
                     }
                     left -= 1;
-                    for entry in table(pt).iter() {
-                        let flags = entry.flags();
-                        if flags.contains(PageTableFlags::PRESENT) && !flags.contains(BORROWED) {
-                            let _ = frames::free(entry.addr().as_u64());
-                            self.owned = self.owned.saturating_sub(1);
-                        }
-                    }
                     let _ = frames::free(pt);
                     table(pd)[l2].set_unused();
                 }

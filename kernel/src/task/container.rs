@@ -139,7 +139,7 @@ impl Tasks {
     /// Destroys `at` and its descendants at once: for a container that has no members yet.
     fn destroy_container(&mut self, at: Index) -> Result<(), Error> {
         self.begin_destroying(at)?;
-        while self.destroy_step(usize::MAX) {}
+        self.destroy_step(usize::MAX);
         self.remove_dead_containers();
         Ok(())
     }
@@ -160,20 +160,22 @@ impl Tasks {
 
     /// Ends up to `budget` members of dying containers, each with its descendants, but never the
     /// running thread's process (it ends last, by its own destroy call, or by a later step once
-    /// it is off the CPU). Returns whether members other than that one remain.
-    pub(super) fn destroy_step(&mut self, mut budget: usize) -> bool {
+    /// it is off the CPU). Returns how many it ended and whether members other than that one
+    /// remain.
+    pub(super) fn destroy_step(&mut self, budget: usize) -> (usize, bool) {
         let me = self.threads.get(&cpu::current()).map_or(0, |th| th.pid);
+        let mut ended = 0;
         for i in 0..self.dying.len() {
             let c = self.dying[i];
             while let Some(pid) = self.members.get(&c).and_then(|m| m.iter().copied().find(|&p| p != me)) {
-                if budget == 0 {
-                    return true;
+                if ended == budget {
+                    return (ended, true);
                 }
                 self.terminate(pid, Exit::Killed);
-                budget -= 1;
+                ended += 1;
             }
         }
-        false
+        (ended, false)
     }
 
     /// Removes the dying containers whose usage has dropped to zero (their parents' object
@@ -254,8 +256,9 @@ pub fn container_destroy(value: u64) -> Result<bool, Error> {
         Ok((at, mine))
     })
     .unwrap_or(Err(Error::NoSuchProcess))?;
-    while with_tasks(|t| t.destroy_step(DESTROY_STEP)).unwrap_or(false) {
-        super::sched::reap();
+    // What the members leave behind is the reaper's, after each switch and before any call
+    // that needs memory (`reap_all`), a bounded pass at a time.
+    while with_tasks(|t| t.destroy_step(DESTROY_STEP).1).unwrap_or(false) {
         crate::arch::x86_64::preemption_point();
     }
     with_tasks(|t| {

@@ -83,10 +83,10 @@ use wait::IpcWait;
 const REAP_THREADS: usize = 2;
 /// Ended processes one reaper pass looks at (each a few map lookups, and its address space
 /// queued for `retiring`).
-const REAP_ENDED: usize = 16;
-/// Last-level page tables (each with up to 512 frames) one reaper pass frees of the address
-/// spaces of ended processes (`retiring`).
-const REAP_TABLES: usize = 2;
+const REAP_ENDED: usize = 8;
+/// Frames (pages and page tables) one reaper pass frees of the address spaces of ended
+/// processes (`retiring`): about 40 instructions each.
+const REAP_FRAMES: usize = 256;
 
 /// Timer ticks a thread may run before others of its priority get the CPU.
 pub const SLICE_TICKS: u64 = 2;
@@ -412,45 +412,89 @@ impl Tasks {
     fn reap(&mut self) -> Vec<AddressSpace> {
         // The common case (every context switch): nothing to do, and nothing touched.
         if self.dead.is_empty() && self.ended.is_empty() && self.dying.is_empty() && self.retiring.is_empty() {
+            // Nothing left: no pass is pending any more (`reap_all` waits for this).
+            REAP_PENDING.store(false, Ordering::Relaxed);
             return Vec::new();
         }
         self.reap_slow()
     }
 
     /// The work of `reap` when something did die; out of line, so the switch path stays short.
+    /// One kind of work per pass, the first there is, in bounded amounts (a pass runs with
+    /// interrupts off): a member of a dying container ends, or a few dead threads are freed, or
+    /// a few ended processes are looked at, or one page table of an ended process's address
+    /// space is freed. Whatever is left sets `REAP_PENDING` for the next pass.
     #[cold]
     #[inline(never)]
     fn reap_slow(&mut self) -> Vec<AddressSpace> {
-        let mut freed = Vec::new();
         // Set again below if something has to wait for a later pass.
         REAP_PENDING.store(false, Ordering::Relaxed);
         if !self.dying.is_empty() {
-            // A destroy whose caller died (or is still at it) goes on here, a step at a time.
-            if self.destroy_step(container::DESTROY_STEP) {
+            // A destroy whose caller died goes on here, a member at a time.
+            let (ended, more) = self.destroy_step(container::DESTROY_STEP);
+            if more {
                 REAP_PENDING.store(true, Ordering::Relaxed);
+            }
+            if ended > 0 {
+                return self.more_later();
             }
             self.remove_dead_containers();
         }
+        if !self.dead.is_empty() && self.reap_threads() {
+            return self.more_later();
+        }
+        if !self.ended.is_empty() && self.reap_processes() {
+            return self.more_later();
+        }
+        let Some(space) = self.retiring.last_mut() else { return Vec::new() };
+        let mut freed = Vec::new();
+        if space.release_some(REAP_FRAMES) {
+            // Only its level-4 table is left: dropped outside the lock.
+            freed.extend(self.retiring.pop());
+        }
+        if !self.retiring.is_empty() {
+            REAP_PENDING.store(true, Ordering::Relaxed);
+        }
+        freed
+    }
+
+    /// Ends a pass early: the next pass does what is left.
+    fn more_later(&self) -> Vec<AddressSpace> {
+        if !(self.dead.is_empty() && self.ended.is_empty() && self.retiring.is_empty()) {
+            REAP_PENDING.store(true, Ordering::Relaxed);
+        }
+        Vec::new()
+    }
+
+    /// Frees up to [`REAP_THREADS`] dead threads that are off the CPU; the rest stay for later
+    /// passes. Returns whether it freed any.
+    fn reap_threads(&mut self) -> bool {
         let current = cpu::current();
         let mut dead = core::mem::take(&mut self.dead);
-        // A bounded pass: the rest waits for the next (`push_dead` keeps REAP_PENDING set).
-        let later = dead.split_off(dead.len().min(REAP_THREADS));
+        for tid in dead.split_off(dead.len().min(REAP_THREADS)) {
+            self.push_dead(tid);
+        }
+        let mut freed = false;
         for tid in dead {
             if tid == current {
                 self.push_dead(tid);
             } else {
-                self.threads.remove(&tid);
+                freed |= self.threads.remove(&tid).is_some();
             }
         }
-        for tid in later {
-            self.push_dead(tid);
-        }
-        let running_pid = self.threads.get(&current).map_or(0, |t| t.pid);
+        freed
+    }
+
+    /// Looks at up to [`REAP_ENDED`] ended processes: queues their address spaces for freeing
+    /// (`retiring`), drops the records nobody can wait for; the rest stay for later passes.
+    /// Returns whether it looked at any.
+    fn reap_processes(&mut self) -> bool {
+        let running_pid = self.threads.get(&cpu::current()).map_or(0, |t| t.pid);
         let mut ended = core::mem::take(&mut self.ended);
-        // A bounded pass: the rest waits for the next (`push_ended` keeps REAP_PENDING set).
         for pid in ended.split_off(ended.len().min(REAP_ENDED)) {
             self.push_ended(pid);
         }
+        let looked = !ended.is_empty();
         for pid in ended {
             if !self.processes.contains_key(&pid) {
                 continue; // already waited for
@@ -459,6 +503,7 @@ impl Tasks {
                 && let Some(space) = self.processes.get_mut(&pid).and_then(|p| p.space.take())
             {
                 self.retiring.push(space);
+                REAP_PENDING.store(true, Ordering::Relaxed);
             }
             let orphan = self
                 .processes
@@ -471,17 +516,7 @@ impl Tasks {
                 self.push_ended(pid);
             }
         }
-        // A bounded pass over the address spaces: a few page tables and their frames; an empty
-        // space (only its level-4 table left) is dropped outside the lock.
-        if let Some(space) = self.retiring.last_mut() {
-            if space.release_some(REAP_TABLES) {
-                freed.extend(self.retiring.pop());
-            }
-            if !self.retiring.is_empty() {
-                REAP_PENDING.store(true, Ordering::Relaxed);
-            }
-        }
-        freed
+        looked
     }
 
     /// Drops an ended process's record. Its container counted it until now (a zombie is a

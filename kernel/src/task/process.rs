@@ -291,16 +291,25 @@ pub fn wait(
         .ok_or(Error::NoSuchProcess)??;
         if let Some((pid, status)) = done {
             deliver(&status)?;
-            with_tasks(|t| {
+            let space = with_tasks(|t| {
                 // Another thread of the caller may have reaped it meanwhile.
                 if t.processes.get(&pid).is_some_and(|p| p.exit.is_some() && p.parent == caller) {
                     // The child is off the CPU (the caller is on it), so its memory can go now;
                     // its kernel stacks wait for the reaper.
                     let space = t.processes.get_mut(&pid).and_then(|p| p.space.take());
                     t.remove_process(pid);
-                    drop(space);
+                    space
+                } else {
+                    None
                 }
             });
+            if let Some(mut space) = space.flatten() {
+                // A few hundred frames at a time, with interrupts let in between (a big space
+                // is long work); nothing else can reach it any more.
+                while !space.release_some(256) {
+                    crate::arch::x86_64::preemption_point();
+                }
+            }
             return Ok(());
         }
         schedule();
