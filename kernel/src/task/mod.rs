@@ -85,8 +85,9 @@ const REAP_THREADS: usize = 2;
 /// queued for `retiring`).
 const REAP_ENDED: usize = 8;
 /// Frames (pages and page tables) one reaper pass frees of the address spaces of ended
-/// processes (`retiring`): about 40 instructions each.
-const REAP_FRAMES: usize = 256;
+/// processes (`retiring`; `Wait` too, for the zombie it reaps): a few hundred instructions each
+/// with the frame allocator.
+pub(super) const REAP_FRAMES: usize = 64;
 
 /// Timer ticks a thread may run before others of its priority get the CPU.
 pub const SLICE_TICKS: u64 = 2;

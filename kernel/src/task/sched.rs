@@ -14,7 +14,8 @@ use super::{IDLE, REAP_PENDING, SLICE_TICKS, TASKS, Tasks, with_tasks};
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
 #[unsafe(link_section = ".text.hot.sched")]
 pub fn schedule() {
-    reap();
+    // No reaper pass here: one follows the switch (`finish_switch`), and two in one
+    // interrupts-off stretch would double its length; the idle loop reaps when nothing runs.
     let mut guard = TASKS.lock();
     let pair = {
         let Some(t) = guard.as_mut() else { return };
@@ -92,6 +93,12 @@ pub fn idle() -> ! {
     crate::arch::x86_64::disable_interrupts();
     loop {
         schedule();
+        // Nothing to run: the reaper's deferred work, a pass at a time, before halting.
+        if REAP_PENDING.load(core::sync::atomic::Ordering::Relaxed) {
+            reap();
+            crate::arch::x86_64::preemption_point();
+            continue;
+        }
         crate::arch::x86_64::wait_for_interrupt();
     }
 }
