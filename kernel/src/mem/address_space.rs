@@ -57,9 +57,9 @@ pub struct AddressSpace {
     generation: u64,
     /// User pages mapped with frames this space owns (not page tables, not borrowed pages).
     owned: u64,
-    /// Where `release_some` goes on (level-4, level-3, level-2 index): everything before it is
-    /// freed already.
-    released_to: (usize, usize, usize),
+    /// Where `release_some` goes on (level-4, level-3, level-2, level-1 index): everything
+    /// before it is freed already.
+    released_to: [usize; 4],
 }
 
 fn table(phys: u64) -> &'static mut PageTable {
@@ -73,7 +73,7 @@ impl AddressSpace {
     /// An empty address space (kernel half only).
     pub fn new() -> Result<Self, MapError> {
         let pml4 = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
-        let mut space = AddressSpace { pml4, generation: 0, owned: 0, released_to: (0, 0, 0) };
+        let mut space = AddressSpace { pml4, generation: 0, owned: 0, released_to: [0; 4] };
         space.sync_kernel_half();
         Ok(space)
     }
@@ -185,45 +185,71 @@ impl AddressSpace {
         load_cr3(self.pml4);
     }
 
-    /// Frees the lower half's frames and tables, at most `frames` frames (pages and last-level
-    /// tables; the few upper-level tables go with the last table under them) per call, so that
-    /// tearing a space down can go in bounded steps; returns whether the lower half is empty now.
-    /// Entries are cleared as their frames go, so the next call carries on where this one
-    /// stopped. The space must not be active: if it is, the kernel's own table is loaded first.
-    pub fn release_some(&mut self, frames: usize) -> bool {
+    /// Frees the lower half's frames and tables in bounded steps: at most `budget` units of work
+    /// per call, where freeing a frame (a page or a table) costs 1 and looking through a table's
+    /// 512 entries [`SCAN_COST`]; returns whether the lower half is empty now. Entries are
+    /// cleared as their frames go and the walk resumes where it stopped. The space must not be
+    /// active: if it is, the kernel's own table is loaded first.
+    pub fn release_some(&mut self, budget: usize) -> bool {
         if current_cr3() == self.pml4 {
             load_cr3(kernel_pml4());
         }
-        let mut left = frames;
+        let mut left = budget;
+        // The first piece of work of a call is done whatever it costs, so every call gets on.
+        let mut fresh = true;
         let pml4 = table(self.pml4);
-        let (from4, from3, from2) = self.released_to;
+        let [from4, from3, from2, from1] = self.released_to;
+        // The walk first goes back down the path to where the last call stopped.
+        let mut resuming = true;
         for l4 in from4..256 {
-            let Some(pdpt) = present_table(pml4, l4) else { continue };
-            for l3 in if l4 == from4 { from3 } else { 0 }..512 {
-                let Some(pd) = present_table(table(pdpt), l3) else { continue };
-                for l2 in if (l4, l3) == (from4, from3) { from2 } else { 0 }..512 {
-                    let Some(pt) = present_table(table(pd), l2) else { continue };
-                    for entry in table(pt).iter_mut() {
+            let Some(pdpt) = present_table(pml4, l4) else {
+                resuming = false;
+                continue;
+            };
+            let start3 = if resuming { from3 } else { 0 };
+            // A table on the way back to where the last call stopped was paid for then.
+            if !resuming && !take(&mut left, SCAN_COST, &mut fresh) {
+                self.released_to = [l4, 0, 0, 0];
+                return false;
+            }
+            for l3 in start3..512 {
+                let Some(pd) = present_table(table(pdpt), l3) else {
+                    resuming = false;
+                    continue;
+                };
+                let start2 = if resuming { from2 } else { 0 };
+                if !resuming && !take(&mut left, SCAN_COST, &mut fresh) {
+                    self.released_to = [l4, l3, 0, 0];
+                    return false;
+                }
+                for l2 in start2..512 {
+                    let Some(pt) = present_table(table(pd), l2) else {
+                        resuming = false;
+                        continue;
+                    };
+                    let start1 = if resuming { from1 } else { 0 };
+                    if !resuming && !take(&mut left, SCAN_COST, &mut fresh) {
+                        self.released_to = [l4, l3, l2, 0];
+                        return false;
+                    }
+                    resuming = false;
+                    let entries = table(pt);
+                    for l1 in start1..512 {
+                        let entry = &mut entries[l1];
                         let flags = entry.flags();
                         if !flags.contains(PageTableFlags::PRESENT) {
                             continue;
                         }
-                        if left == 0 {
-                            self.released_to = (l4, l3, l2);
-                            return false;
-                        }
                         if !flags.contains(BORROWED) {
+                            if !take(&mut left, 1, &mut fresh) {
+                                self.released_to = [l4, l3, l2, l1];
+                                return false;
+                            }
                             let _ = frames::free(entry.addr().as_u64());
                             self.owned = self.owned.saturating_sub(1);
-                            left -= 1;
                         }
                         entry.set_unused();
                     }
-                    if left == 0 {
-                        self.released_to = (l4, l3, l2);
-                        return false;
-                    }
-                    left -= 1;
                     let _ = frames::free(pt);
                     table(pd)[l2].set_unused();
                 }
@@ -232,9 +258,26 @@ impl AddressSpace {
             }
             let _ = frames::free(pdpt);
             pml4[l4].set_unused();
+            resuming = false;
         }
         true
     }
+}
+
+/// Work units of looking through one table's 512 entries in [`AddressSpace::release_some`]
+/// (freeing a frame is 1): a scan costs about what freeing a handful of frames does.
+pub const SCAN_COST: usize = 8;
+
+/// Takes `cost` from `left` if there is that much left, or if nothing was taken yet (`fresh`):
+/// a call of `release_some` always does at least one piece of work.
+fn take(left: &mut usize, cost: usize, fresh: &mut bool) -> bool {
+    match left.checked_sub(cost) {
+        Some(rest) => *left = rest,
+        None if *fresh => *left = 0,
+        None => return false,
+    }
+    *fresh = false;
+    true
 }
 
 /// The physical address of the next-level table under entry `i`, if present (huge pages are not

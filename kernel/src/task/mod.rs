@@ -80,14 +80,14 @@ use wait::IpcWait;
 
 /// Dead threads one reaper pass frees (each its kernel stack): reaping is interrupts-off work,
 /// so it goes in bounded passes, one after each context switch until nothing is left.
-const REAP_THREADS: usize = 2;
+const REAP_THREADS: usize = 1;
 /// Ended processes one reaper pass looks at (each a few map lookups, and its address space
 /// queued for `retiring`).
 const REAP_ENDED: usize = 8;
-/// Frames (pages and page tables) one reaper pass frees of the address spaces of ended
-/// processes (`retiring`; `Wait` too, for the zombie it reaps): a few hundred instructions each
-/// with the frame allocator.
-pub(super) const REAP_FRAMES: usize = 64;
+/// Work one reaper pass spends freeing the address spaces of ended processes (`retiring`; `Wait`
+/// too, for the zombie it reaps), in `AddressSpace::release_some` units: 64 frames freed, or
+/// eight tables looked through.
+pub(super) const REAP_WORK: usize = 32;
 
 /// Timer ticks a thread may run before others of its priority get the CPU.
 pub const SLICE_TICKS: u64 = 2;
@@ -449,7 +449,7 @@ impl Tasks {
         }
         let Some(space) = self.retiring.last_mut() else { return Vec::new() };
         let mut freed = Vec::new();
-        if space.release_some(REAP_FRAMES) {
+        if space.release_some(REAP_WORK) {
             // Only its level-4 table is left: dropped outside the lock.
             freed.extend(self.retiring.pop());
         }

@@ -15,7 +15,7 @@ use vessel_kcore::report::{FaultReport, TrapFrame};
 use super::objects::ObjectRef;
 use super::sched::{exit_current, reap, schedule};
 use super::thread::{self, Pid, State, Thread};
-use super::{BOOTFS, Process, REAP_FRAMES, REAP_PENDING, Slot, Tasks, caps, container, hardware, loader, with_tasks};
+use super::{BOOTFS, Process, REAP_PENDING, REAP_WORK, Slot, Tasks, caps, container, hardware, loader, with_tasks};
 use crate::mem::address_space::{Access, AddressSpace};
 use crate::mem::{frames, heap};
 
@@ -304,9 +304,9 @@ pub fn wait(
                 }
             });
             if let Some(mut space) = space.flatten() {
-                // A few dozen frames at a time, with interrupts let in between (a big space
-                // is long work); nothing else can reach it any more.
-                while !space.release_some(REAP_FRAMES) {
+                // In bounded steps with interrupts let in between (even a small space has
+                // thousands of page-table entries to look at); nothing else can reach it now.
+                while !space.release_some(REAP_WORK) {
                     crate::arch::x86_64::preemption_point();
                 }
             }
