@@ -154,7 +154,7 @@ impl Tasks {
                 self.dying.push(c);
             }
         }
-        super::REAP_PENDING.store(true, core::sync::atomic::Ordering::Relaxed);
+        super::reaper::note_work();
         Ok(())
     }
 

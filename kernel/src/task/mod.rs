@@ -35,6 +35,7 @@ mod notification;
 mod objects;
 mod process;
 mod queue;
+mod reaper;
 mod reply;
 mod sched;
 mod switch;
@@ -64,7 +65,6 @@ use crate::arch::x86_64::percpu as cpu;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use vessel_abi::{Error, Exit, Priority};
 use vessel_capspace::{CapSpace, TableId};
@@ -75,19 +75,10 @@ use vessel_ticket::TicketLock;
 use crate::mem::address_space::AddressSpace;
 use objects::ObjectRef;
 use queue::Queue;
+pub(crate) use reaper::REAP_WORK;
+use reaper::Reaper;
 use thread::{State, Thread, WaitFor};
 use wait::IpcWait;
-
-/// Dead threads one reaper pass frees (each its kernel stack): reaping is interrupts-off work,
-/// so it goes in bounded passes, one after each context switch until nothing is left.
-const REAP_THREADS: usize = 1;
-/// Ended processes one reaper pass looks at (each a few map lookups, and its address space
-/// queued for `retiring`).
-const REAP_ENDED: usize = 8;
-/// Work one reaper pass spends freeing the address spaces of ended processes (`retiring`; `Wait`
-/// too, for the zombie it reaps), in `AddressSpace::release_some` units: 64 frames freed, or
-/// eight tables looked through.
-pub(super) const REAP_WORK: usize = 32;
 
 /// Timer ticks a thread may run before others of its priority get the CPU.
 pub const SLICE_TICKS: u64 = 2;
@@ -148,10 +139,6 @@ struct Tasks {
     sleepers: Vec<Tid>,
     /// Threads blocked in `Wait` or `ThreadWait` (each says what for in `waiting_for`).
     waiters: Vec<Tid>,
-    /// Dead threads not yet freed.
-    dead: Vec<Tid>,
-    /// Ended processes whose memory or record the reaper still has to free.
-    ended: Vec<Pid>,
     next_id: u64,
     caps: CapSpace<ObjectRef>,
     endpoints: Indexed<endpoint::Endpoint>,
@@ -175,8 +162,8 @@ struct Tasks {
     table_owner: BTreeMap<TableId, (Index, Pid)>,
     /// Destroyed containers still waiting for their last charges to return.
     dying: Vec<Index>,
-    /// Address spaces of ended processes being freed, a few page tables per reaper pass.
-    retiring: Vec<AddressSpace>,
+    /// What the reaper still has to free (`reaper`).
+    reaper: Reaper,
     /// Messages delivered by the general IPC path (`Tasks::transfer`), for tests and profiling.
     general_messages: u64,
     /// Receives and notification waits with a deadline (`KernelStats::timed_waits`).
@@ -186,12 +173,6 @@ struct Tasks {
 // In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
 #[unsafe(link_section = ".data.hot")]
 static TASKS: TicketLock<Option<Tasks>> = TicketLock::new(None);
-/// Set whenever something is put on `Tasks::dead` or `Tasks::ended`, cleared by the reaper when
-/// it takes them: lets the `reap` after every context switch skip the table lock when there is
-/// nothing to free (the common case). Written under the table lock; read without it, which is
-/// enough on one CPU with interrupts off.
-#[unsafe(link_section = ".data.hot")]
-static REAP_PENDING: AtomicBool = AtomicBool::new(false);
 /// The boot file system (validated once at boot), lent to init.
 static BOOTFS: spin::Once<(&'static [u8], Option<vessel_bootfs::Archive<'static>>)> = spin::Once::new();
 
@@ -295,7 +276,7 @@ impl Tasks {
             for child in self.end_one(pid, exit) {
                 work.push((child, Exit::Killed));
                 // An already-ended child (a zombie) is now an orphan: the reaper must look at it.
-                self.push_ended(child);
+                self.reaper.push_ended(child);
             }
         }
     }
@@ -321,7 +302,7 @@ impl Tasks {
                 *slot = Slot::Ended(tid, exit);
             }
         }
-        self.push_ended(pid);
+        self.reaper.push_ended(pid);
         for &tid in &threads {
             self.cancel_ipc(tid);
         }
@@ -367,19 +348,7 @@ impl Tasks {
         }
         self.unsleep(tid);
         self.waiters.retain(|&t| t != tid);
-        self.push_dead(tid);
-    }
-
-    /// Puts a dead thread on the reaper's list (the only way onto it: see `REAP_PENDING`).
-    fn push_dead(&mut self, tid: Tid) {
-        self.dead.push(tid);
-        REAP_PENDING.store(true, Ordering::Relaxed);
-    }
-
-    /// Puts an ended process on the reaper's list (the only way onto it: see `REAP_PENDING`).
-    fn push_ended(&mut self, pid: Pid) {
-        self.ended.push(pid);
-        REAP_PENDING.store(true, Ordering::Relaxed);
+        self.reaper.push_dead(tid);
     }
 
     /// The slot of thread `tid` in process `pid`, live or ended.
@@ -405,119 +374,6 @@ impl Tasks {
             }
             self.make_ready(tid);
         }
-    }
-
-    /// Frees dead threads that are off the CPU, address spaces of ended processes, and zombies
-    /// nobody can wait for any more.
-    #[unsafe(link_section = ".text.hot.ipc")]
-    fn reap(&mut self) -> Vec<AddressSpace> {
-        // The common case (every context switch): nothing to do, and nothing touched.
-        if self.dead.is_empty() && self.ended.is_empty() && self.dying.is_empty() && self.retiring.is_empty() {
-            // Nothing left: no pass is pending any more (`reap_all` waits for this).
-            REAP_PENDING.store(false, Ordering::Relaxed);
-            return Vec::new();
-        }
-        self.reap_slow()
-    }
-
-    /// The work of `reap` when something did die; out of line, so the switch path stays short.
-    /// One kind of work per pass, the first there is, in bounded amounts (a pass runs with
-    /// interrupts off): a member of a dying container ends, or a few dead threads are freed, or
-    /// a few ended processes are looked at, or one page table of an ended process's address
-    /// space is freed. Whatever is left sets `REAP_PENDING` for the next pass.
-    #[cold]
-    #[inline(never)]
-    fn reap_slow(&mut self) -> Vec<AddressSpace> {
-        // Set again below if something has to wait for a later pass.
-        REAP_PENDING.store(false, Ordering::Relaxed);
-        if !self.dying.is_empty() {
-            // A destroy whose caller died goes on here, a member at a time.
-            let (ended, more) = self.destroy_step(container::DESTROY_STEP);
-            if more {
-                REAP_PENDING.store(true, Ordering::Relaxed);
-            }
-            if ended > 0 {
-                return self.more_later();
-            }
-            self.remove_dead_containers();
-        }
-        if !self.dead.is_empty() && self.reap_threads() {
-            return self.more_later();
-        }
-        if !self.ended.is_empty() && self.reap_processes() {
-            return self.more_later();
-        }
-        let Some(space) = self.retiring.last_mut() else { return Vec::new() };
-        let mut freed = Vec::new();
-        if space.release_some(REAP_WORK) {
-            // Only its level-4 table is left: dropped outside the lock.
-            freed.extend(self.retiring.pop());
-        }
-        if !self.retiring.is_empty() {
-            REAP_PENDING.store(true, Ordering::Relaxed);
-        }
-        freed
-    }
-
-    /// Ends a pass early: the next pass does what is left.
-    fn more_later(&self) -> Vec<AddressSpace> {
-        if !(self.dead.is_empty() && self.ended.is_empty() && self.retiring.is_empty()) {
-            REAP_PENDING.store(true, Ordering::Relaxed);
-        }
-        Vec::new()
-    }
-
-    /// Frees up to [`REAP_THREADS`] dead threads that are off the CPU; the rest stay for later
-    /// passes. Returns whether it freed any.
-    fn reap_threads(&mut self) -> bool {
-        let current = cpu::current();
-        let mut dead = core::mem::take(&mut self.dead);
-        for tid in dead.split_off(dead.len().min(REAP_THREADS)) {
-            self.push_dead(tid);
-        }
-        let mut freed = false;
-        for tid in dead {
-            if tid == current {
-                self.push_dead(tid);
-            } else {
-                freed |= self.threads.remove(&tid).is_some();
-            }
-        }
-        freed
-    }
-
-    /// Looks at up to [`REAP_ENDED`] ended processes: queues their address spaces for freeing
-    /// (`retiring`), drops the records nobody can wait for; the rest stay for later passes.
-    /// Returns whether it looked at any.
-    fn reap_processes(&mut self) -> bool {
-        let running_pid = self.threads.get(&cpu::current()).map_or(0, |t| t.pid);
-        let mut ended = core::mem::take(&mut self.ended);
-        for pid in ended.split_off(ended.len().min(REAP_ENDED)) {
-            self.push_ended(pid);
-        }
-        let looked = !ended.is_empty();
-        for pid in ended {
-            if !self.processes.contains_key(&pid) {
-                continue; // already waited for
-            }
-            if pid != running_pid
-                && let Some(space) = self.processes.get_mut(&pid).and_then(|p| p.space.take())
-            {
-                self.retiring.push(space);
-                REAP_PENDING.store(true, Ordering::Relaxed);
-            }
-            let orphan = self
-                .processes
-                .get(&pid)
-                .is_some_and(|p| self.processes.get(&p.parent).is_none_or(|parent| parent.exit.is_some()));
-            if orphan && pid != running_pid {
-                self.remove_process(pid);
-            } else if pid == running_pid || self.processes.get(&pid).is_some_and(|p| p.space.is_some()) {
-                // Still on the CPU, or a zombie whose parent may yet wait: look again later.
-                self.push_ended(pid);
-            }
-        }
-        looked
     }
 
     /// Drops an ended process's record. Its container counted it until now (a zombie is a
@@ -554,8 +410,6 @@ pub fn init(bootfs: &'static [u8]) {
         ready: Default::default(),
         sleepers: Vec::new(),
         waiters: Vec::new(),
-        dead: Vec::new(),
-        ended: Vec::new(),
         next_id: 1,
         caps: CapSpace::new(),
         endpoints: Indexed::new(),
@@ -569,7 +423,7 @@ pub fn init(bootfs: &'static [u8]) {
         members: BTreeMap::new(),
         table_owner: BTreeMap::new(),
         dying: Vec::new(),
-        retiring: Vec::new(),
+        reaper: Reaper::new(),
         general_messages: 0,
         timed_waits: 0,
     });

@@ -4,7 +4,6 @@
 use crate::arch::x86_64::percpu as cpu;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 
 use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
 use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
@@ -15,7 +14,7 @@ use vessel_kcore::report::{FaultReport, TrapFrame};
 use super::objects::ObjectRef;
 use super::sched::{exit_current, reap, schedule};
 use super::thread::{self, Pid, State, Thread};
-use super::{BOOTFS, Process, REAP_PENDING, REAP_WORK, Slot, Tasks, caps, container, hardware, loader, with_tasks};
+use super::{BOOTFS, Process, REAP_WORK, Slot, Tasks, caps, container, hardware, loader, reaper, with_tasks};
 use crate::mem::address_space::{Access, AddressSpace};
 use crate::mem::{frames, heap};
 
@@ -363,7 +362,7 @@ const MAX_REAP_PASSES: usize = 100_000;
 /// and a burst of spawns could run out of memory that is merely waiting to be freed.
 pub fn reap_all() {
     for _ in 0..MAX_REAP_PASSES {
-        if !REAP_PENDING.load(Ordering::Relaxed) {
+        if !reaper::pending() {
             break;
         }
         reap();

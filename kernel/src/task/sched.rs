@@ -9,7 +9,7 @@ use vessel_abi::{Exit, Priority};
 
 use super::switch::{finish_switch, prepare_switch};
 use super::thread::{State, Tid};
-use super::{IDLE, REAP_PENDING, SLICE_TICKS, TASKS, Tasks, with_tasks};
+use super::{IDLE, SLICE_TICKS, TASKS, Tasks, reaper, with_tasks};
 
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
 #[unsafe(link_section = ".text.hot.sched")]
@@ -79,7 +79,7 @@ pub(super) fn may_switch_directly(ready: &[Queue], priority: Priority) -> bool {
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn reap() {
-    if !REAP_PENDING.load(core::sync::atomic::Ordering::Relaxed) {
+    if !reaper::pending() {
         return;
     }
     let spaces = with_tasks(Tasks::reap).unwrap_or_default();
@@ -94,7 +94,7 @@ pub fn idle() -> ! {
     loop {
         schedule();
         // Nothing to run: the reaper's deferred work, a pass at a time, before halting.
-        if REAP_PENDING.load(core::sync::atomic::Ordering::Relaxed) {
+        if reaper::pending() {
             reap();
             crate::arch::x86_64::preemption_point();
             continue;
