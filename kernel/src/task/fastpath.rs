@@ -25,8 +25,7 @@ use vessel_kcore::report::TrapFrame;
 
 use super::frame::{trap_frame_at, write_header};
 use super::objects::ObjectRef;
-use super::queue::Queue;
-use super::sched::may_switch_directly;
+use super::sched::RunQueues;
 use super::switch::{Switch, enter, finish_switch};
 use super::thread::{Owner, State, Thread};
 use super::transfer::Header;
@@ -78,8 +77,8 @@ struct Partner<'a> {
 /// receive deadline pending (a thread with one is in `sleepers`, which the general path takes it
 /// out of), nothing ready outranks it, and its IPC buffer's header page is mapped.
 #[inline(always)]
-fn partner<'a>(record: &Thread, ready: &[Queue]) -> Option<Partner<'a>> {
-    if record.wake_at.is_some() || !may_switch_directly(ready, record.owner.priority) {
+fn partner<'a>(record: &Thread, run: &RunQueues) -> Option<Partner<'a>> {
+    if record.wake_at.is_some() || !run.may_switch_directly(record.owner.priority) {
         return None;
     }
     let header_frame = record.ipc_frames[0]?;
@@ -130,7 +129,7 @@ impl Tasks {
     #[inline(always)]
     fn fast_call(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();
-        let Tasks { threads, caps, endpoints, ready, .. } = self;
+        let Tasks { threads, caps, endpoints, run, .. } = self;
         let owner = threads.get(&me)?.owner;
         let (id, badge) = endpoint_of(caps, &owner, frame.rdi, Rights::SEND)?;
         let endpoint = endpoints.get_mut(&id)?;
@@ -141,7 +140,7 @@ impl Tasks {
         let receiver = endpoint.waiting.front()?;
         // A partner is blocked, so never the running thread: `get2_mut` refuses that anyway.
         let (current, record) = threads.get2_mut(&me, &receiver)?;
-        let r = partner(record, ready)?;
+        let r = partner(record, run)?;
 
         // Every check passed: commit.
         endpoint.waiting.unlink_front(record);
@@ -162,7 +161,7 @@ impl Tasks {
     #[inline(always)]
     fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();
-        let Tasks { threads, caps, endpoints, ready, notifications, .. } = self;
+        let Tasks { threads, caps, endpoints, run, notifications, .. } = self;
         let running = threads.get(&me)?;
         let (owner, caller) = (running.owner, running.replying_to?);
         // Bits pending on a bound notification end the receive at once: the general path.
@@ -176,7 +175,7 @@ impl Tasks {
             return None;
         }
         let (current, record) = threads.get2_mut(&me, &caller)?;
-        let c = partner(record, ready)?;
+        let c = partner(record, run)?;
         if record.ipc != IpcWait::Reply(me) || record.state != State::Blocked {
             return None;
         }

@@ -74,7 +74,6 @@ use vessel_ticket::TicketLock;
 
 use crate::mem::address_space::AddressSpace;
 use objects::ObjectRef;
-use queue::Queue;
 pub(crate) use reaper::REAP_WORK;
 use reaper::Reaper;
 use thread::{State, Thread, WaitFor};
@@ -134,7 +133,7 @@ enum Slot {
 struct Tasks {
     processes: BTreeMap<Pid, Process>,
     threads: Indexed<Thread>,
-    ready: [Queue; Priority::LEVELS],
+    run: sched::RunQueues,
     /// Threads blocked in `Sleep`.
     sleepers: Vec<Tid>,
     /// Threads blocked in `Wait` or `ThreadWait` (each says what for in `waiting_for`).
@@ -194,7 +193,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready(&mut self, tid: Tid) {
         let Some(priority) = self.mark_ready(tid) else { return };
-        self.ready[priority as usize].push_back(&mut self.threads, tid);
+        self.run.push(&mut self.threads, priority, tid, false);
         if self.priority_of(cpu::current()).is_none_or(|running| priority > running) {
             cpu::set_need_resched(true);
         }
@@ -205,7 +204,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready_front(&mut self, tid: Tid) {
         let Some(priority) = self.mark_ready(tid) else { return };
-        self.ready[priority as usize].push_front(&mut self.threads, tid);
+        self.run.push(&mut self.threads, priority, tid, true);
         cpu::set_need_resched(true);
     }
 
@@ -264,8 +263,7 @@ impl Tasks {
 
     #[unsafe(link_section = ".text.hot.ipc")]
     fn pop_ready(&mut self) -> Option<Tid> {
-        let Tasks { ready, threads, .. } = self;
-        ready.iter_mut().rev().find_map(|queue| queue.pop_front(threads))
+        self.run.pop(&mut self.threads)
     }
 
     /// Ends a process and all its descendants (parents first, with an explicit work list: a
@@ -343,9 +341,7 @@ impl Tasks {
             // Its registers are garbage now; nobody needs them saved.
             cpu::set_fpu_owner(IDLE);
         }
-        for queue in &mut self.ready {
-            queue.remove(&mut self.threads, tid);
-        }
+        self.run.remove(&mut self.threads, tid);
         self.unsleep(tid);
         self.waiters.retain(|&t| t != tid);
         self.reaper.push_dead(tid);
@@ -407,7 +403,7 @@ pub fn init(bootfs: &'static [u8]) {
     *TASKS.lock() = Some(Tasks {
         processes: BTreeMap::new(),
         threads,
-        ready: Default::default(),
+        run: sched::RunQueues::new(),
         sleepers: Vec::new(),
         waiters: Vec::new(),
         next_id: 1,

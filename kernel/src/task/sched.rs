@@ -2,8 +2,10 @@
 //! `switch`), the idle loop, timer ticks, sleeping and reaping what died.
 
 use super::queue::Queue;
+use super::thread::Thread;
 use crate::arch::x86_64::percpu as cpu;
 use alloc::vec::Vec;
+use vessel_indexed::Indexed;
 
 use vessel_abi::{Exit, Priority};
 
@@ -45,7 +47,7 @@ pub fn schedule() {
 
 /// The IPC direct switch: the running thread has just blocked in IPC and `next`, woken by it
 /// and in no run queue, runs at once, with no pass through the run queues. Only when nothing
-/// ready outranks `next` ([`Tasks::may_switch_directly`]), so priorities hold as with `schedule`.
+/// ready outranks `next` ([`RunQueues::may_switch_directly`]), so priorities hold as with `schedule`.
 #[unsafe(link_section = ".text.hot.ipc")]
 pub(super) fn direct_switch(next: Tid) {
     let mut guard = TASKS.lock();
@@ -61,20 +63,55 @@ pub(super) fn direct_switch(next: Tid) {
     finish_switch(guard, pair);
 }
 
-impl Tasks {
+/// The run queues: one FIFO of ready threads per priority.
+///
+/// Invariants: a thread is on a run queue exactly while its state is `Ready` (and then on the
+/// queue of its process's priority, once); the running thread and blocked ones are on none. The
+/// queues are private: threads get on through `Tasks::make_ready` and off through
+/// [`RunQueues::pop`] or [`RunQueues::remove`].
+pub(super) struct RunQueues {
+    ready: [Queue; Priority::LEVELS],
+}
+
+impl RunQueues {
+    /// No thread ready.
+    pub(super) const fn new() -> Self {
+        RunQueues { ready: [Queue::new(), Queue::new(), Queue::new()] }
+    }
+
+    /// Puts `tid` last on its priority's queue (`front`: first).
+    #[inline(always)]
+    pub(super) fn push(&mut self, threads: &mut Indexed<Thread>, priority: Priority, tid: Tid, front: bool) {
+        let queue = &mut self.ready[priority as usize];
+        if front {
+            queue.push_front(threads, tid);
+        } else {
+            queue.push_back(threads, tid);
+        }
+    }
+
+    /// Takes the first thread of the highest priority that has one.
+    #[unsafe(link_section = ".text.hot.ipc")]
+    pub(super) fn pop(&mut self, threads: &mut Indexed<Thread>) -> Option<Tid> {
+        self.ready.iter_mut().rev().find_map(|queue| queue.pop_front(threads))
+    }
+
+    /// Takes `tid` off whichever queue it is on.
+    pub(super) fn remove(&mut self, threads: &mut Indexed<Thread>, tid: Tid) {
+        for queue in &mut self.ready {
+            queue.remove(threads, tid);
+        }
+    }
+
     /// True if a thread of `priority` may run next without a pass through the run queues: no
     /// ready thread has a higher priority (the running one is blocked, so it does not count).
     #[inline(always)]
     pub(super) fn may_switch_directly(&self, priority: Priority) -> bool {
-        may_switch_directly(&self.ready, priority)
+        self.ready[priority as usize + 1..].iter().all(Queue::is_empty)
     }
 }
 
-/// [`Tasks::may_switch_directly`] on the run queues alone (for code holding other fields).
-#[inline(always)]
-pub(super) fn may_switch_directly(ready: &[Queue], priority: Priority) -> bool {
-    ready[priority as usize + 1..].iter().all(Queue::is_empty)
-}
+const _: () = assert!(Priority::LEVELS == 3, "RunQueues::new lists one queue per priority");
 
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
