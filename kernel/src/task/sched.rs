@@ -76,7 +76,7 @@ pub(super) struct RunQueues {
 impl RunQueues {
     /// No thread ready.
     pub(super) const fn new() -> Self {
-        RunQueues { ready: [Queue::new(), Queue::new(), Queue::new()] }
+        RunQueues { ready: [const { Queue::new() }; Priority::LEVELS] }
     }
 
     /// Puts `tid` last on its priority's queue (`front`: first).
@@ -110,8 +110,6 @@ impl RunQueues {
         self.ready[priority as usize + 1..].iter().all(Queue::is_empty)
     }
 }
-
-const _: () = assert!(Priority::LEVELS == 3, "RunQueues::new lists one queue per priority");
 
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]

@@ -1,10 +1,9 @@
 //! The per-CPU block: what one CPU's entry paths and scheduler keep for themselves, reached
-//! through GS in kernel mode (`swapgs` on every entry from user mode makes GS point here; the
-//! block's first word after the two the entry uses is its own address, so Rust code finds it with
-//! one `gs`-relative load and no global).
+//! through GS in kernel mode (`swapgs` on every entry from user mode makes GS point here): each
+//! field is one `gs`-relative load or store, from the entry assembly and from Rust alike.
 //!
-//! Invariants: each CPU touches only its own block, and only with interrupts off; so no two
-//! references to a field are ever live at once. Vessel runs on one CPU today; a second CPU gets a
+//! Invariants: each CPU touches only its own block, and only with interrupts off, one word at a
+//! time; no Rust reference into a block is ever made. Vessel runs on one CPU today; a second CPU gets a
 //! block of its own (`init` per CPU), and nothing here assumes there is only one.
 //!
 //! Interrupts-off stretches: while measuring is on, every kernel entry from code that ran with
@@ -31,8 +30,6 @@ pub struct PerCpu {
     kernel_rsp: u64,
     /// Scratch slot for the user stack pointer during syscall entry.
     user_rsp: u64,
-    /// This block's own address.
-    this: *mut PerCpu,
     /// Non-zero while the longest interrupts-off stretch is measured.
     measuring: u64,
     /// TSC at the start of the current interrupts-off stretch.
@@ -68,7 +65,6 @@ pub const IRQS_OFF_LONGEST: usize = offset_of!(PerCpu, irqs_off_longest);
 pub const IRQS_OFF_CALL: usize = offset_of!(PerCpu, irqs_off_call);
 /// See [`PerCpu::irqs_off_longest_call`].
 pub const IRQS_OFF_LONGEST_CALL: usize = offset_of!(PerCpu, irqs_off_longest_call);
-const THIS: usize = offset_of!(PerCpu, this);
 
 /// The boot CPU's block.
 struct Block(UnsafeCell<PerCpu>);
@@ -81,7 +77,6 @@ unsafe impl Sync for Block {}
 static BOOT_CPU: Block = Block(UnsafeCell::new(PerCpu {
     kernel_rsp: 0,
     user_rsp: 0,
-    this: core::ptr::null_mut(),
     measuring: 0,
     irqs_off_since: 0,
     irqs_off_longest: 0,
@@ -95,32 +90,15 @@ static BOOT_CPU: Block = Block(UnsafeCell::new(PerCpu {
 
 /// Points GS at the boot CPU's block (kernel mode) and the user GS at 0.
 pub fn init() {
-    let block = BOOT_CPU.0.get();
-    // SAFETY: boot, interrupts off, nothing else references the block yet.
-    unsafe { (*block).this = block };
-    GsBase::write(VirtAddr::from_ptr(block));
+    GsBase::write(VirtAddr::from_ptr(BOOT_CPU.0.get()));
     KernelGsBase::write(VirtAddr::zero());
-}
-
-/// Runs `f` on this CPU's block.
-#[inline(always)]
-fn with<R>(f: impl FnOnce(&mut PerCpu) -> R) -> R {
-    let this: *mut PerCpu;
-    // SAFETY: in kernel mode GS points at this CPU's block (`init`, `swapgs` on entry), whose
-    // `this` field holds its address.
-    unsafe {
-        asm!("mov {}, gs:[{this}]", out(reg) this, this = const THIS, options(nostack, readonly, preserves_flags))
-    };
-    // SAFETY: interrupts are off whenever the kernel runs outside the idle halt, and only this
-    // CPU uses its block (module invariant): this is the only reference while `f` runs.
-    f(unsafe { &mut *this })
 }
 
 /// Reads the word at `OFFSET` of this CPU's block: one `gs`-relative load.
 #[inline(always)]
 fn read<const OFFSET: usize>() -> u64 {
     let value: u64;
-    // SAFETY: GS points at this CPU's block in kernel mode (as in `with`); `OFFSET` is a field's
+    // SAFETY: GS points at this CPU's block in kernel mode (`init`, `swapgs` on entry); `OFFSET` is a field's
     // (the callers below pass `offset_of!`), an aligned word only this CPU touches.
     unsafe {
         asm!("mov {}, gs:[{at}]", out(reg) value, at = const OFFSET, options(nostack, readonly, preserves_flags))
@@ -183,62 +161,55 @@ pub fn set_need_resched(value: bool) {
 /// Makes `top` the kernel stack the syscall entry switches to.
 #[inline(always)]
 pub fn set_kernel_stack(top: u64) {
-    // SAFETY: GS points at this CPU's block in kernel mode (as in `with`); one aligned store to
-    // a field only this CPU's entry path reads, with interrupts off.
-    unsafe {
-        asm!("mov gs:[{at}], {top}", top = in(reg) top, at = const KERNEL_RSP, options(nostack, preserves_flags))
-    };
+    write::<KERNEL_RSP>(top);
 }
 
 /// Starts measuring interrupts-off stretches afresh (the longest goes back to 0).
 pub fn start_measuring() {
-    with(|cpu| {
-        cpu.irqs_off_longest = 0;
-        cpu.irqs_off_longest_call = NOT_A_CALL;
-        cpu.irqs_off_since = rdtsc();
-        cpu.measuring = 1;
-    });
+    write::<IRQS_OFF_LONGEST>(0);
+    write::<IRQS_OFF_LONGEST_CALL>(NOT_A_CALL);
+    write::<IRQS_OFF_SINCE>(rdtsc());
+    write::<{ offset_of!(PerCpu, measuring) }>(1);
     super::syscall::select_entry(true);
 }
 
 /// Stops measuring; the longest stretch stays readable.
 pub fn stop_measuring() {
-    with(|cpu| cpu.measuring = 0);
+    write::<{ offset_of!(PerCpu, measuring) }>(0);
     super::syscall::select_entry(false);
+}
+
+/// Whether stretches are being measured.
+fn measuring() -> bool {
+    read::<{ offset_of!(PerCpu, measuring) }>() != 0
 }
 
 /// The longest interrupts-off stretch since measuring started, in TSC ticks (0: never measured),
 /// and the system call that began it ([`NOT_A_CALL`]: none).
 pub fn longest_irqs_off() -> (u64, u64) {
-    with(|cpu| (cpu.irqs_off_longest, cpu.irqs_off_longest_call))
+    (read::<IRQS_OFF_LONGEST>(), read::<IRQS_OFF_LONGEST_CALL>())
 }
 
 /// A stretch begins: an interrupt entered the kernel from code running with interrupts on.
 pub extern "C" fn irqs_off_begin() {
-    with(|cpu| {
-        if cpu.measuring != 0 {
-            cpu.irqs_off_since = rdtsc();
-            cpu.irqs_off_call = NOT_A_CALL;
-        }
-    });
+    if measuring() {
+        write::<IRQS_OFF_SINCE>(rdtsc());
+        write::<IRQS_OFF_CALL>(NOT_A_CALL);
+    }
 }
 
 /// A stretch begins again after a preemption point: the same work (and system call) goes on.
 pub fn irqs_off_resume() {
-    with(|cpu| {
-        if cpu.measuring != 0 {
-            cpu.irqs_off_since = rdtsc();
-        }
-    });
+    if measuring() {
+        write::<IRQS_OFF_SINCE>(rdtsc());
+    }
 }
 
 /// A stretch ends: the kernel returns to code that runs with interrupts on.
 pub extern "C" fn irqs_off_end() {
-    with(|cpu| {
-        let stretch = rdtsc().wrapping_sub(cpu.irqs_off_since);
-        if cpu.measuring != 0 && stretch > cpu.irqs_off_longest {
-            cpu.irqs_off_longest = stretch;
-            cpu.irqs_off_longest_call = cpu.irqs_off_call;
-        }
-    });
+    let stretch = rdtsc().wrapping_sub(read::<IRQS_OFF_SINCE>());
+    if measuring() && stretch > read::<IRQS_OFF_LONGEST>() {
+        write::<IRQS_OFF_LONGEST>(stretch);
+        write::<IRQS_OFF_LONGEST_CALL>(read::<IRQS_OFF_CALL>());
+    }
 }
