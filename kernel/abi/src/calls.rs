@@ -181,4 +181,11 @@ errors! {
     19 QuotaExceeded = "container quota exceeded";
     /// The container was destroyed (or never existed), or is being destroyed.
     20 NoSuchContainer = "no such container";
+    /// The authority behind the handle was taken back (a device grant revoked, a session ended
+    /// by its server); the reason says by whom and why.
+    21 Revoked = "revoked";
+    /// The object is held exclusively by someone else.
+    22 Busy = "busy";
+    /// The hardware failed the operation (or a driver died in the middle of it).
+    23 DeviceError = "device error";
 }

@@ -86,6 +86,7 @@ pub const HOST_CRATES: &[&str] = &[
     "vessel-protocol",
     "vessel-kv-protocol",
     "vessel-proc-protocol",
+    "vessel-device-protocol",
     "vessel-test-harness",
     "xtask",
 ];
@@ -94,16 +95,17 @@ pub const HOST_CRATES: &[&str] = &[
 const USER_CRATES: &[&str] = &[
     "vessel-rt",
     "vessel-protocol",
-    "vessel-protocol",
     "vessel-kv-protocol",
     "vessel-init",
     "vessel-proc",
+    "vessel-device",
     "vessel-apps",
     "vessel-testprogs",
 ];
 
 /// The user programs packed into every boot file system (as `bin/<name>`).
-pub const PROGRAMS: &[&str] = &["init", "proc", "ctr", "hello", "true", "probe", "usertest", "bench"];
+pub const PROGRAMS: &[&str] =
+    &["init", "proc", "device", "lsdev", "ctr", "hello", "true", "probe", "usertest", "bench"];
 
 /// Builds the user programs: static, non-PIE executables (`-C relocation-model=static`, which
 /// the kernel's loader requires), in their own target directory so this flag never mixes with
@@ -120,6 +122,8 @@ pub fn userland() -> Result<PathBuf> {
                 "vessel-init",
                 "--package",
                 "vessel-proc",
+                "--package",
+                "vessel-device",
                 "--package",
                 "vessel-apps",
                 "--package",

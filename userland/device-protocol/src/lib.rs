@@ -1,0 +1,3 @@
+//! The `device` protocol (being written).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
