@@ -25,6 +25,8 @@ struct Console {
     format: PixelFormat,
     column: usize,
     row: usize,
+    /// The `device` server took the framebuffer (`FramebufferTake`): only a panic draws now.
+    given_away: bool,
 }
 
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
@@ -66,6 +68,7 @@ pub fn init(framebuffer: FrameBuffer) {
         format: info.pixel_format,
         column: 0,
         row: 0,
+        given_away: false,
     };
     let backlog = BACKLOG.lock();
     let _ = console.write_str(core::str::from_utf8(&backlog.bytes[..backlog.len]).unwrap_or(""));
@@ -83,6 +86,7 @@ pub fn init(framebuffer: FrameBuffer) {
 /// Prints to the console if there is one. Callers hold interrupts off (see `logger`).
 pub fn print(args: fmt::Arguments<'_>) {
     match CONSOLE.lock().as_mut() {
+        Some(console) if console.given_away => {}
         Some(console) => {
             let _ = console.write_fmt(args);
         }
@@ -98,7 +102,38 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
     // SAFETY: on the panic path interrupts are off and this CPU is the only one running, so the
     // lock holder (if any) is the code that panicked, which never resumes.
     unsafe { CONSOLE.force_unlock() };
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        console.given_away = false;
+    }
     print(args);
+}
+
+/// Gives the framebuffer to the `device` server: the kernel stops drawing (a panic still
+/// draws). Returns where it is and its format, or `None` if there is no framebuffer. A
+/// restarted server takes it again the same way.
+pub fn give_away() -> Option<vessel_abi::FramebufferInfo> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut guard = CONSOLE.lock();
+        let console = guard.as_mut()?;
+        let virt = console.buffer.as_ptr() as u64;
+        let (phys, _) = crate::mem::paging::translate(virt)?;
+        console.given_away = true;
+        let format = match console.format {
+            PixelFormat::Rgb => vessel_abi::PIXEL_RGB,
+            PixelFormat::Bgr => vessel_abi::PIXEL_BGR,
+            PixelFormat::U8 => vessel_abi::PIXEL_GREY,
+            _ => vessel_abi::PIXEL_UNKNOWN,
+        };
+        Some(vessel_abi::FramebufferInfo {
+            address: phys,
+            size: console.buffer.len() as u64,
+            width: console.width as u64,
+            height: console.height as u64,
+            stride: console.stride as u64,
+            bytes_per_pixel: console.bytes_per_pixel as u64,
+            format,
+        })
+    })
 }
 
 impl Console {

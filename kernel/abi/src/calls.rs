@@ -135,6 +135,33 @@ syscalls! {
     /// ends (at once if it has ended). Needs READ on the process and SEND on the notification;
     /// at most [`MAX_EXIT_EVENTS`] notifications per process (bits to one notification merge).
     48 ProcessNotify(process, notification, bits) "process, notification, bits" -> "0", [MissingRights, WrongObject, InvalidArgument, NoSuchProcess, TooLarge] "MissingRights (READ on the process, SEND on the notification), WrongObject, InvalidArgument (bits 0), NoSuchProcess (reaped), TooLarge (more than `MAX_EXIT_EVENTS` = 8 notifications)";
+    /// `(platform, first, last)`: a capability to I/O ports `first..=last` (all rights), made
+    /// from the platform capability, which only the `device` server holds. Ports the kernel
+    /// drives itself stay refused on every use whatever the range says.
+    49 PlatformPorts(platform, first, last) "platform, first port, last port" -> "handle (all rights)", [MissingRights, WrongObject, InvalidArgument, TableFull] "MissingRights (MANAGE), WrongObject, InvalidArgument (first > last or > 0xffff), TableFull";
+    /// `(platform, line)`: a capability to ISA interrupt line `line` (1..=15 but 2).
+    50 PlatformIrq(platform, line) "platform, ISA line" -> "handle (all rights)", [MissingRights, WrongObject, InvalidArgument, TableFull] "MissingRights (MANAGE), WrongObject, InvalidArgument (0, 2 or > 15), TableFull";
+    /// `(platform, address, length)`: a capability to device registers at physical `address`
+    /// (page-aligned) for `length` bytes, mapped uncached by `MmioMap`. Refused if any page of
+    /// it is RAM the system uses (usable, kernel, page tables, boot data), is below 1 MiB, or
+    /// holds the local APIC or an I/O APIC.
+    51 PlatformMmio(platform, address, length) "platform, physical address, length" -> "handle (all rights)", [MissingRights, WrongObject, InvalidArgument, AccessDenied, TableFull] "MissingRights (MANAGE), WrongObject, InvalidArgument (unaligned, empty, over 1 GiB or wrapping), AccessDenied (RAM, low memory or the kernel's APICs), TableFull";
+    /// `(platform, pages)`: a DMA memory object: `pages` physically contiguous zeroed frames
+    /// (a memory object like `MemoryCreate`'s, charged to the caller's container) whose
+    /// physical address `DmaAddress` tells.
+    52 DmaCreate(platform, pages) "platform, pages (≤ 1024)" -> "handle (all rights)", [MissingRights, WrongObject, InvalidArgument, NoMemory, QuotaExceeded, TableFull] "MissingRights (MANAGE), WrongObject, InvalidArgument (0 or over 1024 pages), NoMemory (no contiguous run that long), QuotaExceeded, TableFull";
+    /// `(memory)`: the physical address of a DMA memory object's first byte (its frames follow
+    /// contiguously).
+    53 DmaAddress(memory) "DMA memory" -> "physical address", [MissingRights, WrongObject] "MissingRights (READ), WrongObject (not DMA memory)";
+    /// `(platform)`: allocates an MSI vector, delivered like an interrupt line: bind it to
+    /// notification bits with `IrqBind`. It is freed when its last capability goes.
+    54 MsiAllocate(platform) "platform" -> "handle (all rights)", [MissingRights, WrongObject, NoMemory, TableFull] "MissingRights (MANAGE), WrongObject, NoMemory (all vectors taken), TableFull";
+    /// `(msi)`: the message a device must write to raise the vector: address in the high 32
+    /// bits of the result, data in the low 32.
+    55 MsiMessage(msi) "msi" -> "address << 32 | data", [MissingRights, WrongObject] "MissingRights (READ), WrongObject";
+    /// `(platform, info)`: takes the boot framebuffer: fills `*info`, returns an MMIO capability
+    /// to its memory, and the kernel stops drawing its console there (a panic still draws).
+    56 FramebufferTake(platform, info) "platform, `*mut FramebufferInfo`" -> "handle (all rights)", [MissingRights, WrongObject, NotFound, TableFull] "MissingRights (MANAGE), WrongObject, NotFound (no framebuffer), TableFull";
 }
 
 errors! {

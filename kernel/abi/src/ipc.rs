@@ -150,6 +150,11 @@ pub enum ObjectKind {
     Thread = 9,
     /// A kept reply (`ReplyTake`): answers one caller once.
     Reply = 10,
+    /// The authority over the machine's hardware (held by the `device` server): makes port,
+    /// interrupt, MMIO, DMA and MSI capabilities.
+    Platform = 11,
+    /// An MSI vector (detail: the vector).
+    Msi = 12,
 }
 
 #[cfg(test)]

@@ -229,6 +229,35 @@ pub struct KernelStats {
     pub irqs_off_longest_call: u64,
 }
 
+/// Output of `FramebufferTake`: the boot framebuffer's geometry and pixel format.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FramebufferInfo {
+    /// Physical address of the first pixel.
+    pub address: u64,
+    /// Bytes of framebuffer memory.
+    pub size: u64,
+    /// Visible width in pixels.
+    pub width: u64,
+    /// Visible height in pixels.
+    pub height: u64,
+    /// Pixels from one line's start to the next's.
+    pub stride: u64,
+    /// Bytes per pixel.
+    pub bytes_per_pixel: u64,
+    /// One of the `PIXEL_*` constants.
+    pub format: u64,
+}
+
+/// [`FramebufferInfo::format`]: red, green, blue bytes in that order (then padding).
+pub const PIXEL_RGB: u64 = 0;
+/// [`FramebufferInfo::format`]: blue, green, red bytes in that order (then padding).
+pub const PIXEL_BGR: u64 = 1;
+/// [`FramebufferInfo::format`]: one grey-scale byte.
+pub const PIXEL_GREY: u64 = 2;
+/// [`FramebufferInfo::format`]: a layout the kernel does not know.
+pub const PIXEL_UNKNOWN: u64 = 3;
+
 /// `KernelStats` flag: start measuring interrupts-off stretches afresh (the longest goes back to
 /// 0), once the counts are taken. Measuring costs every system call a few instructions, so it
 /// is off until asked for.

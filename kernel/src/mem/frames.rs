@@ -65,10 +65,18 @@ pub fn alloc_contiguous(count: u64) -> Option<u64> {
 /// Takes one frame and zeroes it.
 pub fn alloc_zeroed() -> Option<u64> {
     let frame = alloc()?;
-    // SAFETY: the frame was just allocated, so nothing else references it; the direct map covers
-    // all usable RAM.
-    unsafe { core::ptr::write_bytes(phys_to_virt(frame) as *mut u8, 0, PAGE_SIZE as usize) };
+    zero(frame);
     Some(frame)
+}
+
+/// Zeroes a frame the caller just allocated (and so owns alone).
+pub fn zero(frame: u64) {
+    if !USABLE.get().is_some_and(|usable| usable.contains(frame)) {
+        return;
+    }
+    // SAFETY: the frame is usable RAM (checked above), reached through the direct map, and the
+    // caller owns it: nothing else references it.
+    unsafe { core::ptr::write_bytes(phys_to_virt(frame) as *mut u8, 0, PAGE_SIZE as usize) };
 }
 
 /// Returns a frame; double frees and foreign addresses are refused.

@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use bootloader_api::BootInfo;
 use bootloader_api::info::{FrameBuffer, MemoryRegionKind};
-use vessel_kcore::memmap::{Range, RegionKind, Summary};
+use vessel_kcore::memmap::{Range, RegionKind, Summary, UsableMap};
 use vessel_kcore::report::Bytes;
 
 pub use paging::map_mmio;
@@ -38,6 +38,19 @@ pub struct BootResources {
     pub ramdisk: &'static [u8],
     /// Physical address of the ACPI RSDP, if the firmware gave one.
     pub rsdp: Option<acpi::Rsdp>,
+}
+
+/// Most separate RAM ranges `is_system_ram` knows; a map more fragmented than this counts the
+/// rest as RAM too (see `is_system_ram`).
+const MAX_RAM_RANGES: usize = 128;
+
+static SYSTEM_RAM: spin::Once<UsableMap<MAX_RAM_RANGES>> = spin::Once::new();
+
+/// Whether any byte of `start..end` is RAM the system uses, or below 1 MiB, or anything at all
+/// when the map was too fragmented to keep whole (the safe answer: refuse).
+pub fn is_system_ram(start: u64, end: u64) -> bool {
+    let Some(map) = SYSTEM_RAM.get() else { return true };
+    start < 0x10_0000 || map.dropped_bytes() > 0 || map.ranges().iter().any(|r| r.start < end && start < r.end)
 }
 
 fn kind_of(kind: MemoryRegionKind) -> RegionKind {
@@ -66,6 +79,13 @@ pub fn init(boot_info: &'static mut BootInfo) -> BootResources {
         summary.max_addr
     );
     frames::init(regions());
+    // The RAM the system uses: usable and bootloader regions (the kernel, its page tables, the
+    // boot information and the ramdisk), never handed out as device registers.
+    let system = regions().map(|(range, kind)| match kind {
+        RegionKind::Reserved => (range, RegionKind::Reserved),
+        _ => (range, RegionKind::Usable),
+    });
+    SYSTEM_RAM.call_once(|| UsableMap::new(system));
     paging::init();
     heap::init();
     kstack::init();

@@ -263,6 +263,32 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             let a = decode!(ProcessNotify);
             task::process_notify(a.process, a.notification, a.bits)
         }
+        Syscall::PlatformPorts => {
+            let a = decode!(PlatformPorts);
+            task::platform_ports(a.platform, a.first, a.last)
+        }
+        Syscall::PlatformIrq => {
+            let a = decode!(PlatformIrq);
+            task::platform_irq(a.platform, a.line)
+        }
+        Syscall::PlatformMmio => {
+            let a = decode!(PlatformMmio);
+            task::platform_mmio(a.platform, a.address, a.length)
+        }
+        Syscall::DmaCreate => {
+            let a = decode!(DmaCreate);
+            task::reap_all();
+            task::dma_create(a.platform, a.pages)
+        }
+        Syscall::DmaAddress => task::dma_address(decode!(DmaAddress).memory),
+        Syscall::MsiAllocate => task::msi_allocate(decode!(MsiAllocate).platform),
+        Syscall::MsiMessage => task::msi_message(decode!(MsiMessage).msi),
+        Syscall::FramebufferTake => {
+            let a = decode!(FramebufferTake);
+            usermem::write(a.info, &vessel_abi::FramebufferInfo::default())?;
+            let (handle, info) = task::framebuffer_take(a.platform)?;
+            usermem::write(a.info, &info).map(|()| handle)
+        }
         Syscall::Call
         | Syscall::Recv
         | Syscall::Reply

@@ -31,6 +31,8 @@ unsafe impl Pod for CapInfo {}
 unsafe impl Pod for ContainerLimits {}
 // SAFETY: as above.
 unsafe impl Pod for ContainerInfo {}
+// SAFETY: `repr(C)`, seven `u64`s: no padding, every bit pattern valid.
+unsafe impl Pod for vessel_abi::FramebufferInfo {}
 
 /// A checked user address range.
 #[derive(Clone, Copy, Debug)]

@@ -143,6 +143,8 @@ pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
             ObjectRef::Container(c) => (ObjectKind::Container, t.containers.get(c).map_or(0, |c| c.id())),
             ObjectRef::Thread(pid, tid) => (ObjectKind::Thread, thread_slot(t, pid, tid)),
             ObjectRef::Reply(id) => (ObjectKind::Reply, u64::from(t.kept_caller_waits(id))),
+            ObjectRef::Platform => (ObjectKind::Platform, 0),
+            ObjectRef::Msi(vector) => (ObjectKind::Msi, u64::from(vector)),
         };
         Ok(CapInfo { kind: kind as u32, rights: cap.rights.bits(), badge: cap.badge, detail })
     })

@@ -95,8 +95,8 @@ impl Tasks {
         self.table_owner.remove(&table);
     }
 
-    /// The container an object belongs to. Hardware objects belong to the root container: no
-    /// other container sees hardware unless it is passed through (not yet).
+    /// The container an object belongs to. Hardware objects belong to the root container: raw
+    /// hardware never enters another container (the `device` server mediates passthrough).
     pub(super) fn object_container(&self, object: ObjectRef) -> Option<Index> {
         match object {
             ObjectRef::Endpoint(id) => self.endpoints.get(&id).map(|e| e.container),
@@ -106,7 +106,11 @@ impl Tasks {
             ObjectRef::Process(pid) | ObjectRef::Thread(pid, _) => self.container_of(pid),
             // A container capability lives in its parent container (the root's in the root).
             ObjectRef::Container(c) => self.containers.get(c).map(|x| x.parent().unwrap_or(c)),
-            ObjectRef::IoPorts(..) | ObjectRef::Irq(_) | ObjectRef::Mmio(..) => Some(self.containers.root()),
+            ObjectRef::IoPorts(..)
+            | ObjectRef::Irq(_)
+            | ObjectRef::Mmio(..)
+            | ObjectRef::Platform
+            | ObjectRef::Msi(_) => Some(self.containers.root()),
         }
     }
 

@@ -6,7 +6,6 @@
 //! from the moment it fires until its owner acknowledges it, so a driver is never flooded.
 
 use crate::arch::x86_64::percpu as cpu;
-use alloc::vec::Vec;
 
 use vessel_abi::{Error, PAGE_SIZE, Rights};
 use vessel_capspace::Cap;
@@ -14,17 +13,6 @@ use vessel_capspace::Cap;
 use super::objects::ObjectRef;
 use super::{Tasks, with_tasks};
 use crate::arch::x86_64::{ioapic, port as ports};
-
-/// The hardware capabilities init receives at boot: all I/O ports (minus the kernel's), every
-/// ISA interrupt line but the cascade, and the HPET registers if there are any.
-pub fn boot_objects() -> Vec<ObjectRef> {
-    let mut objects = alloc::vec![ObjectRef::IoPorts(0, 0xffff)];
-    objects.extend((1..ioapic::ISA_LINES).filter(|&l| l != 2).map(ObjectRef::Irq));
-    if let Some(hpet) = crate::platform::get().hpet_addr {
-        objects.push(ObjectRef::Mmio(hpet, 0x1000));
-    }
-    objects
-}
 
 fn ports_cap(t: &Tasks, value: u64, needs: Rights, port: u64, width: u64) -> Result<u16, Error> {
     let (first, last) = match t.resolve(value, needs)?.object {
@@ -87,9 +75,18 @@ pub fn mmio_map(value: u64) -> Result<u64, Error> {
     .ok_or(Error::NoSuchProcess)?
 }
 
-fn irq_line(t: &Tasks, value: u64) -> Result<u8, Error> {
+/// An interrupt source a capability names.
+enum Source {
+    /// An ISA line through the I/O APIC.
+    Line(u8),
+    /// An MSI vector.
+    Msi(u8),
+}
+
+fn irq_source(t: &Tasks, value: u64) -> Result<Source, Error> {
     match t.resolve(value, Rights::MANAGE)? {
-        Cap { object: ObjectRef::Irq(line), .. } => Ok(line),
+        Cap { object: ObjectRef::Irq(line), .. } => Ok(Source::Line(line)),
+        Cap { object: ObjectRef::Msi(vector), .. } => Ok(Source::Msi(vector)),
         _ => Err(Error::WrongObject),
     }
 }
@@ -97,7 +94,18 @@ fn irq_line(t: &Tasks, value: u64) -> Result<u8, Error> {
 /// `IrqBind`: notification 0 unbinds.
 pub fn irq_bind(value: u64, notification: u64, bits: u64) -> Result<u64, Error> {
     with_tasks(|t| {
-        let line = irq_line(t, value)?;
+        let line = match irq_source(t, value)? {
+            Source::Line(line) => line,
+            Source::Msi(vector) => {
+                let binding = match notification {
+                    0 => None,
+                    _ if bits == 0 => return Err(Error::InvalidArgument),
+                    _ => Some((t.resolve_notification(notification, Rights::SEND)?, bits)),
+                };
+                t.msi.bind(vector, binding);
+                return Ok(0);
+            }
+        };
         let slot = t.irq_bindings.get_mut(usize::from(line)).ok_or(Error::InvalidArgument)?;
         if notification == 0 {
             *slot = None;
@@ -118,7 +126,7 @@ pub fn irq_bind(value: u64, notification: u64, bits: u64) -> Result<u64, Error> 
 /// `IrqAck`: the driver handled the interrupt; let the line fire again.
 pub fn irq_ack(value: u64) -> Result<u64, Error> {
     with_tasks(|t| {
-        let line = irq_line(t, value)?;
+        let Source::Line(line) = irq_source(t, value)? else { return Ok(0) };
         if t.irq_bindings.get(usize::from(line)).is_some_and(Option::is_some) {
             ioapic::unmask(line);
         }

@@ -33,6 +33,8 @@ pub struct Memory {
     pub mappings: u32,
     /// The frames (owned by the object; mapped as borrowed).
     pub frames: Vec<u64>,
+    /// DMA memory: the frames are physically consecutive and the holder may learn where.
+    pub dma: bool,
 }
 
 impl Lifecycle for Memory {
@@ -51,6 +53,17 @@ impl Lifecycle for Memory {
 
 /// `MemoryCreate`: `pages` zeroed frames.
 pub fn memory_create(pages: u64) -> Result<u64, Error> {
+    create_memory(pages, false)
+}
+
+/// `DmaCreate`: `pages` physically contiguous zeroed frames (the platform capability is
+/// checked by the caller, `hardware::dma_create`).
+pub fn create_dma(pages: u64) -> Result<u64, Error> {
+    create_memory(pages, true)
+}
+
+/// Makes a memory object of `pages` zeroed frames, contiguous ones for DMA.
+fn create_memory(pages: u64, dma: bool) -> Result<u64, Error> {
     if pages == 0 || pages > MAX_MEMORY_PAGES {
         return Err(Error::InvalidArgument);
     }
@@ -71,11 +84,23 @@ pub fn memory_create(pages: u64) -> Result<u64, Error> {
             t.containers.uncharge(container, Resource::Objects, 1);
         });
     };
-    let mut list = Vec::new();
-    if list.try_reserve_exact(pages as usize).is_err() {
+    let list = if dma { contiguous_frames(pages) } else { frames_one_by_one(pages) };
+    let Some(list) = list else {
         refund();
         return Err(Error::NoMemory);
-    }
+    };
+    with_tasks(|t| {
+        let id = t.next_object();
+        t.memories.insert(id, Memory { container, caps: 0, mappings: 0, frames: list, dma });
+        create(t, ObjectRef::Memory(id))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// `pages` zeroed frames from anywhere, or `None` (nothing kept) when memory runs out.
+fn frames_one_by_one(pages: u64) -> Option<Vec<u64>> {
+    let mut list = Vec::new();
+    list.try_reserve_exact(pages as usize).ok()?;
     for _ in 0..pages {
         match frames::alloc_zeroed() {
             Some(f) => list.push(f),
@@ -83,15 +108,36 @@ pub fn memory_create(pages: u64) -> Result<u64, Error> {
                 for f in list {
                     let _ = frames::free(f);
                 }
-                refund();
-                return Err(Error::NoMemory);
+                return None;
             }
         }
     }
+    Some(list)
+}
+
+/// `pages` zeroed, physically consecutive frames, or `None` (nothing kept).
+fn contiguous_frames(pages: u64) -> Option<Vec<u64>> {
+    let mut list = Vec::new();
+    list.try_reserve_exact(pages as usize).ok()?;
+    let first = frames::alloc_contiguous(pages)?;
+    list.extend((0..pages).map(|i| first + i * PAGE_SIZE));
+    for &frame in &list {
+        frames::zero(frame);
+    }
+    Some(list)
+}
+
+/// `DmaAddress`: the physical address of a DMA memory object.
+pub fn dma_address(value: u64) -> Result<u64, Error> {
     with_tasks(|t| {
-        let id = t.next_object();
-        t.memories.insert(id, Memory { container, caps: 0, mappings: 0, frames: list });
-        create(t, ObjectRef::Memory(id))
+        let id = match t.resolve(value, Rights::READ)?.object {
+            ObjectRef::Memory(id) => id,
+            _ => return Err(Error::WrongObject),
+        };
+        match t.memories.get(&id) {
+            Some(m) if m.dma => m.frames.first().copied().ok_or(Error::WrongObject),
+            _ => Err(Error::WrongObject),
+        }
     })
     .unwrap_or(Err(Error::NoSuchProcess))
 }

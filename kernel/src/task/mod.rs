@@ -31,8 +31,10 @@ mod frame;
 mod hardware;
 mod loader;
 mod memory;
+mod msi;
 mod notification;
 mod objects;
+mod platform;
 mod process;
 mod queue;
 mod reaper;
@@ -50,8 +52,10 @@ pub use endpoint::{call, endpoint_create, recv, reply, reply_recv};
 pub use events::{notification_bind, process_notify};
 pub use fastpath::{fast_call, fast_reply_recv};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
-pub use memory::{memory_create, memory_map};
+pub use memory::{dma_address, memory_create, memory_map};
+pub use msi::{msi_message, on_msi};
 pub use notification::{notification_create, signal, wait_notification};
+pub use platform::{dma_create, framebuffer_take, msi_allocate, platform_irq, platform_mmio, platform_ports};
 pub use process::{kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, stats, user_fault, wait};
 pub use reply::{reply_send, reply_take};
 #[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes
@@ -151,6 +155,8 @@ struct Tasks {
     next_object: u64,
     /// ISA interrupt line → (notification, bits) it is delivered to.
     irq_bindings: [Option<(u64, u64)>; 16],
+    /// MSI vectors handed out, and where each is delivered.
+    msi: msi::MsiVectors,
     /// The container tree and its quotas.
     containers: Tree,
     /// Makes container ids.
@@ -414,6 +420,7 @@ pub fn init(bootfs: &'static [u8]) {
         replies: BTreeMap::new(),
         next_object: 0,
         irq_bindings: [None; 16],
+        msi: msi::MsiVectors::new(),
         containers: Tree::new(root_id, container::ROOT_LIMITS),
         container_ids: ids,
         members: BTreeMap::new(),

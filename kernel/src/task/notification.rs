@@ -74,6 +74,7 @@ impl Lifecycle for Notification {
                     crate::arch::x86_64::ioapic::mask(line as u8);
                 }
             }
+            t.msi.unbind_notification(id);
             for tid in waiters {
                 fail_thread(t, tid, Error::PeerDied);
             }

@@ -1,8 +1,9 @@
 //! Kernel objects reached through capabilities, and the one place that knows every kind:
 //! endpoints (`endpoint`), notifications (`notification`), memory objects (`memory`) and kept
-//! replies (`reply`) each live in their own module with their invariants; the hardware objects
-//! (port ranges, interrupt lines, MMIO regions) that init receives at boot for the future device
-//! server have no state of their own and live forever (`hardware`); process, container and
+//! replies (`reply`) and MSI vectors (`msi`) each live in their own module with their
+//! invariants; the platform capability (`platform`) and the hardware objects made from it (port
+//! ranges, interrupt lines, MMIO regions: `hardware`) have no state of their own and live
+//! forever; process, container and
 //! thread capabilities name things whose ids are never reused, checked at every use.
 //!
 //! Invariants: a counted object (one with a [`Lifecycle`]) lives while something refers to it:
@@ -19,6 +20,7 @@ use vessel_container::Index;
 use super::Tasks;
 use super::endpoint::Endpoint;
 use super::memory::Memory;
+use super::msi::MsiVector;
 use super::notification::Notification;
 use super::reply::ReplyObject;
 
@@ -47,6 +49,10 @@ pub enum ObjectRef {
     Thread(u64, u64),
     /// A kept reply (see `reply`).
     Reply(u64),
+    /// The authority over the hardware (`platform`).
+    Platform,
+    /// An MSI vector (`msi`).
+    Msi(u8),
 }
 
 /// What one kind of object does when capabilities to it come and go; implemented in the kind's
@@ -97,10 +103,12 @@ impl Tasks {
             ObjectRef::Notification(id) => apply::<Notification>(self, id, cap.rights, change),
             ObjectRef::Memory(id) => apply::<Memory>(self, id, cap.rights, change),
             ObjectRef::Reply(id) => apply::<ReplyObject>(self, id, cap.rights, change),
+            ObjectRef::Msi(vector) => apply::<MsiVector>(self, u64::from(vector), cap.rights, change),
             // Nothing to count: see the module documentation.
             ObjectRef::IoPorts(..)
             | ObjectRef::Irq(_)
             | ObjectRef::Mmio(..)
+            | ObjectRef::Platform
             | ObjectRef::Process(_)
             | ObjectRef::Container(_)
             | ObjectRef::Thread(..) => {}

@@ -14,7 +14,7 @@ use vessel_kcore::report::{FaultReport, TrapFrame};
 use super::objects::ObjectRef;
 use super::sched::{exit_current, reap, schedule};
 use super::thread::{self, Pid, State, Thread};
-use super::{BOOTFS, Process, REAP_WORK, Slot, Tasks, caps, container, hardware, loader, reaper, with_tasks};
+use super::{BOOTFS, Process, REAP_WORK, Slot, Tasks, caps, container, loader, reaper, with_tasks};
 use crate::mem::address_space::{Access, AddressSpace};
 use crate::mem::{frames, heap};
 
@@ -153,11 +153,11 @@ fn build_process(
         t.table_owner.insert(table, (container, pid));
         let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
         let mut count = caps.len();
-        // init: the hardware capabilities, roots of their derivation trees, and the root
-        // container (init hands it to `proc`).
+        // init: the platform capability (for the `device` server) and the root container
+        // (init hands it to `proc`).
         let boot: alloc::vec::Vec<ObjectRef> = if parent == 0 {
             let root = ObjectRef::Container(t.containers.root());
-            hardware::boot_objects().into_iter().chain([root]).take(handles.len()).collect()
+            super::platform::boot_objects().into_iter().chain([root]).take(handles.len()).collect()
         } else {
             alloc::vec::Vec::new()
         };

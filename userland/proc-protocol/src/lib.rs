@@ -143,8 +143,10 @@ vessel_protocol::protocol! {
             endpoint: cap,
         };
         /// Start a program as supervised service `name` in the root container (root only):
-        /// `proc` gives it a fresh endpoint as its last capability, registers the service, and
-        /// restarts the program (at most `restarts` times) when it dies.
+        /// `proc` gives it `caps` (kept by `proc` and passed again to every restarted
+        /// instance) then a fresh endpoint as its last capability, registers the service, and
+        /// restarts the program (at most `restarts` times) when it dies. Refused with
+        /// `TooLarge` if more than [`MAX_PASSED_CAPS`] capabilities come along.
         11 supervise(
             /// How many restarts are allowed.
             restarts: u64,
@@ -152,6 +154,9 @@ vessel_protocol::protocol! {
             name: str,
             /// The program: `path\0arg\0...`, as for `spawn`.
             command: bytes,
+            /// Capabilities for every instance (the `device` server's platform capability);
+            /// they move to `proc`.
+            caps: caps,
         ) -> Spawned;
     }
 }

@@ -212,7 +212,17 @@ impl Server for Procs {
         }
     }
 
-    fn supervise(&mut self, cx: &mut Cx<'_, Spawned>, _restarts: u64, name: &str, command: &[u8]) -> Answer<Spawned> {
+    fn supervise(
+        &mut self,
+        cx: &mut Cx<'_, Spawned>,
+        _restarts: u64,
+        name: &str,
+        command: &[u8],
+        caps: &[u32],
+    ) -> Answer<Spawned> {
+        for &h in caps {
+            cx.drop_cap(h);
+        }
         if !valid_name(name) || Command::parse(command).is_none() {
             return cx.refusal(Error::InvalidArgument, "bad name or command").into();
         }
@@ -295,7 +305,7 @@ fn containers_and_info() {
     let full =
         ContainerInfo { id: 1, parent: 2, state: 3, depth: 4, children: 5, members: 6, limits: [7; 5], usage: [8; 5] };
     assert_eq!(Info::from_container(&full).container(), full);
-    assert_eq!(proc.supervise(2, "echo", b"bin/echo").unwrap().container, 7);
+    assert_eq!(proc.supervise(2, "echo", b"bin/echo", &[]).unwrap().container, 7);
 }
 
 #[test]
@@ -333,7 +343,7 @@ fn hostile_messages_never_panic() {
     let _ = proc.wait(0, 1);
     let _ = proc.wait_timeout(0, 1, 5);
     let _ = proc.register("svc", 3);
-    let _ = proc.supervise(1, "svc", b"bin/svc");
+    let _ = proc.supervise(1, "svc", b"bin/svc", &[4]);
     let mut server = Procs::default();
     let report = fuzz_requests(OPERATIONS, &recorder.take(), 3, 50_000, |caller, keeper, message| {
         if server.children.len() > 100 {

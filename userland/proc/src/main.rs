@@ -47,7 +47,6 @@ fn main() -> i32 {
         return 1;
     };
     let (endpoint, root) = (Endpoint(Cap(ep)), Container(Cap(root)));
-    let hardware = handles.iter().copied().filter(|&h| h != ep && h != root.0.0).collect();
     if let Err(e) = container::register_service(endpoint, root) {
         println!("proc: cannot register its endpoint: {e}");
         return 1;
@@ -66,7 +65,7 @@ fn main() -> i32 {
     };
     let root_id = root.id().unwrap_or(0);
     println!("proc: serving; root container {root_id:#018x}");
-    let mut state = State::new(root, root_id, Endpoint(client), hardware, events);
+    let mut state = State::new(root, root_id, Endpoint(client), events);
     let mut server = Server::new(endpoint);
     loop {
         match server.next(state.next_timeout()) {

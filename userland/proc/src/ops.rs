@@ -14,7 +14,7 @@ use vessel_rt::container;
 use vessel_rt::ipc::{Cap, Endpoint};
 use vessel_rt::time;
 
-use crate::state::{self, Node, State};
+use crate::state::{self, Node, State, Supervised};
 
 /// A refusal of `error` for the caller of `cx`, saying `why`.
 fn refuse<R: vessel_protocol::Reply, T>(cx: &Cx<'_, R>, error: Error, why: impl core::fmt::Display) -> Answer<T> {
@@ -221,24 +221,46 @@ impl Server for State {
         }
     }
 
-    fn supervise(&mut self, cx: &mut Cx<'_, Spawned>, restarts: u64, name: &str, command: &[u8]) -> Answer<Spawned> {
-        if cx.caller().container != self.root_id {
-            return refuse(cx, Error::AccessDenied, "only the root container supervises services");
+    fn supervise(
+        &mut self,
+        cx: &mut Cx<'_, Spawned>,
+        restarts: u64,
+        name: &str,
+        command: &[u8],
+        caps: &[u32],
+    ) -> Answer<Spawned> {
+        let refusal = if cx.caller().container != self.root_id {
+            Some((Error::AccessDenied, String::from("only the root container supervises services")))
+        } else if !valid_name(name) || self.services.iter().any(|s| s.name == name) {
+            Some((Error::InvalidArgument, format!("bad or taken service name {name:?}")))
+        } else if caps.len() > MAX_PASSED_CAPS {
+            Some((Error::TooLarge, format!("{} capabilities passed, at most {MAX_PASSED_CAPS}", caps.len())))
+        } else {
+            None
+        };
+        if let Some((error, why)) = refusal {
+            for &h in caps {
+                cx.drop_cap(h);
+            }
+            return refuse(cx, error, why);
         }
-        if !valid_name(name) || self.services.iter().any(|s| s.name == name) {
-            return refuse(cx, Error::InvalidArgument, format!("bad or taken service name {name:?}"));
-        }
-        match self.start_instance(command) {
+        match self.start_instance(command, caps) {
             Ok((endpoint, pid)) => {
+                let supervised = Supervised { command: command.into(), caps: caps.to_vec(), restarts, pid };
                 self.services.push(state::Service {
                     name: String::from(name),
                     endpoint,
                     generation: 0,
-                    supervised: Some((command.into(), restarts, pid)),
+                    supervised: Some(supervised),
                 });
                 Answer::Reply(Spawned { pid, container: self.root_id })
             }
-            Err(e) => Answer::Refuse(refused(cx, e, &format!("cannot start service {name:?}"))),
+            Err(e) => {
+                for &h in caps {
+                    cx.drop_cap(h);
+                }
+                Answer::Refuse(refused(cx, e, &format!("cannot start service {name:?}")))
+            }
         }
     }
 }

@@ -45,8 +45,29 @@ pub struct Service {
     /// Send-only capability, duplicated for every lookup.
     pub endpoint: Endpoint,
     pub generation: u64,
-    /// Supervised: the command, restarts left, and the running instance's pid.
-    pub supervised: Option<(Vec<u8>, u64, u64)>,
+    /// Supervised: how to start it again, and the running instance.
+    pub supervised: Option<Supervised>,
+}
+
+/// What `proc` keeps of a supervised service.
+pub struct Supervised {
+    /// `path\0arg...`.
+    pub command: Vec<u8>,
+    /// Capabilities every instance gets (before its endpoint); `proc` owns them.
+    pub caps: Vec<u32>,
+    /// Restarts left.
+    pub restarts: u64,
+    /// The running instance.
+    pub pid: u64,
+}
+
+impl Supervised {
+    /// Gives the kept capabilities up (the service will not start again).
+    pub fn release(self) {
+        for h in self.caps {
+            let _ = Cap(h).delete();
+        }
+    }
 }
 
 /// A caller waiting for a process to end.
@@ -66,7 +87,6 @@ pub struct State {
     pub root_id: u64,
     /// Send-only capability to ourselves, handed to every child first.
     pub client: Endpoint,
-    pub hardware: Vec<u32>,
     /// By id: visibility checks walk up the tree in O(depth × log n).
     pub containers: BTreeMap<u64, Node>,
     pub processes: Vec<Record>,
@@ -77,12 +97,11 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(root: Container, root_id: u64, client: Endpoint, hardware: Vec<u32>, events: Notification) -> State {
+    pub fn new(root: Container, root_id: u64, client: Endpoint, events: Notification) -> State {
         State {
             root,
             root_id,
             client,
-            hardware,
             containers: BTreeMap::from([(root_id, Node { id: root_id, parent: 0, cap: root })]),
             processes: Vec::new(),
             services: Vec::new(),
@@ -130,19 +149,15 @@ impl State {
 
     /// Whether `pid` of the root container is a supervised service's running instance.
     pub fn is_supervised(&self, container: u64, pid: u64) -> bool {
-        container == self.root_id && self.services.iter().any(|s| s.supervised.as_ref().is_some_and(|s| s.2 == pid))
+        container == self.root_id && self.services.iter().any(|s| s.supervised.as_ref().is_some_and(|s| s.pid == pid))
     }
 
-    /// Starts a program in `container` with the `proc` capability, the hardware (root only)
-    /// and `caps`, and registers its exit event.
+    /// Starts a program in `container` with the `proc` capability and `caps`, and registers
+    /// its exit event.
     pub fn spawn(&mut self, container: u64, cap: Container, command: Command<'_>, caps: &[u32]) -> Result<u64, Error> {
         let parts: Vec<&str> = command.parts().collect();
         let (path, args) = parts.split_first().ok_or(Error::InvalidArgument)?;
         let mut passed = alloc::vec![self.client.0.0];
-        // Only the system's own programs (the root container) see the hardware.
-        if container == self.root_id {
-            passed.extend_from_slice(&self.hardware);
-        }
         // The caller's capabilities come last, so a program finds them from the end.
         passed.extend_from_slice(caps);
         let handle = process::spawn_in(cap.0, path, args, &passed)?;
@@ -302,7 +317,7 @@ impl State {
 
     /// Starts one instance of a service: a fresh endpoint (the service gets the receiving
     /// copy as its last handle; `proc` keeps only a send-only one).
-    pub fn start_instance(&mut self, command: &[u8]) -> Result<(Endpoint, u64), Error> {
+    pub fn start_instance(&mut self, command: &[u8], caps: &[u32]) -> Result<(Endpoint, u64), Error> {
         let command = Command::parse(command).ok_or(Error::InvalidArgument)?;
         let endpoint = Endpoint::create()?;
         let send = match container::register_service(endpoint, self.root)
@@ -314,7 +329,9 @@ impl State {
                 return Err(e);
             }
         };
-        let spawned = self.spawn(self.root_id, self.root, command, &[endpoint.0.0]);
+        let mut passed = caps.to_vec();
+        passed.push(endpoint.0.0);
+        let spawned = self.spawn(self.root_id, self.root, command, &passed);
         let _ = endpoint.0.delete();
         match spawned {
             Ok(pid) => Ok((Endpoint(send), pid)),
@@ -328,30 +345,34 @@ impl State {
     /// The supervised instance `pid` ended: drop its endpoint (its clients get `PeerDied`)
     /// and start the next generation, while restarts are left.
     fn restart(&mut self, pid: u64, ending: Ending) {
-        let Some(s) = self.services.iter().position(|s| s.supervised.as_ref().is_some_and(|x| x.2 == pid)) else {
+        let Some(s) = self.services.iter().position(|s| s.supervised.as_ref().is_some_and(|x| x.pid == pid)) else {
             return;
         };
         // Dropping our send copy leaves the dead endpoint with no receiver: every client of
         // this instance gets PeerDied.
         let _ = self.services[s].endpoint.0.delete();
         let service = &mut self.services[s];
-        let Some((command, left, _)) = service.supervised.take() else { return };
+        let Some(mut kept) = service.supervised.take() else { return };
         println!("proc: service {} (generation {}) {ending}", service.name, service.generation);
-        if left == 0 {
+        if kept.restarts == 0 {
             println!("proc: service {} has no restarts left", service.name);
+            kept.release();
             self.services.swap_remove(s);
             return;
         }
-        match self.start_instance(&command) {
+        match self.start_instance(&kept.command, &kept.caps) {
             Ok((endpoint, pid)) => {
                 let service = &mut self.services[s];
                 service.endpoint = endpoint;
                 service.generation += 1;
-                service.supervised = Some((command, left - 1, pid));
+                kept.restarts -= 1;
+                kept.pid = pid;
+                service.supervised = Some(kept);
                 println!("proc: service {} restarted as generation {}", service.name, service.generation);
             }
             Err(e) => {
                 println!("proc: cannot restart service {}: {e}", self.services[s].name);
+                kept.release();
                 self.services.swap_remove(s);
             }
         }

@@ -14,6 +14,7 @@ pub mod container;
 mod heap;
 pub mod io;
 pub mod ipc;
+pub mod platform;
 pub mod proc;
 pub mod process;
 pub mod server;

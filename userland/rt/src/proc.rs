@@ -91,7 +91,20 @@ impl Proc {
     /// Starts `path` as supervised service `name` (root container only), restarted at most
     /// `restarts` times. Returns its pid.
     pub fn supervise(self, name: &str, restarts: u64, path: &str, args: &[&str]) -> Result<u64, Refusal> {
-        self.client().supervise(restarts, name, &command_line(path, args)).map(|s| s.pid)
+        self.supervise_with(name, restarts, path, args, &[])
+    }
+
+    /// Like [`supervise`](Self::supervise), handing `caps` (which move to `proc`) to every
+    /// instance before its endpoint.
+    pub fn supervise_with(
+        self,
+        name: &str,
+        restarts: u64,
+        path: &str,
+        args: &[&str],
+        caps: &[u32],
+    ) -> Result<u64, Refusal> {
+        self.client().supervise(restarts, name, &command_line(path, args), caps).map(|s| s.pid)
     }
 }
 

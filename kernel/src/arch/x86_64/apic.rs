@@ -60,6 +60,17 @@ pub fn init() -> u8 {
     id
 }
 
+/// This CPU's local APIC id (0 before `init`).
+pub fn id() -> u8 {
+    (read(REG_ID) >> 24) as u8
+}
+
+/// Where an MSI for `vector` on this CPU must be written: (address, data). Fixed delivery,
+/// edge-triggered, physical destination this CPU's APIC id.
+pub fn msi_message(vector: u8) -> (u32, u32) {
+    (0xfee0_0000 | u32::from(id()) << 12, u32::from(vector))
+}
+
 /// Signals end of interrupt.
 pub fn end_of_interrupt() {
     write(REG_EOI, 0);

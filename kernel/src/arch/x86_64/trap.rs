@@ -179,6 +179,11 @@ pub fn init() {
     unsafe { lidt(&pointer) };
 }
 
+/// MSI vectors handed out by `MsiAllocate`: `MSI_FIRST..MSI_FIRST + MSI_VECTORS`.
+pub const MSI_FIRST: u8 = 0x40;
+/// How many MSI vectors there are (up to 0xef; 0xf0 and above stay free for IPIs).
+pub const MSI_VECTORS: usize = 0xb0;
+
 /// The one Rust entry for every interrupt and exception (system calls have their own,
 /// `super::syscall`). Runs with interrupts off.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
@@ -194,6 +199,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         v if (u64::from(ioapic::IRQ_BASE)..u64::from(ioapic::IRQ_BASE + ioapic::ISA_LINES)).contains(&v) => {
             crate::task::on_irq((v - u64::from(ioapic::IRQ_BASE)) as u8);
+            apic::end_of_interrupt();
+            if frame.cs & 3 == 3 {
+                crate::task::preempt_if_needed();
+            }
+        }
+        v if (u64::from(MSI_FIRST)..u64::from(MSI_FIRST) + MSI_VECTORS as u64).contains(&v) => {
+            crate::task::on_msi(v as u8);
             apic::end_of_interrupt();
             if frame.cs & 3 == 3 {
                 crate::task::preempt_if_needed();

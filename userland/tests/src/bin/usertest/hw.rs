@@ -1,10 +1,15 @@
-//! Hardware objects: the capabilities init received at boot and passed on. An interrupt from a
-//! real (emulated) device reaches a notification; kernel-owned ports stay out of reach.
+//! Hardware objects made from the platform capability (the test image's init hands usertest
+//! one, as it does to the `device` server): an interrupt from a real (emulated) device reaches
+//! a notification; kernel-owned ports, RAM and the interrupt controllers stay out of reach; DMA
+//! memory and MSI vectors come and go with their capabilities.
 
 use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 
-use vessel_rt::abi::{Error, ObjectKind};
-use vessel_rt::ipc::{Cap, IoPorts, Irq, Mmio, Notification};
+use vessel_rt::abi::{Error, ObjectKind, Rights, Syscall};
+use vessel_rt::ipc::{IoPorts, Irq, Memory, Notification};
+use vessel_rt::platform::Platform;
 
 use crate::{TestResult, check};
 
@@ -12,15 +17,24 @@ pub const TESTS: &[crate::Test] = &[
     ("hw::rtc_interrupt_reaches_a_notification", rtc_interrupt_reaches_a_notification),
     ("hw::kernel_ports_and_bad_widths_refused", kernel_ports_and_bad_widths_refused),
     ("hw::mmio_region_maps", mmio_region_maps),
+    ("hw::platform_refuses_ram_apics_and_bad_ranges", platform_refuses_ram_apics_and_bad_ranges),
+    ("hw::dma_memory_is_mapped_zeroed_and_freed", dma_memory_is_mapped_zeroed_and_freed),
+    ("hw::msi_vectors_are_unique_and_recycled", msi_vectors_are_unique_and_recycled),
 ];
 
-/// The first inherited capability of `kind` whose detail matches.
-fn find(kind: ObjectKind, detail: Option<u64>) -> Result<Cap, alloc::string::String> {
-    vessel_rt::handles()
-        .iter()
-        .map(|&h| Cap(h))
-        .find(|c| c.inspect().is_ok_and(|i| i.kind == kind as u32 && detail.is_none_or(|d| i.detail == d)))
-        .ok_or_else(|| format!("no inherited {kind:?} capability (detail {detail:?})"))
+/// The platform capability init passed.
+fn platform() -> Result<Platform, String> {
+    Platform::inherited().ok_or_else(|| String::from("no platform capability inherited"))
+}
+
+/// A capability to the CMOS ports.
+fn cmos_ports() -> Result<IoPorts, String> {
+    platform()?.ports(CMOS_INDEX, CMOS_DATA).map_err(|e| format!("ports: {e}"))
+}
+
+/// A capability to the RTC's interrupt line.
+fn rtc_irq() -> Result<Irq, String> {
+    platform()?.irq(8).map_err(|e| format!("irq 8: {e}"))
 }
 
 const CMOS_INDEX: u16 = 0x70;
@@ -47,9 +61,9 @@ fn rtc_interrupt_reaches_a_notification() -> TestResult {
 /// Runs `body` with the RTC's periodic interrupt (1024 Hz) delivered as bit 8 on `n`, then
 /// checks that after acknowledging it (at the device and the line) a second one arrives, and
 /// turns it off again. Returns what `body` returned.
-pub fn with_rtc_periodic<R>(n: Notification, body: impl FnOnce() -> R) -> Result<R, alloc::string::String> {
-    let ports = IoPorts(find(ObjectKind::IoPorts, None)?);
-    let irq = Irq(find(ObjectKind::Irq, Some(8))?);
+pub fn with_rtc_periodic<R>(n: Notification, body: impl FnOnce() -> R) -> Result<R, String> {
+    let ports = cmos_ports()?;
+    let irq = rtc_irq()?;
     irq.bind(n, 1 << 8).map_err(|e| format!("bind: {e}"))?;
     let e = |err: Error| format!("cmos: {err}");
     let b = cmos(ports, 0x0b).map_err(e)?;
@@ -62,6 +76,8 @@ pub fn with_rtc_periodic<R>(n: Notification, body: impl FnOnce() -> R) -> Result
     cmos_set(ports, 0x0b, b & !0x40).map_err(e)?;
     let _ = cmos(ports, 0x0c).map_err(e)?;
     irq.unbind().map_err(|err| format!("unbind: {err}"))?;
+    let _ = irq.0.delete();
+    let _ = ports.0.delete();
     // Bits of a last interrupt may still be pending: take them.
     let _ = n.poll();
     check!(second == Ok(1 << 8), "no interrupt after the acknowledgement: {second:?}");
@@ -69,24 +85,29 @@ pub fn with_rtc_periodic<R>(n: Notification, body: impl FnOnce() -> R) -> Result
 }
 
 fn kernel_ports_and_bad_widths_refused() -> TestResult {
-    let ports = IoPorts(find(ObjectKind::IoPorts, None)?);
+    let ports = platform()?.ports(0, 0xffff).map_err(|e| format!("all ports: {e}"))?;
     for port in [0x3f8, 0x3fd, 0x20, 0x21, 0xa1, 0x40, 0x43, 0x61, 0xf4] {
         check!(ports.read(port, 1) == Err(Error::AccessDenied), "kernel port {port:#x} readable");
         check!(ports.write(port, 1, 0) == Err(Error::AccessDenied), "kernel port {port:#x} writable");
     }
     check!(ports.read(0x3f6, 4) == Err(Error::AccessDenied), "a 4-byte read reaching into COM1");
     check!(ports.read(0x70, 3) == Err(Error::InvalidArgument), "width 3");
-    let irq = Irq(find(ObjectKind::Irq, Some(8))?);
+    let irq = rtc_irq()?;
     check!(IoPorts(irq.0).read(0x70, 1) == Err(Error::WrongObject), "port I/O through an IRQ capability");
+    let _ = irq.0.delete();
     let read_only = IoPorts(ports.0.duplicate(vessel_rt::abi::Rights::READ).map_err(|e| format!("dup: {e}"))?);
     check!(read_only.write(0x80, 1, 0) == Err(Error::MissingRights), "write without WRITE");
     check!(read_only.read(0x71, 1).is_ok(), "read with READ");
     read_only.0.delete().map_err(|e| format!("delete: {e}"))?;
+    let _ = ports.0.delete();
     Ok(())
 }
 
+/// Where QEMU (and most PCs) put the HPET's registers.
+const HPET: u64 = 0xfed0_0000;
+
 fn mmio_region_maps() -> TestResult {
-    let hpet = Mmio(find(ObjectKind::Mmio, None)?);
+    let hpet = platform()?.mmio(HPET, 0x1000).map_err(|e| format!("mmio: {e}"))?;
     let addr = hpet.map().map_err(|e| format!("map: {e}"))?;
     // SAFETY: the kernel mapped the HPET's register page at `addr`, uncached.
     let caps = unsafe { core::ptr::read_volatile(addr as usize as *const u64) };
@@ -94,5 +115,103 @@ fn mmio_region_maps() -> TestResult {
     check!(caps & 0xff != 0 && caps >> 32 != 0, "HPET capabilities register reads {caps:#x}");
     // SAFETY: nothing uses the mapping afterwards.
     unsafe { vessel_rt::sys::mem_unmap(addr, 1) }.map_err(|e| format!("unmap: {e}"))?;
+    let _ = hpet.0.delete();
+    Ok(())
+}
+
+fn platform_refuses_ram_apics_and_bad_ranges() -> TestResult {
+    let p = platform()?;
+    // RAM: the first MiB, the kernel's and the programs' memory (QEMU puts RAM from 1 MiB up).
+    for (address, length) in [(0, 0x1000), (0xb8000, 0x1000), (0x10_0000, 0x1000), (0x20_0000, 0x10_0000)] {
+        check!(p.mmio(address, length).err() == Some(Error::AccessDenied), "MMIO over RAM at {address:#x}");
+    }
+    check!(p.mmio(0xfee0_0000, 0x1000).err() == Some(Error::AccessDenied), "the local APIC");
+    check!(p.mmio(0xfec0_0000, 0x1000).err() == Some(Error::AccessDenied), "the I/O APIC");
+    check!(p.mmio(0xfebf_f000, 0x2000).err() == Some(Error::AccessDenied), "a range reaching into the I/O APIC");
+    check!(p.mmio(HPET + 8, 0x1000).err() == Some(Error::InvalidArgument), "unaligned");
+    check!(p.mmio(HPET, 0).err() == Some(Error::InvalidArgument), "empty");
+    check!(p.mmio(!0xfff, 0x2000).err() == Some(Error::InvalidArgument), "wrapping");
+    check!(p.ports(0x71, 0x70).err() == Some(Error::InvalidArgument), "ports backwards");
+    let past = crate::raw(Syscall::PlatformPorts as u64, [u64::from(p.0.0), 0, 0x1_0000, 0, 0, 0]);
+    check!(past == Err(Error::InvalidArgument), "ports past 0xffff: {past:?}");
+    let line = crate::raw(Syscall::PlatformIrq as u64, [u64::from(p.0.0), 0x108, 0, 0, 0, 0]);
+    check!(line == Err(Error::InvalidArgument), "line 0x108 (8 in the low byte): {line:?}");
+    for line in [0, 2, 16, 255] {
+        check!(p.irq(line).err() == Some(Error::InvalidArgument), "ISA line {line}");
+    }
+    // Only a platform capability with MANAGE makes anything.
+    let weak = Platform(p.0.duplicate(Rights::READ).map_err(|e| format!("dup: {e}"))?);
+    check!(weak.ports(0x70, 0x71).err() == Some(Error::MissingRights), "ports without MANAGE");
+    check!(weak.dma(1).err() == Some(Error::MissingRights), "DMA without MANAGE");
+    check!(weak.msi().err() == Some(Error::MissingRights), "MSI without MANAGE");
+    let _ = weak.0.delete();
+    let n = Notification::create().map_err(|e| format!("notification: {e}"))?;
+    check!(Platform(n.0).ports(0x70, 0x71).err() == Some(Error::WrongObject), "a notification as platform");
+    check!(Platform(n.0).dma(1).err() == Some(Error::WrongObject), "DMA from a notification");
+    let _ = n.0.delete();
+    Ok(())
+}
+
+fn dma_memory_is_mapped_zeroed_and_freed() -> TestResult {
+    let p = platform()?;
+    let before = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?;
+    let dma = p.dma(8).map_err(|e| format!("dma: {e}"))?;
+    check!(dma.physical % 4096 == 0 && dma.physical >= 0x10_0000, "physical address {:#x}", dma.physical);
+    check!(dma.memory.0.inspect().is_ok_and(|i| i.kind == ObjectKind::Memory as u32), "a memory object");
+    // SAFETY: `Platform::dma` mapped 8 writable pages at `dma.address`, used by nobody else.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(dma.address as usize as *mut u8, 8 * 4096) };
+    check!(bytes.iter().all(|&b| b == 0), "DMA memory comes zeroed");
+    bytes.fill(0x5a);
+    // Its frames never alias ordinary memory handed out later.
+    let plain = Memory::create(1).map_err(|e| format!("memory: {e}"))?;
+    check!(vessel_rt::platform::dma_address(plain) == Err(Error::WrongObject), "DmaAddress of ordinary memory");
+    let _ = plain.0.delete();
+    dma.free();
+    check!(p.dma(0).err() == Some(Error::InvalidArgument), "0 pages");
+    check!(p.dma(1025).err() == Some(Error::InvalidArgument), "1025 pages");
+    let after = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?;
+    check!(
+        after.free_frames == before.free_frames,
+        "frames lost: {} before, {} after",
+        before.free_frames,
+        after.free_frames
+    );
+    Ok(())
+}
+
+fn msi_vectors_are_unique_and_recycled() -> TestResult {
+    let p = platform()?;
+    let mut vectors = Vec::new();
+    let mut messages = Vec::new();
+    for _ in 0..4 {
+        let msi = p.msi().map_err(|e| format!("msi: {e}"))?;
+        let (address, data) = msi.message().map_err(|e| format!("message: {e}"))?;
+        check!(address & 0xfff0_0000 == 0xfee0_0000, "MSI address {address:#x}");
+        check!((0x40..0xf0).contains(&data), "MSI data (vector) {data:#x}");
+        check!(!messages.contains(&data), "vector {data:#x} handed out twice");
+        messages.push(data);
+        vectors.push(msi);
+    }
+    // Bound and unbound like a line; acknowledging is harmless.
+    let n = Notification::create().map_err(|e| format!("notification: {e}"))?;
+    let first = vectors[0];
+    first.bind(n, 1).map_err(|e| format!("bind: {e}"))?;
+    check!(Irq(first.0).ack().is_ok(), "ack of an MSI");
+    check!(first.bind(n, 0).err() == Some(Error::InvalidArgument), "binding to no bits");
+    first.unbind().map_err(|e| format!("unbind: {e}"))?;
+    let _ = n.0.delete();
+    // A vector whose last capability goes is handed out again.
+    let copy = first.0.duplicate(Rights::READ).map_err(|e| format!("dup: {e}"))?;
+    let _ = first.0.delete();
+    let again = p.msi().map_err(|e| format!("msi: {e}"))?;
+    check!(again.message().map(|m| m.1) != Ok(messages[0]), "a vector still referred to was reused");
+    let _ = copy.delete();
+    let _ = again.0.delete();
+    let reused = p.msi().map_err(|e| format!("msi: {e}"))?;
+    check!(reused.message().map(|m| m.1) == Ok(messages[0]), "the freed vector was not reused");
+    let _ = reused.0.delete();
+    for msi in &vectors[1..] {
+        let _ = msi.0.delete();
+    }
     Ok(())
 }
