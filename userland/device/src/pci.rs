@@ -1,0 +1,167 @@
+//! PCI: configuration access through ports 0xCF8/0xCFC, enumeration of every bus reachable
+//! through bridges, BAR sizes, capabilities, bus mastering for the devices a driver owns, and
+//! MSI-X set-up.
+//!
+//! Invariants: only this module touches configuration space; bus mastering is enabled only by
+//! `enable`, which the drivers call for the functions they own (every other function keeps what
+//! the firmware left, and the firmware leaves it off on QEMU).
+
+use alloc::vec::Vec;
+
+use core::sync::atomic::{AtomicU32, Ordering};
+use vessel_rt::abi::Error;
+use vessel_rt::ipc::{Cap, IoPorts};
+use vessel_rt::platform::Platform;
+use virtio_drivers::transport::pci::bus::{
+    BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType, PciRoot,
+};
+
+const ADDRESS: u16 = 0xcf8;
+const DATA: u16 = 0xcfc;
+/// PCI capability id of MSI-X.
+const CAP_MSIX: u8 = 0x11;
+
+/// Configuration space through the legacy port pair.
+#[derive(Clone, Copy)]
+pub struct PortCam {
+    ports: IoPorts,
+}
+
+impl PortCam {
+    /// Takes the two ports from the platform capability.
+    pub fn new(platform: Platform) -> Result<PortCam, Error> {
+        Ok(PortCam { ports: platform.ports(ADDRESS, DATA + 3)? })
+    }
+
+    fn select(&self, f: DeviceFunction, offset: u8) {
+        let address = 0x8000_0000
+            | u32::from(f.bus) << 16
+            | u32::from(f.device) << 11
+            | u32::from(f.function) << 8
+            | u32::from(offset & 0xfc);
+        let _ = self.ports.write(ADDRESS, 4, address);
+    }
+}
+
+impl ConfigurationAccess for PortCam {
+    fn read_word(&self, f: DeviceFunction, offset: u8) -> u32 {
+        self.select(f, offset);
+        self.ports.read(DATA, 4).unwrap_or(u32::MAX)
+    }
+
+    fn write_word(&mut self, f: DeviceFunction, offset: u8, data: u32) {
+        self.select(f, offset);
+        let _ = self.ports.write(DATA, 4, data);
+    }
+
+    unsafe fn unsafe_clone(&self) -> Self {
+        *self
+    }
+}
+
+/// One PCI function as enumeration found it.
+#[derive(Clone, Debug)]
+pub struct Function {
+    /// Where it is.
+    pub at: DeviceFunction,
+    /// Its ids and class.
+    pub info: DeviceFunctionInfo,
+    /// Its BARs (a 64-bit BAR takes two slots: the second is `None`).
+    pub bars: [Option<BarInfo>; 6],
+    /// Capability ids, in list order.
+    pub capabilities: Vec<u8>,
+    /// The interrupt line the firmware wrote (0xff: none).
+    pub irq_line: u8,
+}
+
+/// Every function on every bus reachable from bus 0.
+pub fn enumerate(root: &mut PciRoot<PortCam>) -> Vec<Function> {
+    let mut found = Vec::new();
+    let mut buses = alloc::vec![0u8];
+    let mut seen = [false; 256];
+    while let Some(bus) = buses.pop() {
+        if core::mem::replace(&mut seen[usize::from(bus)], true) {
+            continue;
+        }
+        let functions: Vec<(DeviceFunction, DeviceFunctionInfo)> = root.enumerate_bus(bus).collect();
+        for (at, info) in functions {
+            if info.header_type == HeaderType::PciPciBridge {
+                // Secondary bus number: byte 1 of the dword at 0x18.
+                let secondary = (root_read(root, at, 0x18) >> 8) as u8;
+                if secondary != 0 {
+                    buses.push(secondary);
+                }
+            }
+            let bars = if info.header_type == HeaderType::Standard {
+                root.bars(at).unwrap_or_default()
+            } else {
+                Default::default()
+            };
+            let capabilities = root.capabilities(at).map(|c| c.id).take(32).collect();
+            let irq_line = root_read(root, at, 0x3c) as u8;
+            found.push(Function { at, info, bars, capabilities, irq_line });
+        }
+    }
+    found.sort_by_key(|f| f.at);
+    found
+}
+
+fn root_read(_root: &PciRoot<PortCam>, at: DeviceFunction, offset: u8) -> u32 {
+    cam().read_word(at, offset)
+}
+
+/// The ports handle of the server's one configuration access (set by `root`).
+static CAM_PORTS: AtomicU32 = AtomicU32::new(0);
+
+/// The configuration access (a copy: the port pair holds no state between accesses).
+pub fn cam() -> PortCam {
+    PortCam { ports: IoPorts(Cap(CAM_PORTS.load(Ordering::Relaxed))) }
+}
+
+/// Sets up configuration access; returns the root to enumerate with.
+pub fn root(platform: Platform) -> Result<PciRoot<PortCam>, Error> {
+    let cam = PortCam::new(platform)?;
+    CAM_PORTS.store(cam.ports.0.0, Ordering::Relaxed);
+    Ok(PciRoot::new(cam))
+}
+
+/// Lets `at` decode its memory and I/O BARs and master the bus (a driver owns it now), with
+/// legacy INTx off (interrupts come as MSI-X).
+pub fn enable(root: &mut PciRoot<PortCam>, at: DeviceFunction) {
+    root.set_command(at, Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER | Command::INTERRUPT_DISABLE);
+}
+
+/// Turns off bus mastering and decoding for `at` (a driver gave it up, or died).
+pub fn disable(root: &mut PciRoot<PortCam>, at: DeviceFunction) {
+    root.set_command(at, Command::INTERRUPT_DISABLE);
+}
+
+/// Points MSI-X table entry `entry` of `function` at `(address, data)`, unmasked, and enables
+/// MSI-X. `Err(NotFound)` if the function has no MSI-X capability or so many entries.
+pub fn msix_route(function: &Function, entry: u16, address: u32, data: u32) -> Result<(), Error> {
+    let mut cam = cam();
+    let root = PciRoot::new(cam);
+    let cap = root.capabilities(function.at).find(|c| c.id == CAP_MSIX).ok_or(Error::NotFound)?;
+    let control = cap.private_header;
+    let entries = (control & 0x7ff) + 1;
+    if entry >= entries {
+        return Err(Error::NotFound);
+    }
+    let table = cam.read_word(function.at, cap.offset + 4);
+    let (bir, offset) = ((table & 7) as usize, u64::from(table & !7));
+    let base = match function.bars.get(bir).cloned().flatten() {
+        Some(BarInfo::Memory { address, .. }) => address,
+        _ => return Err(Error::NotFound),
+    };
+    let at = crate::hal::map_mmio(base + offset + 16 * u64::from(entry), 16)?;
+    crate::mmio::write32(at, address);
+    crate::mmio::write32(at + 4, 0);
+    crate::mmio::write32(at + 8, data);
+    crate::mmio::write32(at + 12, 0); // unmasked
+    // Message control is the upper half of the capability's first dword: enable (bit 15),
+    // function mask (bit 14) clear.
+    let first = cam.read_word(function.at, cap.offset);
+    let enabled = (first & 0x3fff_ffff) | 1 << 31;
+    cam.write_word(function.at, cap.offset, enabled);
+    Ok(())
+}
