@@ -16,7 +16,7 @@ use vessel_rt::ipc::Notification;
 use vessel_rt::platform::{Msi, Platform};
 use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
 use virtio_drivers::transport::pci::PciTransport;
-use virtio_drivers::transport::pci::bus::PciRoot;
+use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 
 use crate::hal::VesselHal;
 use crate::pci::{self, Function, PortCam};
@@ -63,6 +63,8 @@ pub struct Blk {
     pub sectors: u64,
     /// The device refuses writes.
     pub readonly: bool,
+    /// Its PCI function.
+    pub at: DeviceFunction,
     in_flight: Vec<(u16, Box<Request>)>,
     waiting: VecDeque<(u64, Op)>,
     done: Vec<Completion>,
@@ -90,7 +92,16 @@ impl Blk {
         route_queue_to_entry(function, 0)?;
         dev.enable_interrupts();
         let (sectors, readonly) = (dev.capacity(), dev.readonly());
-        Ok(Blk { dev, sectors, readonly, in_flight: Vec::new(), waiting: VecDeque::new(), done: Vec::new(), _msi: msi })
+        Ok(Blk {
+            dev,
+            sectors,
+            readonly,
+            at: function.at,
+            in_flight: Vec::new(),
+            waiting: VecDeque::new(),
+            done: Vec::new(),
+            _msi: msi,
+        })
     }
 
     /// Queues a request; it comes back through `completions` with `tag`.
@@ -162,11 +173,6 @@ impl Blk {
     /// Requests finished since the last call.
     pub fn completions(&mut self) -> Vec<Completion> {
         core::mem::take(&mut self.done)
-    }
-
-    /// Whether nothing is queued or with the device.
-    pub fn idle(&self) -> bool {
-        self.in_flight.is_empty() && self.waiting.is_empty()
     }
 }
 

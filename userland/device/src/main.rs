@@ -1,32 +1,55 @@
 //! The `device` server: the one program with the platform capability. It enumerates PCI,
-//! drives the devices it has drivers for, and serves the device protocol: a registry where each
-//! container sees only the devices its parent granted it.
+//! drives the devices it has drivers for (virtio-blk so far), and serves the device protocol:
+//! a registry where the root container owns the hardware and every other container sees only
+//! what its parent granted it, plus the virtual devices plugged into it (`null`, `zero`,
+//! `random`). See `docs/device.md`.
 //!
-//! (Being written: enumeration and the virtio-blk driver.)
+//! One thread: requests and the disks' interrupts (bits of a notification bound to it) arrive
+//! through the same receive; block requests keep their replies until the disk answers, so a
+//! slow disk never holds up other clients.
 #![no_std]
 #![no_main]
-#![allow(dead_code)] // while the server is being written
 
 extern crate alloc;
 
 mod blk;
 mod hal;
 mod mmio;
+mod ops;
 mod pci;
+mod registry;
+mod rng;
 mod virtio;
 
-use vessel_rt::ipc::Notification;
+use alloc::vec::Vec;
+
+use vessel_device_protocol::Class;
+use vessel_protocol::Dispatched;
+use vessel_rt::abi::ObjectKind;
+use vessel_rt::ipc::{Cap, Endpoint, Notification};
 use vessel_rt::platform::Platform;
 use vessel_rt::println;
+use vessel_rt::server::{Incoming, Keeper, Server};
+
+use registry::{Backend, Device, Registry};
 
 vessel_rt::entry!(main);
 
-/// Notification bit of the first block device's interrupt.
+/// Notification bit of the disks' interrupts (one bit: the server looks at every disk).
 const BLK_BIT: u64 = 1;
 
 fn main() -> i32 {
     let Some(platform) = Platform::inherited() else {
         println!("device: no platform capability; nothing to drive");
+        return 1;
+    };
+    // `proc` hands a supervised service its endpoint last.
+    let Some(&ep) = vessel_rt::handles()
+        .iter()
+        .rev()
+        .find(|&&h| Cap(h).inspect().is_ok_and(|i| i.kind == ObjectKind::Endpoint as u32))
+    else {
+        println!("device: no endpoint to serve");
         return 1;
     };
     hal::init(platform);
@@ -37,13 +60,6 @@ fn main() -> i32 {
             return 1;
         }
     };
-    let functions = pci::enumerate(&mut root);
-    for f in &functions {
-        println!(
-            "device: pci {} {:04x}:{:04x} class {:02x}.{:02x}",
-            f.at, f.info.vendor_id, f.info.device_id, f.info.class, f.info.subclass
-        );
-    }
     let events = match Notification::create().and_then(|n| n.bind().map(|()| n)) {
         Ok(n) => n,
         Err(e) => {
@@ -51,23 +67,58 @@ fn main() -> i32 {
             return 1;
         }
     };
-    for f in functions.iter().filter(|f| f.info.vendor_id == 0x1af4 && matches!(f.info.device_id, 0x1001 | 0x1042)) {
-        match blk::Blk::new(&mut root, f, platform, events, BLK_BIT) {
-            Ok(mut disk) => {
-                println!("device: blk at {}: {} sectors", f.at, disk.sectors);
-                disk.submit(1, blk::Op::Read { sector: 0, sectors: 1 });
-                while !disk.idle() {
-                    let _ = events.wait();
-                    disk.on_interrupt();
+    let root_id = vessel_rt::container::own().map_or(0, |c| c.id);
+    let mut registry = Registry::new(root_id);
+    let mut disks = Vec::new();
+    let mut functions = Vec::new();
+    for f in pci::enumerate(&mut root) {
+        let mut driver = None;
+        if f.info.vendor_id == 0x1af4 && matches!(f.info.device_id, 0x1001 | 0x1042) {
+            match blk::Blk::new(&mut root, &f, platform, events, BLK_BIT) {
+                Ok(disk) => {
+                    let name = registry.next_name("blk");
+                    registry.add(Device {
+                        name: name.clone(),
+                        class: Class::Block,
+                        backend: Backend::Blk(disks.len()),
+                        plugged_for: None,
+                        grants: Vec::new(),
+                        blocks: disk.sectors,
+                        block_size: ops::BLOCK,
+                    });
+                    println!("device: {name}: virtio-blk at {}, {} MiB", f.at, disk.sectors / 2048);
+                    disks.push(disk);
+                    driver = Some(name);
                 }
-                for c in disk.completions() {
-                    println!("device: read tag {} -> {:?}", c.tag, c.result.map(|d| d.len()));
+                Err(e) => {
+                    pci::disable(&mut root, f.at);
+                    println!("device: virtio-blk at {}: not driven: {e}", f.at);
                 }
             }
-            Err(e) => println!("device: blk at {}: {e}", f.at),
         }
+        functions.push((f, driver));
     }
+    let mut state = ops::State::new(registry, disks, functions);
+    println!("device: serving");
+    let mut server = Server::new(Endpoint(Cap(ep)));
     loop {
-        vessel_rt::time::sleep_ms(60_000);
+        match server.next(None) {
+            Ok(Incoming::Request { caller, mut message }) => {
+                if vessel_device_protocol::dispatch(&mut state, caller, &mut Keeper, &mut message) == Dispatched::Reply
+                {
+                    let _ = Server::answer(&message);
+                }
+            }
+            Ok(Incoming::Notified(bits)) => {
+                if bits & BLK_BIT != 0 {
+                    state.on_disk_interrupt();
+                }
+            }
+            Ok(Incoming::TimedOut) => {}
+            Err(e) => {
+                println!("device: receive failed: {e}");
+                return 1;
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod container;
+pub mod device;
 mod heap;
 pub mod io;
 pub mod ipc;

@@ -1,0 +1,456 @@
+//! The device protocol's operations, on the server's state: the registry, the drivers, and the
+//! block requests whose replies wait for the disk.
+//!
+//! Every refusal names the device and the rule (`Cx::refusal` adds the service and the
+//! caller's container). A block request is checked whole before anything reaches the disk:
+//! range, size, alignment, rights. Its reply is kept (`Cx::defer`) and answered when the disk
+//! finishes; if the session was revoked meanwhile, the answer is `Revoked` and the data (of a
+//! read) is dropped.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use vessel_device_protocol::{
+    Bar, Bdf, Class, Data, Described, Done, Entries, Entry, Functions, List, Opened, PciFunction, PciFunctions,
+    Plugged, Rights, Server, Time, Written,
+};
+use vessel_protocol::{Answer, Cx, Deferred, Refusal};
+use vessel_rt::abi::Error;
+use vessel_rt::proc::Proc;
+use vessel_rt::server::Replies;
+
+use crate::blk::{Blk, Op};
+use crate::pci::Function;
+use crate::registry::{Backend, Device, Registry};
+use crate::rng::Rng;
+
+/// Bytes per block of every block device.
+pub const BLOCK: u64 = 512;
+
+/// A block request with the disk; its reply waits.
+enum Pending {
+    Read(u64, Deferred<Data>),
+    Done(u64, Deferred<Done>),
+}
+
+/// Everything the server keeps.
+pub struct State {
+    /// Devices, grants, sessions.
+    pub registry: Registry,
+    /// The block devices, by `Backend::Blk` number.
+    pub disks: Vec<Blk>,
+    /// The PCI functions found at start, and the name of the device driving each.
+    pub functions: Vec<(Function, Option<String>)>,
+    pending: BTreeMap<u64, Pending>,
+    next_tag: u64,
+    proc: Option<Proc>,
+    rng: Option<Rng>,
+}
+
+fn refuse<R: vessel_protocol::Reply, T>(cx: &Cx<'_, R>, (error, why): (Error, String)) -> Answer<T> {
+    Answer::Refuse(cx.refusal(error, why))
+}
+
+impl State {
+    /// The state around a registry and the drivers started.
+    pub fn new(registry: Registry, disks: Vec<Blk>, functions: Vec<(Function, Option<String>)>) -> State {
+        State {
+            registry,
+            disks,
+            functions,
+            pending: BTreeMap::new(),
+            next_tag: 1,
+            proc: Proc::get(),
+            rng: Rng::from_hardware(),
+        }
+    }
+
+    /// The disks finished something: answer the kept replies.
+    pub fn on_disk_interrupt(&mut self) {
+        let mut finished = Vec::new();
+        for disk in &mut self.disks {
+            disk.on_interrupt();
+            finished.extend(disk.completions());
+        }
+        for done in finished {
+            let Some(pending) = self.pending.remove(&done.tag) else { continue };
+            let handle = match &pending {
+                Pending::Read(h, _) | Pending::Done(h, _) => *h,
+            };
+            let revoked = self.registry.revoked_reason(handle);
+            let refusal = |e: Error, why: String| Refusal::new(e, format!("device: {why}"));
+            let result = match (revoked, done.result) {
+                (Some(why), _) => Err(refusal(Error::Revoked, why)),
+                (None, Err(e)) => Err(refusal(e, String::from("the disk failed the request"))),
+                (None, Ok(data)) => Ok(data),
+            };
+            // A caller that died meanwhile is nobody's loss.
+            let _ = match pending {
+                Pending::Read(_, reply) => reply.answer(&Replies, result.map(|data| Data { data })),
+                Pending::Done(_, reply) => reply.answer(&Replies, result.map(|_| Done)),
+            };
+        }
+    }
+
+    /// Containers that hold grants but no longer exist lose them (asked of `proc`).
+    fn forget_dead_containers(&mut self) {
+        let Some(proc) = self.proc else { return };
+        for container in self.registry.grantees() {
+            if proc.info(container).is_err_and(|r| r.error == Error::NoSuchContainer) {
+                self.registry.forget_container(container);
+            }
+        }
+    }
+
+    /// Whether `child` is a child container of `parent` (asked of `proc`).
+    fn is_child(&self, parent: u64, child: u64) -> bool {
+        self.proc.and_then(|p| p.info(child).ok()).is_some_and(|info| info.parent == parent && child != parent)
+    }
+
+    /// The registry entry of device `index` as `container` sees it.
+    fn entry(&self, container: u64, index: usize) -> Option<Entry> {
+        let device = &self.registry.devices[index];
+        let usage = self.registry.usage(container, index)?;
+        let holder = device.grants.iter().find(|g| g.exclusive).map_or(0, |g| g.to);
+        let pci = match device.backend {
+            Backend::Blk(n) => {
+                self.disks.get(n).map(|d| d.at).map(|at| Bdf { bus: at.bus, device: at.device, function: at.function })
+            }
+            _ => None,
+        };
+        Some(Entry {
+            name: device.name.clone(),
+            class: device.class,
+            rights: usage.rights,
+            access: usage.access,
+            holder,
+            blocks: device.blocks,
+            block_size: device.block_size,
+            pci,
+        })
+    }
+
+    /// The open session `handle` of the caller, with `needs` rights, on a device of a class
+    /// `fits` accepts: (device index, backend).
+    fn session<R: vessel_protocol::Reply>(
+        &self,
+        cx: &Cx<'_, R>,
+        handle: u64,
+        needs: Rights,
+        fits: impl Fn(Class) -> bool,
+    ) -> Result<(usize, Backend), (Error, String)> {
+        let session = self.registry.session(cx.caller().container, handle)?;
+        let device = &self.registry.devices[session.device];
+        if !fits(device.class) {
+            return Err((Error::WrongObject, format!("{} is a {} device", device.name, device.class.as_str())));
+        }
+        if !session.rights.contains(needs) {
+            return Err((
+                Error::MissingRights,
+                format!("{} was opened {}, {} needed", device.name, session.rights, needs),
+            ));
+        }
+        Ok((session.device, device.backend))
+    }
+
+    /// Hands a checked request to the disk behind device `index`; returns its tag.
+    fn submit(&mut self, index: usize, op: Op) -> u64 {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        if let Backend::Blk(n) = self.registry.devices[index].backend {
+            self.disks[n].submit(tag, op);
+        }
+        tag
+    }
+}
+
+impl Server for State {
+    fn list(&mut self, cx: &mut Cx<'_, List>) -> Answer<List> {
+        let container = cx.caller().container;
+        let entries = (0..self.registry.devices.len()).filter_map(|i| self.entry(container, i)).collect();
+        Answer::Reply(List { entries: Entries::new(entries) })
+    }
+
+    fn info(&mut self, cx: &mut Cx<'_, Described>, name: &str) -> Answer<Described> {
+        let container = cx.caller().container;
+        match self.registry.find(container, name).and_then(|(i, _)| self.entry(container, i)) {
+            Some(entry) => Answer::Reply(Described { entry }),
+            None => refuse(cx, (Error::NotFound, format!("no device {name:?} in this container"))),
+        }
+    }
+
+    fn open(&mut self, cx: &mut Cx<'_, Opened>, name: &str, rights: Rights) -> Answer<Opened> {
+        let container = cx.caller().container;
+        if rights.is_empty() {
+            return refuse(cx, (Error::InvalidArgument, format!("{name}: no rights asked")));
+        }
+        self.forget_dead_containers();
+        let Some((index, _)) = self.registry.find(container, name) else {
+            return refuse(cx, (Error::NotFound, format!("no device {name:?} in this container")));
+        };
+        match self.registry.open(container, index, rights) {
+            Ok(handle) => {
+                let d = &self.registry.devices[index];
+                Answer::Reply(Opened { handle, blocks: d.blocks, block_size: d.block_size })
+            }
+            Err(e) => refuse(cx, e),
+        }
+    }
+
+    fn close(&mut self, cx: &mut Cx<'_, Done>, handle: u64) -> Answer<Done> {
+        match self.registry.close(cx.caller().container, handle) {
+            Ok(()) => Answer::Reply(Done),
+            Err(e) => refuse(cx, e),
+        }
+    }
+
+    fn read_blocks(&mut self, cx: &mut Cx<'_, Data>, handle: u64, block: u64, count: u64) -> Answer<Data> {
+        let index = match self.session(cx, handle, Rights::READ, |c| c == Class::Block) {
+            Ok((index, _)) => index,
+            Err(e) => return refuse(cx, e),
+        };
+        let op = Op::Read { sector: block, sectors: count };
+        self.start(cx, index, handle, block, count, op, Pending::Read)
+    }
+
+    fn write_blocks(&mut self, cx: &mut Cx<'_, Done>, handle: u64, block: u64, data: &[u8]) -> Answer<Done> {
+        let index = match self.session(cx, handle, Rights::WRITE, |c| c == Class::Block) {
+            Ok((index, _)) => index,
+            Err(e) => return refuse(cx, e),
+        };
+        if data.is_empty() || !(data.len() as u64).is_multiple_of(BLOCK) {
+            return refuse(
+                cx,
+                (Error::InvalidArgument, format!("{} bytes is not a whole number of {BLOCK}-byte blocks", data.len())),
+            );
+        }
+        let count = data.len() as u64 / BLOCK;
+        let op = Op::Write { sector: block, data: data.to_vec() };
+        self.start(cx, index, handle, block, count, op, Pending::Done)
+    }
+
+    fn flush(&mut self, cx: &mut Cx<'_, Done>, handle: u64) -> Answer<Done> {
+        let (index, backend) = match self.session(cx, handle, Rights::WRITE, |c| c == Class::Block) {
+            Ok(found) => found,
+            Err(e) => return refuse(cx, e),
+        };
+        if !matches!(backend, Backend::Blk(_)) {
+            return refuse(
+                cx,
+                (Error::WrongObject, format!("{} is not a block device", self.registry.devices[index].name)),
+            );
+        }
+        let reply = match cx.defer() {
+            Ok(reply) => reply,
+            Err(refusal) => return Answer::Refuse(refusal),
+        };
+        let tag = self.submit(index, Op::Flush);
+        self.pending.insert(tag, Pending::Done(handle, reply));
+        Answer::Later
+    }
+
+    fn read(&mut self, cx: &mut Cx<'_, Data>, handle: u64, max: u64, _timeout_ns: u64) -> Answer<Data> {
+        let backend = match self.session(cx, handle, Rights::READ, Class::is_byte_device) {
+            Ok((_, backend)) => backend,
+            Err(e) => return refuse(cx, e),
+        };
+        if max == 0 {
+            return refuse(cx, (Error::InvalidArgument, String::from("a read of 0 bytes")));
+        }
+        let len = (max as usize).min(vessel_device_protocol::MAX_READ);
+        match backend {
+            Backend::Null => Answer::Reply(Data { data: Vec::new() }),
+            Backend::Zero => Answer::Reply(Data { data: alloc::vec![0; len] }),
+            Backend::Random => match &mut self.rng {
+                Some(rng) => {
+                    let mut data = alloc::vec![0; len];
+                    rng.fill(&mut data);
+                    Answer::Reply(Data { data })
+                }
+                None => refuse(cx, (Error::DeviceError, String::from("this CPU has no hardware random generator"))),
+            },
+            Backend::Blk(_) => refuse(cx, (Error::WrongObject, String::from("a block device reads blocks"))),
+        }
+    }
+
+    fn write(&mut self, cx: &mut Cx<'_, Written>, handle: u64, data: &[u8]) -> Answer<Written> {
+        match self.session(cx, handle, Rights::WRITE, |c| c.is_byte_device() && c != Class::Keyboard) {
+            // null, zero and random swallow what they are given.
+            Ok(_) => Answer::Reply(Written { count: data.len() as u64 }),
+            Err(e) => refuse(cx, e),
+        }
+    }
+
+    fn grant(
+        &mut self,
+        cx: &mut Cx<'_, Done>,
+        container: u64,
+        name: &str,
+        rights: Rights,
+        exclusive: bool,
+    ) -> Answer<Done> {
+        let from = cx.caller().container;
+        if rights.is_empty() {
+            return refuse(cx, (Error::InvalidArgument, format!("{name}: a grant of no rights")));
+        }
+        if !self.is_child(from, container) {
+            return refuse(
+                cx,
+                (Error::AccessDenied, format!("container {container:#x} is not a child of this container")),
+            );
+        }
+        self.forget_dead_containers();
+        let Some((index, _)) = self.registry.find(from, name) else {
+            return refuse(cx, (Error::NotFound, format!("no device {name:?} in this container")));
+        };
+        match self.registry.grant(from, container, index, rights, exclusive) {
+            Ok(()) => Answer::Reply(Done),
+            Err(e) => refuse(cx, e),
+        }
+    }
+
+    fn revoke(&mut self, cx: &mut Cx<'_, Done>, container: u64, name: &str) -> Answer<Done> {
+        let from = cx.caller().container;
+        let Some((index, _)) = self.registry.find(from, name) else {
+            return refuse(cx, (Error::NotFound, format!("no device {name:?} in this container")));
+        };
+        match self.registry.revoke(from, container, index) {
+            Ok(_) => Answer::Reply(Done),
+            Err(e) => refuse(cx, e),
+        }
+    }
+
+    fn plug(&mut self, cx: &mut Cx<'_, Plugged>, container: u64, kind: &str) -> Answer<Plugged> {
+        let caller = cx.caller().container;
+        let target = if container == 0 { caller } else { container };
+        if target != caller && !self.is_child(caller, target) {
+            return refuse(cx, (Error::AccessDenied, format!("container {target:#x} is neither this one nor a child")));
+        }
+        let (class, backend) = match kind {
+            "null" => (Class::Null, Backend::Null),
+            "zero" => (Class::Zero, Backend::Zero),
+            "random" => (Class::Random, Backend::Random),
+            _ => {
+                return refuse(
+                    cx,
+                    (Error::InvalidArgument, format!("no virtual device kind {kind:?} (null, zero, random)")),
+                );
+            }
+        };
+        let name = self.registry.next_name(kind);
+        let device = Device {
+            name: name.clone(),
+            class,
+            backend,
+            plugged_for: Some(target),
+            grants: Vec::new(),
+            blocks: 0,
+            block_size: 0,
+        };
+        self.registry.add(device);
+        Answer::Reply(Plugged { name })
+    }
+
+    fn pci(&mut self, cx: &mut Cx<'_, Functions>) -> Answer<Functions> {
+        if cx.caller().container != self.registry.root {
+            return refuse(cx, (Error::AccessDenied, String::from("only the root container lists PCI functions")));
+        }
+        let functions = self.functions.iter().map(|(f, driver)| describe(f, driver.clone())).collect();
+        Answer::Reply(Functions { functions: PciFunctions::new(functions) })
+    }
+
+    fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {
+        match self.session(cx, handle, Rights::READ, |c| c == Class::Clock) {
+            Ok(_) => refuse(cx, (Error::DeviceError, String::from("no clock driver yet"))),
+            Err(e) => refuse(cx, e),
+        }
+    }
+}
+
+impl State {
+    /// Checks and starts a block request, keeping its reply.
+    #[allow(clippy::too_many_arguments)]
+    fn start<R: vessel_protocol::Reply>(
+        &mut self,
+        cx: &mut Cx<'_, R>,
+        index: usize,
+        handle: u64,
+        block: u64,
+        count: u64,
+        op: Op,
+        pending: fn(u64, Deferred<R>) -> Pending,
+    ) -> Answer<R> {
+        // Checked before the reply is kept, so a refusal goes back at once.
+        let check = self.block_request_check(index, block, count, &op);
+        if let Err(e) = check {
+            return refuse(cx, e);
+        }
+        let reply = match cx.defer() {
+            Ok(reply) => reply,
+            Err(refusal) => return Answer::Refuse(refusal),
+        };
+        let tag = self.submit(index, op);
+        self.pending.insert(tag, pending(handle, reply));
+        Answer::Later
+    }
+
+    /// Whether a block request may go to the disk: range, size, a writable disk.
+    fn block_request_check(&self, index: usize, block: u64, count: u64, op: &Op) -> Result<(), (Error, String)> {
+        let device = &self.registry.devices[index];
+        let Backend::Blk(n) = device.backend else {
+            return Err((Error::WrongObject, format!("{} is not a block device", device.name)));
+        };
+        let limit = vessel_device_protocol::max_blocks_per_request(BLOCK);
+        if count == 0 || count > limit {
+            return Err((Error::TooLarge, format!("{count} blocks asked; 1 to {limit} per request")));
+        }
+        if block.checked_add(count).is_none_or(|end| end > device.blocks) {
+            return Err((
+                Error::InvalidArgument,
+                format!(
+                    "blocks {block}..{} are past the end of {} ({} blocks)",
+                    block.saturating_add(count),
+                    device.name,
+                    device.blocks
+                ),
+            ));
+        }
+        if matches!(op, Op::Write { .. }) && self.disks[n].readonly {
+            return Err((Error::AccessDenied, format!("{} is read-only", device.name)));
+        }
+        Ok(())
+    }
+}
+
+/// The protocol's description of a PCI function.
+fn describe(f: &Function, driver: Option<String>) -> PciFunction {
+    use virtio_drivers::transport::pci::bus::{BarInfo, MemoryBarType};
+    let mut bars = [Bar::None; 6];
+    for (slot, bar) in f.bars.iter().enumerate() {
+        bars[slot] = match bar {
+            None => Bar::None,
+            Some(BarInfo::IO { address, size }) => Bar::Io { port: *address, size: *size },
+            Some(BarInfo::Memory { address_type: MemoryBarType::Width64, prefetchable, address, size }) => {
+                Bar::Mem64 { address: *address, size: *size, prefetchable: *prefetchable }
+            }
+            Some(BarInfo::Memory { prefetchable, address, size, .. }) => {
+                Bar::Mem32 { address: *address as u32, size: *size as u32, prefetchable: *prefetchable }
+            }
+        };
+    }
+    PciFunction {
+        bdf: Bdf { bus: f.at.bus, device: f.at.device, function: f.at.function },
+        vendor: f.info.vendor_id,
+        device: f.info.device_id,
+        class: f.info.class,
+        subclass: f.info.subclass,
+        prog_if: f.info.prog_if,
+        revision: f.info.revision,
+        irq_line: f.irq_line,
+        bars,
+        capabilities: f.capabilities.iter().copied().take(vessel_device_protocol::MAX_CAPABILITIES).collect(),
+        driver,
+    }
+}

@@ -1,0 +1,348 @@
+//! The `device` server, end to end: the PCI listing, the virtio-blk disk the harness attaches
+//! (a fresh 32 MiB scratch disk, `blk0`), refusals, and who sees which device: new containers
+//! nothing, grants exactly what was granted, exclusive grants, revocation in the middle of
+//! reads, destruction returning grants, virtual devices.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use vessel_device_protocol::{Access, Bar, Class, Rights};
+use vessel_proc_protocol::{Ending, Limits};
+use vessel_rt::abi::Error;
+use vessel_rt::device::{Device, Devices};
+
+use vessel_rt::proc::Proc;
+
+use crate::{TestResult, check};
+
+pub const TESTS: &[crate::Test] = &[
+    ("device::root_owns_the_disk", root_owns_the_disk),
+    ("device::pci_listing_matches_the_machine", pci_listing_matches_the_machine),
+    ("device::blocks_round_trip_with_four_clients", blocks_round_trip_with_four_clients),
+    ("device::bad_block_requests_refused", bad_block_requests_refused),
+    ("device::new_container_sees_no_device_and_no_hardware", new_container_sees_no_device_and_no_hardware),
+    ("device::grants_give_exactly_their_rights_and_only_shrink", grants_give_exactly_their_rights_and_only_shrink),
+    ("device::exclusive_grant_keeps_the_parent_out", exclusive_grant_keeps_the_parent_out),
+    ("device::revoke_in_the_middle_of_reads", revoke_in_the_middle_of_reads),
+    ("device::destroying_a_container_returns_its_grants", destroying_a_container_returns_its_grants),
+    ("device::virtual_devices_null_zero_random", virtual_devices_null_zero_random),
+];
+
+fn e(what: &'static str) -> impl Fn(vessel_protocol::Refusal) -> String {
+    move |r| format!("{what}: {r}")
+}
+
+fn connect() -> Result<(Devices, Proc), String> {
+    let proc = Proc::get().ok_or_else(|| String::from("no proc capability"))?;
+    Ok((Devices::connect().map_err(e("connect"))?, proc))
+}
+
+/// Runs `devprobe ARGS` in container `c` with `caps`; how it ended.
+fn probe(proc: Proc, c: u64, args: &[&str], caps: &[u32]) -> Result<Ending, String> {
+    let (pid, _) = proc.spawn(c, "bin/devprobe", args, caps).map_err(e("spawn probe"))?;
+    proc.wait_timeout(c, pid, 20_000_000_000).map_err(e("wait probe"))
+}
+
+fn open_disk(devices: Devices, rights: Rights) -> Result<Device, String> {
+    devices.open("blk0", rights).map_err(e("open blk0"))
+}
+
+fn root_owns_the_disk() -> TestResult {
+    let (devices, _) = connect()?;
+    let list = devices.list().map_err(e("list"))?;
+    let disk = list.iter().find(|d| d.name == "blk0").ok_or_else(|| format!("no blk0 in {list:?}"))?;
+    check!(disk.class == Class::Block && disk.access == Access::Owner, "blk0: {disk}");
+    check!(disk.rights == Rights::READ_WRITE, "root's rights on blk0: {}", disk.rights);
+    check!(disk.blocks == 32 * 2048 && disk.block_size == 512, "a 32 MiB disk of 512-byte blocks: {disk}");
+    check!(disk.pci.is_some(), "blk0 names its PCI function");
+    check!(devices.info("blk0").map_err(e("info"))? == *disk, "info agrees with list");
+    let missing = devices.info("blk9").map_err(|r| (r.error, r.reason));
+    check!(matches!(&missing, Err((Error::NotFound, why)) if why.contains("blk9")), "info blk9: {missing:?}");
+    Ok(())
+}
+
+fn pci_listing_matches_the_machine() -> TestResult {
+    let (devices, _) = connect()?;
+    let functions = devices.pci().map_err(e("pci"))?;
+    let find = |vendor: u16, device: u16| functions.iter().find(|f| f.vendor == vendor && f.device == device);
+    // q35: the MCH host bridge and the ICH9 LPC bridge at 00:1f.0; pc: i440FX and PIIX3 at 00:01.0.
+    let (bridge, isa, at) =
+        if find(0x8086, 0x29c0).is_some() { (0x29c0, 0x2918, (0, 0x1f, 0)) } else { (0x1237, 0x7000, (0, 1, 0)) };
+    check!(find(0x8086, bridge).is_some_and(|f| f.class == 6 && f.subclass == 0), "host bridge 8086:{bridge:04x}");
+    let lpc = find(0x8086, isa).ok_or_else(|| format!("no ISA bridge 8086:{isa:04x}"))?;
+    check!((lpc.bdf.bus, lpc.bdf.device, lpc.bdf.function) == at && lpc.class == 6 && lpc.subclass == 1, "{lpc}");
+    let blk = find(0x1af4, 0x1001).ok_or_else(|| String::from("no virtio-blk 1af4:1001"))?;
+    check!(blk.class == 1 && blk.driver.as_deref() == Some("blk0"), "virtio-blk: {blk}");
+    // QEMU's transitional virtio-blk: legacy I/O BAR 0 (128 bytes), MSI-X table BAR 1 (4 KiB),
+    // modern registers in 64-bit BAR 4 (16 KiB).
+    check!(matches!(blk.bars[0], Bar::Io { size: 0x80, .. }), "BAR 0: {:?}", blk.bars[0]);
+    check!(matches!(blk.bars[1], Bar::Mem32 { size: 0x1000, .. }), "BAR 1: {:?}", blk.bars[1]);
+    check!(
+        matches!(blk.bars[4], Bar::Mem64 { size: 0x4000, .. }) && blk.bars[5] == Bar::None,
+        "BAR 4: {:?}",
+        blk.bars[4]
+    );
+    check!(
+        blk.capabilities.contains(&0x11) && blk.capabilities.contains(&0x09),
+        "MSI-X and virtio capabilities: {:?}",
+        blk.capabilities
+    );
+    Ok(())
+}
+
+/// A block's test pattern: which client, which round, which block.
+fn pattern(client: u64, round: u64, block: u64) -> Vec<u8> {
+    (0..512u64).map(|i| (client * 31 + round * 17 + block * 7 + i) as u8).collect()
+}
+
+fn blocks_round_trip_with_four_clients() -> TestResult {
+    let (devices, _) = connect()?;
+    let probe_disk = open_disk(devices, Rights::READ)?;
+    let blocks = probe_disk.blocks;
+    probe_disk.close().map_err(e("close"))?;
+    let mut workers = Vec::new();
+    for client in 0..4u64 {
+        let worker = vessel_rt::thread::spawn(move || {
+            let Ok(disk) = devices.open("blk0", Rights::READ_WRITE) else { return 1 };
+            // Each client owns the blocks ≡ client (mod 4), spread over the whole disk.
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ client;
+            for round in 0..24 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let block = (seed % (blocks / 4)) * 4 + client;
+                if disk.write_blocks(block, &pattern(client, round, block)).is_err() {
+                    return 2;
+                }
+                match disk.read_blocks(block, 1) {
+                    Ok(data) if data == pattern(client, round, block) => {}
+                    _ => return 3,
+                }
+            }
+            if disk.flush().is_err() {
+                return 4;
+            }
+            let _ = disk.close();
+            0
+        });
+        workers.push(worker.map_err(|err| format!("thread: {err}"))?);
+    }
+    for (i, w) in workers.into_iter().enumerate() {
+        let status = w.join().map_err(|err| format!("join: {err}"))?;
+        check!(status.code == 0, "client {i} failed check {}", status.code);
+    }
+    // Eight blocks in one request, and the last block of the disk.
+    let disk = open_disk(devices, Rights::READ_WRITE)?;
+    let many: Vec<u8> = (0..4096u32).map(|i| (i * 3) as u8).collect();
+    disk.write_blocks(blocks - 8, &many).map_err(e("write 8"))?;
+    check!(disk.read_blocks(blocks - 8, 8).map_err(e("read 8"))? == many, "8 blocks at the end read back");
+    disk.close().map_err(e("close"))?;
+    Ok(())
+}
+
+fn bad_block_requests_refused() -> TestResult {
+    let (devices, _) = connect()?;
+    let disk = open_disk(devices, Rights::READ_WRITE)?;
+    let err = |r: Result<Vec<u8>, vessel_protocol::Refusal>| r.map(|_| ()).map_err(|r| r.error);
+    check!(err(disk.read_blocks(disk.blocks, 1)) == Err(Error::InvalidArgument), "a block past the end");
+    check!(err(disk.read_blocks(disk.blocks - 1, 2)) == Err(Error::InvalidArgument), "a range running past the end");
+    check!(err(disk.read_blocks(u64::MAX, 2)) == Err(Error::InvalidArgument), "a range wrapping around");
+    check!(err(disk.read_blocks(0, 0)) == Err(Error::TooLarge), "0 blocks");
+    check!(err(disk.read_blocks(0, 9)) == Err(Error::TooLarge), "9 blocks (more than one reply holds)");
+    check!(disk.write_blocks(0, &[1; 100]).map_err(|r| r.error) == Err(Error::InvalidArgument), "a partial block");
+    check!(disk.write_blocks(0, &[]).map_err(|r| r.error) == Err(Error::InvalidArgument), "an empty write");
+    check!(disk.read(16).map_err(|r| r.error) == Err(Error::WrongObject), "a byte read of a disk");
+    for forged in [disk.handle ^ 1, disk.handle + (1 << 32), 0, u64::MAX] {
+        let refused = devices.client().read_blocks(forged, 0, 1).map_err(|r| r.error);
+        check!(refused.err() == Some(Error::InvalidHandle), "a forged handle {forged:#x}");
+    }
+    let reader = open_disk(devices, Rights::READ)?;
+    check!(reader.write_blocks(0, &[0; 512]).map_err(|r| r.error) == Err(Error::MissingRights), "write when read-only");
+    check!(reader.flush().map_err(|r| r.error) == Err(Error::MissingRights), "flush when read-only");
+    reader.close().map_err(e("close"))?;
+    disk.close().map_err(e("close"))?;
+    check!(disk.read_blocks(0, 1).map_err(|r| r.error) == Err(Error::InvalidHandle), "a closed handle");
+    check!(devices.open("blk0", Rights::NONE).map_err(|r| r.error).err() == Some(Error::InvalidArgument), "no rights");
+    Ok(())
+}
+
+fn new_container_sees_no_device_and_no_hardware() -> TestResult {
+    let (devices, proc) = connect()?;
+    // A program the root container starts has no hardware either: only `device` does.
+    check!(probe(proc, 0, &["dev-none"], &[])? != Ending::Code(1), "a root program holds hardware");
+    let c = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let ending = probe(proc, c, &["dev-none"], &[]);
+    proc.destroy(c).map_err(e("destroy"))?;
+    let ending = ending?;
+    check!(ending == Ending::Code(0), "probe in a new container: failed check {ending:?}");
+    check!(devices.revoke(c, "blk0").map_err(|r| r.error) == Err(Error::NotFound), "revoking what was never granted");
+    Ok(())
+}
+
+fn grants_give_exactly_their_rights_and_only_shrink() -> TestResult {
+    let (devices, proc) = connect()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let grandchild = proc.create(child, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        check!(
+            devices.grant(grandchild, "blk0", Rights::READ, false).map_err(|r| r.error) == Err(Error::AccessDenied),
+            "a grant to a grandchild"
+        );
+        devices.grant(child, "blk0", Rights::READ, false).map_err(e("grant"))?;
+        check!(
+            devices.grant(child, "blk0", Rights::READ, false).map_err(|r| r.error) == Err(Error::Busy),
+            "granted twice"
+        );
+        let expect = probe(proc, child, &["dev-expect", "blk0", "r-"], &[])?;
+        check!(expect == Ending::Code(0), "the child sees exactly blk0 r-: {expect:?}");
+        let id = format!("{grandchild}");
+        let wider = probe(proc, child, &["dev-grant", &id, "blk0", "rw"], &[])?;
+        check!(wider == Ending::Code(Error::MissingRights as i64), "the child granting rw on: {wider:?}");
+        let same = probe(proc, child, &["dev-grant", &id, "blk0", "r-"], &[])?;
+        check!(same == Ending::Code(0), "the child granting r- on: {same:?}");
+        let nested = probe(proc, grandchild, &["dev-expect", "blk0", "r-"], &[])?;
+        check!(nested == Ending::Code(0), "the grandchild sees blk0 r-: {nested:?}");
+        // Revoking the child's grant takes the grandchild's with it.
+        devices.revoke(child, "blk0").map_err(e("revoke"))?;
+        let gone = probe(proc, grandchild, &["dev-open", "blk0"], &[])?;
+        check!(gone == Ending::Code(Error::NotFound as i64), "the grandchild after the revoke: {gone:?}");
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+fn exclusive_grant_keeps_the_parent_out() -> TestResult {
+    let (devices, proc) = connect()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        let open = open_disk(devices, Rights::READ)?;
+        check!(
+            devices.grant(child, "blk0", Rights::READ_WRITE, true).map_err(|r| r.error) == Err(Error::Busy),
+            "an exclusive grant while the parent has it open"
+        );
+        open.close().map_err(e("close"))?;
+        devices.grant(child, "blk0", Rights::READ_WRITE, true).map_err(e("exclusive grant"))?;
+        let refused = devices.open("blk0", Rights::READ).map_err(|r| (r.error, r.reason));
+        check!(
+            matches!(&refused, Err((Error::Busy, why)) if why.contains("exclusively")),
+            "the parent's open: {refused:?}"
+        );
+        check!(devices.info("blk0").map_err(e("info"))?.holder == child, "info names the holder");
+        let theirs = probe(proc, child, &["dev-expect", "blk0", "rw"], &[])?;
+        check!(theirs == Ending::Code(0), "the holder uses it: {theirs:?}");
+        devices.revoke(child, "blk0").map_err(e("revoke"))?;
+        open_disk(devices, Rights::READ)?.close().map_err(e("close"))?;
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+fn revoke_in_the_middle_of_reads() -> TestResult {
+    let (devices, proc) = connect()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        // The reader reads until a read fails. If the revoke came before it even opened the
+        // disk (a loaded machine), it says so (200 + NotFound) and the test waits longer.
+        for wait_ms in [50, 200, 1000, 3000] {
+            devices.grant(child, "blk0", Rights::READ, false).map_err(e("grant"))?;
+            let (pid, _) =
+                proc.spawn(child, "bin/devprobe", &["dev-read-until-error", "blk0"], &[]).map_err(e("spawn"))?;
+            vessel_rt::time::sleep_ms(wait_ms);
+            devices.revoke(child, "blk0").map_err(e("revoke"))?;
+            let ending = proc.wait_timeout(child, pid, 10_000_000_000).map_err(e("wait reader"))?;
+            if ending == Ending::Code(200 + Error::NotFound as i64) {
+                continue;
+            }
+            check!(ending == Ending::Code(Error::Revoked as i64), "the reader's end: {ending:?}");
+            // The parent works on.
+            let disk = open_disk(devices, Rights::READ)?;
+            check!(disk.read_blocks(0, 1).is_ok(), "the parent reads after the revoke");
+            disk.close().map_err(e("close"))?;
+            return Ok(());
+        }
+        Err(String::from("the reader never got to open the disk"))
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+fn destroying_a_container_returns_its_grants() -> TestResult {
+    let (devices, proc) = connect()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    devices.grant(child, "blk0", Rights::READ_WRITE, true).map_err(e("exclusive grant"))?;
+    check!(devices.open("blk0", Rights::READ).map_err(|r| r.error).err() == Some(Error::Busy), "kept out");
+    proc.destroy(child).map_err(e("destroy"))?;
+    let disk = open_disk(devices, Rights::READ_WRITE)?;
+    check!(devices.info("blk0").map_err(e("info"))?.holder == 0, "nobody holds blk0 any more");
+    disk.close().map_err(e("close"))?;
+    Ok(())
+}
+
+fn virtual_devices_null_zero_random() -> TestResult {
+    let (devices, proc) = connect()?;
+    check!(devices.plug(0, "floppy").map_err(|r| r.error) == Err(Error::InvalidArgument), "an unknown kind");
+    let zero = devices.plug(0, "zero").map_err(e("plug zero"))?;
+    let null = devices.plug(0, "null").map_err(e("plug null"))?;
+    let random = devices.plug(0, "random").map_err(e("plug random"))?;
+    let z = devices.open(&zero, Rights::READ_WRITE).map_err(e("open zero"))?;
+    check!(z.read(100).map_err(e("read zero"))? == alloc::vec![0u8; 100], "zeros");
+    check!(z.write(b"gone").map_err(e("write zero"))? == 4, "zero takes writes");
+    let n = devices.open(&null, Rights::READ_WRITE).map_err(e("open null"))?;
+    check!(n.read(100).map_err(e("read null"))?.is_empty(), "null reads end at once");
+    let r = devices.open(&random, Rights::READ).map_err(e("open random"))?;
+    let (a, b) = (r.read(64).map_err(e("read random"))?, r.read(64).map_err(e("read random"))?);
+    check!(a.len() == 64 && a != b && a.iter().any(|&x| x != a[0]), "random bytes: {a:?} then {b:?}");
+    check!(r.read(0).map_err(|r| r.error) == Err(Error::InvalidArgument), "a read of 0 bytes");
+    check!(z.read_blocks(0, 1).map_err(|r| r.error) == Err(Error::WrongObject), "block read of zero");
+    for d in [z, n, r] {
+        d.close().map_err(e("close"))?;
+    }
+    // Plugged into a child: the child sees it, the parent does not.
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        let name = devices.plug(child, "zero").map_err(e("plug into child"))?;
+        check!(devices.open(&name, Rights::READ).map_err(|r| r.error).err() == Some(Error::NotFound), "parent sees it");
+        let theirs = probe(proc, child, &["dev-open", &name], &[])?;
+        check!(theirs == Ending::Code(0), "the child opens {name}: {theirs:?}");
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+/// Run only on request (`--only blk-persist-write`, then after a reboot on the same disk
+/// `--only blk-persist-check`): data written and flushed before a power-off is there after.
+pub const PERSIST_TESTS: &[crate::Test] = &[
+    ("blk-persist-write::blocks_written_and_flushed", persist_write),
+    ("blk-persist-check::blocks_survive_a_reboot", persist_check),
+];
+
+/// The blocks the reboot test uses, spread over the disk.
+fn persist_blocks(blocks: u64) -> impl Iterator<Item = u64> {
+    (0..16).map(move |i| (i * 4093) % blocks)
+}
+
+fn persist_write() -> TestResult {
+    let (devices, _) = connect()?;
+    let disk = open_disk(devices, Rights::READ_WRITE)?;
+    for block in persist_blocks(disk.blocks) {
+        disk.write_blocks(block, &pattern(0xb007, 1, block)).map_err(e("write"))?;
+    }
+    disk.flush().map_err(e("flush"))?;
+    disk.close().map_err(e("close"))?;
+    Ok(())
+}
+
+fn persist_check() -> TestResult {
+    let (devices, _) = connect()?;
+    let disk = open_disk(devices, Rights::READ)?;
+    for block in persist_blocks(disk.blocks) {
+        let data = disk.read_blocks(block, 1).map_err(e("read"))?;
+        check!(data == pattern(0xb007, 1, block), "block {block} lost what the first boot wrote");
+    }
+    disk.close().map_err(e("close"))?;
+    Ok(())
+}
