@@ -1,6 +1,9 @@
 //! Running QEMU for Vessel: the machine's command line, a hard timeout, and the serial output
 //! collected line by line with arrival times.
 //!
+//! The command line covers both machine types (q35, pc) and extra virtio-blk disks for the
+//! guest's drivers; whatever else is attached, the firmware boots the Vessel image.
+//!
 //! Invariant: a started QEMU never outlives its [`Run`]: the guard kills and reaps it on drop,
 //! including when the harness itself panics or returns early.
 
@@ -48,10 +51,52 @@ pub enum Firmware {
 /// How the image is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attach {
-    /// As the first hard disk (AHCI on q35).
+    /// As a hard disk (AHCI on q35, PIIX IDE on pc).
     Disk,
     /// As a USB mass-storage stick on an xHCI controller, as when booting from USB.
     Usb,
+}
+
+/// QEMU's machine type: the chipset the guest finds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MachineType {
+    /// Q35/ICH9: PCI Express, AHCI.
+    #[default]
+    Q35,
+    /// i440FX/PIIX3: plain PCI, IDE.
+    Pc,
+}
+
+impl MachineType {
+    /// The name `-machine` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            MachineType::Q35 => "q35",
+            MachineType::Pc => "pc",
+        }
+    }
+}
+
+impl std::str::FromStr for MachineType {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "q35" => Ok(MachineType::Q35),
+            "pc" => Ok(MachineType::Pc),
+            other => Err(format!("unknown machine type {other:?} (q35 or pc)")),
+        }
+    }
+}
+
+/// A raw image attached as a virtio-blk disk, for the guest's own drivers (never booted from).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disk {
+    /// Raw image.
+    pub path: PathBuf,
+    /// Keep the guest's writes in the file; otherwise they go to a temporary overlay
+    /// (`snapshot=on`) and the file is left as it was.
+    pub persistent: bool,
 }
 
 /// One machine to boot.
@@ -68,40 +113,76 @@ pub struct Machine {
     /// Keep guest writes to the image in a temporary overlay (tests), so runs never change the
     /// image or hold its write lock.
     pub snapshot: bool,
+    /// q35 or pc.
+    pub machine_type: MachineType,
+    /// Extra virtio-blk disks, in order: the first is the guest's first virtio-blk device.
+    pub disks: Vec<Disk>,
+}
+
+/// A path as a `-drive file=` value: QEMU splits options at commas, so a comma is doubled.
+fn drive_file(path: &Path) -> String {
+    path.display().to_string().replace(',', ",,")
 }
 
 impl Machine {
     /// QEMU arguments for this machine, without the console options.
     pub fn args(&self) -> Vec<String> {
         // TCG: the nested KVM on these machines is unusable. `-cpu max` gives RDRAND, x2APIC etc.
-        let mut args: Vec<String> =
-            ["-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "256M", "-smp", "1", "-no-reboot"]
-                .map(String::from)
-                .to_vec();
+        let mut args: Vec<String> = ["-machine", self.machine_type.name()]
+            .into_iter()
+            .chain(["-accel", "tcg", "-cpu", "max", "-m", "256M", "-smp", "1", "-no-reboot"])
+            .map(String::from)
+            .collect();
         if self.debug_exit {
             args.extend(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"].map(String::from));
         }
         if let Firmware::Uefi { code, vars } = &self.firmware {
             args.push("-drive".into());
-            args.push(format!("if=pflash,format=raw,readonly=on,file={}", code.display()));
+            args.push(format!("if=pflash,format=raw,readonly=on,file={}", drive_file(code)));
             args.push("-drive".into());
-            args.push(format!("if=pflash,format=raw,file={}", vars.display()));
+            args.push(format!("if=pflash,format=raw,file={}", drive_file(vars)));
         }
-        let image = self.image.display();
+        let image = drive_file(&self.image);
         let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
         match self.attach {
-            Attach::Disk => {
+            // Alone, the image is the default interface's first disk and the firmware boots it.
+            Attach::Disk if self.disks.is_empty() => {
                 args.push("-drive".into());
                 args.push(format!("format=raw,file={image}{snapshot}"));
+            }
+            // Beside other disks (which may carry a boot signature of their own) it is pinned as
+            // the first boot device. `ide-hd` lands on AHCI on q35 and on PIIX IDE on pc, both of
+            // which SeaBIOS and OVMF boot from.
+            Attach::Disk => {
+                args.push("-drive".into());
+                args.push(format!("if=none,id=boot,format=raw,file={image}{snapshot}"));
+                args.extend(["-device", "ide-hd,drive=boot,bootindex=0"].map(String::from));
             }
             Attach::Usb => {
                 args.extend(["-device", "qemu-xhci,id=xhci", "-drive"].map(String::from));
                 args.push(format!("if=none,id=stick,format=raw,file={image}{snapshot}"));
+                // The only device with a boot index, so the firmware boots it first.
                 args.extend(["-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=1"].map(String::from));
             }
         }
+        for (n, disk) in self.disks.iter().enumerate() {
+            let snapshot = if disk.persistent { "" } else { ",snapshot=on" };
+            args.push("-drive".into());
+            args.push(format!("file={},format=raw,if=none,id=vd{n}{snapshot}", drive_file(&disk.path)));
+            args.push("-device".into());
+            args.push(format!("virtio-blk-pci,drive=vd{n}"));
+        }
         args
     }
+}
+
+/// The console options of a [`run`]: no window, no monitor, the serial port on a pipe.
+const PIPED_CONSOLE: [&str; 6] = ["-display", "none", "-monitor", "none", "-serial", "stdio"];
+
+/// The command line [`run`] starts for `machine`, as one line for logs.
+pub fn command_line(machine: &Machine) -> String {
+    let args = machine.args().into_iter().chain(PIPED_CONSOLE.map(String::from));
+    std::iter::once(QEMU.to_string()).chain(args).collect::<Vec<_>>().join(" ")
 }
 
 /// Kills and reaps QEMU when dropped.
@@ -142,12 +223,7 @@ impl Run {
 /// passes ([`Exit::TimedOut`]).
 pub fn run(machine: &Machine, timeout: Duration, stop: impl Fn(&str) -> bool) -> std::io::Result<Run> {
     let mut command = Command::new(QEMU);
-    command
-        .args(machine.args())
-        .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.args(machine.args()).args(PIPED_CONSOLE).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut guard = Guard(command.spawn()?);
     let stdout = guard.0.stdout.take().ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
@@ -203,7 +279,19 @@ mod tests {
     use super::*;
 
     fn machine(firmware: Firmware, attach: Attach) -> Machine {
-        Machine { image: PathBuf::from("/x/bios.img"), firmware, attach, debug_exit: true, snapshot: true }
+        Machine {
+            image: PathBuf::from("/x/bios.img"),
+            firmware,
+            attach,
+            debug_exit: true,
+            snapshot: true,
+            machine_type: MachineType::default(),
+            disks: Vec::new(),
+        }
+    }
+
+    fn scratch(path: &str, persistent: bool) -> Disk {
+        Disk { path: PathBuf::from(path), persistent }
     }
 
     #[test]
@@ -223,6 +311,87 @@ mod tests {
         assert!(args.contains("if=pflash,format=raw,file=/v.fd"), "{args}");
         assert!(args.contains("usb-storage,bus=xhci.0,drive=stick"), "{args}");
         assert!(args.contains("if=none,id=stick,format=raw,file=/x/bios.img,snapshot=on"), "{args}");
+    }
+
+    #[test]
+    fn q35_is_the_default_and_pc_is_chosen_by_name() {
+        let args = machine(Firmware::Bios, Attach::Disk).args().join(" ");
+        assert!(args.starts_with("-machine q35 "), "{args}");
+        let mut pc = machine(Firmware::Bios, Attach::Disk);
+        pc.machine_type = "pc".parse().expect("pc is a machine type");
+        let args = pc.args().join(" ");
+        assert!(args.starts_with("-machine pc "), "{args}");
+        assert!(!args.contains("q35"), "{args}");
+        assert!("isapc".parse::<MachineType>().is_err());
+    }
+
+    #[test]
+    fn extra_disks_are_virtio_and_the_image_stays_the_boot_disk() {
+        let mut m = machine(Firmware::Bios, Attach::Disk);
+        m.disks = vec![scratch("/d/scratch.img", false), scratch("/d/keep.img", true)];
+        let args = m.args().join(" ");
+        assert!(
+            args.contains(
+                "-drive if=none,id=boot,format=raw,file=/x/bios.img,snapshot=on -device ide-hd,drive=boot,bootindex=0"
+            ),
+            "{args}"
+        );
+        assert!(!args.contains("-drive format=raw,file=/x/bios.img"), "{args}");
+        assert!(
+            args.contains(
+                "-drive file=/d/scratch.img,format=raw,if=none,id=vd0,snapshot=on -device virtio-blk-pci,drive=vd0"
+            ),
+            "{args}"
+        );
+        // A persistent disk keeps the guest's writes: no snapshot.
+        assert!(
+            args.ends_with("-drive file=/d/keep.img,format=raw,if=none,id=vd1 -device virtio-blk-pci,drive=vd1"),
+            "{args}"
+        );
+        assert_eq!(args.matches("bootindex").count(), 1, "{args}");
+    }
+
+    #[test]
+    fn pc_uefi_with_a_disk_pins_the_boot_disk_too() {
+        let firmware = Firmware::Uefi { code: "/c.fd".into(), vars: "/v.fd".into() };
+        let mut m = machine(firmware, Attach::Disk);
+        m.machine_type = MachineType::Pc;
+        m.disks = vec![scratch("/d/scratch.img", false)];
+        let args = m.args().join(" ");
+        assert!(args.starts_with("-machine pc "), "{args}");
+        assert!(args.contains("if=pflash,format=raw,file=/v.fd"), "{args}");
+        assert!(args.contains("-device ide-hd,drive=boot,bootindex=0"), "{args}");
+        assert!(args.contains("virtio-blk-pci,drive=vd0"), "{args}");
+    }
+
+    #[test]
+    fn usb_stick_keeps_its_boot_index_beside_disks() {
+        let mut m = machine(Firmware::Bios, Attach::Usb);
+        m.disks = vec![scratch("/d/scratch.img", false)];
+        let args = m.args().join(" ");
+        assert!(args.contains("usb-storage,bus=xhci.0,drive=stick,bootindex=1"), "{args}");
+        assert!(!args.contains("ide-hd"), "{args}");
+        assert!(args.ends_with("id=vd0,snapshot=on -device virtio-blk-pci,drive=vd0"), "{args}");
+    }
+
+    #[test]
+    fn commas_in_paths_are_doubled() {
+        let firmware = Firmware::Uefi { code: "/o,c.fd".into(), vars: "/o,v.fd".into() };
+        let mut m = machine(firmware, Attach::Disk);
+        m.image = PathBuf::from("/x/a,b.img");
+        m.disks = vec![scratch("/d/s,1.img", true)];
+        let args = m.args();
+        assert!(args.contains(&"if=pflash,format=raw,readonly=on,file=/o,,c.fd".to_string()), "{args:?}");
+        assert!(args.contains(&"if=pflash,format=raw,file=/o,,v.fd".to_string()), "{args:?}");
+        assert!(args.contains(&"if=none,id=boot,format=raw,file=/x/a,,b.img,snapshot=on".to_string()), "{args:?}");
+        assert!(args.contains(&"file=/d/s,,1.img,format=raw,if=none,id=vd0".to_string()), "{args:?}");
+    }
+
+    #[test]
+    fn command_line_is_what_run_starts() {
+        let line = command_line(&machine(Firmware::Bios, Attach::Disk));
+        assert!(line.starts_with("qemu-system-x86_64 -machine q35 "), "{line}");
+        assert!(line.ends_with("snapshot=on -display none -monitor none -serial stdio"), "{line}");
     }
 
     #[test]

@@ -105,7 +105,7 @@ const USER_CRATES: &[&str] = &[
 
 /// The user programs packed into every boot file system (as `bin/<name>`).
 pub const PROGRAMS: &[&str] =
-    &["init", "proc", "device", "lsdev", "ctr", "hello", "true", "probe", "usertest", "bench"];
+    &["init", "proc", "device", "lsdev", "ctr", "hello", "true", "probe", "devprobe", "usertest", "bench"];
 
 /// Builds the user programs: static, non-PIE executables (`-C relocation-model=static`, which
 /// the kernel's loader requires), in their own target directory so this flag never mixes with
@@ -211,6 +211,21 @@ pub const SHIPPED: BootSpec<'static> = BootSpec {
 pub fn images() -> Result<Images> {
     step("writing disk images");
     images_with(Flavor::Normal, "vessel", &SHIPPED)
+}
+
+/// Size of the scratch disks the test runs attach.
+pub const SCRATCH_DISK_BYTES: u64 = 32 << 20;
+
+/// A fresh zero-filled raw disk of `bytes` at `target/vessel/disks/<name>.img`, replacing any
+/// left by an earlier run (sparse: it costs no space until written).
+pub fn fresh_disk(name: &str, bytes: u64) -> Result<PathBuf> {
+    let dir = out_dir()?.join("disks");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(format!("{name}.img"));
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    let file = std::fs::File::create(&path).map_err(fail)?;
+    file.set_len(bytes).map_err(fail)?;
+    Ok(path)
 }
 
 /// OVMF with a fresh copy of its variable store for a run called `name`.

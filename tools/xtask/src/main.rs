@@ -2,9 +2,11 @@
 //!
 //! - `build`: the kernel (normal and test builds) and the image builder.
 //! - `image`: BIOS and UEFI raw disk images; the last two lines name them.
-//! - `run [--uefi] [--usb] [--display] [-- QEMU ARGS]`: boot in QEMU, serial on the terminal.
-//! - `test`: host unit tests, then the in-QEMU suites; exits non-zero on any failure.
-//! - `bench`: in-guest benchmarks and boot times as `RESULT` lines.
+//! - `run [--uefi] [--usb] [--display] [--machine q35|pc] [--disk IMG]... [-- QEMU ARGS]`: boot
+//!   in QEMU, serial on the terminal.
+//! - `test [--user-only [--machine q35|pc]]`: host unit tests, then the in-QEMU suites; exits
+//!   non-zero on any failure.
+//! - `bench`: in-guest benchmarks and boot times as `RESULT` lines (`BENCH_DISK` attaches a disk).
 //! - `clippy`: lints every crate for the target it really builds for.
 //!
 //! Every command first installs what a fresh machine lacks (see [`setup`]).
@@ -15,11 +17,11 @@ mod bench;
 mod setup;
 mod suites;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
-use vessel_test_harness::qemu::{self, Attach, Firmware, Machine};
+use vessel_test_harness::qemu::{self, Attach, Disk, Firmware, Machine, MachineType};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, boot and test Vessel")]
@@ -45,6 +47,13 @@ enum Cmd {
         /// Open a QEMU window showing the framebuffer console as well.
         #[arg(long)]
         display: bool,
+        /// QEMU machine type: q35 (ICH9, PCI Express) or pc (i440FX, PCI).
+        #[arg(long, default_value = "q35")]
+        machine: MachineType,
+        /// A raw image to attach as a virtio-blk disk (repeatable; the first is the guest's
+        /// blk0). The guest's writes are kept in the file.
+        #[arg(long = "disk", value_name = "IMG")]
+        disks: Vec<PathBuf>,
         /// Extra arguments passed to QEMU as they are.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -54,6 +63,9 @@ enum Cmd {
         /// Only the user-space suite under BIOS (a quick loop while developing; CI runs all).
         #[arg(long)]
         user_only: bool,
+        /// With --user-only: the QEMU machine type, q35 (the default) or pc.
+        #[arg(long, requires = "user_only")]
+        machine: Option<MachineType>,
     },
     /// Run the in-guest benchmarks, then measure boot times; prints `RESULT` lines.
     Bench {
@@ -96,25 +108,47 @@ fn step(what: &str) {
     eprintln!("\x1b[1m==>\x1b[0m {what}");
 }
 
-fn run_qemu(uefi: bool, usb: bool, display: bool, extra: &[String]) -> Result {
+/// How `cargo xtask run` boots.
+struct RunOptions<'a> {
+    uefi: bool,
+    usb: bool,
+    display: bool,
+    machine_type: MachineType,
+    disks: &'a [PathBuf],
+    extra: &'a [String],
+}
+
+fn run_qemu(options: &RunOptions<'_>) -> Result {
     setup::ensure_qemu()?;
     let images = artifacts::images()?;
-    let firmware = if uefi { artifacts::uefi_firmware("run")? } else { Firmware::Bios };
+    let firmware = if options.uefi { artifacts::uefi_firmware("run")? } else { Firmware::Bios };
+    let disks = options.disks.iter().map(|path| absolute(path).map(|path| Disk { path, persistent: true }));
     let machine = Machine {
-        image: if uefi { images.uefi } else { images.bios },
+        image: if options.uefi { images.uefi } else { images.bios },
         firmware,
-        attach: if usb { Attach::Usb } else { Attach::Disk },
+        attach: if options.usb { Attach::Usb } else { Attach::Disk },
         debug_exit: false,
         snapshot: false,
+        machine_type: options.machine_type,
+        disks: disks.collect::<Result<_>>()?,
     };
     step("booting in QEMU (TCG); serial console below, Ctrl-A X quits");
     let mut command = Command::new(qemu::QEMU);
     command.args(machine.args()).args(["-serial", "mon:stdio"]);
-    if !display {
+    if !options.display {
         command.args(["-display", "none"]);
     }
-    command.args(extra);
+    command.args(options.extra);
     run_checked(&mut command)
+}
+
+/// `path` made absolute against the directory the command was started in (QEMU runs in the
+/// workspace root), if it exists.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path)
+        .ok()
+        .filter(|path| path.is_file())
+        .ok_or_else(|| format!("{}: no such disk image", path.display()))
 }
 
 fn main() -> ExitCode {
@@ -125,9 +159,11 @@ fn main() -> ExitCode {
             println!("bios: {}", images.bios.display());
             println!("uefi: {}", images.uefi.display());
         }),
-        Cmd::Run { uefi, usb, display, qemu_args } => run_qemu(uefi, usb, display, &qemu_args),
-        Cmd::Test { user_only: false } => suites::run_all(),
-        Cmd::Test { user_only: true } => suites::run_user_bios(),
+        Cmd::Run { uefi, usb, display, machine, disks, qemu_args } => {
+            run_qemu(&RunOptions { uefi, usb, display, machine_type: machine, disks: &disks, extra: &qemu_args })
+        }
+        Cmd::Test { user_only: false, .. } => suites::run_all(),
+        Cmd::Test { user_only: true, machine } => suites::run_user_bios(machine.unwrap_or_default()),
         Cmd::Bench { runs, only, scale } => bench::run(runs, &only, scale),
         Cmd::Clippy => artifacts::clippy(),
     });

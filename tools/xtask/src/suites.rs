@@ -1,15 +1,16 @@
-//! `cargo xtask test`: host unit tests, the kernel suite in QEMU under BIOS and UEFI, boot checks
-//! of the shipped images (disk and USB stick, both firmwares), and checks that the harness itself
-//! notices a failing test, a panic, a hang and a triple fault.
+//! `cargo xtask test`: host unit tests, the kernel suite in QEMU under BIOS and UEFI, the user
+//! suite under both firmwares on both machine types (q35 and pc) with a scratch virtio-blk disk,
+//! boot checks of the shipped images (disk and USB stick, both firmwares), and checks that the
+//! harness itself notices a failing test, a panic, a hang and a triple fault.
 //!
 //! Output: cargo-style `test <name> ... ok|FAILED` lines, then one closing `N passed, M failed`
 //! that counts everything; the exit status is non-zero if anything failed. Serial logs of every
-//! QEMU run are kept in `target/vessel/logs/`.
+//! QEMU run are kept in `target/vessel/logs/`, the disks the runs wrote in `target/vessel/disks/`.
 
 use std::path::Path;
 use std::time::Duration;
 
-use vessel_test_harness::qemu::{self, Attach, Firmware, Machine, Run};
+use vessel_test_harness::qemu::{self, Attach, Disk, Firmware, Machine, MachineType, Run};
 use vessel_test_harness::verdict::{self, Exit};
 
 use crate::artifacts::{self, BootSpec, Flavor};
@@ -84,10 +85,13 @@ fn host_tests(tally: &mut Tally) -> Result {
     Ok(())
 }
 
-fn save_log(name: &str, run: &Run) -> Result {
+/// Writes `target/vessel/logs/<name>.log`: the QEMU command line, the serial output, and QEMU's
+/// stderr if it printed anything.
+fn save_log(name: &str, machine: &Machine, run: &Run) -> Result {
     let dir = artifacts::out_dir()?.join("logs");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut text = run.text();
+    let mut text = format!("$ {}\n", qemu::command_line(machine));
+    text.push_str(&run.text());
     if !run.stderr.is_empty() {
         text.push_str("\n--- qemu stderr ---\n");
         text.push_str(&run.stderr);
@@ -95,26 +99,45 @@ fn save_log(name: &str, run: &Run) -> Result {
     std::fs::write(dir.join(format!("{name}.log")), text).map_err(|e| format!("log {name}: {e}"))
 }
 
-fn boot(
-    name: &str,
-    image: &Path,
+/// What a test run boots. The image is always run from a snapshot, so runs never change it.
+struct Boot<'a> {
+    image: &'a Path,
     uefi: bool,
     attach: Attach,
-    timeout: Duration,
-    stop_at_init_done: bool,
-) -> Result<Run> {
-    let firmware = if uefi { artifacts::uefi_firmware(name)? } else { Firmware::Bios };
-    let machine = Machine { image: image.to_path_buf(), firmware, attach, debug_exit: true, snapshot: true };
+    machine_type: MachineType,
+    /// Extra virtio-blk disks, the first being the guest's `blk0`.
+    disks: Vec<Disk>,
+}
+
+impl<'a> Boot<'a> {
+    /// `image` as the hard disk of a q35 machine, nothing else attached.
+    fn disk(image: &'a Path, uefi: bool) -> Self {
+        Boot { image, uefi, attach: Attach::Disk, machine_type: MachineType::Q35, disks: Vec::new() }
+    }
+}
+
+/// Boots `target` as the run `name` (which names its log and its firmware variables).
+fn boot(name: &str, target: &Boot<'_>, timeout: Duration, stop_at_init_done: bool) -> Result<Run> {
+    let firmware = if target.uefi { artifacts::uefi_firmware(name)? } else { Firmware::Bios };
+    let machine = Machine {
+        image: target.image.to_path_buf(),
+        firmware,
+        attach: target.attach,
+        debug_exit: true,
+        snapshot: true,
+        machine_type: target.machine_type,
+        disks: target.disks.clone(),
+    };
     let run = qemu::run(&machine, timeout, |line| stop_at_init_done && line.contains(INIT_DONE))
         .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
-    save_log(name, &run)?;
+    save_log(name, &machine, &run)?;
     Ok(run)
 }
 
 /// Boots an image whose suite prints test lines and records each test under `prefix`.
-fn suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool, min_tests: usize) -> Result {
+fn suite(tally: &mut Tally, prefix: &str, target: &Boot<'_>, min_tests: usize) -> Result {
     step(&format!("suite {prefix}"));
-    let run = boot(&format!("suite-{prefix}"), image, uefi, Attach::Disk, RUN_TIMEOUT, false)?;
+    let run = boot(&format!("suite-{prefix}"), target, RUN_TIMEOUT, false)?;
     let report = verdict::parse(&run.text());
     for test in &report.tests {
         tally.record(&format!("{prefix}::{}", test.name), (!test.ok).then(|| test.detail.join("\n    ")));
@@ -142,7 +165,7 @@ const CTR_SESSION: [&str; 4] = [
 /// Boots a shipped image and checks it gets to user space: banner, ready line, `hello` run by
 /// init, and no panic.
 fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: Attach) -> Result {
-    let run = boot(name, image, uefi, attach, RUN_TIMEOUT, true)?;
+    let run = boot(name, &Boot { attach, ..Boot::disk(image, uefi) }, RUN_TIMEOUT, true)?;
     let text = run.text();
     let failure = if run.exit != Exit::Stopped {
         Some(format!("init did not finish (QEMU {:?}); log in target/vessel/logs/{name}.log", run.exit))
@@ -168,7 +191,7 @@ fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, programs: &Path,
     let args = format!("inject={inject}\n");
     let images = artifacts::images_for(elf, builder, programs, &name, &BootSpec { init_conf: "", boot_args: &args })?;
     let timeout = if inject == "hang" { HANG_TIMEOUT } else { RUN_TIMEOUT };
-    let run = boot(&name, &images.bios, false, Attach::Disk, timeout, false)?;
+    let run = boot(&name, &Boot::disk(&images.bios, false), timeout, false)?;
     let verdict = verdict::parse(&run.text()).failure(run.exit, MIN_KERNEL_TESTS);
     let failure = match verdict {
         None => Some(format!("harness passed a run with inject={inject}")),
@@ -179,22 +202,50 @@ fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, programs: &Path,
     Ok(())
 }
 
-/// Only the user-space suite under BIOS.
-pub fn run_user_bios() -> Result {
+/// The user-space suite on one machine, with a fresh scratch disk of its own as the first
+/// virtio-blk disk (the guest's `blk0`). The guest's writes go to the file, which the next run
+/// replaces, so what a failing run wrote can be read afterwards.
+fn user_suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool, machine_type: MachineType) -> Result {
+    let scratch = artifacts::fresh_disk(&format!("suite-{prefix}"), artifacts::SCRATCH_DISK_BYTES)?;
+    let disks = vec![Disk { path: scratch, persistent: true }];
+    suite(tally, prefix, &Boot { machine_type, disks, ..Boot::disk(image, uefi) }, MIN_USER_TESTS)
+}
+
+/// Only the user-space suite under BIOS, on q35 or pc.
+pub fn run_user_bios(machine_type: MachineType) -> Result {
     let mut tally = Tally::default();
     setup::ensure_qemu()?;
     let builder = artifacts::image_builder()?;
     let programs = artifacts::userland()?;
     let normal_elf = artifacts::kernel(Flavor::Normal)?;
     let user_images = artifacts::images_for(&normal_elf, &builder, &programs, "vessel-usertest", &USER_SPEC)?;
-    suite(&mut tally, "user-bios", &user_images.bios, false, MIN_USER_TESTS)?;
+    let prefix = match machine_type {
+        MachineType::Q35 => "user-bios",
+        MachineType::Pc => "user-bios-pc",
+    };
+    user_suite(&mut tally, prefix, &user_images.bios, false, machine_type)?;
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if tally.failed == 0 { Ok(()) } else { Err(format!("{} test(s) failed", tally.failed)) }
 }
 
-/// The user-space test image: init runs usertest as a trusted program (it gets the root
-/// container capability).
-const USER_SPEC: BootSpec<'static> = BootSpec { init_conf: "!bin/usertest\n", boot_args: "debug-exit=allow\n" };
+/// The user-space test image: init runs usertest as a trusted program with a platform
+/// capability (it gets the root container and tests the kernel's hardware objects).
+const USER_SPEC: BootSpec<'static> = BootSpec { init_conf: "!!bin/usertest\n", boot_args: "debug-exit=allow\n" };
+
+/// The persistence check: one boot writes to a disk whose writes are kept, a second boot of
+/// another image reads them back from the same file. Each boot is a suite of its own
+/// (`persist-write`, `persist-check`), so each must print its test lines and summary.
+fn persistence(tally: &mut Tally, elf: &Path, builder: &Path, programs: &Path) -> Result {
+    let disk = Disk { path: artifacts::fresh_disk("persist", artifacts::SCRATCH_DISK_BYTES)?, persistent: true };
+    for group in ["write", "check"] {
+        let name = format!("persist-{group}");
+        let conf = format!("!bin/usertest --only blk-persist-{group}\n");
+        let spec = BootSpec { init_conf: &conf, boot_args: "debug-exit=allow\n" };
+        let images = artifacts::images_for(elf, builder, programs, &format!("vessel-{name}"), &spec)?;
+        suite(tally, &name, &Boot { disks: vec![disk.clone()], ..Boot::disk(&images.bios, false) }, 1)?;
+    }
+    Ok(())
+}
 
 /// The whole test command.
 pub fn run_all() -> Result {
@@ -208,12 +259,16 @@ pub fn run_all() -> Result {
     let normal_elf = artifacts::kernel(Flavor::Normal)?;
     let plain = BootSpec { init_conf: "", boot_args: "" };
     let test_images = artifacts::images_for(&test_elf, &builder, &programs, "vessel-test", &plain)?;
-    suite(&mut tally, "kernel-bios", &test_images.bios, false, MIN_KERNEL_TESTS)?;
-    suite(&mut tally, "kernel-uefi", &test_images.uefi, true, MIN_KERNEL_TESTS)?;
+    suite(&mut tally, "kernel-bios", &Boot::disk(&test_images.bios, false), MIN_KERNEL_TESTS)?;
+    suite(&mut tally, "kernel-uefi", &Boot::disk(&test_images.uefi, true), MIN_KERNEL_TESTS)?;
 
     let user_images = artifacts::images_for(&normal_elf, &builder, &programs, "vessel-usertest", &USER_SPEC)?;
-    suite(&mut tally, "user-bios", &user_images.bios, false, MIN_USER_TESTS)?;
-    suite(&mut tally, "user-uefi", &user_images.uefi, true, MIN_USER_TESTS)?;
+    let (bios, uefi) = (user_images.bios.as_path(), user_images.uefi.as_path());
+    user_suite(&mut tally, "user-bios", bios, false, MachineType::Q35)?;
+    user_suite(&mut tally, "user-uefi", uefi, true, MachineType::Q35)?;
+    user_suite(&mut tally, "user-bios-pc", bios, false, MachineType::Pc)?;
+    user_suite(&mut tally, "user-uefi-pc", uefi, true, MachineType::Pc)?;
+    persistence(&mut tally, &normal_elf, &builder, &programs)?;
 
     step("boot checks of the shipped images (disk and USB stick, BIOS and UEFI)");
     let shipped = artifacts::images_for(&normal_elf, &builder, &programs, "vessel", &artifacts::SHIPPED)?;
