@@ -227,6 +227,9 @@ pub struct KernelStats {
     /// The system call whose entry began that stretch (`u64::MAX`: an interrupt, or the idle
     /// thread waking), to tell which work to split further.
     pub irqs_off_longest_call: u64,
+    /// Nanoseconds the CPU spent halted with nothing to run since boot: benchmarks subtract it
+    /// to get the busy time of work that waits for a device.
+    pub idle_ns: u64,
 }
 
 /// Output of `FramebufferTake`: the boot framebuffer's geometry and pixel format.

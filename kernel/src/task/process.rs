@@ -397,6 +397,7 @@ pub fn stats() -> KernelStats {
         timed_waits,
         irqs_off_longest_ns: crate::time::tsc_to_ns(irqs_off.0),
         irqs_off_longest_call: irqs_off.1,
+        idle_ns: super::sched::IDLE_NS.load(core::sync::atomic::Ordering::Relaxed),
     }
 }
 

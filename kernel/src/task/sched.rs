@@ -134,9 +134,14 @@ pub fn idle() -> ! {
             crate::arch::x86_64::preemption_point();
             continue;
         }
+        let halted = crate::time::since_boot_ns();
         crate::arch::x86_64::wait_for_interrupt();
+        IDLE_NS.fetch_add(crate::time::since_boot_ns().saturating_sub(halted), core::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Time spent halted in `idle` (`KernelStats::idle_ns`).
+pub static IDLE_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Timer tick: CPU accounting, sleepers, time slices. Called from the interrupt handler, which
 /// says whether it may switch threads here (`preempt`): it does for user code, not for the

@@ -5,10 +5,15 @@
 //! through. Then boot time of the shipped images under TCG, from QEMU start to the kernel's ready
 //! line (firmware + bootloader + kernel), and the kernel's own part (bootloader hand-over to
 //! ready, as the kernel measures it with the TSC). Medians over `runs` boots.
+//!
+//! With `BENCH_DISK=/abs/path.img` (a raw image from `../shared/bench/mkfatimage.sh`) the bench
+//! guest also gets that image as a virtio-blk disk, its writes discarded (`snapshot=on`), for the
+//! disk benchmarks; the boot image stays the one the firmware boots.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use vessel_test_harness::qemu::{self, Attach, Firmware, Machine};
+use vessel_test_harness::qemu::{self, Attach, Disk, Firmware, Machine, MachineType};
 use vessel_test_harness::verdict::Exit;
 
 use crate::artifacts::{self, BootSpec, Flavor};
@@ -43,17 +48,39 @@ pub fn run(runs: usize, only: &[String], scale: u64) -> Result {
     if only.is_empty() { boot_times(runs) } else { Ok(()) }
 }
 
+/// The environment variable naming a disk image for the bench guest.
+const BENCH_DISK: &str = "BENCH_DISK";
+
+/// The disk `BENCH_DISK` names, if set: it must be an absolute path to an existing file.
+fn bench_disk() -> Result<Option<Disk>> {
+    let Some(value) = std::env::var_os(BENCH_DISK) else { return Ok(None) };
+    let path = PathBuf::from(value);
+    if !path.is_absolute() {
+        return Err(format!("{BENCH_DISK}={}: give an absolute path", path.display()));
+    }
+    if !path.is_file() {
+        return Err(format!("{BENCH_DISK}={}: no such image (make it with mkfatimage.sh)", path.display()));
+    }
+    Ok(Some(Disk { path, persistent: false }))
+}
+
 /// Boots the bench image (BIOS) and passes its RESULT lines through.
 fn guest(init_conf: &str) -> Result {
+    let disks: Vec<Disk> = bench_disk()?.into_iter().collect();
     let spec = BootSpec { init_conf, boot_args: "debug-exit=allow\n" };
     let images = artifacts::images_with(Flavor::Normal, "vessel-bench", &spec)?;
-    step("in-guest benchmarks (BIOS, TCG)");
+    match disks.first() {
+        Some(disk) => step(&format!("in-guest benchmarks (BIOS, TCG, disk {})", disk.path.display())),
+        None => step("in-guest benchmarks (BIOS, TCG)"),
+    }
     let machine = Machine {
         image: images.bios,
         firmware: Firmware::Bios,
         attach: Attach::Disk,
         debug_exit: true,
         snapshot: true,
+        machine_type: MachineType::Q35,
+        disks,
     };
     let run = qemu::run(&machine, Duration::from_secs(1800), |_| false).map_err(|e| e.to_string())?;
     let results: Vec<&str> = run
@@ -80,7 +107,15 @@ fn boot_times(runs: usize) -> Result {
         for i in 0..runs.max(1) {
             let firmware = if uefi { artifacts::uefi_firmware("bench")? } else { Firmware::Bios };
             let image = if uefi { images.uefi.clone() } else { images.bios.clone() };
-            let machine = Machine { image, firmware, attach: Attach::Disk, debug_exit: true, snapshot: true };
+            let machine = Machine {
+                image,
+                firmware,
+                attach: Attach::Disk,
+                debug_exit: true,
+                snapshot: true,
+                machine_type: MachineType::Q35,
+                disks: Vec::new(),
+            };
             let run =
                 qemu::run(&machine, Duration::from_secs(120), |l| l.contains(READY)).map_err(|e| e.to_string())?;
             if run.exit != Exit::Stopped {
