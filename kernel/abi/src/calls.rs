@@ -146,13 +146,17 @@ syscalls! {
     /// it is RAM the system uses (usable, kernel, page tables, boot data), is below 1 MiB, or
     /// holds the local APIC or an I/O APIC.
     51 PlatformMmio(platform, address, length) "platform, physical address, length" -> "handle (all rights)", [MissingRights, WrongObject, InvalidArgument, AccessDenied, TableFull] "MissingRights (MANAGE), WrongObject, InvalidArgument (unaligned, empty, over 1 GiB or wrapping), AccessDenied (RAM, low memory or the kernel's APICs), TableFull";
-    /// `(platform, pages)`: a DMA memory object: `pages` physically contiguous zeroed frames
-    /// (a memory object like `MemoryCreate`'s, charged to the caller's container) whose
-    /// physical address `DmaAddress` tells.
-    52 DmaCreate(platform, pages) "platform, pages (≤ 1024)" -> "handle (all rights)", [MissingRights, WrongObject, InvalidArgument, NoMemory, QuotaExceeded, TableFull] "MissingRights (MANAGE), WrongObject, InvalidArgument (0 or over 1024 pages), NoMemory (no contiguous run that long), QuotaExceeded, TableFull";
+    /// `(platform, pages, container)`: a DMA memory object: `pages` physically contiguous
+    /// zeroed frames (a memory object like `MemoryCreate`'s) whose physical address
+    /// `DmaAddress` tells. It belongs to, and is charged to, the container whose id is
+    /// `container` (0: the caller's own): a driver lends a client container a buffer the
+    /// device reads and writes in place. The caller's container may map it too; other
+    /// containers only through a capability the caller sends there.
+    52 DmaCreate(platform, pages, container) "platform, pages (≤ 1024), container id (0: own)" -> "handle (all rights)", [MissingRights, WrongObject, InvalidArgument, NoSuchContainer, NoMemory, QuotaExceeded, TableFull] "MissingRights (MANAGE), WrongObject, InvalidArgument (0 or over 1024 pages), NoSuchContainer (no live container with that id), NoMemory (no contiguous run that long), QuotaExceeded (of that container), TableFull";
     /// `(memory)`: the physical address of a DMA memory object's first byte (its frames follow
-    /// contiguously).
-    53 DmaAddress(memory) "DMA memory" -> "physical address", [MissingRights, WrongObject] "MissingRights (READ), WrongObject (not DMA memory)";
+    /// contiguously). Needs MANAGE, which the maker keeps and passes on to nobody it lends the
+    /// memory to.
+    53 DmaAddress(memory) "DMA memory" -> "physical address", [MissingRights, WrongObject] "MissingRights (MANAGE), WrongObject (not DMA memory)";
     /// `(platform)`: allocates an MSI vector, delivered like an interrupt line: bind it to
     /// notification bits with `IrqBind`. It is freed when its last capability goes.
     54 MsiAllocate(platform) "platform" -> "handle (all rights)", [MissingRights, WrongObject, NoMemory, TableFull] "MissingRights (MANAGE), WrongObject, NoMemory (all vectors taken), TableFull";

@@ -278,7 +278,7 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
         Syscall::DmaCreate => {
             let a = decode!(DmaCreate);
             task::reap_all();
-            task::dma_create(a.platform, a.pages)
+            task::dma_create(a.platform, a.pages, a.container)
         }
         Syscall::DmaAddress => task::dma_address(decode!(DmaAddress).memory),
         Syscall::MsiAllocate => task::msi_allocate(decode!(MsiAllocate).platform),

@@ -2,7 +2,8 @@
 //! `MemoryMap`; `MemUnmap` takes a mapping away).
 //!
 //! Invariants: a memory object belongs to the container of the process that created it, which
-//! is charged for its pages and as one object; only that container may map it. Its frames are
+//! is charged for its pages and as one object; only that container may map it, and for DMA
+//! memory made for another container (`DmaCreate`'s lending) the maker's container too. Its frames are
 //! owned by the object and mapped as borrowed. It lives while at least one capability refers to
 //! it (`caps > 0`) or it is mapped anywhere (`mappings > 0`, the number of entries naming it in
 //! processes' `mappings`). A process keeps a mapping only while it holds a capability to the
@@ -35,6 +36,8 @@ pub struct Memory {
     pub frames: Vec<u64>,
     /// DMA memory: the frames are physically consecutive and the holder may learn where.
     pub dma: bool,
+    /// For DMA memory made for another container: the maker's container, which may map it too.
+    pub lender: Option<Index>,
 }
 
 impl Lifecycle for Memory {
@@ -53,29 +56,39 @@ impl Lifecycle for Memory {
 
 /// `MemoryCreate`: `pages` zeroed frames.
 pub fn memory_create(pages: u64) -> Result<u64, Error> {
-    create_memory(pages, false)
+    create_memory(pages, false, 0)
 }
 
 /// `DmaCreate`: `pages` physically contiguous zeroed frames (the platform capability is
-/// checked by the caller, `hardware::dma_create`).
-pub fn create_dma(pages: u64) -> Result<u64, Error> {
-    create_memory(pages, true)
+/// checked by the caller, `hardware::dma_create`), for the container with id `for_container`
+/// (0: the caller's).
+pub fn create_dma(pages: u64, for_container: u64) -> Result<u64, Error> {
+    create_memory(pages, true, for_container)
 }
 
-/// Makes a memory object of `pages` zeroed frames, contiguous ones for DMA.
-fn create_memory(pages: u64, dma: bool) -> Result<u64, Error> {
+/// Makes a memory object of `pages` zeroed frames, contiguous ones for DMA, belonging to the
+/// container with id `for_container` (0: the caller's).
+fn create_memory(pages: u64, dma: bool, for_container: u64) -> Result<u64, Error> {
     if pages == 0 || pages > MAX_MEMORY_PAGES {
         return Err(Error::InvalidArgument);
     }
     // Charge first, so a container over its quota allocates nothing.
-    let container = with_tasks(|t| {
-        let container = t.current_container()?;
+    let (container, lender) = with_tasks(|t| {
+        let own = t.current_container()?;
+        let container = match for_container {
+            0 => own,
+            id => t
+                .containers
+                .lookup(id)
+                .filter(|&c| t.containers.get(c).is_some_and(|c| c.state() == vessel_container::State::Alive))
+                .ok_or(Error::NoSuchContainer)?,
+        };
         t.charge(container, Resource::Pages, pages)?;
         if let Err(e) = t.charge(container, Resource::Objects, 1) {
             t.containers.uncharge(container, Resource::Pages, pages);
             return Err(e);
         }
-        Ok(container)
+        Ok((container, (container != own).then_some(own)))
     })
     .unwrap_or(Err(Error::NoSuchProcess))?;
     let refund = || {
@@ -91,7 +104,7 @@ fn create_memory(pages: u64, dma: bool) -> Result<u64, Error> {
     };
     with_tasks(|t| {
         let id = t.next_object();
-        t.memories.insert(id, Memory { container, caps: 0, mappings: 0, frames: list, dma });
+        t.memories.insert(id, Memory { container, caps: 0, mappings: 0, frames: list, dma, lender });
         create(t, ObjectRef::Memory(id))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -130,7 +143,7 @@ fn contiguous_frames(pages: u64) -> Option<Vec<u64>> {
 /// `DmaAddress`: the physical address of a DMA memory object.
 pub fn dma_address(value: u64) -> Result<u64, Error> {
     with_tasks(|t| {
-        let id = match t.resolve(value, Rights::READ)?.object {
+        let id = match t.resolve(value, Rights::MANAGE)?.object {
             ObjectRef::Memory(id) => id,
             _ => return Err(Error::WrongObject),
         };
@@ -154,7 +167,8 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
             ObjectRef::Memory(id) => id,
             _ => return Err(Error::WrongObject),
         };
-        if t.memories.get(&id).is_some_and(|m| Some(m.container) != t.current_container().ok()) {
+        let here = t.current_container().ok();
+        if t.memories.get(&id).is_some_and(|m| Some(m.container) != here && m.lender != here) {
             return Err(Error::CrossContainer);
         }
         let frames_list = t.memories.get(&id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
@@ -192,6 +206,10 @@ impl Tasks {
             self.containers.uncharge(m.container, Resource::Objects, 1);
             for frame in m.frames {
                 let _ = frames::free(frame);
+            }
+            // A destroyed container waits for memory lent to it (`DmaCreate`) to come back.
+            if m.lender.is_some() && !self.dying.is_empty() {
+                self.remove_dead_containers();
             }
         }
     }

@@ -86,9 +86,9 @@ fn kernel_registers(start: u64, end: u64) -> bool {
 }
 
 /// `DmaCreate`.
-pub fn dma_create(value: u64, pages: u64) -> Result<u64, Error> {
+pub fn dma_create(value: u64, pages: u64, container: u64) -> Result<u64, Error> {
     with_tasks(|t| platform(t, value)).unwrap_or(Err(Error::NoSuchProcess))?;
-    super::memory::create_dma(pages)
+    super::memory::create_dma(pages, container)
 }
 
 /// `MsiAllocate`.

@@ -57,7 +57,14 @@ impl Platform {
 
     /// `pages` of DMA memory, mapped read-write.
     pub fn dma(self, pages: u64) -> Result<Dma, Error> {
-        let handle = invoke(args::DmaCreate { platform: u64::from(self.0.0), pages })?;
+        self.dma_for(pages, 0)
+    }
+
+    /// `pages` of DMA memory belonging to (and charged to) the container with id `container`
+    /// (0: this one), mapped read-write here: a buffer to lend that container, by sending it a
+    /// capability without MANAGE.
+    pub fn dma_for(self, pages: u64, container: u64) -> Result<Dma, Error> {
+        let handle = invoke(args::DmaCreate { platform: u64::from(self.0.0), pages, container })?;
         let memory = Memory(Cap(handle as u32));
         let mapped = invoke(args::DmaAddress { memory: handle })
             .and_then(|physical| memory.map(MapFlags::WRITE).map(|address| (physical, address)));

@@ -19,6 +19,7 @@ pub const TESTS: &[crate::Test] = &[
     ("hw::mmio_region_maps", mmio_region_maps),
     ("hw::platform_refuses_ram_apics_and_bad_ranges", platform_refuses_ram_apics_and_bad_ranges),
     ("hw::dma_memory_is_mapped_zeroed_and_freed", dma_memory_is_mapped_zeroed_and_freed),
+    ("hw::dma_memory_lent_to_a_child_is_charged_there", dma_memory_lent_to_a_child_is_charged_there),
     ("hw::msi_vectors_are_unique_and_recycled", msi_vectors_are_unique_and_recycled),
 ];
 
@@ -169,6 +170,48 @@ fn dma_memory_is_mapped_zeroed_and_freed() -> TestResult {
     dma.free();
     check!(p.dma(0).err() == Some(Error::InvalidArgument), "0 pages");
     check!(p.dma(1025).err() == Some(Error::InvalidArgument), "1025 pages");
+    let after = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?;
+    check!(
+        after.free_frames == before.free_frames,
+        "frames lost: {} before, {} after",
+        before.free_frames,
+        after.free_frames
+    );
+    Ok(())
+}
+
+/// `DmaCreate` for another container: charged there, mappable by the maker, its physical
+/// address hidden from a copy without MANAGE, and the destroyed container removed only once the
+/// memory is back.
+fn dma_memory_lent_to_a_child_is_charged_there() -> TestResult {
+    let p = platform()?;
+    let root = crate::containers::root()?;
+    let root_objects = || root.info().map(|i| i.usage[3]).map_err(|e| format!("root info: {e}"));
+    let objects_before = root_objects()?;
+    let child = root.create_child(&vessel_rt::abi::ContainerLimits::default()).map_err(|e| format!("child: {e}"))?;
+    let id = child.id().map_err(|e| format!("id: {e}"))?;
+    let before = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?;
+    check!(p.dma_for(1, 0x1234_5678_9abc_def1).err() == Some(Error::NoSuchContainer), "lent to no container");
+    let dma = p.dma_for(4, id).map_err(|e| format!("dma for the child: {e}"))?;
+    let usage = child.info().map_err(|e| format!("info: {e}"))?.usage;
+    check!(usage[0] == 4 && usage[3] == 1, "the child pays 4 pages and 1 object: usage {usage:?}");
+    // SAFETY: `dma_for` mapped 4 writable pages at `dma.address` here, used by nobody else.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(dma.address as usize as *mut u8, 4 * 4096) };
+    check!(bytes.iter().all(|&b| b == 0), "lent memory comes zeroed");
+    let lent = Memory(
+        dma.memory
+            .0
+            .duplicate(Rights::READ | Rights::WRITE | Rights::MAP | Rights::TRANSFER)
+            .map_err(|e| format!("dup: {e}"))?,
+    );
+    check!(vessel_rt::platform::dma_address(lent) == Err(Error::MissingRights), "physical address without MANAGE");
+    let _ = lent.0.delete();
+    // Destroyed while the memory is out: the container waits for it, then goes. (Usage counts
+    // descendants: the root's objects include the child and the child's memory object.)
+    child.destroy().map_err(|e| format!("destroy: {e}"))?;
+    check!(root_objects()? == objects_before + 2, "the destroyed child went while its memory was out");
+    dma.free();
+    check!(root_objects()? == objects_before, "the destroyed child stayed after its memory came back");
     let after = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?;
     check!(
         after.free_frames == before.free_frames,
