@@ -232,8 +232,55 @@ vessel_protocol::protocol! {
             /// Seconds since 1970-01-01 00:00:00 UTC.
             unix_seconds: u64,
         };
+        /// Give a block session a shared buffer of `bytes` (whole pages, at most
+        /// [`MAX_SHARED_BYTES`]) for [`read_shared`](Client::read_shared) and
+        /// [`write_shared`](Client::write_shared): the disk moves data straight between it and
+        /// the device, with no copy and no size limit of one message. The buffer is memory of
+        /// the caller's container (charged to its quota) and comes back as a memory capability
+        /// to map; it replaces the session's previous one. Refused with `InvalidHandle`,
+        /// `Revoked`, `WrongObject` (not a block device), `InvalidArgument` (0, not whole pages,
+        /// or over the limit), `QuotaExceeded`, `NoMemory`.
+        15 share(
+            /// A session on a block device.
+            handle: u64,
+            /// The buffer's size.
+            bytes: u64,
+        ) -> Shared {
+            /// The buffer: a memory capability (read, write, map).
+            buffer: cap,
+        };
+        /// Read `count` blocks from `block` into the session's shared buffer at byte `offset`
+        /// (a multiple of the block size); answered when the data is there. Refused like
+        /// `read_blocks`, and with `InvalidArgument` when the session has no shared buffer or
+        /// the range does not fit in it.
+        16 read_shared(
+            /// A session opened with [`Rights::READ`].
+            handle: u64,
+            /// First block.
+            block: u64,
+            /// Blocks to read.
+            count: u64,
+            /// Where in the shared buffer the data goes.
+            offset: u64,
+        ) -> Done;
+        /// Write `count` blocks at `block` from the session's shared buffer at byte `offset`.
+        /// Refused like `write_blocks` and `read_shared`.
+        17 write_shared(
+            /// A session opened with [`Rights::WRITE`].
+            handle: u64,
+            /// First block.
+            block: u64,
+            /// Blocks to write.
+            count: u64,
+            /// Where in the shared buffer the data comes from.
+            offset: u64,
+        ) -> Done;
     }
 }
+
+/// The largest shared buffer of a block session (`share`): 4 MiB, the kernel's largest memory
+/// object.
+pub const MAX_SHARED_BYTES: u64 = 4 << 20;
 
 /// Whether `name` is a valid device (or driver) name: 1 to [`MAX_NAME`] bytes of ASCII
 /// lowercase letters, digits, `-` and `_`, starting with a letter (`blk0`, `virtio-blk`).

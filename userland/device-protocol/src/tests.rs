@@ -122,7 +122,7 @@ fn refusal(container: u64, error: Error, why: &str) -> Refusal {
 
 #[test]
 fn every_operation_round_trips() {
-    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(14 * vessel_protocol::testing::ROUNDS));
+    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(17 * vessel_protocol::testing::ROUNDS));
 }
 
 #[test]
@@ -190,6 +190,40 @@ fn block_io() {
     assert_eq!((serial.blocks, serial.block_size), (0, 0));
     assert_eq!(device.read_blocks(serial.handle, 0, 1).unwrap_err().error, Error::WrongObject);
     assert_eq!(device.time(h).unwrap_err().error, Error::WrongObject);
+}
+
+#[test]
+fn shared_buffers_move_blocks_in_place() {
+    let lo = devices(ROOT);
+    let device = Client::new(&lo);
+    let h = device.open("blk0", Rights::READ_WRITE).unwrap().handle;
+    assert_eq!(device.read_shared(h, 0, 1, 0).unwrap_err().error, Error::InvalidArgument, "no buffer yet");
+    assert_eq!(device.share(h, 0).unwrap_err().error, Error::InvalidArgument);
+    assert_eq!(device.share(h, 100).unwrap_err().error, Error::InvalidArgument);
+    assert_eq!(device.share(h, MAX_SHARED_BYTES + 4096).unwrap_err().error, Error::InvalidArgument);
+    let shared = device.share(h, 4096).unwrap();
+    assert_eq!(shared.buffer, server::FIRST_BUFFER_CAP);
+    // More blocks than a message holds, in one request.
+    let data: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+    lo.server().shared[0].2.copy_from_slice(&data);
+    assert_eq!(device.write_shared(h, 2, 8, 0), Ok(Done));
+    assert_eq!(lo.server().device("blk0").store[1024..5120], data[..]);
+    assert_eq!(device.read_shared(h, 2, 1, 512), Ok(Done));
+    assert_eq!(lo.server().shared[0].2[512..1024], data[..512]);
+    // Outside the buffer, misaligned, or past the disk.
+    assert_eq!(device.read_shared(h, 0, 9, 0).unwrap_err().error, Error::InvalidArgument);
+    assert_eq!(device.read_shared(h, 0, 1, 100).unwrap_err().error, Error::InvalidArgument);
+    assert_eq!(device.read_shared(h, BLOCKS - 1, 2, 0).unwrap_err().error, Error::InvalidArgument);
+    assert_eq!(device.read_shared(h, 0, 0, 0).unwrap_err().error, Error::InvalidArgument);
+    // Rights and sessions.
+    let read_only = device.open("blk0", Rights::READ).unwrap().handle;
+    device.share(read_only, 4096).unwrap();
+    assert_eq!(device.write_shared(read_only, 0, 1, 0).unwrap_err().error, Error::MissingRights);
+    let serial = device.open("serial0", Rights::READ_WRITE).unwrap().handle;
+    assert_eq!(device.share(serial, 4096).unwrap_err().error, Error::WrongObject);
+    from(&lo, CHILD);
+    assert_eq!(device.share(h, 4096).unwrap_err().error, Error::InvalidHandle);
+    assert_eq!(device.read_shared(h, 0, 1, 0).unwrap_err().error, Error::InvalidHandle);
 }
 
 #[test]
@@ -425,6 +459,9 @@ fn hostile_messages_never_panic() {
     let _ = device.plug(0, "zero");
     let _ = device.pci();
     let _ = device.time(1);
+    let _ = device.share(1, 4096);
+    let _ = device.read_shared(1, 0, 1, 0);
+    let _ = device.write_shared(1, 0, 1, 0);
     let seeds = recorder.take();
     assert_eq!(seeds.len(), OPERATIONS.len());
     let mut server = Devices::new();
@@ -459,6 +496,9 @@ fn every_operation_and_field_is_documented_and_in_the_guide() {
         "plug",
         "pci",
         "time",
+        "share",
+        "read_shared",
+        "write_shared",
     ];
     assert_eq!(labels, expected.iter().enumerate().map(|(i, &n)| (i as u64 + 1, n)).collect::<Vec<_>>());
     for op in OPERATIONS {

@@ -35,6 +35,9 @@ pub enum Op {
     Read { sector: u64, sectors: u64 },
     /// Write `data` (whole sectors) at `sector`.
     Write { sector: u64, data: Vec<u8> },
+    /// Move `sectors` sectors at `sector` between the disk and a client's shared buffer at
+    /// `address` in this process (a region `hal::register` made known), in place.
+    Shared { sector: u64, sectors: u64, address: u64, write: bool },
     /// Make everything written before it durable (waits until the device has nothing else).
     Flush,
 }
@@ -52,8 +55,27 @@ struct Request {
     req: BlkReq,
     resp: BlkResp,
     data: Vec<u8>,
+    /// A shared buffer's bytes instead of `data`: (address, length).
+    shared: Option<(u64, usize)>,
     write: bool,
     tag: u64,
+}
+
+impl Request {
+    /// The bytes the device reads or fills.
+    ///
+    /// # Safety
+    /// A shared range must be mapped in this process for as long as the slice is used (the
+    /// server keeps a busy buffer mapped until the request comes back). The client may write
+    /// the same memory meanwhile; the device and the client see bytes, never Rust values, so
+    /// that race can only garble the client's own data.
+    unsafe fn buffer(&mut self) -> &mut [u8] {
+        match self.shared {
+            // SAFETY: the caller's promise above.
+            Some((address, len)) => unsafe { core::slice::from_raw_parts_mut(address as usize as *mut u8, len) },
+            None => &mut self.data,
+        }
+    }
 }
 
 /// One virtio-blk disk.
@@ -117,9 +139,12 @@ impl Blk {
                 return;
             }
             let Some((tag, op)) = self.waiting.pop_front() else { return };
-            let (sector, data, write) = match op {
-                Op::Read { sector, sectors } => (sector, vec![0; (sectors as usize) * SECTOR_SIZE], false),
-                Op::Write { sector, data } => (sector, data, true),
+            let (sector, data, shared, write) = match op {
+                Op::Read { sector, sectors } => (sector, vec![0; (sectors as usize) * SECTOR_SIZE], None, false),
+                Op::Write { sector, data } => (sector, data, None, true),
+                Op::Shared { sector, sectors, address, write } => {
+                    (sector, Vec::new(), Some((address, sectors as usize * SECTOR_SIZE)), write)
+                }
                 Op::Flush => {
                     // Nothing else is with the device: the crate's waiting flush is safe here.
                     let result = self.dev.flush().map(|()| Vec::new()).map_err(|_| Error::DeviceError);
@@ -127,15 +152,18 @@ impl Blk {
                     continue;
                 }
             };
-            let mut request = Box::new(Request { req: BlkReq::default(), resp: BlkResp::default(), data, write, tag });
-            let Request { req, resp, data, .. } = &mut *request;
+            let mut request =
+                Box::new(Request { req: BlkReq::default(), resp: BlkResp::default(), data, shared, write, tag });
             // SAFETY: the request is boxed and kept in `in_flight` until `complete` takes it back
-            // after the device used it; nothing touches its buffers meanwhile.
+            // after the device used it; nothing in this process touches its buffers meanwhile; a
+            // shared buffer stays mapped while a request uses it (`Request::buffer`).
             let token = unsafe {
+                let data: *mut [u8] = request.buffer();
+                let Request { req, resp, .. } = &mut *request;
                 if write {
-                    self.dev.write_blocks_nb(sector as usize, req, data, resp)
+                    self.dev.write_blocks_nb(sector as usize, req, &*data, resp)
                 } else {
-                    self.dev.read_blocks_nb(sector as usize, req, data, resp)
+                    self.dev.read_blocks_nb(sector as usize, req, &mut *data, resp)
                 }
             };
             match token {
@@ -151,21 +179,23 @@ impl Blk {
         while let Some(token) = self.dev.peek_used() {
             let Some(i) = self.in_flight.iter().position(|(t, _)| *t == token) else { break };
             let (_, mut request) = self.in_flight.swap_remove(i);
-            let Request { req, resp, data, write, tag } = &mut *request;
+            let (write, tag) = (request.write, request.tag);
             // SAFETY: the same buffers as at submission, which the device has now finished with.
             let result = unsafe {
-                if *write {
-                    self.dev.complete_write_blocks(token, req, data, resp)
+                let data: *mut [u8] = request.buffer();
+                let Request { req, resp, .. } = &mut *request;
+                if write {
+                    self.dev.complete_write_blocks(token, req, &*data, resp)
                 } else {
-                    self.dev.complete_read_blocks(token, req, data, resp)
+                    self.dev.complete_read_blocks(token, req, &mut *data, resp)
                 }
             };
             let result = match result {
-                Ok(()) if *write => Ok(Vec::new()),
-                Ok(()) => Ok(core::mem::take(data)),
+                Ok(()) if write || request.shared.is_some() => Ok(Vec::new()),
+                Ok(()) => Ok(core::mem::take(&mut request.data)),
                 Err(_) => Err(Error::DeviceError),
             };
-            self.done.push(Completion { tag: *tag, result });
+            self.done.push(Completion { tag, result });
         }
         self.start_waiting();
     }

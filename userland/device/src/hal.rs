@@ -23,7 +23,7 @@ static PLATFORM: AtomicU32 = AtomicU32::new(0);
 /// State the static `Hal` functions share. The server is single-threaded: a `RefCell` in a
 /// `static` is enough, with `Sync` asserted for that reason alone.
 struct Shared {
-    /// Queue memory and the server's own regions.
+    /// Queue memory, the server's own regions, and the shared buffers of sessions.
     dma: RefCell<Vec<Dma>>,
     /// Device register mappings: (first byte, end, virtual address of the first byte).
     mmio: RefCell<Vec<(u64, u64, u64)>>,
@@ -79,6 +79,17 @@ pub fn map_mmio(address: u64, size: u64) -> Result<u64, vessel_rt::abi::Error> {
     let virt = mmio.map()?;
     SHARED.mmio.borrow_mut().push((start, end, virt));
     Ok(virt + (address - start))
+}
+
+/// Makes `dma` (a client's shared buffer, mapped here) a region `share` passes to a device in
+/// place.
+pub fn register(dma: Dma) {
+    SHARED.dma.borrow_mut().push(dma);
+}
+
+/// Takes a region `register` added out again (before it is freed).
+pub fn unregister(dma: Dma) {
+    SHARED.dma.borrow_mut().retain(|d| d.physical != dma.physical);
 }
 
 /// The physical address of `virt` if it lies in one of our DMA regions.

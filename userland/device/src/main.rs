@@ -98,7 +98,7 @@ fn main() -> i32 {
         }
         functions.push((f, driver));
     }
-    let mut state = ops::State::new(registry, disks, functions);
+    let mut state = ops::State::new(registry, disks, functions, platform);
     println!("device: serving");
     let mut server = Server::new(Endpoint(Cap(ep)));
     loop {

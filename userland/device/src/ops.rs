@@ -13,11 +13,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use vessel_device_protocol::{
-    Bar, Bdf, Class, Data, Described, Done, Entries, Entry, Functions, List, Opened, PciFunction, PciFunctions,
-    Plugged, Rights, Server, Time, Written,
+    Bar, Bdf, Class, Data, Described, Done, Entries, Entry, Functions, List, MAX_SHARED_BYTES, Opened, PciFunction,
+    PciFunctions, Plugged, Rights, Server, Shared, Time, Written,
 };
 use vessel_protocol::{Answer, Cx, Deferred, Refusal};
-use vessel_rt::abi::Error;
+use vessel_rt::abi::{Error, Rights as CapRights};
+use vessel_rt::platform::{Dma, Platform};
 use vessel_rt::proc::Proc;
 use vessel_rt::server::Replies;
 
@@ -28,11 +29,27 @@ use crate::rng::Rng;
 
 /// Bytes per block of every block device.
 pub const BLOCK: u64 = 512;
+/// Bytes per page (shared buffers are whole pages).
+const PAGE: u64 = 4096;
 
 /// A block request with the disk; its reply waits.
 enum Pending {
     Read(u64, Deferred<Data>),
     Done(u64, Deferred<Done>),
+    /// A request on a shared buffer (named by its physical address), busy until it returns.
+    Shared(u64, Deferred<Done>, u64),
+}
+
+/// A session's shared buffer: memory of the client's container, mapped here too, which the disk
+/// reads and writes in place.
+struct Buffer {
+    /// The session it serves.
+    handle: u64,
+    dma: Dma,
+    /// Requests with the disk that use it: it is freed only when none is.
+    busy: u32,
+    /// Its session closed, was revoked, or took another buffer: freed once not busy.
+    retired: bool,
 }
 
 /// Everything the server keeps.
@@ -44,6 +61,8 @@ pub struct State {
     /// The PCI functions found at start, and the name of the device driving each.
     pub functions: Vec<(Function, Option<String>)>,
     pending: BTreeMap<u64, Pending>,
+    buffers: Vec<Buffer>,
+    platform: Platform,
     next_tag: u64,
     proc: Option<Proc>,
     rng: Option<Rng>,
@@ -55,12 +74,19 @@ fn refuse<R: vessel_protocol::Reply, T>(cx: &Cx<'_, R>, (error, why): (Error, St
 
 impl State {
     /// The state around a registry and the drivers started.
-    pub fn new(registry: Registry, disks: Vec<Blk>, functions: Vec<(Function, Option<String>)>) -> State {
+    pub fn new(
+        registry: Registry,
+        disks: Vec<Blk>,
+        functions: Vec<(Function, Option<String>)>,
+        platform: Platform,
+    ) -> State {
         State {
             registry,
             disks,
             functions,
             pending: BTreeMap::new(),
+            buffers: Vec::new(),
+            platform,
             next_tag: 1,
             proc: Proc::get(),
             rng: Rng::from_hardware(),
@@ -77,7 +103,7 @@ impl State {
         for done in finished {
             let Some(pending) = self.pending.remove(&done.tag) else { continue };
             let handle = match &pending {
-                Pending::Read(h, _) | Pending::Done(h, _) => *h,
+                Pending::Read(h, _) | Pending::Done(h, _) | Pending::Shared(h, _, _) => *h,
             };
             let revoked = self.registry.revoked_reason(handle);
             let refusal = |e: Error, why: String| Refusal::new(e, format!("device: {why}"));
@@ -90,8 +116,33 @@ impl State {
             let _ = match pending {
                 Pending::Read(_, reply) => reply.answer(&Replies, result.map(|data| Data { data })),
                 Pending::Done(_, reply) => reply.answer(&Replies, result.map(|_| Done)),
+                Pending::Shared(_, reply, physical) => {
+                    if let Some(b) = self.buffers.iter_mut().find(|b| b.dma.physical == physical) {
+                        b.busy -= 1;
+                    }
+                    reply.answer(&Replies, result.map(|_| Done))
+                }
             };
         }
+        self.free_buffers();
+    }
+
+    /// Retires the buffers whose sessions no longer work, and frees the retired ones the disk
+    /// no longer uses (so it never writes into memory that went back to the system).
+    fn free_buffers(&mut self) {
+        for b in &mut self.buffers {
+            if self.registry.revoked_reason(b.handle).is_some() {
+                b.retired = true;
+            }
+        }
+        self.buffers.retain(|b| {
+            let done = b.retired && b.busy == 0;
+            if done {
+                crate::hal::unregister(b.dma);
+                b.dma.free();
+            }
+            !done
+        });
     }
 
     /// Containers that hold grants but no longer exist lose them (asked of `proc`).
@@ -102,6 +153,7 @@ impl State {
                 self.registry.forget_container(container);
             }
         }
+        self.free_buffers();
     }
 
     /// Whether `child` is a child container of `parent` (asked of `proc`).
@@ -201,7 +253,10 @@ impl Server for State {
 
     fn close(&mut self, cx: &mut Cx<'_, Done>, handle: u64) -> Answer<Done> {
         match self.registry.close(cx.caller().container, handle) {
-            Ok(()) => Answer::Reply(Done),
+            Ok(()) => {
+                self.free_buffers();
+                Answer::Reply(Done)
+            }
             Err(e) => refuse(cx, e),
         }
     }
@@ -317,7 +372,10 @@ impl Server for State {
             return refuse(cx, (Error::NotFound, format!("no device {name:?} in this container")));
         };
         match self.registry.revoke(from, container, index) {
-            Ok(_) => Answer::Reply(Done),
+            Ok(_) => {
+                self.free_buffers();
+                Answer::Reply(Done)
+            }
             Err(e) => refuse(cx, e),
         }
     }
@@ -361,6 +419,57 @@ impl Server for State {
         Answer::Reply(Functions { functions: PciFunctions::new(functions) })
     }
 
+    fn share(&mut self, cx: &mut Cx<'_, Shared>, handle: u64, bytes: u64) -> Answer<Shared> {
+        if let Err(e) = self.session(cx, handle, Rights::NONE, |c| c == Class::Block) {
+            return refuse(cx, e);
+        }
+        if bytes == 0 || !bytes.is_multiple_of(PAGE) || bytes > MAX_SHARED_BYTES {
+            return refuse(
+                cx,
+                (
+                    Error::InvalidArgument,
+                    format!("a shared buffer of {bytes} bytes; whole pages up to {MAX_SHARED_BYTES} bytes"),
+                ),
+            );
+        }
+        let container = cx.caller().container;
+        let dma = match self.platform.dma_for(bytes / PAGE, container) {
+            Ok(dma) => dma,
+            Err(e) => return refuse(cx, (e, format!("no shared buffer of {bytes} bytes for this container"))),
+        };
+        // The client's copy: no MANAGE (it cannot learn where the memory is), no DUPLICATE.
+        let lent = CapRights::READ | CapRights::WRITE | CapRights::MAP | CapRights::TRANSFER;
+        let buffer = match dma.memory.0.duplicate(lent) {
+            Ok(cap) => cap.0,
+            Err(e) => {
+                dma.free();
+                return refuse(cx, (e, String::from("cannot copy the shared buffer's capability")));
+            }
+        };
+        for old in self.buffers.iter_mut().filter(|b| b.handle == handle) {
+            old.retired = true;
+        }
+        crate::hal::register(dma);
+        self.buffers.push(Buffer { handle, dma, busy: 0, retired: false });
+        self.free_buffers();
+        Answer::Reply(Shared { buffer })
+    }
+
+    fn read_shared(&mut self, cx: &mut Cx<'_, Done>, handle: u64, block: u64, count: u64, offset: u64) -> Answer<Done> {
+        self.shared_io(cx, handle, block, count, offset, false)
+    }
+
+    fn write_shared(
+        &mut self,
+        cx: &mut Cx<'_, Done>,
+        handle: u64,
+        block: u64,
+        count: u64,
+        offset: u64,
+    ) -> Answer<Done> {
+        self.shared_io(cx, handle, block, count, offset, true)
+    }
+
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {
         match self.session(cx, handle, Rights::READ, |c| c == Class::Clock) {
             Ok(_) => refuse(cx, (Error::DeviceError, String::from("no clock driver yet"))),
@@ -370,6 +479,56 @@ impl Server for State {
 }
 
 impl State {
+    /// `read_shared` and `write_shared`: checked whole (session, rights, the range on the disk
+    /// and in the buffer), then handed to the disk with the buffer marked busy.
+    fn shared_io(
+        &mut self,
+        cx: &mut Cx<'_, Done>,
+        handle: u64,
+        block: u64,
+        count: u64,
+        offset: u64,
+        write: bool,
+    ) -> Answer<Done> {
+        let needs = if write { Rights::WRITE } else { Rights::READ };
+        let index = match self.session(cx, handle, needs, |c| c == Class::Block) {
+            Ok((index, _)) => index,
+            Err(e) => return refuse(cx, e),
+        };
+        let Some(at) = self.buffers.iter().position(|b| b.handle == handle && !b.retired) else {
+            return refuse(
+                cx,
+                (Error::InvalidArgument, String::from("this session has no shared buffer (share first)")),
+            );
+        };
+        let size = self.buffers[at].dma.pages * PAGE;
+        let fits = offset.is_multiple_of(BLOCK)
+            && count.checked_mul(BLOCK).and_then(|len| len.checked_add(offset)).is_some_and(|end| end <= size);
+        if count == 0 || !fits {
+            return refuse(
+                cx,
+                (
+                    Error::InvalidArgument,
+                    format!("{count} blocks at offset {offset} do not fit the {size}-byte shared buffer"),
+                ),
+            );
+        }
+        // The range on the disk, as for a request carrying its data.
+        if let Err(e) = self.disk_range_check(index, block, count, write) {
+            return refuse(cx, e);
+        }
+        let reply = match cx.defer() {
+            Ok(reply) => reply,
+            Err(refusal) => return Answer::Refuse(refusal),
+        };
+        let buffer = &mut self.buffers[at];
+        buffer.busy += 1;
+        let (address, physical) = (buffer.dma.address + offset, buffer.dma.physical);
+        let tag = self.submit(index, Op::Shared { sector: block, sectors: count, address, write });
+        self.pending.insert(tag, Pending::Shared(handle, reply, physical));
+        Answer::Later
+    }
+
     /// Checks and starts a block request, keeping its reply.
     #[allow(clippy::too_many_arguments)]
     fn start<R: vessel_protocol::Reply>(
@@ -396,16 +555,23 @@ impl State {
         Answer::Later
     }
 
-    /// Whether a block request may go to the disk: range, size, a writable disk.
+    /// Whether a block request carrying its data in the message may go to the disk: size (one
+    /// message), then `disk_range_check`.
     fn block_request_check(&self, index: usize, block: u64, count: u64, op: &Op) -> Result<(), (Error, String)> {
-        let device = &self.registry.devices[index];
-        let Backend::Blk(n) = device.backend else {
-            return Err((Error::WrongObject, format!("{} is not a block device", device.name)));
-        };
         let limit = vessel_device_protocol::max_blocks_per_request(BLOCK);
         if count == 0 || count > limit {
             return Err((Error::TooLarge, format!("{count} blocks asked; 1 to {limit} per request")));
         }
+        self.disk_range_check(index, block, count, matches!(op, Op::Write { .. }))
+    }
+
+    /// Whether `count` blocks at `block` lie on the disk behind device `index`, and it takes
+    /// writes if `write`.
+    fn disk_range_check(&self, index: usize, block: u64, count: u64, write: bool) -> Result<(), (Error, String)> {
+        let device = &self.registry.devices[index];
+        let Backend::Blk(n) = device.backend else {
+            return Err((Error::WrongObject, format!("{} is not a block device", device.name)));
+        };
         if block.checked_add(count).is_none_or(|end| end > device.blocks) {
             return Err((
                 Error::InvalidArgument,
@@ -417,7 +583,7 @@ impl State {
                 ),
             ));
         }
-        if matches!(op, Op::Write { .. }) && self.disks[n].readonly {
+        if write && self.disks[n].readonly {
             return Err((Error::AccessDenied, format!("{} is read-only", device.name)));
         }
         Ok(())

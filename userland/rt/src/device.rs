@@ -4,6 +4,10 @@
 //! ```ignore
 //! let disk = Devices::connect()?.open("blk0", Rights::READ_WRITE)?;
 //! let sector = disk.read_blocks(0, 1)?;
+//! // Bulk I/O without copies: the disk fills a buffer shared with this process.
+//! let mut buffer = disk.share(1 << 20)?;
+//! disk.read_shared(&mut buffer, 0, 2048, 0)?;
+//! let first_mib: &[u8] = buffer.as_slice();
 //! ```
 
 use alloc::vec::Vec;
@@ -11,7 +15,7 @@ use alloc::vec::Vec;
 use vessel_device_protocol::{Client, Entry, PciFunction, Rights};
 use vessel_protocol::Refusal;
 
-use crate::ipc::Endpoint;
+use crate::ipc::{Cap, Endpoint, Memory};
 use crate::proc::Proc;
 
 /// A connection to the `device` server.
@@ -28,6 +32,49 @@ pub struct Device {
     pub blocks: u64,
     /// Bytes per block (0 for a byte device).
     pub block_size: u64,
+}
+
+/// A block session's shared buffer (`Device::share`), mapped into this process: the disk reads
+/// into it and writes from it in place. Its memory is this container's (and counts against its
+/// quota).
+#[derive(Debug, PartialEq, Eq)]
+pub struct SharedBuffer {
+    memory: Memory,
+    address: u64,
+    len: u64,
+}
+
+impl SharedBuffer {
+    /// Its bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` bytes are mapped at `address` from `share` until `free` (which takes
+        // `self`); the disk writes them only during `read_shared`, which borrows `self` mutably.
+        unsafe { core::slice::from_raw_parts(self.address as usize as *const u8, self.len as usize) }
+    }
+
+    /// Its bytes, to fill before `write_shared`.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`, and `&mut self` makes this the only view.
+        unsafe { core::slice::from_raw_parts_mut(self.address as usize as *mut u8, self.len as usize) }
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it has no bytes (never: `share` refuses 0).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Unmaps it and drops this process's capability (the server lets its own go when the
+    /// session closes or shares another buffer).
+    pub fn free(self) {
+        // SAFETY: `self` goes with the mapping; no slice of it outlives the borrow that made it.
+        let _ = unsafe { crate::sys::mem_unmap(self.address, self.len / vessel_abi::PAGE_SIZE) };
+        let _ = self.memory.0.delete();
+    }
 }
 
 impl Devices {
@@ -93,6 +140,29 @@ impl Device {
     /// Writes whole blocks at `block`.
     pub fn write_blocks(self, block: u64, data: &[u8]) -> Result<(), Refusal> {
         self.client().write_blocks(self.handle, block, data).map(|_| ())
+    }
+
+    /// Gives the session a shared buffer of `bytes` (whole pages) and maps it here; it
+    /// replaces the session's previous one, which should be freed.
+    pub fn share(self, bytes: u64) -> Result<SharedBuffer, Refusal> {
+        let memory = Memory(Cap(self.client().share(self.handle, bytes)?.buffer));
+        match memory.map(vessel_abi::MapFlags::WRITE) {
+            Ok(address) => Ok(SharedBuffer { memory, address, len: bytes }),
+            Err(e) => {
+                let _ = memory.0.delete();
+                Err(Refusal::new(e, "device: cannot map the shared buffer"))
+            }
+        }
+    }
+
+    /// Reads `count` blocks from `block` into `buffer` at byte `offset`.
+    pub fn read_shared(self, _buffer: &mut SharedBuffer, block: u64, count: u64, offset: u64) -> Result<(), Refusal> {
+        self.client().read_shared(self.handle, block, count, offset).map(|_| ())
+    }
+
+    /// Writes `count` blocks at `block` from `buffer` at byte `offset`.
+    pub fn write_shared(self, _buffer: &SharedBuffer, block: u64, count: u64, offset: u64) -> Result<(), Refusal> {
+        self.client().write_shared(self.handle, block, count, offset).map(|_| ())
     }
 
     /// Makes what was written durable.

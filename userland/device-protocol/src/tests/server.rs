@@ -120,6 +120,8 @@ pub struct Devices {
     /// What `pci` answers.
     pub functions: Vec<PciFunction>,
     random: u64,
+    /// Shared buffers: (session handle, the capability handle given out, the bytes).
+    pub shared: Vec<(u64, u32, Vec<u8>)>,
 }
 
 impl Devices {
@@ -162,6 +164,7 @@ impl Devices {
             now: 0,
             functions: vec![host, virtio],
             random: 0x2545_f491_4f6c_dd1d,
+            shared: Vec::new(),
         }
     }
 
@@ -320,6 +323,49 @@ fn answer<R>(result: Result<R, Refusal>) -> Answer<R> {
     match result {
         Ok(reply) => Answer::Reply(reply),
         Err(refusal) => Answer::Refuse(refusal),
+    }
+}
+
+/// The first capability handle `share` gives out.
+pub const FIRST_BUFFER_CAP: u32 = 0x500;
+
+impl Devices {
+    /// `read_shared` and `write_shared`.
+    fn shared_io(
+        &mut self,
+        cx: &Cx<'_, Done>,
+        handle: u64,
+        block: u64,
+        count: u64,
+        offset: u64,
+        write: bool,
+    ) -> Answer<Done> {
+        let need = if write { Rights::WRITE } else { Rights::READ };
+        let device = match self.session(cx, handle, need, |c| c == Class::Block) {
+            Ok(device) => device,
+            Err(refusal) => return refusal.into(),
+        };
+        let Some(at) = self.shared.iter().position(|s| s.0 == handle) else {
+            return cx.refusal(Error::InvalidArgument, "no shared buffer").into();
+        };
+        let size = self.shared[at].2.len() as u64;
+        let end = count.checked_mul(BLOCK_SIZE).and_then(|n| n.checked_add(offset));
+        if count == 0 || !offset.is_multiple_of(BLOCK_SIZE) || end.is_none_or(|end| end > size) {
+            return cx.refusal(Error::InvalidArgument, format!("{count} blocks at {offset} do not fit")).into();
+        }
+        if block.checked_add(count).is_none_or(|end| end > BLOCKS) {
+            return cx.refusal(Error::InvalidArgument, format!("{count} blocks from {block} pass the end")).into();
+        }
+        let disk = (block * BLOCK_SIZE) as usize..((block + count) * BLOCK_SIZE) as usize;
+        let mem = offset as usize..offset as usize + disk.len();
+        if write {
+            let data = self.shared[at].2[mem].to_vec();
+            self.devices[device].store[disk].copy_from_slice(&data);
+        } else {
+            let data = self.devices[device].store[disk].to_vec();
+            self.shared[at].2[mem].copy_from_slice(&data);
+        }
+        Answer::Reply(Done)
     }
 }
 
@@ -561,6 +607,34 @@ impl Server for Devices {
             return cx.refusal(Error::AccessDenied, "only the root container lists PCI functions").into();
         }
         Answer::Reply(Functions { functions: PciFunctions::new(self.functions.clone()) })
+    }
+
+    fn share(&mut self, cx: &mut Cx<'_, Shared>, handle: u64, bytes: u64) -> Answer<Shared> {
+        if let Err(refusal) = self.session(cx, handle, Rights::NONE, |c| c == Class::Block) {
+            return refusal.into();
+        }
+        if bytes == 0 || !bytes.is_multiple_of(4096) || bytes > MAX_SHARED_BYTES {
+            return cx.refusal(Error::InvalidArgument, format!("a shared buffer of {bytes} bytes")).into();
+        }
+        self.shared.retain(|s| s.0 != handle);
+        let buffer = FIRST_BUFFER_CAP + self.shared.len() as u32;
+        self.shared.push((handle, buffer, vec![0; bytes as usize]));
+        Answer::Reply(Shared { buffer })
+    }
+
+    fn read_shared(&mut self, cx: &mut Cx<'_, Done>, handle: u64, block: u64, count: u64, offset: u64) -> Answer<Done> {
+        self.shared_io(cx, handle, block, count, offset, false)
+    }
+
+    fn write_shared(
+        &mut self,
+        cx: &mut Cx<'_, Done>,
+        handle: u64,
+        block: u64,
+        count: u64,
+        offset: u64,
+    ) -> Answer<Done> {
+        self.shared_io(cx, handle, block, count, offset, true)
     }
 
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {

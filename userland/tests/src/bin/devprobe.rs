@@ -9,6 +9,15 @@
 //! - `dev-open NAME`: exit with the error code of opening NAME read-only (0: it opened).
 //! - `dev-read-until-error NAME`: open NAME read-only and read blocks 0-7 until a read fails;
 //!   exit with that error's code (200 + the code if the open failed).
+//! - `dev-shared NAME BYTES`: open NAME read-write, take a shared buffer of BYTES, write a
+//!   pattern through it at block 64, read it back through it and with `read_blocks`, close;
+//!   exit 0, 100 + the error code if `share` was refused, else the number of the failed check.
+//! - `dev-shared-keep NAME BYTES`: the same, but exit without closing the session or freeing
+//!   the buffer (its container's end must return the memory).
+//! - `dev-hammer`: write self-checking 4 KiB groups over blocks `HAMMER_FIRST..+HAMMER_BLOCKS`
+//!   of `blk0` until a write fails (the test kills the server), then reconnect (the server is
+//!   restarted), check that every block is whole (never written, or exactly one round's
+//!   block), write once more and exit 0; else 10 + the number of the failed check.
 
 #![no_std]
 #![no_main]
@@ -95,6 +104,127 @@ fn read_until_error(name: &str) -> i32 {
     }
 }
 
+fn shared(name: &str, bytes: &str, close: bool) -> i32 {
+    let Ok(bytes) = bytes.parse::<u64>() else { return 1 };
+    let Ok(devices) = Devices::connect() else { return 2 };
+    let Ok(device) = devices.open(name, Rights::READ_WRITE) else { return 3 };
+    let mut buffer = match device.share(bytes) {
+        Ok(buffer) => buffer,
+        Err(r) => return 100 + r.error as i32,
+    };
+    if buffer.as_slice().iter().any(|&b| b != 0) {
+        return 4;
+    }
+    let blocks = bytes / 512;
+    for (i, b) in buffer.as_mut_slice().iter_mut().enumerate() {
+        *b = (i as u64 * 13 / 7) as u8 ^ 0xa5;
+    }
+    let pattern: Vec<u8> = buffer.as_slice().to_vec();
+    if device.write_shared(&buffer, 64, blocks, 0).is_err() {
+        return 5;
+    }
+    buffer.as_mut_slice().fill(0);
+    if device.read_shared(&mut buffer, 64, blocks, 0).is_err() || buffer.as_slice() != pattern {
+        return 6;
+    }
+    if device.read_blocks(64 + blocks - 1, 1).ok().as_deref() != Some(&pattern[pattern.len() - 512..]) {
+        return 7;
+    }
+    if close {
+        buffer.free();
+        if device.close().is_err() {
+            return 8;
+        }
+    }
+    0
+}
+
+/// Where `dev-hammer` writes: 512 blocks from block 8192.
+const HAMMER_FIRST: u64 = 8192;
+const HAMMER_BLOCKS: u64 = 512;
+
+/// Block `block` as written in round `round`: round, block, a filler, and an FNV-1a checksum
+/// of the rest in the last 8 bytes.
+fn hammer_block(round: u64, block: u64) -> [u8; 512] {
+    let mut b = [0u8; 512];
+    b[..8].copy_from_slice(&round.to_le_bytes());
+    b[8..16].copy_from_slice(&block.to_le_bytes());
+    for (i, x) in b[16..504].iter_mut().enumerate() {
+        *x = (round.wrapping_mul(31) ^ block ^ i as u64) as u8;
+    }
+    let sum = fnv(&b[..504]);
+    b[504..].copy_from_slice(&sum.to_le_bytes());
+    b
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Whether a block read back is whole: all zeros, or round `r`'s block `block` for some `r`.
+fn whole(b: &[u8], block: u64) -> bool {
+    if b.iter().all(|&x| x == 0) {
+        return true;
+    }
+    let round = u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    b == hammer_block(round, block)
+}
+
+/// Opens `blk0` read-write, retrying for up to 10 s while the server restarts.
+fn reopen() -> Option<vessel_rt::device::Device> {
+    for _ in 0..200 {
+        if let Ok(device) = Devices::connect().and_then(|d| d.open("blk0", Rights::READ_WRITE)) {
+            return Some(device);
+        }
+        vessel_rt::time::sleep_ms(50);
+    }
+    None
+}
+
+fn hammer() -> i32 {
+    let Some(device) = reopen() else { return 11 };
+    let groups = HAMMER_BLOCKS / 8;
+    let mut round = 1u64;
+    // Write until the server dies under us (bounded: the test kills it within seconds).
+    let failed = loop {
+        if round > 1_000_000 {
+            return 12;
+        }
+        let group = round % groups;
+        let mut data = [0u8; 4096];
+        for i in 0..8 {
+            let block = HAMMER_FIRST + group * 8 + i;
+            data[i as usize * 512..][..512].copy_from_slice(&hammer_block(round, block));
+        }
+        if let Err(r) = device.write_blocks(HAMMER_FIRST + group * 8, &data) {
+            break r.error;
+        }
+        round += 1;
+    };
+    if failed != Error::PeerDied {
+        return 13;
+    }
+    let Some(device) = reopen() else { return 14 };
+    for first in (HAMMER_FIRST..HAMMER_FIRST + HAMMER_BLOCKS).step_by(8) {
+        let Ok(data) = device.read_blocks(first, 8) else { return 15 };
+        for (i, b) in data.chunks(512).enumerate() {
+            if !whole(b, first + i as u64) {
+                return 16;
+            }
+        }
+    }
+    let again = hammer_block(round + 1, HAMMER_FIRST);
+    if device.write_blocks(HAMMER_FIRST, &again).is_err()
+        || device.read_blocks(HAMMER_FIRST, 1).ok().as_deref() != Some(&again[..])
+    {
+        return 17;
+    }
+    if device.close().is_err() {
+        return 18;
+    }
+    0
+}
+
 /// `dev-grant CHILD NAME RIGHTS`: grant NAME to child container CHILD (hex or decimal);
 /// exit with the error code (0: granted).
 fn grant(child: &str, name: &str, text: &str) -> i32 {
@@ -117,6 +247,9 @@ fn main() -> i32 {
         "dev-open" => open(arg(2)),
         "dev-read-until-error" => read_until_error(arg(2)),
         "dev-grant" => grant(arg(2), arg(3), arg(4)),
+        "dev-shared" => shared(arg(2), arg(3), true),
+        "dev-shared-keep" => shared(arg(2), arg(3), false),
+        "dev-hammer" => hammer(),
         _ => 2,
     }
 }

@@ -27,6 +27,10 @@ pub const TESTS: &[crate::Test] = &[
     ("device::revoke_in_the_middle_of_reads", revoke_in_the_middle_of_reads),
     ("device::destroying_a_container_returns_its_grants", destroying_a_container_returns_its_grants),
     ("device::virtual_devices_null_zero_random", virtual_devices_null_zero_random),
+    ("device::shared_buffers_move_a_megabyte_in_place", shared_buffers_move_a_megabyte_in_place),
+    ("device::shared_buffers_are_the_client_containers_memory", shared_buffers_are_the_client_containers_memory),
+    // Last: it restarts the server.
+    ("device::killed_mid_request_restarts_and_clients_recover", killed_mid_request_restarts_and_clients_recover),
 ];
 
 fn e(what: &'static str) -> impl Fn(vessel_protocol::Refusal) -> String {
@@ -343,6 +347,104 @@ fn persist_check() -> TestResult {
         let data = disk.read_blocks(block, 1).map_err(e("read"))?;
         check!(data == pattern(0xb007, 1, block), "block {block} lost what the first boot wrote");
     }
+    disk.close().map_err(e("close"))?;
+    Ok(())
+}
+
+/// A pattern of `len` bytes, different for each `seed`.
+fn bulk_pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len as u64).map(|i| (i.wrapping_mul(0x9e37_79b9) >> 7 ^ seed) as u8).collect()
+}
+
+fn shared_buffers_move_a_megabyte_in_place() -> TestResult {
+    let (devices, _) = connect()?;
+    let disk = open_disk(devices, Rights::READ_WRITE)?;
+    let code = |r: Result<(), vessel_protocol::Refusal>| r.map_err(|r| r.error);
+    let raw_read = |handle| devices.client().read_shared(handle, 0, 1, 0).map(|_| ()).map_err(|r| r.error);
+    check!(raw_read(disk.handle) == Err(Error::InvalidArgument), "read_shared before share");
+    for bad in [0, 100, 4097, (4 << 20) + 4096] {
+        check!(disk.share(bad).map(|_| ()).map_err(|r| r.error) == Err(Error::InvalidArgument), "share({bad})");
+    }
+    let mut buffer = disk.share(1 << 20).map_err(e("share"))?;
+    check!(buffer.len() == 1 << 20 && buffer.as_slice().iter().all(|&b| b == 0), "a zeroed 1 MiB buffer");
+    let pattern = bulk_pattern(disk.handle, 1 << 20);
+    buffer.as_mut_slice().copy_from_slice(&pattern);
+    // One request of 2048 blocks, where a message carries 8.
+    code(disk.write_shared(&buffer, 4096, 2048, 0)).map_err(|e| format!("write_shared: {e}"))?;
+    for block in [0u64, 1, 1000, 2047] {
+        let read = disk.read_blocks(4096 + block, 1).map_err(e("read_blocks"))?;
+        let at = block as usize * 512;
+        check!(read[..] == pattern[at..at + 512], "block {block} of the megabyte on the disk");
+    }
+    buffer.as_mut_slice().fill(0);
+    code(disk.read_shared(&mut buffer, 4096, 2048, 0)).map_err(|e| format!("read_shared: {e}"))?;
+    check!(buffer.as_slice() == &pattern[..], "the megabyte read back in place");
+    // Part of it, at an offset.
+    code(disk.read_shared(&mut buffer, 4096, 1, 512 * 7)).map_err(|e| format!("read_shared at 3584: {e}"))?;
+    check!(buffer.as_slice()[3584..4096] == pattern[..512], "one block at an offset");
+    let err = |r| code(r).err();
+    check!(err(disk.read_shared(&mut buffer, 0, 1, 100)) == Some(Error::InvalidArgument), "a ragged offset");
+    check!(err(disk.read_shared(&mut buffer, 0, 2049, 0)) == Some(Error::InvalidArgument), "more than the buffer");
+    check!(err(disk.read_shared(&mut buffer, 0, 2, (1 << 20) - 512)) == Some(Error::InvalidArgument), "past its end");
+    check!(err(disk.read_shared(&mut buffer, 0, 0, 0)) == Some(Error::InvalidArgument), "0 blocks");
+    check!(err(disk.read_shared(&mut buffer, disk.blocks - 1, 2, 0)) == Some(Error::InvalidArgument), "past the disk");
+    check!(err(disk.read_shared(&mut buffer, u64::MAX, 2, 0)) == Some(Error::InvalidArgument), "wrapping around");
+    let reader = open_disk(devices, Rights::READ)?;
+    let theirs = reader.share(4096).map_err(e("share read-only"))?;
+    check!(err(reader.write_shared(&theirs, 0, 1, 0)) == Some(Error::MissingRights), "write_shared when read-only");
+    theirs.free();
+    reader.close().map_err(e("close"))?;
+    buffer.free();
+    disk.close().map_err(e("close"))?;
+    check!(raw_read(disk.handle) == Err(Error::InvalidHandle), "read_shared on a closed session");
+    Ok(())
+}
+
+fn shared_buffers_are_the_client_containers_memory() -> TestResult {
+    let (devices, proc) = connect()?;
+    // 600 pages: room for the probe and a 64 KiB buffer, not for 4 MiB.
+    let mut limits = Limits::default();
+    limits.0[0] = 600;
+    let child = proc.create(0, limits).map_err(e("create"))?;
+    let result = (|| {
+        devices.grant(child, "blk0", Rights::READ_WRITE, false).map_err(e("grant"))?;
+        let used = || proc.info(child).map(|i| i.usage[0]).map_err(e("info"));
+        let over = probe(proc, child, &["dev-shared", "blk0", "4194304"], &[])?;
+        check!(over == Ending::Code(100 + Error::QuotaExceeded as i64), "4 MiB over a 600-page quota: {over:?}");
+        let fits = probe(proc, child, &["dev-shared", "blk0", "65536"], &[])?;
+        check!(fits == Ending::Code(0), "64 KiB through a shared buffer in the child: {fits:?}");
+        check!(used()? == 0, "the child still pays for {} pages after closing", used()?);
+        // A client that ends without closing: the buffer stays the container's (16 pages)...
+        let kept = probe(proc, child, &["dev-shared-keep", "blk0", "65536"], &[])?;
+        check!(kept == Ending::Code(0), "the keeping probe: {kept:?}");
+        check!(used()? == 16, "the open session's buffer: {} pages", used()?);
+        // ...until the session goes with the grant.
+        devices.revoke(child, "blk0").map_err(e("revoke"))?;
+        check!(used()? == 0, "{} pages still charged after the revoke", used()?);
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+/// The server killed while a client writes: `proc` restarts it, the client's call fails with
+/// `PeerDied`, it reconnects and finds every block whole (`devprobe dev-hammer`).
+fn killed_mid_request_restarts_and_clients_recover() -> TestResult {
+    let (_, proc) = connect()?;
+    let (_, generation) = proc.lookup("device").map_err(e("lookup"))?;
+    let server = proc.service_pid("device").map_err(e("service pid"))?;
+    let (writer, _) = proc.spawn(0, "bin/devprobe", &["dev-hammer"], &[]).map_err(e("spawn writer"))?;
+    vessel_rt::time::sleep_ms(300);
+    proc.kill(0, server).map_err(e("kill device"))?;
+    let ending = proc.wait_timeout(0, writer, 30_000_000_000).map_err(e("wait writer"))?;
+    check!(ending == Ending::Code(0), "the writer across the restart: {ending:?}");
+    let (_, now) = proc.lookup("device").map_err(e("lookup"))?;
+    check!(now == generation + 1, "device generation {generation} before, {now} after");
+    check!(proc.service_pid("device").map_err(e("service pid"))? != server, "the same instance serves");
+    // A new connection works as before.
+    let (devices, _) = connect()?;
+    let disk = open_disk(devices, Rights::READ)?;
+    check!(disk.read_blocks(0, 1).map(|d| d.len()) == Ok(512), "reading after the restart");
     disk.close().map_err(e("close"))?;
     Ok(())
 }
