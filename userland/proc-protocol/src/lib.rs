@@ -139,6 +139,9 @@ vessel_protocol::protocol! {
         ) -> Service {
             /// Restarts of the service so far (0 for its first instance).
             generation: u64,
+            /// The process serving it now, in the root container (for tools that show or
+            /// stop it).
+            pid: u64,
             /// A send-only capability to the current instance.
             endpoint: cap,
         };

@@ -207,7 +207,7 @@ impl Server for Procs {
     fn lookup(&mut self, cx: &mut Cx<'_, Service>, name: &str) -> Answer<Service> {
         match self.services.get(name) {
             // A send-only copy of the endpoint (here: another handle number).
-            Some(&(endpoint, generation)) => Answer::Reply(Service { generation, endpoint: endpoint + 1000 }),
+            Some(&(endpoint, generation)) => Answer::Reply(Service { generation, pid: 3, endpoint: endpoint + 1000 }),
             None => cx.refusal(Error::NotFound, format!("no service {name:?}")).into(),
         }
     }
@@ -282,7 +282,7 @@ fn capabilities_travel_and_refused_ones_are_deleted() {
     let lo = procs();
     let proc = Client::new(&lo);
     assert_eq!(proc.register("echo", 55), Ok(Done));
-    assert_eq!(proc.lookup("echo"), Ok(Service { generation: 0, endpoint: 1055 }));
+    assert_eq!(proc.lookup("echo"), Ok(Service { generation: 0, pid: 3, endpoint: 1055 }));
     assert_eq!(proc.lookup("nope").unwrap_err().error, Error::NotFound);
     assert_eq!(proc.register(&"n".repeat(MAX_NAME + 1), 56).unwrap_err().error, Error::InvalidArgument);
     let refusal = proc.spawn(0, b"bin/x", &[60, 61, 62, 63]).unwrap_err();

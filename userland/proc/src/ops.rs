@@ -203,6 +203,7 @@ impl Server for State {
                     name: String::from(name),
                     endpoint: Endpoint(send),
                     generation: 0,
+                    pid: cx.caller().pid,
                     supervised: None,
                 });
                 Answer::Reply(Done)
@@ -216,7 +217,7 @@ impl Server for State {
             return refuse(cx, Error::NotFound, format!("no service {name:?}"));
         };
         match service.endpoint.0.duplicate(Rights::SEND | Rights::TRANSFER) {
-            Ok(copy) => Answer::Reply(Service { generation: service.generation, endpoint: copy.0 }),
+            Ok(copy) => Answer::Reply(Service { generation: service.generation, pid: service.pid, endpoint: copy.0 }),
             Err(e) => Answer::Refuse(refused(cx, e, &format!("service {name:?}"))),
         }
     }
@@ -246,11 +247,12 @@ impl Server for State {
         }
         match self.start_instance(command, caps) {
             Ok((endpoint, pid)) => {
-                let supervised = Supervised { command: command.into(), caps: caps.to_vec(), restarts, pid };
+                let supervised = Supervised { command: command.into(), caps: caps.to_vec(), restarts };
                 self.services.push(state::Service {
                     name: String::from(name),
                     endpoint,
                     generation: 0,
+                    pid,
                     supervised: Some(supervised),
                 });
                 Answer::Reply(Spawned { pid, container: self.root_id })

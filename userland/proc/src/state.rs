@@ -45,7 +45,10 @@ pub struct Service {
     /// Send-only capability, duplicated for every lookup.
     pub endpoint: Endpoint,
     pub generation: u64,
-    /// Supervised: how to start it again, and the running instance.
+    /// The process serving it now: the running instance of a supervised service, the
+    /// registering process of one that registered itself (root-container pids).
+    pub pid: u64,
+    /// Supervised: how to start it again.
     pub supervised: Option<Supervised>,
 }
 
@@ -57,8 +60,6 @@ pub struct Supervised {
     pub caps: Vec<u32>,
     /// Restarts left.
     pub restarts: u64,
-    /// The running instance.
-    pub pid: u64,
 }
 
 impl Supervised {
@@ -149,7 +150,7 @@ impl State {
 
     /// Whether `pid` of the root container is a supervised service's running instance.
     pub fn is_supervised(&self, container: u64, pid: u64) -> bool {
-        container == self.root_id && self.services.iter().any(|s| s.supervised.as_ref().is_some_and(|s| s.pid == pid))
+        container == self.root_id && self.services.iter().any(|s| s.supervised.is_some() && s.pid == pid)
     }
 
     /// Starts a program in `container` with the `proc` capability and `caps`, and registers
@@ -345,7 +346,7 @@ impl State {
     /// The supervised instance `pid` ended: drop its endpoint (its clients get `PeerDied`)
     /// and start the next generation, while restarts are left.
     fn restart(&mut self, pid: u64, ending: Ending) {
-        let Some(s) = self.services.iter().position(|s| s.supervised.as_ref().is_some_and(|x| x.pid == pid)) else {
+        let Some(s) = self.services.iter().position(|s| s.supervised.is_some() && s.pid == pid) else {
             return;
         };
         // Dropping our send copy leaves the dead endpoint with no receiver: every client of
@@ -365,8 +366,8 @@ impl State {
                 let service = &mut self.services[s];
                 service.endpoint = endpoint;
                 service.generation += 1;
+                service.pid = pid;
                 kept.restarts -= 1;
-                kept.pid = pid;
                 service.supervised = Some(kept);
                 println!("proc: service {} restarted as generation {}", service.name, service.generation);
             }

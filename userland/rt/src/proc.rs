@@ -88,6 +88,13 @@ impl Proc {
         self.client().lookup(name).map(|s| (Endpoint(Cap(s.endpoint)), s.generation))
     }
 
+    /// The pid (in the root container) of the process serving `name` now.
+    pub fn service_pid(self, name: &str) -> Result<u64, Refusal> {
+        let service = self.client().lookup(name)?;
+        let _ = Cap(service.endpoint).delete();
+        Ok(service.pid)
+    }
+
     /// Starts `path` as supervised service `name` (root container only), restarted at most
     /// `restarts` times. Returns its pid.
     pub fn supervise(self, name: &str, restarts: u64, path: &str, args: &[&str]) -> Result<u64, Refusal> {
