@@ -7,6 +7,7 @@
 extern crate alloc;
 
 mod containers;
+mod ctr_device;
 mod device;
 mod entry;
 mod hw;
@@ -79,6 +80,7 @@ fn main() -> i32 {
         .chain(threads::TESTS)
         .chain(entry::TESTS)
         .chain(device::TESTS)
+        .chain(ctr_device::TESTS)
         .chain(device::PERSIST_TESTS);
     let chosen: Vec<&crate::Test> = match only {
         Some(group) => all.filter(|(name, _)| name.strip_prefix(group).is_some_and(|r| r.starts_with("::"))).collect(),
