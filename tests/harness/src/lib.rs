@@ -6,5 +6,8 @@
 //! whether the run passed. Both are plain host code with unit tests of their own.
 #![forbid(unsafe_code)]
 
+pub mod interactive;
+pub mod monitor;
+pub mod ppm;
 pub mod qemu;
 pub mod verdict;

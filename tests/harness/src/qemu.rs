@@ -6,6 +6,9 @@
 //!
 //! Invariant: a started QEMU never outlives its [`Run`]: the guard kills and reaps it on drop,
 //! including when the harness itself panics or returns early.
+//!
+//! [`run`] is fire-and-forget (stdin closed, no monitor); [`crate::interactive`] starts the same
+//! machine with the serial input, the monitor and screendumps reachable, on the same line reader.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -117,10 +120,16 @@ pub struct Machine {
     pub machine_type: MachineType,
     /// Extra virtio-blk disks, in order: the first is the guest's first virtio-blk device.
     pub disks: Vec<Disk>,
+    /// Where the real-time clock starts (`-rtc base=`, e.g. `2030-01-02T03:04:05`, UTC); the
+    /// host's time if `None`.
+    pub rtc_base: Option<String>,
+    /// A second 16550 UART (COM2: ports 0x2f8, line 3) whose other end is a Unix socket QEMU
+    /// listens on at this path (it does not wait for a client).
+    pub com2: Option<PathBuf>,
 }
 
 /// A path as a `-drive file=` value: QEMU splits options at commas, so a comma is doubled.
-fn drive_file(path: &Path) -> String {
+pub(crate) fn drive_file(path: &Path) -> String {
     path.display().to_string().replace(',', ",,")
 }
 
@@ -165,6 +174,15 @@ impl Machine {
                 args.extend(["-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=1"].map(String::from));
             }
         }
+        if let Some(base) = &self.rtc_base {
+            args.extend(["-rtc".to_string(), format!("base={base}")]);
+        }
+        if let Some(socket) = &self.com2 {
+            // Placed by address, so it is COM2 whatever other `-serial` options follow.
+            args.push("-chardev".into());
+            args.push(format!("socket,id=com2,path={},server=on,wait=off", drive_file(socket)));
+            args.extend(["-device", "isa-serial,chardev=com2,iobase=0x2f8,irq=3"].map(String::from));
+        }
         for (n, disk) in self.disks.iter().enumerate() {
             let snapshot = if disk.persistent { "" } else { ",snapshot=on" };
             args.push("-drive".into());
@@ -186,7 +204,7 @@ pub fn command_line(machine: &Machine) -> String {
 }
 
 /// Kills and reaps QEMU when dropped.
-struct Guard(Child);
+pub(crate) struct Guard(pub(crate) Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -218,6 +236,32 @@ impl Run {
     }
 }
 
+/// Reads QEMU's serial output on a thread: each line (without `\r\n`, invalid UTF-8 replaced) with
+/// the time since `start`. The channel disconnects when the output closes, i.e. when QEMU exits.
+pub(crate) fn read_lines(output: impl Read + Send + 'static, start: Instant) -> mpsc::Receiver<(Duration, String)> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Serial output is bytes; a broken UTF-8 sequence must not end the read.
+        for line in BufReader::new(output).split(b'\n') {
+            let Ok(line) = line else { break };
+            let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+            if tx.send((start.elapsed(), text)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Reads a pipe to its end on a thread (QEMU's stderr), as text.
+pub(crate) fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
 /// Boots `machine` with the serial port on a pipe and collects its output until QEMU exits, a
 /// line satisfies `stop` (then QEMU is killed and the exit is [`Exit::Stopped`]), or `timeout`
 /// passes ([`Exit::TimedOut`]).
@@ -227,23 +271,9 @@ pub fn run(machine: &Machine, timeout: Duration, stop: impl Fn(&str) -> bool) ->
     let start = Instant::now();
     let mut guard = Guard(command.spawn()?);
     let stdout = guard.0.stdout.take().ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
-    let mut stderr_pipe = guard.0.stderr.take().ok_or_else(|| std::io::Error::other("no stderr pipe"))?;
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text);
-        text
-    });
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        // Serial output is bytes; a broken UTF-8 sequence must not end the read.
-        for line in BufReader::new(stdout).split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
-            if tx.send((start.elapsed(), text)).is_err() {
-                break;
-            }
-        }
-    });
+    let stderr_pipe = guard.0.stderr.take().ok_or_else(|| std::io::Error::other("no stderr pipe"))?;
+    let stderr_reader = read_all(stderr_pipe);
+    let rx = read_lines(stdout, start);
     let deadline = start + timeout;
     let mut lines = Vec::new();
     let exit = 'collect: loop {
@@ -287,6 +317,8 @@ mod tests {
             snapshot: true,
             machine_type: MachineType::default(),
             disks: Vec::new(),
+            rtc_base: None,
+            com2: None,
         }
     }
 
@@ -372,6 +404,18 @@ mod tests {
         assert!(args.contains("usb-storage,bus=xhci.0,drive=stick,bootindex=1"), "{args}");
         assert!(!args.contains("ide-hd"), "{args}");
         assert!(args.ends_with("id=vd0,snapshot=on -device virtio-blk-pci,drive=vd0"), "{args}");
+    }
+
+    #[test]
+    fn clock_base_and_com2_socket() {
+        let mut m = machine(Firmware::Bios, Attach::Disk);
+        m.rtc_base = Some("2030-01-02T03:04:05".into());
+        m.com2 = Some(PathBuf::from("/t/com2.sock"));
+        let args = m.args().join(" ");
+        assert!(args.contains("-rtc base=2030-01-02T03:04:05"), "{args}");
+        assert!(args.contains("-chardev socket,id=com2,path=/t/com2.sock,server=on,wait=off"), "{args}");
+        assert!(args.contains("-device isa-serial,chardev=com2,iobase=0x2f8,irq=3"), "{args}");
+        assert!(!machine(Firmware::Bios, Attach::Disk).args().join(" ").contains("-rtc"));
     }
 
     #[test]

@@ -81,6 +81,8 @@ fn guest(init_conf: &str) -> Result {
         snapshot: true,
         machine_type: MachineType::Q35,
         disks,
+        rtc_base: None,
+        com2: None,
     };
     let run = qemu::run(&machine, Duration::from_secs(1800), |_| false).map_err(|e| e.to_string())?;
     let results: Vec<&str> = run
@@ -115,6 +117,8 @@ fn boot_times(runs: usize) -> Result {
                 snapshot: true,
                 machine_type: MachineType::Q35,
                 disks: Vec::new(),
+                rtc_base: None,
+                com2: None,
             };
             let run =
                 qemu::run(&machine, Duration::from_secs(120), |l| l.contains(READY)).map_err(|e| e.to_string())?;

@@ -14,6 +14,8 @@
 
 mod artifacts;
 mod bench;
+mod live;
+mod screen;
 mod setup;
 mod suites;
 
@@ -131,6 +133,8 @@ fn run_qemu(options: &RunOptions<'_>) -> Result {
         snapshot: false,
         machine_type: options.machine_type,
         disks: disks.collect::<Result<_>>()?,
+        rtc_base: None,
+        com2: None,
     };
     step("booting in QEMU (TCG); serial console below, Ctrl-A X quits");
     let mut command = Command::new(qemu::QEMU);

@@ -107,19 +107,35 @@ struct Boot<'a> {
     machine_type: MachineType,
     /// Extra virtio-blk disks, the first being the guest's `blk0`.
     disks: Vec<Disk>,
+    /// The device tests' machine: the clock set to [`RTC_BASE`], COM2 on a socket the host
+    /// answers, and the host obeying the guest's `HARNESS` requests (`live`).
+    live: bool,
 }
 
 impl<'a> Boot<'a> {
     /// `image` as the hard disk of a q35 machine, nothing else attached.
     fn disk(image: &'a Path, uefi: bool) -> Self {
-        Boot { image, uefi, attach: Attach::Disk, machine_type: MachineType::Q35, disks: Vec::new() }
+        Boot { image, uefi, attach: Attach::Disk, machine_type: MachineType::Q35, disks: Vec::new(), live: false }
     }
 }
 
-/// Boots `target` as the run `name` (which names its log and its firmware variables).
-fn boot(name: &str, target: &Boot<'_>, timeout: Duration, stop_at_init_done: bool) -> Result<Run> {
+/// Where a live run's clock starts (what `usertest`'s clock test expects).
+const RTC_BASE: &str = "2030-01-02T03:04:05";
+
+/// The machine for `target` as the run `name` (which names its firmware variables and COM2's
+/// socket).
+fn machine(name: &str, target: &Boot<'_>) -> Result<Machine> {
     let firmware = if target.uefi { artifacts::uefi_firmware(name)? } else { Firmware::Bios };
-    let machine = Machine {
+    let com2 = if target.live {
+        let dir = artifacts::out_dir()?.join("sockets");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let socket = dir.join(format!("{name}-com2.sock"));
+        let _ = std::fs::remove_file(&socket);
+        Some(socket)
+    } else {
+        None
+    };
+    Ok(Machine {
         image: target.image.to_path_buf(),
         firmware,
         attach: target.attach,
@@ -127,17 +143,44 @@ fn boot(name: &str, target: &Boot<'_>, timeout: Duration, stop_at_init_done: boo
         snapshot: true,
         machine_type: target.machine_type,
         disks: target.disks.clone(),
-    };
+        rtc_base: target.live.then(|| String::from(RTC_BASE)),
+        com2,
+    })
+}
+
+/// Boots `target` as the run `name` (which names its log and its firmware variables).
+fn boot(name: &str, target: &Boot<'_>, timeout: Duration, stop_at_init_done: bool) -> Result<Run> {
+    let machine = machine(name, target)?;
     let run = qemu::run(&machine, timeout, |line| stop_at_init_done && line.contains(INIT_DONE))
         .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
     save_log(name, &machine, &run)?;
     Ok(run)
 }
 
+/// Boots `target` live (`crate::live`): the host answers the guest's requests and makes its own
+/// checks, recorded under `prefix`.
+fn boot_live(tally: &mut Tally, prefix: &str, name: &str, target: &Boot<'_>) -> Result<Run> {
+    let machine = machine(name, target)?;
+    let logs = artifacts::out_dir()?.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+    let (run, checks) = crate::live::run(name, &machine, RUN_TIMEOUT, &logs)
+        .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+    save_log(name, &machine, &run)?;
+    if let Some(socket) = &machine.com2 {
+        let _ = std::fs::remove_file(socket);
+    }
+    for (check, failure) in checks {
+        tally.record(&format!("{prefix}::{check}"), failure);
+    }
+    Ok(run)
+}
+
 /// Boots an image whose suite prints test lines and records each test under `prefix`.
 fn suite(tally: &mut Tally, prefix: &str, target: &Boot<'_>, min_tests: usize) -> Result {
     step(&format!("suite {prefix}"));
-    let run = boot(&format!("suite-{prefix}"), target, RUN_TIMEOUT, false)?;
+    let name = format!("suite-{prefix}");
+    let run =
+        if target.live { boot_live(tally, prefix, &name, target)? } else { boot(&name, target, RUN_TIMEOUT, false)? };
     let report = verdict::parse(&run.text());
     for test in &report.tests {
         tally.record(&format!("{prefix}::{}", test.name), (!test.ok).then(|| test.detail.join("\n    ")));
@@ -208,7 +251,7 @@ fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, programs: &Path,
 fn user_suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool, machine_type: MachineType) -> Result {
     let scratch = artifacts::fresh_disk(&format!("suite-{prefix}"), artifacts::SCRATCH_DISK_BYTES)?;
     let disks = vec![Disk { path: scratch, persistent: true }];
-    suite(tally, prefix, &Boot { machine_type, disks, ..Boot::disk(image, uefi) }, MIN_USER_TESTS)
+    suite(tally, prefix, &Boot { machine_type, disks, live: true, ..Boot::disk(image, uefi) }, MIN_USER_TESTS)
 }
 
 /// Only the user-space suite under BIOS, on q35 or pc.
