@@ -26,12 +26,14 @@
 
 extern crate alloc;
 
+mod calendar;
 mod class;
 mod entry;
 mod list;
 mod pci;
 mod rights;
 
+pub use calendar::{DateTime, month_days};
 pub use class::{Access, Class};
 pub use entry::{Entries, Entry};
 pub use pci::{Bar, Bdf, PciFunction, PciFunctions};

@@ -1,8 +1,8 @@
 //! The `device` server: the one program with the platform capability. It enumerates PCI,
-//! drives the devices it has drivers for (virtio-blk so far), and serves the device protocol:
-//! a registry where the root container owns the hardware and every other container sees only
-//! what its parent granted it, plus the virtual devices plugged into it (`null`, `zero`,
-//! `random`). See `docs/device.md`.
+//! drives the devices it has drivers for (virtio-blk, the CMOS clock), and serves the device
+//! protocol: a registry where the root container owns the hardware and every other container
+//! sees only what its parent granted it, plus the virtual devices plugged into it (`null`,
+//! `zero`, `random`). See `docs/device.md`.
 //!
 //! One thread: requests and the disks' interrupts (bits of a notification bound to it) arrive
 //! through the same receive; block requests keep their replies until the disk answers, so a
@@ -13,12 +13,16 @@
 extern crate alloc;
 
 mod blk;
+mod fb;
 mod hal;
+mod kbd;
 mod mmio;
 mod ops;
 mod pci;
 mod registry;
 mod rng;
+mod rtc;
+mod serial;
 mod virtio;
 
 use alloc::vec::Vec;
@@ -37,6 +41,10 @@ vessel_rt::entry!(main);
 
 /// Notification bit of the disks' interrupts (one bit: the server looks at every disk).
 const BLK_BIT: u64 = 1;
+/// Notification bit of the keyboard's interrupt.
+const KBD_BIT: u64 = 2;
+/// Notification bit of the serial port's interrupt.
+const SERIAL_BIT: u64 = 4;
 
 fn main() -> i32 {
     let Some(platform) = Platform::inherited() else {
@@ -98,11 +106,69 @@ fn main() -> i32 {
         }
         functions.push((f, driver));
     }
-    let mut state = ops::State::new(registry, disks, functions, platform);
+    // The CMOS clock: every PC has one (`State` drives it; the registry names it).
+    registry.add(Device {
+        name: registry.next_name("rtc"),
+        class: Class::Clock,
+        backend: Backend::Clock,
+        plugged_for: None,
+        grants: Vec::new(),
+        blocks: 0,
+        block_size: 0,
+    });
+    // The machine's console: the framebuffer text console, taken from the kernel (which draws
+    // its log there until then) on the first write.
+    registry.add(Device {
+        name: registry.next_name("console"),
+        class: Class::Console,
+        backend: Backend::Console,
+        plugged_for: None,
+        grants: Vec::new(),
+        blocks: 0,
+        block_size: 0,
+    });
+    let kbd = match kbd::Kbd::new(platform, events, KBD_BIT) {
+        Ok(kbd) => {
+            registry.add(Device {
+                name: registry.next_name("kbd"),
+                class: Class::Keyboard,
+                backend: Backend::Keyboard,
+                plugged_for: None,
+                grants: Vec::new(),
+                blocks: 0,
+                block_size: 0,
+            });
+            Some(kbd)
+        }
+        Err(e) => {
+            println!("device: no PS/2 keyboard: {e}");
+            None
+        }
+    };
+    let serial = match serial::Serial::new(platform, events, SERIAL_BIT) {
+        Ok(serial) => {
+            registry.add(Device {
+                name: registry.next_name("serial"),
+                class: Class::Serial,
+                backend: Backend::Serial,
+                plugged_for: None,
+                grants: Vec::new(),
+                blocks: 0,
+                block_size: 0,
+            });
+            Some(serial)
+        }
+        Err(e) => {
+            println!("device: no serial port at COM2: {e}");
+            None
+        }
+    };
+    let mut state = ops::State::new(registry, disks, functions, platform, (kbd, serial));
     println!("device: serving");
     let mut server = Server::new(Endpoint(Cap(ep)));
     loop {
-        match server.next(None) {
+        let timeout = state.next_timeout(vessel_rt::time::now_ns());
+        match server.next(timeout) {
             Ok(Incoming::Request { caller, mut message }) => {
                 if vessel_device_protocol::dispatch(&mut state, caller, &mut Keeper, &mut message) == Dispatched::Reply
                 {
@@ -113,8 +179,14 @@ fn main() -> i32 {
                 if bits & BLK_BIT != 0 {
                     state.on_disk_interrupt();
                 }
+                if bits & KBD_BIT != 0 {
+                    state.on_keyboard_interrupt();
+                }
+                if bits & SERIAL_BIT != 0 {
+                    state.on_serial_interrupt();
+                }
             }
-            Ok(Incoming::TimedOut) => {}
+            Ok(Incoming::TimedOut) => state.answer_readers(vessel_rt::time::now_ns()),
             Err(e) => {
                 println!("device: receive failed: {e}");
                 return 1;

@@ -32,6 +32,27 @@ pub const BLOCK: u64 = 512;
 /// Bytes per page (shared buffers are whole pages).
 const PAGE: u64 = 4096;
 
+/// Where a waiting `read` takes its bytes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Input {
+    /// The keyboard (`kbd0`, `console0`).
+    Keyboard,
+    /// The serial port (`serial0`).
+    Serial,
+}
+
+/// A `read` waiting for input.
+struct Reader {
+    from: Input,
+    handle: u64,
+    max: usize,
+    /// When it times out (`u64::MAX`: never), in `time::now_ns` nanoseconds.
+    deadline: u64,
+    /// The timeout it asked for.
+    timeout: u64,
+    reply: Deferred<Data>,
+}
+
 /// A block request with the disk; its reply waits.
 enum Pending {
     Read(u64, Deferred<Data>),
@@ -63,6 +84,14 @@ pub struct State {
     pending: BTreeMap<u64, Pending>,
     buffers: Vec<Buffer>,
     platform: Platform,
+    rtc: Option<crate::rtc::Rtc>,
+    /// The framebuffer console, once taken (`Err`: the kernel gave no usable framebuffer).
+    fb: Option<Result<crate::fb::Fb, Error>>,
+    /// The keyboard, and the reads waiting for it in arrival order.
+    kbd: Option<crate::kbd::Kbd>,
+    /// The serial port.
+    serial: Option<crate::serial::Serial>,
+    readers: alloc::collections::VecDeque<Reader>,
     next_tag: u64,
     proc: Option<Proc>,
     rng: Option<Rng>,
@@ -79,6 +108,7 @@ impl State {
         disks: Vec<Blk>,
         functions: Vec<(Function, Option<String>)>,
         platform: Platform,
+        (kbd, serial): (Option<crate::kbd::Kbd>, Option<crate::serial::Serial>),
     ) -> State {
         State {
             registry,
@@ -87,6 +117,11 @@ impl State {
             pending: BTreeMap::new(),
             buffers: Vec::new(),
             platform,
+            rtc: crate::rtc::Rtc::new(platform),
+            fb: None,
+            kbd,
+            serial,
+            readers: alloc::collections::VecDeque::new(),
             next_tag: 1,
             proc: Proc::get(),
             rng: Rng::from_hardware(),
@@ -125,6 +160,59 @@ impl State {
             };
         }
         self.free_buffers();
+    }
+
+    /// The keyboard interrupted: take its keys and answer waiting reads, oldest first.
+    pub fn on_keyboard_interrupt(&mut self) {
+        if let Some(kbd) = &mut self.kbd {
+            kbd.on_interrupt();
+        }
+        self.answer_readers(vessel_rt::time::now_ns());
+    }
+
+    /// The serial port interrupted: move its bytes, answer waiting reads.
+    pub fn on_serial_interrupt(&mut self) {
+        if let Some(serial) = &mut self.serial {
+            serial.on_interrupt();
+        }
+        self.answer_readers(vessel_rt::time::now_ns());
+    }
+
+    /// Up to `max` bytes of input from `from`, if some wait.
+    fn take_input(&mut self, from: Input, max: usize) -> Option<Vec<u8>> {
+        match from {
+            Input::Keyboard => self.kbd.as_mut().filter(|k| k.has_input()).map(|k| k.take(max)),
+            Input::Serial => self.serial.as_mut().filter(|s| s.has_input()).map(|s| s.take(max)),
+        }
+    }
+
+    /// Answers the waiting reads that input can serve, and those whose time is up.
+    pub fn answer_readers(&mut self, now: u64) {
+        let mut waiting = alloc::collections::VecDeque::new();
+        while let Some(reader) = self.readers.pop_front() {
+            let revoked = self.registry.revoked_reason(reader.handle);
+            // Earlier readers of the same source still waiting keep it for themselves.
+            let blocked = waiting.iter().any(|w: &Reader| w.from == reader.from);
+            let input = if revoked.is_none() && !blocked { self.take_input(reader.from, reader.max) } else { None };
+            let result = match (input, revoked) {
+                (_, Some(why)) => Err(Refusal::new(Error::Revoked, format!("device: {why}"))),
+                (Some(data), None) => Ok(Data { data }),
+                _ if now >= reader.deadline => {
+                    Err(Refusal::new(Error::TimedOut, format!("device: no input after {} ns", reader.timeout)))
+                }
+                _ => {
+                    waiting.push_back(reader);
+                    continue;
+                }
+            };
+            let _ = reader.reply.answer(&Replies, result);
+        }
+        self.readers = waiting;
+    }
+
+    /// Nanoseconds until the first waiting read times out, if one has a timeout.
+    pub fn next_timeout(&self, now: u64) -> Option<u64> {
+        self.readers.iter().map(|r| r.deadline).filter(|&d| d != u64::MAX).min().map(|d| d.saturating_sub(now).max(1))
     }
 
     /// Retires the buffers whose sessions no longer work, and frees the retired ones the disk
@@ -306,7 +394,7 @@ impl Server for State {
         Answer::Later
     }
 
-    fn read(&mut self, cx: &mut Cx<'_, Data>, handle: u64, max: u64, _timeout_ns: u64) -> Answer<Data> {
+    fn read(&mut self, cx: &mut Cx<'_, Data>, handle: u64, max: u64, timeout_ns: u64) -> Answer<Data> {
         let backend = match self.session(cx, handle, Rights::READ, Class::is_byte_device) {
             Ok((_, backend)) => backend,
             Err(e) => return refuse(cx, e),
@@ -326,12 +414,61 @@ impl Server for State {
                 }
                 None => refuse(cx, (Error::DeviceError, String::from("this CPU has no hardware random generator"))),
             },
-            Backend::Blk(_) => refuse(cx, (Error::WrongObject, String::from("a block device reads blocks"))),
+            Backend::Console | Backend::Keyboard | Backend::Serial => {
+                let from = if backend == Backend::Serial { Input::Serial } else { Input::Keyboard };
+                let present = match from {
+                    Input::Keyboard => self.kbd.is_some(),
+                    Input::Serial => self.serial.is_some(),
+                };
+                if !present {
+                    return refuse(cx, (Error::DeviceError, String::from("the device did not answer at start")));
+                }
+                if !self.readers.iter().any(|r| r.from == from)
+                    && let Some(data) = self.take_input(from, len)
+                {
+                    return Answer::Reply(Data { data });
+                }
+                if timeout_ns == 0 {
+                    return refuse(cx, (Error::WouldBlock, String::from("no input")));
+                }
+                let reply = match cx.defer() {
+                    Ok(reply) => reply,
+                    Err(refusal) => return Answer::Refuse(refusal),
+                };
+                let deadline = vessel_rt::time::now_ns().saturating_add(timeout_ns);
+                self.readers.push_back(Reader { from, handle, max: len, deadline, timeout: timeout_ns, reply });
+                Answer::Later
+            }
+            Backend::Blk(_) | Backend::Clock => {
+                refuse(cx, (Error::WrongObject, String::from("a block device reads blocks; a clock tells the time")))
+            }
         }
     }
 
     fn write(&mut self, cx: &mut Cx<'_, Written>, handle: u64, data: &[u8]) -> Answer<Written> {
         match self.session(cx, handle, Rights::WRITE, |c| c.is_byte_device() && c != Class::Keyboard) {
+            Ok((_, Backend::Serial)) => match &mut self.serial {
+                Some(serial) => Answer::Reply(Written { count: serial.write(data) as u64 }),
+                None => refuse(cx, (Error::DeviceError, String::from("the serial port did not answer at start"))),
+            },
+            Ok((_, Backend::Console)) => {
+                let platform = self.platform;
+                let taken = self.fb.get_or_insert_with(|| {
+                    let fb = crate::fb::Fb::take(platform);
+                    if let Ok(fb) = &fb {
+                        let (w, h, columns, rows) = fb.geometry();
+                        vessel_rt::println!("device: console0: the framebuffer ({w}x{h}, {columns}x{rows} cells)");
+                    }
+                    fb
+                });
+                match taken {
+                    Ok(fb) => {
+                        fb.write(data);
+                        Answer::Reply(Written { count: data.len() as u64 })
+                    }
+                    Err(e) => refuse(cx, (*e, String::from("no framebuffer this console can draw on"))),
+                }
+            }
             // null, zero and random swallow what they are given.
             Ok(_) => Answer::Reply(Written { count: data.len() as u64 }),
             Err(e) => refuse(cx, e),
@@ -471,9 +608,13 @@ impl Server for State {
     }
 
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {
-        match self.session(cx, handle, Rights::READ, |c| c == Class::Clock) {
-            Ok(_) => refuse(cx, (Error::DeviceError, String::from("no clock driver yet"))),
-            Err(e) => refuse(cx, e),
+        if let Err(e) = self.session(cx, handle, Rights::READ, |c| c == Class::Clock) {
+            return refuse(cx, e);
+        }
+        match self.rtc.as_ref().map(crate::rtc::Rtc::unix_seconds) {
+            Some(Ok(unix_seconds)) => Answer::Reply(Time { unix_seconds }),
+            Some(Err(e)) => refuse(cx, (e, String::from("the clock holds no valid date"))),
+            None => refuse(cx, (Error::DeviceError, String::from("no clock answers"))),
         }
     }
 }

@@ -36,6 +36,15 @@ pub enum Backend {
     Zero,
     /// Reads give random bytes; writes vanish.
     Random,
+    /// The CMOS real-time clock.
+    Clock,
+    /// The machine's console: the framebuffer text console (taken from the kernel on first
+    /// write) for output, the keyboard for input.
+    Console,
+    /// The PS/2 keyboard.
+    Keyboard,
+    /// The 16550 serial port.
+    Serial,
 }
 
 /// A grant of a device to a container.

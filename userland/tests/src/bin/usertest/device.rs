@@ -29,6 +29,10 @@ pub const TESTS: &[crate::Test] = &[
     ("device::virtual_devices_null_zero_random", virtual_devices_null_zero_random),
     ("device::shared_buffers_move_a_megabyte_in_place", shared_buffers_move_a_megabyte_in_place),
     ("device::shared_buffers_are_the_client_containers_memory", shared_buffers_are_the_client_containers_memory),
+    ("device::clock_tells_the_machines_utc_time", clock_tells_the_machines_utc_time),
+    ("device::keyboard_types_with_shift", keyboard_types_with_shift),
+    ("device::console_draws_text_the_screen_shows", console_draws_text_the_screen_shows),
+    ("device::serial_port_talks_both_ways", serial_port_talks_both_ways),
     // Last: it restarts the server.
     ("device::killed_mid_request_restarts_and_clients_recover", killed_mid_request_restarts_and_clients_recover),
 ];
@@ -447,4 +451,121 @@ fn killed_mid_request_restarts_and_clients_recover() -> TestResult {
     check!(disk.read_blocks(0, 1).map(|d| d.len()) == Ok(512), "reading after the restart");
     disk.close().map_err(e("close"))?;
     Ok(())
+}
+
+/// What the harness sets the machine's clock to at boot (`-rtc base=...`).
+const RTC_BASE: vessel_device_protocol::DateTime =
+    vessel_device_protocol::DateTime { year: 2030, month: 1, day: 2, hour: 3, minute: 4, second: 5 };
+
+fn clock_tells_the_machines_utc_time() -> TestResult {
+    let (devices, _) = connect()?;
+    let entry = devices.info("rtc0").map_err(e("info rtc0"))?;
+    check!(entry.class == Class::Clock && entry.access == Access::Owner, "rtc0: {entry}");
+    let clock = devices.open("rtc0", Rights::READ).map_err(e("open rtc0"))?;
+    let client = devices.client();
+    let now = || client.time(clock.handle).map(|t| t.unix_seconds).map_err(e("time"));
+    let first = now()?;
+    let base = RTC_BASE.to_unix().unwrap_or(0);
+    let shown = vessel_device_protocol::DateTime::from_unix(first);
+    // The clock runs from the base with the host's time; the suite takes minutes, not hours.
+    check!(
+        (base..base + 3600).contains(&first),
+        "rtc0 says {shown:?} ({first}), the machine was started at {RTC_BASE}"
+    );
+    vessel_rt::time::sleep_ms(1100);
+    let second = now()?;
+    check!((first + 1..=first + 3).contains(&second), "1.1 s later the clock moved from {first} to {second}");
+    let disk = open_disk(devices, Rights::READ)?;
+    check!(client.time(disk.handle).map_err(|r| r.error).err() == Some(Error::WrongObject), "the time of a disk");
+    check!(clock.read(8).map_err(|r| r.error).err() == Some(Error::WrongObject), "bytes from a clock");
+    disk.close().map_err(e("close"))?;
+    clock.close().map_err(e("close"))?;
+    Ok(())
+}
+
+/// Reads `kbd0` until `want.len()` bytes came or 30 s passed.
+fn read_keys(want: usize) -> Result<Vec<u8>, String> {
+    let (devices, _) = connect()?;
+    let kbd = devices.open("kbd0", Rights::READ).map_err(e("open kbd0"))?;
+    let mut got = Vec::new();
+    let result = (|| {
+        while got.len() < want {
+            let data = devices.client().read(kbd.handle, (want - got.len()) as u64, 30_000_000_000);
+            got.extend(data.map_err(e("read kbd0"))?.data);
+        }
+        Ok(())
+    })();
+    kbd.close().map_err(e("close"))?;
+    result.map(|()| got)
+}
+
+/// The harness watches the serial log for `HARNESS sendkey KEY...` and presses those keys
+/// through the QEMU monitor.
+fn keyboard_types_with_shift() -> TestResult {
+    let (devices, _) = connect()?;
+    let kbd = devices.open("kbd0", Rights::READ).map_err(e("open kbd0"))?;
+    let nothing = devices.client().read(kbd.handle, 8, 0).map(|d| d.data).map_err(|r| r.error);
+    check!(nothing == Err(Error::WouldBlock), "a read that does not wait, before any key: {nothing:?}");
+    let short = devices.client().read(kbd.handle, 8, 1_000_000).map(|d| d.data).map_err(|r| r.error);
+    check!(short == Err(Error::TimedOut), "a read that waits 1 ms: {short:?}");
+    kbd.close().map_err(e("close"))?;
+    vessel_rt::println!("HARNESS sendkey shift-h i shift-1 spc ctrl-c ret");
+    let keys = read_keys(6)?;
+    check!(keys == b"Hi! \x03\n", "typed {keys:?}");
+    Ok(())
+}
+
+/// What the console test draws at the top left of a cleared screen (the harness compares the
+/// screendump's pixels with the font's glyphs: white on black, 8x16 cells).
+const SCREEN_TEXT: &str = "Vessel console0: Hi!";
+
+/// Draws known text; the harness (on `HARNESS screendump TAG`) captures the screen, checks it,
+/// then presses Return, which this test waits for so the screen stays still meanwhile.
+fn console_draws_text_the_screen_shows() -> TestResult {
+    let (devices, _) = connect()?;
+    let console = devices.open("console0", Rights::WRITE).map_err(e("open console0"))?;
+    let written = console.write(alloc::format!("\x1b[2J\x1b[H{SCREEN_TEXT}").as_bytes()).map_err(e("write"))?;
+    check!(written == SCREEN_TEXT.len() as u64 + 7, "console0 took {written} bytes");
+    vessel_rt::println!("HARNESS screendump console0-text");
+    let ack = read_keys(1)?;
+    check!(ack == b"\n", "the harness's acknowledgement: {ack:?}");
+    console.close().map_err(e("close"))?;
+    Ok(())
+}
+
+/// `serial0` is COM2, whose other end the harness holds: it answers every line it receives
+/// with `echo: ` and the line. Four rounds of 50 lines of 38 bytes go out through the 16-byte
+/// FIFO (so the transmit interrupt must keep draining), and each round's 2,200-byte answer is
+/// read back before the next (the server keeps at most 4 KiB of input).
+fn serial_port_talks_both_ways() -> TestResult {
+    let (devices, _) = connect()?;
+    let serial = devices.open("serial0", Rights::READ_WRITE).map_err(e("open serial0"))?;
+    let result = (|| {
+        for round in 0..4 {
+            let mut expected = Vec::new();
+            for i in 0..50 {
+                let line = alloc::format!("line {round}:{i:02} from serial0, 38 bytes long\n");
+                let mut rest = line.as_bytes();
+                while !rest.is_empty() {
+                    let taken = serial.write(rest).map_err(e("write serial0"))? as usize;
+                    rest = &rest[taken..];
+                    if taken == 0 {
+                        vessel_rt::time::sleep_ms(1);
+                    }
+                }
+                expected.extend_from_slice(b"echo: ");
+                expected.extend_from_slice(line.as_bytes());
+            }
+            let mut got = Vec::new();
+            while got.len() < expected.len() {
+                let data = devices.client().read(serial.handle, 4096, 30_000_000_000).map_err(e("read serial0"))?;
+                got.extend(data.data);
+            }
+            let at = got.iter().zip(&expected).position(|(a, b)| a != b);
+            check!(got == expected, "round {round}: the echo differs at byte {at:?}");
+        }
+        Ok(())
+    })();
+    serial.close().map_err(e("close"))?;
+    result
 }

@@ -1,0 +1,144 @@
+//! The PS/2 keyboard (`kbd0`, and the input of `console0`): interrupt-driven, decoded with
+//! `pc-keyboard` (US layout, scancode set 1 as the i8042 controller translates it), into text:
+//! a character as UTF-8, Ctrl+letter as its control code, arrows and the like as the terminal's
+//! escape sequences (`ESC [ A` …).
+//!
+//! Invariants: the controller's configuration always has translation and the keyboard
+//! interrupt on (set at start); each interrupt drains every byte the controller holds, then
+//! acknowledges the line; input waits in a bounded queue (`MAX_INPUT` bytes; a key that does
+//! not fit whole is dropped, never half of it).
+
+use alloc::collections::VecDeque;
+
+use pc_keyboard::{DecodedKey, HandleControl, KeyCode, PS2Keyboard, ScancodeSet1, layouts::Us104Key};
+use vessel_rt::abi::Error;
+use vessel_rt::ipc::{IoPorts, Irq, Notification};
+use vessel_rt::platform::Platform;
+
+const DATA: u16 = 0x60;
+const STATUS: u16 = 0x64;
+/// Status: a byte waits in the output buffer.
+const OUTPUT_FULL: u32 = 1 << 0;
+/// Status: the controller has not taken the last byte written yet.
+const INPUT_FULL: u32 = 1 << 1;
+/// Configuration byte: first port interrupt, scancode translation to set 1.
+const CONFIG_IRQ: u8 = 1 << 0;
+const CONFIG_TRANSLATE: u8 = 1 << 6;
+/// Input kept until read.
+pub const MAX_INPUT: usize = 4096;
+/// Status polls before the controller counts as absent.
+const POLLS: usize = 100_000;
+
+/// The keyboard.
+pub struct Kbd {
+    data: IoPorts,
+    status: IoPorts,
+    irq: Irq,
+    decoder: PS2Keyboard<Us104Key, ScancodeSet1>,
+    input: VecDeque<u8>,
+}
+
+impl Kbd {
+    /// Takes the controller's ports and line 1, turns translation and the interrupt on, and
+    /// binds the line to `bits` of `events`.
+    pub fn new(platform: Platform, events: Notification, bits: u64) -> Result<Kbd, Error> {
+        let kbd = Kbd {
+            data: platform.ports(DATA, DATA)?,
+            status: platform.ports(STATUS, STATUS)?,
+            irq: platform.irq(1)?,
+            decoder: PS2Keyboard::new(ScancodeSet1::new(), Us104Key, HandleControl::MapLettersToUnicode),
+            input: VecDeque::new(),
+        };
+        kbd.command(0x20)?;
+        let config = kbd.read_data()?;
+        kbd.command(0x60)?;
+        kbd.write_data(config | CONFIG_IRQ | CONFIG_TRANSLATE)?;
+        kbd.irq.bind(events, bits)?;
+        Ok(kbd)
+    }
+
+    fn status(&self) -> Result<u32, Error> {
+        self.status.read(STATUS, 1)
+    }
+
+    fn command(&self, byte: u8) -> Result<(), Error> {
+        self.wait_writable()?;
+        self.status.write(STATUS, 1, u32::from(byte))
+    }
+
+    fn write_data(&self, byte: u8) -> Result<(), Error> {
+        self.wait_writable()?;
+        self.data.write(DATA, 1, u32::from(byte))
+    }
+
+    fn wait_writable(&self) -> Result<(), Error> {
+        for _ in 0..POLLS {
+            if self.status()? & INPUT_FULL == 0 {
+                return Ok(());
+            }
+        }
+        Err(Error::DeviceError)
+    }
+
+    fn read_data(&self) -> Result<u8, Error> {
+        for _ in 0..POLLS {
+            if self.status()? & OUTPUT_FULL != 0 {
+                return self.data.read(DATA, 1).map(|b| b as u8);
+            }
+        }
+        Err(Error::DeviceError)
+    }
+
+    /// The line fired: decode every byte waiting, acknowledge, and look again (the line is
+    /// edge-triggered and masked until the acknowledgement: a byte that came before it raised
+    /// no edge of its own).
+    pub fn on_interrupt(&mut self) {
+        loop {
+            while self.status().is_ok_and(|s| s & OUTPUT_FULL != 0) {
+                let Ok(byte) = self.data.read(DATA, 1) else { break };
+                if let Ok(Some(event)) = self.decoder.add_byte(byte as u8)
+                    && let Some(key) = self.decoder.process_keyevent(event)
+                {
+                    self.push(key);
+                }
+            }
+            let _ = self.irq.ack();
+            if !self.status().is_ok_and(|s| s & OUTPUT_FULL != 0) {
+                return;
+            }
+        }
+    }
+
+    fn push(&mut self, key: DecodedKey) {
+        let mut utf8 = [0u8; 4];
+        let bytes: &[u8] = match key {
+            DecodedKey::Unicode(c) => c.encode_utf8(&mut utf8).as_bytes(),
+            DecodedKey::RawKey(code) => match code {
+                KeyCode::ArrowUp => b"\x1b[A",
+                KeyCode::ArrowDown => b"\x1b[B",
+                KeyCode::ArrowRight => b"\x1b[C",
+                KeyCode::ArrowLeft => b"\x1b[D",
+                KeyCode::Home => b"\x1b[H",
+                KeyCode::End => b"\x1b[F",
+                KeyCode::Delete => b"\x1b[3~",
+                KeyCode::PageUp => b"\x1b[5~",
+                KeyCode::PageDown => b"\x1b[6~",
+                _ => b"",
+            },
+        };
+        if self.input.len() + bytes.len() <= MAX_INPUT {
+            self.input.extend(bytes);
+        }
+    }
+
+    /// Takes up to `max` bytes of input.
+    pub fn take(&mut self, max: usize) -> alloc::vec::Vec<u8> {
+        let n = max.min(self.input.len());
+        self.input.drain(..n).collect()
+    }
+
+    /// Whether input waits.
+    pub fn has_input(&self) -> bool {
+        !self.input.is_empty()
+    }
+}
