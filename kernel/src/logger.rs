@@ -1,5 +1,6 @@
 //! The kernel log: a `log` backend that writes `[uptime] LEVEL message` to the first serial port
-//! (COM1) and mirrors it to the framebuffer console.
+//! (COM1), keeps it in the log ring (`klog`, which the `device` server shows on its console),
+//! and mirrors it to the framebuffer console until `device` takes the framebuffer.
 //!
 //! Invariant: the log lock is only held with interrupts off, so an interrupt handler that logs can
 //! never deadlock against the code it interrupted. A panic bypasses the lock
@@ -41,6 +42,7 @@ pub fn print(args: core::fmt::Arguments<'_>) {
         if let Some(port) = SERIAL.lock().as_mut() {
             let _ = port.write_fmt(args);
         }
+        let _ = crate::klog::Writer.write_fmt(args);
         crate::console::print(args);
     });
 }
@@ -54,6 +56,7 @@ pub fn write_bytes(bytes: &[u8]) {
                 port.send(b);
             }
         }
+        crate::klog::append(bytes);
         for chunk in bytes.utf8_chunks() {
             crate::console::print(format_args!("{}", chunk.valid()));
             if !chunk.invalid().is_empty() {

@@ -17,6 +17,7 @@ extern crate alloc;
 mod arch;
 mod console;
 mod entropy;
+mod klog;
 mod logger;
 mod mem;
 mod panic;

@@ -166,6 +166,14 @@ syscalls! {
     /// `(platform, info)`: takes the boot framebuffer: fills `*info`, returns an MMIO capability
     /// to its memory, and the kernel stops drawing its console there (a panic still draws).
     56 FramebufferTake(platform, info) "platform, `*mut FramebufferInfo`" -> "handle (all rights)", [MissingRights, WrongObject, NotFound, TableFull] "MissingRights (MANAGE), WrongObject, NotFound (no framebuffer), TableFull";
+    /// `(platform, from, buffer, length, chunk)`: copies the kernel's output (its log and the
+    /// programs' debug output, numbered by byte from boot; the last 64 KiB are kept) from byte
+    /// `from` on, or from the oldest kept if `from` is older, into `buffer` (at most `length`,
+    /// up to 4096 a call); writes which bytes came to `*chunk`, returns how many.
+    57 LogRead(platform, from, buffer, length, chunk) "platform, first byte, buffer, length (≤ 4096 a call), `*mut LogChunk`" -> "bytes copied", [MissingRights, WrongObject, BadAddress] "MissingRights (MANAGE), WrongObject, BadAddress";
+    /// `(platform, notification, bits)`: signal `bits` on `notification` when the kernel prints
+    /// (on the timer tick after); bits 0 stops. At most 4 notifications are bound at once.
+    58 LogBind(platform, notification, bits) "platform, notification, bits (0: stop)" -> "0", [MissingRights, WrongObject, TableFull] "MissingRights (MANAGE, SEND), WrongObject, TableFull (4 bound already)";
 }
 
 errors! {

@@ -232,6 +232,17 @@ pub struct KernelStats {
     pub idle_ns: u64,
 }
 
+/// Output of `LogRead`: which bytes of the kernel's output it copied.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogChunk {
+    /// The number (from boot) of the first byte copied: past the `from` asked for when the
+    /// bytes before it are no longer kept.
+    pub first: u64,
+    /// The number of the byte after the last one copied: where the next read starts.
+    pub next: u64,
+}
+
 /// Output of `FramebufferTake`: the boot framebuffer's geometry and pixel format.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

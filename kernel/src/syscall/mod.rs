@@ -17,6 +17,9 @@ use vessel_kcore::report::TrapFrame;
 use crate::task;
 use usermem::UserSlice;
 
+/// Bytes one `LogRead` copies at most.
+const LOG_READ_MAX: usize = 4096;
+
 /// Whether `DebugExit` may leave the emulator (set from the boot arguments of test images).
 static DEBUG_EXIT_ALLOWED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
@@ -288,6 +291,24 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             usermem::write(a.info, &vessel_abi::FramebufferInfo::default())?;
             let (handle, info) = task::framebuffer_take(a.platform)?;
             usermem::write(a.info, &info).map(|()| handle)
+        }
+        Syscall::LogRead => {
+            let a = decode!(LogRead);
+            let mut bytes = alloc::vec::Vec::new();
+            let len = (a.length as usize).min(LOG_READ_MAX);
+            bytes.try_reserve_exact(len).map_err(|_| Error::NoMemory)?;
+            bytes.resize(len, 0);
+            usermem::write(a.chunk, &vessel_abi::LogChunk::default())?;
+            let chunk = task::log_read(a.platform, a.from, &mut bytes)?;
+            let count = (chunk.next - chunk.first) as usize;
+            if count > 0 {
+                UserSlice::new(a.buffer, count as u64, LOG_READ_MAX as u64)?.write_from(&bytes[..count])?;
+            }
+            usermem::write(a.chunk, &chunk).map(|()| count as u64)
+        }
+        Syscall::LogBind => {
+            let a = decode!(LogBind);
+            task::log_bind(a.platform, a.notification, a.bits)
         }
         Syscall::Call
         | Syscall::Recv

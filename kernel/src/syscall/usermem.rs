@@ -33,6 +33,8 @@ unsafe impl Pod for ContainerLimits {}
 unsafe impl Pod for ContainerInfo {}
 // SAFETY: `repr(C)`, seven `u64`s: no padding, every bit pattern valid.
 unsafe impl Pod for vessel_abi::FramebufferInfo {}
+// SAFETY: two u64 fields, no padding.
+unsafe impl Pod for vessel_abi::LogChunk {}
 
 /// A checked user address range.
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +67,15 @@ impl UserSlice {
         }
         // SAFETY: `buf` is a valid kernel buffer of `len` bytes; only the user side may fault.
         unsafe { probe::copy(buf.as_mut_ptr() as u64, self.addr, self.len) }.map_err(|_| Error::BadAddress)
+    }
+
+    /// Copies `buf` (which must be exactly as long) into the range.
+    pub fn write_from(&self, buf: &[u8]) -> Result<(), Error> {
+        if buf.len() as u64 != self.len {
+            return Err(Error::InvalidArgument);
+        }
+        // SAFETY: `buf` is a valid kernel buffer of `len` bytes; only the user side may fault.
+        unsafe { probe::copy(self.addr, buf.as_ptr() as u64, self.len) }.map_err(|_| Error::BadAddress)
     }
 }
 

@@ -55,7 +55,9 @@ pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
 pub use memory::{dma_address, memory_create, memory_map};
 pub use msi::{msi_message, on_msi};
 pub use notification::{notification_create, signal, wait_notification};
-pub use platform::{dma_create, framebuffer_take, msi_allocate, platform_irq, platform_mmio, platform_ports};
+pub use platform::{
+    dma_create, framebuffer_take, log_bind, log_read, msi_allocate, platform_irq, platform_mmio, platform_ports,
+};
 pub use process::{kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, stats, user_fault, wait};
 pub use reply::{reply_send, reply_take};
 #[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes
@@ -155,6 +157,8 @@ struct Tasks {
     next_object: u64,
     /// ISA interrupt line → (notification, bits) it is delivered to.
     irq_bindings: [Option<(u64, u64)>; 16],
+    /// The notifications and bits `LogBind` set: signalled on the tick after the kernel prints.
+    log_bindings: [Option<(u64, u64)>; 4],
     /// MSI vectors handed out, and where each is delivered.
     msi: msi::MsiVectors,
     /// The container tree and its quotas.
@@ -420,6 +424,7 @@ pub fn init(bootfs: &'static [u8]) {
         replies: BTreeMap::new(),
         next_object: 0,
         irq_bindings: [None; 16],
+        log_bindings: [None; 4],
         msi: msi::MsiVectors::new(),
         containers: Tree::new(root_id, container::ROOT_LIMITS),
         container_ids: ids,

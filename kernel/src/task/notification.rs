@@ -75,6 +75,11 @@ impl Lifecycle for Notification {
                 }
             }
             t.msi.unbind_notification(id);
+            for binding in &mut t.log_bindings {
+                if binding.is_some_and(|(n, _)| n == id) {
+                    *binding = None;
+                }
+            }
             for tid in waiters {
                 fail_thread(t, tid, Error::PeerDied);
             }

@@ -107,3 +107,27 @@ pub fn framebuffer_take(value: u64) -> Result<(u64, FramebufferInfo), Error> {
     let handle = with_tasks(|t| create(t, ObjectRef::Mmio(base, length))).unwrap_or(Err(Error::NoSuchProcess))?;
     Ok((handle, info))
 }
+
+/// `LogRead`: up to `out.len()` bytes of the kernel's output from byte `from` on.
+pub fn log_read(value: u64, from: u64, out: &mut [u8]) -> Result<vessel_abi::LogChunk, Error> {
+    with_tasks(|t| platform(t, value)).unwrap_or(Err(Error::NoSuchProcess))?;
+    let (first, count) = crate::klog::read(from, out);
+    Ok(vessel_abi::LogChunk { first, next: first + count as u64 })
+}
+
+/// `LogBind`: bits 0 stops signalling `notification`.
+pub fn log_bind(value: u64, notification: u64, bits: u64) -> Result<u64, Error> {
+    with_tasks(|t| {
+        platform(t, value)?;
+        let id = t.resolve_notification(notification, Rights::SEND)?;
+        let bound = t.log_bindings.iter().position(|b| b.is_some_and(|(n, _)| n == id));
+        let slot = match (bound, bits) {
+            (Some(i), _) => i,
+            (None, 0) => return Ok(0),
+            (None, _) => t.log_bindings.iter().position(Option::is_none).ok_or(Error::TableFull)?,
+        };
+        t.log_bindings[slot] = (bits != 0).then_some((id, bits));
+        Ok(0)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}

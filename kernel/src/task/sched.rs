@@ -172,6 +172,12 @@ pub fn on_tick(preempt: bool) {
                 }
             }
         }
+        // The kernel printed since the last tick: tell the log's reader.
+        if t.log_bindings.iter().any(Option::is_some) && crate::klog::take_pending() {
+            for (id, bits) in t.log_bindings.into_iter().flatten() {
+                let _ = t.signal_notification(id, bits);
+            }
+        }
         cpu::set_slice_left(cpu::slice_left().saturating_sub(1));
         if cpu::slice_left() == 0 {
             cpu::set_need_resched(true);

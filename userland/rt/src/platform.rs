@@ -82,6 +82,26 @@ impl Platform {
         invoke(args::MsiAllocate { platform: u64::from(self.0.0) }).map(|h| Msi(Cap(h as u32)))
     }
 
+    /// Copies the kernel's output from byte `from` on into `buffer` (up to 4096 bytes a call);
+    /// says which bytes came.
+    pub fn log_read(self, from: u64, buffer: &mut [u8]) -> Result<vessel_abi::LogChunk, Error> {
+        let mut chunk = vessel_abi::LogChunk::default();
+        invoke(args::LogRead {
+            platform: u64::from(self.0.0),
+            from,
+            buffer: buffer.as_mut_ptr() as u64,
+            length: buffer.len() as u64,
+            chunk: &raw mut chunk as u64,
+        })?;
+        Ok(chunk)
+    }
+
+    /// Signals `bits` on `notification` when the kernel prints (bits 0: stop).
+    pub fn log_bind(self, notification: Notification, bits: u64) -> Result<(), Error> {
+        invoke(args::LogBind { platform: u64::from(self.0.0), notification: u64::from(notification.0.0), bits })
+            .map(|_| ())
+    }
+
     /// Takes the boot framebuffer from the kernel's console.
     pub fn framebuffer(self) -> Result<(Mmio, FramebufferInfo), Error> {
         let mut info = FramebufferInfo::default();

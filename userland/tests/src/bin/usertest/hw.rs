@@ -21,6 +21,7 @@ pub const TESTS: &[crate::Test] = &[
     ("hw::dma_memory_is_mapped_zeroed_and_freed", dma_memory_is_mapped_zeroed_and_freed),
     ("hw::dma_memory_lent_to_a_child_is_charged_there", dma_memory_lent_to_a_child_is_charged_there),
     ("hw::msi_vectors_are_unique_and_recycled", msi_vectors_are_unique_and_recycled),
+    ("hw::kernel_output_is_read_and_signalled", kernel_output_is_read_and_signalled),
 ];
 
 /// The platform capability init passed.
@@ -256,5 +257,47 @@ fn msi_vectors_are_unique_and_recycled() -> TestResult {
     for msi in &vectors[1..] {
         let _ = msi.0.delete();
     }
+    Ok(())
+}
+
+/// `LogRead` gives back what was printed, numbered by byte; `LogBind` signals a notification
+/// on the tick after a print, and stops when asked; bad buffers and non-platform capabilities
+/// are refused.
+fn kernel_output_is_read_and_signalled() -> TestResult {
+    let p = platform()?;
+    let mut buf = [0u8; 4096];
+    // Asking from far ahead says where the output ends now.
+    let end = p.log_read(u64::MAX, &mut buf).map_err(|e| format!("log_read: {e}"))?;
+    check!(end.first == end.next, "nothing past the end: {end:?}");
+    let n = Notification::create().map_err(|e| format!("notification: {e}"))?;
+    p.log_bind(n, 1 << 5).map_err(|e| format!("log_bind: {e}"))?;
+    let marker = alloc::format!("kernel output marker {:#x}", vessel_rt::time::now_ns());
+    vessel_rt::println!("{marker}");
+    let signalled = n.wait_timeout(2_000_000_000);
+    check!(signalled == Ok(1 << 5), "the print signalled {signalled:?}");
+    let got = p.log_read(end.next, &mut buf).map_err(|e| format!("log_read: {e}"))?;
+    let text = core::str::from_utf8(&buf[..(got.next - got.first) as usize]).unwrap_or("");
+    check!(got.first == end.next && text.contains(&marker), "read from {}: {got:?} {text:?}", end.next);
+    // A read of a few bytes continues where the last one stopped.
+    let mut small = [0u8; 3];
+    let part = p.log_read(end.next, &mut small).map_err(|e| format!("log_read: {e}"))?;
+    check!(part.next - part.first == 3 && small == buf[..3], "a 3-byte read: {part:?} {small:?}");
+    p.log_bind(n, 0).map_err(|e| format!("unbind: {e}"))?;
+    let _ = n.poll();
+    vessel_rt::println!("printed after the unbind");
+    check!(n.wait_timeout(100_000_000) == Err(Error::TimedOut), "signalled after the unbind");
+    let platform_handle = u64::from(p.0.0);
+    let chunk = &raw mut small as u64;
+    for (what, ptr) in crate::BAD_POINTERS {
+        let bad = crate::raw(Syscall::LogRead as u64, [platform_handle, 0, ptr, 64, chunk, 0]);
+        check!(bad == Err(Error::BadAddress), "a read into {what}: {bad:?}");
+        let bad = crate::raw(Syscall::LogRead as u64, [platform_handle, 0, chunk, 3, ptr, 0]);
+        check!(bad == Err(Error::BadAddress), "the chunk at {what}: {bad:?}");
+    }
+    let code = kernel_output_is_read_and_signalled as *const () as u64;
+    let into_code = crate::raw(Syscall::LogRead as u64, [platform_handle, 0, code, 64, chunk, 0]);
+    check!(into_code == Err(Error::BadAddress), "a read into this program's code: {into_code:?}");
+    check!(Platform(n.0).log_read(0, &mut buf).err() == Some(Error::WrongObject), "LogRead through a notification");
+    n.0.delete().map_err(|e| format!("delete: {e}"))?;
     Ok(())
 }
