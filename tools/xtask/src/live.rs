@@ -22,6 +22,12 @@ use vessel_test_harness::qemu::{Machine, Run};
 /// What the guest's console test draws at the top left of a cleared screen
 /// (`usertest/device.rs`, `SCREEN_TEXT`).
 const CONSOLE_TEXT: &str = "Vessel console0: Hi!";
+/// A line the guest prints (through the kernel's log) that console 0 must show
+/// (`usertest/device.rs`, `LOG_LINE`).
+const LOG_LINE: &str = "Vessel: this line reached the screen through the kernel log";
+/// What a child container writes on its own console (`usertest/device.rs`,
+/// `CHILD_SCREEN_TEXT`).
+const CHILD_CONSOLE_TEXT: &str = "Vessel console1: a child";
 /// How long the COM2 peer tries to reach QEMU's socket.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -68,7 +74,10 @@ pub fn run(name: &str, machine: &Machine, timeout: Duration, logs: &Path) -> std
 /// Whether the screen shows what the guest test `tag` drew.
 fn check_screen(tag: &str, image: &Image) -> Result<(), String> {
     match tag {
-        "console0-text" => crate::screen::check_text(|x, y| image.pixel(x, y), 0, 0, CONSOLE_TEXT),
+        // console0's text, drawn, then again after a switch away and back (redrawn).
+        "console0-text" | "console0-again" => crate::screen::check_text(&|x, y| image.pixel(x, y), 0, 0, CONSOLE_TEXT),
+        "log-line" => crate::screen::find_line(|x, y| image.pixel(x, y), image.height, LOG_LINE),
+        "console1-text" => crate::screen::check_text(&|x, y| image.pixel(x, y), 0, 0, CHILD_CONSOLE_TEXT),
         _ => Err(format!("no check for screen {tag:?}")),
     }
 }

@@ -18,7 +18,7 @@ const TOLERANCE: u8 = 1;
 /// Checks that `text` is drawn white on black from text cell (`row`, `column`), reading pixels
 /// through `pixel(x, y)` (`None` outside the picture). Returns what differs, if anything.
 pub fn check_text(
-    pixel: impl Fn(usize, usize) -> Option<[u8; 3]>,
+    pixel: &impl Fn(usize, usize) -> Option<[u8; 3]>,
     row: usize,
     column: usize,
     text: &str,
@@ -47,6 +47,15 @@ pub fn check_text(
     Ok(())
 }
 
+/// Checks that some text row of a `height`-pixel screen starts with `text` (white on black).
+pub fn find_line(pixel: impl Fn(usize, usize) -> Option<[u8; 3]>, height: usize, text: &str) -> Result<(), String> {
+    if (0..height / CELL_HEIGHT).any(|row| check_text(&pixel, row, 0, text).is_ok()) {
+        Ok(())
+    } else {
+        Err(format!("no text row starts with {text:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,12 +77,19 @@ mod tests {
 
     #[test]
     fn the_drawn_text_passes_and_anything_else_fails() {
-        assert_eq!(check_text(drawn("Hi!", 0, 0), 0, 0, "Hi!"), Ok(()));
-        assert_eq!(check_text(drawn("Hi!", 2, 5), 2, 5, "Hi!"), Ok(()));
-        assert!(check_text(drawn("Hi!", 0, 0), 0, 0, "Ho!").is_err());
-        assert!(check_text(drawn("Hi!", 0, 1), 0, 0, "Hi!").is_err());
-        assert!(check_text(|_, _| Some([0; 3]), 0, 0, "Hi!").is_err(), "a black screen");
-        assert!(check_text(|_, _| None, 0, 0, "Hi!").is_err(), "no screen");
-        assert!(check_text(drawn("", 0, 0), 0, 0, "   ").is_err(), "nothing lit to compare");
+        assert_eq!(check_text(&drawn("Hi!", 0, 0), 0, 0, "Hi!"), Ok(()));
+        assert_eq!(check_text(&drawn("Hi!", 2, 5), 2, 5, "Hi!"), Ok(()));
+        assert!(check_text(&drawn("Hi!", 0, 0), 0, 0, "Ho!").is_err());
+        assert!(check_text(&drawn("Hi!", 0, 1), 0, 0, "Hi!").is_err());
+        assert!(check_text(&|_, _| Some([0; 3]), 0, 0, "Hi!").is_err(), "a black screen");
+        assert!(check_text(&|_, _| None, 0, 0, "Hi!").is_err(), "no screen");
+        assert!(check_text(&drawn("", 0, 0), 0, 0, "   ").is_err(), "nothing lit to compare");
+    }
+
+    #[test]
+    fn a_line_is_found_on_any_row_but_only_from_its_start() {
+        assert_eq!(find_line(drawn("Hi!", 7, 0), 480, "Hi!"), Ok(()));
+        assert!(find_line(drawn("Hi!", 7, 2), 480, "Hi!").is_err());
+        assert!(find_line(drawn("Ho!", 7, 0), 480, "Hi!").is_err());
     }
 }

@@ -277,6 +277,18 @@ vessel_protocol::protocol! {
             /// Where in the shared buffer the data comes from.
             offset: u64,
         ) -> Done;
+        /// Which console the machine's screen and keyboard serve (root container only): with a
+        /// name, that console becomes the active one (as Alt+F1… do) and the screen is redrawn
+        /// with what it last showed; the answer names the active console. Refused with
+        /// `AccessDenied` (not the root container), `NotFound` (no console of that name),
+        /// `DeviceError` (no framebuffer).
+        18 console(
+            /// The console to show (`console1`), or empty to only ask.
+            name: str,
+        ) -> Active {
+            /// The console shown now.
+            name: str,
+        };
     }
 }
 

@@ -1,7 +1,7 @@
 //! The PS/2 keyboard (`kbd0`, and the input of `console0`): interrupt-driven, decoded with
 //! `pc-keyboard` (US layout, scancode set 1 as the i8042 controller translates it), into text:
 //! a character as UTF-8, Ctrl+letter as its control code, arrows and the like as the terminal's
-//! escape sequences (`ESC [ A` …).
+//! escape sequences (`ESC [ A` …); Alt+F1… are not input but console switches (`take_switch`).
 //!
 //! Invariants: the controller's configuration always has translation and the keyboard
 //! interrupt on (set at start); each interrupt drains every byte the controller holds, then
@@ -36,6 +36,8 @@ pub struct Kbd {
     irq: Irq,
     decoder: PS2Keyboard<Us104Key, ScancodeSet1>,
     input: VecDeque<u8>,
+    /// Alt+F`n+1` was pressed: switch to console `n` (taken by `take_switch`).
+    switch: Option<usize>,
 }
 
 impl Kbd {
@@ -48,6 +50,7 @@ impl Kbd {
             irq: platform.irq(1)?,
             decoder: PS2Keyboard::new(ScancodeSet1::new(), Us104Key, HandleControl::MapLettersToUnicode),
             input: VecDeque::new(),
+            switch: None,
         };
         kbd.command(0x20)?;
         let config = kbd.read_data()?;
@@ -110,6 +113,27 @@ impl Kbd {
     }
 
     fn push(&mut self, key: DecodedKey) {
+        const F_KEYS: [KeyCode; 12] = [
+            KeyCode::F1,
+            KeyCode::F2,
+            KeyCode::F3,
+            KeyCode::F4,
+            KeyCode::F5,
+            KeyCode::F6,
+            KeyCode::F7,
+            KeyCode::F8,
+            KeyCode::F9,
+            KeyCode::F10,
+            KeyCode::F11,
+            KeyCode::F12,
+        ];
+        if let DecodedKey::RawKey(code) = key
+            && self.decoder.get_modifiers().is_alt()
+            && let Some(n) = F_KEYS.iter().position(|&f| f == code)
+        {
+            self.switch = Some(n);
+            return;
+        }
         let mut utf8 = [0u8; 4];
         let bytes: &[u8] = match key {
             DecodedKey::Unicode(c) => c.encode_utf8(&mut utf8).as_bytes(),
@@ -135,6 +159,16 @@ impl Kbd {
     pub fn take(&mut self, max: usize) -> alloc::vec::Vec<u8> {
         let n = max.min(self.input.len());
         self.input.drain(..n).collect()
+    }
+
+    /// The console switch asked for with Alt+F1…, if any since the last call.
+    pub fn take_switch(&mut self) -> Option<usize> {
+        self.switch.take()
+    }
+
+    /// All input waiting, if any.
+    pub fn take_all(&mut self) -> Option<alloc::vec::Vec<u8>> {
+        (!self.input.is_empty()).then(|| self.input.drain(..).collect())
     }
 
     /// Whether input waits.

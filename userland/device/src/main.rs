@@ -13,8 +13,11 @@
 extern crate alloc;
 
 mod blk;
+mod console;
+mod disks;
 mod fb;
 mod hal;
+mod input;
 mod kbd;
 mod mmio;
 mod ops;
@@ -45,6 +48,8 @@ const BLK_BIT: u64 = 1;
 const KBD_BIT: u64 = 2;
 /// Notification bit of the serial port's interrupt.
 const SERIAL_BIT: u64 = 4;
+/// Notification bit the kernel signals when it printed (`LogBind`).
+const LOG_BIT: u64 = 8;
 
 fn main() -> i32 {
     let Some(platform) = Platform::inherited() else {
@@ -121,7 +126,7 @@ fn main() -> i32 {
     registry.add(Device {
         name: registry.next_name("console"),
         class: Class::Console,
-        backend: Backend::Console,
+        backend: Backend::Console(0),
         plugged_for: None,
         grants: Vec::new(),
         blocks: 0,
@@ -164,6 +169,7 @@ fn main() -> i32 {
         }
     };
     let mut state = ops::State::new(registry, disks, functions, platform, (kbd, serial));
+    state.follow_log(events, LOG_BIT);
     println!("device: serving");
     let mut server = Server::new(Endpoint(Cap(ep)));
     loop {
@@ -185,8 +191,11 @@ fn main() -> i32 {
                 if bits & SERIAL_BIT != 0 {
                     state.on_serial_interrupt();
                 }
+                if bits & LOG_BIT != 0 {
+                    state.on_log();
+                }
             }
-            Ok(Incoming::TimedOut) => state.answer_readers(vessel_rt::time::now_ns()),
+            Ok(Incoming::TimedOut) => state.answer_readers(),
             Err(e) => {
                 println!("device: receive failed: {e}");
                 return 1;

@@ -165,3 +165,35 @@ pub fn msix_route(function: &Function, entry: u16, address: u32, data: u32) -> R
     cam.write_word(function.at, cap.offset, enabled);
     Ok(())
 }
+
+/// The protocol's description of a PCI function.
+pub fn describe(f: &Function, driver: Option<alloc::string::String>) -> vessel_device_protocol::PciFunction {
+    use vessel_device_protocol::{Bar, Bdf, PciFunction};
+    use virtio_drivers::transport::pci::bus::{BarInfo, MemoryBarType};
+    let mut bars = [Bar::None; 6];
+    for (slot, bar) in f.bars.iter().enumerate() {
+        bars[slot] = match bar {
+            None => Bar::None,
+            Some(BarInfo::IO { address, size }) => Bar::Io { port: *address, size: *size },
+            Some(BarInfo::Memory { address_type: MemoryBarType::Width64, prefetchable, address, size }) => {
+                Bar::Mem64 { address: *address, size: *size, prefetchable: *prefetchable }
+            }
+            Some(BarInfo::Memory { prefetchable, address, size, .. }) => {
+                Bar::Mem32 { address: *address as u32, size: *size as u32, prefetchable: *prefetchable }
+            }
+        };
+    }
+    PciFunction {
+        bdf: Bdf { bus: f.at.bus, device: f.at.device, function: f.at.function },
+        vendor: f.info.vendor_id,
+        device: f.info.device_id,
+        class: f.info.class,
+        subclass: f.info.subclass,
+        prog_if: f.info.prog_if,
+        revision: f.info.revision,
+        irq_line: f.irq_line,
+        bars,
+        capabilities: f.capabilities.iter().copied().take(vessel_device_protocol::MAX_CAPABILITIES).collect(),
+        driver,
+    }
+}

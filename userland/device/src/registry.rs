@@ -38,9 +38,8 @@ pub enum Backend {
     Random,
     /// The CMOS real-time clock.
     Clock,
-    /// The machine's console: the framebuffer text console (taken from the kernel on first
-    /// write) for output, the keyboard for input.
-    Console,
+    /// Virtual console n (`crate::console`): console 0 is the root's, the others plugged.
+    Console(usize),
     /// The PS/2 keyboard.
     Keyboard,
     /// The 16550 serial port.
@@ -235,6 +234,11 @@ impl Registry {
             }
             _ => Err((Error::InvalidHandle, format!("handle {handle:#x} names no open device of this container"))),
         }
+    }
+
+    /// Whether device `index` has an open, unrevoked session.
+    pub fn has_sessions(&self, index: usize) -> bool {
+        self.sessions.iter().flatten().any(|s| s.device == index && s.revoked.is_none())
     }
 
     /// Whether a session is still usable (for answering requests that finish after a revoke).

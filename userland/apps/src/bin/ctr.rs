@@ -22,8 +22,8 @@
 //!   access, holder, size, as `lsdev` prints them). The `device` server answers each container
 //!   only about itself, so with a container (below ours) `ctr` runs `bin/lsdev` there and waits
 //!   for it: the list is what that container itself is told.
-//! - `device plug <id|0> <null|zero|random>`: plugs a virtual device into a child container (0:
-//!   ours), which owns it; prints its name.
+//! - `device plug <id|0> <null|zero|random|console>`: plugs a virtual device into a child
+//!   container (0: ours), which owns it; prints its name.
 #![no_std]
 #![no_main]
 
@@ -133,7 +133,7 @@ fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<(), Refusal> {
 }
 
 const DEVICE_USAGE: &str = "usage: device add <container> <device> [--shared|--exclusive] [--ro], \
-    device remove <container> <device>, device list [<container>], device plug <container|0> <null|zero|random>";
+    device remove <container> <device>, device list [<container>], device plug <container|0> <null|zero|random|console>";
 
 fn usage(what: &str) -> Refusal {
     Refusal::new(Error::InvalidArgument, alloc::format!("{what}; {DEVICE_USAGE}"))

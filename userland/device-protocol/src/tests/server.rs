@@ -122,6 +122,8 @@ pub struct Devices {
     random: u64,
     /// Shared buffers: (session handle, the capability handle given out, the bytes).
     pub shared: Vec<(u64, u32, Vec<u8>)>,
+    /// The device index of the console shown.
+    active_console: usize,
 }
 
 impl Devices {
@@ -165,6 +167,7 @@ impl Devices {
             functions: vec![host, virtio],
             random: 0x2545_f491_4f6c_dd1d,
             shared: Vec::new(),
+            active_console: usize::MAX,
         }
     }
 
@@ -635,6 +638,20 @@ impl Server for Devices {
         offset: u64,
     ) -> Answer<Done> {
         self.shared_io(cx, handle, block, count, offset, true)
+    }
+
+    fn console(&mut self, cx: &mut Cx<'_, Active>, name: &str) -> Answer<Active> {
+        if cx.caller().container != ROOT {
+            return cx.refusal(Error::AccessDenied, "only the root container switches consoles").into();
+        }
+        if !name.is_empty() {
+            match self.devices.iter().position(|d| d.name == name && d.class == Class::Console) {
+                Some(i) => self.active_console = i,
+                None => return cx.refusal(Error::NotFound, format!("no console {name:?}")).into(),
+            }
+        }
+        let active = self.devices.get(self.active_console).map_or_else(String::new, |d| d.name.clone());
+        Answer::Reply(Active { name: active })
     }
 
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {

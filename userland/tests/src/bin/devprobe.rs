@@ -14,6 +14,11 @@
 //!   exit 0, 100 + the error code if `share` was refused, else the number of the failed check.
 //! - `dev-shared-keep NAME BYTES`: the same, but exit without closing the session or freeing
 //!   the buffer (its container's end must return the memory).
+//! - `dev-console-write NAME TEXT`: clear console NAME and write TEXT at its top left; check
+//!   that switching consoles is refused here (`AccessDenied`: only the root switches); exit 0,
+//!   else the number of the failed check.
+//! - `dev-console-read NAME`: read console NAME until a newline (30 s at most per read); exit 0
+//!   if the line was `ok`, else the number of the failed check.
 //! - `dev-hammer`: write self-checking 4 KiB groups over blocks `HAMMER_FIRST..+HAMMER_BLOCKS`
 //!   of `blk0` until a write fails (the test kills the server), then reconnect (the server is
 //!   restarted), check that every block is whole (never written, or exactly one round's
@@ -139,6 +144,38 @@ fn shared(name: &str, bytes: &str, close: bool) -> i32 {
     0
 }
 
+fn console_write(name: &str, text: &str) -> i32 {
+    let Ok(devices) = Devices::connect() else { return 1 };
+    let Ok(console) = devices.open(name, Rights::READ_WRITE) else { return 2 };
+    let screen = alloc::format!("\x1b[2J\x1b[H{text}");
+    if console.write(screen.as_bytes()) != Ok(screen.len() as u64) {
+        return 3;
+    }
+    if devices.client().console("").map_err(|r| r.error).err() != Some(Error::AccessDenied) {
+        return 4;
+    }
+    if console.close().is_err() {
+        return 5;
+    }
+    0
+}
+
+fn console_read(name: &str) -> i32 {
+    let Ok(devices) = Devices::connect() else { return 1 };
+    let Ok(console) = devices.open(name, Rights::READ) else { return 2 };
+    let mut line = Vec::new();
+    while !line.ends_with(b"\n") {
+        match devices.client().read(console.handle, 64, 30_000_000_000) {
+            Ok(data) => line.extend(data.data),
+            Err(_) => return 3,
+        }
+    }
+    if line != b"ok\n" {
+        return 4;
+    }
+    0
+}
+
 /// Where `dev-hammer` writes: 512 blocks from block 8192.
 const HAMMER_FIRST: u64 = 8192;
 const HAMMER_BLOCKS: u64 = 512;
@@ -250,6 +287,8 @@ fn main() -> i32 {
         "dev-shared" => shared(arg(2), arg(3), true),
         "dev-shared-keep" => shared(arg(2), arg(3), false),
         "dev-hammer" => hammer(),
+        "dev-console-write" => console_write(arg(2), arg(3)),
+        "dev-console-read" => console_read(arg(2)),
         _ => 2,
     }
 }

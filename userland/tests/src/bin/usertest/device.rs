@@ -30,9 +30,11 @@ pub const TESTS: &[crate::Test] = &[
     ("device::shared_buffers_move_a_megabyte_in_place", shared_buffers_move_a_megabyte_in_place),
     ("device::shared_buffers_are_the_client_containers_memory", shared_buffers_are_the_client_containers_memory),
     ("device::clock_tells_the_machines_utc_time", clock_tells_the_machines_utc_time),
+    ("device::console0_shows_the_kernel_log", console0_shows_the_kernel_log),
     ("device::keyboard_types_with_shift", keyboard_types_with_shift),
     ("device::console_draws_text_the_screen_shows", console_draws_text_the_screen_shows),
     ("device::serial_port_talks_both_ways", serial_port_talks_both_ways),
+    ("device::each_container_has_its_own_console", each_container_has_its_own_console),
     // Last: it restarts the server.
     ("device::killed_mid_request_restarts_and_clients_recover", killed_mid_request_restarts_and_clients_recover),
 ];
@@ -483,10 +485,12 @@ fn clock_tells_the_machines_utc_time() -> TestResult {
     Ok(())
 }
 
-/// Reads `kbd0` until `want.len()` bytes came or 30 s passed.
-fn read_keys(want: usize) -> Result<Vec<u8>, String> {
+/// Holds `kbd0` (so keys come to it, not to the active console), prints `request` for the
+/// harness, and reads `want` bytes of keys (30 s at most for each read).
+fn keys_after(request: &str, want: usize) -> Result<Vec<u8>, String> {
     let (devices, _) = connect()?;
     let kbd = devices.open("kbd0", Rights::READ).map_err(e("open kbd0"))?;
+    vessel_rt::println!("{request}");
     let mut got = Vec::new();
     let result = (|| {
         while got.len() < want {
@@ -499,6 +503,13 @@ fn read_keys(want: usize) -> Result<Vec<u8>, String> {
     result.map(|()| got)
 }
 
+/// Asks the harness to check the screen for `tag`; returns once it has (it presses Return).
+fn screen_checked(tag: &str) -> TestResult {
+    let ack = keys_after(&alloc::format!("HARNESS screendump {tag}"), 1)?;
+    check!(ack == b"\n", "the harness's acknowledgement of {tag}: {ack:?}");
+    Ok(())
+}
+
 /// The harness watches the serial log for `HARNESS sendkey KEY...` and presses those keys
 /// through the QEMU monitor.
 fn keyboard_types_with_shift() -> TestResult {
@@ -509,8 +520,7 @@ fn keyboard_types_with_shift() -> TestResult {
     let short = devices.client().read(kbd.handle, 8, 1_000_000).map(|d| d.data).map_err(|r| r.error);
     check!(short == Err(Error::TimedOut), "a read that waits 1 ms: {short:?}");
     kbd.close().map_err(e("close"))?;
-    vessel_rt::println!("HARNESS sendkey shift-h i shift-1 spc ctrl-c ret");
-    let keys = read_keys(6)?;
+    let keys = keys_after("HARNESS sendkey shift-h i shift-1 spc ctrl-c ret", 6)?;
     check!(keys == b"Hi! \x03\n", "typed {keys:?}");
     Ok(())
 }
@@ -526,9 +536,7 @@ fn console_draws_text_the_screen_shows() -> TestResult {
     let console = devices.open("console0", Rights::WRITE).map_err(e("open console0"))?;
     let written = console.write(alloc::format!("\x1b[2J\x1b[H{SCREEN_TEXT}").as_bytes()).map_err(e("write"))?;
     check!(written == SCREEN_TEXT.len() as u64 + 7, "console0 took {written} bytes");
-    vessel_rt::println!("HARNESS screendump console0-text");
-    let ack = read_keys(1)?;
-    check!(ack == b"\n", "the harness's acknowledgement: {ack:?}");
+    screen_checked("console0-text")?;
     console.close().map_err(e("close"))?;
     Ok(())
 }
@@ -541,6 +549,15 @@ fn serial_port_talks_both_ways() -> TestResult {
     let (devices, _) = connect()?;
     let serial = devices.open("serial0", Rights::READ_WRITE).map_err(e("open serial0"))?;
     let result = (|| {
+        // The firmware may have printed on COM2 at boot (OVMF sends terminal controls there),
+        // and the far end answers that along with our first line: a sync line ends whatever
+        // came before, and its echo is where the test starts.
+        serial.write(b"sync\n").map_err(e("write serial0"))?;
+        let mut before = Vec::new();
+        while !before.ends_with(b"sync\n") {
+            let data = devices.client().read(serial.handle, 4096, 30_000_000_000).map_err(e("read serial0"))?;
+            before.extend(data.data);
+        }
         for round in 0..4 {
             let mut expected = Vec::new();
             for i in 0..50 {
@@ -568,4 +585,62 @@ fn serial_port_talks_both_ways() -> TestResult {
     })();
     serial.close().map_err(e("close"))?;
     result
+}
+
+/// What a child container's probe writes on its own console (the harness knows it too).
+const CHILD_SCREEN_TEXT: &str = "Vessel console1: a child";
+
+/// A console plugged into a child: its text shows only when it is the active console (Alt+F2
+/// switches to it), keys typed then reach the child's reader, the root switches back and
+/// console0's text is redrawn; only the root switches, and a destroyed child's console goes.
+fn each_container_has_its_own_console() -> TestResult {
+    let (devices, proc) = connect()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let active = || devices.client().console("").map(|a| a.name).map_err(e("console"));
+    let result = (|| {
+        let name = devices.plug(child, "console").map_err(e("plug console"))?;
+        check!(name == "console1", "the first plugged console is {name}");
+        check!(active()? == "console0", "the screen shows {} before any switch", active()?);
+        let wrote = probe(proc, child, &["dev-console-write", &name, CHILD_SCREEN_TEXT], &[])?;
+        check!(wrote == Ending::Code(0), "the child writing its console: {wrote:?}");
+        vessel_rt::println!("HARNESS sendkey alt-f2");
+        let mut waited = 0;
+        while active()? != name && waited < 10_000 {
+            vessel_rt::time::sleep_ms(20);
+            waited += 20;
+        }
+        check!(active()? == name, "Alt+F2 did not switch to {name}: {} shows", active()?);
+        screen_checked("console1-text")?;
+        // Keys typed now go to the child's console (nobody holds kbd0).
+        let (reader, _) = proc.spawn(child, "bin/devprobe", &["dev-console-read", &name], &[]).map_err(e("spawn"))?;
+        vessel_rt::println!("HARNESS sendkey o k ret");
+        let read = proc.wait_timeout(child, reader, 40_000_000_000).map_err(e("wait reader"))?;
+        check!(read == Ending::Code(0), "the child reading \"ok\" from its console: {read:?}");
+        check!(devices.client().console("console0").map(|a| a.name).map_err(e("switch"))? == "console0", "switch back");
+        screen_checked("console0-again")?;
+        let missing = devices.client().console("console9").map_err(|r| r.error);
+        check!(missing.err() == Some(Error::NotFound), "switching to a console that does not exist");
+        let null = devices.plug(0, "null").map_err(e("plug null"))?;
+        let not_console = devices.client().console(&null).map_err(|r| r.error);
+        check!(not_console.err() == Some(Error::NotFound), "switching to {null}, not a console");
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result?;
+    let gone = devices.client().console("console1").map_err(|r| r.error);
+    check!(gone.as_ref().err() == Some(&Error::NotFound), "the destroyed child's console still shows: {gone:?}");
+    Ok(())
+}
+
+/// A line printed through the kernel's log; console 0 must show it (the harness looks for it).
+const LOG_LINE: &str = "Vessel: this line reached the screen through the kernel log";
+
+/// Console 0 shows the kernel's output: `device` follows it (`LogRead` on the notification
+/// `LogBind` signals) and draws it. The server draws within a tick or two; a second is margin.
+fn console0_shows_the_kernel_log() -> TestResult {
+    let (devices, _) = connect()?;
+    check!(devices.client().console("").map(|a| a.name).map_err(e("console"))? == "console0", "console0 shows");
+    vessel_rt::println!("{LOG_LINE}");
+    vessel_rt::time::sleep_ms(1000);
+    screen_checked("log-line")
 }
