@@ -1,11 +1,13 @@
 //! Platform discovery from the firmware's ACPI tables (through the `acpi` crate): CPUs and
-//! interrupt controllers from the MADT, and the HPET if there is one.
+//! interrupt controllers from the MADT, the HPET if there is one, and PCI's memory-mapped
+//! configuration space from the MCFG if there is one.
 //!
 //! The tables are reached through `mem::acpi`. They are firmware input: a missing or corrupt
 //! table is logged and the kernel continues with what it found.
 
 use acpi::HpetInfo;
 use acpi::madt::{Madt, MadtEntry};
+use acpi::mcfg::Mcfg;
 use spin::Once;
 
 use crate::mem::acpi::{Rsdp, tables as acpi_tables};
@@ -23,6 +25,9 @@ pub struct Platform {
     pub local_apic_addr: u64,
     /// Physical address of the HPET registers, if present.
     pub hpet_addr: Option<u64>,
+    /// PCI segment 0's memory-mapped configuration space (ECAM) from the MCFG, if present:
+    /// (physical address of its first bus, first bus, last bus).
+    pub ecam: Option<(u64, u8, u8)>,
     /// ISA IRQ → (global system interrupt, MPS flags) from the MADT's source overrides; an
     /// entry with gsi 0xffff_ffff means "identity, ISA defaults" (edge, active high).
     pub isa_overrides: [(u32, u16); 16],
@@ -47,6 +52,7 @@ impl Default for Platform {
             io_apic_addr: None,
             local_apic_addr: 0,
             hpet_addr: None,
+            ecam: None,
             isa_overrides: [(u32::MAX, 0); 16],
         }
     }
@@ -55,7 +61,6 @@ impl Default for Platform {
 static PLATFORM: Once<Platform> = Once::new();
 
 /// The platform found at boot (defaults if ACPI was unusable).
-#[allow(dead_code)] // read by the test suite and, later, the device server hand-off
 pub fn get() -> Platform {
     PLATFORM.get().copied().unwrap_or_default()
 }
@@ -100,6 +105,17 @@ pub fn init(rsdp: Option<Rsdp>) {
         Err(e) => log::warn!("acpi: no MADT ({e:?})"),
     }
     platform.hpet_addr = HpetInfo::new(&tables).ok().map(|h| h.base_address as u64);
+    platform.ecam = tables.find_table::<Mcfg>().ok().and_then(|mcfg| {
+        let table = mcfg.get();
+        table
+            .entries()
+            .iter()
+            .find(|e| e.pci_segment_group == 0 && e.bus_number_start <= e.bus_number_end)
+            .map(|e| (e.base_address, e.bus_number_start, e.bus_number_end))
+    });
+    if let Some((base, first, last)) = platform.ecam {
+        log::info!("acpi: PCI configuration space (ECAM) at {base:#x}, buses {first}-{last}");
+    }
     log::info!(
         "acpi: {} CPU(s), {} I/O APIC(s){}, local APIC {:#x}, HPET {}",
         platform.cpus,

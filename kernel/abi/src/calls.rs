@@ -174,6 +174,10 @@ syscalls! {
     /// `(platform, notification, bits)`: signal `bits` on `notification` when the kernel prints
     /// (on the timer tick after); bits 0 stops. At most 4 notifications are bound at once.
     58 LogBind(platform, notification, bits) "platform, notification, bits (0: stop)" -> "0", [MissingRights, WrongObject, TableFull] "MissingRights (MANAGE, SEND), WrongObject, TableFull (4 bound already)";
+    /// `(platform, info)`: PCI segment 0's memory-mapped configuration space (ECAM) as the
+    /// firmware's MCFG table describes it: fills `*info`, returns an MMIO capability to it
+    /// (1 MiB per bus). `NotFound` on machines without one (then the ports 0xCF8/0xCFC).
+    59 PlatformEcam(platform, info) "platform, `*mut EcamInfo`" -> "handle (all rights)", [MissingRights, WrongObject, NotFound, TableFull] "MissingRights (MANAGE), WrongObject, NotFound (no MCFG), TableFull";
 }
 
 errors! {

@@ -232,6 +232,18 @@ pub struct KernelStats {
     pub idle_ns: u64,
 }
 
+/// Output of `PlatformEcam`: where PCI's memory-mapped configuration space is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EcamInfo {
+    /// Physical address of the first bus's space (4 KiB per function, 1 MiB per bus).
+    pub address: u64,
+    /// The first bus it covers.
+    pub first_bus: u64,
+    /// The last bus it covers.
+    pub last_bus: u64,
+}
+
 /// Output of `LogRead`: which bytes of the kernel's output it copied.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

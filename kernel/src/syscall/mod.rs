@@ -306,6 +306,12 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             }
             usermem::write(a.chunk, &chunk).map(|()| count as u64)
         }
+        Syscall::PlatformEcam => {
+            let a = decode!(PlatformEcam);
+            usermem::write(a.info, &vessel_abi::EcamInfo::default())?;
+            let (handle, info) = task::platform_ecam(a.platform)?;
+            usermem::write(a.info, &info).map(|()| handle)
+        }
         Syscall::LogBind => {
             let a = decode!(LogBind);
             task::log_bind(a.platform, a.notification, a.bits)

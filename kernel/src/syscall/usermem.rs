@@ -35,6 +35,8 @@ unsafe impl Pod for ContainerInfo {}
 unsafe impl Pod for vessel_abi::FramebufferInfo {}
 // SAFETY: two u64 fields, no padding.
 unsafe impl Pod for vessel_abi::LogChunk {}
+// SAFETY: three u64 fields, no padding.
+unsafe impl Pod for vessel_abi::EcamInfo {}
 
 /// A checked user address range.
 #[derive(Clone, Copy, Debug)]

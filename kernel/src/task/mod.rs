@@ -56,7 +56,8 @@ pub use memory::{dma_address, memory_create, memory_map};
 pub use msi::{msi_message, on_msi};
 pub use notification::{notification_create, signal, wait_notification};
 pub use platform::{
-    dma_create, framebuffer_take, log_bind, log_read, msi_allocate, platform_irq, platform_mmio, platform_ports,
+    dma_create, framebuffer_take, log_bind, log_read, msi_allocate, platform_ecam, platform_irq, platform_mmio,
+    platform_ports,
 };
 pub use process::{kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, stats, user_fault, wait};
 pub use reply::{reply_send, reply_take};

@@ -131,3 +131,15 @@ pub fn log_bind(value: u64, notification: u64, bits: u64) -> Result<u64, Error> 
     })
     .unwrap_or(Err(Error::NoSuchProcess))
 }
+
+/// `PlatformEcam`: an MMIO capability to PCI segment 0's ECAM, and where it is.
+pub fn platform_ecam(value: u64) -> Result<(u64, vessel_abi::EcamInfo), Error> {
+    with_tasks(|t| {
+        platform(t, value)?;
+        let (address, first, last) = crate::platform::get().ecam.ok_or(Error::NotFound)?;
+        let length = (u64::from(last) - u64::from(first) + 1) << 20;
+        let info = vessel_abi::EcamInfo { address, first_bus: u64::from(first), last_bus: u64::from(last) };
+        create(t, ObjectRef::Mmio(address, length)).map(|handle| (handle, info))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}

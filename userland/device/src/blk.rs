@@ -19,7 +19,7 @@ use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 
 use crate::hal::VesselHal;
-use crate::pci::{self, Function, PortCam};
+use crate::pci::{self, Cam, Function};
 
 /// Requests with the device at once (each takes three of the queue's 16 descriptors).
 const MAX_IN_FLIGHT: usize = 4;
@@ -98,14 +98,14 @@ impl Blk {
     /// Drives the virtio-blk function `function`, its interrupt delivered as `bits` on
     /// `events`.
     pub fn new(
-        root: &mut PciRoot<PortCam>,
+        root: &mut PciRoot<Cam>,
         function: &Function,
         platform: Platform,
         events: Notification,
         bits: u64,
     ) -> Result<Blk, Error> {
         pci::enable(root, function.at);
-        let transport = PciTransport::new::<VesselHal, PortCam>(root, function.at).map_err(|_| Error::DeviceError)?;
+        let transport = PciTransport::new::<VesselHal, Cam>(root, function.at).map_err(|_| Error::DeviceError)?;
         let mut dev = VirtIOBlk::<VesselHal, _>::new(transport).map_err(|_| Error::DeviceError)?;
         let msi = platform.msi()?;
         msi.bind(events, bits)?;

@@ -67,7 +67,10 @@ fn main() -> i32 {
     };
     hal::init(platform);
     let mut root = match pci::root(platform) {
-        Ok(root) => root,
+        Ok((root, how)) => {
+            println!("device: PCI configuration through {how}");
+            root
+        }
         Err(e) => {
             println!("device: no PCI configuration access: {e}");
             return 1;

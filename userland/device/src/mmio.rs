@@ -1,4 +1,4 @@
-//! Volatile access to mapped device registers (MSI-X tables).
+//! Volatile access to mapped device registers (MSI-X tables, virtio configuration, ECAM).
 
 /// Writes a 32-bit register at `address`, a mapping made by `hal::map_mmio`.
 pub fn write32(address: u64, value: u32) {
@@ -17,4 +17,11 @@ pub fn write16(address: u64, value: u16) {
 pub fn read16(address: u64) -> u16 {
     // SAFETY: as in `write16`.
     unsafe { core::ptr::read_volatile(address as usize as *const u16) }
+}
+
+/// Reads a 32-bit register at `address` (a 4-byte aligned field of a register mapping: ECAM).
+pub fn read32(address: u64) -> u32 {
+    // SAFETY: as in `write32`; ECAM addresses come from `pci::Ecam::address`, inside the mapping
+    // `PlatformEcam` gave and 4-byte aligned.
+    unsafe { core::ptr::read_volatile(address as usize as *const u32) }
 }

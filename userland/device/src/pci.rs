@@ -1,6 +1,7 @@
-//! PCI: configuration access through ports 0xCF8/0xCFC, enumeration of every bus reachable
-//! through bridges, BAR sizes, capabilities, bus mastering for the devices a driver owns, and
-//! MSI-X set-up.
+//! PCI: configuration access through the memory-mapped configuration space (ECAM) where the
+//! firmware's MCFG describes one (q35), else through ports 0xCF8/0xCFC (pc); enumeration of
+//! every bus reachable through bridges, BAR sizes, capabilities, bus mastering for the devices a
+//! driver owns, and MSI-X set-up.
 //!
 //! Invariants: only this module touches configuration space; bus mastering is enabled only by
 //! `enable`, which the drivers call for the functions they own (every other function keeps what
@@ -8,7 +9,7 @@
 
 use alloc::vec::Vec;
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use vessel_rt::abi::Error;
 use vessel_rt::ipc::{Cap, IoPorts};
 use vessel_rt::platform::Platform;
@@ -59,6 +60,62 @@ impl ConfigurationAccess for PortCam {
     }
 }
 
+/// Configuration space through ECAM, mapped here: 4 KiB per function, 1 MiB per bus from
+/// `first_bus` to `last_bus`.
+#[derive(Clone, Copy)]
+pub struct Ecam {
+    base: u64,
+    first_bus: u8,
+    last_bus: u8,
+}
+
+impl Ecam {
+    /// The address of `offset` in `f`'s space, if `f`'s bus is covered.
+    fn address(&self, f: DeviceFunction, offset: u8) -> Option<u64> {
+        (self.first_bus..=self.last_bus).contains(&f.bus).then(|| {
+            self.base
+                + (u64::from(f.bus - self.first_bus) << 20
+                    | u64::from(f.device) << 15
+                    | u64::from(f.function) << 12
+                    | u64::from(offset & 0xfc))
+        })
+    }
+}
+
+/// The server's configuration access: ECAM or the port pair.
+#[derive(Clone, Copy)]
+pub enum Cam {
+    /// Memory-mapped.
+    Ecam(Ecam),
+    /// Ports 0xCF8/0xCFC.
+    Ports(PortCam),
+}
+
+impl ConfigurationAccess for Cam {
+    fn read_word(&self, f: DeviceFunction, offset: u8) -> u32 {
+        match self {
+            // A bus outside the space reads as absent, as the port pair answers for one.
+            Cam::Ecam(e) => e.address(f, offset).map_or(u32::MAX, crate::mmio::read32),
+            Cam::Ports(p) => p.read_word(f, offset),
+        }
+    }
+
+    fn write_word(&mut self, f: DeviceFunction, offset: u8, data: u32) {
+        match self {
+            Cam::Ecam(e) => {
+                if let Some(at) = e.address(f, offset) {
+                    crate::mmio::write32(at, data);
+                }
+            }
+            Cam::Ports(p) => p.write_word(f, offset, data),
+        }
+    }
+
+    unsafe fn unsafe_clone(&self) -> Self {
+        *self
+    }
+}
+
 /// One PCI function as enumeration found it.
 #[derive(Clone, Debug)]
 pub struct Function {
@@ -75,7 +132,7 @@ pub struct Function {
 }
 
 /// Every function on every bus reachable from bus 0.
-pub fn enumerate(root: &mut PciRoot<PortCam>) -> Vec<Function> {
+pub fn enumerate(root: &mut PciRoot<Cam>) -> Vec<Function> {
     let mut found = Vec::new();
     let mut buses = alloc::vec![0u8];
     let mut seen = [false; 256];
@@ -106,33 +163,53 @@ pub fn enumerate(root: &mut PciRoot<PortCam>) -> Vec<Function> {
     found
 }
 
-fn root_read(_root: &PciRoot<PortCam>, at: DeviceFunction, offset: u8) -> u32 {
+fn root_read(_root: &PciRoot<Cam>, at: DeviceFunction, offset: u8) -> u32 {
     cam().read_word(at, offset)
 }
 
-/// The ports handle of the server's one configuration access (set by `root`).
+/// The server's one configuration access, set once by `root`: the ECAM mapping (0: none) and
+/// its buses (first | last << 8), else the ports capability. Both kinds hold no state between
+/// accesses, so a copy made from these is as good as the original.
+static ECAM_BASE: AtomicU64 = AtomicU64::new(0);
+static ECAM_BUSES: AtomicU32 = AtomicU32::new(0);
 static CAM_PORTS: AtomicU32 = AtomicU32::new(0);
 
-/// The configuration access (a copy: the port pair holds no state between accesses).
-pub fn cam() -> PortCam {
-    PortCam { ports: IoPorts(Cap(CAM_PORTS.load(Ordering::Relaxed))) }
+/// The configuration access.
+pub fn cam() -> Cam {
+    match ECAM_BASE.load(Ordering::Relaxed) {
+        0 => Cam::Ports(PortCam { ports: IoPorts(Cap(CAM_PORTS.load(Ordering::Relaxed))) }),
+        base => {
+            let buses = ECAM_BUSES.load(Ordering::Relaxed);
+            Cam::Ecam(Ecam { base, first_bus: buses as u8, last_bus: (buses >> 8) as u8 })
+        }
+    }
 }
 
-/// Sets up configuration access; returns the root to enumerate with.
-pub fn root(platform: Platform) -> Result<PciRoot<PortCam>, Error> {
-    let cam = PortCam::new(platform)?;
-    CAM_PORTS.store(cam.ports.0.0, Ordering::Relaxed);
-    Ok(PciRoot::new(cam))
+/// Sets up configuration access (ECAM if the platform has it, else the ports); returns the
+/// root to enumerate with and says which it took.
+pub fn root(platform: Platform) -> Result<(PciRoot<Cam>, &'static str), Error> {
+    let how = match platform.ecam() {
+        Ok((mmio, info)) => {
+            ECAM_BUSES.store(info.first_bus as u32 | (info.last_bus as u32) << 8, Ordering::Relaxed);
+            ECAM_BASE.store(mmio.map()?, Ordering::Relaxed);
+            "ECAM"
+        }
+        Err(_) => {
+            CAM_PORTS.store(PortCam::new(platform)?.ports.0.0, Ordering::Relaxed);
+            "the configuration ports"
+        }
+    };
+    Ok((PciRoot::new(cam()), how))
 }
 
 /// Lets `at` decode its memory and I/O BARs and master the bus (a driver owns it now), with
 /// legacy INTx off (interrupts come as MSI-X).
-pub fn enable(root: &mut PciRoot<PortCam>, at: DeviceFunction) {
+pub fn enable(root: &mut PciRoot<Cam>, at: DeviceFunction) {
     root.set_command(at, Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER | Command::INTERRUPT_DISABLE);
 }
 
 /// Turns off bus mastering and decoding for `at` (a driver gave it up, or died).
-pub fn disable(root: &mut PciRoot<PortCam>, at: DeviceFunction) {
+pub fn disable(root: &mut PciRoot<Cam>, at: DeviceFunction) {
     root.set_command(at, Command::INTERRUPT_DISABLE);
 }
 

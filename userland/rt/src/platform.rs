@@ -102,6 +102,13 @@ impl Platform {
             .map(|_| ())
     }
 
+    /// PCI's memory-mapped configuration space (`NotFound` without an MCFG).
+    pub fn ecam(self) -> Result<(Mmio, vessel_abi::EcamInfo), Error> {
+        let mut info = vessel_abi::EcamInfo::default();
+        let handle = invoke(args::PlatformEcam { platform: u64::from(self.0.0), info: &raw mut info as u64 })?;
+        Ok((Mmio(Cap(handle as u32)), info))
+    }
+
     /// Takes the boot framebuffer from the kernel's console.
     pub fn framebuffer(self) -> Result<(Mmio, FramebufferInfo), Error> {
         let mut info = FramebufferInfo::default();

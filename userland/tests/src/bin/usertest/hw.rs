@@ -22,6 +22,7 @@ pub const TESTS: &[crate::Test] = &[
     ("hw::dma_memory_lent_to_a_child_is_charged_there", dma_memory_lent_to_a_child_is_charged_there),
     ("hw::msi_vectors_are_unique_and_recycled", msi_vectors_are_unique_and_recycled),
     ("hw::kernel_output_is_read_and_signalled", kernel_output_is_read_and_signalled),
+    ("hw::pci_configuration_space_where_the_mcfg_says", pci_configuration_space_where_the_mcfg_says),
 ];
 
 /// The platform capability init passed.
@@ -171,14 +172,7 @@ fn dma_memory_is_mapped_zeroed_and_freed() -> TestResult {
     dma.free();
     check!(p.dma(0).err() == Some(Error::InvalidArgument), "0 pages");
     check!(p.dma(1025).err() == Some(Error::InvalidArgument), "1025 pages");
-    let after = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?;
-    check!(
-        after.free_frames == before.free_frames,
-        "frames lost: {} before, {} after",
-        before.free_frames,
-        after.free_frames
-    );
-    Ok(())
+    frames_back(&before)
 }
 
 /// `DmaCreate` for another container: charged there, mappable by the maker, its physical
@@ -213,6 +207,11 @@ fn dma_memory_lent_to_a_child_is_charged_there() -> TestResult {
     check!(root_objects()? == objects_before + 2, "the destroyed child went while its memory was out");
     dma.free();
     check!(root_objects()? == objects_before, "the destroyed child stayed after its memory came back");
+    frames_back(&before)
+}
+
+/// Whether the free frames are what they were in `before`.
+fn frames_back(before: &vessel_rt::abi::KernelStats) -> TestResult {
     let after = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?;
     check!(
         after.free_frames == before.free_frames,
@@ -299,5 +298,40 @@ fn kernel_output_is_read_and_signalled() -> TestResult {
     check!(into_code == Err(Error::BadAddress), "a read into this program's code: {into_code:?}");
     check!(Platform(n.0).log_read(0, &mut buf).err() == Some(Error::WrongObject), "LogRead through a notification");
     n.0.delete().map_err(|e| format!("delete: {e}"))?;
+    Ok(())
+}
+
+/// q35 has an MCFG (ECAM at 0xb000_0000 for buses 0-255 in QEMU) and `PlatformEcam` maps it:
+/// the host bridge reads the same through it as through the port pair; pc has none
+/// (`NotFound`) and its host bridge is the i440FX.
+fn pci_configuration_space_where_the_mcfg_says() -> TestResult {
+    let p = platform()?;
+    let ports = p.ports(0xcf8, 0xcff).map_err(|e| format!("ports: {e}"))?;
+    // Vendor and device of 00:00.0, then its class dword, through the port pair.
+    let port_read = |offset: u32| {
+        ports.write(0xcf8, 4, 0x8000_0000 | offset).and_then(|()| ports.read(0xcfc, 4)).map_err(|e| format!("{e}"))
+    };
+    let (id, class) = (port_read(0)?, port_read(8)?);
+    match p.ecam() {
+        Ok((mmio, info)) => {
+            check!(id == 0x29c0_8086, "q35's host bridge through the ports: {id:#x}");
+            check!(info.address == 0xb000_0000 && info.first_bus == 0 && info.last_bus == 255, "{info:?}");
+            let base = mmio.map().map_err(|e| format!("map: {e}"))?;
+            // SAFETY: `MmioMap` mapped all 256 buses' configuration space here, uncached; these
+            // are the first and third aligned dwords of 00:00.0's space.
+            let (ecam_id, ecam_class) = unsafe {
+                (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32))
+            };
+            check!((ecam_id, ecam_class) == (id, class), "ECAM {ecam_id:#x} {ecam_class:#x}, ports {id:#x} {class:#x}");
+            // SAFETY: the mapping is this test's alone and nothing reads it any more.
+            let _ = unsafe { vessel_rt::sys::mem_unmap(base, 256 << 8) };
+            let _ = mmio.0.delete();
+        }
+        Err(Error::NotFound) => check!(id == 0x1237_8086, "no MCFG, and the host bridge is {id:#x}, not the i440FX"),
+        Err(e) => return Err(format!("PlatformEcam: {e}")),
+    }
+    let weak = Platform(ports.0);
+    check!(weak.ecam().err() == Some(Error::WrongObject), "PlatformEcam through a port capability");
+    let _ = ports.0.delete();
     Ok(())
 }
