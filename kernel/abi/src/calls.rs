@@ -178,6 +178,10 @@ syscalls! {
     /// firmware's MCFG table describes it: fills `*info`, returns an MMIO capability to it
     /// (1 MiB per bus). `NotFound` on machines without one (then the ports 0xCF8/0xCFC).
     59 PlatformEcam(platform, info) "platform, `*mut EcamInfo`" -> "handle (all rights)", [MissingRights, WrongObject, NotFound, TableFull] "MissingRights (MANAGE), WrongObject, NotFound (no MCFG), TableFull";
+    /// `(platform)`: no device can still write into released DMA memory (its driver reset or
+    /// stopped the devices that used it): its frames, kept from reuse since, go back to the
+    /// allocator. Returns how many frames.
+    60 DmaQuiesce(platform) "platform" -> "frames returned", [MissingRights, WrongObject] "MissingRights (MANAGE), WrongObject";
 }
 
 errors! {

@@ -230,6 +230,8 @@ pub struct KernelStats {
     /// Nanoseconds the CPU spent halted with nothing to run since boot: benchmarks subtract it
     /// to get the busy time of work that waits for a device.
     pub idle_ns: u64,
+    /// Frames of released DMA memory waiting for `DmaQuiesce` (not in `free_frames`).
+    pub dma_quarantined: u64,
 }
 
 /// Output of `PlatformEcam`: where PCI's memory-mapped configuration space is.

@@ -312,6 +312,7 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             let (handle, info) = task::platform_ecam(a.platform)?;
             usermem::write(a.info, &info).map(|()| handle)
         }
+        Syscall::DmaQuiesce => task::dma_quiesce(decode!(DmaQuiesce).platform),
         Syscall::LogBind => {
             let a = decode!(LogBind);
             task::log_bind(a.platform, a.notification, a.bits)

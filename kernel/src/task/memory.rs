@@ -8,6 +8,8 @@
 //! it (`caps > 0`) or it is mapped anywhere (`mappings > 0`, the number of entries naming it in
 //! processes' `mappings`). A process keeps a mapping only while it holds a capability to the
 //! object: when its last one goes, its mappings go too (touching the range afterwards faults).
+//! The frames of released DMA memory are not reused until the platform holder says no device
+//! can still write them (`DmaQuiesce`): a driver that dies leaves requests with its devices.
 
 use crate::arch::x86_64::percpu as cpu;
 use alloc::vec::Vec;
@@ -204,8 +206,14 @@ impl Tasks {
         {
             self.containers.uncharge(m.container, Resource::Pages, m.frames.len() as u64);
             self.containers.uncharge(m.container, Resource::Objects, 1);
-            for frame in m.frames {
-                let _ = frames::free(frame);
+            if m.dma {
+                // A device may still write there (its driver died with requests in flight):
+                // the frames wait until the platform holder says no device can (`DmaQuiesce`).
+                self.dma_quarantine.extend_from_slice(&m.frames);
+            } else {
+                for frame in m.frames {
+                    let _ = frames::free(frame);
+                }
             }
             // A destroyed container waits for memory lent to it (`DmaCreate`) to come back.
             if m.lender.is_some() && !self.dying.is_empty() {
@@ -248,4 +256,15 @@ impl Tasks {
             self.release_memory_if_unused(id);
         }
     }
+}
+
+/// `DmaQuiesce` (the platform capability is checked by the caller): the frames of released DMA
+/// memory go back to the allocator; returns how many.
+pub fn dma_quiesce() -> Result<u64, Error> {
+    let frames = with_tasks(|t| core::mem::take(&mut t.dma_quarantine)).ok_or(Error::NoSuchProcess)?;
+    let count = frames.len() as u64;
+    for frame in frames {
+        let _ = frames::free(frame);
+    }
+    Ok(count)
 }

@@ -56,8 +56,8 @@ pub use memory::{dma_address, memory_create, memory_map};
 pub use msi::{msi_message, on_msi};
 pub use notification::{notification_create, signal, wait_notification};
 pub use platform::{
-    dma_create, framebuffer_take, log_bind, log_read, msi_allocate, platform_ecam, platform_irq, platform_mmio,
-    platform_ports,
+    dma_create, dma_quiesce, framebuffer_take, log_bind, log_read, msi_allocate, platform_ecam, platform_irq,
+    platform_mmio, platform_ports,
 };
 pub use process::{kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, stats, user_fault, wait};
 pub use reply::{reply_send, reply_take};
@@ -160,6 +160,8 @@ struct Tasks {
     irq_bindings: [Option<(u64, u64)>; 16],
     /// The notifications and bits `LogBind` set: signalled on the tick after the kernel prints.
     log_bindings: [Option<(u64, u64)>; 4],
+    /// Frames of released DMA memory, kept from reuse until `DmaQuiesce`.
+    dma_quarantine: Vec<u64>,
     /// MSI vectors handed out, and where each is delivered.
     msi: msi::MsiVectors,
     /// The container tree and its quotas.
@@ -426,6 +428,7 @@ pub fn init(bootfs: &'static [u8]) {
         next_object: 0,
         irq_bindings: [None; 16],
         log_bindings: [None; 4],
+        dma_quarantine: Vec::new(),
         msi: msi::MsiVectors::new(),
         containers: Tree::new(root_id, container::ROOT_LIMITS),
         container_ids: ids,

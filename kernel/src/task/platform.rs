@@ -91,6 +91,12 @@ pub fn dma_create(value: u64, pages: u64, container: u64) -> Result<u64, Error> 
     super::memory::create_dma(pages, container)
 }
 
+/// `DmaQuiesce`.
+pub fn dma_quiesce(value: u64) -> Result<u64, Error> {
+    with_tasks(|t| platform(t, value)).unwrap_or(Err(Error::NoSuchProcess))?;
+    super::memory::dma_quiesce()
+}
+
 /// `MsiAllocate`.
 pub fn msi_allocate(value: u64) -> Result<u64, Error> {
     with_tasks(|t| platform(t, value)).unwrap_or(Err(Error::NoSuchProcess))?;

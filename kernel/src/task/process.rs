@@ -375,14 +375,17 @@ pub fn stats() -> KernelStats {
     reap_all();
     let (free_frames, total_frames) = frames::counts();
     let irqs_off = crate::arch::x86_64::percpu::longest_irqs_off();
-    let (processes, threads, objects, caps, ipc_general, timed_waits) = with_tasks(|t| {
+    let ((processes, threads, objects, caps), (ipc_general, timed_waits, dma_quarantined)) = with_tasks(|t| {
         // Containers other than the root count as objects too.
         let objects =
             t.endpoints.len() + t.notifications.len() + t.memories.len() + t.replies.len() + t.containers.len() - 1;
         let (processes, threads) = (t.processes.len() as u64, t.threads.len() as u64 - 1);
-        (processes, threads, objects as u64, t.caps.total() as u64, t.general_messages, t.timed_waits)
+        (
+            (processes, threads, objects as u64, t.caps.total() as u64),
+            (t.general_messages, t.timed_waits, t.dma_quarantine.len() as u64),
+        )
     })
-    .unwrap_or((0, 0, 0, 0, 0, 0));
+    .unwrap_or(((0, 0, 0, 0), (0, 0, 0)));
     KernelStats {
         free_frames,
         total_frames,
@@ -398,6 +401,7 @@ pub fn stats() -> KernelStats {
         irqs_off_longest_ns: crate::time::tsc_to_ns(irqs_off.0),
         irqs_off_longest_call: irqs_off.1,
         idle_ns: super::sched::IDLE_NS.load(core::sync::atomic::Ordering::Relaxed),
+        dma_quarantined,
     }
 }
 

@@ -89,6 +89,7 @@ impl State {
                 b.retired = true;
             }
         }
+        let before = self.buffers.len();
         self.buffers.retain(|b| {
             let done = b.retired && b.busy == 0;
             if done {
@@ -97,6 +98,10 @@ impl State {
             }
             !done
         });
+        // No request uses what was freed: the kernel may reuse its frames now.
+        if self.buffers.len() < before {
+            let _ = self.platform.dma_quiesce();
+        }
     }
 
     /// Hands a checked request to the disk behind device `index`; returns its tag.

@@ -114,6 +114,13 @@ fn main() -> i32 {
         }
         functions.push((f, driver));
     }
+    // Every device an earlier instance drove is reset now (or disabled): DMA memory it left
+    // behind can be reused.
+    match platform.dma_quiesce() {
+        Ok(0) => {}
+        Ok(frames) => println!("device: {frames} DMA frames of an earlier instance returned"),
+        Err(e) => println!("device: cannot return released DMA memory: {e}"),
+    }
     // The CMOS clock: every PC has one (`State` drives it; the registry names it).
     registry.add(Device {
         name: registry.next_name("rtc"),

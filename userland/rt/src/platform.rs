@@ -77,6 +77,12 @@ impl Platform {
         }
     }
 
+    /// Says no device can still write into released DMA memory (every device that used it was
+    /// reset or stopped): its frames go back to the kernel's allocator. Returns how many.
+    pub fn dma_quiesce(self) -> Result<u64, Error> {
+        invoke(args::DmaQuiesce { platform: u64::from(self.0.0) })
+    }
+
     /// A fresh MSI vector.
     pub fn msi(self) -> Result<Msi, Error> {
         invoke(args::MsiAllocate { platform: u64::from(self.0.0) }).map(|h| Msi(Cap(h as u32)))

@@ -447,6 +447,22 @@ fn killed_mid_request_restarts_and_clients_recover() -> TestResult {
     let (_, now) = proc.lookup("device").map_err(e("lookup"))?;
     check!(now == generation + 1, "device generation {generation} before, {now} after");
     check!(proc.service_pid("device").map_err(e("service pid"))? != server, "the same instance serves");
+    // The dead instance's DMA memory (queues, bounce buffers) was held back until the new one
+    // had reset the disk, and it says so in the kernel's log.
+    let platform = vessel_rt::platform::Platform::inherited().ok_or_else(|| String::from("no platform"))?;
+    let mut log = alloc::vec![0u8; 4096];
+    let mut text = String::new();
+    let mut from = 0;
+    while let Ok(chunk) = platform.log_read(from, &mut log) {
+        if chunk.next == chunk.first {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&log[..(chunk.next - chunk.first) as usize]));
+        from = chunk.next;
+    }
+    check!(text.contains("DMA frames of an earlier instance returned"), "no DMA memory came back after the restart");
+    let held = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?.dma_quarantined;
+    check!(held == 0, "{held} DMA frames still held back after the restart");
     // A new connection works as before.
     let (devices, _) = connect()?;
     let disk = open_disk(devices, Rights::READ)?;

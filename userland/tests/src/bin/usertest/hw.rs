@@ -170,6 +170,16 @@ fn dma_memory_is_mapped_zeroed_and_freed() -> TestResult {
     check!(vessel_rt::platform::dma_address(plain) == Err(Error::WrongObject), "DmaAddress of ordinary memory");
     let _ = plain.0.delete();
     dma.free();
+    // Released DMA frames wait until the platform holder says no device can write them.
+    let held = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?.dma_quarantined;
+    check!(held >= 8, "{held} DMA frames held back after the free");
+    let returned = p.dma_quiesce().map_err(|e| format!("quiesce: {e}"))?;
+    check!(returned >= 8, "DmaQuiesce returned {returned} frames");
+    let held = vessel_rt::sys::kernel_stats().map_err(|e| format!("stats: {e}"))?.dma_quarantined;
+    check!(held == 0, "{held} DMA frames still held back");
+    let other = Memory::create(1).map_err(|e| format!("memory: {e}"))?;
+    check!(Platform(other.0).dma_quiesce().err() == Some(Error::WrongObject), "DmaQuiesce through memory");
+    let _ = other.0.delete();
     check!(p.dma(0).err() == Some(Error::InvalidArgument), "0 pages");
     check!(p.dma(1025).err() == Some(Error::InvalidArgument), "1025 pages");
     frames_back(&before)
@@ -207,6 +217,7 @@ fn dma_memory_lent_to_a_child_is_charged_there() -> TestResult {
     check!(root_objects()? == objects_before + 2, "the destroyed child went while its memory was out");
     dma.free();
     check!(root_objects()? == objects_before, "the destroyed child stayed after its memory came back");
+    p.dma_quiesce().map_err(|e| format!("quiesce: {e}"))?;
     frames_back(&before)
 }
 
