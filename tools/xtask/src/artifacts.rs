@@ -87,6 +87,7 @@ pub const HOST_CRATES: &[&str] = &[
     "vessel-kv-protocol",
     "vessel-proc-protocol",
     "vessel-device-protocol",
+    "vessel-fat",
     "vessel-test-harness",
     "xtask",
 ];
@@ -99,6 +100,7 @@ const USER_CRATES: &[&str] = &[
     "vessel-init",
     "vessel-proc",
     "vessel-device",
+    "vessel-fat",
     "vessel-apps",
     "vessel-testprogs",
 ];
@@ -203,7 +205,7 @@ pub fn images_from(elf: &Path, builder: &Path, name: &str, ramdisk: &Path) -> Re
 
 /// What the shipped image runs.
 pub const SHIPPED: BootSpec<'static> = BootSpec {
-    init_conf: "bin/hello from init\nbin/ctr run bin/hello from a container , create , spawn $ bin/hello , list , info $ , destroy $\n",
+    init_conf: "bin/hello from init\nbin/lsdev\nbin/ctr run bin/hello from a container , create , spawn $ bin/hello , list , info $ , destroy $\n",
     boot_args: "",
 };
 

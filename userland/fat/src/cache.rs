@@ -1,0 +1,774 @@
+//! A write-back page cache that makes a [`Disk`] a byte stream.
+//!
+//! [`Cache`] owns the disk and at most `capacity` pages of [`PAGE_SIZE`] bytes. Page `p` mirrors
+//! bytes `p * PAGE_SIZE ..` of the disk (the last page may be shorter when the disk is not a
+//! whole number of pages). Invariants:
+//!
+//! - each slot tracks, per disk block, whether it holds that block's current contents (`valid`)
+//!   and whether it is newer than the disk (`dirty`); `dirty ⊆ valid`. A write that covers whole
+//!   blocks makes them valid without reading the disk; a write into part of a block that is not
+//!   valid reads the page first (read-modify-write), and so does a read of blocks not valid;
+//! - dirty blocks reach the disk only in [`Cache::sync`] (all of them, in ascending block order,
+//!   adjacent ones merged into one request, then [`Disk::flush`]) or when their page is evicted
+//!   to make room (clock algorithm: a page used since the hand last passed gets a second chance);
+//!   a failed write leaves its blocks dirty;
+//! - reads past the end of the disk return 0 bytes; a write that would reach past the end fails
+//!   with [`DiskError::OutOfRange`] and changes nothing;
+//! - [`Write::flush`] does nothing: only `sync` makes data durable.
+//!
+//! Every transfer to or from the disk is counted in [`CacheStats`].
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use hadris_fat::sync::{Error as IoError, IoResult, Read, Seek, SeekFrom, Write};
+
+use crate::disk::{Disk, DiskError, valid_block_size};
+
+/// Bytes per cache page.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Largest single disk request `sync` builds by merging adjacent dirty blocks.
+const MAX_WRITE_RUN: usize = 64 * PAGE_SIZE;
+
+/// What a [`Cache`] has done since it was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Page lookups served from memory.
+    pub hits: u64,
+    /// Page lookups that had to take a slot (and maybe read the disk).
+    pub misses: u64,
+    /// Pages dropped to make room (their dirty blocks written first).
+    pub evictions: u64,
+    /// [`Disk::read`] calls.
+    pub disk_reads: u64,
+    /// [`Disk::write`] calls.
+    pub disk_writes: u64,
+    /// Blocks read from the disk.
+    pub blocks_read: u64,
+    /// Blocks written to the disk.
+    pub blocks_written: u64,
+    /// [`Disk::flush`] calls.
+    pub flushes: u64,
+}
+
+/// One cached page.
+struct Slot {
+    /// The page held, or `None` for a slot being (re)filled.
+    page: Option<u64>,
+    data: Box<[u8]>,
+    /// Bit `b`: block `b` of the page holds current contents.
+    valid: u8,
+    /// Bit `b`: block `b` is newer than the disk. Always a subset of `valid`.
+    dirty: u8,
+    /// Used since the clock hand last passed.
+    referenced: bool,
+}
+
+/// A bounded write-back cache of 4 KiB pages over a [`Disk`], readable, writable and seekable
+/// as one byte stream (`hadris_io::sync::{Read, Write, Seek}`, all with [`DiskError`]).
+pub struct Cache<D: Disk> {
+    disk: D,
+    block_size: usize,
+    /// Disk blocks per page: 1, 2, 4 or 8.
+    blocks_per_page: usize,
+    blocks: u64,
+    /// Disk size in bytes.
+    len: u64,
+    capacity: usize,
+    slots: Vec<Slot>,
+    /// Page number to slot index, for every slot whose `page` is `Some`.
+    index: BTreeMap<u64, usize>,
+    hand: usize,
+    /// Stream position for the `Read`/`Write`/`Seek` implementations.
+    pos: u64,
+    stats: CacheStats,
+    /// Last error the stream implementations returned (hadris-fat keeps only its kind).
+    last_error: Option<DiskError>,
+    /// A write reached the disk since the last `Disk::flush`.
+    unflushed: bool,
+    /// Staging buffer for merged writes.
+    scratch: Vec<u8>,
+    /// Staging buffer for page fills (a page, allocated on first use).
+    fill_buf: Box<[u8]>,
+}
+
+impl<D: Disk> Cache<D> {
+    /// A cache of at most `capacity_pages` pages (at least one) over `disk`. Fails with
+    /// [`DiskError::Invalid`] if the disk's block size is not a power of two from 512 to 4096.
+    pub fn new(disk: D, capacity_pages: usize) -> Result<Self, DiskError> {
+        let block_size = disk.block_size();
+        if !valid_block_size(block_size) {
+            return Err(DiskError::Invalid);
+        }
+        let blocks = disk.blocks();
+        let len = blocks.checked_mul(block_size as u64).ok_or(DiskError::Invalid)?;
+        Ok(Self {
+            disk,
+            block_size,
+            blocks_per_page: PAGE_SIZE / block_size,
+            blocks,
+            len,
+            capacity: capacity_pages.max(1),
+            slots: Vec::new(),
+            index: BTreeMap::new(),
+            hand: 0,
+            pos: 0,
+            stats: CacheStats::default(),
+            last_error: None,
+            unflushed: false,
+            scratch: Vec::new(),
+            fill_buf: Box::default(),
+        })
+    }
+
+    /// Size of the disk in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the disk has no blocks.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Most pages held at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Counts of lookups and disk transfers so far.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// Pages holding data not yet on the disk.
+    pub fn dirty_pages(&self) -> usize {
+        self.slots.iter().filter(|s| s.dirty != 0).count()
+    }
+
+    /// The disk underneath (for inspection; writes to it would bypass the cache).
+    pub fn disk(&self) -> &D {
+        &self.disk
+    }
+
+    /// Syncs and gives the disk back.
+    pub fn into_disk(mut self) -> Result<D, DiskError> {
+        self.sync()?;
+        Ok(self.disk)
+    }
+
+    /// The last error the stream methods returned, taken (the FAT layer sees only its kind).
+    pub(crate) fn take_error(&mut self) -> Option<DiskError> {
+        self.last_error.take()
+    }
+
+    /// Forgets the recorded stream error.
+    pub(crate) fn clear_error(&mut self) {
+        self.last_error = None;
+    }
+
+    /// Copies up to `buf.len()` bytes from disk offset `offset`; fewer (maybe 0) at the end of
+    /// the disk.
+    pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, DiskError> {
+        if offset >= self.len {
+            return Ok(0);
+        }
+        let n = buf.len().min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
+        let mut done = 0;
+        while done < n {
+            let pos = offset + done as u64;
+            let page = pos / PAGE_SIZE as u64;
+            let in_page = (pos % PAGE_SIZE as u64) as usize;
+            let take = (PAGE_SIZE - in_page).min(n - done);
+            let slot = self.slot_for(page)?;
+            if self.slots[slot].valid & self.block_mask(in_page, take) != self.block_mask(in_page, take) {
+                self.fill(slot, page)?;
+            }
+            buf[done..done + take].copy_from_slice(&self.slots[slot].data[in_page..in_page + take]);
+            done += take;
+        }
+        Ok(n)
+    }
+
+    /// Writes all of `data` at disk offset `offset` into the cache (not yet to the disk). Fails
+    /// with [`DiskError::OutOfRange`], writing nothing, if it would reach past the end.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<usize, DiskError> {
+        let end = offset.checked_add(data.len() as u64).ok_or(DiskError::OutOfRange)?;
+        if end > self.len {
+            return Err(DiskError::OutOfRange);
+        }
+        let mut done = 0;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let page = pos / PAGE_SIZE as u64;
+            let in_page = (pos % PAGE_SIZE as u64) as usize;
+            let take = (PAGE_SIZE - in_page).min(data.len() - done);
+            let slot = self.slot_for(page)?;
+            let covered = self.block_mask(in_page, take);
+            // Blocks only partly overwritten must first hold what the disk has.
+            let whole = self.whole_block_mask(in_page, take);
+            if self.slots[slot].valid & (covered & !whole) != covered & !whole {
+                self.fill(slot, page)?;
+            }
+            let s = &mut self.slots[slot];
+            s.data[in_page..in_page + take].copy_from_slice(&data[done..done + take]);
+            s.valid |= covered;
+            s.dirty |= covered;
+            done += take;
+        }
+        Ok(data.len())
+    }
+
+    /// Writes every dirty block to the disk in ascending block order (adjacent blocks merged
+    /// into one request), then flushes the disk. On error the blocks not yet written stay dirty.
+    pub fn sync(&mut self) -> Result<(), DiskError> {
+        let mut dirty: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.dirty != 0)
+            .filter_map(|(i, s)| s.page.map(|p| (p, i)))
+            .collect();
+        dirty.sort_unstable();
+        let mut run = Run::default();
+        for (page, slot) in dirty {
+            let mut mask = self.slots[slot].dirty;
+            while mask != 0 {
+                let lo = mask.trailing_zeros() as usize;
+                let len = (!(mask >> lo)).trailing_zeros() as usize;
+                let bits = (((1u16 << len) - 1) << lo) as u8;
+                mask &= !bits;
+                let block = page * self.blocks_per_page as u64 + lo as u64;
+                let bytes = len * self.block_size;
+                if !run.extends(block, bytes) {
+                    self.write_run(&mut run)?;
+                }
+                if run.bytes == 0 {
+                    run.first_block = block;
+                }
+                let start = lo * self.block_size;
+                self.scratch.truncate(run.bytes);
+                self.scratch.extend_from_slice(&self.slots[slot].data[start..start + bytes]);
+                run.bytes += bytes;
+                run.blocks += len as u64;
+                run.parts.push((slot, bits));
+            }
+        }
+        self.write_run(&mut run)?;
+        if self.unflushed {
+            self.disk.flush()?;
+            self.stats.flushes += 1;
+            self.unflushed = false;
+        }
+        Ok(())
+    }
+
+    /// Writes a merged run staged in `scratch` and marks its blocks clean.
+    fn write_run(&mut self, run: &mut Run) -> Result<(), DiskError> {
+        if run.bytes == 0 {
+            return Ok(());
+        }
+        self.disk.write(run.first_block, &self.scratch[..run.bytes])?;
+        self.stats.disk_writes += 1;
+        self.stats.blocks_written += run.blocks;
+        self.unflushed = true;
+        for &(slot, bits) in &run.parts {
+            self.slots[slot].dirty &= !bits;
+        }
+        *run = Run::default();
+        self.scratch.clear();
+        Ok(())
+    }
+
+    /// Bits of the blocks touched by bytes `in_page .. in_page + len` of a page.
+    fn block_mask(&self, in_page: usize, len: usize) -> u8 {
+        if len == 0 {
+            return 0;
+        }
+        let first = in_page / self.block_size;
+        let last = (in_page + len - 1) / self.block_size;
+        bits(first, last + 1)
+    }
+
+    /// Bits of the blocks wholly covered by bytes `in_page .. in_page + len` of a page.
+    fn whole_block_mask(&self, in_page: usize, len: usize) -> u8 {
+        let first = in_page.div_ceil(self.block_size);
+        let end = (in_page + len) / self.block_size;
+        if end > first { bits(first, end) } else { 0 }
+    }
+
+    /// Blocks of `page` that exist on the disk.
+    fn page_blocks(&self, page: u64) -> usize {
+        let first = page * self.blocks_per_page as u64;
+        self.blocks.saturating_sub(first).min(self.blocks_per_page as u64) as usize
+    }
+
+    /// The slot holding `page`, taking one (evicting if full) on a miss. A new slot holds no
+    /// valid blocks.
+    fn slot_for(&mut self, page: u64) -> Result<usize, DiskError> {
+        if let Some(&slot) = self.index.get(&page) {
+            self.stats.hits += 1;
+            self.slots[slot].referenced = true;
+            return Ok(slot);
+        }
+        self.stats.misses += 1;
+        let slot = if self.slots.len() < self.capacity {
+            self.slots.push(Slot {
+                page: None,
+                data: vec![0; PAGE_SIZE].into_boxed_slice(),
+                valid: 0,
+                dirty: 0,
+                referenced: false,
+            });
+            self.slots.len() - 1
+        } else {
+            self.evict()?
+        };
+        let s = &mut self.slots[slot];
+        s.page = Some(page);
+        s.valid = 0;
+        s.dirty = 0;
+        s.referenced = true;
+        self.index.insert(page, slot);
+        Ok(slot)
+    }
+
+    /// Frees a slot by the clock algorithm, writing its dirty blocks first.
+    fn evict(&mut self) -> Result<usize, DiskError> {
+        // The first sweep clears every reference bit it passes, so the second finds a victim.
+        for _ in 0..2 * self.slots.len() {
+            let slot = self.hand;
+            self.hand = (self.hand + 1) % self.slots.len();
+            if self.slots[slot].referenced {
+                self.slots[slot].referenced = false;
+                continue;
+            }
+            self.write_back(slot)?;
+            if let Some(page) = self.slots[slot].page.take() {
+                self.index.remove(&page);
+            }
+            self.stats.evictions += 1;
+            return Ok(slot);
+        }
+        Err(DiskError::Invalid)
+    }
+
+    /// Writes a slot's dirty blocks (one request per run of adjacent ones).
+    fn write_back(&mut self, slot: usize) -> Result<(), DiskError> {
+        let Some(page) = self.slots[slot].page else {
+            return Ok(());
+        };
+        while self.slots[slot].dirty != 0 {
+            let mask = self.slots[slot].dirty;
+            let lo = mask.trailing_zeros() as usize;
+            let len = (!(mask >> lo)).trailing_zeros() as usize;
+            let start = lo * self.block_size;
+            let end = start + len * self.block_size;
+            let block = page * self.blocks_per_page as u64 + lo as u64;
+            self.disk.write(block, &self.slots[slot].data[start..end])?;
+            self.stats.disk_writes += 1;
+            self.stats.blocks_written += len as u64;
+            self.unflushed = true;
+            self.slots[slot].dirty &= !bits(lo, lo + len);
+        }
+        Ok(())
+    }
+
+    /// Reads the blocks of `page` the slot does not hold yet (one request spanning them), keeping
+    /// the blocks it does hold.
+    fn fill(&mut self, slot: usize, page: u64) -> Result<(), DiskError> {
+        let all = bits(0, self.page_blocks(page));
+        let missing = all & !self.slots[slot].valid;
+        if missing == 0 {
+            return Ok(());
+        }
+        let lo = missing.trailing_zeros() as usize;
+        let hi = 8 - missing.leading_zeros() as usize;
+        let bytes = (hi - lo) * self.block_size;
+        if self.fill_buf.is_empty() {
+            self.fill_buf = vec![0; PAGE_SIZE].into_boxed_slice();
+        }
+        let block = page * self.blocks_per_page as u64 + lo as u64;
+        self.disk.read(block, &mut self.fill_buf[..bytes])?;
+        self.stats.disk_reads += 1;
+        self.stats.blocks_read += (hi - lo) as u64;
+        let s = &mut self.slots[slot];
+        for b in lo..hi {
+            if missing & (1 << b) != 0 {
+                let src = (b - lo) * self.block_size;
+                let dst = b * self.block_size;
+                s.data[dst..dst + self.block_size].copy_from_slice(&self.fill_buf[src..src + self.block_size]);
+            }
+        }
+        s.valid |= missing;
+        Ok(())
+    }
+
+    /// Records a stream error for [`Cache::take_error`] and returns it in hadris-io's shape.
+    fn record(&mut self, error: DiskError) -> IoError<DiskError> {
+        self.last_error = Some(error);
+        IoError::from_source(error)
+    }
+}
+
+/// Bits `from .. to` of a block mask (`to` at most 8).
+fn bits(from: usize, to: usize) -> u8 {
+    (((1u16 << to) - 1) & !((1u16 << from) - 1)) as u8
+}
+
+/// Dirty blocks staged in `scratch` for one merged disk write.
+#[derive(Default)]
+struct Run {
+    first_block: u64,
+    blocks: u64,
+    bytes: usize,
+    /// Slot and block bits each piece came from, to mark clean once written.
+    parts: Vec<(usize, u8)>,
+}
+
+impl Run {
+    /// Whether `bytes` starting at `block` can be appended to this run.
+    fn extends(&self, block: u64, bytes: usize) -> bool {
+        self.bytes == 0 || (self.first_block + self.blocks == block && self.bytes + bytes <= MAX_WRITE_RUN)
+    }
+}
+
+impl<D: Disk> Cache<D> {
+    /// `Read::read` at stream position `pos`, which it advances.
+    pub(crate) fn stream_read(&mut self, pos: &mut u64, buf: &mut [u8]) -> IoResult<usize, DiskError> {
+        match self.read_at(*pos, buf) {
+            Ok(n) => {
+                *pos += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.record(e)),
+        }
+    }
+
+    /// `Write::write` at stream position `pos`, which it advances.
+    pub(crate) fn stream_write(&mut self, pos: &mut u64, buf: &[u8]) -> IoResult<usize, DiskError> {
+        match self.write_at(*pos, buf) {
+            Ok(n) => {
+                *pos += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.record(e)),
+        }
+    }
+
+    /// `Seek::seek` of stream position `pos`. Positions past the end are allowed (reads there
+    /// return 0 bytes, writes fail); before the start they are not.
+    pub(crate) fn stream_seek(&mut self, pos: &mut u64, to: SeekFrom) -> IoResult<u64, DiskError> {
+        match seek_target(*pos, self.len, to) {
+            Some(target) => {
+                *pos = target;
+                Ok(target)
+            }
+            None => Err(self.record(DiskError::Invalid)),
+        }
+    }
+}
+
+impl<D: Disk> Read for Cache<D> {
+    type Error = DiskError;
+
+    fn read(&mut self, buf: &mut [u8]) -> IoResult<usize, DiskError> {
+        let mut pos = self.pos;
+        let result = self.stream_read(&mut pos, buf);
+        self.pos = pos;
+        result
+    }
+}
+
+impl<D: Disk> Write for Cache<D> {
+    type Error = DiskError;
+
+    fn write(&mut self, buf: &[u8]) -> IoResult<usize, DiskError> {
+        let mut pos = self.pos;
+        let result = self.stream_write(&mut pos, buf);
+        self.pos = pos;
+        result
+    }
+
+    /// Does nothing: data reaches the disk only through [`Cache::sync`] or eviction.
+    fn flush(&mut self) -> IoResult<(), DiskError> {
+        Ok(())
+    }
+}
+
+impl<D: Disk> Seek for Cache<D> {
+    type Error = DiskError;
+
+    fn seek(&mut self, to: SeekFrom) -> IoResult<u64, DiskError> {
+        let mut pos = self.pos;
+        let result = self.stream_seek(&mut pos, to);
+        self.pos = pos;
+        result
+    }
+}
+
+/// Where a seek from `current` on a stream of `len` bytes lands, or `None` before 0 / overflow.
+fn seek_target(current: u64, len: u64, pos: SeekFrom) -> Option<u64> {
+    match pos {
+        SeekFrom::Start(n) => Some(n),
+        SeekFrom::End(delta) => len.checked_add_signed(delta),
+        SeekFrom::Current(delta) => current.checked_add_signed(delta),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::MemDisk;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// What the disk under test was asked to do.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Op {
+        Read(u64, usize),
+        Write(u64, usize),
+        Flush,
+    }
+
+    /// A disk that logs every request and can be told to fail writes.
+    struct LogDisk {
+        inner: MemDisk,
+        log: Rc<RefCell<Vec<Op>>>,
+        fail_writes: Rc<RefCell<bool>>,
+    }
+
+    impl Disk for LogDisk {
+        fn block_size(&self) -> usize {
+            self.inner.block_size()
+        }
+        fn blocks(&self) -> u64 {
+            self.inner.blocks()
+        }
+        fn read(&mut self, first: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+            self.log.borrow_mut().push(Op::Read(first, buf.len() / self.block_size()));
+            self.inner.read(first, buf)
+        }
+        fn write(&mut self, first: u64, data: &[u8]) -> Result<(), DiskError> {
+            if *self.fail_writes.borrow() {
+                return Err(DiskError::Device);
+            }
+            self.log.borrow_mut().push(Op::Write(first, data.len() / self.block_size()));
+            self.inner.write(first, data)
+        }
+        fn flush(&mut self) -> Result<(), DiskError> {
+            self.log.borrow_mut().push(Op::Flush);
+            Ok(())
+        }
+    }
+
+    struct Rig {
+        cache: Cache<LogDisk>,
+        log: Rc<RefCell<Vec<Op>>>,
+        fail_writes: Rc<RefCell<bool>>,
+    }
+
+    /// A cache of `pages` pages over a disk of `blocks` blocks whose byte `i` is `i % 251`.
+    fn rig(block_size: usize, blocks: u64, pages: usize) -> Rig {
+        let bytes = (0..blocks as usize * block_size).map(|i| (i % 251) as u8).collect();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let fail_writes = Rc::new(RefCell::new(false));
+        let disk = LogDisk {
+            inner: MemDisk::from_bytes(bytes, block_size).expect("disk"),
+            log: log.clone(),
+            fail_writes: fail_writes.clone(),
+        };
+        Rig { cache: Cache::new(disk, pages).expect("cache"), log, fail_writes }
+    }
+
+    fn pattern(offset: usize, len: usize) -> Vec<u8> {
+        (offset..offset + len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn read_past_end_returns_nothing_and_write_past_end_fails() {
+        let mut r = rig(512, 9, 4); // 4608 bytes: one full page and a 512-byte one
+        let mut buf = [0u8; 100];
+        assert_eq!(r.cache.read_at(4608, &mut buf), Ok(0));
+        assert_eq!(r.cache.read_at(u64::MAX, &mut buf), Ok(0));
+        assert_eq!(r.cache.read_at(4558, &mut buf), Ok(50));
+        assert_eq!(&buf[..50], &pattern(4558, 50)[..]);
+        assert_eq!(r.cache.write_at(4600, &[1; 9]), Err(DiskError::OutOfRange));
+        assert_eq!(r.cache.write_at(u64::MAX, &[1]), Err(DiskError::OutOfRange));
+        assert_eq!(r.cache.write_at(4600, &[1; 8]), Ok(8));
+        // Through the stream traits: a read at the end gives 0, a write past it an error.
+        r.cache.seek(SeekFrom::End(0)).expect("seek");
+        assert_eq!(Read::read(&mut r.cache, &mut buf).ok(), Some(0));
+        assert!(Write::write(&mut r.cache, &[1]).is_err());
+        assert_eq!(r.cache.take_error(), Some(DiskError::OutOfRange));
+        assert!(r.cache.seek(SeekFrom::Current(-1_000_000)).is_err());
+    }
+
+    #[test]
+    fn partial_page_write_reads_once_and_reaches_disk_only_on_sync() {
+        let mut r = rig(512, 64, 8);
+        r.cache.write_at(10, b"hello").expect("write");
+        // The partly written block had to be read: the page is read in one request.
+        assert_eq!(*r.log.borrow(), vec![Op::Read(0, 8)]);
+        let mut buf = [0u8; 20];
+        r.cache.read_at(5, &mut buf).expect("read");
+        assert_eq!(&buf[..5], &pattern(5, 5)[..]);
+        assert_eq!(&buf[5..10], b"hello");
+        assert_eq!(&buf[10..], &pattern(15, 10)[..]);
+        assert_eq!(r.cache.stats().disk_writes, 0);
+        assert_eq!(r.cache.dirty_pages(), 1);
+        r.cache.sync().expect("sync");
+        assert_eq!(*r.log.borrow(), vec![Op::Read(0, 8), Op::Write(0, 1), Op::Flush]);
+        assert_eq!(&r.cache.disk().inner.as_bytes()[10..15], b"hello");
+        // Nothing dirty: a second sync writes and flushes nothing.
+        r.cache.sync().expect("sync");
+        assert_eq!(r.log.borrow().len(), 3);
+    }
+
+    #[test]
+    fn whole_block_writes_need_no_read() {
+        let mut r = rig(512, 64, 8);
+        r.cache.write_at(512, &[9; 1024]).expect("write");
+        assert!(r.log.borrow().is_empty());
+        // Reading a block the page does not hold fills it without touching the written ones.
+        let mut buf = [0u8; 2048];
+        r.cache.read_at(0, &mut buf).expect("read");
+        assert_eq!(&buf[..512], &pattern(0, 512)[..]);
+        assert_eq!(&buf[512..1536], &[9; 1024][..]);
+        assert_eq!(&buf[1536..], &pattern(1536, 512)[..]);
+        assert_eq!(*r.log.borrow(), vec![Op::Read(0, 8)]);
+        let stats = r.cache.stats();
+        assert_eq!((stats.disk_reads, stats.blocks_read, stats.disk_writes), (1, 8, 0));
+    }
+
+    #[test]
+    fn sync_writes_in_ascending_order_merging_neighbours() {
+        let mut r = rig(512, 256, 64);
+        // Dirty pages 9, 2, 3 (fully) and two separate blocks of page 20, written out of order.
+        r.cache.write_at(9 * 4096, &[1; 4096]).expect("write");
+        r.cache.write_at(3 * 4096, &[3; 4096]).expect("write");
+        r.cache.write_at(2 * 4096, &[2; 4096]).expect("write");
+        r.cache.write_at(20 * 4096 + 3 * 512, &[4; 512]).expect("write");
+        r.cache.write_at(20 * 4096, &[5; 512]).expect("write");
+        assert!(r.log.borrow().is_empty());
+        r.cache.sync().expect("sync");
+        assert_eq!(
+            *r.log.borrow(),
+            vec![Op::Write(16, 16), Op::Write(72, 8), Op::Write(160, 1), Op::Write(163, 1), Op::Flush]
+        );
+        let disk = r.cache.disk().inner.as_bytes();
+        assert!(disk[2 * 4096..3 * 4096].iter().all(|&b| b == 2));
+        assert!(disk[3 * 4096..4 * 4096].iter().all(|&b| b == 3));
+        assert_eq!(disk[20 * 4096 + 512], pattern(20 * 4096 + 512, 1)[0]);
+    }
+
+    #[test]
+    fn eviction_writes_back_only_the_victims() {
+        let mut r = rig(512, 512, 2);
+        for page in 0..5u64 {
+            r.cache.write_at(page * 4096, &[page as u8 + 1; 4096]).expect("write");
+        }
+        // Two pages stay cached; the three evicted were written, nothing was flushed.
+        let stats = r.cache.stats();
+        assert_eq!(stats.evictions, 3);
+        assert_eq!(stats.disk_writes, 3);
+        assert_eq!(stats.flushes, 0);
+        assert_eq!(r.cache.dirty_pages(), 2);
+        assert!(!r.log.borrow().contains(&Op::Flush));
+        let mut buf = [0u8; 4096];
+        for page in 0..5u64 {
+            r.cache.read_at(page * 4096, &mut buf).expect("read");
+            assert!(buf.iter().all(|&b| b == page as u8 + 1), "page {page}");
+        }
+        r.cache.sync().expect("sync");
+        let disk = r.cache.disk().inner.as_bytes();
+        for page in 0..5usize {
+            assert!(disk[page * 4096..(page + 1) * 4096].iter().all(|&b| b == page as u8 + 1));
+        }
+    }
+
+    #[test]
+    fn failed_writes_keep_data_dirty() {
+        let mut r = rig(4096, 16, 4);
+        r.cache.write_at(100, b"abc").expect("write");
+        *r.fail_writes.borrow_mut() = true;
+        assert_eq!(r.cache.sync(), Err(DiskError::Device));
+        assert_eq!(r.cache.dirty_pages(), 1);
+        *r.fail_writes.borrow_mut() = false;
+        r.cache.sync().expect("sync");
+        assert_eq!(&r.cache.disk().inner.as_bytes()[100..103], b"abc");
+        // An eviction that cannot write back fails the access that needed the room.
+        let mut r = rig(4096, 16, 1);
+        r.cache.write_at(0, &[1; 10]).expect("write");
+        *r.fail_writes.borrow_mut() = true;
+        let mut buf = [0u8; 10];
+        assert_eq!(r.cache.read_at(8192, &mut buf), Err(DiskError::Device));
+        *r.fail_writes.borrow_mut() = false;
+        assert_eq!(r.cache.read_at(0, &mut buf), Ok(10));
+        assert_eq!(buf, [1; 10]);
+    }
+
+    /// Random reads, writes and syncs against a plain byte vector, with tiny caches, odd disk
+    /// sizes and every block size: the cache must always read what was written.
+    #[test]
+    fn matches_a_plain_buffer_under_random_access() {
+        let mut seed = 0x5EED_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for &(block_size, blocks, pages) in &[(512, 37, 1), (512, 100, 3), (1024, 21, 2), (2048, 9, 3), (4096, 7, 2)] {
+            let mut r = rig(block_size, blocks, pages);
+            let len = block_size * blocks as usize;
+            let mut model = pattern(0, len);
+            for _ in 0..3000 {
+                let offset = (next() % (len as u64 + 600)) as usize;
+                let size = (next() % 9000) as usize;
+                match next() % 8 {
+                    0..=3 => {
+                        let data: Vec<u8> = (0..size).map(|_| next() as u8).collect();
+                        let result = r.cache.write_at(offset as u64, &data);
+                        if offset + size <= len {
+                            assert_eq!(result, Ok(size));
+                            model[offset..offset + size].copy_from_slice(&data);
+                        } else {
+                            assert_eq!(result, Err(DiskError::OutOfRange));
+                        }
+                    }
+                    4..=6 => {
+                        let mut buf = vec![0u8; size];
+                        let n = r.cache.read_at(offset as u64, &mut buf).expect("read");
+                        let want = size.min(len.saturating_sub(offset));
+                        assert_eq!(n, want);
+                        if n > 0 {
+                            assert_eq!(&buf[..n], &model[offset..offset + n]);
+                        }
+                    }
+                    _ => r.cache.sync().expect("sync"),
+                }
+            }
+            r.cache.sync().expect("sync");
+            assert_eq!(r.cache.disk().inner.as_bytes(), &model[..]);
+            assert!(r.cache.stats().evictions > 0);
+        }
+    }
+
+    #[test]
+    fn stream_traits_follow_the_position() {
+        let mut r = rig(512, 16, 2);
+        r.cache.seek(SeekFrom::Start(1000)).expect("seek");
+        Write::write_all(&mut r.cache, b"0123456789").expect("write");
+        assert_eq!(r.cache.seek(SeekFrom::Current(-5)).ok(), Some(1005));
+        let mut buf = [0u8; 5];
+        Read::read_exact(&mut r.cache, &mut buf).expect("read");
+        assert_eq!(&buf, b"56789");
+        assert_eq!(r.cache.seek(SeekFrom::End(-8192)).ok(), Some(0));
+        Write::flush(&mut r.cache).expect("flush");
+        assert_eq!(r.cache.stats().disk_writes, 0, "flush must not write");
+    }
+}

@@ -1,0 +1,197 @@
+//! File contents: reading, writing at an offset, truncating.
+//!
+//! hadris-fat writes a file only from its start or its end (`FileWriter`), and its reader walks
+//! the cluster chain from the start on each seek, so bytes inside a file are moved here: the
+//! cluster holding an offset is found with hadris-fat's FAT decoder (`Fat::next_cluster`, which
+//! refuses cluster numbers outside the volume), resuming from the last position looked up, and
+//! the bytes are copied through the cache. Whatever needs new clusters (writing past the end,
+//! growing with `truncate`) goes through `FileWriter::new_append`, which allocates, links and
+//! updates the entry's size and time. Invariants:
+//!
+//! - a chain walk takes at most as many steps as the volume has clusters, so a looping chain is
+//!   reported as corrupt instead of spinning;
+//! - the chain hint (first cluster, index, cluster) is only trusted for the same first cluster,
+//!   and is forgotten by every operation that changes a chain (append, truncate, remove, rename);
+//! - before appending, the chain must end at the cluster holding the file's last byte: a longer
+//!   chain would make hadris-fat append after unrelated clusters, so that is refused as corrupt.
+//!
+//! A write that fails part-way (no space, disk error) may leave the bytes written in place so
+//! far; the entry's size changes only when the append completes.
+
+use hadris_fat::sync::write::FileWriter;
+use hadris_fat::sync::{FatVolumeWriteExt, FileEntry};
+
+use crate::disk::Disk;
+use crate::error::FsError;
+use crate::volume::{ChainHint, Volume};
+
+/// FAT stores sizes in 32 bits.
+pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
+
+/// Bytes of zeros written per call when a file grows past a gap.
+const ZERO_CHUNK: usize = 4096;
+
+/// A transfer between a file and memory.
+enum Transfer<'a> {
+    Read(&'a mut [u8]),
+    Write(&'a [u8]),
+}
+
+impl<D: Disk> Volume<D> {
+    /// Reads from the file `path` at `offset` into `buf`; returns the bytes read, 0 at or past
+    /// the end of the file.
+    pub fn read(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        self.begin();
+        let entry = self.file(path)?;
+        let size = entry.len();
+        if offset >= size || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = (size - offset).min(buf.len() as u64) as usize;
+        self.transfer(&entry, offset, Transfer::Read(&mut buf[..n]))?;
+        Ok(n)
+    }
+
+    /// Writes `data` into the file `path` at `offset`, growing it if it ends past the end (a
+    /// gap between the old end and `offset` reads as zeros); returns `data.len()`.
+    pub fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<usize, FsError> {
+        self.begin();
+        let entry = self.file(path)?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let end =
+            offset.checked_add(data.len() as u64).filter(|&end| end <= MAX_FILE_SIZE).ok_or(FsError::FileTooLarge)?;
+        let size = entry.len();
+        let in_place = if offset < size { (end.min(size) - offset) as usize } else { 0 };
+        let (inside, beyond) = data.split_at(in_place);
+        if !inside.is_empty() {
+            self.transfer(&entry, offset, Transfer::Write(inside))?;
+        }
+        if end <= size {
+            let now = self.fs.time_provider().now();
+            self.fs.set_times(&entry, Some(now), None, None).map_err(|e| self.fat_error(e))?;
+        } else {
+            self.append(&entry, offset.saturating_sub(size), beyond)?;
+        }
+        Ok(data.len())
+    }
+
+    /// Sets the size of the file `path`: cuts it (freeing clusters no longer needed) or grows it
+    /// with zeros.
+    pub fn truncate(&mut self, path: &str, len: u64) -> Result<(), FsError> {
+        self.begin();
+        let entry = self.file(path)?;
+        if len > MAX_FILE_SIZE {
+            return Err(FsError::FileTooLarge);
+        }
+        let size = entry.len();
+        self.chain_hint.set(None);
+        if len < size {
+            let len = usize::try_from(len).map_err(|_| FsError::FileTooLarge)?;
+            self.fs.truncate(&entry, len).map_err(|e| self.fat_error(e))
+        } else if len > size {
+            self.append(&entry, len - size, &[])
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The entry of the regular file `path`, its first cluster checked.
+    fn file(&self, path: &str) -> Result<FileEntry, FsError> {
+        match self.resolve(path)? {
+            Some((entry, _)) if !entry.is_directory() => {
+                self.check_chain_start(&entry)?;
+                Ok(entry)
+            }
+            _ => Err(FsError::IsADirectory),
+        }
+    }
+
+    /// Appends `zeros` zero bytes, then `data`, to the file.
+    fn append(&self, entry: &FileEntry, zeros: u64, data: &[u8]) -> Result<(), FsError> {
+        let size = entry.len();
+        if size > 0 {
+            let first = entry.cluster().0 as u64;
+            let last = self.cluster_at(first, (size - 1) / self.geometry.cluster_size as u64)?;
+            match self.fs.fat().next_cluster(&mut self.stream(), last as usize) {
+                Ok(None) => {}
+                Ok(Some(_)) => return Err(FsError::Corrupt("a file's cluster chain is longer than its size")),
+                Err(e) => return Err(self.fat_error(e)),
+            }
+        }
+        self.chain_hint.set(None);
+        let mut writer = FileWriter::new_append(&self.fs, entry).map_err(|e| self.fat_error(e))?;
+        let chunk = [0u8; ZERO_CHUNK];
+        let mut left = zeros;
+        while left > 0 {
+            let n = left.min(ZERO_CHUNK as u64) as usize;
+            writer.write(&chunk[..n]).map_err(|e| self.fat_error(e))?;
+            left -= n as u64;
+        }
+        if !data.is_empty() {
+            writer.write(data).map_err(|e| self.fat_error(e))?;
+        }
+        writer.finish().map_err(|e| self.fat_error(e))
+    }
+
+    /// Copies between the file and memory, starting at byte `offset` of the file; the range
+    /// lies within the file's size.
+    fn transfer(&self, entry: &FileEntry, offset: u64, mut op: Transfer<'_>) -> Result<(), FsError> {
+        let first = entry.cluster().0 as u64;
+        let cluster_size = self.geometry.cluster_size as u64;
+        let len = match &op {
+            Transfer::Read(buf) => buf.len(),
+            Transfer::Write(data) => data.len(),
+        };
+        let mut done = 0;
+        while done < len {
+            let pos = offset + done as u64;
+            let cluster = self.cluster_at(first, pos / cluster_size)?;
+            let in_cluster = pos % cluster_size;
+            let take = ((cluster_size - in_cluster) as usize).min(len - done);
+            let at =
+                self.geometry.cluster_offset(cluster).ok_or(FsError::Corrupt("cluster number outside the volume"))?
+                    + in_cluster;
+            match &mut op {
+                Transfer::Read(buf) => {
+                    let piece = &mut buf[done..done + take];
+                    if self.with_cache(|c| c.read_at(at, piece))? < take {
+                        return Err(FsError::Corrupt("file data lies past the end of the disk"));
+                    }
+                }
+                Transfer::Write(data) => {
+                    let piece = &data[done..done + take];
+                    self.with_cache(|c| c.write_at(at, piece))?;
+                }
+            }
+            done += take;
+        }
+        Ok(())
+    }
+
+    /// The `index`th cluster (from 0) of the chain starting at cluster `first`.
+    pub(crate) fn cluster_at(&self, first: u64, index: u64) -> Result<u64, FsError> {
+        if !self.geometry.is_data_cluster(first) {
+            return Err(FsError::Corrupt("file data starts outside the data region"));
+        }
+        if index >= self.geometry.cluster_count as u64 {
+            return Err(FsError::Corrupt("file larger than the volume"));
+        }
+        let (mut at, mut cluster) = match self.chain_hint.get() {
+            Some(h) if h.first == first && h.index <= index => (h.index, h.cluster),
+            _ => (0, first),
+        };
+        let mut stream = self.stream();
+        while at < index {
+            cluster = match self.fs.fat().next_cluster(&mut stream, cluster as usize) {
+                Ok(Some(next)) => next as u64,
+                Ok(None) => return Err(FsError::Corrupt("cluster chain ends before the file does")),
+                Err(e) => return Err(self.fat_error(e)),
+            };
+            at += 1;
+        }
+        self.chain_hint.set(Some(ChainHint { first, index, cluster }));
+        Ok(cluster)
+    }
+}

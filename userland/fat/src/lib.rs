@@ -1,0 +1,72 @@
+//! FAT file systems over a block device: the `vfs` server's FAT layer.
+//!
+//! Three layers, each usable alone:
+//!
+//! - [`Disk`]: a block device (`read`/`write` whole blocks, `flush`), with [`MemDisk`] for
+//!   images held in memory;
+//! - [`Cache`]: a bounded write-back cache of 4 KiB pages that makes a disk one byte stream,
+//!   the `Read + Write + Seek` that hadris-fat needs under it;
+//! - [`Volume`]: a FAT12/16/32 file system (hadris-fat 2.5, long names, any Unicode name) run
+//!   by path: [`Volume::stat`], [`Volume::read`], [`Volume::read_dir`], [`Volume::create`],
+//!   [`Volume::write`], [`Volume::truncate`], [`Volume::mkdir`], [`Volume::remove`],
+//!   [`Volume::rename`], [`Volume::sync`], and [`Volume::format`] to make a new one. Paths are
+//!   absolute (`/a/b/c`); `.` and `..` are resolved from the root and cannot leave it.
+//!
+//! Damaged volumes are data from outside: a boot sector that does not describe a consistent
+//! volume fitting on the disk is refused when mounting ([`FsError::BadBootSector`]), and damage
+//! found later (looping or out-of-range cluster chains, files longer than their chains,
+//! malformed entries) fails the operation with [`FsError::Corrupt`]; nothing panics, and every
+//! walk over disk structures is bounded.
+//!
+//! # What an unclean stop loses
+//!
+//! The cache is write-back: a change lives only in memory until [`Volume::sync`] (or until the
+//! cache evicts its page to make room). A crash, power loss or kill before `sync` loses every
+//! change since the last `sync` that was not evicted; a change that was evicted is on the disk
+//! while changes it depends on may not be. `sync` writes the dirty blocks in ascending block
+//! order — boot sector and FAT32 FSInfo, then the FATs, then the root directory (FAT12/16), then
+//! data and directory clusters — and only then flushes the disk's own write cache. A stop in the
+//! middle of a `sync` can therefore leave the FATs updated but not the directory entries or file
+//! data after them: after creating or growing files, clusters marked in use that no entry owns
+//! (lost clusters, which `fsck.fat` frees) or entries whose data holds old bytes; after deleting
+//! or cutting files, an entry still pointing at clusters the FAT already freed, which `fsck.fat`
+//! repairs and which must not be used before it does (a later allocation could hand them to
+//! another file). Evicted pages go out in no particular order, with the same consequences.
+//! Dropping a [`Volume`] without [`Volume::sync`] or [`Volume::unmount`] discards what is
+//! unsynced.
+//!
+//! # How the `vfs` server uses it
+//!
+//! For each FAT disk the `device` server exposes (or each VSF), `vfs` wraps its block client in a
+//! type implementing [`Disk`], builds a [`Cache`] sized from its memory budget and mounts it with
+//! [`Volume::open`] and a clock built on the `rtc0` device (a leaked, `Sync` implementation of
+//! hadris-fat's [`TimeProvider`]). An open file or directory capability keeps the path of its
+//! entry inside the volume; a client path is resolved against the handle's path by `vfs` first
+//! (a directory handle is a true root, so its `..` stops there), and each request becomes one
+//! `Volume` call whose [`FsError`] is the answer. `vfs` updates the paths its handles hold when it
+//! renames. It calls [`Volume::sync`] when a client asks (`fsync`), on a timer, and before it
+//! unmounts or the system stops. A `Volume` is not `Send`: one server thread owns it.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod boot;
+mod cache;
+mod data;
+mod disk;
+mod error;
+mod path;
+mod volume;
+
+#[cfg(test)]
+mod tests;
+
+pub use cache::{Cache, CacheStats, PAGE_SIZE};
+pub use data::MAX_FILE_SIZE;
+pub use disk::{Disk, DiskError, MemDisk};
+pub use error::FsError;
+pub use hadris_fat::sync::FatType;
+pub use hadris_fat::time::{FatDateTime, TimeProvider};
+pub use path::MAX_PATH;
+pub use volume::{DirEntry, Kind, MAX_DIR_ENTRIES, Meta, Timestamp, Volume};

@@ -1,0 +1,178 @@
+//! `Volume` without host tools: what mounting refuses, what `format` picks, and when changes
+//! reach the disk.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::{CLOCK, TempDir, mount, run, s};
+use crate::{Cache, Disk, DiskError, FatType, FsError, Kind, MemDisk, Volume};
+
+/// `(first block, blocks)` of a write, or `None` for a flush.
+type Request = Option<(u64, usize)>;
+
+/// A disk whose bytes and request log outlive the volume using it.
+#[derive(Clone)]
+struct SharedDisk {
+    bytes: Rc<RefCell<Vec<u8>>>,
+    log: Rc<RefCell<Vec<Request>>>,
+}
+
+impl SharedDisk {
+    fn new(len: usize) -> Self {
+        Self { bytes: Rc::new(RefCell::new(vec![0; len])), log: Rc::default() }
+    }
+}
+
+impl Disk for SharedDisk {
+    fn block_size(&self) -> usize {
+        512
+    }
+    fn blocks(&self) -> u64 {
+        (self.bytes.borrow().len() / 512) as u64
+    }
+    fn read(&mut self, first: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        let start = first as usize * 512;
+        buf.copy_from_slice(self.bytes.borrow().get(start..start + buf.len()).ok_or(DiskError::OutOfRange)?);
+        Ok(())
+    }
+    fn write(&mut self, first: u64, data: &[u8]) -> Result<(), DiskError> {
+        let start = first as usize * 512;
+        self.bytes.borrow_mut().get_mut(start..start + data.len()).ok_or(DiskError::OutOfRange)?.copy_from_slice(data);
+        self.log.borrow_mut().push(Some((first, data.len() / 512)));
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        self.log.borrow_mut().push(None);
+        Ok(())
+    }
+}
+
+fn formatted(len: usize) -> Vec<u8> {
+    let disk = MemDisk::new(512, (len / 512) as u64).expect("disk");
+    let vol = Volume::format(Cache::new(disk, 64).expect("cache"), "", None).expect("format");
+    vol.unmount().expect("unmount").into_disk().expect("disk").into_bytes()
+}
+
+#[test]
+fn mount_refuses_what_is_not_a_usable_fat_volume() {
+    let open = |bytes: Vec<u8>| {
+        let disk = MemDisk::from_bytes(bytes, 512).expect("disk");
+        Volume::open(Cache::new(disk, 8).expect("cache"), None).err()
+    };
+    assert!(matches!(open(vec![0; 1 << 20]), Some(FsError::BadBootSector(why)) if why.contains("boot signature")));
+    assert!(matches!(open(Vec::new()), Some(FsError::BadBootSector(_))));
+    let mut cut = formatted(4 << 20);
+    cut.truncate(2 << 20);
+    assert!(matches!(open(cut), Some(FsError::BadBootSector(why)) if why.contains("larger than the disk")));
+    let mut bad_fsinfo = formatted(40 << 20);
+    bad_fsinfo[512] ^= 0xFF;
+    assert_eq!(open(bad_fsinfo), Some(FsError::BadBootSector("bad FAT32 FSInfo signature")));
+    let message = open(vec![0; 4096]).map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.starts_with("not a usable FAT volume: no boot signature"), "{message}");
+}
+
+#[test]
+fn format_picks_the_fat_type_by_size() {
+    let format = |len: usize, label: &str| {
+        let disk = MemDisk::new(512, (len / 512) as u64).expect("disk");
+        Volume::format(Cache::new(disk, 64).expect("cache"), label, None).map(|v| v.fat_type())
+    };
+    assert_eq!(format(1 << 20, "SMALL"), Ok(FatType::Fat12));
+    assert_eq!(format(8 << 20, "MEDIUM"), Ok(FatType::Fat16));
+    // hadris-fat's automatic choice fails at exactly 16 and 32 MiB (FAT12 with too many
+    // clusters); `format` chooses the type itself.
+    assert_eq!(format(16 << 20, ""), Ok(FatType::Fat16));
+    assert_eq!(format(32 << 20, ""), Ok(FatType::Fat16));
+    assert_eq!(format(40 << 20, "LARGE"), Ok(FatType::Fat32));
+    assert!(matches!(format(100 << 10, ""), Err(FsError::FormatRefused(_))));
+    // Every size formats to a volume fsck.fat accepts.
+    let tmp = TempDir::new("formats");
+    for mib in [1, 3, 8, 16, 32, 40] {
+        let img = tmp.join(&format!("{mib}.img"));
+        std::fs::write(&img, formatted(mib << 20)).expect("image");
+        run("fsck.fat", &["-n", s(&img)]);
+    }
+    assert_eq!(format(1 << 20, "TWELVE CHARS"), Err(FsError::InvalidName));
+    assert_eq!(format(1 << 20, "BAD:LABEL"), Err(FsError::InvalidName));
+    // Disks with 4 KiB blocks work the same.
+    let disk = MemDisk::new(4096, 2048).expect("disk");
+    let mut vol = Volume::format(Cache::new(disk, 16).expect("cache"), "", None).expect("format");
+    vol.create("/f").expect("create");
+    vol.write("/f", 10, b"four k blocks").expect("write");
+    let image = vol.unmount().expect("unmount").into_disk().expect("disk").into_bytes();
+    let vol = mount(image, 4);
+    let mut buf = [1u8; 30];
+    assert_eq!(vol.read("/f", 0, &mut buf), Ok(23));
+    assert_eq!(&buf[..23], b"\0\0\0\0\0\0\0\0\0\0four k blocks");
+}
+
+/// Changes stay in the cache until `sync`; `sync` writes in ascending block order and then
+/// flushes; a volume dropped without `sync` loses its changes.
+#[test]
+fn changes_reach_the_disk_only_on_sync() {
+    let disk = SharedDisk::new(8 << 20);
+    let vol = Volume::format(Cache::new(disk.clone(), 512).expect("cache"), "", Some(&CLOCK)).expect("format");
+    assert_eq!(disk.log.borrow().last(), Some(&None), "format syncs");
+    drop(vol);
+
+    let mut vol = Volume::open(Cache::new(disk.clone(), 512).expect("cache"), Some(&CLOCK)).expect("mount");
+    disk.log.borrow_mut().clear();
+    vol.mkdir("/dir").expect("mkdir");
+    vol.create("/dir/file").expect("create");
+    vol.write("/dir/file", 0, &[7; 5000]).expect("write");
+    assert!(disk.log.borrow().is_empty(), "a change reached the disk before sync");
+    vol.sync().expect("sync");
+    let log = disk.log.borrow().clone();
+    assert_eq!(log.last(), Some(&None), "sync ends with a flush");
+    let writes: Vec<(u64, usize)> = log.iter().flatten().copied().collect();
+    assert!(!writes.is_empty());
+    assert!(writes.windows(2).all(|w| w[0].0 + w[0].1 as u64 <= w[1].0), "not ascending: {writes:?}");
+
+    // Unsynced changes are lost when the volume goes away.
+    vol.create("/lost").expect("create");
+    vol.write("/dir/file", 0, &[9; 10]).expect("write");
+    drop(vol);
+    let vol = Volume::open(Cache::new(disk, 16).expect("cache"), None).expect("mount");
+    assert_eq!(vol.stat("/lost"), Err(FsError::NotFound));
+    let mut buf = [0u8; 10];
+    assert_eq!(vol.read("/dir/file", 0, &mut buf), Ok(10));
+    assert_eq!(buf, [7; 10]);
+    assert_eq!(vol.stat("/dir").map(|m| m.kind), Ok(Kind::Dir));
+}
+
+/// Writing at offsets, reading past the end, growing and cutting.
+#[test]
+fn file_data_semantics() {
+    let mut vol = mount(formatted(2 << 20), 32);
+    vol.create("/f").expect("create");
+    assert_eq!(vol.write("/f", 0, b""), Ok(0));
+    assert_eq!(vol.write("/f", 1000, b"abc"), Ok(3));
+    assert_eq!(vol.stat("/f").map(|m| m.size), Ok(1003));
+    let mut buf = [9u8; 2000];
+    assert_eq!(vol.read("/f", 0, &mut buf), Ok(1003));
+    assert!(buf[..1000].iter().all(|&b| b == 0));
+    assert_eq!(&buf[1000..1003], b"abc");
+    assert_eq!(vol.read("/f", 1003, &mut buf), Ok(0));
+    assert_eq!(vol.read("/f", u64::MAX, &mut buf), Ok(0));
+    assert_eq!(vol.write("/f", 999, b"XYZW"), Ok(4));
+    assert_eq!(vol.read("/f", 998, &mut buf[..10]), Ok(5));
+    assert_eq!(&buf[..5], b"\0XYZW");
+    assert_eq!(vol.truncate("/f", 1), Ok(()));
+    assert_eq!(vol.truncate("/f", 5000), Ok(()));
+    assert_eq!(vol.read("/f", 0, &mut buf), Ok(2000));
+    assert!(buf.iter().all(|&b| b == 0));
+    assert_eq!(vol.truncate("/f", u64::MAX), Err(FsError::FileTooLarge));
+    assert_eq!(vol.read("/", 0, &mut buf), Err(FsError::IsADirectory));
+    assert_eq!(vol.truncate("/", 0), Err(FsError::IsADirectory));
+    // A volume with no space left refuses to grow a file and keeps what it had.
+    assert_eq!(vol.write("/f", 0, &vec![1u8; 3 << 20]), Err(FsError::NoSpace));
+    assert_eq!(vol.stat("/f").map(|m| m.size), Ok(5000));
+    vol.create("/g").expect("create");
+    assert_eq!(vol.write("/g", 0, &vec![2u8; 3 << 20]), Err(FsError::NoSpace));
+    assert_eq!(vol.stat("/g").map(|m| m.size), Ok(0));
+    // The failed appends gave their clusters back: the volume is consistent.
+    let image = vol.unmount().expect("unmount").into_disk().expect("disk").into_bytes();
+    let tmp = TempDir::new("nospace");
+    std::fs::write(tmp.join("img"), &image).expect("image");
+    run("fsck.fat", &["-n", s(&tmp.join("img"))]);
+}

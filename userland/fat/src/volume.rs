@@ -1,0 +1,487 @@
+//! [`Volume`]: a FAT12/16/32 file system over a [`Cache`], operated by path.
+//!
+//! hadris-fat does the directory work (lookups, long names, creating, deleting and renaming
+//! entries, allocating and freeing clusters); this module resolves paths, checks what it hands
+//! to hadris-fat, and turns its errors into [`FsError`]. The file data path (reading, writing at
+//! an offset, truncating) is in `data.rs`. Invariants:
+//!
+//! - the boot sector passed [`Geometry::parse`] and hadris-fat agrees with it on the FAT type
+//!   and cluster count, so a cluster number checked against the geometry lies on the disk;
+//! - a directory entry's first cluster is checked (0, or a data cluster of the volume) before
+//!   hadris-fat follows or frees its chain, and a directory is only entered through a data
+//!   cluster: hadris-fat computes offsets from these numbers unchecked;
+//! - every walk is bounded: a directory is entered only if its cluster chain ends within FAT's
+//!   2 MiB directory limit, and yields at most [`MAX_DIR_ENTRIES`] entries; a file's chain is
+//!   followed at most as many clusters as the volume has;
+//! - only operations that change the volume write, and only into the cache: nothing reaches
+//!   the disk before [`Volume::sync`] except pages the cache evicts.
+//!
+//! hadris-fat and the volume share the cache through an `Rc<RefCell<_>>`, so a `Volume` is not
+//! `Send`: it belongs to the one thread that serves it. Borrows of the cache never overlap (each
+//! lasts one transfer); an overlapping one would fail with [`DiskError::Invalid`], not panic.
+
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+
+use hadris_fat::sync::format::{FatFormatOptions, FatTypeSelection, FatVolumeFormatter};
+use hadris_fat::sync::{
+    DirectoryEntry, Error as IoError, FatDir, FatType, FatVolume, FileEntry, IoResult, Read, Seek, SeekFrom, Write,
+};
+use hadris_fat::time::{FatDateTime, TimeProvider};
+
+use crate::boot::{BOOT_SECTOR, Geometry, Root};
+use crate::cache::{Cache, CacheStats};
+use crate::disk::{Disk, DiskError};
+use crate::error::{FsError, from_fat};
+use crate::path;
+
+/// Most entries a directory may hold (the FAT limit: 65,536 32-byte slots, 2 MiB).
+pub const MAX_DIR_ENTRIES: usize = 65536;
+
+/// What a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+}
+
+/// A FAT timestamp, broken down (FAT keeps local time to 2 seconds, years 1980 to 2107).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp {
+    /// Year, 1980 to 2107.
+    pub year: u16,
+    /// Month, 1 to 12 (0 on a damaged entry).
+    pub month: u8,
+    /// Day of the month, 1 to 31 (0 on a damaged entry).
+    pub day: u8,
+    /// Hour, 0 to 23.
+    pub hour: u8,
+    /// Minute, 0 to 59.
+    pub minute: u8,
+    /// Second, even, 0 to 58.
+    pub second: u8,
+}
+
+impl Timestamp {
+    /// 1980-01-01 00:00:00, what entries get when the volume has no clock (and the root's time).
+    pub const FAT_EPOCH: Self = Self { year: 1980, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+
+    /// Decodes FAT's packed date and time.
+    pub fn from_fat(t: FatDateTime) -> Self {
+        Self {
+            year: 1980 + (t.date >> 9),
+            month: ((t.date >> 5) & 0x0F) as u8,
+            day: (t.date & 0x1F) as u8,
+            hour: (t.time >> 11) as u8,
+            minute: ((t.time >> 5) & 0x3F) as u8,
+            second: ((t.time & 0x1F) * 2) as u8,
+        }
+    }
+
+    /// Packs into FAT's date and time (fields out of range are clamped or masked).
+    pub fn to_fat(self) -> FatDateTime {
+        FatDateTime::new(self.year, self.month, self.day, self.hour, self.minute, self.second)
+    }
+}
+
+/// What [`Volume::stat`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// File or directory.
+    pub kind: Kind,
+    /// Bytes in a file; 0 for a directory.
+    pub size: u64,
+    /// Last modification.
+    pub modified: Timestamp,
+}
+
+/// One entry of [`Volume::read_dir`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The long name if the entry has one, else the 8.3 name as stored (case flags applied).
+    pub name: String,
+    /// File or directory.
+    pub kind: Kind,
+    /// Bytes in a file; 0 for a directory.
+    pub size: u64,
+}
+
+/// A stream handle on the shared cache with its own position: hadris-fat's view of the disk.
+pub(crate) struct Stream<D: Disk> {
+    cache: Rc<RefCell<Cache<D>>>,
+    pos: u64,
+}
+
+impl<D: Disk> Stream<D> {
+    fn with<T>(
+        &mut self,
+        op: impl FnOnce(&mut Cache<D>, &mut u64) -> IoResult<T, DiskError>,
+    ) -> IoResult<T, DiskError> {
+        match self.cache.try_borrow_mut() {
+            Ok(mut cache) => op(&mut cache, &mut self.pos),
+            Err(_) => Err(IoError::from_source(DiskError::Invalid)),
+        }
+    }
+}
+
+impl<D: Disk> Read for Stream<D> {
+    type Error = DiskError;
+    fn read(&mut self, buf: &mut [u8]) -> IoResult<usize, DiskError> {
+        self.with(|cache, pos| cache.stream_read(pos, buf))
+    }
+}
+
+impl<D: Disk> Write for Stream<D> {
+    type Error = DiskError;
+    fn write(&mut self, buf: &[u8]) -> IoResult<usize, DiskError> {
+        self.with(|cache, pos| cache.stream_write(pos, buf))
+    }
+    fn flush(&mut self) -> IoResult<(), DiskError> {
+        Ok(())
+    }
+}
+
+impl<D: Disk> Seek for Stream<D> {
+    type Error = DiskError;
+    fn seek(&mut self, to: SeekFrom) -> IoResult<u64, DiskError> {
+        self.with(|cache, pos| cache.stream_seek(pos, to))
+    }
+}
+
+/// Which directory an entry lives in: the root, or the directory starting at this cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DirId {
+    Root,
+    Cluster(u64),
+}
+
+/// The place in a file's cluster chain last looked up, so sequential access does not walk the
+/// chain from its start each time.
+#[derive(Clone, Copy)]
+pub(crate) struct ChainHint {
+    pub first: u64,
+    pub index: u64,
+    pub cluster: u64,
+}
+
+/// A mounted FAT volume. Changes live in the cache until [`Volume::sync`].
+pub struct Volume<D: Disk> {
+    pub(crate) fs: FatVolume<Stream<D>>,
+    pub(crate) cache: Rc<RefCell<Cache<D>>>,
+    pub(crate) geometry: Geometry,
+    pub(crate) chain_hint: Cell<Option<ChainHint>>,
+}
+
+impl<D: Disk> Volume<D> {
+    /// Mounts the FAT12/16/32 volume on the cache's disk, refusing a boot sector that does not
+    /// describe a consistent volume that fits on the disk. `clock` stamps created and modified
+    /// entries; without one they get 1980-01-01.
+    pub fn open(cache: Cache<D>, clock: Option<&'static dyn TimeProvider>) -> Result<Self, FsError> {
+        let cache = Rc::new(RefCell::new(cache));
+        let geometry = {
+            let mut c = cache.try_borrow_mut().map_err(|_| DiskError::Invalid)?;
+            let mut sector = [0u8; BOOT_SECTOR];
+            if c.read_at(0, &mut sector)? < BOOT_SECTOR {
+                return Err(FsError::BadBootSector("the disk is smaller than a boot sector"));
+            }
+            Geometry::parse(&sector, c.len())?
+        };
+        let mut builder = FatVolume::builder(Stream { cache: Rc::clone(&cache), pos: 0 });
+        if let Some(clock) = clock {
+            builder = builder.time_provider(clock);
+        }
+        let fs = match builder.open() {
+            Ok(fs) => fs,
+            Err(e) => {
+                let disk = cache.try_borrow_mut().ok().and_then(|mut c| c.take_error());
+                return Err(from_fat(e, disk));
+            }
+        };
+        if fs.fat_type() != geometry.fat_type || fs.fat().max_cluster() != geometry.max_cluster() {
+            return Err(FsError::BadBootSector("hadris-fat reads the boot sector differently"));
+        }
+        Ok(Self { fs, cache, geometry, chain_hint: Cell::new(None) })
+    }
+
+    /// Makes a new, empty file system over the whole disk and mounts it: FAT32 when the disk
+    /// holds enough clusters for it (about 33 MiB and up), else FAT16 (from 4 MiB), else FAT12.
+    /// `label` (up to 11 characters: letters, digits, space and ``!#$%&'()-@^_`{}~``; empty for
+    /// none) names the volume. The new file system is synced before it is mounted.
+    pub fn format(cache: Cache<D>, label: &str, clock: Option<&'static dyn TimeProvider>) -> Result<Self, FsError> {
+        let mut options = FatFormatOptions::new(cache.len());
+        if !label.is_empty() {
+            let valid = |c: char| c.is_ascii_alphanumeric() || " !#$%&'()-@^_`{}~".contains(c);
+            if label.len() > 11 || !label.chars().all(valid) {
+                return Err(FsError::InvalidName);
+            }
+            options = options.volume_label(label);
+        }
+        if let Some(clock) = clock {
+            let now = clock.now();
+            options = options.volume_id((now.date as u32) << 16 | now.time as u32);
+        }
+        let fat_type = [FatTypeSelection::Fat32, FatTypeSelection::Fat16, FatTypeSelection::Fat12]
+            .into_iter()
+            .find(|&t| FatVolumeFormatter::calculate_params(&options.clone().fat_type(t)).is_ok())
+            .ok_or(FsError::FormatRefused("no FAT type fits the disk's size"))?;
+        let cache = Rc::new(RefCell::new(cache));
+        let stream = Stream { cache: Rc::clone(&cache), pos: 0 };
+        match FatVolumeFormatter::format(stream, options.fat_type(fat_type)) {
+            Ok(fs) => drop(fs.into_inner()),
+            Err(e) => {
+                let disk = cache.try_borrow_mut().ok().and_then(|mut c| c.take_error());
+                return Err(from_fat(e, disk));
+            }
+        }
+        let mut cache = Rc::try_unwrap(cache).map_err(|_| DiskError::Invalid)?.into_inner();
+        cache.sync()?;
+        Self::open(cache, clock)
+    }
+
+    /// FAT12, FAT16 or FAT32.
+    pub fn fat_type(&self) -> FatType {
+        self.geometry.fat_type
+    }
+
+    /// Bytes per cluster (the allocation unit).
+    pub fn cluster_size(&self) -> u32 {
+        self.geometry.cluster_size
+    }
+
+    /// The cache's counts of lookups and disk transfers.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.try_borrow().map(|c| c.stats()).unwrap_or_default()
+    }
+
+    /// Writes everything changed so far to the disk (FAT32's free-cluster count first, then the
+    /// cache's dirty blocks in ascending order) and flushes the disk.
+    pub fn sync(&mut self) -> Result<(), FsError> {
+        self.begin();
+        self.fs.sync().map_err(|e| self.fat_error(e))?;
+        self.with_cache(|c| c.sync())
+    }
+
+    /// Syncs and gives the cache back (its disk: [`Cache::into_disk`]).
+    pub fn unmount(mut self) -> Result<Cache<D>, FsError> {
+        self.sync()?;
+        let Self { fs, cache, .. } = self;
+        drop(fs.into_inner());
+        Ok(Rc::try_unwrap(cache).map_err(|_| DiskError::Invalid)?.into_inner())
+    }
+
+    /// Kind, size and modification time of what `path` names.
+    pub fn stat(&self, path: &str) -> Result<Meta, FsError> {
+        self.begin();
+        Ok(match self.resolve(path)? {
+            None => Meta { kind: Kind::Dir, size: 0, modified: Timestamp::FAT_EPOCH },
+            Some((entry, _)) => Meta {
+                kind: kind_of(&entry),
+                size: if entry.is_directory() { 0 } else { entry.len() },
+                modified: Timestamp::from_fat(entry.modified()),
+            },
+        })
+    }
+
+    /// The entries of the directory `path`, in on-disk order, without `.` and `..`.
+    pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, FsError> {
+        self.begin();
+        let parts = path::components(path)?;
+        let (dir, _) = self.open_dir(&parts)?;
+        let mut out = Vec::new();
+        for item in dir.entries() {
+            let DirectoryEntry::Entry(entry) = item.map_err(|e| self.fat_error(e))?;
+            if out.len() == MAX_DIR_ENTRIES {
+                return Err(FsError::Corrupt("directory with more than 65536 entries"));
+            }
+            let name = entry.name();
+            if entry.is_directory() && (name == "." || name == "..") {
+                continue;
+            }
+            out.push(DirEntry {
+                name: name.into_owned(),
+                kind: kind_of(&entry),
+                size: if entry.is_directory() { 0 } else { entry.len() },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates the empty file `path` in an existing directory.
+    pub fn create(&mut self, path: &str) -> Result<(), FsError> {
+        self.begin();
+        let (parent, name) = path::split_last(path)?;
+        let (dir, _) = self.open_dir(&parent)?;
+        self.fs.create_file(&dir, name).map_err(|e| self.fat_error(e))?;
+        Ok(())
+    }
+
+    /// Creates the empty directory `path` in an existing directory.
+    pub fn mkdir(&mut self, path: &str) -> Result<(), FsError> {
+        self.begin();
+        let (parent, name) = path::split_last(path)?;
+        let (dir, _) = self.open_dir(&parent)?;
+        self.fs.create_dir(&dir, name).map_err(|e| self.fat_error(e))?;
+        Ok(())
+    }
+
+    /// Removes the file or empty directory `path`.
+    pub fn remove(&mut self, path: &str) -> Result<(), FsError> {
+        self.begin();
+        let Some((entry, _)) = self.resolve(path)? else {
+            return Err(FsError::InvalidPath);
+        };
+        self.check_chain_start(&entry)?;
+        self.chain_hint.set(None);
+        self.fs.delete(&entry).map_err(|e| self.fat_error(e))
+    }
+
+    /// Moves `from` to `to`, across directories too. An existing file at `to` is replaced by a
+    /// file, an existing empty directory by a directory; a directory cannot move into itself.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError> {
+        self.begin();
+        let Some((entry, from_parent)) = self.resolve(from)? else {
+            return Err(FsError::InvalidPath);
+        };
+        self.check_chain_start(&entry)?;
+        let (to_parent, name) = path::split_last(to)?;
+        let (dir, to_parent) = self.open_dir(&to_parent)?;
+        if let Some(existing) = self.lookup(&dir, name)? {
+            let same = from_parent == to_parent && existing.short_name().raw_bytes() == entry.short_name().raw_bytes();
+            if !same {
+                match (entry.is_directory(), existing.is_directory()) {
+                    (false, true) => return Err(FsError::IsADirectory),
+                    (true, false) => return Err(FsError::NotADirectory),
+                    _ => {}
+                }
+                self.check_chain_start(&existing)?;
+                self.chain_hint.set(None);
+                self.fs.delete(&existing).map_err(|e| self.fat_error(e))?;
+            }
+        }
+        self.chain_hint.set(None);
+        self.fs.rename(&entry, &dir, name).map_err(|e| self.fat_error(e))?;
+        Ok(())
+    }
+
+    /// Starts an operation: forgets any disk error recorded by an earlier one.
+    pub(crate) fn begin(&self) {
+        if let Ok(mut cache) = self.cache.try_borrow_mut() {
+            cache.clear_error();
+        }
+    }
+
+    /// Runs `op` on the cache.
+    pub(crate) fn with_cache<T>(&self, op: impl FnOnce(&mut Cache<D>) -> Result<T, DiskError>) -> Result<T, FsError> {
+        let mut cache = self.cache.try_borrow_mut().map_err(|_| DiskError::Invalid)?;
+        Ok(op(&mut cache)?)
+    }
+
+    /// A fresh stream on the cache, for hadris-fat calls made outside its volume handle.
+    pub(crate) fn stream(&self) -> Stream<D> {
+        Stream { cache: Rc::clone(&self.cache), pos: 0 }
+    }
+
+    /// Maps a hadris-fat error, recovering the disk error behind an I/O failure.
+    pub(crate) fn fat_error(&self, e: hadris_fat::Error) -> FsError {
+        let disk = self.cache.try_borrow_mut().ok().and_then(|mut c| c.take_error());
+        from_fat(e, disk)
+    }
+
+    /// Refuses an entry whose first cluster is neither 0 nor a data cluster of this volume.
+    pub(crate) fn check_chain_start(&self, entry: &FileEntry) -> Result<(), FsError> {
+        let first = entry.cluster().0 as u64;
+        if first == 0 || self.geometry.is_data_cluster(first) {
+            Ok(())
+        } else {
+            Err(FsError::Corrupt("entry's first cluster is outside the volume"))
+        }
+    }
+
+    /// Walks `parts` from the root; every one must be a directory whose chain is sound.
+    pub(crate) fn open_dir(&self, parts: &[&str]) -> Result<(FatDir<'_, Stream<D>>, DirId), FsError> {
+        let mut dir = self.fs.root_dir();
+        let mut id = DirId::Root;
+        if let Root::Chain(first) = self.geometry.root {
+            self.check_dir_chain(first as u64)?;
+        }
+        for name in parts {
+            let entry = self.lookup(&dir, name)?.ok_or(FsError::NotFound)?;
+            if !entry.is_directory() {
+                return Err(FsError::NotADirectory);
+            }
+            let first = entry.cluster().0 as u64;
+            if !self.geometry.is_data_cluster(first) {
+                return Err(FsError::Corrupt("directory's first cluster is outside the volume"));
+            }
+            self.check_dir_chain(first)?;
+            dir = self.fs.open_dir_entry(&entry).map_err(|e| self.fat_error(e))?;
+            id = DirId::Cluster(first);
+        }
+        Ok((dir, id))
+    }
+
+    /// Refuses a directory whose cluster chain does not end within FAT's 2 MiB limit for a
+    /// directory (a looping chain never ends). Following the FAT is much cheaper than reading
+    /// the entries, which hadris-fat would otherwise repeat until its own loop bound (as many
+    /// clusters as the volume has).
+    fn check_dir_chain(&self, first: u64) -> Result<(), FsError> {
+        let limit = (MAX_DIR_ENTRIES as u64 * 32).div_ceil(self.geometry.cluster_size as u64);
+        let mut stream = self.stream();
+        let mut cluster = first;
+        for _ in 0..limit {
+            match self.fs.fat().next_cluster(&mut stream, cluster as usize) {
+                Ok(None) => return Ok(()),
+                Ok(Some(next)) => cluster = next as u64,
+                Err(e) => return Err(self.fat_error(e)),
+            }
+        }
+        Err(FsError::Corrupt("directory larger than 2 MiB (or its cluster chain loops)"))
+    }
+
+    /// The entry `path` names and the directory holding it; `None` for the root.
+    pub(crate) fn resolve(&self, path: &str) -> Result<Option<(FileEntry, DirId)>, FsError> {
+        let mut parts = path::components(path)?;
+        let Some(name) = parts.pop() else {
+            return Ok(None);
+        };
+        let (dir, parent) = self.open_dir(&parts)?;
+        let entry = self.lookup(&dir, name)?.ok_or(FsError::NotFound)?;
+        Ok(Some((entry, parent)))
+    }
+
+    /// The entry called `name` in `dir`, matched as hadris-fat matches names: an exact long
+    /// name first, else the first long or 8.3 name equal ignoring case. `.` and `..` never
+    /// reach here (paths are resolved lexically).
+    pub(crate) fn lookup(&self, dir: &FatDir<'_, Stream<D>>, name: &str) -> Result<Option<FileEntry>, FsError> {
+        let mut fallback = None;
+        for (seen, item) in dir.entries().enumerate() {
+            if seen == MAX_DIR_ENTRIES {
+                return Err(FsError::Corrupt("directory with more than 65536 entries"));
+            }
+            let DirectoryEntry::Entry(entry) = item.map_err(|e| self.fat_error(e))?;
+            if let Some(long) = entry.long_name() {
+                if long.eq_str(name) {
+                    return Ok(Some(entry));
+                }
+                let folded = long.chars().flat_map(char::to_uppercase);
+                if fallback.is_none() && folded.eq(name.chars().flat_map(char::to_uppercase)) {
+                    fallback = Some(entry);
+                    continue;
+                }
+            }
+            if fallback.is_none() && entry.short_name().matches(name) {
+                fallback = Some(entry);
+            }
+        }
+        Ok(fallback)
+    }
+}
+
+/// File or directory, from the entry's attributes.
+fn kind_of(entry: &FileEntry) -> Kind {
+    if entry.is_directory() { Kind::Dir } else { Kind::File }
+}
