@@ -196,6 +196,15 @@ fn suite(tally: &mut Tally, prefix: &str, target: &Boot<'_>, min_tests: usize) -
     Ok(())
 }
 
+/// What the shipped image's `lsdev` must print: the device server drives the machine's clock,
+/// keyboard and console (a shipped boot attaches no disk and no second UART).
+const LSDEV_LINES: [&str; 4] = [
+    "rtc0: clock, rw, owner",
+    "kbd0: keyboard, rw, owner",
+    "console0: console, rw, owner",
+    "init: bin/lsdev exited with code 0",
+];
+
 /// What the shipped image's `ctr` session must print: `bin/hello` runs as pid 1 of a new
 /// container twice (by `run` and by `spawn`), and every command succeeds.
 const CTR_SESSION: [&str; 4] = [
@@ -206,7 +215,7 @@ const CTR_SESSION: [&str; 4] = [
 ];
 
 /// Boots a shipped image and checks it gets to user space: banner, ready line, `hello` run by
-/// init, and no panic.
+/// init, the device server's devices listed by `lsdev`, the `ctr` session, and no panic.
 fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: Attach) -> Result {
     let run = boot(name, &Boot { attach, ..Boot::disk(image, uefi) }, RUN_TIMEOUT, true)?;
     let text = run.text();
@@ -220,6 +229,8 @@ fn boot_check(tally: &mut Tally, name: &str, image: &Path, uefi: bool, attach: A
         Some("init did not start proc".into())
     } else if !CTR_SESSION.iter().all(|line| text.contains(line)) {
         Some(format!("the ctr session did not run as expected (each of {CTR_SESSION:?})"))
+    } else if let Some(missing) = LSDEV_LINES.iter().find(|line| !text.contains(*line)) {
+        Some(format!("lsdev did not list the machine's devices: no line {missing:?}"))
     } else {
         verdict::parse(&text).panic.map(|p| format!("kernel panic: {p}"))
     };
