@@ -144,9 +144,7 @@ impl Consoles {
 
     /// Up to `max` bytes of console `n`'s input, if some wait.
     pub fn take_input(&mut self, n: usize, max: usize) -> Option<Vec<u8>> {
-        let vt = self.vts.get_mut(n).filter(|vt| !vt.input.is_empty())?;
-        let count = max.min(vt.input.len());
-        Some(vt.input.drain(..count).collect())
+        crate::input::take(&mut self.vts.get_mut(n)?.input, max)
     }
 
     /// Console `n`'s container is gone: it is never shown again (the screen goes back to

@@ -25,6 +25,12 @@ pub enum Input {
     Console(usize),
 }
 
+/// Up to `max` bytes from the front of an input queue, if it holds any (every source's `take`).
+pub fn take(queue: &mut VecDeque<u8>, max: usize) -> Option<Vec<u8>> {
+    let count = max.min(queue.len());
+    (count > 0).then(|| queue.drain(..count).collect())
+}
+
 /// A `read` waiting for input.
 struct Reader {
     from: Input,

@@ -155,10 +155,9 @@ impl Kbd {
         }
     }
 
-    /// Takes up to `max` bytes of input.
-    pub fn take(&mut self, max: usize) -> alloc::vec::Vec<u8> {
-        let n = max.min(self.input.len());
-        self.input.drain(..n).collect()
+    /// Takes up to `max` bytes of input, if some wait.
+    pub fn take(&mut self, max: usize) -> Option<alloc::vec::Vec<u8>> {
+        crate::input::take(&mut self.input, max)
     }
 
     /// The console switch asked for with Alt+F1…, if any since the last call.
@@ -169,10 +168,5 @@ impl Kbd {
     /// All input waiting, if any.
     pub fn take_all(&mut self) -> Option<alloc::vec::Vec<u8>> {
         (!self.input.is_empty()).then(|| self.input.drain(..).collect())
-    }
-
-    /// Whether input waits.
-    pub fn has_input(&self) -> bool {
-        !self.input.is_empty()
     }
 }

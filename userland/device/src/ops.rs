@@ -56,6 +56,19 @@ pub struct State {
     rng: Option<Rng>,
 }
 
+/// Up to `max` bytes of input from `from`, if some wait (for a read now, or a waiting one).
+fn take_input(
+    (kbd, serial, consoles): (&mut Option<crate::kbd::Kbd>, &mut Option<crate::serial::Serial>, &mut Consoles),
+    from: Input,
+    max: usize,
+) -> Option<Vec<u8>> {
+    match from {
+        Input::Keyboard => kbd.as_mut()?.take(max),
+        Input::Serial => serial.as_mut()?.take(max),
+        Input::Console(n) => consoles.take_input(n, max),
+    }
+}
+
 pub(crate) fn refuse<R: vessel_protocol::Reply, T>(cx: &Cx<'_, R>, (error, why): (Error, String)) -> Answer<T> {
     Answer::Refuse(cx.refusal(error, why))
 }
@@ -135,11 +148,7 @@ impl State {
     /// Answers the waiting reads that input, a revoke or their timeout settles.
     pub fn answer_readers(&mut self) {
         let (kbd, serial, consoles, registry) = (&mut self.kbd, &mut self.serial, &mut self.consoles, &self.registry);
-        let take = |from: Input, max: usize| match from {
-            Input::Keyboard => kbd.as_mut().filter(|k| k.has_input()).map(|k| k.take(max)),
-            Input::Serial => serial.as_mut().filter(|s| s.has_input()).map(|s| s.take(max)),
-            Input::Console(n) => consoles.take_input(n, max),
-        };
+        let take = |from: Input, max: usize| take_input((kbd, serial, consoles), from, max);
         self.readers.answer(vessel_rt::time::now_ns(), take, |handle| registry.revoked_reason(handle));
     }
 
@@ -340,15 +349,10 @@ impl Server for State {
                 if !present {
                     return refuse(cx, (Error::DeviceError, String::from("the device did not answer at start")));
                 }
-                if !self.readers.waiting_on(from) {
-                    let input = match from {
-                        Input::Keyboard => self.kbd.as_mut().filter(|k| k.has_input()).map(|k| k.take(len)),
-                        Input::Serial => self.serial.as_mut().filter(|s| s.has_input()).map(|s| s.take(len)),
-                        Input::Console(n) => self.consoles.take_input(n, len),
-                    };
-                    if let Some(data) = input {
-                        return Answer::Reply(Data { data });
-                    }
+                if !self.readers.waiting_on(from)
+                    && let Some(data) = take_input((&mut self.kbd, &mut self.serial, &mut self.consoles), from, len)
+                {
+                    return Answer::Reply(Data { data });
                 }
                 if timeout_ns == 0 {
                     return refuse(cx, (Error::WouldBlock, String::from("no input")));

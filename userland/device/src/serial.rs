@@ -105,14 +105,8 @@ impl Serial {
         }
     }
 
-    /// Takes up to `max` received bytes.
-    pub fn take(&mut self, max: usize) -> alloc::vec::Vec<u8> {
-        let n = max.min(self.input.len());
-        self.input.drain(..n).collect()
-    }
-
-    /// Whether received bytes wait.
-    pub fn has_input(&self) -> bool {
-        !self.input.is_empty()
+    /// Takes up to `max` bytes of received bytes, if some wait.
+    pub fn take(&mut self, max: usize) -> Option<alloc::vec::Vec<u8>> {
+        crate::input::take(&mut self.input, max)
     }
 }

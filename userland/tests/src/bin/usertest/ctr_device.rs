@@ -12,6 +12,7 @@ use vessel_rt::abi::Error;
 use vessel_rt::device::Devices;
 use vessel_rt::proc::Proc;
 
+use crate::device::{connect, e};
 use crate::{TestResult, check};
 
 pub const TESTS: &[crate::Test] = &[
@@ -21,15 +22,6 @@ pub const TESTS: &[crate::Test] = &[
     ("ctr_device::hostile_and_bad_input_grants_nothing", hostile_and_bad_input_grants_nothing),
     ("ctr_device::plug_and_list", plug_and_list),
 ];
-
-fn e(what: &'static str) -> impl Fn(vessel_protocol::Refusal) -> String {
-    move |r| format!("{what}: {r}")
-}
-
-fn connect() -> Result<(Devices, Proc), String> {
-    let proc = Proc::get().ok_or_else(|| String::from("no proc capability"))?;
-    Ok((Devices::connect().map_err(e("connect"))?, proc))
-}
 
 /// Runs `ctr ARGS` in this container; how it ended.
 fn ctr(proc: Proc, args: &[&str]) -> Result<Ending, String> {

@@ -39,11 +39,11 @@ pub const TESTS: &[crate::Test] = &[
     ("device::killed_mid_request_restarts_and_clients_recover", killed_mid_request_restarts_and_clients_recover),
 ];
 
-fn e(what: &'static str) -> impl Fn(vessel_protocol::Refusal) -> String {
+pub(crate) fn e(what: &'static str) -> impl Fn(vessel_protocol::Refusal) -> String {
     move |r| format!("{what}: {r}")
 }
 
-fn connect() -> Result<(Devices, Proc), String> {
+pub(crate) fn connect() -> Result<(Devices, Proc), String> {
     let proc = Proc::get().ok_or_else(|| String::from("no proc capability"))?;
     Ok((Devices::connect().map_err(e("connect"))?, proc))
 }
