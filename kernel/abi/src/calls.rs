@@ -235,4 +235,19 @@ errors! {
     22 Busy = "busy";
     /// The hardware failed the operation (or a driver died in the middle of it).
     23 DeviceError = "device error";
+    /// A file or directory of that name exists (file servers).
+    24 AlreadyExists = "already exists";
+    /// A path component, or the target, is a file where a directory is needed.
+    25 NotADirectory = "not a directory";
+    /// A file operation named a directory.
+    26 IsADirectory = "is a directory";
+    /// The directory to remove still has entries.
+    27 NotEmpty = "directory not empty";
+    /// The file system (or storage file) has no free space left.
+    28 NoSpace = "no space left";
+    /// The file system is mounted read-only.
+    29 ReadOnly = "read-only file system";
+    /// What is stored is damaged (a file system structure that is inconsistent); the reason
+    /// says what was found.
+    30 Corrupt = "corrupt data";
 }
