@@ -1,5 +1,6 @@
-//! [`ClassHeap`]: the kernel heap, segregated size classes in front of a linked-list heap, and
-//! [`Locked`], the same behind a spin lock as a `GlobalAlloc`.
+//! [`ClassHeap`]: the kernel heap, segregated size classes ([`SizeClasses`], which the user
+//! runtime's heap uses too) in front of a linked-list heap, and [`Locked`], the same behind a
+//! spin lock as a `GlobalAlloc`.
 //!
 //! A linked-list allocator walks its free list on every allocation and every free; with the
 //! records of a thousand exited processes on that list, dropping one `Box<Endpoint>` cost about
@@ -103,14 +104,97 @@ impl Class {
     }
 }
 
-/// The kernel heap; see the crate documentation.
-pub struct ClassHeap {
+/// The size classes alone: O(1) free lists and slab tails, taking each new slab from whatever
+/// heap the owner keeps (the kernel's one region in [`ClassHeap`]; the user runtime's growing
+/// regions).
+pub struct SizeClasses {
     /// Free lists and slab tails, by class.
     classes: [Class; CLASSES],
+    /// Live bytes of class blocks (at their class size).
+    used: usize,
+}
+
+// SAFETY: the classes' pointers all point into slabs the owner handed over for good (the
+// `allocate` contract), so they can move to another thread with them.
+unsafe impl Send for SizeClasses {}
+
+impl SizeClasses {
+    /// No classes have blocks yet.
+    pub const fn new() -> Self {
+        SizeClasses { classes: [Class::EMPTY; CLASSES], used: 0 }
+    }
+
+    /// Whether `layout` is served by a class (else the owner's big heap serves it).
+    pub fn serves(layout: Layout) -> bool {
+        class_of(layout).is_some()
+    }
+
+    /// A block for `layout`, which [`SizeClasses::serves`]; when its class is out of blocks,
+    /// `slab` is asked for a new [`SLAB`]-byte slab aligned to [`SLAB`]. `None` if `layout` is
+    /// not a class layout or no slab came.
+    ///
+    /// # Safety
+    ///
+    /// A slab `slab` returns is valid, writable, used for nothing else, and stays so for as long
+    /// as these classes or any block from them live.
+    pub unsafe fn allocate(
+        &mut self,
+        layout: Layout,
+        slab: impl FnOnce(Layout) -> Option<NonNull<u8>>,
+    ) -> Option<NonNull<u8>> {
+        let class = class_of(layout)?;
+        let size = class_size(class);
+        let block = match self.classes[class].take(size) {
+            Some(block) => block,
+            None => {
+                // The class is out of blocks, so its current slab is used up: start a new one
+                // with this block.
+                let slab = slab(SLAB_LAYOUT)?;
+                let class = &mut self.classes[class];
+                class.next = slab.as_ptr().wrapping_add(size);
+                class.left = SLAB - size;
+                slab
+            }
+        };
+        self.used += size;
+        Some(block)
+    }
+
+    /// Frees a block of a class layout.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` was returned by [`SizeClasses::allocate`] on these classes with this `layout` and
+    /// has not been freed since; it is not used after this call.
+    pub unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        if let Some(class) = class_of(layout) {
+            // SAFETY: the same layout gives the same class, so `ptr` is an unused block of it
+            // (caller's promise).
+            unsafe { self.classes[class].put(ptr) };
+            self.used -= class_size(class);
+        }
+    }
+
+    /// Live bytes of class blocks, each at its class size.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+}
+
+impl Default for SizeClasses {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The kernel heap; see the crate documentation.
+pub struct ClassHeap {
+    /// Small blocks.
+    classes: SizeClasses,
     /// Big blocks and slabs.
     big: Heap,
-    /// Live bytes as callers see them (class blocks at their class size).
-    used: usize,
+    /// Live bytes of big blocks.
+    big_used: usize,
 }
 
 // SAFETY: the heap's pointers all point into the region handed to `init`, which the heap owns
@@ -120,7 +204,7 @@ unsafe impl Send for ClassHeap {}
 impl ClassHeap {
     /// A heap with no memory: every allocation fails until [`ClassHeap::init`].
     pub const fn empty() -> Self {
-        ClassHeap { classes: [Class::EMPTY; CLASSES], big: Heap::empty(), used: 0 }
+        ClassHeap { classes: SizeClasses::new(), big: Heap::empty(), big_used: 0 }
     }
 
     /// Hands the region `[base, base + size)` to the heap, forgetting any earlier region.
@@ -142,26 +226,15 @@ impl ClassHeap {
     /// Allocates a block for `layout`; `None` if the region is exhausted. O(1) for classes,
     /// except when a class takes a new slab.
     pub fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        let Some(class) = class_of(layout) else {
+        if !SizeClasses::serves(layout) {
             let block = self.big.allocate_first_fit(layout).ok()?;
-            self.used += layout.size();
+            self.big_used += layout.size();
             return Some(block);
-        };
-        let size = class_size(class);
-        let block = match self.classes[class].take(size) {
-            Some(block) => block,
-            None => {
-                // The class is out of blocks, so its current slab is used up: start a new one
-                // with this block.
-                let slab = self.big.allocate_first_fit(SLAB_LAYOUT).ok()?;
-                let class = &mut self.classes[class];
-                class.next = slab.as_ptr().wrapping_add(size);
-                class.left = SLAB - size;
-                slab
-            }
-        };
-        self.used += size;
-        Some(block)
+        }
+        let big = &mut self.big;
+        // SAFETY: slabs come from the region `init` handed over for good, and the big heap hands
+        // each out once (slabs are never freed).
+        unsafe { self.classes.allocate(layout, |slab| big.allocate_first_fit(slab).ok()) }
     }
 
     /// Frees a block. O(1) for classes.
@@ -171,25 +244,20 @@ impl ClassHeap {
     /// `ptr` was returned by [`ClassHeap::allocate`] on this heap with this `layout` and has not
     /// been freed since; it is not used after this call.
     pub unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        match class_of(layout) {
-            Some(class) => {
-                // SAFETY: the same layout gives the same class, so `ptr` is an unused block of
-                // it (caller's promise).
-                unsafe { self.classes[class].put(ptr) };
-                self.used -= class_size(class);
-            }
-            None => {
-                // SAFETY: big layouts were allocated from `big` with this layout, and the block
-                // is unused (caller's promise).
-                unsafe { self.big.deallocate(ptr, layout) };
-                self.used -= layout.size();
-            }
+        if SizeClasses::serves(layout) {
+            // SAFETY: class layouts were allocated from the classes (caller's promise).
+            unsafe { self.classes.deallocate(ptr, layout) };
+        } else {
+            // SAFETY: big layouts were allocated from `big` with this layout, and the block is
+            // unused (caller's promise).
+            unsafe { self.big.deallocate(ptr, layout) };
+            self.big_used -= layout.size();
         }
     }
 
     /// Live bytes: each live class block at its class size, each big block at its size.
     pub fn used(&self) -> usize {
-        self.used
+        self.classes.used() + self.big_used
     }
 
     /// Bytes still free in the linked-list heap (not counting free class blocks).

@@ -88,6 +88,8 @@ pub const HOST_CRATES: &[&str] = &[
     "vessel-proc-protocol",
     "vessel-device-protocol",
     "vessel-fat",
+    "vessel-vfs-protocol",
+    "vessel-vfs-core",
     "vessel-test-harness",
     "xtask",
 ];
@@ -101,13 +103,16 @@ const USER_CRATES: &[&str] = &[
     "vessel-proc",
     "vessel-device",
     "vessel-fat",
+    "vessel-vfs",
     "vessel-apps",
     "vessel-testprogs",
 ];
 
 /// The user programs packed into every boot file system (as `bin/<name>`).
-pub const PROGRAMS: &[&str] =
-    &["init", "proc", "device", "lsdev", "ctr", "hello", "true", "probe", "devprobe", "usertest", "bench"];
+pub const PROGRAMS: &[&str] = &[
+    "init", "proc", "device", "vfs", "lsdev", "ctr", "hello", "true", "probe", "devprobe", "fsprobe", "usertest",
+    "bench",
+];
 
 /// Builds the user programs: static, non-PIE executables (`-C relocation-model=static`, which
 /// the kernel's loader requires), in their own target directory so this flag never mixes with
@@ -126,6 +131,8 @@ pub fn userland() -> Result<PathBuf> {
                 "vessel-proc",
                 "--package",
                 "vessel-device",
+                "--package",
+                "vessel-vfs",
                 "--package",
                 "vessel-apps",
                 "--package",
@@ -227,6 +234,40 @@ pub fn fresh_disk(name: &str, bytes: u64) -> Result<PathBuf> {
     let fail = |e: std::io::Error| format!("{}: {e}", path.display());
     let file = std::fs::File::create(&path).map_err(fail)?;
     file.set_len(bytes).map_err(fail)?;
+    Ok(path)
+}
+
+/// Bytes of the FAT32 data disk the tests attach as the guest's `blk1` (its `/data`): with
+/// 4 KiB clusters, FAT32 needs at least 65,525 of them (mtools refuses fewer). The file is
+/// sparse: only what is written takes space.
+pub const DATA_DISK_BYTES: u64 = 512 << 20;
+
+/// A fresh FAT32 disk called `name`, made by `mkfs.fat` as a user would make one.
+pub fn fresh_fat_disk(name: &str, bytes: u64) -> Result<PathBuf> {
+    let path = fresh_disk(name, bytes)?;
+    let out = Command::new("mkfs.fat")
+        // 4 KiB clusters (what mkfs.fat picks at this size anyway; said so the size can
+        // change): FAT chains are followed cluster by cluster, and an append walks its file's.
+        .args(["-F", "32", "-s", "8", "-n", "VESSELDATA"])
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("mkfs.fat: {e} (apt-get install dosfstools)"))?;
+    if !out.status.success() {
+        return Err(format!("mkfs.fat {}: {}", path.display(), String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(path)
+}
+
+/// The persistent data disk of `cargo xtask run` (`target/vessel/data.img`, the guest's
+/// `/data`): made with `mkfs.fat` when missing or when `fresh`, else kept with what the guest
+/// wrote in earlier runs.
+pub fn data_disk(fresh: bool) -> Result<PathBuf> {
+    let path = out_dir()?.join("data.img");
+    if fresh || !path.is_file() {
+        step(&format!("making the data disk {}", path.display()));
+        let made = fresh_fat_disk("data", DATA_DISK_BYTES)?;
+        std::fs::rename(&made, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(path)
 }
 

@@ -2,8 +2,9 @@
 //!
 //! - `build`: the kernel (normal and test builds) and the image builder.
 //! - `image`: BIOS and UEFI raw disk images; the last two lines name them.
-//! - `run [--uefi] [--usb] [--display] [--machine q35|pc] [--disk IMG]... [-- QEMU ARGS]`: boot
-//!   in QEMU, serial on the terminal.
+//! - `run [--uefi] [--usb] [--display] [--machine q35|pc] [--disk IMG]... [--fresh-data]
+//!   [-- QEMU ARGS]`: boot in QEMU, serial on the terminal, with the persistent FAT32 data disk
+//!   `target/vessel/data.img` (the guest's `/data`) attached after the `--disk` images.
 //! - `test [--user-only [--machine q35|pc]]`: host unit tests, then the in-QEMU suites; exits
 //!   non-zero on any failure.
 //! - `bench`: in-guest benchmarks and boot times as `RESULT` lines (`BENCH_DISK` attaches a disk).
@@ -56,6 +57,9 @@ enum Cmd {
         /// blk0). The guest's writes are kept in the file.
         #[arg(long = "disk", value_name = "IMG")]
         disks: Vec<PathBuf>,
+        /// Make the data disk (`target/vessel/data.img`, the guest's `/data`) anew, empty.
+        #[arg(long)]
+        fresh_data: bool,
         /// Extra arguments passed to QEMU as they are.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -117,6 +121,7 @@ struct RunOptions<'a> {
     display: bool,
     machine_type: MachineType,
     disks: &'a [PathBuf],
+    fresh_data: bool,
     extra: &'a [String],
 }
 
@@ -125,6 +130,8 @@ fn run_qemu(options: &RunOptions<'_>) -> Result {
     let images = artifacts::images()?;
     let firmware = if options.uefi { artifacts::uefi_firmware("run")? } else { Firmware::Bios };
     let disks = options.disks.iter().map(|path| absolute(path).map(|path| Disk { path, persistent: true }));
+    let mut disks: Vec<Disk> = disks.collect::<Result<_>>()?;
+    disks.push(Disk { path: artifacts::data_disk(options.fresh_data)?, persistent: true });
     let machine = Machine {
         image: if options.uefi { images.uefi } else { images.bios },
         firmware,
@@ -132,7 +139,7 @@ fn run_qemu(options: &RunOptions<'_>) -> Result {
         debug_exit: false,
         snapshot: false,
         machine_type: options.machine_type,
-        disks: disks.collect::<Result<_>>()?,
+        disks,
         rtc_base: None,
         com2: None,
     };
@@ -163,9 +170,15 @@ fn main() -> ExitCode {
             println!("bios: {}", images.bios.display());
             println!("uefi: {}", images.uefi.display());
         }),
-        Cmd::Run { uefi, usb, display, machine, disks, qemu_args } => {
-            run_qemu(&RunOptions { uefi, usb, display, machine_type: machine, disks: &disks, extra: &qemu_args })
-        }
+        Cmd::Run { uefi, usb, display, machine, disks, fresh_data, qemu_args } => run_qemu(&RunOptions {
+            uefi,
+            usb,
+            display,
+            machine_type: machine,
+            disks: &disks,
+            fresh_data,
+            extra: &qemu_args,
+        }),
         Cmd::Test { user_only: false, .. } => suites::run_all(),
         Cmd::Test { user_only: true, machine } => suites::run_user_bios(machine.unwrap_or_default()),
         Cmd::Bench { runs, only, scale } => bench::run(runs, &only, scale),

@@ -66,25 +66,41 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Makes sure QEMU and OVMF are installed.
+/// Whether `program` is on the `PATH` (or in `/usr/sbin`, `/sbin`, where `mkfs.fat` lives).
+fn on_path(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|dir: std::path::PathBuf| dir.join(program).is_file())
+}
+
+/// Whether QEMU, OVMF and the FAT tools (`mkfs.fat`, `fsck.fat`, `mdir`, `mcopy`) are there.
+fn have_all() -> bool {
+    have_qemu() && qemu::find_ovmf().is_some() && ["mkfs.fat", "fsck.fat", "mdir", "mcopy"].iter().all(|p| on_path(p))
+}
+
+/// Makes sure QEMU, OVMF and the FAT tools (the data disk is made with `mkfs.fat`, and the
+/// tests check what the guest wrote with `fsck.fat` and mtools) are installed.
 pub fn ensure_qemu() -> Result {
-    if have_qemu() && qemu::find_ovmf().is_some() {
+    if have_all() {
         return Ok(());
     }
-    let command = "apt-get update && apt-get install -y qemu-system-x86 ovmf";
+    let packages = ["qemu-system-x86", "ovmf", "dosfstools", "mtools"];
+    let command = format!("apt-get update && apt-get install -y {}", packages.join(" "));
     if !is_root() {
-        return Err(format!("QEMU and OVMF are needed; install them with: sudo sh -c '{command}'"));
+        return Err(format!("QEMU, OVMF and the FAT tools are needed; install them with: sudo sh -c '{command}'"));
     }
-    step(&format!("installing QEMU and OVMF: {command}"));
+    step(&format!("installing QEMU, OVMF and the FAT tools: {command}"));
     crate::run_checked(Command::new("apt-get").arg("update"))?;
     crate::run_checked(
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "qemu-system-x86", "ovmf"])
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
-    if have_qemu() && qemu::find_ovmf().is_some() {
+    if have_all() {
         Ok(())
     } else {
-        Err("apt-get finished but qemu-system-x86_64 or OVMF is still missing".into())
+        Err("apt-get finished but QEMU, OVMF, mkfs.fat, fsck.fat or mtools is still missing".into())
     }
 }

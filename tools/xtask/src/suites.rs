@@ -261,8 +261,56 @@ fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, programs: &Path,
 /// replaces, so what a failing run wrote can be read afterwards.
 fn user_suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool, machine_type: MachineType) -> Result {
     let scratch = artifacts::fresh_disk(&format!("suite-{prefix}"), artifacts::SCRATCH_DISK_BYTES)?;
-    let disks = vec![Disk { path: scratch, persistent: true }];
-    suite(tally, prefix, &Boot { machine_type, disks, live: true, ..Boot::disk(image, uefi) }, MIN_USER_TESTS)
+    let data = artifacts::fresh_fat_disk(&format!("data-{prefix}"), artifacts::DATA_DISK_BYTES)?;
+    let disks = vec![Disk { path: scratch, persistent: true }, Disk { path: data.clone(), persistent: true }];
+    suite(tally, prefix, &Boot { machine_type, disks, live: true, ..Boot::disk(image, uefi) }, MIN_USER_TESTS)?;
+    // What the guest wrote must be FAT the host's tools accept: the data disk, and the VSF the
+    // file tests leave on it (holding the file a child container wrote).
+    tally.record(
+        &format!("{prefix}::data_disk_passes_fsck"),
+        fat_check(&data, &["suite/", "child.vsf", "suite/big.bin", "suite/many/f0999"]).err(),
+    );
+    tally.record(&format!("{prefix}::guest_made_vsf_passes_fsck"), vsf_check(&data, "child.vsf", "hello.txt").err());
+    Ok(())
+}
+
+/// `fsck.fat -n` accepts the FAT image `image` and `mdir` lists `names` (paths from its root,
+/// directories ending in `/`).
+fn fat_check(image: &Path, names: &[&str]) -> std::result::Result<(), String> {
+    let run = |program: &str, args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("{program}: {e} (apt-get install dosfstools mtools)"))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.success() { Ok(text) } else { Err(format!("{program} {}: {text}", image.display())) }
+    };
+    run("fsck.fat", &["-n".as_ref(), image.as_os_str()])?;
+    // Recursive and bare: one `::/path` line per entry, directories ending in `/`.
+    let listing = run("mdir", &["-/".as_ref(), "-b".as_ref(), "-i".as_ref(), image.as_os_str(), "::/".as_ref()])?;
+    let listed = |name: &str| listing.lines().any(|l| l.trim_end() == format!("::/{name}"));
+    match names.iter().find(|n| !listed(n)) {
+        Some(missing) => Err(format!("mdir of {} does not list ::/{missing}:\n{listing}", image.display())),
+        None => Ok(()),
+    }
+}
+
+/// The VSF `name` in the root of FAT image `image`, copied out with `mcopy`, passes
+/// [`fat_check`] and holds `holds`.
+fn vsf_check(image: &Path, name: &str, holds: &str) -> std::result::Result<(), String> {
+    let out = image.with_extension(format!("{name}.img"));
+    let _ = std::fs::remove_file(&out);
+    let copied = std::process::Command::new("mcopy")
+        .args(["-n", "-i"])
+        .arg(image)
+        .arg(format!("::/{name}"))
+        .arg(&out)
+        .output()
+        .map_err(|e| format!("mcopy: {e} (apt-get install mtools)"))?;
+    if !copied.status.success() {
+        return Err(format!("mcopy ::/{name} from {}: {}", image.display(), String::from_utf8_lossy(&copied.stderr)));
+    }
+    fat_check(&out, &[holds])
 }
 
 /// Only the user-space suite under BIOS, on q35 or pc.
@@ -291,13 +339,19 @@ const USER_SPEC: BootSpec<'static> = BootSpec { init_conf: "!!bin/usertest\n", b
 /// (`persist-write`, `persist-check`), so each must print its test lines and summary.
 fn persistence(tally: &mut Tally, elf: &Path, builder: &Path, programs: &Path) -> Result {
     let disk = Disk { path: artifacts::fresh_disk("persist", artifacts::SCRATCH_DISK_BYTES)?, persistent: true };
+    let data = Disk { path: artifacts::fresh_fat_disk("persist-data", artifacts::DATA_DISK_BYTES)?, persistent: true };
     for group in ["write", "check"] {
         let name = format!("persist-{group}");
-        let conf = format!("!bin/usertest --only blk-persist-{group}\n");
+        let conf = format!("!bin/usertest --only blk-persist-{group},files-persist-{group}\n");
         let spec = BootSpec { init_conf: &conf, boot_args: "debug-exit=allow\n" };
         let images = artifacts::images_for(elf, builder, programs, &format!("vessel-{name}"), &spec)?;
-        suite(tally, &name, &Boot { disks: vec![disk.clone()], ..Boot::disk(&images.bios, false) }, 1)?;
+        let disks = vec![disk.clone(), data.clone()];
+        suite(tally, &name, &Boot { disks, ..Boot::disk(&images.bios, false) }, 2)?;
     }
+    tally.record(
+        "persist::data_disk_passes_fsck",
+        fat_check(&data.path, &["persist/", "persist/file-19.bin", "persist/Sub dir with spaces/nötes.txt"]).err(),
+    );
     Ok(())
 }
 

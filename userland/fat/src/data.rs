@@ -23,7 +23,9 @@ use hadris_fat::sync::{FatVolumeWriteExt, FileEntry};
 
 use crate::disk::Disk;
 use crate::error::FsError;
-use crate::volume::{ChainHint, Volume};
+use crate::volume::{DirId, MAX_CHAINS, Run, Volume};
+use alloc::rc::Rc;
+use alloc::vec::Vec;
 
 /// FAT stores sizes in 32 bits.
 pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
@@ -42,7 +44,7 @@ impl<D: Disk> Volume<D> {
     /// the end of the file.
     pub fn read(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         self.begin();
-        let entry = self.file(path)?;
+        let (entry, _) = self.file(path)?;
         let size = entry.len();
         if offset >= size || buf.is_empty() {
             return Ok(0);
@@ -56,7 +58,13 @@ impl<D: Disk> Volume<D> {
     /// gap between the old end and `offset` reads as zeros); returns `data.len()`.
     pub fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<usize, FsError> {
         self.begin();
-        let entry = self.file(path)?;
+        let (entry, parent) = self.file(path)?;
+        let result = self.write_entry(&entry, offset, data);
+        self.forget_listing(parent);
+        result
+    }
+
+    fn write_entry(&mut self, entry: &FileEntry, offset: u64, data: &[u8]) -> Result<usize, FsError> {
         if data.is_empty() {
             return Ok(0);
         }
@@ -66,13 +74,13 @@ impl<D: Disk> Volume<D> {
         let in_place = if offset < size { (end.min(size) - offset) as usize } else { 0 };
         let (inside, beyond) = data.split_at(in_place);
         if !inside.is_empty() {
-            self.transfer(&entry, offset, Transfer::Write(inside))?;
+            self.transfer(entry, offset, Transfer::Write(inside))?;
         }
         if end <= size {
             let now = self.fs.time_provider().now();
-            self.fs.set_times(&entry, Some(now), None, None).map_err(|e| self.fat_error(e))?;
+            self.fs.set_times(entry, Some(now), None, None).map_err(|e| self.fat_error(e))?;
         } else {
-            self.append(&entry, offset.saturating_sub(size), beyond)?;
+            self.append(entry, offset.saturating_sub(size), beyond)?;
         }
         Ok(data.len())
     }
@@ -81,28 +89,41 @@ impl<D: Disk> Volume<D> {
     /// with zeros.
     pub fn truncate(&mut self, path: &str, len: u64) -> Result<(), FsError> {
         self.begin();
-        let entry = self.file(path)?;
+        let (entry, parent) = self.file(path)?;
+        let result = self.truncate_entry(&entry, len);
+        self.forget_listing(parent);
+        result
+    }
+
+    fn truncate_entry(&mut self, entry: &FileEntry, len: u64) -> Result<(), FsError> {
         if len > MAX_FILE_SIZE {
             return Err(FsError::FileTooLarge);
         }
         let size = entry.len();
-        self.chain_hint.set(None);
         if len < size {
+            self.forget_chain(entry.cluster().0 as u64);
             let len = usize::try_from(len).map_err(|_| FsError::FileTooLarge)?;
-            self.fs.truncate(&entry, len).map_err(|e| self.fat_error(e))
+            self.fs.truncate(entry, len).map_err(|e| self.fat_error(e))
         } else if len > size {
-            self.append(&entry, len - size, &[])
+            self.append(entry, len - size, &[])
         } else {
             Ok(())
         }
     }
 
-    /// The entry of the regular file `path`, its first cluster checked.
-    fn file(&self, path: &str) -> Result<FileEntry, FsError> {
+    /// Forgets the listing of `dir`: an entry in it changed size or time.
+    fn forget_listing(&self, dir: DirId) {
+        if let Ok(mut names) = self.names.try_borrow_mut() {
+            names.forget_dir(dir);
+        }
+    }
+
+    /// The entry of the regular file `path`, its first cluster checked, and its directory.
+    fn file(&self, path: &str) -> Result<(FileEntry, DirId), FsError> {
         match self.resolve(path)? {
-            Some((entry, _)) if !entry.is_directory() => {
+            Some((entry, parent)) if !entry.is_directory() => {
                 self.check_chain_start(&entry)?;
-                Ok(entry)
+                Ok((entry, parent))
             }
             _ => Err(FsError::IsADirectory),
         }
@@ -111,28 +132,49 @@ impl<D: Disk> Volume<D> {
     /// Appends `zeros` zero bytes, then `data`, to the file.
     fn append(&self, entry: &FileEntry, zeros: u64, data: &[u8]) -> Result<(), FsError> {
         let size = entry.len();
-        if size > 0 {
-            let first = entry.cluster().0 as u64;
+        let first = entry.cluster().0 as u64;
+        let known = if size > 0 {
+            let runs = self.runs(first)?;
             let last = self.cluster_at(first, (size - 1) / self.geometry.cluster_size as u64)?;
             match self.fs.fat().next_cluster(&mut self.stream(), last as usize) {
                 Ok(None) => {}
                 Ok(Some(_)) => return Err(FsError::Corrupt("a file's cluster chain is longer than its size")),
                 Err(e) => return Err(self.fat_error(e)),
             }
+            Some(runs)
+        } else {
+            None
+        };
+        let appended = (|| {
+            let mut writer = FileWriter::new_append(&self.fs, entry).map_err(|e| self.fat_error(e))?;
+            let chunk = [0u8; ZERO_CHUNK];
+            let mut left = zeros;
+            while left > 0 {
+                let n = left.min(ZERO_CHUNK as u64) as usize;
+                writer.write(&chunk[..n]).map_err(|e| self.fat_error(e))?;
+                left -= n as u64;
+            }
+            if !data.is_empty() {
+                writer.write(data).map_err(|e| self.fat_error(e))?;
+            }
+            writer.finish().map_err(|e| self.fat_error(e))
+        })();
+        // The chain grew at its end: follow it on from the old last cluster only (no other
+        // file's chain changed). A failure, or a file that had no cluster, is walked afresh.
+        match (known, &appended) {
+            (Some(runs), Ok(())) => {
+                let mut runs = runs.to_vec();
+                match runs.pop() {
+                    Some(last) => match self.walk(runs, last) {
+                        Ok(runs) => self.remember(first, &runs),
+                        Err(_) => self.forget_chain(first),
+                    },
+                    None => self.forget_chain(first),
+                }
+            }
+            _ => self.forget_chain(first),
         }
-        self.chain_hint.set(None);
-        let mut writer = FileWriter::new_append(&self.fs, entry).map_err(|e| self.fat_error(e))?;
-        let chunk = [0u8; ZERO_CHUNK];
-        let mut left = zeros;
-        while left > 0 {
-            let n = left.min(ZERO_CHUNK as u64) as usize;
-            writer.write(&chunk[..n]).map_err(|e| self.fat_error(e))?;
-            left -= n as u64;
-        }
-        if !data.is_empty() {
-            writer.write(data).map_err(|e| self.fat_error(e))?;
-        }
-        writer.finish().map_err(|e| self.fat_error(e))
+        appended
     }
 
     /// Copies between the file and memory, starting at byte `offset` of the file; the range
@@ -147,9 +189,10 @@ impl<D: Disk> Volume<D> {
         let mut done = 0;
         while done < len {
             let pos = offset + done as u64;
-            let cluster = self.cluster_at(first, pos / cluster_size)?;
+            let (cluster, contiguous) = self.locate_cluster(first, pos / cluster_size)?;
             let in_cluster = pos % cluster_size;
-            let take = ((cluster_size - in_cluster) as usize).min(len - done);
+            let span = contiguous.saturating_mul(cluster_size) - in_cluster;
+            let take = usize::try_from(span).unwrap_or(usize::MAX).min(len - done);
             let at =
                 self.geometry.cluster_offset(cluster).ok_or(FsError::Corrupt("cluster number outside the volume"))?
                     + in_cluster;
@@ -172,26 +215,85 @@ impl<D: Disk> Volume<D> {
 
     /// The `index`th cluster (from 0) of the chain starting at cluster `first`.
     pub(crate) fn cluster_at(&self, first: u64, index: u64) -> Result<u64, FsError> {
+        self.locate_cluster(first, index).map(|(cluster, _)| cluster)
+    }
+
+    /// Disk cluster `index` of the file starting at `first`, and how many clusters from it on
+    /// are contiguous on the disk (so one transfer can cover them).
+    fn locate_cluster(&self, first: u64, index: u64) -> Result<(u64, u64), FsError> {
+        let runs = self.runs(first)?;
+        let at = runs.partition_point(|r| r.index + r.count <= index);
+        match runs.get(at) {
+            Some(r) if r.index <= index => Ok((r.cluster + (index - r.index), r.count - (index - r.index))),
+            _ => Err(FsError::Corrupt("cluster chain ends before the file does")),
+        }
+    }
+
+    /// The runs of the chain starting at `first`: remembered, or walked now (at most as many
+    /// clusters as the volume has: a longer chain loops).
+    fn runs(&self, first: u64) -> Result<Rc<[Run]>, FsError> {
         if !self.geometry.is_data_cluster(first) {
             return Err(FsError::Corrupt("file data starts outside the data region"));
         }
-        if index >= self.geometry.cluster_count as u64 {
-            return Err(FsError::Corrupt("file larger than the volume"));
+        if let Some(runs) = self.chains.try_borrow().ok().and_then(|c| c.get(&first).cloned()) {
+            return Ok(runs);
         }
-        let (mut at, mut cluster) = match self.chain_hint.get() {
-            Some(h) if h.first == first && h.index <= index => (h.index, h.cluster),
-            _ => (0, first),
-        };
+        let runs = self.walk(Vec::new(), Run { index: 0, cluster: first, count: 1 })?;
+        self.remember(first, &runs);
+        Ok(runs)
+    }
+
+    /// Follows the chain on from the last cluster of `run` (the end of `runs`), adding runs.
+    fn walk(&self, mut runs: Vec<Run>, mut run: Run) -> Result<Rc<[Run]>, FsError> {
+        let mut cluster = run.cluster + run.count - 1;
         let mut stream = self.stream();
-        while at < index {
-            cluster = match self.fs.fat().next_cluster(&mut stream, cluster as usize) {
+        let mut steps = run.index + run.count;
+        loop {
+            let next = match self.fs.fat().next_cluster(&mut stream, cluster as usize) {
                 Ok(Some(next)) => next as u64,
-                Ok(None) => return Err(FsError::Corrupt("cluster chain ends before the file does")),
+                Ok(None) => break,
                 Err(e) => return Err(self.fat_error(e)),
             };
-            at += 1;
+            steps += 1;
+            if steps > self.geometry.cluster_count as u64 {
+                return Err(FsError::Corrupt("cluster chain loops"));
+            }
+            if !self.geometry.is_data_cluster(next) {
+                return Err(FsError::Corrupt("cluster chain leaves the data region"));
+            }
+            if next == cluster + 1 {
+                run.count += 1;
+            } else {
+                runs.push(run);
+                run = Run { index: run.index + run.count, cluster: next, count: 1 };
+            }
+            cluster = next;
         }
-        self.chain_hint.set(Some(ChainHint { first, index, cluster }));
-        Ok(cluster)
+        runs.push(run);
+        Ok(runs.into())
+    }
+
+    /// Remembers the runs of the chain starting at `first`.
+    fn remember(&self, first: u64, runs: &Rc<[Run]>) {
+        if let Ok(mut chains) = self.chains.try_borrow_mut() {
+            if chains.len() >= MAX_CHAINS && !chains.contains_key(&first) {
+                chains.clear();
+            }
+            chains.insert(first, Rc::clone(runs));
+        }
+    }
+
+    /// Forgets the runs of the chain starting at `first` (it was cut).
+    fn forget_chain(&self, first: u64) {
+        if let Ok(mut chains) = self.chains.try_borrow_mut() {
+            chains.remove(&first);
+        }
+    }
+
+    /// Forgets every remembered chain (one changed: clusters were added, cut or freed).
+    pub(crate) fn forget_chains(&self) {
+        if let Ok(mut chains) = self.chains.try_borrow_mut() {
+            chains.clear();
+        }
     }
 }

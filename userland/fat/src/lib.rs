@@ -56,6 +56,7 @@ mod cache;
 mod data;
 mod disk;
 mod error;
+mod names;
 mod path;
 mod volume;
 

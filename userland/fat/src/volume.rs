@@ -20,10 +20,11 @@
 //! `Send`: it belongs to the one thread that serves it. Borrows of the cache never overlap (each
 //! lasts one transfer); an overlapping one would fail with [`DiskError::Invalid`], not panic.
 
+use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
 
 use hadris_fat::sync::format::{FatFormatOptions, FatTypeSelection, FatVolumeFormatter};
 use hadris_fat::sync::{
@@ -35,6 +36,7 @@ use crate::boot::{BOOT_SECTOR, Geometry, Root};
 use crate::cache::{Cache, CacheStats};
 use crate::disk::{Disk, DiskError};
 use crate::error::{FsError, from_fat};
+use crate::names::{Listing, Names};
 use crate::path;
 
 /// Most entries a directory may hold (the FAT limit: 65,536 32-byte slots, 2 MiB).
@@ -153,27 +155,34 @@ impl<D: Disk> Seek for Stream<D> {
 }
 
 /// Which directory an entry lives in: the root, or the directory starting at this cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum DirId {
     Root,
     Cluster(u64),
 }
 
-/// The place in a file's cluster chain last looked up, so sequential access does not walk the
-/// chain from its start each time.
-#[derive(Clone, Copy)]
-pub(crate) struct ChainHint {
-    pub first: u64,
+/// A run of a file's clusters: file clusters `index .. index + count` are disk clusters
+/// `cluster .. cluster + count`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Run {
     pub index: u64,
     pub cluster: u64,
+    pub count: u64,
 }
+
+/// Most files whose chains are remembered as runs at once.
+pub(crate) const MAX_CHAINS: usize = 64;
 
 /// A mounted FAT volume. Changes live in the cache until [`Volume::sync`].
 pub struct Volume<D: Disk> {
     pub(crate) fs: FatVolume<Stream<D>>,
     pub(crate) cache: Rc<RefCell<Cache<D>>>,
     pub(crate) geometry: Geometry,
-    pub(crate) chain_hint: Cell<Option<ChainHint>>,
+    /// Files' cluster chains as runs, by first cluster, walked once until the volume changes
+    /// them (see `data.rs`).
+    pub(crate) chains: RefCell<BTreeMap<u64, Rc<[Run]>>>,
+    /// Directory listings and chain checks already made (see `names.rs`).
+    pub(crate) names: RefCell<Names>,
 }
 
 impl<D: Disk> Volume<D> {
@@ -204,7 +213,7 @@ impl<D: Disk> Volume<D> {
         if fs.fat_type() != geometry.fat_type || fs.fat().max_cluster() != geometry.max_cluster() {
             return Err(FsError::BadBootSector("hadris-fat reads the boot sector differently"));
         }
-        Ok(Self { fs, cache, geometry, chain_hint: Cell::new(None) })
+        Ok(Self { fs, cache, geometry, chains: RefCell::default(), names: RefCell::new(Names::default()) })
     }
 
     /// Makes a new, empty file system over the whole disk and mounts it: FAT32 when the disk
@@ -286,6 +295,29 @@ impl<D: Disk> Volume<D> {
         })
     }
 
+    /// `path` with each name as the volume stores it (the long name, else the 8.3 name with
+    /// its case flags), so two spellings of one entry (`/A/b.TXT`, `/a/B.txt`, an 8.3 alias)
+    /// give the same path. Fails as [`Volume::stat`] for a path that names nothing.
+    pub fn canonical(&self, path: &str) -> Result<String, FsError> {
+        self.begin();
+        let parts = path::components(path)?;
+        let mut out = String::new();
+        for i in 1..=parts.len() {
+            let mut prefix = String::new();
+            for part in &parts[..i] {
+                prefix.push('/');
+                prefix.push_str(part);
+            }
+            let Some((entry, _)) = self.resolve(&prefix)? else { continue };
+            out.push('/');
+            out.push_str(&entry.name());
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        Ok(out)
+    }
+
     /// The entries of the directory `path`, in on-disk order, without `.` and `..`.
     pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, FsError> {
         self.begin();
@@ -312,44 +344,75 @@ impl<D: Disk> Volume<D> {
 
     /// Creates the empty file `path` in an existing directory.
     pub fn create(&mut self, path: &str) -> Result<(), FsError> {
-        self.begin();
-        let (parent, name) = path::split_last(path)?;
-        let (dir, _) = self.open_dir(&parent)?;
-        self.fs.create_file(&dir, name).map_err(|e| self.fat_error(e))?;
-        Ok(())
+        self.create_entry(path, false)
     }
 
     /// Creates the empty directory `path` in an existing directory.
     pub fn mkdir(&mut self, path: &str) -> Result<(), FsError> {
-        self.begin();
-        let (parent, name) = path::split_last(path)?;
-        let (dir, _) = self.open_dir(&parent)?;
-        self.fs.create_dir(&dir, name).map_err(|e| self.fat_error(e))?;
-        Ok(())
+        self.create_entry(path, true)
     }
 
     /// Removes the file or empty directory `path`.
     pub fn remove(&mut self, path: &str) -> Result<(), FsError> {
-        self.begin();
-        let Some((entry, _)) = self.resolve(path)? else {
-            return Err(FsError::InvalidPath);
-        };
-        self.check_chain_start(&entry)?;
-        self.chain_hint.set(None);
-        self.fs.delete(&entry).map_err(|e| self.fat_error(e))
+        self.changing(|v| v.remove_entry(path))
     }
 
     /// Moves `from` to `to`, across directories too. An existing file at `to` is replaced by a
     /// file, an existing empty directory by a directory; a directory cannot move into itself.
     pub fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError> {
+        self.changing(|v| v.move_entry(from, to))
+    }
+
+    /// Runs a change of entries, then forgets the listings it may have made stale (whether it
+    /// succeeded or not: a failure may have changed part of a directory).
+    fn changing(&mut self, op: impl FnOnce(&mut Self) -> Result<(), FsError>) -> Result<(), FsError> {
         self.begin();
+        let result = op(self);
+        if let Ok(mut names) = self.names.try_borrow_mut() {
+            names.forget_all();
+        }
+        self.forget_chains();
+        result
+    }
+
+    /// Creates a file or directory. Only the parent's listing changes (a new entry; its chain
+    /// may grow, still ending where it should): a new file joins the listing, a new directory
+    /// (or a failure) makes it forgotten.
+    fn create_entry(&mut self, path: &str, directory: bool) -> Result<(), FsError> {
+        self.begin();
+        let (parent, name) = path::split_last(path)?;
+        let (dir, id) = self.open_dir(&parent)?;
+        let created = if directory {
+            self.fs.create_dir(&dir, name).map(|_| None)
+        } else {
+            self.fs.create_file(&dir, name).map(Some)
+        };
+        let created = created.map_err(|e| self.fat_error(e));
+        if let Ok(mut names) = self.names.try_borrow_mut() {
+            match &created {
+                Ok(Some(entry)) => names.add_to(id, entry),
+                _ => names.forget_dir(id),
+            }
+        }
+        created.map(|_| ())
+    }
+    fn remove_entry(&mut self, path: &str) -> Result<(), FsError> {
+        let Some((entry, _)) = self.resolve(path)? else {
+            return Err(FsError::InvalidPath);
+        };
+        self.check_chain_start(&entry)?;
+        self.forget_chains();
+        self.fs.delete(&entry).map_err(|e| self.fat_error(e))
+    }
+
+    fn move_entry(&mut self, from: &str, to: &str) -> Result<(), FsError> {
         let Some((entry, from_parent)) = self.resolve(from)? else {
             return Err(FsError::InvalidPath);
         };
         self.check_chain_start(&entry)?;
         let (to_parent, name) = path::split_last(to)?;
         let (dir, to_parent) = self.open_dir(&to_parent)?;
-        if let Some(existing) = self.lookup(&dir, name)? {
+        if let Some(existing) = self.lookup(&dir, to_parent, name)? {
             let same = from_parent == to_parent && existing.short_name().raw_bytes() == entry.short_name().raw_bytes();
             if !same {
                 match (entry.is_directory(), existing.is_directory()) {
@@ -358,11 +421,11 @@ impl<D: Disk> Volume<D> {
                     _ => {}
                 }
                 self.check_chain_start(&existing)?;
-                self.chain_hint.set(None);
+                self.forget_chains();
                 self.fs.delete(&existing).map_err(|e| self.fat_error(e))?;
             }
         }
-        self.chain_hint.set(None);
+        self.forget_chains();
         self.fs.rename(&entry, &dir, name).map_err(|e| self.fat_error(e))?;
         Ok(())
     }
@@ -409,7 +472,7 @@ impl<D: Disk> Volume<D> {
             self.check_dir_chain(first as u64)?;
         }
         for name in parts {
-            let entry = self.lookup(&dir, name)?.ok_or(FsError::NotFound)?;
+            let entry = self.lookup(&dir, id, name)?.ok_or(FsError::NotFound)?;
             if !entry.is_directory() {
                 return Err(FsError::NotADirectory);
             }
@@ -429,12 +492,20 @@ impl<D: Disk> Volume<D> {
     /// the entries, which hadris-fat would otherwise repeat until its own loop bound (as many
     /// clusters as the volume has).
     fn check_dir_chain(&self, first: u64) -> Result<(), FsError> {
+        if self.names.try_borrow().is_ok_and(|n| n.checked(first)) {
+            return Ok(());
+        }
         let limit = (MAX_DIR_ENTRIES as u64 * 32).div_ceil(self.geometry.cluster_size as u64);
         let mut stream = self.stream();
         let mut cluster = first;
         for _ in 0..limit {
             match self.fs.fat().next_cluster(&mut stream, cluster as usize) {
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    if let Ok(mut names) = self.names.try_borrow_mut() {
+                        names.mark_checked(first);
+                    }
+                    return Ok(());
+                }
                 Ok(Some(next)) => cluster = next as u64,
                 Err(e) => return Err(self.fat_error(e)),
             }
@@ -449,23 +520,39 @@ impl<D: Disk> Volume<D> {
             return Ok(None);
         };
         let (dir, parent) = self.open_dir(&parts)?;
-        let entry = self.lookup(&dir, name)?.ok_or(FsError::NotFound)?;
+        let entry = self.lookup(&dir, parent, name)?.ok_or(FsError::NotFound)?;
         Ok(Some((entry, parent)))
     }
 
-    /// The entry called `name` in `dir`, matched as hadris-fat matches names: an exact long
-    /// name first, else the first long or 8.3 name equal ignoring case. `.` and `..` never
-    /// reach here (paths are resolved lexically).
-    pub(crate) fn lookup(&self, dir: &FatDir<'_, Stream<D>>, name: &str) -> Result<Option<FileEntry>, FsError> {
+    /// The entry called `name` in `dir` (whose id is `id`), matched as hadris-fat matches
+    /// names: an exact long name first, else the first long or 8.3 name equal ignoring case.
+    /// `.` and `..` never reach here (paths are resolved lexically). A directory scanned once
+    /// is remembered (`names.rs`) until the volume changes.
+    pub(crate) fn lookup(
+        &self,
+        dir: &FatDir<'_, Stream<D>>,
+        id: DirId,
+        name: &str,
+    ) -> Result<Option<FileEntry>, FsError> {
+        if let Some(entry) = self.names.try_borrow().ok().and_then(|n| n.find(id, name)) {
+            return Ok(Some(entry));
+        }
+        let mut exact = None;
         let mut fallback = None;
+        let mut listing = Listing::default();
         for (seen, item) in dir.entries().enumerate() {
             if seen == MAX_DIR_ENTRIES {
                 return Err(FsError::Corrupt("directory with more than 65536 entries"));
             }
             let DirectoryEntry::Entry(entry) = item.map_err(|e| self.fat_error(e))?;
+            listing.add(&entry);
+            if exact.is_some() {
+                continue;
+            }
             if let Some(long) = entry.long_name() {
                 if long.eq_str(name) {
-                    return Ok(Some(entry));
+                    exact = Some(entry);
+                    continue;
                 }
                 let folded = long.chars().flat_map(char::to_uppercase);
                 if fallback.is_none() && folded.eq(name.chars().flat_map(char::to_uppercase)) {
@@ -477,7 +564,10 @@ impl<D: Disk> Volume<D> {
                 fallback = Some(entry);
             }
         }
-        Ok(fallback)
+        if let Ok(mut names) = self.names.try_borrow_mut() {
+            names.keep(id, listing);
+        }
+        Ok(exact.or(fallback))
     }
 }
 

@@ -2,7 +2,7 @@
 //! the initial capabilities (the platform capability and the root container). It starts `proc`
 //! first, handing it the root container and the `proc` endpoint; from then on every program
 //! starts through `proc`. It asks `proc` to supervise `device`, the one program that gets the
-//! platform capability. It reads `etc/init.conf` and asks `proc` to run each listed program in
+//! platform capability, then `vfs`, the file server. It reads `etc/init.conf` and asks `proc` to run each listed program in
 //! turn, reporting how each one ended. Then it stays alive (sleeping), as the root of the
 //! process tree must.
 //!
@@ -27,6 +27,9 @@ vessel_rt::entry!(main);
 
 /// How often `proc` restarts a `device` server that died.
 const DEVICE_RESTARTS: u64 = 16;
+
+/// How often `proc` restarts a `vfs` server that died.
+const VFS_RESTARTS: u64 = 16;
 
 /// Longest argument list a config line may have.
 const MAX_ARGS: usize = 32;
@@ -55,6 +58,9 @@ fn main() -> i32 {
     let Some(proc) = start_proc(root) else { return 1 };
     let platform = Platform::inherited();
     start_device(proc, platform);
+    if let Err(e) = proc.supervise("vfs", VFS_RESTARTS, "bin/vfs", &[]) {
+        println!("init: cannot start the vfs server: {e}");
+    }
     let text = core::str::from_utf8(conf.data).unwrap_or("");
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (trusted, hardware, line) = match (line.strip_prefix("!!"), line.strip_prefix('!')) {

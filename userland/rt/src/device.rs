@@ -180,6 +180,11 @@ impl Device {
         self.client().write(self.handle, data).map(|w| w.count)
     }
 
+    /// A clock's time, in seconds since 1970-01-01 UTC.
+    pub fn time(self) -> Result<u64, Refusal> {
+        self.client().time(self.handle).map(|t| t.unix_seconds)
+    }
+
     /// Closes the session.
     pub fn close(self) -> Result<(), Refusal> {
         self.client().close(self.handle).map(|_| ())

@@ -1,5 +1,8 @@
-//! The global allocator: linked-list heaps over regions mapped with `MemMap`, starting empty and
-//! growing when an allocation does not fit. New pages that continue the last region extend it;
+//! The global allocator: size classes (`vessel_heap::SizeClasses`, O(1) for blocks up to 2 KiB,
+//! as in the kernel) in front of linked-list heaps over regions mapped with `MemMap`, starting
+//! empty and growing when an allocation does not fit. A first-fit list walks every free block on
+//! each allocation and free; a server holding thousands of small blocks (the `vfs` server's
+//! directory listings) paid microseconds per allocation for it. New pages that continue the last region extend it;
 //! pages elsewhere (something else, such as a thread stack, used `MemMap` in between) start a new
 //! region, each new region at least as big as all before it, so a few regions cover any heap.
 //! Programs that never allocate never map a page.
@@ -9,6 +12,7 @@ use core::ptr::NonNull;
 
 use linked_list_allocator::Heap;
 use vessel_abi::{MapFlags, PAGE_SIZE};
+use vessel_heap::SizeClasses;
 
 /// Smallest growth step.
 const GROW_MIN: u64 = 64 * 1024;
@@ -16,10 +20,16 @@ const GROW_MIN: u64 = 64 * 1024;
 /// Regions a heap may have (each at least doubling the total: far beyond any address space).
 const MAX_REGIONS: usize = 24;
 
-/// The regions in use, first to last.
-struct Regions {
+/// The regions in use, first to last: big blocks and the classes' slabs.
+struct Big {
     heaps: [Heap; MAX_REGIONS],
     used: usize,
+}
+
+/// The heap: the classes in front, the regions behind.
+struct Regions {
+    big: Big,
+    classes: SizeClasses,
 }
 
 struct GrowingHeap(spin_free::Lock<Regions>);
@@ -58,10 +68,23 @@ mod spin_free {
 }
 
 #[global_allocator]
-static HEAP: GrowingHeap =
-    GrowingHeap(spin_free::Lock::new(Regions { heaps: [const { Heap::empty() }; MAX_REGIONS], used: 0 }));
+static HEAP: GrowingHeap = GrowingHeap(spin_free::Lock::new(Regions {
+    big: Big { heaps: [const { Heap::empty() }; MAX_REGIONS], used: 0 },
+    classes: SizeClasses::new(),
+}));
 
-impl Regions {
+impl Big {
+    /// A block for `layout` from the last region that has room, growing the heap if none has.
+    fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        for heap in self.heaps[..self.used].iter_mut().rev() {
+            if let Ok(p) = heap.allocate_first_fit(layout) {
+                return Some(p);
+            }
+        }
+        let region = self.grow(layout)?;
+        self.heaps[region].allocate_first_fit(layout).ok()
+    }
+
     /// Maps pages for `layout` and adds them: to the last region if they continue it, else as
     /// a new region. Returns the region that grew.
     fn grow(&mut self, layout: Layout) -> Option<usize> {
@@ -111,23 +134,28 @@ impl Regions {
 unsafe impl GlobalAlloc for GrowingHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         self.0.with(|regions| {
-            let used = regions.used;
-            for heap in regions.heaps[..used].iter_mut().rev() {
-                if let Ok(p) = heap.allocate_first_fit(layout) {
-                    return p.as_ptr();
-                }
-            }
-            match regions.grow(layout).map(|r| regions.heaps[r].allocate_first_fit(layout)) {
-                Some(Ok(p)) => p.as_ptr(),
-                _ => core::ptr::null_mut(),
-            }
+            let block = if SizeClasses::serves(layout) {
+                let big = &mut regions.big;
+                // SAFETY: slabs come from the regions, which are never unmapped, and are never
+                // freed, so each is the classes' alone for good.
+                unsafe { regions.classes.allocate(layout, |slab| big.allocate(slab)) }
+            } else {
+                regions.big.allocate(layout)
+            };
+            block.map_or(core::ptr::null_mut(), NonNull::as_ptr)
         })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if let Some(ptr) = NonNull::new(ptr) {
             self.0.with(|regions| {
-                if let Some(heap) = regions.holding(ptr.as_ptr()) {
+                if SizeClasses::serves(layout) {
+                    // SAFETY: class layouts came from the classes (GlobalAlloc contract: same
+                    // layout), and the block is no longer used.
+                    unsafe { regions.classes.deallocate(ptr, layout) };
+                    return;
+                }
+                if let Some(heap) = regions.big.holding(ptr.as_ptr()) {
                     // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract), out
                     // of the region that holds it.
                     unsafe { heap.deallocate(ptr, layout) };

@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod arch;
 pub mod container;
 pub mod device;
+pub mod fs;
 mod heap;
 pub mod io;
 pub mod ipc;

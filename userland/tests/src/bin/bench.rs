@@ -46,7 +46,7 @@ impl Selection<'_> {
     }
 }
 
-/// `bench [group ...] [xN]`: groups are null, yield, spawn, ipc, container, irqs, or one benchmark's
+/// `bench [group ...] [xN]`: groups are null, yield, spawn, ipc, container, irqs, blk, file, or one benchmark's
 /// name; `xN` multiplies every round count.
 fn main() -> i32 {
     let mut selection = Selection { groups: alloc::vec::Vec::new(), scale: 1 };
@@ -125,6 +125,11 @@ fn main() -> i32 {
         && let Err(e) = blk_benches(scale)
     {
         println!("bench: block benchmarks skipped: {e}");
+    }
+    if selection.wants("file")
+        && let Err(e) = file_benches(scale)
+    {
+        println!("bench: file benchmarks skipped: {e}");
     }
 
     let _ = sys::debug_exit(0);
@@ -529,4 +534,94 @@ fn blk_benches(scale: u64) -> Result<(), vessel_protocol::Refusal> {
     report_busy("blk_read_rand_4k", n, start, idle, "op");
     buffer.free();
     disk.close()
+}
+
+/// Files on the FAT image `BENCH_DISK` attaches (`mkfatimage.sh`: `/big.bin` 16 MiB,
+/// `/small/f0000`…`f0999` 4 KiB each, `/scratch`), which `vfs` mounts at `/data`, as the Linux
+/// peer reads it through vfat:
+/// - `file_read_seq_cold`: `/data/big.bin` in `MAX_IO` reads right after `/data` was mounted
+///   again (an empty cache, as after `drop_caches`), per MiB; `file_read_seq_warm`: read again;
+/// - `file_open_read_close`: open a 4 KiB file of `/small`, read it, close;
+/// - `file_stat`: stat one of them; `file_readdir_1000`: list `/small`;
+/// - `file_create_write_sync`: create a file in `/scratch`, write 4 KiB, sync, close;
+/// - `container_vsf_mount_lifecycle`: create a container, mount a 2 MiB VSF as its `/`, run
+///   `bin/true` in it (from the boot file system: programs do not run from files yet), wait,
+///   unmount, destroy.
+fn file_benches(scale: u64) -> Result<(), vessel_protocol::Refusal> {
+    use alloc::format;
+    use vessel_rt::fs::{self, File, MAX_IO, OpenFlags};
+    fs::metadata("/data/big.bin")?;
+    // An empty cache: mount the disk again.
+    let source = fs::mounts(0)?.into_iter().find(|m| m.path == "/data").map(|m| m.source);
+    let source = source.ok_or_else(|| vessel_protocol::Refusal::new(Error::NotFound, "nothing at /data"))?;
+    fs::unmount(0, "/data")?;
+    fs::mount(0, "/data", &source)?;
+    let mut buf = alloc::vec![0u8; MAX_IO];
+    let read_all = |buf: &mut [u8]| -> Result<u64, vessel_protocol::Refusal> {
+        let mut f = File::open("/data/big.bin")?;
+        let mut total = 0u64;
+        loop {
+            let n = f.read(buf)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
+    };
+    let (start, idle) = (time::now_ns(), idle_ns());
+    let bytes = read_all(&mut buf)?;
+    report_busy("file_read_seq_cold", bytes >> 20, start, idle, "MiB");
+    let passes = 2 * scale;
+    let (start, idle) = (time::now_ns(), idle_ns());
+    for _ in 0..passes {
+        read_all(&mut buf)?;
+    }
+    report_busy("file_read_seq_warm", passes * (bytes >> 20), start, idle, "MiB");
+
+    let n = 1000 * scale;
+    let (start, idle) = (time::now_ns(), idle_ns());
+    for i in 0..n {
+        let mut f = File::open(&format!("/data/small/f{:04}", i % 1000))?;
+        f.read(&mut buf)?;
+        f.close()?;
+    }
+    report_busy("file_open_read_close", n, start, idle, "op");
+    let (start, idle) = (time::now_ns(), idle_ns());
+    for i in 0..n {
+        core::hint::black_box(fs::metadata(&format!("/data/small/f{:04}", i % 1000))?);
+    }
+    report_busy("file_stat", n, start, idle, "op");
+    let rounds = 20 * scale;
+    let (start, idle) = (time::now_ns(), idle_ns());
+    for _ in 0..rounds {
+        let listed = fs::read_dir("/data/small")?;
+        core::hint::black_box(listed.len());
+    }
+    report_busy("file_readdir_1000", rounds, start, idle, "op");
+    let n = 100 * scale;
+    let page = [0x5Au8; 4096];
+    let (start, idle) = (time::now_ns(), idle_ns());
+    for i in 0..n {
+        let mut f = File::open_with(&format!("/data/scratch/w{i}"), OpenFlags::WRITE | OpenFlags::CREATE)?;
+        f.write_all(&page)?;
+        f.sync()?;
+        f.close()?;
+    }
+    report_busy("file_create_write_sync", n, start, idle, "op");
+
+    let proc = Proc::get().ok_or_else(|| vessel_protocol::Refusal::new(Error::NotFound, "no proc"))?;
+    let _ = fs::remove("/tmp/bench.vsf");
+    fs::create_vsf("/tmp/bench.vsf", 2 << 20)?;
+    let n = 50 * scale;
+    let (start, idle) = (time::now_ns(), idle_ns());
+    for _ in 0..n {
+        let child = proc.create(0, Limits::default())?;
+        fs::mount(child, "/", "vsf:/tmp/bench.vsf")?;
+        let (pid, _) = proc.spawn(child, "bin/true", &[], &[])?;
+        proc.wait(child, pid)?;
+        fs::unmount(child, "/")?;
+        proc.destroy(child)?;
+    }
+    report_busy("container_vsf_mount_lifecycle", n, start, idle, "op");
+    Ok(())
 }

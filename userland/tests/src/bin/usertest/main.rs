@@ -10,6 +10,7 @@ mod containers;
 mod ctr_device;
 mod device;
 mod entry;
+mod files;
 mod hw;
 mod ipc;
 mod procwait;
@@ -61,9 +62,10 @@ const TESTS: &[Test] = &[
     ("syscall::random_calls_leave_the_kernel_whole", random_calls_leave_the_kernel_whole),
 ];
 
-/// `usertest [--only GROUP]`: every test, or only those whose name starts with `GROUP::`
-/// (which also reaches the groups a plain run leaves out: `blk-persist-write` and
-/// `blk-persist-check`, the two halves of the reboot test the harness runs on one disk).
+/// `usertest [--only GROUP[,GROUP...]]`: every test, or only those whose name starts with one
+/// of the `GROUP::` (which also reaches the groups a plain run leaves out: `blk-persist-write`,
+/// `blk-persist-check`, `files-persist-write` and `files-persist-check`, the halves of the
+/// reboot test the harness runs on the same disks).
 fn main() -> i32 {
     let args: Vec<&str> = vessel_rt::args().collect();
     let only = match args.get(1..) {
@@ -81,15 +83,25 @@ fn main() -> i32 {
         .chain(entry::TESTS)
         .chain(device::TESTS)
         .chain(ctr_device::TESTS)
-        .chain(device::PERSIST_TESTS);
+        .chain(files::TESTS)
+        .chain(device::PERSIST_TESTS)
+        .chain(files::PERSIST_TESTS);
     let chosen: Vec<&crate::Test> = match only {
-        Some(group) => all.filter(|(name, _)| name.strip_prefix(group).is_some_and(|r| r.starts_with("::"))).collect(),
-        None => all.filter(|t| !device::PERSIST_TESTS.iter().any(|p| p.0 == t.0)).collect(),
+        Some(groups) => all
+            .filter(|(name, _)| {
+                groups.split(',').any(|group| name.strip_prefix(group).is_some_and(|r| r.starts_with("::")))
+            })
+            .collect(),
+        None => all.filter(|t| !device::PERSIST_TESTS.iter().chain(files::PERSIST_TESTS).any(|p| p.0 == t.0)).collect(),
     };
     println!("running {} user-space tests", chosen.len());
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in chosen {
-        match test() {
+        let start = time::now_ns();
+        let result = test();
+        // Not a verdict line: how long the test took, to find the slow ones in the log.
+        println!("took user::{name} {} ms", (time::now_ns() - start) / 1_000_000);
+        match result {
             Ok(()) => {
                 passed += 1;
                 println!("test user::{name} ... ok");

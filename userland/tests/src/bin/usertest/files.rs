@@ -1,0 +1,350 @@
+//! Files through the `vfs` server: the root container's tree (`/`, `/tmp` in memory, `/data`
+//! on the FAT data disk the harness attaches as `blk1`), child containers' namespaces and
+//! virtual storage files, a restart of the server, and the two halves of the reboot test
+//! (`files-persist-write`, `files-persist-check`). What the guest leaves on the data disk
+//! (`/data/suite/…`, `/data/child.vsf`) is checked on the host with `fsck.fat -n` and `mdir`.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use vessel_proc_protocol::{Ending, Limits};
+use vessel_rt::abi::Error;
+use vessel_rt::fs::{self, File, Kind, OpenFlags, Rights, Whence};
+use vessel_rt::proc::Proc;
+use vessel_vfs_protocol::Client;
+
+use crate::{TestResult, check};
+
+pub const TESTS: &[crate::Test] = &[
+    ("files::root_tree_is_assembled", root_tree_is_assembled),
+    ("files::file_operations_on_memory_and_fat", file_operations_on_memory_and_fat),
+    ("files::a_directory_of_1000_files", a_directory_of_1000_files),
+    ("files::a_16_mib_file", a_16_mib_file),
+    ("files::handles_are_true_roots_and_rights_only_shrink", handles_are_true_roots_and_rights_only_shrink),
+    ("files::a_child_sees_only_its_own_root", a_child_sees_only_its_own_root),
+    ("files::a_vsf_is_a_childs_root_and_outlives_it", a_vsf_is_a_childs_root_and_outlives_it),
+    ("files::a_full_vsf_fails_only_its_container", a_full_vsf_fails_only_its_container),
+    ("files::vfs_restarts_and_clients_get_an_error", vfs_restarts_and_clients_get_an_error),
+];
+
+pub const PERSIST_TESTS: &[crate::Test] = &[
+    ("files-persist-write::files_written_and_synced", persist_write),
+    ("files-persist-check::files_survive_a_reboot", persist_check),
+];
+
+fn e<T: core::fmt::Display>(what: &'static str) -> impl Fn(T) -> String {
+    move |r| format!("{what}: {r}")
+}
+
+fn proc() -> Result<Proc, String> {
+    Proc::get().ok_or_else(|| String::from("no proc capability"))
+}
+
+/// A pattern that differs at every offset (so misplaced bytes show).
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| ((i as u64).wrapping_mul(31).wrapping_add(seed * 7 + (i as u64 >> 12)) % 251) as u8).collect()
+}
+
+fn root_tree_is_assembled() -> TestResult {
+    let mounts = fs::mounts(0).map_err(e("mounts"))?;
+    let shown: Vec<(String, String)> = mounts.iter().map(|m| (m.path.clone(), m.source.clone())).collect();
+    let expected = [("/", "mem"), ("/tmp", "mem"), ("/data", "blk:blk1")];
+    check!(
+        shown.len() == 3 && expected.iter().all(|(p, s)| shown.iter().any(|(a, b)| a == p && b == s)),
+        "the root container's mounts: {shown:?}"
+    );
+    let root: Vec<String> = fs::read_dir("/").map_err(e("read_dir /"))?.into_iter().map(|d| d.name).collect();
+    check!(root.iter().any(|n| n == "tmp") && root.iter().any(|n| n == "data"), "/ lists {root:?}");
+    Ok(())
+}
+
+/// The same operations on the in-memory `/tmp` and on FAT `/data`.
+fn file_operations_on_memory_and_fat() -> TestResult {
+    for base in ["/tmp/ops", "/data/suite"] {
+        let _ = fs::create_dir(base);
+        let dir = format!("{base}/nested/deeper");
+        fs::create_dir(&format!("{base}/nested")).map_err(e("mkdir nested"))?;
+        fs::create_dir(&dir).map_err(e("mkdir deeper"))?;
+        let again = fs::create_dir(&dir);
+        check!(again.as_ref().is_err_and(|r| r.error == Error::AlreadyExists), "{base}: mkdir twice: {again:?}");
+        let path = format!("{dir}/Ünïcödé file with a long name — {}.txt", "x".repeat(150));
+        let mut f = File::create(&path).map_err(e("create"))?;
+        let data = pattern(1, 10_000);
+        f.write_all(&data).map_err(e("write_all"))?;
+        check!(f.seek(Whence::Start, 0) == Ok(0), "{base}: seek to start");
+        let mut back = Vec::new();
+        f.read_to_end(&mut back).map_err(e("read_to_end"))?;
+        check!(back == data, "{base}: read back {} bytes, wrote {}", back.len(), data.len());
+        // Seek from the end, overwrite in the middle, grow with a gap that reads as zeros.
+        check!(f.seek(Whence::End, -10) == Ok(9_990), "{base}: seek from the end");
+        f.write_at(100, b"MIDDLE").map_err(e("pwrite"))?;
+        f.write_at(20_000, b"END").map_err(e("pwrite past the end"))?;
+        let stat = f.metadata().map_err(e("stat"))?;
+        check!(stat.size == 20_003 && stat.kind == Kind::File, "{base}: size {}", stat.size);
+        let mut gap = [0xAAu8; 16];
+        f.read_at(10_500, &mut gap).map_err(e("pread gap"))?;
+        check!(gap == [0; 16], "{base}: the gap reads {gap:?}");
+        let mut mid = [0u8; 6];
+        f.read_at(100, &mut mid).map_err(e("pread middle"))?;
+        check!(&mid == b"MIDDLE", "{base}: the middle reads {mid:?}");
+        f.set_len(50).map_err(e("truncate"))?;
+        check!(f.metadata().map_err(e("stat"))?.size == 50, "{base}: truncated");
+        drop(f);
+        // Append, rename across directories, remove.
+        let log = format!("{base}/log");
+        let mut a =
+            File::open_with(&log, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::APPEND).map_err(e("append"))?;
+        a.write_all(b"one ").map_err(e("append 1"))?;
+        a.write_at(0, b"ONE").map_err(e("pwrite"))?;
+        a.write_all(b"two").map_err(e("append 2"))?;
+        drop(a);
+        let text = fs::read(&log).map_err(e("read log"))?;
+        check!(text == b"ONE two", "{base}: the log holds {:?}", String::from_utf8_lossy(&text));
+        let moved = format!("{dir}/log-moved");
+        fs::rename(&log, &moved).map_err(e("rename"))?;
+        check!(fs::metadata(&log).is_err_and(|r| r.error == Error::NotFound), "{base}: the old name is gone");
+        check!(fs::read(&moved).map_err(e("read moved"))? == b"ONE two", "{base}: the moved file");
+        let busy = fs::remove(&format!("{base}/nested"));
+        check!(busy.as_ref().is_err_and(|r| r.error == Error::NotEmpty), "{base}: remove non-empty: {busy:?}");
+        let excl = File::open_with(&moved, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE);
+        check!(excl.as_ref().is_err_and(|r| r.error == Error::AlreadyExists), "{base}: exclusive: {excl:?}");
+        let dir_open = File::open(&dir);
+        check!(dir_open.as_ref().is_err_and(|r| r.error == Error::IsADirectory), "{base}: open a dir: {dir_open:?}");
+        let under_file = fs::create_dir(&format!("{moved}/x"));
+        check!(
+            under_file.as_ref().is_err_and(|r| r.error == Error::NotADirectory),
+            "{base}: mkdir under a file: {under_file:?}"
+        );
+        let names: Vec<String> = fs::read_dir(&dir).map_err(e("read_dir"))?.into_iter().map(|d| d.name).collect();
+        check!(names.len() == 2 && names.contains(&String::from("log-moved")), "{base}: {names:?}");
+        check!(names.iter().any(|n| n.starts_with("Ünïcödé")), "{base}: the long name reads back: {names:?}");
+    }
+    fs::sync_all().map_err(e("sync"))?;
+    Ok(())
+}
+
+fn a_directory_of_1000_files() -> TestResult {
+    for base in ["/tmp/many", "/data/suite/many"] {
+        let _ = fs::create_dir("/data/suite");
+        fs::create_dir(base).map_err(e("mkdir"))?;
+        for i in 0..1000 {
+            let mut f = File::create(&format!("{base}/f{i:04}")).map_err(|r| format!("{base}/f{i:04}: {r}"))?;
+            f.write_all(&(i as u32).to_le_bytes()).map_err(e("write"))?;
+        }
+        let mut names: Vec<String> = fs::read_dir(base).map_err(e("read_dir"))?.into_iter().map(|d| d.name).collect();
+        names.sort();
+        check!(names.len() == 1000, "{base}: {} entries listed", names.len());
+        check!(names.iter().enumerate().all(|(i, n)| *n == format!("f{i:04}")), "{base}: names differ");
+        check!(fs::read(&format!("{base}/f0777")).map_err(e("read"))? == 777u32.to_le_bytes(), "{base}: f0777");
+    }
+    fs::sync_all().map_err(e("sync"))?;
+    Ok(())
+}
+
+fn a_16_mib_file() -> TestResult {
+    const SIZE: usize = 16 << 20;
+    let _ = fs::create_dir("/data/suite");
+    let path = "/data/suite/big.bin";
+    let mut f = File::create(path).map_err(e("create"))?;
+    let chunk = pattern(3, fs::MAX_IO);
+    let mut written = 0;
+    while written < SIZE {
+        let n = (SIZE - written).min(chunk.len());
+        f.write_all(&chunk[..n]).map_err(|r| format!("write at {written}: {r}"))?;
+        written += n;
+    }
+    f.sync().map_err(e("sync"))?;
+    check!(f.metadata().map_err(e("stat"))?.size == SIZE as u64, "size");
+    f.seek(Whence::Start, 0).map_err(e("seek"))?;
+    let mut buf = vec![0; fs::MAX_IO];
+    let mut read = 0;
+    while read < SIZE {
+        let n = f.read(&mut buf).map_err(|r| format!("read at {read}: {r}"))?;
+        check!(n > 0, "end of file at {read}");
+        check!(buf[..n] == chunk[..n], "bytes differ in the piece at {read}");
+        read += n;
+    }
+    Ok(())
+}
+
+fn handles_are_true_roots_and_rights_only_shrink() -> TestResult {
+    fs::create_dir("/tmp/jail").map_err(e("mkdir"))?;
+    fs::write("/tmp/secret", b"outside").map_err(e("write secret"))?;
+    fs::write("/tmp/jail/inside", b"inside").map_err(e("write inside"))?;
+    let jail = File::open_dir("/tmp/jail", Rights::READ).map_err(e("open jail"))?;
+    let climbs = ["../secret", "../../../../secret", "/../secret", "/secret", &"../".repeat(300)];
+    for path in climbs {
+        let path = if path.ends_with('/') { format!("{path}secret") } else { String::from(path) };
+        let r = File::open_at(jail.handle(), &path, OpenFlags::READ);
+        check!(r.as_ref().is_err_and(|r| r.error == Error::NotFound), "{path:.40} from the jail: {r:?}");
+    }
+    let mut inside = File::open_at(jail.handle(), "../../inside", OpenFlags::READ).map_err(e("clamped"))?;
+    let mut text = Vec::new();
+    inside.read_to_end(&mut text).map_err(e("read"))?;
+    check!(text == b"inside", "the clamped path names the jail's file");
+    // A read-only directory handle gives nothing writable below it.
+    let w = File::open_at(jail.handle(), "inside", OpenFlags::READ | OpenFlags::WRITE);
+    check!(w.as_ref().is_err_and(|r| r.error == Error::MissingRights), "write through r- dir: {w:?}");
+    let client = fs::client().map_err(e("client"))?;
+    let mk = client.mkdir(jail.handle(), "new");
+    check!(mk.as_ref().is_err_and(|r| r.error == Error::MissingRights), "mkdir through r- dir: {mk:?}");
+    // Duplicates only shrink.
+    let rw = File::open_with("/tmp/secret", OpenFlags::READ | OpenFlags::WRITE).map_err(e("open rw"))?;
+    let mut ro = rw.duplicate(Rights::READ).map_err(e("duplicate"))?;
+    let wr = ro.write(b"x");
+    check!(wr.as_ref().is_err_and(|r| r.error == Error::MissingRights), "write through r- copy: {wr:?}");
+    let widen = ro.duplicate(Rights::READ_WRITE);
+    check!(widen.as_ref().is_err_and(|r| r.error == Error::MissingRights), "widen: {widen:?}");
+    // Forged and closed handles.
+    for forged in [1u64, 0xdead_beef, u64::MAX, rw.handle() ^ (1 << 32)] {
+        let r = client.read(forged, 1);
+        check!(r.as_ref().is_err_and(|r| r.error == Error::InvalidHandle), "forged {forged:#x}: {r:?}");
+    }
+    let old = ro.handle();
+    ro.close().map_err(e("close"))?;
+    let stale = client.read(old, 1);
+    check!(stale.as_ref().is_err_and(|r| r.error == Error::InvalidHandle), "closed handle: {stale:?}");
+    Ok(())
+}
+
+/// Runs `fsprobe ARGS` in container `c`; how it ended.
+fn fsprobe(proc: Proc, c: u64, args: &[&str]) -> Result<Ending, String> {
+    let (pid, _) = proc.spawn(c, "bin/fsprobe", args, &[]).map_err(e("spawn fsprobe"))?;
+    proc.wait_timeout(c, pid, 60_000_000_000).map_err(e("wait fsprobe"))
+}
+
+fn a_child_sees_only_its_own_root() -> TestResult {
+    let proc = proc()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        // Nothing mounted: the child sees nothing at all.
+        let empty = fsprobe(proc, child, &["empty"])?;
+        check!(empty == Ending::Code(0), "a child with nothing mounted: {empty:?}");
+        fs::mount(child, "/", "mem").map_err(e("mount mem into the child"))?;
+        // A handle of ours, passed by number, is nothing there.
+        let ours = File::open("/tmp/secret").or_else(|_| {
+            fs::write("/tmp/secret", b"outside")?;
+            File::open("/tmp/secret")
+        });
+        let ours = ours.map_err(e("open ours"))?;
+        let token = format!("{}", ours.handle());
+        let seen = fsprobe(proc, child, &["isolated", &token])?;
+        check!(seen == Ending::Code(0), "the child's view: {seen:?}");
+        // The child cannot mount into us, and we see its files only by mounting... nothing: its
+        // `mem` is its own.
+        let listed = fs::mounts(child).map_err(e("mounts of the child"))?;
+        check!(listed.len() == 1 && listed[0].path == "/" && listed[0].source == "mem", "child mounts {listed:?}");
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+fn a_vsf_is_a_childs_root_and_outlives_it() -> TestResult {
+    let proc = proc()?;
+    let _ = fs::remove("/data/child.vsf");
+    fs::create_vsf("/data/child.vsf", 8 << 20).map_err(e("create_vsf"))?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        fs::mount(child, "/", "vsf:/data/child.vsf").map_err(e("mount the VSF"))?;
+        let busy = File::open_with("/data/child.vsf", OpenFlags::WRITE);
+        check!(busy.as_ref().is_err_and(|r| r.error == Error::Busy), "writing a mounted VSF: {busy:?}");
+        let gone = fs::remove("/data/child.vsf");
+        check!(gone.as_ref().is_err_and(|r| r.error == Error::Busy), "removing a mounted VSF: {gone:?}");
+        let wrote = fsprobe(proc, child, &["write", "/hello.txt", "written in the child"])?;
+        check!(wrote == Ending::Code(0), "the child writes its root: {wrote:?}");
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result?;
+    // Within a couple of sweeps the server notices, syncs and detaches the VSF.
+    let mut detached = false;
+    for _ in 0..40 {
+        if File::open_with("/data/child.vsf", OpenFlags::READ | OpenFlags::WRITE).is_ok() {
+            detached = true;
+            break;
+        }
+        vessel_rt::time::sleep_ms(100);
+    }
+    check!(detached, "the VSF is still mounted 4 s after its container was destroyed");
+    // The root mounts it itself and reads what the child wrote.
+    fs::create_dir("/tmp/vsf").map_err(e("mkdir"))?;
+    fs::mount(0, "/tmp/vsf", "vsf:/data/child.vsf").map_err(e("mount in the root"))?;
+    let text = fs::read("/tmp/vsf/hello.txt").map_err(e("read the child's file"))?;
+    check!(text == b"written in the child", "the child's file holds {:?}", String::from_utf8_lossy(&text));
+    fs::unmount(0, "/tmp/vsf").map_err(e("unmount"))?;
+    fs::sync_all().map_err(e("sync"))?;
+    Ok(())
+}
+
+fn a_full_vsf_fails_only_its_container() -> TestResult {
+    let proc = proc()?;
+    let _ = fs::remove("/data/small.vsf");
+    fs::create_vsf("/data/small.vsf", 2 << 20).map_err(e("create_vsf"))?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        fs::mount(child, "/", "vsf:/data/small.vsf").map_err(e("mount"))?;
+        let filled = fsprobe(proc, child, &["fill"])?;
+        check!(filled == Ending::Code(0), "the child fills its VSF and gets NoSpace: {filled:?}");
+        fs::write("/data/suite/after-full", &pattern(5, 100_000)).map_err(e("the root writes on"))?;
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+fn vfs_restarts_and_clients_get_an_error() -> TestResult {
+    let proc = proc()?;
+    fs::write("/data/suite/before-kill", b"synced").map_err(e("write"))?;
+    fs::sync_all().map_err(e("sync"))?;
+    let mut f = File::create("/data/suite/during-kill").map_err(e("create"))?;
+    f.write_all(b"never synced").map_err(e("write"))?;
+    let pid = proc.service_pid("vfs").map_err(e("vfs pid"))?;
+    proc.kill(0, pid).map_err(e("kill vfs"))?;
+    let after = f.write(b"more");
+    check!(after.is_err(), "a write to the dead server: {after:?}");
+    core::mem::forget(f);
+    // The next call finds the restarted server (give proc a moment to restart it).
+    let mut back = None;
+    for _ in 0..50 {
+        match fs::read("/data/suite/before-kill") {
+            Ok(text) => {
+                back = Some(text);
+                break;
+            }
+            Err(_) => vessel_rt::time::sleep_ms(100),
+        }
+    }
+    check!(back.as_deref() == Some(&b"synced"[..]), "after the restart: {back:?}");
+    let _ = fs::remove("/data/suite/during-kill");
+    fs::sync_all().map_err(e("sync"))?;
+    Ok(())
+}
+
+fn persist_write() -> TestResult {
+    let _ = fs::create_dir("/data/persist");
+    for i in 0..20 {
+        fs::write(&format!("/data/persist/file-{i:02}.bin"), &pattern(i, 3000 + i as usize * 1000))
+            .map_err(|r| format!("file {i}: {r}"))?;
+    }
+    fs::create_dir("/data/persist/Sub dir with spaces").map_err(e("mkdir"))?;
+    fs::write("/data/persist/Sub dir with spaces/nötes.txt", b"kept across reboots").map_err(e("write"))?;
+    fs::sync_all().map_err(e("sync"))?;
+    let _ = Client::new(fs::server().map_err(e("server"))?).sync(0);
+    Ok(())
+}
+
+fn persist_check() -> TestResult {
+    for i in 0..20 {
+        let data = fs::read(&format!("/data/persist/file-{i:02}.bin")).map_err(|r| format!("file {i}: {r}"))?;
+        check!(data == pattern(i, 3000 + i as usize * 1000), "file {i} differs ({} bytes)", data.len());
+    }
+    let text = fs::read("/data/persist/Sub dir with spaces/nötes.txt").map_err(e("read"))?;
+    check!(text == b"kept across reboots", "the note holds {:?}", String::from_utf8_lossy(&text));
+    let stat = fs::metadata("/data/persist/file-00.bin").map_err(e("stat"))?;
+    // Stamped from the RTC (the host's date, or the harness's 2030): not FAT's 1980 default.
+    check!(stat.modified >= 1_577_836_800, "modified {} (before 2020)", stat.modified);
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! FAT through [`FileSystem`]: [`FatFs`] wraps a mounted [`Volume`] (on a block device or a
+//! virtual storage file), and [`fat_time`] turns the clock's seconds into FAT's timestamps.
+//!
+//! FAT keeps local time to two seconds from 1980 to 2107 and has no time zone; `vfs` stores
+//! UTC, so what the host's `mdir` shows is UTC.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use vessel_fat::{Disk, FatDateTime, FsError, Kind as FatKind, Timestamp, Volume};
+use vessel_vfs_protocol::{DirEntry, Kind};
+
+use crate::fs::{FileSystem, Meta, absolute};
+
+/// A FAT volume, driven by path.
+pub struct FatFs<D: Disk> {
+    volume: Volume<D>,
+}
+
+impl<D: Disk> FatFs<D> {
+    /// Serves `volume`.
+    pub fn new(volume: Volume<D>) -> FatFs<D> {
+        FatFs { volume }
+    }
+
+    /// Syncs and gives the volume's disk back.
+    pub fn unmount(self) -> Result<D, FsError> {
+        Ok(self.volume.unmount()?.into_disk()?)
+    }
+}
+
+fn kind(k: FatKind) -> Kind {
+    match k {
+        FatKind::File => Kind::File,
+        FatKind::Dir => Kind::Dir,
+    }
+}
+
+/// Seconds since 1970-01-01 of a FAT timestamp (0 for a damaged one).
+pub fn unix_time(t: Timestamp) -> u64 {
+    let (y, m, d) = (i64::from(t.year), i64::from(t.month), i64::from(t.day));
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return 0;
+    }
+    // Days from the civil date, counting years from March so the leap day ends a year.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + i64::from(t.hour) * 3600 + i64::from(t.minute) * 60 + i64::from(t.second);
+    u64::try_from(seconds).unwrap_or(0)
+}
+
+/// The FAT timestamp of `seconds` since 1970-01-01 (clamped to FAT's 1980 to 2107).
+pub fn fat_time(seconds: u64) -> FatDateTime {
+    const FAT_START: u64 = 315_532_800; // 1980-01-01
+    const FAT_END: u64 = 4_354_819_198; // 2107-12-31 23:59:58
+    let seconds = seconds.clamp(FAT_START, FAT_END);
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    Timestamp {
+        year: year as u16,
+        month: month as u8,
+        day: day as u8,
+        hour: (rest / 3600) as u8,
+        minute: (rest / 60 % 60) as u8,
+        second: (rest % 60) as u8,
+    }
+    .to_fat()
+}
+
+impl<D: Disk> FileSystem for FatFs<D> {
+    fn stat(&mut self, path: &[String]) -> Result<Meta, FsError> {
+        let m = self.volume.stat(&absolute(path))?;
+        Ok(Meta { kind: kind(m.kind), size: m.size, modified: unix_time(m.modified) })
+    }
+
+    fn read(&mut self, path: &[String], offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        self.volume.read(&absolute(path), offset, buf)
+    }
+
+    fn write(&mut self, path: &[String], offset: u64, data: &[u8]) -> Result<usize, FsError> {
+        self.volume.write(&absolute(path), offset, data)
+    }
+
+    fn truncate(&mut self, path: &[String], len: u64) -> Result<(), FsError> {
+        self.volume.truncate(&absolute(path), len)
+    }
+
+    fn create(&mut self, path: &[String]) -> Result<(), FsError> {
+        self.volume.create(&absolute(path))
+    }
+
+    fn mkdir(&mut self, path: &[String]) -> Result<(), FsError> {
+        self.volume.mkdir(&absolute(path))
+    }
+
+    fn remove(&mut self, path: &[String]) -> Result<(), FsError> {
+        self.volume.remove(&absolute(path))
+    }
+
+    fn rename(&mut self, from: &[String], to: &[String]) -> Result<(), FsError> {
+        self.volume.rename(&absolute(from), &absolute(to))
+    }
+
+    fn read_dir(&mut self, path: &[String]) -> Result<Vec<DirEntry>, FsError> {
+        let entries = self.volume.read_dir(&absolute(path))?;
+        Ok(entries.into_iter().map(|e| DirEntry { name: e.name, kind: kind(e.kind), size: e.size }).collect())
+    }
+
+    fn sync(&mut self) -> Result<(), FsError> {
+        self.volume.sync()
+    }
+
+    fn canonical(&mut self, path: &[String]) -> Result<Vec<String>, FsError> {
+        let canonical = self.volume.canonical(&absolute(path))?;
+        Ok(canonical.split('/').filter(|p| !p.is_empty()).map(String::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_to_two_seconds() {
+        for seconds in [315_532_800u64, 951_782_400, 1_700_000_000, 1_893_553_445, 4_354_819_198] {
+            let back = unix_time(Timestamp::from_fat(fat_time(seconds)));
+            assert_eq!(back, seconds - seconds % 2, "{seconds}");
+        }
+        // 2030-01-02 03:04:05, the harness's clock.
+        let t = Timestamp::from_fat(fat_time(1_893_553_445));
+        assert_eq!((t.year, t.month, t.day, t.hour, t.minute, t.second), (2030, 1, 2, 3, 4, 4));
+        // Before FAT's epoch and past its end: clamped.
+        assert_eq!(unix_time(Timestamp::from_fat(fat_time(0))), 315_532_800);
+        assert_eq!(unix_time(Timestamp { year: 2000, month: 0, day: 1, hour: 0, minute: 0, second: 0 }), 0);
+    }
+}

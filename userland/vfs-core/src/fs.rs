@@ -1,0 +1,64 @@
+//! [`FileSystem`]: what `vfs` needs of a mounted file system, by path. Every file system `vfs`
+//! serves implements it: the in-memory one ([`crate::memfs::MemFs`]) and FAT
+//! ([`crate::fat::FatFs`], on a block device or a virtual storage file).
+//!
+//! A path is the list of components below the file system's root (empty: the root), already
+//! resolved by `vfs` (no `.`, `..` or empty components; no component longer than
+//! `vessel_vfs_protocol::path::MAX_NAME` bytes or holding `/` or NUL). Failures are
+//! [`FsError`]s, shared with the FAT layer.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub use vessel_fat::FsError;
+use vessel_vfs_protocol::{DirEntry, Kind};
+
+/// What [`FileSystem::stat`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// File or directory.
+    pub kind: Kind,
+    /// Bytes of a file (0 for a directory).
+    pub size: u64,
+    /// Last modification, in seconds since 1970-01-01 UTC (0 if the file system keeps none).
+    pub modified: u64,
+}
+
+/// A mounted file system, driven by path.
+pub trait FileSystem {
+    /// What `path` names.
+    fn stat(&mut self, path: &[String]) -> Result<Meta, FsError>;
+    /// Reads from byte `offset` of the file into `buf`; returns how many bytes (0 at or past
+    /// the end).
+    fn read(&mut self, path: &[String], offset: u64, buf: &mut [u8]) -> Result<usize, FsError>;
+    /// Writes `data` at byte `offset` of the file, growing it (a gap reads as zeros); returns
+    /// how many bytes were written.
+    fn write(&mut self, path: &[String], offset: u64, data: &[u8]) -> Result<usize, FsError>;
+    /// Sets the file's length (cutting it, or growing it with zeros).
+    fn truncate(&mut self, path: &[String], len: u64) -> Result<(), FsError>;
+    /// Creates an empty file (`AlreadyExists` if the name is taken, `NotFound` if the parent
+    /// is missing).
+    fn create(&mut self, path: &[String]) -> Result<(), FsError>;
+    /// Creates an empty directory (errors as `create`).
+    fn mkdir(&mut self, path: &[String]) -> Result<(), FsError>;
+    /// Removes a file or an empty directory (`NotEmpty` otherwise; `InvalidPath` for the root).
+    fn remove(&mut self, path: &[String]) -> Result<(), FsError>;
+    /// Moves `from` to `to`, replacing a file or an empty directory there (`InvalidPath` for
+    /// the root or a directory into itself).
+    fn rename(&mut self, from: &[String], to: &[String]) -> Result<(), FsError>;
+    /// The entries of a directory, in the file system's order (no `.` or `..`).
+    fn read_dir(&mut self, path: &[String]) -> Result<Vec<DirEntry>, FsError>;
+    /// Writes everything held in memory to the disk and flushes it.
+    fn sync(&mut self) -> Result<(), FsError>;
+    /// `path` spelled as the file system stores it, so that two spellings of one entry (FAT
+    /// matches names ignoring case, and by their 8.3 aliases) compare equal. Fails for a path
+    /// that names nothing. The default: names are matched exactly, so a path is its own.
+    fn canonical(&mut self, path: &[String]) -> Result<Vec<String>, FsError> {
+        self.stat(path).map(|_| path.to_vec())
+    }
+}
+
+/// `parts` as an absolute path (`/` for the root): the form the FAT layer takes.
+pub fn absolute(parts: &[String]) -> String {
+    vessel_vfs_protocol::path::join(parts)
+}

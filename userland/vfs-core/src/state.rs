@@ -1,0 +1,1024 @@
+//! [`Vfs`]: the protocol's rules over the mounted file systems.
+//!
+//! - **Namespaces**: each container has a list of mount points (a path and a mount); a path is
+//!   served by the mount with the longest mount point that is a prefix of it. A container with
+//!   nothing mounted at `/` sees nothing at all. A container mounts into its own namespace and
+//!   its children's; the root container's is assembled by the program at start.
+//! - **Mounts**: every mount is a file system instance of its own (a new `mem`, the FAT volume
+//!   of one block device, or of one VSF). A device or VSF is mounted at most once in the whole
+//!   server, so two writers never share a FAT without knowing.
+//! - **Handles**: a slot and a generation in a `u64` (never 0, which names the root), owned by
+//!   the container that opened it; rights only shrink. A handle names its entry by path: `vfs`
+//!   moves the paths of open handles along when an entry is renamed, and a handle whose entry
+//!   was removed answers `NotFound`.
+//! - **Containers that end**: [`Vfs::forget_dead_containers`] (called by the program on a timer
+//!   and before mounts) unmounts their namespaces and closes their handles.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use vessel_abi::Error;
+use vessel_fat::{Cache, Disk, DiskError, FsError, TimeProvider, Volume};
+use vessel_protocol::{Answer, Cx};
+use vessel_vfs_protocol::path::{join, resolve, starts_with};
+use vessel_vfs_protocol::{
+    Data, DirEntries, DirEntry, Done, Kind, Listing, MAX_IO, MAX_MOUNT_TEXT, MAX_MOUNTS, Mount, MountList, Mounts,
+    OpenFlags, Opened, Position, ROOT, Rights, Server, Stat, Status, Whence, Written,
+};
+
+use crate::fat::FatFs;
+use crate::fs::{FileSystem, Meta};
+use crate::memfs::MemFs;
+
+/// Most handles one container may hold open.
+pub const MAX_OPEN_PER_CONTAINER: usize = 256;
+/// Most handles the server holds (256 containers' worth).
+pub const MAX_HANDLES: usize = 256 * MAX_OPEN_PER_CONTAINER;
+/// Bytes an in-memory file system (`mem`) may hold.
+pub const MEM_LIMIT: u64 = 64 << 20;
+/// Cache pages (4 KiB) of each FAT volume.
+pub const CACHE_PAGES: usize = 256;
+/// Bytes per block of a VSF seen as a disk.
+const VSF_BLOCK: usize = 512;
+/// Smallest and largest VSF `create_vsf` makes.
+const VSF_MIN: u64 = 1 << 20;
+const VSF_MAX: u64 = 4 << 30;
+
+/// What the program provides: the kernel's side of things.
+pub trait Env {
+    /// A block device, as the FAT layer reads it.
+    type Disk: Disk + 'static;
+    /// The parent of `container`, or `None` if it does not exist (any more).
+    fn parent(&mut self, container: u64) -> Option<u64>;
+    /// Opens block device `name` for reading and writing; why not, if it cannot.
+    fn open_disk(&mut self, name: &str) -> Result<Self::Disk, (Error, String)>;
+    /// Seconds since 1970-01-01 UTC (an associated function: in-memory file systems keep it
+    /// as their clock).
+    fn now() -> u64;
+    /// The clock FAT volumes stamp entries with.
+    fn clock(&self) -> Option<&'static dyn TimeProvider>;
+}
+
+type FsRef = Rc<RefCell<dyn FileSystem>>;
+
+/// Where a mount's data lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Backing {
+    /// In memory.
+    Memory,
+    /// A block device of the `device` server.
+    Device(String),
+    /// A file of another mount.
+    File { mount: u64, path: Vec<String> },
+}
+
+struct Mounted {
+    fs: FsRef,
+    source: String,
+    backing: Backing,
+    read_only: bool,
+}
+
+/// A mount point of a namespace.
+#[derive(Clone, Debug)]
+struct MountPoint {
+    at: Vec<String>,
+    mount: u64,
+}
+
+struct Handle {
+    container: u64,
+    mount: u64,
+    /// Where it is in the container's namespace (the root of what a directory handle reaches).
+    at: Vec<String>,
+    /// Its path inside the mount's file system.
+    path: Vec<String>,
+    kind: Kind,
+    rights: Rights,
+    position: u64,
+    append: bool,
+    /// A directory's entries, read at the `readdir` from 0 and paged from here.
+    listing: Option<Vec<DirEntry>>,
+}
+
+/// A path resolved in a namespace.
+struct Located {
+    at: Vec<String>,
+    mount: u64,
+    path: Vec<String>,
+    rights: Rights,
+}
+
+/// A VSF's file seen as a disk of 512-byte blocks.
+pub struct FileDisk {
+    fs: FsRef,
+    path: Vec<String>,
+    blocks: u64,
+}
+
+impl Disk for FileDisk {
+    fn block_size(&self) -> usize {
+        VSF_BLOCK
+    }
+
+    fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    fn read(&mut self, first_block: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        let end = first_block.checked_add((buf.len() / VSF_BLOCK) as u64).ok_or(DiskError::OutOfRange)?;
+        if !buf.len().is_multiple_of(VSF_BLOCK) || end > self.blocks {
+            return Err(DiskError::OutOfRange);
+        }
+        let mut fs = self.fs.try_borrow_mut().map_err(|_| DiskError::Invalid)?;
+        let mut done = 0;
+        while done < buf.len() {
+            let offset = first_block * VSF_BLOCK as u64 + done as u64;
+            match fs.read(&self.path, offset, &mut buf[done..]) {
+                Ok(0) | Err(_) => return Err(DiskError::Device),
+                Ok(n) => done += n,
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, first_block: u64, data: &[u8]) -> Result<(), DiskError> {
+        let end = first_block.checked_add((data.len() / VSF_BLOCK) as u64).ok_or(DiskError::OutOfRange)?;
+        if !data.len().is_multiple_of(VSF_BLOCK) || end > self.blocks {
+            return Err(DiskError::OutOfRange);
+        }
+        let mut fs = self.fs.try_borrow_mut().map_err(|_| DiskError::Invalid)?;
+        match fs.write(&self.path, first_block * VSF_BLOCK as u64, data) {
+            Ok(n) if n == data.len() => Ok(()),
+            _ => Err(DiskError::Device),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), DiskError> {
+        self.fs.try_borrow_mut().map_err(|_| DiskError::Invalid)?.sync().map_err(|_| DiskError::Device)
+    }
+}
+
+/// The `vfs` server's state.
+pub struct Vfs<E: Env> {
+    env: E,
+    root_container: u64,
+    mounts: BTreeMap<u64, Mounted>,
+    next_mount: u64,
+    namespaces: BTreeMap<u64, Vec<MountPoint>>,
+    handles: Vec<Option<Handle>>,
+    generations: Vec<u32>,
+}
+
+/// The error kind a file system failure is answered with.
+fn error_of(e: FsError) -> Error {
+    match e {
+        FsError::NotFound => Error::NotFound,
+        FsError::NotADirectory => Error::NotADirectory,
+        FsError::IsADirectory => Error::IsADirectory,
+        FsError::AlreadyExists => Error::AlreadyExists,
+        FsError::NotEmpty => Error::NotEmpty,
+        FsError::InvalidPath | FsError::InvalidName => Error::InvalidArgument,
+        FsError::NoSpace | FsError::DirectoryFull => Error::NoSpace,
+        FsError::FileTooLarge => Error::TooLarge,
+        FsError::BadBootSector(_) | FsError::Corrupt(_) => Error::Corrupt,
+        FsError::Disk(_) => Error::DeviceError,
+        FsError::FormatRefused(_) => Error::InvalidArgument,
+    }
+}
+
+fn stat_of(meta: Meta, read_only: bool) -> Stat {
+    Stat { kind: meta.kind, size: meta.size, modified: meta.modified, read_only }
+}
+
+impl<E: Env> Vfs<E> {
+    /// A server with no mounts; `root_container` is the container that may mount devices.
+    pub fn new(env: E, root_container: u64) -> Vfs<E> {
+        Vfs {
+            env,
+            root_container,
+            mounts: BTreeMap::new(),
+            next_mount: 1,
+            namespaces: BTreeMap::new(),
+            handles: Vec::new(),
+            generations: Vec::new(),
+        }
+    }
+
+    /// The environment.
+    pub fn env(&mut self) -> &mut E {
+        &mut self.env
+    }
+
+    /// Mounts `source` at `at` in `container`'s namespace for `caller` (who names a VSF by a
+    /// path of its own namespace, and must be the root container to mount a block device).
+    /// The program assembles the root container's tree with it.
+    pub fn mount_in(&mut self, caller: u64, container: u64, at: &str, source: &str) -> Result<(), (Error, String)> {
+        let at = resolve(&[], at).map_err(|e| (Error::InvalidArgument, format!("{at}: {e}")))?;
+        if join(&at).len() > MAX_MOUNT_TEXT || source.len() > MAX_MOUNT_TEXT {
+            return Err((
+                Error::InvalidArgument,
+                format!("mount paths and sources are at most {MAX_MOUNT_TEXT} bytes"),
+            ));
+        }
+        let points = self.namespaces.get(&container).map_or(0, Vec::len);
+        if points >= MAX_MOUNTS {
+            return Err((Error::QuotaExceeded, format!("the namespace has {MAX_MOUNTS} mounts already")));
+        }
+        if self.namespaces.get(&container).is_some_and(|ns| ns.iter().any(|p| p.at == at)) {
+            return Err((Error::AlreadyExists, format!("something is mounted at {} already", join(&at))));
+        }
+        if !at.is_empty() {
+            // The mount point must be a directory of what is mounted above it.
+            let located = self.locate_in(container, &at)?;
+            let fs = self.fs(located.mount)?;
+            let stat = fs.borrow_mut().stat(&located.path);
+            match stat {
+                Ok(m) if m.kind == Kind::Dir => {}
+                Ok(_) => return Err((Error::NotADirectory, format!("{}: not a directory", join(&at)))),
+                Err(e) => return Err((error_of(e), format!("{}: {e}", join(&at)))),
+            }
+        }
+        let mounted = self.make_fs(caller, source)?;
+        let id = self.next_mount;
+        self.next_mount += 1;
+        self.mounts.insert(id, mounted);
+        let ns = self.namespaces.entry(container).or_default();
+        ns.push(MountPoint { at, mount: id });
+        ns.sort_by_key(|p| p.at.len());
+        Ok(())
+    }
+
+    /// A new file system for `source`, as `caller` names it.
+    fn make_fs(&mut self, caller: u64, source: &str) -> Result<Mounted, (Error, String)> {
+        let (fs, backing): (FsRef, Backing) = if source == "mem" {
+            let mut fs = MemFs::new(MEM_LIMIT);
+            fs.set_clock(E::now);
+            (Rc::new(RefCell::new(fs)), Backing::Memory)
+        } else if let Some(name) = source.strip_prefix("blk:") {
+            if caller != self.root_container {
+                return Err((Error::AccessDenied, String::from("only the root container mounts block devices")));
+            }
+            if self.mounts.values().any(|m| m.backing == Backing::Device(name.to_string())) {
+                return Err((Error::Busy, format!("{name} is mounted already")));
+            }
+            let disk = self.env.open_disk(name)?;
+            let volume = self.volume(disk, name)?;
+            (Rc::new(RefCell::new(FatFs::new(volume))), Backing::Device(name.to_string()))
+        } else if let Some(file) = source.strip_prefix("vsf:") {
+            let parts = resolve(&[], file).map_err(|e| (Error::InvalidArgument, format!("{file}: {e}")))?;
+            let mut located = self.locate_in(caller, &parts)?;
+            located.path = self.canonical(&located)?;
+            let backing = Backing::File { mount: located.mount, path: located.path.clone() };
+            if self.mounts.values().any(|m| m.backing == backing) {
+                return Err((Error::Busy, format!("{file} is mounted already")));
+            }
+            if self.open_for_writing(located.mount, &located.path) {
+                return Err((Error::Busy, format!("{file} is open for writing")));
+            }
+            let fs = self.fs(located.mount)?;
+            let stat = fs.borrow_mut().stat(&located.path);
+            let size = match stat {
+                Ok(m) if m.kind == Kind::File => m.size,
+                Ok(_) => return Err((Error::IsADirectory, format!("{file}: is a directory"))),
+                Err(e) => return Err((error_of(e), format!("{file}: {e}"))),
+            };
+            let disk = FileDisk { fs, path: located.path, blocks: size / VSF_BLOCK as u64 };
+            let volume = self.volume(disk, file)?;
+            (Rc::new(RefCell::new(FatFs::new(volume))), backing)
+        } else {
+            return Err((
+                Error::InvalidArgument,
+                format!("unknown source {source:?}: mem, blk:<device> or vsf:<path>"),
+            ));
+        };
+        Ok(Mounted { fs, source: source.to_string(), backing, read_only: false })
+    }
+
+    /// Mounts the FAT volume on `disk`.
+    fn volume<D: Disk>(&self, disk: D, name: &str) -> Result<Volume<D>, (Error, String)> {
+        let cache = Cache::new(disk, CACHE_PAGES).map_err(|e| (Error::DeviceError, format!("{name}: {e}")))?;
+        Volume::open(cache, self.env.clock()).map_err(|e| (error_of(e), format!("{name}: {e}")))
+    }
+
+    /// The file system of mount `id`.
+    fn fs(&self, id: u64) -> Result<FsRef, (Error, String)> {
+        self.mounts.get(&id).map(|m| Rc::clone(&m.fs)).ok_or((Error::NotFound, String::from("the mount is gone")))
+    }
+
+    /// Whether a handle has the file `path` of mount `mount` open for writing.
+    fn open_for_writing(&self, mount: u64, path: &[String]) -> bool {
+        self.handles.iter().flatten().any(|h| h.mount == mount && h.path == path && h.rights.contains(Rights::WRITE))
+    }
+
+    /// Which mount serves `at` (resolved, from the root) in `container`'s namespace (with every
+    /// right: the caller narrows them).
+    fn locate_in(&self, container: u64, at: &[String]) -> Result<Located, (Error, String)> {
+        let points = self.namespaces.get(&container).map_or(&[][..], Vec::as_slice);
+        let point =
+            points.iter().rev().find(|p| starts_with(at, &p.at)).ok_or_else(|| {
+                (Error::NotFound, format!("{}: nothing is mounted there in this container", join(at)))
+            })?;
+        Ok(Located {
+            at: at.to_vec(),
+            mount: point.mount,
+            path: at[point.at.len()..].to_vec(),
+            rights: Rights::READ_WRITE,
+        })
+    }
+
+    /// Resolves `path` under directory handle `dir` of `container`.
+    fn locate(&self, container: u64, dir: u64, path: &str) -> Result<Located, (Error, String)> {
+        let (base, rights) = if dir == ROOT {
+            (Vec::new(), Rights::READ_WRITE)
+        } else {
+            let h = self.handle(container, dir)?;
+            if h.kind != Kind::Dir {
+                return Err((Error::NotADirectory, format!("handle {dir:#x} is a file")));
+            }
+            (h.at.clone(), h.rights)
+        };
+        let at = resolve(&base, path).map_err(|e| (Error::InvalidArgument, format!("{path}: {e}")))?;
+        let mut located = self.locate_in(container, &at)?;
+        located.rights = rights;
+        Ok(located)
+    }
+
+    /// The path of `located`'s entry as its file system spells it (see `FileSystem::canonical`).
+    fn canonical(&self, located: &Located) -> Result<Vec<String>, (Error, String)> {
+        let fs = self.fs(located.mount)?;
+        let canonical = fs.borrow_mut().canonical(&located.path);
+        canonical.map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))
+    }
+
+    /// The open handle `token` of `container`.
+    fn handle(&self, container: u64, token: u64) -> Result<&Handle, (Error, String)> {
+        self.slot(container, token)
+            .and_then(|i| self.handles.get(i).and_then(Option::as_ref).ok_or((Error::InvalidHandle, String::new())))
+    }
+
+    fn handle_mut(&mut self, container: u64, token: u64) -> Result<&mut Handle, (Error, String)> {
+        let i = self.slot(container, token)?;
+        self.handles.get_mut(i).and_then(Option::as_mut).ok_or((Error::InvalidHandle, String::new()))
+    }
+
+    /// The slot of `token` if it is an open handle of `container`.
+    fn slot(&self, container: u64, token: u64) -> Result<usize, (Error, String)> {
+        let refuse = || (Error::InvalidHandle, format!("{token:#x} is no open handle of this container"));
+        let index = (token & 0xFFFF_FFFF).checked_sub(1).ok_or_else(refuse)? as usize;
+        let generation = (token >> 32) as u32;
+        match (self.handles.get(index), self.generations.get(index)) {
+            (Some(Some(h)), Some(&g)) if g == generation && h.container == container => Ok(index),
+            _ => Err(refuse()),
+        }
+    }
+
+    /// Stores a new handle; its token.
+    fn insert(&mut self, handle: Handle) -> Result<u64, (Error, String)> {
+        self.room_for(handle.container)?;
+        let index = match self.handles.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.handles.push(None);
+                self.generations.push(0);
+                self.handles.len() - 1
+            }
+        };
+        self.handles[index] = Some(handle);
+        Ok((u64::from(self.generations[index]) << 32) | (index as u64 + 1))
+    }
+
+    /// Whether `container` may open one more handle (its quota, and the server's).
+    fn room_for(&self, container: u64) -> Result<(), (Error, String)> {
+        let held = self.handles.iter().flatten().filter(|h| h.container == container).count();
+        if held >= MAX_OPEN_PER_CONTAINER {
+            return Err((Error::QuotaExceeded, format!("the container has {MAX_OPEN_PER_CONTAINER} handles open")));
+        }
+        if self.handles.len() >= MAX_HANDLES && self.handles.iter().all(Option::is_some) {
+            return Err((Error::QuotaExceeded, format!("the server holds {MAX_HANDLES} handles")));
+        }
+        Ok(())
+    }
+
+    fn remove_slot(&mut self, index: usize) {
+        if let (Some(slot), Some(g)) = (self.handles.get_mut(index), self.generations.get_mut(index)) {
+            *slot = None;
+            *g = g.wrapping_add(1);
+        }
+    }
+
+    /// Ends what dead containers had: their handles close and their namespaces are unmounted
+    /// (VSFs synced first). Returns how many containers were forgotten.
+    pub fn forget_dead_containers(&mut self) -> usize {
+        let mut containers: Vec<u64> = self.namespaces.keys().copied().collect();
+        containers.extend(self.handles.iter().flatten().map(|h| h.container));
+        containers.sort_unstable();
+        containers.dedup();
+        let mut forgotten = 0;
+        for c in containers {
+            if c != self.root_container && self.env.parent(c).is_none() {
+                self.forget(c);
+                forgotten += 1;
+            }
+        }
+        forgotten
+    }
+
+    /// Closes `container`'s handles and unmounts its namespace, last mount first.
+    fn forget(&mut self, container: u64) {
+        for i in 0..self.handles.len() {
+            if self.handles[i].as_ref().is_some_and(|h| h.container == container) {
+                self.remove_slot(i);
+            }
+        }
+        let points = self.namespaces.remove(&container).unwrap_or_default();
+        for point in points.iter().rev() {
+            self.detach(point.mount);
+        }
+    }
+
+    /// Syncs mount `id` and drops it, closing every handle on it (and what is mounted from its
+    /// files, first).
+    fn detach(&mut self, id: u64) {
+        let users: Vec<u64> = self
+            .mounts
+            .iter()
+            .filter(|(_, m)| matches!(m.backing, Backing::File { mount, .. } if mount == id))
+            .map(|(&k, _)| k)
+            .collect();
+        for user in users {
+            for ns in self.namespaces.values_mut() {
+                ns.retain(|p| p.mount != user);
+            }
+            self.detach(user);
+        }
+        for i in 0..self.handles.len() {
+            if self.handles[i].as_ref().is_some_and(|h| h.mount == id) {
+                self.remove_slot(i);
+            }
+        }
+        if let Some(m) = self.mounts.remove(&id)
+            && let Ok(mut fs) = m.fs.try_borrow_mut()
+        {
+            let _ = fs.sync();
+        }
+    }
+
+    /// Syncs every mounted file system (before the system stops); the first failure.
+    pub fn sync_all(&mut self) -> Result<(), FsError> {
+        let mut first = Ok(());
+        // VSFs first: their writes land in the file systems holding them.
+        let mut ids: Vec<(bool, u64)> =
+            self.mounts.iter().map(|(&id, m)| (!matches!(m.backing, Backing::File { .. }), id)).collect();
+        ids.sort_unstable();
+        for (_, id) in ids {
+            if let Some(m) = self.mounts.get(&id)
+                && let Ok(mut fs) = m.fs.try_borrow_mut()
+                && let Err(e) = fs.sync()
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+
+    /// Whether `container` is the caller's own (0 or its id) or one of its children; the
+    /// container id to act on.
+    fn target(&mut self, caller: u64, container: u64) -> Result<u64, (Error, String)> {
+        if container == 0 || container == caller {
+            return Ok(caller);
+        }
+        match self.env.parent(container) {
+            Some(parent) if parent == caller => Ok(container),
+            _ => Err((Error::NoSuchContainer, format!("{container:#x} is not this container or a child of it"))),
+        }
+    }
+
+    /// Whether mount `mount`'s entry `path` is a mounted VSF.
+    fn is_mounted_vsf(&self, mount: u64, path: &[String]) -> bool {
+        self.mounts
+            .values()
+            .any(|m| matches!(&m.backing, Backing::File { mount: b, path: p } if *b == mount && p == path))
+    }
+
+    /// Opens `path` under `dir` for `container`.
+    fn do_open(&mut self, container: u64, dir: u64, path: &str, flags: OpenFlags) -> Result<Opened, (Error, String)> {
+        let rights = flags.rights();
+        let shown = || String::from(path);
+        if rights.is_empty() {
+            return Err((Error::InvalidArgument, format!("{}: no rights asked (READ, WRITE)", shown())));
+        }
+        let wants_write = rights.contains(Rights::WRITE);
+        let needs_write = flags.intersection(OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::APPEND);
+        if !needs_write.is_empty() && !wants_write {
+            return Err((Error::MissingRights, format!("{}: CREATE, TRUNCATE and APPEND need WRITE", shown())));
+        }
+        // Refused for the quota before anything is created or cut.
+        self.room_for(container)?;
+        let mut located = self.locate(container, dir, path)?;
+        if !located.rights.contains(rights) {
+            return Err((
+                Error::MissingRights,
+                format!("{}: the directory handle is {}, {rights} asked", shown(), located.rights),
+            ));
+        }
+        let read_only = self.mounts.get(&located.mount).is_some_and(|m| m.read_only);
+        if wants_write && read_only {
+            return Err((Error::ReadOnly, format!("{}: the file system is read-only", shown())));
+        }
+        let fs = self.fs(located.mount)?;
+        let mut fs = fs.borrow_mut();
+        let meta = match fs.stat(&located.path) {
+            Ok(_) if flags.contains(OpenFlags::CREATE | OpenFlags::EXCLUSIVE) => {
+                return Err((Error::AlreadyExists, format!("{}: already exists", shown())));
+            }
+            Ok(meta) => meta,
+            Err(FsError::NotFound) if flags.contains(OpenFlags::CREATE) && !flags.contains(OpenFlags::DIRECTORY) => {
+                fs.create(&located.path).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
+                fs.stat(&located.path).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?
+            }
+            Err(e) => return Err((error_of(e), format!("{}: {e}", shown()))),
+        };
+        match meta.kind {
+            Kind::Dir if !flags.contains(OpenFlags::DIRECTORY) => {
+                return Err((Error::IsADirectory, format!("{}: is a directory (open it with DIRECTORY)", shown())));
+            }
+            Kind::File if flags.contains(OpenFlags::DIRECTORY) => {
+                return Err((Error::NotADirectory, format!("{}: not a directory", shown())));
+            }
+            _ => {}
+        }
+        let mut meta = meta;
+        // The entry as the file system spells it: handles and mounted VSFs compare by it.
+        located.path = fs.canonical(&located.path).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
+        if meta.kind == Kind::File && wants_write {
+            if self.is_mounted_vsf(located.mount, &located.path) {
+                return Err((Error::Busy, format!("{}: a mounted virtual storage file", shown())));
+            }
+            if flags.contains(OpenFlags::TRUNCATE) && meta.size > 0 {
+                fs.truncate(&located.path, 0).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
+                meta.size = 0;
+            }
+        }
+        drop(fs);
+        let handle = Handle {
+            container,
+            mount: located.mount,
+            at: located.at,
+            path: located.path,
+            kind: meta.kind,
+            rights,
+            position: 0,
+            append: flags.contains(OpenFlags::APPEND),
+            listing: None,
+        };
+        let token = self.insert(handle)?;
+        Ok(Opened { handle: token, stat: stat_of(meta, read_only) })
+    }
+
+    /// The file handle `token` of `container` with `right`: its mount's file system and path.
+    fn file(&self, container: u64, token: u64, right: Rights) -> Result<(FsRef, Vec<String>, u64), (Error, String)> {
+        let h = self.handle(container, token)?;
+        if h.kind == Kind::Dir {
+            return Err((Error::IsADirectory, format!("handle {token:#x} is a directory")));
+        }
+        if !h.rights.contains(right) {
+            return Err((Error::MissingRights, format!("handle {token:#x} is {}, {right} needed", h.rights)));
+        }
+        Ok((self.fs(h.mount)?, h.path.clone(), h.position))
+    }
+
+    fn do_read(&mut self, container: u64, token: u64, offset: Option<u64>, max: u64) -> Result<Data, (Error, String)> {
+        let (fs, path, position) = self.file(container, token, Rights::READ)?;
+        let at = offset.unwrap_or(position);
+        let mut data = vec![0; (max.min(MAX_IO as u64)) as usize];
+        let n =
+            fs.borrow_mut().read(&path, at, &mut data).map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))?;
+        data.truncate(n);
+        if offset.is_none() {
+            self.handle_mut(container, token)?.position = at + n as u64;
+        }
+        Ok(Data { data })
+    }
+
+    fn do_write(
+        &mut self,
+        container: u64,
+        token: u64,
+        offset: Option<u64>,
+        data: &[u8],
+    ) -> Result<Written, (Error, String)> {
+        let (fs, path, position) = self.file(container, token, Rights::WRITE)?;
+        if data.len() > MAX_IO {
+            return Err((Error::TooLarge, format!("{} bytes, at most {MAX_IO} a write", data.len())));
+        }
+        let append = self.handle(container, token)?.append;
+        let mut fs = fs.borrow_mut();
+        let at = match (offset, append) {
+            (Some(at), _) => at,
+            (None, true) => fs.stat(&path).map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))?.size,
+            (None, false) => position,
+        };
+        let n = fs.write(&path, at, data).map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))?;
+        drop(fs);
+        if offset.is_none() {
+            self.handle_mut(container, token)?.position = at + n as u64;
+        }
+        Ok(Written { count: n as u64 })
+    }
+}
+
+/// Answers a result, its error refused with the reason.
+fn answer<R: vessel_protocol::Reply, T>(cx: &Cx<'_, R>, result: Result<T, (Error, String)>) -> Answer<T> {
+    match result {
+        Ok(t) => Answer::Reply(t),
+        Err((error, why)) => Answer::Refuse(cx.refusal(error, why)),
+    }
+}
+
+impl<E: Env> Server for Vfs<E> {
+    fn open(&mut self, cx: &mut Cx<'_, Opened>, dir: u64, path: &str, flags: OpenFlags) -> Answer<Opened> {
+        let container = cx.caller().container;
+        let result = self.do_open(container, dir, path, flags);
+        answer(cx, result)
+    }
+
+    fn close(&mut self, cx: &mut Cx<'_, Done>, handle: u64) -> Answer<Done> {
+        let result = self.slot(cx.caller().container, handle).map(|i| self.remove_slot(i)).map(|()| Done);
+        answer(cx, result)
+    }
+
+    fn read(&mut self, cx: &mut Cx<'_, Data>, handle: u64, max: u64) -> Answer<Data> {
+        let result = self.do_read(cx.caller().container, handle, None, max);
+        answer(cx, result)
+    }
+
+    fn write(&mut self, cx: &mut Cx<'_, Written>, handle: u64, data: &[u8]) -> Answer<Written> {
+        let result = self.do_write(cx.caller().container, handle, None, data);
+        answer(cx, result)
+    }
+
+    fn pread(&mut self, cx: &mut Cx<'_, Data>, handle: u64, offset: u64, max: u64) -> Answer<Data> {
+        let result = self.do_read(cx.caller().container, handle, Some(offset), max);
+        answer(cx, result)
+    }
+
+    fn pwrite(&mut self, cx: &mut Cx<'_, Written>, handle: u64, offset: u64, data: &[u8]) -> Answer<Written> {
+        let result = self.do_write(cx.caller().container, handle, Some(offset), data);
+        answer(cx, result)
+    }
+
+    fn seek(&mut self, cx: &mut Cx<'_, Position>, handle: u64, whence: Whence, offset: i64) -> Answer<Position> {
+        let container = cx.caller().container;
+        let result = (|| {
+            let h = self.handle(container, handle)?;
+            if h.kind == Kind::Dir {
+                return Err((Error::IsADirectory, format!("handle {handle:#x} is a directory")));
+            }
+            let from = match whence {
+                Whence::Start => 0,
+                Whence::Current => h.position,
+                Whence::End => {
+                    let fs = self.fs(h.mount)?;
+                    let stat = fs.borrow_mut().stat(&h.path);
+                    stat.map_err(|e| (error_of(e), format!("{}: {e}", join(&h.path))))?.size
+                }
+            };
+            let to = from
+                .checked_add_signed(offset)
+                .ok_or((Error::InvalidArgument, format!("position {from} {offset:+} is outside the file's range")))?;
+            self.handle_mut(container, handle)?.position = to;
+            Ok(Position { offset: to })
+        })();
+        answer(cx, result)
+    }
+
+    fn stat(&mut self, cx: &mut Cx<'_, Status>, dir: u64, path: &str) -> Answer<Status> {
+        let container = cx.caller().container;
+        let result = (|| {
+            if dir != ROOT && path.is_empty() {
+                // The handle itself, file or directory.
+                let h = self.handle(container, dir)?;
+                let read_only = self.mounts.get(&h.mount).is_some_and(|m| m.read_only);
+                let fs = self.fs(h.mount)?;
+                let stat = fs.borrow_mut().stat(&h.path);
+                let meta = stat.map_err(|e| (error_of(e), format!("{}: {e}", join(&h.at))))?;
+                return Ok(Status { stat: stat_of(meta, read_only) });
+            }
+            let located = self.locate(container, dir, path)?;
+            if !located.rights.contains(Rights::READ) && dir != ROOT {
+                return Err((Error::MissingRights, format!("{path}: the directory handle lacks READ")));
+            }
+            let read_only = self.mounts.get(&located.mount).is_some_and(|m| m.read_only);
+            let fs = self.fs(located.mount)?;
+            let meta = fs
+                .borrow_mut()
+                .stat(&located.path)
+                .map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))?;
+            Ok(Status { stat: stat_of(meta, read_only) })
+        })();
+        answer(cx, result)
+    }
+
+    fn readdir(&mut self, cx: &mut Cx<'_, Listing>, dir: u64, start: u64) -> Answer<Listing> {
+        let container = cx.caller().container;
+        let result = (|| {
+            let entries = if dir == ROOT {
+                let located = self.locate(container, ROOT, "")?;
+                let fs = self.fs(located.mount)?;
+                fs.borrow_mut().read_dir(&located.path).map_err(|e| (error_of(e), format!("/: {e}")))?
+            } else {
+                let h = self.handle(container, dir)?;
+                if h.kind != Kind::Dir {
+                    return Err((Error::NotADirectory, format!("handle {dir:#x} is a file")));
+                }
+                if !h.rights.contains(Rights::READ) {
+                    return Err((Error::MissingRights, format!("handle {dir:#x} is {}, r- needed", h.rights)));
+                }
+                match (&h.listing, start) {
+                    (Some(listing), s) if s > 0 => listing.clone(),
+                    _ => {
+                        let located = self.locate(container, dir, "")?;
+                        let fs = self.fs(located.mount)?;
+                        let listing = fs
+                            .borrow_mut()
+                            .read_dir(&located.path)
+                            .map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))?;
+                        self.handle_mut(container, dir)?.listing = Some(listing.clone());
+                        listing
+                    }
+                }
+            };
+            let mut page = DirEntries::default();
+            let mut used = 0;
+            let mut next = start;
+            for entry in entries.iter().skip(usize::try_from(start).unwrap_or(usize::MAX)) {
+                if !page.fits(used, entry) {
+                    break;
+                }
+                used += entry.wire_bytes();
+                page.0.push(entry.clone());
+                next += 1;
+            }
+            Ok(Listing { entries: page, next })
+        })();
+        answer(cx, result)
+    }
+
+    fn mkdir(&mut self, cx: &mut Cx<'_, Done>, dir: u64, path: &str) -> Answer<Done> {
+        let container = cx.caller().container;
+        let result = self.change(container, dir, path, |fs, p| fs.mkdir(p));
+        answer(cx, result)
+    }
+
+    fn remove(&mut self, cx: &mut Cx<'_, Done>, dir: u64, path: &str) -> Answer<Done> {
+        let container = cx.caller().container;
+        let result = (|| {
+            let mut located = self.locate(container, dir, path)?;
+            let own = dir != ROOT && self.handle(container, dir).is_ok_and(|h| h.at == located.at);
+            if located.path.is_empty() || own {
+                return Err((
+                    Error::InvalidArgument,
+                    format!("{}: a mount point or the handle's own directory", join(&located.at)),
+                ));
+            }
+            located.path = self.canonical(&located)?;
+            if self.is_mounted_vsf(located.mount, &located.path) {
+                return Err((Error::Busy, format!("{}: a mounted virtual storage file", join(&located.at))));
+            }
+            self.change(container, dir, path, |fs, p| fs.remove(p))?;
+            // Handles on it answer `NotFound` from now on (their path names nothing).
+            Ok(Done)
+        })();
+        answer(cx, result)
+    }
+
+    fn rename(&mut self, cx: &mut Cx<'_, Done>, dir: u64, from: &str, to: &str) -> Answer<Done> {
+        let container = cx.caller().container;
+        let result = (|| {
+            let mut a = self.locate(container, dir, from)?;
+            let mut b = self.locate(container, dir, to)?;
+            if !a.rights.contains(Rights::WRITE) {
+                return Err((Error::MissingRights, format!("{from}: the directory handle lacks WRITE")));
+            }
+            if a.mount != b.mount {
+                return Err((Error::InvalidArgument, format!("{from} -> {to}: across file systems")));
+            }
+            if a.path.is_empty() || b.path.is_empty() {
+                return Err((Error::InvalidArgument, format!("{from} -> {to}: a mount point cannot move")));
+            }
+            if self.mounts.get(&a.mount).is_some_and(|m| m.read_only) {
+                return Err((Error::ReadOnly, format!("{from}: the file system is read-only")));
+            }
+            a.path = self.canonical(&a)?;
+            // What `to` replaces, if it exists.
+            let replaced = self.canonical(&b).ok();
+            let vsf_under = |path: &[String]| {
+                self.mounts.values().any(
+                    |m| matches!(&m.backing, Backing::File { mount, path: p } if *mount == a.mount && starts_with(p, path)),
+                )
+            };
+            let holds_mount = self
+                .namespaces
+                .get(&container)
+                .is_some_and(|ns| ns.iter().any(|p| starts_with(&p.at, &a.at) && p.at != a.at));
+            if vsf_under(&a.path) || replaced.as_ref().is_some_and(|r| vsf_under(r)) || holds_mount {
+                return Err((Error::Busy, format!("{from} -> {to}: moves or replaces a mount or a mounted VSF")));
+            }
+            let fs = self.fs(a.mount)?;
+            fs.borrow_mut().rename(&a.path, &b.path).map_err(|e| (error_of(e), format!("{from} -> {to}: {e}")))?;
+            b.path = self.canonical(&b)?;
+            // Handles on a replaced entry close; handles on the moved one follow it.
+            if let Some(replaced) = replaced.filter(|r| *r != a.path) {
+                for i in 0..self.handles.len() {
+                    if self.handles[i].as_ref().is_some_and(|h| h.mount == a.mount && starts_with(&h.path, &replaced)) {
+                        self.remove_slot(i);
+                    }
+                }
+            }
+            for h in self.handles.iter_mut().flatten() {
+                if h.mount == a.mount && starts_with(&h.path, &a.path) {
+                    let rest = h.path.split_off(a.path.len());
+                    h.path = b.path.clone();
+                    h.path.extend(rest.iter().cloned());
+                    h.at = b.at.clone();
+                    h.at.extend(rest);
+                }
+            }
+            Ok(Done)
+        })();
+        answer(cx, result)
+    }
+
+    fn truncate(&mut self, cx: &mut Cx<'_, Done>, handle: u64, len: u64) -> Answer<Done> {
+        let result = self.file(cx.caller().container, handle, Rights::WRITE).and_then(|(fs, path, _)| {
+            fs.borrow_mut()
+                .truncate(&path, len)
+                .map(|()| Done)
+                .map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))
+        });
+        answer(cx, result)
+    }
+
+    fn sync(&mut self, cx: &mut Cx<'_, Done>, handle: u64) -> Answer<Done> {
+        let container = cx.caller().container;
+        let result = (|| {
+            let mounts: Vec<u64> = if handle == ROOT {
+                self.namespaces.get(&container).map(|ns| ns.iter().map(|p| p.mount).collect()).unwrap_or_default()
+            } else {
+                vec![self.handle(container, handle)?.mount]
+            };
+            for id in mounts {
+                let fs = self.fs(id)?;
+                fs.borrow_mut().sync().map_err(|e| (error_of(e), format!("sync: {e}")))?;
+            }
+            Ok(Done)
+        })();
+        answer(cx, result)
+    }
+
+    fn duplicate(&mut self, cx: &mut Cx<'_, Opened>, handle: u64, rights: Rights) -> Answer<Opened> {
+        let container = cx.caller().container;
+        let result = (|| {
+            let h = self.handle(container, handle)?;
+            if !h.rights.contains(rights) {
+                return Err((Error::MissingRights, format!("handle {handle:#x} is {}, {rights} asked", h.rights)));
+            }
+            if rights.is_empty() {
+                return Err((Error::InvalidArgument, String::from("no rights asked")));
+            }
+            let read_only = self.mounts.get(&h.mount).is_some_and(|m| m.read_only);
+            let fs = self.fs(h.mount)?;
+            let meta = fs.borrow_mut().stat(&h.path).map_err(|e| (error_of(e), format!("{}: {e}", join(&h.at))))?;
+            let copy = Handle {
+                container,
+                mount: h.mount,
+                at: h.at.clone(),
+                path: h.path.clone(),
+                kind: h.kind,
+                rights,
+                position: h.position,
+                append: h.append,
+                listing: None,
+            };
+            let token = self.insert(copy)?;
+            Ok(Opened { handle: token, stat: stat_of(meta, read_only) })
+        })();
+        answer(cx, result)
+    }
+
+    fn mount(&mut self, cx: &mut Cx<'_, Done>, container: u64, path: &str, source: &str) -> Answer<Done> {
+        let caller = cx.caller().container;
+        self.forget_dead_containers();
+        let result = self.target(caller, container).and_then(|target| self.mount_in(caller, target, path, source));
+        answer(cx, result.map(|()| Done))
+    }
+
+    fn unmount(&mut self, cx: &mut Cx<'_, Done>, container: u64, path: &str) -> Answer<Done> {
+        let caller = cx.caller().container;
+        let result = self.target(caller, container).and_then(|target| {
+            let at = resolve(&[], path).map_err(|e| (Error::InvalidArgument, format!("{path}: {e}")))?;
+            let ns = self.namespaces.get(&target).map_or(&[][..], Vec::as_slice);
+            let Some(point) = ns.iter().find(|p| p.at == at).cloned() else {
+                return Err((Error::NotFound, format!("nothing is mounted at {}", join(&at))));
+            };
+            if ns.iter().any(|p| p.at.len() > at.len() && starts_with(&p.at, &at)) {
+                return Err((Error::Busy, format!("something is mounted below {}", join(&at))));
+            }
+            if let Some(ns) = self.namespaces.get_mut(&target) {
+                ns.retain(|p| p.mount != point.mount);
+            }
+            self.detach(point.mount);
+            Ok(Done)
+        });
+        answer(cx, result)
+    }
+
+    fn mounts(&mut self, cx: &mut Cx<'_, MountList>, container: u64) -> Answer<MountList> {
+        let caller = cx.caller().container;
+        let result = self.target(caller, container).map(|target| {
+            let ns = self.namespaces.get(&target).map_or(&[][..], Vec::as_slice);
+            let mounts = ns
+                .iter()
+                .filter_map(|p| {
+                    let m = self.mounts.get(&p.mount)?;
+                    Some(Mount { path: join(&p.at), source: m.source.clone(), read_only: m.read_only })
+                })
+                .collect();
+            MountList { mounts: Mounts(mounts) }
+        });
+        answer(cx, result)
+    }
+
+    fn create_vsf(&mut self, cx: &mut Cx<'_, Done>, dir: u64, path: &str, bytes: u64) -> Answer<Done> {
+        let container = cx.caller().container;
+        let result = (|| {
+            if !(VSF_MIN..=VSF_MAX).contains(&bytes) || !bytes.is_multiple_of(VSF_BLOCK as u64) {
+                return Err((
+                    Error::InvalidArgument,
+                    format!("{bytes} bytes: a VSF is 1 MiB to 4 GiB, a multiple of {VSF_BLOCK}"),
+                ));
+            }
+            let opened =
+                self.do_open(container, dir, path, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE)?;
+            let made = (|| {
+                let (fs, file, _) = self.file(container, opened.handle, Rights::WRITE)?;
+                let fail = |e: FsError| (error_of(e), format!("{path}: {e}"));
+                fs.borrow_mut().truncate(&file, bytes).map_err(fail)?;
+                let disk = FileDisk { fs: Rc::clone(&fs), path: file, blocks: bytes / VSF_BLOCK as u64 };
+                let cache = Cache::new(disk, CACHE_PAGES).map_err(|e| (Error::DeviceError, format!("{path}: {e}")))?;
+                let volume = Volume::format(cache, "VESSEL", self.env.clock()).map_err(fail)?;
+                volume.unmount().map_err(fail)?;
+                fs.borrow_mut().sync().map_err(fail)
+            })();
+            if let Ok(i) = self.slot(container, opened.handle) {
+                self.remove_slot(i);
+            }
+            if made.is_err() {
+                let _ = self.change(container, dir, path, |fs, p| fs.remove(p));
+            }
+            made.map(|()| Done)
+        })();
+        answer(cx, result)
+    }
+}
+
+impl<E: Env> Vfs<E> {
+    /// Makes directory `path` in `container`'s namespace (the program's own set-up); whether it
+    /// exists now.
+    pub fn make_dir(&mut self, container: u64, path: &str) -> bool {
+        match self.change(container, ROOT, path, |fs, p| fs.mkdir(p)) {
+            Ok(Done) => true,
+            Err((e, _)) => e == Error::AlreadyExists,
+        }
+    }
+
+    /// Applies a change below directory handle `dir` (which needs WRITE) on a writable mount.
+    fn change(
+        &mut self,
+        container: u64,
+        dir: u64,
+        path: &str,
+        op: impl FnOnce(&mut dyn FileSystem, &[String]) -> Result<(), FsError>,
+    ) -> Result<Done, (Error, String)> {
+        let located = self.locate(container, dir, path)?;
+        if !located.rights.contains(Rights::WRITE) {
+            return Err((
+                Error::MissingRights,
+                format!("{path}: the directory handle is {}, -w needed", located.rights),
+            ));
+        }
+        if self.mounts.get(&located.mount).is_some_and(|m| m.read_only) {
+            return Err((Error::ReadOnly, format!("{path}: the file system is read-only")));
+        }
+        let fs = self.fs(located.mount)?;
+        let mut fs = fs.borrow_mut();
+        op(&mut *fs, &located.path).map(|()| Done).map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))
+    }
+}

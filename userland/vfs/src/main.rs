@@ -1,0 +1,283 @@
+//! The `vfs` server: every container's files. `proc` supervises it and hands it its endpoint
+//! last; it finds the `device` server through `proc`. The rules live in `vessel_vfs_core`
+//! (host-tested); this program gives them the kernel's side through [`Env`]: block devices of
+//! the `device` server ([`BlkDisk`], zero-copy through a shared buffer), container parents
+//! asked of `proc`, and a clock read once from `rtc0` and run on from the kernel's monotonic
+//! time.
+//!
+//! At start it assembles the root container's tree: an in-memory `/`, an in-memory `/tmp`,
+//! and `/data`, the FAT file system of the first block device that holds one (a disk whose
+//! first sector is not a FAT boot sector is left alone, its session closed). After a request,
+//! at most once a second, it asks `proc` which containers with files or mounts have ended, and
+//! closes what they had (an idle server never wakes: nothing polls).
+//! See `docs/vfs.md`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use vessel_abi::{Error, ObjectKind};
+use vessel_device_protocol::{Class, Rights as DeviceRights};
+use vessel_fat::{Disk, DiskError, FatDateTime, TimeProvider};
+use vessel_protocol::{Dispatched, Refusal};
+use vessel_rt::device::{Device, Devices, SharedBuffer};
+use vessel_rt::ipc::{Cap, Endpoint};
+use vessel_rt::println;
+use vessel_rt::proc::Proc;
+use vessel_rt::server::{Incoming, Keeper, Server};
+use vessel_vfs_core::{Env, Vfs};
+
+vessel_rt::entry!(main);
+
+/// Bytes of each disk's shared buffer: the most one transfer moves.
+const SHARED_BYTES: u64 = 256 << 10;
+/// How often, at most, ended containers are looked for (after a request), in nanoseconds.
+const SWEEP_NS: u64 = 1_000_000_000;
+
+/// The clock: seconds at boot of the `rtc0` reading, and the monotonic time then.
+static CLOCK_BASE_S: AtomicU64 = AtomicU64::new(0);
+static CLOCK_BASE_NS: AtomicU64 = AtomicU64::new(0);
+
+fn seconds_now() -> u64 {
+    let elapsed = vessel_rt::time::now_ns().saturating_sub(CLOCK_BASE_NS.load(Ordering::Relaxed));
+    CLOCK_BASE_S.load(Ordering::Relaxed) + elapsed / 1_000_000_000
+}
+
+/// The FAT clock (hadris-fat asks it for every entry it stamps).
+#[derive(Debug)]
+struct Clock;
+
+impl TimeProvider for Clock {
+    fn now(&self) -> FatDateTime {
+        vessel_vfs_core::fat::fat_time(seconds_now())
+    }
+}
+
+static FAT_CLOCK: Clock = Clock;
+
+/// A block device of the `device` server, as the FAT layer reads it. If the `device` server
+/// restarts, the session is gone: the disk opens a new one and tries again, once.
+struct BlkDisk {
+    name: String,
+    device: Device,
+    buffer: SharedBuffer,
+}
+
+/// Whether a refusal means the session is gone (the `device` server restarted).
+fn session_lost(r: &Refusal) -> bool {
+    matches!(r.error, Error::PeerDied | Error::InvalidHandle)
+}
+
+impl BlkDisk {
+    /// Opens `name` for reading and writing, with a shared buffer.
+    fn open(name: &str) -> Result<BlkDisk, Refusal> {
+        let devices = Devices::connect()?;
+        let device = devices.open(name, DeviceRights::READ_WRITE)?;
+        if device.block_size == 0 {
+            let _ = device.close();
+            return Err(Refusal::new(Error::WrongObject, format!("{name} is not a block device")));
+        }
+        match device.share(SHARED_BYTES) {
+            Ok(buffer) => Ok(BlkDisk { name: String::from(name), device, buffer }),
+            Err(r) => {
+                let _ = device.close();
+                Err(r)
+            }
+        }
+    }
+
+    /// Runs `op` on the session; on a lost session, once more on a new one.
+    fn retrying(&mut self, mut op: impl FnMut(&mut BlkDisk) -> Result<(), Refusal>) -> Result<(), DiskError> {
+        match op(self) {
+            Ok(()) => Ok(()),
+            Err(r) if session_lost(&r) => {
+                let fresh = BlkDisk::open(&self.name).map_err(|_| DiskError::Device)?;
+                let old = core::mem::replace(self, fresh);
+                old.buffer.free();
+                println!("vfs: {}: new session after the device server restarted", self.name);
+                op(self).map_err(|_| DiskError::Device)
+            }
+            Err(_) => Err(DiskError::Device),
+        }
+    }
+
+    /// Moves `len` bytes from `first_block` on in pieces of the shared buffer: `each(disk,
+    /// block, count, byte offset)`.
+    fn transfer(
+        &mut self,
+        first_block: u64,
+        len: usize,
+        mut each: impl FnMut(&mut Self, u64, u64, usize) -> Result<(), DiskError>,
+    ) -> Result<(), DiskError> {
+        let bs = self.device.block_size as usize;
+        if bs == 0 || !len.is_multiple_of(bs) {
+            return Err(DiskError::Invalid);
+        }
+        let blocks = (len / bs) as u64;
+        if first_block.checked_add(blocks).is_none_or(|end| end > self.device.blocks) {
+            return Err(DiskError::OutOfRange);
+        }
+        let per = SHARED_BYTES / bs as u64;
+        let mut done = 0;
+        while done < blocks {
+            let count = per.min(blocks - done);
+            each(self, first_block + done, count, (done as usize) * bs)?;
+            done += count;
+        }
+        Ok(())
+    }
+}
+
+impl Disk for BlkDisk {
+    fn block_size(&self) -> usize {
+        self.device.block_size as usize
+    }
+
+    fn blocks(&self) -> u64 {
+        self.device.blocks
+    }
+
+    fn read(&mut self, first_block: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        let bs = self.device.block_size as usize;
+        self.transfer(first_block, buf.len(), |d, block, count, at| {
+            d.retrying(|d| d.device.read_shared(&mut d.buffer, block, count, 0))?;
+            let n = count as usize * bs;
+            buf[at..at + n].copy_from_slice(&d.buffer.as_slice()[..n]);
+            Ok(())
+        })
+    }
+
+    fn write(&mut self, first_block: u64, data: &[u8]) -> Result<(), DiskError> {
+        let bs = self.device.block_size as usize;
+        self.transfer(first_block, data.len(), |d, block, count, at| {
+            let n = count as usize * bs;
+            d.retrying(|d| {
+                d.buffer.as_mut_slice()[..n].copy_from_slice(&data[at..at + n]);
+                d.device.write_shared(&d.buffer, block, count, 0)
+            })
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), DiskError> {
+        self.retrying(|d| d.device.flush())
+    }
+}
+
+/// The kernel's side of the server.
+struct System {
+    proc: Option<Proc>,
+}
+
+impl Env for System {
+    type Disk = BlkDisk;
+
+    fn parent(&mut self, container: u64) -> Option<u64> {
+        self.proc.and_then(|p| p.info(container).ok()).map(|info| info.parent)
+    }
+
+    fn open_disk(&mut self, name: &str) -> Result<BlkDisk, (Error, String)> {
+        BlkDisk::open(name).map_err(|r| (r.error, r.reason))
+    }
+
+    fn now() -> u64 {
+        seconds_now()
+    }
+
+    fn clock(&self) -> Option<&'static dyn TimeProvider> {
+        Some(&FAT_CLOCK)
+    }
+}
+
+/// Sets the clock from `rtc0` (left at 0 without one).
+fn set_clock(devices: Option<Devices>) {
+    let Some(devices) = devices else { return };
+    let Ok(rtc) = devices.open("rtc0", DeviceRights::READ) else { return };
+    if let Ok(t) = rtc.time() {
+        CLOCK_BASE_S.store(t, Ordering::Relaxed);
+        CLOCK_BASE_NS.store(vessel_rt::time::now_ns(), Ordering::Relaxed);
+    }
+    let _ = rtc.close();
+}
+
+/// Whether block device `name` starts with a FAT boot sector.
+fn holds_fat(devices: Devices, name: &str) -> bool {
+    let Ok(disk) = devices.open(name, DeviceRights::READ) else { return false };
+    let sector = disk.read_blocks(0, 1);
+    let _ = disk.close();
+    let Ok(sector) = sector else { return false };
+    // Boot signature, and a jump instruction at the start, as every FAT volume has.
+    sector.len() >= 512 && sector[510] == 0x55 && sector[511] == 0xAA && matches!(sector[0], 0xEB | 0xE9)
+}
+
+/// Assembles the root container's tree.
+fn assemble(vfs: &mut Vfs<System>, root: u64, devices: Option<Devices>) {
+    let steps: [(&str, &str); 2] = [("/", "mem"), ("/tmp", "mem")];
+    for (i, (at, source)) in steps.iter().enumerate() {
+        if i > 0 {
+            vfs.make_dir(root, at);
+        }
+        if let Err((e, why)) = vfs.mount_in(root, root, at, source) {
+            println!("vfs: cannot mount {source} at {at}: {e}: {why}");
+        }
+    }
+    vfs.make_dir(root, "/data");
+    let Some(devices) = devices else { return };
+    let disks = devices.list().unwrap_or_default();
+    for entry in disks.iter().filter(|e| e.class == Class::Block) {
+        if !holds_fat(devices, &entry.name) {
+            continue;
+        }
+        match vfs.mount_in(root, root, "/data", &format!("blk:{}", entry.name)) {
+            Ok(()) => {
+                println!("vfs: /data is the FAT file system on {}", entry.name);
+                return;
+            }
+            Err((e, why)) => println!("vfs: {}: not mounted: {e}: {why}", entry.name),
+        }
+    }
+    println!("vfs: no FAT disk; /data is empty");
+}
+
+fn main() -> i32 {
+    let Some(&ep) = vessel_rt::handles()
+        .iter()
+        .rev()
+        .find(|&&h| Cap(h).inspect().is_ok_and(|i| i.kind == ObjectKind::Endpoint as u32))
+    else {
+        println!("vfs: no endpoint to serve");
+        return 1;
+    };
+    let proc = Proc::get();
+    let devices = Devices::connect().ok();
+    set_clock(devices);
+    let root = vessel_rt::container::own().map_or(0, |c| c.id);
+    let mut vfs = Vfs::new(System { proc }, root);
+    assemble(&mut vfs, root, devices);
+    println!("vfs: serving");
+    let mut server = Server::new(Endpoint(Cap(ep)));
+    let mut next_sweep = vessel_rt::time::now_ns() + SWEEP_NS;
+    loop {
+        match server.next(None) {
+            Ok(Incoming::Request { caller, mut message }) => {
+                if vessel_vfs_protocol::dispatch(&mut vfs, caller, &mut Keeper, &mut message) == Dispatched::Reply {
+                    let _ = Server::answer(&message);
+                }
+                // Requests drive the sweep: an idle server never wakes.
+                let now = vessel_rt::time::now_ns();
+                if now >= next_sweep {
+                    vfs.forget_dead_containers();
+                    next_sweep = now + SWEEP_NS;
+                }
+            }
+            Ok(Incoming::Notified(_) | Incoming::TimedOut) => {}
+            Err(e) => {
+                println!("vfs: receive failed: {e}");
+                return 1;
+            }
+        }
+    }
+}
