@@ -182,6 +182,10 @@ syscalls! {
     /// stopped the devices that used it): its frames, kept from reuse since, go back to the
     /// allocator. Returns how many frames.
     60 DmaQuiesce(platform) "platform" -> "frames returned", [MissingRights, WrongObject] "MissingRights (MANAGE), WrongObject";
+    /// `(pages, container) -> handle`: a memory object of zeroed frames made *for* the container
+    /// with id `container` (the caller's own or one below it): charged there, sendable there,
+    /// and mappable by the caller too (as `DmaCreate` lends to a client).
+    61 MemoryLend(pages, container) "pages (≤ 1024), container id" -> "handle (all rights)", [InvalidArgument, NoMemory, NoSuchContainer, QuotaExceeded] "InvalidArgument, NoMemory, NoSuchContainer (not the caller's or below it), QuotaExceeded (that container's)";
 }
 
 errors! {

@@ -192,6 +192,11 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             task::reap_all();
             task::memory_create(decode!(MemoryCreate).pages)
         }
+        Syscall::MemoryLend => {
+            let a = decode!(MemoryLend);
+            task::reap_all();
+            task::memory_lend(a.pages, a.container)
+        }
         Syscall::MemoryMap => {
             let a = decode!(MemoryMap);
             task::memory_map(a.memory, MapFlags::from_bits(a.flags).ok_or(Error::InvalidArgument)?)

@@ -61,6 +61,21 @@ pub fn memory_create(pages: u64) -> Result<u64, Error> {
     create_memory(pages, false, 0)
 }
 
+/// `MemoryLend`: `pages` zeroed frames for the container with id `container`, which must be
+/// the caller's or one below it (a container acts on its descendants, never beside or above).
+pub fn memory_lend(pages: u64, container: u64) -> Result<u64, Error> {
+    let below = with_tasks(|t| {
+        let own = t.current_container()?;
+        let target = t.containers.lookup(container).ok_or(Error::NoSuchContainer)?;
+        Ok(t.containers.is_ancestor_or_self(own, target))
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))?;
+    if !below {
+        return Err(Error::NoSuchContainer);
+    }
+    create_memory(pages, false, container)
+}
+
 /// `DmaCreate`: `pages` physically contiguous zeroed frames (the platform capability is
 /// checked by the caller, `hardware::dma_create`), for the container with id `for_container`
 /// (0: the caller's).

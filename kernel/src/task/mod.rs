@@ -52,7 +52,7 @@ pub use endpoint::{call, endpoint_create, recv, reply, reply_recv};
 pub use events::{notification_bind, process_notify};
 pub use fastpath::{fast_call, fast_reply_recv};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
-pub use memory::{dma_address, memory_create, memory_map};
+pub use memory::{dma_address, memory_create, memory_lend, memory_map};
 pub use msi::{msi_message, on_msi};
 pub use notification::{notification_create, signal, wait_notification};
 pub use platform::{

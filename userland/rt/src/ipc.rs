@@ -248,6 +248,13 @@ impl Memory {
         invoke(args::MemoryCreate { pages }).map(|h| Memory(Cap(h as u32)))
     }
 
+    /// A new memory object of `pages` zeroed pages made for the container with id `container`
+    /// (this process's or one below it): charged there and sendable there; this process may
+    /// map it too.
+    pub fn lend(pages: u64, container: u64) -> Result<Memory, Error> {
+        invoke(args::MemoryLend { pages, container }).map(|h| Memory(Cap(h as u32)))
+    }
+
     /// Maps it into this process; returns the address.
     pub fn map(self, flags: MapFlags) -> Result<u64, Error> {
         invoke(args::MemoryMap { memory: u64::from(self.0.0), flags: flags.bits() })
