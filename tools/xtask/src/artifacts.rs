@@ -110,8 +110,8 @@ const USER_CRATES: &[&str] = &[
 
 /// The user programs packed into every boot file system (as `bin/<name>`).
 pub const PROGRAMS: &[&str] = &[
-    "init", "proc", "device", "vfs", "lsdev", "ctr", "hello", "true", "probe", "devprobe", "fsprobe", "usertest",
-    "bench",
+    "init", "proc", "device", "vfs", "lsdev", "ctr", "hello", "true", "probe", "devprobe", "fsprobe", "burst",
+    "usertest", "bench",
 ];
 
 /// Builds the user programs: static, non-PIE executables (`-C relocation-model=static`, which

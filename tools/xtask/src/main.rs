@@ -5,8 +5,8 @@
 //! - `run [--uefi] [--usb] [--display] [--machine q35|pc] [--disk IMG]... [--fresh-data]
 //!   [-- QEMU ARGS]`: boot in QEMU, serial on the terminal, with the persistent FAT32 data disk
 //!   `target/vessel/data.img` (the guest's `/data`) attached after the `--disk` images.
-//! - `test [--user-only [--machine q35|pc]]`: host unit tests, then the in-QEMU suites; exits
-//!   non-zero on any failure.
+//! - `test [--user-only [--machine q35|pc]] [--crash-only]`: host unit tests, then the in-QEMU
+//!   suites; exits non-zero on any failure.
 //! - `bench`: in-guest benchmarks and boot times as `RESULT` lines (`BENCH_DISK` attaches a disk).
 //! - `clippy`: lints every crate for the target it really builds for.
 //!
@@ -15,6 +15,7 @@
 
 mod artifacts;
 mod bench;
+mod crash;
 mod live;
 mod screen;
 mod setup;
@@ -72,6 +73,9 @@ enum Cmd {
         /// With --user-only: the QEMU machine type, q35 (the default) or pc.
         #[arg(long, requires = "user_only")]
         machine: Option<MachineType>,
+        /// Only the crash test: QEMU killed 20 times in a write burst, the FAT checked after each.
+        #[arg(long, conflicts_with = "user_only")]
+        crash_only: bool,
     },
     /// Run the in-guest benchmarks, then measure boot times; prints `RESULT` lines.
     Bench {
@@ -179,8 +183,9 @@ fn main() -> ExitCode {
             fresh_data,
             extra: &qemu_args,
         }),
+        Cmd::Test { crash_only: true, .. } => suites::run_crash(),
         Cmd::Test { user_only: false, .. } => suites::run_all(),
-        Cmd::Test { user_only: true, machine } => suites::run_user_bios(machine.unwrap_or_default()),
+        Cmd::Test { user_only: true, machine, .. } => suites::run_user_bios(machine.unwrap_or_default()),
         Cmd::Bench { runs, only, scale } => bench::run(runs, &only, scale),
         Cmd::Clippy => artifacts::clippy(),
     });

@@ -330,6 +330,18 @@ pub fn run_user_bios(machine_type: MachineType) -> Result {
     if tally.failed == 0 { Ok(()) } else { Err(format!("{} test(s) failed", tally.failed)) }
 }
 
+/// Only the crash test (`crash.rs`).
+pub fn run_crash() -> Result {
+    let mut tally = Tally::default();
+    setup::ensure_qemu()?;
+    let builder = artifacts::image_builder()?;
+    let programs = artifacts::userland()?;
+    let normal_elf = artifacts::kernel(Flavor::Normal)?;
+    crate::crash::crash_runs(&mut |name, failure| tally.record(name, failure), &normal_elf, &builder, &programs)?;
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed == 0 { Ok(()) } else { Err(format!("{} test(s) failed", tally.failed)) }
+}
+
 /// The user-space test image: init runs usertest as a trusted program with a platform
 /// capability (it gets the root container and tests the kernel's hardware objects).
 const USER_SPEC: BootSpec<'static> = BootSpec { init_conf: "!!bin/usertest\n", boot_args: "debug-exit=allow\n" };
@@ -377,6 +389,7 @@ pub fn run_all() -> Result {
     user_suite(&mut tally, "user-bios-pc", bios, false, MachineType::Pc)?;
     user_suite(&mut tally, "user-uefi-pc", uefi, true, MachineType::Pc)?;
     persistence(&mut tally, &normal_elf, &builder, &programs)?;
+    crate::crash::crash_runs(&mut |name, failure| tally.record(name, failure), &normal_elf, &builder, &programs)?;
 
     step("boot checks of the shipped images (disk and USB stick, BIOS and UEFI)");
     let shipped = artifacts::images_for(&normal_elf, &builder, &programs, "vessel", &artifacts::SHIPPED)?;

@@ -19,7 +19,7 @@
 //! Every transfer to or from the disk is counted in [`CacheStats`].
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -32,8 +32,11 @@ pub const PAGE_SIZE: usize = 4096;
 
 /// Largest single disk request `sync` builds by merging adjacent dirty blocks.
 const MAX_WRITE_RUN: usize = 64 * PAGE_SIZE;
-/// Most pages one read-ahead brings in (64 KiB).
-const READ_AHEAD: usize = 16;
+/// Most pages one read-ahead brings in when reads go on where the last one ended (256 KiB;
+/// never more than half the cache).
+const READ_AHEAD: usize = 64;
+/// Pages a read-ahead brings in elsewhere (32 KiB: a cluster or a few of metadata).
+const READ_AHEAD_RANDOM: usize = 8;
 
 /// What a [`Cache`] has done since it was made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,6 +100,15 @@ pub struct Cache<D: Disk> {
     fill_buf: Box<[u8]>,
     /// Staging buffer for read-ahead ([`READ_AHEAD`] pages, allocated on first use).
     ahead_buf: Box<[u8]>,
+    /// The page after the last read-ahead: a miss there reads on sequentially.
+    ahead_next: u64,
+    /// The page last looked up and its slot (`u64::MAX`: none), checked before the map.
+    last_page: u64,
+    last_slot: usize,
+    /// Pages holding dirty blocks, in order.
+    dirty_pages: BTreeSet<u64>,
+    /// Blocks written before all others (see [`Cache::set_first_blocks`]).
+    first_blocks: core::ops::Range<u64>,
 }
 
 impl<D: Disk> Cache<D> {
@@ -126,6 +138,11 @@ impl<D: Disk> Cache<D> {
             scratch: Vec::new(),
             fill_buf: Box::default(),
             ahead_buf: Box::default(),
+            ahead_next: u64::MAX,
+            last_page: u64::MAX,
+            last_slot: 0,
+            dirty_pages: BTreeSet::new(),
+            first_blocks: 0..0,
         })
     }
 
@@ -151,7 +168,7 @@ impl<D: Disk> Cache<D> {
 
     /// Pages holding data not yet on the disk.
     pub fn dirty_pages(&self) -> usize {
-        self.slots.iter().filter(|s| s.dirty != 0).count()
+        self.dirty_pages.len()
     }
 
     /// The disk underneath (for inspection; writes to it would bypass the cache).
@@ -188,10 +205,18 @@ impl<D: Disk> Cache<D> {
             let page = pos / PAGE_SIZE as u64;
             let in_page = (pos % PAGE_SIZE as u64) as usize;
             let take = (PAGE_SIZE - in_page).min(n - done);
-            if !self.index.contains_key(&page) {
-                self.read_ahead(page)?;
-            }
-            let slot = self.slot_for(page)?;
+            let slot = if page == self.last_page {
+                // Most reads stay in the page of the one before (FAT entries, directory
+                // entries): no map lookup.
+                self.stats.hits += 1;
+                self.slots[self.last_slot].referenced = true;
+                self.last_slot
+            } else {
+                if !self.index.contains_key(&page) {
+                    self.read_ahead(page)?;
+                }
+                self.slot_for(page)?
+            };
             if self.slots[slot].valid & self.block_mask(in_page, take) != self.block_mask(in_page, take) {
                 self.fill(slot, page)?;
             }
@@ -225,6 +250,7 @@ impl<D: Disk> Cache<D> {
             s.data[in_page..in_page + take].copy_from_slice(&data[done..done + take]);
             s.valid |= covered;
             s.dirty |= covered;
+            self.dirty_pages.insert(page);
             done += take;
         }
         Ok(data.len())
@@ -233,23 +259,58 @@ impl<D: Disk> Cache<D> {
     /// Writes every dirty block to the disk in ascending block order (adjacent blocks merged
     /// into one request), then flushes the disk. On error the blocks not yet written stay dirty.
     pub fn sync(&mut self) -> Result<(), DiskError> {
-        let mut dirty: Vec<(u64, usize)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.dirty != 0)
-            .filter_map(|(i, s)| s.page.map(|p| (p, i)))
-            .collect();
-        dirty.sort_unstable();
+        self.write_ordered(true)
+    }
+
+    /// Like [`Cache::sync`], but every other dirty block goes to the disk (and is flushed)
+    /// before the first blocks ([`Cache::set_first_blocks`]): the order that makes freeing
+    /// safe (an entry stops pointing at clusters before the FAT frees them).
+    pub fn sync_others_first(&mut self) -> Result<(), DiskError> {
+        self.write_ordered(false)
+    }
+
+    /// Names the blocks written before all others (`first`: the FATs, so that a cluster is
+    /// marked in use on the disk before any entry or chain that points at it is written):
+    /// [`Cache::sync`] writes them first and flushes between, and a dirty page outside them is
+    /// evicted only once they are on the disk.
+    pub fn set_first_blocks(&mut self, first: core::ops::Range<u64>) {
+        self.first_blocks = first;
+    }
+
+    /// Writes the dirty blocks inside the first blocks, then those outside (or the other way
+    /// round), each phase in ascending order with a flush after it.
+    fn write_ordered(&mut self, first_blocks_first: bool) -> Result<(), DiskError> {
+        let first = self.first_blocks.clone();
+        for inside in [first_blocks_first, !first_blocks_first] {
+            self.write_dirty(|block| first.contains(&block) == inside)?;
+            if self.unflushed {
+                self.disk.flush()?;
+                self.stats.flushes += 1;
+                self.unflushed = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the dirty blocks `pick` chooses, in ascending order, adjacent ones merged.
+    fn write_dirty(&mut self, pick: impl Fn(u64) -> bool) -> Result<(), DiskError> {
+        let pages: Vec<u64> = self.dirty_pages.iter().copied().collect();
         let mut run = Run::default();
-        for (page, slot) in dirty {
+        for page in pages {
+            let Some(&slot) = self.index.get(&page) else { continue };
+            let base = page * self.blocks_per_page as u64;
             let mut mask = self.slots[slot].dirty;
+            for b in 0..self.blocks_per_page {
+                if mask & (1 << b) != 0 && !pick(base + b as u64) {
+                    mask &= !(1 << b);
+                }
+            }
             while mask != 0 {
                 let lo = mask.trailing_zeros() as usize;
                 let len = (!(mask >> lo)).trailing_zeros() as usize;
                 let bits = (((1u16 << len) - 1) << lo) as u8;
                 mask &= !bits;
-                let block = page * self.blocks_per_page as u64 + lo as u64;
+                let block = base + lo as u64;
                 let bytes = len * self.block_size;
                 if !run.extends(block, bytes) {
                     self.write_run(&mut run)?;
@@ -265,13 +326,7 @@ impl<D: Disk> Cache<D> {
                 run.parts.push((slot, bits));
             }
         }
-        self.write_run(&mut run)?;
-        if self.unflushed {
-            self.disk.flush()?;
-            self.stats.flushes += 1;
-            self.unflushed = false;
-        }
-        Ok(())
+        self.write_run(&mut run)
     }
 
     /// Writes a merged run staged in `scratch` and marks its blocks clean.
@@ -285,6 +340,11 @@ impl<D: Disk> Cache<D> {
         self.unflushed = true;
         for &(slot, bits) in &run.parts {
             self.slots[slot].dirty &= !bits;
+            if self.slots[slot].dirty == 0
+                && let Some(page) = self.slots[slot].page
+            {
+                self.dirty_pages.remove(&page);
+            }
         }
         *run = Run::default();
         self.scratch.clear();
@@ -320,6 +380,7 @@ impl<D: Disk> Cache<D> {
         if let Some(&slot) = self.index.get(&page) {
             self.stats.hits += 1;
             self.slots[slot].referenced = true;
+            (self.last_page, self.last_slot) = (page, slot);
             return Ok(slot);
         }
         self.stats.misses += 1;
@@ -341,6 +402,7 @@ impl<D: Disk> Cache<D> {
         s.dirty = 0;
         s.referenced = true;
         self.index.insert(page, slot);
+        (self.last_page, self.last_slot) = (page, slot);
         Ok(slot)
     }
 
@@ -354,14 +416,46 @@ impl<D: Disk> Cache<D> {
                 self.slots[slot].referenced = false;
                 continue;
             }
+            if self.slots[slot].dirty != 0 && !self.only_first_blocks_dirty(slot) {
+                // Entries and data only after the FAT blocks they rely on.
+                self.write_dirty_first_blocks()?;
+            }
             self.write_back(slot)?;
             if let Some(page) = self.slots[slot].page.take() {
+                self.dirty_pages.remove(&page);
                 self.index.remove(&page);
+                if page == self.last_page {
+                    self.last_page = u64::MAX;
+                }
             }
             self.stats.evictions += 1;
             return Ok(slot);
         }
         Err(DiskError::Invalid)
+    }
+
+    /// Whether every dirty block of `slot` is one of the first blocks.
+    fn only_first_blocks_dirty(&self, slot: usize) -> bool {
+        let Some(page) = self.slots[slot].page else { return true };
+        let base = page * self.blocks_per_page as u64;
+        (0..self.blocks_per_page)
+            .filter(|b| self.slots[slot].dirty & (1 << b) != 0)
+            .all(|b| self.first_blocks.contains(&(base + b as u64)))
+    }
+
+    /// Writes and flushes every dirty first block (before a page outside them leaves).
+    fn write_dirty_first_blocks(&mut self) -> Result<(), DiskError> {
+        let first = self.first_blocks.clone();
+        if first.is_empty() {
+            return Ok(());
+        }
+        self.write_dirty(|block| first.contains(&block))?;
+        if self.unflushed {
+            self.disk.flush()?;
+            self.stats.flushes += 1;
+            self.unflushed = false;
+        }
+        Ok(())
     }
 
     /// Writes a slot's dirty blocks (one request per run of adjacent ones).
@@ -418,14 +512,17 @@ impl<D: Disk> Cache<D> {
     /// Reads `page` and the pages after it that are not cached either (at most
     /// [`READ_AHEAD`] in all, never past the disk or more than half the cache) with one disk
     /// request, into slots of their own: a file or directory read in order then costs one
-    /// request per 64 KiB instead of one per page.
+    /// request per 256 KiB instead of one per page (32 KiB when the miss does not continue the
+    /// last read-ahead).
     fn read_ahead(&mut self, page: u64) -> Result<(), DiskError> {
         let last_page = self.blocks.div_ceil(self.blocks_per_page as u64);
-        let limit = READ_AHEAD.min(self.capacity / 2).max(1) as u64;
+        let window = if page == self.ahead_next { READ_AHEAD } else { READ_AHEAD_RANDOM };
+        let limit = window.min(self.capacity / 2).max(1) as u64;
         let mut count = 0;
         while count < limit && page + count < last_page && !self.index.contains_key(&(page + count)) {
             count += 1;
         }
+        self.ahead_next = page + count;
         if count <= 1 {
             return Ok(());
         }

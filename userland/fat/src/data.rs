@@ -103,7 +103,7 @@ impl<D: Disk> Volume<D> {
         if len < size {
             self.forget_chain(entry.cluster().0 as u64);
             let len = usize::try_from(len).map_err(|_| FsError::FileTooLarge)?;
-            self.fs.truncate(entry, len).map_err(|e| self.fat_error(e))
+            self.free_safely(|v| v.fs.truncate(entry, len).map_err(|e| v.fat_error(e)))
         } else if len > size {
             self.append(entry, len - size, &[])
         } else {
@@ -137,11 +137,17 @@ impl<D: Disk> Volume<D> {
             let runs = self.runs(first)?;
             let last = self.cluster_at(first, (size - 1) / self.geometry.cluster_size as u64)?;
             match self.fs.fat().next_cluster(&mut self.stream(), last as usize) {
-                Ok(None) => {}
-                Ok(Some(_)) => return Err(FsError::Corrupt("a file's cluster chain is longer than its size")),
+                Ok(None) => Some(runs),
+                Ok(Some(_)) => {
+                    // Clusters past the file's end: what a stop leaves when the FAT reached the
+                    // disk and the entry's new size did not (the FAT goes first). No entry
+                    // counts them, so they are cut off before the file grows.
+                    self.fs.fat().truncate_chain(&mut self.stream(), last as usize).map_err(|e| self.fat_error(e))?;
+                    self.forget_chain(first);
+                    Some(self.runs(first)?)
+                }
                 Err(e) => return Err(self.fat_error(e)),
             }
-            Some(runs)
         } else {
             None
         };

@@ -21,19 +21,25 @@
 //! # What an unclean stop loses
 //!
 //! The cache is write-back: a change lives only in memory until [`Volume::sync`] (or until the
-//! cache evicts its page to make room). A crash, power loss or kill before `sync` loses every
-//! change since the last `sync` that was not evicted; a change that was evicted is on the disk
-//! while changes it depends on may not be. `sync` writes the dirty blocks in ascending block
-//! order — boot sector and FAT32 FSInfo, then the FATs, then the root directory (FAT12/16), then
-//! data and directory clusters — and only then flushes the disk's own write cache. A stop in the
-//! middle of a `sync` can therefore leave the FATs updated but not the directory entries or file
-//! data after them: after creating or growing files, clusters marked in use that no entry owns
-//! (lost clusters, which `fsck.fat` frees) or entries whose data holds old bytes; after deleting
-//! or cutting files, an entry still pointing at clusters the FAT already freed, which `fsck.fat`
-//! repairs and which must not be used before it does (a later allocation could hand them to
-//! another file). Evicted pages go out in no particular order, with the same consequences.
-//! Dropping a [`Volume`] without [`Volume::sync`] or [`Volume::unmount`] discards what is
-//! unsynced.
+//! cache evicts its page to make room), except that an operation that frees clusters (removing
+//! a file or directory, cutting a file, renaming over an entry) syncs everything before it and
+//! itself right after. Writes go out in an order that keeps every stop recoverable by
+//! `fsck.fat` without damage:
+//!
+//! - the FATs first (by [`Cache::sync`], and before any other dirty page is evicted), flushed,
+//!   then entries and data: a cluster is marked in use on the disk before anything that points
+//!   at it;
+//! - when freeing, the other way round: the entry stops pointing at the clusters (flushed)
+//!   before the FAT frees them.
+//!
+//! So a stop loses the changes since the last sync that were not evicted, and can leave *lost
+//! clusters* (marked in use, owned by no entry, or past the end of a file whose new size did not
+//! reach the disk), which `fsck.fat` frees and this crate cuts off a file's chain before the
+//! file grows; a grown file's new bytes may read as the old contents of its clusters if the
+//! entry reached the disk and the data did not (no fsck finds that). It never leaves an entry
+//! pointing at a freed cluster, which a later allocation would hand to a second file. The
+//! FSInfo free count may be stale (`fsck.fat` reports and fixes it). Dropping a [`Volume`]
+//! without [`Volume::sync`] or [`Volume::unmount`] discards what is unsynced.
 //!
 //! # How the `vfs` server uses it
 //!

@@ -14,7 +14,8 @@
 //!   2 MiB directory limit, and yields at most [`MAX_DIR_ENTRIES`] entries; a file's chain is
 //!   followed at most as many clusters as the volume has;
 //! - only operations that change the volume write, and only into the cache: nothing reaches
-//!   the disk before [`Volume::sync`] except pages the cache evicts.
+//!   the disk before [`Volume::sync`] except pages the cache evicts and the syncs around an
+//!   operation that frees clusters (see "What an unclean stop loses" in the crate docs).
 //!
 //! hadris-fat and the volume share the cache through an `Rc<RefCell<_>>`, so a `Volume` is not
 //! `Send`: it belongs to the one thread that serves it. Borrows of the cache never overlap (each
@@ -213,6 +214,12 @@ impl<D: Disk> Volume<D> {
         if fs.fat_type() != geometry.fat_type || fs.fat().max_cluster() != geometry.max_cluster() {
             return Err(FsError::BadBootSector("hadris-fat reads the boot sector differently"));
         }
+        if let Ok(mut c) = cache.try_borrow_mut() {
+            // The FATs go to the disk before whatever points into them (see `free_safely`).
+            let block = c.disk().block_size() as u64;
+            let end = geometry.fat_start + geometry.fat_size * u64::from(geometry.fat_count);
+            c.set_first_blocks(geometry.fat_start / block..end.div_ceil(block));
+        }
         Ok(Self { fs, cache, geometry, chains: RefCell::default(), names: RefCell::new(Names::default()) })
     }
 
@@ -402,7 +409,20 @@ impl<D: Disk> Volume<D> {
         };
         self.check_chain_start(&entry)?;
         self.forget_chains();
-        self.fs.delete(&entry).map_err(|e| self.fat_error(e))
+        self.free_safely(|v| v.fs.delete(&entry).map_err(|e| v.fat_error(e)))
+    }
+
+    /// Runs `op`, which frees clusters, so that no stop can leave an entry pointing at a freed
+    /// cluster (which a later allocation would hand to another file): everything earlier is
+    /// synced first (FATs first, as always), then `op`'s changes go out entries first and FATs
+    /// last. A stop in between leaves lost clusters, which `fsck.fat` frees.
+    pub(crate) fn free_safely(&self, op: impl FnOnce(&Self) -> Result<(), FsError>) -> Result<(), FsError> {
+        self.fs.sync().map_err(|e| self.fat_error(e))?;
+        self.with_cache(|c| c.sync())?;
+        let result = op(self);
+        let synced =
+            self.fs.sync().map_err(|e| self.fat_error(e)).and_then(|()| self.with_cache(|c| c.sync_others_first()));
+        result.and(synced)
     }
 
     fn move_entry(&mut self, from: &str, to: &str) -> Result<(), FsError> {
@@ -422,7 +442,7 @@ impl<D: Disk> Volume<D> {
                 }
                 self.check_chain_start(&existing)?;
                 self.forget_chains();
-                self.fs.delete(&existing).map_err(|e| self.fat_error(e))?;
+                self.free_safely(|v| v.fs.delete(&existing).map_err(|e| v.fat_error(e)))?;
             }
         }
         self.forget_chains();

@@ -19,9 +19,11 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use vessel_abi::Error;
 use vessel_protocol::Refusal;
 use vessel_vfs_protocol::{Client, path};
-pub use vessel_vfs_protocol::{DirEntry, Kind, MAX_IO, Mount, OpenFlags, ROOT, Rights, Stat, Whence};
+pub use vessel_vfs_protocol::{
+    DirEntry, Kind, MAX_IO, MAX_SHARED_BYTES, Mount, OpenFlags, POSITION, ROOT, Rights, Stat, Whence,
+};
 
-use crate::ipc::{Cap, Endpoint};
+use crate::ipc::{Cap, Endpoint, Memory};
 use crate::proc::Proc;
 
 /// The `vfs` endpoint once looked up (0: not yet).
@@ -65,7 +67,8 @@ pub fn client() -> Result<Client<Endpoint>, Refusal> {
     server().map(Client::new)
 }
 
-/// Forgets the server after it died, so the next call looks the new instance up.
+/// Forgets the server (and the buffer shared with it) after it died, so the next call looks
+/// the new instance up.
 fn check<T>(result: Result<T, Refusal>) -> Result<T, Refusal> {
     if let Err(r) = &result
         && r.error == Error::PeerDied
@@ -74,8 +77,63 @@ fn check<T>(result: Result<T, Refusal>) -> Result<T, Refusal> {
         if old != 0 {
             let _ = Cap(old).delete();
         }
+        SHARED.with(|shared| {
+            if let Some((memory, address, len)) = shared.take() {
+                // SAFETY: nothing borrows the mapping outside `with_shared`, which holds this lock.
+                let _ = unsafe { crate::sys::mem_unmap(address, len as u64 / vessel_abi::PAGE_SIZE) };
+                let _ = memory.0.delete();
+            }
+        });
     }
     result
+}
+
+/// Set once the server refused to share a buffer with this process's container (it can only
+/// make one in its own): larger transfers then go in message-sized pieces.
+static NO_SHARING: AtomicBool = AtomicBool::new(false);
+
+fn sharing() -> bool {
+    !NO_SHARING.load(Ordering::Relaxed)
+}
+
+/// Whether `result` says this container gets no shared buffer (and remembers it).
+fn no_sharing_here<T>(result: &Result<T, Refusal>) -> bool {
+    let refused = result.as_ref().is_err_and(|r| r.error == Error::CrossContainer);
+    if refused {
+        NO_SHARING.store(true, Ordering::Relaxed);
+    }
+    refused
+}
+
+/// This process's buffer shared with the server (`share`), once made: the memory, where it is
+/// mapped, its length. Reads and writes larger than a message go through it.
+static SHARED: crate::heap::Lock<Option<(Memory, u64, usize)>> = crate::heap::Lock::new(None);
+
+/// Runs `f` on this process's shared buffer (made on first use), which no other thread of the
+/// process touches meanwhile.
+fn with_shared<T>(f: impl FnOnce(Client<Endpoint>, &mut [u8]) -> Result<T, Refusal>) -> Result<T, Refusal> {
+    let client = client()?;
+    let result = SHARED.with(|shared| {
+        if shared.is_none() {
+            let cap = client.share(MAX_SHARED_BYTES)?.buffer;
+            let memory = Memory(Cap(cap));
+            match memory.map(vessel_abi::MapFlags::WRITE) {
+                Ok(address) => *shared = Some((memory, address, MAX_SHARED_BYTES as usize)),
+                Err(e) => {
+                    let _ = memory.0.delete();
+                    return Err(Refusal::new(e, "vfs: cannot map the shared buffer"));
+                }
+            }
+        }
+        let Some((_, address, len)) = *shared else {
+            return Err(Refusal::new(Error::NoMemory, "vfs: no shared buffer"));
+        };
+        // SAFETY: `len` bytes are mapped writable at `address` until `check` unmaps them,
+        // which takes this lock; the lock makes this the process's only view meanwhile.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(address as usize as *mut u8, len) };
+        f(client, bytes)
+    });
+    check(result)
 }
 
 /// `path` made absolute against the working directory.
@@ -168,9 +226,33 @@ impl File {
         self.stat
     }
 
-    /// Reads into `buf` from the position; 0 at the end.
+    /// Reads into `buf` from the position; 0 at the end. A buffer larger than a message is
+    /// filled through the buffer shared with the server (up to [`MAX_SHARED_BYTES`] a call).
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, Refusal> {
-        let data = check(self.client().read(self.handle, buf.len() as u64))?.data;
+        self.read_from(POSITION, buf)
+    }
+
+    /// Reads at `offset` ([`POSITION`]: the position, which moves).
+    fn read_from(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Refusal> {
+        if buf.len() > MAX_IO && sharing() {
+            let handle = self.handle;
+            let shared = with_shared(|client, shared| {
+                let want = buf.len().min(shared.len());
+                let n = (client.read_shared(handle, offset, want as u64, 0)?.count as usize).min(want);
+                buf[..n].copy_from_slice(&shared[..n]);
+                Ok(n)
+            });
+            if !no_sharing_here(&shared) {
+                return shared;
+            }
+        }
+        let len = buf.len().min(MAX_IO);
+        let buf = &mut buf[..len];
+        let data = if offset == POSITION {
+            check(self.client().read(self.handle, buf.len() as u64))?.data
+        } else {
+            check(self.client().pread(self.handle, offset, buf.len() as u64))?.data
+        };
         let n = data.len().min(buf.len());
         buf[..n].copy_from_slice(&data[..n]);
         Ok(n)
@@ -179,27 +261,47 @@ impl File {
     /// Reads from the position to the end.
     pub fn read_to_end(&mut self, out: &mut Vec<u8>) -> Result<usize, Refusal> {
         let start = out.len();
+        let mut chunk = alloc::vec![0; MAX_SHARED_BYTES as usize];
         loop {
-            let data = check(self.client().read(self.handle, MAX_IO as u64))?.data;
-            if data.is_empty() {
+            let n = self.read(&mut chunk)?;
+            if n == 0 {
                 return Ok(out.len() - start);
             }
-            out.extend_from_slice(&data);
+            out.extend_from_slice(&chunk[..n]);
         }
     }
 
     /// Reads at `offset`, leaving the position.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Refusal> {
-        let data = check(self.client().pread(self.handle, offset, buf.len() as u64))?.data;
-        let n = data.len().min(buf.len());
-        buf[..n].copy_from_slice(&data[..n]);
-        Ok(n)
+        self.read_from(offset, buf)
     }
 
-    /// Writes at the position (at most [`MAX_IO`] bytes a call); how many were written.
+    /// Writes at the position (through the shared buffer when `data` is larger than a message,
+    /// up to [`MAX_SHARED_BYTES`] a call); how many were written.
     pub fn write(&mut self, data: &[u8]) -> Result<usize, Refusal> {
-        let n = data.len().min(MAX_IO);
-        Ok(check(self.client().write(self.handle, &data[..n]))?.count as usize)
+        self.write_to(POSITION, data)
+    }
+
+    /// Writes at `offset` ([`POSITION`]: the position, which moves).
+    fn write_to(&self, offset: u64, data: &[u8]) -> Result<usize, Refusal> {
+        if data.len() > MAX_IO && sharing() {
+            let handle = self.handle;
+            let shared = with_shared(|client, shared| {
+                let n = data.len().min(shared.len());
+                shared[..n].copy_from_slice(&data[..n]);
+                Ok(client.write_shared(handle, offset, n as u64, 0)?.count as usize)
+            });
+            if !no_sharing_here(&shared) {
+                return shared;
+            }
+        }
+        let data = &data[..data.len().min(MAX_IO)];
+        let count = if offset == POSITION {
+            check(self.client().write(self.handle, data))?.count
+        } else {
+            check(self.client().pwrite(self.handle, offset, data))?.count
+        };
+        Ok(count as usize)
     }
 
     /// Writes all of `data` at the position.
@@ -216,8 +318,7 @@ impl File {
 
     /// Writes at `offset`, leaving the position.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, Refusal> {
-        let n = data.len().min(MAX_IO);
-        Ok(check(self.client().pwrite(self.handle, offset, &data[..n]))?.count as usize)
+        self.write_to(offset, data)
     }
 
     /// Moves the position; the new one.

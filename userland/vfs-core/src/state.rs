@@ -27,8 +27,9 @@ use vessel_fat::{Cache, Disk, DiskError, FsError, TimeProvider, Volume};
 use vessel_protocol::{Answer, Cx};
 use vessel_vfs_protocol::path::{join, resolve, starts_with};
 use vessel_vfs_protocol::{
-    Data, DirEntries, DirEntry, Done, Kind, Listing, MAX_IO, MAX_MOUNT_TEXT, MAX_MOUNTS, Mount, MountList, Mounts,
-    OpenFlags, Opened, Position, ROOT, Rights, Server, Stat, Status, Whence, Written,
+    Data, DirEntries, DirEntry, Done, Kind, Listing, MAX_IO, MAX_MOUNT_TEXT, MAX_MOUNTS, MAX_SHARED_BYTES,
+    MAX_SHARED_PER_CONTAINER, Mount, MountList, Mounts, OpenFlags, Opened, POSITION, Position, ROOT, Rights, Server,
+    Shared, Stat, Status, Whence, Written,
 };
 
 use crate::fat::FatFs;
@@ -41,7 +42,10 @@ pub const MAX_OPEN_PER_CONTAINER: usize = 256;
 pub const MAX_HANDLES: usize = 256 * MAX_OPEN_PER_CONTAINER;
 /// Bytes an in-memory file system (`mem`) may hold.
 pub const MEM_LIMIT: u64 = 64 << 20;
-/// Cache pages (4 KiB) of each FAT volume.
+/// Cache pages (4 KiB) of a FAT volume on a block device: 32 MiB, the server's page cache for
+/// the disk (filled as it is used).
+pub const DEVICE_CACHE_PAGES: usize = 8192;
+/// Cache pages of a FAT volume in a VSF (whose file's own volume caches it too): 1 MiB.
 pub const CACHE_PAGES: usize = 256;
 /// Bytes per block of a VSF seen as a disk.
 const VSF_BLOCK: usize = 512;
@@ -62,6 +66,11 @@ pub trait Env {
     fn now() -> u64;
     /// The clock FAT volumes stamp entries with.
     fn clock(&self) -> Option<&'static dyn TimeProvider>;
+    /// A buffer shared with a client: the server's view of its bytes (unmapped when dropped).
+    type Buffer: AsMut<[u8]>;
+    /// Makes a buffer of `bytes` (whole pages, checked) for `container` (its memory, charged to
+    /// its quota); the server's view and a capability for the client (read, write, map).
+    fn make_buffer(&mut self, bytes: u64, container: u64) -> Result<(Self::Buffer, u32), (Error, String)>;
 }
 
 type FsRef = Rc<RefCell<dyn FileSystem>>;
@@ -173,6 +182,8 @@ pub struct Vfs<E: Env> {
     namespaces: BTreeMap<u64, Vec<MountPoint>>,
     handles: Vec<Option<Handle>>,
     generations: Vec<u32>,
+    /// Shared buffers, by container and process.
+    buffers: BTreeMap<(u64, u64), E::Buffer>,
 }
 
 /// The error kind a file system failure is answered with.
@@ -207,7 +218,13 @@ impl<E: Env> Vfs<E> {
             namespaces: BTreeMap::new(),
             handles: Vec::new(),
             generations: Vec::new(),
+            buffers: BTreeMap::new(),
         }
+    }
+
+    /// How many shared buffers the server holds (for tests and diagnostics).
+    pub fn shared_buffers(&self) -> usize {
+        self.buffers.len()
     }
 
     /// The environment.
@@ -268,7 +285,7 @@ impl<E: Env> Vfs<E> {
                 return Err((Error::Busy, format!("{name} is mounted already")));
             }
             let disk = self.env.open_disk(name)?;
-            let volume = self.volume(disk, name)?;
+            let volume = self.volume(disk, name, DEVICE_CACHE_PAGES)?;
             (Rc::new(RefCell::new(FatFs::new(volume))), Backing::Device(name.to_string()))
         } else if let Some(file) = source.strip_prefix("vsf:") {
             let parts = resolve(&[], file).map_err(|e| (Error::InvalidArgument, format!("{file}: {e}")))?;
@@ -289,7 +306,7 @@ impl<E: Env> Vfs<E> {
                 Err(e) => return Err((error_of(e), format!("{file}: {e}"))),
             };
             let disk = FileDisk { fs, path: located.path, blocks: size / VSF_BLOCK as u64 };
-            let volume = self.volume(disk, file)?;
+            let volume = self.volume(disk, file, CACHE_PAGES)?;
             (Rc::new(RefCell::new(FatFs::new(volume))), backing)
         } else {
             return Err((
@@ -301,8 +318,8 @@ impl<E: Env> Vfs<E> {
     }
 
     /// Mounts the FAT volume on `disk`.
-    fn volume<D: Disk>(&self, disk: D, name: &str) -> Result<Volume<D>, (Error, String)> {
-        let cache = Cache::new(disk, CACHE_PAGES).map_err(|e| (Error::DeviceError, format!("{name}: {e}")))?;
+    fn volume<D: Disk>(&self, disk: D, name: &str, pages: usize) -> Result<Volume<D>, (Error, String)> {
+        let cache = Cache::new(disk, pages).map_err(|e| (Error::DeviceError, format!("{name}: {e}")))?;
         Volume::open(cache, self.env.clock()).map_err(|e| (error_of(e), format!("{name}: {e}")))
     }
 
@@ -429,8 +446,10 @@ impl<E: Env> Vfs<E> {
         forgotten
     }
 
-    /// Closes `container`'s handles and unmounts its namespace, last mount first.
+    /// Closes `container`'s handles, drops its shared buffers and unmounts its namespace, last
+    /// mount first.
     fn forget(&mut self, container: u64) {
+        self.buffers.retain(|&(c, _), _| c != container);
         for i in 0..self.handles.len() {
             if self.handles[i].as_ref().is_some_and(|h| h.container == container) {
                 self.remove_slot(i);
@@ -595,16 +614,27 @@ impl<E: Env> Vfs<E> {
     }
 
     fn do_read(&mut self, container: u64, token: u64, offset: Option<u64>, max: u64) -> Result<Data, (Error, String)> {
+        let mut data = vec![0; (max.min(MAX_IO as u64)) as usize];
+        let n = self.read_into(container, token, offset, &mut data)?;
+        data.truncate(n);
+        Ok(Data { data })
+    }
+
+    /// Reads from the file `token` at `offset` (or its position, which moves) into `buf`.
+    fn read_into(
+        &mut self,
+        container: u64,
+        token: u64,
+        offset: Option<u64>,
+        buf: &mut [u8],
+    ) -> Result<usize, (Error, String)> {
         let (fs, path, position) = self.file(container, token, Rights::READ)?;
         let at = offset.unwrap_or(position);
-        let mut data = vec![0; (max.min(MAX_IO as u64)) as usize];
-        let n =
-            fs.borrow_mut().read(&path, at, &mut data).map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))?;
-        data.truncate(n);
+        let n = fs.borrow_mut().read(&path, at, buf).map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))?;
         if offset.is_none() {
             self.handle_mut(container, token)?.position = at + n as u64;
         }
-        Ok(Data { data })
+        Ok(n)
     }
 
     fn do_write(
@@ -614,10 +644,23 @@ impl<E: Env> Vfs<E> {
         offset: Option<u64>,
         data: &[u8],
     ) -> Result<Written, (Error, String)> {
-        let (fs, path, position) = self.file(container, token, Rights::WRITE)?;
+        self.file(container, token, Rights::WRITE)?;
         if data.len() > MAX_IO {
             return Err((Error::TooLarge, format!("{} bytes, at most {MAX_IO} a write", data.len())));
         }
+        self.write_from(container, token, offset, data).map(|n| Written { count: n as u64 })
+    }
+
+    /// Writes `data` into the file `token` at `offset` (or its position, or its end with
+    /// APPEND; the position moves).
+    fn write_from(
+        &mut self,
+        container: u64,
+        token: u64,
+        offset: Option<u64>,
+        data: &[u8],
+    ) -> Result<usize, (Error, String)> {
+        let (fs, path, position) = self.file(container, token, Rights::WRITE)?;
         let append = self.handle(container, token)?.append;
         let mut fs = fs.borrow_mut();
         let at = match (offset, append) {
@@ -630,7 +673,33 @@ impl<E: Env> Vfs<E> {
         if offset.is_none() {
             self.handle_mut(container, token)?.position = at + n as u64;
         }
-        Ok(Written { count: n as u64 })
+        Ok(n)
+    }
+
+    /// The calling process's shared buffer, taken out of the map while it is used (the caller
+    /// puts it back), and the range `at .. at + len` of it, checked.
+    fn take_buffer(
+        &mut self,
+        container: u64,
+        pid: u64,
+        len: u64,
+        at: u64,
+    ) -> Result<(E::Buffer, core::ops::Range<usize>), (Error, String)> {
+        let mut buffer = self
+            .buffers
+            .remove(&(container, pid))
+            .ok_or((Error::InvalidArgument, String::from("this process has no shared buffer (share first)")))?;
+        let size = buffer.as_mut().len() as u64;
+        match at.checked_add(len) {
+            Some(end) if end <= size => Ok((buffer, at as usize..end as usize)),
+            _ => {
+                self.buffers.insert((container, pid), buffer);
+                Err((
+                    Error::InvalidArgument,
+                    format!("{len} bytes at {at} pass the end of the {size}-byte shared buffer"),
+                ))
+            }
+        }
     }
 }
 
@@ -952,6 +1021,65 @@ impl<E: Env> Server for Vfs<E> {
                 })
                 .collect();
             MountList { mounts: Mounts(mounts) }
+        });
+        answer(cx, result)
+    }
+
+    fn share(&mut self, cx: &mut Cx<'_, Shared>, bytes: u64) -> Answer<Shared> {
+        let (container, pid) = (cx.caller().container, cx.caller().pid);
+        let result = (|| {
+            if bytes == 0 || bytes > MAX_SHARED_BYTES || !bytes.is_multiple_of(4096) {
+                return Err((
+                    Error::InvalidArgument,
+                    format!("{bytes} bytes: a shared buffer is whole pages, at most {MAX_SHARED_BYTES} bytes"),
+                ));
+            }
+            let held = self.buffers.keys().filter(|&&(c, p)| c == container && p != pid).count();
+            if held >= MAX_SHARED_PER_CONTAINER {
+                return Err((
+                    Error::QuotaExceeded,
+                    format!("the container's processes hold {MAX_SHARED_PER_CONTAINER} shared buffers"),
+                ));
+            }
+            let (buffer, cap) = self.env.make_buffer(bytes, container)?;
+            self.buffers.insert((container, pid), buffer);
+            Ok(Shared { buffer: cap })
+        })();
+        answer(cx, result)
+    }
+
+    fn read_shared(
+        &mut self,
+        cx: &mut Cx<'_, Written>,
+        handle: u64,
+        offset: u64,
+        len: u64,
+        at: u64,
+    ) -> Answer<Written> {
+        let (container, pid) = (cx.caller().container, cx.caller().pid);
+        let result = self.take_buffer(container, pid, len, at).and_then(|(mut buffer, range)| {
+            let offset = (offset != POSITION).then_some(offset);
+            let read = self.read_into(container, handle, offset, &mut buffer.as_mut()[range]);
+            self.buffers.insert((container, pid), buffer);
+            read.map(|n| Written { count: n as u64 })
+        });
+        answer(cx, result)
+    }
+
+    fn write_shared(
+        &mut self,
+        cx: &mut Cx<'_, Written>,
+        handle: u64,
+        offset: u64,
+        len: u64,
+        at: u64,
+    ) -> Answer<Written> {
+        let (container, pid) = (cx.caller().container, cx.caller().pid);
+        let result = self.take_buffer(container, pid, len, at).and_then(|(mut buffer, range)| {
+            let offset = (offset != POSITION).then_some(offset);
+            let written = self.write_from(container, handle, offset, &buffer.as_mut()[range]);
+            self.buffers.insert((container, pid), buffer);
+            written.map(|n| Written { count: n as u64 })
         });
         answer(cx, result)
     }

@@ -17,7 +17,8 @@ use vessel_protocol::testing::Loopback;
 use vessel_protocol::{Caller, Error, Frame, Message, Refusal, Transport};
 use vessel_vfs_protocol::path::MAX_PATH;
 use vessel_vfs_protocol::{
-    Client, DirEntry, Kind, MAX_IO, MAX_MOUNTS, Mount, OpenFlags, ROOT, Rights, Whence, dispatch,
+    Client, DirEntry, Kind, MAX_IO, MAX_MOUNTS, MAX_SHARED_BYTES, MAX_SHARED_PER_CONTAINER, Mount, OpenFlags, POSITION,
+    ROOT, Rights, Whence, dispatch,
 };
 
 use crate::state::MAX_OPEN_PER_CONTAINER;
@@ -62,6 +63,12 @@ impl Env for TestEnv {
 
     fn clock(&self) -> Option<&'static dyn TimeProvider> {
         None
+    }
+
+    type Buffer = Vec<u8>;
+
+    fn make_buffer(&mut self, bytes: u64, _container: u64) -> Result<(Vec<u8>, u32), (Error, String)> {
+        Ok((vec![0; bytes as usize], 7000 + bytes as u32 / 4096))
     }
 }
 
@@ -1575,4 +1582,101 @@ fn a_directory_handle_cannot_remove_its_own_directory() {
         let _ = root.close(h);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The loopback as one process of one container sees it.
+struct AsProcess<'a> {
+    lo: &'a Lo,
+    container: u64,
+    pid: u64,
+}
+
+impl Transport for AsProcess<'_> {
+    fn call<R>(
+        &self,
+        stage: impl FnOnce(&mut Message<'_>) -> Result<(), Error>,
+        read: impl FnOnce(Frame<'_>) -> R,
+    ) -> Result<R, Error> {
+        self.lo.set_caller(Caller { container: self.container, pid: self.pid, badge: 0 });
+        self.lo.call(stage, read)
+    }
+
+    fn drop_cap(&self, handle: u32) {
+        self.lo.drop_cap(handle);
+    }
+}
+
+#[test]
+fn shared_buffers_move_file_data_in_both_directions() {
+    let w = World::new();
+    let c = w.client(ROOT_CT);
+    for base in ["/", "/data/"] {
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        put(&c, &format!("{base}src"), &data);
+        c.share(1 << 20).unwrap();
+        let src = c.open(ROOT, &format!("{base}src"), OpenFlags::READ).unwrap().handle;
+        let dst = c.open(ROOT, &format!("{base}dst"), new_file()).unwrap().handle;
+        // Whole file into the buffer at 4096, from the position (which moves), then out again.
+        let n = c.read_shared(src, POSITION, 1 << 19, 4096).unwrap().count;
+        assert_eq!(n, 1 << 19);
+        let rest = c.read_shared(src, POSITION, 1 << 19, 4096 + (1 << 19)).unwrap_err();
+        assert_eq!(rest.error, Error::InvalidArgument, "{}", rest.reason);
+        let n2 = c.read_shared(src, POSITION, 300_000, 4096 + (1 << 19)).unwrap().count;
+        assert_eq!(n2, 700_000 - (1 << 19));
+        assert_eq!(c.read_shared(src, POSITION, 1000, 0).unwrap().count, 0, "at the end");
+        let total = n + n2;
+        assert_eq!(c.write_shared(dst, POSITION, total, 4096).unwrap().count, total);
+        assert_eq!(get(&c, &format!("{base}dst")), data);
+        // At an offset, leaving the position alone.
+        assert_eq!(c.read_shared(src, 10, 5, 0).unwrap().count, 5);
+        assert_eq!(c.write_shared(dst, 0, 5, 0).unwrap().count, 5);
+        assert_eq!(get(&c, &format!("{base}dst"))[..5], data[10..15]);
+        assert_eq!(c.seek(dst, Whence::Current, 0).unwrap().offset, total);
+        // Rights still hold.
+        let no = c.write_shared(src, 0, 1, 0).unwrap_err();
+        assert_eq!(no.error, Error::MissingRights);
+        c.close(src).unwrap();
+        c.close(dst).unwrap();
+    }
+}
+
+#[test]
+fn shared_buffers_are_per_process_bounded_and_checked() {
+    let w = World::new();
+    let c = w.client(ROOT_CT);
+    put(&c, "/f", b"hello");
+    let h = c.open(ROOT, "/f", OpenFlags::READ).unwrap().handle;
+    let none = c.read_shared(h, 0, 5, 0).unwrap_err();
+    assert_eq!(none.error, Error::InvalidArgument, "no buffer yet: {}", none.reason);
+    for bad in [0, 100, MAX_SHARED_BYTES + 4096, u64::MAX] {
+        assert_eq!(c.share(bad).unwrap_err().error, Error::InvalidArgument, "{bad} bytes");
+    }
+    c.share(4096).unwrap();
+    for (len, at) in [(4097, 0), (1, 4096), (u64::MAX, 1), (2, u64::MAX)] {
+        assert_eq!(c.read_shared(h, 0, len, at).unwrap_err().error, Error::InvalidArgument, "{len} at {at}");
+    }
+    assert_eq!(c.read_shared(h, 0, 4096, 0).unwrap().count, 5, "the buffer is still there after refusals");
+    // Another process of the container has none until it shares; then up to the limit.
+    let other = Client::new(AsProcess { lo: &w.lo, container: ROOT_CT, pid: 2 });
+    assert_eq!(other.read_shared(h, 0, 5, 0).unwrap_err().error, Error::InvalidArgument);
+    for pid in 2..=MAX_SHARED_PER_CONTAINER as u64 {
+        Client::new(AsProcess { lo: &w.lo, container: ROOT_CT, pid }).share(4096).unwrap();
+    }
+    let over = Client::new(AsProcess { lo: &w.lo, container: ROOT_CT, pid: 99 }).share(4096).unwrap_err();
+    assert_eq!(over.error, Error::QuotaExceeded, "{}", over.reason);
+    // Replacing one's own buffer is not one more.
+    c.share(8192).unwrap();
+    // Another container's buffers are its own, and another container cannot use them.
+    w.lo.server().mount_in(ROOT_CT, CHILD, "/", "mem").unwrap();
+    let child = w.client(CHILD);
+    child.share(4096).unwrap();
+    put(&child, "/x", b"child");
+    let h = child.open(ROOT, "/x", OpenFlags::READ).unwrap().handle;
+    assert_eq!(child.read_shared(h, 0, 5, 0).unwrap().count, 5);
+    let sibling = w.client(SIBLING);
+    assert_eq!(sibling.read_shared(h, 0, 5, 0).unwrap_err().error, Error::InvalidArgument, "no buffer there");
+    // A container's buffers go with it.
+    w.kill(CHILD);
+    assert_eq!(w.forget(), 1);
+    assert_eq!(w.lo.server().shared_buffers(), MAX_SHARED_PER_CONTAINER, "the root's 8 remain");
 }

@@ -44,6 +44,13 @@ use vessel_protocol::MAX_DATA;
 pub const MAX_IO: usize = MAX_DATA - 16;
 /// The namespace root, as a directory handle.
 pub const ROOT: u64 = 0;
+/// The largest shared buffer (`share`): 1 MiB.
+pub const MAX_SHARED_BYTES: u64 = 1 << 20;
+/// Most shared buffers the processes of one container hold at once.
+pub const MAX_SHARED_PER_CONTAINER: usize = 8;
+/// `offset` of `read_shared` and `write_shared` meaning "at the handle's position, which
+/// moves past the bytes" (as `read` and `write` do).
+pub const POSITION: u64 = u64::MAX;
 
 vessel_protocol::protocol! {
     /// The `vfs` server: files, directories and mount namespaces.
@@ -250,6 +257,47 @@ vessel_protocol::protocol! {
             /// Its size.
             bytes: u64,
         ) -> Done;
+        /// Give the calling process a buffer shared with the server, of `bytes` (whole pages, at
+        /// most [`MAX_SHARED_BYTES`]): `read_shared` and `write_shared` move file data through
+        /// it, up to its size per request instead of one message's. It replaces the process's
+        /// earlier one (which the process should unmap); its memory is the caller's container's
+        /// (charged to its quota). Refused with `InvalidArgument` (0, not whole pages, or over the
+        /// limit), `QuotaExceeded` (the container's processes hold
+        /// [`MAX_SHARED_PER_CONTAINER`] buffers), `NoMemory`.
+        20 share(
+            /// The buffer's size.
+            bytes: u64,
+        ) -> Shared {
+            /// The buffer: a memory capability to map (read and write).
+            buffer: cap,
+        };
+        /// Read up to `len` bytes of the file at `offset` ([`POSITION`]: the handle's position,
+        /// which moves) into the process's shared buffer at byte `at`; fewer at the end of the
+        /// file. Refused as `read`, and with `InvalidArgument` when the process has no shared
+        /// buffer or `at + len` passes its end.
+        21 read_shared(
+            /// A file handle with READ.
+            handle: u64,
+            /// Where in the file ([`POSITION`]: the handle's position).
+            offset: u64,
+            /// The most bytes wanted.
+            len: u64,
+            /// Where in the shared buffer they go.
+            at: u64,
+        ) -> Written;
+        /// Write `len` bytes from the process's shared buffer at byte `at` into the file at
+        /// `offset` ([`POSITION`]: the handle's position, or its end with APPEND; the position
+        /// moves). Refused as `write` and `read_shared`.
+        22 write_shared(
+            /// A file handle with WRITE.
+            handle: u64,
+            /// Where in the file ([`POSITION`]: the handle's position).
+            offset: u64,
+            /// How many bytes.
+            len: u64,
+            /// Where in the shared buffer they come from.
+            at: u64,
+        ) -> Written;
     }
 }
 

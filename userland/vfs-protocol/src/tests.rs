@@ -609,6 +609,32 @@ impl Server for Tree {
     fn create_vsf(&mut self, cx: &mut Cx<'_, Done>, _dir: u64, _path: &str, _bytes: u64) -> Answer<Done> {
         Tree::not_here(cx)
     }
+
+    fn share(&mut self, cx: &mut Cx<'_, Shared>, _bytes: u64) -> Answer<Shared> {
+        Tree::not_here(cx)
+    }
+
+    fn read_shared(
+        &mut self,
+        cx: &mut Cx<'_, Written>,
+        _handle: u64,
+        _offset: u64,
+        _len: u64,
+        _at: u64,
+    ) -> Answer<Written> {
+        Tree::not_here(cx)
+    }
+
+    fn write_shared(
+        &mut self,
+        cx: &mut Cx<'_, Written>,
+        _handle: u64,
+        _offset: u64,
+        _len: u64,
+        _at: u64,
+    ) -> Answer<Written> {
+        Tree::not_here(cx)
+    }
 }
 
 fn tree(listing: Vec<DirEntry>) -> Loopback<Tree> {
@@ -623,7 +649,7 @@ fn refusal(error: Error, why: &str) -> Refusal {
 
 #[test]
 fn every_operation_round_trips() {
-    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(19 * vessel_protocol::testing::ROUNDS));
+    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(22 * vessel_protocol::testing::ROUNDS));
 }
 
 #[test]
@@ -773,7 +799,7 @@ fn malformed_requests_are_refused_with_the_field() {
     expect([label::duplicate, 1, 4, 0], b"", "vfs.duplicate: field `rights`: bad value");
     expect([label::duplicate, 1, u64::MAX, 0], b"", "vfs.duplicate: field `rights`: bad value");
     expect([label::readdir, 0, 0, 0], b"x", "vfs.readdir: bad length: 1 bytes of data left over");
-    expect([20, 0, 0, 0], b"", "vfs: unknown label 20");
+    expect([23, 0, 0, 0], b"", "vfs: unknown label 23");
     expect([0, 0, 0, 0], b"", "vfs: unknown label 0");
     // The good forms of the same requests reach the server.
     let reply = lo.raw([label::seek, 1, 8 << 8, 0], b"", &[]).unwrap();
@@ -811,6 +837,9 @@ fn hostile_messages_never_panic() {
     let _ = vfs.unmount(0, "/data");
     let _ = vfs.mounts(0);
     let _ = vfs.create_vsf(ROOT, "c.vsf", 1 << 20);
+    let _ = vfs.share(4096);
+    let _ = vfs.read_shared(1, POSITION, 10, 0);
+    let _ = vfs.write_shared(1, 0, 10, 4);
     let seeds = recorder.take();
     assert_eq!(seeds.len(), OPERATIONS.len());
     let listing: Vec<DirEntry> = (0..50).map(|i| entry(&longest_name(i), Kind::File, 0)).collect();
@@ -850,6 +879,9 @@ fn every_operation_and_field_is_documented() {
         "unmount",
         "mounts",
         "create_vsf",
+        "share",
+        "read_shared",
+        "write_shared",
     ];
     assert_eq!(labels, expected.iter().enumerate().map(|(i, &n)| (i as u64 + 1, n)).collect::<Vec<_>>());
     assert_eq!(NAME, "vfs");

@@ -20,12 +20,12 @@ use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use vessel_abi::{Error, ObjectKind};
+use vessel_abi::{Error, MapFlags, ObjectKind, Rights};
 use vessel_device_protocol::{Class, Rights as DeviceRights};
 use vessel_fat::{Disk, DiskError, FatDateTime, TimeProvider};
 use vessel_protocol::{Dispatched, Refusal};
 use vessel_rt::device::{Device, Devices, SharedBuffer};
-use vessel_rt::ipc::{Cap, Endpoint};
+use vessel_rt::ipc::{Cap, Endpoint, Memory};
 use vessel_rt::println;
 use vessel_rt::proc::Proc;
 use vessel_rt::server::{Incoming, Keeper, Server};
@@ -167,6 +167,30 @@ impl Disk for BlkDisk {
     }
 }
 
+/// A buffer shared with a client, mapped here.
+struct SharedMemory {
+    memory: Memory,
+    address: u64,
+    len: usize,
+}
+
+impl AsMut<[u8]> for SharedMemory {
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `len` bytes are mapped writable at `address` from `make_buffer` until `drop`;
+        // `&mut self` makes this the server's only view (the client may write its own mapping
+        // meanwhile: the bytes are data, never trusted as anything else).
+        unsafe { core::slice::from_raw_parts_mut(self.address as usize as *mut u8, self.len) }
+    }
+}
+
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        // SAFETY: no slice of the mapping outlives the `as_mut` borrow that made it.
+        let _ = unsafe { vessel_rt::sys::mem_unmap(self.address, self.len as u64 / vessel_abi::PAGE_SIZE) };
+        let _ = self.memory.0.delete();
+    }
+}
+
 /// The kernel's side of the server.
 struct System {
     proc: Option<Proc>,
@@ -189,6 +213,24 @@ impl Env for System {
 
     fn clock(&self) -> Option<&'static dyn TimeProvider> {
         Some(&FAT_CLOCK)
+    }
+
+    type Buffer = SharedMemory;
+
+    fn make_buffer(&mut self, bytes: u64, container: u64) -> Result<(SharedMemory, u32), (Error, String)> {
+        let fail = |e: Error| (e, format!("cannot make a shared buffer of {bytes} bytes: {e}"));
+        // The client's memory, charged to its container, which this server may map too.
+        let memory = Memory::lend(bytes / vessel_abi::PAGE_SIZE, container).map_err(fail)?;
+        let address = match memory.map(MapFlags::WRITE) {
+            Ok(address) => address,
+            Err(e) => {
+                let _ = memory.0.delete();
+                return Err(fail(e));
+            }
+        };
+        let buffer = SharedMemory { memory, address, len: bytes as usize };
+        let client = memory.0.duplicate(Rights::READ | Rights::WRITE | Rights::MAP | Rights::TRANSFER).map_err(fail)?;
+        Ok((buffer, client.0))
     }
 }
 

@@ -453,7 +453,8 @@ fn fuzz(name: &'static str, make: fn() -> Base, classes: &'static [Class], cases
         report.panics.len(),
         report.panics.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
     );
-    assert!(report.writes.is_empty(), "{name}: a write reached the disk (never synced) in cases {:?}", &report.writes);
+    // Writes reach the disk only where an operation frees clusters (`free_safely` syncs around
+    // it); the disk refuses them, and the operation fails with a device error, never a panic.
     assert!(
         report.mounted > cases / 20,
         "{name}: too few images mounted ({}) for the walk to mean much",
@@ -506,7 +507,8 @@ fn hostile_fat32_all() {
 }
 
 /// Changes a damaged volume: every call may fail, none may panic. The cache is large enough
-/// that nothing is evicted (the disk refuses writes), and the volume is never synced.
+/// that nothing is evicted, and the volume is never synced except around operations that free
+/// clusters, whose writes the disk refuses.
 fn change(vol: &mut Volume<DamagedDisk>, rng: &mut SplitMix, ok_calls: &mut u64) {
     let mut count = |r: bool| *ok_calls += r as u64;
     let data = rng.bytes(3000);

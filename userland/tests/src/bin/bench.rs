@@ -539,8 +539,9 @@ fn blk_benches(scale: u64) -> Result<(), vessel_protocol::Refusal> {
 /// Files on the FAT image `BENCH_DISK` attaches (`mkfatimage.sh`: `/big.bin` 16 MiB,
 /// `/small/f0000`…`f0999` 4 KiB each, `/scratch`), which `vfs` mounts at `/data`, as the Linux
 /// peer reads it through vfat:
-/// - `file_read_seq_cold`: `/data/big.bin` in `MAX_IO` reads right after `/data` was mounted
-///   again (an empty cache, as after `drop_caches`), per MiB; `file_read_seq_warm`: read again;
+/// - `file_read_seq_cold`: `/data/big.bin` in 64 KiB reads (as the peer reads; through the
+///   buffer shared with `vfs`) right after `/data` was mounted again (an empty cache, as after
+///   `drop_caches`), per MiB; `file_read_seq_warm`: read again;
 /// - `file_open_read_close`: open a 4 KiB file of `/small`, read it, close;
 /// - `file_stat`: stat one of them; `file_readdir_1000`: list `/small`;
 /// - `file_create_write_sync`: create a file in `/scratch`, write 4 KiB, sync, close;
@@ -549,14 +550,14 @@ fn blk_benches(scale: u64) -> Result<(), vessel_protocol::Refusal> {
 ///   unmount, destroy.
 fn file_benches(scale: u64) -> Result<(), vessel_protocol::Refusal> {
     use alloc::format;
-    use vessel_rt::fs::{self, File, MAX_IO, OpenFlags};
+    use vessel_rt::fs::{self, File, OpenFlags};
     fs::metadata("/data/big.bin")?;
     // An empty cache: mount the disk again.
     let source = fs::mounts(0)?.into_iter().find(|m| m.path == "/data").map(|m| m.source);
     let source = source.ok_or_else(|| vessel_protocol::Refusal::new(Error::NotFound, "nothing at /data"))?;
     fs::unmount(0, "/data")?;
     fs::mount(0, "/data", &source)?;
-    let mut buf = alloc::vec![0u8; MAX_IO];
+    let mut buf = alloc::vec![0u8; 64 << 10];
     let read_all = |buf: &mut [u8]| -> Result<u64, vessel_protocol::Refusal> {
         let mut f = File::open("/data/big.bin")?;
         let mut total = 0u64;
@@ -582,7 +583,7 @@ fn file_benches(scale: u64) -> Result<(), vessel_protocol::Refusal> {
     let (start, idle) = (time::now_ns(), idle_ns());
     for i in 0..n {
         let mut f = File::open(&format!("/data/small/f{:04}", i % 1000))?;
-        f.read(&mut buf)?;
+        f.read(&mut buf[..4096])?;
         f.close()?;
     }
     report_busy("file_open_read_close", n, start, idle, "op");

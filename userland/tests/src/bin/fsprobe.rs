@@ -6,6 +6,8 @@
 //!   (`/tmp`, `/data`) are not there, however the path climbs; the parent's handle numbers are
 //!   nothing here; a file of its own can be written and read back.
 //! - `write PATH TEXT`: writes TEXT to PATH and syncs.
+//! - `lend PARENT SELF`: `MemoryLend` refuses the parent container (`NoSuchContainer`) and
+//!   makes memory for this one.
 //! - `fill`: writes 64 KiB pieces to `/fill` until the server answers `NoSpace` (exit 0), any
 //!   other refusal or 64 MiB written without one (exit 1).
 #![no_std]
@@ -33,6 +35,7 @@ fn main() -> i32 {
             fs::write(path, text.as_bytes()).and_then(|()| fs::sync_all()).map_err(|r| format!("{r}"))
         }
         Some(["fill"]) => fill(),
+        Some(["lend", parent, own]) => lend(parent, own),
         _ => Err(format!("unknown arguments {args:?}")),
     };
     match result {
@@ -109,4 +112,17 @@ fn fill() -> Result<(), String> {
         }
     }
     Err(format!("{written} bytes written without NoSpace"))
+}
+
+fn lend(parent: &str, own: &str) -> Result<(), String> {
+    use vessel_rt::ipc::Memory;
+    let parent: u64 = parent.parse().map_err(|_| format!("bad id {parent}"))?;
+    let own: u64 = own.parse().map_err(|_| format!("bad id {own}"))?;
+    match Memory::lend(1, parent) {
+        Err(Error::NoSuchContainer) => {}
+        other => return Err(format!("lend to the parent: {other:?}")),
+    }
+    let mine = Memory::lend(1, own).map_err(|e| format!("lend to itself: {e}"))?;
+    let _ = mine.0.delete();
+    Ok(())
 }

@@ -27,6 +27,7 @@ pub const TESTS: &[crate::Test] = &[
     ("files::a_vsf_is_a_childs_root_and_outlives_it", a_vsf_is_a_childs_root_and_outlives_it),
     ("files::a_full_vsf_fails_only_its_container", a_full_vsf_fails_only_its_container),
     ("files::vfs_restarts_and_clients_get_an_error", vfs_restarts_and_clients_get_an_error),
+    ("files::memory_is_lent_only_downwards_and_charged_there", memory_is_lent_only_downwards_and_charged_there),
 ];
 
 pub const PERSIST_TESTS: &[crate::Test] = &[
@@ -143,29 +144,34 @@ fn a_directory_of_1000_files() -> TestResult {
     Ok(())
 }
 
+/// 16 MiB written in 1 MiB pieces and read back in 64 KiB ones: both through the buffer
+/// shared with the server (`share`, `write_shared`, `read_shared`), as larger-than-message
+/// transfers go.
 fn a_16_mib_file() -> TestResult {
     const SIZE: usize = 16 << 20;
     let _ = fs::create_dir("/data/suite");
     let path = "/data/suite/big.bin";
     let mut f = File::create(path).map_err(e("create"))?;
-    let chunk = pattern(3, fs::MAX_IO);
+    let chunk = pattern(3, 1 << 20);
     let mut written = 0;
     while written < SIZE {
-        let n = (SIZE - written).min(chunk.len());
-        f.write_all(&chunk[..n]).map_err(|r| format!("write at {written}: {r}"))?;
+        let n = f.write(&chunk).map_err(|r| format!("write at {written}: {r}"))?;
+        check!(n == chunk.len(), "a 1 MiB write took {n} bytes");
         written += n;
     }
     f.sync().map_err(e("sync"))?;
     check!(f.metadata().map_err(e("stat"))?.size == SIZE as u64, "size");
     f.seek(Whence::Start, 0).map_err(e("seek"))?;
-    let mut buf = vec![0; fs::MAX_IO];
+    let mut buf = vec![0; 64 << 10];
     let mut read = 0;
     while read < SIZE {
         let n = f.read(&mut buf).map_err(|r| format!("read at {read}: {r}"))?;
-        check!(n > 0, "end of file at {read}");
-        check!(buf[..n] == chunk[..n], "bytes differ in the piece at {read}");
+        check!(n == buf.len(), "a 64 KiB read at {read} gave {n} bytes");
+        let at = read % chunk.len();
+        check!(buf[..n] == chunk[at..at + n], "bytes differ in the piece at {read}");
         read += n;
     }
+    check!(f.read(&mut buf).map_err(e("read at the end"))? == 0, "data past the end");
     Ok(())
 }
 
@@ -347,4 +353,38 @@ fn persist_check() -> TestResult {
     // Stamped from the RTC (the host's date, or the harness's 2030): not FAT's 1980 default.
     check!(stat.modified >= 1_577_836_800, "modified {} (before 2020)", stat.modified);
     Ok(())
+}
+
+/// `MemoryLend` (what `vfs` makes a client's shared buffer with): memory for the caller's
+/// container or one below it, charged there; never for a parent or a sibling.
+fn memory_is_lent_only_downwards_and_charged_there() -> TestResult {
+    use vessel_rt::ipc::Memory;
+    let proc = proc()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        let pages = |c: u64| proc.info(c).map(|i| i.usage[0]).map_err(e("info"));
+        let before = pages(child)?;
+        let lent = Memory::lend(16, child).map_err(e("lend to the child"))?;
+        check!(pages(child)? == before + 16, "the child's pages went from {before} to {}", pages(child)?);
+        // The lender maps it too.
+        let address = lent.map(vessel_rt::abi::MapFlags::WRITE).map_err(e("map lent memory"))?;
+        // SAFETY: 16 pages were just mapped writable at `address`.
+        unsafe { (address as *mut u64).write_volatile(0x1234) };
+        // SAFETY: the mapping is ours and nothing refers to it any more.
+        let _ = unsafe { vessel_rt::sys::mem_unmap(address, 16) };
+        let _ = lent.0.delete();
+        check!(pages(child)? == before, "the child's pages back to {before}: {}", pages(child)?);
+        for pages in [0, 1025] {
+            let r = Memory::lend(pages, child);
+            check!(r.as_ref().is_err_and(|e| *e == Error::InvalidArgument), "{pages} pages: {r:?}");
+        }
+        let unknown = Memory::lend(1, 0x0bad_0bad_0bad_0bad);
+        check!(unknown.as_ref().is_err_and(|e| *e == Error::NoSuchContainer), "an unknown container: {unknown:?}");
+        let parent = vessel_rt::container::own().map(|c| c.id).map_err(e("own id"))?;
+        let up = fsprobe(proc, child, &["lend", &format!("{parent}"), &format!("{child}")])?;
+        check!(up == Ending::Code(0), "the child lends only to itself: {up:?}");
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
 }
