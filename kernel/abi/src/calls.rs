@@ -186,6 +186,10 @@ syscalls! {
     /// with id `container` (the caller's own or one below it): charged there, sendable there,
     /// and mappable by the caller too (as `DmaCreate` lends to a client).
     61 MemoryLend(pages, container) "pages (≤ 1024), container id" -> "handle (all rights)", [InvalidArgument, NoMemory, NoSuchContainer, QuotaExceeded] "InvalidArgument, NoMemory, NoSuchContainer (not the caller's or below it), QuotaExceeded (that container's)";
+    /// `(id, *mut ContainerInfo)`: what `ContainerInfo` says of the container with id `id`, if
+    /// it is the caller's or below it (no capability needed: a container may look at its
+    /// descendants). Servers in the root container learn that a client's container ended this way.
+    62 ContainerLookup(id, info) "container id, `*mut ContainerInfo`" -> "0", [NoSuchContainer, BadAddress] "NoSuchContainer (none, or not the caller's or below it), BadAddress";
 }
 
 errors! {

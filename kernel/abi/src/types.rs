@@ -44,7 +44,9 @@ pub struct SpawnRequest {
     pub args_len: u64,
     /// A [`Priority`] value.
     pub priority: u32,
-    /// Reserved, must be 0.
+    /// 0, or [`SPAWN_IMAGE`]: `path_ptr`/`path_len` then hold the program's ELF image itself
+    /// (at most [`MAX_IMAGE`] bytes, read from the caller's memory) instead of a boot file
+    /// system path, and the process is named by its `argv[0]`.
     pub flags: u32,
     /// Handles (u32 each) of capabilities the child gets copies of (needs TRANSFER on each);
     /// they appear in the child's `StartInfo` handle table in this order.
@@ -58,6 +60,12 @@ pub struct SpawnRequest {
     /// system-service endpoint.
     pub container: u64,
 }
+
+/// `SpawnRequest::flags`: the program comes as an ELF image in the caller's memory (read from a
+/// file by `proc`), not from the boot file system.
+pub const SPAWN_IMAGE: u32 = 1;
+/// Largest ELF image `Spawn` accepts with [`SPAWN_IMAGE`].
+pub const MAX_IMAGE: u64 = 4 << 20;
 
 /// Most capabilities a parent may hand to a child at spawn.
 pub const MAX_SPAWN_CAPS: u64 = 32;

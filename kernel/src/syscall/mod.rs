@@ -239,6 +239,12 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             let info = task::container_info(a.container)?;
             usermem::write(a.info, &info).map(|()| 0)
         }
+        Syscall::ContainerLookup => {
+            let a = decode!(ContainerLookup);
+            usermem::write(a.info, &vessel_abi::ContainerInfo::default())?;
+            let info = task::container_lookup(a.id)?;
+            usermem::write(a.info, &info).map(|()| 0)
+        }
         Syscall::ServiceRegister => {
             let a = decode!(ServiceRegister);
             task::service_register(a.endpoint, a.root)
@@ -367,14 +373,17 @@ fn debug_write(addr: u64, len: u64) -> Result<(), Error> {
 
 fn spawn(caller: u64, request: u64) -> Result<u64, Error> {
     let req: SpawnRequest = usermem::read(request)?;
-    if req.flags != 0 {
+    if req.flags & !vessel_abi::SPAWN_IMAGE != 0 {
         return Err(Error::InvalidArgument);
     }
+    let from_image = req.flags & vessel_abi::SPAWN_IMAGE != 0;
     let priority = Priority::from_u32(req.priority).ok_or(Error::InvalidArgument)?;
-    let path_slice = UserSlice::new(req.path_ptr, req.path_len, MAX_PATH)?;
-    let mut path = vec![0u8; path_slice.len()];
+    let limit = if from_image { vessel_abi::MAX_IMAGE } else { MAX_PATH };
+    let path_slice = UserSlice::new(req.path_ptr, req.path_len, limit)?;
+    let mut path = alloc::vec::Vec::new();
+    path.try_reserve_exact(path_slice.len()).map_err(|_| Error::NoMemory)?;
+    path.resize(path_slice.len(), 0u8);
     path_slice.read_into(&mut path)?;
-    let path = core::str::from_utf8(&path).map_err(|_| Error::InvalidArgument)?;
     let mut args = vec![0u8; 0];
     if req.args_len > 0 {
         let args_slice = UserSlice::new(req.args_ptr, req.args_len, MAX_ARGS)?;
@@ -393,5 +402,14 @@ fn spawn(caller: u64, request: u64) -> Result<u64, Error> {
             caps[i] = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }
     }
-    task::spawn(caller, path, &args, priority, &caps[..req.caps_len as usize], req.container)
+    let caps = &caps[..req.caps_len as usize];
+    if from_image {
+        // Named by argv[0] (the file it came from), which must be there.
+        let name = args.split(|&b| b == 0).next().filter(|n| !n.is_empty()).ok_or(Error::InvalidArgument)?;
+        let name = core::str::from_utf8(name).map_err(|_| Error::InvalidArgument)?;
+        let name = &name[..name.len().min(MAX_PATH as usize)];
+        return task::spawn_image(caller, name, &path, &args, priority, caps, req.container);
+    }
+    let path = core::str::from_utf8(&path).map_err(|_| Error::InvalidArgument)?;
+    task::spawn(caller, path, &args, priority, caps, req.container)
 }

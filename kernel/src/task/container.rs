@@ -283,6 +283,14 @@ pub(super) const DESTROY_STEP: usize = 1;
 pub fn container_info(value: u64) -> Result<ContainerInfo, Error> {
     with_tasks(|t| {
         let at = t.resolve_container(value, Rights::READ)?;
+        info_at(t, at)
+    })
+    .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// The info of container `at`.
+fn info_at(t: &Tasks, at: Index) -> Result<ContainerInfo, Error> {
+    {
         let c = t.containers.get(at).ok_or(Error::NoSuchContainer)?;
         let parent = c.parent().and_then(|p| t.containers.get(p)).map_or(0, |p| p.id());
         Ok(ContainerInfo {
@@ -295,6 +303,18 @@ pub fn container_info(value: u64) -> Result<ContainerInfo, Error> {
             limits: c.limits().0,
             usage: c.usage().0,
         })
+    }
+}
+
+/// `ContainerLookup`: the info of the container with id `id`, the caller's or below it.
+pub fn container_lookup(id: u64) -> Result<ContainerInfo, Error> {
+    with_tasks(|t| {
+        let own = t.current_container()?;
+        let at = t.containers.lookup(id).ok_or(Error::NoSuchContainer)?;
+        if !t.containers.is_ancestor_or_self(own, at) {
+            return Err(Error::NoSuchContainer);
+        }
+        info_at(t, at)
     })
     .unwrap_or(Err(Error::NoSuchProcess))
 }

@@ -47,7 +47,7 @@ mod transfer;
 mod wait;
 
 pub use caps::{cap_delete, cap_duplicate, cap_inspect, cap_revoke, process_cap, process_kill};
-pub use container::{container_create, container_destroy, container_info, service_register};
+pub use container::{container_create, container_destroy, container_info, container_lookup, service_register};
 pub use endpoint::{call, endpoint_create, recv, reply, reply_recv};
 pub use events::{notification_bind, process_notify};
 pub use fastpath::{fast_call, fast_reply_recv};
@@ -59,7 +59,9 @@ pub use platform::{
     dma_create, dma_quiesce, framebuffer_take, log_bind, log_read, msi_allocate, platform_ecam, platform_irq,
     platform_mmio, platform_ports,
 };
-pub use process::{kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, stats, user_fault, wait};
+pub use process::{
+    kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, spawn_image, stats, user_fault, wait,
+};
 pub use reply::{reply_send, reply_take};
 #[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes
 pub use sched::idle;

@@ -33,6 +33,36 @@ pub fn spawn(
 ) -> Result<u64, Error> {
     let (bootfs, archive) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
     let file = archive.and_then(|a| a.get(path)).filter(|e| e.is_file()).ok_or(Error::NotFound)?;
+    start(parent, path, file.data, bootfs, args, priority, caps, container)
+}
+
+/// `Spawn` with `SPAWN_IMAGE`: starts the ELF `image` (copied from the caller) as `name`.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_image(
+    parent: Pid,
+    name: &str,
+    image: &[u8],
+    args: &[u8],
+    priority: Priority,
+    caps: &[u32],
+    container: u64,
+) -> Result<u64, Error> {
+    let (bootfs, _) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
+    start(parent, name, image, bootfs, args, priority, caps, container)
+}
+
+/// Starts the ELF `elf` as process `path` (its name): the common part of the spawns.
+#[allow(clippy::too_many_arguments)]
+fn start(
+    parent: Pid,
+    path: &str,
+    elf: &[u8],
+    bootfs: &'static [u8],
+    args: &[u8],
+    priority: Priority,
+    caps: &[u32],
+    container: u64,
+) -> Result<u64, Error> {
     // Check everything and reserve the quota first, so a refusal leaves nothing behind.
     let (pid, tid, target, vpid) = with_tasks(|t| {
         let target = match (container, t.container_of(parent)) {
@@ -64,7 +94,7 @@ pub fn spawn(
         Ok((pid, pid + 1, target, vpid))
     })
     .ok_or(Error::NoSuchProcess)??;
-    let built = build_process(parent, file.data, bootfs, args, caps, (pid, vpid, target, priority));
+    let built = build_process(parent, elf, bootfs, args, caps, (pid, vpid, target, priority));
     with_tasks(|t| {
         let (space, table, thread) = match built {
             Ok(v) => v,

@@ -40,6 +40,14 @@ fn info_of(handle: u64) -> Result<ContainerInfo, Error> {
     Ok(info)
 }
 
+/// The container with id `id`, if it is the caller's or below it (no capability needed: a
+/// container may look at its descendants). `NoSuchContainer` once it is gone.
+pub fn lookup(id: u64) -> Result<ContainerInfo, Error> {
+    let mut info = ContainerInfo::default();
+    invoke(args::ContainerLookup { id, info: &raw mut info as u64 })?;
+    Ok(info)
+}
+
 /// The caller's own container.
 pub fn own() -> Result<ContainerInfo, Error> {
     info_of(0)

@@ -32,12 +32,42 @@ pub fn wait_handle(child: ProcessHandle) -> Result<Exit, Error> {
     crate::sys::wait_handle(child.0.0).map(|s| s.exit())
 }
 
-fn spawn_request(path: &str, args: &[&str], priority: Priority, caps: &[u32], container: u64) -> Result<u64, Error> {
+/// Starts the ELF `image` (a program read from a file; named `path`, its `argv[0]`) in the
+/// container a container capability names, as [`spawn_in`] does for boot file system paths.
+pub fn spawn_image_in(
+    container: Cap,
+    image: &[u8],
+    path: &str,
+    args: &[&str],
+    caps: &[u32],
+) -> Result<ProcessHandle, Error> {
+    let blob = arg_blob(path, args);
+    let request = SpawnRequest {
+        path_ptr: image.as_ptr() as u64,
+        path_len: image.len() as u64,
+        args_ptr: blob.as_ptr() as u64,
+        args_len: blob.len() as u64,
+        priority: Priority::Normal as u32,
+        flags: vessel_abi::SPAWN_IMAGE,
+        caps_ptr: caps.as_ptr() as u64,
+        caps_len: caps.len() as u64,
+        container: u64::from(container.0),
+    };
+    crate::sys::spawn(&request).map(|h| ProcessHandle(Cap(h as u32)))
+}
+
+/// `path\0arg\0...\0`: the argument blob of a `SpawnRequest`.
+fn arg_blob(path: &str, args: &[&str]) -> Vec<u8> {
     let mut blob = Vec::with_capacity(path.len() + 1 + args.iter().map(|a| a.len() + 1).sum::<usize>());
     for part in core::iter::once(&path).chain(args) {
         blob.extend_from_slice(part.as_bytes());
         blob.push(0);
     }
+    blob
+}
+
+fn spawn_request(path: &str, args: &[&str], priority: Priority, caps: &[u32], container: u64) -> Result<u64, Error> {
+    let blob = arg_blob(path, args);
     let request = SpawnRequest {
         path_ptr: path.as_ptr() as u64,
         path_len: path.len() as u64,
