@@ -114,6 +114,11 @@ pub const PROGRAMS: &[&str] = &[
     "usertest", "bench",
 ];
 
+/// Where [`userland`] puts the programs it builds.
+pub fn programs_dir() -> PathBuf {
+    root().join("target/userland/x86_64-unknown-none/release")
+}
+
 /// Builds the user programs: static, non-PIE executables (`-C relocation-model=static`, which
 /// the kernel's loader requires), in their own target directory so this flag never mixes with
 /// the kernel's build. Returns the directory holding the binaries.
@@ -140,7 +145,7 @@ pub fn userland() -> Result<PathBuf> {
             ])
             .env("RUSTFLAGS", "-C relocation-model=static"),
     )?;
-    Ok(target_dir.join("x86_64-unknown-none/release"))
+    Ok(programs_dir())
 }
 
 /// Builds both kernel flavours, the user programs and the image builder.
@@ -256,6 +261,24 @@ pub fn fresh_fat_disk(name: &str, bytes: u64) -> Result<PathBuf> {
         return Err(format!("mkfs.fat {}: {}", path.display(), String::from_utf8_lossy(&out.stderr)));
     }
     Ok(path)
+}
+
+/// Copies the user programs `names` from `programs` (what [`userland`] built) into `/bin` of the
+/// FAT image `disk` with mtools, as a user seeds a disk or a VSF from the host.
+pub fn seed_programs(disk: &Path, programs: &Path, names: &[&str]) -> Result {
+    let run = |command: &mut Command| -> Result {
+        let out = command.output().map_err(|e| format!("{command:?}: {e} (apt-get install mtools)"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{command:?}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    };
+    run(Command::new("mmd").arg("-i").arg(disk).arg("::/bin"))?;
+    for name in names {
+        run(Command::new("mcopy").arg("-i").arg(disk).arg(programs.join(name)).arg(format!("::/bin/{name}")))?;
+    }
+    Ok(())
 }
 
 /// The persistent data disk of `cargo xtask run` (`target/vessel/data.img`, the guest's

@@ -262,13 +262,15 @@ fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, programs: &Path,
 fn user_suite(tally: &mut Tally, prefix: &str, image: &Path, uefi: bool, machine_type: MachineType) -> Result {
     let scratch = artifacts::fresh_disk(&format!("suite-{prefix}"), artifacts::SCRATCH_DISK_BYTES)?;
     let data = artifacts::fresh_fat_disk(&format!("data-{prefix}"), artifacts::DATA_DISK_BYTES)?;
+    // Programs the guest copies into a child's VSF and runs from there.
+    artifacts::seed_programs(&data, &artifacts::programs_dir(), &["true", "probe"])?;
     let disks = vec![Disk { path: scratch, persistent: true }, Disk { path: data.clone(), persistent: true }];
     suite(tally, prefix, &Boot { machine_type, disks, live: true, ..Boot::disk(image, uefi) }, MIN_USER_TESTS)?;
     // What the guest wrote must be FAT the host's tools accept: the data disk, and the VSF the
     // file tests leave on it (holding the file a child container wrote).
     tally.record(
         &format!("{prefix}::data_disk_passes_fsck"),
-        fat_check(&data, &["suite/", "child.vsf", "suite/big.bin", "suite/many/f0999"]).err(),
+        fat_check(&data, &["suite/", "child.vsf", "suite/big.bin", "suite/many/f0999", "bin/true", "run.vsf"]).err(),
     );
     tally.record(&format!("{prefix}::guest_made_vsf_passes_fsck"), vsf_check(&data, "child.vsf", "hello.txt").err());
     Ok(())

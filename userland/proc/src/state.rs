@@ -161,7 +161,13 @@ impl State {
         let mut passed = alloc::vec![self.client.0.0];
         // The caller's capabilities come last, so a program finds them from the end.
         passed.extend_from_slice(caps);
-        let handle = process::spawn_in(cap.0, path, args, &passed)?;
+        let handle = if path.starts_with('/') {
+            // A file of the container's own namespace, read through `vfs`.
+            let image = self.read_program(container, path)?;
+            process::spawn_image_in(cap.0, &image, path, args, &passed)?
+        } else {
+            process::spawn_in(cap.0, path, args, &passed)?
+        };
         let pid = handle.0.inspect().map(|i| i.detail);
         let watched = pid.and_then(|pid| handle.notify_on_exit(self.events, EXIT_BIT).map(|()| pid));
         match watched {
@@ -177,6 +183,35 @@ impl State {
                 Err(e)
             }
         }
+    }
+
+    /// The program file `path` of `container`'s namespace, read through `vfs` (`open_in`: the
+    /// root container may read below itself). `NotFound` without a `vfs`; `TooLarge` past
+    /// `MAX_IMAGE`; the server's refusal otherwise.
+    fn read_program(&self, container: u64, path: &str) -> Result<Vec<u8>, Error> {
+        use vessel_vfs_protocol::{Client, MAX_IO, OpenFlags};
+        let vfs = self.services.iter().find(|s| s.name == "vfs").ok_or(Error::NotFound)?;
+        let client = Client::new(vfs.endpoint);
+        let opened = client.open_in(container, path, OpenFlags::READ).map_err(|r| r.error)?;
+        let read = (|| {
+            if opened.stat.size > vessel_rt::abi::MAX_IMAGE {
+                return Err(Error::TooLarge);
+            }
+            let mut image = Vec::new();
+            image.try_reserve_exact(opened.stat.size as usize).map_err(|_| Error::NoMemory)?;
+            loop {
+                let data = client.read(opened.handle, MAX_IO as u64).map_err(|r| r.error)?.data;
+                if data.is_empty() {
+                    return Ok(image);
+                }
+                if image.len() + data.len() > vessel_rt::abi::MAX_IMAGE as usize {
+                    return Err(Error::TooLarge);
+                }
+                image.extend_from_slice(&data);
+            }
+        })();
+        let _ = client.close(opened.handle);
+        read
     }
 
     /// Reaps the ended process at `index`, forgets it, and answers every wait kept for it

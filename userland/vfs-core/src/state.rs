@@ -519,6 +519,21 @@ impl<E: Env> Vfs<E> {
         }
     }
 
+    /// Whether `container` is `ancestor` or below it (asked of the environment, up to 64 levels).
+    fn is_below(&mut self, ancestor: u64, container: u64) -> bool {
+        let mut at = container;
+        for _ in 0..64 {
+            if at == ancestor {
+                return true;
+            }
+            match self.env.parent(at) {
+                Some(parent) if parent != at => at = parent,
+                _ => return false,
+            }
+        }
+        false
+    }
+
     /// Whether mount `mount`'s entry `path` is a mounted VSF.
     fn is_mounted_vsf(&self, mount: u64, path: &[String]) -> bool {
         self.mounts
@@ -1081,6 +1096,27 @@ impl<E: Env> Server for Vfs<E> {
             self.buffers.insert((container, pid), buffer);
             written.map(|n| Written { count: n as u64 })
         });
+        answer(cx, result)
+    }
+
+    fn open_in(&mut self, cx: &mut Cx<'_, Opened>, container: u64, path: &str, flags: OpenFlags) -> Answer<Opened> {
+        let caller = cx.caller().container;
+        let result = (|| {
+            if flags != OpenFlags::READ {
+                return Err((Error::InvalidArgument, String::from("open_in opens files for reading only")));
+            }
+            let target = if container == 0 { caller } else { container };
+            if !self.is_below(caller, target) {
+                return Err((Error::NoSuchContainer, format!("{container:#x} is not this container or below it")));
+            }
+            // Opened in the target's namespace; the handle moves to the caller.
+            let opened = self.do_open(target, ROOT, path, flags)?;
+            let i = self.slot(target, opened.handle)?;
+            if let Some(h) = self.handles.get_mut(i).and_then(Option::as_mut) {
+                h.container = caller;
+            }
+            Ok(opened)
+        })();
         answer(cx, result)
     }
 

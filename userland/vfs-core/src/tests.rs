@@ -1680,3 +1680,34 @@ fn shared_buffers_are_per_process_bounded_and_checked() {
     assert_eq!(w.forget(), 1);
     assert_eq!(w.lo.server().shared_buffers(), MAX_SHARED_PER_CONTAINER, "the root's 8 remain");
 }
+
+#[test]
+fn open_in_reads_a_descendants_file_and_nothing_else() {
+    let w = World::new();
+    w.lo.server().mount_in(ROOT_CT, CHILD, "/", "mem").unwrap();
+    w.lo.server().mount_in(ROOT_CT, SIBLING, "/", "mem").unwrap();
+    let (root, child, sibling) = (w.client(ROOT_CT), w.client(CHILD), w.client(SIBLING));
+    put(&child, "/prog", b"\x7fELF in the child");
+    put(&root, "/prog", b"the root's own");
+    // The root reads the child's file by the child's path; the handle is the root's.
+    let opened = root.open_in(CHILD, "/prog", OpenFlags::READ).unwrap();
+    assert_eq!(root.read(opened.handle, 100).unwrap().data, b"\x7fELF in the child");
+    assert_eq!(child.read(opened.handle, 100).unwrap_err().error, Error::InvalidHandle, "not the child's handle");
+    root.close(opened.handle).unwrap();
+    // 0 and its own id mean its own namespace.
+    let own = root.open_in(0, "/prog", OpenFlags::READ).unwrap();
+    assert_eq!(root.read(own.handle, 100).unwrap().data, b"the root's own");
+    // Never sideways or upwards, never for writing, and `..` stays in the child's root.
+    assert_eq!(sibling.open_in(CHILD, "/prog", OpenFlags::READ).unwrap_err().error, Error::NoSuchContainer);
+    assert_eq!(child.open_in(ROOT_CT, "/prog", OpenFlags::READ).unwrap_err().error, Error::NoSuchContainer);
+    for flags in [OpenFlags::WRITE, OpenFlags::READ | OpenFlags::WRITE, OpenFlags::READ | OpenFlags::CREATE] {
+        assert_eq!(root.open_in(CHILD, "/prog", flags).unwrap_err().error, Error::InvalidArgument, "{flags:?}");
+    }
+    let climbed = root.open_in(CHILD, "/../../data/x", OpenFlags::READ).unwrap_err();
+    assert_eq!(climbed.error, Error::NotFound, "{}", climbed.reason);
+    // A grandchild is below the root too.
+    w.lo.server().mount_in(ROOT_CT, GRANDCHILD, "/", "mem").unwrap();
+    put(&w.client(GRANDCHILD), "/g", b"deep");
+    let deep = root.open_in(GRANDCHILD, "/g", OpenFlags::READ).unwrap();
+    assert_eq!(root.read(deep.handle, 10).unwrap().data, b"deep");
+}

@@ -298,6 +298,18 @@ vessel_protocol::protocol! {
             /// Where in the shared buffer they come from.
             at: u64,
         ) -> Written;
+        /// Open the file at `path` of `container`'s namespace (the caller's or one below it)
+        /// for reading; the handle is the caller's. `proc` reads the programs a container runs
+        /// from its own files with it. Refused as `open`, and with `NoSuchContainer` (not the
+        /// caller's or below it), `InvalidArgument` (flags other than READ).
+        23 open_in(
+            /// The container whose namespace `path` is in (0: the caller's).
+            container: u64,
+            /// An absolute path there.
+            path: str,
+            /// [`OpenFlags::READ`] only.
+            flags: OpenFlags,
+        ) -> Opened;
     }
 }
 

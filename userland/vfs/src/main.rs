@@ -2,13 +2,14 @@
 //! last; it finds the `device` server through `proc`. The rules live in `vessel_vfs_core`
 //! (host-tested); this program gives them the kernel's side through [`Env`]: block devices of
 //! the `device` server ([`BlkDisk`], zero-copy through a shared buffer), container parents
-//! asked of `proc`, and a clock read once from `rtc0` and run on from the kernel's monotonic
+//! asked of the kernel (`ContainerLookup`: never of `proc`, which calls this server to read
+//! programs), and a clock read once from `rtc0` and run on from the kernel's monotonic
 //! time.
 //!
 //! At start it assembles the root container's tree: an in-memory `/`, an in-memory `/tmp`,
 //! and `/data`, the FAT file system of the first block device that holds one (a disk whose
 //! first sector is not a FAT boot sector is left alone, its session closed). After a request,
-//! at most once a second, it asks `proc` which containers with files or mounts have ended, and
+//! at most once a second, it asks the kernel which containers with files or mounts have ended, and
 //! closes what they had (an idle server never wakes: nothing polls).
 //! See `docs/vfs.md`.
 #![no_std]
@@ -27,7 +28,6 @@ use vessel_protocol::{Dispatched, Refusal};
 use vessel_rt::device::{Device, Devices, SharedBuffer};
 use vessel_rt::ipc::{Cap, Endpoint, Memory};
 use vessel_rt::println;
-use vessel_rt::proc::Proc;
 use vessel_rt::server::{Incoming, Keeper, Server};
 use vessel_vfs_core::{Env, Vfs};
 
@@ -192,15 +192,16 @@ impl Drop for SharedMemory {
 }
 
 /// The kernel's side of the server.
-struct System {
-    proc: Option<Proc>,
-}
+struct System;
 
 impl Env for System {
     type Disk = BlkDisk;
 
     fn parent(&mut self, container: u64) -> Option<u64> {
-        self.proc.and_then(|p| p.info(container).ok()).map(|info| info.parent)
+        // From the kernel, not `proc`: `proc` calls this server (to read programs), so calling
+        // it back could leave both waiting on each other. A container being destroyed counts
+        // as gone.
+        vessel_rt::container::lookup(container).ok().filter(|info| info.state == 0).map(|info| info.parent)
     }
 
     fn open_disk(&mut self, name: &str) -> Result<BlkDisk, (Error, String)> {
@@ -293,11 +294,10 @@ fn main() -> i32 {
         println!("vfs: no endpoint to serve");
         return 1;
     };
-    let proc = Proc::get();
     let devices = Devices::connect().ok();
     set_clock(devices);
     let root = vessel_rt::container::own().map_or(0, |c| c.id);
-    let mut vfs = Vfs::new(System { proc }, root);
+    let mut vfs = Vfs::new(System, root);
     assemble(&mut vfs, root, devices);
     println!("vfs: serving");
     let mut server = Server::new(Endpoint(Cap(ep)));

@@ -28,6 +28,7 @@ pub const TESTS: &[crate::Test] = &[
     ("files::a_full_vsf_fails_only_its_container", a_full_vsf_fails_only_its_container),
     ("files::vfs_restarts_and_clients_get_an_error", vfs_restarts_and_clients_get_an_error),
     ("files::memory_is_lent_only_downwards_and_charged_there", memory_is_lent_only_downwards_and_charged_there),
+    ("files::a_child_runs_programs_stored_in_its_vsf", a_child_runs_programs_stored_in_its_vsf),
 ];
 
 pub const PERSIST_TESTS: &[crate::Test] = &[
@@ -383,6 +384,56 @@ fn memory_is_lent_only_downwards_and_charged_there() -> TestResult {
         let parent = vessel_rt::container::own().map(|c| c.id).map_err(e("own id"))?;
         let up = fsprobe(proc, child, &["lend", &format!("{parent}"), &format!("{child}")])?;
         check!(up == Ending::Code(0), "the child lends only to itself: {up:?}");
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+/// Copies the file `from` to `to` (through the shared buffer).
+fn copy(from: &str, to: &str) -> TestResult {
+    let data = fs::read(from).map_err(|r| format!("read {from}: {r}"))?;
+    fs::write(to, &data).map_err(|r| format!("write {to}: {r}"))
+}
+
+/// Programs run from files of the container's own namespace: the harness put `true` and
+/// `probe` in the data disk's `/bin` (with mtools); the root copies them into a VSF, mounts it as
+/// a child's `/`, and `proc` starts `/bin/true` and `/bin/probe` there (reading them through
+/// `vfs` from the child's namespace, never the caller's).
+fn a_child_runs_programs_stored_in_its_vsf() -> TestResult {
+    let proc = proc()?;
+    let _ = fs::remove("/data/run.vsf");
+    fs::create_vsf("/data/run.vsf", 4 << 20).map_err(e("create_vsf"))?;
+    let _ = fs::create_dir("/tmp/seed");
+    fs::mount(0, "/tmp/seed", "vsf:/data/run.vsf").map_err(e("mount to seed"))?;
+    fs::create_dir("/tmp/seed/bin").map_err(e("mkdir"))?;
+    copy("/data/bin/true", "/tmp/seed/bin/true")?;
+    copy("/data/bin/probe", "/tmp/seed/bin/probe")?;
+    fs::write("/tmp/seed/bin/junk", b"not a program at all").map_err(e("write junk"))?;
+    fs::unmount(0, "/tmp/seed").map_err(e("unmount the seed"))?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        fs::mount(child, "/", "vsf:/data/run.vsf").map_err(e("mount the VSF"))?;
+        let run = |path: &str, args: &[&str]| -> Result<Ending, String> {
+            let (pid, _) = proc.spawn(child, path, args, &[]).map_err(|r| format!("spawn {path}: {r}"))?;
+            proc.wait_timeout(child, pid, 20_000_000_000).map_err(|r| format!("wait {path}: {r}"))
+        };
+        let t = run("/bin/true", &[])?;
+        check!(t == Ending::Code(0), "/bin/true from the VSF: {t:?}");
+        let p = run("/bin/probe", &["exit", "7"])?;
+        check!(p == Ending::Code(7), "/bin/probe exit 7 from the VSF: {p:?}");
+        // The child's namespace, not the caller's: the root's /data is not there.
+        let theirs = proc.spawn(child, "/data/bin/true", &[], &[]);
+        check!(theirs.as_ref().is_err_and(|r| r.error == Error::NotFound), "the root's file for the child: {theirs:?}");
+        let missing = proc.spawn(child, "/bin/missing", &[], &[]);
+        check!(missing.as_ref().is_err_and(|r| r.error == Error::NotFound), "a missing program: {missing:?}");
+        let junk = proc.spawn(child, "/bin/junk", &[], &[]);
+        check!(junk.as_ref().is_err_and(|r| r.error == Error::BadExecutable), "a file that is no ELF: {junk:?}");
+        // And the root runs a program of its own files too.
+        let (pid, _) = proc.spawn(0, "/data/bin/true", &[], &[]).map_err(e("the root's /data/bin/true"))?;
+        let own = proc.wait(0, pid).map_err(e("wait"))?;
+        check!(own == Ending::Code(0), "/data/bin/true in the root: {own:?}");
+        fs::unmount(child, "/").map_err(e("unmount"))?;
         Ok(())
     })();
     proc.destroy(child).map_err(e("destroy"))?;
