@@ -190,6 +190,10 @@ syscalls! {
     /// it is the caller's or below it (no capability needed: a container may look at its
     /// descendants). Servers in the root container learn that a client's container ended this way.
     62 ContainerLookup(id, info) "container id, `*mut ContainerInfo`" -> "0", [NoSuchContainer, BadAddress] "NoSuchContainer (none, or not the caller's or below it), BadAddress";
+    /// `(offset, buffer, length) -> count`: copies the boot file system (the cpio archive the
+    /// kernel was booted with) from byte `offset` into `buffer`, at most `length` (up to 64 KiB a
+    /// call); 0 at the end. Root container only: `vfs` serves it as `/boot`.
+    63 BootfsRead(offset, buffer, length) "offset, buffer, length (≤ 65536 a call)" -> "bytes copied", [AccessDenied, BadAddress] "AccessDenied (not the root container), BadAddress";
 }
 
 errors! {

@@ -303,6 +303,17 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             let (handle, info) = task::framebuffer_take(a.platform)?;
             usermem::write(a.info, &info).map(|()| handle)
         }
+        Syscall::BootfsRead => {
+            let a = decode!(BootfsRead);
+            let bootfs = task::bootfs_for_root()?;
+            let start = usize::try_from(a.offset).unwrap_or(usize::MAX).min(bootfs.len());
+            let count = (a.length as usize).min(BOOTFS_READ_MAX).min(bootfs.len() - start);
+            if count > 0 {
+                UserSlice::new(a.buffer, count as u64, BOOTFS_READ_MAX as u64)?
+                    .write_from(&bootfs[start..start + count])?;
+            }
+            Ok(count as u64)
+        }
         Syscall::LogRead => {
             let a = decode!(LogRead);
             let mut bytes = alloc::vec::Vec::new();
@@ -370,6 +381,9 @@ fn debug_write(addr: u64, len: u64) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Most bytes one `BootfsRead` copies.
+const BOOTFS_READ_MAX: usize = 64 * 1024;
 
 fn spawn(caller: u64, request: u64) -> Result<u64, Error> {
     let req: SpawnRequest = usermem::read(request)?;

@@ -60,7 +60,8 @@ pub use platform::{
     platform_mmio, platform_ports,
 };
 pub use process::{
-    kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, spawn_image, stats, user_fault, wait,
+    bootfs_for_root, kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, spawn_image, stats,
+    user_fault, wait,
 };
 pub use reply::{reply_send, reply_take};
 #[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes

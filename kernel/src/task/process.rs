@@ -36,6 +36,16 @@ pub fn spawn(
     start(parent, path, file.data, bootfs, args, priority, caps, container)
 }
 
+/// The boot file system, for a caller in the root container (`BootfsRead`).
+pub fn bootfs_for_root() -> Result<&'static [u8], Error> {
+    let root =
+        with_tasks(|t| t.current_container().map(|c| c == t.containers.root())).unwrap_or(Err(Error::NoSuchProcess))?;
+    if !root {
+        return Err(Error::AccessDenied);
+    }
+    BOOTFS.get().map(|&(bootfs, _)| bootfs).ok_or(Error::NotFound)
+}
+
 /// `Spawn` with `SPAWN_IMAGE`: starts the ELF `image` (copied from the caller) as `name`.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_image(

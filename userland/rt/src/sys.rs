@@ -17,6 +17,13 @@ pub(crate) fn invoke<A: SyscallArgs>(args: A) -> Result<u64, Error> {
     decode_return(rax, rdx)
 }
 
+/// Copies the boot file system from byte `offset` into `buffer` (at most 64 KiB); how many
+/// bytes, 0 at its end. Root container only.
+pub fn bootfs_read(offset: u64, buffer: &mut [u8]) -> Result<usize, Error> {
+    invoke(args::BootfsRead { offset, buffer: buffer.as_mut_ptr() as u64, length: buffer.len() as u64 })
+        .map(|n| n as usize)
+}
+
 /// Writes bytes to the kernel debug console.
 pub fn debug_write(bytes: &[u8]) -> Result<(), Error> {
     invoke(args::DebugWrite { ptr: bytes.as_ptr() as u64, len: bytes.len() as u64 }).map(|_| ())
