@@ -7,6 +7,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use vessel_device_protocol::DateTime;
 use vessel_fat::{Disk, FatDateTime, FsError, Kind as FatKind, Timestamp, Volume};
 use vessel_vfs_protocol::{DirEntry, Kind};
 
@@ -38,44 +39,23 @@ fn kind(k: FatKind) -> Kind {
 
 /// Seconds since 1970-01-01 of a FAT timestamp (0 for a damaged one).
 pub fn unix_time(t: Timestamp) -> u64 {
-    let (y, m, d) = (i64::from(t.year), i64::from(t.month), i64::from(t.day));
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return 0;
-    }
-    // Days from the civil date, counting years from March so the leap day ends a year.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + i64::from(t.hour) * 3600 + i64::from(t.minute) * 60 + i64::from(t.second);
-    u64::try_from(seconds).unwrap_or(0)
+    let date = DateTime { year: t.year, month: t.month, day: t.day, hour: t.hour, minute: t.minute, second: t.second };
+    date.to_unix().unwrap_or(0)
 }
 
 /// The FAT timestamp of `seconds` since 1970-01-01 (clamped to FAT's 1980 to 2107).
 pub fn fat_time(seconds: u64) -> FatDateTime {
     const FAT_START: u64 = 315_532_800; // 1980-01-01
     const FAT_END: u64 = 4_354_819_198; // 2107-12-31 23:59:58
-    let seconds = seconds.clamp(FAT_START, FAT_END);
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    Timestamp {
-        year: year as u16,
-        month: month as u8,
-        day: day as u8,
-        hour: (rest / 3600) as u8,
-        minute: (rest / 60 % 60) as u8,
-        second: (rest % 60) as u8,
-    }
-    .to_fat()
+    let d = DateTime::from_unix(seconds.clamp(FAT_START, FAT_END)).unwrap_or(DateTime {
+        year: 1980,
+        month: 1,
+        day: 1,
+        hour: 0,
+        minute: 0,
+        second: 0,
+    });
+    Timestamp { year: d.year, month: d.month, day: d.day, hour: d.hour, minute: d.minute, second: d.second }.to_fat()
 }
 
 impl<D: Disk> FileSystem for FatFs<D> {

@@ -32,6 +32,7 @@ use vessel_vfs_protocol::{
     Shared, Stat, Status, Whence, Written,
 };
 
+use crate::bootfs::{BootFs, BootImage};
 use crate::fat::FatFs;
 use crate::fs::{FileSystem, Meta};
 use crate::memfs::MemFs;
@@ -184,6 +185,8 @@ pub struct Vfs<E: Env> {
     generations: Vec<u32>,
     /// Shared buffers, by container and process.
     buffers: BTreeMap<(u64, u64), E::Buffer>,
+    /// The boot file system, once the program handed it over (`boot` mounts share it).
+    boot: Option<Rc<BootImage>>,
 }
 
 /// The error kind a file system failure is answered with.
@@ -219,7 +222,13 @@ impl<E: Env> Vfs<E> {
             handles: Vec::new(),
             generations: Vec::new(),
             buffers: BTreeMap::new(),
+            boot: None,
         }
+    }
+
+    /// Hands over the boot file system, which `boot` mounts then serve (read-only).
+    pub fn set_boot_image(&mut self, image: Rc<BootImage>) {
+        self.boot = Some(image);
     }
 
     /// How many shared buffers the server holds (for tests and diagnostics).
@@ -273,10 +282,16 @@ impl<E: Env> Vfs<E> {
 
     /// A new file system for `source`, as `caller` names it.
     fn make_fs(&mut self, caller: u64, source: &str) -> Result<Mounted, (Error, String)> {
+        let mut read_only = false;
         let (fs, backing): (FsRef, Backing) = if source == "mem" {
             let mut fs = MemFs::new(MEM_LIMIT);
             fs.set_clock(E::now);
             (Rc::new(RefCell::new(fs)), Backing::Memory)
+        } else if source == "boot" {
+            let image =
+                self.boot.clone().ok_or((Error::NotFound, String::from("the server has no boot file system")))?;
+            read_only = true;
+            (Rc::new(RefCell::new(BootFs::new(image))), Backing::Memory)
         } else if let Some(name) = source.strip_prefix("blk:") {
             if caller != self.root_container {
                 return Err((Error::AccessDenied, String::from("only the root container mounts block devices")));
@@ -311,10 +326,10 @@ impl<E: Env> Vfs<E> {
         } else {
             return Err((
                 Error::InvalidArgument,
-                format!("unknown source {source:?}: mem, blk:<device> or vsf:<path>"),
+                format!("unknown source {source:?}: mem, boot, blk:<device> or vsf:<path>"),
             ));
         };
-        Ok(Mounted { fs, source: source.to_string(), backing, read_only: false })
+        Ok(Mounted { fs, source: source.to_string(), backing, read_only })
     }
 
     /// Mounts the FAT volume on `disk`.

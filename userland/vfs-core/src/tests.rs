@@ -1711,3 +1711,49 @@ fn open_in_reads_a_descendants_file_and_nothing_else() {
     let deep = root.open_in(GRANDCHILD, "/g", OpenFlags::READ).unwrap();
     assert_eq!(root.read(deep.handle, 10).unwrap().data, b"deep");
 }
+
+#[test]
+fn boot_is_served_read_only_to_whoever_it_is_mounted_for() {
+    let mut writer = vessel_bootfs::Writer::new();
+    writer.add_dir("etc").unwrap();
+    writer.add_file("etc/init.conf", 0o644, b"bin/hello\n").unwrap();
+    writer.add_file("bin/true", 0o755, b"\x7fELF true").unwrap();
+    writer.add_file("bin/deep/er/x", 0o644, b"x").unwrap();
+    let image = crate::bootfs::BootImage::new(writer.finish()).unwrap();
+    let w = World::new();
+    {
+        let mut vfs = w.lo.server();
+        vfs.set_boot_image(image);
+        assert!(vfs.make_dir(ROOT_CT, "/boot"));
+        vfs.mount_in(ROOT_CT, ROOT_CT, "/boot", "boot").unwrap();
+    }
+    let c = w.client(ROOT_CT);
+    assert_eq!(get(&c, "/boot/bin/true"), b"\x7fELF true");
+    assert_eq!(get(&c, "/boot/etc/init.conf"), b"bin/hello\n");
+    let stat = c.stat(ROOT, "/boot/bin/deep/er").unwrap().stat;
+    assert_eq!((stat.kind, stat.read_only), (Kind::Dir, true), "implied directories exist");
+    let mut bin = names(&c, "/boot/bin");
+    bin.sort();
+    assert_eq!(bin, ["deep", "true"]);
+    assert_eq!(c.stat(ROOT, "/boot/nothing").unwrap_err().error, Error::NotFound);
+    assert_eq!(c.open(ROOT, "/boot/bin", OpenFlags::READ).unwrap_err().error, Error::IsADirectory);
+    // Nothing changes it.
+    for refused in [
+        c.open(ROOT, "/boot/bin/true", OpenFlags::READ | OpenFlags::WRITE).map(|_| ()),
+        c.open(ROOT, "/boot/new", new_file()).map(|_| ()),
+        c.mkdir(ROOT, "/boot/d").map(|_| ()),
+        c.remove(ROOT, "/boot/bin/true").map(|_| ()),
+        c.rename(ROOT, "/boot/bin/true", "/boot/bin/false").map(|_| ()),
+        c.create_vsf(ROOT, "/boot/v.vsf", 1 << 20).map(|_| ()),
+    ] {
+        assert_eq!(refused.unwrap_err().error, Error::ReadOnly);
+    }
+    assert_eq!(get(&c, "/boot/bin/true"), b"\x7fELF true");
+    // A parent may give it to a child as its root; the child reads it and changes nothing.
+    c.mount(CHILD, "/", "boot").unwrap();
+    let child = w.client(CHILD);
+    assert_eq!(get(&child, "/bin/true"), b"\x7fELF true");
+    assert_eq!(child.mkdir(ROOT, "/x").unwrap_err().error, Error::ReadOnly);
+    let listed = c.mounts(CHILD).unwrap().mounts.0;
+    assert_eq!((listed[0].source.as_str(), listed[0].read_only), ("boot", true));
+}

@@ -7,7 +7,7 @@
 //! time.
 //!
 //! At start it assembles the root container's tree: an in-memory `/`, an in-memory `/tmp`,
-//! and `/data`, the FAT file system of the first block device that holds one (a disk whose
+//! `/boot` (the boot file system, copied once out of the kernel, read-only) and `/data`, the FAT file system of the first block device that holds one (a disk whose
 //! first sector is not a FAT boot sector is left alone, its session closed). After a request,
 //! at most once a second, it asks the kernel which containers with files or mounts have ended, and
 //! closes what they had (an idle server never wakes: nothing polls).
@@ -29,6 +29,7 @@ use vessel_rt::device::{Device, Devices, SharedBuffer};
 use vessel_rt::ipc::{Cap, Endpoint, Memory};
 use vessel_rt::println;
 use vessel_rt::server::{Incoming, Keeper, Server};
+use vessel_vfs_core::bootfs::BootImage;
 use vessel_vfs_core::{Env, Vfs};
 
 vessel_rt::entry!(main);
@@ -256,9 +257,27 @@ fn holds_fat(devices: Devices, name: &str) -> bool {
     sector.len() >= 512 && sector[510] == 0x55 && sector[511] == 0xAA && matches!(sector[0], 0xEB | 0xE9)
 }
 
+/// The boot file system, copied out of the kernel.
+fn boot_image() -> Result<alloc::rc::Rc<BootImage>, String> {
+    let mut bytes = alloc::vec::Vec::new();
+    let mut chunk = alloc::vec![0u8; 64 << 10];
+    loop {
+        let n = vessel_rt::sys::bootfs_read(bytes.len() as u64, &mut chunk).map_err(|e| format!("{e}"))?;
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    BootImage::new(bytes)
+}
+
 /// Assembles the root container's tree.
 fn assemble(vfs: &mut Vfs<System>, root: u64, devices: Option<Devices>) {
-    let steps: [(&str, &str); 2] = [("/", "mem"), ("/tmp", "mem")];
+    match boot_image() {
+        Ok(image) => vfs.set_boot_image(image),
+        Err(why) => println!("vfs: no boot file system: {why}"),
+    }
+    let steps: [(&str, &str); 3] = [("/", "mem"), ("/tmp", "mem"), ("/boot", "boot")];
     for (i, (at, source)) in steps.iter().enumerate() {
         if i > 0 {
             vfs.make_dir(root, at);

@@ -545,9 +545,8 @@ fn blk_benches(scale: u64) -> Result<(), vessel_protocol::Refusal> {
 /// - `file_open_read_close`: open a 4 KiB file of `/small`, read it, close;
 /// - `file_stat`: stat one of them; `file_readdir_1000`: list `/small`;
 /// - `file_create_write_sync`: create a file in `/scratch`, write 4 KiB, sync, close;
-/// - `container_vsf_mount_lifecycle`: create a container, mount a 2 MiB VSF as its `/`, run
-///   `bin/true` in it (from the boot file system: programs do not run from files yet), wait,
-///   unmount, destroy.
+/// - `container_vsf_lifecycle`: create a container, mount a 2 MiB VSF on the disk as its `/`,
+///   run the `/bin/true` stored in it, wait, unmount, destroy.
 fn file_benches(scale: u64) -> Result<(), vessel_protocol::Refusal> {
     use alloc::format;
     use vessel_rt::fs::{self, File, OpenFlags};
@@ -610,19 +609,25 @@ fn file_benches(scale: u64) -> Result<(), vessel_protocol::Refusal> {
     }
     report_busy("file_create_write_sync", n, start, idle, "op");
 
+    // As the peer: a 2 MiB FAT image file on the disk holding /bin/true, made once (not timed).
     let proc = Proc::get().ok_or_else(|| vessel_protocol::Refusal::new(Error::NotFound, "no proc"))?;
-    let _ = fs::remove("/tmp/bench.vsf");
-    fs::create_vsf("/tmp/bench.vsf", 2 << 20)?;
+    let _ = fs::remove("/data/scratch/root.vsf");
+    fs::create_vsf("/data/scratch/root.vsf", 2 << 20)?;
+    let _ = fs::create_dir("/tmp/seed");
+    fs::mount(0, "/tmp/seed", "vsf:/data/scratch/root.vsf")?;
+    fs::create_dir("/tmp/seed/bin")?;
+    fs::write("/tmp/seed/bin/true", &fs::read("/boot/bin/true")?)?;
+    fs::unmount(0, "/tmp/seed")?;
     let n = 50 * scale;
     let (start, idle) = (time::now_ns(), idle_ns());
     for _ in 0..n {
         let child = proc.create(0, Limits::default())?;
-        fs::mount(child, "/", "vsf:/tmp/bench.vsf")?;
-        let (pid, _) = proc.spawn(child, "bin/true", &[], &[])?;
+        fs::mount(child, "/", "vsf:/data/scratch/root.vsf")?;
+        let (pid, _) = proc.spawn(child, "/bin/true", &[], &[])?;
         proc.wait(child, pid)?;
         fs::unmount(child, "/")?;
         proc.destroy(child)?;
     }
-    report_busy("container_vsf_mount_lifecycle", n, start, idle, "op");
+    report_busy("container_vsf_lifecycle", n, start, idle, "op");
     Ok(())
 }

@@ -29,6 +29,7 @@ pub const TESTS: &[crate::Test] = &[
     ("files::vfs_restarts_and_clients_get_an_error", vfs_restarts_and_clients_get_an_error),
     ("files::memory_is_lent_only_downwards_and_charged_there", memory_is_lent_only_downwards_and_charged_there),
     ("files::a_child_runs_programs_stored_in_its_vsf", a_child_runs_programs_stored_in_its_vsf),
+    ("files::boot_is_the_boot_file_system_read_only", boot_is_the_boot_file_system_read_only),
 ];
 
 pub const PERSIST_TESTS: &[crate::Test] = &[
@@ -52,9 +53,9 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
 fn root_tree_is_assembled() -> TestResult {
     let mounts = fs::mounts(0).map_err(e("mounts"))?;
     let shown: Vec<(String, String)> = mounts.iter().map(|m| (m.path.clone(), m.source.clone())).collect();
-    let expected = [("/", "mem"), ("/tmp", "mem"), ("/data", "blk:blk1")];
+    let expected = [("/", "mem"), ("/tmp", "mem"), ("/boot", "boot"), ("/data", "blk:blk1")];
     check!(
-        shown.len() == 3 && expected.iter().all(|(p, s)| shown.iter().any(|(a, b)| a == p && b == s)),
+        shown.len() == 4 && expected.iter().all(|(p, s)| shown.iter().any(|(a, b)| a == p && b == s)),
         "the root container's mounts: {shown:?}"
     );
     let root: Vec<String> = fs::read_dir("/").map_err(e("read_dir /"))?.into_iter().map(|d| d.name).collect();
@@ -434,6 +435,40 @@ fn a_child_runs_programs_stored_in_its_vsf() -> TestResult {
         let own = proc.wait(0, pid).map_err(e("wait"))?;
         check!(own == Ending::Code(0), "/data/bin/true in the root: {own:?}");
         fs::unmount(child, "/").map_err(e("unmount"))?;
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+/// `/boot` is the boot file system the kernel was booted with: its `bin/true` is the very
+/// program the harness seeded into `/data/bin` from the same build; nothing changes it; a parent
+/// can give it to a child as its `/`, and the child runs its programs from there.
+fn boot_is_the_boot_file_system_read_only() -> TestResult {
+    let boot = fs::read("/boot/bin/true").map_err(e("read /boot/bin/true"))?;
+    let seeded = fs::read("/data/bin/true").map_err(e("read /data/bin/true"))?;
+    check!(
+        boot == seeded && boot.starts_with(b"\x7fELF"),
+        "/boot/bin/true ({} bytes) is not the built true",
+        boot.len()
+    );
+    let conf = fs::read("/boot/etc/init.conf").map_err(e("read init.conf"))?;
+    check!(conf.windows(12).any(|w| w == b"bin/usertest"), "init.conf: {:?}", String::from_utf8_lossy(&conf));
+    let bin: Vec<String> = fs::read_dir("/boot/bin").map_err(e("read_dir"))?.into_iter().map(|d| d.name).collect();
+    for program in ["init", "proc", "device", "vfs", "usertest"] {
+        check!(bin.iter().any(|n| n == program), "/boot/bin lacks {program}: {bin:?}");
+    }
+    let w = File::open_with("/boot/bin/true", OpenFlags::READ | OpenFlags::WRITE);
+    check!(w.as_ref().is_err_and(|r| r.error == Error::ReadOnly), "writing /boot: {w:?}");
+    let m = fs::create_dir("/boot/new");
+    check!(m.as_ref().is_err_and(|r| r.error == Error::ReadOnly), "mkdir in /boot: {m:?}");
+    let proc = proc()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        fs::mount(child, "/", "boot").map_err(e("mount boot for the child"))?;
+        let (pid, _) = proc.spawn(child, "/bin/true", &[], &[]).map_err(e("spawn the child's /bin/true"))?;
+        let ended = proc.wait_timeout(child, pid, 20_000_000_000).map_err(e("wait"))?;
+        check!(ended == Ending::Code(0), "/bin/true from the child's boot root: {ended:?}");
         Ok(())
     })();
     proc.destroy(child).map_err(e("destroy"))?;
