@@ -109,6 +109,8 @@ pub struct Cache<D: Disk> {
     dirty_pages: BTreeSet<u64>,
     /// Blocks written before all others (see [`Cache::set_first_blocks`]).
     first_blocks: core::ops::Range<u64>,
+    /// An operation that frees clusters is running (see [`Cache::set_freeing`]).
+    freeing: bool,
 }
 
 impl<D: Disk> Cache<D> {
@@ -143,6 +145,7 @@ impl<D: Disk> Cache<D> {
             last_slot: 0,
             dirty_pages: BTreeSet::new(),
             first_blocks: 0..0,
+            freeing: false,
         })
     }
 
@@ -282,12 +285,30 @@ impl<D: Disk> Cache<D> {
     fn write_ordered(&mut self, first_blocks_first: bool) -> Result<(), DiskError> {
         let first = self.first_blocks.clone();
         for inside in [first_blocks_first, !first_blocks_first] {
-            self.write_dirty(|block| first.contains(&block) == inside)?;
-            if self.unflushed {
-                self.disk.flush()?;
-                self.stats.flushes += 1;
-                self.unflushed = false;
+            if inside {
+                self.write_first_blocks_descending()?;
+            } else {
+                self.write_dirty(|block| !first.contains(&block))?;
             }
+            self.flush_written()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the dirty first blocks (the FATs) one page at a time from the highest down: a
+    /// chain usually grows towards higher clusters, so a new cluster's end mark reaches the disk
+    /// before the link that points at it, and a stop in between leaves a lost cluster rather
+    /// than a link to a free one.
+    fn write_first_blocks_descending(&mut self) -> Result<(), DiskError> {
+        let first = self.first_blocks.clone();
+        let pages: Vec<u64> = self.dirty_pages.iter().rev().copied().collect();
+        for page in pages {
+            let base = page * self.blocks_per_page as u64;
+            let end = base + self.blocks_per_page as u64;
+            if base >= first.end || end <= first.start {
+                continue;
+            }
+            self.write_dirty(|block| block >= base && block < end && first.contains(&block))?;
         }
         Ok(())
     }
@@ -384,18 +405,7 @@ impl<D: Disk> Cache<D> {
             return Ok(slot);
         }
         self.stats.misses += 1;
-        let slot = if self.slots.len() < self.capacity {
-            self.slots.push(Slot {
-                page: None,
-                data: vec![0; PAGE_SIZE].into_boxed_slice(),
-                valid: 0,
-                dirty: 0,
-                referenced: false,
-            });
-            self.slots.len() - 1
-        } else {
-            self.evict()?
-        };
+        let slot = if self.slots.len() < self.capacity { self.new_slot() } else { self.evict()? };
         let s = &mut self.slots[slot];
         s.page = Some(page);
         s.valid = 0;
@@ -404,6 +414,18 @@ impl<D: Disk> Cache<D> {
         self.index.insert(page, slot);
         (self.last_page, self.last_slot) = (page, slot);
         Ok(slot)
+    }
+
+    /// A new, empty slot.
+    fn new_slot(&mut self) -> usize {
+        self.slots.push(Slot {
+            page: None,
+            data: vec![0; PAGE_SIZE].into_boxed_slice(),
+            valid: 0,
+            dirty: 0,
+            referenced: false,
+        });
+        self.slots.len() - 1
     }
 
     /// Frees a slot by the clock algorithm, writing its dirty blocks first.
@@ -416,9 +438,19 @@ impl<D: Disk> Cache<D> {
                 self.slots[slot].referenced = false;
                 continue;
             }
-            if self.slots[slot].dirty != 0 && !self.only_first_blocks_dirty(slot) {
-                // Entries and data only after the FAT blocks they rely on.
-                self.write_dirty_first_blocks()?;
+            if self.slots[slot].dirty != 0 {
+                if self.freeing {
+                    // Freeing: no FAT block may reach the disk before the entry that stops
+                    // pointing at its clusters, which may not even be changed yet: such a page
+                    // stays, and the cache grows past its capacity for this operation instead
+                    // (see `slot_for`).
+                    if !self.only_other_blocks_dirty(slot) {
+                        continue;
+                    }
+                } else if !self.only_first_blocks_dirty(slot) {
+                    // Entries and data only after the FAT blocks they rely on.
+                    self.write_dirty_first_blocks()?;
+                }
             }
             self.write_back(slot)?;
             if let Some(page) = self.slots[slot].page.take() {
@@ -430,6 +462,11 @@ impl<D: Disk> Cache<D> {
             }
             self.stats.evictions += 1;
             return Ok(slot);
+        }
+        if self.freeing {
+            // Every page holds FAT blocks an operation that frees clusters changed: one more
+            // page, beyond the capacity.
+            return Ok(self.new_slot());
         }
         Err(DiskError::Invalid)
     }
@@ -443,19 +480,38 @@ impl<D: Disk> Cache<D> {
             .all(|b| self.first_blocks.contains(&(base + b as u64)))
     }
 
-    /// Writes and flushes every dirty first block (before a page outside them leaves).
-    fn write_dirty_first_blocks(&mut self) -> Result<(), DiskError> {
-        let first = self.first_blocks.clone();
-        if first.is_empty() {
-            return Ok(());
-        }
-        self.write_dirty(|block| first.contains(&block))?;
+    /// Whether every dirty block of `slot` is outside the first blocks.
+    fn only_other_blocks_dirty(&self, slot: usize) -> bool {
+        let Some(page) = self.slots[slot].page else { return true };
+        let base = page * self.blocks_per_page as u64;
+        (0..self.blocks_per_page)
+            .filter(|b| self.slots[slot].dirty & (1 << b) != 0)
+            .all(|b| !self.first_blocks.contains(&(base + b as u64)))
+    }
+
+    /// Flushes the disk if anything was written since the last flush.
+    fn flush_written(&mut self) -> Result<(), DiskError> {
         if self.unflushed {
             self.disk.flush()?;
             self.stats.flushes += 1;
             self.unflushed = false;
         }
         Ok(())
+    }
+
+    /// While `freeing` (an operation that frees clusters runs), evictions write the other
+    /// blocks first and the first blocks (FATs) last, as [`Cache::sync_others_first`] does.
+    pub fn set_freeing(&mut self, freeing: bool) {
+        self.freeing = freeing;
+    }
+
+    /// Writes and flushes every dirty first block (before a page outside them leaves).
+    fn write_dirty_first_blocks(&mut self) -> Result<(), DiskError> {
+        if self.first_blocks.is_empty() {
+            return Ok(());
+        }
+        self.write_first_blocks_descending()?;
+        self.flush_written()
     }
 
     /// Writes a slot's dirty blocks (one request per run of adjacent ones).

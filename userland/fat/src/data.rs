@@ -134,19 +134,20 @@ impl<D: Disk> Volume<D> {
         let size = entry.len();
         let first = entry.cluster().0 as u64;
         let known = if size > 0 {
-            let runs = self.runs(first)?;
-            let last = self.cluster_at(first, (size - 1) / self.geometry.cluster_size as u64)?;
+            let clusters = size.div_ceil(self.geometry.cluster_size as u64);
+            let runs = self.runs(first, clusters)?;
+            let last = self.cluster_at(first, clusters - 1, clusters)?;
             match self.fs.fat().next_cluster(&mut self.stream(), last as usize) {
                 Ok(None) => Some(runs),
-                Ok(Some(_)) => {
-                    // Clusters past the file's end: what a stop leaves when the FAT reached the
-                    // disk and the entry's new size did not (the FAT goes first). No entry
-                    // counts them, so they are cut off before the file grows.
+                Ok(Some(_)) | Err(_) => {
+                    // Clusters past the file's end (or a damaged link there): what a stop leaves
+                    // when the FAT reached the disk and the entry's new size did not (the FAT
+                    // goes first). No entry counts them, so they are cut off before the file
+                    // grows.
                     self.fs.fat().truncate_chain(&mut self.stream(), last as usize).map_err(|e| self.fat_error(e))?;
                     self.forget_chain(first);
-                    Some(self.runs(first)?)
+                    Some(self.runs(first, clusters)?)
                 }
-                Err(e) => return Err(self.fat_error(e)),
             }
         } else {
             None
@@ -171,7 +172,7 @@ impl<D: Disk> Volume<D> {
             (Some(runs), Ok(())) => {
                 let mut runs = runs.to_vec();
                 match runs.pop() {
-                    Some(last) => match self.walk(runs, last) {
+                    Some(last) => match self.walk(runs, last, u64::MAX) {
                         Ok(runs) => self.remember(first, &runs),
                         Err(_) => self.forget_chain(first),
                     },
@@ -188,6 +189,7 @@ impl<D: Disk> Volume<D> {
     fn transfer(&self, entry: &FileEntry, offset: u64, mut op: Transfer<'_>) -> Result<(), FsError> {
         let first = entry.cluster().0 as u64;
         let cluster_size = self.geometry.cluster_size as u64;
+        let clusters = entry.len().div_ceil(cluster_size);
         let len = match &op {
             Transfer::Read(buf) => buf.len(),
             Transfer::Write(data) => data.len(),
@@ -195,7 +197,7 @@ impl<D: Disk> Volume<D> {
         let mut done = 0;
         while done < len {
             let pos = offset + done as u64;
-            let (cluster, contiguous) = self.locate_cluster(first, pos / cluster_size)?;
+            let (cluster, contiguous) = self.locate_cluster(first, pos / cluster_size, clusters)?;
             let in_cluster = pos % cluster_size;
             let span = contiguous.saturating_mul(cluster_size) - in_cluster;
             let take = usize::try_from(span).unwrap_or(usize::MAX).min(len - done);
@@ -220,14 +222,16 @@ impl<D: Disk> Volume<D> {
     }
 
     /// The `index`th cluster (from 0) of the chain starting at cluster `first`.
-    pub(crate) fn cluster_at(&self, first: u64, index: u64) -> Result<u64, FsError> {
-        self.locate_cluster(first, index).map(|(cluster, _)| cluster)
+    /// The file has `clusters` clusters: the chain is followed no further.
+    pub(crate) fn cluster_at(&self, first: u64, index: u64, clusters: u64) -> Result<u64, FsError> {
+        self.locate_cluster(first, index, clusters).map(|(cluster, _)| cluster)
     }
 
-    /// Disk cluster `index` of the file starting at `first`, and how many clusters from it on
-    /// are contiguous on the disk (so one transfer can cover them).
-    fn locate_cluster(&self, first: u64, index: u64) -> Result<(u64, u64), FsError> {
-        let runs = self.runs(first)?;
+    /// Disk cluster `index` of the file starting at `first` (which has `clusters` clusters),
+    /// and how many clusters from it on are contiguous on the disk (so one transfer can cover
+    /// them).
+    fn locate_cluster(&self, first: u64, index: u64, clusters: u64) -> Result<(u64, u64), FsError> {
+        let runs = self.runs(first, clusters)?;
         let at = runs.partition_point(|r| r.index + r.count <= index);
         match runs.get(at) {
             Some(r) if r.index <= index => Ok((r.cluster + (index - r.index), r.count - (index - r.index))),
@@ -235,26 +239,31 @@ impl<D: Disk> Volume<D> {
         }
     }
 
-    /// The runs of the chain starting at `first`: remembered, or walked now (at most as many
-    /// clusters as the volume has: a longer chain loops).
-    fn runs(&self, first: u64) -> Result<Rc<[Run]>, FsError> {
+    /// The runs of the first `clusters` clusters (at least) of the chain starting at `first`:
+    /// remembered, or walked now. What lies past them is never read: a file is its size, and a
+    /// chain damaged only past it (what a stop can leave) still reads.
+    fn runs(&self, first: u64, clusters: u64) -> Result<Rc<[Run]>, FsError> {
         if !self.geometry.is_data_cluster(first) {
             return Err(FsError::Corrupt("file data starts outside the data region"));
         }
-        if let Some(runs) = self.chains.try_borrow().ok().and_then(|c| c.get(&first).cloned()) {
+        let covered = |runs: &Rc<[Run]>| runs.last().is_some_and(|r| r.index + r.count >= clusters);
+        if let Some(runs) = self.chains.try_borrow().ok().and_then(|c| c.get(&first).cloned())
+            && covered(&runs)
+        {
             return Ok(runs);
         }
-        let runs = self.walk(Vec::new(), Run { index: 0, cluster: first, count: 1 })?;
+        let runs = self.walk(Vec::new(), Run { index: 0, cluster: first, count: 1 }, clusters)?;
         self.remember(first, &runs);
         Ok(runs)
     }
 
-    /// Follows the chain on from the last cluster of `run` (the end of `runs`), adding runs.
-    fn walk(&self, mut runs: Vec<Run>, mut run: Run) -> Result<Rc<[Run]>, FsError> {
+    /// Follows the chain on from the last cluster of `run` (the end of `runs`), adding runs,
+    /// until it ends or `limit` clusters are known.
+    fn walk(&self, mut runs: Vec<Run>, mut run: Run, limit: u64) -> Result<Rc<[Run]>, FsError> {
         let mut cluster = run.cluster + run.count - 1;
         let mut stream = self.stream();
         let mut steps = run.index + run.count;
-        loop {
+        while run.index + run.count < limit {
             let next = match self.fs.fat().next_cluster(&mut stream, cluster as usize) {
                 Ok(Some(next)) => next as u64,
                 Ok(None) => break,

@@ -419,7 +419,15 @@ impl<D: Disk> Volume<D> {
     pub(crate) fn free_safely(&self, op: impl FnOnce(&Self) -> Result<(), FsError>) -> Result<(), FsError> {
         self.fs.sync().map_err(|e| self.fat_error(e))?;
         self.with_cache(|c| c.sync())?;
+        self.with_cache(|c| {
+            c.set_freeing(true);
+            Ok(())
+        })?;
         let result = op(self);
+        self.with_cache(|c| {
+            c.set_freeing(false);
+            Ok(())
+        })?;
         let synced =
             self.fs.sync().map_err(|e| self.fat_error(e)).and_then(|()| self.with_cache(|c| c.sync_others_first()));
         result.and(synced)

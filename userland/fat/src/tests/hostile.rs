@@ -66,7 +66,7 @@ fn base(bytes: usize) -> Base {
     let cluster_bytes = |first: u64| -> Vec<Range<usize>> {
         let mut out = Vec::new();
         for i in 0.. {
-            let Ok(cluster) = vol.cluster_at(first, i) else { break };
+            let Ok(cluster) = vol.cluster_at(first, i, u64::MAX) else { break };
             let at = g.cluster_offset(cluster).expect("data cluster") as usize;
             out.push(at..at + g.cluster_size as usize);
         }

@@ -137,3 +137,4 @@ pub(crate) fn read_all<D: crate::Disk>(vol: &Volume<D>, path: &str, chunk: usize
     assert_eq!(vol.read(path, size as u64, &mut extra), Ok(0), "{path}: read at the end");
     out
 }
+mod speed_and_order;

@@ -106,8 +106,9 @@ fn format_picks_the_fat_type_by_size() {
     assert_eq!(&buf[..23], b"\0\0\0\0\0\0\0\0\0\0four k blocks");
 }
 
-/// Changes stay in the cache until `sync`; `sync` writes in ascending block order and then
-/// flushes; a volume dropped without `sync` loses its changes.
+/// Changes stay in the cache until `sync`; `sync` writes the FAT blocks (highest first), flushes,
+/// then the rest in ascending block order, and flushes; a volume dropped without `sync` loses its
+/// changes.
 #[test]
 fn changes_reach_the_disk_only_on_sync() {
     let disk = SharedDisk::new(8 << 20);
@@ -124,9 +125,21 @@ fn changes_reach_the_disk_only_on_sync() {
     vol.sync().expect("sync");
     let log = disk.log.borrow().clone();
     assert_eq!(log.last(), Some(&None), "sync ends with a flush");
-    let writes: Vec<(u64, usize)> = log.iter().flatten().copied().collect();
-    assert!(!writes.is_empty());
-    assert!(writes.windows(2).all(|w| w[0].0 + w[0].1 as u64 <= w[1].0), "not ascending: {writes:?}");
+    // Two phases, each ended by a flush: the FAT blocks, highest first, then the rest ascending.
+    let phases: Vec<Vec<(u64, usize)>> = log
+        .split(Option::is_none)
+        .map(|p| p.iter().flatten().copied().collect())
+        .filter(|p: &Vec<_>| !p.is_empty())
+        .collect();
+    assert_eq!(phases.len(), 2, "FATs, flush, the rest, flush: {log:?}");
+    assert!(phases[0].windows(2).all(|w| w[0].0 >= w[1].0 + w[1].1 as u64), "FATs not descending: {phases:?}");
+    assert!(phases[1].windows(2).all(|w| w[0].0 + w[0].1 as u64 <= w[1].0), "not ascending: {phases:?}");
+    assert!(
+        phases[0]
+            .last()
+            .is_some_and(|f| f.0 < phases[1].iter().map(|w| w.0).filter(|&b| b > 1).min().unwrap_or(u64::MAX)),
+        "the FATs lie below the data: {phases:?}"
+    );
 
     // Unsynced changes are lost when the volume goes away.
     vol.create("/lost").expect("create");

@@ -1,0 +1,1608 @@
+//! What the volume remembers and the order its writes reach the disk: directory listings and
+//! cluster runs kept in memory must answer what a fresh mount of the synced image answers; a
+//! chain longer than its file is cut before the file grows; the FATs reach the disk before what
+//! points into them (after it when freeing), evictions included; read-ahead keeps a sequential
+//! read to few requests and a random one to a small window. (Stops simulated after any write of
+//! a mixed burst still find damage this ordering cannot prevent: a chain link written before a
+//! new cluster's end mark in another FAT block, a rename's new entry before the old one's
+//! removal, a directory's new cluster after its FAT link, long names split across clusters.
+//! The issue's note describes them; the QEMU crash test exercises real stops.)
+//!
+//! The disks here are [`Recorder`]s: a disk in memory that logs every request (and, when asked,
+//! the bytes of every write), so the tests can replay a prefix of the writes onto the image the
+//! volume started from, as a stop at that moment would have left it.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
+use std::process::Command;
+use std::rc::Rc;
+
+use super::{CLOCK, SplitMix, TempDir, mount, read_all, run, s, tool};
+use crate::boot::{Geometry, Root};
+use crate::{Cache, Disk, DiskError, FatType, FsError, Kind, MemDisk, Volume};
+
+/// Block size of every disk here.
+const BLOCK: usize = 512;
+
+// ---------------------------------------------------------------------------------------------
+// A disk that records what it is asked to do.
+// ---------------------------------------------------------------------------------------------
+
+/// One request the [`Recorder`] was asked to do.
+#[derive(Clone, Debug)]
+enum Event {
+    Read {
+        first: u64,
+        blocks: u64,
+    },
+    /// `data` is kept only by a recorder made with `keep_data`.
+    Write {
+        first: u64,
+        blocks: u64,
+        data: Option<Rc<[u8]>>,
+    },
+    Flush,
+}
+
+/// A disk in memory whose bytes and request log outlive the volume using it.
+#[derive(Clone)]
+struct Recorder {
+    bytes: Rc<RefCell<Vec<u8>>>,
+    log: Rc<RefCell<Vec<Event>>>,
+    keep_data: bool,
+}
+
+impl Recorder {
+    fn new(image: Vec<u8>, keep_data: bool) -> Self {
+        assert!(image.len().is_multiple_of(BLOCK));
+        Self { bytes: Rc::new(RefCell::new(image)), log: Rc::default(), keep_data }
+    }
+
+    fn image(&self) -> Vec<u8> {
+        self.bytes.borrow().clone()
+    }
+
+    fn take_log(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.log.borrow_mut())
+    }
+}
+
+impl Disk for Recorder {
+    fn block_size(&self) -> usize {
+        BLOCK
+    }
+    fn blocks(&self) -> u64 {
+        (self.bytes.borrow().len() / BLOCK) as u64
+    }
+    fn read(&mut self, first: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        let start = first as usize * BLOCK;
+        buf.copy_from_slice(self.bytes.borrow().get(start..start + buf.len()).ok_or(DiskError::OutOfRange)?);
+        self.log.borrow_mut().push(Event::Read { first, blocks: (buf.len() / BLOCK) as u64 });
+        Ok(())
+    }
+    fn write(&mut self, first: u64, data: &[u8]) -> Result<(), DiskError> {
+        let start = first as usize * BLOCK;
+        self.bytes.borrow_mut().get_mut(start..start + data.len()).ok_or(DiskError::OutOfRange)?.copy_from_slice(data);
+        let kept = self.keep_data.then(|| Rc::from(data));
+        self.log.borrow_mut().push(Event::Write { first, blocks: (data.len() / BLOCK) as u64, data: kept });
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        self.log.borrow_mut().push(Event::Flush);
+        Ok(())
+    }
+}
+
+/// Mounts a recorder with a cache of `pages` pages.
+fn mount_recorder(disk: &Recorder, pages: usize) -> Volume<Recorder> {
+    Volume::open(Cache::new(disk.clone(), pages).expect("cache"), Some(&CLOCK)).expect("mount")
+}
+
+/// The blocks holding the FATs (all copies).
+fn fat_blocks<D: Disk>(vol: &Volume<D>) -> Range<u64> {
+    let g = vol.geometry;
+    let end = g.fat_start + g.fat_size * u64::from(g.fat_count);
+    g.fat_start / BLOCK as u64..end.div_ceil(BLOCK as u64)
+}
+
+/// Whether a write of `blocks` blocks from `first` lies wholly inside / wholly outside `fat`;
+/// a write straddling the boundary fails the test (the cache never builds one).
+fn in_fat(fat: &Range<u64>, first: u64, blocks: u64) -> bool {
+    let inside = fat.contains(&first);
+    let last_inside = fat.contains(&(first + blocks - 1));
+    let straddles = inside != last_inside || (!inside && first < fat.start && first + blocks > fat.end);
+    assert!(!straddles, "a write of blocks {first}..{} straddles the FAT region {fat:?}", first + blocks);
+    inside
+}
+
+/// The log cut into flush epochs: each the writes between two flushes, as (first, blocks).
+/// Writes after the last flush form a last epoch only if there are any.
+fn epochs(log: &[Event]) -> Vec<Vec<(u64, u64)>> {
+    let mut out = vec![Vec::new()];
+    for event in log {
+        match event {
+            Event::Write { first, blocks, .. } => out.last_mut().expect("an epoch").push((*first, *blocks)),
+            Event::Flush => out.push(Vec::new()),
+            Event::Read { .. } => {}
+        }
+    }
+    if out.last().is_some_and(Vec::is_empty) {
+        out.pop();
+    }
+    out
+}
+
+/// `F` for an epoch of FAT writes only, `N` for writes outside the FATs only, `-` for none,
+/// `M` for both: the shape of a log, for assertions and messages.
+fn shape(fat: &Range<u64>, log: &[Event]) -> String {
+    epochs(log)
+        .iter()
+        .map(|epoch| {
+            let fats = epoch.iter().filter(|&&(first, blocks)| in_fat(fat, first, blocks)).count();
+            match (fats, epoch.len() - fats) {
+                (0, 0) => '-',
+                (_, 0) => 'F',
+                (0, _) => 'N',
+                _ => 'M',
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images, FAT entries, trees and fsck.
+// ---------------------------------------------------------------------------------------------
+
+/// A new image made by `mkfs.fat -C` of `kib` KiB: FAT `fat`, `spc` sectors per cluster.
+fn mkfs(fat: &str, spc: &str, kib: &str) -> Vec<u8> {
+    let tmp = TempDir::new("mkfs");
+    let img = tmp.join("img");
+    run("mkfs.fat", &["-C", "--invariant", "-F", fat, "-s", spc, "-S", "512", s(&img), kib]);
+    std::fs::read(&img).expect("image")
+}
+
+/// Syncs and copies the disk's contents.
+fn synced(vol: &mut Volume<MemDisk>) -> Vec<u8> {
+    vol.sync().expect("sync");
+    vol.cache.borrow().disk().as_bytes().to_vec()
+}
+
+/// The FAT entry of `cluster` in FAT copy `copy` of `image`.
+fn fat_entry(image: &[u8], g: &Geometry, copy: u8, cluster: u64) -> u64 {
+    let base = (g.fat_start + u64::from(copy) * g.fat_size) as usize;
+    let c = cluster as usize;
+    match g.fat_type {
+        FatType::Fat12 => {
+            let at = base + c * 3 / 2;
+            let v = u16::from_le_bytes([image[at], image[at + 1]]) as u64;
+            if c % 2 == 1 { v >> 4 } else { v & 0xFFF }
+        }
+        FatType::Fat16 => u16::from_le_bytes([image[base + 2 * c], image[base + 2 * c + 1]]) as u64,
+        FatType::Fat32 => {
+            let at = base + 4 * c;
+            u32::from_le_bytes([image[at], image[at + 1], image[at + 2], image[at + 3]]) as u64 & 0x0FFF_FFFF
+        }
+    }
+}
+
+/// Sets the FAT entry of `cluster` in every FAT copy of `image` (FAT16 and FAT32 only).
+fn set_fat_entry(image: &mut [u8], g: &Geometry, cluster: u64, value: u64) {
+    for copy in 0..u64::from(g.fat_count) {
+        let base = (g.fat_start + copy * g.fat_size) as usize;
+        let c = cluster as usize;
+        match g.fat_type {
+            FatType::Fat16 => image[base + 2 * c..base + 2 * c + 2].copy_from_slice(&(value as u16).to_le_bytes()),
+            FatType::Fat32 => {
+                let at = base + 4 * c;
+                let old = u32::from_le_bytes([image[at], image[at + 1], image[at + 2], image[at + 3]]);
+                let new = (old & 0xF000_0000) | (value as u32 & 0x0FFF_FFFF);
+                image[at..at + 4].copy_from_slice(&new.to_le_bytes());
+            }
+            FatType::Fat12 => panic!("set_fat_entry: FAT12 is not needed here"),
+        }
+    }
+}
+
+/// The end-of-chain mark of a FAT type.
+fn eoc(t: FatType) -> u64 {
+    match t {
+        FatType::Fat12 => 0xFFF,
+        FatType::Fat16 => 0xFFFF,
+        FatType::Fat32 => 0x0FFF_FFFF,
+    }
+}
+
+/// Whether a FAT entry ends a chain.
+fn is_eoc(t: FatType, v: u64) -> bool {
+    match t {
+        FatType::Fat12 => v >= 0xFF8,
+        FatType::Fat16 => v >= 0xFFF8,
+        FatType::Fat32 => v >= 0x0FFF_FFF8,
+    }
+}
+
+/// The chain starting at `first`, read from the first FAT of `image` (not through the volume).
+fn chain_in_image(image: &[u8], g: &Geometry, first: u64) -> Vec<u64> {
+    let mut out = vec![first];
+    let mut c = first;
+    loop {
+        let next = fat_entry(image, g, 0, c);
+        if is_eoc(g.fat_type, next) {
+            return out;
+        }
+        assert!(g.is_data_cluster(next), "chain from {first} leaves the data region at {c} -> {next}");
+        assert!(out.len() <= g.cluster_count as usize, "chain from {first} loops");
+        out.push(next);
+        c = next;
+    }
+}
+
+/// Every cluster of the chain starting at `first`, as the volume locates them (its remembered
+/// runs).
+fn chain_in_volume<D: Disk>(vol: &Volume<D>, first: u64) -> Vec<u64> {
+    (0..).map_while(|i| vol.cluster_at(first, i, u64::MAX).ok()).collect()
+}
+
+/// First cluster of the file at `path`.
+fn first_cluster<D: Disk>(vol: &Volume<D>, path: &str) -> u64 {
+    let Ok(Some((entry, _))) = vol.resolve(path) else { panic!("resolve {path}") };
+    entry.cluster().0 as u64
+}
+
+/// Every entry under the root, depth first, in on-disk order within each directory: path,
+/// kind, size and (for files) contents.
+type Tree = Vec<(String, Kind, u64, Vec<u8>)>;
+
+fn tree<D: Disk>(vol: &Volume<D>) -> Tree {
+    try_tree(vol).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`tree`], failing with a message instead of panicking.
+fn try_tree<D: Disk>(vol: &Volume<D>) -> Result<Tree, String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![String::from("/")];
+    while let Some(dir) = dirs.pop() {
+        let entries = vol.read_dir(&dir).map_err(|e| format!("read_dir {dir}: {e}"))?;
+        for e in entries {
+            let path = if dir == "/" { format!("/{}", e.name) } else { format!("{dir}/{}", e.name) };
+            match e.kind {
+                Kind::Dir => {
+                    dirs.push(path.clone());
+                    out.push((path, Kind::Dir, 0, Vec::new()));
+                }
+                Kind::File => {
+                    let mut data = vec![0u8; e.size as usize];
+                    let n = vol.read(&path, 0, &mut data).map_err(|err| format!("read {path}: {err}"))?;
+                    if n != data.len() {
+                        return Err(format!("read {path}: {n} of {} bytes", data.len()));
+                    }
+                    out.push((path, Kind::File, e.size, data));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `fsck.fat -n` on the image file `path`: its exit code and output.
+fn fsck_file(path: &Path) -> (Option<i32>, String) {
+    let out = Command::new(tool("fsck.fat"))
+        .arg("-n")
+        .arg(path)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap_or_else(|e| panic!("fsck.fat: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+/// `fsck.fat -n` on an image in memory.
+fn fsck(image: &[u8]) -> (Option<i32>, String) {
+    let tmp = TempDir::new("fsck");
+    let img = tmp.join("img");
+    std::fs::write(&img, image).expect("image");
+    fsck_file(&img)
+}
+
+/// `fsck.fat`'s complaints: each a line at the left margin with the indented lines after it,
+/// without the banner, `Leaving filesystem unchanged.` and the closing summary (as
+/// `tools/xtask/src/crash.rs` reads them).
+fn complaints(text: &str) -> Vec<Vec<String>> {
+    let mut all: Vec<Vec<String>> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let noise = trimmed.is_empty()
+            || trimmed.starts_with("fsck.fat ")
+            || trimmed.starts_with("Checking we can access the last sector")
+            || trimmed == "Leaving filesystem unchanged."
+            || (trimmed.contains(" files, ") && trimmed.ends_with(" clusters"));
+        if noise {
+            continue;
+        }
+        match all.last_mut() {
+            Some(complaint) if line.starts_with(' ') => complaint.push(trimmed.to_string()),
+            _ => all.push(vec![trimmed.to_string()]),
+        }
+    }
+    all
+}
+
+/// Whether one complaint is something an unclean stop may leave: the rules of
+/// `tools/xtask/src/crash.rs` (lost clusters, a chain longer than its file, the FSInfo free
+/// count, FATs differing but intact, the dirty bit).
+fn acceptable(complaint: &[String]) -> bool {
+    let Some(head) = complaint.first() else { return true };
+    let details = &complaint[1..];
+    let only = |allowed: &[&str]| details.iter().all(|d| allowed.iter().any(|a| d.starts_with(a)));
+    if head.starts_with("Reclaimed ") && head.contains(" unused cluster") {
+        return details.is_empty();
+    }
+    if head.starts_with("Free cluster summary wrong") || head.starts_with("Free cluster summary uninitialized") {
+        return only(&["Auto-correcting."]);
+    }
+    if head == "FATs differ but appear to be intact." {
+        return only(&["Using first FAT."]);
+    }
+    if head.starts_with("Dirty bit is set.") {
+        return only(&["Automatically removing dirty bit."]);
+    }
+    if head.starts_with('/') && !head.ends_with(" and") {
+        return details.len() == 2
+            && details[0].starts_with("File size is ")
+            && details[0].contains("cluster chain length is > ")
+            && details[1].starts_with("Truncating file to ");
+    }
+    false
+}
+
+/// `Ok(complaints)` if `fsck.fat -n` (exit code, output) found nothing or only what an unclean
+/// stop may leave; `Err(why)` otherwise.
+fn fsck_verdict(code: Option<i32>, text: &str) -> Result<Vec<String>, String> {
+    let found = complaints(text);
+    match code {
+        Some(0) if found.is_empty() => Ok(Vec::new()),
+        Some(0 | 1) if !found.is_empty() => match found.iter().find(|c| !acceptable(c)) {
+            Some(bad) => Err(format!("not what an unclean stop may leave: {}\n{text}", bad.join(" / "))),
+            None => Ok(found.iter().map(|c| c.join(" ")).collect()),
+        },
+        other => Err(format!("exit status {other:?}\n{text}")),
+    }
+}
+
+/// Fails unless `fsck.fat -n` finds `image` entirely clean.
+fn assert_fsck_clean(image: &[u8], what: &str) {
+    let (code, text) = fsck(image);
+    assert!(code == Some(0) && complaints(&text).is_empty(), "{what}: fsck.fat -n is not clean ({code:?}):\n{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Directory listings remembered per directory.
+// ---------------------------------------------------------------------------------------------
+
+/// A directory's entries read from its bytes (not through hadris-fat): each entry's 8.3 name as
+/// `BASE.EXT` and its long name, if long-name slots precede it. `.`, `..`, deleted entries and
+/// the volume label are left out.
+fn raw_entries(vol: &Volume<MemDisk>, dir: &str) -> Vec<(String, Option<String>)> {
+    let g = vol.geometry;
+    let read = |at: u64, len: u64| {
+        let mut buf = vec![0u8; len as usize];
+        let n = vol.cache.borrow_mut().read_at(at, &mut buf).expect("read directory");
+        assert_eq!(n, buf.len());
+        buf
+    };
+    let clusters = |first: u64| -> Vec<u8> {
+        chain_in_volume(vol, first)
+            .into_iter()
+            .flat_map(|c| read(g.cluster_offset(c).expect("data cluster"), g.cluster_size as u64))
+            .collect()
+    };
+    let bytes = match vol.resolve(dir).expect("resolve") {
+        None => match g.root {
+            Root::Fixed { start, size } => read(start, size),
+            Root::Chain(first) => clusters(first as u64),
+        },
+        Some((entry, _)) => clusters(entry.cluster().0 as u64),
+    };
+    let mut out = Vec::new();
+    let mut lfn: Vec<(u8, Vec<u16>)> = Vec::new();
+    for slot in bytes.chunks_exact(32) {
+        match slot[0] {
+            0 => break,
+            0xE5 => {
+                lfn.clear();
+                continue;
+            }
+            _ => {}
+        }
+        if slot[11] == 0x0F {
+            let units =
+                [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30].map(|i| u16::from_le_bytes([slot[i], slot[i + 1]]));
+            lfn.push((slot[0] & 0x1F, units.to_vec()));
+            continue;
+        }
+        let slots = std::mem::take(&mut lfn);
+        if slot[11] & 0x08 != 0 {
+            continue;
+        }
+        let trim = |b: &[u8]| String::from_utf8_lossy(b).trim_end_matches(' ').to_string();
+        let (base, ext) = (trim(&slot[..8]), trim(&slot[8..11]));
+        if base == "." || base == ".." {
+            continue;
+        }
+        let short = if ext.is_empty() { base } else { format!("{base}.{ext}") };
+        let long = (!slots.is_empty()).then(|| {
+            let mut slots = slots;
+            slots.sort_by_key(|&(order, _)| order);
+            let units: Vec<u16> =
+                slots.into_iter().flat_map(|(_, units)| units).take_while(|&u| u != 0 && u != 0xFFFF).collect();
+            String::from_utf16_lossy(&units)
+        });
+        out.push((short, long));
+    }
+    out
+}
+
+/// The 8.3 name of the entry called `long` in `dir`, read from the directory's bytes.
+fn alias(vol: &Volume<MemDisk>, dir: &str, long: &str) -> String {
+    let raw = raw_entries(vol, dir);
+    raw.iter()
+        .find(|(_, l)| l.as_deref() == Some(long))
+        .map(|(short, _)| short.clone())
+        .unwrap_or_else(|| panic!("no entry with the long name {long} in {dir}: {raw:?}"))
+}
+
+/// Spellings of `name` that FAT matches to it: as is, upper and lower case, alternating.
+fn spellings(name: &str) -> Vec<String> {
+    let upper: String = name.chars().flat_map(char::to_uppercase).collect();
+    let lower: String = name.chars().flat_map(char::to_lowercase).collect();
+    let alternating: String = name
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| if i % 2 == 0 { c.to_uppercase().collect::<Vec<_>>() } else { c.to_lowercase().collect() })
+        .collect();
+    vec![name.to_string(), upper, lower, alternating]
+}
+
+/// The volume with listings remembered, and a fresh mount of its synced image with every
+/// remembered thing forgotten before each question, answer every probe alike: `stat`, and for
+/// files the whole contents. `first` are asked first: a lookup that misses scans the directory
+/// again and remembers what it holds now, which would hide a stale listing from the questions
+/// after it, so the names a stale listing could still hold go before any other.
+fn assert_answers_alike(
+    live: &Volume<MemDisk>,
+    image: &[u8],
+    first: &BTreeSet<String>,
+    probes: &BTreeSet<String>,
+    step: &str,
+) {
+    let fresh = mount(image.to_vec(), 64);
+    for path in first.iter().chain(probes.difference(first)) {
+        fresh.names.borrow_mut().forget_all();
+        fresh.forget_chains();
+        let want = fresh.stat(path);
+        let got = live.stat(path);
+        assert_eq!(got, want, "after {step}: stat {path}: remembered listing vs a fresh mount");
+        if let Ok(meta) = want
+            && meta.kind == Kind::File
+        {
+            fresh.names.borrow_mut().forget_all();
+            assert!(read_all(live, path, 3000) == read_all(&fresh, path, 3000), "after {step}: contents of {path}");
+        }
+    }
+    assert_eq!(tree(live), tree(&fresh), "after {step}: the trees differ");
+}
+
+/// Every name in `dirs` (from their raw entries) in every spelling, and its 8.3 alias.
+fn probes_of(vol: &Volume<MemDisk>, dirs: &[&str]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for dir in dirs {
+        let prefix = if *dir == "/" { String::new() } else { dir.to_string() };
+        for (short, long) in raw_entries(vol, dir) {
+            // An 8.3 name in a DOS code page (not ASCII) cannot be spelled as a path.
+            let short = short.is_ascii().then_some(short);
+            for name in short.iter().chain(long.iter()).flat_map(|n| spellings(n)) {
+                out.insert(format!("{prefix}/{name}"));
+            }
+        }
+    }
+    out
+}
+
+/// Looks a name up in each directory, so every listing is remembered before the next change.
+fn touch_listings(vol: &Volume<MemDisk>, dirs: &[&str]) {
+    for dir in dirs {
+        let prefix = if *dir == "/" { String::new() } else { dir.to_string() };
+        let _ = vol.stat(&format!("{prefix}/no such entry"));
+        if let Some(entry) = vol.read_dir(dir).ok().and_then(|e| e.into_iter().next()) {
+            vol.stat(&format!("{prefix}/{}", entry.name)).expect("stat a listed entry");
+        }
+    }
+}
+
+/// Lookups by other spellings and by 8.3 alias, in a directory listed once, answer as a fresh
+/// mount does; and so does every lookup after each kind of change, in that directory and in
+/// another one. The image comes from `mkfs.fat`, with long names made by `mcopy` (whose aliases
+/// are `LONGFI~1.TXT`-style) and by the volume (whose aliases are read from the directory's
+/// bytes).
+#[test]
+fn remembered_listings_answer_like_a_fresh_mount() {
+    let tmp = TempDir::new("listings");
+    let img = tmp.join("img");
+    let img_s = s(&img);
+    run("mkfs.fat", &["-C", "--invariant", "-F", "16", "-s", "1", img_s, "8192"]);
+    run("mmd", &["-i", img_s, "::/dir", "::/other"]);
+    let host = |name: &str, data: &[u8]| {
+        let path = tmp.join(name);
+        std::fs::write(&path, data).expect("host file");
+        path
+    };
+    let long = host("Long File Name.txt", &SplitMix(1).bytes(3000));
+    let unicode = host("Ünïcödé Ñame.txt", "hé".repeat(700).as_bytes());
+    let short = host("short.txt", b"short");
+    let other = host("Other Long.txt", &SplitMix(2).bytes(1500));
+    run("mcopy", &["-i", img_s, s(&long), s(&unicode), s(&short), "::/dir/"]);
+    run("mcopy", &["-i", img_s, s(&other), "::/other/"]);
+
+    let mut vol = mount(std::fs::read(&img).expect("image"), 64);
+    let dirs = ["/", "/dir", "/other"];
+    assert_eq!(alias(&vol, "/dir", "Long File Name.txt"), "LONGFI~1.TXT", "mtools' alias");
+    let unicode_alias = alias(&vol, "/dir", "Ünïcödé Ñame.txt");
+
+    // Listed once, then looked up by other spellings and by alias.
+    touch_listings(&vol, &dirs);
+    for path in ["/dir/LONGFI~1.TXT", "/dir/longfi~1.txt", "/DIR/LongFi~1.Txt", "/dir/LONG FILE NAME.TXT"] {
+        assert_eq!(vol.stat(path).map(|m| (m.kind, m.size)), Ok((Kind::File, 3000)), "{path}");
+    }
+    for path in ["/dir/ünïcödé ñame.txt", "/dir/ÜNÏCÖDÉ ÑAME.TXT"] {
+        assert_eq!(vol.stat(path).map(|m| m.size), Ok(2100), "{path}");
+    }
+    // mtools writes the alias in a DOS code page: only an ASCII one can be spelled as a path.
+    if unicode_alias.is_ascii() {
+        assert_eq!(vol.stat(&format!("/dir/{}", unicode_alias.to_lowercase())).map(|m| m.size), Ok(2100));
+    }
+    assert_eq!(vol.stat("/dir/SHORT.TXT").map(|m| m.size), Ok(5));
+    assert_eq!(vol.stat("/dir/LONGFI~2.TXT"), Err(FsError::NotFound));
+    assert_eq!(vol.stat("/dir/Long File Name.tx"), Err(FsError::NotFound));
+
+    // Every probe ever made is asked again after each change: names that went away must go.
+    let mut probes = probes_of(&vol, &dirs);
+    probes.extend(["/dir/LONGFI~2.TXT", "/dir/nope", "/other/nope", "/nope/x", "/dir/SHORT.TXT/x"].map(String::from));
+    let image = synced(&mut vol);
+    assert_answers_alike(&vol, &image, &BTreeSet::new(), &probes, "mounting");
+
+    type Change = (&'static str, fn(&mut Volume<MemDisk>));
+    let changes: &[Change] = &[
+        ("create a long name", |v| v.create("/dir/New Long Name.txt").expect("create")),
+        ("write to it", |v| assert_eq!(v.write("/dir/new long name.TXT", 0, &[7; 2000]), Ok(2000))),
+        ("create an 8.3 name", |v| v.create("/dir/NEW.TXT").expect("create")),
+        ("create a lower-case 8.3 name", |v| v.create("/dir/lower.txt").expect("create")),
+        ("mkdir", |v| v.mkdir("/dir/Sub Directory").expect("mkdir")),
+        ("create in the new directory", |v| v.create("/dir/sub directory/Deep Long Name.bin").expect("create")),
+        ("write in the new directory", |v| {
+            assert_eq!(v.write("/dir/Sub Directory/DEEP LONG NAME.BIN", 0, b"deep"), Ok(4))
+        }),
+        ("rename within the directory", |v| v.rename("/dir/LONGFI~1.TXT", "/dir/Renamed Long Name.txt").expect("mv")),
+        ("rename to another directory", |v| v.rename("/dir/short.txt", "/other/Moved Short.txt").expect("mv")),
+        ("rename from another directory", |v| v.rename("/other/other long.txt", "/dir/From Other.txt").expect("mv")),
+        ("change only the case", |v| v.rename("/dir/NEW.TXT", "/dir/new.txt").expect("mv")),
+        ("create in the other directory", |v| v.create("/other/Another Long One.txt").expect("create")),
+        ("write in the other directory", |v| assert_eq!(v.write("/other/ANOTHER LONG ONE.TXT", 5, b"x"), Ok(1))),
+        ("cut a file", |v| v.truncate("/dir/renamed long name.txt", 10).expect("truncate")),
+        ("grow a file", |v| v.truncate("/dir/from other.txt", 9000).expect("truncate")),
+        ("remove a long name", |v| v.remove("/dir/new long name.txt").expect("remove")),
+        ("rename over a file", |v| v.rename("/dir/new.txt", "/dir/Renamed Long Name.txt").expect("mv")),
+        ("remove by alias", |v| {
+            let short = alias(v, "/dir/Sub Directory", "Deep Long Name.bin");
+            v.remove(&format!("/dir/SUB DIRECTORY/{}", short.to_lowercase())).expect("remove")
+        }),
+        ("remove the new directory", |v| v.remove("/dir/sub directory").expect("rmdir")),
+        ("create the 8.3 name a long name would get", |v| v.create("/dir/LONGFILE.TXT").expect("create")),
+        ("create where a long name was", |v| v.create("/dir/Long File Name.txt").expect("create")),
+        ("write by alias", |v| {
+            let short = alias(v, "/dir", "Long File Name.txt");
+            assert_ne!(short, "LONGFILE.TXT", "two entries with one 8.3 name");
+            assert_eq!(v.write(&format!("/dir/{short}"), 0, b"by alias"), Ok(8));
+        }),
+        ("mkdir in the other directory", |v| v.mkdir("/other/d").expect("mkdir")),
+        ("move a directory", |v| v.rename("/other/d", "/dir/Moved Directory").expect("mv")),
+    ];
+    let mut known: Vec<String> = dirs.iter().map(|d| d.to_string()).collect();
+    for &(step, change) in changes {
+        // Every listing remembered, and what it holds, before the change.
+        let known_now: Vec<&str> = known.iter().map(String::as_str).collect();
+        touch_listings(&vol, &known_now);
+        let before = probes_of(&vol, &known_now);
+        change(&mut vol);
+        let image = synced(&mut vol);
+        // What is there now, learned from a fresh mount: asking the volume would refresh it.
+        let fresh = mount(image.clone(), 64);
+        known = dirs.iter().map(|d| d.to_string()).collect();
+        for entry in fresh.read_dir("/dir").expect("read_dir") {
+            if entry.kind == Kind::Dir {
+                known.push(format!("/dir/{}", entry.name));
+            }
+        }
+        let known_now: Vec<&str> = known.iter().map(String::as_str).collect();
+        probes.extend(before.iter().cloned());
+        probes.extend(probes_of(&fresh, &known_now));
+        assert_answers_alike(&vol, &image, &before, &probes, step);
+    }
+
+    // A name equal to another entry's 8.3 alias names that entry: creating it is refused.
+    let renamed_alias = alias(&vol, "/dir", "Renamed Long Name.txt");
+    touch_listings(&vol, &dirs);
+    assert_eq!(vol.create(&format!("/dir/{renamed_alias}")), Err(FsError::AlreadyExists), "{renamed_alias}");
+    assert_eq!(vol.create(&format!("/dir/{}", renamed_alias.to_lowercase())), Err(FsError::AlreadyExists));
+    let image = synced(&mut vol);
+    assert_answers_alike(&vol, &image, &BTreeSet::new(), &probes, "refused creates");
+    assert_fsck_clean(&image, "after the listing changes");
+}
+
+/// What the tree should hold: file contents and directories by exact path.
+#[derive(Default)]
+struct Model {
+    files: BTreeMap<String, Vec<u8>>,
+    dirs: BTreeSet<String>,
+}
+
+/// FAT's case folding for long names: Unicode upper case.
+fn fold(name: &str) -> String {
+    name.chars().flat_map(char::to_uppercase).collect()
+}
+
+fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+fn name_of(path: &str) -> &str {
+    &path[path.rfind('/').map_or(0, |i| i + 1)..]
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir == "/" { format!("/{name}") } else { format!("{dir}/{name}") }
+}
+
+/// Whether `path` is `ancestor` or below it.
+fn within(path: &str, ancestor: &str) -> bool {
+    path == ancestor || path.strip_prefix(ancestor).is_some_and(|rest| rest.starts_with('/'))
+}
+
+impl Model {
+    /// The exact path of the entry `path` names (in any spelling), and whether it is a
+    /// directory.
+    fn find(&self, path: &str) -> Option<(String, bool)> {
+        if path == "/" {
+            return Some((String::from("/"), true));
+        }
+        let key = fold(path);
+        let file = self.files.keys().find(|p| fold(p) == key).map(|p| (p.clone(), false));
+        file.or_else(|| self.dirs.iter().find(|p| fold(p) == key).map(|p| (p.clone(), true)))
+    }
+
+    /// Exact paths of the entries directly in `dir`.
+    fn children(&self, dir: &str) -> Vec<String> {
+        self.files.keys().chain(self.dirs.iter()).filter(|p| parent_of(p) == dir).cloned().collect()
+    }
+
+    /// Moves the entry `from` (and what is below it) to `to`.
+    fn rename(&mut self, from: &str, to: &str) {
+        let moved = |p: &str| if within(p, from) { format!("{to}{}", &p[from.len()..]) } else { p.to_string() };
+        self.files = std::mem::take(&mut self.files).into_iter().map(|(p, d)| (moved(&p), d)).collect();
+        self.dirs = std::mem::take(&mut self.dirs).into_iter().map(|p| moved(&p)).collect();
+    }
+
+    /// The tree as [`tree`] gives it, sorted.
+    fn tree(&self) -> Tree {
+        let mut out: Tree =
+            self.files.iter().map(|(p, d)| (p.clone(), Kind::File, d.len() as u64, d.clone())).collect();
+        out.extend(self.dirs.iter().map(|p| (p.clone(), Kind::Dir, 0, Vec::new())));
+        out.sort();
+        out
+    }
+}
+
+/// A spelling of `path` with each letter's case chosen at random (among letters whose other
+/// case is one character).
+fn respell(rng: &mut SplitMix, path: &str) -> String {
+    path.chars()
+        .map(|c| {
+            let mut upper = c.to_uppercase();
+            let mut lower = c.to_lowercase();
+            let (u, u_more, l, l_more) = (upper.next(), upper.next(), lower.next(), lower.next());
+            match (rng.below(3), u, u_more, l, l_more) {
+                (1, Some(u), None, _, _) => u,
+                (2, _, _, Some(l), None) => l,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Names the random operations give files and directories: 8.3 in either case, mixed case,
+/// long, non-ASCII.
+const NAMES: &[&str] = &[
+    "a.txt",
+    "B.TXT",
+    "lower",
+    "MiXeD.Txt",
+    "Long File Name.txt",
+    "long file name 2.data",
+    "Ünïcödé.bin",
+    "日本語.txt",
+    "x y z",
+    "file.with.dots.txt",
+    "ÅNGSTRÖM",
+    "Sub Dir",
+];
+
+/// Most bytes a file of the random operations grows to.
+const MAX_RANDOM_FILE: u64 = 30_000;
+
+/// `ops` random operations on one volume (create, mkdir, write, truncate, remove, rename,
+/// stat, read, read_dir, through random spellings of the paths), each checked against a model.
+/// Every 100, the volume is synced and its image mounted afresh: the volume's tree, the fresh
+/// mount's and the model's must agree, and `stat` of every path (in another spelling) and of
+/// missing ones must answer alike. Returns how often each operation ran.
+fn random_operations(image: Vec<u8>, pages: usize, ops: usize, seed: u64) -> BTreeMap<&'static str, usize> {
+    let mut vol = mount(image, pages);
+    let mut m = Model::default();
+    let mut rng = SplitMix(seed);
+    let mut counts = BTreeMap::new();
+    let pick = |rng: &mut SplitMix, items: &[String]| items[rng.below(items.len() as u64) as usize].clone();
+    for op in 1..=ops {
+        let dirs: Vec<String> = std::iter::once(String::from("/")).chain(m.dirs.iter().cloned()).collect();
+        let files: Vec<String> = m.files.keys().cloned().collect();
+        let entries: Vec<String> = files.iter().chain(m.dirs.iter()).cloned().collect();
+        let dir = pick(&mut rng, &dirs);
+        let name = NAMES[rng.below(NAMES.len() as u64) as usize];
+        let mut roll = rng.below(100);
+        if files.len() >= 60 && roll < 20 {
+            roll = 55; // remove instead of making more
+        }
+        if (files.is_empty() && (20..52).contains(&roll)) || (entries.is_empty() && roll >= 52) {
+            roll = 0;
+        }
+        let what = match roll {
+            0..=19 => {
+                // create (three in four) or mkdir, at most two levels deep
+                let directory = roll >= 15;
+                let dir = if directory && dir.matches('/').count() >= 2 { String::from("/") } else { dir };
+                let exact = join(&dir, name);
+                let path = join(&respell(&mut rng, &dir), name);
+                let got = if directory { vol.mkdir(&path) } else { vol.create(&path) };
+                if m.find(&exact).is_some() {
+                    assert_eq!(got, Err(FsError::AlreadyExists), "op {op}: create {path}");
+                } else {
+                    assert_eq!(got, Ok(()), "op {op}: create {path}");
+                    if directory {
+                        m.dirs.insert(exact);
+                    } else {
+                        m.files.insert(exact, Vec::new());
+                    }
+                }
+                if directory { "mkdir" } else { "create" }
+            }
+            20..=43 => {
+                let file = pick(&mut rng, &files);
+                let size = m.files[&file].len() as u64;
+                let most = if rng.below(4) == 0 { 12_000 } else { 2000 };
+                let len = 1 + rng.below(most);
+                let offset = rng.below((size + 2000).min(MAX_RANDOM_FILE - len));
+                let data = rng.bytes(len as usize);
+                let path = respell(&mut rng, &file);
+                assert_eq!(vol.write(&path, offset, &data), Ok(data.len()), "op {op}: write {path} at {offset}");
+                let model = m.files.get_mut(&file).expect("modelled");
+                let end = (offset + len) as usize;
+                if model.len() < end {
+                    model.resize(end, 0);
+                }
+                model[offset as usize..end].copy_from_slice(&data);
+                "write"
+            }
+            44..=51 => {
+                let file = pick(&mut rng, &files);
+                let size = m.files[&file].len() as u64;
+                let len = rng.below(size * 2 + 1000).min(MAX_RANDOM_FILE);
+                let path = respell(&mut rng, &file);
+                assert_eq!(vol.truncate(&path, len), Ok(()), "op {op}: truncate {path} to {len}");
+                m.files.get_mut(&file).expect("modelled").resize(len as usize, 0);
+                "truncate"
+            }
+            52..=59 => {
+                let entry = pick(&mut rng, &entries);
+                let path = respell(&mut rng, &entry);
+                let got = vol.remove(&path);
+                if m.dirs.contains(&entry) && !m.children(&entry).is_empty() {
+                    assert_eq!(got, Err(FsError::NotEmpty), "op {op}: remove {path}");
+                } else {
+                    assert_eq!(got, Ok(()), "op {op}: remove {path}");
+                    m.files.remove(&entry);
+                    m.dirs.remove(&entry);
+                }
+                "remove"
+            }
+            60..=71 => 'rename: {
+                let from = pick(&mut rng, &entries);
+                let from_dir = m.dirs.contains(&from);
+                let (target_dir, new_name) = match rng.below(10) {
+                    // Only the case changes.
+                    0..=2 => (parent_of(&from).to_string(), respell(&mut rng, name_of(&from))),
+                    // Over another file.
+                    3..=4 if !from_dir && files.len() > 1 => {
+                        let over = pick(&mut rng, &files);
+                        (parent_of(&over).to_string(), respell(&mut rng, name_of(&over)))
+                    }
+                    _ => (dir.clone(), name.to_string()),
+                };
+                let to_exact = join(&target_dir, &new_name);
+                let existing = m.find(&to_exact).filter(|(e, _)| *e != from);
+                if from_dir && within(&target_dir, &from) && existing.as_ref().is_some_and(|&(_, dir)| dir) {
+                    // A directory into itself over an existing directory: not modelled.
+                    break 'rename "rename (not made)";
+                }
+                let to = join(&respell(&mut rng, &target_dir), &new_name);
+                let path = respell(&mut rng, &from);
+                let got = vol.rename(&path, &to);
+                let want = match &existing {
+                    None if from_dir && within(&target_dir, &from) => Err(FsError::InvalidPath),
+                    Some((_, true)) if !from_dir => Err(FsError::IsADirectory),
+                    Some((_, false)) if from_dir => Err(FsError::NotADirectory),
+                    Some((e, true)) if !m.children(e).is_empty() => Err(FsError::NotEmpty),
+                    _ => Ok(()),
+                };
+                assert_eq!(got, want, "op {op}: rename {path} -> {to}");
+                if want.is_ok() {
+                    if let Some((e, _)) = existing {
+                        m.files.remove(&e);
+                        m.dirs.remove(&e);
+                    }
+                    m.rename(&from, &to_exact);
+                }
+                "rename"
+            }
+            72..=83 => {
+                let (path, want) = match rng.below(4) {
+                    0 => {
+                        let path = join(&respell(&mut rng, &dir), name);
+                        let want = match m.find(&join(&dir, name)) {
+                            None => Err(FsError::NotFound),
+                            Some((_, true)) => Ok((Kind::Dir, 0)),
+                            Some((e, false)) => Ok((Kind::File, m.files[&e].len() as u64)),
+                        };
+                        (path, want)
+                    }
+                    1 if !files.is_empty() => {
+                        let file = pick(&mut rng, &files);
+                        (join(&respell(&mut rng, &file), "x"), Err(FsError::NotADirectory))
+                    }
+                    _ => {
+                        let entry = pick(&mut rng, &entries);
+                        let want = match m.files.get(&entry) {
+                            Some(data) => Ok((Kind::File, data.len() as u64)),
+                            None => Ok((Kind::Dir, 0)),
+                        };
+                        (respell(&mut rng, &entry), want)
+                    }
+                };
+                assert_eq!(vol.stat(&path).map(|meta| (meta.kind, meta.size)), want, "op {op}: stat {path}");
+                "stat"
+            }
+            84..=91 => {
+                let file = pick(&mut rng, &files);
+                let data = &m.files[&file];
+                let offset = rng.below(data.len() as u64 + 100) as usize;
+                let mut buf = vec![0u8; 1 + rng.below(5000) as usize];
+                let path = respell(&mut rng, &file);
+                let n =
+                    vol.read(&path, offset as u64, &mut buf).unwrap_or_else(|e| panic!("op {op}: read {path}: {e}"));
+                let want = data.get(offset..).map_or(&[][..], |rest| &rest[..rest.len().min(buf.len())]);
+                assert!(buf[..n] == *want, "op {op}: read {path} at {offset}");
+                "read"
+            }
+            _ => {
+                let path = respell(&mut rng, &dir);
+                let mut got: Vec<(String, Kind, u64)> = vol
+                    .read_dir(&path)
+                    .unwrap_or_else(|e| panic!("op {op}: read_dir {path}: {e}"))
+                    .into_iter()
+                    .map(|e| (e.name, e.kind, e.size))
+                    .collect();
+                let mut want: Vec<(String, Kind, u64)> = m
+                    .children(&dir)
+                    .into_iter()
+                    .map(|p| match m.files.get(&p) {
+                        Some(d) => (name_of(&p).to_string(), Kind::File, d.len() as u64),
+                        None => (name_of(&p).to_string(), Kind::Dir, 0),
+                    })
+                    .collect();
+                got.sort();
+                want.sort();
+                assert_eq!(got, want, "op {op}: read_dir {path}");
+                "read_dir"
+            }
+        };
+        *counts.entry(what).or_insert(0) += 1;
+
+        if op % 100 == 0 {
+            let image = synced(&mut vol);
+            let fresh = mount(image, 64);
+            let live = tree(&vol);
+            assert_eq!(live, tree(&fresh), "op {op}: the volume's tree and a fresh mount's differ");
+            let mut sorted = live;
+            sorted.sort();
+            assert_eq!(sorted, m.tree(), "op {op}: the volume's tree and the model's differ");
+            let mut probes: Vec<String> = m.files.keys().chain(m.dirs.iter()).map(|p| respell(&mut rng, p)).collect();
+            for dir in &dirs {
+                probes.extend(NAMES.iter().map(|n| join(dir, &respell(&mut rng, n))));
+            }
+            for path in probes {
+                fresh.names.borrow_mut().forget_all();
+                fresh.forget_chains();
+                assert_eq!(vol.stat(&path), fresh.stat(&path), "op {op}: stat {path}: remembered vs fresh");
+            }
+        }
+    }
+    counts
+}
+
+/// Random operations with remembered listings and runs, on FAT16 with 512-byte clusters (so
+/// directories grow cluster by cluster) and a cache small enough to evict.
+#[test]
+fn random_operations_answer_like_a_fresh_mount_fat16() {
+    let counts = random_operations(mkfs("16", "1", "8192"), 24, 2000, 0xD1CE);
+    for (what, min) in
+        [("create", 100), ("mkdir", 20), ("write", 200), ("truncate", 60), ("remove", 60), ("rename", 80)]
+    {
+        assert!(counts.get(what).copied().unwrap_or(0) >= min, "too few {what}: {counts:?}");
+    }
+}
+
+/// The same on FAT32 (a root directory that is a cluster chain) and on FAT12.
+#[test]
+fn random_operations_answer_like_a_fresh_mount_fat32_and_fat12() {
+    let disk = MemDisk::new(512, (40 << 20) / 512).expect("disk");
+    let vol = Volume::format(Cache::new(disk, 64).expect("cache"), "", None).expect("format");
+    assert_eq!(vol.fat_type(), FatType::Fat32);
+    let image = vol.unmount().expect("unmount").into_disk().expect("disk").into_bytes();
+    random_operations(image, 32, 600, 0xF32);
+    random_operations(mkfs("12", "1", "2048"), 16, 600, 0xF12);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Cluster chains remembered as runs.
+// ---------------------------------------------------------------------------------------------
+
+/// `min` to `min + spread - 1` random bytes.
+fn some_bytes(rng: &mut SplitMix, min: u64, spread: u64) -> Vec<u8> {
+    let len = min + rng.below(spread);
+    rng.bytes(len as usize)
+}
+
+/// File offsets where a new run of clusters starts (the clusters before and after are not
+/// neighbours on the disk).
+fn run_starts(chain: &[u64], cluster_size: u64) -> Vec<u64> {
+    (1..chain.len()).filter(|&i| chain[i] != chain[i - 1] + 1).map(|i| i as u64 * cluster_size).collect()
+}
+
+/// `count` reads of random lengths starting near run boundaries (and anywhere), each checked
+/// against `files`.
+fn check_preads<D: Disk>(vol: &Volume<D>, files: &BTreeMap<String, Vec<u8>>, rng: &mut SplitMix, count: usize) {
+    let cs = vol.cluster_size() as u64;
+    let starts: BTreeMap<&String, Vec<u64>> =
+        files.keys().map(|p| (p, run_starts(&chain_in_volume(vol, first_cluster(vol, p)), cs))).collect();
+    for i in 0..count {
+        let (path, data) = files.iter().nth(rng.below(files.len() as u64) as usize).expect("a file");
+        let size = data.len() as u64;
+        let runs = &starts[path];
+        let at = if i % 4 == 0 || runs.is_empty() {
+            rng.below(size)
+        } else {
+            runs[rng.below(runs.len() as u64) as usize].saturating_sub(rng.below(3 * cs))
+        };
+        let mut buf = vec![0u8; 1 + rng.below(4 * cs + 100) as usize];
+        let n = vol.read(path, at, &mut buf).unwrap_or_else(|e| panic!("read {path} at {at}: {e}"));
+        let want = &data[at as usize..(at as usize + buf.len()).min(data.len())];
+        assert!(n == want.len() && buf[..n] == *want, "read {path} at {at}, {} bytes", buf.len());
+    }
+}
+
+/// Files whose chains alternate (appends to two files interleaved) and one grown into the
+/// one-cluster holes left by deleting every other small file read back exactly what was
+/// written, at every offset, across run boundaries; overwrites across the boundaries land where
+/// they should; the runs the volume remembers are the chains in the FAT; and all of it again
+/// after mounting the synced image afresh.
+#[test]
+fn fragmented_files_read_back_at_every_offset() {
+    let mut vol = mount(mkfs("16", "1", "8192"), 32);
+    let cs = vol.cluster_size() as u64;
+    assert_eq!(cs, 512);
+    let mut rng = SplitMix(0xF4A6);
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let append = |vol: &mut Volume<MemDisk>, files: &mut BTreeMap<String, Vec<u8>>, path: &str, data: Vec<u8>| {
+        let file = files.entry(path.to_string()).or_default();
+        assert_eq!(vol.write(path, file.len() as u64, &data), Ok(data.len()), "append to {path}");
+        file.extend_from_slice(&data);
+    };
+    for path in ["/a", "/b", "/c"] {
+        vol.create(path).expect("create");
+    }
+    for _ in 0..60 {
+        for path in ["/a", "/b"] {
+            let data = some_bytes(&mut rng, 100, 1400);
+            append(&mut vol, &mut files, path, data);
+        }
+    }
+    for i in 0..60 {
+        let path = format!("/s{i:02}");
+        vol.create(&path).expect("create");
+        assert_eq!(vol.write(&path, 0, &rng.bytes(cs as usize)), Ok(cs as usize));
+    }
+    for i in (1..60).step_by(2) {
+        vol.remove(&format!("/s{i:02}")).expect("remove");
+    }
+    // `/c` takes the holes (a new file's first cluster is the first free one, and each next
+    // cluster the first free after it), then whatever follows; `/a` grows after its end.
+    for _ in 0..12 {
+        let data = some_bytes(&mut rng, 1, 3000);
+        append(&mut vol, &mut files, "/c", data);
+        let data = some_bytes(&mut rng, 1, 700);
+        append(&mut vol, &mut files, "/a", data);
+    }
+    for (path, min_runs) in [("/a", 40), ("/b", 40), ("/c", 20)] {
+        let runs = run_starts(&chain_in_volume(&vol, first_cluster(&vol, path)), cs).len() + 1;
+        assert!(runs >= min_runs, "{path} has only {runs} runs: the test needs fragmented files");
+    }
+
+    check_preads(&vol, &files, &mut rng, 400);
+    // Overwrites across run boundaries, each read back at once and by the checks after.
+    for _ in 0..150 {
+        let (path, data) = files.iter_mut().nth(rng.below(3) as usize).expect("a file");
+        let chain = chain_in_volume(&vol, first_cluster(&vol, path));
+        let runs = run_starts(&chain, cs);
+        let at = runs[rng.below(runs.len() as u64) as usize].saturating_sub(rng.below(2 * cs)) as usize;
+        let len = (1 + rng.below(3 * cs) as usize).min(data.len() - at);
+        let new = rng.bytes(len);
+        assert_eq!(vol.write(path, at as u64, &new), Ok(len), "overwrite {path} at {at}");
+        data[at..at + len].copy_from_slice(&new);
+        let mut back = vec![0u8; len];
+        assert_eq!(vol.read(path, at as u64, &mut back), Ok(len));
+        assert!(back == new, "{path} at {at}: an overwrite read back differently");
+    }
+    check_preads(&vol, &files, &mut rng, 400);
+    for (path, data) in &files {
+        assert!(read_all(&vol, path, 777) == *data, "{path}");
+    }
+
+    // The remembered runs are the chains the FAT holds.
+    let image = synced(&mut vol);
+    let g = vol.geometry;
+    for path in files.keys() {
+        let first = first_cluster(&vol, path);
+        assert_eq!(chain_in_volume(&vol, first), chain_in_image(&image, &g, first), "{path}: remembered runs");
+    }
+
+    let fresh = mount(image, 16);
+    for (path, data) in &files {
+        assert!(read_all(&fresh, path, 1000) == *data, "{path} after mounting afresh");
+    }
+    check_preads(&fresh, &files, &mut rng, 400);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A chain longer than its file.
+// ---------------------------------------------------------------------------------------------
+
+/// An image holding `/victim.bin` (two and a half clusters) whose chain goes on past its size
+/// to one more cluster (filled with 0xEE), in both FATs, as a stop between the FATs and the
+/// entry of a growing file leaves it; the file's contents, and that one more cluster.
+fn image_with_a_long_chain(image: Vec<u8>) -> (Vec<u8>, Vec<u8>, u64) {
+    let mut vol = mount(image, 64);
+    let cs = vol.cluster_size() as usize;
+    let data = SplitMix(3).bytes(2 * cs + cs / 2);
+    vol.create("/victim.bin").expect("create");
+    assert_eq!(vol.write("/victim.bin", 0, &data), Ok(data.len()));
+    vol.create("/after.bin").expect("create");
+    assert_eq!(vol.write("/after.bin", 0, &[5; 5000]), Ok(5000));
+    let first = first_cluster(&vol, "/victim.bin");
+    let mut image = synced(&mut vol);
+    let g = vol.geometry;
+    let chain = chain_in_image(&image, &g, first);
+    assert_eq!(chain.len(), 3);
+    let used = (2..=g.max_cluster() as u64).filter(|&c| fat_entry(&image, &g, 0, c) != 0).max().expect("used");
+    let spare = used + 7;
+    assert_eq!(fat_entry(&image, &g, 0, spare), 0);
+    set_fat_entry(&mut image, &g, chain[2], spare);
+    set_fat_entry(&mut image, &g, spare, eoc(g.fat_type));
+    let at = g.cluster_offset(spare).expect("data cluster") as usize;
+    image[at..at + cs].fill(0xEE);
+    assert_eq!(chain_in_image(&image, &g, first).len(), 4);
+    (image, data, spare)
+}
+
+/// A file whose chain is longer than its size (what a stop can leave) grows correctly: each
+/// way of growing it (an append inside its last cluster, one across clusters, `truncate`
+/// growing it, a write past its end) gives the right contents, a chain exactly as long as the
+/// file needs, and an image `fsck.fat -n` finds clean; before, `fsck.fat` reports only the
+/// accepted "chain longer than the file".
+#[test]
+fn a_chain_longer_than_its_file_is_cut_before_the_file_grows() {
+    let fat32 = {
+        let disk = MemDisk::new(512, (40 << 20) / 512).expect("disk");
+        let vol = Volume::format(Cache::new(disk, 64).expect("cache"), "", None).expect("format");
+        vol.unmount().expect("unmount").into_disk().expect("disk").into_bytes()
+    };
+    for (what, base) in [("FAT16", mkfs("16", "4", "16384")), ("FAT32", fat32)] {
+        let (image, data, _) = image_with_a_long_chain(base);
+        let (code, text) = fsck(&image);
+        let accepted = fsck_verdict(code, &text).unwrap_or_else(|why| panic!("{what}: the damaged image: {why}"));
+        assert!(
+            accepted.iter().any(|c| c.contains("cluster chain length is > ")),
+            "{what}: fsck.fat does not see the long chain: {accepted:?}"
+        );
+        let mut vol = mount(image.clone(), 64);
+        let cs = vol.cluster_size() as u64;
+        drop(vol.unmount());
+        let size = data.len() as u64;
+        type Grow = fn(&mut Volume<MemDisk>, u64, u64) -> Vec<u8>;
+        let ways: &[(&str, Grow)] = &[
+            ("append inside the last cluster", |v, size, _| {
+                let tail = vec![0xA1; 100];
+                assert_eq!(v.write("/victim.bin", size, &tail), Ok(100));
+                tail
+            }),
+            ("append across clusters", |v, size, cs| {
+                let tail = SplitMix(9).bytes(2 * cs as usize + 77);
+                assert_eq!(v.write("/victim.bin", size, &tail), Ok(tail.len()));
+                tail
+            }),
+            ("grow with truncate", |v, size, cs| {
+                v.truncate("/victim.bin", size + 3 * cs).expect("truncate");
+                vec![0; 3 * cs as usize]
+            }),
+            ("write past the end", |v, size, cs| {
+                assert_eq!(v.write("/victim.bin", size + 2 * cs, b"tail"), Ok(4));
+                let mut tail = vec![0; 2 * cs as usize];
+                tail.extend_from_slice(b"tail");
+                tail
+            }),
+        ];
+        for &(way, grow) in ways {
+            vol = mount(image.clone(), 64);
+            let tail = grow(&mut vol, size, cs);
+            let mut want = data.clone();
+            want.extend_from_slice(&tail);
+            assert!(read_all(&vol, "/victim.bin", 300) == want, "{what}, {way}: contents");
+            let first = first_cluster(&vol, "/victim.bin");
+            let out = synced(&mut vol);
+            let g = vol.geometry;
+            let clusters = chain_in_image(&out, &g, first).len() as u64;
+            assert_eq!(clusters, (want.len() as u64).div_ceil(cs), "{what}, {way}: chain length");
+            assert_fsck_clean(&out, &format!("{what}, {way}"));
+            assert!(read_all(&mount(out, 16), "/victim.bin", 1000) == want, "{what}, {way}: contents after mounting");
+        }
+    }
+}
+
+/// A stop can also leave a chain longer than its file that, past the file's end, runs into a
+/// free cluster: the FAT block linking a cluster to a new one reached the disk, the block
+/// marking the new one in use did not, and neither did the entry's new size (seen in the
+/// crash simulation below). `fsck.fat` follows a chain only until it passes the file's size,
+/// so it reports just the longer chain, which it accepts. The volume must read such a file
+/// (all of its bytes lie before the damage) and grow it (cutting the chain first) to a clean
+/// image.
+#[test]
+fn a_chain_damaged_only_past_the_files_end_still_reads_and_grows() {
+    let (mut image, data, spare) = image_with_a_long_chain(mkfs("16", "4", "16384"));
+    let g = mount(image.clone(), 8).geometry;
+    // The chain: the file's three clusters, `spare`, then `spare + 1`, which is free.
+    assert_eq!(fat_entry(&image, &g, 0, spare + 1), 0);
+    set_fat_entry(&mut image, &g, spare, spare + 1);
+    let (code, text) = fsck(&image);
+    let accepted = fsck_verdict(code, &text).unwrap_or_else(|why| panic!("the damaged image: {why}"));
+    assert!(accepted.iter().any(|c| c.contains("cluster chain length is > ")), "{accepted:?}");
+    let mut vol = mount(image, 64);
+    let mut buf = vec![0u8; data.len()];
+    assert_eq!(vol.read("/victim.bin", 0, &mut buf), Ok(data.len()), "read within the file's size");
+    assert!(buf == data, "contents");
+    assert_eq!(vol.write("/victim.bin", data.len() as u64, b"more"), Ok(4), "append");
+    let mut want = data;
+    want.extend_from_slice(b"more");
+    assert!(read_all(&vol, "/victim.bin", 500) == want, "contents after the append");
+    assert_fsck_clean(&synced(&mut vol), "after the append");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. The order writes reach the disk.
+// ---------------------------------------------------------------------------------------------
+
+/// Small FAT16 and FAT32 images from `mkfs.fat`, 512-byte clusters.
+fn ordering_images() -> [(&'static str, Vec<u8>); 2] {
+    [("FAT16", mkfs("16", "1", "8192")), ("FAT32", mkfs("32", "1", "34816"))]
+}
+
+/// `sync` after creating and growing files writes the FAT blocks, flushes, writes everything
+/// else, flushes; nothing reaches the disk before. An operation that frees clusters (removing a
+/// file, cutting one, renaming over one) first syncs what was pending that way, then writes its
+/// own changes the other way round: entries, a flush, then the FATs, a flush.
+#[test]
+fn sync_writes_the_fats_first_and_freeing_writes_them_last() {
+    for (what, image) in ordering_images() {
+        let disk = Recorder::new(image, false);
+        let mut vol = mount_recorder(&disk, 4096);
+        let fat = fat_blocks(&vol);
+        disk.take_log();
+        let mut rng = SplitMix(11);
+        vol.mkdir("/d").expect("mkdir");
+        for i in 0..6 {
+            let path = format!("/d/file number {i}");
+            vol.create(&path).expect("create");
+            assert_eq!(vol.write(&path, 0, &rng.bytes(3000 * i + 1)), Ok(3000 * i + 1));
+        }
+        for i in 0..6 {
+            let path = format!("/d/file number {i}");
+            let size = vol.stat(&path).expect("stat").size;
+            assert_eq!(vol.write(&path, size, &rng.bytes(1500)), Ok(1500), "grow {path}");
+        }
+        let log = disk.take_log();
+        assert!(!log.iter().any(|e| matches!(e, Event::Write { .. } | Event::Flush)), "{what}: written before sync");
+        vol.sync().expect("sync");
+        let log = disk.take_log();
+        assert_eq!(shape(&fat, &log), "FN", "{what}: sync: {log:?}");
+        assert!(matches!(log.last(), Some(Event::Flush)), "{what}: sync does not end with a flush");
+
+        type Free = fn(&mut Volume<Recorder>);
+        let frees: &[(&str, Free)] = &[
+            ("remove", |v| v.remove("/d/file number 5").expect("remove")),
+            ("cut", |v| v.truncate("/d/FILE NUMBER 4", 700).expect("truncate")),
+            ("cut to nothing", |v| v.truncate("/d/file number 3", 0).expect("truncate")),
+            ("rename over", |v| v.rename("/d/file number 1", "/d/file number 2").expect("rename")),
+        ];
+        for (i, &(op, free)) in frees.iter().enumerate() {
+            // Pending allocations and entries, so the sync before the operation has both.
+            let path = format!("/d/pending {i}");
+            vol.create(&path).expect("create");
+            assert_eq!(vol.write(&path, 0, &rng.bytes(5000)), Ok(5000));
+            disk.take_log();
+            free(&mut vol);
+            let log = disk.take_log();
+            assert_eq!(shape(&fat, &log), "FNNF", "{what}: {op}: {log:?}");
+        }
+        vol.sync().expect("sync");
+        assert_fsck_clean(&disk.image(), what);
+    }
+}
+
+/// Applies `writes` (first block, bytes) to `image`.
+fn apply(image: &mut [u8], writes: &[(u64, Rc<[u8]>)]) {
+    for (first, data) in writes {
+        let at = *first as usize * BLOCK;
+        image[at..at + data.len()].copy_from_slice(data);
+    }
+}
+
+/// Writes as (first block, bytes), in the order they were issued.
+type Writes = Vec<(u64, Rc<[u8]>)>;
+
+/// The writes of a log with their bytes, and after how many of them each flush came.
+fn writes_and_flushes(log: &[Event]) -> (Writes, Vec<usize>) {
+    let mut writes = Vec::new();
+    let mut flushes = Vec::new();
+    for event in log {
+        match event {
+            Event::Write { first, data, .. } => writes.push((*first, data.clone().expect("a recorder keeping data"))),
+            Event::Flush => flushes.push(writes.len()),
+            Event::Read { .. } => {}
+        }
+    }
+    (writes, flushes)
+}
+
+/// Freeing the clusters of a file whose part of the FAT is larger than the cache (a 4 MiB
+/// file of 512-byte clusters: 8 dirty FAT pages, in a cache of 4) still writes the entry
+/// first, then the FATs: no FAT block that frees the file's clusters reaches the disk while
+/// the disk's entry still points at them. Checked twice: by the shape of the log (after the
+/// sync before the operation, which has nothing to write, only writes outside the FATs, a
+/// flush, FAT writes, a flush), and by `fsck.fat -n` on the image a stop after each write of
+/// the operation would leave.
+#[test]
+fn freeing_a_large_file_through_a_small_cache_writes_entries_first() {
+    let mut vol = mount(mkfs("16", "1", "16384"), 4096);
+    let data = SplitMix(12).bytes(4 << 20);
+    vol.create("/big.bin").expect("create");
+    assert_eq!(vol.write("/big.bin", 0, &data), Ok(data.len()));
+    vol.create("/small.txt").expect("create");
+    assert_eq!(vol.write("/small.txt", 0, b"small"), Ok(5));
+    let image = synced(&mut vol);
+    drop(vol);
+
+    type Free = fn(&mut Volume<Recorder>);
+    let frees: &[(&str, Free)] = &[
+        ("remove", |v| v.remove("/big.bin").expect("remove")),
+        ("cut", |v| v.truncate("/big.bin", 1000).expect("truncate")),
+        ("rename over", |v| v.rename("/small.txt", "/big.bin").expect("rename")),
+    ];
+    let mut failures = Vec::new();
+    for &(op, free) in frees {
+        let disk = Recorder::new(image.clone(), true);
+        let mut vol = mount_recorder(&disk, 4);
+        let fat = fat_blocks(&vol);
+        disk.take_log();
+        free(&mut vol);
+        let log = disk.take_log();
+        let got = shape(&fat, &log);
+        if got != "NF" {
+            failures.push(format!("{op}: the log's flush epochs are {got:?}, not \"NF\" (entries, then FATs)"));
+        }
+        let (writes, _) = writes_and_flushes(&log);
+        let mut cut = image.clone();
+        for (k, write) in writes.iter().enumerate() {
+            apply(&mut cut, std::slice::from_ref(write));
+            let (code, text) = fsck(&cut);
+            if let Err(why) = fsck_verdict(code, &text) {
+                failures.push(format!("{op}: a stop after write {} of {}: {why}", k + 1, writes.len()));
+                break;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One step of the allocation burst.
+enum Step {
+    Mkdir(String),
+    Create(String),
+    Write(String, u64, Vec<u8>),
+    Grow(String, u64),
+}
+
+fn do_step<D: Disk>(vol: &mut Volume<D>, step: &Step) {
+    match step {
+        Step::Mkdir(p) => vol.mkdir(p).expect("mkdir"),
+        Step::Create(p) => vol.create(p).expect("create"),
+        Step::Write(p, at, data) => assert_eq!(vol.write(p, *at, data), Ok(data.len()), "write {p}"),
+        Step::Grow(p, len) => vol.truncate(p, *len).expect("grow"),
+    }
+}
+
+/// A burst that only allocates (creates, writes, appends interleaved over many files, growing
+/// `truncate`s): nothing is freed, so a cluster once in use stays in use.
+fn allocation_burst() -> Vec<Step> {
+    let mut rng = SplitMix(0xB0057);
+    let mut steps = Vec::new();
+    let mut files: Vec<(String, u64)> = Vec::new();
+    for d in ["/one", "/two", "/two/three"] {
+        steps.push(Step::Mkdir(d.to_string()));
+    }
+    for i in 0..160 {
+        match rng.below(6) {
+            0 | 1 if files.len() < 40 => {
+                let dir = ["/", "/one", "/two", "/two/three"][rng.below(4) as usize];
+                let path = join(dir, &format!("burst file {i}.bin"));
+                steps.push(Step::Create(path.clone()));
+                files.push((path, 0));
+            }
+            _ if files.is_empty() => {}
+            2 => {
+                let f = rng.below(files.len() as u64) as usize;
+                files[f].1 += 1 + rng.below(9000);
+                steps.push(Step::Grow(files[f].0.clone(), files[f].1));
+            }
+            _ => {
+                let f = rng.below(files.len() as u64) as usize;
+                let size = files[f].1;
+                let at = if rng.below(3) == 0 { rng.below(size + 1) } else { size };
+                let data = some_bytes(&mut rng, 1, 12_000);
+                files[f].1 = size.max(at + data.len() as u64);
+                steps.push(Step::Write(files[f].0.clone(), at, data));
+            }
+        }
+    }
+    steps
+}
+
+/// With a cache of 4 pages, evictions during a burst of creates and writes never let a write
+/// outside the FATs reach the disk before the FAT changes it may rely on.
+///
+/// The check: the same burst runs twice from the same image, once through a cache larger than
+/// the disk (which never evicts, so after each step its pages are exactly the volume's state
+/// in memory) and once through the 4-page cache over a recording disk. From the first run we
+/// know, for each cluster, after which step it is first marked in use in memory. The burst
+/// frees nothing, so once marked a cluster stays marked. Replaying the second run's writes in
+/// order onto the starting image, at every write outside the FATs issued during step `i`,
+/// both FAT copies on the disk must already mark every cluster that steps before `i` had marked
+/// (those changes were made before the write's page could have been dirtied by step `i`; the
+/// cache writes all dirty FAT blocks before evicting any other dirty page, and `sync` writes
+/// them first). Changes made by step `i` itself are not required (the page written may not
+/// depend on them), so the check is sound; it fails if an eviction writes a data or directory
+/// page while FAT blocks dirtied by an earlier step are still only in memory. Also: no write
+/// outside the FATs follows a FAT write without a flush between, and both runs end with the
+/// same image.
+#[test]
+fn evictions_write_allocations_before_what_points_at_them() {
+    let initial = mkfs("16", "1", "8192");
+    let burst = allocation_burst();
+
+    let mut twin = mount(initial.clone(), 4096);
+    let g = twin.geometry;
+    let fat_len = (g.fat_start + g.fat_size * u64::from(g.fat_count)) as usize;
+    let clusters = 2..=g.max_cluster() as u64;
+    // Step after which each cluster is first marked in use (0: before the burst).
+    let mut marked_by = vec![usize::MAX; g.max_cluster() as usize + 1];
+    for c in clusters.clone() {
+        if fat_entry(&initial, &g, 0, c) != 0 {
+            marked_by[c as usize] = 0;
+        }
+    }
+    for (i, step) in burst.iter().enumerate() {
+        do_step(&mut twin, step);
+        let mut memory = vec![0u8; fat_len];
+        twin.cache.borrow_mut().read_at(0, &mut memory).expect("read the FATs");
+        for c in clusters.clone() {
+            if marked_by[c as usize] == usize::MAX && fat_entry(&memory, &g, 0, c) != 0 {
+                marked_by[c as usize] = i + 1;
+            }
+        }
+    }
+    assert_eq!(twin.cache_stats().evictions, 0, "the reference run evicted");
+    let reference = synced(&mut twin);
+    let mut by_step: Vec<(usize, u64)> = clusters
+        .clone()
+        .filter(|&c| (1..usize::MAX).contains(&marked_by[c as usize]))
+        .map(|c| (marked_by[c as usize], c))
+        .collect();
+    by_step.sort();
+    assert!(by_step.len() > 1000, "the burst allocates only {} clusters", by_step.len());
+
+    let disk = Recorder::new(initial.clone(), true);
+    let mut vol = mount_recorder(&disk, 4);
+    let fat = fat_blocks(&vol);
+    disk.take_log();
+    // Log length at the end of each step; the final sync counts as one more step.
+    let mut ends = Vec::new();
+    for step in &burst {
+        do_step(&mut vol, step);
+        ends.push(disk.log.borrow().len());
+    }
+    vol.sync().expect("sync");
+    ends.push(disk.log.borrow().len());
+    assert!(vol.cache_stats().evictions > 200, "too few evictions: {:?}", vol.cache_stats());
+    assert!(disk.image() == reference, "the burst through a 4-page cache left another image");
+
+    let log = disk.take_log();
+    let mut shadow = initial;
+    let mut step = 1;
+    let mut fat_since_flush = false;
+    let mut checked_at: Option<(usize, u64)> = None;
+    let mut fat_writes = 0u64;
+    let mut checks = 0;
+    for (k, event) in log.iter().enumerate() {
+        while k >= ends[step - 1] {
+            step += 1;
+        }
+        match event {
+            Event::Flush => fat_since_flush = false,
+            Event::Read { .. } => {}
+            Event::Write { first, blocks, data } => {
+                if in_fat(&fat, *first, *blocks) {
+                    fat_since_flush = true;
+                    fat_writes += 1;
+                } else {
+                    assert!(
+                        !fat_since_flush,
+                        "write {k} (blocks {first}+{blocks}, step {step}) follows a FAT write with no flush between"
+                    );
+                    // The disk's FATs only change by FAT writes: check again only after one.
+                    if checked_at != Some((step, fat_writes)) {
+                        checks += 1;
+                        for &(by, c) in by_step.iter().take_while(|&&(by, _)| by < step) {
+                            for copy in 0..g.fat_count {
+                                assert!(
+                                    fat_entry(&shadow, &g, copy, c) != 0,
+                                    "write {k} (blocks {first}+{blocks}) during step {step} reaches the disk while \
+                                     FAT {copy} there still has cluster {c} free, which step {by} marked in use"
+                                );
+                            }
+                        }
+                        checked_at = Some((step, fat_writes));
+                    }
+                }
+                let data = data.as_ref().expect("kept");
+                let at = *first as usize * BLOCK;
+                shadow[at..at + data.len()].copy_from_slice(data);
+            }
+        }
+    }
+    assert!(checks > 50, "only {checks} writes outside the FATs were checked");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Read-ahead.
+// ---------------------------------------------------------------------------------------------
+
+/// Disk blocks per cache page.
+const PAGE_BLOCKS: u64 = (crate::PAGE_SIZE / BLOCK) as u64;
+
+/// The reads of a log, as (first block, blocks).
+fn reads(log: &[Event]) -> Vec<(u64, u64)> {
+    log.iter()
+        .filter_map(|e| if let Event::Read { first, blocks } = e { Some((*first, *blocks)) } else { None })
+        .collect()
+}
+
+/// An image holding `/big.bin`, 4 MiB in one run of 4 KiB clusters, and its contents.
+fn image_with_a_contiguous_file() -> (Vec<u8>, Vec<u8>) {
+    let mut vol = mount(mkfs("16", "8", "16384"), 2048);
+    let data = SplitMix(5).bytes(4 << 20);
+    vol.create("/big.bin").expect("create");
+    assert_eq!(vol.write("/big.bin", 0, &data), Ok(data.len()));
+    let chain = chain_in_volume(&vol, first_cluster(&vol, "/big.bin"));
+    assert_eq!(chain.len(), 1024);
+    assert!(chain.windows(2).all(|w| w[1] == w[0] + 1), "/big.bin is not contiguous");
+    (synced(&mut vol), data)
+}
+
+/// Reading a 4 MiB contiguous file from start to end through a 512-page cache takes few disk
+/// requests (one per 256 KiB read-ahead, and the metadata) and reads no block twice; through
+/// an 8-page cache, no request is larger than half the cache.
+#[test]
+fn a_sequential_read_takes_few_disk_requests() {
+    let (image, data) = image_with_a_contiguous_file();
+    let disk = Recorder::new(image.clone(), false);
+    let vol = mount_recorder(&disk, 512);
+    let mounting = reads(&disk.take_log());
+    assert!(read_all(&vol, "/big.bin", 64 << 10) == data, "contents");
+    let reading = reads(&disk.take_log());
+    let blocks: u64 = reading.iter().map(|&(_, n)| n).sum();
+    assert!(
+        mounting.len() + reading.len() <= 20,
+        "mounting took {mounting:?}, reading {} requests: {reading:?}",
+        reading.len()
+    );
+    // The file, the directory, and at most one read-ahead past the file's end.
+    assert!(blocks <= (4 << 20) / BLOCK as u64 + 64 * PAGE_BLOCKS, "{blocks} blocks read for 4 MiB: {reading:?}");
+
+    let disk = Recorder::new(image, false);
+    let vol = mount_recorder(&disk, 8);
+    assert!(read_all(&vol, "/big.bin", 10_000) == data, "contents through 8 pages");
+    let all = reads(&disk.take_log());
+    assert!(
+        all.iter().all(|&(_, n)| n <= 4 * PAGE_BLOCKS),
+        "a read-ahead larger than half of an 8-page cache: {all:?}"
+    );
+    assert!(all.len() <= 1024 / 4 + 16, "{} requests through 8 pages", all.len());
+}
+
+/// Random 4 KiB reads of a cold volume read at most the random window (8 pages) per request,
+/// unless the request goes on exactly where the previous one ended (the sequential window),
+/// one request per miss at most, and every read returns the file's bytes.
+#[test]
+fn random_reads_read_ahead_only_the_small_window() {
+    let (image, data) = image_with_a_contiguous_file();
+    let disk = Recorder::new(image, false);
+    let vol = mount_recorder(&disk, 512);
+    let mut rng = SplitMix(6);
+    let calls = 400;
+    for _ in 0..calls {
+        let at = rng.below(data.len() as u64 - 4096) as usize;
+        let mut buf = [0u8; 4096];
+        assert_eq!(vol.read("/big.bin", at as u64, &mut buf), Ok(4096));
+        assert!(buf[..] == data[at..at + 4096], "read at {at}");
+    }
+    let all = reads(&disk.take_log());
+    let mut previous_end = None;
+    for &(first, blocks) in &all {
+        assert!(
+            blocks <= 8 * PAGE_BLOCKS || previous_end == Some(first),
+            "a read of {blocks} blocks at block {first} continues no earlier read (previous end {previous_end:?})"
+        );
+        previous_end = Some(first + blocks);
+    }
+    assert!(all.len() <= calls + 10, "{} disk reads for {calls} reads", all.len());
+    let small = all.iter().filter(|&&(_, n)| n <= 8 * PAGE_BLOCKS).count();
+    assert!(small * 10 >= all.len() * 9, "most random misses should read the small window: {all:?}");
+}
