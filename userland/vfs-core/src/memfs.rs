@@ -428,27 +428,7 @@ mod tests {
         snapshot(fs).iter().map(|(_, _, bytes, _)| bytes.len() as u64).sum()
     }
 
-    /// A xorshift64 generator: deterministic, no crates.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        fn bytes(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.next() as u8).collect()
-        }
-    }
+    use crate::tests::XorShift;
 
     #[test]
     fn an_empty_file_system_has_just_the_root() {
