@@ -227,30 +227,93 @@ enum Record<'a> {
 /// Parses and checks the record whose header starts at `offset`.
 fn parse_record(bytes: &[u8], offset: usize) -> Result<Record<'_>, Error> {
     let truncated = Error::Truncated { offset };
-    let header_end = offset.checked_add(HEADER_LEN).ok_or(truncated)?;
-    let header = bytes.get(offset..header_end).ok_or(truncated)?;
+    let rest = bytes.get(offset..).ok_or(truncated)?;
+    let header = parse_header(rest).map_err(|e| e.at(offset))?;
+    let data_start = offset.checked_add(header.data_start).ok_or(truncated)?;
+    if header.trailer {
+        // The trailer's own padding must be present, so a cut archive is never mistaken for a
+        // whole one; its size and data are ignored.
+        return if data_start <= bytes.len() { Ok(Record::Trailer) } else { Err(truncated) };
+    }
+    let data_end = data_start.checked_add(header.size).ok_or(truncated)?;
+    let data = bytes.get(data_start..data_end).ok_or(truncated)?;
+    let next = align4(data_end).ok_or(truncated)?;
+    Ok(Record::Entry(Entry { path: header.path, mode: header.mode, data }, next))
+}
+
+/// A record's header and name, read on their own: what a reader that fetches the archive piece
+/// by piece (the `vfs` server, through the kernel) needs to find each file's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The entry's path (normalised as [`Entry::path`]).
+    pub path: &'a str,
+    /// File type and permission bits.
+    pub mode: u32,
+    /// Where the data starts, from the header's first byte.
+    pub data_start: usize,
+    /// Bytes of data.
+    pub size: usize,
+    /// Whether this is the trailer (the archive ends here).
+    pub trailer: bool,
+}
+
+impl Header<'_> {
+    /// Where the next header starts, from this one's first byte.
+    pub fn next(&self) -> Option<usize> {
+        align4(self.data_start.checked_add(self.size)?)
+    }
+
+    /// Whether the entry is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
+    }
+
+    /// Whether the entry is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+}
+
+/// Parses the header and name at the start of `window` (errors name offset 0: add the
+/// window's own offset with [`Error::at`]). The data need not be in the window.
+pub fn parse_header(window: &[u8]) -> Result<Header<'_>, Error> {
+    let truncated = Error::Truncated { offset: 0 };
+    let header = window.get(..HEADER_LEN).ok_or(truncated)?;
     if header.get(..MAGIC.len()) != Some(MAGIC) {
-        return Err(Error::BadMagic { offset });
+        return Err(Error::BadMagic { offset: 0 });
     }
     let mut fields = [0u32; FIELDS.len()];
     for (index, (value, field)) in fields.iter_mut().zip(FIELDS).enumerate() {
         let start = MAGIC.len() + index * 8;
         let digits = header.get(start..start + 8).ok_or(truncated)?;
-        *value = parse_hex(digits).ok_or(Error::BadNumber { offset, field })?;
+        *value = parse_hex(digits).ok_or(Error::BadNumber { offset: 0, field })?;
     }
-    let name_end = header_end.checked_add(fields[NAMESIZE] as usize).ok_or(truncated)?;
-    let raw_name = bytes.get(header_end..name_end).ok_or(truncated)?;
-    let name = parse_name(raw_name).ok_or(Error::BadName { offset })?;
+    let name_end = HEADER_LEN.checked_add(fields[NAMESIZE] as usize).ok_or(truncated)?;
+    let raw_name = window.get(HEADER_LEN..name_end).ok_or(truncated)?;
+    let name = parse_name(raw_name).ok_or(Error::BadName { offset: 0 })?;
     let data_start = align4(name_end).ok_or(truncated)?;
-    if name == TRAILER {
-        // The trailer's own padding must be present, so a cut archive is never mistaken for a
-        // whole one; its size and data are ignored.
-        return if data_start <= bytes.len() { Ok(Record::Trailer) } else { Err(truncated) };
+    Ok(Header {
+        path: normalise(name),
+        mode: fields[MODE],
+        data_start,
+        size: fields[FILESIZE] as usize,
+        trailer: name == TRAILER,
+    })
+}
+
+impl Error {
+    /// The same error, its offset moved on by `base` (for [`parse_header`] on a window).
+    pub fn at(self, base: usize) -> Error {
+        let add = |offset: usize| offset.saturating_add(base);
+        match self {
+            Error::Truncated { offset } => Error::Truncated { offset: add(offset) },
+            Error::BadMagic { offset } => Error::BadMagic { offset: add(offset) },
+            Error::BadNumber { offset, field } => Error::BadNumber { offset: add(offset), field },
+            Error::BadName { offset } => Error::BadName { offset: add(offset) },
+            Error::TooLarge { offset } => Error::TooLarge { offset: add(offset) },
+            Error::MissingTrailer => Error::MissingTrailer,
+        }
     }
-    let data_end = data_start.checked_add(fields[FILESIZE] as usize).ok_or(truncated)?;
-    let data = bytes.get(data_start..data_end).ok_or(truncated)?;
-    let next = align4(data_end).ok_or(truncated)?;
-    Ok(Record::Entry(Entry { path: normalise(name), mode: fields[MODE], data }, next))
 }
 
 /// Reads exactly 8 ASCII hex digits (either case).

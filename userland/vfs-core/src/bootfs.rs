@@ -1,11 +1,12 @@
 //! [`BootFs`]: the boot file system (the cpio archive the kernel was booted with) as a
 //! read-only [`FileSystem`], mounted as `boot` (the root container's `/boot`).
 //!
-//! The program copies the archive out of the kernel once (`BootfsRead`) and every `boot` mount
-//! shares that copy. Directories are those the archive lists and those its paths imply. Every
+//! The index (paths, and where each file's bytes lie) is built once from the archive's headers;
+//! file data is read from the kernel (`BootfsRead`) when asked, so the server holds no copy. Directories are those the archive lists and those its paths imply. Every
 //! change is refused by `vfs` before it reaches here (the mount is read-only); the methods that
 //! would change something answer `InvalidPath` all the same.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 use alloc::string::String;
@@ -17,38 +18,66 @@ use vessel_vfs_protocol::{DirEntry, Kind};
 
 use crate::fs::{FileSystem, Meta};
 
-/// The archive and its index, shared by every `boot` mount.
+/// Where the archive's bytes come from: the program reads them from the kernel (`BootfsRead`)
+/// when asked, so the server keeps only the index, never a copy of the archive.
+pub trait BootSource {
+    /// Copies bytes from `offset` on into `buf`; how many (0 at the end).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize;
+}
+
+/// The archive in memory (tests).
+impl BootSource for Vec<u8> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        n
+    }
+}
+
+/// Bytes of the window a header and its name are read through (a longer name is refused).
+const WINDOW: usize = 4096;
+/// Most entries indexed.
+const MAX_ENTRIES: usize = 65536;
+
+/// The archive's index (and where to read it), shared by every `boot` mount.
 pub struct BootImage {
-    bytes: Vec<u8>,
-    files: BTreeMap<Vec<String>, Range<usize>>,
+    source: Box<dyn BootSource>,
+    files: BTreeMap<Vec<String>, Range<u64>>,
     dirs: BTreeSet<Vec<String>>,
 }
 
 impl BootImage {
-    /// Indexes the archive `bytes`; why not, if it is not a valid boot file system.
-    pub fn new(bytes: Vec<u8>) -> Result<Rc<BootImage>, String> {
+    /// Indexes the archive `source` holds, reading its headers only; why not, if it is not a
+    /// valid boot file system.
+    pub fn new(source: Box<dyn BootSource>) -> Result<Rc<BootImage>, String> {
         let mut files = BTreeMap::new();
         let mut dirs = BTreeSet::from([Vec::new()]);
-        {
-            let archive = vessel_bootfs::Archive::new(&bytes).map_err(|e| alloc::format!("{e}"))?;
-            let base = bytes.as_ptr() as usize;
-            for entry in archive.entries() {
-                let parts: Vec<String> = entry.path.split('/').filter(|p| !p.is_empty()).map(String::from).collect();
-                if parts.is_empty() {
-                    continue;
-                }
+        let mut window = alloc::vec![0u8; WINDOW];
+        let mut offset = 0u64;
+        for _ in 0..MAX_ENTRIES {
+            let n = source.read_at(offset, &mut window);
+            let header = vessel_bootfs::parse_header(&window[..n])
+                .map_err(|e| alloc::format!("{}", e.at(usize::try_from(offset).unwrap_or(usize::MAX))))?;
+            if header.trailer {
+                return Ok(Rc::new(BootImage { source, files, dirs }));
+            }
+            let parts: Vec<String> = header.path.split('/').filter(|p| !p.is_empty()).map(String::from).collect();
+            if !parts.is_empty() {
                 for depth in 1..parts.len() {
                     dirs.insert(parts[..depth].to_vec());
                 }
-                if entry.is_dir() {
+                if header.is_dir() {
                     dirs.insert(parts);
-                } else if entry.is_file() {
-                    let start = entry.data.as_ptr() as usize - base;
-                    files.insert(parts, start..start + entry.data.len());
+                } else if header.is_file() {
+                    let start = offset + header.data_start as u64;
+                    files.insert(parts, start..start + header.size as u64);
                 }
             }
+            let next = header.next().ok_or_else(|| String::from("bootfs: an entry's size overflows"))?;
+            offset = offset.checked_add(next as u64).ok_or_else(|| String::from("bootfs: offsets overflow"))?;
         }
-        Ok(Rc::new(BootImage { bytes, files, dirs }))
+        Err(alloc::format!("bootfs: more than {MAX_ENTRIES} entries"))
     }
 }
 
@@ -67,7 +96,7 @@ impl BootFs {
 impl FileSystem for BootFs {
     fn stat(&mut self, path: &[String]) -> Result<Meta, FsError> {
         if let Some(range) = self.image.files.get(path) {
-            return Ok(Meta { kind: Kind::File, size: range.len() as u64, modified: 0 });
+            return Ok(Meta { kind: Kind::File, size: range.end - range.start, modified: 0 });
         }
         if self.image.dirs.contains(path) {
             return Ok(Meta { kind: Kind::Dir, size: 0, modified: 0 });
@@ -79,10 +108,13 @@ impl FileSystem for BootFs {
         let Some(range) = self.image.files.get(path) else {
             return Err(if self.image.dirs.contains(path) { FsError::IsADirectory } else { FsError::NotFound });
         };
-        let data = &self.image.bytes[range.clone()];
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
-        let n = buf.len().min(data.len() - start);
-        buf[..n].copy_from_slice(&data[start..start + n]);
+        let len = range.end - range.start;
+        let start = offset.min(len);
+        let n = (buf.len() as u64).min(len - start) as usize;
+        let got = self.image.source.read_at(range.start + start, &mut buf[..n]);
+        if got < n {
+            return Err(FsError::Corrupt("the boot file system ends inside a file"));
+        }
         Ok(n)
     }
 
@@ -116,7 +148,7 @@ impl FileSystem for BootFs {
         }
         let child = |p: &Vec<String>| p.len() == path.len() + 1 && p.starts_with(path);
         let dirs = self.image.dirs.iter().filter(|p| child(p)).map(|p| (p, Kind::Dir, 0));
-        let files = self.image.files.iter().filter(|(p, _)| child(p)).map(|(p, r)| (p, Kind::File, r.len() as u64));
+        let files = self.image.files.iter().filter(|(p, _)| child(p)).map(|(p, r)| (p, Kind::File, r.end - r.start));
         Ok(dirs
             .chain(files)
             .filter_map(|(p, kind, size)| Some(DirEntry { name: p.last()?.clone(), kind, size }))

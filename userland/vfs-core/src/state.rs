@@ -43,9 +43,9 @@ pub const MAX_OPEN_PER_CONTAINER: usize = 256;
 pub const MAX_HANDLES: usize = 256 * MAX_OPEN_PER_CONTAINER;
 /// Bytes an in-memory file system (`mem`) may hold.
 pub const MEM_LIMIT: u64 = 64 << 20;
-/// Cache pages (4 KiB) of a FAT volume on a block device: 32 MiB, the server's page cache for
-/// the disk (filled as it is used).
-pub const DEVICE_CACHE_PAGES: usize = 8192;
+/// Cache pages (4 KiB) of a FAT volume on a block device: 24 MiB, the server's page cache for
+/// the disk (filled as it is used, never given back: the machine's memory bounds it).
+pub const DEVICE_CACHE_PAGES: usize = 6144;
 /// Cache pages of a FAT volume in a VSF (whose file's own volume caches it too): 1 MiB.
 pub const CACHE_PAGES: usize = 256;
 /// Bytes per block of a VSF seen as a disk.

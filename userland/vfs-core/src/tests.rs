@@ -1719,7 +1719,7 @@ fn boot_is_served_read_only_to_whoever_it_is_mounted_for() {
     writer.add_file("etc/init.conf", 0o644, b"bin/hello\n").unwrap();
     writer.add_file("bin/true", 0o755, b"\x7fELF true").unwrap();
     writer.add_file("bin/deep/er/x", 0o644, b"x").unwrap();
-    let image = crate::bootfs::BootImage::new(writer.finish()).unwrap();
+    let image = crate::bootfs::BootImage::new(Box::new(writer.finish())).unwrap();
     let w = World::new();
     {
         let mut vfs = w.lo.server();

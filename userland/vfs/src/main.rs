@@ -7,7 +7,8 @@
 //! time.
 //!
 //! At start it assembles the root container's tree: an in-memory `/`, an in-memory `/tmp`,
-//! `/boot` (the boot file system, copied once out of the kernel, read-only) and `/data`, the FAT file system of the first block device that holds one (a disk whose
+//! `/boot` (the boot file system, read-only: indexed once, read from the kernel as needed) and
+//! `/data`, the FAT file system of the first block device that holds one (a disk whose
 //! first sector is not a FAT boot sector is left alone, its session closed). After a request,
 //! at most once a second, it asks the kernel which containers with files or mounts have ended, and
 //! closes what they had (an idle server never wakes: nothing polls).
@@ -29,7 +30,7 @@ use vessel_rt::device::{Device, Devices, SharedBuffer};
 use vessel_rt::ipc::{Cap, Endpoint, Memory};
 use vessel_rt::println;
 use vessel_rt::server::{Incoming, Keeper, Server};
-use vessel_vfs_core::bootfs::BootImage;
+use vessel_vfs_core::bootfs::{BootImage, BootSource};
 use vessel_vfs_core::{Env, Vfs};
 
 vessel_rt::entry!(main);
@@ -257,18 +258,25 @@ fn holds_fat(devices: Devices, name: &str) -> bool {
     sector.len() >= 512 && sector[510] == 0x55 && sector[511] == 0xAA && matches!(sector[0], 0xEB | 0xE9)
 }
 
-/// The boot file system, copied out of the kernel.
-fn boot_image() -> Result<alloc::rc::Rc<BootImage>, String> {
-    let mut bytes = alloc::vec::Vec::new();
-    let mut chunk = alloc::vec![0u8; 64 << 10];
-    loop {
-        let n = vessel_rt::sys::bootfs_read(bytes.len() as u64, &mut chunk).map_err(|e| format!("{e}"))?;
-        if n == 0 {
-            break;
+/// The boot file system, read from the kernel as it is needed.
+struct KernelBootfs;
+
+impl BootSource for KernelBootfs {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < buf.len() {
+            match vessel_rt::sys::bootfs_read(offset + done as u64, &mut buf[done..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => done += n,
+            }
         }
-        bytes.extend_from_slice(&chunk[..n]);
+        done
     }
-    BootImage::new(bytes)
+}
+
+/// The boot file system's index.
+fn boot_image() -> Result<alloc::rc::Rc<BootImage>, String> {
+    BootImage::new(alloc::boxed::Box::new(KernelBootfs))
 }
 
 /// Assembles the root container's tree.
