@@ -63,6 +63,16 @@ fn u32_at(b: &[u8; BOOT_SECTOR], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// Whether `sector` (a disk's first 512 bytes, or more) describes a FAT volume that fits on a
+/// disk of `disk_bytes`: the check [`crate::Volume::open`] makes first, for a caller that wants
+/// to know before it opens the disk for writing.
+pub fn is_fat_volume(sector: &[u8], disk_bytes: u64) -> bool {
+    sector
+        .get(..BOOT_SECTOR)
+        .and_then(|s| <&[u8; BOOT_SECTOR]>::try_from(s).ok())
+        .is_some_and(|b| Geometry::parse(b, disk_bytes).is_ok())
+}
+
 impl Geometry {
     /// Checks the boot sector of a disk of `disk_bytes` bytes and derives the layout.
     pub fn parse(b: &[u8; BOOT_SECTOR], disk_bytes: u64) -> Result<Self, BootError> {

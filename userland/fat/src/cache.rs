@@ -301,14 +301,11 @@ impl<D: Disk> Cache<D> {
     /// than a link to a free one.
     fn write_first_blocks_descending(&mut self) -> Result<(), DiskError> {
         let first = self.first_blocks.clone();
-        let pages: Vec<u64> = self.dirty_pages.iter().rev().copied().collect();
+        let per = self.blocks_per_page as u64;
+        let pages: Vec<u64> =
+            self.dirty_pages.range(first.start / per..first.end.div_ceil(per)).rev().copied().collect();
         for page in pages {
-            let base = page * self.blocks_per_page as u64;
-            let end = base + self.blocks_per_page as u64;
-            if base >= first.end || end <= first.start {
-                continue;
-            }
-            self.write_dirty(|block| block >= base && block < end && first.contains(&block))?;
+            self.write_dirty_in(&[page], |block| first.contains(&block))?;
         }
         Ok(())
     }
@@ -316,8 +313,13 @@ impl<D: Disk> Cache<D> {
     /// Writes the dirty blocks `pick` chooses, in ascending order, adjacent ones merged.
     fn write_dirty(&mut self, pick: impl Fn(u64) -> bool) -> Result<(), DiskError> {
         let pages: Vec<u64> = self.dirty_pages.iter().copied().collect();
+        self.write_dirty_in(&pages, pick)
+    }
+
+    /// Writes the dirty blocks `pick` chooses of `pages` (ascending), adjacent ones merged.
+    fn write_dirty_in(&mut self, pages: &[u64], pick: impl Fn(u64) -> bool) -> Result<(), DiskError> {
         let mut run = Run::default();
-        for page in pages {
+        for &page in pages {
             let Some(&slot) = self.index.get(&page) else { continue };
             let base = page * self.blocks_per_page as u64;
             let mut mask = self.slots[slot].dirty;
@@ -447,8 +449,9 @@ impl<D: Disk> Cache<D> {
                     if !self.only_other_blocks_dirty(slot) {
                         continue;
                     }
-                } else if !self.only_first_blocks_dirty(slot) {
-                    // Entries and data only after the FAT blocks they rely on.
+                } else if !self.only_other_blocks_dirty(slot) || !self.only_first_blocks_dirty(slot) {
+                    // FAT blocks go out together, highest first (as `sync` writes them), and
+                    // entries and data only after the FAT blocks they rely on.
                     self.write_dirty_first_blocks()?;
                 }
             }

@@ -10,10 +10,12 @@
 //!
 //! - a chain walk takes at most as many steps as the volume has clusters, so a looping chain is
 //!   reported as corrupt instead of spinning;
-//! - the chain hint (first cluster, index, cluster) is only trusted for the same first cluster,
-//!   and is forgotten by every operation that changes a chain (append, truncate, remove, rename);
+//! - a file's chain is remembered as runs (`Volume::chains`, by first cluster) and followed only
+//!   as far as the file's size; an append extends its runs, cutting forgets them, and removing,
+//!   renaming or creating entries forgets them all (freed clusters may start another chain);
 //! - before appending, the chain must end at the cluster holding the file's last byte: a longer
-//!   chain would make hadris-fat append after unrelated clusters, so that is refused as corrupt.
+//!   chain (or a damaged link past the end: what an unclean stop leaves) is cut there first, or
+//!   hadris-fat would append after clusters no entry counts.
 //!
 //! A write that fails part-way (no space, disk error) may leave the bytes written in place so
 //! far; the entry's size changes only when the append completes.

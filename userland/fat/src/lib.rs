@@ -69,6 +69,7 @@ mod volume;
 #[cfg(test)]
 mod tests;
 
+pub use boot::is_fat_volume;
 pub use cache::{Cache, CacheStats, PAGE_SIZE};
 pub use data::MAX_FILE_SIZE;
 pub use disk::{Disk, DiskError, MemDisk};

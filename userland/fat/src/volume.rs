@@ -408,7 +408,6 @@ impl<D: Disk> Volume<D> {
             return Err(FsError::InvalidPath);
         };
         self.check_chain_start(&entry)?;
-        self.forget_chains();
         self.free_safely(|v| v.fs.delete(&entry).map_err(|e| v.fat_error(e)))
     }
 
@@ -449,11 +448,9 @@ impl<D: Disk> Volume<D> {
                     _ => {}
                 }
                 self.check_chain_start(&existing)?;
-                self.forget_chains();
                 self.free_safely(|v| v.fs.delete(&existing).map_err(|e| v.fat_error(e)))?;
             }
         }
-        self.forget_chains();
         self.fs.rename(&entry, &dir, name).map_err(|e| self.fat_error(e))?;
         Ok(())
     }

@@ -261,13 +261,15 @@ impl File {
     /// Reads from the position to the end.
     pub fn read_to_end(&mut self, out: &mut Vec<u8>) -> Result<usize, Refusal> {
         let start = out.len();
-        let mut chunk = alloc::vec![0; MAX_SHARED_BYTES as usize];
         loop {
-            let n = self.read(&mut chunk)?;
-            if n == 0 {
+            // Straight into `out`, a shared buffer's worth at a time.
+            let at = out.len();
+            out.resize(at + MAX_SHARED_BYTES as usize, 0);
+            let n = self.read(&mut out[at..]);
+            out.truncate(at + *n.as_ref().unwrap_or(&0));
+            if n? == 0 {
                 return Ok(out.len() - start);
             }
-            out.extend_from_slice(&chunk[..n]);
         }
     }
 

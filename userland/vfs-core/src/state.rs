@@ -296,7 +296,7 @@ impl<E: Env> Vfs<E> {
             if caller != self.root_container {
                 return Err((Error::AccessDenied, String::from("only the root container mounts block devices")));
             }
-            if self.mounts.values().any(|m| m.backing == Backing::Device(name.to_string())) {
+            if self.mounts.values().any(|m| matches!(&m.backing, Backing::Device(n) if n == name)) {
                 return Err((Error::Busy, format!("{name} is mounted already")));
             }
             let disk = self.env.open_disk(name)?;
@@ -306,13 +306,13 @@ impl<E: Env> Vfs<E> {
             let parts = resolve(&[], file).map_err(|e| (Error::InvalidArgument, format!("{file}: {e}")))?;
             let mut located = self.locate_in(caller, &parts)?;
             located.path = self.canonical(&located)?;
-            let backing = Backing::File { mount: located.mount, path: located.path.clone() };
-            if self.mounts.values().any(|m| m.backing == backing) {
+            if self.vsf_under(located.mount, &located.path) {
                 return Err((Error::Busy, format!("{file} is mounted already")));
             }
             if self.open_for_writing(located.mount, &located.path) {
                 return Err((Error::Busy, format!("{file} is open for writing")));
             }
+            let backing = Backing::File { mount: located.mount, path: located.path.clone() };
             let fs = self.fs(located.mount)?;
             let stat = fs.borrow_mut().stat(&located.path);
             let size = match stat {
@@ -549,11 +549,11 @@ impl<E: Env> Vfs<E> {
         false
     }
 
-    /// Whether mount `mount`'s entry `path` is a mounted VSF.
-    fn is_mounted_vsf(&self, mount: u64, path: &[String]) -> bool {
+    /// Whether a mounted VSF is mount `mount`'s entry `path` or lies below it.
+    fn vsf_under(&self, mount: u64, path: &[String]) -> bool {
         self.mounts
             .values()
-            .any(|m| matches!(&m.backing, Backing::File { mount: b, path: p } if *b == mount && p == path))
+            .any(|m| matches!(&m.backing, Backing::File { mount: b, path: p } if *b == mount && starts_with(p, path)))
     }
 
     /// Opens `path` under `dir` for `container`.
@@ -607,7 +607,7 @@ impl<E: Env> Vfs<E> {
         // The entry as the file system spells it: handles and mounted VSFs compare by it.
         located.path = fs.canonical(&located.path).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
         if meta.kind == Kind::File && wants_write {
-            if self.is_mounted_vsf(located.mount, &located.path) {
+            if self.vsf_under(located.mount, &located.path) {
                 return Err((Error::Busy, format!("{}: a mounted virtual storage file", shown())));
             }
             if flags.contains(OpenFlags::TRUNCATE) && meta.size > 0 {
@@ -706,30 +706,31 @@ impl<E: Env> Vfs<E> {
         Ok(n)
     }
 
-    /// The calling process's shared buffer, taken out of the map while it is used (the caller
-    /// puts it back), and the range `at .. at + len` of it, checked.
-    fn take_buffer(
+    /// Runs `op` on bytes `at .. at + len` of the calling process's shared buffer (checked);
+    /// the count it answers.
+    fn through_buffer(
         &mut self,
         container: u64,
         pid: u64,
         len: u64,
         at: u64,
-    ) -> Result<(E::Buffer, core::ops::Range<usize>), (Error, String)> {
+        op: impl FnOnce(&mut Self, &mut [u8]) -> Result<usize, (Error, String)>,
+    ) -> Result<Written, (Error, String)> {
+        // Out of the map while `op`, which needs the whole server, uses it.
         let mut buffer = self
             .buffers
             .remove(&(container, pid))
             .ok_or((Error::InvalidArgument, String::from("this process has no shared buffer (share first)")))?;
         let size = buffer.as_mut().len() as u64;
-        match at.checked_add(len) {
-            Some(end) if end <= size => Ok((buffer, at as usize..end as usize)),
-            _ => {
-                self.buffers.insert((container, pid), buffer);
-                Err((
-                    Error::InvalidArgument,
-                    format!("{len} bytes at {at} pass the end of the {size}-byte shared buffer"),
-                ))
-            }
-        }
+        let result = match at.checked_add(len) {
+            Some(end) if end <= size => op(self, &mut buffer.as_mut()[at as usize..end as usize]),
+            _ => Err((
+                Error::InvalidArgument,
+                format!("{len} bytes at {at} pass the end of the {size}-byte shared buffer"),
+            )),
+        };
+        self.buffers.insert((container, pid), buffer);
+        result.map(|n| Written { count: n as u64 })
     }
 }
 
@@ -888,7 +889,7 @@ impl<E: Env> Server for Vfs<E> {
                 ));
             }
             located.path = self.canonical(&located)?;
-            if self.is_mounted_vsf(located.mount, &located.path) {
+            if self.vsf_under(located.mount, &located.path) {
                 return Err((Error::Busy, format!("{}: a mounted virtual storage file", join(&located.at))));
             }
             self.change(container, dir, path, |fs, p| fs.remove(p))?;
@@ -918,16 +919,14 @@ impl<E: Env> Server for Vfs<E> {
             a.path = self.canonical(&a)?;
             // What `to` replaces, if it exists.
             let replaced = self.canonical(&b).ok();
-            let vsf_under = |path: &[String]| {
-                self.mounts.values().any(
-                    |m| matches!(&m.backing, Backing::File { mount, path: p } if *mount == a.mount && starts_with(p, path)),
-                )
-            };
             let holds_mount = self
                 .namespaces
                 .get(&container)
                 .is_some_and(|ns| ns.iter().any(|p| starts_with(&p.at, &a.at) && p.at != a.at));
-            if vsf_under(&a.path) || replaced.as_ref().is_some_and(|r| vsf_under(r)) || holds_mount {
+            if self.vsf_under(a.mount, &a.path)
+                || replaced.as_ref().is_some_and(|r| self.vsf_under(a.mount, r))
+                || holds_mount
+            {
                 return Err((Error::Busy, format!("{from} -> {to}: moves or replaces a mount or a mounted VSF")));
             }
             let fs = self.fs(a.mount)?;
@@ -1087,11 +1086,8 @@ impl<E: Env> Server for Vfs<E> {
         at: u64,
     ) -> Answer<Written> {
         let (container, pid) = (cx.caller().container, cx.caller().pid);
-        let result = self.take_buffer(container, pid, len, at).and_then(|(mut buffer, range)| {
-            let offset = (offset != POSITION).then_some(offset);
-            let read = self.read_into(container, handle, offset, &mut buffer.as_mut()[range]);
-            self.buffers.insert((container, pid), buffer);
-            read.map(|n| Written { count: n as u64 })
+        let result = self.through_buffer(container, pid, len, at, |vfs, bytes| {
+            vfs.read_into(container, handle, (offset != POSITION).then_some(offset), bytes)
         });
         answer(cx, result)
     }
@@ -1105,11 +1101,8 @@ impl<E: Env> Server for Vfs<E> {
         at: u64,
     ) -> Answer<Written> {
         let (container, pid) = (cx.caller().container, cx.caller().pid);
-        let result = self.take_buffer(container, pid, len, at).and_then(|(mut buffer, range)| {
-            let offset = (offset != POSITION).then_some(offset);
-            let written = self.write_from(container, handle, offset, &buffer.as_mut()[range]);
-            self.buffers.insert((container, pid), buffer);
-            written.map(|n| Written { count: n as u64 })
+        let result = self.through_buffer(container, pid, len, at, |vfs, bytes| {
+            vfs.write_from(container, handle, (offset != POSITION).then_some(offset), bytes)
         });
         answer(cx, result)
     }

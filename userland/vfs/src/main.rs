@@ -248,14 +248,13 @@ fn set_clock(devices: Option<Devices>) {
     let _ = rtc.close();
 }
 
-/// Whether block device `name` starts with a FAT boot sector.
+/// Whether block device `name` holds a FAT volume (read-only look, before a read-write mount).
 fn holds_fat(devices: Devices, name: &str) -> bool {
     let Ok(disk) = devices.open(name, DeviceRights::READ) else { return false };
     let sector = disk.read_blocks(0, 1);
     let _ = disk.close();
     let Ok(sector) = sector else { return false };
-    // Boot signature, and a jump instruction at the start, as every FAT volume has.
-    sector.len() >= 512 && sector[510] == 0x55 && sector[511] == 0xAA && matches!(sector[0], 0xEB | 0xE9)
+    vessel_fat::is_fat_volume(&sector, disk.blocks * disk.block_size)
 }
 
 /// The boot file system, read from the kernel as it is needed.
