@@ -6,8 +6,8 @@
 //!   (`/tmp`, `/data`) are not there, however the path climbs; the parent's handle numbers are
 //!   nothing here; a file of its own can be written and read back.
 //! - `write PATH TEXT`: writes TEXT to PATH and syncs.
-//! - `lend PARENT SELF`: `MemoryLend` refuses the parent container (`NoSuchContainer`) and
-//!   makes memory for this one.
+//! - `lend PARENT SELF`: `MemoryLend` and `ContainerLookup` refuse the parent container
+//!   (`NoSuchContainer`) and serve this one; `BootfsRead` is refused (`AccessDenied`).
 //! - `fill`: writes 64 KiB pieces to `/fill` until the server answers `NoSpace` (exit 0), any
 //!   other refusal or 64 MiB written without one (exit 1).
 #![no_std]
@@ -124,5 +124,19 @@ fn lend(parent: &str, own: &str) -> Result<(), String> {
     }
     let mine = Memory::lend(1, own).map_err(|e| format!("lend to itself: {e}"))?;
     let _ = mine.0.delete();
+    // Looking up goes downwards only too, and the boot file system is the root container's.
+    match vessel_rt::container::lookup(parent) {
+        Err(Error::NoSuchContainer) => {}
+        other => return Err(format!("lookup of the parent: {other:?}")),
+    }
+    match vessel_rt::container::lookup(own) {
+        Ok(info) if info.id == own && info.parent == parent => {}
+        other => return Err(format!("lookup of itself: {other:?}")),
+    }
+    let mut byte = [0u8; 1];
+    match vessel_rt::sys::bootfs_read(0, &mut byte) {
+        Err(Error::AccessDenied) => {}
+        other => return Err(format!("bootfs_read outside the root: {other:?}")),
+    }
     Ok(())
 }

@@ -358,7 +358,8 @@ fn persist_check() -> TestResult {
 }
 
 /// `MemoryLend` (what `vfs` makes a client's shared buffer with): memory for the caller's
-/// container or one below it, charged there; never for a parent or a sibling.
+/// container or one below it, charged there; never for a parent or a sibling. `ContainerLookup`
+/// (how `vfs` learns a container ended) follows the same rule; `BootfsRead` is the root's.
 fn memory_is_lent_only_downwards_and_charged_there() -> TestResult {
     use vessel_rt::ipc::Memory;
     let proc = proc()?;
@@ -384,10 +385,17 @@ fn memory_is_lent_only_downwards_and_charged_there() -> TestResult {
         check!(unknown.as_ref().is_err_and(|e| *e == Error::NoSuchContainer), "an unknown container: {unknown:?}");
         let parent = vessel_rt::container::own().map(|c| c.id).map_err(e("own id"))?;
         let up = fsprobe(proc, child, &["lend", &format!("{parent}"), &format!("{child}")])?;
-        check!(up == Ending::Code(0), "the child lends only to itself: {up:?}");
+        check!(up == Ending::Code(0), "the child lends and looks only downwards: {up:?}");
+        let seen = vessel_rt::container::lookup(child).map_err(e("lookup of the child"))?;
+        check!(seen.id == child && seen.parent == parent && seen.state == 0, "lookup of the child: {seen:?}");
         Ok(())
     })();
     proc.destroy(child).map_err(e("destroy"))?;
+    let gone = vessel_rt::container::lookup(child);
+    check!(
+        gone.as_ref().is_err_and(|e| *e == Error::NoSuchContainer) || gone.as_ref().is_ok_and(|i| i.state != 0),
+        "lookup of a destroyed container: {gone:?}"
+    );
     result
 }
 
