@@ -22,6 +22,7 @@ mod logger;
 mod mem;
 mod panic;
 mod platform;
+mod power;
 mod syscall;
 mod task;
 mod time;
@@ -83,7 +84,14 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     #[cfg(not(feature = "ktest"))]
     {
         task::init(boot.ramdisk);
-        match task::spawn(0, "bin/init", b"init\0", vessel_abi::Priority::Normal, &[], 0) {
+        match task::spawn(
+            0,
+            "bin/init",
+            task::Strings { args: b"init\0", env: b"" },
+            vessel_abi::Priority::Normal,
+            &[],
+            0,
+        ) {
             Ok(pid) => log::info!("started bin/init as process {pid}"),
             Err(e) => log::error!("cannot start bin/init: {e}"),
         }

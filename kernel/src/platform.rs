@@ -1,6 +1,7 @@
 //! Platform discovery from the firmware's ACPI tables (through the `acpi` crate): CPUs and
-//! interrupt controllers from the MADT, the HPET if there is one, and PCI's memory-mapped
-//! configuration space from the MCFG if there is one.
+//! interrupt controllers from the MADT, the HPET if there is one, PCI's memory-mapped
+//! configuration space from the MCFG if there is one, and (through `power`) how to switch the
+//! machine off and reset it from the FADT and DSDT.
 //!
 //! The tables are reached through `mem::acpi`. They are firmware input: a missing or corrupt
 //! table is logged and the kernel continues with what it found.
@@ -104,6 +105,7 @@ pub fn init(rsdp: Option<Rsdp>) {
         }
         Err(e) => log::warn!("acpi: no MADT ({e:?})"),
     }
+    crate::power::init(&tables);
     platform.hpet_addr = HpetInfo::new(&tables).ok().map(|h| h.base_address as u64);
     platform.ecam = tables.find_table::<Mcfg>().ok().and_then(|mcfg| {
         let table = mcfg.get();

@@ -194,6 +194,14 @@ syscalls! {
     /// kernel was booted with) from byte `offset` into `buffer`, at most `length` (up to 64 KiB a
     /// call); 0 at the end. Root container only: `vfs` serves it as `/boot`.
     63 BootfsRead(offset, buffer, length) "offset, buffer, length (≤ 65536 a call)" -> "bytes copied", [AccessDenied, BadAddress] "AccessDenied (not the root container), BadAddress";
+    /// `(action)`: switch the machine off ([`POWER_OFF`]: ACPI S5, through the PM1 control
+    /// registers the FADT names and the sleep type of the DSDT's `_S5_` package) or reset it
+    /// ([`POWER_REBOOT`]: the FADT's reset register, else port 0xCF9, else the 8042). Root
+    /// container only; syncing disks first is user space's job. Does not return when it works.
+    64 Power(action) "action (`POWER_OFF` 1, `POWER_REBOOT` 2)" -> "does not return", [AccessDenied, InvalidArgument, NotFound, DeviceError] "AccessDenied (not the root container), InvalidArgument (another action), NotFound (no S5 sleep state or PM1a control block in the firmware's tables), DeviceError (the machine is still on a second later)";
+    /// `(from, buffer, length, chunk)`: `LogRead` without the platform capability, for any
+    /// process of the root container (`dmesg`): the same copy, another gate.
+    65 LogCopy(from, buffer, length, chunk) "first byte, buffer, length (≤ 4096 a call), `*mut LogChunk`" -> "bytes copied", [AccessDenied, BadAddress] "AccessDenied (not the root container), BadAddress";
 }
 
 errors! {

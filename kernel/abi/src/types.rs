@@ -59,6 +59,11 @@ pub struct SpawnRequest {
     /// own container. Every capability in `caps` must then belong to that container or be a
     /// system-service endpoint.
     pub container: u64,
+    /// The environment as one blob of NUL-terminated `NAME=value` strings (may be 0/0). With the
+    /// arguments it shares [`MAX_ARGS`] bytes.
+    pub env_ptr: u64,
+    /// Its length in bytes.
+    pub env_len: u64,
 }
 
 /// `SpawnRequest::flags`: the program comes as an ELF image in the caller's memory (read from a
@@ -176,6 +181,11 @@ impl ExitStatus {
 /// `Wait` and `ProcessInfo` flag: the first argument is a process capability, not a pid.
 pub const BY_CAPABILITY: u64 = 1;
 
+/// `Power` action: switch the machine off (ACPI S5).
+pub const POWER_OFF: u64 = 1;
+/// `Power` action: reset the machine.
+pub const POWER_REBOOT: u64 = 2;
+
 /// Output of `ProcessInfo`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -194,6 +204,9 @@ pub struct ProcessInfo {
     pub threads: u64,
     /// Id of the container it belongs to.
     pub container: u64,
+    /// Pages of its own memory (image, stack, heap, IPC buffers and thread pages: what its
+    /// container is charged for it).
+    pub pages: u64,
 }
 
 /// Output of `KernelStats`.
@@ -354,10 +367,14 @@ pub struct StartInfo {
     pub handles_ptr: u64,
     /// Number of initial capabilities.
     pub handles_len: u64,
+    /// Number of environment strings.
+    pub envc: u64,
+    /// Address of `envc` [`ArgSlice`]s, each a `NAME=value` string.
+    pub envp: u64,
 }
 
-/// Value of [`StartInfo::magic`] ("VESSEL" + ABI version 1).
-pub const START_MAGIC: u64 = 0x5645_5353_454c_0001;
+/// Value of [`StartInfo::magic`] ("VESSEL" + ABI version 2: the environment).
+pub const START_MAGIC: u64 = 0x5645_5353_454c_0002;
 
 #[cfg(test)]
 mod tests {
@@ -381,7 +398,7 @@ mod tests {
         const { assert!(crate::PROGRAM_START < crate::PROGRAM_END) };
         const { assert!(crate::PROGRAM_END <= crate::HEAP_START && crate::HEAP_END < crate::STACK_GUARD) };
         const { assert!(crate::STACK_TOP < crate::USER_END) };
-        assert_eq!(core::mem::size_of::<SpawnRequest>(), 64);
+        assert_eq!(core::mem::size_of::<SpawnRequest>(), 80);
         assert_eq!(core::mem::size_of::<ExitStatus>(), 32);
         assert_eq!(Priority::from_u32(3), None);
     }

@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod acpi_s5;
 pub mod bootargs;
 pub mod elf;
 pub mod frames;

@@ -59,3 +59,22 @@ pub fn tables(rsdp: Rsdp) -> Result<AcpiTables<KernelAcpi>, AcpiError> {
     // (`Rsdp` is made from nothing else).
     unsafe { AcpiTables::from_rsdp(KernelAcpi, rsdp.0 as usize) }
 }
+
+/// Largest firmware table [`with_table_bytes`] reads whole (real DSDTs are tens of KiB).
+const MAX_TABLE_BYTES: usize = 4 << 20;
+
+/// Calls `f` with the `length` bytes of firmware memory at physical `address`: the AML of a
+/// table the `acpi` crate located (`AcpiTables::dsdt`). `None` for an empty or oversized
+/// region.
+pub fn with_table_bytes<R>(address: usize, length: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    if length == 0 || length > MAX_TABLE_BYTES {
+        return None;
+    }
+    // SAFETY: the region is part of an ACPI table the crate found through the RSDP (firmware
+    // memory, which the kernel never hands out while booting); the mapping covers it whole.
+    let mapping = unsafe { KernelAcpi.map_physical_region::<u8>(address, length) };
+    // SAFETY: `mapping` maps `length` readable bytes at its virtual start, and nothing writes
+    // firmware tables while `f` reads them.
+    let bytes = unsafe { core::slice::from_raw_parts(mapping.virtual_start().as_ptr(), length) };
+    Some(f(bytes))
+}

@@ -17,7 +17,7 @@ use vessel_kcore::report::TrapFrame;
 use crate::task;
 use usermem::UserSlice;
 
-/// Bytes one `LogRead` copies at most.
+/// Bytes one `LogRead` or `LogCopy` copies at most.
 const LOG_READ_MAX: usize = 4096;
 
 /// Whether `DebugExit` may leave the emulator (set from the boot arguments of test images).
@@ -316,17 +316,19 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
         }
         Syscall::LogRead => {
             let a = decode!(LogRead);
-            let mut bytes = alloc::vec::Vec::new();
-            let len = (a.length as usize).min(LOG_READ_MAX);
-            bytes.try_reserve_exact(len).map_err(|_| Error::NoMemory)?;
-            bytes.resize(len, 0);
-            usermem::write(a.chunk, &vessel_abi::LogChunk::default())?;
-            let chunk = task::log_read(a.platform, a.from, &mut bytes)?;
-            let count = (chunk.next - chunk.first) as usize;
-            if count > 0 {
-                UserSlice::new(a.buffer, count as u64, LOG_READ_MAX as u64)?.write_from(&bytes[..count])?;
+            log_read(task::LogReader::Platform(a.platform), a.from, a.buffer, a.length, a.chunk)
+        }
+        Syscall::LogCopy => {
+            let a = decode!(LogCopy);
+            log_read(task::LogReader::RootContainer, a.from, a.buffer, a.length, a.chunk)
+        }
+        Syscall::Power => {
+            let action = decode!(Power).action;
+            if action != vessel_abi::POWER_OFF && action != vessel_abi::POWER_REBOOT {
+                return Err(Error::InvalidArgument);
             }
-            usermem::write(a.chunk, &chunk).map(|()| count as u64)
+            task::require_root()?;
+            Err(if action == vessel_abi::POWER_OFF { crate::power::switch_off() } else { crate::power::reset() })
         }
         Syscall::PlatformEcam => {
             let a = decode!(PlatformEcam);
@@ -358,6 +360,23 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             Err(Error::AccessDenied)
         }
     }
+}
+
+/// `LogRead` and `LogCopy` (one copy, two gates): up to `length` bytes (at most
+/// [`LOG_READ_MAX`]) of the kernel's output from byte `from` into `buffer`, and which bytes came
+/// into `*chunk`. The chunk pointer is checked before the gate, as it always was for `LogRead`.
+fn log_read(reader: task::LogReader, from: u64, buffer: u64, length: u64, chunk_ptr: u64) -> Result<u64, Error> {
+    let mut bytes = alloc::vec::Vec::new();
+    let len = (length as usize).min(LOG_READ_MAX);
+    bytes.try_reserve_exact(len).map_err(|_| Error::NoMemory)?;
+    bytes.resize(len, 0);
+    usermem::write(chunk_ptr, &vessel_abi::LogChunk::default())?;
+    let chunk = task::log_read(reader, from, &mut bytes)?;
+    let count = (chunk.next - chunk.first) as usize;
+    if count > 0 {
+        UserSlice::new(buffer, count as u64, LOG_READ_MAX as u64)?.write_from(&bytes[..count])?;
+    }
+    usermem::write(chunk_ptr, &chunk).map(|()| count as u64)
 }
 
 /// Checks the flags argument of `Wait` and `ProcessInfo`.
@@ -398,12 +417,23 @@ fn spawn(caller: u64, request: u64) -> Result<u64, Error> {
     path.try_reserve_exact(path_slice.len()).map_err(|_| Error::NoMemory)?;
     path.resize(path_slice.len(), 0u8);
     path_slice.read_into(&mut path)?;
+    // Arguments and environment share one limit, checked before either is copied.
+    if req.args_len.saturating_add(req.env_len) > task::MAX_STRINGS as u64 {
+        return Err(Error::TooLarge);
+    }
     let mut args = vec![0u8; 0];
     if req.args_len > 0 {
         let args_slice = UserSlice::new(req.args_ptr, req.args_len, MAX_ARGS)?;
         args.resize(args_slice.len(), 0);
         args_slice.read_into(&mut args)?;
     }
+    let mut env = vec![0u8; 0];
+    if req.env_len > 0 {
+        let env_slice = UserSlice::new(req.env_ptr, req.env_len, MAX_ARGS)?;
+        env.resize(env_slice.len(), 0);
+        env_slice.read_into(&mut env)?;
+    }
+    let strings = task::Strings { args: &args, env: &env };
     if req.caps_len > MAX_SPAWN_CAPS {
         return Err(Error::TooLarge);
     }
@@ -422,8 +452,8 @@ fn spawn(caller: u64, request: u64) -> Result<u64, Error> {
         let name = args.split(|&b| b == 0).next().filter(|n| !n.is_empty()).ok_or(Error::InvalidArgument)?;
         let name = core::str::from_utf8(name).map_err(|_| Error::InvalidArgument)?;
         let name = &name[..name.len().min(MAX_PATH as usize)];
-        return task::spawn_image(caller, name, &path, &args, priority, caps, req.container);
+        return task::spawn_image(caller, name, &path, strings, priority, caps, req.container);
     }
     let path = core::str::from_utf8(&path).map_err(|_| Error::InvalidArgument)?;
-    task::spawn(caller, path, &args, priority, caps, req.container)
+    task::spawn(caller, path, strings, priority, caps, req.container)
 }

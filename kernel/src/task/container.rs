@@ -124,6 +124,15 @@ impl Tasks {
         {
             return true;
         }
+        // A notification a client can only be signalled on may go to the system services (the
+        // root container, reached only through service endpoints): a server tells its client
+        // that something happened (Ctrl-C on the client's terminal), never waits on it.
+        if let ObjectRef::Notification(_) = object
+            && !rights.contains(Rights::RECEIVE)
+            && to == self.containers.root()
+        {
+            return true;
+        }
         self.object_container(object).is_none_or(|c| c == to)
     }
 

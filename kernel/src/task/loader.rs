@@ -68,57 +68,82 @@ pub fn map_bootfs(space: &mut AddressSpace, bootfs: &[u8]) -> Result<(), Error> 
     Ok(())
 }
 
-/// Writes the top stack page: argument strings, their [`ArgSlice`] table and the [`StartInfo`].
-/// `args` is a blob of NUL-terminated strings. Returns the StartInfo's address, which is also
-/// the initial stack pointer (16-byte aligned, the stack grows down from it).
+/// A new process's strings: its arguments and its environment, each a blob of NUL-terminated
+/// strings (a last string without its NUL counts too; empty strings are kept).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Strings<'a> {
+    /// `argv[0]` first.
+    pub args: &'a [u8],
+    /// `NAME=value` strings.
+    pub env: &'a [u8],
+}
+
+/// Most bytes of argument and environment strings together.
+pub const MAX_STRINGS: usize = 2048;
+
+/// The strings of a NUL-terminated blob.
+fn pieces(blob: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = blob.strip_suffix(&[0]).unwrap_or(blob);
+    body.split(|&b| b == 0).take(if blob.is_empty() { 0 } else { usize::MAX })
+}
+
+/// Writes the top stack page: argument and environment strings, their [`ArgSlice`] tables and
+/// the [`StartInfo`]. Returns the StartInfo's address, which is also the initial stack pointer
+/// (16-byte aligned, the stack grows down from it).
 pub fn setup_stack(
     space: &mut AddressSpace,
     pid: u64,
-    args: &[u8],
+    strings: Strings<'_>,
     bootfs_len: u64,
     handles: &[u32],
 ) -> Result<u64, Error> {
-    if args.len() > 2048 {
+    // Each blob is copied with a NUL after it, so a last string without one ends too.
+    let (args, env) = (strings.args, strings.env);
+    let size = args.len() + env.len() + 2;
+    if size > MAX_STRINGS + 2 {
         return Err(Error::TooLarge);
     }
     let page_base = STACK_TOP - PAGE_SIZE;
     let mut page = [0u8; PAGE_SIZE as usize];
-    let strings: usize = args.len();
-    let argc = args.split(|&b| b == 0).filter(|s| !s.is_empty()).count();
-    let table_size = argc * core::mem::size_of::<ArgSlice>();
+    let argc = pieces(args).count();
+    let envc = pieces(env).count();
+    let slice_size = core::mem::size_of::<ArgSlice>();
     let info_size = core::mem::size_of::<StartInfo>();
-    // Layout from the top down: strings, table (8-aligned), StartInfo (16-aligned), then rsp.
-    let strings_at = PAGE_SIZE as usize - strings;
-    let table_at = (strings_at - table_size) & !7;
-    // Initial capability handles (u32 each) just below the argument table.
-    let handles_at = (table_at - 4 * handles.len()) & !7;
+    // Layout from the top down: strings, the two tables (8-aligned), handles, StartInfo
+    // (16-aligned), then rsp.
+    let strings_at = PAGE_SIZE as usize - size;
+    let argv_at = (strings_at - argc * slice_size) & !7;
+    let envp_at = argv_at - envc * slice_size;
+    let handles_at = (envp_at - 4 * handles.len()) & !7;
     let info_at = handles_at.checked_sub(info_size).ok_or(Error::TooLarge)? & !15;
     // Leave room below for the first call frames on the same page.
     if info_at < 512 {
         return Err(Error::TooLarge);
     }
-    page[strings_at..].copy_from_slice(args);
-    let mut offset = strings_at;
-    let mut index = 0;
-    for s in args.split(|&b| b == 0) {
-        if !s.is_empty() {
-            let slice = ArgSlice { ptr: page_base + offset as u64, len: s.len() as u64 };
-            let at = table_at + index * core::mem::size_of::<ArgSlice>();
-            page[at..at + 8].copy_from_slice(&slice.ptr.to_le_bytes());
-            page[at + 8..at + 16].copy_from_slice(&slice.len.to_le_bytes());
-            index += 1;
+    // The arguments at `strings_at`, the environment after them and their added NUL; the page
+    // is zeroed, so each blob's added NUL is already there.
+    let env_at = strings_at + args.len() + 1;
+    for (blob, blob_at, table_at) in [(args, strings_at, argv_at), (env, env_at, envp_at)] {
+        page[blob_at..blob_at + blob.len()].copy_from_slice(blob);
+        let mut offset = blob_at;
+        for (index, s) in pieces(blob).enumerate() {
+            let at = table_at + index * slice_size;
+            page[at..at + 8].copy_from_slice(&(page_base + offset as u64).to_le_bytes());
+            page[at + 8..at + 16].copy_from_slice(&(s.len() as u64).to_le_bytes());
+            offset += s.len() + 1;
         }
-        offset += s.len() + 1;
     }
     let info = StartInfo {
         magic: START_MAGIC,
         pid,
         argc: argc as u64,
-        argv: page_base + table_at as u64,
+        argv: page_base + argv_at as u64,
         bootfs_ptr: if bootfs_len > 0 { BOOTFS_BASE } else { 0 },
         bootfs_len,
         handles_ptr: if handles.is_empty() { 0 } else { page_base + handles_at as u64 },
         handles_len: handles.len() as u64,
+        envc: envc as u64,
+        envp: page_base + envp_at as u64,
     };
     for (i, h) in handles.iter().enumerate() {
         page[handles_at + 4 * i..handles_at + 4 * i + 4].copy_from_slice(&h.to_le_bytes());
@@ -132,6 +157,8 @@ pub fn setup_stack(
         info.bootfs_len,
         info.handles_ptr,
         info.handles_len,
+        info.envc,
+        info.envp,
     ];
     for (i, word) in words.iter().enumerate() {
         page[info_at + i * 8..info_at + i * 8 + 8].copy_from_slice(&word.to_le_bytes());

@@ -52,16 +52,17 @@ pub use endpoint::{call, endpoint_create, recv, reply, reply_recv};
 pub use events::{notification_bind, process_notify};
 pub use fastpath::{fast_call, fast_reply_recv};
 pub use hardware::{irq_ack, irq_bind, mmio_map, on_irq, port_read, port_write};
+pub use loader::{MAX_STRINGS, Strings};
 pub use memory::{dma_address, memory_create, memory_lend, memory_map};
 pub use msi::{msi_message, on_msi};
 pub use notification::{notification_create, signal, wait_notification};
 pub use platform::{
-    dma_create, dma_quiesce, framebuffer_take, log_bind, log_read, msi_allocate, platform_ecam, platform_irq,
-    platform_mmio, platform_ports,
+    LogReader, dma_create, dma_quiesce, framebuffer_take, log_bind, log_read, msi_allocate, platform_ecam,
+    platform_irq, platform_mmio, platform_ports,
 };
 pub use process::{
-    bootfs_for_root, kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, spawn, spawn_image, stats,
-    user_fault, wait,
+    bootfs_for_root, kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, require_root, spawn, spawn_image,
+    stats, user_fault, wait,
 };
 pub use reply::{reply_send, reply_take};
 #[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes

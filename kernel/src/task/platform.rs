@@ -1,7 +1,8 @@
 //! The platform capability: the one authority over the machine's hardware, held by the `device`
 //! server alone. From it the holder makes the narrower capabilities a driver needs: port
 //! ranges, ISA interrupt lines, MMIO regions, DMA memory, MSI vectors, and the boot
-//! framebuffer.
+//! framebuffer. It also reads the kernel's output (`LogRead`), which the root container's
+//! processes may read without it too (`LogCopy`: the same copy behind another gate).
 //!
 //! Invariants: nothing reaches hardware without a capability made here (or the boot set made
 //! from the same rules); an MMIO capability never covers RAM the system uses, low memory, or the
@@ -114,9 +115,22 @@ pub fn framebuffer_take(value: u64) -> Result<(u64, FramebufferInfo), Error> {
     Ok((handle, info))
 }
 
-/// `LogRead`: up to `out.len()` bytes of the kernel's output from byte `from` on.
-pub fn log_read(value: u64, from: u64, out: &mut [u8]) -> Result<vessel_abi::LogChunk, Error> {
-    with_tasks(|t| platform(t, value)).unwrap_or(Err(Error::NoSuchProcess))?;
+/// Who asks for the kernel's output: the two gates of one copy.
+#[derive(Clone, Copy, Debug)]
+pub enum LogReader {
+    /// `LogRead`: the holder of the platform capability (this handle, with MANAGE).
+    Platform(u64),
+    /// `LogCopy`: any process of the root container (`dmesg`).
+    RootContainer,
+}
+
+/// `LogRead` and `LogCopy`: up to `out.len()` bytes of the kernel's output from byte `from` on,
+/// once `reader` passed its gate.
+pub fn log_read(reader: LogReader, from: u64, out: &mut [u8]) -> Result<vessel_abi::LogChunk, Error> {
+    match reader {
+        LogReader::Platform(value) => with_tasks(|t| platform(t, value)).unwrap_or(Err(Error::NoSuchProcess))?,
+        LogReader::RootContainer => super::require_root()?,
+    }
     let (first, count) = crate::klog::read(from, out);
     Ok(vessel_abi::LogChunk { first, next: first + count as u64 })
 }

@@ -26,24 +26,28 @@ use crate::mem::{frames, heap};
 pub fn spawn(
     parent: Pid,
     path: &str,
-    args: &[u8],
+    strings: loader::Strings<'_>,
     priority: Priority,
     caps: &[u32],
     container: u64,
 ) -> Result<u64, Error> {
     let (bootfs, archive) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
     let file = archive.and_then(|a| a.get(path)).filter(|e| e.is_file()).ok_or(Error::NotFound)?;
-    start(parent, path, file.data, bootfs, args, priority, caps, container)
+    start(parent, path, file.data, bootfs, strings, priority, caps, container)
 }
 
 /// The boot file system, for a caller in the root container (`BootfsRead`).
 pub fn bootfs_for_root() -> Result<&'static [u8], Error> {
+    require_root()?;
+    BOOTFS.get().map(|&(bootfs, _)| bootfs).ok_or(Error::NotFound)
+}
+
+/// `Ok` if the caller is a process of the root container, else `AccessDenied`: the gate of the
+/// calls only the system's own programs may make (`BootfsRead`, `Power`, `LogCopy`).
+pub fn require_root() -> Result<(), Error> {
     let root =
         with_tasks(|t| t.current_container().map(|c| c == t.containers.root())).unwrap_or(Err(Error::NoSuchProcess))?;
-    if !root {
-        return Err(Error::AccessDenied);
-    }
-    BOOTFS.get().map(|&(bootfs, _)| bootfs).ok_or(Error::NotFound)
+    if root { Ok(()) } else { Err(Error::AccessDenied) }
 }
 
 /// `Spawn` with `SPAWN_IMAGE`: starts the ELF `image` (copied from the caller) as `name`.
@@ -52,13 +56,13 @@ pub fn spawn_image(
     parent: Pid,
     name: &str,
     image: &[u8],
-    args: &[u8],
+    strings: loader::Strings<'_>,
     priority: Priority,
     caps: &[u32],
     container: u64,
 ) -> Result<u64, Error> {
     let (bootfs, _) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
-    start(parent, name, image, bootfs, args, priority, caps, container)
+    start(parent, name, image, bootfs, strings, priority, caps, container)
 }
 
 /// Starts the ELF `elf` as process `path` (its name): the common part of the spawns.
@@ -68,7 +72,7 @@ fn start(
     path: &str,
     elf: &[u8],
     bootfs: &'static [u8],
-    args: &[u8],
+    strings: loader::Strings<'_>,
     priority: Priority,
     caps: &[u32],
     container: u64,
@@ -104,7 +108,7 @@ fn start(
         Ok((pid, pid + 1, target, vpid))
     })
     .ok_or(Error::NoSuchProcess)??;
-    let built = build_process(parent, elf, bootfs, args, caps, (pid, vpid, target, priority));
+    let built = build_process(parent, elf, bootfs, strings, caps, (pid, vpid, target, priority));
     with_tasks(|t| {
         let (space, table, thread) = match built {
             Ok(v) => v,
@@ -174,7 +178,7 @@ fn build_process(
     parent: Pid,
     elf: &[u8],
     bootfs: &'static [u8],
-    args: &[u8],
+    strings: loader::Strings<'_>,
     caps: &[u32],
     (pid, vpid, container, priority): (Pid, u64, Index, Priority),
 ) -> Result<(AddressSpace, TableId, Thread), Error> {
@@ -235,7 +239,7 @@ fn build_process(
         Ok::<_, Error>((table, handles, count, container_id))
     })
     .ok_or(Error::NoSuchProcess)??;
-    let info = match loader::setup_stack(&mut space, vpid, args, bootfs_len, &handles[..count]) {
+    let info = match loader::setup_stack(&mut space, vpid, strings, bootfs_len, &handles[..count]) {
         Ok(v) => v,
         Err(e) => {
             drop_table(table);
@@ -387,6 +391,7 @@ pub fn process_info(caller: Pid, pid: u64, flags: u64) -> Result<ProcessInfo, Er
             cpu_ticks: p.cpu_ticks,
             threads: p.threads.len() as u64,
             container: t.containers.get(p.container).map_or(0, |c| c.id()),
+            pages: p.pages,
         })
     })
     .ok_or(Error::NoSuchProcess)?

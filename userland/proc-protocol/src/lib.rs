@@ -3,6 +3,9 @@
 //! declaration gives the labels, the encoding, the [`Client`], the [`Server`] trait and
 //! [`dispatch`]; `docs/proc.md` describes the server and `docs/protocols.md` the encoding.
 //!
+//! `process_info` tells what one process is and uses (its program's path, which `proc`
+//! remembers from the `spawn`, and the kernel's `ProcessInfo`), for tools such as `ps`.
+//!
 //! Names: a process is named by `(container id, pid)`, where the pid is the one it has inside
 //! its container (the first process of a container is pid 1). Container 0 means "the caller's
 //! own container" (the kernel stamps it on every request). A caller sees and acts only on its
@@ -45,6 +48,8 @@ vessel_protocol::protocol! {
             container: u64,
             /// `path\0arg\0...` without a trailing NUL: see [`encode_command`] and [`Command`].
             path_and_args: bytes,
+            /// The child's environment: NUL-terminated `NAME=value` strings (may be empty).
+            env: bytes,
             /// Capabilities for the child, after its `proc` capability; they move.
             caps: caps,
         ) -> Spawned {
@@ -106,6 +111,9 @@ vessel_protocol::protocol! {
             parent: u64,
             /// Its quota limits.
             limits: Limits,
+            /// Its name (empty: none): at most [`MAX_NAME`] bytes of letters, digits, `-`, `_`
+            /// and `.`, not starting with a digit, unique among its siblings (`AlreadyExists`).
+            name: str,
         ) -> Created {
             /// The new container's id.
             id: u64,
@@ -161,6 +169,96 @@ vessel_protocol::protocol! {
             /// they move to `proc`.
             caps: caps,
         ) -> Spawned;
+        /// What one process `proc` started is and uses (for `ps`): its program, state, threads,
+        /// memory and CPU time. Refused with `NoSuchContainer` (not the caller's container or
+        /// below it) and `NoSuchProcess` (no such process there, or already reaped).
+        14 process_info(
+            /// Its container (0: the caller's).
+            container: u64,
+            /// Its pid there.
+            pid: u64,
+        ) -> ProcessDetail {
+            /// The program it runs: the path `spawn` was given (`bin/ps`, `/bin/tool`).
+            name: str,
+            /// Its container's id.
+            container: u64,
+            /// Its pid there.
+            pid: u64,
+            /// Running, blocked, or exited and not yet reaped.
+            state: ProcessState,
+            /// Live threads.
+            threads: u64,
+            /// Pages of memory it uses (4 KiB each: image, stack, heap, IPC buffers), as its
+            /// container is charged for them.
+            pages: u64,
+            /// CPU time it used so far, in nanoseconds (counted in timer ticks).
+            cpu_ns: u64,
+        };
+        /// The name a container was created with (empty: none), for the caller's container or
+        /// one below it.
+        15 container_name(
+            /// The container (0: the caller's).
+            container: u64,
+        ) -> Named {
+            /// Its name.
+            name: str,
+        };
+    }
+}
+
+/// What a process is doing (`process_info`). On the wire: a `u8` (0, 1, 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Running or ready to run.
+    Running,
+    /// Every thread waits (for a message, a reply, a notification, a sleep).
+    Blocked,
+    /// It ended; nobody has waited for it yet.
+    Exited,
+}
+
+impl ProcessState {
+    /// The state from the kernel's `ProcessInfo::state` (0 running, 1 blocked, 2 exited).
+    pub fn from_kernel(state: u32) -> ProcessState {
+        match state {
+            0 => ProcessState::Running,
+            1 => ProcessState::Blocked,
+            _ => ProcessState::Exited,
+        }
+    }
+
+    /// The state as one word: `running`, `blocked`, `exited`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessState::Running => "running",
+            ProcessState::Blocked => "blocked",
+            ProcessState::Exited => "exited",
+        }
+    }
+}
+
+impl core::fmt::Display for ProcessState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Field for ProcessState {
+    fn put(&self, w: &mut Writer<'_>) {
+        w.u8(match self {
+            ProcessState::Running => 0,
+            ProcessState::Blocked => 1,
+            ProcessState::Exited => 2,
+        });
+    }
+
+    fn take(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(ProcessState::Running),
+            1 => Ok(ProcessState::Blocked),
+            2 => Ok(ProcessState::Exited),
+            _ => Err(DecodeError::BadValue),
+        }
     }
 }
 
@@ -309,6 +407,14 @@ pub fn command_line(path: &str, args: &[&str]) -> Vec<u8> {
         blob.extend_from_slice(arg.as_bytes());
     }
     blob
+}
+
+/// Whether `name` can name a container: empty (no name), or at most [`MAX_NAME`] bytes of ASCII
+/// letters, digits, `-`, `_` and `.`, not starting with a digit (so it never reads as an id).
+pub fn valid_container_name(name: &str) -> bool {
+    name.len() <= MAX_NAME
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Whether `name` is a valid service name (1 to [`MAX_NAME`] bytes).

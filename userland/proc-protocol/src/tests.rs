@@ -17,6 +17,12 @@ impl Example for Ending {
     }
 }
 
+impl Example for ProcessState {
+    fn examples() -> Vec<Self> {
+        vec![ProcessState::Running, ProcessState::Blocked, ProcessState::Exited]
+    }
+}
+
 impl Example for Limits {
     fn examples() -> Vec<Self> {
         vec![Limits::default(), Limits([1, 2, UNLIMITED, 4, 5]), Limits([0; RESOURCES])]
@@ -114,6 +120,7 @@ impl Server for Procs {
         cx: &mut Cx<'_, Spawned>,
         container: u64,
         path_and_args: &[u8],
+        _env: &[u8],
         caps: &[u32],
     ) -> Answer<Spawned> {
         let refused = match Command::parse(path_and_args) {
@@ -175,8 +182,15 @@ impl Server for Procs {
         Answer::Reply(List { pairs })
     }
 
-    fn create(&mut self, _: &mut Cx<'_, Created>, parent: u64, limits: Limits) -> Answer<Created> {
+    fn create(&mut self, cx: &mut Cx<'_, Created>, parent: u64, limits: Limits, name: &str) -> Answer<Created> {
+        if !valid_container_name(name) {
+            return cx.refusal(Error::InvalidArgument, "not a container name").into();
+        }
         Answer::Reply(Created { id: parent.wrapping_mul(1000).wrapping_add(limits.0[1]) })
+    }
+
+    fn container_name(&mut self, _: &mut Cx<'_, Named>, container: u64) -> Answer<Named> {
+        Answer::Reply(Named { name: alloc::format!("c{container}") })
     }
 
     fn destroy(&mut self, cx: &mut Cx<'_, Done>, container: u64) -> Answer<Done> {
@@ -229,6 +243,23 @@ impl Server for Procs {
         self.next_pid += 1;
         Answer::Reply(Spawned { pid: self.next_pid, container: cx.caller().container })
     }
+
+    fn process_info(&mut self, cx: &mut Cx<'_, ProcessDetail>, container: u64, pid: u64) -> Answer<ProcessDetail> {
+        let container = Self::container(cx, container);
+        let Some(child) = self.find(container, pid).map(|i| &self.children[i]) else {
+            return cx.refusal(Error::NoSuchProcess, format!("no process {pid}")).into();
+        };
+        let state = if child.ending.is_some() { ProcessState::Exited } else { ProcessState::Blocked };
+        Answer::Reply(ProcessDetail {
+            name: String::from("bin/sleep"),
+            container,
+            pid,
+            state,
+            threads: 1,
+            pages: 21,
+            cpu_ns: child.runs_for * TICK_NS,
+        })
+    }
 }
 
 fn procs() -> Loopback<Procs> {
@@ -239,14 +270,14 @@ fn procs() -> Loopback<Procs> {
 
 #[test]
 fn every_operation_round_trips() {
-    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(13 * vessel_protocol::testing::ROUNDS));
+    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(15 * vessel_protocol::testing::ROUNDS));
 }
 
 #[test]
 fn wait_blocks_until_the_child_ends() {
     let lo = procs();
     let proc = Client::new(&lo);
-    let child = proc.spawn(0, &command_line("bin/sleep", &["5"]), &[]).unwrap();
+    let child = proc.spawn(0, &command_line("bin/sleep", &["5"]), b"", &[]).unwrap();
     assert_eq!(child, Spawned { pid: 1, container: 7 });
     assert_eq!(proc.try_wait(0, 1), Ok(Status { ending: None }));
     assert_eq!(proc.wait(0, 1), Ok(Exited { ending: Ending::Code(1) }));
@@ -259,7 +290,7 @@ fn wait_blocks_until_the_child_ends() {
 fn wait_timeout_gives_up_and_the_process_keeps_running() {
     let lo = procs();
     let proc = Client::new(&lo);
-    proc.spawn(0, &command_line("bin/sleep", &["10"]), &[]).unwrap();
+    proc.spawn(0, &command_line("bin/sleep", &["10"]), b"", &[]).unwrap();
     let refusal = proc.wait_timeout(0, 1, 2 * TICK_NS).unwrap_err();
     let why = "proc: container 0x0000000000000007: process 1 still runs after 2000000 ns";
     assert_eq!(refusal, Refusal::new(Error::TimedOut, why));
@@ -270,7 +301,7 @@ fn wait_timeout_gives_up_and_the_process_keeps_running() {
 fn kill_ends_a_waited_process() {
     let lo = procs();
     let proc = Client::new(&lo);
-    proc.spawn(0, &command_line("bin/sleep", &["100"]), &[]).unwrap();
+    proc.spawn(0, &command_line("bin/sleep", &["100"]), b"", &[]).unwrap();
     assert_eq!(proc.processes(0), Ok(List { pairs: vec![(7, 1)] }));
     assert_eq!(proc.kill(0, 1), Ok(Done));
     assert_eq!(proc.try_wait(0, 1), Ok(Status { ending: Some(Ending::Killed) }));
@@ -285,18 +316,18 @@ fn capabilities_travel_and_refused_ones_are_deleted() {
     assert_eq!(proc.lookup("echo"), Ok(Service { generation: 0, pid: 3, endpoint: 1055 }));
     assert_eq!(proc.lookup("nope").unwrap_err().error, Error::NotFound);
     assert_eq!(proc.register(&"n".repeat(MAX_NAME + 1), 56).unwrap_err().error, Error::InvalidArgument);
-    let refusal = proc.spawn(0, b"bin/x", &[60, 61, 62, 63]).unwrap_err();
+    let refusal = proc.spawn(0, b"bin/x", b"", &[60, 61, 62, 63]).unwrap_err();
     assert_eq!(refusal, Refusal::new(Error::TooLarge, "proc: container 0x0000000000000007: more than 3 capabilities"));
-    assert_eq!(proc.spawn(0, b"", &[64]).unwrap_err().error, Error::InvalidArgument);
+    assert_eq!(proc.spawn(0, b"", b"", &[64]).unwrap_err().error, Error::InvalidArgument);
     assert_eq!(lo.mailbox().dropped(), [56, 60, 61, 62, 63, 64]);
-    assert!(proc.spawn(0, b"bin/x", &[65, 66, 67]).is_ok());
+    assert!(proc.spawn(0, b"bin/x", b"", &[65, 66, 67]).is_ok());
 }
 
 #[test]
 fn containers_and_info() {
     let lo = procs();
     let proc = Client::new(&lo);
-    assert_eq!(proc.create(3, Limits([1, 2, UNLIMITED, 4, 5])), Ok(Created { id: 3002 }));
+    assert_eq!(proc.create(3, Limits([1, 2, UNLIMITED, 4, 5]), ""), Ok(Created { id: 3002 }));
     assert_eq!(proc.containers(), Ok(List { pairs: vec![(7, 0)] }));
     assert_eq!(proc.destroy(0).unwrap_err().error, Error::AccessDenied);
     assert_eq!(proc.destroy(9), Ok(Done));
@@ -314,22 +345,67 @@ fn the_wire_layout_is_the_documented_one() {
     let proc = Client::new(&recorder);
     let _ = proc.wait(3, 4);
     let _ = proc.wait_timeout(3, 4, 5);
-    let _ = proc.spawn(3, b"bin/a\0b", &[8, 9]);
-    let _ = proc.create(0, Limits::default());
+    let _ = proc.spawn(3, b"bin/a\0b", b"", &[8, 9]);
+    let _ = proc.create(0, Limits::default(), "");
     let frames = recorder.take();
     // Register-only: the kernel's fast path.
     assert_eq!(frames[0].words, [label::wait, 3, 4, 0]);
     assert_eq!(frames[1].words, [label::wait_timeout, 3, 4, 5]);
     assert!(frames[0].data.is_empty() && frames[1].data.is_empty());
-    // spawn: container, then the command's length and the capability count in word 2.
-    assert_eq!(frames[2].words, [label::spawn, 3, 7 | 2 << 16, 0]);
+    // spawn: container, then the command's and the environment's lengths and the capability
+    // count in word 2.
+    assert_eq!(frames[2].words, [label::spawn, 3, 7 | 2 << 32, 0]);
     assert_eq!((&frames[2].data[..], &frames[2].caps[..]), (&b"bin/a\0b"[..], &[8, 9][..]));
-    // create: parent and two limits in the registers, three in the data.
+    // create: parent and two limits in the registers, three in the data, then the name's
+    // length (and no bytes for an empty name).
     assert_eq!(frames[3].words, [label::create, 0, UNLIMITED, UNLIMITED]);
-    assert_eq!(frames[3].data, [0xff; 24]);
+    assert_eq!(frames[3].data[..24], [0xff; 24]);
+    assert_eq!(frames[3].data[24..], [0, 0]);
     // An exit code: tag 0, then the i64 across words 1 and 2.
     let (_, exited) = reply_frame(&OPERATIONS[1], &Exited { ending: Ending::Code(-2) });
     assert_eq!(exited.words, [vessel_protocol::reply_label(label::wait), (-2i64 as u64) << 8, 0xff, 0]);
+}
+
+#[test]
+fn process_info_names_the_program_and_its_state() {
+    let lo = procs();
+    let proc = Client::new(&lo);
+    proc.spawn(0, &command_line("bin/sleep", &["3"]), b"", &[]).unwrap();
+    let detail = proc.process_info(0, 1).unwrap();
+    let expected = ProcessDetail {
+        name: "bin/sleep".into(),
+        container: 7,
+        pid: 1,
+        state: ProcessState::Blocked,
+        threads: 1,
+        pages: 21,
+        cpu_ns: 3 * TICK_NS,
+    };
+    assert_eq!(detail, expected);
+    assert_eq!(proc.process_info(0, 9).unwrap_err().error, Error::NoSuchProcess);
+    // Words only for the request: the kernel's fast path.
+    let recorder = Recorder::default();
+    let _ = Client::new(&recorder).process_info(5, 6);
+    let frames = recorder.take();
+    assert_eq!((frames[0].words, frames[0].data.len()), ([label::process_info, 5, 6, 0], 0));
+    // The reply: the name's length, container, pid and state (one byte) in the registers; the
+    // name and the three counts that no longer fit there in the data.
+    let op = OPERATIONS.iter().find(|op| op.name == "process_info").unwrap();
+    let (_, reply) = reply_frame(op, &expected);
+    assert_eq!(reply.words[0], vessel_protocol::reply_label(label::process_info));
+    assert_eq!(reply.words[1] & 0xffff, 9, "the name's length comes first");
+    assert_eq!(reply.words[1] >> 16, 7, "then the container");
+    assert_eq!(reply.data.len(), 9 + 3 * 8, "{:?}", reply.data);
+    assert!(reply.data.windows(9).any(|w| w == b"bin/sleep"), "{:?}", reply.data);
+    // States read as words, and no other tag decodes.
+    let words: Vec<String> = ProcessState::examples().iter().map(|s| s.to_string()).collect();
+    assert_eq!(words, ["running", "blocked", "exited"]);
+    assert_eq!(ProcessState::from_kernel(1), ProcessState::Blocked);
+    assert_eq!(ProcessState::from_kernel(7), ProcessState::Exited);
+    for tag in 3..=255u8 {
+        let mut reader = Reader::new(vessel_protocol::Frame { words: [0, u64::from(tag), 0, 0], data: &[], caps: &[] });
+        assert!(ProcessState::take(&mut reader).is_err(), "tag {tag}");
+    }
 }
 
 #[test]
@@ -339,7 +415,7 @@ fn hostile_messages_never_panic() {
     // And through the in-memory proc, whose own refusals must delete the capabilities too.
     let recorder = Recorder::default();
     let proc = Client::new(&recorder);
-    let _ = proc.spawn(0, b"bin/sleep\x003", &[1, 2]);
+    let _ = proc.spawn(0, b"bin/sleep\x003", b"", &[1, 2]);
     let _ = proc.wait(0, 1);
     let _ = proc.wait_timeout(0, 1, 5);
     let _ = proc.register("svc", 3);

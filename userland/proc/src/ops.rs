@@ -6,7 +6,8 @@ use alloc::format;
 use alloc::string::String;
 
 use vessel_proc_protocol::{
-    Command, Created, Done, Exited, Info, Limits, List, MAX_PASSED_CAPS, Server, Service, Spawned, Status, valid_name,
+    Command, Created, Done, Exited, Info, Limits, List, MAX_PASSED_CAPS, Named, ProcessDetail, ProcessState, Server,
+    Service, Spawned, Status, valid_container_name, valid_name,
 };
 use vessel_protocol::{Answer, Cx, Refusal};
 use vessel_rt::abi::{ContainerLimits, Error, Rights};
@@ -62,6 +63,7 @@ impl Server for State {
         cx: &mut Cx<'_, Spawned>,
         container: u64,
         path_and_args: &[u8],
+        env: &[u8],
         caps: &[u32],
     ) -> Answer<Spawned> {
         let drop_all = |cx: &mut Cx<'_, Spawned>| {
@@ -82,7 +84,7 @@ impl Server for State {
             return refuse(cx, Error::InvalidArgument, "the command is empty or not UTF-8");
         };
         let target = self.visible(cx.caller().container, container).map(|n| (n.id, n.cap));
-        let result = target.and_then(|(id, cap)| self.spawn(id, cap, command, caps).map(|pid| (pid, id)));
+        let result = target.and_then(|(id, cap)| self.spawn(id, cap, command, env, caps).map(|pid| (pid, id)));
         // The kernel gave the child copies: ours go either way.
         drop_all(cx);
         match result {
@@ -118,6 +120,20 @@ impl Server for State {
         }
     }
 
+    fn process_info(&mut self, cx: &mut Cx<'_, ProcessDetail>, container: u64, pid: u64) -> Answer<ProcessDetail> {
+        let caller = cx.caller();
+        match self.find(caller.container, container, pid).and_then(|i| self.detail(i)) {
+            Ok(mut detail) => {
+                // The caller is blocked only on this answer: to itself (and in `ps`) it runs.
+                if detail.container == caller.container && detail.pid == caller.pid {
+                    detail.state = ProcessState::Running;
+                }
+                Answer::Reply(detail)
+            }
+            Err(e) => Answer::Refuse(refused(cx, e, &format!("process {pid}"))),
+        }
+    }
+
     fn processes(&mut self, cx: &mut Cx<'_, List>, container: u64) -> Answer<List> {
         let top = match self.visible(cx.caller().container, container) {
             Ok(node) => node.id,
@@ -127,11 +143,25 @@ impl Server for State {
         Answer::Reply(List { pairs: pairs.take(vessel_proc_protocol::MAX_LIST).collect() })
     }
 
-    fn create(&mut self, cx: &mut Cx<'_, Created>, parent: u64, limits: Limits) -> Answer<Created> {
+    fn create(&mut self, cx: &mut Cx<'_, Created>, parent: u64, limits: Limits, name: &str) -> Answer<Created> {
         let (parent_id, parent_cap) = match self.visible(cx.caller().container, parent) {
             Ok(node) => (node.id, node.cap),
             Err(e) => return Answer::Refuse(refused(cx, e, &format!("parent container {parent:#x}"))),
         };
+        if !valid_container_name(name) {
+            return refuse(
+                cx,
+                Error::InvalidArgument,
+                format!("{name:?} is not a container name (letters, digits, - _ ., not a digit first)"),
+            );
+        }
+        if !name.is_empty() && self.containers.values().any(|n| n.parent == parent_id && n.name == name) {
+            return refuse(
+                cx,
+                Error::AlreadyExists,
+                format!("container {parent_id:#x} already has a child named {name:?}"),
+            );
+        }
         let created = parent_cap.create_child(&ContainerLimits { amounts: limits.0 }).and_then(|cap| match cap.id() {
             Ok(id) => Ok((cap, id)),
             Err(e) => {
@@ -141,10 +171,17 @@ impl Server for State {
         });
         match created {
             Ok((cap, id)) => {
-                self.containers.insert(id, Node { id, parent: parent_id, cap });
+                self.containers.insert(id, Node { id, parent: parent_id, cap, name: String::from(name) });
                 Answer::Reply(Created { id })
             }
             Err(e) => Answer::Refuse(refused(cx, e, "cannot create a container")),
+        }
+    }
+
+    fn container_name(&mut self, cx: &mut Cx<'_, Named>, container: u64) -> Answer<Named> {
+        match self.visible(cx.caller().container, container) {
+            Ok(node) => Answer::Reply(Named { name: node.name.clone() }),
+            Err(e) => Answer::Refuse(refused(cx, e, &format!("container {container:#x}"))),
         }
     }
 

@@ -1,5 +1,6 @@
 //! What `proc` keeps: the containers it created (by id: parent, capability), the processes it
-//! started (container, pid there, process capability), the services (name, a send-only
+//! started (container, pid there, process capability, the path it ran: the kernel keeps no
+//! name `proc` could ask for), the services (name, a send-only
 //! endpoint capability, generation, and for supervised ones the command and restarts left),
 //! and the waits whose replies it keeps.
 //!
@@ -11,7 +12,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use vessel_proc_protocol::{Command, Ending, Exited};
+use vessel_proc_protocol::{Command, Ending, Exited, ProcessDetail, ProcessState};
 use vessel_protocol::{Deferred, Refusal};
 use vessel_rt::abi::{Error, Exit, Rights};
 use vessel_rt::container::{self, Container};
@@ -30,6 +31,8 @@ pub struct Node {
     pub id: u64,
     pub parent: u64,
     pub cap: Container,
+    /// Its name (empty: none), unique among its siblings.
+    pub name: String,
 }
 
 /// A process `proc` started.
@@ -37,6 +40,8 @@ pub struct Record {
     pub container: u64,
     pub pid: u64,
     pub handle: ProcessHandle,
+    /// The path it was started from (`process_info`'s name).
+    pub name: String,
 }
 
 /// A system service.
@@ -95,6 +100,8 @@ pub struct State {
     /// Bound to the receiving thread; every process's exit event lands here.
     events: Notification,
     waits: Vec<Wait>,
+    /// Nanoseconds per timer tick (the kernel counts CPU time in ticks).
+    tick_ns: u64,
 }
 
 impl State {
@@ -103,11 +110,12 @@ impl State {
             root,
             root_id,
             client,
-            containers: BTreeMap::from([(root_id, Node { id: root_id, parent: 0, cap: root })]),
+            containers: BTreeMap::from([(root_id, Node { id: root_id, parent: 0, cap: root, name: String::new() })]),
             processes: Vec::new(),
             services: Vec::new(),
             events,
             waits: Vec::new(),
+            tick_ns: 1_000_000_000 / sys::kernel_stats().map_or(100, |s| s.tick_hz).max(1),
         }
     }
 
@@ -155,7 +163,14 @@ impl State {
 
     /// Starts a program in `container` with the `proc` capability and `caps`, and registers
     /// its exit event.
-    pub fn spawn(&mut self, container: u64, cap: Container, command: Command<'_>, caps: &[u32]) -> Result<u64, Error> {
+    pub fn spawn(
+        &mut self,
+        container: u64,
+        cap: Container,
+        command: Command<'_>,
+        env: &[u8],
+        caps: &[u32],
+    ) -> Result<u64, Error> {
         let parts: Vec<&str> = command.parts().collect();
         let (path, args) = parts.split_first().ok_or(Error::InvalidArgument)?;
         let mut passed = alloc::vec![self.client.0.0];
@@ -164,15 +179,15 @@ impl State {
         let handle = if path.starts_with('/') {
             // A file of the container's own namespace, read through `vfs`.
             let image = self.read_program(container, path)?;
-            process::spawn_image_in(cap.0, &image, path, args, &passed)?
+            process::spawn_image_in(cap.0, &image, path, args, env, &passed)?
         } else {
-            process::spawn_in(cap.0, path, args, &passed)?
+            process::spawn_in_env(cap.0, path, args, env, &passed)?
         };
         let pid = handle.0.inspect().map(|i| i.detail);
         let watched = pid.and_then(|pid| handle.notify_on_exit(self.events, EXIT_BIT).map(|()| pid));
         match watched {
             Ok(pid) => {
-                self.processes.push(Record { container, pid, handle });
+                self.processes.push(Record { container, pid, handle, name: String::from(*path) });
                 Ok(pid)
             }
             Err(e) => {
@@ -217,7 +232,7 @@ impl State {
     /// Reaps the ended process at `index`, forgets it, and answers every wait kept for it
     /// (whichever request or event reaps it: a wait must never outlive its process's record).
     fn reap(&mut self, index: usize) -> Ending {
-        let Record { container, pid, handle } = self.processes.swap_remove(index);
+        let Record { container, pid, handle, .. } = self.processes.swap_remove(index);
         let exit = process::wait_handle(handle);
         let _ = handle.0.delete();
         let ending = match exit {
@@ -228,6 +243,22 @@ impl State {
         };
         self.answer_waits(container, pid, |_| Ok(Exited { ending }));
         ending
+    }
+
+    /// What `process_info` answers for the process at `index`: its name from the record, the
+    /// rest from the kernel (it is our child).
+    pub fn detail(&self, index: usize) -> Result<ProcessDetail, Error> {
+        let record = &self.processes[index];
+        let info = sys::process_info_handle(record.handle.0.0)?;
+        Ok(ProcessDetail {
+            name: record.name.clone(),
+            container: record.container,
+            pid: record.pid,
+            state: ProcessState::from_kernel(info.state),
+            threads: info.threads,
+            pages: info.pages,
+            cpu_ns: info.cpu_ticks.saturating_mul(self.tick_ns),
+        })
     }
 
     /// Whether the process at `index` has ended.
@@ -367,7 +398,7 @@ impl State {
         };
         let mut passed = caps.to_vec();
         passed.push(endpoint.0.0);
-        let spawned = self.spawn(self.root_id, self.root, command, &passed);
+        let spawned = self.spawn(self.root_id, self.root, command, &[], &passed);
         let _ = endpoint.0.delete();
         match spawned {
             Ok(pid) => Ok((Endpoint(send), pid)),

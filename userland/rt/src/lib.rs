@@ -16,6 +16,7 @@ pub mod fs;
 mod heap;
 pub mod io;
 pub mod ipc;
+pub mod job;
 pub mod platform;
 pub mod proc;
 pub mod process;
@@ -25,7 +26,7 @@ pub mod sys;
 pub mod thread;
 pub mod time;
 
-pub use start::{args, bootfs, handles, pid};
+pub use start::{args, bootfs, env, handles, pid, var};
 pub use vessel_abi as abi;
 
 /// Declares the program's `main`: `fn main() -> i32`, whose value becomes the exit code.

@@ -2,6 +2,7 @@
 //! Every program `proc` starts finds a capability to it first in its handle table; [`Proc::get`]
 //! returns it.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use vessel_abi::{ContainerInfo, Error, Meta};
@@ -29,7 +30,19 @@ impl Proc {
     /// Starts `path` in `container` (0: the caller's), passing `caps` (they move). Returns
     /// `(pid, container id)`.
     pub fn spawn(self, container: u64, path: &str, args: &[&str], caps: &[u32]) -> Result<(u64, u64), Refusal> {
-        let spawned = self.client().spawn(container, &command_line(path, args), caps)?;
+        self.spawn_env(container, path, args, &[], caps)
+    }
+
+    /// [`Proc::spawn`] with an environment: NUL-terminated `NAME=value` strings.
+    pub fn spawn_env(
+        self,
+        container: u64,
+        path: &str,
+        args: &[&str],
+        env: &[u8],
+        caps: &[u32],
+    ) -> Result<(u64, u64), Refusal> {
+        let spawned = self.client().spawn(container, &command_line(path, args), env, caps)?;
         Ok((spawned.pid, spawned.container))
     }
 
@@ -58,6 +71,12 @@ impl Proc {
         self.client().processes(container).map(|l| l.pairs)
     }
 
+    /// What process `pid` of `container` (0: the caller's) runs, its state, threads, memory
+    /// and CPU time (a process `proc` started there or below).
+    pub fn process_info(self, container: u64, pid: u64) -> Result<vessel_proc_protocol::ProcessDetail, Refusal> {
+        self.client().process_info(container, pid)
+    }
+
     /// `(id, parent id)` of the caller's container and everything below it.
     pub fn containers(self) -> Result<Vec<(u64, u64)>, Refusal> {
         self.client().containers().map(|l| l.pairs)
@@ -65,7 +84,17 @@ impl Proc {
 
     /// A child container of `parent` (0: the caller's). Returns its id.
     pub fn create(self, parent: u64, limits: Limits) -> Result<u64, Refusal> {
-        self.client().create(parent, limits).map(|c| c.id)
+        self.create_named(parent, limits, "")
+    }
+
+    /// [`Proc::create`] with a name (unique among its siblings; empty: none).
+    pub fn create_named(self, parent: u64, limits: Limits, name: &str) -> Result<u64, Refusal> {
+        self.client().create(parent, limits, name).map(|c| c.id)
+    }
+
+    /// The name container `container` was created with (empty: none).
+    pub fn container_name(self, container: u64) -> Result<String, Refusal> {
+        self.client().container_name(container).map(|n| n.name)
     }
 
     /// Destroys a container below the caller's and everything in it.

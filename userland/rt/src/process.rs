@@ -17,14 +17,31 @@ pub fn spawn_with_caps(path: &str, args: &[&str], caps: &[u32]) -> Result<u64, E
 }
 
 fn spawn_full(path: &str, args: &[&str], priority: Priority, caps: &[u32]) -> Result<u64, Error> {
-    spawn_request(path, args, priority, caps, 0)
+    let blob = arg_blob(path, args);
+    let mut request = request(path.as_bytes(), &blob, &[], caps);
+    request.priority = priority as u32;
+    crate::sys::spawn(&request)
 }
 
 /// Starts `path` in the container a container capability names (needs MANAGE; every cap must
 /// belong to that container or be a service endpoint). Returns a process capability: pids
 /// name processes only inside their own container.
 pub fn spawn_in(container: Cap, path: &str, args: &[&str], caps: &[u32]) -> Result<ProcessHandle, Error> {
-    spawn_request(path, args, Priority::Normal, caps, u64::from(container.0)).map(|h| ProcessHandle(Cap(h as u32)))
+    spawn_in_env(container, path, args, &[], caps)
+}
+
+/// [`spawn_in`] with the environment `env`: NUL-terminated `NAME=value` strings.
+pub fn spawn_in_env(
+    container: Cap,
+    path: &str,
+    args: &[&str],
+    env: &[u8],
+    caps: &[u32],
+) -> Result<ProcessHandle, Error> {
+    let blob = arg_blob(path, args);
+    let mut request = request(path.as_bytes(), &blob, env, caps);
+    request.container = u64::from(container.0);
+    crate::sys::spawn(&request).map(|h| ProcessHandle(Cap(h as u32)))
 }
 
 /// Waits for a child placed in another container.
@@ -39,21 +56,32 @@ pub fn spawn_image_in(
     image: &[u8],
     path: &str,
     args: &[&str],
+    env: &[u8],
     caps: &[u32],
 ) -> Result<ProcessHandle, Error> {
     let blob = arg_blob(path, args);
-    let request = SpawnRequest {
-        path_ptr: image.as_ptr() as u64,
-        path_len: image.len() as u64,
-        args_ptr: blob.as_ptr() as u64,
-        args_len: blob.len() as u64,
+    let mut request = request(image, &blob, env, caps);
+    request.flags = vessel_abi::SPAWN_IMAGE;
+    request.container = u64::from(container.0);
+    crate::sys::spawn(&request).map(|h| ProcessHandle(Cap(h as u32)))
+}
+
+/// A request for `path` (or an image), its argument blob, environment and capabilities, at
+/// normal priority in the caller's container.
+fn request(path: &[u8], args: &[u8], env: &[u8], caps: &[u32]) -> SpawnRequest {
+    SpawnRequest {
+        path_ptr: path.as_ptr() as u64,
+        path_len: path.len() as u64,
+        args_ptr: args.as_ptr() as u64,
+        args_len: args.len() as u64,
         priority: Priority::Normal as u32,
-        flags: vessel_abi::SPAWN_IMAGE,
+        flags: 0,
         caps_ptr: caps.as_ptr() as u64,
         caps_len: caps.len() as u64,
-        container: u64::from(container.0),
-    };
-    crate::sys::spawn(&request).map(|h| ProcessHandle(Cap(h as u32)))
+        container: 0,
+        env_ptr: env.as_ptr() as u64,
+        env_len: env.len() as u64,
+    }
 }
 
 /// `path\0arg\0...\0`: the argument blob of a `SpawnRequest`.
@@ -64,22 +92,6 @@ fn arg_blob(path: &str, args: &[&str]) -> Vec<u8> {
         blob.push(0);
     }
     blob
-}
-
-fn spawn_request(path: &str, args: &[&str], priority: Priority, caps: &[u32], container: u64) -> Result<u64, Error> {
-    let blob = arg_blob(path, args);
-    let request = SpawnRequest {
-        path_ptr: path.as_ptr() as u64,
-        path_len: path.len() as u64,
-        args_ptr: blob.as_ptr() as u64,
-        args_len: blob.len() as u64,
-        priority: priority as u32,
-        flags: 0,
-        caps_ptr: caps.as_ptr() as u64,
-        caps_len: caps.len() as u64,
-        container,
-    };
-    crate::sys::spawn(&request)
 }
 
 /// Starts `path` with `args` at normal priority.

@@ -43,18 +43,34 @@ pub fn pid() -> u64 {
     info().map_or(0, |i| i.pid)
 }
 
-/// The program's arguments, `argv[0]` first.
-pub fn args() -> impl Iterator<Item = &'static str> {
-    let table: &'static [ArgSlice] = match info() {
-        // SAFETY: the kernel wrote `argc` ArgSlices at `argv` on the stack page.
-        Some(i) if i.argc > 0 => unsafe { core::slice::from_raw_parts(i.argv as *const ArgSlice, i.argc as usize) },
-        _ => &[],
+/// The strings of a table the kernel wrote on the stack page.
+fn strings(table: u64, count: u64) -> impl Iterator<Item = &'static str> {
+    let table: &'static [ArgSlice] = if count > 0 {
+        // SAFETY: the kernel wrote `count` ArgSlices at `table` on the stack page.
+        unsafe { core::slice::from_raw_parts(table as *const ArgSlice, count as usize) }
+    } else {
+        &[]
     };
     table.iter().map(|a| {
-        // SAFETY: each slice points at argument bytes the kernel wrote on the stack page.
+        // SAFETY: each slice points at string bytes the kernel wrote on the stack page.
         let bytes = unsafe { core::slice::from_raw_parts(a.ptr as *const u8, a.len as usize) };
         core::str::from_utf8(bytes).unwrap_or("")
     })
+}
+
+/// The program's arguments, `argv[0]` first.
+pub fn args() -> impl Iterator<Item = &'static str> {
+    info().map_or(strings(0, 0), |i| strings(i.argv, i.argc))
+}
+
+/// The environment the program started with, as `(name, value)` pairs in the order given.
+pub fn env() -> impl Iterator<Item = (&'static str, &'static str)> {
+    info().map_or(strings(0, 0), |i| strings(i.envp, i.envc)).map(|s| s.split_once('=').unwrap_or((s, "")))
+}
+
+/// The value of the environment variable `name` the program started with.
+pub fn var(name: &str) -> Option<&'static str> {
+    env().find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
 /// The boot file system (a cpio archive), if this process was given it (init).

@@ -170,3 +170,28 @@ pub fn thread_kill(handle: u32) -> Result<(), Error> {
 pub fn thread_detach(handle: u32) -> Result<(), Error> {
     invoke(args::ThreadDetach { thread: u64::from(handle) }).map(|_| ())
 }
+
+/// Copies the kernel's output (its log and the programs' debug output, numbered by byte from
+/// boot) from byte `from` on into `buffer` (at most 4096 bytes a call); says which bytes came.
+/// Root container only (`LogRead` without the platform capability).
+pub fn log_copy(from: u64, buffer: &mut [u8]) -> Result<vessel_abi::LogChunk, Error> {
+    let mut chunk = vessel_abi::LogChunk::default();
+    invoke(args::LogCopy {
+        from,
+        buffer: buffer.as_mut_ptr() as u64,
+        length: buffer.len() as u64,
+        chunk: &raw mut chunk as u64,
+    })?;
+    Ok(chunk)
+}
+
+/// Switches the machine off ([`vessel_abi::POWER_OFF`]) or resets it
+/// ([`vessel_abi::POWER_REBOOT`]). Root container only; sync the file systems first. Returns
+/// only if it failed, with the reason.
+pub fn power(action: u64) -> Error {
+    match invoke(args::Power { action }) {
+        Err(e) => e,
+        // The kernel never answers success; if it did, the machine is still on all the same.
+        Ok(_) => Error::DeviceError,
+    }
+}

@@ -9,6 +9,7 @@ pub mod ioapic;
 pub mod percpu;
 pub mod pit;
 pub mod port;
+pub mod power;
 pub mod probe;
 pub mod serial;
 pub mod syscall;
