@@ -289,6 +289,21 @@ vessel_protocol::protocol! {
             /// The console shown now.
             name: str,
         };
+        /// Ctrl-C on a terminal (`serial0`, a console): with a notification and `bits` not 0,
+        /// the session is armed: while it is the terminal's newest open session, a typed
+        /// Ctrl-C (byte 3) is not input but signals `bits` on the notification, and the input
+        /// typed before it is dropped. Without a notification (or with `bits` 0) it is
+        /// disarmed. A shell arms its terminal while a program runs in the foreground. Refused
+        /// with `InvalidHandle`, `Revoked`, `WrongObject` (not a terminal), `MissingRights`
+        /// (without `READ`), `InvalidArgument` (more than one capability, or bits without one).
+        19 interrupt(
+            /// The terminal session.
+            handle: u64,
+            /// The bits to signal.
+            bits: u64,
+            /// Nothing, or a notification capability (SEND) that moves to the server.
+            notification: caps,
+        ) -> Done;
     }
 }
 

@@ -142,6 +142,18 @@ impl Consoles {
         }
     }
 
+    /// Puts bytes back at the front of console `n`'s input (a reader died before it got them).
+    pub fn give_back(&mut self, n: usize, bytes: &[u8]) {
+        if let Some(vt) = self.vts.get_mut(n) {
+            crate::input::give_back(&mut vt.input, bytes);
+        }
+    }
+
+    /// Drops console `n`'s input up to the last Ctrl-C; whether one was typed.
+    pub fn cut_at_interrupt(&mut self, n: usize) -> bool {
+        self.vts.get_mut(n).is_some_and(|vt| crate::input::cut_at_interrupt(&mut vt.input))
+    }
+
     /// Up to `max` bytes of console `n`'s input, if some wait.
     pub fn take_input(&mut self, n: usize, max: usize) -> Option<Vec<u8>> {
         crate::input::take(&mut self.vts.get_mut(n)?.input, max)

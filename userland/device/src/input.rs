@@ -31,6 +31,27 @@ pub fn take(queue: &mut VecDeque<u8>, max: usize) -> Option<Vec<u8>> {
     (count > 0).then(|| queue.drain(..count).collect())
 }
 
+/// Ctrl-C: the byte a terminal turns into an interrupt when its session is armed.
+pub const INTERRUPT: u8 = 3;
+
+/// Puts `bytes` back at the front of a queue (input a dead reader was given).
+pub fn give_back(queue: &mut VecDeque<u8>, bytes: &[u8]) {
+    for &b in bytes.iter().rev() {
+        queue.push_front(b);
+    }
+}
+
+/// Drops a queue's input up to and including its last Ctrl-C; whether it held one.
+pub fn cut_at_interrupt(queue: &mut VecDeque<u8>) -> bool {
+    match queue.iter().rposition(|&b| b == INTERRUPT) {
+        Some(at) => {
+            queue.drain(..=at);
+            true
+        }
+        None => false,
+    }
+}
+
 /// A `read` waiting for input.
 struct Reader {
     from: Input,
@@ -65,13 +86,16 @@ impl Readers {
     }
 
     /// Answers every reader that can be answered at `now`: with input `take(source, max)`
-    /// gives, with `Revoked` if `revoked(handle)` names a reason, or with `TimedOut`.
+    /// gives, with `Revoked` if `revoked(handle)` names a reason, or with `TimedOut`. Returns
+    /// the input taken for readers that died meanwhile (a program killed while it read), to go
+    /// back to the front of its queue for the next reader.
     pub fn answer(
         &mut self,
         now: u64,
         mut take: impl FnMut(Input, usize) -> Option<Vec<u8>>,
         revoked: impl Fn(u64) -> Option<alloc::string::String>,
-    ) {
+    ) -> Vec<(Input, Vec<u8>)> {
+        let mut undelivered = Vec::new();
         let mut waiting = VecDeque::new();
         while let Some(reader) = self.0.pop_front() {
             let why = revoked(reader.handle);
@@ -89,9 +113,14 @@ impl Readers {
                     continue;
                 }
             };
-            // A reader that died meanwhile is nobody's loss.
-            let _ = reader.reply.answer(&Replies, result);
+            let data = result.as_ref().ok().map(|d| d.data.clone());
+            if reader.reply.answer(&Replies, result).is_err()
+                && let Some(data) = data
+            {
+                undelivered.push((reader.from, data));
+            }
         }
         self.0 = waiting;
+        undelivered
     }
 }

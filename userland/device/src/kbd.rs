@@ -155,6 +155,11 @@ impl Kbd {
         }
     }
 
+    /// Puts input back at the front (a reader died before it got it).
+    pub fn give_back(&mut self, bytes: &[u8]) {
+        crate::input::give_back(&mut self.input, bytes);
+    }
+
     /// Takes up to `max` bytes of input, if some wait.
     pub fn take(&mut self, max: usize) -> Option<alloc::vec::Vec<u8>> {
         crate::input::take(&mut self.input, max)

@@ -51,9 +51,20 @@ pub struct State {
     serial: Option<crate::serial::Serial>,
     /// Reads waiting for input.
     readers: Readers,
+    /// Terminal sessions armed for Ctrl-C.
+    armed: Vec<Armed>,
     pub(crate) next_tag: u64,
     proc: Option<Proc>,
     rng: Option<Rng>,
+}
+
+/// A terminal session armed for Ctrl-C (`interrupt`).
+struct Armed {
+    handle: u64,
+    /// The device's index.
+    device: usize,
+    notification: vessel_rt::ipc::Notification,
+    bits: u64,
 }
 
 /// Up to `max` bytes of input from `from`, if some wait (for a read now, or a waiting one).
@@ -94,6 +105,7 @@ impl State {
             kbd,
             serial,
             readers: Readers::default(),
+            armed: Vec::new(),
             next_tag: 1,
             proc: Proc::get(),
             rng: Rng::from_hardware(),
@@ -147,9 +159,58 @@ impl State {
 
     /// Answers the waiting reads that input, a revoke or their timeout settles.
     pub fn answer_readers(&mut self) {
-        let (kbd, serial, consoles, registry) = (&mut self.kbd, &mut self.serial, &mut self.consoles, &self.registry);
-        let take = |from: Input, max: usize| take_input((kbd, serial, consoles), from, max);
-        self.readers.answer(vessel_rt::time::now_ns(), take, |handle| registry.revoked_reason(handle));
+        self.deliver_interrupts();
+        loop {
+            let (kbd, serial, consoles, registry) =
+                (&mut self.kbd, &mut self.serial, &mut self.consoles, &self.registry);
+            let take = |from: Input, max: usize| take_input((kbd, serial, consoles), from, max);
+            let undelivered = self.readers.answer(vessel_rt::time::now_ns(), take, |h| registry.revoked_reason(h));
+            if undelivered.is_empty() {
+                return;
+            }
+            // Each dead reader left the queue: this ends.
+            for (from, bytes) in undelivered.iter().rev() {
+                match from {
+                    Input::Keyboard => {
+                        if let Some(kbd) = &mut self.kbd {
+                            kbd.give_back(bytes);
+                        }
+                    }
+                    Input::Serial => {
+                        if let Some(serial) = &mut self.serial {
+                            serial.give_back(bytes);
+                        }
+                    }
+                    Input::Console(n) => self.consoles.give_back(*n, bytes),
+                }
+            }
+        }
+    }
+
+    /// Turns a typed Ctrl-C into a signal for the armed session that is its terminal's
+    /// newest (dropping the input before it); forgets armed sessions that were closed.
+    fn deliver_interrupts(&mut self) {
+        let registry = &self.registry;
+        self.armed.retain(|a| {
+            let open = registry.revoked_reason(a.handle).is_none();
+            if !open {
+                let _ = a.notification.0.delete();
+            }
+            open
+        });
+        for armed in &self.armed {
+            if self.registry.newest_session(armed.device) != Some(armed.handle) {
+                continue;
+            }
+            let typed = match self.registry.devices[armed.device].backend {
+                Backend::Serial => self.serial.as_mut().is_some_and(crate::serial::Serial::cut_at_interrupt),
+                Backend::Console(n) => self.consoles.cut_at_interrupt(n),
+                _ => false,
+            };
+            if typed {
+                let _ = armed.notification.signal(armed.bits);
+            }
+        }
     }
 
     /// Nanoseconds until the first waiting read times out, if one has a timeout.
@@ -505,6 +566,41 @@ impl Server for State {
         let active = self.consoles.active();
         let shown = self.registry.devices.iter().find(|d| d.backend == Backend::Console(active));
         Answer::Reply(Active { name: shown.map_or_else(String::new, |d| d.name.clone()) })
+    }
+
+    fn interrupt(&mut self, cx: &mut Cx<'_, Done>, handle: u64, bits: u64, notification: &[u32]) -> Answer<Done> {
+        let checked = match (notification, bits) {
+            (_, _) if notification.len() > 1 => {
+                Err((Error::InvalidArgument, String::from("more than one notification")))
+            }
+            ([], b) if b != 0 => Err((Error::InvalidArgument, String::from("bits to signal but no notification"))),
+            _ => self.session(cx, handle, Rights::READ, |c| matches!(c, Class::Serial | Class::Console)),
+        };
+        let device = match checked {
+            Ok((device, _)) => device,
+            Err(e) => {
+                for &cap in notification {
+                    cx.drop_cap(cap);
+                }
+                return refuse(cx, e);
+            }
+        };
+        // Re-arming replaces; disarming only removes.
+        if let Some(at) = self.armed.iter().position(|a| a.handle == handle) {
+            let _ = self.armed.remove(at).notification.0.delete();
+        }
+        match notification {
+            [cap] if bits != 0 => {
+                let notification = vessel_rt::ipc::Notification(vessel_rt::ipc::Cap(*cap));
+                self.armed.push(Armed { handle, device, notification, bits });
+                // A Ctrl-C typed after the shell stopped reading and before it armed (while it
+                // started the program) is meant for the program: it interrupts too.
+                self.deliver_interrupts();
+            }
+            [cap] => cx.drop_cap(*cap),
+            _ => {}
+        }
+        Answer::Reply(Done)
     }
 
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {

@@ -241,6 +241,18 @@ impl Registry {
         self.sessions.iter().flatten().any(|s| s.device == index && s.revoked.is_none())
     }
 
+    /// The newest open, unrevoked session that reads device `index` (generations only grow;
+    /// write-only sessions, a program's output, do not count).
+    pub fn newest_session(&self, index: usize) -> Option<u64> {
+        self.sessions
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, s)| s.as_ref().map(|s| (slot, s)))
+            .filter(|(_, s)| s.device == index && s.revoked.is_none() && s.rights.contains(Rights::READ))
+            .max_by_key(|(_, s)| s.generation)
+            .map(|(slot, s)| (slot as u64) << 32 | u64::from(s.generation))
+    }
+
     /// Whether a session is still usable (for answering requests that finish after a revoke).
     pub fn revoked_reason(&self, handle: u64) -> Option<String> {
         let slot = (handle >> 32) as usize;

@@ -82,11 +82,22 @@ impl Serial {
     }
 
     /// Queues what fits of `data` for sending; returns how many bytes it took.
+    /// A line feed goes out as CR LF, as terminals expect (a Unix tty's `onlcr`).
     pub fn write(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(MAX_QUEUE - self.output.len());
-        self.output.extend(&data[..n]);
+        let mut taken = 0;
+        for &byte in data {
+            let room = MAX_QUEUE - self.output.len();
+            if byte == b'\n' && room >= 2 {
+                self.output.extend(b"\r\n");
+            } else if byte != b'\n' && room >= 1 {
+                self.output.push_back(byte);
+            } else {
+                break;
+            }
+            taken += 1;
+        }
         self.pump();
-        n
+        taken
     }
 
     /// Moves queued bytes into the UART's FIFO while it has room; the transmit-empty interrupt
@@ -103,6 +114,16 @@ impl Serial {
         } else {
             self.uart.enable_interrupts(IER::THR_EMPTY);
         }
+    }
+
+    /// Puts received bytes back at the front (a reader died before it got them).
+    pub fn give_back(&mut self, bytes: &[u8]) {
+        crate::input::give_back(&mut self.input, bytes);
+    }
+
+    /// Drops the received bytes up to the last Ctrl-C; whether one came.
+    pub fn cut_at_interrupt(&mut self) -> bool {
+        crate::input::cut_at_interrupt(&mut self.input)
     }
 
     /// Takes up to `max` bytes of received bytes, if some wait.

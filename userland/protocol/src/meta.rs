@@ -16,7 +16,8 @@ pub struct FieldInfo {
     pub name: &'static str,
     /// Its declared type (`u64`, `bytes`, `cap`, `Ending`, ...).
     pub kind: &'static str,
-    /// Its documentation (the `///` lines, joined).
+    /// Its documentation (the `///` lines, joined), in test builds of the protocol's crate only
+    /// (programs do not carry it; the documentation checks run there).
     pub doc: &'static str,
 }
 
@@ -29,7 +30,8 @@ pub struct OpInfo {
     pub name: &'static str,
     /// The request label (`words[0]`); the reply's is `REPLY | label`.
     pub label: u64,
-    /// Its documentation (the `///` lines, joined).
+    /// Its documentation (the `///` lines, joined), in test builds of the protocol's crate only
+    /// (programs do not carry it; the documentation checks run there).
     pub doc: &'static str,
     /// Request fields, in wire order.
     pub request: &'static [FieldInfo],

@@ -11,6 +11,7 @@
 //! ```
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use vessel_device_protocol::{Client, Entry, PciFunction, Rights};
 use vessel_protocol::Refusal;
@@ -77,11 +78,25 @@ impl SharedBuffer {
     }
 }
 
+/// The `device` endpoint [`Devices::get`] looked up (0: not yet).
+static SERVER: AtomicU32 = AtomicU32::new(0);
+
 impl Devices {
     /// Looks the service up through `proc`.
     pub fn connect() -> Result<Devices, Refusal> {
         let proc = Proc::get().ok_or_else(|| Refusal::new(vessel_abi::Error::NotFound, "no proc capability"))?;
         proc.lookup("device").map(|(endpoint, _)| Devices(endpoint))
+    }
+
+    /// The service, looked up once and remembered (for the standard streams).
+    pub fn get() -> Result<Devices, Refusal> {
+        let cached = SERVER.load(Ordering::Relaxed);
+        if cached != 0 {
+            return Ok(Devices(Endpoint(Cap(cached))));
+        }
+        let devices = Devices::connect()?;
+        SERVER.store(devices.0.0.0, Ordering::Relaxed);
+        Ok(devices)
     }
 
     /// The typed client, for calls this wrapper does not unpack.

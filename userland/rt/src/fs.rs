@@ -77,13 +77,7 @@ fn check<T>(result: Result<T, Refusal>) -> Result<T, Refusal> {
         if old != 0 {
             let _ = Cap(old).delete();
         }
-        SHARED.with(|shared| {
-            if let Some((memory, address, len)) = shared.take() {
-                // SAFETY: nothing borrows the mapping outside `with_shared`, which holds this lock.
-                let _ = unsafe { crate::sys::mem_unmap(address, len as u64 / vessel_abi::PAGE_SIZE) };
-                let _ = memory.0.delete();
-            }
-        });
+        drop_shared();
     }
     result
 }
@@ -109,31 +103,49 @@ fn no_sharing_here<T>(result: &Result<T, Refusal>) -> bool {
 /// mapped, its length. Reads and writes larger than a message go through it.
 static SHARED: crate::heap::Lock<Option<(Memory, u64, usize)>> = crate::heap::Lock::new(None);
 
-/// Runs `f` on this process's shared buffer (made on first use), which no other thread of the
-/// process touches meanwhile.
-fn with_shared<T>(f: impl FnOnce(Client<Endpoint>, &mut [u8]) -> Result<T, Refusal>) -> Result<T, Refusal> {
+/// Runs `f` on this process's shared buffer (made on first use, and made again if the server
+/// took it back: `StaleHandle`), which no other thread of the process touches meanwhile.
+fn with_shared<T>(mut f: impl FnMut(Client<Endpoint>, &mut [u8]) -> Result<T, Refusal>) -> Result<T, Refusal> {
     let client = client()?;
-    let result = SHARED.with(|shared| {
-        if shared.is_none() {
-            let cap = client.share(MAX_SHARED_BYTES)?.buffer;
-            let memory = Memory(Cap(cap));
-            match memory.map(vessel_abi::MapFlags::WRITE) {
-                Ok(address) => *shared = Some((memory, address, MAX_SHARED_BYTES as usize)),
-                Err(e) => {
-                    let _ = memory.0.delete();
-                    return Err(Refusal::new(e, "vfs: cannot map the shared buffer"));
+    let mut attempt = 0;
+    loop {
+        let result = SHARED.with(|shared| {
+            if shared.is_none() {
+                let cap = client.share(MAX_SHARED_BYTES)?.buffer;
+                let memory = Memory(Cap(cap));
+                match memory.map(vessel_abi::MapFlags::WRITE) {
+                    Ok(address) => *shared = Some((memory, address, MAX_SHARED_BYTES as usize)),
+                    Err(e) => {
+                        let _ = memory.0.delete();
+                        return Err(Refusal::new(e, "vfs: cannot map the shared buffer"));
+                    }
                 }
             }
+            let Some((_, address, len)) = *shared else {
+                return Err(Refusal::new(Error::NoMemory, "vfs: no shared buffer"));
+            };
+            // SAFETY: `len` bytes are mapped writable at `address` until `drop_shared` unmaps
+            // them, which takes this lock; the lock makes this the process's only view meanwhile.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(address as usize as *mut u8, len) };
+            f(client, bytes)
+        });
+        attempt += 1;
+        match result {
+            Err(r) if r.error == Error::StaleHandle && attempt == 1 => drop_shared(),
+            result => return check(result),
         }
-        let Some((_, address, len)) = *shared else {
-            return Err(Refusal::new(Error::NoMemory, "vfs: no shared buffer"));
-        };
-        // SAFETY: `len` bytes are mapped writable at `address` until `check` unmaps them,
-        // which takes this lock; the lock makes this the process's only view meanwhile.
-        let bytes = unsafe { core::slice::from_raw_parts_mut(address as usize as *mut u8, len) };
-        f(client, bytes)
+    }
+}
+
+/// Unmaps and forgets this process's shared buffer.
+fn drop_shared() {
+    SHARED.with(|shared| {
+        if let Some((memory, address, len)) = shared.take() {
+            // SAFETY: nothing borrows the mapping outside `with_shared`, which holds this lock.
+            let _ = unsafe { crate::sys::mem_unmap(address, len as u64 / vessel_abi::PAGE_SIZE) };
+            let _ = memory.0.delete();
+        }
     });
-    check(result)
 }
 
 /// `path` made absolute against the working directory.
@@ -149,9 +161,11 @@ pub fn absolute(path: &str) -> String {
     full
 }
 
-/// The working directory.
+/// The working directory: `PWD` from the environment until it is changed, else `/`.
 pub fn current_dir() -> String {
-    with_cwd(|cwd| cwd.clone().unwrap_or_else(|| String::from("/")))
+    with_cwd(|cwd| {
+        cwd.clone().unwrap_or_else(|| String::from(crate::var("PWD").filter(|p| p.starts_with('/')).unwrap_or("/")))
+    })
 }
 
 /// Changes the working directory (which must be a directory); `..` stops at `/`.
@@ -210,6 +224,21 @@ impl File {
             flags = flags | OpenFlags::WRITE;
         }
         File::open_with(path, flags)
+    }
+
+    /// A file of this container opened elsewhere (by the parent that passed its handle on):
+    /// it is closed when dropped, unless given back with [`File::into_handle`].
+    pub fn from_handle(handle: u64) -> Result<File, Refusal> {
+        let server = server()?;
+        let stat = check(Client::new(server).stat(handle, ""))?.stat;
+        Ok(File { server, handle, stat })
+    }
+
+    /// The handle, left open.
+    pub fn into_handle(self) -> u64 {
+        let handle = self.handle;
+        core::mem::forget(self);
+        handle
     }
 
     fn client(&self) -> Client<Endpoint> {

@@ -13,6 +13,7 @@ pub mod bootfs;
 pub mod fat;
 pub mod fs;
 pub mod memfs;
+pub mod pipe;
 mod state;
 
 pub use state::{Env, Vfs};

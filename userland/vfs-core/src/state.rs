@@ -24,18 +24,19 @@ use core::cell::RefCell;
 
 use vessel_abi::Error;
 use vessel_fat::{Cache, Disk, DiskError, FsError, TimeProvider, Volume};
-use vessel_protocol::{Answer, Cx};
+use vessel_protocol::{Answer, Cx, ReplySender};
 use vessel_vfs_protocol::path::{join, resolve, starts_with};
 use vessel_vfs_protocol::{
     Data, DirEntries, DirEntry, Done, Kind, Listing, MAX_IO, MAX_MOUNT_TEXT, MAX_MOUNTS, MAX_SHARED_BYTES,
-    MAX_SHARED_PER_CONTAINER, Mount, MountList, Mounts, OpenFlags, Opened, POSITION, Position, ROOT, Rights, Server,
-    Shared, Stat, Status, Whence, Written,
+    MAX_SHARED_PER_CONTAINER, Mount, MountList, Mounts, OpenFlags, Opened, POSITION, Piped, Position, ROOT, Rights,
+    Server, Shared, Stat, Status, Whence, Written,
 };
 
 use crate::bootfs::{BootFs, BootImage};
 use crate::fat::FatFs;
 use crate::fs::{FileSystem, Meta};
 use crate::memfs::MemFs;
+use crate::pipe::{Now, Pipe, Ready};
 
 /// Most handles one container may hold open.
 pub const MAX_OPEN_PER_CONTAINER: usize = 256;
@@ -114,6 +115,8 @@ struct Handle {
     append: bool,
     /// A directory's entries, read at the `readdir` from 0 and paged from here.
     listing: Option<Vec<DirEntry>>,
+    /// An end of a pipe: its index, and whether it is the writing end.
+    pipe: Option<(usize, bool)>,
 }
 
 /// A path resolved in a namespace.
@@ -185,8 +188,15 @@ pub struct Vfs<E: Env> {
     generations: Vec<u32>,
     /// Shared buffers, by container and process.
     buffers: BTreeMap<(u64, u64), E::Buffer>,
+    /// When each buffer was made (a count): the oldest goes first when a container is full.
+    shared_when: BTreeMap<(u64, u64), u64>,
+    next_share: u64,
     /// The boot file system, once the program handed it over (`boot` mounts share it).
     boot: Option<Rc<BootImage>>,
+    /// Pipes, by index (`Handle::pipe`).
+    pipes: Vec<Option<Pipe>>,
+    /// Answers to kept calls that a request settled, to send after it (`send_ready`).
+    ready: Vec<Ready>,
 }
 
 /// The error kind a file system failure is answered with.
@@ -211,6 +221,76 @@ fn stat_of(meta: Meta, read_only: bool) -> Stat {
 }
 
 impl<E: Env> Vfs<E> {
+    /// What `stat` says of a pipe's end: a file of the bytes waiting, read-only on the reading
+    /// end.
+    fn pipe_stat(&self, p: usize, write: bool) -> Stat {
+        let size = self.pipes.get(p).and_then(Option::as_ref).map_or(0, |pipe| pipe.len() as u64);
+        Stat { kind: Kind::File, size, modified: 0, read_only: !write }
+    }
+
+    fn pipe_read(&mut self, cx: &mut Cx<'_, Data>, token: u64, p: usize, write: bool, max: u64) -> Answer<Data> {
+        if write {
+            return answer(cx, Err((Error::MissingRights, format!("handle {token:#x} is a pipe's writing end"))));
+        }
+        if max == 0 {
+            return answer(cx, Err((Error::InvalidArgument, String::from("a read of 0 bytes"))));
+        }
+        let Some(Some(pipe)) = self.pipes.get_mut(p) else {
+            return answer(cx, Err((Error::InvalidHandle, format!("handle {token:#x}: no such pipe"))));
+        };
+        let max = (max as usize).min(MAX_IO);
+        match pipe.read(max) {
+            Now::Done(data) => {
+                pipe.settle(p, &mut self.ready);
+                Answer::Reply(Data { data })
+            }
+            Now::Wait => match cx.defer() {
+                Ok(reply) => {
+                    pipe.wait_read(max, reply);
+                    Answer::Later
+                }
+                Err(refusal) => Answer::Refuse(refusal),
+            },
+        }
+    }
+
+    fn pipe_write(
+        &mut self,
+        cx: &mut Cx<'_, Written>,
+        token: u64,
+        p: usize,
+        write: bool,
+        data: &[u8],
+    ) -> Answer<Written> {
+        if !write {
+            return answer(cx, Err((Error::MissingRights, format!("handle {token:#x} is a pipe's reading end"))));
+        }
+        if data.len() > MAX_IO {
+            return answer(cx, Err((Error::TooLarge, format!("{} bytes, at most {MAX_IO} a write", data.len()))));
+        }
+        if data.is_empty() {
+            return Answer::Reply(Written { count: 0 });
+        }
+        let container = cx.caller().container;
+        let Some(Some(pipe)) = self.pipes.get_mut(p) else {
+            return answer(cx, Err((Error::InvalidHandle, format!("handle {token:#x}: no such pipe"))));
+        };
+        match pipe.write(container, data) {
+            Ok(Now::Done(count)) => {
+                pipe.settle(p, &mut self.ready);
+                Answer::Reply(Written { count: count as u64 })
+            }
+            Ok(Now::Wait) => match cx.defer() {
+                Ok(reply) => {
+                    pipe.wait_write(container, data.to_vec(), reply);
+                    Answer::Later
+                }
+                Err(refusal) => Answer::Refuse(refusal),
+            },
+            Err(refusal) => Answer::Refuse(refusal),
+        }
+    }
+
     /// A server with no mounts; `root_container` is the container that may mount devices.
     pub fn new(env: E, root_container: u64) -> Vfs<E> {
         Vfs {
@@ -222,13 +302,22 @@ impl<E: Env> Vfs<E> {
             handles: Vec::new(),
             generations: Vec::new(),
             buffers: BTreeMap::new(),
+            shared_when: BTreeMap::new(),
+            next_share: 0,
             boot: None,
+            pipes: Vec::new(),
+            ready: Vec::new(),
         }
     }
 
     /// Hands over the boot file system, which `boot` mounts then serve (read-only).
     pub fn set_boot_image(&mut self, image: Rc<BootImage>) {
         self.boot = Some(image);
+    }
+
+    /// How many pipes exist (for tests and diagnostics).
+    pub fn pipes_open(&self) -> usize {
+        self.pipes.iter().flatten().count()
     }
 
     /// How many shared buffers the server holds (for tests and diagnostics).
@@ -439,9 +528,56 @@ impl<E: Env> Vfs<E> {
 
     fn remove_slot(&mut self, index: usize) {
         if let (Some(slot), Some(g)) = (self.handles.get_mut(index), self.generations.get_mut(index)) {
-            *slot = None;
+            let pipe = slot.take().and_then(|h| h.pipe);
             *g = g.wrapping_add(1);
+            if let Some((p, write)) = pipe {
+                self.pipe_end_closed(p, write);
+            }
         }
+    }
+
+    /// A handle on an end of pipe `p` closed: what waits on the other end may be settled; a
+    /// pipe nothing refers to goes.
+    fn pipe_end_closed(&mut self, p: usize, write: bool) {
+        let Some(Some(pipe)) = self.pipes.get_mut(p) else { return };
+        if write {
+            pipe.writers -= 1;
+        } else {
+            pipe.readers -= 1;
+        }
+        pipe.settle(p, &mut self.ready);
+        if pipe.unused() {
+            self.pipes[p] = None;
+        }
+    }
+
+    /// Sends the answers that requests settled (kept reads and writes of pipes). Input taken for
+    /// a reader that died meanwhile goes back to its pipe for the next one.
+    pub fn send_ready(&mut self, sender: &impl ReplySender) {
+        while !self.ready.is_empty() {
+            for ready in core::mem::take(&mut self.ready) {
+                match ready {
+                    Ready::Write(reply, result) => {
+                        let _ = reply.answer(sender, result);
+                    }
+                    Ready::Read(p, reply, result) => {
+                        let data = result.as_ref().map(|d| d.data.clone()).unwrap_or_default();
+                        if reply.answer(sender, result).is_err()
+                            && !data.is_empty()
+                            && let Some(Some(pipe)) = self.pipes.get_mut(p)
+                        {
+                            pipe.give_back(&data);
+                            pipe.settle(p, &mut self.ready);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pipe end `token` names, if it is one.
+    fn pipe_of(&self, container: u64, token: u64) -> Result<Option<(usize, bool)>, (Error, String)> {
+        self.handle(container, token).map(|h| h.pipe)
     }
 
     /// Ends what dead containers had: their handles close and their namespaces are unmounted
@@ -465,6 +601,7 @@ impl<E: Env> Vfs<E> {
     /// mount first.
     fn forget(&mut self, container: u64) {
         self.buffers.retain(|&(c, _), _| c != container);
+        self.shared_when.retain(|&(c, _), _| c != container);
         for i in 0..self.handles.len() {
             if self.handles[i].as_ref().is_some_and(|h| h.container == container) {
                 self.remove_slot(i);
@@ -626,6 +763,7 @@ impl<E: Env> Vfs<E> {
             position: 0,
             append: flags.contains(OpenFlags::APPEND),
             listing: None,
+            pipe: None,
         };
         let token = self.insert(handle)?;
         Ok(Opened { handle: token, stat: stat_of(meta, read_only) })
@@ -634,6 +772,9 @@ impl<E: Env> Vfs<E> {
     /// The file handle `token` of `container` with `right`: its mount's file system and path.
     fn file(&self, container: u64, token: u64, right: Rights) -> Result<(FsRef, Vec<String>, u64), (Error, String)> {
         let h = self.handle(container, token)?;
+        if h.pipe.is_some() {
+            return Err((Error::WrongObject, format!("handle {token:#x} is a pipe: only read, write and close")));
+        }
         if h.kind == Kind::Dir {
             return Err((Error::IsADirectory, format!("handle {token:#x} is a directory")));
         }
@@ -720,7 +861,7 @@ impl<E: Env> Vfs<E> {
         let mut buffer = self
             .buffers
             .remove(&(container, pid))
-            .ok_or((Error::InvalidArgument, String::from("this process has no shared buffer (share first)")))?;
+            .ok_or((Error::StaleHandle, String::from("this process has no shared buffer (share first)")))?;
         let size = buffer.as_mut().len() as u64;
         let result = match at.checked_add(len) {
             Some(end) if end <= size => op(self, &mut buffer.as_mut()[at as usize..end as usize]),
@@ -755,12 +896,61 @@ impl<E: Env> Server for Vfs<E> {
     }
 
     fn read(&mut self, cx: &mut Cx<'_, Data>, handle: u64, max: u64) -> Answer<Data> {
+        match self.pipe_of(cx.caller().container, handle) {
+            Ok(Some((p, write))) => return self.pipe_read(cx, handle, p, write, max),
+            Err(e) => return answer(cx, Err(e)),
+            Ok(None) => {}
+        }
         let result = self.do_read(cx.caller().container, handle, None, max);
         answer(cx, result)
     }
 
     fn write(&mut self, cx: &mut Cx<'_, Written>, handle: u64, data: &[u8]) -> Answer<Written> {
+        match self.pipe_of(cx.caller().container, handle) {
+            Ok(Some((p, write))) => return self.pipe_write(cx, handle, p, write, data),
+            Err(e) => return answer(cx, Err(e)),
+            Ok(None) => {}
+        }
         let result = self.do_write(cx.caller().container, handle, None, data);
+        answer(cx, result)
+    }
+
+    fn pipe(&mut self, cx: &mut Cx<'_, Piped>) -> Answer<Piped> {
+        let container = cx.caller().container;
+        let result = (|| {
+            let p = match self.pipes.iter().position(Option::is_none) {
+                Some(p) => p,
+                None => {
+                    self.pipes.push(None);
+                    self.pipes.len() - 1
+                }
+            };
+            let end = |write: bool| Handle {
+                container,
+                mount: 0,
+                at: Vec::new(),
+                path: Vec::new(),
+                kind: Kind::File,
+                rights: if write { Rights::WRITE } else { Rights::READ },
+                position: 0,
+                append: false,
+                listing: None,
+                pipe: Some((p, write)),
+            };
+            let read = self.insert(end(false))?;
+            let write = match self.insert(end(true)) {
+                Ok(write) => write,
+                Err(e) => {
+                    // Not a pipe yet: the first end goes without settling anything.
+                    if let Ok(i) = self.slot(container, read) {
+                        self.handles[i] = None;
+                    }
+                    return Err(e);
+                }
+            };
+            self.pipes[p] = Some(Pipe::new());
+            Ok(Piped { read, write })
+        })();
         answer(cx, result)
     }
 
@@ -780,6 +970,9 @@ impl<E: Env> Server for Vfs<E> {
             let h = self.handle(container, handle)?;
             if h.kind == Kind::Dir {
                 return Err((Error::IsADirectory, format!("handle {handle:#x} is a directory")));
+            }
+            if h.pipe.is_some() {
+                return Err((Error::WrongObject, format!("handle {handle:#x} is a pipe: only read, write and close")));
             }
             let from = match whence {
                 Whence::Start => 0,
@@ -803,8 +996,11 @@ impl<E: Env> Server for Vfs<E> {
         let container = cx.caller().container;
         let result = (|| {
             if dir != ROOT && path.is_empty() {
-                // The handle itself, file or directory.
+                // The handle itself, file or directory (or pipe).
                 let h = self.handle(container, dir)?;
+                if let Some((p, write)) = h.pipe {
+                    return Ok(Status { stat: self.pipe_stat(p, write) });
+                }
                 let read_only = self.mounts.get(&h.mount).is_some_and(|m| m.read_only);
                 let fs = self.fs(h.mount)?;
                 let stat = fs.borrow_mut().stat(&h.path);
@@ -966,11 +1162,21 @@ impl<E: Env> Server for Vfs<E> {
 
     fn sync(&mut self, cx: &mut Cx<'_, Done>, handle: u64) -> Answer<Done> {
         let container = cx.caller().container;
+        // The root container's `sync(ROOT)` (before a power-off) writes back everything the
+        // server holds, the children's VSFs first.
+        if handle == ROOT && container == self.root_container {
+            let result = self.sync_all().map(|()| Done).map_err(|e| (error_of(e), format!("sync: {e}")));
+            return answer(cx, result);
+        }
         let result = (|| {
             let mounts: Vec<u64> = if handle == ROOT {
                 self.namespaces.get(&container).map(|ns| ns.iter().map(|p| p.mount).collect()).unwrap_or_default()
             } else {
-                vec![self.handle(container, handle)?.mount]
+                match self.handle(container, handle)? {
+                    // A pipe has nothing to write back.
+                    h if h.pipe.is_some() => Vec::new(),
+                    h => vec![h.mount],
+                }
             };
             for id in mounts {
                 let fs = self.fs(id)?;
@@ -991,6 +1197,19 @@ impl<E: Env> Server for Vfs<E> {
             if rights.is_empty() {
                 return Err((Error::InvalidArgument, String::from("no rights asked")));
             }
+            if let Some((p, write)) = h.pipe {
+                let copy = Handle { rights, listing: None, at: Vec::new(), path: Vec::new(), ..*h };
+                let stat = self.pipe_stat(p, write);
+                let token = self.insert(copy)?;
+                if let Some(Some(pipe)) = self.pipes.get_mut(p) {
+                    if write {
+                        pipe.writers += 1;
+                    } else {
+                        pipe.readers += 1;
+                    }
+                }
+                return Ok(Opened { handle: token, stat });
+            }
             let read_only = self.mounts.get(&h.mount).is_some_and(|m| m.read_only);
             let fs = self.fs(h.mount)?;
             let meta = fs.borrow_mut().stat(&h.path).map_err(|e| (error_of(e), format!("{}: {e}", join(&h.at))))?;
@@ -1004,6 +1223,7 @@ impl<E: Env> Server for Vfs<E> {
                 position: h.position,
                 append: h.append,
                 listing: None,
+                pipe: None,
             };
             let token = self.insert(copy)?;
             Ok(Opened { handle: token, stat: stat_of(meta, read_only) })
@@ -1063,15 +1283,21 @@ impl<E: Env> Server for Vfs<E> {
                     format!("{bytes} bytes: a shared buffer is whole pages, at most {MAX_SHARED_BYTES} bytes"),
                 ));
             }
-            let held = self.buffers.keys().filter(|&&(c, p)| c == container && p != pid).count();
-            if held >= MAX_SHARED_PER_CONTAINER {
-                return Err((
-                    Error::QuotaExceeded,
-                    format!("the container's processes hold {MAX_SHARED_PER_CONTAINER} shared buffers"),
-                ));
+            // A container's processes come and go unseen (the server never learns a process
+            // ended): when they hold the most, the oldest buffer goes; a process still using it
+            // is refused with `StaleHandle` and shares again.
+            let held: Vec<(u64, u64)> =
+                self.buffers.keys().filter(|&&(c, p)| c == container && p != pid).copied().collect();
+            if held.len() >= MAX_SHARED_PER_CONTAINER
+                && let Some(oldest) = held.iter().min_by_key(|k| self.shared_when.get(k).copied().unwrap_or(0))
+            {
+                self.buffers.remove(oldest);
+                self.shared_when.remove(oldest);
             }
             let (buffer, cap) = self.env.make_buffer(bytes, container)?;
             self.buffers.insert((container, pid), buffer);
+            self.next_share += 1;
+            self.shared_when.insert((container, pid), self.next_share);
             Ok(Shared { buffer: cap })
         })();
         answer(cx, result)

@@ -1647,7 +1647,7 @@ fn shared_buffers_are_per_process_bounded_and_checked() {
     put(&c, "/f", b"hello");
     let h = c.open(ROOT, "/f", OpenFlags::READ).unwrap().handle;
     let none = c.read_shared(h, 0, 5, 0).unwrap_err();
-    assert_eq!(none.error, Error::InvalidArgument, "no buffer yet: {}", none.reason);
+    assert_eq!(none.error, Error::StaleHandle, "no buffer yet: {}", none.reason);
     for bad in [0, 100, MAX_SHARED_BYTES + 4096, u64::MAX] {
         assert_eq!(c.share(bad).unwrap_err().error, Error::InvalidArgument, "{bad} bytes");
     }
@@ -1658,12 +1658,20 @@ fn shared_buffers_are_per_process_bounded_and_checked() {
     assert_eq!(c.read_shared(h, 0, 4096, 0).unwrap().count, 5, "the buffer is still there after refusals");
     // Another process of the container has none until it shares; then up to the limit.
     let other = Client::new(AsProcess { lo: &w.lo, container: ROOT_CT, pid: 2 });
-    assert_eq!(other.read_shared(h, 0, 5, 0).unwrap_err().error, Error::InvalidArgument);
+    assert_eq!(other.read_shared(h, 0, 5, 0).unwrap_err().error, Error::StaleHandle);
     for pid in 2..=MAX_SHARED_PER_CONTAINER as u64 {
         Client::new(AsProcess { lo: &w.lo, container: ROOT_CT, pid }).share(4096).unwrap();
     }
-    let over = Client::new(AsProcess { lo: &w.lo, container: ROOT_CT, pid: 99 }).share(4096).unwrap_err();
-    assert_eq!(over.error, Error::QuotaExceeded, "{}", over.reason);
+    // One more process (the server never learns which ended): the oldest buffer, pid 1's,
+    // goes, and pid 1 is told to share again.
+    let late = Client::new(AsProcess { lo: &w.lo, container: ROOT_CT, pid: 99 });
+    late.share(4096).unwrap();
+    assert_eq!(w.lo.server().shared_buffers(), MAX_SHARED_PER_CONTAINER);
+    assert_eq!(late.read_shared(h, 0, 5, 0).unwrap().count, 5);
+    assert_eq!(c.read_shared(h, 0, 5, 0).unwrap_err().error, Error::StaleHandle, "the oldest went");
+    c.share(4096).unwrap();
+    assert_eq!(c.read_shared(h, 0, 5, 0).unwrap().count, 5);
+    assert_eq!(w.lo.server().shared_buffers(), MAX_SHARED_PER_CONTAINER, "pid 2's went for it");
     // Replacing one's own buffer is not one more.
     c.share(8192).unwrap();
     // Another container's buffers are its own, and another container cannot use them.
@@ -1674,7 +1682,7 @@ fn shared_buffers_are_per_process_bounded_and_checked() {
     let h = child.open(ROOT, "/x", OpenFlags::READ).unwrap().handle;
     assert_eq!(child.read_shared(h, 0, 5, 0).unwrap().count, 5);
     let sibling = w.client(SIBLING);
-    assert_eq!(sibling.read_shared(h, 0, 5, 0).unwrap_err().error, Error::InvalidArgument, "no buffer there");
+    assert_eq!(sibling.read_shared(h, 0, 5, 0).unwrap_err().error, Error::StaleHandle, "no buffer there");
     // A container's buffers go with it.
     w.kill(CHILD);
     assert_eq!(w.forget(), 1);
@@ -1756,4 +1764,79 @@ fn boot_is_served_read_only_to_whoever_it_is_mounted_for() {
     assert_eq!(child.mkdir(ROOT, "/x").unwrap_err().error, Error::ReadOnly);
     let listed = c.mounts(CHILD).unwrap().mounts.0;
     assert_eq!((listed[0].source.as_str(), listed[0].read_only), ("boot", true));
+}
+
+#[test]
+fn pipes_carry_bytes_in_order_and_end_when_writers_close() {
+    let w = World::new();
+    let root = w.client(ROOT_CT);
+    let piped = root.pipe().unwrap();
+    assert_eq!(root.write(piped.write, b"hello ").unwrap().count, 6);
+    assert_eq!(root.write(piped.write, b"world").unwrap().count, 5);
+    assert_eq!(root.stat(piped.read, "").unwrap().stat.size, 11);
+    assert_eq!(root.read(piped.read, 3).unwrap().data, b"hel");
+    assert_eq!(root.read(piped.read, 100).unwrap().data, b"lo world");
+    // A second writer (a duplicate) keeps the pipe open after the first closes.
+    let second = root.duplicate(piped.write, Rights::WRITE).unwrap().handle;
+    root.close(piped.write).unwrap();
+    root.write(second, b"!").unwrap();
+    root.close(second).unwrap();
+    assert_eq!(root.read(piped.read, 100).unwrap().data, b"!");
+    // No writer and nothing left: the end of the data, every time.
+    assert!(root.read(piped.read, 100).unwrap().data.is_empty());
+    assert!(root.read(piped.read, 100).unwrap().data.is_empty());
+    root.close(piped.read).unwrap();
+}
+
+#[test]
+fn a_pipe_refuses_what_is_not_reading_and_writing() {
+    let w = World::new();
+    let root = w.client(ROOT_CT);
+    let piped = root.pipe().unwrap();
+    fn err<T: Debug>(r: Result<T, Refusal>) -> Error {
+        r.unwrap_err().error
+    }
+    assert_eq!(err(root.read(piped.write, 1)), Error::MissingRights);
+    assert_eq!(err(root.write(piped.read, b"x")), Error::MissingRights);
+    assert_eq!(err(root.pread(piped.read, 0, 1)), Error::WrongObject);
+    assert_eq!(err(root.seek(piped.read, Whence::Start, 0)), Error::WrongObject);
+    assert_eq!(err(root.truncate(piped.write, 0)), Error::WrongObject);
+    assert_eq!(err(root.duplicate(piped.read, Rights::WRITE)), Error::MissingRights);
+    assert_eq!(err(root.write(piped.write, &vec![0; MAX_IO + 1])), Error::TooLarge);
+    // Another container cannot use them.
+    let child = w.client(CHILD);
+    assert_eq!(err(child.read(piped.read, 1)), Error::InvalidHandle);
+    // Nobody reads: writes are refused and say why.
+    root.close(piped.read).unwrap();
+    let refused = root.write(piped.write, b"x").unwrap_err();
+    assert_eq!(refused.error, Error::PeerDied);
+    assert!(refused.reason.contains("reading end is closed"), "{refused}");
+    // A full pipe takes what fits (here: nothing waits, so the first write fills it).
+    let full = root.pipe().unwrap();
+    let mut taken = 0;
+    while taken < crate::pipe::CAPACITY {
+        taken += root.write(full.write, &vec![7; MAX_IO]).unwrap().count as usize;
+    }
+    assert_eq!(taken, crate::pipe::CAPACITY);
+    assert_eq!(root.stat(full.read, "").unwrap().stat.size, crate::pipe::CAPACITY as u64);
+}
+
+#[test]
+fn pipes_count_against_the_handle_quota_and_go_with_their_container() {
+    let w = World::new();
+    let child = w.client(CHILD);
+    let mut pipes = Vec::new();
+    while let Ok(p) = child.pipe() {
+        pipes.push(p);
+    }
+    assert_eq!(pipes.len(), MAX_OPEN_PER_CONTAINER / 2);
+    assert_eq!(child.pipe().unwrap_err().error, Error::QuotaExceeded);
+    // One handle short of the quota: the refused pipe leaves no end behind.
+    child.close(pipes[0].read).unwrap();
+    assert_eq!(child.pipe().unwrap_err().error, Error::QuotaExceeded);
+    child.close(pipes[0].write).unwrap();
+    assert!(child.pipe().is_ok());
+    w.kill(CHILD);
+    assert_eq!(w.forget(), 1);
+    assert!(w.lo.server().pipes_open() == 0);
 }

@@ -198,8 +198,8 @@ vessel_protocol::protocol! {
             len: u64,
         ) -> Done;
         /// Write what the handle's file system holds in memory to its disk and flush the disk
-        /// (0: every file system of the caller's namespace). Refused with `InvalidHandle`,
-        /// `DeviceError`.
+        /// (0: every file system of the caller's namespace; from the root container, every file
+        /// system the server holds, VSFs first). Refused with `InvalidHandle`, `DeviceError`.
         14 sync(
             /// A handle, or 0.
             handle: u64,
@@ -261,9 +261,11 @@ vessel_protocol::protocol! {
         /// most [`MAX_SHARED_BYTES`]): `read_shared` and `write_shared` move file data through
         /// it, up to its size per request instead of one message's. It replaces the process's
         /// earlier one (which the process should unmap); its memory is the caller's container's
-        /// (charged to its quota). Refused with `InvalidArgument` (0, not whole pages, or over the
-        /// limit), `QuotaExceeded` (the container's processes hold
-        /// [`MAX_SHARED_PER_CONTAINER`] buffers), `NoMemory`.
+        /// (charged to its quota). When the container's processes hold
+        /// [`MAX_SHARED_PER_CONTAINER`] buffers, the oldest goes (the server never learns that
+        /// a process ended); its process is refused with `StaleHandle` and shares again.
+        /// Refused with `InvalidArgument` (0, not whole pages, or over the limit),
+        /// `QuotaExceeded` (the container's memory), `NoMemory`.
         20 share(
             /// The buffer's size.
             bytes: u64,
@@ -273,8 +275,9 @@ vessel_protocol::protocol! {
         };
         /// Read up to `len` bytes of the file at `offset` ([`POSITION`]: the handle's position,
         /// which moves) into the process's shared buffer at byte `at`; fewer at the end of the
-        /// file. Refused as `read`, and with `InvalidArgument` when the process has no shared
-        /// buffer or `at + len` passes its end.
+        /// file. Refused as `read`, with `StaleHandle` when the process has no shared buffer
+        /// (never made, or taken back), and with `InvalidArgument` when `at + len` passes its
+        /// end.
         21 read_shared(
             /// A file handle with READ.
             handle: u64,
@@ -310,6 +313,19 @@ vessel_protocol::protocol! {
             /// [`OpenFlags::READ`] only.
             flags: OpenFlags,
         ) -> Opened;
+        /// A pipe: two new handles of the caller's container, `read` (READ) and `write`
+        /// (WRITE), joined by a 64 KiB queue. A `read` of an empty pipe waits for a write, and
+        /// answers the end of the data (empty) once every handle on the writing end is closed; a
+        /// `write` to a full pipe waits for a read, and is refused with `PeerDied` once every
+        /// handle on the reading end is closed. `duplicate`, `stat` and `close` work on its
+        /// ends; other file operations are refused with `WrongObject`. Refused with
+        /// `QuotaExceeded` (the container's handles).
+        24 pipe() -> Piped {
+            /// The reading end.
+            read: u64,
+            /// The writing end.
+            write: u64,
+        };
     }
 }
 

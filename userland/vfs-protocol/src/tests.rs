@@ -639,6 +639,10 @@ impl Server for Tree {
     fn open_in(&mut self, cx: &mut Cx<'_, Opened>, _container: u64, _path: &str, _flags: OpenFlags) -> Answer<Opened> {
         Tree::not_here(cx)
     }
+
+    fn pipe(&mut self, cx: &mut Cx<'_, Piped>) -> Answer<Piped> {
+        Tree::not_here(cx)
+    }
 }
 
 fn tree(listing: Vec<DirEntry>) -> Loopback<Tree> {
@@ -653,7 +657,7 @@ fn refusal(error: Error, why: &str) -> Refusal {
 
 #[test]
 fn every_operation_round_trips() {
-    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(23 * vessel_protocol::testing::ROUNDS));
+    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(24 * vessel_protocol::testing::ROUNDS));
 }
 
 #[test]
@@ -803,7 +807,7 @@ fn malformed_requests_are_refused_with_the_field() {
     expect([label::duplicate, 1, 4, 0], b"", "vfs.duplicate: field `rights`: bad value");
     expect([label::duplicate, 1, u64::MAX, 0], b"", "vfs.duplicate: field `rights`: bad value");
     expect([label::readdir, 0, 0, 0], b"x", "vfs.readdir: bad length: 1 bytes of data left over");
-    expect([24, 0, 0, 0], b"", "vfs: unknown label 24");
+    expect([25, 0, 0, 0], b"", "vfs: unknown label 25");
     expect([0, 0, 0, 0], b"", "vfs: unknown label 0");
     // The good forms of the same requests reach the server.
     let reply = lo.raw([label::seek, 1, 8 << 8, 0], b"", &[]).unwrap();
@@ -845,6 +849,7 @@ fn hostile_messages_never_panic() {
     let _ = vfs.read_shared(1, POSITION, 10, 0);
     let _ = vfs.write_shared(1, 0, 10, 4);
     let _ = vfs.open_in(7, "/bin/true", OpenFlags::READ);
+    let _ = vfs.pipe();
     let seeds = recorder.take();
     assert_eq!(seeds.len(), OPERATIONS.len());
     let listing: Vec<DirEntry> = (0..50).map(|i| entry(&longest_name(i), Kind::File, 0)).collect();
@@ -888,6 +893,7 @@ fn every_operation_and_field_is_documented() {
         "read_shared",
         "write_shared",
         "open_in",
+        "pipe",
     ];
     assert_eq!(labels, expected.iter().enumerate().map(|(i, &n)| (i as u64 + 1, n)).collect::<Vec<_>>());
     assert_eq!(NAME, "vfs");

@@ -9,7 +9,9 @@
 //! At start it assembles the root container's tree: an in-memory `/`, an in-memory `/tmp`,
 //! `/boot` (the boot file system, read-only: indexed once, read from the kernel as needed) and
 //! `/data`, the FAT file system of the first block device that holds one (a disk whose
-//! first sector is not a FAT boot sector is left alone, its session closed). After a request,
+//! first sector is not a FAT boot sector is left alone, its session closed); arguments change
+//! that: `--no-data` leaves `/data` out, `--memory AT` (repeatable) mounts another in-memory
+//! file system at AT (the image spec's `root` table). After a request,
 //! at most once a second, it asks the kernel which containers with files or mounts have ended, and
 //! closes what they had (an idle server never wakes: nothing polls).
 //! See `docs/vfs.md`.
@@ -293,6 +295,18 @@ fn assemble(vfs: &mut Vfs<System>, root: u64, devices: Option<Devices>) {
             println!("vfs: cannot mount {source} at {at}: {e}: {why}");
         }
     }
+    // `--memory AT`: more in-memory file systems (the image spec's `root.memory`).
+    let args: alloc::vec::Vec<&str> = vessel_rt::args().skip(1).collect();
+    for pair in args.windows(2).filter(|w| w[0] == "--memory") {
+        vfs.make_dir(root, pair[1]);
+        if let Err((e, why)) = vfs.mount_in(root, root, pair[1], "mem") {
+            println!("vfs: cannot mount mem at {}: {e}: {why}", pair[1]);
+        }
+    }
+    // `--no-data`: no disk at /data (the image spec's `root.data = false`).
+    if args.contains(&"--no-data") {
+        return;
+    }
     vfs.make_dir(root, "/data");
     let Some(devices) = devices else { return };
     let disks = devices.list().unwrap_or_default();
@@ -334,6 +348,8 @@ fn main() -> i32 {
                 if vessel_vfs_protocol::dispatch(&mut vfs, caller, &mut Keeper, &mut message) == Dispatched::Reply {
                     let _ = Server::answer(&message);
                 }
+                // Kept pipe reads and writes this request settled.
+                vfs.send_ready(&vessel_rt::server::Replies);
                 // Requests drive the sweep: an idle server never wakes.
                 let now = vessel_rt::time::now_ns();
                 if now >= next_sweep {

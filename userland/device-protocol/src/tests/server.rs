@@ -654,6 +654,16 @@ impl Server for Devices {
         Answer::Reply(Active { name: active })
     }
 
+    fn interrupt(&mut self, cx: &mut Cx<'_, Done>, handle: u64, bits: u64, notification: &[u32]) -> Answer<Done> {
+        for &cap in notification {
+            cx.drop_cap(cap);
+        }
+        if notification.len() > 1 || (notification.is_empty() && bits != 0) {
+            return cx.refusal(Error::InvalidArgument, "one notification with bits, or none").into();
+        }
+        answer(self.session(cx, handle, Rights::READ, |c| matches!(c, Class::Serial | Class::Console)).map(|_| Done))
+    }
+
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {
         answer(self.session(cx, handle, Rights::READ, |c| c == Class::Clock).map(|_| Time { unix_seconds: NOW }))
     }

@@ -76,12 +76,12 @@ macro_rules! protocol {
                 protocol: $pname,
                 name: stringify!($op),
                 label: $label,
-                doc: concat!($($odoc, "\n",)*),
+                doc: if cfg!(test) { concat!($($odoc, "\n",)*) } else { "" },
                 request: &[$(
                     $crate::FieldInfo {
                         name: stringify!($f),
                         kind: $crate::__vp_kind!($ft),
-                        doc: concat!($($fdoc, "\n",)*),
+                        doc: if cfg!(test) { concat!($($fdoc, "\n",)*) } else { "" },
                     },
                 )*],
                 reply: stringify!($reply),
@@ -135,7 +135,19 @@ macro_rules! protocol {
                 $(#[doc = $odoc])*
                 #[allow(clippy::too_many_arguments)]
                 pub fn $op(&self $(, $f: $crate::__vp_client_ty!($ft))*) -> ::core::result::Result<$reply, $crate::Refusal> {
-                    const OP: &$crate::OpInfo = $crate::__private::op_by_label(OPERATIONS, $label);
+                    // Its own description, not a pointer into `OPERATIONS`: a program links
+                    // only the operations it calls.
+                    const OP: &$crate::OpInfo = &$crate::OpInfo {
+                        protocol: $pname,
+                        name: stringify!($op),
+                        label: $label,
+                        doc: "",
+                        request: &[$(
+                            $crate::FieldInfo { name: stringify!($f), kind: $crate::__vp_kind!($ft), doc: "" },
+                        )*],
+                        reply: stringify!($reply),
+                        reply_fields: <$reply as $crate::Reply>::FIELDS,
+                    };
                     $crate::__private::call(&self.transport, OP, |w| {
                         $( $crate::__vp_put!(w, $ft, &$f); )*
                         let _ = w;
@@ -336,7 +348,7 @@ macro_rules! __vp_reply {
                 $crate::FieldInfo {
                     name: stringify!($rf),
                     kind: $crate::__vp_kind!($rft),
-                    doc: concat!($($rdoc, "\n",)*),
+                    doc: if cfg!(test) { concat!($($rdoc, "\n",)*) } else { "" },
                 },
             )*];
 
