@@ -1,17 +1,32 @@
-//! `ctr`: containers from the command line, through `proc` (and `device` for passthrough). Its
-//! arguments are commands separated by `,` (so one init line can run a session); `$` in a command
-//! stands for the container the last `create` made (refused before any `create`). A container id
-//! is written in hex (`0x` optional). A failed command prints the refusal and makes `ctr` exit 1.
+//! `ctr`: containers from the command line, through `proc`, `vfs` and `device`. Its arguments
+//! are commands separated by `,` (so one line can run a session); `$` in a command stands for
+//! the container the last `create` made. A container is named by its name (`--name`, unique
+//! among its siblings) or its id in hex (`0x` optional). A failed command prints the refusal
+//! and makes `ctr` exit 1; `run` and `exec` exit with the program's status.
 //!
-//! - `create [pages processes threads objects cap_slots]`: a child of our container (limits
-//!   default to what is left); prints its id.
-//! - `run <program> [args]`: creates a container, runs the program there, waits, prints how it
-//!   ended, destroys the container.
-//! - `spawn <id> <program> [args]`: starts a program in an existing container.
-//! - `list`: our container and everything below it (id, parent, members).
-//! - `ps [id]`: processes in a container and below it.
-//! - `info <id>`: state, members, limits and usage.
-//! - `destroy <id>`: destroys a container and everything in it.
+//! - `create [OPTIONS]`: a child of our container; prints its id.
+//! - `run [OPTIONS] [-i] [--keep] PROGRAM [ARGS]`: creates a container, runs the program there,
+//!   waits, prints how it ended and destroys the container (unless `--keep`). With `-i` the
+//!   program also reads our terminal (`ctr run -i vsh`: a shell inside the container).
+//! - `exec CONTAINER PROGRAM [ARGS]`: a new process in a running container, in the foreground.
+//! - `spawn CONTAINER PROGRAM [ARGS]`: the same, without waiting.
+//! - `list`: the tree of containers from ours down (id, name, members, memory).
+//! - `ps [CONTAINER]`: the processes of a container and below (through `bin/ps`).
+//! - `info CONTAINER`: state, members, limits and usage.
+//! - `destroy CONTAINER`: destroys it and everything in it.
+//! - `device add|remove|list|plug …`: passthrough (below).
+//!
+//! OPTIONS: `--name NAME`; `--root FILE.vsf` (the container's `/` is that FAT image of ours) or
+//! `--new-root SIZE` (a new one, `/tmp/ctr-<id>.vsf`, removed with the container); `--memory
+//! SIZE` (`64M`, `1G`, bytes without a unit), `--processes N`, `--threads N`, `--objects N`
+//! (limits; the default is what our container has left); `--device DEV[:ro][:exclusive]`
+//! (repeatable: one of our devices passed through, shared and read-write unless said);
+//! `--virtual null,zero,random,console` (virtual devices plugged into it).
+//!
+//! Programs: a name with a `/` is a file of the container's own tree; a bare name is the
+//! container's `/bin/NAME` if it has one, else the boot file system's `bin/NAME`. They write to
+//! our terminal (`TTY`, passed through to the container, shared).
+//!
 //! - `device add <id> <device> [--shared|--exclusive] [--ro]`: grants one of our devices to a
 //!   child container: shared (the default: we keep using it too) or exclusive (everyone else,
 //!   us included, is refused with `Busy` until it is removed), read-write or with `--ro`
@@ -29,107 +44,393 @@
 
 extern crate alloc;
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use vessel_device_protocol::Rights;
 use vessel_proc_protocol::{Ending, Limits, UNLIMITED};
 use vessel_protocol::Refusal;
-use vessel_rt::abi::{ContainerInfo, Error, QUOTA_RESOURCES};
+use vessel_rt::abi::{ContainerInfo, Error};
 use vessel_rt::device::Devices;
-use vessel_rt::println;
 use vessel_rt::proc::Proc;
+use vessel_rt::{eprintln, println};
 
 vessel_rt::entry!(main);
 
+const USAGE: &str = "usage: ctr COMMAND [, COMMAND...]
+  create [OPTIONS]                       a child container; prints its id
+  run [OPTIONS] [-i] [--keep] PROGRAM [ARGS]  run PROGRAM in a new container, then destroy it
+  exec CONTAINER PROGRAM [ARGS]          run PROGRAM in a running container and wait
+  spawn CONTAINER PROGRAM [ARGS]         start PROGRAM there without waiting
+  list | ps [CONTAINER] | info CONTAINER | destroy CONTAINER
+  device add|remove|list|plug ...        device passthrough (ctr device for its usage)
+OPTIONS: --name NAME, --root FILE.vsf | --new-root SIZE, --memory SIZE, --processes N,
+  --threads N, --objects N, --device DEV[:ro][:exclusive] (repeatable),
+  --virtual null,zero,random,console
+CONTAINER: a name, an id in hex, or $ (the last one created)";
+
 fn main() -> i32 {
     let Some(proc) = Proc::get() else {
-        println!("ctr: not started by proc");
+        eprintln!("ctr: not started by proc");
         return 1;
     };
     let args: Vec<&str> = vessel_rt::args().skip(1).collect();
+    if args.is_empty() || args == ["--help"] {
+        println!("{USAGE}");
+        return if args.is_empty() { 2 } else { 0 };
+    }
     let mut last = 0u64;
     let mut status = 0;
     for command in args.split(|a| *a == ",") {
-        if let Err(e) = run(proc, command, &mut last) {
-            println!("ctr: {}: {e}", command.join(" "));
-            status = 1;
+        match run(proc, command, &mut last) {
+            Ok(code) => status = if status != 0 { status } else { code },
+            Err(e) => {
+                eprintln!("ctr: {}: {}", command.join(" "), e.reason);
+                status = 1;
+            }
         }
     }
     status
 }
 
+fn refuse(why: String) -> Refusal {
+    Refusal::new(Error::InvalidArgument, why)
+}
+
+/// The container `word` names: `$`, an id in hex, or a name.
 fn id(word: Option<&&str>, last: u64) -> Result<u64, Refusal> {
     match word {
-        Some(&"$") if last == 0 => Err(Refusal::new(Error::InvalidArgument, "$: no container created yet")),
+        Some(&"$") if last == 0 => Err(refuse(String::from("$: no container created yet"))),
         Some(&"$") => Ok(last),
-        Some(w) => u64::from_str_radix(w.trim_start_matches("0x"), 16)
-            .map_err(|_| Refusal::new(Error::InvalidArgument, alloc::format!("{w:?} is not a container id in hex"))),
+        Some(w) => match u64::from_str_radix(w.trim_start_matches("0x"), 16) {
+            Ok(id) => Ok(id),
+            Err(_) => Proc::get()
+                .and_then(|p| p.containers().ok())
+                .and_then(|all| all.into_iter().find(|&(c, _)| name_of(c).as_deref() == Some(*w)))
+                .map(|(c, _)| c)
+                .ok_or_else(|| {
+                    Refusal::new(Error::NoSuchContainer, format!("no container named {w:?} (nor an id in hex)"))
+                }),
+        },
         None => Ok(0),
     }
 }
 
-fn show(info: &ContainerInfo) {
-    println!("container {:#018x} parent {:#018x} state {} depth {}", info.id, info.parent, info.state, info.depth);
-    println!("  members {} children {}", info.members, info.children);
-    for (i, name) in QUOTA_RESOURCES.iter().enumerate() {
-        let limit = info.limits[i];
-        // An inherited limit under an unlimited root is "all that is left of 2^64": unlimited.
-        if limit == UNLIMITED || limit > 1 << 63 {
-            println!("  {name:<10} {:>8} / unlimited", info.usage[i]);
-        } else {
-            println!("  {name:<10} {:>8} / {limit}", info.usage[i]);
+/// A container's name, if it has one.
+fn name_of(container: u64) -> Option<String> {
+    Proc::get()?.container_name(container).ok().filter(|n| !n.is_empty())
+}
+
+/// A number of bytes: `64M`, `1G`, `512K`, or plain bytes.
+fn bytes(text: &str) -> Result<u64, Refusal> {
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" | "KiB" => 10,
+        "M" | "m" | "MiB" => 20,
+        "G" | "g" | "GiB" => 30,
+        _ => return Err(refuse(format!("{text:?} is not a size (like 64M)"))),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| refuse(format!("{text:?} is not a size (like 64M)")))
+}
+
+/// What `create` and `run` were told.
+#[derive(Default)]
+struct Options<'a> {
+    name: Option<&'a str>,
+    root: Option<&'a str>,
+    new_root: Option<u64>,
+    limits: Limits,
+    devices: Vec<&'a str>,
+    virtual_devices: Vec<&'a str>,
+    interactive: bool,
+    keep: bool,
+}
+
+/// Parses the options before the program (`run`) or all of them (`create`); returns the
+/// options and the words left.
+fn options<'a>(words: &[&'a str], allow_run: bool) -> Result<(Options<'a>, Vec<&'a str>), Refusal> {
+    let mut o = Options::default();
+    let mut rest = words.iter().copied();
+    let value = |rest: &mut core::iter::Copied<core::slice::Iter<'_, &'a str>>, flag: &str| {
+        rest.next().ok_or_else(|| refuse(format!("{flag} needs a value")))
+    };
+    let count = |text: &str| text.parse::<u64>().map_err(|_| refuse(format!("{text:?} is not a number")));
+    while let Some(word) = rest.next() {
+        match word {
+            "--name" => {
+                let name = value(&mut rest, word)?;
+                if name.is_empty() || name == "$" || u64::from_str_radix(name.trim_start_matches("0x"), 16).is_ok() {
+                    return Err(refuse(format!("{name:?} cannot be a name (it reads as an id)")));
+                }
+                o.name = Some(name);
+            }
+            "--root" => o.root = Some(value(&mut rest, word)?),
+            "--new-root" => o.new_root = Some(bytes(value(&mut rest, word)?)?),
+            "--memory" => o.limits.0[0] = bytes(value(&mut rest, word)?)?.div_ceil(4096),
+            "--processes" => o.limits.0[1] = count(value(&mut rest, word)?)?,
+            "--threads" => o.limits.0[2] = count(value(&mut rest, word)?)?,
+            "--objects" => o.limits.0[3] = count(value(&mut rest, word)?)?,
+            "--device" => o.devices.push(value(&mut rest, word)?),
+            "--virtual" => o.virtual_devices.extend(value(&mut rest, word)?.split(',').filter(|k| !k.is_empty())),
+            "-i" | "--interactive" if allow_run => o.interactive = true,
+            "--keep" if allow_run => o.keep = true,
+            "--rm" if allow_run => o.keep = false,
+            flag if flag.starts_with('-') => return Err(refuse(format!("unknown option {flag}"))),
+            first => {
+                let mut left = alloc::vec![first];
+                left.extend(rest);
+                return Ok((o, left));
+            }
+        }
+    }
+    if o.root.is_some() && o.new_root.is_some() {
+        return Err(refuse(String::from("--root and --new-root: one or the other")));
+    }
+    Ok((o, Vec::new()))
+}
+
+/// Creates a container as `o` says: limits, name, root, devices. Undone if a step fails.
+fn create(proc: Proc, o: &Options<'_>) -> Result<u64, Refusal> {
+    let container = proc.create_named(0, o.limits, o.name.unwrap_or(""))?;
+    let made = (|| {
+        if let Some(file) = o.root {
+            vessel_rt::fs::mount(container, "/", &format!("vsf:{file}"))?;
+        }
+        if let Some(size) = o.new_root {
+            let file = scratch_root(container);
+            vessel_rt::fs::create_vsf(&file, size)?;
+            vessel_rt::fs::mount(container, "/", &format!("vsf:{file}"))?;
+        }
+        let devices = Devices::get()?;
+        for spec in &o.devices {
+            let mut parts = spec.split(':');
+            let name = parts.next().unwrap_or("");
+            let (mut rights, mut exclusive) = (Rights::READ_WRITE, false);
+            for flag in parts {
+                match flag {
+                    "ro" => rights = Rights::READ,
+                    "exclusive" => exclusive = true,
+                    "shared" => exclusive = false,
+                    _ => return Err(refuse(format!("--device {spec}: unknown flag {flag:?} (ro, exclusive)"))),
+                }
+            }
+            devices.grant(container, name, rights, exclusive)?;
+        }
+        for kind in &o.virtual_devices {
+            devices.plug(container, kind)?;
+        }
+        Ok(())
+    })();
+    match made {
+        Ok(()) => Ok(container),
+        Err(e) => {
+            let _ = proc.destroy(container);
+            if o.new_root.is_some() {
+                let _ = vessel_rt::fs::remove(&scratch_root(container));
+            }
+            Err(e)
         }
     }
 }
 
-fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<(), Refusal> {
-    match command {
-        ["create", limits @ ..] => {
-            let mut l = Limits::default();
-            for (slot, word) in l.0.iter_mut().zip(limits) {
-                *slot = word
-                    .parse()
-                    .map_err(|_| Refusal::new(Error::InvalidArgument, alloc::format!("{word:?} is not a number")))?;
+/// Destroys `container`, its root unmounted first (synced: a VSF stays whole) and a scratch
+/// root (`--new-root`) removed.
+fn destroy(proc: Proc, container: u64) -> Result<(), Refusal> {
+    let _ = vessel_rt::fs::unmount(container, "/");
+    proc.destroy(container)?;
+    let scratch = scratch_root(container);
+    if vessel_rt::fs::metadata(&scratch).is_ok() {
+        vessel_rt::fs::remove(&scratch)?;
+    }
+    Ok(())
+}
+
+/// Where `--new-root` keeps a container's root.
+fn scratch_root(container: u64) -> String {
+    format!("/tmp/ctr-{container:016x}.vsf")
+}
+
+/// The path `program` has in `container`: its own `/bin/NAME` if there is one, else the boot
+/// file system's `bin/NAME`; a name with a `/` as it is.
+fn program_path(container: u64, program: &str) -> String {
+    if program.contains('/') {
+        return String::from(program);
+    }
+    let own = format!("/bin/{program}");
+    let found = vessel_rt::fs::client()
+        .and_then(|c| c.open_in(container, &own, vessel_vfs_protocol::OpenFlags::READ))
+        .map(|opened| {
+            if let Ok(c) = vessel_rt::fs::client() {
+                let _ = c.close(opened.handle);
             }
-            *last = proc.create(0, l)?;
-            println!("ctr: created container {:#018x}", *last);
+        });
+    if found.is_ok() { own } else { format!("bin/{program}") }
+}
+
+/// Starts `program` in `container` on our terminal and waits for it in the foreground (Ctrl-C
+/// ends it); its status as a shell gives it.
+fn foreground(proc: Proc, container: u64, program: &str, args: &[&str], interactive: bool) -> Result<i32, Refusal> {
+    let tty = vessel_rt::var("TTY");
+    let devices = Devices::get();
+    let mut env = String::new();
+    if let (Some(tty), Ok(devices)) = (tty, devices) {
+        // Shared with the container so its programs can write (and, with -i, read) there.
+        match devices.grant(container, tty, Rights::READ_WRITE, false) {
+            Ok(()) => {}
+            Err(e) if e.error == Error::Busy => {}
+            Err(e) => return Err(e),
         }
-        ["run", program, args @ ..] => {
-            let container = proc.create(0, Limits::default())?;
-            let (pid, _) = proc.spawn(container, program, args, &[])?;
-            println!("ctr: {program} is pid {pid} in container {container:#018x}");
-            let ending = proc.wait(container, pid);
-            match ending {
-                Ok(ending) => println!("ctr: {program} {ending}"),
-                Err(refusal) => println!("ctr: {program}: cannot wait: {refusal}"),
+        env.push_str(&format!("TTY={tty}\0STDOUT=tty:{tty}\0STDERR=tty:{tty}\0"));
+        if interactive {
+            env.push_str(&format!("STDIN=tty:{tty}\0"));
+        }
+    } else if interactive {
+        return Err(refuse(String::from("-i needs a terminal (TTY), and this ctr has none")));
+    }
+    let label = name_of(container).unwrap_or_else(|| format!("{container:#x}"));
+    env.push_str(&format!("CONTAINER={label}\0PWD=/\0"));
+    let path = program_path(container, program);
+    let (pid, _) = proc.spawn_env(container, &path, args, env.as_bytes(), &[])?;
+    // Our own session on the terminal, armed while the program runs: Ctrl-C ends it (a shell
+    // started with -i opens a newer one, so Ctrl-C at its prompt stays its own).
+    let terminal = tty.and_then(|t| vessel_rt::job::Interruptible::open(t).ok());
+    let mut ending = Err(Refusal::new(Error::PeerDied, "not waited for"));
+    vessel_rt::job::wait_all(proc, &[(container, pid)], terminal, |_, ended| ending = ended);
+    if let Some(t) = terminal {
+        t.close();
+    }
+    let ending = ending?;
+    Ok(match ending {
+        Ending::Code(code) => code as i32,
+        Ending::Fault => 139,
+        Ending::Killed => 130,
+    })
+}
+
+fn describe(code: i32) -> String {
+    match code {
+        139 => String::from("was killed by a fault"),
+        130 => String::from("was killed"),
+        code => format!("exited with code {code}"),
+    }
+}
+
+fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<i32, Refusal> {
+    match command {
+        ["create", rest @ ..] => {
+            let (o, left) = options(rest, false)?;
+            if !left.is_empty() {
+                return Err(refuse(format!("create takes options only, not {:?}", left.join(" "))));
             }
-            proc.destroy(container)?;
-            println!("ctr: container {container:#018x} destroyed");
+            *last = create(proc, &o)?;
+            match o.name {
+                Some(name) => println!("{:#018x} {name}", *last),
+                None => println!("{:#018x}", *last),
+            }
+        }
+        ["run", rest @ ..] => {
+            let (o, left) = options(rest, true)?;
+            let Some((program, args)) = left.split_first() else {
+                return Err(refuse(String::from("run needs a program")));
+            };
+            let container = create(proc, &o)?;
+            *last = container;
+            let code = foreground(proc, container, program, args, o.interactive);
+            if !o.keep {
+                destroy(proc, container)?;
+            }
+            let code = code?;
+            println!("ctr: {program} {}", describe(code));
+            return Ok(code);
+        }
+        ["exec", which, program, args @ ..] => {
+            let container = id(Some(which), *last)?;
+            let code = foreground(proc, container, program, args, true)?;
+            if code != 0 {
+                println!("ctr: {program} {}", describe(code));
+            }
+            return Ok(code);
         }
         ["spawn", which, program, args @ ..] => {
-            let (pid, container) = proc.spawn(id(Some(which), *last)?, program, args, &[])?;
+            let container = id(Some(which), *last)?;
+            let path = program_path(container, program);
+            let (pid, container) = proc.spawn(container, &path, args, &[])?;
             println!("ctr: {program} is pid {pid} in container {container:#018x}");
         }
-        ["list"] => {
-            for (container, parent) in proc.containers()? {
-                let members = proc.info(container).map_or(0, |i| i.members);
-                println!("{container:#018x} parent {parent:#018x} members {members}");
-            }
-        }
+        ["list"] => list(proc)?,
         ["ps", rest @ ..] => {
-            for (container, pid) in proc.processes(id(rest.first(), *last)?)? {
-                println!("{container:#018x} pid {pid}");
+            let container = id(rest.first(), *last)?;
+            let hex = format!("{container:x}");
+            let args: &[&str] = if container == 0 { &[] } else { &["-c", &hex] };
+            let env = vessel_rt::env().fold(String::new(), |mut e, (n, v)| {
+                e.push_str(&format!("{n}={v}\0"));
+                e
+            });
+            let (pid, _) = proc.spawn_env(0, "bin/ps", args, env.as_bytes(), &[])?;
+            if proc.wait(0, pid)? != Ending::Code(0) {
+                return Ok(1);
             }
         }
         ["info", rest @ ..] => show(&proc.info(id(rest.first(), *last)?)?),
         ["destroy", which] => {
-            proc.destroy(id(Some(which), *last)?)?;
-            println!("ctr: destroyed");
+            let container = id(Some(which), *last)?;
+            destroy(proc, container)?;
+            println!("ctr: destroyed {container:#018x}");
         }
         ["device", rest @ ..] => device(proc, rest, *last)?,
-        _ => return Err(Refusal::new(Error::InvalidArgument, "unknown command (see the top of ctr.rs)")),
+        [other, ..] => return Err(refuse(format!("unknown command {other:?}; ctr --help"))),
+        [] => return Err(refuse(String::from("an empty command; ctr --help"))),
+    }
+    Ok(0)
+}
+
+/// The tree from our container down: id, name, members, memory in use.
+fn list(proc: Proc) -> Result<(), Refusal> {
+    let all = proc.containers()?;
+    let own = vessel_rt::container::own().map(|c| c.id).unwrap_or(0);
+    println!("{:<22} {:<16} {:>7} {:>10}", "CONTAINER", "NAME", "MEMBERS", "MEMORY");
+    let mut stack = alloc::vec![(own, 0usize)];
+    while let Some((container, depth)) = stack.pop() {
+        let info = proc.info(container).ok();
+        let members = info.map_or(0, |i| i.members);
+        let memory = info.map_or(0, |i| i.usage[0] * 4096);
+        let name = if container == own { String::from("(this one)") } else { name_of(container).unwrap_or_default() };
+        let id = format!("{:width$}{container:#018x}", "", width = 2 * depth);
+        println!("{id:<22} {name:<16} {members:>7} {:>10}", vessel_apps::units::bytes(memory));
+        let mut children: Vec<u64> = all.iter().filter(|&&(_, p)| p == container).map(|&(c, _)| c).collect();
+        children.sort_unstable();
+        stack.extend(children.into_iter().rev().map(|c| (c, depth + 1)));
     }
     Ok(())
+}
+
+fn show(info: &ContainerInfo) {
+    let state = if info.state == 0 { "alive" } else { "being destroyed" };
+    let name = name_of(info.id).map(|n| format!(" ({n})")).unwrap_or_default();
+    println!("container {:#018x}{name}: {state}, depth {}", info.id, info.depth);
+    println!("  parent    {:#018x}", info.parent);
+    println!("  members   {} processes, {} child containers", info.members, info.children);
+    let limit = |value: u64, text: &dyn Fn(u64) -> String| {
+        // An inherited limit under an unlimited root is "all that is left of 2^64": unlimited.
+        if value == UNLIMITED || value > 1 << 63 { String::from("unlimited") } else { text(value) }
+    };
+    let plain = |v: u64| format!("{v}");
+    let pages = |v: u64| vessel_apps::units::bytes(v * 4096);
+    let rows: [(&str, &dyn Fn(u64) -> String); 5] =
+        [("memory", &pages), ("processes", &plain), ("threads", &plain), ("objects", &plain), ("cap slots", &plain)];
+    for (i, (name, text)) in rows.iter().enumerate() {
+        println!("  {name:<10} {:>10} of {}", text(info.usage[i]), limit(info.limits[i], text));
+    }
 }
 
 const DEVICE_USAGE: &str = "usage: device add <container> <device> [--shared|--exclusive] [--ro], \

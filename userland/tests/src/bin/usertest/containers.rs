@@ -42,7 +42,7 @@ pub(crate) fn root() -> Result<Container, String> {
         .map(|&h| Cap(h))
         .find(|c| c.inspect().is_ok_and(|i| i.kind == ObjectKind::Container as u32))
         .map(Container)
-        .ok_or_else(|| String::from("no root container capability (is usertest trusted in init.conf?)"))
+        .ok_or_else(|| String::from("no root container capability (is usertest trusted in the boot plan?)"))
 }
 
 fn proc() -> Result<Proc, String> {

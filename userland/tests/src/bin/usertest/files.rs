@@ -460,8 +460,8 @@ fn boot_is_the_boot_file_system_read_only() -> TestResult {
         "/boot/bin/true ({} bytes) is not the built true",
         boot.len()
     );
-    let conf = fs::read("/boot/etc/init.conf").map_err(e("read init.conf"))?;
-    check!(conf.windows(12).any(|w| w == b"bin/usertest"), "init.conf: {:?}", String::from_utf8_lossy(&conf));
+    let conf = fs::read("/boot/etc/boot.plan").map_err(e("read boot.plan"))?;
+    check!(conf.windows(12).any(|w| w == b"bin/usertest"), "boot.plan: {:?}", String::from_utf8_lossy(&conf));
     let bin: Vec<String> = fs::read_dir("/boot/bin").map_err(e("read_dir"))?.into_iter().map(|d| d.name).collect();
     for program in ["init", "proc", "device", "vfs", "usertest"] {
         check!(bin.iter().any(|n| n == program), "/boot/bin lacks {program}: {bin:?}");

@@ -15,7 +15,9 @@ mod hw;
 mod ipc;
 mod procwait;
 mod replies;
+mod systools;
 mod threads;
+mod tools;
 
 use alloc::format;
 use alloc::string::String;
@@ -84,6 +86,8 @@ fn main() -> i32 {
         .chain(device::TESTS)
         .chain(ctr_device::TESTS)
         .chain(files::TESTS)
+        .chain(tools::TESTS)
+        .chain(systools::TESTS)
         .chain(device::PERSIST_TESTS)
         .chain(files::PERSIST_TESTS);
     let chosen: Vec<&crate::Test> = match only {
@@ -222,7 +226,7 @@ fn wait_with_bad_status_pointer_loses_nothing() -> TestResult {
 
 fn hostile_spawn_requests_refused() -> TestResult {
     check!(process::spawn("bin/does-not-exist", &[]) == Err(Error::NotFound), "missing file");
-    check!(process::spawn("etc/init.conf", &[]) == Err(Error::BadExecutable), "text file as program");
+    check!(process::spawn("etc/boot.plan", &[]) == Err(Error::BadExecutable), "text file as program");
     check!(process::spawn("bin", &[]) == Err(Error::NotFound), "directory as program");
     check!(
         process::spawn_with("bin/true", &[], Priority::Low).and_then(process::wait) == Ok(Exit::Code(0)),
