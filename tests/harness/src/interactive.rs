@@ -492,6 +492,7 @@ mod tests {
             machine_type: MachineType::Q35,
             rtc_base: None,
             com2: None,
+            memory_mib: 256,
             disks: Vec::new(),
         }
     }
@@ -516,6 +517,7 @@ mod tests {
             machine_type: MachineType::Q35,
             rtc_base: None,
             com2: None,
+            memory_mib: 256,
             disks: Vec::new(),
         };
         let line = interactive_args(&machine, Path::new("/tmp/d/monitor.sock")).join(" ");

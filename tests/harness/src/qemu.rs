@@ -126,6 +126,20 @@ pub struct Machine {
     /// A second 16550 UART (COM2: ports 0x2f8, line 3) whose other end is a Unix socket QEMU
     /// listens on at this path (it does not wait for a client).
     pub com2: Option<PathBuf>,
+    /// Guest memory in MiB (the benchmarks' machine and `cargo xtask run` have 256, the test
+    /// suites 512: the suites start a thousand processes at once).
+    pub memory_mib: u32,
+}
+
+/// QEMU's name of the format of the boot image `path`, from its extension: `qcow2`, `vmdk`,
+/// `vpc` (a `.vhd`), else `raw`.
+pub fn image_format(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("qcow2") => "qcow2",
+        Some("vmdk") => "vmdk",
+        Some("vhd") => "vpc",
+        _ => "raw",
+    }
 }
 
 /// A path as a `-drive file=` value: QEMU splits options at commas, so a comma is doubled.
@@ -137,9 +151,10 @@ impl Machine {
     /// QEMU arguments for this machine, without the console options.
     pub fn args(&self) -> Vec<String> {
         // TCG: the nested KVM on these machines is unusable. `-cpu max` gives RDRAND, x2APIC etc.
+        let memory = format!("{}M", self.memory_mib);
         let mut args: Vec<String> = ["-machine", self.machine_type.name()]
             .into_iter()
-            .chain(["-accel", "tcg", "-cpu", "max", "-m", "256M", "-smp", "1", "-no-reboot"])
+            .chain(["-accel", "tcg", "-cpu", "max", "-m", memory.as_str(), "-smp", "1", "-no-reboot"])
             .map(String::from)
             .collect();
         if self.debug_exit {
@@ -153,23 +168,24 @@ impl Machine {
         }
         let image = drive_file(&self.image);
         let snapshot = if self.snapshot { ",snapshot=on" } else { "" };
+        let format = image_format(&self.image);
         match self.attach {
             // Alone, the image is the default interface's first disk and the firmware boots it.
             Attach::Disk if self.disks.is_empty() => {
                 args.push("-drive".into());
-                args.push(format!("format=raw,file={image}{snapshot}"));
+                args.push(format!("format={format},file={image}{snapshot}"));
             }
             // Beside other disks (which may carry a boot signature of their own) it is pinned as
             // the first boot device. `ide-hd` lands on AHCI on q35 and on PIIX IDE on pc, both of
             // which SeaBIOS and OVMF boot from.
             Attach::Disk => {
                 args.push("-drive".into());
-                args.push(format!("if=none,id=boot,format=raw,file={image}{snapshot}"));
+                args.push(format!("if=none,id=boot,format={format},file={image}{snapshot}"));
                 args.extend(["-device", "ide-hd,drive=boot,bootindex=0"].map(String::from));
             }
             Attach::Usb => {
                 args.extend(["-device", "qemu-xhci,id=xhci", "-drive"].map(String::from));
-                args.push(format!("if=none,id=stick,format=raw,file={image}{snapshot}"));
+                args.push(format!("if=none,id=stick,format={format},file={image}{snapshot}"));
                 // The only device with a boot index, so the firmware boots it first.
                 args.extend(["-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=1"].map(String::from));
             }
@@ -319,6 +335,7 @@ mod tests {
             disks: Vec::new(),
             rtc_base: None,
             com2: None,
+            memory_mib: 256,
         }
     }
 

@@ -1,4 +1,5 @@
-//! `vessel-image-builder --kernel K [--ramdisk R] --bios OUT --uefi OUT`: writes raw disk images
+//! `vessel-image-builder --kernel K [--ramdisk R] --bios OUT --uefi OUT [--loader-log LEVEL]`:
+//! writes raw disk images
 //! that boot the kernel through the `bootloader` crate's BIOS and UEFI stages. The images can be
 //! written to a USB stick with `dd` as they are.
 //!
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bootloader::{BootConfig, DiskImageBuilder};
+use bootloader_boot_config::LevelFilter;
 
 /// Parsed command line.
 struct Args {
@@ -16,11 +18,15 @@ struct Args {
     ramdisk: Option<PathBuf>,
     bios: Option<PathBuf>,
     uefi: Option<PathBuf>,
+    /// The bootloader's own log on the serial port: `warn` for a quiet boot, `info` (the default)
+    /// for its per-segment steps.
+    loader_log: LevelFilter,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut kernel = None;
-    let mut args = Args { kernel: PathBuf::new(), ramdisk: None, bios: None, uefi: None };
+    let mut args =
+        Args { kernel: PathBuf::new(), ramdisk: None, bios: None, uefi: None, loader_log: LevelFilter::Info };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().map(PathBuf::from).ok_or_else(|| format!("{flag} needs a path"));
@@ -29,6 +35,13 @@ fn parse_args() -> Result<Args, String> {
             "--ramdisk" => args.ramdisk = Some(value()?),
             "--bios" => args.bios = Some(value()?),
             "--uefi" => args.uefi = Some(value()?),
+            "--loader-log" => {
+                args.loader_log = match it.next().as_deref() {
+                    Some("warn") => LevelFilter::Warn,
+                    Some("info") => LevelFilter::Info,
+                    other => return Err(format!("--loader-log takes warn or info, not {other:?}")),
+                }
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -46,7 +59,7 @@ fn run() -> Result<(), String> {
     // The kernel draws its own console; the bootloader's pixel-by-pixel log costs boot time.
     config.frame_buffer_logging = false;
     config.serial_logging = true;
-    config.log_level = bootloader::BootConfig::default().log_level;
+    config.log_level = args.loader_log;
     builder.set_boot_config(&config);
     if let Some(out) = &args.bios {
         builder.create_bios_image(out).map_err(|e| format!("BIOS image {}: {e:#}", out.display()))?;

@@ -90,9 +90,14 @@ pub const HOST_CRATES: &[&str] = &[
     "vessel-fat",
     "vessel-vfs-protocol",
     "vessel-vfs-core",
+    "vessel-shell",
     "vessel-test-harness",
     "xtask",
 ];
+
+/// Crates whose library is unit tested on the host but whose programs build only for the
+/// guest (`cargo test --lib`).
+pub const HOST_LIB_CRATES: &[&str] = &["vessel-apps"];
 
 /// User-space crates (built for `x86_64-unknown-none` as static executables).
 const USER_CRATES: &[&str] = &[
@@ -110,8 +115,9 @@ const USER_CRATES: &[&str] = &[
 
 /// The user programs packed into every boot file system (as `bin/<name>`).
 pub const PROGRAMS: &[&str] = &[
-    "init", "proc", "device", "vfs", "lsdev", "ctr", "hello", "true", "probe", "devprobe", "fsprobe", "burst",
-    "usertest", "bench",
+    "init", "proc", "device", "vfs", "lsdev", "ctr", "hello", "true", "vsh", "ls", "cat", "echo", "cp", "mv", "rm",
+    "mkdir", "touch", "hexdump", "ps", "kill", "date", "uptime", "free", "dmesg", "reboot", "poweroff", "probe",
+    "devprobe", "fsprobe", "burst", "usertest", "bench",
 ];
 
 /// Where [`userland`] puts the programs it builds.
@@ -157,16 +163,70 @@ pub fn build_all() -> Result {
 }
 
 /// What goes into a boot file system besides the programs.
-pub struct BootSpec<'a> {
-    /// `etc/init.conf`: the programs init runs, one per line.
-    pub init_conf: &'a str,
+#[derive(Clone, Debug, Default)]
+pub struct BootSpec {
+    /// `etc/boot.plan`: what init does (compiled from an image spec, or written by a test).
+    pub plan: String,
     /// `etc/boot.args`: kernel boot arguments.
-    pub boot_args: &'a str,
+    pub boot_args: String,
+    /// The bootloader logs warnings only (a person's boot), not its per-segment steps (which
+    /// the boot-time benchmark reads).
+    pub quiet_loader: bool,
+    /// Other files: path, bytes, mode.
+    pub files: Vec<(String, Vec<u8>, u32)>,
+}
+
+/// The services every test image starts (the default spec's).
+pub const SERVICES: &str = "service device 16\nservice vfs 16\n";
+
+impl BootSpec {
+    /// A test image: the default services, then `runs` (plan lines), with `boot_args`.
+    pub fn test(runs: &str, boot_args: &str) -> BootSpec {
+        BootSpec { plan: format!("{SERVICES}{runs}"), boot_args: String::from(boot_args), ..BootSpec::default() }
+    }
+
+    /// The image spec `file` (`boot/images/NAME.toml`) compiled: its plan, arguments, files,
+    /// resolved spec (`image.toml`) and container roots (FAT images made with `mkfs.fat` and
+    /// seeded with `mcopy`).
+    pub fn from_spec(file: &Path) -> Result<BootSpec> {
+        let loaded = vessel_image_spec::load(file, PROGRAMS).map_err(|e| e.to_string())?;
+        let mut files = loaded.files().map_err(|e| e.to_string())?;
+        files.push((String::from("image.toml"), loaded.resolved().into_bytes(), 0o644));
+        for (name, bytes, seed) in loaded.vsf_roots() {
+            let image = out_dir()?.join(format!("root-{name}.vsf"));
+            make_vsf(&image, bytes, seed.as_deref())?;
+            let data = std::fs::read(&image).map_err(|e| format!("{}: {e}", image.display()))?;
+            files.push((format!("containers/{name}.vsf"), data, 0o644));
+        }
+        Ok(BootSpec { plan: loaded.plan(), boot_args: loaded.boot_args(), quiet_loader: true, files })
+    }
+}
+
+/// Makes `image`, a FAT file system of `bytes` (FAT32 from 64 MiB up, else what `mkfs.fat`
+/// picks), holding a copy of the host directory `seed`.
+fn make_vsf(image: &Path, bytes: u64, seed: Option<&Path>) -> Result {
+    let _ = std::fs::remove_file(image);
+    let file = std::fs::File::create(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    file.set_len(bytes).map_err(|e| format!("{}: {e}", image.display()))?;
+    drop(file);
+    let mut mkfs = Command::new("mkfs.fat");
+    if bytes >= 64 << 20 {
+        mkfs.args(["-F", "32"]);
+    }
+    run_checked(mkfs.arg("-n").arg("VESSEL").arg(image))?;
+    if let Some(seed) = seed {
+        let entries = std::fs::read_dir(seed).map_err(|e| format!("{}: {e}", seed.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            run_checked(Command::new("mcopy").args(["-s", "-p", "-Q", "-i"]).arg(image).arg(&path).arg("::/"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Packs the boot file system (a cpio newc archive, listable with `cpio -t`) and returns its
 /// path. It is never empty (the bootloader hangs on a zero-length ramdisk).
-pub fn bootfs(programs: &Path, name: &str, spec: &BootSpec<'_>) -> Result<PathBuf> {
+pub fn bootfs(programs: &Path, name: &str, spec: &BootSpec) -> Result<PathBuf> {
     let mut writer = vessel_bootfs::Writer::new();
     let fail = |e: vessel_bootfs::Error| format!("bootfs {name}: {e}");
     writer.add_dir("bin").map_err(fail)?;
@@ -176,9 +236,20 @@ pub fn bootfs(programs: &Path, name: &str, spec: &BootSpec<'_>) -> Result<PathBu
         writer.add_file(&format!("bin/{program}"), 0o755, &bytes).map_err(fail)?;
     }
     writer.add_dir("etc").map_err(fail)?;
-    writer.add_file("etc/init.conf", 0o644, spec.init_conf.as_bytes()).map_err(fail)?;
+    writer.add_file("etc/boot.plan", 0o644, spec.plan.as_bytes()).map_err(fail)?;
     let args = format!("# Vessel boot arguments (key=value)\n{}", spec.boot_args);
     writer.add_file("etc/boot.args", 0o644, args.as_bytes()).map_err(fail)?;
+    let mut dirs = std::collections::BTreeSet::from([String::from("bin"), String::from("etc")]);
+    for (path, bytes, mode) in &spec.files {
+        let parts: Vec<&str> = path.split('/').collect();
+        for i in 1..parts.len() {
+            let dir = parts[..i].join("/");
+            if dirs.insert(dir.clone()) {
+                writer.add_dir(&dir).map_err(fail)?;
+            }
+        }
+        writer.add_file(path, *mode, bytes).map_err(fail)?;
+    }
     let out = out_dir()?.join(format!("{name}.bootfs.cpio"));
     std::fs::write(&out, writer.finish()).map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(out)
@@ -186,19 +257,19 @@ pub fn bootfs(programs: &Path, name: &str, spec: &BootSpec<'_>) -> Result<PathBu
 
 /// Writes BIOS and UEFI images of `flavor` with a boot file system made from `spec`. `name`
 /// distinguishes image sets in `target/vessel/`.
-pub fn images_with(flavor: Flavor, name: &str, spec: &BootSpec<'_>) -> Result<Images> {
+pub fn images_with(flavor: Flavor, name: &str, spec: &BootSpec) -> Result<Images> {
     images_for(&kernel(flavor)?, &image_builder()?, &userland()?, name, spec)
 }
 
 /// Writes images from already built pieces: the boot file system from `programs` and `spec`,
 /// then the disk images. For callers that make several image sets from one build.
-pub fn images_for(elf: &Path, builder: &Path, programs: &Path, name: &str, spec: &BootSpec<'_>) -> Result<Images> {
+pub fn images_for(elf: &Path, builder: &Path, programs: &Path, name: &str, spec: &BootSpec) -> Result<Images> {
     let ramdisk = bootfs(programs, name, spec)?;
-    images_from(elf, builder, name, &ramdisk)
+    images_from(elf, builder, name, &ramdisk, spec.quiet_loader)
 }
 
 /// Writes images from an already built kernel, image builder and boot file system.
-pub fn images_from(elf: &Path, builder: &Path, name: &str, ramdisk: &Path) -> Result<Images> {
+pub fn images_from(elf: &Path, builder: &Path, name: &str, ramdisk: &Path, quiet_loader: bool) -> Result<Images> {
     let dir = out_dir()?;
     let images = Images { bios: dir.join(format!("{name}-bios.img")), uefi: dir.join(format!("{name}-uefi.img")) };
     run_checked(
@@ -210,21 +281,98 @@ pub fn images_from(elf: &Path, builder: &Path, name: &str, ramdisk: &Path) -> Re
             .arg("--bios")
             .arg(&images.bios)
             .arg("--uefi")
-            .arg(&images.uefi),
+            .arg(&images.uefi)
+            .arg("--loader-log")
+            .arg(if quiet_loader { "warn" } else { "info" }),
     )?;
     Ok(images)
 }
 
-/// What the shipped image runs.
-pub const SHIPPED: BootSpec<'static> = BootSpec {
-    init_conf: "bin/hello from init\nbin/lsdev\nbin/ctr run bin/hello from a container , create , spawn $ bin/hello , list , info $ , destroy $\n",
-    boot_args: "",
-};
+/// The image spec `cargo xtask run` and `cargo xtask image` use unless told otherwise.
+pub const DEFAULT_SPEC: &str = "boot/images/default.toml";
 
-/// The shipped images.
+/// The images of the spec `file`: `vessel-bios.img` and `vessel-uefi.img` for the default
+/// spec, `vessel-NAME-…` for another one.
+pub fn images_of(file: &Path) -> Result<Images> {
+    step(&format!("writing disk images of {}", file.display()));
+    let userland = userland()?;
+    let spec = BootSpec::from_spec(file)?;
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("custom");
+    let name = if stem == "default" { String::from("vessel") } else { format!("vessel-{stem}") };
+    images_for(&kernel(Flavor::Normal)?, &image_builder()?, &userland, &name, &spec)
+}
+
+/// What `cargo xtask image --format` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The raw BIOS image (MBR): for `dd` to a USB stick, or any VM.
+    RawBios,
+    /// The raw UEFI image (GPT with an EFI system partition).
+    RawUefi,
+    /// QEMU's qcow2 of the BIOS image.
+    Qcow2Bios,
+    /// QEMU's qcow2 of the UEFI image.
+    Qcow2Uefi,
+    /// VMware's (and VirtualBox's) VMDK of the BIOS image.
+    Vmdk,
+    /// Hyper-V's and VirtualBox's VHD (dynamic) of the BIOS image.
+    Vhd,
+}
+
+impl Format {
+    /// The formats that need converting, as the test suite boots them.
+    pub const VM: [Format; 4] = [Format::Qcow2Bios, Format::Qcow2Uefi, Format::Vmdk, Format::Vhd];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::RawBios => "raw-bios",
+            Format::RawUefi => "raw-uefi",
+            Format::Qcow2Bios => "qcow2-bios",
+            Format::Qcow2Uefi => "qcow2-uefi",
+            Format::Vmdk => "vmdk",
+            Format::Vhd => "vhd",
+        }
+    }
+
+    /// Whether it boots through UEFI.
+    pub fn uefi(self) -> bool {
+        matches!(self, Format::RawUefi | Format::Qcow2Uefi)
+    }
+}
+
+/// The images in `formats`, converted from the raw `images` with `qemu-img` where needed (next
+/// to them: `vessel-bios.qcow2`, `vessel-bios.vmdk`, …); each format and its path.
+pub fn convert(images: &Images, formats: &[Format]) -> Result<Vec<(Format, PathBuf)>> {
+    let mut out = Vec::new();
+    for &format in formats {
+        let raw = if format.uefi() { &images.uefi } else { &images.bios };
+        let (extension, qemu_format, options): (&str, &str, &[&str]) = match format {
+            Format::RawBios | Format::RawUefi => {
+                out.push((format, raw.clone()));
+                continue;
+            }
+            Format::Qcow2Bios | Format::Qcow2Uefi => ("qcow2", "qcow2", &[]),
+            Format::Vmdk => ("vmdk", "vmdk", &[]),
+            Format::Vhd => ("vhd", "vpc", &["-o", "subformat=dynamic"]),
+        };
+        let path = raw.with_extension(extension);
+        let _ = std::fs::remove_file(&path);
+        run_checked(
+            Command::new("qemu-img")
+                .args(["convert", "-q", "-f", "raw", "-O", qemu_format])
+                .args(options)
+                .arg(raw)
+                .arg(&path),
+        )?;
+        out.push((format, path));
+    }
+    Ok(out)
+}
+
+/// The shipped images (the default spec's).
 pub fn images() -> Result<Images> {
-    step("writing disk images");
-    images_with(Flavor::Normal, "vessel", &SHIPPED)
+    images_of(&root().join(DEFAULT_SPEC))
 }
 
 /// Size of the scratch disks the test runs attach.
@@ -311,6 +459,12 @@ pub fn clippy() -> Result {
         host.args(["--package", krate]);
     }
     run_checked(host.args(["--all-targets", "--", "-D", "warnings"]))?;
+    let mut libs = cargo();
+    libs.arg("clippy");
+    for krate in HOST_LIB_CRATES {
+        libs.args(["--package", krate]);
+    }
+    run_checked(libs.args(["--lib", "--tests", "--", "-D", "warnings"]))?;
     step("clippy: user programs");
     let mut user = cargo();
     user.args(["clippy", "--release", "--target", "x86_64-unknown-none", "--target-dir"])
@@ -337,4 +491,26 @@ pub fn clippy() -> Result {
             .env("RUSTC_BOOTSTRAP", "1")
             .env_remove("CARGO_TARGET_DIR"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every spec shipped in `boot/images/` validates against the programs the images hold.
+    #[test]
+    fn shipped_specs_validate() {
+        let dir = root().join("boot/images");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                if let Err(e) = vessel_image_spec::load(&path, PROGRAMS) {
+                    panic!("{e}");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "only {seen} specs in {}", dir.display());
+    }
 }

@@ -6,6 +6,9 @@
 //! line (firmware + bootloader + kernel), and the kernel's own part (bootloader hand-over to
 //! ready, as the kernel measures it with the TSC). Medians over `runs` boots.
 //!
+//! Then (also alone with `--only shell`) the shipped image from QEMU start to the shell's prompt,
+//! the memory in use there (`MEASURE`), and `ctr run true` typed at the shell.
+//!
 //! With `BENCH_DISK=/abs/path.img` (a raw image from `../shared/bench/mkfatimage.sh`) the bench
 //! guest also gets that image as a virtio-blk disk, its writes discarded (`snapshot=on`), for the
 //! disk benchmarks; the boot image stays the one the firmware boots.
@@ -35,7 +38,7 @@ fn kernel_us(line: &str) -> Option<u64> {
 /// `only` picks benchmark groups (and skips the boot times); `scale` multiplies round counts.
 pub fn run(runs: usize, only: &[String], scale: u64) -> Result {
     setup::ensure_qemu()?;
-    let mut conf = String::from("!bin/bench");
+    let mut conf = String::from("run once trusted bin/bench");
     for group in only {
         conf.push(' ');
         conf.push_str(group);
@@ -44,8 +47,15 @@ pub fn run(runs: usize, only: &[String], scale: u64) -> Result {
         conf.push_str(&format!(" x{scale}"));
     }
     conf.push('\n');
-    guest(&conf)?;
-    if only.is_empty() { boot_times(runs) } else { Ok(()) }
+    let shell = only.iter().any(|g| g == "shell");
+    let guest_only: Vec<&String> = only.iter().filter(|g| *g != "shell").collect();
+    if !shell || !guest_only.is_empty() {
+        guest(&conf.replace(" shell", ""))?;
+    }
+    if only.is_empty() {
+        boot_times(runs)?;
+    }
+    if only.is_empty() || shell { shell_figures(runs) } else { Ok(()) }
 }
 
 /// The environment variable naming a disk image for the bench guest.
@@ -65,9 +75,9 @@ fn bench_disk() -> Result<Option<Disk>> {
 }
 
 /// Boots the bench image (BIOS) and passes its RESULT lines through.
-fn guest(init_conf: &str) -> Result {
+fn guest(plan: &str) -> Result {
     let disks: Vec<Disk> = bench_disk()?.into_iter().collect();
-    let spec = BootSpec { init_conf, boot_args: "debug-exit=allow\n" };
+    let spec = BootSpec::test(plan, "debug-exit=allow\n");
     let images = artifacts::images_with(Flavor::Normal, "vessel-bench", &spec)?;
     match disks.first() {
         Some(disk) => step(&format!("in-guest benchmarks (BIOS, TCG, disk {})", disk.path.display())),
@@ -83,6 +93,7 @@ fn guest(init_conf: &str) -> Result {
         disks,
         rtc_base: None,
         com2: None,
+        memory_mib: 256,
     };
     let run = qemu::run(&machine, Duration::from_secs(1800), |_| false).map_err(|e| e.to_string())?;
     let results: Vec<&str> = run
@@ -119,6 +130,7 @@ fn boot_times(runs: usize) -> Result {
                 disks: Vec::new(),
                 rtc_base: None,
                 com2: None,
+                memory_mib: 256,
             };
             let run =
                 qemu::run(&machine, Duration::from_secs(120), |l| l.contains(READY)).map_err(|e| e.to_string())?;
@@ -153,6 +165,78 @@ fn boot_times(runs: usize) -> Result {
         println!("RESULT kernel_handover_to_ready_{label} n={n} {} ns/boot", median(&mut kernel));
     }
     Ok(())
+}
+
+/// Rounds of the shell's timed lines.
+const SHELL_ROUNDS: usize = 10;
+
+/// The shipped BIOS image from QEMU start to the shell's prompt (`boot_to_prompt_bios`), the
+/// memory in use there (kernel, servers and shells: `free`'s used line, as `MEASURE`), and from
+/// the shell, `ctr run true` against `true` alone (each line runs it ten times; host time from
+/// Return to the next prompt, so it includes the echo over the serial line).
+fn shell_figures(runs: usize) -> Result {
+    let images = artifacts::images()?;
+    step(&format!("{runs} boots of the shipped image to the shell's prompt"));
+    let (mut boots, mut plain, mut ctr) = (Vec::new(), Vec::new(), Vec::new());
+    let ten = |cmd: &str| [cmd; SHELL_ROUNDS].join("; ");
+    let lines = [ten("true"), ten("ctr run true"), String::from("free")];
+    let mut used = String::new();
+    for i in 0..runs.max(1) {
+        let dir = artifacts::out_dir()?.join("sockets");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let socket = dir.join("bench-com2.sock");
+        let _ = std::fs::remove_file(&socket);
+        let machine = Machine {
+            image: images.bios.clone(),
+            firmware: Firmware::Bios,
+            attach: Attach::Disk,
+            debug_exit: true,
+            snapshot: true,
+            machine_type: MachineType::Q35,
+            disks: Vec::new(),
+            rtc_base: None,
+            com2: Some(socket.clone()),
+            memory_mib: 256,
+        };
+        let typed: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (boot, timings) = crate::session::timed(&machine, &typed)?;
+        let _ = std::fs::remove_file(&socket);
+        eprintln!(
+            "  boot {i}: prompt at {:.3} s; 10 x true {:.1} ms, 10 x ctr run true {:.1} ms",
+            boot.as_secs_f64(),
+            timings[0].0.as_secs_f64() * 1e3,
+            timings[1].0.as_secs_f64() * 1e3
+        );
+        boots.push(u64::try_from(boot.as_nanos()).unwrap_or(u64::MAX));
+        plain.push(u64::try_from(timings[0].0.as_nanos()).unwrap_or(u64::MAX) / SHELL_ROUNDS as u64);
+        ctr.push(u64::try_from(timings[1].0.as_nanos()).unwrap_or(u64::MAX) / SHELL_ROUNDS as u64);
+        used = timings[2].1.lines().find(|l| l.starts_with("memory")).unwrap_or("").to_string();
+    }
+    let n = boots.len();
+    println!("RESULT boot_to_prompt_bios n={n} {} ns/boot", median(&mut boots));
+    println!("RESULT shell_true n={} {} ns/run", n * SHELL_ROUNDS, median(&mut plain));
+    println!("RESULT shell_ctr_run_true n={} {} ns/run", n * SHELL_ROUNDS, median(&mut ctr));
+    // `memory  TOTAL  USED  FREE` with units: the used column, in bytes.
+    let words: Vec<&str> = used.split_whitespace().collect();
+    let bytes = words.get(3..5).and_then(|w| human_bytes(w[0], w[1]));
+    match bytes {
+        Some(b) => println!("MEASURE mem_in_use_at_prompt {b} bytes ({})", words[3..5].join(" ")),
+        None => eprintln!("  free printed {used:?}: no used figure"),
+    }
+    Ok(())
+}
+
+/// `12.5` `MiB` as bytes.
+fn human_bytes(number: &str, unit: &str) -> Option<u64> {
+    let value: f64 = number.parse().ok()?;
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((value * scale) as u64)
 }
 
 #[cfg(test)]

@@ -68,8 +68,7 @@ const CONSOLE: [&str; 6] = ["-display", "none", "-monitor", "none", "-serial", "
 /// image, no QEMU, no disk).
 pub fn crash_runs(record: &mut dyn FnMut(&str, Option<String>), elf: &Path, builder: &Path, programs: &Path) -> Result {
     step(&format!("crash test: QEMU killed {RUNS} times in a write burst on one FAT disk"));
-    let conf = format!("bin/burst {SEED}\n");
-    let spec = BootSpec { init_conf: &conf, boot_args: "" };
+    let spec = BootSpec::test(&format!("run once bin/burst {SEED}\n"), "");
     let images = artifacts::images_for(elf, builder, programs, "vessel-crash", &spec)?;
     let data = artifacts::fresh_fat_disk("crash", artifacts::DATA_DISK_BYTES)?;
     let machine = Machine {
@@ -83,6 +82,7 @@ pub fn crash_runs(record: &mut dyn FnMut(&str, Option<String>), elf: &Path, buil
         disks: vec![Disk { path: data.clone(), persistent: true }],
         rtc_base: None,
         com2: None,
+        memory_mib: 256,
     };
     let started = Instant::now();
     let mut points = Rng(SEED);

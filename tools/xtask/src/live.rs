@@ -94,7 +94,11 @@ fn echo_peer(socket: &PathBuf) {
     };
     let Ok(mut out) = stream.try_clone() else { return };
     for line in BufReader::new(stream).split(b'\n') {
-        let Ok(line) = line else { return };
+        let Ok(mut line) = line else { return };
+        // The guest's serial line ends lines with CR LF.
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
         let mut answer = b"echo: ".to_vec();
         answer.extend_from_slice(&line);
         answer.push(b'\n');

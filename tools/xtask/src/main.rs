@@ -1,11 +1,13 @@
 //! `cargo xtask`: Vessel's build tool. All build glue lives here (no scripts, no Makefiles).
 //!
 //! - `build`: the kernel (normal and test builds) and the image builder.
-//! - `image`: BIOS and UEFI raw disk images; the last two lines name them.
-//! - `run [--uefi] [--usb] [--display] [--machine q35|pc] [--disk IMG]... [--fresh-data]
+//! - `image [--spec FILE] [--format F]...`: the images of an image spec (`boot/images/`):
+//!   BIOS and UEFI raw disk images, whose last two lines name them, or the formats asked for.
+//! - `usb DEVICE [--uefi] [--yes]`: the shipped image onto a USB stick, checked and verified.
+//! - `run [--uefi] [--spec FILE] [--usb] [--display] [--machine q35|pc] [--disk IMG]... [--fresh-data]
 //!   [-- QEMU ARGS]`: boot in QEMU, serial on the terminal, with the persistent FAT32 data disk
 //!   `target/vessel/data.img` (the guest's `/data`) attached after the `--disk` images.
-//! - `test [--user-only [--machine q35|pc]] [--crash-only]`: host unit tests, then the in-QEMU
+//! - `test [--user-only [--machine q35|pc] [--only GROUPS]] [--crash-only] [--shell-only]`: host unit tests, then the in-QEMU
 //!   suites; exits non-zero on any failure.
 //! - `bench`: in-guest benchmarks and boot times as `RESULT` lines (`BENCH_DISK` attaches a disk).
 //! - `clippy`: lints every crate for the target it really builds for.
@@ -18,8 +20,10 @@ mod bench;
 mod crash;
 mod live;
 mod screen;
+mod session;
 mod setup;
 mod suites;
+mod usb;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -38,13 +42,23 @@ struct Cli {
 enum Cmd {
     /// Build the kernel, its test build and the image builder.
     Build,
-    /// Write the BIOS and UEFI disk images and print their paths.
-    Image,
+    /// Write the BIOS and UEFI disk images of an image spec and print their paths.
+    Image {
+        /// The image spec (default: boot/images/default.toml).
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// Output formats (repeatable; default: raw-bios and raw-uefi).
+        #[arg(long = "format", value_enum)]
+        formats: Vec<artifacts::Format>,
+    },
     /// Boot Vessel in QEMU with the serial console on this terminal (Ctrl-A X quits).
     Run {
         /// Boot the UEFI image through OVMF instead of the BIOS image through SeaBIOS.
         #[arg(long)]
         uefi: bool,
+        /// The image spec to build and boot (default: boot/images/default.toml).
+        #[arg(long)]
+        spec: Option<PathBuf>,
         /// Attach the image as a USB mass-storage stick instead of a hard disk.
         #[arg(long)]
         usb: bool,
@@ -76,6 +90,13 @@ enum Cmd {
         /// Only the crash test: QEMU killed 20 times in a write burst, the FAT checked after each.
         #[arg(long, conflicts_with = "user_only")]
         crash_only: bool,
+        /// Only the shell session on the shipped image (COM2 typed into by the harness).
+        #[arg(long, conflicts_with_all = ["user_only", "crash_only"])]
+        shell_only: bool,
+        /// With --user-only: only these test groups of the suite (`files,tools`), for a quick
+        /// loop (the host's checks of groups left out then report them missing).
+        #[arg(long, requires = "user_only")]
+        only: Option<String>,
     },
     /// Run the in-guest benchmarks, then measure boot times; prints `RESULT` lines.
     Bench {
@@ -91,6 +112,17 @@ enum Cmd {
     },
     /// Run clippy on every crate, for its real target, with warnings as errors.
     Clippy,
+    /// Write the shipped image to a USB stick (a whole removable disk, e.g. /dev/sdb).
+    Usb {
+        /// The stick's device path.
+        device: PathBuf,
+        /// Write the UEFI image (the default is the BIOS image; most PCs since 2012 boot UEFI).
+        #[arg(long)]
+        uefi: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// A failed step, with what to do about it.
@@ -120,6 +152,7 @@ fn step(what: &str) {
 
 /// How `cargo xtask run` boots.
 struct RunOptions<'a> {
+    spec: Option<PathBuf>,
     uefi: bool,
     usb: bool,
     display: bool,
@@ -129,9 +162,17 @@ struct RunOptions<'a> {
     extra: &'a [String],
 }
 
+/// The image spec to use: the one given (relative to the working directory), else the default.
+fn spec_path(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(path) => absolute(path),
+        None => Ok(root().join(artifacts::DEFAULT_SPEC)),
+    }
+}
+
 fn run_qemu(options: &RunOptions<'_>) -> Result {
     setup::ensure_qemu()?;
-    let images = artifacts::images()?;
+    let images = artifacts::images_of(&spec_path(options.spec.as_deref())?)?;
     let firmware = if options.uefi { artifacts::uefi_firmware("run")? } else { Firmware::Bios };
     let disks = options.disks.iter().map(|path| absolute(path).map(|path| Disk { path, persistent: true }));
     let mut disks: Vec<Disk> = disks.collect::<Result<_>>()?;
@@ -146,10 +187,23 @@ fn run_qemu(options: &RunOptions<'_>) -> Result {
         disks,
         rtc_base: None,
         com2: None,
+        memory_mib: 256,
     };
-    step("booting in QEMU (TCG); serial console below, Ctrl-A X quits");
+    step("booting in QEMU (TCG); the shell below (Ctrl-A X quits QEMU, Ctrl-A C its monitor)");
     let mut command = Command::new(qemu::QEMU);
-    command.args(machine.args()).args(["-serial", "mon:stdio"]);
+    // One terminal for both serial ports: COM1 shows the kernel's log, COM2 (`serial0`) is the
+    // shell's terminal and gets what is typed (a mux gives input to the last port attached).
+    // Ctrl-C goes to the guest, not to QEMU.
+    command.args(machine.args()).args([
+        "-chardev",
+        "stdio,id=term,mux=on,signal=off",
+        "-serial",
+        "chardev:term",
+        "-serial",
+        "chardev:term",
+        "-mon",
+        "chardev=term,mode=readline",
+    ]);
     if !options.display {
         command.args(["-display", "none"]);
     }
@@ -170,12 +224,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = setup::ensure_toolchain().and_then(|()| match cli.command {
         Cmd::Build => artifacts::build_all(),
-        Cmd::Image => artifacts::images().map(|images| {
-            println!("bios: {}", images.bios.display());
-            println!("uefi: {}", images.uefi.display());
-        }),
-        Cmd::Run { uefi, usb, display, machine, disks, fresh_data, qemu_args } => run_qemu(&RunOptions {
+        Cmd::Image { spec, formats } => {
+            spec_path(spec.as_deref()).and_then(|s| artifacts::images_of(&s)).and_then(|images| {
+                if formats.is_empty() {
+                    println!("bios: {}", images.bios.display());
+                    println!("uefi: {}", images.uefi.display());
+                    return Ok(());
+                }
+                setup::ensure_qemu()?;
+                for (format, path) in artifacts::convert(&images, &formats)? {
+                    println!("{}: {}", format.name(), path.display());
+                }
+                Ok(())
+            })
+        }
+        Cmd::Run { uefi, spec, usb, display, machine, disks, fresh_data, qemu_args } => run_qemu(&RunOptions {
             uefi,
+            spec,
             usb,
             display,
             machine_type: machine,
@@ -184,9 +249,11 @@ fn main() -> ExitCode {
             extra: &qemu_args,
         }),
         Cmd::Test { crash_only: true, .. } => suites::run_crash(),
+        Cmd::Test { shell_only: true, .. } => suites::run_shell(),
         Cmd::Test { user_only: false, .. } => suites::run_all(),
-        Cmd::Test { user_only: true, machine, .. } => suites::run_user_bios(machine.unwrap_or_default()),
+        Cmd::Test { user_only: true, machine, only, .. } => suites::run_user_bios(machine.unwrap_or_default(), only),
         Cmd::Bench { runs, only, scale } => bench::run(runs, &only, scale),
+        Cmd::Usb { device, uefi, yes } => usb::run(&device, uefi, yes),
         Cmd::Clippy => artifacts::clippy(),
     });
     match result {

@@ -76,16 +76,19 @@ fn on_path(program: &str) -> bool {
 
 /// Whether QEMU, OVMF and the FAT tools (`mkfs.fat`, `fsck.fat`, `mdir`, `mcopy`) are there.
 fn have_all() -> bool {
-    have_qemu() && qemu::find_ovmf().is_some() && ["mkfs.fat", "fsck.fat", "mdir", "mcopy"].iter().all(|p| on_path(p))
+    have_qemu()
+        && qemu::find_ovmf().is_some()
+        && ["mkfs.fat", "fsck.fat", "mdir", "mcopy", "qemu-img"].iter().all(|p| on_path(p))
 }
 
-/// Makes sure QEMU, OVMF and the FAT tools (the data disk is made with `mkfs.fat`, and the
-/// tests check what the guest wrote with `fsck.fat` and mtools) are installed.
+/// Makes sure QEMU (and `qemu-img`, for the VM formats), OVMF and the FAT tools (the data disk
+/// and container roots are made with `mkfs.fat` and mtools, and the tests check what the guest
+/// wrote with `fsck.fat` and mtools) are installed.
 pub fn ensure_qemu() -> Result {
     if have_all() {
         return Ok(());
     }
-    let packages = ["qemu-system-x86", "ovmf", "dosfstools", "mtools"];
+    let packages = ["qemu-system-x86", "qemu-utils", "ovmf", "dosfstools", "mtools"];
     let command = format!("apt-get update && apt-get install -y {}", packages.join(" "));
     if !is_root() {
         return Err(format!("QEMU, OVMF and the FAT tools are needed; install them with: sudo sh -c '{command}'"));
@@ -101,6 +104,6 @@ pub fn ensure_qemu() -> Result {
     if have_all() {
         Ok(())
     } else {
-        Err("apt-get finished but QEMU, OVMF, mkfs.fat, fsck.fat or mtools is still missing".into())
+        Err("apt-get finished but QEMU, qemu-img, OVMF, mkfs.fat, fsck.fat or mtools is still missing".into())
     }
 }
