@@ -36,6 +36,8 @@ const POLL: Duration = Duration::from_millis(10);
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for QEMU to open its monitor after starting.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long QEMU may take to exit after its output closed.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// Longest wait for the last serial lines once QEMU is gone.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest Unix socket path (`sun_path` is 108 bytes with its NUL).
@@ -415,6 +417,14 @@ impl Interactive {
         let until = (Instant::now() + timeout).min(deadline);
         // QEMU exiting closes its output: collect lines until then or until the wait is over.
         while serial.receive(until) {}
+        // Its output closes just before it exits: a moment for the exit, so a guest that
+        // switched off is not taken for one that hung.
+        if !timeout.is_zero() {
+            let grace = Instant::now() + EXIT_GRACE;
+            while watchdog.running() && Instant::now() < grace {
+                std::thread::sleep(POLL);
+            }
+        }
         let ended = watchdog.end();
         // Dead now: its output closes, and the last lines come in at once.
         let drain_until = Instant::now() + DRAIN_TIMEOUT;

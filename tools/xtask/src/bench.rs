@@ -120,18 +120,7 @@ fn boot_times(runs: usize) -> Result {
         for i in 0..runs.max(1) {
             let firmware = if uefi { artifacts::uefi_firmware("bench")? } else { Firmware::Bios };
             let image = if uefi { images.uefi.clone() } else { images.bios.clone() };
-            let machine = Machine {
-                image,
-                firmware,
-                attach: Attach::Disk,
-                debug_exit: true,
-                snapshot: true,
-                machine_type: MachineType::Q35,
-                disks: Vec::new(),
-                rtc_base: None,
-                com2: None,
-                memory_mib: 256,
-            };
+            let machine = shipped_machine(image, firmware, None);
             let run =
                 qemu::run(&machine, Duration::from_secs(120), |l| l.contains(READY)).map_err(|e| e.to_string())?;
             if run.exit != Exit::Stopped {
@@ -167,6 +156,22 @@ fn boot_times(runs: usize) -> Result {
     Ok(())
 }
 
+/// A shipped image booted alone on q35 with 256 MiB, as the boot-time figures use it.
+fn shipped_machine(image: PathBuf, firmware: Firmware, com2: Option<PathBuf>) -> Machine {
+    Machine {
+        image,
+        firmware,
+        attach: Attach::Disk,
+        debug_exit: true,
+        snapshot: true,
+        machine_type: MachineType::Q35,
+        disks: Vec::new(),
+        rtc_base: None,
+        com2,
+        memory_mib: 256,
+    }
+}
+
 /// Rounds of the shell's timed lines.
 const SHELL_ROUNDS: usize = 10;
 
@@ -186,18 +191,7 @@ fn shell_figures(runs: usize) -> Result {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let socket = dir.join("bench-com2.sock");
         let _ = std::fs::remove_file(&socket);
-        let machine = Machine {
-            image: images.bios.clone(),
-            firmware: Firmware::Bios,
-            attach: Attach::Disk,
-            debug_exit: true,
-            snapshot: true,
-            machine_type: MachineType::Q35,
-            disks: Vec::new(),
-            rtc_base: None,
-            com2: Some(socket.clone()),
-            memory_mib: 256,
-        };
+        let machine = shipped_machine(images.bios.clone(), Firmware::Bios, Some(socket.clone()));
         let typed: Vec<&str> = lines.iter().map(String::as_str).collect();
         let (boot, timings) = crate::session::timed(&machine, &typed)?;
         let _ = std::fs::remove_file(&socket);

@@ -353,6 +353,35 @@ pub mod tool {
     pub fn status(failed: bool) -> i32 {
         i32::from(failed)
     }
+
+    /// `poweroff` and `reboot`: `[-n]`; asks `vfs` to write every file system to disk (unless
+    /// `-n`), then asks the kernel for `action` (`POWER_OFF`, `POWER_REBOOT`). `done` says what
+    /// happens (`switch the machine off`); returns only if it did not happen.
+    pub fn power(tool: &str, usage: &str, action: u64, done: &str) -> i32 {
+        use vessel_rt::abi::Error;
+        let command = match begin(tool, usage, "n") {
+            Ok(command) => command,
+            Err(code) => return code,
+        };
+        if let Some(operand) = command.operands.first() {
+            return misuse(tool, format_args!("unexpected operand {operand}"));
+        }
+        if !command.flags.has('n') {
+            // `NotFound`: no `vfs`, or nothing mounted here: nothing a sync could save.
+            if let Err(r) = vessel_rt::fs::client().and_then(|_| vessel_rt::fs::sync_all())
+                && r.error != Error::NotFound
+            {
+                eprintln!("{tool}: cannot write the file systems to disk: {r}; not done (-n skips the sync)");
+                return 1;
+            }
+        }
+        match vessel_rt::sys::power(action) {
+            Error::AccessDenied => eprintln!("{tool}: only the root container may {done} (access denied)"),
+            Error::NotFound => eprintln!("{tool}: the firmware's ACPI tables give no way to {done} (not found)"),
+            e => eprintln!("{tool}: could not {done}: {e}"),
+        }
+        1
+    }
 }
 
 #[cfg(not(test))]
