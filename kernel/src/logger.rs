@@ -30,6 +30,19 @@ pub fn init() {
     log::set_max_level(LevelFilter::Info);
 }
 
+/// Sets the most detailed level logged from the boot argument `log` (`error`, `warn`, `info`,
+/// `debug`, `trace`); info without one (or with another word).
+pub fn set_level(level: Option<&str>) {
+    let filter = match level {
+        Some("error") => LevelFilter::Error,
+        Some("warn") => LevelFilter::Warn,
+        Some("debug") => LevelFilter::Debug,
+        Some("trace") => LevelFilter::Trace,
+        _ => LevelFilter::Info,
+    };
+    log::set_max_level(filter);
+}
+
 /// A fresh handle on COM1 that takes no lock, for the panic handler only.
 pub fn emergency_serial() -> SerialPort {
     serial::emergency_com1()

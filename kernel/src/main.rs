@@ -72,6 +72,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     };
     let args = BootArgs::parse(bootfs.and_then(|a| a.get("etc/boot.args")).map_or(&[][..], |e| e.data));
     syscall::allow_debug_exit(args.get("debug-exit") == Some("allow"));
+    logger::set_level(args.get("log"));
     entropy::init();
     platform::init(boot.rsdp);
     arch::x86_64::init_interrupts();

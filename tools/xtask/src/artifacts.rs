@@ -292,11 +292,14 @@ pub fn images_from(elf: &Path, builder: &Path, name: &str, ramdisk: &Path, quiet
 pub const DEFAULT_SPEC: &str = "boot/images/default.toml";
 
 /// The images of the spec `file`: `vessel-bios.img` and `vessel-uefi.img` for the default
-/// spec, `vessel-NAME-…` for another one.
-pub fn images_of(file: &Path) -> Result<Images> {
+/// spec, `vessel-NAME-…` for another one; `verbose` adds `log=debug` to the kernel's arguments.
+pub fn images_of(file: &Path, verbose: bool) -> Result<Images> {
     step(&format!("writing disk images of {}", file.display()));
     let userland = userland()?;
-    let spec = BootSpec::from_spec(file)?;
+    let mut spec = BootSpec::from_spec(file)?;
+    if verbose {
+        spec.boot_args.push_str("log=debug\n");
+    }
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("custom");
     let name = if stem == "default" { String::from("vessel") } else { format!("vessel-{stem}") };
     images_for(&kernel(Flavor::Normal)?, &image_builder()?, &userland, &name, &spec)
@@ -372,7 +375,7 @@ pub fn convert(images: &Images, formats: &[Format]) -> Result<Vec<(Format, PathB
 
 /// The shipped images (the default spec's).
 pub fn images() -> Result<Images> {
-    images_of(&root().join(DEFAULT_SPEC))
+    images_of(&root().join(DEFAULT_SPEC), false)
 }
 
 /// Size of the scratch disks the test runs attach.

@@ -4,7 +4,7 @@
 //! - `image [--spec FILE] [--format F]...`: the images of an image spec (`boot/images/`):
 //!   BIOS and UEFI raw disk images, whose last two lines name them, or the formats asked for.
 //! - `usb DEVICE [--uefi] [--yes]`: the shipped image onto a USB stick, checked and verified.
-//! - `run [--uefi] [--spec FILE] [--usb] [--display] [--machine q35|pc] [--disk IMG]... [--fresh-data]
+//! - `run [--uefi] [--spec FILE] [--verbose] [--usb] [--display] [--machine q35|pc] [--disk IMG]... [--fresh-data]
 //!   [-- QEMU ARGS]`: boot in QEMU, serial on the terminal, with the persistent FAT32 data disk
 //!   `target/vessel/data.img` (the guest's `/data`) attached after the `--disk` images.
 //! - `test [--user-only [--machine q35|pc] [--only GROUPS]] [--crash-only] [--shell-only]`: host unit tests, then the in-QEMU
@@ -59,6 +59,9 @@ enum Cmd {
         /// The image spec to build and boot (default: boot/images/default.toml).
         #[arg(long)]
         spec: Option<PathBuf>,
+        /// The kernel logs at debug level (`log=debug`) instead of info.
+        #[arg(long)]
+        verbose: bool,
         /// Attach the image as a USB mass-storage stick instead of a hard disk.
         #[arg(long)]
         usb: bool,
@@ -152,6 +155,7 @@ fn step(what: &str) {
 
 /// How `cargo xtask run` boots.
 struct RunOptions<'a> {
+    verbose: bool,
     spec: Option<PathBuf>,
     uefi: bool,
     usb: bool,
@@ -172,7 +176,7 @@ fn spec_path(given: Option<&Path>) -> Result<PathBuf> {
 
 fn run_qemu(options: &RunOptions<'_>) -> Result {
     setup::ensure_qemu()?;
-    let images = artifacts::images_of(&spec_path(options.spec.as_deref())?)?;
+    let images = artifacts::images_of(&spec_path(options.spec.as_deref())?, options.verbose)?;
     let firmware = if options.uefi { artifacts::uefi_firmware("run")? } else { Firmware::Bios };
     let disks = options.disks.iter().map(|path| absolute(path).map(|path| Disk { path, persistent: true }));
     let mut disks: Vec<Disk> = disks.collect::<Result<_>>()?;
@@ -225,7 +229,7 @@ fn main() -> ExitCode {
     let result = setup::ensure_toolchain().and_then(|()| match cli.command {
         Cmd::Build => artifacts::build_all(),
         Cmd::Image { spec, formats } => {
-            spec_path(spec.as_deref()).and_then(|s| artifacts::images_of(&s)).and_then(|images| {
+            spec_path(spec.as_deref()).and_then(|s| artifacts::images_of(&s, false)).and_then(|images| {
                 if formats.is_empty() {
                     println!("bios: {}", images.bios.display());
                     println!("uefi: {}", images.uefi.display());
@@ -238,16 +242,19 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
-        Cmd::Run { uefi, spec, usb, display, machine, disks, fresh_data, qemu_args } => run_qemu(&RunOptions {
-            uefi,
-            spec,
-            usb,
-            display,
-            machine_type: machine,
-            disks: &disks,
-            fresh_data,
-            extra: &qemu_args,
-        }),
+        Cmd::Run { uefi, spec, verbose, usb, display, machine, disks, fresh_data, qemu_args } => {
+            run_qemu(&RunOptions {
+                uefi,
+                spec,
+                verbose,
+                usb,
+                display,
+                machine_type: machine,
+                disks: &disks,
+                fresh_data,
+                extra: &qemu_args,
+            })
+        }
         Cmd::Test { crash_only: true, .. } => suites::run_crash(),
         Cmd::Test { shell_only: true, .. } => suites::run_shell(),
         Cmd::Test { user_only: false, .. } => suites::run_all(),
