@@ -116,7 +116,7 @@ const USER_CRATES: &[&str] = &[
 /// The user programs packed into every boot file system (as `bin/<name>`).
 pub const PROGRAMS: &[&str] = &[
     "init", "proc", "device", "vfs", "lsdev", "ctr", "hello", "true", "vsh", "ls", "cat", "echo", "cp", "mv", "rm",
-    "mkdir", "touch", "hexdump", "ps", "kill", "date", "uptime", "free", "dmesg", "reboot", "poweroff", "probe",
+    "mkdir", "touch", "hexdump", "ps", "kill", "date", "uptime", "free", "dmesg", "reboot", "poweroff", "vsf", "probe",
     "devprobe", "fsprobe", "burst", "usertest", "bench",
 ];
 

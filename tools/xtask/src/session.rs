@@ -268,6 +268,32 @@ const STEPS: &[Step] = &[
         has(&t.run("ctr info box", "/")?, "no container named \"box\"")?;
         same(t.run("ls /tmp | cat", "/")?.lines().filter(|l| l.starts_with("ctr-")).collect::<Vec<_>>().join(","), "")
     }),
+    ("ctr_destroy_ends_what_runs_there", |t| {
+        has(&t.run("ctr create --name busy , spawn busy probe spin", "/")?, "is pid 1 in container")?;
+        has(&t.run("ps", "/")?, "bin/probe")?;
+        has(&t.run("ctr destroy busy", "/")?, "destroyed")?;
+        let after = t.run("ps", "/")?;
+        if after.contains("bin/probe") {
+            Err(format!("the container's program outlived it: {after:?}"))
+        } else {
+            Ok(())
+        }
+    }),
+    ("vsf_create_mount_and_root", |t| {
+        same(t.run("vsf create /data/img.vsf 8M && mkdir /mnt && vsf mount /data/img.vsf /mnt", "/")?, "")?;
+        same(
+            t.run("echo kept > /mnt/f.txt; vsf list | cat", "/")?
+                .lines()
+                .filter(|l| l.contains("img.vsf"))
+                .count()
+                .to_string(),
+            "1",
+        )?;
+        // Mounted once, anywhere: a container cannot take it as its root meanwhile.
+        has(&t.run("ctr run --root /data/img.vsf true", "/")?, "img.vsf")?;
+        same(t.run("vsf unmount /mnt", "/")?, "")?;
+        has(&t.run("ctr run --root /data/img.vsf cat /f.txt", "/")?, "kept\nctr: cat exited with code 0")
+    }),
     ("ctrl_d_leaves_and_init_starts_a_new_shell", |t| {
         t.send("\x04")?;
         t.expect(&prompt("/"), STEP).map(|_| ())
