@@ -198,6 +198,13 @@ const STEPS: &[Step] = &[
         t.send("\x03")?;
         t.expect(&prompt("/"), STEP)?;
         same(t.run("echo after=$?", "/")?, "after=130\n")?;
+        // A program that loops on the CPU and never reads.
+        t.send("probe spin\r")?;
+        t.expect("probe spin\r\n", STEP)?;
+        std::thread::sleep(Duration::from_millis(300));
+        t.send("\x03")?;
+        t.expect(&prompt("/"), STEP)?;
+        same(t.run("echo spun=$?", "/")?, "spun=130\n")?;
         // At the prompt, Ctrl-C drops the line.
         t.send("echo never\x03")?;
         t.expect(&format!("^C\r\n{}", prompt("/")), STEP)?;

@@ -171,6 +171,17 @@ fn proc_benches(proc: Proc, selection: &Selection<'_>) -> Result<(), vessel_prot
         }
         report("ctr_run_true", n, time::now_ns() - start, "container");
     }
+    if selection.wants_one("container", "ctr_tool_run_true") {
+        // What the shell does for `ctr run true`: the `ctr` program itself, which creates the
+        // container, runs `bin/true` there, waits, prints how it ended and destroys it.
+        let n = 50 * selection.scale;
+        let start = time::now_ns();
+        for _ in 0..n {
+            let (pid, _) = proc.spawn(0, "bin/ctr", &["run", "true"], &[])?;
+            proc.wait(0, pid)?;
+        }
+        report("ctr_tool_run_true", n, time::now_ns() - start, "container");
+    }
     if selection.wants_one("spawn", "proc_wait_latency") {
         let n = 100 * selection.scale;
         let mut total = 0;
