@@ -38,10 +38,7 @@ pub fn spawn_in_env(
     env: &[u8],
     caps: &[u32],
 ) -> Result<ProcessHandle, Error> {
-    let blob = arg_blob(path, args);
-    let mut request = request(path.as_bytes(), &blob, env, caps);
-    request.container = u64::from(container.0);
-    crate::sys::spawn(&request).map(|h| ProcessHandle(Cap(h as u32)))
+    spawn_there(container, path.as_bytes(), path, args, env, caps, 0)
 }
 
 /// Waits for a child placed in another container.
@@ -59,9 +56,22 @@ pub fn spawn_image_in(
     env: &[u8],
     caps: &[u32],
 ) -> Result<ProcessHandle, Error> {
+    spawn_there(container, image, path, args, env, caps, vessel_abi::SPAWN_IMAGE)
+}
+
+/// Spawns in another container: `program` is the path or the image, as `flags` says.
+fn spawn_there(
+    container: Cap,
+    program: &[u8],
+    path: &str,
+    args: &[&str],
+    env: &[u8],
+    caps: &[u32],
+    flags: u32,
+) -> Result<ProcessHandle, Error> {
     let blob = arg_blob(path, args);
-    let mut request = request(image, &blob, env, caps);
-    request.flags = vessel_abi::SPAWN_IMAGE;
+    let mut request = request(program, &blob, env, caps);
+    request.flags = flags;
     request.container = u64::from(container.0);
     crate::sys::spawn(&request).map(|h| ProcessHandle(Cap(h as u32)))
 }
