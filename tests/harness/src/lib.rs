@@ -6,6 +6,7 @@
 //! whether the run passed. Both are plain host code with unit tests of their own.
 #![forbid(unsafe_code)]
 
+pub mod fsck;
 pub mod interactive;
 pub mod monitor;
 pub mod ppm;

@@ -38,7 +38,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use vessel_test_harness::qemu::{self, Attach, Disk, Firmware, Machine, MachineType};
-use vessel_test_harness::verdict;
+use vessel_test_harness::{fsck, verdict};
 
 use crate::artifacts::{self, BootSpec};
 use crate::{Result, step};
@@ -437,76 +437,16 @@ fn classify_fsck(code: Option<i32>, text: &str) -> Image {
         }
         Image::Damaged(format!("fsck.fat -n: {why}:\n{}", indent(&shown.join("\n"))))
     };
-    let complaints = complaints(text);
-    match code {
-        Some(0) if complaints.is_empty() => Image::Clean,
-        Some(0 | 1) => {
-            if complaints.is_empty() {
-                return damaged("exit status 1 with no complaint recognised");
-            }
-            match complaints.iter().find(|c| !acceptable(c)) {
-                Some(bad) => damaged(&format!("not what an unclean stop may leave: {}", bad.join(" / "))),
-                None => Image::Accepted(complaints.iter().map(|c| c.join(" ")).collect()),
-            }
-        }
-        other => damaged(&format!("exit status {other:?}")),
+    match fsck::verdict(code, text) {
+        fsck::Verdict::Clean => Image::Clean,
+        fsck::Verdict::Accepted(complaints) => Image::Accepted(complaints),
+        fsck::Verdict::Damaged(why) => damaged(&why),
     }
 }
 
 /// `text` indented for a failure message.
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
-}
-
-/// `fsck.fat`'s complaints: each a line at the left margin with the indented lines after it
-/// (`/PATH` then `  Contains a free cluster …`), without the banner, `Leaving filesystem
-/// unchanged.` and the closing `IMAGE: N files, A/B clusters`.
-fn complaints(text: &str) -> Vec<Vec<String>> {
-    let mut all: Vec<Vec<String>> = Vec::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        let noise = trimmed.is_empty()
-            || trimmed.starts_with("fsck.fat ")
-            || trimmed.starts_with("Checking we can access the last sector")
-            || trimmed == "Leaving filesystem unchanged."
-            || (trimmed.contains(" files, ") && trimmed.ends_with(" clusters"));
-        if noise {
-            continue;
-        }
-        match all.last_mut() {
-            Some(complaint) if line.starts_with(' ') => complaint.push(trimmed.to_string()),
-            _ => all.push(vec![trimmed.to_string()]),
-        }
-    }
-    all
-}
-
-/// Whether one complaint is something an unclean stop may leave (see the module's docs).
-fn acceptable(complaint: &[String]) -> bool {
-    let Some(head) = complaint.first() else { return true };
-    let details = &complaint[1..];
-    let only = |allowed: &[&str]| details.iter().all(|d| allowed.iter().any(|a| d.starts_with(a)));
-    if head.starts_with("Reclaimed ") && head.contains(" unused cluster") {
-        return details.is_empty();
-    }
-    if head.starts_with("Free cluster summary wrong") || head.starts_with("Free cluster summary uninitialized") {
-        return only(&["Auto-correcting."]);
-    }
-    if head == "FATs differ but appear to be intact." {
-        return only(&["Using first FAT."]);
-    }
-    if head.starts_with("Dirty bit is set.") {
-        return only(&["Automatically removing dirty bit."]);
-    }
-    // `/PATH` with `File size is S bytes, cluster chain length is > C bytes.` and
-    // `Truncating file to S bytes.`: a chain longer than its file.
-    if head.starts_with('/') && !head.ends_with(" and") {
-        return details.len() == 2
-            && details[0].starts_with("File size is ")
-            && details[0].contains("cluster chain length is > ")
-            && details[1].starts_with("Truncating file to ");
-    }
-    false
 }
 
 #[cfg(test)]

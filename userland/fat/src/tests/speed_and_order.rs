@@ -19,6 +19,8 @@ use std::path::Path;
 use std::process::Command;
 use std::rc::Rc;
 
+use vessel_test_harness::fsck;
+
 use super::{CLOCK, SplitMix, TempDir, mount, read_all, run, s, tool};
 use crate::boot::{Geometry, Root};
 use crate::{Cache, Disk, DiskError, FatType, FsError, Kind, MemDisk, Volume};
@@ -306,75 +308,20 @@ fn fsck(image: &[u8]) -> (Option<i32>, String) {
     fsck_file(&img)
 }
 
-/// `fsck.fat`'s complaints: each a line at the left margin with the indented lines after it,
-/// without the banner, `Leaving filesystem unchanged.` and the closing summary (as
-/// `tools/xtask/src/crash.rs` reads them).
-fn complaints(text: &str) -> Vec<Vec<String>> {
-    let mut all: Vec<Vec<String>> = Vec::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        let noise = trimmed.is_empty()
-            || trimmed.starts_with("fsck.fat ")
-            || trimmed.starts_with("Checking we can access the last sector")
-            || trimmed == "Leaving filesystem unchanged."
-            || (trimmed.contains(" files, ") && trimmed.ends_with(" clusters"));
-        if noise {
-            continue;
-        }
-        match all.last_mut() {
-            Some(complaint) if line.starts_with(' ') => complaint.push(trimmed.to_string()),
-            _ => all.push(vec![trimmed.to_string()]),
-        }
-    }
-    all
-}
-
-/// Whether one complaint is something an unclean stop may leave: the rules of
-/// `tools/xtask/src/crash.rs` (lost clusters, a chain longer than its file, the FSInfo free
-/// count, FATs differing but intact, the dirty bit).
-fn acceptable(complaint: &[String]) -> bool {
-    let Some(head) = complaint.first() else { return true };
-    let details = &complaint[1..];
-    let only = |allowed: &[&str]| details.iter().all(|d| allowed.iter().any(|a| d.starts_with(a)));
-    if head.starts_with("Reclaimed ") && head.contains(" unused cluster") {
-        return details.is_empty();
-    }
-    if head.starts_with("Free cluster summary wrong") || head.starts_with("Free cluster summary uninitialized") {
-        return only(&["Auto-correcting."]);
-    }
-    if head == "FATs differ but appear to be intact." {
-        return only(&["Using first FAT."]);
-    }
-    if head.starts_with("Dirty bit is set.") {
-        return only(&["Automatically removing dirty bit."]);
-    }
-    if head.starts_with('/') && !head.ends_with(" and") {
-        return details.len() == 2
-            && details[0].starts_with("File size is ")
-            && details[0].contains("cluster chain length is > ")
-            && details[1].starts_with("Truncating file to ");
-    }
-    false
-}
-
 /// `Ok(complaints)` if `fsck.fat -n` (exit code, output) found nothing or only what an unclean
-/// stop may leave; `Err(why)` otherwise.
+/// stop may leave (the crash test's rules, `vessel_test_harness::fsck`); `Err(why)` otherwise.
 fn fsck_verdict(code: Option<i32>, text: &str) -> Result<Vec<String>, String> {
-    let found = complaints(text);
-    match code {
-        Some(0) if found.is_empty() => Ok(Vec::new()),
-        Some(0 | 1) if !found.is_empty() => match found.iter().find(|c| !acceptable(c)) {
-            Some(bad) => Err(format!("not what an unclean stop may leave: {}\n{text}", bad.join(" / "))),
-            None => Ok(found.iter().map(|c| c.join(" ")).collect()),
-        },
-        other => Err(format!("exit status {other:?}\n{text}")),
+    match fsck::verdict(code, text) {
+        fsck::Verdict::Clean => Ok(Vec::new()),
+        fsck::Verdict::Accepted(found) => Ok(found),
+        fsck::Verdict::Damaged(why) => Err(format!("{why}\n{text}")),
     }
 }
 
 /// Fails unless `fsck.fat -n` finds `image` entirely clean.
 fn assert_fsck_clean(image: &[u8], what: &str) {
     let (code, text) = fsck(image);
-    assert!(code == Some(0) && complaints(&text).is_empty(), "{what}: fsck.fat -n is not clean ({code:?}):\n{text}");
+    assert!(fsck::verdict(code, &text) == fsck::Verdict::Clean, "{what}: fsck.fat -n is not clean ({code:?}):\n{text}");
 }
 
 // ---------------------------------------------------------------------------------------------
