@@ -556,9 +556,6 @@ impl Loaded {
                 out.push('\n');
             }
         }
-        for run in &spec.run {
-            out.push_str(&run_line("run", run));
-        }
         for (i, c) in spec.containers.iter().enumerate() {
             let limits = self.limits(i).unwrap_or_default();
             let mut line = format!("container {}", c.name.get_ref());
@@ -584,6 +581,10 @@ impl Loaded {
             for run in &c.run {
                 out.push_str(&run_line(&format!("in {}", c.name.get_ref()), run));
             }
+        }
+        // The root's programs last: a shell started at boot finds the containers made.
+        for run in &spec.run {
+            out.push_str(&run_line("run", run));
         }
         out
     }

@@ -140,10 +140,10 @@ mode = "start"
         [
             "service device 16",
             "service vfs 3 --no-data --memory /scratch",
-            "run once bin/hello at boot",
-            "run keep bin/vsh --tty serial0",
             "container web parent=- pages=4096 processes=8 root=containers/web.vsf devices=blk1:ro virtual=null,console",
             "in web start bin/true",
+            "run once bin/hello at boot",
+            "run keep bin/vsh --tty serial0",
         ]
     );
     assert_eq!(loaded.vsf_roots(), [(String::from("web"), 4 << 20, None)]);

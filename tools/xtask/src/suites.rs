@@ -264,12 +264,32 @@ fn shell_session(tally: &mut Tally, image: &Path) -> Result {
     Ok(())
 }
 
+/// The demo spec's image (`crate::session::demo`), with a fresh data disk.
+fn spec_session(tally: &mut Tally) -> Result {
+    step("the demo image spec (containers made at boot)");
+    let images = artifacts::images_of(&root().join("boot/images/demo.toml"), false)?;
+    let data = artifacts::fresh_fat_disk("data-demo", artifacts::DATA_DISK_BYTES)?;
+    let disks = vec![Disk { path: data, persistent: true }];
+    let name = "demo";
+    let machine = machine(name, &Boot { disks, live: true, ..Boot::disk(&images.bios, false) })?;
+    let (run, checks) = crate::session::demo(&machine).map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+    save_log(name, &machine, &run)?;
+    if let Some(socket) = &machine.com2 {
+        let _ = std::fs::remove_file(socket);
+    }
+    for (check, failure) in checks {
+        tally.record(&check, failure.map(|f| format!("{f}\n    (log: target/vessel/logs/{name}.log)")));
+    }
+    Ok(())
+}
+
 /// Only the shell session, on freshly built shipped images.
 pub fn run_shell() -> Result {
     let mut tally = Tally::default();
     setup::ensure_qemu()?;
     let shipped = artifacts::images()?;
     shell_session(&mut tally, &shipped.bios)?;
+    spec_session(&mut tally)?;
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if tally.failed == 0 { Ok(()) } else { Err(format!("{} test(s) failed", tally.failed)) }
 }
@@ -458,6 +478,7 @@ pub fn run_all() -> Result {
         )?;
     }
     shell_session(&mut tally, &shipped.bios)?;
+    spec_session(&mut tally)?;
 
     step("harness self-checks: injected failure, panic, hang and triple fault must be caught");
     harness_check(&mut tally, &builder, &test_elf, &programs, "fail", "failed: harness::injected_failure")?;
