@@ -1,7 +1,7 @@
 //! Reading `fsck.fat -n`: its complaints, and which of them an unclean stop may leave behind
 //! (the rules `docs/vfs.md` states for a power loss between syncs: lost clusters, a cluster
 //! chain longer than its file, a wrong FSInfo free count, FATs that differ but are intact, the
-//! dirty bit). The crash test (`cargo xtask test --crash-only`) and the FAT layer's write-order
+//! dirty bit, the orphaned start of a long name whose entry never reached the disk). The crash test (`cargo xtask test --crash-only`) and the FAT layer's write-order
 //! tests judge images by the same rules.
 
 /// What `fsck.fat -n` said of an image.
@@ -66,6 +66,12 @@ pub fn acceptable(complaint: &[String]) -> bool {
     if head == "FATs differ but appear to be intact." {
         return only(&["Using first FAT."]);
     }
+    // The first slots of a long name written before the rest of its entry (a name split
+    // across clusters): `fsck.fat` deletes them itself. A fragment without its start is not
+    // this (`Long filename fragment … found outside a LFN sequence`: not auto-corrected).
+    if head.starts_with("Orphaned long file name part ") {
+        return only(&["Auto-deleting."]);
+    }
     if head.starts_with("Dirty bit is set.") {
         return only(&["Automatically removing dirty bit."]);
     }
@@ -78,4 +84,42 @@ pub fn acceptable(complaint: &[String]) -> bool {
             && details[1].starts_with("Truncating file to ");
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BANNER: &str = "fsck.fat 4.2 (2021-01-31)\n";
+    const END: &str = "\nLeaving filesystem unchanged.\nimg: 51 files, 4/68528 clusters\n";
+
+    fn judge(code: i32, body: &str) -> Verdict {
+        verdict(Some(code), &format!("{BANNER}{body}{END}"))
+    }
+
+    #[test]
+    fn an_unclean_stops_leftovers_are_accepted_and_damage_is_not() {
+        assert_eq!(verdict(Some(0), &format!("{BANNER}img: 3 files, 4/100 clusters\n")), Verdict::Clean);
+        let accepted = [
+            "Reclaimed 8 unused clusters (4096 bytes).",
+            "Free cluster summary wrong (68525 vs. really 68524)\n  Auto-correcting.",
+            "FATs differ but appear to be intact.\n  Using first FAT.",
+            "Orphaned long file name part \"t\"\n  Auto-deleting.",
+            "/A/B.BIN\n  File size is 700 bytes, cluster chain length is > 1024 bytes.\n  Truncating file to 700 bytes.",
+        ];
+        for body in accepted {
+            assert!(matches!(judge(1, body), Verdict::Accepted(_)), "{body}");
+        }
+        let damaged = [
+            "Long filename fragment \" long name.tx\" found outside a LFN sequence.\n  (Maybe the start bit is missing \
+             on the last fragment)\n  Not auto-correcting this.",
+            "/FULL\n  Has a large number of bad entries. (15/29)\n  Not dropping it in auto-mode.",
+            "Orphaned long file name part \"t\"\n  Not auto-deleting.",
+            "/A\n  Contains a free cluster (77). Assuming EOF.",
+        ];
+        for body in damaged {
+            assert!(matches!(judge(1, body), Verdict::Damaged(_)), "{body}");
+        }
+        assert!(matches!(judge(4, "Reclaimed 8 unused clusters (4096 bytes)."), Verdict::Damaged(_)));
+    }
 }

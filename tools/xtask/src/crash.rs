@@ -19,7 +19,9 @@
 //!   whose longer chain reached the disk but whose new size did not (the tail beyond the size is
 //!   owned by nothing);
 //! - `Free cluster summary wrong` (the FSInfo hint), `FATs differ but appear to be intact` (a
-//!   stop between the writes of the two FATs), `Dirty bit is set`.
+//!   stop between the writes of the two FATs), `Dirty bit is set`;
+//! - `Orphaned long file name part`: the first slots of a long name split across two clusters,
+//!   written before the rest of its entry (`fsck.fat` deletes them itself).
 //!
 //! A chain shorter than its file or holding a free cluster (an entry pointing at clusters the
 //! FAT already freed), files sharing clusters, damaged directories or boot sectors fail, as do

@@ -195,6 +195,17 @@ impl Geometry {
     pub fn cluster_offset(&self, cluster: u64) -> Option<u64> {
         self.is_data_cluster(cluster).then(|| self.data_start + (cluster - 2) * self.cluster_size as u64)
     }
+
+    /// Where `cluster`'s entry lies in each FAT copy: a disk offset and a length in bytes (the
+    /// two bytes holding a FAT12 entry's 12 bits, which it shares with a neighbour's).
+    pub fn fat_entry_spans(&self, cluster: u64) -> impl Iterator<Item = (u64, usize)> + '_ {
+        let (offset, len) = match self.fat_type {
+            FatType::Fat12 => (cluster * 3 / 2, 2),
+            FatType::Fat16 => (cluster * 2, 2),
+            FatType::Fat32 => (cluster * 4, 4),
+        };
+        (0..u64::from(self.fat_count)).map(move |copy| (self.fat_start + copy * self.fat_size + offset, len))
+    }
 }
 
 #[cfg(test)]

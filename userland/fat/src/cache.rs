@@ -11,7 +11,11 @@
 //! - dirty blocks reach the disk only in [`Cache::sync`] (all of them, in ascending block order,
 //!   adjacent ones merged into one request, then [`Disk::flush`]) or when their page is evicted
 //!   to make room (clock algorithm: a page used since the hand last passed gets a second chance);
-//!   a failed write leaves its blocks dirty;
+//!   a failed write leaves its blocks dirty; while an operation that frees clusters or makes
+//!   directory clusters runs, pages that may not leave yet stay and the cache grows past its
+//!   capacity, giving the pages back afterwards ([`Cache::trim`]); such an operation may also
+//!   write chosen blocks in its own order ([`Cache::write_blocks`],
+//!   [`Cache::write_first_blocks_holding`]);
 //! - reads past the end of the disk return 0 bytes; a write that would reach past the end fails
 //!   with [`DiskError::OutOfRange`] and changes nothing;
 //! - [`Write::flush`] does nothing: only `sync` makes data durable.
@@ -111,6 +115,12 @@ pub struct Cache<D: Disk> {
     first_blocks: core::ops::Range<u64>,
     /// An operation that frees clusters is running (see [`Cache::set_freeing`]).
     freeing: bool,
+    /// An operation that may make directory clusters is running (see [`Cache::set_holding`]).
+    holding: bool,
+    /// While tracing ([`Cache::trace`]): the blocks outside the first blocks that were written,
+    /// each once, in the order first written, and whether that first write marked an entry
+    /// deleted.
+    touched: Option<Vec<(u64, bool)>>,
 }
 
 impl<D: Disk> Cache<D> {
@@ -146,6 +156,8 @@ impl<D: Disk> Cache<D> {
             dirty_pages: BTreeSet::new(),
             first_blocks: 0..0,
             freeing: false,
+            holding: false,
+            touched: None,
         })
     }
 
@@ -162,6 +174,12 @@ impl<D: Disk> Cache<D> {
     /// Most pages held at once.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Pages in memory now: at most the capacity, except while an operation that frees clusters
+    /// or makes directory clusters runs ([`Cache::trim`]).
+    pub fn pages(&self) -> usize {
+        self.slots.len()
     }
 
     /// Counts of lookups and disk transfers so far.
@@ -248,6 +266,10 @@ impl<D: Disk> Cache<D> {
             let whole = self.whole_block_mask(in_page, take);
             if self.slots[slot].valid & (covered & !whole) != covered & !whole {
                 self.fill(slot, page)?;
+            }
+            if self.touched.is_some() {
+                // hadris-fat deletes an entry by writing the one byte 0xE5 over each of its slots.
+                self.note_touched(page, covered, data == [0xE5]);
             }
             let s = &mut self.slots[slot];
             s.data[in_page..in_page + take].copy_from_slice(&data[done..done + take]);
@@ -441,6 +463,11 @@ impl<D: Disk> Cache<D> {
                 continue;
             }
             if self.slots[slot].dirty != 0 {
+                if self.holding {
+                    // A directory cluster being made may not yet be on the disk: nothing that
+                    // may point at it (an entry, a FAT link) leaves before it (see `slot_for`).
+                    continue;
+                }
                 if self.freeing {
                     // Freeing: no FAT block may reach the disk before the entry that stops
                     // pointing at its clusters, which may not even be changed yet: such a page
@@ -466,9 +493,9 @@ impl<D: Disk> Cache<D> {
             self.stats.evictions += 1;
             return Ok(slot);
         }
-        if self.freeing {
-            // Every page holds FAT blocks an operation that frees clusters changed: one more
-            // page, beyond the capacity.
+        if self.freeing || self.holding {
+            // Every page holds blocks that may not leave yet: one more page, beyond the
+            // capacity, for this operation.
             return Ok(self.new_slot());
         }
         Err(DiskError::Invalid)
@@ -506,6 +533,124 @@ impl<D: Disk> Cache<D> {
     /// blocks first and the first blocks (FATs) last, as [`Cache::sync_others_first`] does.
     pub fn set_freeing(&mut self, freeing: bool) {
         self.freeing = freeing;
+    }
+
+    /// While `holding` (an operation that may make directory clusters runs), no dirty page is
+    /// evicted: the cache grows past its capacity for the operation instead, so the operation
+    /// can then write what it changed in an order of its choosing.
+    pub fn set_holding(&mut self, holding: bool) {
+        self.holding = holding;
+    }
+
+    /// Gives back the pages an operation took beyond the capacity (while freeing or holding),
+    /// as far as the last ones are clean; a dirty one stays until a later call.
+    pub fn trim(&mut self) {
+        while self.slots.len() > self.capacity {
+            let last = self.slots.len() - 1;
+            if self.slots[last].dirty != 0 {
+                return;
+            }
+            if let Some(page) = self.slots[last].page {
+                self.index.remove(&page);
+                self.dirty_pages.remove(&page);
+            }
+            if self.last_slot == last {
+                self.last_page = u64::MAX;
+            }
+            self.slots.pop();
+            self.hand %= self.slots.len().max(1);
+        }
+    }
+
+    /// Starts noting the blocks outside the first blocks that are written (forgetting any noted
+    /// before), until [`Cache::take_trace`].
+    pub fn trace(&mut self) {
+        self.touched = Some(Vec::new());
+    }
+
+    /// Stops noting and gives the blocks written since [`Cache::trace`], each once, in the order
+    /// first written, each with whether that first write marked an entry deleted.
+    pub fn take_trace(&mut self) -> Vec<(u64, bool)> {
+        self.touched.take().unwrap_or_default()
+    }
+
+    /// Notes the blocks `mask` of `page` that are outside the first blocks, if not yet noted.
+    fn note_touched(&mut self, page: u64, mask: u8, deleting: bool) {
+        let base = page * self.blocks_per_page as u64;
+        let first = self.first_blocks.clone();
+        let Some(touched) = self.touched.as_mut() else { return };
+        for b in 0..self.blocks_per_page {
+            let block = base + b as u64;
+            if mask & (1 << b) != 0 && !first.contains(&block) && !touched.iter().any(|&(t, _)| t == block) {
+                touched.push((block, deleting));
+            }
+        }
+    }
+
+    /// Writes those of `blocks` that are dirty, in the order given, each stretch of neighbours
+    /// in ascending order as one request and followed by a flush (so no disk reorders them).
+    pub fn write_blocks(&mut self, blocks: &[u64]) -> Result<(), DiskError> {
+        let per = self.blocks_per_page as u64;
+        let mut i = 0;
+        while i < blocks.len() {
+            // A stretch of ascending neighbours goes out as one merged write.
+            let mut end = i + 1;
+            while end < blocks.len() && blocks[end] == blocks[end - 1] + 1 {
+                end += 1;
+            }
+            let stretch = blocks[i]..blocks[end - 1] + 1;
+            let pages: Vec<u64> = (stretch.start / per..stretch.end.div_ceil(per)).collect();
+            self.write_dirty_in(&pages, |block| stretch.contains(&block))?;
+            self.flush_written()?;
+            i = end;
+        }
+        Ok(())
+    }
+
+    /// Writes every dirty first block (the FATs), highest page first, except that the bytes of
+    /// each `held` span (a disk offset and the bytes the disk should keep there for now) are
+    /// written as given and their blocks stay dirty; then flushes. A later
+    /// [`Cache::sync`] (or this with nothing held) writes what was held back.
+    pub fn write_first_blocks_holding(&mut self, held: &[(u64, &[u8])]) -> Result<(), DiskError> {
+        if held.is_empty() {
+            return self.write_dirty_first_blocks();
+        }
+        let bs = self.block_size as u64;
+        let overlaps =
+            |block: u64| held.iter().any(|&(at, bytes)| at < (block + 1) * bs && at + bytes.len() as u64 > block * bs);
+        // The blocks holding none of the spans go out as usual.
+        let first = self.first_blocks.clone();
+        let per = self.blocks_per_page as u64;
+        let pages: Vec<u64> =
+            self.dirty_pages.range(first.start / per..first.end.div_ceil(per)).rev().copied().collect();
+        for &page in &pages {
+            self.write_dirty_in(&[page], |block| first.contains(&block) && !overlaps(block))?;
+        }
+        // Those holding one: a copy with the held bytes in place, the cache's block still dirty.
+        for &page in &pages {
+            let Some(&slot) = self.index.get(&page) else { continue };
+            for b in (0..self.blocks_per_page).rev() {
+                let block = page * per + b as u64;
+                if self.slots[slot].dirty & (1 << b) == 0 || !first.contains(&block) || !overlaps(block) {
+                    continue;
+                }
+                let start = b * self.block_size;
+                let mut copy = self.slots[slot].data[start..start + self.block_size].to_vec();
+                for &(at, bytes) in held {
+                    for (k, &byte) in bytes.iter().enumerate() {
+                        let pos = at + k as u64;
+                        if pos / bs == block {
+                            copy[(pos % bs) as usize] = byte;
+                        }
+                    }
+                }
+                self.disk.write(block, &copy)?;
+                self.stats.disk_writes += 1;
+                self.stats.blocks_written += 1;
+                self.unflushed = true;
+            }
+        }
+        self.flush_written()
     }
 
     /// Writes and flushes every dirty first block (before a page outside them leaves).

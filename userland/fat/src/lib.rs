@@ -30,12 +30,19 @@
 //!   then entries and data: a cluster is marked in use on the disk before anything that points
 //!   at it;
 //! - when freeing, the other way round: the entry stops pointing at the clusters (flushed)
-//!   before the FAT frees them.
+//!   before the FAT frees them;
+//! - a new directory cluster (a new directory's zeroes, `.` and `..`, or the cluster a full
+//!   directory grows by) goes out before the FATs and before the entry or FAT link that makes
+//!   it reachable, at once (`mkdir`, and any create or rename that grows a directory);
+//! - an entry whose slots lie on blocks that one disk request cannot hold (a long name split
+//!   across clusters) is written first slots first when added and 8.3 entry first when deleted,
+//!   flushing between, so a stop leaves at most the orphaned start of a name.
 //!
 //! So a stop loses the changes since the last sync that were not evicted, and can leave *lost
 //! clusters* (marked in use, owned by no entry, or past the end of a file whose new size did not
 //! reach the disk), which `fsck.fat` frees and this crate cuts off a file's chain before the
-//! file grows; a grown file's new bytes may read as the old contents of its clusters if the
+//! file grows; the orphaned first slots of a long name whose entry did not reach the disk
+//! (`fsck.fat` deletes them); a grown file's new bytes may read as the old contents of its clusters if the
 //! entry reached the disk and the data did not (no fsck finds that). It never leaves an entry
 //! pointing at a freed cluster, which a later allocation would hand to a second file. The
 //! FSInfo free count may be stale (`fsck.fat` reports and fixes it). Dropping a [`Volume`]

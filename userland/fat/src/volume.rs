@@ -389,19 +389,161 @@ impl<D: Disk> Volume<D> {
         self.begin();
         let (parent, name) = path::split_last(path)?;
         let (dir, id) = self.open_dir(&parent)?;
-        let created = if directory {
-            self.fs.create_dir(&dir, name).map(|_| None)
-        } else {
-            self.fs.create_file(&dir, name).map(Some)
-        };
-        let created = created.map_err(|e| self.fat_error(e));
-        if let Ok(mut names) = self.names.try_borrow_mut() {
-            match &created {
-                Ok(Some(entry)) => names.add_to(id, entry),
-                _ => names.forget_dir(id),
+        self.making_clusters(id, || {
+            let created = if directory {
+                self.fs.create_dir(&dir, name).map(|_| None)
+            } else {
+                self.fs.create_file(&dir, name).map(Some)
+            };
+            let created = created.map_err(|e| self.fat_error(e));
+            if let Ok(mut names) = self.names.try_borrow_mut() {
+                match &created {
+                    Ok(Some(entry)) => names.add_to(id, entry),
+                    _ => names.forget_dir(id),
+                }
+            }
+            let made = match &created {
+                Ok(None) => self.lookup(&dir, id, name)?.map(|e| e.cluster().0 as u64),
+                _ => None,
+            };
+            created.map(|_| made)
+        })?;
+        Ok(())
+    }
+
+    /// Runs `op`, which adds an entry to the directory `parent` (growing it by a cluster when
+    /// it is full) and may make a new directory (whose first cluster it returns), so that no
+    /// stop leaves a directory cluster reachable before its contents are on the disk, nor part
+    /// of a long name without its start. The cache holds every dirty page while `op` runs and
+    /// notes what `op` wrote; if `op` made clusters, or wrote entries that one disk request
+    /// cannot hold (blocks not neighbours in one page), they go out in this order, each step
+    /// flushed:
+    ///
+    /// 1. the new clusters (zeroes, `.` and `..`, entries): free on the disk, so unreachable;
+    /// 2. the FATs, marking them in use, but with the parent's old last cluster still ending
+    ///    its chain (a stop leaves lost clusters);
+    /// 3. the entry blocks outside the new clusters, in the order `op` wrote them: a long
+    ///    name's first slots before its last ones and its 8.3 entry, so a stop leaves at most
+    ///    an orphaned start of a name, which `fsck.fat` deletes;
+    /// 4. the link from the parent's old last cluster to the new one.
+    ///
+    /// Otherwise (an entry in one block, or neighbouring blocks of one page, of an existing
+    /// cluster: the common case) the changes stay in the cache, as any other.
+    fn making_clusters(
+        &self,
+        parent: DirId,
+        op: impl FnOnce() -> Result<Option<u64>, FsError>,
+    ) -> Result<Option<u64>, FsError> {
+        let last = self.last_dir_cluster(parent)?;
+        // The FAT entries ending the parent's chain, as they are: held back in step 2.
+        let mut ends = Vec::new();
+        if let Some(last) = last {
+            for (at, len) in self.geometry.fat_entry_spans(last) {
+                let mut bytes = [0u8; 4];
+                self.with_cache(|c| c.read_at(at, &mut bytes[..len]))?;
+                ends.push((at, bytes, len));
             }
         }
-        created.map(|_| ())
+        self.with_cache(|c| {
+            c.trace();
+            c.set_holding(true);
+            Ok(())
+        })?;
+        let result = op();
+        let trace = self.with_cache(|c| {
+            c.set_holding(false);
+            Ok(c.take_trace())
+        })?;
+        let mut grown = Vec::new();
+        if let Some(last) = last {
+            // The parent's chain past its old end (FAT's limit: 2 MiB, at least 4 KiB a cluster).
+            let mut stream = self.stream();
+            let mut cluster = last;
+            while grown.len() < 512
+                && let Ok(Some(next)) = self.fs.fat().next_cluster(&mut stream, cluster as usize)
+            {
+                cluster = next as u64;
+                grown.push(cluster);
+            }
+        }
+        let made = match &result {
+            Ok(Some(made)) => Some(*made),
+            _ => None,
+        };
+        let block = self.with_cache(|c| Ok(c.disk().block_size() as u64))?;
+        let cluster_blocks = u64::from(self.geometry.cluster_size) / block;
+        let mut new_blocks: Vec<u64> = grown
+            .iter()
+            .chain(made.iter())
+            .filter_map(|&c| self.geometry.cluster_offset(c))
+            .flat_map(|at| at / block..at / block + cluster_blocks)
+            .collect();
+        new_blocks.sort_unstable();
+        let entries = self.entry_order(trace, &new_blocks)?;
+        if new_blocks.is_empty() && self.one_request(&entries)? {
+            self.with_cache(|c| {
+                c.trim();
+                Ok(())
+            })?;
+            return result;
+        }
+        let held: Vec<(u64, &[u8])> =
+            if grown.is_empty() { Vec::new() } else { ends.iter().map(|(at, b, len)| (*at, &b[..*len])).collect() };
+        let written = self.with_cache(|c| {
+            c.write_blocks(&new_blocks)?;
+            c.write_first_blocks_holding(&held)?;
+            c.write_blocks(&entries)?;
+            c.write_first_blocks_holding(&[])?;
+            c.trim();
+            Ok(())
+        });
+        let made = result?;
+        written?;
+        Ok(made)
+    }
+
+    /// The directory blocks of a trace ([`Cache::take_trace`]) outside `new_blocks` (sorted), in
+    /// the order that keeps every long name whole or an orphaned start at each stop: blocks
+    /// where entries were added in the order written (hadris-fat writes a name's slots in
+    /// directory order, its first slots first), then blocks where entries were only deleted in
+    /// the reverse order (the 8.3 entry's side first).
+    fn entry_order(&self, trace: Vec<(u64, bool)>, new_blocks: &[u64]) -> Result<Vec<u64>, FsError> {
+        let block = self.with_cache(|c| Ok(c.disk().block_size() as u64))?;
+        // Directory blocks lie past the FATs (FAT32's FSInfo sector, before them, is no entry).
+        let fats_end = self.geometry.fat_start + self.geometry.fat_size * u64::from(self.geometry.fat_count);
+        let entries = trace.iter().filter(|&&(b, _)| b * block >= fats_end && new_blocks.binary_search(&b).is_err());
+        let mut order: Vec<u64> = entries.clone().filter(|&&(_, deleting)| !deleting).map(|&(b, _)| b).collect();
+        order.extend(entries.rev().filter(|&&(_, deleting)| deleting).map(|&(b, _)| b));
+        Ok(order)
+    }
+
+    /// Whether the cache writes `blocks` in one request, by sync or eviction alike: neighbours
+    /// in ascending order within one page.
+    fn one_request(&self, blocks: &[u64]) -> Result<bool, FsError> {
+        let block = self.with_cache(|c| Ok(c.disk().block_size() as u64))?;
+        let per_page = crate::PAGE_SIZE as u64 / block;
+        Ok(blocks.windows(2).all(|w| w[1] == w[0] + 1 && w[0] / per_page == w[1] / per_page))
+    }
+
+    /// The last cluster of a directory's chain (`None` for a FAT12/16 root, which is not a
+    /// chain). The chain was checked when the directory was opened.
+    fn last_dir_cluster(&self, dir: DirId) -> Result<Option<u64>, FsError> {
+        let first = match (dir, self.geometry.root) {
+            (DirId::Cluster(first), _) => first,
+            (DirId::Root, Root::Chain(first)) => u64::from(first),
+            (DirId::Root, _) => return Ok(None),
+        };
+        let limit = (MAX_DIR_ENTRIES as u64 * 32).div_ceil(self.geometry.cluster_size as u64);
+        let mut stream = self.stream();
+        let mut cluster = first;
+        for _ in 0..limit {
+            match self.fs.fat().next_cluster(&mut stream, cluster as usize) {
+                Ok(None) => return Ok(Some(cluster)),
+                Ok(Some(next)) => cluster = next as u64,
+                Err(e) => return Err(self.fat_error(e)),
+            }
+        }
+        Err(FsError::Corrupt("directory larger than 2 MiB (or its cluster chain loops)"))
     }
     fn remove_entry(&mut self, path: &str) -> Result<(), FsError> {
         let Some((entry, _)) = self.resolve(path)? else {
@@ -417,18 +559,31 @@ impl<D: Disk> Volume<D> {
     /// last. A stop in between leaves lost clusters, which `fsck.fat` frees.
     pub(crate) fn free_safely(&self, op: impl FnOnce(&Self) -> Result<(), FsError>) -> Result<(), FsError> {
         self.fs.sync().map_err(|e| self.fat_error(e))?;
-        self.with_cache(|c| c.sync())?;
         self.with_cache(|c| {
+            c.sync()?;
+            c.trace();
             c.set_freeing(true);
+            c.set_holding(true);
             Ok(())
         })?;
         let result = op(self);
-        self.with_cache(|c| {
+        let trace = self.with_cache(|c| {
             c.set_freeing(false);
-            Ok(())
+            c.set_holding(false);
+            Ok(c.take_trace())
         })?;
-        let synced =
-            self.fs.sync().map_err(|e| self.fat_error(e)).and_then(|()| self.with_cache(|c| c.sync_others_first()));
+        let entries = self.entry_order(trace, &[])?;
+        let ordered = !self.one_request(&entries)?;
+        let synced = self.fs.sync().map_err(|e| self.fat_error(e)).and_then(|()| {
+            self.with_cache(|c| {
+                if ordered {
+                    c.write_blocks(&entries)?;
+                }
+                c.sync_others_first()?;
+                c.trim();
+                Ok(())
+            })
+        });
         result.and(synced)
     }
 
@@ -451,7 +606,9 @@ impl<D: Disk> Volume<D> {
                 self.free_safely(|v| v.fs.delete(&existing).map_err(|e| v.fat_error(e)))?;
             }
         }
-        self.fs.rename(&entry, &dir, name).map_err(|e| self.fat_error(e))?;
+        self.making_clusters(to_parent, || {
+            self.fs.rename(&entry, &dir, name).map(|_| None).map_err(|e| self.fat_error(e))
+        })?;
         Ok(())
     }
 

@@ -2,11 +2,12 @@
 //! cluster runs kept in memory must answer what a fresh mount of the synced image answers; a
 //! chain longer than its file is cut before the file grows; the FATs reach the disk before what
 //! points into them (after it when freeing), evictions included; read-ahead keeps a sequential
-//! read to few requests and a random one to a small window. (Stops simulated after any write of
-//! a mixed burst still find damage this ordering cannot prevent: a chain link written before a
-//! new cluster's end mark in another FAT block, a rename's new entry before the old one's
-//! removal, a directory's new cluster after its FAT link, long names split across clusters.
-//! The note describes them; the QEMU crash test exercises real stops.)
+//! read to few requests and a random one to a small window; a new directory cluster reaches the
+//! disk before anything points at it, and a long name split across clusters is written start
+//! first and deleted from its 8.3 entry back. (Stops simulated after any write of a mixed burst
+//! still find damage this ordering cannot prevent: a chain link written before a new cluster's
+//! end mark in another FAT block, a rename's new entry before the old one's removal. The QEMU
+//! crash test exercises real stops.)
 //!
 //! The disks here are [`Recorder`]s: a disk in memory that logs every request (and, when asked,
 //! the bytes of every write), so the tests can replay a prefix of the writes onto the image the
@@ -1172,6 +1173,7 @@ fn ordering_images() -> [(&'static str, Vec<u8>); 2] {
     [("FAT16", mkfs("16", "1", "8192")), ("FAT32", mkfs("32", "1", "34816"))]
 }
 
+/// `mkdir` writes the new directory's cluster, the FATs and its entry, flushing after each;
 /// `sync` after creating and growing files writes the FAT blocks, flushes, writes everything
 /// else, flushes; nothing reaches the disk before. An operation that frees clusters (removing a
 /// file, cutting one, renaming over one) first syncs what was pending that way, then writes its
@@ -1185,6 +1187,8 @@ fn sync_writes_the_fats_first_and_freeing_writes_them_last() {
         disk.take_log();
         let mut rng = SplitMix(11);
         vol.mkdir("/d").expect("mkdir");
+        // A new directory goes out at once: its cluster, the FATs, then its entry.
+        assert_eq!(shape(&fat, &disk.take_log()), "NFN", "{what}: mkdir");
         for i in 0..6 {
             let path = format!("/d/file number {i}");
             vol.create(&path).expect("create");
@@ -1196,7 +1200,10 @@ fn sync_writes_the_fats_first_and_freeing_writes_them_last() {
             assert_eq!(vol.write(&path, size, &rng.bytes(1500)), Ok(1500), "grow {path}");
         }
         let log = disk.take_log();
-        assert!(!log.iter().any(|e| matches!(e, Event::Write { .. } | Event::Flush)), "{what}: written before sync");
+        assert!(
+            !log.iter().any(|e| matches!(e, Event::Write { .. } | Event::Flush)),
+            "{what}: written before sync: {log:?}"
+        );
         vol.sync().expect("sync");
         let log = disk.take_log();
         assert_eq!(shape(&fat, &log), "FN", "{what}: sync: {log:?}");
@@ -1368,7 +1375,8 @@ fn allocation_burst() -> Vec<Step> {
 /// depend on them), so the check is sound; it fails if an eviction writes a data or directory
 /// page while FAT blocks dirtied by an earlier step are still only in memory. Also: no write
 /// outside the FATs follows a FAT write without a flush between, and both runs end with the
-/// same image.
+/// same image. Writes into clusters the disk's FATs still mark free are exempt (and must
+/// occur: the burst makes directories, whose clusters go out before their FAT blocks).
 #[test]
 fn evictions_write_allocations_before_what_points_at_them() {
     let initial = mkfs("16", "1", "8192");
@@ -1427,6 +1435,7 @@ fn evictions_write_allocations_before_what_points_at_them() {
     let mut checked_at: Option<(usize, u64)> = None;
     let mut fat_writes = 0u64;
     let mut checks = 0;
+    let mut unreachable_writes = 0;
     for (k, event) in log.iter().enumerate() {
         while k >= ends[step - 1] {
             step += 1;
@@ -1443,8 +1452,18 @@ fn evictions_write_allocations_before_what_points_at_them() {
                         !fat_since_flush,
                         "write {k} (blocks {first}+{blocks}, step {step}) follows a FAT write with no flush between"
                     );
-                    // The disk's FATs only change by FAT writes: check again only after one.
-                    if checked_at != Some((step, fat_writes)) {
+                    // A write into clusters both FATs on the disk still mark free (a new
+                    // directory's cluster, written before its FAT block) is harmless: nothing on
+                    // the disk points at them.
+                    let first_byte = *first * BLOCK as u64;
+                    let last_byte = first_byte + *blocks * BLOCK as u64 - 1;
+                    let free_on_disk = first_byte >= g.data_start
+                        && (cluster_at(&g, first_byte)..=cluster_at(&g, last_byte))
+                            .all(|c| (0..g.fat_count).all(|copy| fat_entry(&shadow, &g, copy, c) == 0));
+                    if free_on_disk {
+                        unreachable_writes += 1;
+                    } else if checked_at != Some((step, fat_writes)) {
+                        // The disk's FATs only change by FAT writes: check again only after one.
                         checks += 1;
                         for &(by, c) in by_step.iter().take_while(|&&(by, _)| by < step) {
                             for copy in 0..g.fat_count {
@@ -1465,6 +1484,12 @@ fn evictions_write_allocations_before_what_points_at_them() {
         }
     }
     assert!(checks > 50, "only {checks} writes outside the FATs were checked");
+    assert!(unreachable_writes > 0, "no new directory cluster was written ahead of its FAT block");
+}
+
+/// The cluster holding the disk byte `at` (in the data area).
+fn cluster_at(g: &Geometry, at: u64) -> u64 {
+    2 + (at - g.data_start) / u64::from(g.cluster_size)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1552,4 +1577,141 @@ fn random_reads_read_ahead_only_the_small_window() {
     assert!(all.len() <= calls + 10, "{} disk reads for {calls} reads", all.len());
     let small = all.iter().filter(|&&(_, n)| n <= 8 * PAGE_BLOCKS).count();
     assert!(small * 10 >= all.len() * 9, "most random misses should read the small window: {all:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. New directory clusters.
+// ---------------------------------------------------------------------------------------------
+
+/// `image` with every free data cluster filled with random bytes, as a disk that once held
+/// deleted files is: a directory cluster that reaches the disk before its zeroes, `.` and `..`
+/// would read as garbage entries.
+fn with_garbage_in_free_clusters(mut image: Vec<u8>) -> Vec<u8> {
+    let g = Geometry::parse(image[..512].try_into().expect("boot sector"), image.len() as u64).expect("geometry");
+    let mut rng = SplitMix(0x6A4B);
+    for c in 2..=u64::from(g.max_cluster()) {
+        if fat_entry(&image, &g, 0, c) == 0 {
+            let at = g.cluster_offset(c).expect("a data cluster") as usize;
+            let len = g.cluster_size as usize;
+            image[at..at + len].copy_from_slice(&rng.bytes(len));
+        }
+    }
+    image
+}
+
+/// Directories made and grown, with a stop simulated after every write: no stop may leave an
+/// entry or a FAT link pointing at a directory cluster whose zeroes, `.` and `..` are not yet
+/// on the disk (before, a parent's entry on a lower block than the new directory's cluster went
+/// out first, and the crash test found `Expected a valid '.' entry in this slot`). The free
+/// clusters hold garbage, the parent directories are full (so adding an entry grows them by a
+/// cluster, linked in the FAT), files are made again in the slots others left (names split
+/// across two existing clusters), and a 4-page cache evicts in the middle of the operations.
+/// Every image a stop leaves also mounts and lists.
+#[test]
+fn new_directory_clusters_reach_the_disk_before_what_points_at_them() {
+    let mut failures = Vec::new();
+    for (what, image) in ordering_images() {
+        let mut vol = mount(with_garbage_in_free_clusters(image), 4096);
+        vol.mkdir("/full").expect("mkdir");
+        // 512-byte clusters hold 16 slots: `.`, `..` and 14 short names fill the first one.
+        for i in 0..14 {
+            vol.create(&format!("/full/F{i}.TXT")).expect("create");
+        }
+        for i in 0..20 {
+            vol.create(&format!("/R{i}.TXT")).expect("create");
+        }
+        let image = synced(&mut vol);
+        drop(vol);
+        assert_fsck_clean(&image, what);
+
+        for pages in [4, 4096] {
+            let disk = Recorder::new(image.clone(), true);
+            let mut vol = mount_recorder(&disk, pages);
+            disk.take_log();
+            vol.mkdir("/full/sub").expect("mkdir in a full directory");
+            vol.mkdir("/full/sub/deeper").expect("mkdir below a new one");
+            vol.mkdir("/top").expect("mkdir in the root");
+            for i in 0..20 {
+                vol.create(&format!("/full/sub/file {i} with a long name.txt")).expect("create");
+            }
+            vol.create("/full/LAST.TXT").expect("create");
+            vol.sync().expect("sync");
+            assert!(vol.cache.borrow().pages() <= pages, "{what}: {} pages held", vol.cache.borrow().pages());
+            let writes = writes_and_flushes(&disk.take_log()).0;
+            if let Err(why) = stop_after_every_write(&image, &writes) {
+                failures.push(format!("{what}, {pages} pages: {why}"));
+            }
+            assert_fsck_clean(&disk.image(), what);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Replays `writes` onto `image` one at a time: the image a stop after each would leave must
+/// satisfy `fsck.fat -n` (an unclean stop's leftovers accepted) and mount and list.
+fn stop_after_every_write(image: &[u8], writes: &[(u64, Rc<[u8]>)]) -> Result<(), String> {
+    let mut cut = image.to_vec();
+    for (k, write) in writes.iter().enumerate() {
+        apply(&mut cut, std::slice::from_ref(write));
+        let (code, text) = fsck(&cut);
+        fsck_verdict(code, &text).map_err(|why| format!("a stop after write {} of {}: {why}", k + 1, writes.len()))?;
+        try_tree(&mount(cut.clone(), 64)).map_err(|why| format!("after write {}: the volume: {why}", k + 1))?;
+    }
+    Ok(())
+}
+
+/// A long name split across two clusters of a directory whose chain runs from a higher
+/// cluster to a lower one: its first slots lie on a higher block than its last ones and its
+/// 8.3 entry. Made again in slots that others left (no cluster allocated), the entries go out
+/// in the order they were written, start first: a stop leaves at most an orphaned start, never
+/// a fragment `fsck.fat` will not repair (which ascending block order would leave).
+#[test]
+fn long_names_split_across_clusters_go_out_start_first() {
+    let mut failures = Vec::new();
+    for (what, image) in ordering_images() {
+        let mut vol = mount(with_garbage_in_free_clusters(image), 4096);
+        vol.create("/hole.bin").expect("create");
+        assert_eq!(vol.write("/hole.bin", 0, &[0x55; 2048]), Ok(2048));
+        vol.mkdir("/dir").expect("mkdir");
+        let names: Vec<String> = (0..20).map(|i| format!("/dir/file {i} with a long name.txt")).collect();
+        for name in &names {
+            vol.create(name).expect("create");
+        }
+        let hole = first_cluster(&vol, "/hole.bin");
+        let dir = first_cluster(&vol, "/dir");
+        vol.remove("/hole.bin").expect("remove");
+        let mut image = synced(&mut vol);
+        drop(vol);
+        // Move the directory's second cluster down into the hole.
+        let g = Geometry::parse(image[..512].try_into().expect("boot sector"), image.len() as u64).expect("geometry");
+        let chain = chain_in_image(&image, &g, dir);
+        assert!(chain.len() >= 4 && hole < dir, "{what}: chain {chain:?}, hole {hole}");
+        let (from, to) = (chain[1], hole);
+        let (a, b) = (g.cluster_offset(from).expect("data") as usize, g.cluster_offset(to).expect("data") as usize);
+        let len = g.cluster_size as usize;
+        let moved = image[a..a + len].to_vec();
+        image[b..b + len].copy_from_slice(&moved);
+        set_fat_entry(&mut image, &g, chain[0], to);
+        set_fat_entry(&mut image, &g, to, chain[2]);
+        set_fat_entry(&mut image, &g, from, 0);
+        assert_fsck_clean(&image, what);
+
+        let disk = Recorder::new(image.clone(), true);
+        let mut vol = mount_recorder(&disk, 4096);
+        for name in &names {
+            vol.remove(name).expect("remove");
+        }
+        for name in &names {
+            vol.create(name).expect("create again");
+        }
+        assert_eq!(chain_in_image(&disk.image(), &g, dir).len(), chain.len(), "{what}: the directory grew");
+        vol.sync().expect("sync");
+        let log = disk.take_log();
+        let writes = writes_and_flushes(&log).0;
+        if let Err(why) = stop_after_every_write(&image, &writes) {
+            failures.push(format!("{what}: {why}"));
+        }
+        assert_fsck_clean(&disk.image(), what);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

