@@ -192,6 +192,11 @@ impl<D: Disk> Cache<D> {
         self.dirty_pages.len()
     }
 
+    /// Whether the disk holds everything: no dirty block, and no write since the last flush.
+    pub fn is_synced(&self) -> bool {
+        self.dirty_pages.is_empty() && !self.unflushed
+    }
+
     /// The disk underneath (for inspection; writes to it would bypass the cache).
     pub fn disk(&self) -> &D {
         &self.disk

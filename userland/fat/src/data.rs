@@ -6,10 +6,14 @@
 //! refuses cluster numbers outside the volume), resuming from the last position looked up, and
 //! the bytes are copied through the cache. Whatever needs new clusters (writing past the end,
 //! growing with `truncate`) goes through `FileWriter::new_append`, which allocates, links and
-//! updates the entry's size and time. Invariants:
+//! updates the entry's size and time; an empty file first gets its first cluster here (found
+//! from where the last search ended, written into its 8.3 entry), because hadris-fat would
+//! search for it from cluster 2, reading every FAT entry of the volume's used part each time.
+//! Invariants:
 //!
-//! - a chain walk takes at most as many steps as the volume has clusters, so a looping chain is
-//!   reported as corrupt instead of spinning;
+//! - a chain walk takes at most as many steps as the volume has clusters, and a chain that comes
+//!   back to a cluster it passed is reported as corrupt, so a looping chain neither spins nor
+//!   reads a file's clusters twice;
 //! - a file's chain is remembered as runs (`Volume::chains`, by first cluster) and followed only
 //!   as far as the file's size; an append extends its runs, cutting forgets them, and removing,
 //!   renaming or creating entries forgets them all (freed clusters may start another chain);
@@ -17,15 +21,22 @@
 //!   chain (or a damaged link past the end: what an unclean stop leaves) is cut there first, or
 //!   hadris-fat would append after clusters no entry counts.
 //!
+//! - hadris-fat's free-cluster count (FAT32's FSInfo) misses the first clusters given here:
+//!   `Volume::own_allocated` counts them (less those given back) and the volume subtracts it
+//!   whenever hadris-fat writes the FSInfo sector.
+//!
 //! A write that fails part-way (no space, disk error) may leave the bytes written in place so
-//! far; the entry's size changes only when the append completes.
+//! far; the entry's size changes only when the append completes, and an empty file whose first
+//! write failed names no cluster again.
 
 use hadris_fat::sync::write::FileWriter;
-use hadris_fat::sync::{FatVolumeWriteExt, FileEntry};
+use hadris_fat::sync::{Fat, FatVolumeWriteExt, FileEntry};
 
+use crate::boot::Root;
 use crate::disk::Disk;
 use crate::error::FsError;
 use crate::volume::{DirId, MAX_CHAINS, Run, Volume};
+use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 
@@ -61,7 +72,12 @@ impl<D: Disk> Volume<D> {
     pub fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<usize, FsError> {
         self.begin();
         let (entry, parent) = self.file(path)?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let (entry, given) = self.with_first_cluster(path, entry, parent)?;
         let result = self.write_entry(&entry, offset, data);
+        self.settle_first_cluster(path, given, result.is_ok());
         self.forget_listing(parent);
         result
     }
@@ -92,9 +108,136 @@ impl<D: Disk> Volume<D> {
     pub fn truncate(&mut self, path: &str, len: u64) -> Result<(), FsError> {
         self.begin();
         let (entry, parent) = self.file(path)?;
+        let (entry, given) = if len > 0 { self.with_first_cluster(path, entry, parent)? } else { (entry, None) };
         let result = self.truncate_entry(&entry, len);
+        self.settle_first_cluster(path, given, result.is_ok());
         self.forget_listing(parent);
         result
+    }
+
+    /// The entry of the file `path` (`entry`, in `parent`) with a first cluster: an empty file
+    /// without one gets it here, with the cluster it names, so that hadris-fat appends from
+    /// there. (hadris-fat would search for a file's first cluster from cluster 2 on, reading
+    /// every FAT entry of the used part of the volume each time; this search starts where the
+    /// last one ended.)
+    fn with_first_cluster(
+        &self,
+        path: &str,
+        entry: FileEntry,
+        parent: DirId,
+    ) -> Result<(FileEntry, Option<(u64, u64)>), FsError> {
+        if entry.cluster().0 != 0 || !entry.is_empty() {
+            return Ok((entry, None));
+        }
+        let slot = self.short_entry_at(parent, &entry)?;
+        let cluster = self.allocate_cluster()?;
+        let (high, low) = ((cluster >> 16) as u16, cluster as u16);
+        let patched = self.with_cache(|c| {
+            c.write_at(slot + 20, &high.to_le_bytes()).and_then(|_| c.write_at(slot + 26, &low.to_le_bytes()))
+        });
+        if let Err(e) = patched {
+            self.free_own_cluster(cluster);
+            return Err(e);
+        }
+        self.forget_listing(parent);
+        let (entry, _) = self.file(path)?;
+        Ok((entry, Some((slot, cluster))))
+    }
+
+    /// After a write or growth that began by giving an empty file its first cluster
+    /// ([`Volume::with_first_cluster`]): if the file is still empty (it failed), the entry
+    /// names no cluster again and the cluster is free.
+    fn settle_first_cluster(&self, path: &str, given: Option<(u64, u64)>, succeeded: bool) {
+        let Some((slot, cluster)) = given else { return };
+        if succeeded {
+            return;
+        }
+        let still_empty = self.resolve(path).ok().flatten().is_some_and(|(e, _)| e.is_empty());
+        if still_empty
+            && self.with_cache(|c| c.write_at(slot + 20, &[0; 2]).and_then(|_| c.write_at(slot + 26, &[0; 2]))).is_ok()
+        {
+            if let Ok(mut names) = self.names.try_borrow_mut() {
+                names.forget_all();
+            }
+            self.forget_chain(cluster);
+            self.free_own_cluster(cluster);
+        }
+    }
+
+    /// Finds a free cluster from [`Volume::next_free`] or hadris-fat's hint on (wrapping round) and marks it as a
+    /// chain's end in every FAT; counted in [`Volume::own_allocated`].
+    fn allocate_cluster(&self) -> Result<u64, FsError> {
+        // hadris-fat's own hint (FAT32) follows the clusters it allocated to grow files.
+        let hint = self.next_free.get().max(self.fs.next_free_cluster_hint().map_or(0, u64::from));
+        let mut stream = self.stream();
+        let found = match self.fs.fat() {
+            Fat::Fat12(f) => f.allocate_cluster(&mut stream, hint as u16).map(u64::from),
+            Fat::Fat16(f) => f.allocate_cluster(&mut stream, hint as u16).map(u64::from),
+            Fat::Fat32(f) => f.allocate_cluster(&mut stream, hint as u32).map(u64::from),
+        };
+        let cluster = found.map_err(|e| self.fat_error(e))?;
+        if !self.geometry.is_data_cluster(cluster) {
+            return Err(FsError::Corrupt("a free cluster outside the volume"));
+        }
+        self.own_allocated.set(self.own_allocated.get() + 1);
+        self.next_free.set(if cluster >= u64::from(self.geometry.max_cluster()) { 2 } else { cluster + 1 });
+        Ok(cluster)
+    }
+
+    /// Frees the chain from `cluster`, which this volume allocated itself.
+    fn free_own_cluster(&self, cluster: u64) {
+        if let Ok(freed) = self.fs.fat().free_chain(&mut self.stream(), cluster as usize) {
+            self.own_allocated.set(self.own_allocated.get() - i64::from(freed));
+        }
+    }
+
+    /// Disk offset of the 8.3 entry of `entry` (a file) in the directory `dir`, found by its
+    /// name (unique in a directory).
+    fn short_entry_at(&self, dir: DirId, entry: &FileEntry) -> Result<u64, FsError> {
+        let mut name = entry.short_name().raw_bytes();
+        if name[0] == 0xE5 {
+            // Stored as 0x05: 0xE5 marks a deleted entry.
+            name[0] = 0x05;
+        }
+        // The directory's pieces: (disk offset, bytes).
+        let mut pieces = Vec::new();
+        match (dir, self.geometry.root) {
+            (DirId::Root, Root::Fixed { start, size }) => pieces.push((start, size)),
+            (DirId::Root, Root::Chain(first)) => pieces.extend(self.dir_pieces(u64::from(first))?),
+            (DirId::Cluster(first), _) => pieces.extend(self.dir_pieces(first)?),
+        }
+        let mut record = [0u8; 32];
+        for (start, size) in pieces {
+            for at in (start..start + size).step_by(32) {
+                if self.with_cache(|c| c.read_at(at, &mut record))? < 32 {
+                    return Err(FsError::Corrupt("a directory lies past the end of the disk"));
+                }
+                match record[0] {
+                    0x00 => return Err(FsError::NotFound),
+                    0xE5 => continue,
+                    _ => {}
+                }
+                // Not a long-name slot, a directory or the volume label.
+                let attributes = record[11];
+                if attributes & 0x18 == 0 && attributes != 0x0F && record[..11] == name {
+                    return Ok(at);
+                }
+            }
+        }
+        Err(FsError::NotFound)
+    }
+
+    /// The clusters of the directory starting at `first`, as (disk offset, bytes).
+    fn dir_pieces(&self, first: u64) -> Result<Vec<(u64, u64)>, FsError> {
+        let clusters = self.walk(Vec::new(), Run { index: 0, cluster: first, count: 1 }, u64::MAX)?;
+        let size = u64::from(self.geometry.cluster_size);
+        let mut pieces = Vec::new();
+        for run in clusters.iter() {
+            let at =
+                self.geometry.cluster_offset(run.cluster).ok_or(FsError::Corrupt("directory outside the volume"))?;
+            pieces.push((at, run.count * size));
+        }
+        Ok(pieces)
     }
 
     fn truncate_entry(&mut self, entry: &FileEntry, len: u64) -> Result<(), FsError> {
@@ -265,6 +408,12 @@ impl<D: Disk> Volume<D> {
         let mut cluster = run.cluster + run.count - 1;
         let mut stream = self.stream();
         let mut steps = run.index + run.count;
+        // The disk clusters of the runs so far, by first cluster: a chain that comes back to
+        // one of them loops (a file would read its own clusters again).
+        let mut seen: BTreeMap<u64, u64> = runs.iter().map(|r| (r.cluster, r.count)).collect();
+        let inside = |seen: &BTreeMap<u64, u64>, c: u64| {
+            seen.range(..=c).next_back().is_some_and(|(&start, &count)| c < start + count)
+        };
         while run.index + run.count < limit {
             let next = match self.fs.fat().next_cluster(&mut stream, cluster as usize) {
                 Ok(Some(next)) => next as u64,
@@ -272,7 +421,8 @@ impl<D: Disk> Volume<D> {
                 Err(e) => return Err(self.fat_error(e)),
             };
             steps += 1;
-            if steps > self.geometry.cluster_count as u64 {
+            let in_run = (run.cluster..run.cluster + run.count).contains(&next);
+            if steps > self.geometry.cluster_count as u64 || in_run || inside(&seen, next) {
                 return Err(FsError::Corrupt("cluster chain loops"));
             }
             if !self.geometry.is_data_cluster(next) {
@@ -281,6 +431,7 @@ impl<D: Disk> Volume<D> {
             if next == cluster + 1 {
                 run.count += 1;
             } else {
+                seen.insert(run.cluster, run.count);
                 runs.push(run);
                 run = Run { index: run.index + run.count, cluster: next, count: 1 };
             }

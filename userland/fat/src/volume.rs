@@ -25,7 +25,7 @@ use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 
 use hadris_fat::sync::format::{FatFormatOptions, FatTypeSelection, FatVolumeFormatter};
 use hadris_fat::sync::{
@@ -184,6 +184,13 @@ pub struct Volume<D: Disk> {
     pub(crate) chains: RefCell<BTreeMap<u64, Rc<[Run]>>>,
     /// Directory listings and chain checks already made (see `names.rs`).
     pub(crate) names: RefCell<Names>,
+    /// Clusters this volume allocated itself (a file's first one, see `data.rs`) less those it
+    /// gave back: hadris-fat's free count does not know them, so it is that much too high.
+    pub(crate) own_allocated: Cell<i64>,
+    /// Where the next search for a free cluster starts.
+    pub(crate) next_free: Cell<u64>,
+    /// Disk offset of FAT32's FSInfo sector.
+    fsinfo_at: Option<u64>,
 }
 
 impl<D: Disk> Volume<D> {
@@ -192,9 +199,9 @@ impl<D: Disk> Volume<D> {
     /// entries; without one they get 1980-01-01.
     pub fn open(cache: Cache<D>, clock: Option<&'static dyn TimeProvider>) -> Result<Self, FsError> {
         let cache = Rc::new(RefCell::new(cache));
+        let mut sector = [0u8; BOOT_SECTOR];
         let geometry = {
             let mut c = cache.try_borrow_mut().map_err(|_| DiskError::Invalid)?;
-            let mut sector = [0u8; BOOT_SECTOR];
             if c.read_at(0, &mut sector)? < BOOT_SECTOR {
                 return Err(FsError::BadBootSector("the disk is smaller than a boot sector"));
             }
@@ -220,7 +227,24 @@ impl<D: Disk> Volume<D> {
             let end = geometry.fat_start + geometry.fat_size * u64::from(geometry.fat_count);
             c.set_first_blocks(geometry.fat_start / block..end.div_ceil(block));
         }
-        Ok(Self { fs, cache, geometry, chains: RefCell::default(), names: RefCell::new(Names::default()) })
+        // FAT32's FSInfo sector number is at byte 48 of the boot sector.
+        let fsinfo_at = match geometry.fat_type {
+            FatType::Fat32 => {
+                Some(u64::from(u16::from_le_bytes([sector[48], sector[49]])) * u64::from(geometry.bytes_per_sector))
+            }
+            _ => None,
+        };
+        let next_free = fs.next_free_cluster_hint().map_or(2, u64::from);
+        Ok(Self {
+            fs,
+            cache,
+            geometry,
+            chains: RefCell::default(),
+            names: RefCell::new(Names::default()),
+            own_allocated: Cell::new(0),
+            next_free: Cell::new(next_free),
+            fsinfo_at,
+        })
     }
 
     /// Makes a new, empty file system over the whole disk and mounts it: FAT32 when the disk
@@ -274,10 +298,14 @@ impl<D: Disk> Volume<D> {
     }
 
     /// Writes everything changed so far to the disk (FAT32's free-cluster count first, then the
-    /// cache's dirty blocks in ascending order) and flushes the disk.
+    /// cache's dirty blocks in ascending order) and flushes the disk. With nothing changed since
+    /// the last sync it does nothing (the free count changes only with the FATs).
     pub fn sync(&mut self) -> Result<(), FsError> {
         self.begin();
-        self.fs.sync().map_err(|e| self.fat_error(e))?;
+        if self.with_cache(|c| Ok(c.is_synced()))? {
+            return Ok(());
+        }
+        self.sync_fat()?;
         self.with_cache(|c| c.sync())
     }
 
@@ -558,7 +586,7 @@ impl<D: Disk> Volume<D> {
     /// synced first (FATs first, as always), then `op`'s changes go out entries first and FATs
     /// last. A stop in between leaves lost clusters, which `fsck.fat` frees.
     pub(crate) fn free_safely(&self, op: impl FnOnce(&Self) -> Result<(), FsError>) -> Result<(), FsError> {
-        self.fs.sync().map_err(|e| self.fat_error(e))?;
+        self.sync_fat()?;
         self.with_cache(|c| {
             c.sync()?;
             c.trace();
@@ -574,7 +602,7 @@ impl<D: Disk> Volume<D> {
         })?;
         let entries = self.entry_order(trace, &[])?;
         let ordered = !self.one_request(&entries)?;
-        let synced = self.fs.sync().map_err(|e| self.fat_error(e)).and_then(|()| {
+        let synced = self.sync_fat().and_then(|()| {
             self.with_cache(|c| {
                 if ordered {
                     c.write_blocks(&entries)?;
@@ -609,6 +637,21 @@ impl<D: Disk> Volume<D> {
         self.making_clusters(to_parent, || {
             self.fs.rename(&entry, &dir, name).map(|_| None).map_err(|e| self.fat_error(e))
         })?;
+        Ok(())
+    }
+
+    /// Has hadris-fat write FAT32's FSInfo sector (into the cache), with the free count less the
+    /// clusters this volume allocated itself, which hadris-fat did not count.
+    fn sync_fat(&self) -> Result<(), FsError> {
+        self.fs.sync().map_err(|e| self.fat_error(e))?;
+        let own = self.own_allocated.get();
+        if let (Some(at), Some(count)) = (self.fsinfo_at, self.fs.free_cluster_count())
+            && own != 0
+        {
+            let free = (i64::from(count) - own).clamp(0, i64::from(self.geometry.cluster_count)) as u32;
+            // The free count is at byte 488 of the sector.
+            self.with_cache(|c| c.write_at(at + 488, &free.to_le_bytes()))?;
+        }
         Ok(())
     }
 

@@ -107,8 +107,8 @@ fn format_picks_the_fat_type_by_size() {
 }
 
 /// Changes stay in the cache until `sync`; `sync` writes the FAT blocks (highest first), flushes,
-/// then the rest in ascending block order, and flushes; a volume dropped without `sync` loses its
-/// changes.
+/// then the rest in ascending block order, and flushes; a second `sync` with nothing changed
+/// does nothing; a volume dropped without `sync` loses its changes.
 #[test]
 fn changes_reach_the_disk_only_on_sync() {
     let disk = SharedDisk::new(8 << 20);
@@ -140,6 +140,11 @@ fn changes_reach_the_disk_only_on_sync() {
             .is_some_and(|f| f.0 < phases[1].iter().map(|w| w.0).filter(|&b| b > 1).min().unwrap_or(u64::MAX)),
         "the FATs lie below the data: {phases:?}"
     );
+
+    // A sync with nothing changed since the last one writes nothing, not even a flush.
+    disk.log.borrow_mut().clear();
+    vol.sync().expect("sync again");
+    assert!(disk.log.borrow().is_empty(), "a sync with nothing to write: {:?}", disk.log.borrow());
 
     // Unsynced changes are lost when the volume goes away.
     vol.create("/lost").expect("create");
@@ -188,4 +193,46 @@ fn file_data_semantics() {
     let tmp = TempDir::new("nospace");
     std::fs::write(tmp.join("img"), &image).expect("image");
     run("fsck.fat", &["-n", s(&tmp.join("img"))]);
+}
+
+/// A file whose chain comes back to one of its own clusters before the file ends (to itself,
+/// or to its first cluster from its third) is refused as corrupt when read, written or grown:
+/// before, a walk bounded only by the file's length read the same cluster again as if it were
+/// the file's next bytes.
+#[test]
+fn a_chain_that_comes_back_to_its_own_cluster_is_corrupt() {
+    for (what, back) in [("to itself", 0usize), ("to its first", 2)] {
+        let mut vol = mount(mkfs_image("16", "1", "4096"), 64);
+        vol.create("/f").expect("create");
+        assert_eq!(vol.write("/f", 0, &[3; 5000]), Ok(5000));
+        let first = {
+            let mut image = vol.unmount().expect("unmount").into_disk().expect("disk").into_bytes();
+            let g = crate::boot::Geometry::parse(image[..512].try_into().expect("sector"), image.len() as u64)
+                .expect("geometry");
+            // The file's clusters lie in one run from its first; link cluster `back` to the first.
+            let root = match g.root {
+                crate::boot::Root::Fixed { start, .. } => start as usize,
+                crate::boot::Root::Chain(_) => unreachable!("FAT16"),
+            };
+            let first = u16::from_le_bytes([image[root + 26], image[root + 27]]) as u64;
+            for copy in 0..u64::from(g.fat_count) {
+                let at = (g.fat_start + copy * g.fat_size + 2 * (first + back as u64)) as usize;
+                image[at..at + 2].copy_from_slice(&(first as u16).to_le_bytes());
+            }
+            image
+        };
+        let mut vol = mount(first, 64);
+        let mut buf = vec![0u8; 5000];
+        assert_eq!(vol.read("/f", 0, &mut buf), Err(FsError::Corrupt("cluster chain loops")), "{what}: read");
+        assert_eq!(vol.write("/f", 4000, b"x"), Err(FsError::Corrupt("cluster chain loops")), "{what}: write");
+        assert!(vol.write("/f", 5000, b"more").is_err(), "{what}: grow");
+    }
+}
+
+/// A new image made by `mkfs.fat -C` of `kib` KiB: FAT `fat`, `spc` sectors per cluster.
+fn mkfs_image(fat: &str, spc: &str, kib: &str) -> Vec<u8> {
+    let tmp = TempDir::new("mkfs-basics");
+    let img = tmp.join("img");
+    run("mkfs.fat", &["-C", "--invariant", "-F", fat, "-s", spc, "-S", "512", s(&img), kib]);
+    std::fs::read(&img).expect("image")
 }

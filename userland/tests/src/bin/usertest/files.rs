@@ -30,6 +30,7 @@ pub const TESTS: &[crate::Test] = &[
     ("files::memory_is_lent_only_downwards_and_charged_there", memory_is_lent_only_downwards_and_charged_there),
     ("files::a_child_runs_programs_stored_in_its_vsf", a_child_runs_programs_stored_in_its_vsf),
     ("files::boot_is_the_boot_file_system_read_only", boot_is_the_boot_file_system_read_only),
+    ("files::hostile_vsfs_are_refused_and_nothing_else_changes", hostile_vsfs_are_refused_and_nothing_else_changes),
 ];
 
 pub const PERSIST_TESTS: &[crate::Test] = &[
@@ -481,4 +482,143 @@ fn boot_is_the_boot_file_system_read_only() -> TestResult {
     })();
     proc.destroy(child).map_err(e("destroy"))?;
     result
+}
+
+/// A little-endian `u16` at `at` of `bytes`.
+fn le16(bytes: &[u8], at: usize) -> usize {
+    usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
+}
+
+/// Damaged VSFs, written as files on the data disk and mounted: a zeroed one, one cut short of
+/// what its boot sector claims and one with garbage in its boot sector are refused with a
+/// reason; one whose directory names a cluster outside the volume, one whose file's chain
+/// loops and one with garbage for a root directory mount, and what is damaged is refused with a
+/// reason when used. Through all of it `vfs` answers (a handle opened before still reads, so
+/// it did not restart) and a file beside the images keeps its bytes.
+fn hostile_vsfs_are_refused_and_nothing_else_changes() -> TestResult {
+    let _ = fs::create_dir("/data/hostile");
+    let sentinel = pattern(41, 50_000);
+    fs::write("/data/hostile/sentinel", &sentinel).map_err(e("write the sentinel"))?;
+    let before = File::open("/data/hostile/sentinel").map_err(e("open the sentinel"))?;
+    // A sound 2 MiB VSF (FAT12) holding /dir/file.bin, to damage.
+    let sound = "/data/hostile/sound.vsf";
+    let _ = fs::remove(sound);
+    fs::create_vsf(sound, 2 << 20).map_err(e("create_vsf"))?;
+    let _ = fs::create_dir("/tmp/hv");
+    fs::mount(0, "/tmp/hv", "vsf:/data/hostile/sound.vsf").map_err(e("mount the sound VSF"))?;
+    fs::create_dir("/tmp/hv/dir").map_err(e("mkdir in the VSF"))?;
+    fs::write("/tmp/hv/dir/file.bin", &pattern(42, 100_000)).map_err(e("write in the VSF"))?;
+    fs::unmount(0, "/tmp/hv").map_err(e("unmount the sound VSF"))?;
+    let image = fs::read(sound).map_err(e("read the sound VSF"))?;
+    check!(image.len() == 2 << 20 && image[510..512] == [0x55, 0xAA], "the sound VSF: {} bytes", image.len());
+    let (bps, spc, reserved, fats) =
+        (le16(&image, 11), usize::from(image[13]), le16(&image, 14), usize::from(image[16]));
+    let (root_entries, fat_sectors) = (le16(&image, 17), le16(&image, 22));
+    let fat_start = reserved * bps;
+    let root_start = fat_start + fats * fat_sectors * bps;
+    let data_start = root_start + root_entries * 32;
+    let cluster_size = spc * bps;
+    let cluster_at = |cluster: usize| data_start + (cluster - 2) * cluster_size;
+    // An 8.3 entry of `dir_at` named `name`: its offset.
+    let find = |image: &[u8], dir_at: usize, name: &[u8; 11]| {
+        (dir_at..dir_at + 512 * 32).step_by(32).find(|&at| at + 32 <= image.len() && &image[at..at + 11] == name)
+    };
+    let dir = find(&image, root_start, b"DIR        ").ok_or("no DIR entry in the sound VSF")?;
+    let dir_cluster = le16(&image, dir + 26);
+    let file = find(&image, cluster_at(dir_cluster), b"FILE    BIN").ok_or("no FILE.BIN entry")?;
+    let file_cluster = le16(&image, file + 26);
+    // FAT12: sets the 12-bit entry of `cluster` in every FAT copy.
+    let set_fat = |image: &mut Vec<u8>, cluster: usize, value: u16| {
+        for copy in 0..fats {
+            let at = fat_start + copy * fat_sectors * bps + cluster * 3 / 2;
+            let both = u16::from_le_bytes([image[at], image[at + 1]]);
+            let both = if cluster % 2 == 0 { (both & 0xF000) | value } else { (both & 0x000F) | (value << 4) };
+            image[at..at + 2].copy_from_slice(&both.to_le_bytes());
+        }
+    };
+
+    type Damage = fn(&mut Vec<u8>, &dyn Fn(&mut Vec<u8>, usize, u16), usize, usize, usize, usize);
+    let cases: [(&str, Damage, &str); 6] = [
+        ("zeroed", |img, _, _, _, _, _| img.iter_mut().for_each(|b| *b = 0), "refused"),
+        ("cut short", |img, _, _, _, _, _| img.truncate(256 << 10), "refused"),
+        (
+            "garbage boot sector",
+            |img, _, _, _, _, _| img[11..62].iter_mut().enumerate().for_each(|(i, b)| *b = (i * 97 + 13) as u8),
+            "refused",
+        ),
+        (
+            "directory outside",
+            |img, _, dir, _, _, _| img[dir + 26..dir + 28].copy_from_slice(&0xFFF0u16.to_le_bytes()),
+            "dir",
+        ),
+        (
+            "looping chain",
+            |img, set_fat, _, _, file_cluster, _| set_fat(img, file_cluster, file_cluster as u16),
+            "file",
+        ),
+        (
+            "garbage root",
+            |img, _, _, _, _, root_start| {
+                img[root_start..root_start + 4096].iter_mut().enumerate().for_each(|(i, b)| *b = (i * 31 + 7) as u8)
+            },
+            "any",
+        ),
+    ];
+    for (what, damage, expect) in cases {
+        let mut bad = image.clone();
+        damage(&mut bad, &set_fat, dir, dir_cluster, file_cluster, root_start);
+        let path = "/data/hostile/bad.vsf";
+        let _ = fs::remove(path);
+        fs::write(path, &bad).map_err(e("write a damaged VSF"))?;
+        let mounted = fs::mount(0, "/tmp/hv", "vsf:/data/hostile/bad.vsf");
+        match (expect, &mounted) {
+            ("refused", Err(r)) => {
+                check!(r.error == Error::Corrupt && !r.reason.is_empty(), "{what}: refused as {r}");
+            }
+            ("refused", Ok(())) => return Err(format!("{what}: the damaged VSF was mounted")),
+            (_, Err(r)) => return Err(format!("{what}: not mounted: {r}")),
+            ("dir", Ok(())) => {
+                let listed = fs::read_dir("/tmp/hv/dir");
+                check!(listed.as_ref().is_err_and(|r| r.error == Error::Corrupt), "{what}: listing it gave {listed:?}");
+                let root = fs::read_dir("/tmp/hv").map_err(e("list the damaged VSF's root"))?;
+                check!(root.iter().any(|d| d.name == "dir"), "{what}: the root lists {root:?}");
+            }
+            ("file", Ok(())) => {
+                let read = fs::read("/tmp/hv/dir/file.bin");
+                check!(
+                    read.as_ref().is_err_and(|r| r.error == Error::Corrupt),
+                    "{what}: reading it gave {:?}",
+                    read.map(|d| d.len())
+                );
+            }
+            (_, Ok(())) => {
+                // Whatever the garbage reads as, listing it answers.
+                let _ = fs::read_dir("/tmp/hv");
+                let _ = fs::read_dir("/tmp/hv/dir");
+            }
+        }
+        if mounted.is_ok() {
+            fs::unmount(0, "/tmp/hv").map_err(e("unmount a damaged VSF"))?;
+        }
+        let mut again = vec![0u8; sentinel.len() + 1];
+        let mut n = 0;
+        loop {
+            let got = before
+                .read_at(n as u64, &mut again[n..])
+                .map_err(|r| format!("{what}: the handle opened before: {r}"))?;
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
+        check!(n == sentinel.len() && again[..n] == sentinel[..], "{what}: the sentinel changed ({n} bytes)");
+        if expect == "refused" {
+            let kept = fs::read(path).map_err(e("read the refused VSF back"))?;
+            check!(kept == bad, "{what}: a refused VSF was written to");
+        }
+    }
+    before.close().map_err(e("close"))?;
+    let _ = fs::remove("/data/hostile/bad.vsf");
+    fs::sync_all().map_err(e("sync"))?;
+    Ok(())
 }
