@@ -152,6 +152,9 @@ impl<D: Disk> Volume<D> {
         if succeeded {
             return;
         }
+        if let Ok(mut names) = self.names.try_borrow_mut() {
+            names.forget_all();
+        }
         let still_empty = self.resolve(path).ok().flatten().is_some_and(|(e, _)| e.is_empty());
         if still_empty
             && self.with_cache(|c| c.write_at(slot + 20, &[0; 2]).and_then(|_| c.write_at(slot + 26, &[0; 2]))).is_ok()

@@ -2,7 +2,8 @@
 //! directory already read is a map lookup rather than a scan of its entries (a scan of 1,000
 //! entries read through the cache costs milliseconds under emulation).
 //!
-//! A directory's [`Listing`] is made by one full scan and keyed the way lookups match names:
+//! A directory's [`Listing`] is made by one full scan (a lookup that misses, or a listing of
+//! the directory), holds its entries in order, and is keyed the way lookups match names:
 //! long names by their Unicode uppercase, 8.3 names by their ASCII uppercase (`BASE.EXT`). A
 //! name that is not in a listing is looked up by scanning again (so a miss answers exactly what
 //! an uncached lookup would); what the listing holds is what the directory held at the scan.
@@ -11,10 +12,14 @@
 //! forgets every listing (entries move, clusters are freed); creating a file adds it to its
 //! directory's listing, creating a directory forgets that listing; writing or cutting a file
 //! forgets the listing of the directory holding it (its size and time changed).
-//! The checks of directory chains are remembered and forgotten the same way.
+//! The checks of directory chains are remembered and forgotten the same way. The last few paths
+//! resolved (a handle's path is resolved on each read) are remembered with their entries and
+//! forgotten on any change at all.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use hadris_fat::sync::FileEntry;
 
@@ -23,32 +28,63 @@ use crate::volume::DirId;
 /// Most entries remembered over all directories (beyond, everything is forgotten).
 const MAX_REMEMBERED: usize = 65536;
 
+/// Paths whose resolution is remembered (the last ones asked).
+const MAX_RESOLVED: usize = 8;
+
+/// Names of at most this many bytes are folded on the stack when they are ASCII.
+const SHORT_KEY: usize = 64;
+
 /// One directory's entries by name.
 #[derive(Default)]
 pub(crate) struct Listing {
-    long: BTreeMap<String, FileEntry>,
-    short: BTreeMap<String, FileEntry>,
+    entries: Vec<FileEntry>,
+    /// Long names (Unicode uppercase) to their entry's index.
+    long: BTreeMap<Box<str>, u32>,
+    /// 8.3 names (`BASE.EXT`, ASCII uppercase) to their entry's index.
+    short: BTreeMap<Box<str>, u32>,
+    /// An entry was added after the scan: `entries` is no longer in the directory's order.
+    unordered: bool,
 }
 
 impl Listing {
-    /// Adds `entry` under its names (the first entry of a name keeps it).
+    /// Adds `entry` (the next in the directory's order) under its names (the first entry of a
+    /// name keeps it).
     pub(crate) fn add(&mut self, entry: &FileEntry) {
+        let index = self.entries.len() as u32;
         if let Some(long) = entry.long_name() {
             let key: String = long.chars().flat_map(char::to_uppercase).collect();
-            self.long.entry(key).or_insert_with(|| entry.clone());
+            self.long.entry(key.into_boxed_str()).or_insert(index);
         }
         if let Some(key) = short_key(&entry.short_name().raw_bytes()) {
-            self.short.entry(key).or_insert_with(|| entry.clone());
+            self.short.entry(key.into_boxed_str()).or_insert(index);
         }
+        self.entries.push(entry.clone());
     }
 
-    fn len(&self) -> usize {
-        self.long.len() + self.short.len()
+    /// Every entry, in the directory's order (`.` and `..` included); `None` once an entry
+    /// was added after the scan (its place in the directory is not known here).
+    pub(crate) fn ordered_entries(&self) -> Option<&[FileEntry]> {
+        (!self.unordered).then_some(&self.entries[..])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     fn find(&self, name: &str) -> Option<&FileEntry> {
-        let long: String = name.chars().flat_map(char::to_uppercase).collect();
-        self.long.get(&long).or_else(|| self.short.get(&name.to_ascii_uppercase()))
+        let index = if name.len() <= SHORT_KEY && name.is_ascii() {
+            // ASCII folds the same way both ways: no allocation.
+            let mut buf = [0u8; SHORT_KEY];
+            let key = &mut buf[..name.len()];
+            key.copy_from_slice(name.as_bytes());
+            key.make_ascii_uppercase();
+            let key = core::str::from_utf8(key).ok()?;
+            self.long.get(key).or_else(|| self.short.get(key))
+        } else {
+            let long: String = name.chars().flat_map(char::to_uppercase).collect();
+            self.long.get(long.as_str()).or_else(|| self.short.get(name.to_ascii_uppercase().as_str()))
+        };
+        self.entries.get(*index? as usize)
     }
 }
 
@@ -67,18 +103,48 @@ fn short_key(raw: &[u8; 11]) -> Option<String> {
     Some(key)
 }
 
-/// The listings and checked chains of one volume.
+/// What a path resolved to: its entry and the directory holding it (`None`: the root).
+pub(crate) type Resolved = Option<(FileEntry, DirId)>;
+
+/// The listings and checked chains of one volume, and the last paths resolved.
 #[derive(Default)]
 pub(crate) struct Names {
     dirs: BTreeMap<DirId, Listing>,
     remembered: usize,
     checked: BTreeSet<u64>,
+    /// Paths as asked and what they resolved to; forgotten with any change.
+    resolved: Vec<(String, Resolved)>,
+    /// The slot of `resolved` the next path replaces once it is full.
+    next_resolved: usize,
 }
 
 impl Names {
+    /// What `path` resolved to when last asked, if nothing changed since.
+    pub(crate) fn resolved(&self, path: &str) -> Option<Resolved> {
+        self.resolved.iter().find(|(p, _)| p == path).map(|(_, r)| r.clone())
+    }
+
+    /// Remembers what `path` resolves to now (in place of the oldest once full).
+    pub(crate) fn remember_resolved(&mut self, path: &str, resolved: &Resolved) {
+        if self.resolved.len() < MAX_RESOLVED {
+            self.resolved.push((String::from(path), resolved.clone()));
+        } else {
+            let slot = &mut self.resolved[self.next_resolved % MAX_RESOLVED];
+            slot.0.clear();
+            slot.0.push_str(path);
+            slot.1.clone_from(resolved);
+            self.next_resolved = (self.next_resolved + 1) % MAX_RESOLVED;
+        }
+    }
+
     /// The entry called `name` in directory `dir`, if its listing is here and holds it.
     pub(crate) fn find(&self, dir: DirId, name: &str) -> Option<FileEntry> {
         self.dirs.get(&dir)?.find(name).cloned()
+    }
+
+    /// The listing of `dir`, if it is here.
+    pub(crate) fn listing(&self, dir: DirId) -> Option<&Listing> {
+        self.dirs.get(&dir)
     }
 
     /// Keeps the listing of `dir`.
@@ -105,15 +171,18 @@ impl Names {
 
     /// Adds a new entry to the listing of `dir`, if it has one.
     pub(crate) fn add_to(&mut self, dir: DirId, entry: &FileEntry) {
+        self.resolved.clear();
         if let Some(listing) = self.dirs.get_mut(&dir) {
             let before = listing.len();
             listing.add(entry);
+            listing.unordered = true;
             self.remembered += listing.len() - before;
         }
     }
 
     /// Forgets the listing of `dir` (a file in it changed).
     pub(crate) fn forget_dir(&mut self, dir: DirId) {
+        self.resolved.clear();
         if let Some(old) = self.dirs.remove(&dir) {
             self.remembered -= old.len();
         }
@@ -121,6 +190,7 @@ impl Names {
 
     /// Forgets everything (entries were created, removed or moved).
     pub(crate) fn forget_all(&mut self) {
+        self.resolved.clear();
         self.dirs.clear();
         self.checked.clear();
         self.remembered = 0;

@@ -336,20 +336,17 @@ impl<D: Disk> Volume<D> {
     pub fn canonical(&self, path: &str) -> Result<String, FsError> {
         self.begin();
         let parts = path::components(path)?;
+        let Some((last, leading)) = parts.split_last() else {
+            return Ok(String::from("/"));
+        };
         let mut out = String::new();
-        for i in 1..=parts.len() {
-            let mut prefix = String::new();
-            for part in &parts[..i] {
-                prefix.push('/');
-                prefix.push_str(part);
-            }
-            let Some((entry, _)) = self.resolve(&prefix)? else { continue };
+        let (dir, id) = self.walk_dirs_in(leading, |entry| {
             out.push('/');
             out.push_str(&entry.name());
-        }
-        if out.is_empty() {
-            out.push('/');
-        }
+        })?;
+        let entry = self.lookup(&dir, id, last)?.ok_or(FsError::NotFound)?;
+        out.push('/');
+        out.push_str(&entry.name());
         Ok(out)
     }
 
@@ -357,22 +354,23 @@ impl<D: Disk> Volume<D> {
     pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, FsError> {
         self.begin();
         let parts = path::components(path)?;
-        let (dir, _) = self.open_dir(&parts)?;
-        let mut out = Vec::new();
+        let (dir, id) = self.open_dir(&parts)?;
+        let remembered =
+            self.names.try_borrow().ok().and_then(|n| n.listing(id).and_then(|l| l.ordered_entries().map(listed)));
+        if let Some(out) = remembered {
+            return Ok(out);
+        }
+        let mut listing = Listing::default();
         for item in dir.entries() {
             let DirectoryEntry::Entry(entry) = item.map_err(|e| self.fat_error(e))?;
-            if out.len() == MAX_DIR_ENTRIES {
+            if listing.len() == MAX_DIR_ENTRIES {
                 return Err(FsError::Corrupt("directory with more than 65536 entries"));
             }
-            let name = entry.name();
-            if entry.is_directory() && (name == "." || name == "..") {
-                continue;
-            }
-            out.push(DirEntry {
-                name: name.into_owned(),
-                kind: kind_of(&entry),
-                size: if entry.is_directory() { 0 } else { entry.len() },
-            });
+            listing.add(&entry);
+        }
+        let out = listing.ordered_entries().map(listed).unwrap_or_default();
+        if let Ok(mut names) = self.names.try_borrow_mut() {
+            names.keep(id, listing);
         }
         Ok(out)
     }
@@ -691,6 +689,15 @@ impl<D: Disk> Volume<D> {
 
     /// Walks `parts` from the root; every one must be a directory whose chain is sound.
     pub(crate) fn open_dir(&self, parts: &[&str]) -> Result<(FatDir<'_, Stream<D>>, DirId), FsError> {
+        self.walk_dirs_in(parts, |_| {})
+    }
+
+    /// [`Volume::open_dir`], calling `each` with the entry of every directory entered.
+    fn walk_dirs_in(
+        &self,
+        parts: &[&str],
+        mut each: impl FnMut(&FileEntry),
+    ) -> Result<(FatDir<'_, Stream<D>>, DirId), FsError> {
         let mut dir = self.fs.root_dir();
         let mut id = DirId::Root;
         if let Root::Chain(first) = self.geometry.root {
@@ -706,6 +713,7 @@ impl<D: Disk> Volume<D> {
                 return Err(FsError::Corrupt("directory's first cluster is outside the volume"));
             }
             self.check_dir_chain(first)?;
+            each(&entry);
             dir = self.fs.open_dir_entry(&entry).map_err(|e| self.fat_error(e))?;
             id = DirId::Cluster(first);
         }
@@ -740,13 +748,20 @@ impl<D: Disk> Volume<D> {
 
     /// The entry `path` names and the directory holding it; `None` for the root.
     pub(crate) fn resolve(&self, path: &str) -> Result<Option<(FileEntry, DirId)>, FsError> {
+        if let Some(resolved) = self.names.try_borrow().ok().and_then(|n| n.resolved(path)) {
+            return Ok(resolved);
+        }
         let mut parts = path::components(path)?;
         let Some(name) = parts.pop() else {
             return Ok(None);
         };
         let (dir, parent) = self.open_dir(&parts)?;
         let entry = self.lookup(&dir, parent, name)?.ok_or(FsError::NotFound)?;
-        Ok(Some((entry, parent)))
+        let resolved = Some((entry, parent));
+        if let Ok(mut names) = self.names.try_borrow_mut() {
+            names.remember_resolved(path, &resolved);
+        }
+        Ok(resolved)
     }
 
     /// The entry called `name` in `dir` (whose id is `id`), matched as hadris-fat matches
@@ -794,6 +809,19 @@ impl<D: Disk> Volume<D> {
         }
         Ok(exact.or(fallback))
     }
+}
+
+/// What [`Volume::read_dir`] reports of a directory's entries: all but `.` and `..`.
+fn listed(entries: &[FileEntry]) -> Vec<DirEntry> {
+    entries
+        .iter()
+        .filter(|e| !(e.is_directory() && matches!(&*e.name(), "." | "..")))
+        .map(|e| DirEntry {
+            name: e.name().into_owned(),
+            kind: kind_of(e),
+            size: if e.is_directory() { 0 } else { e.len() },
+        })
+        .collect()
 }
 
 /// File or directory, from the entry's attributes.

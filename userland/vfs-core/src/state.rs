@@ -216,6 +216,22 @@ fn error_of(e: FsError) -> Error {
     }
 }
 
+/// The page of `entries` from index `start`: as many as fit one reply.
+fn page_of(entries: &[DirEntry], start: u64) -> Listing {
+    let mut page = DirEntries::default();
+    let mut used = 0;
+    let mut next = start;
+    for entry in entries.iter().skip(usize::try_from(start).unwrap_or(usize::MAX)) {
+        if !page.fits(used, entry) {
+            break;
+        }
+        used += entry.wire_bytes();
+        page.0.push(entry.clone());
+        next += 1;
+    }
+    Listing { entries: page, next }
+}
+
 fn stat_of(meta: Meta, read_only: bool) -> Stat {
     Stat { kind: meta.kind, size: meta.size, modified: meta.modified, read_only }
 }
@@ -350,7 +366,7 @@ impl<E: Env> Vfs<E> {
         }
         if !at.is_empty() {
             // The mount point must be a directory of what is mounted above it.
-            let located = self.locate_in(container, &at)?;
+            let located = self.locate_in(container, at.clone())?;
             let fs = self.fs(located.mount)?;
             let stat = fs.borrow_mut().stat(&located.path);
             match stat {
@@ -393,7 +409,7 @@ impl<E: Env> Vfs<E> {
             (Rc::new(RefCell::new(FatFs::new(volume))), Backing::Device(name.to_string()))
         } else if let Some(file) = source.strip_prefix("vsf:") {
             let parts = resolve(&[], file).map_err(|e| (Error::InvalidArgument, format!("{file}: {e}")))?;
-            let mut located = self.locate_in(caller, &parts)?;
+            let mut located = self.locate_in(caller, parts)?;
             located.path = self.canonical(&located)?;
             if self.vsf_under(located.mount, &located.path) {
                 return Err((Error::Busy, format!("{file} is mounted already")));
@@ -439,18 +455,13 @@ impl<E: Env> Vfs<E> {
 
     /// Which mount serves `at` (resolved, from the root) in `container`'s namespace (with every
     /// right: the caller narrows them).
-    fn locate_in(&self, container: u64, at: &[String]) -> Result<Located, (Error, String)> {
+    fn locate_in(&self, container: u64, at: Vec<String>) -> Result<Located, (Error, String)> {
         let points = self.namespaces.get(&container).map_or(&[][..], Vec::as_slice);
         let point =
-            points.iter().rev().find(|p| starts_with(at, &p.at)).ok_or_else(|| {
-                (Error::NotFound, format!("{}: nothing is mounted there in this container", join(at)))
+            points.iter().rev().find(|p| starts_with(&at, &p.at)).ok_or_else(|| {
+                (Error::NotFound, format!("{}: nothing is mounted there in this container", join(&at)))
             })?;
-        Ok(Located {
-            at: at.to_vec(),
-            mount: point.mount,
-            path: at[point.at.len()..].to_vec(),
-            rights: Rights::READ_WRITE,
-        })
+        Ok(Located { path: at[point.at.len()..].to_vec(), at, mount: point.mount, rights: Rights::READ_WRITE })
     }
 
     /// Resolves `path` under directory handle `dir` of `container`.
@@ -465,7 +476,7 @@ impl<E: Env> Vfs<E> {
             (h.at.clone(), h.rights)
         };
         let at = resolve(&base, path).map_err(|e| (Error::InvalidArgument, format!("{path}: {e}")))?;
-        let mut located = self.locate_in(container, &at)?;
+        let mut located = self.locate_in(container, at)?;
         located.rights = rights;
         Ok(located)
     }
@@ -1025,44 +1036,31 @@ impl<E: Env> Server for Vfs<E> {
     fn readdir(&mut self, cx: &mut Cx<'_, Listing>, dir: u64, start: u64) -> Answer<Listing> {
         let container = cx.caller().container;
         let result = (|| {
-            let entries = if dir == ROOT {
+            if dir == ROOT {
                 let located = self.locate(container, ROOT, "")?;
                 let fs = self.fs(located.mount)?;
-                fs.borrow_mut().read_dir(&located.path).map_err(|e| (error_of(e), format!("/: {e}")))?
-            } else {
-                let h = self.handle(container, dir)?;
-                if h.kind != Kind::Dir {
-                    return Err((Error::NotADirectory, format!("handle {dir:#x} is a file")));
-                }
-                if !h.rights.contains(Rights::READ) {
-                    return Err((Error::MissingRights, format!("handle {dir:#x} is {}, r- needed", h.rights)));
-                }
-                match (&h.listing, start) {
-                    (Some(listing), s) if s > 0 => listing.clone(),
-                    _ => {
-                        let located = self.locate(container, dir, "")?;
-                        let fs = self.fs(located.mount)?;
-                        let listing = fs
-                            .borrow_mut()
-                            .read_dir(&located.path)
-                            .map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))?;
-                        self.handle_mut(container, dir)?.listing = Some(listing.clone());
-                        listing
-                    }
-                }
-            };
-            let mut page = DirEntries::default();
-            let mut used = 0;
-            let mut next = start;
-            for entry in entries.iter().skip(usize::try_from(start).unwrap_or(usize::MAX)) {
-                if !page.fits(used, entry) {
-                    break;
-                }
-                used += entry.wire_bytes();
-                page.0.push(entry.clone());
-                next += 1;
+                let entries = fs.borrow_mut().read_dir(&located.path).map_err(|e| (error_of(e), format!("/: {e}")))?;
+                return Ok(page_of(&entries, start));
             }
-            Ok(Listing { entries: page, next })
+            let h = self.handle(container, dir)?;
+            if h.kind != Kind::Dir {
+                return Err((Error::NotADirectory, format!("handle {dir:#x} is a file")));
+            }
+            if !h.rights.contains(Rights::READ) {
+                return Err((Error::MissingRights, format!("handle {dir:#x} is {}, r- needed", h.rights)));
+            }
+            // A listing from the start reads the directory afresh; later pages come from it.
+            if start == 0 || h.listing.is_none() {
+                let located = self.locate(container, dir, "")?;
+                let fs = self.fs(located.mount)?;
+                let listing = fs
+                    .borrow_mut()
+                    .read_dir(&located.path)
+                    .map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))?;
+                self.handle_mut(container, dir)?.listing = Some(listing);
+            }
+            let h = self.handle(container, dir)?;
+            Ok(page_of(h.listing.as_deref().unwrap_or(&[]), start))
         })();
         answer(cx, result)
     }
