@@ -12,12 +12,13 @@
 //! forgets every listing (entries move, clusters are freed); creating a file adds it to its
 //! directory's listing, creating a directory forgets that listing; writing or cutting a file
 //! forgets the listing of the directory holding it (its size and time changed).
-//! The checks of directory chains are remembered and forgotten the same way. The last few paths
-//! resolved (a handle's path is resolved on each read) are remembered with their entries and
-//! forgotten on any change at all.
+//! The checks of directory chains are remembered and forgotten the same way. Paths resolved
+//! (up to 1,024; a handle's path is resolved on each read, and `stat` resolves a path each
+//! time) are remembered with their entries and forgotten on any change at all.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -28,8 +29,8 @@ use crate::volume::DirId;
 /// Most entries remembered over all directories (beyond, everything is forgotten).
 const MAX_REMEMBERED: usize = 65536;
 
-/// Paths whose resolution is remembered (the last ones asked).
-const MAX_RESOLVED: usize = 8;
+/// Paths whose resolution is remembered (beyond, they are all forgotten).
+const MAX_RESOLVED: usize = 1024;
 
 /// Names of at most this many bytes are folded on the stack when they are ASCII.
 const SHORT_KEY: usize = 64;
@@ -37,7 +38,7 @@ const SHORT_KEY: usize = 64;
 /// One directory's entries by name.
 #[derive(Default)]
 pub(crate) struct Listing {
-    entries: Vec<FileEntry>,
+    entries: Vec<Rc<FileEntry>>,
     /// Long names (Unicode uppercase) to their entry's index.
     long: BTreeMap<Box<str>, u32>,
     /// 8.3 names (`BASE.EXT`, ASCII uppercase) to their entry's index.
@@ -58,12 +59,12 @@ impl Listing {
         if let Some(key) = short_key(&entry.short_name().raw_bytes()) {
             self.short.entry(key.into_boxed_str()).or_insert(index);
         }
-        self.entries.push(entry.clone());
+        self.entries.push(Rc::new(entry.clone()));
     }
 
     /// Every entry, in the directory's order (`.` and `..` included); `None` once an entry
     /// was added after the scan (its place in the directory is not known here).
-    pub(crate) fn ordered_entries(&self) -> Option<&[FileEntry]> {
+    pub(crate) fn ordered_entries(&self) -> Option<&[Rc<FileEntry>]> {
         (!self.unordered).then_some(&self.entries[..])
     }
 
@@ -71,7 +72,7 @@ impl Listing {
         self.entries.len()
     }
 
-    fn find(&self, name: &str) -> Option<&FileEntry> {
+    fn find(&self, name: &str) -> Option<&Rc<FileEntry>> {
         let index = if name.len() <= SHORT_KEY && name.is_ascii() {
             // ASCII folds the same way both ways: no allocation.
             let mut buf = [0u8; SHORT_KEY];
@@ -106,39 +107,32 @@ fn short_key(raw: &[u8; 11]) -> Option<String> {
 /// What a path resolved to: its entry and the directory holding it (`None`: the root).
 pub(crate) type Resolved = Option<(FileEntry, DirId)>;
 
-/// The listings and checked chains of one volume, and the last paths resolved.
+/// The listings and checked chains of one volume, and the paths resolved since the last change.
 #[derive(Default)]
 pub(crate) struct Names {
     dirs: BTreeMap<DirId, Listing>,
     remembered: usize,
     checked: BTreeSet<u64>,
-    /// Paths as asked and what they resolved to; forgotten with any change.
-    resolved: Vec<(String, Resolved)>,
-    /// The slot of `resolved` the next path replaces once it is full.
-    next_resolved: usize,
+    /// Paths as asked and the entry each named; forgotten with any change.
+    resolved: BTreeMap<Box<str>, (Rc<FileEntry>, DirId)>,
 }
 
 impl Names {
     /// What `path` resolved to when last asked, if nothing changed since.
     pub(crate) fn resolved(&self, path: &str) -> Option<Resolved> {
-        self.resolved.iter().find(|(p, _)| p == path).map(|(_, r)| r.clone())
+        self.resolved.get(path).map(|(entry, dir)| Some((FileEntry::clone(entry), *dir)))
     }
 
-    /// Remembers what `path` resolves to now (in place of the oldest once full).
-    pub(crate) fn remember_resolved(&mut self, path: &str, resolved: &Resolved) {
-        if self.resolved.len() < MAX_RESOLVED {
-            self.resolved.push((String::from(path), resolved.clone()));
-        } else {
-            let slot = &mut self.resolved[self.next_resolved % MAX_RESOLVED];
-            slot.0.clear();
-            slot.0.push_str(path);
-            slot.1.clone_from(resolved);
-            self.next_resolved = (self.next_resolved + 1) % MAX_RESOLVED;
+    /// Remembers the entry `path` names now, and the directory holding it.
+    pub(crate) fn remember_resolved(&mut self, path: &str, entry: &Rc<FileEntry>, dir: DirId) {
+        if self.resolved.len() == MAX_RESOLVED {
+            self.resolved.clear();
         }
+        self.resolved.insert(Box::from(path), (Rc::clone(entry), dir));
     }
 
     /// The entry called `name` in directory `dir`, if its listing is here and holds it.
-    pub(crate) fn find(&self, dir: DirId, name: &str) -> Option<FileEntry> {
+    pub(crate) fn find(&self, dir: DirId, name: &str) -> Option<Rc<FileEntry>> {
         self.dirs.get(&dir)?.find(name).cloned()
     }
 

@@ -757,11 +757,10 @@ impl<D: Disk> Volume<D> {
         };
         let (dir, parent) = self.open_dir(&parts)?;
         let entry = self.lookup(&dir, parent, name)?.ok_or(FsError::NotFound)?;
-        let resolved = Some((entry, parent));
         if let Ok(mut names) = self.names.try_borrow_mut() {
-            names.remember_resolved(path, &resolved);
+            names.remember_resolved(path, &entry, parent);
         }
-        Ok(resolved)
+        Ok(Some((FileEntry::clone(&entry), parent)))
     }
 
     /// The entry called `name` in `dir` (whose id is `id`), matched as hadris-fat matches
@@ -773,7 +772,7 @@ impl<D: Disk> Volume<D> {
         dir: &FatDir<'_, Stream<D>>,
         id: DirId,
         name: &str,
-    ) -> Result<Option<FileEntry>, FsError> {
+    ) -> Result<Option<Rc<FileEntry>>, FsError> {
         if let Some(entry) = self.names.try_borrow().ok().and_then(|n| n.find(id, name)) {
             return Ok(Some(entry));
         }
@@ -807,12 +806,12 @@ impl<D: Disk> Volume<D> {
         if let Ok(mut names) = self.names.try_borrow_mut() {
             names.keep(id, listing);
         }
-        Ok(exact.or(fallback))
+        Ok(exact.or(fallback).map(Rc::new))
     }
 }
 
 /// What [`Volume::read_dir`] reports of a directory's entries: all but `.` and `..`.
-fn listed(entries: &[FileEntry]) -> Vec<DirEntry> {
+fn listed(entries: &[Rc<FileEntry>]) -> Vec<DirEntry> {
     entries
         .iter()
         .filter(|e| !(e.is_directory() && matches!(&*e.name(), "." | "..")))
