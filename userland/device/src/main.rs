@@ -42,6 +42,8 @@ use registry::{Backend, Device, Registry};
 
 vessel_rt::entry!(main);
 
+/// How often requests make the server forget containers that ended.
+const SWEEP_NS: u64 = 1_000_000_000;
 /// Notification bit of the disks' interrupts (one bit: the server looks at every disk).
 const BLK_BIT: u64 = 1;
 /// Notification bit of the keyboard's interrupt.
@@ -182,10 +184,19 @@ fn main() -> i32 {
     state.follow_log(events, LOG_BIT);
     println!("device: serving");
     let mut server = Server::new(Endpoint(Cap(ep)));
+    let mut next_sweep = vessel_rt::time::now_ns() + SWEEP_NS;
     loop {
         let timeout = state.next_timeout(vessel_rt::time::now_ns());
         match server.next(timeout) {
             Ok(Incoming::Request { caller, mut message }) => {
+                // Requests drive the sweep for ended containers (an idle server never wakes
+                // for it): at most once a second, before the request, so no request sees a
+                // grant of a container that ended a second ago.
+                let now = vessel_rt::time::now_ns();
+                if now >= next_sweep {
+                    state.sweep();
+                    next_sweep = now + SWEEP_NS;
+                }
                 if vessel_device_protocol::dispatch(&mut state, caller, &mut Keeper, &mut message) == Dispatched::Reply
                 {
                     let _ = Server::answer(&message);

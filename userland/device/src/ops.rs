@@ -218,6 +218,12 @@ impl State {
         self.readers.next_timeout(now)
     }
 
+    /// Forgets what containers that ended held (their grants, plugged devices, sessions and
+    /// lent buffers); the server runs it every second that requests come.
+    pub fn sweep(&mut self) {
+        self.forget_dead_containers();
+    }
+
     /// Containers that hold grants but no longer exist lose them (asked of `proc`).
     fn forget_dead_containers(&mut self) {
         let Some(proc) = self.proc else { return };

@@ -285,6 +285,12 @@ fn destroying_a_container_returns_its_grants() -> TestResult {
     devices.grant(child, "blk0", Rights::READ_WRITE, true).map_err(e("exclusive grant"))?;
     check!(devices.open("blk0", Rights::READ).map_err(|r| r.error).err() == Some(Error::Busy), "kept out");
     proc.destroy(child).map_err(e("destroy"))?;
+    // Any request a second later finds the grant gone (the server sweeps every second that
+    // requests come; before, only `open`, `grant` and `console` looked).
+    vessel_rt::time::sleep_ms(1100);
+    let _ = devices.list().map_err(e("list"))?;
+    let holder = devices.info("blk0").map_err(e("info"))?.holder;
+    check!(holder == 0, "blk0 is still held by {holder:#x}, a container that ended");
     let disk = open_disk(devices, Rights::READ_WRITE)?;
     check!(devices.info("blk0").map_err(e("info"))?.holder == 0, "nobody holds blk0 any more");
     disk.close().map_err(e("close"))?;
