@@ -5,8 +5,9 @@
 //! A directory's [`Listing`] is made by one full scan (a lookup that misses, or a listing of
 //! the directory), holds its entries in order, and is keyed the way lookups match names:
 //! long names by their Unicode uppercase, 8.3 names by their ASCII uppercase (`BASE.EXT`). A
-//! name that is not in a listing is looked up by scanning again (so a miss answers exactly what
-//! an uncached lookup would); what the listing holds is what the directory held at the scan.
+//! listing is a whole directory, so a name it lacks is not there (except a name ending with a
+//! dot, which 8.3 matching drops: such a miss scans again); what the listing holds is what the
+//! directory held at the scan, plus the entries created since.
 //!
 //! Every change to the volume forgets what it may have changed: removing or renaming an entry
 //! forgets every listing (entries move, clusters are freed); creating a file adds it to its
@@ -132,8 +133,10 @@ impl Names {
     }
 
     /// The entry called `name` in directory `dir`, if its listing is here and holds it.
-    pub(crate) fn find(&self, dir: DirId, name: &str) -> Option<Rc<FileEntry>> {
-        self.dirs.get(&dir)?.find(name).cloned()
+    /// What the listing of `dir` says of `name`: `None` if there is no listing, `Some(None)`
+    /// if the listing lacks the name.
+    pub(crate) fn find(&self, dir: DirId, name: &str) -> Option<Option<Rc<FileEntry>>> {
+        Some(self.dirs.get(&dir)?.find(name).cloned())
     }
 
     /// The listing of `dir`, if it is here.

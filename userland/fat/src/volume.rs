@@ -766,15 +766,23 @@ impl<D: Disk> Volume<D> {
     /// The entry called `name` in `dir` (whose id is `id`), matched as hadris-fat matches
     /// names: an exact long name first, else the first long or 8.3 name equal ignoring case.
     /// `.` and `..` never reach here (paths are resolved lexically). A directory scanned once
-    /// is remembered (`names.rs`) until the volume changes.
+    /// is remembered (`names.rs`) until the volume changes, and answers misses too.
     pub(crate) fn lookup(
         &self,
         dir: &FatDir<'_, Stream<D>>,
         id: DirId,
         name: &str,
     ) -> Result<Option<Rc<FileEntry>>, FsError> {
-        if let Some(entry) = self.names.try_borrow().ok().and_then(|n| n.find(id, name)) {
-            return Ok(Some(entry));
+        if let Ok(names) = self.names.try_borrow()
+            && let Some(found) = names.find(id, name)
+        {
+            // A remembered listing is the whole directory: a name it lacks is not there,
+            // unless the name ends with a dot, which 8.3 matching drops (`A.` names `A`).
+            match found {
+                Some(entry) => return Ok(Some(entry)),
+                None if !name.ends_with('.') => return Ok(None),
+                None => {}
+            }
         }
         let mut exact = None;
         let mut fallback = None;

@@ -236,3 +236,25 @@ fn mkfs_image(fat: &str, spc: &str, kib: &str) -> Vec<u8> {
     run("mkfs.fat", &["-C", "--invariant", "-F", fat, "-s", spc, "-S", "512", s(&img), kib]);
     std::fs::read(&img).expect("image")
 }
+
+/// A remembered listing answers misses as a scan would: a name it lacks is not there, and a
+/// name ending with a dot still finds its entry (8.3 matching drops the dot: `PLAIN.` names
+/// `PLAIN`), with the listing remembered and on a fresh mount alike.
+#[test]
+fn a_remembered_listing_answers_misses_as_a_scan_does() {
+    let mut vol = mount(mkfs_image("16", "1", "4096"), 64);
+    vol.mkdir("/d").expect("mkdir");
+    vol.create("/d/PLAIN").expect("create");
+    vol.create("/d/a long name.txt").expect("create");
+    let image = vol.unmount().expect("unmount").into_disk().expect("disk").into_bytes();
+    let probes =
+        ["/d/plain", "/d/PLAIN.", "/d/plain.", "/d/missing", "/d/missing.", "/d/A LONG NAME.TXT", "/d/a long name"];
+    let fresh: Vec<_> = probes.iter().map(|p| mount(image.clone(), 64).stat(p).map(|m| m.kind)).collect();
+    let vol = mount(image, 64);
+    vol.read_dir("/d").expect("list");
+    assert!(vol.stat("/d/plain").is_ok(), "a listing is remembered");
+    let remembered: Vec<_> = probes.iter().map(|p| vol.stat(p).map(|m| m.kind)).collect();
+    assert_eq!(remembered, fresh, "probes {probes:?}");
+    assert_eq!(fresh[1], Ok(Kind::File), "PLAIN. names PLAIN");
+    assert_eq!(fresh[3], Err(FsError::NotFound));
+}
