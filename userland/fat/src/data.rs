@@ -78,7 +78,7 @@ impl<D: Disk> Volume<D> {
         let (entry, given) = self.with_first_cluster(path, entry, parent)?;
         let result = self.write_entry(&entry, offset, data);
         self.settle_first_cluster(path, given, result.is_ok());
-        self.forget_listing(parent);
+        self.entry_changed(parent, &entry);
         result
     }
 
@@ -111,7 +111,7 @@ impl<D: Disk> Volume<D> {
         let (entry, given) = if len > 0 { self.with_first_cluster(path, entry, parent)? } else { (entry, None) };
         let result = self.truncate_entry(&entry, len);
         self.settle_first_cluster(path, given, result.is_ok());
-        self.forget_listing(parent);
+        self.entry_changed(parent, &entry);
         result
     }
 
@@ -139,7 +139,7 @@ impl<D: Disk> Volume<D> {
             self.free_own_cluster(cluster);
             return Err(e);
         }
-        self.forget_listing(parent);
+        self.entry_changed(parent, &entry);
         let (entry, _) = self.file(path)?;
         Ok((entry, Some((slot, cluster))))
     }
@@ -259,10 +259,10 @@ impl<D: Disk> Volume<D> {
         }
     }
 
-    /// Forgets the listing of `dir`: an entry in it changed size or time.
-    fn forget_listing(&self, dir: DirId) {
+    /// The entry of `entry` (in `dir`) changed on the disk: its size, time or first cluster.
+    fn entry_changed(&self, dir: DirId, entry: &FileEntry) {
         if let Ok(mut names) = self.names.try_borrow_mut() {
-            names.forget_dir(dir);
+            names.changed(dir, &entry.short_name().raw_bytes());
         }
     }
 

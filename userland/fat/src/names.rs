@@ -12,7 +12,8 @@
 //! Every change to the volume forgets what it may have changed: removing or renaming an entry
 //! forgets every listing (entries move, clusters are freed); creating a file adds it to its
 //! directory's listing, creating a directory forgets that listing; writing or cutting a file
-//! forgets the listing of the directory holding it (its size and time changed).
+//! marks its entry in the listing of the directory holding it as changed (its size, time or
+//! first cluster), to be read again when next found.
 //! The checks of directory chains are remembered and forgotten the same way. Paths resolved
 //! (up to 1,024; a handle's path is resolved on each read, and `stat` resolves a path each
 //! time) are remembered with their entries and forgotten on any change at all.
@@ -46,6 +47,21 @@ pub(crate) struct Listing {
     short: BTreeMap<Box<str>, u32>,
     /// An entry was added after the scan: `entries` is no longer in the directory's order.
     unordered: bool,
+    /// Entries that changed on the disk since they were read (a file written: its size, time
+    /// or first cluster): found by name, they must be read again.
+    stale: BTreeSet<u32>,
+}
+
+/// What a remembered listing says of a name.
+pub(crate) enum Found {
+    /// No listing of the directory is remembered.
+    Unknown,
+    /// The directory has no entry of that name.
+    Missing,
+    /// The entry, as it is.
+    Entry(Rc<FileEntry>),
+    /// The entry with these 8.3 bytes changed since it was read: read it again.
+    Stale([u8; 11]),
 }
 
 impl Listing {
@@ -64,16 +80,34 @@ impl Listing {
     }
 
     /// Every entry, in the directory's order (`.` and `..` included); `None` once an entry
-    /// was added after the scan (its place in the directory is not known here).
+    /// was added after the scan (its place in the directory is not known here) or changed.
     pub(crate) fn ordered_entries(&self) -> Option<&[Rc<FileEntry>]> {
-        (!self.unordered).then_some(&self.entries[..])
+        (!self.unordered && self.stale.is_empty()).then_some(&self.entries[..])
+    }
+
+    /// The index of the entry whose 8.3 bytes are `raw`.
+    fn index_of(&self, raw: &[u8; 11]) -> Option<u32> {
+        let index = *self.short.get(short_key(raw)?.as_str())?;
+        let entry = self.entries.get(index as usize)?;
+        (entry.short_name().raw_bytes() == *raw).then_some(index)
     }
 
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    fn find(&self, name: &str) -> Option<&Rc<FileEntry>> {
+    fn find(&self, name: &str) -> Found {
+        match self.find_index(name) {
+            None => Found::Missing,
+            Some(i) if self.stale.contains(&i) => match self.entries.get(i as usize) {
+                Some(e) => Found::Stale(e.short_name().raw_bytes()),
+                None => Found::Unknown,
+            },
+            Some(i) => self.entries.get(i as usize).map_or(Found::Unknown, |e| Found::Entry(Rc::clone(e))),
+        }
+    }
+
+    fn find_index(&self, name: &str) -> Option<u32> {
         let index = if name.len() <= SHORT_KEY && name.is_ascii() {
             // ASCII folds the same way both ways: no allocation.
             let mut buf = [0u8; SHORT_KEY];
@@ -86,7 +120,7 @@ impl Listing {
             let long: String = name.chars().flat_map(char::to_uppercase).collect();
             self.long.get(long.as_str()).or_else(|| self.short.get(name.to_ascii_uppercase().as_str()))
         };
-        self.entries.get(*index? as usize)
+        index.copied()
     }
 }
 
@@ -133,10 +167,36 @@ impl Names {
     }
 
     /// The entry called `name` in directory `dir`, if its listing is here and holds it.
-    /// What the listing of `dir` says of `name`: `None` if there is no listing, `Some(None)`
-    /// if the listing lacks the name.
-    pub(crate) fn find(&self, dir: DirId, name: &str) -> Option<Option<Rc<FileEntry>>> {
-        Some(self.dirs.get(&dir)?.find(name).cloned())
+    /// What the listing of `dir` says of `name`.
+    pub(crate) fn find(&self, dir: DirId, name: &str) -> Found {
+        self.dirs.get(&dir).map_or(Found::Unknown, |l| l.find(name))
+    }
+
+    /// The entry with 8.3 bytes `raw` in `dir` changed on the disk (a file was written): it is
+    /// read again when next found (or the whole listing, if it is not in it as expected).
+    pub(crate) fn changed(&mut self, dir: DirId, raw: &[u8; 11]) {
+        self.resolved.clear();
+        match self.dirs.get_mut(&dir) {
+            Some(listing) => match listing.index_of(raw) {
+                Some(index) => {
+                    listing.stale.insert(index);
+                }
+                None => self.forget_dir(dir),
+            },
+            None => {}
+        }
+    }
+
+    /// `entry` as read again (it was [`Found::Stale`]).
+    pub(crate) fn refresh(&mut self, dir: DirId, entry: &FileEntry) {
+        let raw = entry.short_name().raw_bytes();
+        if let Some(listing) = self.dirs.get_mut(&dir)
+            && let Some(index) = listing.index_of(&raw)
+            && let Some(slot) = listing.entries.get_mut(index as usize)
+        {
+            *slot = Rc::new(entry.clone());
+            listing.stale.remove(&index);
+        }
     }
 
     /// The listing of `dir`, if it is here.

@@ -37,7 +37,7 @@ use crate::boot::{BOOT_SECTOR, Geometry, Root};
 use crate::cache::{Cache, CacheStats};
 use crate::disk::{Disk, DiskError};
 use crate::error::{FsError, from_fat};
-use crate::names::{Listing, Names};
+use crate::names::{Found, Listing, Names};
 use crate::path;
 
 /// Most entries a directory may hold (the FAT limit: 65,536 32-byte slots, 2 MiB).
@@ -773,16 +773,32 @@ impl<D: Disk> Volume<D> {
         id: DirId,
         name: &str,
     ) -> Result<Option<Rc<FileEntry>>, FsError> {
-        if let Ok(names) = self.names.try_borrow()
-            && let Some(found) = names.find(id, name)
-        {
+        let found = self.names.try_borrow().map_or(Found::Unknown, |n| n.find(id, name));
+        match found {
+            Found::Entry(entry) => return Ok(Some(entry)),
             // A remembered listing is the whole directory: a name it lacks is not there,
             // unless the name ends with a dot, which 8.3 matching drops (`A.` names `A`).
-            match found {
-                Some(entry) => return Ok(Some(entry)),
-                None if !name.ends_with('.') => return Ok(None),
-                None => {}
+            Found::Missing if !name.ends_with('.') => return Ok(None),
+            Found::Stale(raw) => {
+                // Read that one entry again (its 8.3 name is unique in the directory).
+                for (seen, item) in dir.entries().enumerate() {
+                    if seen == MAX_DIR_ENTRIES {
+                        return Err(FsError::Corrupt("directory with more than 65536 entries"));
+                    }
+                    let DirectoryEntry::Entry(entry) = item.map_err(|e| self.fat_error(e))?;
+                    if entry.short_name().raw_bytes() == raw {
+                        if let Ok(mut names) = self.names.try_borrow_mut() {
+                            names.refresh(id, &entry);
+                        }
+                        return Ok(Some(Rc::new(entry)));
+                    }
+                }
+                // Gone: what the listing says cannot be trusted; read the whole directory.
+                if let Ok(mut names) = self.names.try_borrow_mut() {
+                    names.forget_dir(id);
+                }
             }
+            Found::Missing | Found::Unknown => {}
         }
         let mut exact = None;
         let mut fallback = None;
