@@ -299,6 +299,8 @@ const STEPS: &[Step] = &[
         // Mounted once, anywhere: a container cannot take it as its root meanwhile.
         has(&t.run("ctr run --root /data/img.vsf true", "/")?, "img.vsf")?;
         same(t.run("vsf unmount /mnt", "/")?, "")?;
+        // Written back on unmount: the check finds the file and nothing wrong.
+        has(&t.run("vsf check /data/img.vsf", "/")?, "/data/img.vsf: clean: FAT16, 1 file, 0 directories, ")?;
         has(&t.run("ctr run --root /data/img.vsf cat /f.txt", "/")?, "kept\nctr: cat exited with code 0")
     }),
     ("ctrl_d_leaves_and_init_starts_a_new_shell", |t| {

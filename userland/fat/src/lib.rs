@@ -1,6 +1,6 @@
 //! FAT file systems over a block device: the `vfs` server's FAT layer.
 //!
-//! Three layers, each usable alone:
+//! Three layers, each usable alone, and a check of what they leave on the disk:
 //!
 //! - [`Disk`]: a block device (`read`/`write` whole blocks, `flush`), with [`MemDisk`] for
 //!   images held in memory;
@@ -10,7 +10,10 @@
 //!   by path: [`Volume::stat`], [`Volume::read`], [`Volume::read_dir`], [`Volume::create`],
 //!   [`Volume::write`], [`Volume::truncate`], [`Volume::mkdir`], [`Volume::remove`],
 //!   [`Volume::rename`], [`Volume::sync`], and [`Volume::format`] to make a new one. Paths are
-//!   absolute (`/a/b/c`); `.` and `..` are resolved from the root and cannot leave it.
+//!   absolute (`/a/b/c`); `.` and `..` are resolved from the root and cannot leave it;
+//! - [`check`]: a read-only consistency check of a volume on a [`Disk`] that reads the raw
+//!   structures itself and reports what `fsck.fat -n` would, as a typed [`Report`] whose
+//!   [`Verdict`] tells an unclean stop's leftovers from damage.
 //!
 //! Damaged volumes are data from outside: a boot sector that does not describe a consistent
 //! volume fitting on the disk is refused when mounting ([`FsError::BadBootSector`]), and damage
@@ -66,6 +69,7 @@ extern crate alloc;
 
 mod boot;
 mod cache;
+mod check;
 mod data;
 mod disk;
 mod error;
@@ -78,6 +82,10 @@ mod tests;
 
 pub use boot::is_fat_volume;
 pub use cache::{Cache, CacheStats, PAGE_SIZE};
+pub use check::{
+    BackupFault, DotEntry, DotFault, LabelFault, LongNameFault, MAX_DEPTH, MAX_PROBLEMS, Omitted, Problem, Report,
+    StartFault, Verdict, check,
+};
 pub use data::MAX_FILE_SIZE;
 pub use disk::{Disk, DiskError, MemDisk};
 pub use error::FsError;

@@ -176,14 +176,13 @@ impl Names {
     /// read again when next found (or the whole listing, if it is not in it as expected).
     pub(crate) fn changed(&mut self, dir: DirId, raw: &[u8; 11]) {
         self.resolved.clear();
-        match self.dirs.get_mut(&dir) {
-            Some(listing) => match listing.index_of(raw) {
+        if let Some(listing) = self.dirs.get_mut(&dir) {
+            match listing.index_of(raw) {
                 Some(index) => {
                     listing.stale.insert(index);
                 }
                 None => self.forget_dir(dir),
-            },
-            None => {}
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 //! The host tools come from the `dosfstools` and `mtools` packages; a missing tool fails the
 //! test that needs it (it is never skipped), saying what to install.
 
+mod check;
 mod host_images;
 mod hostile;
 mod volume_basics;

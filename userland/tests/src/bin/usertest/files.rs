@@ -493,7 +493,8 @@ fn le16(bytes: &[u8], at: usize) -> usize {
 /// what its boot sector claims and one with garbage in its boot sector are refused with a
 /// reason; one whose directory names a cluster outside the volume, one whose file's chain
 /// loops and one with garbage for a root directory mount, and what is damaged is refused with a
-/// reason when used. Through all of it `vfs` answers (a handle opened before still reads, so
+/// reason when used. `vsf check` finds the sound image clean and each damaged one damaged,
+/// naming the problem. Through all of it `vfs` answers (a handle opened before still reads, so
 /// it did not restart) and a file beside the images keeps its bytes.
 fn hostile_vsfs_are_refused_and_nothing_else_changes() -> TestResult {
     let _ = fs::create_dir("/data/hostile");
@@ -510,6 +511,14 @@ fn hostile_vsfs_are_refused_and_nothing_else_changes() -> TestResult {
     fs::write("/tmp/hv/dir/file.bin", &pattern(42, 100_000)).map_err(e("write in the VSF"))?;
     fs::unmount(0, "/tmp/hv").map_err(e("unmount the sound VSF"))?;
     let image = fs::read(sound).map_err(e("read the sound VSF"))?;
+    // `vsf check` finds the sound one clean.
+    let checked = crate::tools::run("vsf", &["check", sound])?;
+    check!(
+        checked.ending == Ending::Code(0)
+            && checked.out.starts_with("/data/hostile/sound.vsf: clean: FAT12, 1 file, 1 directory,")
+            && checked.err.is_empty(),
+        "vsf check of the sound VSF: {checked}"
+    );
     check!(image.len() == 2 << 20 && image[510..512] == [0x55, 0xAA], "the sound VSF: {} bytes", image.len());
     let (bps, spc, reserved, fats) =
         (le16(&image, 11), usize::from(image[13]), le16(&image, 14), usize::from(image[16]));
@@ -532,7 +541,7 @@ fn hostile_vsfs_are_refused_and_nothing_else_changes() -> TestResult {
         for copy in 0..fats {
             let at = fat_start + copy * fat_sectors * bps + cluster * 3 / 2;
             let both = u16::from_le_bytes([image[at], image[at + 1]]);
-            let both = if cluster % 2 == 0 { (both & 0xF000) | value } else { (both & 0x000F) | (value << 4) };
+            let both = if cluster.is_multiple_of(2) { (both & 0xF000) | value } else { (both & 0x000F) | (value << 4) };
             image[at..at + 2].copy_from_slice(&both.to_le_bytes());
         }
     };
@@ -600,6 +609,14 @@ fn hostile_vsfs_are_refused_and_nothing_else_changes() -> TestResult {
         if mounted.is_ok() {
             fs::unmount(0, "/tmp/hv").map_err(e("unmount a damaged VSF"))?;
         }
+        // `vsf check` calls each of them damaged, and says why on a line of its own.
+        let checked = crate::tools::run("vsf", &["check", path])?;
+        check!(
+            checked.ending == Ending::Code(1)
+                && checked.out.starts_with("/data/hostile/bad.vsf: damaged: ")
+                && checked.out.lines().count() >= 2,
+            "{what}: vsf check: {checked}"
+        );
         let mut again = vec![0u8; sentinel.len() + 1];
         let mut n = 0;
         loop {

@@ -41,10 +41,10 @@ fn e<T: core::fmt::Display>(what: &str) -> impl Fn(T) -> String + '_ {
 }
 
 /// How a tool's run ended and what it printed.
-struct Run {
-    ending: Ending,
-    out: String,
-    err: String,
+pub(crate) struct Run {
+    pub(crate) ending: Ending,
+    pub(crate) out: String,
+    pub(crate) err: String,
 }
 
 impl Run {
@@ -61,7 +61,7 @@ impl core::fmt::Display for Run {
 }
 
 /// Runs `bin/<tool>` with `args`.
-fn run(tool: &str, args: &[&str]) -> Result<Run, String> {
+pub(crate) fn run(tool: &str, args: &[&str]) -> Result<Run, String> {
     run_with_input(tool, args, None)
 }
 
