@@ -7,15 +7,15 @@
 //! Each case is reproducible from its test name and number: the damage comes from a SplitMix64
 //! seeded with the case number.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ops::Range;
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::SplitMix;
+use super::fuzz::{Damage, catch_quietly, on_worker, pick, some_byte, spawn_quiet};
 use crate::boot::Root;
 use crate::{Cache, Disk, DiskError, FatType, Kind, MemDisk, Volume};
 
@@ -109,14 +109,6 @@ fn base(bytes: usize) -> Base {
     }
 }
 
-/// How an image is damaged.
-#[derive(Clone, Debug, Default)]
-struct Damage {
-    patches: Vec<(usize, u8)>,
-    zeroed: Range<usize>,
-    len: usize,
-}
-
 /// What a test damages.
 #[derive(Clone, Copy, Debug)]
 enum Class {
@@ -130,16 +122,6 @@ enum Class {
     Cut,
     /// Two or three of the above at once.
     Mixed,
-}
-
-const INTERESTING: [u8; 12] = [0x00, 0x01, 0x02, 0x05, 0x0F, 0x10, 0x20, 0x2E, 0x40, 0x7F, 0x80, 0xFF];
-
-fn pick<T: Clone>(rng: &mut SplitMix, items: &[T]) -> T {
-    items[rng.below(items.len() as u64) as usize].clone()
-}
-
-fn byte(rng: &mut SplitMix) -> u8 {
-    if rng.below(2) == 0 { pick(rng, &INTERESTING) } else { rng.next() as u8 }
 }
 
 fn put_le(d: &mut Damage, at: usize, value: u64, bytes: usize) {
@@ -173,8 +155,8 @@ impl Base {
                             let value = pick(rng, &[0, 1, 2, 0xFF, 0x100, 0x8000, 0xFFFF, 0xFFFF_FFFF, random]);
                             put_le(&mut d, region.start + at, value, if at >= 32 { 4 } else { 2 });
                         }
-                        1 => d.patches.push((region.start + rng.below(90) as usize, byte(rng))),
-                        _ => d.patches.push((region.start + rng.below(512) as usize, byte(rng))),
+                        1 => d.patches.push((region.start + rng.below(90) as usize, some_byte(rng))),
+                        _ => d.patches.push((region.start + rng.below(512) as usize, some_byte(rng))),
                     }
                 }
             }
@@ -182,7 +164,7 @@ impl Base {
                 for _ in 0..1 + rng.below(8) {
                     let region = pick(rng, &self.fat);
                     if rng.below(4) == 0 {
-                        d.patches.push((region.start + rng.below(region.len() as u64) as usize, byte(rng)));
+                        d.patches.push((region.start + rng.below(region.len() as u64) as usize, some_byte(rng)));
                         continue;
                     }
                     let entry = rng.below(self.used_clusters + 8);
@@ -220,12 +202,12 @@ impl Base {
                     let slot = region.start + 32 * rng.below(region.len() as u64 / 32) as usize;
                     match rng.below(8) {
                         0 => {
-                            let random = byte(rng);
+                            let random = some_byte(rng);
                             d.patches
                                 .push((slot, pick(rng, &[0x00, 0xE5, 0x05, 0x2E, 0x20, 0x41, 0x45, 0x54, random])));
                         }
                         1 => {
-                            let random = byte(rng);
+                            let random = some_byte(rng);
                             d.patches.push((slot + 11, pick(rng, &[0x0F, 0x10, 0x08, 0x18, 0x20, 0x3F, 0x16, random])));
                         }
                         2 => {
@@ -241,8 +223,8 @@ impl Base {
                             let value = pick(rng, &[0, 1, 511, 512, 513, 0xFFFF_FFFF, 0x8000_0000, random]);
                             put_le(&mut d, slot + 28, value, 4);
                         }
-                        4 => d.patches.push((slot + 13, byte(rng))),
-                        _ => d.patches.push((slot + rng.below(32) as usize, byte(rng))),
+                        4 => d.patches.push((slot + 13, some_byte(rng))),
+                        _ => d.patches.push((slot + rng.below(32) as usize, some_byte(rng))),
                     }
                 }
             }
@@ -276,25 +258,10 @@ impl Disk for DamagedDisk {
         512
     }
     fn blocks(&self) -> u64 {
-        (self.damage.len / 512) as u64
+        self.damage.blocks()
     }
     fn read(&mut self, first_block: u64, buf: &mut [u8]) -> Result<(), DiskError> {
-        let start = first_block as usize * 512;
-        let end = start + buf.len();
-        if end > self.damage.len {
-            return Err(DiskError::OutOfRange);
-        }
-        buf.copy_from_slice(&self.base[start..end]);
-        let z = &self.damage.zeroed;
-        for at in z.start.max(start)..z.end.min(end) {
-            buf[at - start] = 0;
-        }
-        for &(at, value) in &self.damage.patches {
-            if (start..end).contains(&at) {
-                buf[at - start] = value;
-            }
-        }
-        Ok(())
+        self.damage.read(&self.base, first_block, buf)
     }
     fn write(&mut self, _: u64, _: &[u8]) -> Result<(), DiskError> {
         self.writes.set(self.writes.get() + 1);
@@ -349,27 +316,6 @@ fn walk(vol: &Volume<DamagedDisk>, rng: &mut SplitMix, ok_calls: &mut u64) {
     }
 }
 
-thread_local! {
-    /// The last panic on this thread, as the hook saw it.
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Makes panics on `hostile-*` threads silent (their message is kept for the report), leaving
-/// every other thread's panics to the previous hook.
-fn quiet_panics_on_fuzz_threads() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if std::thread::current().name().is_some_and(|n| n.starts_with("hostile-")) {
-                LAST_PANIC.with(|p| *p.borrow_mut() = Some(info.to_string()));
-            } else {
-                previous(info);
-            }
-        }));
-    });
-}
-
 /// What a run found.
 #[derive(Default)]
 struct Report {
@@ -390,7 +336,7 @@ fn run_cases(base: &Base, name: &str, classes: &[Class], cases: u64, changes: bo
         let disk = DamagedDisk { base: Arc::clone(&base.image), damage: damage.clone(), writes: Rc::clone(&writes) };
         let mut mounted = false;
         let mut ok_calls = 0;
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        let outcome = catch_quietly(|| {
             let Ok(cache) = Cache::new(disk, if changes { 1024 } else { 16 }) else { return };
             if let Ok(mut vol) = Volume::open(cache, None) {
                 mounted = true;
@@ -400,11 +346,10 @@ fn run_cases(base: &Base, name: &str, classes: &[Class], cases: u64, changes: bo
                     walk(&vol, &mut rng, &mut ok_calls);
                 }
             }
-        }));
+        });
         report.mounted += mounted as u64;
         report.ok_calls += ok_calls;
-        if outcome.is_err() {
-            let message = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+        if let Err(message) = outcome {
             report.panics.push(format!("{name} case {case} ({class:?}, {damage:?}): {message}"));
         }
         if writes.get() > 0 {
@@ -416,29 +361,11 @@ fn run_cases(base: &Base, name: &str, classes: &[Class], cases: u64, changes: bo
 
 /// Runs `cases` damaged copies of `make()`'s image on a worker thread with a deadline.
 fn fuzz(name: &'static str, make: fn() -> Base, classes: &'static [Class], cases: u64, changes: bool) {
-    quiet_panics_on_fuzz_threads();
-    let progress = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = mpsc::channel();
-    let worker_progress = Arc::clone(&progress);
     let started = Instant::now();
-    std::thread::Builder::new()
-        .name(format!("hostile-{name}"))
-        .spawn(move || {
-            let base = make();
-            let report = run_cases(&base, name, classes, cases, changes, &worker_progress);
-            let _ = tx.send(report);
-        })
-        .expect("spawn");
-    let report = match rx.recv_timeout(Duration::from_secs(300)) {
-        Ok(report) => report,
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: case {} has not finished after 300 s: an endless loop?", progress.load(Ordering::Relaxed))
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            let message = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
-            panic!("{name}: the worker died outside the cases (making the base image?) {message}")
-        }
-    };
+    let report = on_worker(name, format!("hostile-{name}"), move |progress| {
+        let base = make();
+        run_cases(&base, name, classes, cases, changes, progress)
+    });
     eprintln!(
         "{name}: {cases} damaged images in {:.1?}: {} mounted, {} calls succeeded, {} panics, {} wrote",
         started.elapsed(),
@@ -569,8 +496,7 @@ fn walk_raw(image: DamagedDisk) -> u64 {
 /// checks here would then have to keep from it.
 #[test]
 fn hostile_hadris_fat_alone() {
-    quiet_panics_on_fuzz_threads();
-    let worker = std::thread::Builder::new().name("hostile-hadris-alone".into()).spawn(|| {
+    let worker = spawn_quiet("hostile-hadris-alone".into(), || {
         let mut found = Vec::new();
         for (label, make) in [("fat12", fat12 as fn() -> Base), ("fat16", fat16), ("fat32", fat32)] {
             let base = make();
@@ -583,8 +509,7 @@ fn hostile_hadris_fat_alone() {
                     damage: damage.clone(),
                     writes: Rc::new(Cell::new(0)),
                 };
-                if panic::catch_unwind(AssertUnwindSafe(|| walk_raw(disk))).is_err() {
-                    let message = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+                if let Err(message) = catch_quietly(|| walk_raw(disk)) {
                     found.push(format!("{label} case {case} ({class:?}, {damage:?}): {message}"));
                 }
             }

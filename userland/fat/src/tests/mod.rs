@@ -5,8 +5,10 @@
 //! test that needs it (it is never skipped), saying what to install.
 
 mod check;
+mod fuzz;
 mod host_images;
 mod hostile;
+mod recorder;
 mod volume_basics;
 mod workload;
 

@@ -9,11 +9,10 @@
 //! end mark in another FAT block, a rename's new entry before the old one's removal. The QEMU
 //! crash test exercises real stops.)
 //!
-//! The disks here are [`Recorder`]s: a disk in memory that logs every request (and, when asked,
-//! the bytes of every write), so the tests can replay a prefix of the writes onto the image the
-//! volume started from, as a stop at that moment would have left it.
+//! The disks here are [`Recorder`]s (`recorder.rs`): a disk in memory that logs every request
+//! (and, when asked, the bytes of every write), so the tests can replay a prefix of the writes
+//! onto the image the volume started from, as a stop at that moment would have left it.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
@@ -22,81 +21,13 @@ use std::rc::Rc;
 
 use vessel_test_harness::fsck;
 
+use super::recorder::{Event, Recorder, apply, writes_and_flushes};
 use super::{CLOCK, SplitMix, TempDir, mount, read_all, run, s, tool};
 use crate::boot::{Geometry, Root};
-use crate::{Cache, Disk, DiskError, FatType, FsError, Kind, MemDisk, Volume};
+use crate::{Cache, Disk, FatType, FsError, Kind, MemDisk, Volume};
 
 /// Block size of every disk here.
 const BLOCK: usize = 512;
-
-// ---------------------------------------------------------------------------------------------
-// A disk that records what it is asked to do.
-// ---------------------------------------------------------------------------------------------
-
-/// One request the [`Recorder`] was asked to do.
-#[derive(Clone, Debug)]
-enum Event {
-    Read {
-        first: u64,
-        blocks: u64,
-    },
-    /// `data` is kept only by a recorder made with `keep_data`.
-    Write {
-        first: u64,
-        blocks: u64,
-        data: Option<Rc<[u8]>>,
-    },
-    Flush,
-}
-
-/// A disk in memory whose bytes and request log outlive the volume using it.
-#[derive(Clone)]
-struct Recorder {
-    bytes: Rc<RefCell<Vec<u8>>>,
-    log: Rc<RefCell<Vec<Event>>>,
-    keep_data: bool,
-}
-
-impl Recorder {
-    fn new(image: Vec<u8>, keep_data: bool) -> Self {
-        assert!(image.len().is_multiple_of(BLOCK));
-        Self { bytes: Rc::new(RefCell::new(image)), log: Rc::default(), keep_data }
-    }
-
-    fn image(&self) -> Vec<u8> {
-        self.bytes.borrow().clone()
-    }
-
-    fn take_log(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.log.borrow_mut())
-    }
-}
-
-impl Disk for Recorder {
-    fn block_size(&self) -> usize {
-        BLOCK
-    }
-    fn blocks(&self) -> u64 {
-        (self.bytes.borrow().len() / BLOCK) as u64
-    }
-    fn read(&mut self, first: u64, buf: &mut [u8]) -> Result<(), DiskError> {
-        let start = first as usize * BLOCK;
-        buf.copy_from_slice(self.bytes.borrow().get(start..start + buf.len()).ok_or(DiskError::OutOfRange)?);
-        self.log.borrow_mut().push(Event::Read { first, blocks: (buf.len() / BLOCK) as u64 });
-        Ok(())
-    }
-    fn write(&mut self, first: u64, data: &[u8]) -> Result<(), DiskError> {
-        let start = first as usize * BLOCK;
-        self.bytes.borrow_mut().get_mut(start..start + data.len()).ok_or(DiskError::OutOfRange)?.copy_from_slice(data);
-        let kept = self.keep_data.then(|| Rc::from(data));
-        self.log.borrow_mut().push(Event::Write { first, blocks: (data.len() / BLOCK) as u64, data: kept });
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<(), DiskError> {
-        self.log.borrow_mut().push(Event::Flush);
-        Ok(())
-    }
-}
 
 /// Mounts a recorder with a cache of `pages` pages.
 fn mount_recorder(disk: &Recorder, pages: usize) -> Volume<Recorder> {
@@ -1233,31 +1164,6 @@ fn sync_writes_the_fats_first_and_freeing_writes_them_last() {
     }
 }
 
-/// Applies `writes` (first block, bytes) to `image`.
-fn apply(image: &mut [u8], writes: &[(u64, Rc<[u8]>)]) {
-    for (first, data) in writes {
-        let at = *first as usize * BLOCK;
-        image[at..at + data.len()].copy_from_slice(data);
-    }
-}
-
-/// Writes as (first block, bytes), in the order they were issued.
-type Writes = Vec<(u64, Rc<[u8]>)>;
-
-/// The writes of a log with their bytes, and after how many of them each flush came.
-fn writes_and_flushes(log: &[Event]) -> (Writes, Vec<usize>) {
-    let mut writes = Vec::new();
-    let mut flushes = Vec::new();
-    for event in log {
-        match event {
-            Event::Write { first, data, .. } => writes.push((*first, data.clone().expect("a recorder keeping data"))),
-            Event::Flush => flushes.push(writes.len()),
-            Event::Read { .. } => {}
-        }
-    }
-    (writes, flushes)
-}
-
 /// Freeing the clusters of a file whose part of the FAT is larger than the cache (a 4 MiB
 /// file of 512-byte clusters: 8 dirty FAT pages, in a cache of 4) still writes the entry
 /// first, then the FATs: no FAT block that frees the file's clusters reaches the disk while
@@ -1423,10 +1329,10 @@ fn evictions_write_allocations_before_what_points_at_them() {
     let mut ends = Vec::new();
     for step in &burst {
         do_step(&mut vol, step);
-        ends.push(disk.log.borrow().len());
+        ends.push(disk.log_len());
     }
     vol.sync().expect("sync");
-    ends.push(disk.log.borrow().len());
+    ends.push(disk.log_len());
     assert!(vol.cache_stats().evictions > 200, "too few evictions: {:?}", vol.cache_stats());
     assert!(disk.image() == reference, "the burst through a 4-page cache left another image");
 
