@@ -141,3 +141,24 @@ pub(crate) fn read_all<D: crate::Disk>(vol: &Volume<D>, path: &str, chunk: usize
     out
 }
 mod speed_and_order;
+
+/// `fsck.fat -n` on the image file `path`: its exit code and output (standard output and
+/// error together, in the C locale).
+pub(crate) fn fsck_file(path: &std::path::Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(tool("fsck.fat"))
+        .arg("-n")
+        .arg(path)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap_or_else(|e| panic!("fsck.fat: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+/// `fsck.fat -n` on an image in memory.
+pub(crate) fn fsck_image(image: &[u8]) -> (Option<i32>, String) {
+    let tmp = TempDir::new("fsck");
+    let img = tmp.join("img");
+    std::fs::write(&img, image).expect("image");
+    fsck_file(&img)
+}

@@ -15,14 +15,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
-use std::path::Path;
-use std::process::Command;
 use std::rc::Rc;
 
 use vessel_test_harness::fsck;
 
 use super::recorder::{Event, Recorder, apply, writes_and_flushes};
-use super::{CLOCK, SplitMix, TempDir, mount, read_all, run, s, tool};
+use super::{CLOCK, SplitMix, TempDir, fsck_image as fsck, mount, read_all, run, s};
 use crate::boot::{Geometry, Root};
 use crate::{Cache, Disk, FatType, FsError, Kind, MemDisk, Volume};
 
@@ -218,26 +216,6 @@ fn try_tree<D: Disk>(vol: &Volume<D>) -> Result<Tree, String> {
         }
     }
     Ok(out)
-}
-
-/// `fsck.fat -n` on the image file `path`: its exit code and output.
-fn fsck_file(path: &Path) -> (Option<i32>, String) {
-    let out = Command::new(tool("fsck.fat"))
-        .arg("-n")
-        .arg(path)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap_or_else(|e| panic!("fsck.fat: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code(), text)
-}
-
-/// `fsck.fat -n` on an image in memory.
-fn fsck(image: &[u8]) -> (Option<i32>, String) {
-    let tmp = TempDir::new("fsck");
-    let img = tmp.join("img");
-    std::fs::write(&img, image).expect("image");
-    fsck_file(&img)
 }
 
 /// `Ok(complaints)` if `fsck.fat -n` (exit code, output) found nothing or only what an unclean

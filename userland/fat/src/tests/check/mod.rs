@@ -11,11 +11,10 @@
 //! [`Volume`], running `fsck.fat -n` and the check on them, and `image` edits raw image bytes.
 
 use std::path::Path;
-use std::process::Command;
 
 use vessel_test_harness::fsck;
 
-use super::{SplitMix, TempDir, run, s, tool};
+use super::{SplitMix, TempDir, fsck_image, run, s};
 use crate::boot::Geometry;
 use crate::{Cache, Disk, DiskError, MemDisk, Report, Verdict, Volume, check};
 
@@ -38,25 +37,6 @@ fn mkfs(fat: &str, spc: &str, kib: &str, extra: &[&str]) -> Vec<u8> {
     args.extend_from_slice(&[s(&img), kib]);
     run("mkfs.fat", &args);
     std::fs::read(&img).expect("image")
-}
-
-/// `fsck.fat -n` on an image in memory: its exit code and output.
-fn fsck_image(image: &[u8]) -> (Option<i32>, String) {
-    let tmp = TempDir::new("check-fsck");
-    let img = tmp.join("img");
-    std::fs::write(&img, image).expect("image");
-    fsck_file(&img)
-}
-
-fn fsck_file(path: &Path) -> (Option<i32>, String) {
-    let out = Command::new(tool("fsck.fat"))
-        .arg("-n")
-        .arg(path)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap_or_else(|e| panic!("fsck.fat: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code(), text)
 }
 
 /// The crash test's reading of `fsck.fat -n`, as a [`Verdict`].
