@@ -299,6 +299,22 @@ impl<D: Disk> Cache<D> {
         self.write_ordered(false)
     }
 
+    /// [`Cache::sync_others_first`], except that the dirty first blocks `early` (those ending
+    /// a chain a cut keeps) go out, flushed, before the other first blocks (those freeing the
+    /// rest): no stop leaves a kept chain running into a freed cluster.
+    pub fn sync_others_first_then(&mut self, early: &[u64]) -> Result<(), DiskError> {
+        let first = self.first_blocks.clone();
+        self.write_dirty(|block| !first.contains(&block))?;
+        self.flush_written()?;
+        let per = self.blocks_per_page as u64;
+        let pages: BTreeSet<u64> = early.iter().map(|b| b / per).collect();
+        let pages: Vec<u64> = pages.into_iter().collect();
+        self.write_dirty_in(&pages, |block| first.contains(&block) && early.contains(&block))?;
+        self.flush_written()?;
+        self.write_first_blocks_descending()?;
+        self.flush_written()
+    }
+
     /// Names the blocks written before all others (`first`: the FATs, so that a cluster is
     /// marked in use on the disk before any entry or chain that points at it is written):
     /// [`Cache::sync`] writes them first and flushes between, and a dirty page outside them is

@@ -249,9 +249,16 @@ impl<D: Disk> Volume<D> {
         }
         let size = entry.len();
         if len < size {
-            self.forget_chain(entry.cluster().0 as u64);
+            // The cluster that ends what the cut keeps (none for a cut to nothing).
+            let first = entry.cluster().0 as u64;
+            let cluster_size = u64::from(self.geometry.cluster_size);
+            let end = match len.div_ceil(cluster_size) {
+                0 => None,
+                keep => Some(self.cluster_at(first, keep - 1, size.div_ceil(cluster_size))?),
+            };
+            self.forget_chain(first);
             let len = usize::try_from(len).map_err(|_| FsError::FileTooLarge)?;
-            self.free_safely(|v| v.fs.truncate(entry, len).map_err(|e| v.fat_error(e)))
+            self.free_safely_ending(end, |v| v.fs.truncate(entry, len).map_err(|e| v.fat_error(e)))
         } else if len > size {
             self.append(entry, len - size, &[])
         } else {

@@ -33,7 +33,8 @@
 //!   then entries and data: a cluster is marked in use on the disk before anything that points
 //!   at it;
 //! - when freeing, the other way round: the entry stops pointing at the clusters (flushed)
-//!   before the FAT frees them;
+//!   before the FAT frees them; a cut that keeps clusters writes the FAT block ending the kept
+//!   chain (flushed) before the blocks freeing the rest;
 //! - a new directory cluster (a new directory's zeroes, `.` and `..`, or the cluster a full
 //!   directory grows by) goes out before the FATs and before the entry or FAT link that makes
 //!   it reachable, at once (`mkdir`, and any create or rename that grows a directory);

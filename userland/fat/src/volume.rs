@@ -585,6 +585,17 @@ impl<D: Disk> Volume<D> {
     /// synced first (FATs first, as always), then `op`'s changes go out entries first and FATs
     /// last. A stop in between leaves lost clusters, which `fsck.fat` frees.
     pub(crate) fn free_safely(&self, op: impl FnOnce(&Self) -> Result<(), FsError>) -> Result<(), FsError> {
+        self.free_safely_ending(None, op)
+    }
+
+    /// [`Volume::free_safely`] for an operation that cuts a chain at `end` (the cluster that
+    /// becomes its last): the FAT blocks holding `end`'s entry reach the disk before those
+    /// freeing the clusters after it.
+    pub(crate) fn free_safely_ending(
+        &self,
+        end: Option<u64>,
+        op: impl FnOnce(&Self) -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
         self.sync_fat()?;
         self.with_cache(|c| {
             c.sync()?;
@@ -601,12 +612,20 @@ impl<D: Disk> Volume<D> {
         })?;
         let entries = self.entry_order(trace, &[])?;
         let ordered = !self.one_request(&entries)?;
+        let block = self.with_cache(|c| Ok(c.disk().block_size() as u64))?;
+        let mut early: Vec<u64> = end
+            .into_iter()
+            .flat_map(|c| self.geometry.fat_entry_spans(c).collect::<Vec<_>>())
+            .flat_map(|(at, len)| [at / block, (at + len as u64 - 1) / block])
+            .collect();
+        early.sort_unstable();
+        early.dedup();
         let synced = self.sync_fat().and_then(|()| {
             self.with_cache(|c| {
                 if ordered {
                     c.write_blocks(&entries)?;
                 }
-                c.sync_others_first()?;
+                c.sync_others_first_then(&early)?;
                 c.trim();
                 Ok(())
             })
