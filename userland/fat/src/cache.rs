@@ -286,23 +286,23 @@ impl<D: Disk> Cache<D> {
         Ok(data.len())
     }
 
-    /// Writes every dirty block to the disk in ascending block order (adjacent blocks merged
-    /// into one request), then flushes the disk. On error the blocks not yet written stay dirty.
+    /// Writes every dirty block to the disk: the first blocks (highest page first), a flush,
+    /// then the others in ascending block order (adjacent blocks merged into one request), a
+    /// flush. On error the blocks not yet written stay dirty.
     pub fn sync(&mut self) -> Result<(), DiskError> {
-        self.write_ordered(true)
+        let first = self.first_blocks.clone();
+        self.write_first_blocks_descending()?;
+        self.flush_written()?;
+        self.write_dirty(|block| !first.contains(&block))?;
+        self.flush_written()
     }
 
-    /// Like [`Cache::sync`], but every other dirty block goes to the disk (and is flushed)
-    /// before the first blocks ([`Cache::set_first_blocks`]): the order that makes freeing
-    /// safe (an entry stops pointing at clusters before the FAT frees them).
-    pub fn sync_others_first(&mut self) -> Result<(), DiskError> {
-        self.write_ordered(false)
-    }
-
-    /// [`Cache::sync_others_first`], except that the dirty first blocks `early` (those ending
-    /// a chain a cut keeps) go out, flushed, before the other first blocks (those freeing the
-    /// rest): no stop leaves a kept chain running into a freed cluster.
-    pub fn sync_others_first_then(&mut self, early: &[u64]) -> Result<(), DiskError> {
+    /// Like [`Cache::sync`], but the other blocks go to the disk (flushed) before the first
+    /// blocks ([`Cache::set_first_blocks`]): the order that makes freeing safe (an entry stops
+    /// pointing at clusters before the FAT frees them). Of the first blocks, the dirty ones in
+    /// `early` (those ending a chain a cut keeps) go out, flushed, before the rest (those
+    /// freeing what follows): no stop leaves a kept chain running into a freed cluster.
+    pub fn sync_others_first(&mut self, early: &[u64]) -> Result<(), DiskError> {
         let first = self.first_blocks.clone();
         self.write_dirty(|block| !first.contains(&block))?;
         self.flush_written()?;
@@ -321,21 +321,6 @@ impl<D: Disk> Cache<D> {
     /// evicted only once they are on the disk.
     pub fn set_first_blocks(&mut self, first: core::ops::Range<u64>) {
         self.first_blocks = first;
-    }
-
-    /// Writes the dirty blocks inside the first blocks, then those outside (or the other way
-    /// round), each phase in ascending order with a flush after it.
-    fn write_ordered(&mut self, first_blocks_first: bool) -> Result<(), DiskError> {
-        let first = self.first_blocks.clone();
-        for inside in [first_blocks_first, !first_blocks_first] {
-            if inside {
-                self.write_first_blocks_descending()?;
-            } else {
-                self.write_dirty(|block| !first.contains(&block))?;
-            }
-            self.flush_written()?;
-        }
-        Ok(())
     }
 
     /// Writes the dirty first blocks (the FATs) one page at a time from the highest down: a

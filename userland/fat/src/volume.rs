@@ -497,7 +497,7 @@ impl<D: Disk> Volume<D> {
             Ok(Some(made)) => Some(*made),
             _ => None,
         };
-        let block = self.with_cache(|c| Ok(c.disk().block_size() as u64))?;
+        let block = self.block_size()?;
         let cluster_blocks = u64::from(self.geometry.cluster_size) / block;
         let mut new_blocks: Vec<u64> = grown
             .iter()
@@ -535,7 +535,7 @@ impl<D: Disk> Volume<D> {
     /// directory order, its first slots first), then blocks where entries were only deleted in
     /// the reverse order (the 8.3 entry's side first).
     fn entry_order(&self, trace: Vec<(u64, bool)>, new_blocks: &[u64]) -> Result<Vec<u64>, FsError> {
-        let block = self.with_cache(|c| Ok(c.disk().block_size() as u64))?;
+        let block = self.block_size()?;
         // Directory blocks lie past the FATs (FAT32's FSInfo sector, before them, is no entry).
         let fats_end = self.geometry.fat_start + self.geometry.fat_size * u64::from(self.geometry.fat_count);
         let entries = trace.iter().filter(|&&(b, _)| b * block >= fats_end && new_blocks.binary_search(&b).is_err());
@@ -547,7 +547,7 @@ impl<D: Disk> Volume<D> {
     /// Whether the cache writes `blocks` in one request, by sync or eviction alike: neighbours
     /// in ascending order within one page.
     fn one_request(&self, blocks: &[u64]) -> Result<bool, FsError> {
-        let block = self.with_cache(|c| Ok(c.disk().block_size() as u64))?;
+        let block = self.block_size()?;
         let per_page = crate::PAGE_SIZE as u64 / block;
         Ok(blocks.windows(2).all(|w| w[1] == w[0] + 1 && w[0] / per_page == w[1] / per_page))
     }
@@ -612,7 +612,7 @@ impl<D: Disk> Volume<D> {
         })?;
         let entries = self.entry_order(trace, &[])?;
         let ordered = !self.one_request(&entries)?;
-        let block = self.with_cache(|c| Ok(c.disk().block_size() as u64))?;
+        let block = self.block_size()?;
         let mut early: Vec<u64> = end
             .into_iter()
             .flat_map(|c| self.geometry.fat_entry_spans(c).collect::<Vec<_>>())
@@ -625,7 +625,7 @@ impl<D: Disk> Volume<D> {
                 if ordered {
                     c.write_blocks(&entries)?;
                 }
-                c.sync_others_first_then(&early)?;
+                c.sync_others_first(&early)?;
                 c.trim();
                 Ok(())
             })
@@ -671,6 +671,11 @@ impl<D: Disk> Volume<D> {
             self.with_cache(|c| c.write_at(at + 488, &free.to_le_bytes()))?;
         }
         Ok(())
+    }
+
+    /// Bytes per block of the disk.
+    fn block_size(&self) -> Result<u64, FsError> {
+        self.with_cache(|c| Ok(c.disk().block_size() as u64))
     }
 
     /// Starts an operation: forgets any disk error recorded by an earlier one.
