@@ -248,12 +248,25 @@ const STEPS: &[Step] = &[
         // Its own root: an empty VSF (no /boot, no /tmp of the parent's).
         same(run(t, "echo inside > /note.txt; ls /")?, "note.txt\n")?;
         has(&run(t, "cat /boot/bin/vsh")?, "/boot/bin/vsh")?;
-        // Only its own devices: the terminal passed through.
+        // Only its own devices: its own console (shown on our terminal), not our terminal.
         let devices = run(t, "lsdev")?;
-        has(&devices, "serial0")?;
-        if devices.contains("blk") || devices.contains("rtc0") {
+        has(&devices, "console")?;
+        if devices.contains("serial0") || devices.contains("blk") || devices.contains("rtc0") {
             return Err(format!("the container sees the parent's devices: {devices:?}"));
         }
+        let own = devices.split_whitespace().find(|w| w.starts_with("console")).unwrap_or_default();
+        let own = own.trim_end_matches(':').to_string();
+        // A container in the container: its console shows on ours, which shows on the terminal.
+        t.send("ctr run -i --name inner vsh\r")?;
+        t.expect("inner:/$ ", STEP)?;
+        t.send("lsdev\r")?;
+        let nested = t.expect("inner:/$ ", STEP)?;
+        if !nested.contains("console") || nested.contains(&format!("{own}:")) || nested.contains("serial0") {
+            return Err(format!("the inner container sees {nested:?} (the outer console is {own})"));
+        }
+        t.send("exit 5\r")?;
+        t.expect("ctr: vsh exited with code 5", STEP)?;
+        t.expect(&inside("/"), STEP)?;
         // Only its own processes.
         let ps = run(t, "ps")?;
         has(&ps, "vsh")?;
@@ -273,6 +286,13 @@ const STEPS: &[Step] = &[
         t.expect(&prompt("/"), STEP)?;
         // The container and its scratch root are gone.
         has(&t.run("ctr info box", "/")?, "no container named \"box\"")?;
+        // A program that never reads its console: Ctrl-C still ends it (it reaches ctr).
+        t.send("ctr run -i probe spin\r")?;
+        t.expect("ctr run -i probe spin\r\n", STEP)?;
+        std::thread::sleep(Duration::from_millis(300));
+        t.send("\x03")?;
+        t.expect("ctr: probe was killed", STEP)?;
+        t.expect(&prompt("/"), STEP)?;
         same(t.run("ls /tmp | cat", "/")?.lines().filter(|l| l.starts_with("ctr-")).collect::<Vec<_>>().join(","), "")
     }),
     ("ctr_destroy_ends_what_runs_there", |t| {

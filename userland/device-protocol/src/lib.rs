@@ -304,6 +304,25 @@ vessel_protocol::protocol! {
             /// Nothing, or a notification capability (SEND) that moves to the server.
             notification: caps,
         ) -> Done;
+        /// Show a console on a terminal, as a terminal multiplexer or `docker attach` does:
+        /// from now on what is written to `console` also goes out on the terminal of `handle`
+        /// (a write takes only what the terminal takes), and what is typed on the terminal goes
+        /// to `console`'s input while a session there reads (until then it waits on the
+        /// terminal, where a Ctrl-C interrupts the terminal's own armed session). An empty
+        /// `console` ends the attachment; so do closing the session, its revoke, and the end of
+        /// the console's container. `console` is one the caller's container may use or one
+        /// plugged into a container below it. Refused with `InvalidHandle`, `Revoked`,
+        /// `WrongObject` (the session is not on a terminal), `MissingRights` (not opened for
+        /// reading and writing), `NotFound` (no such console for this container),
+        /// `InvalidArgument` (the console would show on itself, directly or through other
+        /// attachments), `Busy` (the console or the terminal is attached through another
+        /// session already).
+        20 attach(
+            /// A session on a terminal (`serial0`, a console), opened for reading and writing.
+            handle: u64,
+            /// The console to show there (`console1`), or empty to end the attachment.
+            console: str,
+        ) -> Done;
     }
 }
 

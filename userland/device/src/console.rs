@@ -142,6 +142,15 @@ impl Consoles {
         }
     }
 
+    /// Appends what fits of `bytes` to console `n`'s input (input a terminal showing it
+    /// passed on); returns how many it took.
+    pub fn push_input(&mut self, n: usize, bytes: &[u8]) -> usize {
+        let Some(vt) = self.vts.get_mut(n).filter(|vt| !vt.retired) else { return 0 };
+        let count = bytes.len().min(MAX_INPUT.saturating_sub(vt.input.len()));
+        vt.input.extend(&bytes[..count]);
+        count
+    }
+
     /// Puts bytes back at the front of console `n`'s input (a reader died before it got them).
     pub fn give_back(&mut self, n: usize, bytes: &[u8]) {
         if let Some(vt) = self.vts.get_mut(n) {

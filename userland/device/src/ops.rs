@@ -28,6 +28,8 @@ use crate::pci::Function;
 use crate::registry::{Backend, Device, Registry};
 use crate::rng::Rng;
 
+mod attach;
+
 /// Bytes per block of every block device.
 pub const BLOCK: u64 = 512;
 
@@ -53,6 +55,8 @@ pub struct State {
     readers: Readers,
     /// Terminal sessions armed for Ctrl-C.
     armed: Vec<Armed>,
+    /// Consoles shown on terminals.
+    attached: Vec<attach::Attachment>,
     pub(crate) next_tag: u64,
     proc: Option<Proc>,
     rng: Option<Rng>,
@@ -106,6 +110,7 @@ impl State {
             serial,
             readers: Readers::default(),
             armed: Vec::new(),
+            attached: Vec::new(),
             next_tag: 1,
             proc: Proc::get(),
             rng: Rng::from_hardware(),
@@ -159,6 +164,9 @@ impl State {
 
     /// Answers the waiting reads that input, a revoke or their timeout settles.
     pub fn answer_readers(&mut self) {
+        // Typed input first goes where attachments send it, so a Ctrl-C reaches the console a
+        // terminal shows, not the terminal's own armed session.
+        self.route_input();
         self.deliver_interrupts();
         loop {
             let (kbd, serial, consoles, registry) =
@@ -170,20 +178,25 @@ impl State {
             }
             // Each dead reader left the queue: this ends.
             for (from, bytes) in undelivered.iter().rev() {
-                match from {
-                    Input::Keyboard => {
-                        if let Some(kbd) = &mut self.kbd {
-                            kbd.give_back(bytes);
-                        }
-                    }
-                    Input::Serial => {
-                        if let Some(serial) = &mut self.serial {
-                            serial.give_back(bytes);
-                        }
-                    }
-                    Input::Console(n) => self.consoles.give_back(*n, bytes),
+                self.give_back(*from, bytes);
+            }
+        }
+    }
+
+    /// Puts bytes back at the front of an input queue.
+    fn give_back(&mut self, from: Input, bytes: &[u8]) {
+        match from {
+            Input::Keyboard => {
+                if let Some(kbd) = &mut self.kbd {
+                    kbd.give_back(bytes);
                 }
             }
+            Input::Serial => {
+                if let Some(serial) = &mut self.serial {
+                    serial.give_back(bytes);
+                }
+            }
+            Input::Console(n) => self.consoles.give_back(n, bytes),
         }
     }
 
@@ -416,6 +429,7 @@ impl Server for State {
                 if !present {
                     return refuse(cx, (Error::DeviceError, String::from("the device did not answer at start")));
                 }
+                self.route_input();
                 if !self.readers.waiting_on(from)
                     && let Some(data) = take_input((&mut self.kbd, &mut self.serial, &mut self.consoles), from, len)
                 {
@@ -444,8 +458,8 @@ impl Server for State {
                 Some(serial) => Answer::Reply(Written { count: serial.write(data) as u64 }),
                 None => refuse(cx, (Error::DeviceError, String::from("the serial port did not answer at start"))),
             },
-            Ok((_, Backend::Console(n))) => match self.consoles.write(n, data) {
-                Ok(()) => Answer::Reply(Written { count: data.len() as u64 }),
+            Ok((index, Backend::Console(_))) => match self.write_console(index, data) {
+                Ok(count) => Answer::Reply(Written { count: count as u64 }),
                 Err(e) => refuse(cx, (e, String::from("no framebuffer this console can draw on"))),
             },
             // null, zero and random swallow what they are given.
@@ -607,6 +621,10 @@ impl Server for State {
             _ => {}
         }
         Answer::Reply(Done)
+    }
+
+    fn attach(&mut self, cx: &mut Cx<'_, Done>, handle: u64, console: &str) -> Answer<Done> {
+        self.attach_console(cx, handle, console)
     }
 
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {

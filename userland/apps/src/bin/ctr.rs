@@ -7,7 +7,9 @@
 //! - `create [OPTIONS]`: a child of our container; prints its id.
 //! - `run [OPTIONS] [-i] [--keep] PROGRAM [ARGS]`: creates a container, runs the program there,
 //!   waits, prints how it ended and destroys the container (unless `--keep`). With `-i` the
-//!   program also reads our terminal (`ctr run -i vsh`: a shell inside the container).
+//!   program runs on a console of the container's own (plugged into it), which our terminal
+//!   shows while it runs (`ctr run -i vsh`: a shell inside the container); without, it writes
+//!   to our terminal, passed through.
 //! - `exec CONTAINER PROGRAM [ARGS]`: a new process in a running container, in the foreground.
 //! - `spawn CONTAINER PROGRAM [ARGS]`: the same, without waiting.
 //! - `list`: the tree of containers from ours down (id, name, members, memory).
@@ -199,9 +201,16 @@ fn options<'a>(words: &[&'a str], allow_run: bool) -> Result<(Options<'a>, Vec<&
     Ok((o, Vec::new()))
 }
 
+/// A container `create` made, and the console plugged into it (`--virtual console`), if any.
+struct Made {
+    id: u64,
+    console: Option<String>,
+}
+
 /// Creates a container as `o` says: limits, name, root, devices. Undone if a step fails.
-fn create(proc: Proc, o: &Options<'_>) -> Result<u64, Refusal> {
+fn create(proc: Proc, o: &Options<'_>) -> Result<Made, Refusal> {
     let container = proc.create_named(0, o.limits, o.name.unwrap_or(""))?;
+    let mut console = None;
     let made = (|| {
         if let Some(file) = o.root {
             vessel_rt::fs::mount(container, "/", &format!("vsf:{file}"))?;
@@ -227,12 +236,15 @@ fn create(proc: Proc, o: &Options<'_>) -> Result<u64, Refusal> {
             devices.grant(container, name, rights, exclusive)?;
         }
         for kind in &o.virtual_devices {
-            devices.plug(container, kind)?;
+            let name = devices.plug(container, kind)?;
+            if *kind == "console" {
+                console.get_or_insert(name);
+            }
         }
         Ok(())
     })();
     match made {
-        Ok(()) => Ok(container),
+        Ok(()) => Ok(Made { id: container, console }),
         Err(e) => {
             let _ = proc.destroy(container);
             if o.new_root.is_some() {
@@ -278,12 +290,22 @@ fn program_path(container: u64, program: &str) -> String {
 }
 
 /// Starts `program` in `container` on our terminal and waits for it in the foreground (Ctrl-C
-/// ends it); its status as a shell gives it.
-fn foreground(proc: Proc, container: u64, program: &str, args: &[&str], interactive: bool) -> Result<i32, Refusal> {
+/// ends it); its status as a shell gives it. The program writes to our terminal (a grant of it,
+/// shared), and reads it too if `interactive`; with a `console` of the container's own, it
+/// reads and writes only that, shown on our terminal while it runs.
+fn foreground(
+    proc: Proc,
+    container: u64,
+    (program, args): (&str, &[&str]),
+    interactive: bool,
+    console: Option<&str>,
+) -> Result<i32, Refusal> {
     let tty = vessel_rt::var("TTY");
-    let devices = Devices::get();
+    let devices = Devices::get().ok();
     let mut env = String::new();
-    if let (Some(tty), Ok(devices)) = (tty, devices) {
+    if let Some(console) = console {
+        env.push_str(&format!("TTY={console}\0STDIN=tty:{console}\0STDOUT=tty:{console}\0STDERR=tty:{console}\0"));
+    } else if let (Some(tty), Some(devices)) = (tty, devices) {
         // Shared with the container so its programs can write (and, with -i, read) there.
         match devices.grant(container, tty, Rights::READ_WRITE, false) {
             Ok(()) => {}
@@ -300,13 +322,31 @@ fn foreground(proc: Proc, container: u64, program: &str, args: &[&str], interact
     let label = name_of(container).unwrap_or_else(|| format!("{container:#x}"));
     env.push_str(&format!("CONTAINER={label}\0PWD=/\0"));
     let path = program_path(container, program);
-    let (pid, _) = proc.spawn_env(container, &path, args, env.as_bytes(), &[])?;
     // Our own session on the terminal, armed while the program runs: Ctrl-C ends it (a shell
-    // started with -i opens a newer one, so Ctrl-C at its prompt stays its own).
+    // started with -i opens a newer one, so Ctrl-C at its prompt stays its own). It shows the
+    // container's console from before the program starts, so nothing it writes is missed.
     let terminal = tty.and_then(|t| vessel_rt::job::Interruptible::open(t).ok());
+    let shown = match (terminal, console, devices) {
+        (Some(t), Some(console), Some(devices)) => devices.client().attach(t.handle(), console).map(|_| Some(devices)),
+        (None, Some(_), _) => Err(refuse(String::from("-i needs a terminal (TTY), and this ctr has none"))),
+        _ => Ok(None),
+    };
+    let spawned = shown.and_then(|shown| Ok((proc.spawn_env(container, &path, args, env.as_bytes(), &[])?.0, shown)));
+    let (pid, shown) = match spawned {
+        Ok(started) => started,
+        Err(e) => {
+            if let Some(t) = terminal {
+                t.close();
+            }
+            return Err(e);
+        }
+    };
     let mut ending = Err(Refusal::new(Error::PeerDied, "not waited for"));
     vessel_rt::job::wait_all(proc, &[(container, pid)], terminal, |_, ended| ending = ended);
     if let Some(t) = terminal {
+        if let Some(devices) = shown {
+            let _ = devices.client().attach(t.handle(), "");
+        }
         t.close();
     }
     let ending = ending?;
@@ -332,7 +372,7 @@ fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<i32, Refusal> {
             if !left.is_empty() {
                 return Err(refuse(format!("create takes options only, not {:?}", left.join(" "))));
             }
-            *last = create(proc, &o)?;
+            *last = create(proc, &o)?.id;
             match o.name {
                 Some(name) => println!("{:#018x} {name}", *last),
                 None => println!("{:#018x}", *last),
@@ -343,9 +383,14 @@ fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<i32, Refusal> {
             let Some((program, args)) = left.split_first() else {
                 return Err(refuse(String::from("run needs a program")));
             };
-            let container = create(proc, &o)?;
+            let mut o = o;
+            if o.interactive && !o.virtual_devices.contains(&"console") {
+                o.virtual_devices.push("console");
+            }
+            let Made { id: container, console } = create(proc, &o)?;
             *last = container;
-            let code = foreground(proc, container, program, args, o.interactive);
+            let console = console.filter(|_| o.interactive);
+            let code = foreground(proc, container, (program, args), o.interactive, console.as_deref());
             if !o.keep {
                 destroy(proc, container)?;
             }
@@ -355,7 +400,7 @@ fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<i32, Refusal> {
         }
         ["exec", which, program, args @ ..] => {
             let container = id(Some(which), *last)?;
-            let code = foreground(proc, container, program, args, true)?;
+            let code = foreground(proc, container, (program, args), true, None)?;
             if code != 0 {
                 println!("ctr: {program} {}", describe(code));
             }

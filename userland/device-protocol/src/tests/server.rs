@@ -664,6 +664,28 @@ impl Server for Devices {
         answer(self.session(cx, handle, Rights::READ, |c| matches!(c, Class::Serial | Class::Console)).map(|_| Done))
     }
 
+    fn attach(&mut self, cx: &mut Cx<'_, Done>, handle: u64, console: &str) -> Answer<Done> {
+        let terminal =
+            match self.session(cx, handle, Rights::READ_WRITE, |c| matches!(c, Class::Serial | Class::Console)) {
+                Ok(terminal) => terminal,
+                Err(refusal) => return refusal.into(),
+            };
+        if console.is_empty() {
+            return Answer::Reply(Done);
+        }
+        let caller = cx.caller().container;
+        let below = |c: Option<u64>| c.is_some_and(|c| c != caller && ancestry(c).contains(&caller));
+        let found = (0..self.devices.len()).find(|&i| {
+            let d = &self.devices[i];
+            d.name == console && d.class == Class::Console && (self.usage(caller, i).is_some() || below(d.plugged_for))
+        });
+        match found {
+            None => cx.refusal(Error::NotFound, format!("no console {console:?} for this container")).into(),
+            Some(i) if i == terminal => cx.refusal(Error::InvalidArgument, "a console cannot show on itself").into(),
+            Some(_) => Answer::Reply(Done),
+        }
+    }
+
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {
         answer(self.session(cx, handle, Rights::READ, |c| c == Class::Clock).map(|_| Time { unix_seconds: NOW }))
     }

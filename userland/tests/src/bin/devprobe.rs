@@ -19,6 +19,8 @@
 //!   else the number of the failed check.
 //! - `dev-console-read NAME`: read console NAME until a newline (30 s at most per read); exit 0
 //!   if the line was `ok`, else the number of the failed check.
+//! - `dev-attach TERMINAL CONSOLE`: open TERMINAL (read-write) and attach CONSOLE to it; exit
+//!   with the refusal's error code, 0 if attached.
 //! - `dev-hammer`: write self-checking 4 KiB groups over blocks `HAMMER_FIRST..+HAMMER_BLOCKS`
 //!   of `blk0` until a write fails (the test kills the server), then reconnect (the server is
 //!   restarted), check that every block is whole (never written, or exactly one round's
@@ -273,6 +275,17 @@ fn grant(child: &str, name: &str, text: &str) -> i32 {
     }
 }
 
+/// `dev-attach TERMINAL CONSOLE`: open TERMINAL for reading and writing and show CONSOLE on it;
+/// exit with the error code (0: attached).
+fn attach(terminal: &str, console: &str) -> i32 {
+    let Ok(devices) = Devices::connect() else { return -1 };
+    let Ok(session) = devices.open(terminal, Rights::READ_WRITE) else { return -2 };
+    match devices.client().attach(session.handle, console) {
+        Ok(_) => 0,
+        Err(r) => r.error as i32,
+    }
+}
+
 vessel_rt::entry!(main);
 
 fn main() -> i32 {
@@ -289,6 +302,7 @@ fn main() -> i32 {
         "dev-hammer" => hammer(),
         "dev-console-write" => console_write(arg(2), arg(3)),
         "dev-console-read" => console_read(arg(2)),
+        "dev-attach" => attach(arg(2), arg(3)),
         _ => 2,
     }
 }

@@ -35,6 +35,7 @@ pub const TESTS: &[crate::Test] = &[
     ("device::console_draws_text_the_screen_shows", console_draws_text_the_screen_shows),
     ("device::serial_port_talks_both_ways", serial_port_talks_both_ways),
     ("device::each_container_has_its_own_console", each_container_has_its_own_console),
+    ("device::a_terminal_shows_an_attached_console", a_terminal_shows_an_attached_console),
     // Last: it restarts the server.
     ("device::killed_mid_request_restarts_and_clients_recover", killed_mid_request_restarts_and_clients_recover),
 ];
@@ -652,6 +653,65 @@ fn each_container_has_its_own_console() -> TestResult {
     let gone = devices.client().console("console1").map_err(|r| r.error);
     check!(gone.as_ref().err() == Some(&Error::NotFound), "the destroyed child's console still shows: {gone:?}");
     Ok(())
+}
+
+/// `attach`: console0 (our terminal here) shows a child's console, so keys typed on it reach the
+/// child's reader; then every refusal: a handle that is not a terminal session, one without
+/// both rights, a console of nobody below us (from a sibling), a cycle, a console or terminal
+/// shown already; the end of an attachment frees both.
+fn a_terminal_shows_an_attached_console() -> TestResult {
+    let (devices, proc) = connect()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let sibling = proc.create(0, Limits::default()).map_err(e("create sibling"))?;
+    let result = (|| {
+        let theirs = devices.plug(child, "console").map_err(e("plug console"))?;
+        let ours = devices.plug(0, "console").map_err(e("plug our console"))?;
+        let attach =
+            |handle: u64, console: &str| devices.client().attach(handle, console).map(|_| ()).map_err(|r| r.error);
+        let screen = devices.open("console0", Rights::READ_WRITE).map_err(e("open console0"))?;
+        check!(devices.client().console("").map_err(e("console"))?.name == "console0", "console0 is shown");
+        attach(screen.handle, &theirs).map_err(|r| format!("attach {theirs}: {r:?}"))?;
+        // Keys typed on console0 go to the child's console, where its reader waits.
+        let (reader, _) = proc.spawn(child, "bin/devprobe", &["dev-console-read", &theirs], &[]).map_err(e("spawn"))?;
+        vessel_rt::time::sleep_ms(200);
+        vessel_rt::println!("HARNESS sendkey o k ret");
+        let read = proc.wait_timeout(child, reader, 40_000_000_000).map_err(e("wait reader"))?;
+        check!(read == Ending::Code(0), "the child reading \"ok\" through console0: {read:?}");
+        // Refusals.
+        let null = devices.plug(0, "null").map_err(e("plug null"))?;
+        let on_null = devices.open(&null, Rights::READ_WRITE).map_err(e("open null"))?;
+        check!(attach(on_null.handle, &ours) == Err(Error::WrongObject), "a null session as a terminal");
+        let write_only = devices.open(&ours, Rights::WRITE).map_err(e("open write-only"))?;
+        check!(attach(write_only.handle, &theirs) == Err(Error::MissingRights), "a write-only terminal");
+        check!(attach(0x1234_5678, &ours) == Err(Error::InvalidHandle), "a made-up handle");
+        check!(attach(screen.handle, &null) == Err(Error::NotFound), "{null} is no console");
+        check!(attach(screen.handle, "console99") == Err(Error::NotFound), "a console that does not exist");
+        let from_sibling = probe(proc, sibling, &["dev-attach", "console0", &theirs], &[])?;
+        check!(from_sibling != Ending::Code(0), "a sibling attached our child's console: {from_sibling:?}");
+        // ours may show console0 (which shows theirs); console0 may not then show ours.
+        let on_ours = devices.open(&ours, Rights::READ_WRITE).map_err(e("open ours"))?;
+        check!(attach(on_ours.handle, "console0").is_ok(), "{ours} showing console0");
+        check!(attach(screen.handle, &ours) == Err(Error::InvalidArgument), "a cycle {ours} <-> console0");
+        check!(attach(on_ours.handle, &ours) == Err(Error::InvalidArgument), "{ours} showing itself");
+        attach(on_ours.handle, "").map_err(|r| format!("detach {ours}: {r:?}"))?;
+        // One terminal per console, one console per terminal.
+        let second = devices.open("console0", Rights::READ_WRITE).map_err(e("open console0 again"))?;
+        check!(attach(second.handle, &ours) == Err(Error::Busy), "console0 attached through two sessions");
+        check!(attach(on_ours.handle, &theirs) == Err(Error::Busy), "{theirs} shown on two terminals");
+        // Ending an attachment (empty name, or closing the session) frees the terminal.
+        attach(screen.handle, "").map_err(|r| format!("detach: {r:?}"))?;
+        check!(attach(second.handle, &ours).is_ok(), "console0 free again after the detach");
+        second.close().map_err(e("close"))?;
+        check!(attach(screen.handle, &ours).is_ok(), "console0 free again after the close");
+        attach(screen.handle, "").map_err(|r| format!("detach: {r:?}"))?;
+        for session in [screen, on_null, write_only, on_ours] {
+            session.close().map_err(e("close"))?;
+        }
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    proc.destroy(sibling).map_err(e("destroy sibling"))?;
+    result
 }
 
 /// A line printed through the kernel's log; console 0 must show it (the harness looks for it).
