@@ -253,6 +253,9 @@ pub struct KernelStats {
     pub idle_ns: u64,
     /// Frames of released DMA memory waiting for `DmaQuiesce` (not in `free_frames`).
     pub dma_quarantined: u64,
+    /// Frames set aside for the kernel heap that it has not grown into: they hold nothing, no
+    /// other use may take them (not in `free_frames`), and the heap takes them as it needs.
+    pub heap_held_frames: u64,
 }
 
 /// Output of `PlatformEcam`: where PCI's memory-mapped configuration space is.

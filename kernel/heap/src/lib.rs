@@ -195,6 +195,8 @@ pub struct ClassHeap {
     big: Heap,
     /// Live bytes of big blocks.
     big_used: usize,
+    /// Bytes right after the big heap's end that it may still grow into.
+    held: usize,
 }
 
 // SAFETY: the heap's pointers all point into the region handed to `init`, which the heap owns
@@ -204,10 +206,13 @@ unsafe impl Send for ClassHeap {}
 impl ClassHeap {
     /// A heap with no memory: every allocation fails until [`ClassHeap::init`].
     pub const fn empty() -> Self {
-        ClassHeap { classes: SizeClasses::new(), big: Heap::empty(), big_used: 0 }
+        ClassHeap { classes: SizeClasses::new(), big: Heap::empty(), big_used: 0, held: 0 }
     }
 
-    /// Hands the region `[base, base + size)` to the heap, forgetting any earlier region.
+    /// Hands the region `[base, base + size + held)` to the heap, forgetting any earlier
+    /// region: it allocates from the first `size` bytes and grows into the `held` ones only
+    /// when an allocation does not fit (each time by as much as it has, or what the allocation
+    /// needs, if more), so its [`grown`](Self::grown) size follows what the kernel needed.
     ///
     /// # Safety
     ///
@@ -216,25 +221,30 @@ impl ClassHeap {
     ///
     /// # Panics
     ///
-    /// If the region cannot hold the linked-list heap's bookkeeping (a few words).
-    pub unsafe fn init(&mut self, base: *mut u8, size: usize) {
+    /// If the first `size` bytes cannot hold the linked-list heap's bookkeeping (a few words).
+    pub unsafe fn init(&mut self, base: *mut u8, size: usize, held: usize) {
         *self = Self::empty();
         // SAFETY: the caller's promise is the linked-list heap's.
         unsafe { self.big.init(base, size) };
+        self.held = held;
     }
 
     /// Allocates a block for `layout`; `None` if the region is exhausted. O(1) for classes,
-    /// except when a class takes a new slab.
+    /// except when a class takes a new slab (or the heap grows).
     pub fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         if !SizeClasses::serves(layout) {
-            let block = self.big.allocate_first_fit(layout).ok()?;
+            let block = self.big_first_fit(layout)?;
             self.big_used += layout.size();
             return Some(block);
         }
-        let big = &mut self.big;
+        let Self { classes, big, held, .. } = self;
         // SAFETY: slabs come from the region `init` handed over for good, and the big heap hands
         // each out once (slabs are never freed).
-        unsafe { self.classes.allocate(layout, |slab| big.allocate_first_fit(slab).ok()) }
+        unsafe { classes.allocate(layout, |slab| first_fit_growing(big, held, slab)) }
+    }
+
+    fn big_first_fit(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        first_fit_growing(&mut self.big, &mut self.held, layout)
     }
 
     /// Frees a block. O(1) for classes.
@@ -264,6 +274,39 @@ impl ClassHeap {
     pub fn free_in_big_heap(&self) -> usize {
         self.big.free()
     }
+
+    /// Bytes the heap has grown to (from `init`'s `size`).
+    pub fn grown(&self) -> usize {
+        self.big.size()
+    }
+
+    /// Bytes it may still grow into.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+}
+
+/// A first-fit block of `big` for `layout`; when none fits, `big` first grows into the `held`
+/// bytes after its end: by its own size (doubling), or by what `layout` needs if that is more,
+/// and by all that is held if less is left.
+fn first_fit_growing(big: &mut Heap, held: &mut usize, layout: Layout) -> Option<NonNull<u8>> {
+    if let Ok(block) = big.allocate_first_fit(layout) {
+        return Some(block);
+    }
+    if *held == 0 {
+        return None;
+    }
+    // Room for the block wherever its alignment puts it, and for the hole list's bookkeeping.
+    let need = layout.size().saturating_add(layout.align()).saturating_add(2 * core::mem::size_of::<usize>() * 2);
+    if need > big.free().saturating_add(*held) {
+        return None; // would not fit even with all that is held: keep it held
+    }
+    let by = big.size().max(need).min(*held);
+    // SAFETY: the `held` bytes lie right after the heap's end, valid and owned by the heap for
+    // good (the `init` contract); `by` of them are handed over and no longer held.
+    unsafe { big.extend(by) };
+    *held -= by;
+    big.allocate_first_fit(layout).ok()
 }
 
 /// A [`ClassHeap`] behind a spin lock, usable as the `#[global_allocator]`.
@@ -275,19 +318,25 @@ impl Locked {
         Locked(spin::Mutex::new(ClassHeap::empty()))
     }
 
-    /// Hands the region `[base, base + size)` to the heap; see [`ClassHeap::init`].
+    /// Hands the region `[base, base + size + held)` to the heap; see [`ClassHeap::init`].
     ///
     /// # Safety
     ///
     /// As for [`ClassHeap::init`]; and no block from an earlier region is still in use.
-    pub unsafe fn init(&self, base: *mut u8, size: usize) {
+    pub unsafe fn init(&self, base: *mut u8, size: usize, held: usize) {
         // SAFETY: passed on from the caller.
-        unsafe { self.0.lock().init(base, size) };
+        unsafe { self.0.lock().init(base, size, held) };
     }
 
     /// Live bytes; see [`ClassHeap::used`].
     pub fn used(&self) -> usize {
         self.0.lock().used()
+    }
+
+    /// Bytes grown to and bytes still held; see [`ClassHeap::grown`] and [`ClassHeap::held`].
+    pub fn extent(&self) -> (usize, usize) {
+        let heap = self.0.lock();
+        (heap.grown(), heap.held())
     }
 }
 

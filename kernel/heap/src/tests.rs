@@ -21,7 +21,15 @@ impl Arena {
     fn heap(&self) -> ClassHeap {
         let mut heap = ClassHeap::empty();
         // SAFETY: the arena is ours, unused, and outlives the heap (the caller declares it later).
-        unsafe { heap.init(self.base.as_ptr(), self.layout.size()) };
+        unsafe { heap.init(self.base.as_ptr(), self.layout.size(), 0) };
+        heap
+    }
+
+    /// A heap that starts with `size` bytes of the arena and may grow into the rest.
+    fn growing_heap(&self, size: usize) -> ClassHeap {
+        let mut heap = ClassHeap::empty();
+        // SAFETY: as in `heap`.
+        unsafe { heap.init(self.base.as_ptr(), size, self.layout.size() - size) };
         heap
     }
 }
@@ -336,7 +344,7 @@ fn locked_heap_as_global_alloc() {
     // SAFETY: a valid non-zero-sized layout.
     assert!(unsafe { heap.alloc(l) }.is_null(), "an empty heap fails");
     // SAFETY: the arena is ours, unused, and outlives `heap` (dropped after it).
-    unsafe { heap.init(arena.base.as_ptr(), arena.layout.size()) };
+    unsafe { heap.init(arena.base.as_ptr(), arena.layout.size(), 0) };
     // SAFETY: a valid non-zero-sized layout.
     let block = unsafe { heap.alloc(l) };
     assert!(!block.is_null());
@@ -346,4 +354,63 @@ fn locked_heap_as_global_alloc() {
     assert_eq!(heap.used(), 0);
     // SAFETY: a valid non-zero-sized layout.
     assert!(unsafe { heap.alloc(layout(1024 * 1024, 8)) }.is_null(), "exhaustion gives null");
+}
+
+#[test]
+fn the_heap_grows_into_what_it_holds_only_when_needed() {
+    let arena = Arena::new(256 * 1024);
+    let mut heap = arena.growing_heap(16 * 1024);
+    assert_eq!((heap.grown(), heap.held()), (16 * 1024, 240 * 1024));
+    // Small blocks fit in the first slabs: no growth.
+    let small = layout(64, 8);
+    let blocks: Vec<_> = (0..100).map(|_| heap.allocate(small).expect("a small block")).collect();
+    assert_eq!(heap.grown(), 16 * 1024, "grew for blocks that fit");
+    // A big block that does not fit: the heap doubles (or grows by what the block needs).
+    let big = layout(20 * 1024, 8);
+    let first = heap.allocate(big).expect("a big block after growing");
+    fill(first, big.size(), 0xa5);
+    assert!(heap.grown() > 16 * 1024 && heap.grown() <= 64 * 1024, "grew to {}", heap.grown());
+    assert_eq!(heap.grown() + heap.held(), 256 * 1024, "bytes lost while growing");
+    // Growing until everything held is used; then allocation fails, and nothing is overwritten.
+    let mut live = vec![(first, 0xa5u8)];
+    let mut pattern = 1u8;
+    while let Some(block) = heap.allocate(big) {
+        fill(block, big.size(), pattern);
+        live.push((block, pattern));
+        pattern = pattern.wrapping_add(1);
+    }
+    assert_eq!(heap.held(), 0);
+    assert_eq!(heap.grown(), 256 * 1024);
+    assert!(live.len() >= 10, "only {} blocks of 20 KiB in 256 KiB", live.len());
+    for &(block, pattern) in &live {
+        check(block, big.size(), pattern);
+    }
+    for (block, _) in live {
+        // SAFETY: allocated above with `big`, freed once.
+        unsafe { heap.deallocate(block, big) };
+    }
+    for block in blocks {
+        // SAFETY: allocated above with `small`, freed once.
+        unsafe { heap.deallocate(block, small) };
+    }
+    assert_eq!(heap.used(), 0);
+    // Freed space is reused without growing further (there is nothing left to grow into).
+    assert!(heap.allocate(layout(128 * 1024, 8)).is_some());
+}
+
+#[test]
+fn a_block_bigger_than_the_heap_grows_it_by_what_it_needs() {
+    let arena = Arena::new(1024 * 1024);
+    let mut heap = arena.growing_heap(8 * 1024);
+    let huge = layout(512 * 1024, 4096);
+    let block = heap.allocate(huge).expect("the heap grows by what a block needs");
+    assert_eq!(block.as_ptr() as usize % 4096, 0);
+    fill(block, huge.size(), 7);
+    assert!(heap.grown() >= 8 * 1024 + 512 * 1024 && heap.grown() < 540 * 1024, "grew to {}", heap.grown());
+    // More than is held: refused, and the heap keeps what it has.
+    let before = (heap.grown(), heap.held());
+    assert!(heap.allocate(layout(2 * 1024 * 1024, 8)).is_none());
+    assert_eq!((heap.grown(), heap.held()), before, "grew for a block that cannot fit");
+    assert_eq!(before.0 + before.1, 1024 * 1024);
+    check(block, huge.size(), 7);
 }

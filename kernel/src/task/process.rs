@@ -447,6 +447,7 @@ pub fn stats() -> KernelStats {
         irqs_off_longest_call: irqs_off.1,
         idle_ns: super::sched::IDLE_NS.load(core::sync::atomic::Ordering::Relaxed),
         dma_quarantined,
+        heap_held_frames: heap::held_frames(),
     }
 }
 

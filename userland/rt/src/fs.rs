@@ -103,18 +103,32 @@ fn no_sharing_here<T>(result: &Result<T, Refusal>) -> bool {
 /// mapped, its length. Reads and writes larger than a message go through it.
 static SHARED: crate::heap::Lock<Option<(Memory, u64, usize)>> = crate::heap::Lock::new(None);
 
-/// Runs `f` on this process's shared buffer (made on first use, and made again if the server
-/// took it back: `StaleHandle`), which no other thread of the process touches meanwhile.
-fn with_shared<T>(mut f: impl FnMut(Client<Endpoint>, &mut [u8]) -> Result<T, Refusal>) -> Result<T, Refusal> {
+/// The smallest shared buffer: a transfer just over a message's size does not pay for a
+/// megabyte of memory (the buffer's frames are the process's own, charged to its container).
+const MIN_SHARED_BYTES: u64 = 64 * 1024;
+
+/// Runs `f` on this process's shared buffer, which no other thread of the process touches
+/// meanwhile. The buffer is made on first use, made again if the server took it back
+/// (`StaleHandle`), and replaced by a bigger one when `want` bytes do not fit: a power of two
+/// from [`MIN_SHARED_BYTES`] to [`MAX_SHARED_BYTES`], so a process that moves little keeps
+/// little.
+fn with_shared<T>(
+    want: usize,
+    mut f: impl FnMut(Client<Endpoint>, &mut [u8]) -> Result<T, Refusal>,
+) -> Result<T, Refusal> {
     let client = client()?;
+    let size = (want as u64).next_power_of_two().clamp(MIN_SHARED_BYTES, MAX_SHARED_BYTES);
+    if SHARED.with(|shared| shared.as_ref().is_some_and(|&(_, _, len)| (len as u64) < size)) {
+        drop_shared();
+    }
     let mut attempt = 0;
     loop {
         let result = SHARED.with(|shared| {
             if shared.is_none() {
-                let cap = client.share(MAX_SHARED_BYTES)?.buffer;
+                let cap = client.share(size)?.buffer;
                 let memory = Memory(Cap(cap));
                 match memory.map(vessel_abi::MapFlags::WRITE) {
-                    Ok(address) => *shared = Some((memory, address, MAX_SHARED_BYTES as usize)),
+                    Ok(address) => *shared = Some((memory, address, size as usize)),
                     Err(e) => {
                         let _ = memory.0.delete();
                         return Err(Refusal::new(e, "vfs: cannot map the shared buffer"));
@@ -265,7 +279,7 @@ impl File {
     fn read_from(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Refusal> {
         if buf.len() > MAX_IO && sharing() {
             let handle = self.handle;
-            let shared = with_shared(|client, shared| {
+            let shared = with_shared(buf.len(), |client, shared| {
                 let want = buf.len().min(shared.len());
                 let n = (client.read_shared(handle, offset, want as u64, 0)?.count as usize).min(want);
                 buf[..n].copy_from_slice(&shared[..n]);
@@ -287,18 +301,21 @@ impl File {
         Ok(n)
     }
 
-    /// Reads from the position to the end.
+    /// Reads from the position to the end: straight into `out`, a message's worth first, then
+    /// twice as much each time up to a shared buffer's worth, so a small file costs neither a
+    /// shared buffer nor a megabyte of `out`.
     pub fn read_to_end(&mut self, out: &mut Vec<u8>) -> Result<usize, Refusal> {
         let start = out.len();
+        let mut chunk = MAX_IO;
         loop {
-            // Straight into `out`, a shared buffer's worth at a time.
             let at = out.len();
-            out.resize(at + MAX_SHARED_BYTES as usize, 0);
+            out.resize(at + chunk, 0);
             let n = self.read(&mut out[at..]);
             out.truncate(at + *n.as_ref().unwrap_or(&0));
             if n? == 0 {
                 return Ok(out.len() - start);
             }
+            chunk = (chunk * 2).min(MAX_SHARED_BYTES as usize);
         }
     }
 
@@ -317,7 +334,7 @@ impl File {
     fn write_to(&self, offset: u64, data: &[u8]) -> Result<usize, Refusal> {
         if data.len() > MAX_IO && sharing() {
             let handle = self.handle;
-            let shared = with_shared(|client, shared| {
+            let shared = with_shared(data.len(), |client, shared| {
                 let n = data.len().min(shared.len());
                 shared[..n].copy_from_slice(&data[..n]);
                 Ok(client.write_shared(handle, offset, n as u64, 0)?.count as usize)

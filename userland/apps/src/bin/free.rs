@@ -1,4 +1,5 @@
-//! `free`: the machine's memory (total, used, free: from the kernel's `KernelStats`) and what
+//! `free`: the machine's memory (total, used, free: from the kernel's `KernelStats`; the kernel
+//! heap's part set aside but not grown into is neither, on a line of its own) and what
 //! this container uses of it (its `ContainerInfo`: pages charged to it and those below it,
 //! and its limit). `--help` says this.
 #![no_std]
@@ -41,16 +42,23 @@ fn main() -> i32 {
             return 1;
         }
     };
-    // Frames kept for reuse (stacks of ended threads) are as good as free.
+    // Frames kept for reuse (stacks of ended threads) are as good as free. Frames set aside for
+    // the kernel heap that it has not grown into hold nothing: neither used nor free for others.
     let free = stats.free_frames.saturating_add(stats.pooled_frames).min(stats.total_frames);
+    let held = stats.heap_held_frames.min(stats.total_frames - free);
     let bytes = |pages: u64| vessel_apps::units::bytes(pages.saturating_mul(PAGE_SIZE));
     println!("{:<9}{:>10}  {:>10}  {:>10}", "", "total", "used", "free");
     println!(
         "{:<9}{:>10}  {:>10}  {:>10}",
         "memory",
         bytes(stats.total_frames),
-        bytes(stats.total_frames - free),
+        bytes(stats.total_frames - free - held),
         bytes(free)
+    );
+    println!(
+        "kernel heap: {} in use; {} more set aside for it to grow into",
+        vessel_apps::units::bytes(stats.heap_used),
+        bytes(held)
     );
     let limit = match own.limits[0] {
         UNLIMITED => String::from("no limit of its own"),

@@ -314,16 +314,26 @@ fn free_shows_memory_in_units() -> TestResult {
     let free = run("free", &[])?;
     check!(free.ending == Ending::Code(0), "free {}: {}", free.ending, free.err);
     let lines: Vec<&str> = free.out.lines().collect();
-    check!(lines.len() == 3, "free printed {:?}", free.out);
+    check!(lines.len() == 4, "free printed {:?}", free.out);
     check!(lines[0].split_whitespace().collect::<Vec<_>>() == ["total", "used", "free"], "header {:?}", lines[0]);
     let memory: Vec<&str> = lines[1].split_whitespace().collect();
     check!(memory.len() == 7 && memory[0] == "memory", "memory line {:?}", lines[1]);
     for pair in memory[1..].chunks(2) {
         check!(is_size(&format!("{} {}", pair[0], pair[1])), "not a size: {pair:?} in {:?}", lines[1]);
     }
+    // The kernel heap's line: in use, and what is set aside; with used and free, the total.
+    let heap: Vec<&str> = lines[2].split_whitespace().collect();
+    check!(heap.len() == 16 && lines[2].starts_with("kernel heap: "), "kernel heap line {:?}", lines[2]);
+    check!(
+        is_size(&format!("{} {}", heap[2], heap[3])) && is_size(&format!("{} {}", heap[6], heap[7])),
+        "{:?}",
+        lines[2]
+    );
+    let stats = sys::kernel_stats().map_err(e("kernel stats"))?;
+    check!(stats.heap_held_frames > 0 && stats.heap_held_frames < 4096, "held {} frames", stats.heap_held_frames);
     let own = container::own().map_err(e("own container"))?.id;
-    check!(lines[2].starts_with(&format!("container {own:#018x}: ")), "container line {:?}", lines[2]);
-    check!(lines[2].contains(" used"), "container line {:?}", lines[2]);
+    check!(lines[3].starts_with(&format!("container {own:#018x}: ")), "container line {:?}", lines[3]);
+    check!(lines[3].contains(" used"), "container line {:?}", lines[3]);
     Ok(())
 }
 
