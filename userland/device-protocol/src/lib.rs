@@ -29,6 +29,7 @@ extern crate alloc;
 mod calendar;
 mod class;
 mod entry;
+pub mod kept;
 mod list;
 mod pci;
 mod rights;

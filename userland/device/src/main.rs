@@ -19,6 +19,7 @@ mod fb;
 mod hal;
 mod input;
 mod kbd;
+mod keep;
 mod mmio;
 mod ops;
 mod pci;
@@ -181,6 +182,7 @@ fn main() -> i32 {
         }
     };
     let mut state = ops::State::new(registry, disks, functions, platform, (kbd, serial));
+    state.restore();
     state.follow_log(events, LOG_BIT);
     println!("device: serving");
     let mut server = Server::new(Endpoint(Cap(ep)));

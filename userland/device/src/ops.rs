@@ -60,6 +60,8 @@ pub struct State {
     pub(crate) next_tag: u64,
     proc: Option<Proc>,
     rng: Option<Rng>,
+    /// Where the grants and plugged devices outlive this instance (see `keep`).
+    keep: Option<crate::keep::Keep>,
 }
 
 /// A terminal session armed for Ctrl-C (`interrupt`).
@@ -114,6 +116,84 @@ impl State {
             next_tag: 1,
             proc: Proc::get(),
             rng: Rng::from_hardware(),
+            keep: crate::keep::Keep::inherited(),
+        }
+    }
+
+    /// Takes back what an earlier instance kept: the virtual devices plugged into containers
+    /// (consoles start empty) and the grants of devices that exist again. The first sweep
+    /// forgets the containers that ended meanwhile.
+    pub fn restore(&mut self) {
+        let Some(keep) = &self.keep else { return };
+        let kept = keep.load();
+        let (mut plugged, mut granted) = (0, 0);
+        for p in kept.plugged {
+            if self.registry.devices.iter().any(|d| d.name == p.name) {
+                continue;
+            }
+            let backend = match p.class {
+                Class::Null => Backend::Null,
+                Class::Zero => Backend::Zero,
+                Class::Random => Backend::Random,
+                Class::Console => Backend::Console(self.consoles.add()),
+                _ => continue,
+            };
+            let device = Device {
+                name: p.name,
+                class: p.class,
+                backend,
+                plugged_for: Some(p.container),
+                grants: Vec::new(),
+                blocks: 0,
+                block_size: 0,
+            };
+            self.registry.add(device);
+            plugged += 1;
+        }
+        for g in kept.grants {
+            let Some(device) = self.registry.devices.iter_mut().find(|d| d.name == g.device) else { continue };
+            if device.grants.iter().any(|x| x.to == g.to) {
+                continue;
+            }
+            device.grants.push(crate::registry::Grant {
+                to: g.to,
+                from: g.from,
+                rights: g.rights,
+                exclusive: g.exclusive,
+            });
+            granted += 1;
+        }
+        if plugged + granted > 0 {
+            vessel_rt::println!("device: kept from the last instance: {plugged} plugged devices, {granted} grants");
+        }
+    }
+
+    /// Writes the grants and plugged devices where the next instance finds them.
+    fn save(&mut self) {
+        let Some(keep) = &mut self.keep else { return };
+        let mut kept = vessel_device_protocol::kept::Kept::default();
+        for d in &self.registry.devices {
+            if let Some(container) = d.plugged_for.filter(|&c| c != 0) {
+                kept.plugged.push(vessel_device_protocol::kept::Plugged {
+                    name: d.name.clone(),
+                    class: d.class,
+                    container,
+                });
+            }
+            for g in &d.grants {
+                kept.grants.push(vessel_device_protocol::kept::KeptGrant {
+                    device: d.name.clone(),
+                    to: g.to,
+                    from: g.from,
+                    rights: g.rights,
+                    exclusive: g.exclusive,
+                });
+            }
+        }
+        if !keep.save(&kept) {
+            vessel_rt::println!(
+                "device: the registry no longer fits the kept memory; a restart loses the newest grants"
+            );
         }
     }
 
@@ -240,6 +320,7 @@ impl State {
     /// Containers that hold grants but no longer exist lose them (asked of `proc`).
     fn forget_dead_containers(&mut self) {
         let Some(proc) = self.proc else { return };
+        let mut forgot = false;
         for container in self.registry.grantees() {
             if proc.info(container).is_err_and(|r| r.error == Error::NoSuchContainer) {
                 for device in &self.registry.devices {
@@ -250,7 +331,11 @@ impl State {
                     }
                 }
                 self.registry.forget_container(container);
+                forgot = true;
             }
+        }
+        if forgot {
+            self.save();
         }
         self.free_buffers();
     }
@@ -491,7 +576,10 @@ impl Server for State {
             return refuse(cx, (Error::NotFound, format!("no device {name:?} in this container")));
         };
         match self.registry.grant(from, container, index, rights, exclusive) {
-            Ok(()) => Answer::Reply(Done),
+            Ok(()) => {
+                self.save();
+                Answer::Reply(Done)
+            }
             Err(e) => refuse(cx, e),
         }
     }
@@ -503,6 +591,7 @@ impl Server for State {
         };
         match self.registry.revoke(from, container, index) {
             Ok(_) => {
+                self.save();
                 self.free_buffers();
                 Answer::Reply(Done)
             }
@@ -539,6 +628,7 @@ impl Server for State {
             block_size: 0,
         };
         self.registry.add(device);
+        self.save();
         Answer::Reply(Plugged { name })
     }
 

@@ -29,6 +29,9 @@ use vessel_protocol::{DecodeError, Field, Reader, Writer};
 /// Capabilities a `spawn` may pass to the child (after the `proc` capability, which every
 /// child started by `proc` finds first in its handle table).
 pub const MAX_PASSED_CAPS: usize = 3;
+/// Pages of the memory object every instance of a supervised service gets (the same object
+/// across restarts): 16 KiB.
+pub const KEPT_PAGES: u64 = 4;
 /// Longest service name, in bytes.
 pub const MAX_NAME: usize = 32;
 /// Most pairs in one list reply (they fill the data area).
@@ -155,9 +158,12 @@ vessel_protocol::protocol! {
         };
         /// Start a program as supervised service `name` in the root container (root only):
         /// `proc` gives it `caps` (kept by `proc` and passed again to every restarted
-        /// instance) then a fresh endpoint as its last capability, registers the service, and
-        /// restarts the program (at most `restarts` times) when it dies. Refused with
-        /// `TooLarge` if more than [`MAX_PASSED_CAPS`] capabilities come along.
+        /// instance), then a memory object of [`KEPT_PAGES`] zeroed pages that is the same for
+        /// every instance (where a service keeps what must outlive it: `device` its grants),
+        /// then a fresh endpoint as its last capability; it registers the service and restarts
+        /// the program (at most `restarts` times) when it dies. Refused with `TooLarge` if more
+        /// than [`MAX_PASSED_CAPS`] capabilities come along, `NoMemory`/`QuotaExceeded` if the
+        /// kept memory cannot be made.
         11 supervise(
             /// How many restarts are allowed.
             restarts: u64,

@@ -282,9 +282,21 @@ impl Server for State {
             }
             return refuse(cx, error, why);
         }
-        match self.start_instance(command, caps) {
+        // What every instance keeps across restarts: one memory object, passed to each.
+        let kept = match vessel_rt::ipc::Memory::create(vessel_proc_protocol::KEPT_PAGES) {
+            Ok(memory) => memory,
+            Err(e) => {
+                for &h in caps {
+                    cx.drop_cap(h);
+                }
+                return Answer::Refuse(refused(cx, e, &format!("no kept memory for service {name:?}")));
+            }
+        };
+        let mut caps = caps.to_vec();
+        caps.push(kept.0.0);
+        match self.start_instance(command, &caps) {
             Ok((endpoint, pid)) => {
-                let supervised = Supervised { command: command.into(), caps: caps.to_vec(), restarts };
+                let supervised = Supervised { command: command.into(), caps, restarts };
                 self.services.push(state::Service {
                     name: String::from(name),
                     endpoint,
@@ -295,7 +307,8 @@ impl Server for State {
                 Answer::Reply(Spawned { pid, container: self.root_id })
             }
             Err(e) => {
-                for &h in caps {
+                let _ = kept.0.delete();
+                for &h in &caps[..caps.len() - 1] {
                     cx.drop_cap(h);
                 }
                 Answer::Refuse(refused(cx, e, &format!("cannot start service {name:?}")))

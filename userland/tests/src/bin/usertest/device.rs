@@ -441,9 +441,19 @@ fn shared_buffers_are_the_client_containers_memory() -> TestResult {
 }
 
 /// The server killed while a client writes: `proc` restarts it, the client's call fails with
-/// `PeerDied`, it reconnects and finds every block whole (`devprobe dev-hammer`).
+/// `PeerDied`, it reconnects and finds every block whole (`devprobe dev-hammer`); the grants
+/// and plugged devices made before are there again.
 fn killed_mid_request_restarts_and_clients_recover() -> TestResult {
-    let (_, proc) = connect()?;
+    let (devices, proc) = connect()?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = restart_keeping_grants(devices, proc, child);
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
+}
+
+fn restart_keeping_grants(devices: Devices, proc: Proc, child: u64) -> TestResult {
+    devices.grant(child, "blk0", Rights::READ, false).map_err(e("grant blk0"))?;
+    let null = devices.plug(0, "null").map_err(e("plug null"))?;
     let (_, generation) = proc.lookup("device").map_err(e("lookup"))?;
     let server = proc.service_pid("device").map_err(e("service pid"))?;
     let (writer, _) = proc.spawn(0, "bin/devprobe", &["dev-hammer"], &[]).map_err(e("spawn writer"))?;
@@ -475,6 +485,11 @@ fn killed_mid_request_restarts_and_clients_recover() -> TestResult {
     let disk = open_disk(devices, Rights::READ)?;
     check!(disk.read_blocks(0, 1).map(|d| d.len()) == Ok(512), "reading after the restart");
     disk.close().map_err(e("close"))?;
+    // What was granted and plugged before the restart is there again.
+    let expect = probe(proc, child, &["dev-expect", "blk0", "r"], &[])?;
+    check!(expect == Ending::Code(0), "the child's read-only grant of blk0 after the restart: {expect:?}");
+    let entry = devices.info(&null).map_err(e("info of the plugged device"))?;
+    check!(entry.class == Class::Null && entry.access == Access::Owner, "{null} after the restart: {entry:?}");
     Ok(())
 }
 
