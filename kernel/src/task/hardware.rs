@@ -102,23 +102,15 @@ pub fn irq_bind(value: u64, notification: u64, bits: u64) -> Result<u64, Error> 
                     _ if bits == 0 => return Err(Error::InvalidArgument),
                     _ => Some((t.resolve_notification(notification, Rights::SEND)?, bits)),
                 };
-                t.msi.bind(vector, binding);
+                t.bindings.msi().bind(vector, binding);
                 return Ok(0);
             }
         };
-        let slot = t.irq_bindings.get_mut(usize::from(line)).ok_or(Error::InvalidArgument)?;
-        if notification == 0 {
-            *slot = None;
-            ioapic::mask(line);
-            return Ok(0);
-        }
-        let id = t.resolve_notification(notification, Rights::SEND)?;
-        if bits == 0 {
-            return Err(Error::InvalidArgument);
-        }
-        t.irq_bindings[usize::from(line)] = Some((id, bits));
-        ioapic::unmask(line);
-        Ok(0)
+        let binding = match notification {
+            0 => None,
+            _ => Some((t.resolve_notification(notification, Rights::SEND)?, bits)),
+        };
+        t.bindings.bind_line(line, binding).map(|()| 0)
     })
     .ok_or(Error::NoSuchProcess)?
 }
@@ -127,7 +119,7 @@ pub fn irq_bind(value: u64, notification: u64, bits: u64) -> Result<u64, Error> 
 pub fn irq_ack(value: u64) -> Result<u64, Error> {
     with_tasks(|t| {
         let Source::Line(line) = irq_source(t, value)? else { return Ok(0) };
-        if t.irq_bindings.get(usize::from(line)).is_some_and(Option::is_some) {
+        if t.bindings.line(line).is_some() {
             ioapic::unmask(line);
         }
         Ok(0)
@@ -140,7 +132,7 @@ pub fn on_irq(line: u8) {
     ioapic::mask(line);
     let Some(mut guard) = super::TASKS.try_lock() else { return };
     let Some(t) = guard.as_mut() else { return };
-    if let Some(Some((id, bits))) = t.irq_bindings.get(usize::from(line)).copied() {
+    if let Some((id, bits)) = t.bindings.line(line) {
         let _ = t.signal_notification(id, bits);
     }
 }

@@ -26,6 +26,36 @@ use crate::mem::frames;
 /// Largest memory object, in pages.
 const MAX_MEMORY_PAGES: u64 = 1024;
 
+/// Frames of released DMA memory, kept from reuse: a device may still write them (its driver
+/// died with requests in flight) until the platform holder has reset every device it drives and
+/// says so (`DmaQuiesce`). Invariant: a frame here is in no memory object and not free in the
+/// frame allocator; it leaves only through [`DmaQuarantine::release`], to the allocator.
+pub struct DmaQuarantine {
+    frames: Vec<u64>,
+}
+
+impl DmaQuarantine {
+    /// Holds nothing.
+    pub const fn new() -> DmaQuarantine {
+        DmaQuarantine { frames: Vec::new() }
+    }
+
+    /// Keeps `frames` (of a DMA memory object just released) from reuse.
+    fn hold(&mut self, frames: &[u64]) {
+        self.frames.extend_from_slice(frames);
+    }
+
+    /// Frames held.
+    pub fn held(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Hands every frame held back, for the allocator.
+    fn release(&mut self) -> Vec<u64> {
+        core::mem::take(&mut self.frames)
+    }
+}
+
 /// Frames that can be mapped into several address spaces.
 pub struct Memory {
     /// The container it belongs to (its pages are charged there).
@@ -224,7 +254,7 @@ impl Tasks {
             if m.dma {
                 // A device may still write there (its driver died with requests in flight):
                 // the frames wait until the platform holder says no device can (`DmaQuiesce`).
-                self.dma_quarantine.extend_from_slice(&m.frames);
+                self.dma_quarantine.hold(&m.frames);
             } else {
                 for frame in m.frames {
                     let _ = frames::free(frame);
@@ -276,7 +306,7 @@ impl Tasks {
 /// `DmaQuiesce` (the platform capability is checked by the caller): the frames of released DMA
 /// memory go back to the allocator; returns how many.
 pub fn dma_quiesce() -> Result<u64, Error> {
-    let frames = with_tasks(|t| core::mem::take(&mut t.dma_quarantine)).ok_or(Error::NoSuchProcess)?;
+    let frames = with_tasks(|t| t.dma_quarantine.release()).ok_or(Error::NoSuchProcess)?;
     let count = frames.len() as u64;
     for frame in frames {
         let _ = frames::free(frame);

@@ -22,6 +22,7 @@
 //! and kernel stacks are freed by `reap` once none of them is on the CPU. The process record stays
 //! as a zombie until its parent waits for it (or at once if the parent is gone).
 
+mod bindings;
 mod caps;
 mod container;
 mod endpoint;
@@ -160,14 +161,10 @@ struct Tasks {
     /// Kept replies (`reply`).
     replies: BTreeMap<u64, reply::ReplyObject>,
     next_object: u64,
-    /// ISA interrupt line → (notification, bits) it is delivered to.
-    irq_bindings: [Option<(u64, u64)>; 16],
-    /// The notifications and bits `LogBind` set: signalled on the tick after the kernel prints.
-    log_bindings: [Option<(u64, u64)>; 4],
+    /// Where interrupt lines, MSI vectors and the log's "printed" signal are delivered.
+    bindings: bindings::Bindings,
     /// Frames of released DMA memory, kept from reuse until `DmaQuiesce`.
-    dma_quarantine: Vec<u64>,
-    /// MSI vectors handed out, and where each is delivered.
-    msi: msi::MsiVectors,
+    dma_quarantine: memory::DmaQuarantine,
     /// The container tree and its quotas.
     containers: Tree,
     /// Makes container ids.
@@ -430,10 +427,8 @@ pub fn init(bootfs: &'static [u8]) {
         memories: BTreeMap::new(),
         replies: BTreeMap::new(),
         next_object: 0,
-        irq_bindings: [None; 16],
-        log_bindings: [None; 4],
-        dma_quarantine: Vec::new(),
-        msi: msi::MsiVectors::new(),
+        bindings: bindings::Bindings::new(),
+        dma_quarantine: memory::DmaQuarantine::new(),
         containers: Tree::new(root_id, container::ROOT_LIMITS),
         container_ids: ids,
         members: BTreeMap::new(),

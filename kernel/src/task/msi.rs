@@ -68,17 +68,18 @@ impl MsiVectors {
 
 impl Lifecycle for MsiVector {
     fn cap_added(t: &mut Tasks, id: u64, _rights: Rights) {
-        if let Some(v) = u8::try_from(id).ok().and_then(|v| t.msi.get_mut(v)) {
+        if let Some(v) = u8::try_from(id).ok().and_then(|v| t.bindings.msi().get_mut(v)) {
             v.caps += 1;
         }
     }
 
     fn cap_removed(t: &mut Tasks, id: u64, _rights: Rights) {
         let Ok(vector) = u8::try_from(id) else { return };
-        let Some(v) = t.msi.get_mut(vector) else { return };
+        let msi = t.bindings.msi();
+        let Some(v) = msi.get_mut(vector) else { return };
         v.caps = v.caps.saturating_sub(1);
         if v.caps == 0 {
-            t.msi.slots[usize::from(vector - MSI_FIRST)] = None;
+            msi.slots[usize::from(vector - MSI_FIRST)] = None;
         }
     }
 }
@@ -86,7 +87,7 @@ impl Lifecycle for MsiVector {
 /// `MsiAllocate` (platform authority checked by the caller).
 pub fn msi_allocate() -> Result<u64, Error> {
     with_tasks(|t| {
-        let vector = t.msi.allocate().ok_or(Error::NoMemory)?;
+        let vector = t.bindings.msi().allocate().ok_or(Error::NoMemory)?;
         create(t, ObjectRef::Msi(vector))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -107,7 +108,7 @@ pub fn msi_message(value: u64) -> Result<u64, Error> {
 pub fn on_msi(vector: u8) {
     let Some(mut guard) = super::TASKS.try_lock() else { return };
     let Some(t) = guard.as_mut() else { return };
-    if let Some((id, bits)) = t.msi.binding(vector) {
+    if let Some((id, bits)) = t.bindings.msi().binding(vector) {
         let _ = t.signal_notification(id, bits);
     }
 }

@@ -67,19 +67,8 @@ impl Lifecycle for Notification {
                 th.bound = None;
             }
             t.containers.uncharge(container, Resource::Objects, 1);
-            // Interrupt lines delivered to it go quiet.
-            for (line, binding) in t.irq_bindings.iter_mut().enumerate() {
-                if binding.is_some_and(|(n, _)| n == id) {
-                    *binding = None;
-                    crate::arch::x86_64::ioapic::mask(line as u8);
-                }
-            }
-            t.msi.unbind_notification(id);
-            for binding in &mut t.log_bindings {
-                if binding.is_some_and(|(n, _)| n == id) {
-                    *binding = None;
-                }
-            }
+            // Events delivered to it go quiet.
+            t.bindings.forget(id);
             for tid in waiters {
                 fail_thread(t, tid, Error::PeerDied);
             }

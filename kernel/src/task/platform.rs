@@ -140,14 +140,7 @@ pub fn log_bind(value: u64, notification: u64, bits: u64) -> Result<u64, Error> 
     with_tasks(|t| {
         platform(t, value)?;
         let id = t.resolve_notification(notification, Rights::SEND)?;
-        let bound = t.log_bindings.iter().position(|b| b.is_some_and(|(n, _)| n == id));
-        let slot = match (bound, bits) {
-            (Some(i), _) => i,
-            (None, 0) => return Ok(0),
-            (None, _) => t.log_bindings.iter().position(Option::is_none).ok_or(Error::TableFull)?,
-        };
-        t.log_bindings[slot] = (bits != 0).then_some((id, bits));
-        Ok(0)
+        t.bindings.bind_log(id, bits).map(|()| 0)
     })
     .unwrap_or(Err(Error::NoSuchProcess))
 }

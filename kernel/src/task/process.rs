@@ -427,7 +427,7 @@ pub fn stats() -> KernelStats {
         let (processes, threads) = (t.processes.len() as u64, t.threads.len() as u64 - 1);
         (
             (processes, threads, objects as u64, t.caps.total() as u64),
-            (t.general_messages, t.timed_waits, t.dma_quarantine.len() as u64),
+            (t.general_messages, t.timed_waits, t.dma_quarantine.held() as u64),
         )
     })
     .unwrap_or(((0, 0, 0, 0), (0, 0, 0)));

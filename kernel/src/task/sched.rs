@@ -173,8 +173,9 @@ pub fn on_tick(preempt: bool) {
             }
         }
         // The kernel printed since the last tick: tell the log's reader.
-        if t.log_bindings.iter().any(Option::is_some) && crate::klog::take_pending() {
-            for (id, bits) in t.log_bindings.into_iter().flatten() {
+        let mut followers = t.bindings.log_followers().peekable();
+        if followers.peek().is_some() && crate::klog::take_pending() {
+            for (id, bits) in followers {
                 let _ = t.signal_notification(id, bits);
             }
         }
