@@ -324,6 +324,17 @@ vessel_protocol::protocol! {
             /// The console to show there (`console1`), or empty to end the attachment.
             console: str,
         ) -> Done;
+        /// Restart the driver of one device on its own (root container only), as after a crash
+        /// of that driver, the rest of the server untouched: the device is reset and driven
+        /// afresh. The requests it had fail with `DeviceError`; sessions, grants and shared
+        /// buffers stay, and their next requests go to the new driver. Refused with
+        /// `AccessDenied` (not the root container), `NotFound` (no such device),
+        /// `WrongObject` (a device whose driver does not restart alone: block devices do),
+        /// `DeviceError` (the device did not come back).
+        21 restart(
+            /// The device (`blk0`).
+            name: str,
+        ) -> Done;
     }
 }
 

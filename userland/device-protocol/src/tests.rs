@@ -122,7 +122,7 @@ fn refusal(container: u64, error: Error, why: &str) -> Refusal {
 
 #[test]
 fn every_operation_round_trips() {
-    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(20 * vessel_protocol::testing::ROUNDS));
+    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(21 * vessel_protocol::testing::ROUNDS));
 }
 
 #[test]
@@ -465,6 +465,7 @@ fn hostile_messages_never_panic() {
     let _ = device.console("console0");
     let _ = device.interrupt(1, 1, &[7]);
     let _ = device.attach(1, "console1");
+    let _ = device.restart("blk0");
     let seeds = recorder.take();
     assert_eq!(seeds.len(), OPERATIONS.len());
     let mut server = Devices::new();
@@ -505,6 +506,7 @@ fn every_operation_and_field_is_documented_and_in_the_guide() {
         "console",
         "interrupt",
         "attach",
+        "restart",
     ];
     assert_eq!(labels, expected.iter().enumerate().map(|(i, &n)| (i as u64 + 1, n)).collect::<Vec<_>>());
     for op in OPERATIONS {

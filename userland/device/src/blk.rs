@@ -204,6 +204,30 @@ impl Blk {
     pub fn completions(&mut self) -> Vec<Completion> {
         core::mem::take(&mut self.done)
     }
+
+    /// Ends this driver as a crash of it would, then drives the device afresh: the device is
+    /// reset (dropping its transport) before the requests' buffers and the queue's memory go,
+    /// so it writes into neither afterwards; what was with it or waiting comes back failed with
+    /// `DeviceError`, for the caller to answer. `None` if the device does not come back.
+    pub fn restart(
+        self,
+        root: &mut PciRoot<Cam>,
+        function: &Function,
+        platform: Platform,
+        (events, bits): (Notification, u64),
+    ) -> (Option<Blk>, Vec<Completion>) {
+        let Blk { dev, in_flight, waiting, mut done, _msi, .. } = self;
+        drop(dev);
+        for (_, request) in in_flight {
+            done.push(Completion { tag: request.tag, result: Err(Error::DeviceError) });
+        }
+        for (tag, _) in waiting {
+            done.push(Completion { tag, result: Err(Error::DeviceError) });
+        }
+        // The old vector goes back to the kernel (the reset device raises nothing meanwhile).
+        let _ = _msi.0.delete();
+        (Blk::new(root, function, platform, events, bits).ok(), done)
+    }
 }
 
 /// Points virtqueue 0's interrupt at MSI-X entry `entry` (the driver crate leaves it unset, and

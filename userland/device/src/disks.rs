@@ -50,10 +50,15 @@ impl State {
     /// The disks finished something: answer the kept replies.
     pub fn on_disk_interrupt(&mut self) {
         let mut finished = Vec::new();
-        for disk in &mut self.disks {
+        for disk in self.disks.iter_mut().flatten() {
             disk.on_interrupt();
             finished.extend(disk.completions());
         }
+        self.answer_completions(finished);
+    }
+
+    /// Answers the kept replies of finished (or failed) block requests.
+    fn answer_completions(&mut self, finished: Vec<crate::blk::Completion>) {
         for done in finished {
             let Some(pending) = self.pending.remove(&done.tag) else { continue };
             let handle = match &pending {
@@ -108,8 +113,11 @@ impl State {
     pub(crate) fn submit(&mut self, index: usize, op: Op) -> u64 {
         let tag = self.next_tag;
         self.next_tag += 1;
-        if let Backend::Blk(n) = self.registry.devices[index].backend {
-            self.disks[n].submit(tag, op);
+        // Every caller checked the disk is there (`disk_range_check`) in this same request.
+        if let Backend::Blk(n) = self.registry.devices[index].backend
+            && let Some(disk) = self.disks.get_mut(n).and_then(Option::as_mut)
+        {
+            disk.submit(tag, op);
         }
         tag
     }
@@ -269,9 +277,45 @@ impl State {
                 ),
             ));
         }
-        if write && self.disks[n].readonly {
+        let Some(disk) = self.disks.get(n).and_then(Option::as_ref) else {
+            return Err((Error::DeviceError, format!("{} did not come back when its driver restarted", device.name)));
+        };
+        if write && disk.readonly {
             return Err((Error::AccessDenied, format!("{} is read-only", device.name)));
         }
         Ok(())
+    }
+
+    /// `restart` of block device `index` (the root container asked; checked by the caller):
+    /// the driver of that disk alone starts again, as after a crash of it. Its requests fail
+    /// with `DeviceError`; sessions, grants and shared buffers stay, and their next requests go
+    /// to the new driver.
+    pub(crate) fn restart_disk(&mut self, index: usize) -> Result<(), (Error, String)> {
+        let device = &self.registry.devices[index];
+        let name = device.name.clone();
+        let Backend::Blk(n) = device.backend else {
+            return Err((Error::WrongObject, format!("{name}: only a block device's driver restarts alone")));
+        };
+        let Some(old) = self.disks.get_mut(n).and_then(Option::take) else {
+            return Err((Error::DeviceError, format!("{name} did not come back when its driver restarted")));
+        };
+        let at = old.at;
+        let Some((function, _)) = self.functions.iter().find(|(f, _)| f.at == at) else {
+            return Err((Error::DeviceError, format!("{name}: its PCI function is gone")));
+        };
+        let (new, failed) = old.restart(&mut self.pci, function, self.platform, self.disk_events);
+        // The old queues and any request buffers went after the device was reset: their
+        // memory may be reused.
+        let _ = self.platform.dma_quiesce();
+        self.disks[n] = new;
+        self.answer_completions(failed);
+        vessel_rt::println!(
+            "device: {name}: driver restarted ({})",
+            if self.disks[n].is_some() { "back" } else { "gone" }
+        );
+        match self.disks[n] {
+            Some(_) => Ok(()),
+            None => Err((Error::DeviceError, format!("{name} did not come back when its driver restarted"))),
+        }
     }
 }

@@ -181,7 +181,7 @@ fn main() -> i32 {
             None
         }
     };
-    let mut state = ops::State::new(registry, disks, functions, platform, (kbd, serial));
+    let mut state = ops::State::new(registry, (disks, root, (events, BLK_BIT)), functions, platform, (kbd, serial));
     state.restore();
     state.follow_log(events, LOG_BIT);
     println!("device: serving");

@@ -27,6 +27,7 @@ use crate::input::{Input, Readers};
 use crate::pci::Function;
 use crate::registry::{Backend, Device, Registry};
 use crate::rng::Rng;
+use virtio_drivers::transport::pci::bus::PciRoot;
 
 mod attach;
 
@@ -38,7 +39,11 @@ pub struct State {
     /// Devices, grants, sessions.
     pub registry: Registry,
     /// The block devices, by `Backend::Blk` number.
-    pub disks: Vec<Blk>,
+    pub disks: Vec<Option<Blk>>,
+    /// PCI configuration access (drivers restart through it).
+    pub(crate) pci: virtio_drivers::transport::pci::bus::PciRoot<crate::pci::Cam>,
+    /// Where the disks' interrupts are delivered: the notification and bits.
+    pub(crate) disk_events: (vessel_rt::ipc::Notification, u64),
     /// The PCI functions found at start, and the name of the device driving each.
     pub functions: Vec<(Function, Option<String>)>,
     pub(crate) pending: BTreeMap<u64, Pending>,
@@ -67,6 +72,8 @@ pub struct State {
 /// A terminal session armed for Ctrl-C (`interrupt`).
 struct Armed {
     handle: u64,
+    /// The process that armed it (its container and pid).
+    opener: (u64, u64),
     /// The device's index.
     device: usize,
     notification: vessel_rt::ipc::Notification,
@@ -94,14 +101,16 @@ impl State {
     /// The state around a registry and the drivers started.
     pub fn new(
         registry: Registry,
-        disks: Vec<Blk>,
+        (disks, pci, disk_events): (Vec<Blk>, PciRoot<crate::pci::Cam>, (vessel_rt::ipc::Notification, u64)),
         functions: Vec<(Function, Option<String>)>,
         platform: Platform,
         (kbd, serial): (Option<crate::kbd::Kbd>, Option<crate::serial::Serial>),
     ) -> State {
         State {
             registry,
-            disks,
+            disks: disks.into_iter().map(Some).collect(),
+            pci,
+            disk_events,
             functions,
             pending: BTreeMap::new(),
             buffers: Vec::new(),
@@ -312,9 +321,11 @@ impl State {
     }
 
     /// Forgets what containers that ended held (their grants, plugged devices, sessions and
-    /// lent buffers); the server runs it every second that requests come.
+    /// lent buffers), and what ended processes asked of terminals (attachments, armed
+    /// sessions); the server runs it every second that requests come.
     pub fn sweep(&mut self) {
         self.forget_dead_containers();
+        self.forget_dead_openers();
     }
 
     /// Containers that hold grants but no longer exist lose them (asked of `proc`).
@@ -351,9 +362,11 @@ impl State {
         let usage = self.registry.usage(container, index)?;
         let holder = device.grants.iter().find(|g| g.exclusive).map_or(0, |g| g.to);
         let pci = match device.backend {
-            Backend::Blk(n) => {
-                self.disks.get(n).map(|d| d.at).map(|at| Bdf { bus: at.bus, device: at.device, function: at.function })
-            }
+            Backend::Blk(n) => self.disks.get(n).and_then(Option::as_ref).map(|d| d.at).map(|at| Bdf {
+                bus: at.bus,
+                device: at.device,
+                function: at.function,
+            }),
             _ => None,
         };
         Some(Entry {
@@ -470,6 +483,9 @@ impl Server for State {
                 cx,
                 (Error::WrongObject, format!("{} is not a block device", self.registry.devices[index].name)),
             );
+        }
+        if let Err(e) = self.disk_range_check(index, 0, 0, false) {
+            return refuse(cx, e);
         }
         let reply = match cx.defer() {
             Ok(reply) => reply,
@@ -702,7 +718,8 @@ impl Server for State {
         match notification {
             [cap] if bits != 0 => {
                 let notification = vessel_rt::ipc::Notification(vessel_rt::ipc::Cap(*cap));
-                self.armed.push(Armed { handle, device, notification, bits });
+                let opener = (cx.caller().container, cx.caller().pid);
+                self.armed.push(Armed { handle, opener, device, notification, bits });
                 // A Ctrl-C typed after the shell stopped reading and before it armed (while it
                 // started the program) is meant for the program: it interrupts too.
                 self.deliver_interrupts();
@@ -715,6 +732,19 @@ impl Server for State {
 
     fn attach(&mut self, cx: &mut Cx<'_, Done>, handle: u64, console: &str) -> Answer<Done> {
         self.attach_console(cx, handle, console)
+    }
+
+    fn restart(&mut self, cx: &mut Cx<'_, Done>, name: &str) -> Answer<Done> {
+        if cx.caller().container != self.registry.root {
+            return refuse(cx, (Error::AccessDenied, String::from("only the root container restarts drivers")));
+        }
+        let Some((index, _)) = self.registry.find(self.registry.root, name) else {
+            return refuse(cx, (Error::NotFound, format!("no device {name:?}")));
+        };
+        match self.restart_disk(index) {
+            Ok(()) => Answer::Reply(Done),
+            Err(e) => refuse(cx, e),
+        }
     }
 
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {

@@ -41,6 +41,8 @@
 //!   for it: the list is what that container itself is told.
 //! - `device plug <id|0> <null|zero|random|console>`: plugs a virtual device into a child
 //!   container (0: ours), which owns it; prints its name.
+//! - `device restart <device>`: restarts that device's driver on its own (root container; block
+//!   devices), as after a crash of it: its requests fail, its sessions go on.
 #![no_std]
 #![no_main]
 
@@ -479,7 +481,8 @@ fn show(info: &ContainerInfo) {
 }
 
 const DEVICE_USAGE: &str = "usage: device add <container> <device> [--shared|--exclusive] [--ro], \
-    device remove <container> <device>, device list [<container>], device plug <container|0> <null|zero|random|console>";
+    device remove <container> <device>, device list [<container>], device plug <container|0> <null|zero|random|console>, \
+    device restart <device>";
 
 fn usage(what: &str) -> Refusal {
     Refusal::new(Error::InvalidArgument, alloc::format!("{what}; {DEVICE_USAGE}"))
@@ -518,6 +521,10 @@ fn device(proc: Proc, command: &[&str], last: u64) -> Result<(), Refusal> {
                 0 => println!("ctr: plugged {name} into this container"),
                 _ => println!("ctr: plugged {name} into container {container:#018x}"),
             }
+        }
+        ["restart", name] => {
+            Devices::connect()?.client().restart(name)?;
+            println!("ctr: {name}: its driver restarted");
         }
         [] => return Err(usage("device needs a subcommand")),
         ["remove", ..] => return Err(usage("device remove takes a container and a device")),

@@ -686,6 +686,19 @@ impl Server for Devices {
         }
     }
 
+    fn restart(&mut self, cx: &mut Cx<'_, Done>, name: &str) -> Answer<Done> {
+        if cx.caller().container != ROOT {
+            return cx.refusal(Error::AccessDenied, "only the root container restarts drivers").into();
+        }
+        match self.find(cx, name) {
+            Ok(i) if self.devices[i].class == Class::Block => Answer::Reply(Done),
+            Ok(_) => {
+                cx.refusal(Error::WrongObject, format!("{name}: only a block device's driver restarts alone")).into()
+            }
+            Err(refusal) => refusal.into(),
+        }
+    }
+
     fn time(&mut self, cx: &mut Cx<'_, Time>, handle: u64) -> Answer<Time> {
         answer(self.session(cx, handle, Rights::READ, |c| c == Class::Clock).map(|_| Time { unix_seconds: NOW }))
     }

@@ -31,6 +31,8 @@ pub(super) struct Attachment {
     terminal: usize,
     /// The console's device index.
     console: usize,
+    /// The process that attached (its container and pid): when it ends, so does this.
+    opener: (u64, u64),
 }
 
 /// Most container levels walked up from a console's container to the caller's.
@@ -87,9 +89,29 @@ impl State {
             return refuse(cx, (Error::Busy, why));
         }
         self.attached.retain(|a| a.handle != handle);
-        self.attached.push(Attachment { handle, terminal, console: index });
+        let opener = (caller, cx.caller().pid);
+        self.attached.push(Attachment { handle, terminal, console: index, opener });
         self.answer_readers();
         Answer::Reply(Done)
+    }
+
+    /// Attachments and armed terminals whose process ended go: a killed `ctr` gives its
+    /// terminal back (its session stays open, for other processes of its container may use
+    /// it, but what the process asked of the terminal ends with it).
+    pub(super) fn forget_dead_openers(&mut self) {
+        let Some(proc) = self.proc else { return };
+        let dead = |&(container, pid): &(u64, u64)| match proc.process_info(container, pid) {
+            Ok(detail) => detail.state == vessel_proc_protocol::ProcessState::Exited,
+            Err(r) => matches!(r.error, Error::NoSuchProcess | Error::NoSuchContainer),
+        };
+        self.attached.retain(|a| !dead(&a.opener));
+        self.armed.retain(|a| {
+            let gone = dead(&a.opener);
+            if gone {
+                let _ = a.notification.0.delete();
+            }
+            !gone
+        });
     }
 
     /// Whether container `c` lies below `ancestor` (asked of `proc`).

@@ -20,7 +20,13 @@
 //! - `dev-console-read NAME`: read console NAME until a newline (30 s at most per read); exit 0
 //!   if the line was `ok`, else the number of the failed check.
 //! - `dev-attach TERMINAL CONSOLE`: open TERMINAL (read-write) and attach CONSOLE to it; exit
-//!   with the refusal's error code, 0 if attached.
+//!   with the refusal's error code, 0 if attached. `dev-attach-hold …`: the same, then stay
+//!   until killed.
+//! - `dev-restart NAME`: ask for NAME's driver to restart; exit with the refusal's error code, 0
+//!   if it restarted.
+//! - `dev-hammer-driver`: as `dev-hammer` below, but only the disk's driver restarts: for
+//!   three seconds, the same session throughout, a write the restart failed (`DeviceError`)
+//!   written again; then the same checks.
 //! - `dev-hammer`: write self-checking 4 KiB groups over blocks `HAMMER_FIRST..+HAMMER_BLOCKS`
 //!   of `blk0` until a write fails (the test kills the server), then reconnect (the server is
 //!   restarted), check that every block is whole (never written, or exactly one round's
@@ -220,14 +226,24 @@ fn reopen() -> Option<vessel_rt::device::Device> {
     None
 }
 
-fn hammer() -> i32 {
+/// `dev-hammer` (`driver` false): the server dies under the writer, which reconnects. With
+/// `driver` (`dev-hammer-driver`), only the disk's driver restarts: the writer writes for three
+/// seconds with the same session, writing a round again when the restart failed it
+/// (`DeviceError`, any other error ends it).
+fn hammer(driver: bool) -> i32 {
     let Some(device) = reopen() else { return 11 };
     let groups = HAMMER_BLOCKS / 8;
     let mut round = 1u64;
-    // Write until the server dies under us (bounded: the test kills it within seconds).
+    let start = vessel_rt::time::now_ns();
+    // Write until the server dies under us (bounded: the test kills it within seconds); or,
+    // while only the driver restarts, for three seconds, writing a round again when the
+    // restart failed it.
     let failed = loop {
         if round > 1_000_000 {
             return 12;
+        }
+        if driver && vessel_rt::time::now_ns() - start > 3_000_000_000 {
+            break Error::DeviceError;
         }
         let group = round % groups;
         let mut data = [0u8; 4096];
@@ -235,15 +251,20 @@ fn hammer() -> i32 {
             let block = HAMMER_FIRST + group * 8 + i;
             data[i as usize * 512..][..512].copy_from_slice(&hammer_block(round, block));
         }
-        if let Err(r) = device.write_blocks(HAMMER_FIRST + group * 8, &data) {
-            break r.error;
+        match device.write_blocks(HAMMER_FIRST + group * 8, &data) {
+            Ok(()) => round += 1,
+            Err(r) if driver && r.error == Error::DeviceError => {}
+            Err(r) => break r.error,
         }
-        round += 1;
     };
-    if failed != Error::PeerDied {
-        return 13;
-    }
-    let Some(device) = reopen() else { return 14 };
+    let device = match (driver, failed) {
+        (false, Error::PeerDied) => match reopen() {
+            Some(device) => device,
+            None => return 14,
+        },
+        (true, Error::DeviceError) => device,
+        _ => return 13,
+    };
     for first in (HAMMER_FIRST..HAMMER_FIRST + HAMMER_BLOCKS).step_by(8) {
         let Ok(data) = device.read_blocks(first, 8) else { return 15 };
         for (i, b) in data.chunks(512).enumerate() {
@@ -276,11 +297,23 @@ fn grant(child: &str, name: &str, text: &str) -> i32 {
 }
 
 /// `dev-attach TERMINAL CONSOLE`: open TERMINAL for reading and writing and show CONSOLE on it;
-/// exit with the error code (0: attached).
-fn attach(terminal: &str, console: &str) -> i32 {
+/// exit with the error code (0: attached). With `hold`, stay (until killed) once attached.
+fn attach(terminal: &str, console: &str, hold: bool) -> i32 {
     let Ok(devices) = Devices::connect() else { return -1 };
     let Ok(session) = devices.open(terminal, Rights::READ_WRITE) else { return -2 };
     match devices.client().attach(session.handle, console) {
+        Ok(_) if hold => loop {
+            vessel_rt::time::sleep_ms(1000);
+        },
+        Ok(_) => 0,
+        Err(r) => r.error as i32,
+    }
+}
+
+/// `dev-restart NAME`: ask for NAME's driver to restart; exit with the error code (0: done).
+fn restart(name: &str) -> i32 {
+    let Ok(devices) = Devices::connect() else { return -1 };
+    match devices.client().restart(name) {
         Ok(_) => 0,
         Err(r) => r.error as i32,
     }
@@ -299,10 +332,13 @@ fn main() -> i32 {
         "dev-grant" => grant(arg(2), arg(3), arg(4)),
         "dev-shared" => shared(arg(2), arg(3), true),
         "dev-shared-keep" => shared(arg(2), arg(3), false),
-        "dev-hammer" => hammer(),
+        "dev-hammer" => hammer(false),
+        "dev-hammer-driver" => hammer(true),
+        "dev-restart" => restart(arg(2)),
         "dev-console-write" => console_write(arg(2), arg(3)),
         "dev-console-read" => console_read(arg(2)),
-        "dev-attach" => attach(arg(2), arg(3)),
+        "dev-attach" => attach(arg(2), arg(3), false),
+        "dev-attach-hold" => attach(arg(2), arg(3), true),
         _ => 2,
     }
 }

@@ -36,6 +36,7 @@ pub const TESTS: &[crate::Test] = &[
     ("device::serial_port_talks_both_ways", serial_port_talks_both_ways),
     ("device::each_container_has_its_own_console", each_container_has_its_own_console),
     ("device::a_terminal_shows_an_attached_console", a_terminal_shows_an_attached_console),
+    ("device::a_disk_driver_restarts_alone", a_disk_driver_restarts_alone),
     // Last: it restarts the server.
     ("device::killed_mid_request_restarts_and_clients_recover", killed_mid_request_restarts_and_clients_recover),
 ];
@@ -440,6 +441,32 @@ fn shared_buffers_are_the_client_containers_memory() -> TestResult {
     result
 }
 
+/// The disk's driver restarted on its own while a client writes: the write with the driver fails
+/// with `DeviceError`, the client goes on with the same session and finds every block whole;
+/// another session opened before works after; only the root restarts drivers, only block
+/// devices' drivers restart alone; the server itself is the same instance.
+fn a_disk_driver_restarts_alone() -> TestResult {
+    let (devices, proc) = connect()?;
+    let server = proc.service_pid("device").map_err(e("service pid"))?;
+    let before = open_disk(devices, Rights::READ)?;
+    let (writer, _) = proc.spawn(0, "bin/devprobe", &["dev-hammer-driver"], &[]).map_err(e("spawn writer"))?;
+    vessel_rt::time::sleep_ms(300);
+    devices.client().restart("blk0").map_err(e("restart blk0"))?;
+    let ending = proc.wait_timeout(0, writer, 30_000_000_000).map_err(e("wait writer"))?;
+    check!(ending == Ending::Code(0), "the writer across the driver's restart: {ending:?}");
+    check!(before.read_blocks(0, 1).map(|d| d.len()) == Ok(512), "a session from before the restart");
+    before.close().map_err(e("close"))?;
+    check!(proc.service_pid("device").map_err(e("service pid"))? == server, "the whole server restarted");
+    let refused = |name: &str| devices.client().restart(name).map(|_| ()).map_err(|r| r.error);
+    check!(refused("rtc0") == Err(Error::WrongObject), "restarting the clock's driver alone");
+    check!(refused("blk9") == Err(Error::NotFound), "restarting a disk that does not exist");
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let from_child = probe(proc, child, &["dev-restart", "blk0"], &[]);
+    proc.destroy(child).map_err(e("destroy"))?;
+    check!(from_child? == Ending::Code(Error::AccessDenied as i64), "a child restarting a driver");
+    Ok(())
+}
+
 /// The server killed while a client writes: `proc` restarts it, the client's call fails with
 /// `PeerDied`, it reconnects and finds every block whole (`devprobe dev-hammer`); the grants
 /// and plugged devices made before are there again.
@@ -718,6 +745,19 @@ fn a_terminal_shows_an_attached_console() -> TestResult {
         check!(attach(second.handle, &ours).is_ok(), "console0 free again after the detach");
         second.close().map_err(e("close"))?;
         check!(attach(screen.handle, &ours).is_ok(), "console0 free again after the close");
+        attach(screen.handle, "").map_err(|r| format!("detach: {r:?}"))?;
+        // A process that attached and was killed gives the terminal back (within the second
+        // the server takes to sweep), though its session stays open for its container.
+        let (holder, _) =
+            proc.spawn(0, "bin/devprobe", &["dev-attach-hold", "console0", &ours], &[]).map_err(e("spawn holder"))?;
+        // Once attached it stays; if it could not attach, it ends with the refusal's code.
+        let ended = proc.wait_timeout(0, holder, 2_000_000_000);
+        check!(ended.as_ref().is_err_and(|r| r.error == Error::TimedOut), "the holder ended: {ended:?}");
+        check!(attach(screen.handle, &ours) == Err(Error::Busy), "the holder did not attach {ours}");
+        proc.kill(0, holder).map_err(e("kill holder"))?;
+        let _ = proc.wait(0, holder);
+        vessel_rt::time::sleep_ms(1200);
+        check!(attach(screen.handle, &ours).is_ok(), "{ours} still held by a killed process");
         attach(screen.handle, "").map_err(|r| format!("detach: {r:?}"))?;
         for session in [screen, on_null, write_only, on_ours] {
             session.close().map_err(e("close"))?;
