@@ -209,6 +209,16 @@ vessel_protocol::protocol! {
             /// Its name.
             name: str,
         };
+        /// Tie a container below the caller's to the calling process: when that process ends
+        /// (however: exit, fault, kill), `proc` destroys the container as `destroy` would, so a
+        /// tool such as `ctr run` leaves nothing behind when it is killed. Refused with
+        /// `NoSuchContainer` (not below the caller's container), `AccessDenied` (the caller's
+        /// own container or the root) and `NoSuchProcess` (a caller `proc` did not start: it
+        /// would not see it end).
+        16 tie(
+            /// The container.
+            container: u64,
+        ) -> Done;
     }
 }
 

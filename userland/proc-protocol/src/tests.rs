@@ -189,6 +189,13 @@ impl Server for Procs {
         Answer::Reply(Created { id: parent.wrapping_mul(1000).wrapping_add(limits.0[1]) })
     }
 
+    fn tie(&mut self, cx: &mut Cx<'_, Done>, container: u64) -> Answer<Done> {
+        if container == 0 || container == cx.caller().container {
+            return cx.refusal(Error::AccessDenied, "a container cannot be tied to its own process").into();
+        }
+        Answer::Reply(Done)
+    }
+
     fn container_name(&mut self, _: &mut Cx<'_, Named>, container: u64) -> Answer<Named> {
         Answer::Reply(Named { name: alloc::format!("c{container}") })
     }
@@ -270,7 +277,7 @@ fn procs() -> Loopback<Procs> {
 
 #[test]
 fn every_operation_round_trips() {
-    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(15 * vessel_protocol::testing::ROUNDS));
+    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(16 * vessel_protocol::testing::ROUNDS));
 }
 
 #[test]

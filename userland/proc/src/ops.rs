@@ -171,11 +171,30 @@ impl Server for State {
         });
         match created {
             Ok((cap, id)) => {
-                self.containers.insert(id, Node { id, parent: parent_id, cap, name: String::from(name) });
+                self.containers.insert(id, Node { id, parent: parent_id, cap, name: String::from(name), tied: None });
                 Answer::Reply(Created { id })
             }
             Err(e) => Answer::Refuse(refused(cx, e, "cannot create a container")),
         }
+    }
+
+    fn tie(&mut self, cx: &mut Cx<'_, Done>, container: u64) -> Answer<Done> {
+        let caller = *cx.caller();
+        let id = match self.visible(caller.container, container) {
+            Ok(node) => node.id,
+            Err(e) => return Answer::Refuse(refused(cx, e, &format!("container {container:#x}"))),
+        };
+        if id == caller.container || id == self.root_id {
+            return refuse(cx, Error::AccessDenied, "a container cannot be tied to a process inside it, nor the root");
+        }
+        if !self.processes.iter().any(|r| r.container == caller.container && r.pid == caller.pid) {
+            let why = format!("proc did not start process {}, so it would not see it end", caller.pid);
+            return refuse(cx, Error::NoSuchProcess, why);
+        }
+        if let Some(node) = self.containers.get_mut(&id) {
+            node.tied = Some((caller.container, caller.pid));
+        }
+        Answer::Reply(Done)
     }
 
     fn container_name(&mut self, cx: &mut Cx<'_, Named>, container: u64) -> Answer<Named> {

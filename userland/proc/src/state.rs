@@ -33,6 +33,9 @@ pub struct Node {
     pub cap: Container,
     /// Its name (empty: none), unique among its siblings.
     pub name: String,
+    /// The process it is tied to (`tie`: its container and pid): when that one ends, this
+    /// container is destroyed.
+    pub tied: Option<(u64, u64)>,
 }
 
 /// A process `proc` started.
@@ -110,7 +113,10 @@ impl State {
             root,
             root_id,
             client,
-            containers: BTreeMap::from([(root_id, Node { id: root_id, parent: 0, cap: root, name: String::new() })]),
+            containers: BTreeMap::from([(
+                root_id,
+                Node { id: root_id, parent: 0, cap: root, name: String::new(), tied: None },
+            )]),
             processes: Vec::new(),
             services: Vec::new(),
             events,
@@ -352,6 +358,31 @@ impl State {
             let ending = self.reap(i);
             if supervised {
                 self.restart(pid, ending);
+            }
+        }
+        self.destroy_untied();
+    }
+
+    /// Destroys the containers whose tied process ended (or is gone): what `destroy` does,
+    /// with nobody to answer.
+    fn destroy_untied(&mut self) {
+        let tied: Vec<(u64, (u64, u64))> = self.containers.values().filter_map(|n| n.tied.map(|t| (n.id, t))).collect();
+        for (id, (container, pid)) in tied {
+            let alive = self
+                .processes
+                .iter()
+                .position(|r| r.container == container && r.pid == pid)
+                .is_some_and(|i| !self.ended(i));
+            if alive {
+                continue;
+            }
+            let Some(node) = self.containers.get(&id) else { continue };
+            match node.cap.destroy() {
+                Ok(()) => {
+                    println!("proc: container {id:#018x} destroyed: process {pid} it was tied to ended");
+                    self.forget_below(id);
+                }
+                Err(e) => println!("proc: cannot destroy container {id:#018x} after its process ended: {e}"),
             }
         }
     }

@@ -6,7 +6,8 @@
 //!
 //! - `create [OPTIONS]`: a child of our container; prints its id.
 //! - `run [OPTIONS] [-i] [--keep] PROGRAM [ARGS]`: creates a container, runs the program there,
-//!   waits, prints how it ended and destroys the container (unless `--keep`). With `-i` the
+//!   waits, prints how it ended and destroys the container (unless `--keep`; killed, `ctr`
+//!   leaves nothing either: the container is tied to it, `proc`'s `tie`). With `-i` the
 //!   program runs on a console of the container's own (plugged into it), which our terminal
 //!   shows while it runs (`ctr run -i vsh`: a shell inside the container); without, it writes
 //!   to our terminal, passed through.
@@ -391,6 +392,15 @@ fn run(proc: Proc, command: &[&str], last: &mut u64) -> Result<i32, Refusal> {
             }
             let Made { id: container, console } = create(proc, &o)?;
             *last = container;
+            // Killed before it destroys the container, ctr leaves nothing: proc destroys it (if
+            // proc started this ctr; otherwise it could not see it end).
+            if !o.keep
+                && let Err(e) = proc.client().tie(container)
+                && e.error != Error::NoSuchProcess
+            {
+                let _ = destroy(proc, container);
+                return Err(e);
+            }
             let console = console.filter(|_| o.interactive);
             let code = foreground(proc, container, (program, args), o.interactive, console.as_deref());
             if !o.keep {

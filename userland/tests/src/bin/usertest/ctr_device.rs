@@ -21,7 +21,56 @@ pub const TESTS: &[crate::Test] = &[
     ("ctr_device::dollar_names_the_container_just_created", dollar_names_the_container_just_created),
     ("ctr_device::hostile_and_bad_input_grants_nothing", hostile_and_bad_input_grants_nothing),
     ("ctr_device::plug_and_list", plug_and_list),
+    ("ctr_device::a_killed_ctr_run_leaves_no_container", a_killed_ctr_run_leaves_no_container),
 ];
+
+/// The container named `name` below ours, if there is one.
+fn named(proc: Proc, name: &str) -> Result<Option<u64>, String> {
+    let all = proc.containers().map_err(e("containers"))?;
+    Ok(all.into_iter().map(|(c, _)| c).find(|&c| proc.container_name(c).ok().as_deref() == Some(name)))
+}
+
+/// `ctr run` ties the container it makes to itself (`proc`'s `tie`): killed while its program
+/// runs, it leaves no container behind, and the program in it ends too. `--keep` ties nothing.
+fn a_killed_ctr_run_leaves_no_container() -> TestResult {
+    let (_, proc) = connect()?;
+    for (name, keep) in [("tied-box", false), ("kept-box", true)] {
+        let mut args = alloc::vec!["run", "--name", name];
+        if keep {
+            args.push("--keep");
+        }
+        args.extend(["probe", "spin"]);
+        let (pid, _) = proc.spawn(0, "bin/ctr", &args, &[]).map_err(e("spawn ctr"))?;
+        let mut waited = 0;
+        while named(proc, name)?.is_none() && waited < 10_000 {
+            vessel_rt::time::sleep_ms(50);
+            waited += 50;
+        }
+        let Some(container) = named(proc, name)? else { return Err(format!("ctr never made {name}")) };
+        // Let the program start in it, then kill ctr.
+        vessel_rt::time::sleep_ms(300);
+        proc.kill(0, pid).map_err(e("kill ctr"))?;
+        let _ = proc.wait(0, pid);
+        let mut waited = 0;
+        while proc.info(container).is_ok() && waited < 5_000 {
+            vessel_rt::time::sleep_ms(50);
+            waited += 50;
+        }
+        let left = proc.info(container).is_ok();
+        if keep {
+            check!(left, "--keep: {name} went with the ctr that made it");
+            proc.destroy(container).map_err(e("destroy kept"))?;
+        } else {
+            check!(!left, "{name} outlived the ctr that ran it");
+        }
+    }
+    // Only a container below ours, never ours, and only for a process proc started.
+    let refused = proc.client().tie(0).map(|_| ()).map_err(|r| r.error);
+    check!(refused == Err(Error::AccessDenied), "tying our own container: {refused:?}");
+    let refused = proc.client().tie(0x1234_5678).map(|_| ()).map_err(|r| r.error);
+    check!(refused == Err(Error::NoSuchContainer), "tying a container that does not exist: {refused:?}");
+    Ok(())
+}
 
 /// Runs `ctr ARGS` in this container; how it ended.
 fn ctr(proc: Proc, args: &[&str]) -> Result<Ending, String> {
