@@ -92,11 +92,12 @@ pub fn save(bytes: &mut [u8], kept: &Kept) -> bool {
     if half < HEADER || record.len() > half - HEADER {
         return false;
     }
-    let (newest, target) = match (read_slot(bytes, 0), read_slot(bytes, 1)) {
-        (Some((a, _)), Some((b, _))) if a >= b => (a, 1),
-        (Some((a, _)), _) => (a, 1),
-        (None, Some((b, _))) => (b, 0),
-        (None, None) => (0, 0),
+    // The target is the slot not holding the newest record.
+    let sequence = |n| read_slot(bytes, n).map(|(sequence, _)| sequence);
+    let (newest, target) = match (sequence(0), sequence(1)) {
+        (Some(a), Some(b)) if b > a => (b, 0),
+        (Some(a), _) => (a, 1),
+        (None, b) => (b.unwrap_or(0), 0),
     };
     let slot = &mut bytes[target * half..(target + 1) * half];
     // Invalidate first, then the record, then the header that makes it count.
@@ -258,6 +259,29 @@ mod tests {
             torn[newest * half + cut..(newest + 1) * half].fill(0xa5);
             let got = load(&torn);
             assert!(got == newer || got == sample(), "cut at {cut}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn every_write_goes_to_the_older_slot() {
+        // Three records in turn: a stop in the middle of each write leaves the one just before
+        // it, never an older one (a write over the newest slot would lose both).
+        let mut memory = vec![0u8; 16 * 1024];
+        let mut records = vec![Kept::default()];
+        for n in 0..6 {
+            let mut next = sample();
+            next.plugged.truncate(n % 3);
+            let before = memory.clone();
+            assert!(save(&mut memory, &next));
+            let half = memory.len() / 2;
+            let written =
+                (0..2).find(|&slot| memory[slot * half..(slot + 1) * half] != before[slot * half..(slot + 1) * half]);
+            let Some(written) = written else { panic!("save {n} wrote nothing") };
+            let mut torn = memory.clone();
+            torn[written * half..written * half + 8].fill(0);
+            assert_eq!(load(&torn), *records.last().unwrap(), "save {n} torn: not the record before it");
+            assert_eq!(load(&memory), next);
+            records.push(next);
         }
     }
 
