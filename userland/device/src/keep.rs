@@ -3,7 +3,7 @@
 
 use vessel_device_protocol::kept::{self, Kept};
 use vessel_rt::abi::{MapFlags, ObjectKind, PAGE_SIZE};
-use vessel_rt::ipc::{Cap, Memory};
+use vessel_rt::ipc::Memory;
 
 /// The kept memory, mapped.
 pub struct Keep {
@@ -13,11 +13,7 @@ pub struct Keep {
 impl Keep {
     /// The kept memory among this process's handles, mapped; `None` if `proc` gave none.
     pub fn inherited() -> Option<Keep> {
-        let memory = vessel_rt::handles()
-            .iter()
-            .map(|&h| Cap(h))
-            .find(|c| c.inspect().is_ok_and(|i| i.kind == ObjectKind::Memory as u32))
-            .map(Memory)?;
+        let memory = vessel_rt::handles_of(ObjectKind::Memory).next().map(Memory)?;
         let address = memory.map(MapFlags::WRITE).ok()?;
         let len = (vessel_proc_protocol::KEPT_PAGES * PAGE_SIZE) as usize;
         // SAFETY: `len` bytes are mapped writable at `address` for the rest of the process's

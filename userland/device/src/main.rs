@@ -60,11 +60,7 @@ fn main() -> i32 {
         return 1;
     };
     // `proc` hands a supervised service its endpoint last.
-    let Some(&ep) = vessel_rt::handles()
-        .iter()
-        .rev()
-        .find(|&&h| Cap(h).inspect().is_ok_and(|i| i.kind == ObjectKind::Endpoint as u32))
-    else {
+    let Some(Cap(ep)) = vessel_rt::handles_of(ObjectKind::Endpoint).next_back() else {
         println!("device: no endpoint to serve");
         return 1;
     };

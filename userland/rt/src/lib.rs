@@ -26,7 +26,7 @@ pub mod sys;
 pub mod thread;
 pub mod time;
 
-pub use start::{args, bootfs, env, handles, pid, var};
+pub use start::{args, bootfs, env, handles, handles_of, pid, var};
 pub use vessel_abi as abi;
 
 /// Declares the program's `main`: `fn main() -> i32`, whose value becomes the exit code.

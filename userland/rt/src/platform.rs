@@ -32,11 +32,7 @@ pub struct Msi(pub Cap);
 impl Platform {
     /// The platform capability among this process's inherited handles, if it was given one.
     pub fn inherited() -> Option<Platform> {
-        crate::handles()
-            .iter()
-            .map(|&h| Cap(h))
-            .find(|c| c.inspect().is_ok_and(|i| i.kind == ObjectKind::Platform as u32))
-            .map(Platform)
+        crate::handles_of(ObjectKind::Platform).next().map(Platform)
     }
 
     /// A capability to ports `first..=last`.

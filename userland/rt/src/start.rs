@@ -80,6 +80,12 @@ pub fn bootfs() -> Option<&'static [u8]> {
     (i.bootfs_len > 0).then(|| unsafe { core::slice::from_raw_parts(i.bootfs_ptr as *const u8, i.bootfs_len as usize) })
 }
 
+/// The inherited capabilities (`handles`) to objects of `kind`, in the order they were listed
+/// (`proc` lists a supervised service's endpoint last: `next_back`).
+pub fn handles_of(kind: vessel_abi::ObjectKind) -> impl DoubleEndedIterator<Item = crate::ipc::Cap> {
+    handles().iter().map(|&h| crate::ipc::Cap(h)).filter(move |c| c.inspect().is_ok_and(|i| i.kind == kind as u32))
+}
+
 /// The capabilities the parent handed over at spawn, in the order it listed them.
 pub fn handles() -> &'static [u32] {
     match info() {

@@ -326,11 +326,7 @@ fn assemble(vfs: &mut Vfs<System>, root: u64, devices: Option<Devices>) {
 }
 
 fn main() -> i32 {
-    let Some(&ep) = vessel_rt::handles()
-        .iter()
-        .rev()
-        .find(|&&h| Cap(h).inspect().is_ok_and(|i| i.kind == ObjectKind::Endpoint as u32))
-    else {
+    let Some(Cap(ep)) = vessel_rt::handles_of(ObjectKind::Endpoint).next_back() else {
         println!("vfs: no endpoint to serve");
         return 1;
     };
