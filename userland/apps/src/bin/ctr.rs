@@ -329,13 +329,14 @@ fn foreground(
     // started with -i opens a newer one, so Ctrl-C at its prompt stays its own). It shows the
     // container's console from before the program starts, so nothing it writes is missed.
     let terminal = tty.and_then(|t| vessel_rt::job::Interruptible::open(t).ok());
+    // Closing the session ends the attachment too.
     let shown = match (terminal, console, devices) {
-        (Some(t), Some(console), Some(devices)) => devices.client().attach(t.handle(), console).map(|_| Some(devices)),
+        (Some(t), Some(console), Some(devices)) => devices.client().attach(t.handle(), console).map(|_| ()),
         (None, Some(_), _) => Err(refuse(String::from("-i needs a terminal (TTY), and this ctr has none"))),
-        _ => Ok(None),
+        _ => Ok(()),
     };
-    let spawned = shown.and_then(|shown| Ok((proc.spawn_env(container, &path, args, env.as_bytes(), &[])?.0, shown)));
-    let (pid, shown) = match spawned {
+    let spawned = shown.and_then(|()| Ok(proc.spawn_env(container, &path, args, env.as_bytes(), &[])?.0));
+    let pid = match spawned {
         Ok(started) => started,
         Err(e) => {
             if let Some(t) = terminal {
@@ -347,9 +348,6 @@ fn foreground(
     let mut ending = Err(Refusal::new(Error::PeerDied, "not waited for"));
     vessel_rt::job::wait_all(proc, &[(container, pid)], terminal, |_, ended| ending = ended);
     if let Some(t) = terminal {
-        if let Some(devices) = shown {
-            let _ = devices.client().attach(t.handle(), "");
-        }
         t.close();
     }
     let ending = ending?;
