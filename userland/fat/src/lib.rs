@@ -40,13 +40,19 @@
 //!   it reachable, at once (`mkdir`, and any create or rename that grows a directory);
 //! - an entry whose slots lie on blocks that one disk request cannot hold (a long name split
 //!   across clusters) is written first slots first when added and 8.3 entry first when deleted,
-//!   flushing between, so a stop leaves at most the orphaned start of a name.
+//!   flushing between, so a stop leaves at most the orphaned start of a name;
+//! - a file moved between entries that one request cannot write together goes through an
+//!   intent recorded in FAT32's FSInfo sector (`rename.rs`): the new entry empty, the old one
+//!   deleted, the new one given the file, each flushed; mounting finishes a move a stop
+//!   interrupted. Directories (and files on FAT12/16) move in one step, new entry first, and a
+//!   stop there can leave two entries sharing the clusters.
 //!
 //! So a stop loses the changes since the last sync that were not evicted, and can leave *lost
 //! clusters* (marked in use, owned by no entry, or past the end of a file whose new size did not
 //! reach the disk), which `fsck.fat` frees and this crate cuts off a file's chain before the
 //! file grows; the orphaned first slots of a long name whose entry did not reach the disk
-//! (`fsck.fat` deletes them); a grown file's new bytes may read as the old contents of its clusters if the
+//! (`fsck.fat` deletes them); the empty new entry of a move, or the moved file's clusters
+//! lost until the next mount finishes the move; a grown file's new bytes may read as the old contents of its clusters if the
 //! entry reached the disk and the data did not (no fsck finds that). It never leaves an entry
 //! pointing at a freed cluster, which a later allocation would hand to a second file. The
 //! FSInfo free count may be stale (`fsck.fat` reports and fixes it). Dropping a [`Volume`]
@@ -76,6 +82,7 @@ mod disk;
 mod error;
 mod names;
 mod path;
+mod rename;
 mod volume;
 
 #[cfg(test)]

@@ -191,7 +191,7 @@ pub struct Volume<D: Disk> {
     /// Where the next search for a free cluster starts.
     pub(crate) next_free: Cell<u64>,
     /// Disk offset of FAT32's FSInfo sector.
-    fsinfo_at: Option<u64>,
+    pub(crate) fsinfo_at: Option<u64>,
 }
 
 impl<D: Disk> Volume<D> {
@@ -236,7 +236,7 @@ impl<D: Disk> Volume<D> {
             _ => None,
         };
         let next_free = fs.next_free_cluster_hint().map_or(2, u64::from);
-        Ok(Self {
+        let volume = Self {
             fs,
             cache,
             geometry,
@@ -245,7 +245,10 @@ impl<D: Disk> Volume<D> {
             own_allocated: Cell::new(0),
             next_free: Cell::new(next_free),
             fsinfo_at,
-        })
+        };
+        // A move a stop interrupted is finished before anything reads the directories.
+        volume.finish_interrupted_move()?;
+        Ok(volume)
     }
 
     /// Makes a new, empty file system over the whole disk and mounts it: FAT32 when the disk
@@ -456,10 +459,21 @@ impl<D: Disk> Volume<D> {
     ///
     /// Otherwise (an entry in one block, or neighbouring blocks of one page, of an existing
     /// cluster: the common case) the changes stay in the cache, as any other.
-    fn making_clusters(
+    pub(crate) fn making_clusters(
         &self,
         parent: DirId,
         op: impl FnOnce() -> Result<Option<u64>, FsError>,
+    ) -> Result<Option<u64>, FsError> {
+        self.making_clusters_after(parent, op, || Ok(()))
+    }
+
+    /// [`Volume::making_clusters`], running `first` after `op` succeeds and before anything
+    /// `op` wrote can reach the disk (what `first` writes and flushes itself goes out before).
+    pub(crate) fn making_clusters_after(
+        &self,
+        parent: DirId,
+        op: impl FnOnce() -> Result<Option<u64>, FsError>,
+        first: impl FnOnce() -> Result<(), FsError>,
     ) -> Result<Option<u64>, FsError> {
         let last = self.last_dir_cluster(parent)?;
         // The FAT entries ending the parent's chain, as they are: held back in step 2.
@@ -476,7 +490,7 @@ impl<D: Disk> Volume<D> {
             c.set_holding(true);
             Ok(())
         })?;
-        let result = op();
+        let result = op().and_then(|made| first().map(|()| made));
         let trace = self.with_cache(|c| {
             c.set_holding(false);
             Ok(c.take_trace())
@@ -546,7 +560,7 @@ impl<D: Disk> Volume<D> {
 
     /// Whether the cache writes `blocks` in one request, by sync or eviction alike: neighbours
     /// in ascending order within one page.
-    fn one_request(&self, blocks: &[u64]) -> Result<bool, FsError> {
+    pub(crate) fn one_request(&self, blocks: &[u64]) -> Result<bool, FsError> {
         let block = self.block_size()?;
         let per_page = crate::PAGE_SIZE as u64 / block;
         Ok(blocks.windows(2).all(|w| w[1] == w[0] + 1 && w[0] / per_page == w[1] / per_page))
@@ -640,8 +654,9 @@ impl<D: Disk> Volume<D> {
         self.check_chain_start(&entry)?;
         let (to_parent, name) = path::split_last(to)?;
         let (dir, to_parent) = self.open_dir(&to_parent)?;
+        let mut same = false;
         if let Some(existing) = self.lookup(&dir, to_parent, name)? {
-            let same = from_parent == to_parent && existing.short_name().raw_bytes() == entry.short_name().raw_bytes();
+            same = from_parent == to_parent && existing.short_name().raw_bytes() == entry.short_name().raw_bytes();
             if !same {
                 match (entry.is_directory(), existing.is_directory()) {
                     (false, true) => return Err(FsError::IsADirectory),
@@ -652,6 +667,11 @@ impl<D: Disk> Volume<D> {
                 self.free_safely(|v| v.fs.delete(&existing).map_err(|e| v.fat_error(e)))?;
             }
         }
+        // A file moves through an intent (`rename.rs`) unless it only changes the case of its
+        // name; a directory, or a file on FAT12/16, in one step.
+        if !entry.is_directory() && !same && self.move_file(&entry, from_parent, &dir, to_parent, name)? {
+            return Ok(());
+        }
         self.making_clusters(to_parent, || {
             self.fs.rename(&entry, &dir, name).map(|_| None).map_err(|e| self.fat_error(e))
         })?;
@@ -660,7 +680,7 @@ impl<D: Disk> Volume<D> {
 
     /// Has hadris-fat write FAT32's FSInfo sector (into the cache), with the free count less the
     /// clusters this volume allocated itself, which hadris-fat did not count.
-    fn sync_fat(&self) -> Result<(), FsError> {
+    pub(crate) fn sync_fat(&self) -> Result<(), FsError> {
         self.fs.sync().map_err(|e| self.fat_error(e))?;
         let own = self.own_allocated.get();
         if let (Some(at), Some(count)) = (self.fsinfo_at, self.fs.free_cluster_count())
@@ -674,7 +694,7 @@ impl<D: Disk> Volume<D> {
     }
 
     /// Bytes per block of the disk.
-    fn block_size(&self) -> Result<u64, FsError> {
+    pub(crate) fn block_size(&self) -> Result<u64, FsError> {
         self.with_cache(|c| Ok(c.disk().block_size() as u64))
     }
 

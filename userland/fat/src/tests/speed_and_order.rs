@@ -6,7 +6,8 @@
 //! disk before anything points at it, and a long name split across clusters is written start
 //! first and deleted from its 8.3 entry back. (Stops simulated after any write of a mixed burst
 //! still find damage this ordering cannot prevent: a chain link written before a new cluster's
-//! end mark in another FAT block, a rename's new entry before the old one's removal. The QEMU
+//! end mark in another FAT block, a directory's new entry before the old one's removal when it
+//! moves. A file's move goes through an intent that mounting finishes (section 8). The QEMU
 //! crash test exercises real stops.)
 //!
 //! The disks here are [`Recorder`]s (`recorder.rs`): a disk in memory that logs every request
@@ -1691,4 +1692,110 @@ fn a_cut_ends_the_chain_before_freeing_the_rest() {
     }
     vol.sync().expect("sync");
     assert_fsck_clean(&disk.image(), "after the cut");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Moving a file.
+// ---------------------------------------------------------------------------------------------
+
+/// The contents of `path` on `vol`, or `None` if nothing has that name.
+fn contents(vol: &Volume<MemDisk>, path: &str) -> Option<Vec<u8>> {
+    match vol.stat(path) {
+        Err(FsError::NotFound) => None,
+        Err(e) => panic!("stat {path}: {e}"),
+        Ok(_) => Some(read_all(vol, path, 4096)),
+    }
+}
+
+/// Moves of files whose old and new entries lie in different blocks (to another directory, over
+/// a file there, within a directory of many entries; long and 8.3 names; empty and not) on
+/// FAT32. A stop after any write of a move and its sync leaves an image `fsck.fat -n` accepts,
+/// never two entries owning the same clusters; mounting that image (which finishes a move whose
+/// intent reached the disk) shows the file whole under exactly one name, the new one once the
+/// old entry's deletion reached the disk, and leaves the intent cleared. Without the intent, a
+/// stop between the old entry's deletion and the new one's completion would lose the file: the
+/// test checks that some stop does land there.
+#[test]
+fn a_stop_during_a_move_leaves_the_file_whole_under_one_name() {
+    let mut vol = mount(mkfs("32", "1", "34816"), 4096);
+    let mut rng = SplitMix(21);
+    for dir in ["/a", "/b"] {
+        vol.mkdir(dir).expect("mkdir");
+    }
+    for i in 0..40 {
+        let path = format!("/b/filler {i}");
+        vol.create(&path).expect("create");
+        assert_eq!(vol.write(&path, 0, &rng.bytes(100 + i)), Ok(100 + i));
+    }
+    let moves: [(&str, &str, usize); 5] = [
+        ("/a/A file with a long name.txt", "/b/Moved, with another long name.txt", 3000),
+        ("/a/SHORT.TXT", "/b/short2.txt", 700),
+        ("/a/empty", "/b/still empty", 0),
+        ("/a/over.bin", "/b/filler 3", 5000),
+        ("/b/filler 0", "/b/a new name after all the others in the same directory", 100),
+    ];
+    for &(from, _, len) in &moves {
+        if !from.starts_with("/b/filler") {
+            vol.create(from).expect("create");
+            assert_eq!(vol.write(from, 0, &rng.bytes(len)), Ok(len));
+        }
+    }
+    let base = synced(&mut vol);
+    let g = vol.geometry;
+    let fsinfo = u64::from(u16::from_le_bytes([base[48], base[49]])) * u64::from(g.bytes_per_sector);
+    drop(vol);
+    let mut windows = 0;
+    let mut failures = Vec::new();
+    for &(from, to, _) in &moves {
+        let before = mount(base.clone(), 64);
+        let (data, replaced) = (contents(&before, from).expect(from), contents(&before, to));
+        drop(before);
+        let disk = Recorder::new(base.clone(), true);
+        let mut vol = mount_recorder(&disk, 4096);
+        vol.rename(from, to).expect("rename");
+        vol.sync().expect("sync");
+        let writes = writes_and_flushes(&disk.take_log()).0;
+        let mut cut = base.clone();
+        for k in 0..=writes.len() {
+            if k > 0 {
+                apply(&mut cut, std::slice::from_ref(&writes[k - 1]));
+            }
+            let at = format!("{from} -> {to}, a stop after write {k} of {}", writes.len());
+            let (code, text) = fsck(&cut);
+            match fsck_verdict(code, &text) {
+                Ok(found) if found.iter().any(|f| f.starts_with("Reclaimed")) => windows += 1,
+                Ok(_) => {}
+                Err(why) => failures.push(format!("{at}: {why}")),
+            }
+            let mut vol = mount(cut.clone(), 64);
+            let (old, new) = (contents(&vol, from), contents(&vol, to));
+            let whole = match (&old, &new) {
+                (Some(old), new) => *old == data && (new.is_none() || *new == replaced),
+                (None, Some(new)) => *new == data,
+                (None, None) => false,
+            };
+            if !whole {
+                failures.push(format!(
+                    "{at}: mounted, the old name holds {:?} bytes and the new one {:?} (the file has {})",
+                    old.map(|o| o.len()),
+                    new.map(|n| n.len()),
+                    data.len()
+                ));
+            }
+            let image = synced(&mut vol);
+            let start = (fsinfo + 4) as usize;
+            if image[start..start + 64].iter().any(|&b| b != 0) {
+                failures.push(format!("{at}: the intent is still set after mounting"));
+            }
+            let (code, text) = fsck(&image);
+            if let Err(why) = fsck_verdict(code, &text) {
+                failures.push(format!("{at}: after mounting: {why}"));
+            }
+        }
+        let done = mount(disk.image(), 64);
+        assert_eq!((contents(&done, from), contents(&done, to)), (None, Some(data)), "{from} -> {to}");
+        assert_fsck_clean(&disk.image(), to);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(windows > 0, "no stop fell between the old entry's deletion and the new one's completion");
 }
