@@ -32,7 +32,6 @@
 use hadris_fat::sync::write::FileWriter;
 use hadris_fat::sync::{Fat, FatVolumeWriteExt, FileEntry};
 
-use crate::boot::Root;
 use crate::disk::Disk;
 use crate::error::FsError;
 use crate::volume::{DirId, MAX_CHAINS, Run, Volume};
@@ -197,41 +196,11 @@ impl<D: Disk> Volume<D> {
     /// Disk offset of the 8.3 entry of `entry` (a file) in the directory `dir`, found by its
     /// name (unique in a directory).
     fn short_entry_at(&self, dir: DirId, entry: &FileEntry) -> Result<u64, FsError> {
-        let mut name = entry.short_name().raw_bytes();
-        if name[0] == 0xE5 {
-            // Stored as 0x05: 0xE5 marks a deleted entry.
-            name[0] = 0x05;
-        }
-        // The directory's pieces: (disk offset, bytes).
-        let mut pieces = Vec::new();
-        match (dir, self.geometry.root) {
-            (DirId::Root, Root::Fixed { start, size }) => pieces.push((start, size)),
-            (DirId::Root, Root::Chain(first)) => pieces.extend(self.dir_pieces(u64::from(first))?),
-            (DirId::Cluster(first), _) => pieces.extend(self.dir_pieces(first)?),
-        }
-        let mut record = [0u8; 32];
-        for (start, size) in pieces {
-            for at in (start..start + size).step_by(32) {
-                if self.with_cache(|c| c.read_at(at, &mut record))? < 32 {
-                    return Err(FsError::Corrupt("a directory lies past the end of the disk"));
-                }
-                match record[0] {
-                    0x00 => return Err(FsError::NotFound),
-                    0xE5 => continue,
-                    _ => {}
-                }
-                // Not a long-name slot, a directory or the volume label.
-                let attributes = record[11];
-                if attributes & 0x18 == 0 && attributes != 0x0F && record[..11] == name {
-                    return Ok(at);
-                }
-            }
-        }
-        Err(FsError::NotFound)
+        Ok(self.find_entry(dir, &entry.short_name().raw_bytes())?.ok_or(FsError::NotFound)?.at)
     }
 
     /// The clusters of the directory starting at `first`, as (disk offset, bytes).
-    fn dir_pieces(&self, first: u64) -> Result<Vec<(u64, u64)>, FsError> {
+    pub(crate) fn dir_pieces(&self, first: u64) -> Result<Vec<(u64, u64)>, FsError> {
         let clusters = self.walk(Vec::new(), Run { index: 0, cluster: first, count: 1 }, u64::MAX)?;
         let size = u64::from(self.geometry.cluster_size);
         let mut pieces = Vec::new();

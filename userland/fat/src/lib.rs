@@ -41,11 +41,11 @@
 //! - an entry whose slots lie on blocks that one disk request cannot hold (a long name split
 //!   across clusters) is written first slots first when added and 8.3 entry first when deleted,
 //!   flushing between, so a stop leaves at most the orphaned start of a name;
-//! - a file moved between entries that one request cannot write together goes through an
-//!   intent recorded in FAT32's FSInfo sector (`rename.rs`): the new entry empty, the old one
-//!   deleted, the new one given the file, each flushed; mounting finishes a move a stop
-//!   interrupted. Directories (and files on FAT12/16) move in one step, new entry first, and a
-//!   stop there can leave two entries sharing the clusters.
+//! - an entry moved where one request cannot write the old and new entries together goes
+//!   through an intent recorded in FAT32's FSInfo sector (`rename.rs`): the new entry empty,
+//!   the old one deleted, a directory's `..` repointed, the new one given the file, each
+//!   flushed; mounting finishes a move a stop interrupted. On FAT12/16 an entry moves in one
+//!   step, new entry first, and a stop there can leave two entries sharing the clusters.
 //!
 //! So a stop loses the changes since the last sync that were not evicted, and can leave *lost
 //! clusters* (marked in use, owned by no entry, or past the end of a file whose new size did not

@@ -652,8 +652,13 @@ impl<D: Disk> Volume<D> {
             return Err(FsError::InvalidPath);
         };
         self.check_chain_start(&entry)?;
-        let (to_parent, name) = path::split_last(to)?;
-        let (dir, to_parent) = self.open_dir(&to_parent)?;
+        let (to_parts, name) = path::split_last(to)?;
+        let moved = entry.cluster().0 as u64;
+        let mut inside = false;
+        let (dir, to_parent) = self.walk_dirs_in(&to_parts, |d| inside |= d.cluster().0 as u64 == moved)?;
+        if entry.is_directory() && (inside || to_parent == DirId::Cluster(moved)) {
+            return Err(FsError::InvalidPath);
+        }
         let mut same = false;
         if let Some(existing) = self.lookup(&dir, to_parent, name)? {
             same = from_parent == to_parent && existing.short_name().raw_bytes() == entry.short_name().raw_bytes();
@@ -667,9 +672,9 @@ impl<D: Disk> Volume<D> {
                 self.free_safely(|v| v.fs.delete(&existing).map_err(|e| v.fat_error(e)))?;
             }
         }
-        // A file moves through an intent (`rename.rs`) unless it only changes the case of its
-        // name; a directory, or a file on FAT12/16, in one step.
-        if !entry.is_directory() && !same && self.move_file(&entry, from_parent, &dir, to_parent, name)? {
+        // An entry moves through an intent (`rename.rs`) unless it only changes the case of its
+        // name, or the volume is FAT12/16.
+        if !same && self.move_through_intent(&entry, from_parent, &dir, to_parent, name)? {
             return Ok(());
         }
         self.making_clusters(to_parent, || {

@@ -6,8 +6,8 @@
 //! disk before anything points at it, and a long name split across clusters is written start
 //! first and deleted from its 8.3 entry back. (Stops simulated after any write of a mixed burst
 //! still find damage this ordering cannot prevent: a chain link written before a new cluster's
-//! end mark in another FAT block, a directory's new entry before the old one's removal when it
-//! moves. A file's move goes through an intent that mounting finishes (section 8). The QEMU
+//! end mark in another FAT block. A move goes through an intent that mounting finishes
+//! (section 8). The QEMU
 //! crash test exercises real stops.)
 //!
 //! The disks here are [`Recorder`]s (`recorder.rs`): a disk in memory that logs every request
@@ -1707,12 +1707,14 @@ fn contents(vol: &Volume<MemDisk>, path: &str) -> Option<Vec<u8>> {
     }
 }
 
-/// Moves of files whose old and new entries lie in different blocks (to another directory, over
-/// a file there, within a directory of many entries; long and 8.3 names; empty and not) on
-/// FAT32. A stop after any write of a move and its sync leaves an image `fsck.fat -n` accepts,
-/// never two entries owning the same clusters; mounting that image (which finishes a move whose
-/// intent reached the disk) shows the file whole under exactly one name, the new one once the
-/// old entry's deletion reached the disk, and leaves the intent cleared. Without the intent, a
+/// Moves of files and directories whose old and new entries lie in different blocks (to
+/// another directory, over a file there, within a directory of many entries, to the root; long
+/// and 8.3 names; empty and not) on FAT32. A stop after any write of a move and its sync leaves
+/// an image `fsck.fat -n` accepts, never two entries owning the same clusters; mounting that
+/// image (which finishes a move whose intent reached the disk) shows the file (or a file inside
+/// the directory) whole under exactly one name, the new one once the old entry's deletion
+/// reached the disk, leaves the intent cleared, and a moved directory's `..` pointing at its
+/// parent (the volume's own check). Without the intent, a
 /// stop between the old entry's deletion and the new one's completion would lose the file: the
 /// test checks that some stop does land there.
 #[test]
@@ -1727,32 +1729,49 @@ fn a_stop_during_a_move_leaves_the_file_whole_under_one_name() {
         vol.create(&path).expect("create");
         assert_eq!(vol.write(&path, 0, &rng.bytes(100 + i)), Ok(100 + i));
     }
-    let moves: [(&str, &str, usize); 5] = [
-        ("/a/A file with a long name.txt", "/b/Moved, with another long name.txt", 3000),
-        ("/a/SHORT.TXT", "/b/short2.txt", 700),
-        ("/a/empty", "/b/still empty", 0),
-        ("/a/over.bin", "/b/filler 3", 5000),
-        ("/b/filler 0", "/b/a new name after all the others in the same directory", 100),
+    // (from, to, the file whose contents are checked, relative to from and to).
+    let moves: [(&str, &str, &str); 8] = [
+        ("/a/A file with a long name.txt", "/b/Moved, with another long name.txt", ""),
+        ("/a/SHORT.TXT", "/b/short2.txt", ""),
+        ("/a/empty", "/b/still empty", ""),
+        ("/a/over.bin", "/b/filler 3", ""),
+        ("/b/filler 0", "/b/a new name after all the others in the same directory", ""),
+        ("/a/a directory", "/b/the directory, moved", "/inner file.txt"),
+        ("/a/a directory", "/the directory at the top", "/inner file.txt"),
+        ("/b/filler dir", "/a/DIR", "/sub/deeper.txt"),
     ];
-    for &(from, _, len) in &moves {
-        if !from.starts_with("/b/filler") {
-            vol.create(from).expect("create");
-            assert_eq!(vol.write(from, 0, &rng.bytes(len)), Ok(len));
-        }
+    let files = [
+        ("/a/A file with a long name.txt", 3000),
+        ("/a/SHORT.TXT", 700),
+        ("/a/empty", 0),
+        ("/a/over.bin", 5000),
+        ("/a/a directory/inner file.txt", 2500),
+        ("/b/filler dir/sub/deeper.txt", 1200),
+    ];
+    for dir in ["/a/a directory", "/b/filler dir", "/b/filler dir/sub"] {
+        vol.mkdir(dir).expect("mkdir");
     }
+    for (path, len) in files {
+        vol.create(path).expect("create");
+        assert_eq!(vol.write(path, 0, &rng.bytes(len)), Ok(len));
+    }
+    // A directory cannot move into itself or below itself.
+    assert_eq!(vol.rename("/a/a directory", "/a/a directory/x"), Err(FsError::InvalidPath));
+    assert_eq!(vol.rename("/b/filler dir", "/b/filler dir/sub/x"), Err(FsError::InvalidPath));
     let base = synced(&mut vol);
     let g = vol.geometry;
     let fsinfo = u64::from(u16::from_le_bytes([base[48], base[49]])) * u64::from(g.bytes_per_sector);
     drop(vol);
     let mut windows = 0;
     let mut failures = Vec::new();
-    for &(from, to, _) in &moves {
+    for &(from_entry, to_entry, inner) in &moves {
+        let (from, to) = (&format!("{from_entry}{inner}")[..], &format!("{to_entry}{inner}")[..]);
         let before = mount(base.clone(), 64);
         let (data, replaced) = (contents(&before, from).expect(from), contents(&before, to));
         drop(before);
         let disk = Recorder::new(base.clone(), true);
         let mut vol = mount_recorder(&disk, 4096);
-        vol.rename(from, to).expect("rename");
+        vol.rename(from_entry, to_entry).expect("rename");
         vol.sync().expect("sync");
         let writes = writes_and_flushes(&disk.take_log()).0;
         let mut cut = base.clone();
@@ -1790,6 +1809,10 @@ fn a_stop_during_a_move_leaves_the_file_whole_under_one_name() {
             let (code, text) = fsck(&image);
             if let Err(why) = fsck_verdict(code, &text) {
                 failures.push(format!("{at}: after mounting: {why}"));
+            }
+            let report = crate::check(&mut MemDisk::from_bytes(image, 512).expect("image")).expect("check");
+            if report.verdict() == crate::Verdict::Damaged {
+                failures.push(format!("{at}: after mounting, the volume's own check: {report}"));
             }
         }
         let done = mount(disk.image(), 64);
