@@ -30,6 +30,7 @@ use alloc::vec::Vec;
 use hadris_fat::sync::{Error as IoError, IoResult, Read, Seek, SeekFrom, Write};
 
 use crate::disk::{Disk, DiskError, valid_block_size};
+use crate::links::FatLayout;
 
 /// Bytes per cache page.
 pub const PAGE_SIZE: usize = 4096;
@@ -121,6 +122,11 @@ pub struct Cache<D: Disk> {
     /// each once, in the order first written, and whether that first write marked an entry
     /// deleted.
     touched: Option<Vec<(u64, bool)>>,
+    /// Where the FATs lie, to find links written out of order (see `links.rs`).
+    layout: Option<FatLayout>,
+    /// The disk's bytes of each dirty FAT block, kept when it was first made dirty (while a
+    /// layout is set).
+    shadows: BTreeMap<u64, Box<[u8]>>,
 }
 
 impl<D: Disk> Cache<D> {
@@ -158,6 +164,8 @@ impl<D: Disk> Cache<D> {
             freeing: false,
             holding: false,
             touched: None,
+            layout: None,
+            shadows: BTreeMap::new(),
         })
     }
 
@@ -276,6 +284,7 @@ impl<D: Disk> Cache<D> {
                 // hadris-fat deletes an entry by writing the one byte 0xE5 over each of its slots.
                 self.note_touched(page, covered, data == [0xE5]);
             }
+            self.keep_shadows(slot, page, covered);
             let s = &mut self.slots[slot];
             s.data[in_page..in_page + take].copy_from_slice(&data[done..done + take]);
             s.valid |= covered;
@@ -328,6 +337,13 @@ impl<D: Disk> Cache<D> {
     /// before the link that points at it, and a stop in between leaves a lost cluster rather
     /// than a link to a free one.
     fn write_first_blocks_descending(&mut self) -> Result<(), DiskError> {
+        // Links to clusters whose entries lie in lower blocks wait for a second pass (see
+        // `links.rs`): the first writes them as the disk has them, and flushes.
+        let held = self.wrapped_links();
+        if !held.is_empty() {
+            let held: Vec<(u64, &[u8])> = held.iter().map(|(at, bytes)| (*at, &bytes[..])).collect();
+            self.write_first_blocks_holding(&held)?;
+        }
         let first = self.first_blocks.clone();
         let per = self.blocks_per_page as u64;
         let pages: Vec<u64> =
@@ -335,7 +351,49 @@ impl<D: Disk> Cache<D> {
         for page in pages {
             self.write_dirty_in(&[page], |block| first.contains(&block))?;
         }
+        self.shadows.clear();
         Ok(())
+    }
+
+    /// Names where the FATs lie (FAT16 and FAT32), so that [`Cache::sync`] and evictions hold
+    /// back links written out of order (see `links.rs`).
+    pub(crate) fn set_fat_layout(&mut self, layout: FatLayout) {
+        self.layout = Some(layout);
+    }
+
+    /// Keeps the disk's bytes of the FAT blocks of `covered` in `slot` (holding `page`) that
+    /// are about to become dirty and are held whole.
+    fn keep_shadows(&mut self, slot: usize, page: u64, covered: u8) {
+        if self.layout.is_none() {
+            return;
+        }
+        let base = page * self.blocks_per_page as u64;
+        for b in 0..self.blocks_per_page {
+            let block = base + b as u64;
+            let s = &self.slots[slot];
+            let bit = 1u8 << b;
+            if covered & bit != 0 && s.dirty & bit == 0 && s.valid & bit != 0 && self.first_blocks.contains(&block) {
+                let bytes = s.data[b * self.block_size..(b + 1) * self.block_size].into();
+                self.shadows.insert(block, bytes);
+            }
+        }
+    }
+
+    /// The held links of every dirty FAT block with a shadow (see `links.rs`).
+    fn wrapped_links(&self) -> Vec<(u64, Vec<u8>)> {
+        let Some(layout) = self.layout else { return Vec::new() };
+        let per = self.blocks_per_page as u64;
+        let mut out = Vec::new();
+        for (&block, old) in &self.shadows {
+            let Some(&slot) = self.index.get(&(block / per)) else { continue };
+            let b = (block % per) as usize;
+            if self.slots[slot].dirty & (1 << b) == 0 {
+                continue;
+            }
+            let new = &self.slots[slot].data[b * self.block_size..(b + 1) * self.block_size];
+            out.extend(layout.wrapped_links(block * self.block_size as u64, old, new));
+        }
+        out
     }
 
     /// Writes the dirty blocks `pick` chooses, in ascending order, adjacent ones merged.

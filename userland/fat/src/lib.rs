@@ -31,7 +31,10 @@
 //!
 //! - the FATs first (by [`Cache::sync`], and before any other dirty page is evicted), flushed,
 //!   then entries and data: a cluster is marked in use on the disk before anything that points
-//!   at it;
+//!   at it. Within the FATs, blocks go highest first, so a growing chain's new end mark reaches
+//!   the disk before the link to it; a link to a cluster whose entry lies in a lower block
+//!   (allocation wrapped round) is first written as the end mark it was, flushed, and only
+//!   then as the link (FAT16/32; FAT12's entries straddle blocks);
 //! - when freeing, the other way round: the entry stops pointing at the clusters (flushed)
 //!   before the FAT frees them; a cut that keeps clusters writes the FAT block ending the kept
 //!   chain (flushed) before the blocks freeing the rest;
@@ -80,6 +83,7 @@ mod check;
 mod data;
 mod disk;
 mod error;
+mod links;
 mod names;
 mod path;
 mod rename;

@@ -37,6 +37,7 @@ use crate::boot::{BOOT_SECTOR, Geometry, Root};
 use crate::cache::{Cache, CacheStats};
 use crate::disk::{Disk, DiskError};
 use crate::error::{FsError, from_fat};
+use crate::links::FatLayout;
 use crate::names::{Found, Listing, Names};
 use crate::path;
 
@@ -227,6 +228,18 @@ impl<D: Disk> Volume<D> {
             let block = c.disk().block_size() as u64;
             let end = geometry.fat_start + geometry.fat_size * u64::from(geometry.fat_count);
             c.set_first_blocks(geometry.fat_start / block..end.div_ceil(block));
+            let entry = match geometry.fat_type {
+                FatType::Fat12 => 0,
+                FatType::Fat16 => 2,
+                FatType::Fat32 => 4,
+            };
+            c.set_fat_layout(FatLayout {
+                start: geometry.fat_start,
+                size: geometry.fat_size,
+                copies: geometry.fat_count,
+                entry,
+                max_cluster: geometry.max_cluster(),
+            });
         }
         // FAT32's FSInfo sector number is at byte 48 of the boot sector.
         let fsinfo_at = match geometry.fat_type {

@@ -4,11 +4,10 @@
 //! points into them (after it when freeing), evictions included; read-ahead keeps a sequential
 //! read to few requests and a random one to a small window; a new directory cluster reaches the
 //! disk before anything points at it, and a long name split across clusters is written start
-//! first and deleted from its 8.3 entry back. (Stops simulated after any write of a mixed burst
-//! still find damage this ordering cannot prevent: a chain link written before a new cluster's
-//! end mark in another FAT block. A move goes through an intent that mounting finishes
-//! (section 8). The QEMU
-//! crash test exercises real stops.)
+//! first and deleted from its 8.3 entry back; a chain growing into lower clusters is linked
+//! after their entries are written; a move goes through an intent that mounting finishes
+//! (section 8). Stops are simulated after every write; the QEMU crash test exercises real
+//! ones.
 //!
 //! The disks here are [`Recorder`]s (`recorder.rs`): a disk in memory that logs every request
 //! (and, when asked, the bytes of every write), so the tests can replay a prefix of the writes
@@ -1695,7 +1694,7 @@ fn a_cut_ends_the_chain_before_freeing_the_rest() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 8. Moving a file.
+// 8. Moving a file; a chain growing backwards.
 // ---------------------------------------------------------------------------------------------
 
 /// The contents of `path` on `vol`, or `None` if nothing has that name.
@@ -1821,4 +1820,46 @@ fn a_stop_during_a_move_leaves_the_file_whole_under_one_name() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(windows > 0, "no stop fell between the old entry's deletion and the new one's completion");
+}
+
+/// A file growing into clusters below its last one (allocation wrapped round to the start of
+/// the volume: the file ends at the volume's last cluster, and a removed file freed the first
+/// ones): each new link from the old end reaches the disk only after the new clusters'
+/// entries, in lower FAT blocks, so a stop after any write of the sync leaves lost clusters
+/// at worst, never a chain running into a free cluster. Written highest block first, as
+/// before, the link went out first.
+#[test]
+fn a_chain_growing_into_lower_clusters_links_them_last() {
+    for (what, image) in ordering_images() {
+        let mut vol = mount(image, 4096);
+        let g = vol.geometry;
+        let cluster = g.cluster_size as usize;
+        let mut rng = SplitMix(31);
+        vol.create("/low.bin").expect("create");
+        assert_eq!(vol.write("/low.bin", 0, &rng.bytes(600 * cluster)), Ok(600 * cluster));
+        // Everything but one cluster (FAT32's root takes one more) to the filler.
+        let root = u64::from(g.fat_type == FatType::Fat32);
+        let fill = (u64::from(g.cluster_count) - root - 600 - 1) as usize * cluster;
+        vol.create("/fill.bin").expect("create");
+        assert_eq!(vol.write("/fill.bin", 0, &vec![0x66; fill]), Ok(fill));
+        vol.create("/grows.bin").expect("create");
+        assert_eq!(vol.write("/grows.bin", 0, &rng.bytes(cluster)), Ok(cluster));
+        vol.remove("/low.bin").expect("remove");
+        let image = synced(&mut vol);
+        let end = first_cluster(&vol, "/grows.bin");
+        assert_eq!(end, u64::from(g.max_cluster()), "{what}: the file does not end the volume");
+        drop(vol);
+        let disk = Recorder::new(image.clone(), true);
+        let mut vol = mount_recorder(&disk, 4096);
+        let more = rng.bytes(3 * cluster);
+        assert_eq!(vol.write("/grows.bin", cluster as u64, &more), Ok(more.len()));
+        vol.sync().expect("sync");
+        let chain = chain_in_image(&disk.image(), &g, end);
+        assert!(chain.len() == 4 && chain[1] < 700, "{what}: the file did not grow into low clusters: {chain:?}");
+        let writes = writes_and_flushes(&disk.take_log()).0;
+        if let Err(why) = stop_after_every_write(&image, &writes) {
+            panic!("{what}: chain {chain:?}: {why}");
+        }
+        assert_fsck_clean(&disk.image(), what);
+    }
 }
