@@ -14,16 +14,23 @@
 //! (`070702`) is rejected: nothing here computes its checksum, and accepting it unchecked would
 //! pretend to an integrity check that does not happen.
 //!
-//! The `writer` feature adds `Writer` (needs `alloc`) for the build tool; the kernel builds
-//! without it.
+//! The ramdisk may hold the archive packed (`packed.rs`: zlib behind a 16-byte header), which
+//! the kernel unpacks at boot with [`unpack`].
+//!
+//! The `writer` feature adds `Writer` and [`pack`] (need `alloc`) for the build tool; the
+//! kernel builds without it.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 #[cfg(any(test, feature = "writer"))]
 extern crate alloc;
 
+mod packed;
 #[cfg(any(test, feature = "writer"))]
 mod writer;
+#[cfg(any(test, feature = "writer"))]
+pub use packed::pack;
+pub use packed::{PACKED_MAGIC, UnpackError, UnpackState, unpack, unpacked_len};
 #[cfg(any(test, feature = "writer"))]
 pub use writer::Writer;
 

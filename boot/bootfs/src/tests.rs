@@ -234,3 +234,57 @@ fn errors_read_clearly() {
     );
     assert_eq!(Error::MissingTrailer.to_string(), "bootfs: archive ends without a TRAILER!!! entry");
 }
+
+/// Unpacks `image` into a buffer of its stated length.
+fn unpacked(image: &[u8]) -> Result<Vec<u8>, UnpackError> {
+    let len = unpacked_len(image).ok_or(UnpackError::BadHeader)??;
+    let mut out = vec![0u8; len];
+    let mut state = miniz_oxide::inflate::core::DecompressorOxide::new();
+    unpack(image, &mut out, &mut state).map(|()| out)
+}
+
+#[test]
+fn a_packed_archive_unpacks_to_the_same_bytes() {
+    let archive = sample();
+    let packed = pack(&archive);
+    assert!(packed.starts_with(&PACKED_MAGIC));
+    assert_eq!(unpacked_len(&packed), Some(Ok(archive.len())));
+    assert_eq!(unpacked(&packed), Ok(archive.clone()));
+    // A plain archive is not packed.
+    assert_eq!(unpacked_len(&archive), None);
+    // Repetitive data packs small.
+    let big = vec![0x5A; 1 << 20];
+    assert!(pack(&big).len() < 8192);
+    assert_eq!(unpacked(&pack(&big)), Ok(big));
+}
+
+/// Damaged packed archives are refused with a reason, never unpacked to wrong bytes, never a
+/// panic: every cut, every single flipped byte, a wrong stated length, a wrong buffer.
+#[test]
+fn damaged_packed_archives_are_refused() {
+    let archive = sample();
+    let packed = pack(&archive);
+    for cut in 0..packed.len() {
+        assert!(unpacked(&packed[..cut]).is_err(), "cut at {cut}");
+    }
+    for at in 0..packed.len() {
+        let mut bad = packed.clone();
+        bad[at] ^= 0x41;
+        match unpacked(&bad) {
+            Ok(bytes) => panic!("byte {at} flipped still unpacked ({} bytes)", bytes.len()),
+            Err(_) if at < 8 => assert_eq!(unpacked_len(&bad), None),
+            Err(_) => {}
+        }
+    }
+    let mut longer = packed.clone();
+    longer[8..16].copy_from_slice(&(archive.len() as u64 + 1).to_le_bytes());
+    assert_eq!(unpacked(&longer), Err(UnpackError::LengthMismatch { stated: archive.len() + 1 }));
+    let mut shorter = packed.clone();
+    shorter[8..16].copy_from_slice(&(archive.len() as u64 - 1).to_le_bytes());
+    assert_eq!(unpacked(&shorter), Err(UnpackError::LengthMismatch { stated: archive.len() - 1 }));
+    let mut state = miniz_oxide::inflate::core::DecompressorOxide::new();
+    let mut small = vec![0u8; archive.len() - 1];
+    assert_eq!(unpack(&packed, &mut small, &mut state), Err(UnpackError::WrongLength { stated: archive.len() }));
+    assert_eq!(unpack(&archive, &mut small, &mut state), Err(UnpackError::BadHeader));
+    assert_eq!(unpacked(&PACKED_MAGIC), Err(UnpackError::BadHeader));
+}

@@ -256,6 +256,10 @@ pub struct KernelStats {
     /// Frames set aside for the kernel heap that it has not grown into: they hold nothing, no
     /// other use may take them (not in `free_frames`), and the heap takes them as it needs.
     pub heap_held_frames: u64,
+    /// Frames holding the boot file system unpacked from a packed ramdisk (not in
+    /// `free_frames`; 0 for a plain ramdisk, which stays in the bootloader's memory). Read-only
+    /// files for the system's life, reported apart from what the kernel and programs use.
+    pub bootfs_frames: u64,
 }
 
 /// Output of `PlatformEcam`: where PCI's memory-mapped configuration space is.

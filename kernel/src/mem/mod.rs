@@ -98,7 +98,56 @@ pub fn init(boot_info: &'static mut BootInfo) -> BootResources {
     };
     BootResources {
         framebuffer: boot_info.framebuffer.take(),
-        ramdisk,
+        ramdisk: unpacked(ramdisk),
         rsdp: boot_info.rsdp_addr.into_option().map(acpi::Rsdp::from_boot_info),
+    }
+}
+
+/// Frames holding the unpacked boot file system (see [`unpacked`]).
+static BOOTFS_FRAMES: AtomicU64 = AtomicU64::new(0);
+
+/// How many frames the unpacked boot file system holds (0 if the ramdisk was not packed).
+pub fn bootfs_frames() -> u64 {
+    BOOTFS_FRAMES.load(Ordering::Relaxed)
+}
+
+/// The boot file system in `ramdisk`: the ramdisk itself, or, if the image builder packed it
+/// (`vessel_bootfs::pack`), the archive unpacked into physically consecutive frames that stay
+/// in use for the kernel's life. A packed ramdisk that cannot be unpacked gives an empty one
+/// (and the reason in the log): no programs start, the kernel does not stop.
+fn unpacked(ramdisk: &'static [u8]) -> &'static [u8] {
+    let len = match vessel_bootfs::unpacked_len(ramdisk) {
+        None => return ramdisk,
+        Some(Ok(len)) => len,
+        Some(Err(e)) => {
+            log::error!("{e}");
+            return &[];
+        }
+    };
+    let started = crate::time::since_boot_ns();
+    let pages = len.div_ceil(vessel_kcore::PAGE_SIZE as usize) as u64;
+    let Some(first) = frames::alloc_contiguous(pages) else {
+        log::error!("packed bootfs: no {} of consecutive memory to unpack into", Bytes(len as u64));
+        return &[];
+    };
+    // SAFETY: the `pages` frames from `first` were just taken from the allocator and nothing
+    // else refers to them; the direct map covers them; they are never given back, so the slice
+    // may live for the kernel's life.
+    let out = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(first) as *mut u8, len) };
+    let mut state = alloc::boxed::Box::new(vessel_bootfs::UnpackState::new());
+    match vessel_bootfs::unpack(ramdisk, out, &mut state) {
+        Ok(()) => {
+            BOOTFS_FRAMES.store(pages, Ordering::Relaxed);
+            let us = (crate::time::since_boot_ns() - started) / 1000;
+            log::info!("bootfs: unpacked {} from {} in {us} us", Bytes(len as u64), Bytes(ramdisk.len() as u64));
+            out
+        }
+        Err(e) => {
+            log::error!("{e}");
+            for page in 0..pages {
+                let _ = frames::free(first + page * vessel_kcore::PAGE_SIZE);
+            }
+            &[]
+        }
     }
 }

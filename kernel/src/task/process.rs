@@ -448,6 +448,7 @@ pub fn stats() -> KernelStats {
         idle_ns: super::sched::IDLE_NS.load(core::sync::atomic::Ordering::Relaxed),
         dma_quarantined,
         heap_held_frames: heap::held_frames(),
+        bootfs_frames: crate::mem::bootfs_frames(),
     }
 }
 

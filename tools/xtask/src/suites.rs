@@ -294,6 +294,38 @@ pub fn run_shell() -> Result {
     if tally.failed == 0 { Ok(()) } else { Err(format!("{} test(s) failed", tally.failed)) }
 }
 
+/// Boots the normal kernel from an image whose packed ramdisk has one byte of its compressed
+/// stream flipped: the kernel must refuse the ramdisk saying why, start nothing, and not panic
+/// (it then idles: the run stops at the refusal's line, or times out).
+fn damaged_ramdisk_check(tally: &mut Tally, builder: &Path, elf: &Path, programs: &Path) -> Result {
+    let packed = artifacts::bootfs(programs, "damaged-ramdisk", &BootSpec::default())?;
+    let mut bytes = std::fs::read(&packed).map_err(|e| format!("{}: {e}", packed.display()))?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&packed, &bytes).map_err(|e| format!("{}: {e}", packed.display()))?;
+    let images = artifacts::images_from(elf, builder, "damaged-ramdisk", &packed, false)?;
+    let name = "damaged-ramdisk";
+    let machine = machine(name, &Boot::disk(&images.bios, false))?;
+    let run = qemu::run(&machine, RUN_TIMEOUT, |line| line.contains(NOTHING_STARTS))
+        .map_err(|e| format!("cannot start {}: {e}", qemu::QEMU))?;
+    save_log(name, &machine, &run)?;
+    let text = run.text();
+    let failure = if let Some(panic) = verdict::parse(&text).panic {
+        Some(format!("kernel panic: {panic}"))
+    } else if !text.contains(DAMAGED_STREAM) || !text.contains(NOTHING_STARTS) {
+        Some(format!("no lines {DAMAGED_STREAM:?} and {NOTHING_STARTS:?}; log in target/vessel/logs/{name}.log"))
+    } else {
+        text.contains("started bin/init").then(|| String::from("bin/init started from a damaged ramdisk"))
+    };
+    tally.record("boot::damaged_ramdisk_is_refused", failure);
+    Ok(())
+}
+
+/// How the kernel's refusal of a packed ramdisk starts (the reason follows: a damaged stream, or
+/// one that does not unpack to the stated length), and what it logs then.
+const DAMAGED_STREAM: &str = "ERROR packed bootfs: ";
+const NOTHING_STARTS: &str = "no programs can start";
+
 /// Boots the test kernel with a fault injected and checks the harness calls the run failed for
 /// the right reason.
 fn harness_check(tally: &mut Tally, builder: &Path, elf: &Path, programs: &Path, inject: &str, expect: &str) -> Result {
@@ -477,6 +509,7 @@ pub fn run_all() -> Result {
             Attach::Disk,
         )?;
     }
+    damaged_ramdisk_check(&mut tally, &builder, &normal_elf, &programs)?;
     shell_session(&mut tally, &shipped.bios)?;
     spec_session(&mut tally)?;
 

@@ -46,13 +46,16 @@ fn main() -> i32 {
     // the kernel heap that it has not grown into hold nothing: neither used nor free for others.
     let free = stats.free_frames.saturating_add(stats.pooled_frames).min(stats.total_frames);
     let held = stats.heap_held_frames.min(stats.total_frames - free);
+    // The unpacked boot file system: files, not what the kernel and programs use (it sat in
+    // the bootloader's memory, outside the counts, before the ramdisk was packed).
+    let boot = stats.bootfs_frames.min(stats.total_frames - free - held);
     let bytes = |pages: u64| vessel_apps::units::bytes(pages.saturating_mul(PAGE_SIZE));
     println!("{:<9}{:>10}  {:>10}  {:>10}", "", "total", "used", "free");
     println!(
         "{:<9}{:>10}  {:>10}  {:>10}",
         "memory",
         bytes(stats.total_frames),
-        bytes(stats.total_frames - free - held),
+        bytes(stats.total_frames - free - held - boot),
         bytes(free)
     );
     println!(
@@ -60,6 +63,7 @@ fn main() -> i32 {
         vessel_apps::units::bytes(stats.heap_used),
         bytes(held)
     );
+    println!("boot files: {} (the boot file system, unpacked; not in used)", bytes(boot));
     let limit = match own.limits[0] {
         UNLIMITED => String::from("no limit of its own"),
         pages => format!("limit {}", bytes(pages)),

@@ -314,7 +314,7 @@ fn free_shows_memory_in_units() -> TestResult {
     let free = run("free", &[])?;
     check!(free.ending == Ending::Code(0), "free {}: {}", free.ending, free.err);
     let lines: Vec<&str> = free.out.lines().collect();
-    check!(lines.len() == 4, "free printed {:?}", free.out);
+    check!(lines.len() == 5, "free printed {:?}", free.out);
     check!(lines[0].split_whitespace().collect::<Vec<_>>() == ["total", "used", "free"], "header {:?}", lines[0]);
     let memory: Vec<&str> = lines[1].split_whitespace().collect();
     check!(memory.len() == 7 && memory[0] == "memory", "memory line {:?}", lines[1]);
@@ -331,9 +331,23 @@ fn free_shows_memory_in_units() -> TestResult {
     );
     let stats = sys::kernel_stats().map_err(e("kernel stats"))?;
     check!(stats.heap_held_frames > 0 && stats.heap_held_frames < 4096, "held {} frames", stats.heap_held_frames);
+    // The boot file system, unpacked from the packed ramdisk: its own line, not in used.
+    let boot: Vec<&str> = lines[3].split_whitespace().collect();
+    check!(lines[3].starts_with("boot files: ") && is_size(&format!("{} {}", boot[2], boot[3])), "{:?}", lines[3]);
+    // The ramdisk is packed: the kernel unpacked it (a newc archive again), and the archive's
+    // last byte lies in the last of those frames.
+    let mut page = [0u8; 4096];
+    check!(sys::bootfs_read(0, &mut page[..6]) == Ok(6) && page[..6] == *b"070701", "bootfs starts {:?}", &page[..6]);
+    let frames = stats.bootfs_frames;
+    let last = sys::bootfs_read((frames.max(1) - 1) * 4096, &mut page).map_err(e("bootfs read"))?;
+    let past = sys::bootfs_read(frames * 4096, &mut page).map_err(e("bootfs read"))?;
+    check!(
+        frames > 0 && last > 0 && past == 0,
+        "{frames} frames for the boot file system: {last} bytes in the last, {past} past"
+    );
     let own = container::own().map_err(e("own container"))?.id;
-    check!(lines[3].starts_with(&format!("container {own:#018x}: ")), "container line {:?}", lines[3]);
-    check!(lines[3].contains(" used"), "container line {:?}", lines[3]);
+    check!(lines[4].starts_with(&format!("container {own:#018x}: ")), "container line {:?}", lines[4]);
+    check!(lines[4].contains(" used"), "container line {:?}", lines[4]);
     Ok(())
 }
 
