@@ -347,7 +347,9 @@ fn has_dot_dot(path: &str) -> bool {
 }
 
 /// Strips leading `./` and `/` (repeatedly); `.` alone is the root, `""`.
-fn normalise(mut path: &str) -> &str {
+/// `path` as entries' paths are kept: any leading `./` and `/` removed, `.` as `""` (what
+/// [`Archive::get`] compares, for callers that index the entries themselves).
+pub fn normalise(mut path: &str) -> &str {
     loop {
         if let Some(rest) = path.strip_prefix("./") {
             path = rest;

@@ -31,15 +31,15 @@ pub fn spawn(
     caps: &[u32],
     container: u64,
 ) -> Result<u64, Error> {
-    let (bootfs, archive) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
-    let file = archive.and_then(|a| a.get(path)).filter(|e| e.is_file()).ok_or(Error::NotFound)?;
-    start(parent, path, file.data, bootfs, strings, priority, caps, container)
+    let boot = BOOTFS.get().ok_or(Error::NotFound)?;
+    let file = boot.file(path).ok_or(Error::NotFound)?;
+    start(parent, path, file, boot.bytes, strings, priority, caps, container)
 }
 
 /// The boot file system, for a caller in the root container (`BootfsRead`).
 pub fn bootfs_for_root() -> Result<&'static [u8], Error> {
     require_root()?;
-    BOOTFS.get().map(|&(bootfs, _)| bootfs).ok_or(Error::NotFound)
+    BOOTFS.get().map(|boot| boot.bytes).ok_or(Error::NotFound)
 }
 
 /// `Ok` if the caller is a process of the root container, else `AccessDenied`: the gate of the
@@ -61,7 +61,7 @@ pub fn spawn_image(
     caps: &[u32],
     container: u64,
 ) -> Result<u64, Error> {
-    let (bootfs, _) = BOOTFS.get().copied().ok_or(Error::NotFound)?;
+    let bootfs = BOOTFS.get().ok_or(Error::NotFound)?.bytes;
     start(parent, name, image, bootfs, strings, priority, caps, container)
 }
 
