@@ -250,13 +250,15 @@ impl AddressSpace {
                         }
                         entry.set_unused();
                     }
-                    let _ = frames::free(pt);
+                    // Every entry of a released table is clear now (only present ones were
+                    // ever set): it goes back as a zeroed frame, as do the tables above it.
+                    let _ = frames::free_zeroed(pt);
                     table(pd)[l2].set_unused();
                 }
-                let _ = frames::free(pd);
+                let _ = frames::free_zeroed(pd);
                 table(pdpt)[l3].set_unused();
             }
-            let _ = frames::free(pdpt);
+            let _ = frames::free_zeroed(pdpt);
             pml4[l4].set_unused();
             resuming = false;
         }
