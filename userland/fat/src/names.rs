@@ -150,6 +150,10 @@ pub(crate) struct Names {
     checked: BTreeSet<u64>,
     /// Paths as asked and the entry each named; forgotten with any change.
     resolved: BTreeMap<Box<str>, (Rc<FileEntry>, DirId)>,
+    /// Paths as asked and as the volume spells them (`Volume::canonical`, which `vfs` asks on
+    /// every open); forgotten when entries are added, removed or moved, not when a file's size
+    /// or times change.
+    canonical: BTreeMap<Box<str>, Box<str>>,
 }
 
 impl Names {
@@ -164,6 +168,19 @@ impl Names {
             self.resolved.clear();
         }
         self.resolved.insert(Box::from(path), (Rc::clone(entry), dir));
+    }
+
+    /// How the volume spells `path`, if asked since the last change of entries.
+    pub(crate) fn canonical(&self, path: &str) -> Option<&str> {
+        self.canonical.get(path).map(|c| &**c)
+    }
+
+    /// Remembers how the volume spells `path`.
+    pub(crate) fn remember_canonical(&mut self, path: &str, canonical: &str) {
+        if self.canonical.len() == MAX_RESOLVED {
+            self.canonical.clear();
+        }
+        self.canonical.insert(Box::from(path), Box::from(canonical));
     }
 
     /// The entry called `name` in directory `dir`, if its listing is here and holds it.
@@ -228,6 +245,7 @@ impl Names {
     /// Adds a new entry to the listing of `dir`, if it has one.
     pub(crate) fn add_to(&mut self, dir: DirId, entry: &FileEntry) {
         self.resolved.clear();
+        self.canonical.clear();
         if let Some(listing) = self.dirs.get_mut(&dir) {
             let before = listing.len();
             listing.add(entry);
@@ -239,6 +257,7 @@ impl Names {
     /// Forgets the listing of `dir` (a file in it changed).
     pub(crate) fn forget_dir(&mut self, dir: DirId) {
         self.resolved.clear();
+        self.canonical.clear();
         if let Some(old) = self.dirs.remove(&dir) {
             self.remembered -= old.len();
         }
@@ -247,6 +266,7 @@ impl Names {
     /// Forgets everything (entries were created, removed or moved).
     pub(crate) fn forget_all(&mut self) {
         self.resolved.clear();
+        self.canonical.clear();
         self.dirs.clear();
         self.checked.clear();
         self.remembered = 0;

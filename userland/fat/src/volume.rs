@@ -352,6 +352,18 @@ impl<D: Disk> Volume<D> {
     /// give the same path. Fails as [`Volume::stat`] for a path that names nothing.
     pub fn canonical(&self, path: &str) -> Result<String, FsError> {
         self.begin();
+        if let Some(known) = self.names.try_borrow().ok().and_then(|n| n.canonical(path).map(String::from)) {
+            return Ok(known);
+        }
+        let canonical = self.spell(path)?;
+        if let Ok(mut names) = self.names.try_borrow_mut() {
+            names.remember_canonical(path, &canonical);
+        }
+        Ok(canonical)
+    }
+
+    /// [`Volume::canonical`] worked out from the directories.
+    fn spell(&self, path: &str) -> Result<String, FsError> {
         let parts = path::components(path)?;
         let Some((last, leading)) = parts.split_last() else {
             return Ok(String::from("/"));

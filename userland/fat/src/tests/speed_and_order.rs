@@ -341,6 +341,9 @@ fn assert_answers_alike(
         let want = fresh.stat(path);
         let got = live.stat(path);
         assert_eq!(got, want, "after {step}: stat {path}: remembered listing vs a fresh mount");
+        // The spelling too (remembered per path until entries change).
+        fresh.names.borrow_mut().forget_all();
+        assert_eq!(live.canonical(path), fresh.canonical(path), "after {step}: canonical {path}");
         if let Ok(meta) = want
             && meta.kind == Kind::File
         {
