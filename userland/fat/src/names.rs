@@ -16,7 +16,9 @@
 //! first cluster), to be read again when next found.
 //! The checks of directory chains are remembered and forgotten the same way. Paths resolved
 //! (up to 1,024; a handle's path is resolved on each read, and `stat` resolves a path each
-//! time) are remembered with their entries and forgotten on any change at all.
+//! time) are remembered with their entries and forgotten on any change at all; their
+//! spellings (`Volume::canonical`, asked on every open; up to 1,024) are forgotten only when
+//! entries are added, removed or moved.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
