@@ -103,7 +103,8 @@ pub struct Cache<D: Disk> {
     scratch: Vec<u8>,
     /// Staging buffer for page fills (a page, allocated on first use).
     fill_buf: Box<[u8]>,
-    /// Staging buffer for read-ahead ([`READ_AHEAD`] pages, allocated on first use).
+    /// Staging buffer for read-ahead (as large as the largest read-ahead yet: up to
+    /// [`READ_AHEAD`] pages).
     ahead_buf: Box<[u8]>,
     /// The page after the last read-ahead: a miss there reads on sequentially.
     ahead_next: u64,
@@ -799,7 +800,9 @@ impl<D: Disk> Cache<D> {
         let bytes = blocks as usize * self.block_size;
         let mut buf = core::mem::take(&mut self.ahead_buf);
         if buf.len() < bytes {
-            buf = vec![0; READ_AHEAD * PAGE_SIZE].into_boxed_slice();
+            // Only as large as this read-ahead: a new cache's first one is a random one (32
+            // KiB), and zeroing the whole 256 KiB cost a mounted VSF 28k instructions.
+            buf = vec![0; bytes].into_boxed_slice();
         }
         let read = self.disk.read(first_block, &mut buf[..bytes]);
         let result = read.and_then(|()| {
