@@ -384,8 +384,30 @@ impl<D: Disk> Cache<D> {
     fn wrapped_links(&self) -> Vec<(u64, Vec<u8>)> {
         let Some(layout) = self.layout else { return Vec::new() };
         let per = self.blocks_per_page as u64;
+        let bs = self.block_size as u64;
+        // A link to a lower block matters only if that block is dirty too (the new cluster's
+        // end mark not yet on the disk): the lowest dirty block of each FAT copy holds none.
+        // So with one dirty block a copy (a file growing within one block), nothing is read.
+        let copy_of = |block: u64| ((block * bs).saturating_sub(layout.start) / layout.size.max(1)) as usize;
+        let first = self.first_blocks.clone();
+        let mut lowest = [u64::MAX; 2];
+        for &page in self.dirty_pages.range(first.start / per..first.end.div_ceil(per)) {
+            let Some(&slot) = self.index.get(&page) else { continue };
+            let dirty = self.slots[slot].dirty;
+            for b in (0..self.blocks_per_page).filter(|b| dirty & (1 << b) != 0) {
+                let block = page * per + b as u64;
+                if first.contains(&block)
+                    && let Some(low) = lowest.get_mut(copy_of(block))
+                {
+                    *low = (*low).min(block);
+                }
+            }
+        }
         let mut out = Vec::new();
         for (&block, old) in &self.shadows {
+            if lowest.get(copy_of(block)).is_none_or(|&low| block <= low) {
+                continue;
+            }
             let Some(&slot) = self.index.get(&(block / per)) else { continue };
             let b = (block % per) as usize;
             if self.slots[slot].dirty & (1 << b) == 0 {
