@@ -22,6 +22,7 @@ pub static TESTS: &[Test] = &[
     Test { name: "heap::stress_many_sizes", run: heap_stress_many_sizes },
     Test { name: "heap::large_alignments", run: heap_large_alignments },
     Test { name: "address_space::released_in_bounded_steps", run: address_space_released_in_bounded_steps },
+    Test { name: "frames::released_tables_are_kept_zeroed", run: released_tables_are_kept_zeroed },
 ];
 
 /// A kernel slot reserved for tests, so test mappings never touch real ones.
@@ -194,4 +195,35 @@ fn address_space_released_in_bounded_steps() -> TestResult {
     drop(space);
     check!(frames::counts().0 == free_before, "frames not all back: {} of {free_before}", frames::counts().0);
     Ok(())
+}
+
+/// The page tables an address space releases are kept as zeroed frames: each one handed out by
+/// `alloc_zeroed` holds only zeroes (release cleared every entry), and while some are kept,
+/// `alloc` still reaches every free frame (they count as free).
+fn released_tables_are_kept_zeroed() -> TestResult {
+    use crate::mem::address_space::{Access, AddressSpace};
+    let kept_before = frames::kept_zeroed();
+    let mut space = AddressSpace::new().map_err(|e| alloc::format!("new: {e:?}"))?;
+    for virt in [0x40_0000u64, 0x4000_0000, 0x7f00_0000_0000] {
+        let frame = frames::alloc().ok_or("no frame")?;
+        space.map(virt, frame, Access::ReadWrite, true).map_err(|e| alloc::format!("map {virt:#x}: {e:?}"))?;
+    }
+    drop(space);
+    let kept = frames::kept_zeroed();
+    check!(kept > kept_before, "no table kept: {kept_before} before, {kept} after");
+    let mut taken = Vec::new();
+    while frames::kept_zeroed() > kept_before {
+        let frame = frames::alloc_zeroed().ok_or("no kept frame")?;
+        // SAFETY: the frame is ours until given back below; the direct map covers it.
+        let words = unsafe { core::slice::from_raw_parts(phys_to_virt(frame) as *const u64, 512) };
+        check!(words.iter().all(|&w| w == 0), "kept frame {frame:#x} is not zeroed");
+        taken.push(frame);
+    }
+    for &frame in &taken {
+        frames::free_zeroed(frame).map_err(|e| alloc::format!("free_zeroed {frame:#x}: {e:?}"))?;
+    }
+    check!(frames::kept_zeroed() == kept, "{} kept after giving back, {kept} before", frames::kept_zeroed());
+    check!(frames::free_zeroed(taken[0]) == Err(FrameError::DoubleFree), "a kept frame kept twice");
+    // Exhaustion reaches the kept frames too.
+    exhaustion_then_full_return()
 }

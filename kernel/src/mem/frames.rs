@@ -52,9 +52,10 @@ where
     FRAMES.call_once(|| Mutex::new(bitmap));
 }
 
-/// Takes one frame (its physical address), or `None` when memory is exhausted.
+/// Takes one frame (its physical address), or `None` when memory is exhausted: the kept
+/// zeroed frames ([`alloc_zeroed`]) are taken last, since they count as free.
 pub fn alloc() -> Option<u64> {
-    FRAMES.get()?.lock().alloc()
+    FRAMES.get()?.lock().alloc().or_else(take_zeroed)
 }
 
 /// Takes `count` physically consecutive frames (boot-time use); returns the first address.
@@ -77,16 +78,24 @@ struct Zeroed {
 
 /// Takes one zeroed frame: a kept one if there is one, else a frame zeroed now.
 pub fn alloc_zeroed() -> Option<u64> {
-    {
-        let mut zeroed = ZEROED.lock();
-        if zeroed.len > 0 {
-            zeroed.len -= 1;
-            return Some(zeroed.frames[zeroed.len]);
-        }
-    }
-    let frame = alloc()?;
-    zero(frame);
-    Some(frame)
+    take_zeroed().or_else(|| {
+        let frame = FRAMES.get()?.lock().alloc()?;
+        zero(frame);
+        Some(frame)
+    })
+}
+
+/// A kept zeroed frame, if there is one.
+fn take_zeroed() -> Option<u64> {
+    let mut zeroed = ZEROED.lock();
+    zeroed.len = zeroed.len.checked_sub(1)?;
+    Some(zeroed.frames[zeroed.len])
+}
+
+/// How many zeroed frames are kept (for the tests).
+#[cfg_attr(not(feature = "ktest"), allow(dead_code))]
+pub fn kept_zeroed() -> usize {
+    ZEROED.lock().len
 }
 
 /// Returns a frame the caller knows holds only zeroes (a page table whose entries it cleared):
