@@ -84,7 +84,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     ktest::run(&args);
     #[cfg(not(feature = "ktest"))]
     {
-        task::init(boot.ramdisk);
+        task::init(boot.ramdisk, bootfs);
         match task::spawn(
             0,
             "bin/init",

@@ -200,11 +200,10 @@ struct BootFs {
 }
 
 impl BootFs {
-    fn new(bytes: &'static [u8]) -> Self {
-        let mut files: Vec<(&'static str, &'static [u8])> = match vessel_bootfs::Archive::new(bytes) {
-            Ok(archive) => archive.entries().filter(|e| e.is_file()).map(|e| (e.path, e.data)).collect(),
-            Err(_) => Vec::new(),
-        };
+    /// `bytes` and the files of `archive`, the archive they hold (validated, or `None`).
+    fn new(bytes: &'static [u8], archive: Option<vessel_bootfs::Archive<'static>>) -> Self {
+        let mut files: Vec<(&'static str, &'static [u8])> =
+            archive.iter().flat_map(|a| a.entries()).filter(|e| e.is_file()).map(|e| (e.path, e.data)).collect();
         // Stable: among entries of one path, the first stays first, and `dedup` keeps it.
         files.sort_by(|a, b| a.0.cmp(b.0));
         files.dedup_by(|later, first| later.0 == first.0);
@@ -429,10 +428,12 @@ impl Tasks {
     }
 }
 
-/// Sets up the task tables with the running boot thread as the idle thread.
+/// Sets up the task tables with the running boot thread as the idle thread. `bootfs` is the
+/// boot file system's bytes, `archive` the archive they hold as the boot validated it (`None`:
+/// none, no programs start).
 #[cfg_attr(feature = "ktest", allow(dead_code))] // the test kernel starts no processes
-pub fn init(bootfs: &'static [u8]) {
-    BOOTFS.call_once(|| BootFs::new(bootfs));
+pub fn init(bootfs: &'static [u8], archive: Option<vessel_bootfs::Archive<'static>>) {
+    BOOTFS.call_once(|| BootFs::new(bootfs, archive));
     let seed = core::array::from_fn(|_| crate::entropy::random_u64());
     let mut ids = vessel_container::IdGenerator::new(seed);
     let root_id = ids.next();
