@@ -365,10 +365,12 @@ impl<D: Disk> Cache<D> {
     /// Keeps the disk's bytes of the FAT blocks of `covered` in `slot` (holding `page`) that
     /// are about to become dirty and are held whole.
     fn keep_shadows(&mut self, slot: usize, page: u64, covered: u8) {
-        if self.layout.is_none() {
+        let base = page * self.blocks_per_page as u64;
+        // Data and directory writes (most writes) touch no FAT block: nothing to look at.
+        let outside = base >= self.first_blocks.end || base + self.blocks_per_page as u64 <= self.first_blocks.start;
+        if self.layout.is_none() || outside {
             return;
         }
-        let base = page * self.blocks_per_page as u64;
         for b in 0..self.blocks_per_page {
             let block = base + b as u64;
             let s = &self.slots[slot];

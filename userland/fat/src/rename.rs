@@ -129,8 +129,8 @@ impl<D: Disk> Volume<D> {
         to: DirId,
         name: &str,
     ) -> Result<bool, FsError> {
-        let (Some(_), Some(from_dir), Some(to_dir)) = (self.fsinfo_at, self.dir_cluster(from), self.dir_cluster(to))
-        else {
+        let cluster = |dir| self.first_dir_cluster(dir).and_then(|c| u32::try_from(c).ok());
+        let (Some(_), Some(from_dir), Some(to_dir)) = (self.fsinfo_at, cluster(from), cluster(to)) else {
             return Ok(false);
         };
         let short = entry.short_name().raw_bytes();
@@ -298,15 +298,6 @@ impl<D: Disk> Volume<D> {
             c.write_at(at, &bytes)?;
             c.write_blocks(&[at / block])
         })
-    }
-
-    /// The first cluster of a directory's chain (`None` for a FAT12/16 root).
-    fn dir_cluster(&self, dir: DirId) -> Option<u32> {
-        match (dir, self.geometry.root) {
-            (DirId::Cluster(first), _) => u32::try_from(first).ok(),
-            (DirId::Root, Root::Chain(first)) => Some(first),
-            (DirId::Root, _) => None,
-        }
     }
 
     /// The live 8.3 entry called `name` (as hadris-fat gives it: a leading 0xE5 is stored as

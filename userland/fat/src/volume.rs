@@ -591,14 +591,20 @@ impl<D: Disk> Volume<D> {
         Ok(blocks.windows(2).all(|w| w[1] == w[0] + 1 && w[0] / per_page == w[1] / per_page))
     }
 
+    /// The first cluster of a directory's chain (`None` for a FAT12/16 root, which is not a
+    /// chain).
+    pub(crate) fn first_dir_cluster(&self, dir: DirId) -> Option<u64> {
+        match (dir, self.geometry.root) {
+            (DirId::Cluster(first), _) => Some(first),
+            (DirId::Root, Root::Chain(first)) => Some(u64::from(first)),
+            (DirId::Root, Root::Fixed { .. }) => None,
+        }
+    }
+
     /// The last cluster of a directory's chain (`None` for a FAT12/16 root, which is not a
     /// chain). The chain was checked when the directory was opened.
     fn last_dir_cluster(&self, dir: DirId) -> Result<Option<u64>, FsError> {
-        let first = match (dir, self.geometry.root) {
-            (DirId::Cluster(first), _) => first,
-            (DirId::Root, Root::Chain(first)) => u64::from(first),
-            (DirId::Root, _) => return Ok(None),
-        };
+        let Some(first) = self.first_dir_cluster(dir) else { return Ok(None) };
         let limit = (MAX_DIR_ENTRIES as u64 * 32).div_ceil(self.geometry.cluster_size as u64);
         let mut stream = self.stream();
         let mut cluster = first;
