@@ -118,6 +118,22 @@ pub enum Incoming<'a> {
     TimedOut,
 }
 
+/// A reply staged over the request [`Server::next`] gave, noted for
+/// [`Server::answer_then_next`] (its data stays in the server's buffer until then).
+#[derive(Clone, Copy, Debug)]
+pub struct Staged {
+    words: [u64; 4],
+    meta: Meta,
+    caps: [u32; MAX_MESSAGE_CAPS],
+}
+
+impl Staged {
+    /// The reply staged in `message`, the request the server received last.
+    pub fn of(message: &Message<'_>) -> Staged {
+        Staged { words: message.words, meta: meta_of(message), caps: message.caps }
+    }
+}
+
 /// A server's receive loop on one endpoint.
 pub struct Server {
     endpoint: Endpoint,
@@ -136,6 +152,33 @@ impl Server {
             Some(ns) => self.endpoint.recv_timeout(ns),
             None => self.endpoint.recv(),
         };
+        self.take(received)
+    }
+
+    /// Sends `reply` to the caller of the request just handled, then waits for the next
+    /// request or event as [`Server::next`] does. A reply that moves no capabilities, with no
+    /// timeout, goes in the same system call as the receive (`ReplyRecv`; a caller that died
+    /// meanwhile is nobody's loss); otherwise as [`Server::answer`] sends it, then a receive.
+    pub fn answer_then_next(&mut self, reply: Staged, timeout_ns: Option<u64>) -> Result<Incoming<'_>, Error> {
+        {
+            // SAFETY: staged here and sent by the system call below, with no IPC in between.
+            let buf = unsafe { buffer() };
+            let len = usize::from(reply.meta.data_len);
+            buf.data[..len].copy_from_slice(&self.data[..len]);
+            buf.caps = reply.caps;
+        }
+        if reply.meta.cap_count == 0 && timeout_ns.is_none() {
+            let received = self.endpoint.reply_recv(reply.words, reply.meta);
+            return self.take(received);
+        }
+        if ipc::reply(reply.words, reply.meta).is_err() {
+            drop_staged(reply.meta.cap_count);
+        }
+        self.next(timeout_ns)
+    }
+
+    /// What a receive brought: a request copied into the server's buffer, or an event.
+    fn take(&mut self, received: Result<ipc::Received, Error>) -> Result<Incoming<'_>, Error> {
         let received = match received {
             Ok(r) => r,
             Err(Error::TimedOut) => return Ok(Incoming::TimedOut),
@@ -157,12 +200,16 @@ impl Server {
     /// Serves requests forever (for servers that need no events or timeouts): `handle` is a
     /// protocol's `dispatch` with the server bound. Returns only if receiving fails.
     pub fn serve(mut self, mut handle: impl FnMut(Caller, &mut Message<'_>) -> Dispatched) -> Error {
+        let mut reply = None;
         loop {
-            match self.next(None) {
+            let incoming = match reply.take() {
+                Some(staged) => self.answer_then_next(staged, None),
+                None => self.next(None),
+            };
+            match incoming {
                 Ok(Incoming::Request { caller, mut message }) => {
                     if handle(caller, &mut message) == Dispatched::Reply {
-                        // A caller that died meanwhile is nobody's loss.
-                        let _ = Server::answer(&message);
+                        reply = Some(Staged::of(&message));
                     }
                 }
                 Ok(Incoming::Notified(_) | Incoming::TimedOut) => {}

@@ -31,7 +31,7 @@ use vessel_protocol::{Dispatched, Refusal};
 use vessel_rt::device::{Device, Devices, SharedBuffer};
 use vessel_rt::ipc::{Cap, Endpoint, Memory};
 use vessel_rt::println;
-use vessel_rt::server::{Incoming, Keeper, Server};
+use vessel_rt::server::{Incoming, Keeper, Server, Staged};
 use vessel_vfs_core::bootfs::{BootImage, BootSource};
 use vessel_vfs_core::{Env, Vfs};
 
@@ -342,11 +342,18 @@ fn main() -> i32 {
     let mut server = Server::new(Endpoint(Cap(ep)));
     let mut next_sweep = vessel_rt::time::now_ns() + SWEEP_NS;
     let mut next_look = vessel_rt::time::cycles() + LOOK_CYCLES;
+    let mut reply = None;
     loop {
-        match server.next(None) {
+        // The reply to the last request goes with the next receive, after everything that
+        // request started (answers to kept pipe calls, the sweep), which use the IPC buffer.
+        let incoming = match reply.take() {
+            Some(staged) => server.answer_then_next(staged, None),
+            None => server.next(None),
+        };
+        match incoming {
             Ok(Incoming::Request { caller, mut message }) => {
                 if vessel_vfs_protocol::dispatch(&mut vfs, caller, &mut Keeper, &mut message) == Dispatched::Reply {
-                    let _ = Server::answer(&message);
+                    reply = Some(Staged::of(&message));
                 }
                 // Kept pipe reads and writes this request settled.
                 vfs.send_ready(&vessel_rt::server::Replies);
