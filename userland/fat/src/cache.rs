@@ -24,6 +24,8 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
+
+use crate::pageindex::PageIndex;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -90,7 +92,7 @@ pub struct Cache<D: Disk> {
     capacity: usize,
     slots: Vec<Slot>,
     /// Page number to slot index, for every slot whose `page` is `Some`.
-    index: BTreeMap<u64, usize>,
+    index: PageIndex,
     hand: usize,
     /// Stream position for the `Read`/`Write`/`Seek` implementations.
     pos: u64,
@@ -148,7 +150,7 @@ impl<D: Disk> Cache<D> {
             len,
             capacity: capacity_pages.max(1),
             slots: Vec::new(),
-            index: BTreeMap::new(),
+            index: PageIndex::new(),
             hand: 0,
             pos: 0,
             stats: CacheStats::default(),
@@ -247,10 +249,13 @@ impl<D: Disk> Cache<D> {
                 self.slots[self.last_slot].referenced = true;
                 self.last_slot
             } else {
-                if !self.index.contains_key(&page) {
-                    self.read_ahead(page)?;
+                match self.index.get(page) {
+                    Some(slot) => self.hit(page, slot),
+                    None => {
+                        self.read_ahead(page)?;
+                        self.slot_for(page)?
+                    }
                 }
-                self.slot_for(page)?
             };
             if self.slots[slot].valid & self.block_mask(in_page, take) != self.block_mask(in_page, take) {
                 self.fill(slot, page)?;
@@ -394,7 +399,7 @@ impl<D: Disk> Cache<D> {
         let first = self.first_blocks.clone();
         let mut lowest = [u64::MAX; 2];
         for &page in self.dirty_pages.range(first.start / per..first.end.div_ceil(per)) {
-            let Some(&slot) = self.index.get(&page) else { continue };
+            let Some(slot) = self.index.get(page) else { continue };
             let dirty = self.slots[slot].dirty;
             for b in (0..self.blocks_per_page).filter(|b| dirty & (1 << b) != 0) {
                 let block = page * per + b as u64;
@@ -410,7 +415,7 @@ impl<D: Disk> Cache<D> {
             if lowest.get(copy_of(block)).is_none_or(|&low| block <= low) {
                 continue;
             }
-            let Some(&slot) = self.index.get(&(block / per)) else { continue };
+            let Some(slot) = self.index.get(block / per) else { continue };
             let b = (block % per) as usize;
             if self.slots[slot].dirty & (1 << b) == 0 {
                 continue;
@@ -431,7 +436,7 @@ impl<D: Disk> Cache<D> {
     fn write_dirty_in(&mut self, pages: &[u64], pick: impl Fn(u64) -> bool) -> Result<(), DiskError> {
         let mut run = Run::default();
         for &page in pages {
-            let Some(&slot) = self.index.get(&page) else { continue };
+            let Some(slot) = self.index.get(page) else { continue };
             let base = page * self.blocks_per_page as u64;
             let mut mask = self.slots[slot].dirty;
             for b in 0..self.blocks_per_page {
@@ -508,14 +513,19 @@ impl<D: Disk> Cache<D> {
         self.blocks.saturating_sub(first).min(self.blocks_per_page as u64) as usize
     }
 
+    /// Notes a lookup of `page` found in `slot`; returns the slot.
+    fn hit(&mut self, page: u64, slot: usize) -> usize {
+        self.stats.hits += 1;
+        self.slots[slot].referenced = true;
+        (self.last_page, self.last_slot) = (page, slot);
+        slot
+    }
+
     /// The slot holding `page`, taking one (evicting if full) on a miss. A new slot holds no
     /// valid blocks.
     fn slot_for(&mut self, page: u64) -> Result<usize, DiskError> {
-        if let Some(&slot) = self.index.get(&page) {
-            self.stats.hits += 1;
-            self.slots[slot].referenced = true;
-            (self.last_page, self.last_slot) = (page, slot);
-            return Ok(slot);
+        if let Some(slot) = self.index.get(page) {
+            return Ok(self.hit(page, slot));
         }
         self.stats.misses += 1;
         let slot = if self.slots.len() < self.capacity { self.new_slot() } else { self.evict()? };
@@ -574,7 +584,7 @@ impl<D: Disk> Cache<D> {
             self.write_back(slot)?;
             if let Some(page) = self.slots[slot].page.take() {
                 self.dirty_pages.remove(&page);
-                self.index.remove(&page);
+                self.index.remove(page);
                 if page == self.last_page {
                     self.last_page = u64::MAX;
                 }
@@ -640,7 +650,7 @@ impl<D: Disk> Cache<D> {
                 return;
             }
             if let Some(page) = self.slots[last].page {
-                self.index.remove(&page);
+                self.index.remove(page);
                 self.dirty_pages.remove(&page);
             }
             if self.last_slot == last {
@@ -717,7 +727,7 @@ impl<D: Disk> Cache<D> {
         }
         // Those holding one: a copy with the held bytes in place, the cache's block still dirty.
         for &page in &pages {
-            let Some(&slot) = self.index.get(&page) else { continue };
+            let Some(slot) = self.index.get(page) else { continue };
             for b in (0..self.blocks_per_page).rev() {
                 let block = page * per + b as u64;
                 if self.slots[slot].dirty & (1 << b) == 0 || !first.contains(&block) || !overlaps(block) {
@@ -812,7 +822,7 @@ impl<D: Disk> Cache<D> {
         let window = if page == self.ahead_next { READ_AHEAD } else { READ_AHEAD_RANDOM };
         let limit = window.min(self.capacity / 2).max(1) as u64;
         let mut count = 0;
-        while count < limit && page + count < last_page && !self.index.contains_key(&(page + count)) {
+        while count < limit && page + count < last_page && !self.index.contains(page + count) {
             count += 1;
         }
         self.ahead_next = page + count;

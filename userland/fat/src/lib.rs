@@ -85,6 +85,7 @@ mod disk;
 mod error;
 mod links;
 mod names;
+mod pageindex;
 mod path;
 mod rename;
 mod volume;
