@@ -28,7 +28,7 @@ use alloc::vec::Vec;
 
 use hadris_fat::sync::FileEntry;
 
-use crate::volume::DirId;
+use crate::volume::{DirEntry, DirId};
 
 /// Most entries remembered over all directories (beyond, everything is forgotten).
 const MAX_REMEMBERED: usize = 65536;
@@ -52,6 +52,10 @@ pub(crate) struct Listing {
     /// Entries that changed on the disk since they were read (a file written: its size, time
     /// or first cluster): found by name, they must be read again.
     stale: BTreeSet<u32>,
+    /// The entries as `Volume::read_dir` answers them, made at the first listing since the
+    /// scan (decoding a name costs more than copying it); dropped when an entry is added or
+    /// changes.
+    listed: Option<Vec<DirEntry>>,
 }
 
 /// What a remembered listing says of a name.
@@ -79,6 +83,12 @@ impl Listing {
             self.short.entry(key.into_boxed_str()).or_insert(index);
         }
         self.entries.push(Rc::new(entry.clone()));
+        self.listed = None;
+    }
+
+    /// The entries as last listed, if nothing was added or changed since.
+    pub(crate) fn listed(&self) -> Option<&[DirEntry]> {
+        self.listed.as_deref().filter(|_| !self.unordered && self.stale.is_empty())
     }
 
     /// Every entry, in the directory's order (`.` and `..` included); `None` once an entry
@@ -199,6 +209,7 @@ impl Names {
             match listing.index_of(raw) {
                 Some(index) => {
                     listing.stale.insert(index);
+                    listing.listed = None;
                 }
                 None => self.forget_dir(dir),
             }
@@ -214,12 +225,23 @@ impl Names {
         {
             *slot = Rc::new(entry.clone());
             listing.stale.remove(&index);
+            listing.listed = None;
         }
     }
 
     /// The listing of `dir`, if it is here.
     pub(crate) fn listing(&self, dir: DirId) -> Option<&Listing> {
         self.dirs.get(&dir)
+    }
+
+    /// Remembers `entries` as the listing of `dir` answers them (see [`Listing::listed`]).
+    pub(crate) fn keep_listed(&mut self, dir: DirId, entries: &[DirEntry]) {
+        if let Some(listing) = self.dirs.get_mut(&dir)
+            && !listing.unordered
+            && listing.stale.is_empty()
+        {
+            listing.listed = Some(entries.to_vec());
+        }
     }
 
     /// Keeps the listing of `dir`.

@@ -384,9 +384,17 @@ impl<D: Disk> Volume<D> {
         self.begin();
         let parts = path::components(path)?;
         let (dir, id) = self.open_dir(&parts)?;
-        let remembered =
-            self.names.try_borrow().ok().and_then(|n| n.listing(id).and_then(|l| l.ordered_entries().map(listed)));
-        if let Some(out) = remembered {
+        let remembered = self.names.try_borrow().ok().and_then(|n| {
+            let listing = n.listing(id)?;
+            match listing.listed() {
+                Some(entries) => Some((entries.to_vec(), true)),
+                None => listing.ordered_entries().map(|entries| (listed(entries), false)),
+            }
+        });
+        if let Some((out, memo)) = remembered {
+            if !memo && let Ok(mut names) = self.names.try_borrow_mut() {
+                names.keep_listed(id, &out);
+            }
             return Ok(out);
         }
         let mut listing = Listing::default();
@@ -400,6 +408,7 @@ impl<D: Disk> Volume<D> {
         let out = listing.ordered_entries().map(listed).unwrap_or_default();
         if let Ok(mut names) = self.names.try_borrow_mut() {
             names.keep(id, listing);
+            names.keep_listed(id, &out);
         }
         Ok(out)
     }
