@@ -27,6 +27,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use hadris_fat::sync::FileEntry;
+use hashbrown::HashMap;
 
 use crate::volume::{DirEntry, DirId};
 
@@ -161,11 +162,11 @@ pub(crate) struct Names {
     remembered: usize,
     checked: BTreeSet<u64>,
     /// Paths as asked and the entry each named; forgotten with any change.
-    resolved: BTreeMap<Box<str>, (Rc<FileEntry>, DirId)>,
+    resolved: HashMap<Box<str>, (Rc<FileEntry>, DirId)>,
     /// Paths as asked and as the volume spells them (`Volume::canonical`, which `vfs` asks on
     /// every open); forgotten when entries are added, removed or moved, not when a file's size
     /// or times change.
-    canonical: BTreeMap<Box<str>, Box<str>>,
+    canonical: HashMap<Box<str>, Box<str>>,
 }
 
 impl Names {
