@@ -3,7 +3,8 @@
 //! the next one, switching straight from caller to receiver and back when it may (`wait`'s
 //! [`Then`]). What moves with a message is `transfer`'s.
 //!
-//! Register-only `Call` and `ReplyRecv` with the partner already waiting usually never get here:
+//! `Call` and `ReplyRecv` without capabilities and with data only in the IPC buffer's first page,
+//! with the partner already waiting, usually never get here:
 //! `fastpath` handles them in one pass and declines, changing nothing, whatever else comes.
 //!
 //! Invariants: an endpoint belongs to the container of the process that created it (its quota

@@ -1,11 +1,12 @@
-//! The IPC fast path: `Call` and `ReplyRecv` with a register-only message, when the partner is
-//! already waiting, done in one pass under the table lock and ended by a direct switch (the idea
-//! of seL4's fastpath).
+//! The IPC fast path: `Call` and `ReplyRecv` with a message without capabilities whose data (if
+//! any) lies in the first page of the IPC buffer, when the partner is already waiting, done in
+//! one pass under the table lock and ended by a direct switch (the idea of seL4's fastpath).
 //!
 //! The general path (`endpoint.rs`) handles every case, step by step: resolve, queue work, transfer,
 //! then decide how to switch, each step a call of its own and most of them looking the same
 //! threads up again. This path handles only the common case of a client and a server trading
-//! register-only messages, checks everything it needs first with shared lookups, and then
+//! small messages (registers, and at most 4,032 data bytes copied between the two buffers'
+//! first frames), checks everything it needs first with shared lookups, and then
 //! commits it all and switches. Under an emulator every distinct return site and every page
 //! touched after an address-space switch is paid again on every round trip, so it is written as
 //! one straight function that looks each thing up once.
@@ -23,7 +24,7 @@ use vessel_abi::Rights;
 use vessel_capspace::{CapSpace, Handle};
 use vessel_kcore::report::TrapFrame;
 
-use super::frame::{trap_frame_at, write_header};
+use super::frame::{FIRST_FRAME_DATA, copy_first_frame_data, trap_frame_at, write_header};
 use super::objects::ObjectRef;
 use super::sched::RunQueues;
 use super::switch::{Switch, enter, finish_switch};
@@ -32,33 +33,63 @@ use super::transfer::Header;
 use super::wait::IpcWait;
 use super::{TASKS, Tasks};
 
-/// Meta bits that must be zero for the fast path: no data, no capabilities. (The flags, bits
-/// 24-31, change nothing here: `NONBLOCK` matters only when nobody waits, and `ReplyRecv`
-/// ignores both flags.)
-const PAYLOAD_BITS: u64 = 0xff_ffff;
+/// Meta bits that must be zero for the fast path: no capabilities. (The flags, bits 24-31,
+/// change nothing here: `NONBLOCK` matters only when nobody waits, and `ReplyRecv` ignores both
+/// flags.)
+const CAP_BITS: u64 = 0xff_0000;
+/// Meta bits of the data length.
+const DATA_BITS: u64 = 0xffff;
 
 /// `Call` on the fast path. Returns false, having changed nothing, if this call needs the
 /// general path. Inlined into the trap dispatcher: under emulation, a return from a call here
 /// would be one more translation-block lookup after every CR3 write.
 #[inline(always)]
 pub fn fast_call(frame: &mut TrapFrame) -> bool {
-    run(frame, Tasks::fast_call)
+    match payload(frame) {
+        Payload::None => run(frame, Tasks::fast_call::<false>),
+        Payload::FirstFrame => run(frame, Tasks::fast_call::<true>),
+        Payload::More => false,
+    }
 }
 
 /// `ReplyRecv` on the fast path; like [`fast_call`].
 #[inline(always)]
 pub fn fast_reply_recv(frame: &mut TrapFrame) -> bool {
-    run(frame, Tasks::fast_reply_recv)
+    match payload(frame) {
+        Payload::None => run(frame, Tasks::fast_reply_recv::<false>),
+        Payload::FirstFrame => run(frame, Tasks::fast_reply_recv::<true>),
+        Payload::More => false,
+    }
+}
+
+/// What a message carries besides its registers, as the fast path sees it.
+enum Payload {
+    /// Nothing: registers only.
+    None,
+    /// Data within the first frame of the IPC buffer, no capabilities: one copy between two
+    /// known frames.
+    FirstFrame,
+    /// Capabilities, or more data: the general path.
+    More,
+}
+
+/// Tells from the meta word, without taking the lock. The register-only case is its own
+/// instance of each fast path (`DATA = false`), with no data work in it.
+#[inline(always)]
+fn payload(frame: &TrapFrame) -> Payload {
+    if frame.r9 & (CAP_BITS | DATA_BITS) == 0 {
+        Payload::None
+    } else if frame.r9 & CAP_BITS == 0 && frame.r9 & DATA_BITS <= FIRST_FRAME_DATA as u64 {
+        Payload::FirstFrame
+    } else {
+        Payload::More
+    }
 }
 
 /// Runs one of the fast paths under the table lock and, if it was taken, switches once the
 /// lock is dropped.
 #[inline(always)]
 fn run(frame: &mut TrapFrame, fast: impl FnOnce(&mut Tasks, &mut TrapFrame) -> Option<Switch>) -> bool {
-    // Messages with data or capabilities never qualify: tell without taking the lock.
-    if frame.r9 & PAYLOAD_BITS != 0 {
-        return false;
-    }
     let mut guard = TASKS.lock();
     let Some(pair) = guard.as_mut().and_then(|t| fast(t, frame)) else { return false };
     finish_switch(guard, Some(pair));
@@ -107,11 +138,29 @@ fn endpoint_of(caps: &CapSpace<ObjectRef>, owner: &Owner, handle: u64, right: Ri
     }
 }
 
-/// Writes a register-only message into a blocked thread's trap frame and its stamped header
-/// into its IPC buffer: what `Tasks::transfer` writes for such a message.
+/// The first frame of the sender's IPC buffer, when the message carries data (`DATA`): `None`
+/// (the general path) if the sender never touched its buffer, whose data then reads as zeros.
+#[inline(always)]
+fn data_source<const DATA: bool>(sender: &Thread) -> Option<u64> {
+    if DATA { sender.ipc_frames[0] } else { Some(0) }
+}
+
+/// Writes a message without capabilities into a blocked thread's trap frame, its data (with
+/// `DATA`, from `source`, the sender's first buffer frame) and its stamped header into its IPC
+/// buffer: what `Tasks::transfer` writes for such a message.
 #[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
-fn deliver(to: &mut TrapFrame, header_frame: u64, sender: &Owner, badge: u64, words: &TrapFrame) {
+fn deliver<const DATA: bool>(
+    to: &mut TrapFrame,
+    header_frame: u64,
+    sender: &Owner,
+    badge: u64,
+    words: &TrapFrame,
+    source: u64,
+) {
+    if DATA {
+        copy_first_frame_data(source, header_frame, (words.r9 & DATA_BITS) as usize);
+    }
     write_header(header_frame, Header::stamped(sender, badge));
     to.rax = 0;
     to.rdi = badge;
@@ -119,7 +168,7 @@ fn deliver(to: &mut TrapFrame, header_frame: u64, sender: &Owner, badge: u64, wo
     to.rdx = words.rdx;
     to.r10 = words.r10;
     to.r8 = words.r8;
-    to.r9 = 0;
+    to.r9 = if DATA { words.r9 & DATA_BITS } else { 0 };
 }
 
 impl Tasks {
@@ -127,7 +176,7 @@ impl Tasks {
     /// header page mapped, and nothing ready outranks it.
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
-    fn fast_call(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
+    fn fast_call<const DATA: bool>(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();
         let Tasks { threads, caps, endpoints, run, .. } = self;
         let owner = threads.get(&me)?.owner;
@@ -141,12 +190,13 @@ impl Tasks {
         // A partner is blocked, so never the running thread: `get2_mut` refuses that anyway.
         let (current, record) = threads.get2_mut(&me, &receiver)?;
         let r = partner(record, run)?;
+        let source = data_source::<DATA>(current)?;
 
         // Every check passed: commit.
         endpoint.waiting.unlink_front(record);
         record.ipc = IpcWait::None;
         record.replying_to = Some(me);
-        deliver(r.frame, r.header_frame, &owner, badge, frame);
+        deliver::<DATA>(r.frame, r.header_frame, &owner, badge, frame, source);
         let save = block(current, IpcWait::Reply(receiver));
         let next = NonNull::from(record);
         cpu::set_need_resched(false);
@@ -159,7 +209,7 @@ impl Tasks {
     /// once with the next message, on the general path).
     #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
-    fn fast_reply_recv(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
+    fn fast_reply_recv<const DATA: bool>(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();
         let Tasks { threads, caps, endpoints, run, notifications, .. } = self;
         let running = threads.get(&me)?;
@@ -179,10 +229,11 @@ impl Tasks {
         if record.ipc != IpcWait::Reply(me) || record.state != State::Blocked {
             return None;
         }
+        let source = data_source::<DATA>(current)?;
 
         // Every check passed: commit. The reply carries badge 0, as on the general path.
         record.ipc = IpcWait::None;
-        deliver(c.frame, c.header_frame, &owner, 0, frame);
+        deliver::<DATA>(c.frame, c.header_frame, &owner, 0, frame, source);
         current.replying_to = None;
         let save = block(current, IpcWait::Receive(id));
         let next = NonNull::from(record);

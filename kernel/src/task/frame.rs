@@ -10,7 +10,7 @@
 //! memory the thread's process owns. The `unsafe` of reaching them is here, not at the call
 //! sites (README: which modules may contain `unsafe`).
 
-use vessel_abi::{Error, PAGE_SIZE};
+use vessel_abi::{Error, IPC_DATA_OFFSET, PAGE_SIZE};
 use vessel_container::Resource;
 use vessel_kcore::report::TrapFrame;
 
@@ -50,6 +50,29 @@ pub(super) fn write_header(header_frame: u64, header: Header) {
     // SAFETY: the header lies at the start of the receiver's IPC buffer frame (reached through
     // the physical map; user memory no Rust reference points into).
     unsafe { core::ptr::write_unaligned(phys_to_virt(header_frame) as *mut Header, header) };
+}
+
+/// Data bytes of a message that lie in the first frame of an IPC buffer, after the header: what
+/// the IPC fast path copies ([`copy_first_frame_data`]).
+pub(super) const FIRST_FRAME_DATA: usize = PAGE_SIZE as usize - IPC_DATA_OFFSET;
+
+/// Copies the first `len` data bytes (at most [`FIRST_FRAME_DATA`]) of a message from the IPC
+/// buffer whose first frame is `from` to the one whose first frame is `to`. Out of line: the
+/// register-only messages of the fast path never come here.
+#[inline(never)]
+#[unsafe(link_section = ".text.hot.ipc")]
+pub(super) fn copy_first_frame_data(from: u64, to: u64, len: usize) {
+    let len = len.min(FIRST_FRAME_DATA);
+    // SAFETY: both frames are first frames of IPC buffers (user memory reached through the
+    // physical map, which no Rust reference points into), and `IPC_DATA_OFFSET + len` stays
+    // inside each. `copy` tolerates the same frame twice.
+    unsafe {
+        core::ptr::copy(
+            (phys_to_virt(from) + IPC_DATA_OFFSET as u64) as *const u8,
+            (phys_to_virt(to) + IPC_DATA_OFFSET as u64) as *mut u8,
+            len,
+        );
+    }
 }
 
 impl Tasks {

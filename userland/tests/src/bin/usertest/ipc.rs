@@ -27,7 +27,7 @@ pub const TESTS: &[crate::Test] = &[
     ("memory::revoking_a_memory_capability_unmaps_it", revoking_a_memory_capability_unmaps_it),
     ("process::capability_lets_another_process_kill", process_capability_lets_another_process_kill),
     ("ipc::typed_protocol_round_trip", typed_protocol_round_trip),
-    ("ipc::register_only_messages_take_the_fast_path", register_only_messages_take_the_fast_path),
+    ("ipc::small_messages_take_the_fast_path", small_messages_take_the_fast_path),
     ("ipc::a_call_ends_a_receive_deadline", a_call_ends_a_receive_deadline),
 ];
 
@@ -408,22 +408,47 @@ fn wipe_header() {
     (buffer.sender_pid, buffer.sender_container, buffer.badge) = (u64::MAX, u64::MAX, u64::MAX);
 }
 
-/// Register-only calls and replies with the partner waiting go through the kernel's fast path
-/// and deliver exactly what the general path does (registers and stamped header, both ways);
-/// messages with data do not take it. The server (`identity-echo`) answers with the stamp it
-/// found in its own buffer.
-fn register_only_messages_take_the_fast_path() -> TestResult {
+/// Fills the first `len` data bytes of this thread's IPC buffer with a pattern of `round`.
+fn stage_pattern(round: u64, len: usize) {
+    // SAFETY: nothing else uses this thread's buffer between calls.
+    let buffer = unsafe { vessel_rt::ipc::buffer() };
+    for (i, byte) in buffer.data[..len].iter_mut().enumerate() {
+        *byte = (i as u64 ^ round.wrapping_mul(0x9E37)) as u8;
+    }
+}
+
+/// Whether the first `len` data bytes of this thread's IPC buffer are the pattern of `round`
+/// inverted (what `identity-echo` answers).
+fn holds_inverted_pattern(round: u64, len: usize) -> bool {
+    // SAFETY: read right after the call returned.
+    let buffer = unsafe { vessel_rt::ipc::buffer() };
+    buffer.data[..len].iter().enumerate().all(|(i, &byte)| byte == !((i as u64 ^ round.wrapping_mul(0x9E37)) as u8))
+}
+
+/// Calls and replies without capabilities whose data fits the first page of the IPC buffer,
+/// with the partner waiting, go through the kernel's fast path and deliver exactly what the
+/// general path does (registers, data and stamped header, both ways); a message with more data
+/// does not take it. The server (`identity-echo`) answers with the stamp it found in its own
+/// buffer and the data inverted.
+fn small_messages_take_the_fast_path() -> TestResult {
     let before = counts()?;
     let ep = Endpoint::create().map_err(e("endpoint"))?;
     let server = process::spawn_with_caps("bin/probe", &["identity-echo"], &[ep.0.0]).map_err(e("spawn"))?;
     let me = sys::process_id();
-    // A call with data goes through the general path both ways: the reference.
+    // A call with a full data area goes through the general path both ways: the reference.
+    let full = vessel_rt::abi::MAX_MESSAGE_DATA;
+    let start = general_messages()?;
     wipe_header();
-    let general = ep.call([1, 0, 0, 0], Meta { data_len: 8, ..Meta::default() }).map_err(e("data call"))?;
+    stage_pattern(0, full);
+    let meta = Meta { data_len: full as u16, ..Meta::default() };
+    let general = ep.call([1, 0, 0, 0], meta).map_err(e("full call"))?;
     let container = general.words[3];
     check!(general.words[..3] == [2, 0, me], "general path: the server saw {:?}", general.words);
+    check!(holds_inverted_pattern(0, full), "general path: the data did not come back inverted");
     let reference = header();
     check!(reference == (server, container, 0), "general path: reply header {reference:?}, server {server}");
+    let general_count = general_messages()? - start;
+    check!(general_count == 2, "{general_count} of 2 messages of {full} bytes took the general path");
     let badged = Endpoint(ep.0.mint(Rights::SEND, 0x5eed).map_err(e("mint"))?);
     let start = general_messages()?;
     const ROUNDS: u64 = 200;
@@ -440,13 +465,30 @@ fn register_only_messages_take_the_fast_path() -> TestResult {
     // Each round is two messages (call, reply), all of them on the fast path.
     let general = general_messages()? - start;
     check!(general == 0, "{general} of {} register-only messages took the general path", 2 * ROUNDS);
+    // Data up to the end of the buffer's first page: the fast path too, bytes and lengths intact.
     let start = general_messages()?;
-    for i in 0..20 {
-        let reply = ep.call([i, 0, 0, 0], Meta { data_len: 16, ..Meta::default() }).map_err(e("data call"))?;
-        check!(reply.words[0] == i + 1 && reply.meta.data_len == 16, "data round {i}: {reply:?}");
+    let first_page = vessel_rt::abi::PAGE_SIZE as usize - vessel_rt::abi::IPC_DATA_OFFSET;
+    for (i, len) in [1, 16, 200, 4000, first_page].into_iter().enumerate() {
+        let i = i as u64 + 1;
+        wipe_header();
+        stage_pattern(i, len);
+        let reply = ep.call([i, 0, 0, 0], Meta { data_len: len as u16, ..Meta::default() }).map_err(e("data call"))?;
+        check!(reply.words == [i + 1, 0, me, container], "{len} bytes: the server saw {:?}", reply.words);
+        check!(reply.meta == Meta { data_len: len as u16, ..Meta::default() }, "{len} bytes: reply {reply:?}");
+        check!(holds_inverted_pattern(i, len), "{len} bytes: the data did not come back inverted");
+        check!(header() == reference, "{len} bytes: reply header {:?}, general path {reference:?}", header());
     }
     let general = general_messages()? - start;
-    check!(general == 40, "{general} of 40 messages with data took the general path");
+    check!(general == 0, "{general} of 10 messages with data in the first page took the general path");
+    // One byte past the first page: the general path, the data intact.
+    let start = general_messages()?;
+    stage_pattern(9, first_page + 1);
+    let meta = Meta { data_len: (first_page + 1) as u16, ..Meta::default() };
+    let reply = ep.call([9, 0, 0, 0], meta).map_err(e("data call"))?;
+    check!(reply.meta.data_len as usize == first_page + 1, "past the first page: reply {reply:?}");
+    check!(holds_inverted_pattern(9, first_page + 1), "past the first page: the data did not come back inverted");
+    let general = general_messages()? - start;
+    check!(general == 2, "{general} of 2 messages past the first page took the general path");
     stop_server(ep, server)?;
     for cap in [badged.0, ep.0] {
         cap.delete().map_err(e("delete"))?;
