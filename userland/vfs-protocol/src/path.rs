@@ -11,9 +11,16 @@
 //! [`MAX_NAME`] bytes per component, [`MAX_DEPTH`] components at any point of the walk (so
 //! `a/b/../c` counts two, then three). Names are otherwise taken as they are (spaces too);
 //! each file system refuses what it cannot store.
+//!
+//! [`Path`] is a resolved path held as one string in absolute form (`/a/b/c`, `/` for the root),
+//! which [`Path::resolve`] builds with one allocation; `vfs` keeps its namespaces, handles and
+//! mounts in it, and hands file systems the part inside a mount as a `&str` of the same form,
+//! which [`components`], [`split_last`] and [`is_within`] take apart without allocating.
+//! [`resolve`], [`join`] and [`starts_with`] are the same rules over a list of components.
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 
 /// Longest path a request may carry, in bytes.
 pub const MAX_PATH: usize = 1024;
@@ -34,6 +41,8 @@ pub enum PathError {
     TooDeep,
     /// A NUL byte.
     Nul,
+    /// Not one name: empty, `.`, `..` or holding a `/` (only [`Path::push`] says this).
+    NotAName,
 }
 
 impl core::fmt::Display for PathError {
@@ -43,6 +52,7 @@ impl core::fmt::Display for PathError {
             PathError::NameTooLong => write!(f, "a name longer than {MAX_NAME} bytes"),
             PathError::TooDeep => write!(f, "path deeper than {MAX_DEPTH} directories"),
             PathError::Nul => f.write_str("path holds a NUL byte"),
+            PathError::NotAName => f.write_str("not a single name"),
         }
     }
 }
@@ -93,4 +103,200 @@ pub fn join(parts: &[String]) -> String {
 /// Whether `prefix` is `parts` or one of its ancestors.
 pub fn starts_with(parts: &[String], prefix: &[String]) -> bool {
     parts.len() >= prefix.len() && parts[..prefix.len()] == *prefix
+}
+
+/// A resolved path: absolute, its components separated by single `/`, none of them empty, `.`
+/// or `..`, and within the limits (as [`resolve`] leaves them; [`Path::from_absolute`] trusts a
+/// file system's spelling instead). Two paths are equal when their text is.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Path {
+    /// The text, except that the root is empty (so that it costs no allocation and a path
+    /// below a prefix is the prefix's text followed by `/name...`).
+    text: String,
+}
+
+impl Path {
+    /// The root, `/`.
+    pub const fn root() -> Path {
+        Path { text: String::new() }
+    }
+
+    /// `path` resolved under this path by the rules of [`resolve`] (this path is the base that
+    /// `..` never leaves), built with one allocation.
+    pub fn resolve(&self, path: &str) -> Result<Path, PathError> {
+        if path.len() > MAX_PATH {
+            return Err(PathError::TooLong);
+        }
+        if path.contains('\0') {
+            return Err(PathError::Nul);
+        }
+        let floor = self.text.len();
+        // Each name kept costs its bytes and one `/`: never more than the path plus one.
+        let mut text = String::with_capacity(floor + path.len() + 1);
+        text.push_str(&self.text);
+        let mut depth = self.depth();
+        for part in path.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    if text.len() > floor {
+                        let cut = text.rfind('/').unwrap_or(floor).max(floor);
+                        text.truncate(cut);
+                        depth -= 1;
+                    }
+                }
+                name if name.len() > MAX_NAME => return Err(PathError::NameTooLong),
+                name => {
+                    if depth >= MAX_DEPTH {
+                        return Err(PathError::TooDeep);
+                    }
+                    text.push('/');
+                    text.push_str(name);
+                    depth += 1;
+                }
+            }
+        }
+        Ok(Path { text })
+    }
+
+    /// `text`, an absolute path a file system spelled (its names already checked), as a path;
+    /// empty components are dropped. Takes over `text`'s allocation when it is already in the
+    /// form a path keeps.
+    pub fn from_absolute(text: String) -> Path {
+        if text.starts_with('/') && !text.ends_with('/') && !text.contains("//") {
+            return Path { text };
+        }
+        let mut path = Path::root();
+        for name in components(&text) {
+            path.text.push('/');
+            path.text.push_str(name);
+        }
+        path
+    }
+
+    /// The path as text: `/` for the root, `/a/b` below it.
+    pub fn as_str(&self) -> &str {
+        if self.text.is_empty() { "/" } else { &self.text }
+    }
+
+    /// Whether this is the root.
+    pub fn is_root(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// How many components it has (0 for the root).
+    pub fn depth(&self) -> usize {
+        self.text.bytes().filter(|&b| b == b'/').count()
+    }
+
+    /// Its components, first to last (none for the root).
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.text.split('/').skip(1)
+    }
+
+    /// Its last component (`None` for the root).
+    pub fn name(&self) -> Option<&str> {
+        split_last(&self.text).map(|(_, name)| name)
+    }
+
+    /// The path one level up (`None` for the root).
+    pub fn parent(&self) -> Option<&str> {
+        split_last(self.as_str()).map(|(parent, _)| parent)
+    }
+
+    /// Adds component `name` at the end, checked as [`resolve`] checks a name; refused as
+    /// `NotAName` if it is empty, `.`, `..` or holds a `/`.
+    pub fn push(&mut self, name: &str) -> Result<(), PathError> {
+        if name.contains('\0') {
+            return Err(PathError::Nul);
+        }
+        if matches!(name, "" | "." | "..") || name.contains('/') {
+            return Err(PathError::NotAName);
+        }
+        if name.len() > MAX_NAME {
+            return Err(PathError::NameTooLong);
+        }
+        if self.depth() >= MAX_DEPTH {
+            return Err(PathError::TooDeep);
+        }
+        self.text.push('/');
+        self.text.push_str(name);
+        Ok(())
+    }
+
+    /// Drops the last component; whether there was one (the root has none).
+    pub fn pop(&mut self) -> bool {
+        match self.text.rfind('/') {
+            Some(cut) => {
+                self.text.truncate(cut);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Where the text of `prefix` ends in this path, if `prefix` is this path or one of its
+    /// ancestors (by whole components: `/ab` is not below `/a`); what [`Path::after`] takes.
+    pub fn cut(&self, prefix: &Path) -> Option<usize> {
+        let cut = prefix.text.len();
+        let below = self.text.starts_with(&prefix.text) && matches!(self.text.as_bytes().get(cut), None | Some(b'/'));
+        below.then_some(cut)
+    }
+
+    /// Whether `prefix` is this path or one of its ancestors (by whole components).
+    pub fn starts_with(&self, prefix: &Path) -> bool {
+        self.cut(prefix).is_some()
+    }
+
+    /// The part of this path after `cut` (from [`Path::cut`]), as an absolute path: `/` when
+    /// the cut is at the end.
+    pub fn after(&self, cut: usize) -> &str {
+        match self.text.get(cut..) {
+            Some(rest) if !rest.is_empty() => rest,
+            _ => "/",
+        }
+    }
+
+    /// If this path is `from` or lies below it, the same path with `from` replaced by `onto`
+    /// (what becomes of it when `from` moves to `onto`).
+    pub fn rebase(&self, from: &Path, onto: &Path) -> Option<Path> {
+        let rest = self.text.get(self.cut(from)?..)?;
+        let mut text = String::with_capacity(onto.text.len() + rest.len());
+        text.push_str(&onto.text);
+        text.push_str(rest);
+        Some(Path { text })
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Path({:?})", self.as_str())
+    }
+}
+
+/// The components of `path`, an absolute path as a file system is given it (none for `/`).
+pub fn components(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|part| !part.is_empty())
+}
+
+/// The parent of `path` (an absolute path as a file system is given it; `/` for an entry of
+/// the root) and its last name; `None` for the root.
+pub fn split_last(path: &str) -> Option<(&str, &str)> {
+    let path = path.trim_end_matches('/');
+    let (parent, name) = path.rsplit_once('/')?;
+    let parent = parent.trim_end_matches('/');
+    Some((if parent.is_empty() { "/" } else { parent }, name))
+}
+
+/// Whether `path` is `prefix` or lies below it, by whole components (`/ab` is not within `/a`;
+/// everything is within `/`). Both are absolute paths as a file system is given them.
+pub fn is_within(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
 }

@@ -15,7 +15,9 @@ use vessel_protocol::{
 };
 
 use super::*;
-use path::{MAX_DEPTH, MAX_NAME, MAX_PATH, PathError, join, resolve, starts_with};
+use path::{
+    MAX_DEPTH, MAX_NAME, MAX_PATH, Path, PathError, components, is_within, join, resolve, split_last, starts_with,
+};
 
 // Examples of every field type the declaration uses (the generated checks pick from them).
 
@@ -1007,6 +1009,185 @@ fn join_and_starts_with() {
     assert!(!starts_with(&parts(&["ab"]), &parts(&["a"])));
     assert!(starts_with(&[], &[]));
     assert!(!starts_with(&[], &parts(&["a"])));
+}
+
+/// `names` as a resolved [`Path`], built from the root.
+fn path_of(names: &[&str]) -> Path {
+    let mut path = Path::root();
+    for name in names {
+        path.push(name).unwrap();
+    }
+    path
+}
+
+#[test]
+fn a_path_resolves_as_the_components_do() {
+    // Every combination of a few bases and pieces, and the error cases: `Path::resolve` gives
+    // the same entry (or the same error) as `resolve`, spelled as `join` spells it.
+    let bases: Vec<Vec<String>> = vec![
+        vec![],
+        parts(&["a"]),
+        parts(&["a", "b"]),
+        parts(&["ü", "漢字"]),
+        (0..MAX_DEPTH).map(|i| i.to_string()).collect(),
+        (0..MAX_DEPTH - 1).map(|i| i.to_string()).collect(),
+    ];
+    let pieces = ["", "/", ".", "..", "x", "ab", "...", ".. ", "x y", "\0", "é", "/..", "//"];
+    let mut paths: Vec<String> = Vec::new();
+    for a in pieces {
+        for b in pieces {
+            for c in pieces {
+                paths.push(format!("{a}/{b}/{c}"));
+                paths.push(format!("{a}{b}/{c}"));
+            }
+        }
+    }
+    paths.extend([
+        "../".repeat(MAX_PATH / 3),
+        "../".repeat(10_000),
+        "d/".repeat(MAX_DEPTH),
+        format!("{}e", "d/".repeat(MAX_DEPTH)),
+        format!("{}../e", "d/".repeat(MAX_DEPTH)),
+        "n".repeat(MAX_NAME),
+        "n".repeat(MAX_NAME + 1),
+        format!("x/{}/..", "n".repeat(MAX_NAME + 1)),
+        "x/".repeat(MAX_PATH / 2),
+        format!("{}/", "x/".repeat(MAX_PATH / 2)),
+    ]);
+    let mut compared = 0;
+    for base in &bases {
+        let base_path = Path::root().resolve(&join(base)).unwrap();
+        assert_eq!(base_path.depth(), base.len());
+        for path in &paths {
+            let want = resolve(base, path);
+            let got = base_path.resolve(path);
+            let spelled = want.as_ref().map(|p| join(p)).map_err(|e| *e);
+            assert_eq!(got.as_ref().map(|p| String::from(p.as_str())).map_err(|e| *e), spelled, "{base:?} {path:?}");
+            if let Ok(got) = got {
+                let names: Vec<&str> = got.components().collect();
+                assert_eq!(names, want.as_ref().unwrap().iter().map(String::as_str).collect::<Vec<_>>());
+                assert_eq!(got.depth(), names.len());
+                assert!(got.starts_with(&base_path), "{base:?} {path:?}: left the base");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared > 10_000);
+}
+
+#[test]
+fn a_path_keeps_to_the_rules_of_resolve() {
+    let base = path_of(&["a", "b"]);
+    assert_eq!(base.as_str(), "/a/b");
+    // `..` stays at the base; `.`, empty components and a leading `/` mean the base.
+    for path in ["", "/", ".", "./", "/.", "//", "/././/", "/..", "..", "../..", "x/y/../../.."] {
+        assert_eq!(base.resolve(path), Ok(base.clone()), "{path:?}");
+    }
+    assert_eq!(base.resolve("../../../x").unwrap().as_str(), "/a/b/x");
+    assert_eq!(base.resolve("x/../../y").unwrap().as_str(), "/a/b/y");
+    assert_eq!(base.resolve("//x//y/").unwrap().as_str(), "/a/b/x/y");
+    assert_eq!(base.resolve("...").unwrap().as_str(), "/a/b/...");
+    assert_eq!(Path::root().resolve("/a/b/c/../../d").unwrap().as_str(), "/a/d");
+    assert_eq!(Path::root().resolve("../.."), Ok(Path::root()));
+    // The limits and NUL, with the same errors.
+    assert_eq!(base.resolve(&"../".repeat(10_000)), Err(PathError::TooLong));
+    assert_eq!(Path::root().resolve(&"n".repeat(MAX_NAME + 1)), Err(PathError::NameTooLong));
+    assert_eq!(Path::root().resolve(&"n".repeat(MAX_NAME)).map(|p| p.depth()), Ok(1));
+    assert_eq!(Path::root().resolve(&"d/".repeat(MAX_DEPTH)).map(|p| p.depth()), Ok(MAX_DEPTH));
+    assert_eq!(Path::root().resolve(&format!("{}e", "d/".repeat(MAX_DEPTH))), Err(PathError::TooDeep));
+    assert_eq!(base.resolve(&"d/".repeat(MAX_DEPTH - 1)), Err(PathError::TooDeep));
+    for path in ["\0", "a\0", "a/\0/b", "./\0", "../\0"] {
+        assert_eq!(base.resolve(path), Err(PathError::Nul), "{path:?}");
+    }
+    // A name that is too long is refused even if a later `..` would drop it.
+    assert_eq!(base.resolve(&format!("{}/..", "n".repeat(MAX_NAME + 1))), Err(PathError::NameTooLong));
+}
+
+#[test]
+fn the_root_is_slash() {
+    let root = Path::root();
+    assert!(root.is_root() && root == Path::default());
+    assert_eq!(
+        (root.as_str(), root.to_string(), format!("{root:?}")),
+        ("/", String::from("/"), String::from("Path(\"/\")"))
+    );
+    assert_eq!((root.depth(), root.components().count(), root.name(), root.parent()), (0, 0, None, None));
+    let mut top = root.resolve("top").unwrap();
+    assert!(!top.is_root());
+    assert_eq!((top.name(), top.parent()), (Some("top"), Some("/")));
+    assert!(top.pop() && top.is_root());
+    assert!(!top.pop() && top.is_root());
+    // Every path starts with the root, whose part after it is the whole path.
+    let ab = path_of(&["a", "b"]);
+    assert!(ab.starts_with(&root) && root.starts_with(&root) && !root.starts_with(&ab));
+    assert_eq!(ab.cut(&root).map(|cut| ab.after(cut)), Some("/a/b"));
+    assert_eq!(root.cut(&root).map(|cut| root.after(cut)), Some("/"));
+    assert_eq!(Path::from_absolute(String::from("/")), root);
+    assert_eq!(Path::from_absolute(String::new()), root);
+}
+
+#[test]
+fn a_prefix_is_whole_components() {
+    let a = path_of(&["a"]);
+    let ab = path_of(&["a", "b"]);
+    assert!(ab.starts_with(&a) && ab.starts_with(&ab) && a.starts_with(&a));
+    assert!(!a.starts_with(&ab));
+    // By components, not by text.
+    assert!(!path_of(&["ab"]).starts_with(&a));
+    assert!(!path_of(&["a", "bc"]).starts_with(&ab));
+    assert!(!path_of(&["a b"]).starts_with(&a));
+    // What lies below a prefix, as an absolute path.
+    let deep = path_of(&["a", "b", "c", "d"]);
+    assert_eq!(deep.cut(&ab).map(|cut| deep.after(cut)), Some("/c/d"));
+    assert_eq!(ab.cut(&ab).map(|cut| ab.after(cut)), Some("/"));
+    assert_eq!(path_of(&["a", "bc"]).cut(&ab), None);
+    // Moving a prefix moves what is below it, and nothing else.
+    let x = path_of(&["x"]);
+    assert_eq!(deep.rebase(&ab, &x), Some(path_of(&["x", "c", "d"])));
+    assert_eq!(ab.rebase(&ab, &x), Some(x.clone()));
+    assert_eq!(deep.rebase(&ab, &Path::root()), Some(path_of(&["c", "d"])));
+    assert_eq!(deep.rebase(&Path::root(), &x), Some(path_of(&["x", "a", "b", "c", "d"])));
+    assert_eq!(path_of(&["a", "bc"]).rebase(&ab, &x), None);
+    assert_eq!(a.rebase(&ab, &x), None);
+    // The same rule over the absolute text a file system is given.
+    assert!(is_within("/a/b", "/a") && is_within("/a", "/a") && is_within("/a", "/") && is_within("/", "/"));
+    assert!(!is_within("/ab", "/a") && !is_within("/a", "/a/b") && !is_within("/", "/a"));
+}
+
+#[test]
+fn a_path_comes_apart_without_copies() {
+    let path = path_of(&["ü", "漢字", "x y"]);
+    assert_eq!(path.as_str(), "/ü/漢字/x y");
+    assert_eq!(path.components().collect::<Vec<_>>(), ["ü", "漢字", "x y"]);
+    assert_eq!((path.depth(), path.name(), path.parent()), (3, Some("x y"), Some("/ü/漢字")));
+    assert_eq!(components(path.as_str()).collect::<Vec<_>>(), ["ü", "漢字", "x y"]);
+    assert_eq!(components("/").count(), 0);
+    assert_eq!(split_last("/ü/漢字"), Some(("/ü", "漢字")));
+    assert_eq!(split_last("/a"), Some(("/", "a")));
+    assert_eq!(split_last("/"), None);
+    // Push and pop, checked as resolution checks a name.
+    let mut p = Path::root();
+    p.push("a").unwrap();
+    p.push("...").unwrap();
+    assert_eq!(p.as_str(), "/a/...");
+    for bad in ["", ".", "..", "a/b", "/"] {
+        assert_eq!(p.push(bad), Err(PathError::NotAName), "{bad:?}");
+    }
+    assert_eq!(p.push("a\0"), Err(PathError::Nul));
+    assert_eq!(p.push(&"n".repeat(MAX_NAME + 1)), Err(PathError::NameTooLong));
+    assert_eq!(p.as_str(), "/a/...", "a refused name changes nothing");
+    assert!(p.pop());
+    assert_eq!(p, path_of(&["a"]));
+    let mut full = Path::root().resolve(&"d/".repeat(MAX_DEPTH)).unwrap();
+    assert_eq!(full.push("e"), Err(PathError::TooDeep));
+    assert!(full.pop());
+    full.push("e").unwrap();
+    assert_eq!(full.depth(), MAX_DEPTH);
+    // A file system's spelling is taken over as it is, empty components dropped.
+    assert_eq!(Path::from_absolute(String::from("/A/Bc")), path_of(&["A", "Bc"]));
+    assert_eq!(Path::from_absolute(String::from("//A//Bc/")), path_of(&["A", "Bc"]));
+    assert_eq!(Path::from_absolute(String::from("A/Bc")), path_of(&["A", "Bc"]));
+    assert_eq!(PathError::NotAName.to_string(), "not a single name");
 }
 
 // Open flags and rights.
