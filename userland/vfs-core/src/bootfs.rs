@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use vessel_fat::FsError;
+use vessel_vfs_protocol::path::split_last;
 use vessel_vfs_protocol::{DirEntry, Kind};
 
 use crate::fs::{FileSystem, Meta};
@@ -43,8 +44,10 @@ const MAX_ENTRIES: usize = 65536;
 /// The archive's index (and where to read it), shared by every `boot` mount.
 pub struct BootImage {
     source: Box<dyn BootSource>,
-    files: BTreeMap<Vec<String>, Range<u64>>,
-    dirs: BTreeSet<Vec<String>>,
+    /// Files by absolute path (`/a/b`), and where their bytes lie.
+    files: BTreeMap<String, Range<u64>>,
+    /// Directories by absolute path (`/` for the root).
+    dirs: BTreeSet<String>,
 }
 
 impl BootImage {
@@ -52,7 +55,7 @@ impl BootImage {
     /// valid boot file system.
     pub fn new(source: Box<dyn BootSource>) -> Result<Rc<BootImage>, String> {
         let mut files = BTreeMap::new();
-        let mut dirs = BTreeSet::from([Vec::new()]);
+        let mut dirs = BTreeSet::from([String::from("/")]);
         let mut window = alloc::vec![0u8; WINDOW];
         let mut offset = 0u64;
         for _ in 0..MAX_ENTRIES {
@@ -62,16 +65,21 @@ impl BootImage {
             if header.trailer {
                 return Ok(Rc::new(BootImage { source, files, dirs }));
             }
-            let parts: Vec<String> = header.path.split('/').filter(|p| !p.is_empty()).map(String::from).collect();
-            if !parts.is_empty() {
-                for depth in 1..parts.len() {
-                    dirs.insert(parts[..depth].to_vec());
+            // The entry's absolute path; every directory on the way there exists.
+            let mut path = String::new();
+            for name in header.path.split('/').filter(|p| !p.is_empty()) {
+                if !path.is_empty() {
+                    dirs.insert(path.clone());
                 }
+                path.push('/');
+                path.push_str(name);
+            }
+            if !path.is_empty() {
                 if header.is_dir() {
-                    dirs.insert(parts);
+                    dirs.insert(path);
                 } else if header.is_file() {
                     let start = offset + header.data_start as u64;
-                    files.insert(parts, start..start + header.size as u64);
+                    files.insert(path, start..start + header.size as u64);
                 }
             }
             let next = header.next().ok_or_else(|| String::from("bootfs: an entry's size overflows"))?;
@@ -79,6 +87,11 @@ impl BootImage {
         }
         Err(alloc::format!("bootfs: more than {MAX_ENTRIES} entries"))
     }
+}
+
+/// The name of the entry `path` if it lies directly in directory `dir`.
+fn name_in<'p>(path: &'p str, dir: &str) -> Option<&'p str> {
+    split_last(path).filter(|&(parent, _)| parent == dir).map(|(_, name)| name)
 }
 
 /// A read-only view of the boot file system.
@@ -94,7 +107,7 @@ impl BootFs {
 }
 
 impl FileSystem for BootFs {
-    fn stat(&mut self, path: &[String]) -> Result<Meta, FsError> {
+    fn stat(&mut self, path: &str) -> Result<Meta, FsError> {
         if let Some(range) = self.image.files.get(path) {
             return Ok(Meta { kind: Kind::File, size: range.end - range.start, modified: 0 });
         }
@@ -104,7 +117,7 @@ impl FileSystem for BootFs {
         Err(FsError::NotFound)
     }
 
-    fn read(&mut self, path: &[String], offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+    fn read(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         let Some(range) = self.image.files.get(path) else {
             return Err(if self.image.dirs.contains(path) { FsError::IsADirectory } else { FsError::NotFound });
         };
@@ -118,41 +131,37 @@ impl FileSystem for BootFs {
         Ok(n)
     }
 
-    fn write(&mut self, _: &[String], _: u64, _: &[u8]) -> Result<usize, FsError> {
+    fn write(&mut self, _: &str, _: u64, _: &[u8]) -> Result<usize, FsError> {
         Err(FsError::InvalidPath)
     }
 
-    fn truncate(&mut self, _: &[String], _: u64) -> Result<(), FsError> {
+    fn truncate(&mut self, _: &str, _: u64) -> Result<(), FsError> {
         Err(FsError::InvalidPath)
     }
 
-    fn create(&mut self, _: &[String]) -> Result<(), FsError> {
+    fn create(&mut self, _: &str) -> Result<(), FsError> {
         Err(FsError::InvalidPath)
     }
 
-    fn mkdir(&mut self, _: &[String]) -> Result<(), FsError> {
+    fn mkdir(&mut self, _: &str) -> Result<(), FsError> {
         Err(FsError::InvalidPath)
     }
 
-    fn remove(&mut self, _: &[String]) -> Result<(), FsError> {
+    fn remove(&mut self, _: &str) -> Result<(), FsError> {
         Err(FsError::InvalidPath)
     }
 
-    fn rename(&mut self, _: &[String], _: &[String]) -> Result<(), FsError> {
+    fn rename(&mut self, _: &str, _: &str) -> Result<(), FsError> {
         Err(FsError::InvalidPath)
     }
 
-    fn read_dir(&mut self, path: &[String]) -> Result<Vec<DirEntry>, FsError> {
+    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
         if !self.image.dirs.contains(path) {
             return Err(if self.image.files.contains_key(path) { FsError::NotADirectory } else { FsError::NotFound });
         }
-        let child = |p: &Vec<String>| p.len() == path.len() + 1 && p.starts_with(path);
-        let dirs = self.image.dirs.iter().filter(|p| child(p)).map(|p| (p, Kind::Dir, 0));
-        let files = self.image.files.iter().filter(|(p, _)| child(p)).map(|(p, r)| (p, Kind::File, r.end - r.start));
-        Ok(dirs
-            .chain(files)
-            .filter_map(|(p, kind, size)| Some(DirEntry { name: p.last()?.clone(), kind, size }))
-            .collect())
+        let dirs = self.image.dirs.iter().filter_map(|p| Some((name_in(p, path)?, Kind::Dir, 0)));
+        let files = self.image.files.iter().filter_map(|(p, r)| Some((name_in(p, path)?, Kind::File, r.end - r.start)));
+        Ok(dirs.chain(files).map(|(name, kind, size)| DirEntry { name: String::from(name), kind, size }).collect())
     }
 
     fn sync(&mut self) -> Result<(), FsError> {

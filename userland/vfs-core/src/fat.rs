@@ -4,14 +4,14 @@
 //! FAT keeps local time to two seconds from 1980 to 2107 and has no time zone; `vfs` stores
 //! UTC, so what the host's `mdir` shows is UTC.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use vessel_device_protocol::DateTime;
 use vessel_fat::{Disk, FatDateTime, FsError, Kind as FatKind, Timestamp, Volume};
+use vessel_vfs_protocol::path::Path;
 use vessel_vfs_protocol::{DirEntry, Kind};
 
-use crate::fs::{FileSystem, Meta, absolute};
+use crate::fs::{FileSystem, Meta};
 
 /// A FAT volume, driven by path.
 pub struct FatFs<D: Disk> {
@@ -59,41 +59,41 @@ pub fn fat_time(seconds: u64) -> FatDateTime {
 }
 
 impl<D: Disk> FileSystem for FatFs<D> {
-    fn stat(&mut self, path: &[String]) -> Result<Meta, FsError> {
-        let m = self.volume.stat(&absolute(path))?;
+    fn stat(&mut self, path: &str) -> Result<Meta, FsError> {
+        let m = self.volume.stat(path)?;
         Ok(Meta { kind: kind(m.kind), size: m.size, modified: unix_time(m.modified) })
     }
 
-    fn read(&mut self, path: &[String], offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
-        self.volume.read(&absolute(path), offset, buf)
+    fn read(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        self.volume.read(path, offset, buf)
     }
 
-    fn write(&mut self, path: &[String], offset: u64, data: &[u8]) -> Result<usize, FsError> {
-        self.volume.write(&absolute(path), offset, data)
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<usize, FsError> {
+        self.volume.write(path, offset, data)
     }
 
-    fn truncate(&mut self, path: &[String], len: u64) -> Result<(), FsError> {
-        self.volume.truncate(&absolute(path), len)
+    fn truncate(&mut self, path: &str, len: u64) -> Result<(), FsError> {
+        self.volume.truncate(path, len)
     }
 
-    fn create(&mut self, path: &[String]) -> Result<(), FsError> {
-        self.volume.create(&absolute(path))
+    fn create(&mut self, path: &str) -> Result<(), FsError> {
+        self.volume.create(path)
     }
 
-    fn mkdir(&mut self, path: &[String]) -> Result<(), FsError> {
-        self.volume.mkdir(&absolute(path))
+    fn mkdir(&mut self, path: &str) -> Result<(), FsError> {
+        self.volume.mkdir(path)
     }
 
-    fn remove(&mut self, path: &[String]) -> Result<(), FsError> {
-        self.volume.remove(&absolute(path))
+    fn remove(&mut self, path: &str) -> Result<(), FsError> {
+        self.volume.remove(path)
     }
 
-    fn rename(&mut self, from: &[String], to: &[String]) -> Result<(), FsError> {
-        self.volume.rename(&absolute(from), &absolute(to))
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError> {
+        self.volume.rename(from, to)
     }
 
-    fn read_dir(&mut self, path: &[String]) -> Result<Vec<DirEntry>, FsError> {
-        let entries = self.volume.read_dir(&absolute(path))?;
+    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
+        let entries = self.volume.read_dir(path)?;
         Ok(entries.into_iter().map(|e| DirEntry { name: e.name, kind: kind(e.kind), size: e.size }).collect())
     }
 
@@ -101,9 +101,8 @@ impl<D: Disk> FileSystem for FatFs<D> {
         self.volume.sync()
     }
 
-    fn canonical(&mut self, path: &[String]) -> Result<Vec<String>, FsError> {
-        let canonical = self.volume.canonical(&absolute(path))?;
-        Ok(canonical.split('/').filter(|p| !p.is_empty()).map(String::from).collect())
+    fn canonical(&mut self, path: &str) -> Result<Path, FsError> {
+        self.volume.canonical(path).map(Path::from_absolute)
     }
 }
 

@@ -2,15 +2,18 @@
 //! serves implements it: the in-memory one ([`crate::memfs::MemFs`]) and FAT
 //! ([`crate::fat::FatFs`], on a block device or a virtual storage file).
 //!
-//! A path is the list of components below the file system's root (empty: the root), already
-//! resolved by `vfs` (no `.`, `..` or empty components; no component longer than
-//! `vessel_vfs_protocol::path::MAX_NAME` bytes or holding `/` or NUL). Failures are
-//! [`FsError`]s, shared with the FAT layer.
+//! A path is an absolute path from the file system's root, as text: `/` for the root, `/a/b`
+//! below it (the form the FAT layer takes, so it is handed on as it is). `vfs` has resolved it
+//! already: no `.`, `..` or empty components, no trailing `/`, no component longer than
+//! `vessel_vfs_protocol::path::MAX_NAME` bytes or holding NUL. It is borrowed from the request
+//! or the handle, never copied to make the call; `vessel_vfs_protocol::path::components` and
+//! `split_last` take it apart. Failures are [`FsError`]s, shared with the FAT layer.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 pub use vessel_fat::FsError;
+use vessel_vfs_protocol::path::Path;
 use vessel_vfs_protocol::{DirEntry, Kind};
 
 /// What [`FileSystem::stat`] reports.
@@ -27,38 +30,33 @@ pub struct Meta {
 /// A mounted file system, driven by path.
 pub trait FileSystem {
     /// What `path` names.
-    fn stat(&mut self, path: &[String]) -> Result<Meta, FsError>;
+    fn stat(&mut self, path: &str) -> Result<Meta, FsError>;
     /// Reads from byte `offset` of the file into `buf`; returns how many bytes (0 at or past
     /// the end).
-    fn read(&mut self, path: &[String], offset: u64, buf: &mut [u8]) -> Result<usize, FsError>;
+    fn read(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError>;
     /// Writes `data` at byte `offset` of the file, growing it (a gap reads as zeros); returns
     /// how many bytes were written.
-    fn write(&mut self, path: &[String], offset: u64, data: &[u8]) -> Result<usize, FsError>;
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<usize, FsError>;
     /// Sets the file's length (cutting it, or growing it with zeros).
-    fn truncate(&mut self, path: &[String], len: u64) -> Result<(), FsError>;
+    fn truncate(&mut self, path: &str, len: u64) -> Result<(), FsError>;
     /// Creates an empty file (`AlreadyExists` if the name is taken, `NotFound` if the parent
     /// is missing).
-    fn create(&mut self, path: &[String]) -> Result<(), FsError>;
+    fn create(&mut self, path: &str) -> Result<(), FsError>;
     /// Creates an empty directory (errors as `create`).
-    fn mkdir(&mut self, path: &[String]) -> Result<(), FsError>;
+    fn mkdir(&mut self, path: &str) -> Result<(), FsError>;
     /// Removes a file or an empty directory (`NotEmpty` otherwise; `InvalidPath` for the root).
-    fn remove(&mut self, path: &[String]) -> Result<(), FsError>;
+    fn remove(&mut self, path: &str) -> Result<(), FsError>;
     /// Moves `from` to `to`, replacing a file or an empty directory there (`InvalidPath` for
     /// the root or a directory into itself).
-    fn rename(&mut self, from: &[String], to: &[String]) -> Result<(), FsError>;
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError>;
     /// The entries of a directory, in the file system's order (no `.` or `..`).
-    fn read_dir(&mut self, path: &[String]) -> Result<Vec<DirEntry>, FsError>;
+    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError>;
     /// Writes everything held in memory to the disk and flushes it.
     fn sync(&mut self) -> Result<(), FsError>;
     /// `path` spelled as the file system stores it, so that two spellings of one entry (FAT
     /// matches names ignoring case, and by their 8.3 aliases) compare equal. Fails for a path
     /// that names nothing. The default: names are matched exactly, so a path is its own.
-    fn canonical(&mut self, path: &[String]) -> Result<Vec<String>, FsError> {
-        self.stat(path).map(|_| path.to_vec())
+    fn canonical(&mut self, path: &str) -> Result<Path, FsError> {
+        self.stat(path).map(|_| Path::from_absolute(String::from(path)))
     }
-}
-
-/// `parts` as an absolute path (`/` for the root): the form the FAT layer takes.
-pub fn absolute(parts: &[String]) -> String {
-    vessel_vfs_protocol::path::join(parts)
 }

@@ -27,6 +27,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use vessel_fat::MAX_FILE_SIZE;
+use vessel_vfs_protocol::path::{components, is_within, split_last};
 use vessel_vfs_protocol::{DirEntry, Kind};
 
 use crate::fs::{FileSystem, FsError, Meta};
@@ -120,11 +121,11 @@ impl MemFs {
 
     /// The slot `path` names: `NotFound` if a component is missing, `NotADirectory` if one
     /// before the last is a file.
-    fn lookup(&self, path: &[String]) -> Result<usize, FsError> {
+    fn lookup(&self, path: &str) -> Result<usize, FsError> {
         let mut at = ROOT;
-        for name in path {
+        for name in components(path) {
             at = match &self.node(at)?.body {
-                Body::Dir(children) => *children.get(name.as_str()).ok_or(FsError::NotFound)?,
+                Body::Dir(children) => *children.get(name).ok_or(FsError::NotFound)?,
                 Body::File(_) => return Err(FsError::NotADirectory),
             };
         }
@@ -132,7 +133,7 @@ impl MemFs {
     }
 
     /// The slot of the directory `path` names (`NotADirectory` if it is a file).
-    fn dir(&self, path: &[String]) -> Result<usize, FsError> {
+    fn dir(&self, path: &str) -> Result<usize, FsError> {
         let at = self.lookup(path)?;
         match self.node(at)?.body {
             Body::Dir(_) => Ok(at),
@@ -142,8 +143,8 @@ impl MemFs {
 
     /// The directory holding `path`'s last component, and that name (`InvalidPath` for the
     /// root, which has neither).
-    fn parent<'p>(&self, path: &'p [String]) -> Result<(usize, &'p String), FsError> {
-        let (name, parent) = path.split_last().ok_or(FsError::InvalidPath)?;
+    fn parent<'p>(&self, path: &'p str) -> Result<(usize, &'p str), FsError> {
+        let (parent, name) = split_last(path).ok_or(FsError::InvalidPath)?;
         Ok((self.dir(parent)?, name))
     }
 
@@ -164,7 +165,7 @@ impl MemFs {
     }
 
     /// The bytes of the file `path` names (`IsADirectory` for a directory).
-    fn file_mut(&mut self, path: &[String]) -> Result<&mut Node, FsError> {
+    fn file_mut(&mut self, path: &str) -> Result<&mut Node, FsError> {
         let at = self.lookup(path)?;
         let node = self.node_mut(at)?;
         match node.body {
@@ -200,14 +201,14 @@ impl MemFs {
     }
 
     /// Adds an entry named by `path`, holding `body`.
-    fn add(&mut self, path: &[String], body: Body) -> Result<(), FsError> {
+    fn add(&mut self, path: &str, body: Body) -> Result<(), FsError> {
         let (parent, name) = self.parent(path)?;
         if self.child(parent, name)?.is_some() {
             return Err(FsError::AlreadyExists);
         }
         let now = (self.clock)();
         let at = self.alloc(Node { modified: now, body })?;
-        self.children_mut(parent)?.insert(name.clone(), at);
+        self.children_mut(parent)?.insert(String::from(name), at);
         self.touch(parent, now)
     }
 }
@@ -228,12 +229,12 @@ fn index(pos: u64) -> Result<usize, FsError> {
 }
 
 impl FileSystem for MemFs {
-    fn stat(&mut self, path: &[String]) -> Result<Meta, FsError> {
+    fn stat(&mut self, path: &str) -> Result<Meta, FsError> {
         let node = self.node(self.lookup(path)?)?;
         Ok(Meta { kind: node.kind(), size: node.size(), modified: node.modified })
     }
 
-    fn read(&mut self, path: &[String], offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+    fn read(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         let node = self.node(self.lookup(path)?)?;
         let Body::File(data) = &node.body else {
             return Err(FsError::IsADirectory);
@@ -248,7 +249,7 @@ impl FileSystem for MemFs {
         Ok(n)
     }
 
-    fn write(&mut self, path: &[String], offset: u64, data: &[u8]) -> Result<usize, FsError> {
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<usize, FsError> {
         let (limit, used, now) = (self.limit, self.used, (self.clock)());
         let node = self.file_mut(path)?;
         if data.is_empty() {
@@ -269,7 +270,7 @@ impl FileSystem for MemFs {
         Ok(data.len())
     }
 
-    fn truncate(&mut self, path: &[String], len: u64) -> Result<(), FsError> {
+    fn truncate(&mut self, path: &str, len: u64) -> Result<(), FsError> {
         let (limit, used, now) = (self.limit, self.used, (self.clock)());
         let node = self.file_mut(path)?;
         if len > MAX_FILE_SIZE {
@@ -296,27 +297,27 @@ impl FileSystem for MemFs {
         Ok(())
     }
 
-    fn create(&mut self, path: &[String]) -> Result<(), FsError> {
+    fn create(&mut self, path: &str) -> Result<(), FsError> {
         self.add(path, Body::File(Vec::new()))
     }
 
-    fn mkdir(&mut self, path: &[String]) -> Result<(), FsError> {
+    fn mkdir(&mut self, path: &str) -> Result<(), FsError> {
         self.add(path, Body::Dir(BTreeMap::new()))
     }
 
-    fn remove(&mut self, path: &[String]) -> Result<(), FsError> {
+    fn remove(&mut self, path: &str) -> Result<(), FsError> {
         let (parent, name) = self.parent(path)?;
         let at = self.child(parent, name)?.ok_or(FsError::NotFound)?;
         if matches!(&self.node(at)?.body, Body::Dir(children) if !children.is_empty()) {
             return Err(FsError::NotEmpty);
         }
         let now = (self.clock)();
-        self.children_mut(parent)?.remove(name.as_str());
+        self.children_mut(parent)?.remove(name);
         self.release(at)?;
         self.touch(parent, now)
     }
 
-    fn rename(&mut self, from: &[String], to: &[String]) -> Result<(), FsError> {
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError> {
         let (from_parent, from_name) = self.parent(from)?;
         let at = self.child(from_parent, from_name)?.ok_or(FsError::NotFound)?;
         let (to_parent, to_name) = self.parent(to)?;
@@ -324,7 +325,7 @@ impl FileSystem for MemFs {
             return Ok(());
         }
         let moving_dir = self.node(at)?.kind() == Kind::Dir;
-        if moving_dir && to.starts_with(from) {
+        if moving_dir && is_within(to, from) {
             return Err(FsError::InvalidPath);
         }
         let existing = self.child(to_parent, to_name)?;
@@ -338,17 +339,17 @@ impl FileSystem for MemFs {
         }
         let now = (self.clock)();
         if let Some(old) = existing {
-            self.children_mut(to_parent)?.remove(to_name.as_str());
+            self.children_mut(to_parent)?.remove(to_name);
             self.release(old)?;
         }
-        self.children_mut(from_parent)?.remove(from_name.as_str());
-        self.children_mut(to_parent)?.insert(to_name.clone(), at);
+        self.children_mut(from_parent)?.remove(from_name);
+        self.children_mut(to_parent)?.insert(String::from(to_name), at);
         self.touch(at, now)?;
         self.touch(from_parent, now)?;
         self.touch(to_parent, now)
     }
 
-    fn read_dir(&mut self, path: &[String]) -> Result<Vec<DirEntry>, FsError> {
+    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
         let Body::Dir(children) = &self.node(self.dir(path)?)?.body else {
             return Err(FsError::NotADirectory);
         };
@@ -387,9 +388,14 @@ mod tests {
 
     use super::*;
 
-    /// `"a/b/c"` as components (`""` for the root).
-    fn p(path: &str) -> Vec<String> {
-        path.split('/').filter(|c| !c.is_empty()).map(String::from).collect()
+    /// `"a/b/c"` as the absolute path a file system is given (`"/"` for `""`, the root).
+    fn p(path: &str) -> String {
+        abs(&path.split('/').filter(|c| !c.is_empty()).map(String::from).collect::<Vec<_>>())
+    }
+
+    /// Components as the absolute path a file system is given (`"/"` for none).
+    fn abs(parts: &[String]) -> String {
+        vessel_vfs_protocol::path::join(parts)
     }
 
     /// Every entry below the root, depth first in name order: path, kind, bytes (files), time.
@@ -397,12 +403,12 @@ mod tests {
         let mut out = Vec::new();
         let mut stack = alloc::vec![Vec::new()];
         while let Some(dir) = stack.pop() {
-            for entry in fs.read_dir(&dir).unwrap().into_iter().rev() {
+            for entry in fs.read_dir(&abs(&dir)).unwrap().into_iter().rev() {
                 let mut path = dir.clone();
                 path.push(entry.name);
-                let meta = fs.stat(&path).unwrap();
+                let meta = fs.stat(&abs(&path)).unwrap();
                 assert_eq!((meta.kind, meta.size), (entry.kind, entry.size));
-                let bytes = if entry.kind == Kind::File { read_all(fs, &path) } else { Vec::new() };
+                let bytes = if entry.kind == Kind::File { read_all(fs, &abs(&path)) } else { Vec::new() };
                 if entry.kind == Kind::Dir {
                     stack.push(path.clone());
                 }
@@ -414,7 +420,7 @@ mod tests {
     }
 
     /// The whole file, read in one call.
-    fn read_all(fs: &mut MemFs, path: &[String]) -> Vec<u8> {
+    fn read_all(fs: &mut MemFs, path: &str) -> Vec<u8> {
         let size = fs.stat(path).unwrap().size;
         let mut buf = alloc::vec![0xAA; size as usize + 7];
         let n = fs.read(path, 0, &mut buf).unwrap();
@@ -433,8 +439,8 @@ mod tests {
     #[test]
     fn an_empty_file_system_has_just_the_root() {
         let mut fs = MemFs::new(1024);
-        assert_eq!(fs.stat(&[]), Ok(Meta { kind: Kind::Dir, size: 0, modified: 0 }));
-        assert_eq!(fs.read_dir(&[]), Ok(Vec::new()));
+        assert_eq!(fs.stat("/"), Ok(Meta { kind: Kind::Dir, size: 0, modified: 0 }));
+        assert_eq!(fs.read_dir("/"), Ok(Vec::new()));
         assert_eq!((fs.used_bytes(), fs.limit_bytes()), (0, 1024));
         assert_eq!(fs.sync(), Ok(()));
         assert!(format!("{fs:?}").contains("used: 0"));
@@ -461,7 +467,7 @@ mod tests {
         assert_eq!(fs.write(&p("f"), u64::MAX, b""), Ok(0));
         assert_eq!(fs.stat(&p("f")).unwrap().size, 12);
         assert_eq!(fs.used_bytes(), 12);
-        assert_eq!(fs.read_dir(&[]), Ok(alloc::vec![DirEntry { name: "f".into(), kind: Kind::File, size: 12 }]));
+        assert_eq!(fs.read_dir("/"), Ok(alloc::vec![DirEntry { name: "f".into(), kind: Kind::File, size: 12 }]));
     }
 
     #[test]
@@ -523,9 +529,9 @@ mod tests {
         assert_eq!(fs.stat(&p("a/b/c/deep")), Err(FsError::NotFound));
         assert_eq!(fs.read_dir(&p("a")).unwrap().len(), 1);
         // 64 levels, the most `vfs` lets a path have.
-        let mut path = Vec::new();
+        let mut path = String::new();
         for i in 0..64 {
-            path.push(format!("d{i}"));
+            path.push_str(&format!("/d{i}"));
             fs.mkdir(&path).unwrap();
         }
         assert_eq!(fs.stat(&path).unwrap().kind, Kind::Dir);
@@ -539,16 +545,16 @@ mod tests {
         assert_eq!(long_accented.len(), 255);
         let names = ["Ünïcödé näme.txt", "日本語", "emoji 🦀", " spaced ", long.as_str(), long_accented.as_str()];
         for name in names {
-            let path = alloc::vec![name.to_string()];
+            let path = format!("/{name}");
             fs.create(&path).unwrap();
             fs.write(&path, 0, name.as_bytes()).unwrap();
         }
         fs.mkdir(&p("répertoire")).unwrap();
         fs.create(&p("répertoire/fichier")).unwrap();
         for name in names {
-            assert_eq!(read_all(&mut fs, &[name.to_string()]), name.as_bytes());
+            assert_eq!(read_all(&mut fs, &format!("/{name}")), name.as_bytes());
         }
-        let listed: Vec<String> = fs.read_dir(&[]).unwrap().into_iter().map(|e| e.name).collect();
+        let listed: Vec<String> = fs.read_dir("/").unwrap().into_iter().map(|e| e.name).collect();
         let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         want.push("répertoire".into());
         want.sort();
@@ -563,7 +569,7 @@ mod tests {
     fn a_directory_of_1000_files() {
         let mut fs = MemFs::new(1 << 20);
         fs.mkdir(&p("many")).unwrap();
-        let name = |i: u32| alloc::vec!["many".to_string(), format!("file{i:04}")];
+        let name = |i: u32| format!("/many/file{i:04}");
         for i in 0..1000u32 {
             fs.create(&name(i)).unwrap();
             fs.write(&name(i), 0, &i.to_le_bytes()[..(i % 4) as usize + 1]).unwrap();
@@ -572,7 +578,7 @@ mod tests {
         let listed = fs.read_dir(&p("many")).unwrap();
         assert_eq!(listed.len(), 1000);
         for (i, entry) in (0..1000u32).zip(&listed) {
-            assert_eq!(entry.name, name(i)[1]);
+            assert_eq!(entry.name, format!("file{i:04}"));
             assert_eq!((entry.kind, entry.size), (Kind::File, u64::from(i % 4) + 1));
             let mut buf = [0u8; 4];
             let n = fs.read(&name(i), 0, &mut buf).unwrap();
@@ -756,12 +762,12 @@ mod tests {
         assert_eq!(fs.stat(&p("d/f/x/y")), Err(NotADirectory));
 
         assert_eq!(fs.read(&p("d"), 0, &mut buf), Err(IsADirectory));
-        assert_eq!(fs.read(&[], 0, &mut buf), Err(IsADirectory));
+        assert_eq!(fs.read("/", 0, &mut buf), Err(IsADirectory));
         assert_eq!(fs.read(&p("nope"), 0, &mut buf), Err(NotFound));
         assert_eq!(fs.read(&p("d/f/x"), 0, &mut buf), Err(NotADirectory));
         assert_eq!(fs.write(&p("d"), 0, b"x"), Err(IsADirectory));
         assert_eq!(fs.write(&p("d"), 0, b""), Err(IsADirectory));
-        assert_eq!(fs.write(&[], 0, b"x"), Err(IsADirectory));
+        assert_eq!(fs.write("/", 0, b"x"), Err(IsADirectory));
         assert_eq!(fs.write(&p("nope"), 0, b"x"), Err(NotFound));
         assert_eq!(fs.write(&p("g/x"), 0, b"x"), Err(NotADirectory));
         assert_eq!(fs.truncate(&p("d"), 0), Err(IsADirectory));
@@ -787,18 +793,18 @@ mod tests {
         assert_eq!(fs.mkdir(&p("nope/f")), Err(NotFound));
         assert_eq!(fs.create(&p("d/f/x")), Err(NotADirectory));
         assert_eq!(fs.mkdir(&p("d/f/x")), Err(NotADirectory));
-        assert_eq!(fs.create(&[]), Err(InvalidPath));
-        assert_eq!(fs.mkdir(&[]), Err(InvalidPath));
+        assert_eq!(fs.create("/"), Err(InvalidPath));
+        assert_eq!(fs.mkdir("/"), Err(InvalidPath));
 
-        assert_eq!(fs.remove(&[]), Err(InvalidPath));
+        assert_eq!(fs.remove("/"), Err(InvalidPath));
         assert_eq!(fs.remove(&p("d")), Err(NotEmpty));
         assert_eq!(fs.remove(&p("nope")), Err(NotFound));
         assert_eq!(fs.remove(&p("nope/x")), Err(NotFound));
         assert_eq!(fs.remove(&p("d/f/x")), Err(NotADirectory));
 
-        assert_eq!(fs.rename(&[], &p("x")), Err(InvalidPath));
-        assert_eq!(fs.rename(&p("d"), &[]), Err(InvalidPath));
-        assert_eq!(fs.rename(&p("g"), &[]), Err(InvalidPath));
+        assert_eq!(fs.rename("/", &p("x")), Err(InvalidPath));
+        assert_eq!(fs.rename(&p("d"), "/"), Err(InvalidPath));
+        assert_eq!(fs.rename(&p("g"), "/"), Err(InvalidPath));
         assert_eq!(fs.rename(&p("nope"), &p("x")), Err(NotFound));
         assert_eq!(fs.rename(&p("d/f/x"), &p("x")), Err(NotADirectory));
         assert_eq!(fs.rename(&p("g"), &p("nope/x")), Err(NotFound));
@@ -1046,52 +1052,52 @@ mod tests {
                     let offset = random_position(&mut rng);
                     let len = rng.below(300) as usize;
                     let data = rng.bytes(len);
-                    let got = fs.write(&path, offset, &data);
+                    let got = fs.write(&abs(&path), offset, &data);
                     assert_eq!(got, model.write(&path, offset, &data), "step {step}: write {path:?} at {offset}");
                     ("write", got.map(|_| ()))
                 }
                 25..=39 => {
                     let offset = random_position(&mut rng);
                     let mut buf = alloc::vec![0u8; rng.below(400) as usize];
-                    let got = fs.read(&path, offset, &mut buf).map(|n| buf[..n].to_vec());
+                    let got = fs.read(&abs(&path), offset, &mut buf).map(|n| buf[..n].to_vec());
                     assert_eq!(got, model.read(&path, offset, buf.len()), "step {step}: read {path:?} at {offset}");
                     ("read", got.map(|_| ()))
                 }
                 40..=47 => {
                     let len = random_position(&mut rng);
-                    let got = fs.truncate(&path, len);
+                    let got = fs.truncate(&abs(&path), len);
                     assert_eq!(got, model.truncate(&path, len), "step {step}: truncate {path:?} to {len}");
                     ("truncate", got)
                 }
                 48..=57 => {
-                    let got = fs.create(&path);
+                    let got = fs.create(&abs(&path));
                     assert_eq!(got, model.add(&path, Some(Vec::new())), "step {step}: create {path:?}");
                     ("create", got)
                 }
                 58..=67 => {
-                    let got = fs.mkdir(&path);
+                    let got = fs.mkdir(&abs(&path));
                     assert_eq!(got, model.add(&path, None), "step {step}: mkdir {path:?}");
                     ("mkdir", got)
                 }
                 68..=77 => {
-                    let got = fs.remove(&path);
+                    let got = fs.remove(&abs(&path));
                     assert_eq!(got, model.remove(&path), "step {step}: remove {path:?}");
                     ("remove", got)
                 }
                 78..=89 => {
                     let to = random_path(&mut rng);
-                    let got = fs.rename(&path, &to);
+                    let got = fs.rename(&abs(&path), &abs(&to));
                     assert_eq!(got, model.rename(&path, &to), "step {step}: rename {path:?} to {to:?}");
                     ("rename", got)
                 }
                 90..=94 => {
-                    let got = fs.stat(&path).map(|m| (m.kind, m.size));
+                    let got = fs.stat(&abs(&path)).map(|m| (m.kind, m.size));
                     assert_eq!(got, model.stat(&path), "step {step}: stat {path:?}");
-                    assert!(got.is_err() || fs.stat(&path).unwrap().modified == 0);
+                    assert!(got.is_err() || fs.stat(&abs(&path)).unwrap().modified == 0);
                     ("stat", got.map(|_| ()))
                 }
                 _ => {
-                    let got = fs.read_dir(&path);
+                    let got = fs.read_dir(&abs(&path));
                     assert_eq!(got, model.read_dir(&path), "step {step}: read_dir {path:?}");
                     ("read_dir", got.map(|_| ()))
                 }

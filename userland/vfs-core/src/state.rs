@@ -25,7 +25,7 @@ use core::cell::RefCell;
 use vessel_abi::Error;
 use vessel_fat::{Cache, Disk, DiskError, FsError, TimeProvider, Volume};
 use vessel_protocol::{Answer, Cx, ReplySender};
-use vessel_vfs_protocol::path::{join, resolve, starts_with};
+use vessel_vfs_protocol::path::Path;
 use vessel_vfs_protocol::{
     Data, DirEntries, DirEntry, Done, Kind, Listing, MAX_IO, MAX_MOUNT_TEXT, MAX_MOUNTS, MAX_SHARED_BYTES,
     MAX_SHARED_PER_CONTAINER, Mount, MountList, Mounts, OpenFlags, Opened, POSITION, Piped, Position, ROOT, Rights,
@@ -85,7 +85,7 @@ enum Backing {
     /// A block device of the `device` server.
     Device(String),
     /// A file of another mount.
-    File { mount: u64, path: Vec<String> },
+    File { mount: u64, path: Path },
 }
 
 struct Mounted {
@@ -98,7 +98,7 @@ struct Mounted {
 /// A mount point of a namespace.
 #[derive(Clone, Debug)]
 struct MountPoint {
-    at: Vec<String>,
+    at: Path,
     mount: u64,
 }
 
@@ -106,9 +106,9 @@ struct Handle {
     container: u64,
     mount: u64,
     /// Where it is in the container's namespace (the root of what a directory handle reaches).
-    at: Vec<String>,
-    /// Its path inside the mount's file system.
-    path: Vec<String>,
+    at: Path,
+    /// Its path inside the mount's file system, as the file system spells it.
+    path: Path,
     kind: Kind,
     rights: Rights,
     position: u64,
@@ -121,16 +121,32 @@ struct Handle {
 
 /// A path resolved in a namespace.
 struct Located {
-    at: Vec<String>,
+    /// The path in the namespace.
+    at: Path,
+    /// The mount serving it.
     mount: u64,
-    path: Vec<String>,
+    /// Where the mount point ends in `at` (see `Path::cut`): the rest is the path inside the
+    /// mount.
+    cut: usize,
     rights: Rights,
+}
+
+impl Located {
+    /// The path inside the mount's file system, as the request spelled it (borrowed from `at`).
+    fn path(&self) -> &str {
+        self.at.after(self.cut)
+    }
+
+    /// Whether it names the mount point itself.
+    fn is_mount_point(&self) -> bool {
+        self.path() == "/"
+    }
 }
 
 /// A VSF's file seen as a disk of 512-byte blocks.
 pub struct FileDisk {
     fs: FsRef,
-    path: Vec<String>,
+    path: Path,
     blocks: u64,
 }
 
@@ -152,7 +168,7 @@ impl Disk for FileDisk {
         let mut done = 0;
         while done < buf.len() {
             let offset = first_block * VSF_BLOCK as u64 + done as u64;
-            match fs.read(&self.path, offset, &mut buf[done..]) {
+            match fs.read(self.path.as_str(), offset, &mut buf[done..]) {
                 Ok(0) | Err(_) => return Err(DiskError::Device),
                 Ok(n) => done += n,
             }
@@ -166,7 +182,7 @@ impl Disk for FileDisk {
             return Err(DiskError::OutOfRange);
         }
         let mut fs = self.fs.try_borrow_mut().map_err(|_| DiskError::Invalid)?;
-        match fs.write(&self.path, first_block * VSF_BLOCK as u64, data) {
+        match fs.write(self.path.as_str(), first_block * VSF_BLOCK as u64, data) {
             Ok(n) if n == data.len() => Ok(()),
             _ => Err(DiskError::Device),
         }
@@ -350,8 +366,8 @@ impl<E: Env> Vfs<E> {
     /// path of its own namespace, and must be the root container to mount a block device).
     /// The program assembles the root container's tree with it.
     pub fn mount_in(&mut self, caller: u64, container: u64, at: &str, source: &str) -> Result<(), (Error, String)> {
-        let at = resolve(&[], at).map_err(|e| (Error::InvalidArgument, format!("{at}: {e}")))?;
-        if join(&at).len() > MAX_MOUNT_TEXT || source.len() > MAX_MOUNT_TEXT {
+        let at = Path::root().resolve(at).map_err(|e| (Error::InvalidArgument, format!("{at}: {e}")))?;
+        if at.as_str().len() > MAX_MOUNT_TEXT || source.len() > MAX_MOUNT_TEXT {
             return Err((
                 Error::InvalidArgument,
                 format!("mount paths and sources are at most {MAX_MOUNT_TEXT} bytes"),
@@ -362,17 +378,17 @@ impl<E: Env> Vfs<E> {
             return Err((Error::QuotaExceeded, format!("the namespace has {MAX_MOUNTS} mounts already")));
         }
         if self.namespaces.get(&container).is_some_and(|ns| ns.iter().any(|p| p.at == at)) {
-            return Err((Error::AlreadyExists, format!("something is mounted at {} already", join(&at))));
+            return Err((Error::AlreadyExists, format!("something is mounted at {at} already")));
         }
-        if !at.is_empty() {
+        if !at.is_root() {
             // The mount point must be a directory of what is mounted above it.
             let located = self.locate_in(container, at.clone())?;
             let fs = self.fs(located.mount)?;
-            let stat = fs.borrow_mut().stat(&located.path);
+            let stat = fs.borrow_mut().stat(located.path());
             match stat {
                 Ok(m) if m.kind == Kind::Dir => {}
-                Ok(_) => return Err((Error::NotADirectory, format!("{}: not a directory", join(&at)))),
-                Err(e) => return Err((error_of(e), format!("{}: {e}", join(&at)))),
+                Ok(_) => return Err((Error::NotADirectory, format!("{at}: not a directory"))),
+                Err(e) => return Err((error_of(e), format!("{at}: {e}"))),
             }
         }
         let mounted = self.make_fs(caller, source)?;
@@ -381,7 +397,7 @@ impl<E: Env> Vfs<E> {
         self.mounts.insert(id, mounted);
         let ns = self.namespaces.entry(container).or_default();
         ns.push(MountPoint { at, mount: id });
-        ns.sort_by_key(|p| p.at.len());
+        ns.sort_by_key(|p| p.at.depth());
         Ok(())
     }
 
@@ -408,24 +424,24 @@ impl<E: Env> Vfs<E> {
             let volume = self.volume(disk, name, DEVICE_CACHE_PAGES)?;
             (Rc::new(RefCell::new(FatFs::new(volume))), Backing::Device(name.to_string()))
         } else if let Some(file) = source.strip_prefix("vsf:") {
-            let parts = resolve(&[], file).map_err(|e| (Error::InvalidArgument, format!("{file}: {e}")))?;
-            let mut located = self.locate_in(caller, parts)?;
-            located.path = self.canonical(&located)?;
-            if self.vsf_under(located.mount, &located.path) {
+            let at = Path::root().resolve(file).map_err(|e| (Error::InvalidArgument, format!("{file}: {e}")))?;
+            let located = self.locate_in(caller, at)?;
+            let path = self.canonical(&located)?;
+            if self.vsf_under(located.mount, &path) {
                 return Err((Error::Busy, format!("{file} is mounted already")));
             }
-            if self.open_for_writing(located.mount, &located.path) {
+            if self.open_for_writing(located.mount, &path) {
                 return Err((Error::Busy, format!("{file} is open for writing")));
             }
-            let backing = Backing::File { mount: located.mount, path: located.path.clone() };
-            let fs = self.fs(located.mount)?;
-            let stat = fs.borrow_mut().stat(&located.path);
+            let backing = Backing::File { mount: located.mount, path: path.clone() };
+            let fs = Rc::clone(self.fs(located.mount)?);
+            let stat = fs.borrow_mut().stat(path.as_str());
             let size = match stat {
                 Ok(m) if m.kind == Kind::File => m.size,
                 Ok(_) => return Err((Error::IsADirectory, format!("{file}: is a directory"))),
                 Err(e) => return Err((error_of(e), format!("{file}: {e}"))),
             };
-            let disk = FileDisk { fs, path: located.path, blocks: size / VSF_BLOCK as u64 };
+            let disk = FileDisk { fs, path, blocks: size / VSF_BLOCK as u64 };
             let volume = self.volume(disk, file, CACHE_PAGES)?;
             (Rc::new(RefCell::new(FatFs::new(volume))), backing)
         } else {
@@ -444,48 +460,50 @@ impl<E: Env> Vfs<E> {
     }
 
     /// The file system of mount `id`.
-    fn fs(&self, id: u64) -> Result<FsRef, (Error, String)> {
-        self.mounts.get(&id).map(|m| Rc::clone(&m.fs)).ok_or((Error::NotFound, String::from("the mount is gone")))
+    fn fs(&self, id: u64) -> Result<&FsRef, (Error, String)> {
+        self.mounts.get(&id).map(|m| &m.fs).ok_or_else(|| (Error::NotFound, String::from("the mount is gone")))
     }
 
     /// Whether a handle has the file `path` of mount `mount` open for writing.
-    fn open_for_writing(&self, mount: u64, path: &[String]) -> bool {
-        self.handles.iter().flatten().any(|h| h.mount == mount && h.path == path && h.rights.contains(Rights::WRITE))
+    fn open_for_writing(&self, mount: u64, path: &Path) -> bool {
+        self.handles.iter().flatten().any(|h| h.mount == mount && h.path == *path && h.rights.contains(Rights::WRITE))
     }
 
     /// Which mount serves `at` (resolved, from the root) in `container`'s namespace (with every
-    /// right: the caller narrows them).
-    fn locate_in(&self, container: u64, at: Vec<String>) -> Result<Located, (Error, String)> {
+    /// right: the caller narrows them). `at` is kept as it is: the path inside the mount is a
+    /// view of it.
+    fn locate_in(&self, container: u64, at: Path) -> Result<Located, (Error, String)> {
         let points = self.namespaces.get(&container).map_or(&[][..], Vec::as_slice);
-        let point =
-            points.iter().rev().find(|p| starts_with(&at, &p.at)).ok_or_else(|| {
-                (Error::NotFound, format!("{}: nothing is mounted there in this container", join(&at)))
-            })?;
-        Ok(Located { path: at[point.at.len()..].to_vec(), at, mount: point.mount, rights: Rights::READ_WRITE })
+        let Some((cut, mount)) = points.iter().rev().find_map(|p| Some((at.cut(&p.at)?, p.mount))) else {
+            return Err((Error::NotFound, format!("{at}: nothing is mounted there in this container")));
+        };
+        Ok(Located { at, mount, cut, rights: Rights::READ_WRITE })
     }
 
-    /// Resolves `path` under directory handle `dir` of `container`.
+    /// Resolves `path` under directory handle `dir` of `container` (one allocation: the
+    /// resolved path).
     fn locate(&self, container: u64, dir: u64, path: &str) -> Result<Located, (Error, String)> {
+        let root = Path::root();
         let (base, rights) = if dir == ROOT {
-            (Vec::new(), Rights::READ_WRITE)
+            (&root, Rights::READ_WRITE)
         } else {
             let h = self.handle(container, dir)?;
             if h.kind != Kind::Dir {
                 return Err((Error::NotADirectory, format!("handle {dir:#x} is a file")));
             }
-            (h.at.clone(), h.rights)
+            (&h.at, h.rights)
         };
-        let at = resolve(&base, path).map_err(|e| (Error::InvalidArgument, format!("{path}: {e}")))?;
+        let at = base.resolve(path).map_err(|e| (Error::InvalidArgument, format!("{path}: {e}")))?;
         let mut located = self.locate_in(container, at)?;
         located.rights = rights;
         Ok(located)
     }
 
     /// The path of `located`'s entry as its file system spells it (see `FileSystem::canonical`).
-    fn canonical(&self, located: &Located) -> Result<Vec<String>, (Error, String)> {
+    fn canonical(&self, located: &Located) -> Result<Path, (Error, String)> {
         let fs = self.fs(located.mount)?;
-        let canonical = fs.borrow_mut().canonical(&located.path);
-        canonical.map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))
+        let canonical = fs.borrow_mut().canonical(located.path());
+        canonical.map_err(|e| (error_of(e), format!("{}: {e}", located.at)))
     }
 
     /// The open handle `token` of `container`.
@@ -698,10 +716,10 @@ impl<E: Env> Vfs<E> {
     }
 
     /// Whether a mounted VSF is mount `mount`'s entry `path` or lies below it.
-    fn vsf_under(&self, mount: u64, path: &[String]) -> bool {
+    fn vsf_under(&self, mount: u64, path: &Path) -> bool {
         self.mounts
             .values()
-            .any(|m| matches!(&m.backing, Backing::File { mount: b, path: p } if *b == mount && starts_with(p, path)))
+            .any(|m| matches!(&m.backing, Backing::File { mount: b, path: p } if *b == mount && p.starts_with(path)))
     }
 
     /// Opens `path` under `dir` for `container`.
@@ -718,7 +736,7 @@ impl<E: Env> Vfs<E> {
         }
         // Refused for the quota before anything is created or cut.
         self.room_for(container)?;
-        let mut located = self.locate(container, dir, path)?;
+        let located = self.locate(container, dir, path)?;
         if !located.rights.contains(rights) {
             return Err((
                 Error::MissingRights,
@@ -731,14 +749,14 @@ impl<E: Env> Vfs<E> {
         }
         let fs = self.fs(located.mount)?;
         let mut fs = fs.borrow_mut();
-        let meta = match fs.stat(&located.path) {
+        let meta = match fs.stat(located.path()) {
             Ok(_) if flags.contains(OpenFlags::CREATE | OpenFlags::EXCLUSIVE) => {
                 return Err((Error::AlreadyExists, format!("{}: already exists", shown())));
             }
             Ok(meta) => meta,
             Err(FsError::NotFound) if flags.contains(OpenFlags::CREATE) && !flags.contains(OpenFlags::DIRECTORY) => {
-                fs.create(&located.path).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
-                fs.stat(&located.path).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?
+                fs.create(located.path()).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
+                fs.stat(located.path()).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?
             }
             Err(e) => return Err((error_of(e), format!("{}: {e}", shown()))),
         };
@@ -753,13 +771,13 @@ impl<E: Env> Vfs<E> {
         }
         let mut meta = meta;
         // The entry as the file system spells it: handles and mounted VSFs compare by it.
-        located.path = fs.canonical(&located.path).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
+        let canonical = fs.canonical(located.path()).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
         if meta.kind == Kind::File && wants_write {
-            if self.vsf_under(located.mount, &located.path) {
+            if self.vsf_under(located.mount, &canonical) {
                 return Err((Error::Busy, format!("{}: a mounted virtual storage file", shown())));
             }
             if flags.contains(OpenFlags::TRUNCATE) && meta.size > 0 {
-                fs.truncate(&located.path, 0).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
+                fs.truncate(canonical.as_str(), 0).map_err(|e| (error_of(e), format!("{}: {e}", shown())))?;
                 meta.size = 0;
             }
         }
@@ -768,7 +786,7 @@ impl<E: Env> Vfs<E> {
             container,
             mount: located.mount,
             at: located.at,
-            path: located.path,
+            path: canonical,
             kind: meta.kind,
             rights,
             position: 0,
@@ -780,8 +798,9 @@ impl<E: Env> Vfs<E> {
         Ok(Opened { handle: token, stat: stat_of(meta, read_only) })
     }
 
-    /// The file handle `token` of `container` with `right`: its mount's file system and path.
-    fn file(&self, container: u64, token: u64, right: Rights) -> Result<(FsRef, Vec<String>, u64), (Error, String)> {
+    /// The file handle `token` of `container` with `right`, and its mount's file system (both
+    /// borrowed: the handle's path is used where it is, and its position is set afterwards).
+    fn file(&self, container: u64, token: u64, right: Rights) -> Result<(&Handle, &FsRef), (Error, String)> {
         let h = self.handle(container, token)?;
         if h.pipe.is_some() {
             return Err((Error::WrongObject, format!("handle {token:#x} is a pipe: only read, write and close")));
@@ -792,7 +811,7 @@ impl<E: Env> Vfs<E> {
         if !h.rights.contains(right) {
             return Err((Error::MissingRights, format!("handle {token:#x} is {}, {right} needed", h.rights)));
         }
-        Ok((self.fs(h.mount)?, h.path.clone(), h.position))
+        Ok((h, self.fs(h.mount)?))
     }
 
     fn do_read(&mut self, container: u64, token: u64, offset: Option<u64>, max: u64) -> Result<Data, (Error, String)> {
@@ -810,9 +829,10 @@ impl<E: Env> Vfs<E> {
         offset: Option<u64>,
         buf: &mut [u8],
     ) -> Result<usize, (Error, String)> {
-        let (fs, path, position) = self.file(container, token, Rights::READ)?;
-        let at = offset.unwrap_or(position);
-        let n = fs.borrow_mut().read(&path, at, buf).map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))?;
+        let (h, fs) = self.file(container, token, Rights::READ)?;
+        let at = offset.unwrap_or(h.position);
+        let n =
+            fs.borrow_mut().read(h.path.as_str(), at, buf).map_err(|e| (error_of(e), format!("{}: {e}", h.path)))?;
         if offset.is_none() {
             self.handle_mut(container, token)?.position = at + n as u64;
         }
@@ -842,15 +862,15 @@ impl<E: Env> Vfs<E> {
         offset: Option<u64>,
         data: &[u8],
     ) -> Result<usize, (Error, String)> {
-        let (fs, path, position) = self.file(container, token, Rights::WRITE)?;
-        let append = self.handle(container, token)?.append;
+        let (h, fs) = self.file(container, token, Rights::WRITE)?;
+        let path = h.path.as_str();
         let mut fs = fs.borrow_mut();
-        let at = match (offset, append) {
+        let at = match (offset, h.append) {
             (Some(at), _) => at,
-            (None, true) => fs.stat(&path).map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))?.size,
-            (None, false) => position,
+            (None, true) => fs.stat(path).map_err(|e| (error_of(e), format!("{path}: {e}")))?.size,
+            (None, false) => h.position,
         };
-        let n = fs.write(&path, at, data).map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))?;
+        let n = fs.write(path, at, data).map_err(|e| (error_of(e), format!("{path}: {e}")))?;
         drop(fs);
         if offset.is_none() {
             self.handle_mut(container, token)?.position = at + n as u64;
@@ -939,8 +959,8 @@ impl<E: Env> Server for Vfs<E> {
             let end = |write: bool| Handle {
                 container,
                 mount: 0,
-                at: Vec::new(),
-                path: Vec::new(),
+                at: Path::root(),
+                path: Path::root(),
                 kind: Kind::File,
                 rights: if write { Rights::WRITE } else { Rights::READ },
                 position: 0,
@@ -990,8 +1010,8 @@ impl<E: Env> Server for Vfs<E> {
                 Whence::Current => h.position,
                 Whence::End => {
                     let fs = self.fs(h.mount)?;
-                    let stat = fs.borrow_mut().stat(&h.path);
-                    stat.map_err(|e| (error_of(e), format!("{}: {e}", join(&h.path))))?.size
+                    let stat = fs.borrow_mut().stat(h.path.as_str());
+                    stat.map_err(|e| (error_of(e), format!("{}: {e}", h.path)))?.size
                 }
             };
             let to = from
@@ -1014,8 +1034,8 @@ impl<E: Env> Server for Vfs<E> {
                 }
                 let read_only = self.mounts.get(&h.mount).is_some_and(|m| m.read_only);
                 let fs = self.fs(h.mount)?;
-                let stat = fs.borrow_mut().stat(&h.path);
-                let meta = stat.map_err(|e| (error_of(e), format!("{}: {e}", join(&h.at))))?;
+                let stat = fs.borrow_mut().stat(h.path.as_str());
+                let meta = stat.map_err(|e| (error_of(e), format!("{}: {e}", h.at)))?;
                 return Ok(Status { stat: stat_of(meta, read_only) });
             }
             let located = self.locate(container, dir, path)?;
@@ -1024,10 +1044,8 @@ impl<E: Env> Server for Vfs<E> {
             }
             let read_only = self.mounts.get(&located.mount).is_some_and(|m| m.read_only);
             let fs = self.fs(located.mount)?;
-            let meta = fs
-                .borrow_mut()
-                .stat(&located.path)
-                .map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))?;
+            let meta =
+                fs.borrow_mut().stat(located.path()).map_err(|e| (error_of(e), format!("{}: {e}", located.at)))?;
             Ok(Status { stat: stat_of(meta, read_only) })
         })();
         answer(cx, result)
@@ -1039,7 +1057,7 @@ impl<E: Env> Server for Vfs<E> {
             if dir == ROOT {
                 let located = self.locate(container, ROOT, "")?;
                 let fs = self.fs(located.mount)?;
-                let entries = fs.borrow_mut().read_dir(&located.path).map_err(|e| (error_of(e), format!("/: {e}")))?;
+                let entries = fs.borrow_mut().read_dir(located.path()).map_err(|e| (error_of(e), format!("/: {e}")))?;
                 return Ok(page_of(&entries, start));
             }
             let h = self.handle(container, dir)?;
@@ -1055,8 +1073,8 @@ impl<E: Env> Server for Vfs<E> {
                 let fs = self.fs(located.mount)?;
                 let listing = fs
                     .borrow_mut()
-                    .read_dir(&located.path)
-                    .map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))?;
+                    .read_dir(located.path())
+                    .map_err(|e| (error_of(e), format!("{}: {e}", located.at)))?;
                 self.handle_mut(container, dir)?.listing = Some(listing);
             }
             let h = self.handle(container, dir)?;
@@ -1074,17 +1092,17 @@ impl<E: Env> Server for Vfs<E> {
     fn remove(&mut self, cx: &mut Cx<'_, Done>, dir: u64, path: &str) -> Answer<Done> {
         let container = cx.caller().container;
         let result = (|| {
-            let mut located = self.locate(container, dir, path)?;
+            let located = self.locate(container, dir, path)?;
             let own = dir != ROOT && self.handle(container, dir).is_ok_and(|h| h.at == located.at);
-            if located.path.is_empty() || own {
+            if located.is_mount_point() || own {
                 return Err((
                     Error::InvalidArgument,
-                    format!("{}: a mount point or the handle's own directory", join(&located.at)),
+                    format!("{}: a mount point or the handle's own directory", located.at),
                 ));
             }
-            located.path = self.canonical(&located)?;
-            if self.vsf_under(located.mount, &located.path) {
-                return Err((Error::Busy, format!("{}: a mounted virtual storage file", join(&located.at))));
+            let canonical = self.canonical(&located)?;
+            if self.vsf_under(located.mount, &canonical) {
+                return Err((Error::Busy, format!("{}: a mounted virtual storage file", located.at)));
             }
             self.change(container, dir, path, |fs, p| fs.remove(p))?;
             // Handles on it answer `NotFound` from now on (their path names nothing).
@@ -1096,51 +1114,51 @@ impl<E: Env> Server for Vfs<E> {
     fn rename(&mut self, cx: &mut Cx<'_, Done>, dir: u64, from: &str, to: &str) -> Answer<Done> {
         let container = cx.caller().container;
         let result = (|| {
-            let mut a = self.locate(container, dir, from)?;
-            let mut b = self.locate(container, dir, to)?;
+            let a = self.locate(container, dir, from)?;
+            let b = self.locate(container, dir, to)?;
             if !a.rights.contains(Rights::WRITE) {
                 return Err((Error::MissingRights, format!("{from}: the directory handle lacks WRITE")));
             }
             if a.mount != b.mount {
                 return Err((Error::InvalidArgument, format!("{from} -> {to}: across file systems")));
             }
-            if a.path.is_empty() || b.path.is_empty() {
+            if a.is_mount_point() || b.is_mount_point() {
                 return Err((Error::InvalidArgument, format!("{from} -> {to}: a mount point cannot move")));
             }
             if self.mounts.get(&a.mount).is_some_and(|m| m.read_only) {
                 return Err((Error::ReadOnly, format!("{from}: the file system is read-only")));
             }
-            a.path = self.canonical(&a)?;
+            let from_path = self.canonical(&a)?;
             // What `to` replaces, if it exists.
             let replaced = self.canonical(&b).ok();
             let holds_mount = self
                 .namespaces
                 .get(&container)
-                .is_some_and(|ns| ns.iter().any(|p| starts_with(&p.at, &a.at) && p.at != a.at));
-            if self.vsf_under(a.mount, &a.path)
+                .is_some_and(|ns| ns.iter().any(|p| p.at.starts_with(&a.at) && p.at != a.at));
+            if self.vsf_under(a.mount, &from_path)
                 || replaced.as_ref().is_some_and(|r| self.vsf_under(a.mount, r))
                 || holds_mount
             {
                 return Err((Error::Busy, format!("{from} -> {to}: moves or replaces a mount or a mounted VSF")));
             }
             let fs = self.fs(a.mount)?;
-            fs.borrow_mut().rename(&a.path, &b.path).map_err(|e| (error_of(e), format!("{from} -> {to}: {e}")))?;
-            b.path = self.canonical(&b)?;
+            fs.borrow_mut()
+                .rename(from_path.as_str(), b.path())
+                .map_err(|e| (error_of(e), format!("{from} -> {to}: {e}")))?;
+            let to_path = self.canonical(&b)?;
             // Handles on a replaced entry close; handles on the moved one follow it.
-            if let Some(replaced) = replaced.filter(|r| *r != a.path) {
+            if let Some(replaced) = replaced.filter(|r| *r != from_path) {
                 for i in 0..self.handles.len() {
-                    if self.handles[i].as_ref().is_some_and(|h| h.mount == a.mount && starts_with(&h.path, &replaced)) {
+                    if self.handles[i].as_ref().is_some_and(|h| h.mount == a.mount && h.path.starts_with(&replaced)) {
                         self.remove_slot(i);
                     }
                 }
             }
-            for h in self.handles.iter_mut().flatten() {
-                if h.mount == a.mount && starts_with(&h.path, &a.path) {
-                    let rest = h.path.split_off(a.path.len());
-                    h.path = b.path.clone();
-                    h.path.extend(rest.iter().cloned());
-                    h.at = b.at.clone();
-                    h.at.extend(rest);
+            for h in self.handles.iter_mut().flatten().filter(|h| h.mount == a.mount) {
+                if let (Some(path), Some(at)) = (h.path.rebase(&from_path, &to_path), h.path.rebase(&from_path, &b.at))
+                {
+                    h.path = path;
+                    h.at = at;
                 }
             }
             Ok(Done)
@@ -1149,11 +1167,11 @@ impl<E: Env> Server for Vfs<E> {
     }
 
     fn truncate(&mut self, cx: &mut Cx<'_, Done>, handle: u64, len: u64) -> Answer<Done> {
-        let result = self.file(cx.caller().container, handle, Rights::WRITE).and_then(|(fs, path, _)| {
+        let result = self.file(cx.caller().container, handle, Rights::WRITE).and_then(|(h, fs)| {
             fs.borrow_mut()
-                .truncate(&path, len)
+                .truncate(h.path.as_str(), len)
                 .map(|()| Done)
-                .map_err(|e| (error_of(e), format!("{}: {e}", join(&path))))
+                .map_err(|e| (error_of(e), format!("{}: {e}", h.path)))
         });
         answer(cx, result)
     }
@@ -1196,7 +1214,7 @@ impl<E: Env> Server for Vfs<E> {
                 return Err((Error::InvalidArgument, String::from("no rights asked")));
             }
             if let Some((p, write)) = h.pipe {
-                let copy = Handle { rights, listing: None, at: Vec::new(), path: Vec::new(), ..*h };
+                let copy = Handle { rights, listing: None, at: Path::root(), path: Path::root(), ..*h };
                 let stat = self.pipe_stat(p, write);
                 let token = self.insert(copy)?;
                 if let Some(Some(pipe)) = self.pipes.get_mut(p) {
@@ -1210,7 +1228,7 @@ impl<E: Env> Server for Vfs<E> {
             }
             let read_only = self.mounts.get(&h.mount).is_some_and(|m| m.read_only);
             let fs = self.fs(h.mount)?;
-            let meta = fs.borrow_mut().stat(&h.path).map_err(|e| (error_of(e), format!("{}: {e}", join(&h.at))))?;
+            let meta = fs.borrow_mut().stat(h.path.as_str()).map_err(|e| (error_of(e), format!("{}: {e}", h.at)))?;
             let copy = Handle {
                 container,
                 mount: h.mount,
@@ -1239,13 +1257,13 @@ impl<E: Env> Server for Vfs<E> {
     fn unmount(&mut self, cx: &mut Cx<'_, Done>, container: u64, path: &str) -> Answer<Done> {
         let caller = cx.caller().container;
         let result = self.target(caller, container).and_then(|target| {
-            let at = resolve(&[], path).map_err(|e| (Error::InvalidArgument, format!("{path}: {e}")))?;
+            let at = Path::root().resolve(path).map_err(|e| (Error::InvalidArgument, format!("{path}: {e}")))?;
             let ns = self.namespaces.get(&target).map_or(&[][..], Vec::as_slice);
             let Some(point) = ns.iter().find(|p| p.at == at).cloned() else {
-                return Err((Error::NotFound, format!("nothing is mounted at {}", join(&at))));
+                return Err((Error::NotFound, format!("nothing is mounted at {at}")));
             };
-            if ns.iter().any(|p| p.at.len() > at.len() && starts_with(&p.at, &at)) {
-                return Err((Error::Busy, format!("something is mounted below {}", join(&at))));
+            if ns.iter().any(|p| p.at != at && p.at.starts_with(&at)) {
+                return Err((Error::Busy, format!("something is mounted below {at}")));
             }
             if let Some(ns) = self.namespaces.get_mut(&target) {
                 ns.retain(|p| p.mount != point.mount);
@@ -1264,7 +1282,7 @@ impl<E: Env> Server for Vfs<E> {
                 .iter()
                 .filter_map(|p| {
                     let m = self.mounts.get(&p.mount)?;
-                    Some(Mount { path: join(&p.at), source: m.source.clone(), read_only: m.read_only })
+                    Some(Mount { path: String::from(p.at.as_str()), source: m.source.clone(), read_only: m.read_only })
                 })
                 .collect();
             MountList { mounts: Mounts(mounts) }
@@ -1364,9 +1382,10 @@ impl<E: Env> Server for Vfs<E> {
             let opened =
                 self.do_open(container, dir, path, OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE)?;
             let made = (|| {
-                let (fs, file, _) = self.file(container, opened.handle, Rights::WRITE)?;
+                let (h, fs) = self.file(container, opened.handle, Rights::WRITE)?;
+                let (fs, file) = (Rc::clone(fs), h.path.clone());
                 let fail = |e: FsError| (error_of(e), format!("{path}: {e}"));
-                fs.borrow_mut().truncate(&file, bytes).map_err(fail)?;
+                fs.borrow_mut().truncate(file.as_str(), bytes).map_err(fail)?;
                 let disk = FileDisk { fs: Rc::clone(&fs), path: file, blocks: bytes / VSF_BLOCK as u64 };
                 let cache = Cache::new(disk, CACHE_PAGES).map_err(|e| (Error::DeviceError, format!("{path}: {e}")))?;
                 let volume = Volume::format(cache, "VESSEL", self.env.clock()).map_err(fail)?;
@@ -1401,7 +1420,7 @@ impl<E: Env> Vfs<E> {
         container: u64,
         dir: u64,
         path: &str,
-        op: impl FnOnce(&mut dyn FileSystem, &[String]) -> Result<(), FsError>,
+        op: impl FnOnce(&mut dyn FileSystem, &str) -> Result<(), FsError>,
     ) -> Result<Done, (Error, String)> {
         let located = self.locate(container, dir, path)?;
         if !located.rights.contains(Rights::WRITE) {
@@ -1415,6 +1434,6 @@ impl<E: Env> Vfs<E> {
         }
         let fs = self.fs(located.mount)?;
         let mut fs = fs.borrow_mut();
-        op(&mut *fs, &located.path).map(|()| Done).map_err(|e| (error_of(e), format!("{}: {e}", join(&located.at))))
+        op(&mut *fs, located.path()).map(|()| Done).map_err(|e| (error_of(e), format!("{}: {e}", located.at)))
     }
 }
