@@ -127,15 +127,27 @@ impl Path {
         if path.len() > MAX_PATH {
             return Err(PathError::TooLong);
         }
-        if path.contains('\0') {
-            return Err(PathError::Nul);
-        }
         let floor = self.text.len();
         // Each name kept costs its bytes and one `/`: never more than the path plus one.
         let mut text = String::with_capacity(floor + path.len() + 1);
         text.push_str(&self.text);
         let mut depth = self.depth();
-        for part in path.split('/') {
+        // One pass over the bytes: a component ends at a `/` or the end, and a NUL anywhere
+        // refuses the path before anything else would.
+        let mut refused = None;
+        let mut start = 0;
+        for end in 0..=path.len() {
+            match path.as_bytes().get(end) {
+                Some(0) => return Err(PathError::Nul),
+                Some(b'/') | None => {}
+                Some(_) => continue,
+            }
+            // Both ends are at a `/` or an end of the path, so on character boundaries.
+            let part = path.get(start..end).unwrap_or_default();
+            start = end + 1;
+            if refused.is_some() {
+                continue;
+            }
             match part {
                 "" | "." => {}
                 ".." => {
@@ -145,18 +157,19 @@ impl Path {
                         depth -= 1;
                     }
                 }
-                name if name.len() > MAX_NAME => return Err(PathError::NameTooLong),
+                name if name.len() > MAX_NAME => refused = Some(PathError::NameTooLong),
+                _ if depth >= MAX_DEPTH => refused = Some(PathError::TooDeep),
                 name => {
-                    if depth >= MAX_DEPTH {
-                        return Err(PathError::TooDeep);
-                    }
                     text.push('/');
                     text.push_str(name);
                     depth += 1;
                 }
             }
         }
-        Ok(Path { text })
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(Path { text }),
+        }
     }
 
     /// `text`, an absolute path a file system spelled (its names already checked), as a path;

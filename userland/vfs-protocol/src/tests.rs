@@ -1053,6 +1053,9 @@ fn a_path_resolves_as_the_components_do() {
         format!("x/{}/..", "n".repeat(MAX_NAME + 1)),
         "x/".repeat(MAX_PATH / 2),
         format!("{}/", "x/".repeat(MAX_PATH / 2)),
+        // A NUL after what would be refused for another reason: NUL is what is said.
+        format!("{}/\0", "n".repeat(MAX_NAME + 1)),
+        format!("{}e/x\0", "d/".repeat(MAX_DEPTH)),
     ]);
     let mut compared = 0;
     for base in &bases {
