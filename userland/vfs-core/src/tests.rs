@@ -1154,6 +1154,55 @@ fn renames_carry_open_handles_whatever_the_name_case_on_fat() {
 }
 
 #[test]
+fn renames_move_and_close_handles_by_whole_names() {
+    // Handles below a moved entry follow it; a handle on a name that merely starts like it
+    // (`ab` beside `a`) stays. Handles on a replaced entry close, and only those.
+    let w = World::new();
+    let root = w.client(ROOT_CT);
+    for base in ["", "/data"] {
+        let p = |s: &str| format!("{base}{s}");
+        root.mkdir(ROOT, &p("/m")).unwrap();
+        root.mkdir(ROOT, &p("/m/a")).unwrap();
+        root.mkdir(ROOT, &p("/m/a/deep")).unwrap();
+        put(&root, &p("/m/a/deep/f"), b"deep");
+        put(&root, &p("/m/ab"), b"sibling");
+        let f = root.open(ROOT, &p("/m/a/deep/f"), OpenFlags::READ).unwrap().handle;
+        let d = root.open(ROOT, &p("/m/a/deep"), dir_rw()).unwrap().handle;
+        let s = root.open(ROOT, &p("/m/ab"), OpenFlags::READ).unwrap().handle;
+        root.rename(ROOT, &p("/m/a"), &p("/moved")).unwrap();
+        assert_eq!(root.pread(f, 0, 100).unwrap().data, b"deep", "{base}: a file below the moved directory");
+        assert_eq!(root.stat(f, "").unwrap().stat.size, 4);
+        assert_eq!(root.pread(s, 0, 100).unwrap().data, b"sibling", "{base}: a name that starts alike");
+        // The directory handle moved too: what is named below it is found in the new place.
+        assert_eq!(root.stat(d, "f").unwrap().stat.size, 4);
+        put(&root, &p("/moved/deep/new"), b"n");
+        assert_eq!(root.stat(d, "new").unwrap().stat.size, 1);
+        refused(root.stat(d, "../ab"), Error::NotFound);
+        // The sibling takes the old name; the moved handles are not disturbed.
+        root.rename(ROOT, &p("/m/ab"), &p("/m/a")).unwrap();
+        assert_eq!(root.pread(s, 0, 100).unwrap().data, b"sibling");
+        assert_eq!(root.pread(f, 0, 100).unwrap().data, b"deep");
+
+        // Replacing: the handle on the replaced file closes; one on a longer name stays.
+        put(&root, &p("/m/t"), b"replaced");
+        put(&root, &p("/m/tt"), b"kept");
+        let t = root.open(ROOT, &p("/m/t"), OpenFlags::READ).unwrap().handle;
+        let tt = root.open(ROOT, &p("/m/tt"), OpenFlags::READ).unwrap().handle;
+        root.rename(ROOT, &p("/m/a"), &p("/m/t")).unwrap();
+        refused(root.pread(t, 0, 100), Error::InvalidHandle);
+        assert_eq!(root.pread(tt, 0, 100).unwrap().data, b"kept");
+        assert_eq!(root.pread(s, 0, 100).unwrap().data, b"sibling", "the moved file's handle follows it");
+        assert_eq!(get(&root, &p("/m/t")), b"sibling");
+        for h in [f, d, s, tt] {
+            root.close(h).unwrap();
+        }
+        for path in ["/moved/deep/f", "/moved/deep/new", "/moved/deep", "/moved", "/m/t", "/m/tt", "/m"] {
+            root.remove(ROOT, &p(path)).unwrap();
+        }
+    }
+}
+
+#[test]
 fn a_full_vsf_answers_no_space_and_the_root_carries_on() {
     let w = World::new();
     let (root, child) = (w.client(ROOT_CT), w.client(CHILD));
