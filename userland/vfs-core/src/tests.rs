@@ -963,6 +963,34 @@ fn namespaces_start_empty_and_are_set_by_parents() {
 const VSF: &str = "/data/vms/c2.vsf";
 
 /// Reads `image` (a FAT volume's bytes) with the FAT layer alone.
+#[test]
+fn mount_points_match_whole_names() {
+    let w = World::new();
+    let root = w.client(ROOT_CT);
+    // /database is the root file system's, not the FAT volume's at /data.
+    root.mkdir(ROOT, "/database").unwrap();
+    put(&root, "/database/x", b"on the root");
+    assert_eq!(get(&root, "/database/x"), b"on the root");
+    refused(root.stat(ROOT, "/data/x"), Error::NotFound);
+    assert_eq!(names(&root, "/"), ["data", "database"]);
+    // A mount at /data/m serves neither /data/mm nor /data/m2.
+    for dir in ["/data/m", "/data/mm", "/data/m2"] {
+        root.mkdir(ROOT, dir).unwrap();
+    }
+    root.mount(0, "/data/m", "mem").unwrap();
+    put(&root, "/data/m/f", b"mem");
+    put(&root, "/data/mm/f", b"fat");
+    assert_eq!((get(&root, "/data/m/f"), get(&root, "/data/mm/f")), (b"mem".to_vec(), b"fat".to_vec()));
+    assert!(names(&root, "/data/m2").is_empty());
+    // Unmount names whole mount points too; /data has one below it.
+    refused(root.unmount(0, "/data/mm"), Error::NotFound);
+    refused(root.unmount(0, "/dat"), Error::NotFound);
+    refused(root.unmount(0, "/data"), Error::Busy);
+    root.unmount(0, "/data/m").unwrap();
+    refused(root.stat(ROOT, "/data/m/f"), Error::NotFound);
+    assert_eq!(get(&root, "/data/mm/f"), b"fat");
+}
+
 fn volume_of(image: Vec<u8>) -> Volume<MemDisk> {
     Volume::open(Cache::new(MemDisk::from_bytes(image, 512).unwrap(), 64).unwrap(), None).unwrap()
 }
