@@ -122,9 +122,9 @@ impl<D: Disk> Volume<D> {
     fn with_first_cluster(
         &self,
         path: &str,
-        entry: FileEntry,
+        entry: Rc<FileEntry>,
         parent: DirId,
-    ) -> Result<(FileEntry, Option<(u64, u64)>), FsError> {
+    ) -> Result<(Rc<FileEntry>, Option<(u64, u64)>), FsError> {
         if entry.cluster().0 != 0 || !entry.is_empty() {
             return Ok((entry, None));
         }
@@ -243,7 +243,7 @@ impl<D: Disk> Volume<D> {
     }
 
     /// The entry of the regular file `path`, its first cluster checked, and its directory.
-    fn file(&self, path: &str) -> Result<(FileEntry, DirId), FsError> {
+    fn file(&self, path: &str) -> Result<(Rc<FileEntry>, DirId), FsError> {
         match self.resolve(path)? {
             Some((entry, parent)) if !entry.is_directory() => {
                 self.check_chain_start(&entry)?;

@@ -153,7 +153,7 @@ fn short_key(raw: &[u8; 11]) -> Option<String> {
 }
 
 /// What a path resolved to: its entry and the directory holding it (`None`: the root).
-pub(crate) type Resolved = Option<(FileEntry, DirId)>;
+pub(crate) type Resolved = Option<(Rc<FileEntry>, DirId)>;
 
 /// The listings and checked chains of one volume, and the paths resolved since the last change.
 #[derive(Default)]
@@ -172,7 +172,7 @@ pub(crate) struct Names {
 impl Names {
     /// What `path` resolved to when last asked, if nothing changed since.
     pub(crate) fn resolved(&self, path: &str) -> Option<Resolved> {
-        self.resolved.get(path).map(|(entry, dir)| Some((FileEntry::clone(entry), *dir)))
+        self.resolved.get(path).map(|(entry, dir)| Some((Rc::clone(entry), *dir)))
     }
 
     /// Remembers the entry `path` names now, and the directory holding it.

@@ -38,7 +38,7 @@ use crate::cache::{Cache, CacheStats};
 use crate::disk::{Disk, DiskError};
 use crate::error::{FsError, from_fat};
 use crate::links::FatLayout;
-use crate::names::{Found, Listing, Names};
+use crate::names::{Found, Listing, Names, Resolved};
 use crate::path;
 
 /// Most entries a directory may hold (the FAT limit: 65,536 32-byte slots, 2 MiB).
@@ -837,7 +837,7 @@ impl<D: Disk> Volume<D> {
     }
 
     /// The entry `path` names and the directory holding it; `None` for the root.
-    pub(crate) fn resolve(&self, path: &str) -> Result<Option<(FileEntry, DirId)>, FsError> {
+    pub(crate) fn resolve(&self, path: &str) -> Result<Resolved, FsError> {
         if let Some(resolved) = self.names.try_borrow().ok().and_then(|n| n.resolved(path)) {
             return Ok(resolved);
         }
@@ -850,7 +850,7 @@ impl<D: Disk> Volume<D> {
         if let Ok(mut names) = self.names.try_borrow_mut() {
             names.remember_resolved(path, &entry, parent);
         }
-        Ok(Some((FileEntry::clone(&entry), parent)))
+        Ok(Some((entry, parent)))
     }
 
     /// The entry called `name` in `dir` (whose id is `id`), matched as hadris-fat matches
