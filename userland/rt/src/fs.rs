@@ -11,6 +11,7 @@
 //! relative path starts at the working directory ([`set_current_dir`]; `/` at start). Every
 //! error is a [`Refusal`] whose reason says what was refused and why.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
@@ -164,15 +165,20 @@ fn drop_shared() {
 
 /// `path` made absolute against the working directory.
 pub fn absolute(path: &str) -> String {
+    full(path).into_owned()
+}
+
+/// [`absolute`], borrowing a path that already is (no copy on every call that names one).
+fn full(path: &str) -> Cow<'_, str> {
     if path.starts_with('/') {
-        return String::from(path);
+        return Cow::Borrowed(path);
     }
     let mut full = current_dir();
     if !full.ends_with('/') {
         full.push('/');
     }
     full.push_str(path);
-    full
+    Cow::Owned(full)
 }
 
 /// The working directory: `PWD` from the environment until it is changed, else `/`.
@@ -208,7 +214,7 @@ impl File {
     /// Opens `path` with `flags` under directory handle `dir` (`ROOT`: the container's root).
     pub fn open_at(dir: u64, path: &str, flags: OpenFlags) -> Result<File, Refusal> {
         let server = server()?;
-        let path = if dir == ROOT { absolute(path) } else { String::from(path) };
+        let path = if dir == ROOT { full(path) } else { Cow::Borrowed(path) };
         let opened = check(Client::new(server).open(dir, &path, flags))?;
         Ok(File { server, handle: opened.handle, stat: opened.stat })
     }
@@ -435,22 +441,22 @@ pub fn read_dir(path: &str) -> Result<Vec<DirEntry>, Refusal> {
 
 /// What `path` names.
 pub fn metadata(path: &str) -> Result<Stat, Refusal> {
-    Ok(check(client()?.stat(ROOT, &absolute(path)))?.stat)
+    Ok(check(client()?.stat(ROOT, &full(path)))?.stat)
 }
 
 /// Makes directory `path`.
 pub fn create_dir(path: &str) -> Result<(), Refusal> {
-    check(client()?.mkdir(ROOT, &absolute(path))).map(|_| ())
+    check(client()?.mkdir(ROOT, &full(path))).map(|_| ())
 }
 
 /// Removes the file or empty directory `path`.
 pub fn remove(path: &str) -> Result<(), Refusal> {
-    check(client()?.remove(ROOT, &absolute(path))).map(|_| ())
+    check(client()?.remove(ROOT, &full(path))).map(|_| ())
 }
 
 /// Moves `from` to `to` (within one file system).
 pub fn rename(from: &str, to: &str) -> Result<(), Refusal> {
-    check(client()?.rename(ROOT, &absolute(from), &absolute(to))).map(|_| ())
+    check(client()?.rename(ROOT, &full(from), &full(to))).map(|_| ())
 }
 
 /// The whole file `path`.
@@ -493,5 +499,5 @@ pub fn mounts(container: u64) -> Result<Vec<Mount>, Refusal> {
 
 /// Creates a virtual storage file of `bytes` bytes at `path`, formatted FAT.
 pub fn create_vsf(path: &str, bytes: u64) -> Result<(), Refusal> {
-    check(client()?.create_vsf(ROOT, &absolute(path), bytes)).map(|_| ())
+    check(client()?.create_vsf(ROOT, &full(path), bytes)).map(|_| ())
 }
