@@ -21,11 +21,11 @@
 //! `Send`: it belongs to the one thread that serves it. Borrows of the cache never overlap (each
 //! lasts one transfer); an overlapping one would fail with [`DiskError::Invalid`], not panic.
 
-use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
+use hashbrown::HashMap;
 
 use hadris_fat::sync::format::{FatFormatOptions, FatTypeSelection, FatVolumeFormatter};
 use hadris_fat::sync::{
@@ -183,7 +183,7 @@ pub struct Volume<D: Disk> {
     pub(crate) geometry: Geometry,
     /// Files' cluster chains as runs, by first cluster, walked once until the volume changes
     /// them (see `data.rs`).
-    pub(crate) chains: RefCell<BTreeMap<u64, Rc<[Run]>>>,
+    pub(crate) chains: RefCell<HashMap<u64, Rc<[Run]>>>,
     /// Directory listings and chain checks already made (see `names.rs`).
     pub(crate) names: RefCell<Names>,
     /// Clusters this volume allocated itself (a file's first one, see `data.rs`) less those it
