@@ -202,8 +202,9 @@ pub struct Vfs<E: Env> {
     namespaces: BTreeMap<u64, Vec<MountPoint>>,
     handles: Vec<Option<Handle>>,
     generations: Vec<u32>,
-    /// Shared buffers, by container and process.
-    buffers: BTreeMap<(u64, u64), E::Buffer>,
+    /// Shared buffers, by container and process (each in its own cell, so a request can use
+    /// one while it has the whole server).
+    buffers: BTreeMap<(u64, u64), Rc<RefCell<E::Buffer>>>,
     /// When each buffer was made (a count): the oldest goes first when a container is full.
     shared_when: BTreeMap<(u64, u64), u64>,
     next_share: u64,
@@ -888,11 +889,13 @@ impl<E: Env> Vfs<E> {
         at: u64,
         op: impl FnOnce(&mut Self, &mut [u8]) -> Result<usize, (Error, String)>,
     ) -> Result<Written, (Error, String)> {
-        // Out of the map while `op`, which needs the whole server, uses it.
-        let mut buffer = self
+        // Its own reference while `op`, which needs the whole server, uses it.
+        let buffer = self
             .buffers
-            .remove(&(container, pid))
+            .get(&(container, pid))
+            .map(Rc::clone)
             .ok_or((Error::StaleHandle, String::from("this process has no shared buffer (share first)")))?;
+        let mut buffer = buffer.borrow_mut();
         let size = buffer.as_mut().len() as u64;
         let result = match at.checked_add(len) {
             Some(end) if end <= size => op(self, &mut buffer.as_mut()[at as usize..end as usize]),
@@ -901,7 +904,6 @@ impl<E: Env> Vfs<E> {
                 format!("{len} bytes at {at} pass the end of the {size}-byte shared buffer"),
             )),
         };
-        self.buffers.insert((container, pid), buffer);
         result.map(|n| Written { count: n as u64 })
     }
 }
@@ -1311,7 +1313,7 @@ impl<E: Env> Server for Vfs<E> {
                 self.shared_when.remove(oldest);
             }
             let (buffer, cap) = self.env.make_buffer(bytes, container)?;
-            self.buffers.insert((container, pid), buffer);
+            self.buffers.insert((container, pid), Rc::new(RefCell::new(buffer)));
             self.next_share += 1;
             self.shared_when.insert((container, pid), self.next_share);
             Ok(Shared { buffer: cap })
