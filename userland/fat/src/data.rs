@@ -9,6 +9,8 @@
 //! updates the entry's size and time; an empty file first gets its first cluster here (found
 //! from where the last search ended, written into its 8.3 entry), because hadris-fat would
 //! search for it from cluster 2, reading every FAT entry of the volume's used part each time.
+//! The first write into an empty file at its start (a file just created and written) does all
+//! of it here: clusters, links, bytes, and the entry's cluster, size and time.
 //! Invariants:
 //!
 //! - a chain walk takes at most as many steps as the volume has clusters, and a chain that comes
@@ -73,6 +75,11 @@ impl<D: Disk> Volume<D> {
         let (entry, parent) = self.file(path)?;
         if data.is_empty() {
             return Ok(0);
+        }
+        if offset == 0 && entry.cluster().0 == 0 && entry.is_empty() {
+            let result = self.first_write(&entry, parent, data);
+            self.entry_changed(parent, &entry);
+            return result;
         }
         let (entry, given) = self.with_first_cluster(path, entry, parent)?;
         let result = self.write_entry(&entry, offset, data);
@@ -141,6 +148,59 @@ impl<D: Disk> Volume<D> {
         self.entry_changed(parent, &entry);
         let (entry, _) = self.file(path)?;
         Ok((entry, Some((slot, cluster))))
+    }
+
+    /// The first write into an empty file (no cluster), at its start: the clusters it needs are
+    /// taken and linked here, the bytes written through the cache, and the 8.3 entry given the
+    /// first cluster, the size and the time. hadris-fat's append would search for the first
+    /// cluster from cluster 2, and its `FileEntry` naming the new cluster could only be had by
+    /// scanning the directory again; the directory's listing marks the entry changed instead,
+    /// to be read again when next looked up. On failure every cluster taken is given back and
+    /// the entry is left as it was (its cluster and size are written last).
+    fn first_write(&self, entry: &FileEntry, parent: DirId, data: &[u8]) -> Result<usize, FsError> {
+        let len = data.len() as u64;
+        if len > MAX_FILE_SIZE {
+            return Err(FsError::FileTooLarge);
+        }
+        let slot = self.short_entry_at(parent, entry)?;
+        let first = self.allocate_cluster()?;
+        let filled = (|| {
+            let mut end = first;
+            for _ in 1..len.div_ceil(u64::from(self.geometry.cluster_size)) {
+                let next = self.allocate_cluster()?;
+                if let Err(e) = self.point_fat(end, next) {
+                    self.free_own_cluster(next);
+                    return Err(e);
+                }
+                end = next;
+            }
+            self.transfer_in(first, len, 0, Transfer::Write(data))?;
+            let now = self.fs.time_provider().now();
+            self.fs.set_times(entry, Some(now), None, None).map_err(|e| self.fat_error(e))?;
+            let (high, low) = ((first >> 16) as u16, first as u16);
+            self.with_cache(|c| {
+                c.write_at(slot + 20, &high.to_le_bytes())?;
+                c.write_at(slot + 26, &low.to_le_bytes())?;
+                c.write_at(slot + 28, &(len as u32).to_le_bytes())
+            })
+        })();
+        if let Err(e) = filled {
+            self.forget_chain(first);
+            self.free_own_cluster(first);
+            return Err(e);
+        }
+        Ok(data.len())
+    }
+
+    /// Points FAT entry `from` (in every FAT) at cluster `to`.
+    fn point_fat(&self, from: u64, to: u64) -> Result<(), FsError> {
+        let mut stream = self.stream();
+        let linked = match self.fs.fat() {
+            Fat::Fat12(f) => f.write_clus(&mut stream, from as usize, to as u16),
+            Fat::Fat16(f) => f.write_clus(&mut stream, from as usize, to as u16),
+            Fat::Fat32(f) => f.write_clus(&mut stream, from as usize, to as u32),
+        };
+        linked.map_err(|e| self.fat_error(e))
     }
 
     /// After a write or growth that began by giving an empty file its first cluster
@@ -310,10 +370,15 @@ impl<D: Disk> Volume<D> {
 
     /// Copies between the file and memory, starting at byte `offset` of the file; the range
     /// lies within the file's size.
-    fn transfer(&self, entry: &FileEntry, offset: u64, mut op: Transfer<'_>) -> Result<(), FsError> {
-        let first = entry.cluster().0 as u64;
+    fn transfer(&self, entry: &FileEntry, offset: u64, op: Transfer<'_>) -> Result<(), FsError> {
+        self.transfer_in(entry.cluster().0 as u64, entry.len(), offset, op)
+    }
+
+    /// [`Volume::transfer`] for the file whose chain starts at `first` and which holds `size`
+    /// bytes.
+    fn transfer_in(&self, first: u64, size: u64, offset: u64, mut op: Transfer<'_>) -> Result<(), FsError> {
         let cluster_size = self.geometry.cluster_size as u64;
-        let clusters = entry.len().div_ceil(cluster_size);
+        let clusters = size.div_ceil(cluster_size);
         let len = match &op {
             Transfer::Read(buf) => buf.len(),
             Transfer::Write(data) => data.len(),
