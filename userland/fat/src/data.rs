@@ -47,6 +47,9 @@ pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
 /// Bytes of zeros written per call when a file grows past a gap.
 const ZERO_CHUNK: usize = 4096;
 
+/// The 8.3 entry's disk offset and the cluster an empty file was just given, if it was.
+type Given = Option<(u64, u64)>;
+
 /// A transfer between a file and memory.
 enum Transfer<'a> {
     Read(&'a mut [u8]),
@@ -131,7 +134,7 @@ impl<D: Disk> Volume<D> {
         path: &str,
         entry: Rc<FileEntry>,
         parent: DirId,
-    ) -> Result<(Rc<FileEntry>, Option<(u64, u64)>), FsError> {
+    ) -> Result<(Rc<FileEntry>, Given), FsError> {
         if entry.cluster().0 != 0 || !entry.is_empty() {
             return Ok((entry, None));
         }
@@ -206,7 +209,7 @@ impl<D: Disk> Volume<D> {
     /// After a write or growth that began by giving an empty file its first cluster
     /// ([`Volume::with_first_cluster`]): if the file is still empty (it failed), the entry
     /// names no cluster again and the cluster is free.
-    fn settle_first_cluster(&self, path: &str, given: Option<(u64, u64)>, succeeded: bool) {
+    fn settle_first_cluster(&self, path: &str, given: Given, succeeded: bool) {
         let Some((slot, cluster)) = given else { return };
         if succeeded {
             return;
