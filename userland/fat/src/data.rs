@@ -188,6 +188,9 @@ impl<D: Disk> Volume<D> {
             })
         })();
         if let Err(e) = filled {
+            // The entry names no cluster and holds no byte again (if a piece of it was
+            // written), and the clusters are free.
+            let _ = self.with_cache(|c| c.write_at(slot + 20, &[0; 2]).and_then(|_| c.write_at(slot + 26, &[0; 6])));
             self.forget_chain(first);
             self.free_own_cluster(first);
             return Err(e);
