@@ -16,7 +16,8 @@
 //! which [`Path::resolve`] builds with one allocation; `vfs` keeps its namespaces, handles and
 //! mounts in it, and hands file systems the part inside a mount as a `&str` of the same form,
 //! which [`components`], [`split_last`] and [`is_within`] take apart without allocating.
-//! [`resolve`], [`join`] and [`starts_with`] are the same rules over a list of components.
+//! [`resolve`], [`join`] and [`starts_with`] are the same rules over a list of components
+//! ([`resolve`] is [`Path::resolve`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -41,8 +42,6 @@ pub enum PathError {
     TooDeep,
     /// A NUL byte.
     Nul,
-    /// Not one name: empty, `.`, `..` or holding a `/` (only [`Path::push`] says this).
-    NotAName,
 }
 
 impl core::fmt::Display for PathError {
@@ -52,39 +51,20 @@ impl core::fmt::Display for PathError {
             PathError::NameTooLong => write!(f, "a name longer than {MAX_NAME} bytes"),
             PathError::TooDeep => write!(f, "path deeper than {MAX_DEPTH} directories"),
             PathError::Nul => f.write_str("path holds a NUL byte"),
-            PathError::NotAName => f.write_str("not a single name"),
         }
     }
 }
 
 /// The components of `path` resolved under `base` (the handle's own components, which `..`
-/// never removes).
+/// never removes, none holding a `/`): [`Path::resolve`] over a list of components.
 pub fn resolve(base: &[String], path: &str) -> Result<Vec<String>, PathError> {
-    if path.len() > MAX_PATH {
-        return Err(PathError::TooLong);
+    let mut text = String::new();
+    for name in base {
+        text.push('/');
+        text.push_str(name);
     }
-    if path.contains('\0') {
-        return Err(PathError::Nul);
-    }
-    let mut parts: Vec<String> = base.to_vec();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.len() > base.len() {
-                    parts.pop();
-                }
-            }
-            name if name.len() > MAX_NAME => return Err(PathError::NameTooLong),
-            name => {
-                if parts.len() >= MAX_DEPTH {
-                    return Err(PathError::TooDeep);
-                }
-                parts.push(String::from(name));
-            }
-        }
-    }
-    Ok(parts)
+    let resolved = Path { text }.resolve(path)?;
+    Ok(resolved.text.split('/').skip(1).map(String::from).collect())
 }
 
 /// `parts` as an absolute path (`/` for none).
@@ -200,52 +180,6 @@ impl Path {
     /// How many components it has (0 for the root).
     pub fn depth(&self) -> usize {
         self.text.bytes().filter(|&b| b == b'/').count()
-    }
-
-    /// Its components, first to last (none for the root).
-    pub fn components(&self) -> impl Iterator<Item = &str> {
-        self.text.split('/').skip(1)
-    }
-
-    /// Its last component (`None` for the root).
-    pub fn name(&self) -> Option<&str> {
-        split_last(&self.text).map(|(_, name)| name)
-    }
-
-    /// The path one level up (`None` for the root).
-    pub fn parent(&self) -> Option<&str> {
-        split_last(self.as_str()).map(|(parent, _)| parent)
-    }
-
-    /// Adds component `name` at the end, checked as [`resolve`] checks a name; refused as
-    /// `NotAName` if it is empty, `.`, `..` or holds a `/`.
-    pub fn push(&mut self, name: &str) -> Result<(), PathError> {
-        if name.contains('\0') {
-            return Err(PathError::Nul);
-        }
-        if matches!(name, "" | "." | "..") || name.contains('/') {
-            return Err(PathError::NotAName);
-        }
-        if name.len() > MAX_NAME {
-            return Err(PathError::NameTooLong);
-        }
-        if self.depth() >= MAX_DEPTH {
-            return Err(PathError::TooDeep);
-        }
-        self.text.push('/');
-        self.text.push_str(name);
-        Ok(())
-    }
-
-    /// Drops the last component; whether there was one (the root has none).
-    pub fn pop(&mut self) -> bool {
-        match self.text.rfind('/') {
-            Some(cut) => {
-                self.text.truncate(cut);
-                true
-            }
-            None => false,
-        }
     }
 
     /// Where the text of `prefix` ends in this path, if `prefix` is this path or one of its
