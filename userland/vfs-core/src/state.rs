@@ -894,7 +894,7 @@ impl<E: Env> Vfs<E> {
             .buffers
             .get(&(container, pid))
             .map(Rc::clone)
-            .ok_or((Error::StaleHandle, String::from("this process has no shared buffer (share first)")))?;
+            .ok_or_else(|| (Error::StaleHandle, String::from("this process has no shared buffer (share first)")))?;
         let mut buffer = buffer.borrow_mut();
         let size = buffer.as_mut().len() as u64;
         let result = match at.checked_add(len) {
@@ -1016,9 +1016,9 @@ impl<E: Env> Server for Vfs<E> {
                     stat.map_err(|e| (error_of(e), format!("{}: {e}", h.path)))?.size
                 }
             };
-            let to = from
-                .checked_add_signed(offset)
-                .ok_or((Error::InvalidArgument, format!("position {from} {offset:+} is outside the file's range")))?;
+            let to = from.checked_add_signed(offset).ok_or_else(|| {
+                (Error::InvalidArgument, format!("position {from} {offset:+} is outside the file's range"))
+            })?;
             self.handle_mut(container, handle)?.position = to;
             Ok(Position { offset: to })
         })();
