@@ -24,8 +24,6 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
-
-use crate::pageindex::PageIndex;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -33,6 +31,7 @@ use hadris_fat::sync::{Error as IoError, IoResult, Read, Seek, SeekFrom, Write};
 
 use crate::disk::{Disk, DiskError, valid_block_size};
 use crate::links::FatLayout;
+use crate::pageindex::PageIndex;
 
 /// Bytes per cache page.
 pub const PAGE_SIZE: usize = 4096;

@@ -87,9 +87,10 @@ impl Listing {
         self.listed = None;
     }
 
-    /// The entries as last listed, if nothing was added or changed since.
+    /// The entries as last listed, if nothing was added or changed since (whatever adds or
+    /// changes an entry drops them, and they are kept only for an ordered, current listing).
     pub(crate) fn listed(&self) -> Option<&[DirEntry]> {
-        self.listed.as_deref().filter(|_| !self.unordered && self.stale.is_empty())
+        self.listed.as_deref()
     }
 
     /// Every entry, in the directory's order (`.` and `..` included); `None` once an entry
