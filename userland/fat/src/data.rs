@@ -140,11 +140,7 @@ impl<D: Disk> Volume<D> {
         }
         let slot = self.short_entry_at(parent, &entry)?;
         let cluster = self.allocate_cluster()?;
-        let (high, low) = ((cluster >> 16) as u16, cluster as u16);
-        let patched = self.with_cache(|c| {
-            c.write_at(slot + 20, &high.to_le_bytes()).and_then(|_| c.write_at(slot + 26, &low.to_le_bytes()))
-        });
-        if let Err(e) = patched {
+        if let Err(e) = self.set_entry_start(slot, cluster, None) {
             self.free_own_cluster(cluster);
             return Err(e);
         }
@@ -180,22 +176,31 @@ impl<D: Disk> Volume<D> {
             self.transfer_in(first, len, 0, Transfer::Write(data))?;
             let now = self.fs.time_provider().now();
             self.fs.set_times(entry, Some(now), None, None).map_err(|e| self.fat_error(e))?;
-            let (high, low) = ((first >> 16) as u16, first as u16);
-            self.with_cache(|c| {
-                c.write_at(slot + 20, &high.to_le_bytes())?;
-                c.write_at(slot + 26, &low.to_le_bytes())?;
-                c.write_at(slot + 28, &(len as u32).to_le_bytes())
-            })
+            self.set_entry_start(slot, first, Some(len as u32))
         })();
         if let Err(e) = filled {
             // The entry names no cluster and holds no byte again (if a piece of it was
             // written), and the clusters are free.
-            let _ = self.with_cache(|c| c.write_at(slot + 20, &[0; 2]).and_then(|_| c.write_at(slot + 26, &[0; 6])));
+            let _ = self.set_entry_start(slot, 0, Some(0));
             self.forget_chain(first);
             self.free_own_cluster(first);
             return Err(e);
         }
         Ok(data.len())
+    }
+
+    /// Writes the first cluster (and the size, if given) into the 8.3 entry at disk offset
+    /// `slot`: the cluster's high half at byte 20, its low half at 26, the size at 28.
+    fn set_entry_start(&self, slot: u64, cluster: u64, size: Option<u32>) -> Result<(), FsError> {
+        let (high, low) = ((cluster >> 16) as u16, cluster as u16);
+        self.with_cache(|c| {
+            c.write_at(slot + 20, &high.to_le_bytes())?;
+            c.write_at(slot + 26, &low.to_le_bytes())?;
+            match size {
+                Some(size) => c.write_at(slot + 28, &size.to_le_bytes()).map(|_| ()),
+                None => Ok(()),
+            }
+        })
     }
 
     /// Points FAT entry `from` (in every FAT) at cluster `to`.
@@ -221,9 +226,7 @@ impl<D: Disk> Volume<D> {
             names.forget_all();
         }
         let still_empty = self.resolve(path).ok().flatten().is_some_and(|(e, _)| e.is_empty());
-        if still_empty
-            && self.with_cache(|c| c.write_at(slot + 20, &[0; 2]).and_then(|_| c.write_at(slot + 26, &[0; 2]))).is_ok()
-        {
+        if still_empty && self.set_entry_start(slot, 0, None).is_ok() {
             if let Ok(mut names) = self.names.try_borrow_mut() {
                 names.forget_all();
             }
