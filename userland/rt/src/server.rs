@@ -132,6 +132,26 @@ impl Staged {
     pub fn of(message: &Message<'_>) -> Staged {
         Staged { words: message.words, meta: meta_of(message), caps: message.caps }
     }
+
+    /// Puts the reply's `data` and capabilities in this thread's IPC buffer, for the system
+    /// call that sends it next.
+    fn stage(&self, data: &[u8]) {
+        // SAFETY: the caller sends the reply right after, with no other IPC of this thread in
+        // between.
+        let buf = unsafe { buffer() };
+        buf.data[..data.len()].copy_from_slice(data);
+        buf.caps = self.caps;
+    }
+
+    /// Sends the staged reply (`Reply`); if it cannot go (the caller died), the capabilities
+    /// staged in it are deleted.
+    fn send(&self) -> Result<(), Error> {
+        let sent = ipc::reply(self.words, self.meta);
+        if sent.is_err() {
+            drop_staged(self.meta.cap_count);
+        }
+        sent
+    }
 }
 
 /// A server's receive loop on one endpoint.
@@ -160,20 +180,13 @@ impl Server {
     /// timeout, goes in the same system call as the receive (`ReplyRecv`; a caller that died
     /// meanwhile is nobody's loss); otherwise as [`Server::answer`] sends it, then a receive.
     pub fn answer_then_next(&mut self, reply: Staged, timeout_ns: Option<u64>) -> Result<Incoming<'_>, Error> {
-        {
-            // SAFETY: staged here and sent by the system call below, with no IPC in between.
-            let buf = unsafe { buffer() };
-            let len = usize::from(reply.meta.data_len);
-            buf.data[..len].copy_from_slice(&self.data[..len]);
-            buf.caps = reply.caps;
-        }
+        let len = usize::from(reply.meta.data_len).min(MAX_DATA);
+        reply.stage(&self.data[..len]);
         if reply.meta.cap_count == 0 && timeout_ns.is_none() {
             let received = self.endpoint.reply_recv(reply.words, reply.meta);
             return self.take(received);
         }
-        if ipc::reply(reply.words, reply.meta).is_err() {
-            drop_staged(reply.meta.cap_count);
-        }
+        let _ = reply.send();
         self.next(timeout_ns)
     }
 
@@ -221,18 +234,8 @@ impl Server {
     /// Sends the reply staged in `message` to the caller of the request just handled. If it
     /// cannot go (the caller died), the capabilities staged in it are deleted.
     pub fn answer(message: &Message<'_>) -> Result<(), Error> {
-        let meta = meta_of(message);
-        {
-            // SAFETY: staged here and sent at once.
-            let buf = unsafe { buffer() };
-            let data = message.data_bytes();
-            buf.data[..data.len()].copy_from_slice(data);
-            buf.caps = message.caps;
-        }
-        let sent = ipc::reply(message.words, meta);
-        if sent.is_err() {
-            drop_staged(meta.cap_count);
-        }
-        sent
+        let reply = Staged::of(message);
+        reply.stage(message.data_bytes());
+        reply.send()
     }
 }
