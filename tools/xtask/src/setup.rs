@@ -74,6 +74,13 @@ fn on_path(program: &str) -> bool {
         .any(|dir: std::path::PathBuf| dir.join(program).is_file())
 }
 
+/// The distribution release's code name (`VERSION_CODENAME` of `/etc/os-release`), if given.
+fn codename() -> Option<String> {
+    let release = std::fs::read_to_string("/etc/os-release").ok()?;
+    let name = release.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME="))?.trim_matches('"').trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// Whether QEMU, OVMF and the FAT tools (`mkfs.fat`, `fsck.fat`, `mdir`, `mcopy`) are there.
 fn have_all() -> bool {
     have_qemu()
@@ -88,8 +95,11 @@ pub fn ensure_qemu() -> Result {
     if have_all() {
         return Ok(());
     }
-    let packages = ["qemu-system-x86", "qemu-utils", "ovmf", "dosfstools", "mtools"];
-    let command = format!("apt-get update && apt-get install -y {}", packages.join(" "));
+    // qemu-utils can come preinstalled from backports, newer than the release's QEMU, which it
+    // then refuses to sit beside (it Breaks older qemu-system-common): take the release's own.
+    let utils = codename().map_or_else(|| "qemu-utils".to_string(), |c| format!("qemu-utils/{c}"));
+    let packages = ["qemu-system-x86", utils.as_str(), "ovmf", "dosfstools", "mtools"];
+    let command = format!("apt-get update && apt-get install -y --allow-downgrades {}", packages.join(" "));
     if !is_root() {
         return Err(format!("QEMU, OVMF and the FAT tools are needed; install them with: sudo sh -c '{command}'"));
     }
@@ -97,7 +107,7 @@ pub fn ensure_qemu() -> Result {
     crate::run_checked(Command::new("apt-get").arg("update"))?;
     crate::run_checked(
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
+            .args(["install", "-y", "--no-install-recommends", "--allow-downgrades"])
             .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
