@@ -202,6 +202,14 @@ syscalls! {
     /// `(from, buffer, length, chunk)`: `LogRead` without the platform capability, for any
     /// process of the root container (`dmesg`): the same copy, another gate.
     65 LogCopy(from, buffer, length, chunk) "first byte, buffer, length (≤ 4096 a call), `*mut LogChunk`" -> "bytes copied", [AccessDenied, BadAddress] "AccessDenied (not the root container), BadAddress";
+    /// `(reply, offset, pieces, count) -> bytes`: copy bytes of the caller's own memory into the
+    /// receive window of the thread it owes a reply (reply 0) or of the caller of a kept reply,
+    /// at `offset` in the window; `pieces` points at `count` (address, length) pairs that are
+    /// gathered in order. Only while that caller waits for the reply and only if its call
+    /// carried [`WINDOW`]; at most [`MAX_WINDOW_WRITE`] bytes and [`MAX_WINDOW_PIECES`] pieces
+    /// a call. Each byte is copied once, from the server's pages into the caller's. After an
+    /// error the window may hold some of the bytes.
+    66 WindowWrite(reply, offset, pieces, count) "reply (0: the one owed), offset in the window, `*const [u64; 2]` pieces, count" -> "bytes copied", [InvalidArgument, PeerDied, WrongObject, MissingRights, AccessDenied, TooLarge, BadAddress] "InvalidArgument (no reply owed), PeerDied (the caller is gone), WrongObject, MissingRights (SEND on a kept reply), AccessDenied (the call offered no window), TooLarge (over the limits, or past the window's end), BadAddress (a piece not readable here, or a window page not mapped writable)";
 }
 
 errors! {

@@ -72,6 +72,14 @@ pub const TIMEOUT: u8 = 2;
 /// Flag set by the kernel on a receive (`Recv`, `ReplyRecv`) that the thread's bound
 /// notification ended: `w0` holds the bits taken, there is no caller to answer.
 pub const NOTIFIED: u8 = 4;
+/// Flag (`Call`): the caller offers a receive window, the [`IpcBuffer::window_len`] bytes at
+/// [`IpcBuffer::window`]: while the caller waits for the reply, the server that owes it may
+/// copy bytes of its own memory straight into that range (`WindowWrite`).
+pub const WINDOW: u8 = 8;
+/// Bytes one `WindowWrite` copies at most (the work it does with interrupts off stays bounded).
+pub const MAX_WINDOW_WRITE: u64 = 128 * 1024;
+/// Pieces (address, length) one `WindowWrite` gathers at most.
+pub const MAX_WINDOW_PIECES: usize = 64;
 
 impl Meta {
     /// Packs into a register: bits 0-15 data length, 16-23 capability count, 24-31 flags.
@@ -97,8 +105,13 @@ pub struct IpcBuffer {
     pub sender_container: u64,
     /// Receive: the badge of the capability the sender used (also in `rdi`).
     pub badge: u64,
+    /// Call with [`WINDOW`]: the start of the caller's receive window (its own memory, mapped
+    /// writable), read by the kernel when the server writes into it.
+    pub window: u64,
+    /// Call with [`WINDOW`]: the window's length in bytes.
+    pub window_len: u64,
     /// Reserved, 0.
-    pub reserved: [u64; 3],
+    pub reserved: u64,
     /// Message data.
     pub data: [u8; MAX_MESSAGE_DATA],
 }
@@ -109,6 +122,8 @@ pub const IPC_DATA_OFFSET: usize = 64;
 pub const IPC_CAPS_OFFSET: usize = 0;
 /// Byte offset of [`IpcBuffer::sender_pid`].
 pub const IPC_SENDER_OFFSET: usize = 16;
+/// Byte offset of [`IpcBuffer::window`] ([`IpcBuffer::window_len`] follows it).
+pub const IPC_WINDOW_OFFSET: usize = 40;
 
 /// What `CapInspect` reports.
 #[repr(C)]
@@ -168,6 +183,8 @@ mod tests {
         assert_eq!(core::mem::offset_of!(IpcBuffer, data), IPC_DATA_OFFSET);
         assert_eq!(core::mem::offset_of!(IpcBuffer, caps), IPC_CAPS_OFFSET);
         assert_eq!(core::mem::offset_of!(IpcBuffer, sender_pid), IPC_SENDER_OFFSET);
+        assert_eq!(core::mem::offset_of!(IpcBuffer, window), IPC_WINDOW_OFFSET);
+        assert_eq!(core::mem::offset_of!(IpcBuffer, window_len), IPC_WINDOW_OFFSET + 8);
         assert!(core::mem::size_of::<IpcBuffer>() as u64 <= IPC_BUFFER_SIZE);
         assert_eq!(core::mem::offset_of!(ThreadPage, ipc_buffer), THREAD_PAGE_IPC_BUFFER_OFFSET);
         // Slots never overlap, and a slot's last page is left unmapped as a guard.

@@ -69,6 +69,62 @@ fn table(phys: u64) -> &'static mut PageTable {
     unsafe { &mut *(phys_to_virt(phys) as *mut PageTable) }
 }
 
+/// Finds the frames behind user pages mapped writable, for a kernel copy into another address
+/// space (the receive windows of IPC). It walks the tables itself and keeps the last level-1
+/// table it reached, so each further page under that table costs one entry read.
+pub struct WritableWalk {
+    pml4: u64,
+    /// The 2 MiB region (`virt >> 21`) and the level-1 table that maps it.
+    leaf: Option<(u64, u64)>,
+}
+
+/// Entry bits a user page and every table above it must have to be written by the user.
+const USER_WRITABLE: u64 = 0b111;
+/// Physical address bits of an entry.
+const ENTRY_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
+/// A level-2 or level-3 entry mapping a huge page (never in a user half).
+const HUGE: u64 = 1 << 7;
+
+impl WritableWalk {
+    /// A walk of `space`'s tables (which must not change while the walk is used: the table
+    /// lock is held).
+    pub fn new(space: &AddressSpace) -> Self {
+        WritableWalk { pml4: space.pml4, leaf: None }
+    }
+
+    /// The frame behind the user page at `virt` if the user may write it.
+    pub fn frame(&mut self, virt: u64) -> Option<u64> {
+        if virt >= vessel_abi::USER_END {
+            return None;
+        }
+        let region = virt >> 21;
+        let leaf = match self.leaf {
+            Some((r, leaf)) if r == region => leaf,
+            _ => {
+                let mut at = self.pml4;
+                for shift in [39, 30, 21] {
+                    let entry = entry(at, (virt >> shift) & 511);
+                    if entry & USER_WRITABLE != USER_WRITABLE || entry & HUGE != 0 {
+                        return None;
+                    }
+                    at = entry & ENTRY_ADDRESS;
+                }
+                self.leaf = Some((region, at));
+                at
+            }
+        };
+        let entry = entry(leaf, (virt >> 12) & 511);
+        (entry & USER_WRITABLE == USER_WRITABLE).then_some(entry & ENTRY_ADDRESS)
+    }
+}
+
+/// Entry `index` of the page table at `phys`.
+fn entry(phys: u64, index: u64) -> u64 {
+    // SAFETY: `phys` is a page-table frame of an address space, reached through the direct map
+    // and read while the table lock keeps the tables from changing; `index` < 512.
+    unsafe { core::ptr::read((phys_to_virt(phys) + index * 8) as *const u64) }
+}
+
 impl AddressSpace {
     /// An empty address space (kernel half only).
     pub fn new() -> Result<Self, MapError> {

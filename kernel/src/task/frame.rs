@@ -10,7 +10,7 @@
 //! memory the thread's process owns. The `unsafe` of reaching them is here, not at the call
 //! sites (README: which modules may contain `unsafe`).
 
-use vessel_abi::{Error, IPC_DATA_OFFSET, PAGE_SIZE};
+use vessel_abi::{Error, IPC_DATA_OFFSET, IPC_WINDOW_OFFSET, PAGE_SIZE};
 use vessel_container::Resource;
 use vessel_kcore::report::TrapFrame;
 
@@ -73,6 +73,26 @@ pub(super) fn copy_first_frame_data(from: u64, to: u64, len: usize) {
             len,
         );
     }
+}
+
+/// Copies `len` bytes at `src`, user memory of the running address space, to byte `in_page` of
+/// the user frame `frame` (found by a [`crate::mem::address_space::WritableWalk`] of another
+/// space). `BadAddress` if a source page is not mapped; the bytes before it are copied.
+pub(super) fn copy_into_frame(frame: u64, in_page: u64, src: u64, len: u64) -> Result<(), Error> {
+    debug_assert!(in_page + len <= PAGE_SIZE);
+    // SAFETY: the destination is a user frame mapped writable in its owner's space, reached
+    // through the physical map (no Rust reference points into user memory), and `in_page + len`
+    // stays inside it; the source is a user range of the running space, which may fault and
+    // is recovered.
+    unsafe { crate::arch::x86_64::probe::copy(phys_to_virt(frame) + in_page, src, len) }.map_err(|_| Error::BadAddress)
+}
+
+/// The receive window (start, length) written in the IPC buffer whose first frame is `header`.
+pub(super) fn read_window(header: u64) -> (u64, u64) {
+    let at = phys_to_virt(header) + IPC_WINDOW_OFFSET as u64;
+    // SAFETY: the two words lie in the first frame of an IPC buffer (user memory no Rust
+    // reference points into, reached through the physical map).
+    unsafe { (core::ptr::read_volatile(at as *const u64), core::ptr::read_volatile((at + 8) as *const u64)) }
 }
 
 impl Tasks {

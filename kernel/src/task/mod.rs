@@ -46,6 +46,7 @@ mod thread;
 mod threads;
 mod transfer;
 mod wait;
+mod window;
 
 pub use caps::{cap_delete, cap_duplicate, cap_inspect, cap_revoke, process_cap, process_kill};
 pub use container::{container_create, container_destroy, container_info, container_lookup, service_register};
@@ -72,6 +73,7 @@ pub use sched::{exit_current, fpu_trap, on_tick, preempt_if_needed, sleep, yield
 pub use switch::unlock_after_first_switch;
 pub use thread::{Pid, Tid};
 pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread_wait};
+pub use window::window_write;
 
 use crate::arch::x86_64::percpu as cpu;
 use alloc::collections::BTreeMap;

@@ -93,6 +93,20 @@ impl ReplyCap {
     }
 }
 
+/// Copies `pieces` (address, length) of this process's memory, in order, to byte `offset` of the
+/// receive window of a caller waiting for a reply from this thread: the caller of the message
+/// it just received (`reply` `None`), or the caller of a kept reply. The call must have offered
+/// a window ([`crate::server::Windowed`]); at most [`vessel_abi::MAX_WINDOW_WRITE`] bytes and
+/// [`vessel_abi::MAX_WINDOW_PIECES`] pieces at once. Returns the bytes copied.
+pub fn window_write(reply: Option<ReplyCap>, offset: u64, pieces: &[[u64; 2]]) -> Result<u64, Error> {
+    invoke(args::WindowWrite {
+        reply: reply.map_or(0, |r| u64::from(r.0.0)),
+        offset,
+        pieces: pieces.as_ptr() as u64,
+        count: pieces.len() as u64,
+    })
+}
+
 /// The running thread's IPC buffer.
 ///
 /// # Safety

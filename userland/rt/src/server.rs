@@ -44,6 +44,15 @@ fn drop_staged(count: u8) {
     }
 }
 
+/// Shows `read` the reply just received into this thread's IPC buffer.
+fn read_reply<R>(reply: ipc::Received, read: impl FnOnce(Frame<'_>) -> R) -> R {
+    // SAFETY: the reply is in the buffer now, and `read` only decodes it.
+    let buf = unsafe { buffer() };
+    let data = usize::from(reply.meta.data_len).min(MAX_DATA);
+    let caps = usize::from(reply.meta.cap_count).min(MAX_MESSAGE_CAPS);
+    read(Frame { words: reply.words, data: &buf.data[..data], caps: &buf.caps[..caps] })
+}
+
 /// On a transport error the handles staged in the request stay with the caller if the kernel
 /// refused the message before it moved (as every refused message loses nothing); if the server
 /// died after receiving it, they went with it.
@@ -55,11 +64,46 @@ impl Transport for Endpoint {
     ) -> Result<R, Error> {
         let (words, meta) = stage_in_buffer(stage)?;
         let reply = Endpoint::call(*self, words, meta)?;
-        // SAFETY: the reply is in the buffer now, and `read` only decodes it.
+        Ok(read_reply(reply, read))
+    }
+
+    fn drop_cap(&self, handle: u32) {
+        let _ = Cap(handle).delete();
+    }
+}
+
+/// A client [`Transport`] whose calls offer a receive window: the server answering may copy
+/// bytes straight into it ([`crate::ipc::window_write`]) while the call waits, each byte once.
+/// The window stays borrowed as long as this transport lives.
+pub struct Windowed<'a> {
+    endpoint: Endpoint,
+    window: *mut u8,
+    len: usize,
+    _borrow: core::marker::PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> Windowed<'a> {
+    /// Calls through `endpoint`, offering `window`.
+    pub fn new(endpoint: Endpoint, window: &'a mut [u8]) -> Self {
+        Windowed { endpoint, window: window.as_mut_ptr(), len: window.len(), _borrow: core::marker::PhantomData }
+    }
+}
+
+impl Transport for Windowed<'_> {
+    fn call<R>(
+        &self,
+        stage: impl FnOnce(&mut Message<'_>) -> Result<(), Error>,
+        read: impl FnOnce(Frame<'_>) -> R,
+    ) -> Result<R, Error> {
+        let (words, meta) = stage_in_buffer(stage)?;
+        // SAFETY: staged and sent right here, with no other IPC of this thread in between.
         let buf = unsafe { buffer() };
-        let data = usize::from(reply.meta.data_len).min(MAX_DATA);
-        let caps = usize::from(reply.meta.cap_count).min(MAX_MESSAGE_CAPS);
-        Ok(read(Frame { words: reply.words, data: &buf.data[..data], caps: &buf.caps[..caps] }))
+        (buf.window, buf.window_len) = (self.window as u64, self.len as u64);
+        let result = Endpoint::call(self.endpoint, words, Meta { flags: vessel_abi::WINDOW, ..meta });
+        // SAFETY: after the call, before `read_reply` borrows the buffer again.
+        let buf = unsafe { buffer() };
+        (buf.window, buf.window_len) = (0, 0);
+        Ok(read_reply(result?, read))
     }
 
     fn drop_cap(&self, handle: u32) {

@@ -42,13 +42,21 @@ vessel_probe_write_fixup:
 
     // memcpy that may fault: rdi = dst, rsi = src, rdx = len. Returns rax = 0, rdx = 0; on a
     // fault rax = fault address, rdx = 1. Used for every copy to or from user memory.
+    // Eight bytes a step, then the rest one at a time: an emulator runs each step of a `rep`
+    // as an instruction, so a byte-wise copy of a page costs 4,096 of them and this one 512.
     .global vessel_user_copy
 vessel_user_copy:
     mov rcx, rdx
-    xor edx, edx
+    shr rcx, 3
+    and edx, 7
     xor eax, eax
     .global vessel_user_copy_insn
 vessel_user_copy_insn:
+    rep movsq
+    mov rcx, rdx
+    xor edx, edx
+    .global vessel_user_copy_tail_insn
+vessel_user_copy_tail_insn:
     rep movsb
     ret
     .global vessel_user_copy_fixup
@@ -73,6 +81,7 @@ unsafe extern "C" {
     static vessel_probe_write_fixup: u8;
     fn vessel_user_copy(dst: u64, src: u64, len: u64) -> ProbeResult;
     static vessel_user_copy_insn: u8;
+    static vessel_user_copy_tail_insn: u8;
     static vessel_user_copy_fixup: u8;
 }
 
@@ -134,6 +143,7 @@ pub fn recover(frame: &mut TrapFrame, cr2: u64) -> bool {
         ((&raw const vessel_probe_read_insn) as u64, (&raw const vessel_probe_read_fixup) as u64),
         ((&raw const vessel_probe_write_insn) as u64, (&raw const vessel_probe_write_fixup) as u64),
         ((&raw const vessel_user_copy_insn) as u64, (&raw const vessel_user_copy_fixup) as u64),
+        ((&raw const vessel_user_copy_tail_insn) as u64, (&raw const vessel_user_copy_fixup) as u64),
     ];
     let Some(&(_, fixup)) = table.iter().find(|(insn, _)| *insn == frame.rip) else {
         return false;

@@ -26,6 +26,8 @@
 //! - `keep-replies N [hang]`, `call-expect V`, `deferred-server`, `sleep-exit MS CODE`,
 //!   `proc-wait CONTAINER PID`, `exit-clock MS`: kept replies and blocking waits; see `replies.rs`
 //!   beside this file.
+//! - `window-server`: copy a pattern into callers' receive windows; see `windows.rs` beside
+//!   this file.
 //! - `kv-server`: serve the key-value protocol (`vessel-kv-protocol`) on endpoint 0.
 //! - container roles (`xc`, `blocked`, `ipc-pair`, `spawner`, `call-service`, `forkbomb`,
 //!   `memhog`, `ps-check`, `echo-service`, `service-client`): see `containers.rs` beside this file.
@@ -42,6 +44,10 @@ mod containers;
 mod replies;
 #[path = "probe/threads.rs"]
 mod threads;
+#[path = "probe/window_commands.rs"]
+mod window_commands;
+#[path = "probe/windows.rs"]
+mod windows;
 
 use alloc::vec::Vec;
 
@@ -177,6 +183,7 @@ fn main() -> i32 {
         "service-client" => crate::containers::service_client(),
         "keep-replies" => replies::keep_replies(number(args.get(2)), args.get(3) == Some(&"hang")),
         "call-expect" => replies::call_expect(number(args.get(2))),
+        "window-server" => windows::window_server(),
         "deferred-server" => replies::deferred_server(),
         "exit-clock" => replies::exit_clock(number(args.get(2))),
         "sleep-exit" => replies::sleep_exit(number(args.get(2)), number(args.get(3))),

@@ -18,6 +18,9 @@ mod replies;
 mod systools;
 mod threads;
 mod tools;
+#[path = "../probe/window_commands.rs"]
+mod window_commands;
+mod windows;
 
 use alloc::format;
 use alloc::string::String;
@@ -78,6 +81,7 @@ fn main() -> i32 {
         .iter()
         .chain(ipc::TESTS)
         .chain(replies::TESTS)
+        .chain(windows::TESTS)
         .chain(hw::TESTS)
         .chain(containers::TESTS)
         .chain(procwait::TESTS)
