@@ -78,6 +78,43 @@ struct Slot {
     referenced: bool,
 }
 
+/// Where [`Cache::read_to`] hands the bytes it reads: slices of the cache's pages, in order. A
+/// sink may keep where they are instead of copying them (a file server has the kernel copy
+/// them into a client's memory): they stay as they are until the sink is told to
+/// [`flush`](Sink::flush), which comes before the cache changes, and until the read ends.
+pub trait Sink {
+    /// Takes the next bytes; `false` ends the read before them.
+    fn take(&mut self, bytes: &[u8]) -> bool;
+    /// Uses everything taken so far, whose memory is about to change; `false` ends the read.
+    fn flush(&mut self) -> bool;
+}
+
+/// The sink that copies into a buffer ([`Cache::read_at`], [`crate::Volume::read`]).
+pub(crate) struct CopyInto<'a> {
+    buf: &'a mut [u8],
+    done: usize,
+}
+
+impl<'a> CopyInto<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        CopyInto { buf, done: 0 }
+    }
+}
+
+impl Sink for CopyInto<'_> {
+    #[inline(always)]
+    fn take(&mut self, bytes: &[u8]) -> bool {
+        self.buf[self.done..self.done + bytes.len()].copy_from_slice(bytes);
+        self.done += bytes.len();
+        true
+    }
+
+    #[inline(always)]
+    fn flush(&mut self) -> bool {
+        true
+    }
+}
+
 /// A bounded write-back cache of 4 KiB pages over a [`Disk`], readable, writable and seekable
 /// as one byte stream (`hadris_io::sync::{Read, Write, Seek}`, all with [`DiskError`]).
 pub struct Cache<D: Disk> {
@@ -231,35 +268,59 @@ impl<D: Disk> Cache<D> {
     /// Copies up to `buf.len()` bytes from disk offset `offset`; fewer (maybe 0) at the end of
     /// the disk.
     pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, DiskError> {
+        let len = buf.len();
+        self.read_with(offset, len, &mut CopyInto::new(buf))
+    }
+
+    /// Hands up to `len` bytes from disk offset `offset` to `sink`, in order, as slices of the
+    /// cache's own pages (fewer, maybe 0, at the end of the disk); before the cache reads the
+    /// disk or takes a page, the sink is told to use what it holds ([`Sink::flush`]). Returns
+    /// the bytes the sink took: fewer than asked also when it stopped the read.
+    pub fn read_to(&mut self, offset: u64, len: usize, sink: &mut dyn Sink) -> Result<usize, DiskError> {
+        self.read_with(offset, len, sink)
+    }
+
+    /// [`Cache::read_at`] and [`Cache::read_to`]: one instance each, so a copy (the metadata
+    /// reads of the FAT layer, a few bytes each) pays no call per page.
+    #[inline(always)]
+    fn read_with<S: Sink + ?Sized>(&mut self, offset: u64, len: usize, sink: &mut S) -> Result<usize, DiskError> {
         if offset >= self.len {
             return Ok(0);
         }
-        let n = buf.len().min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
+        let n = len.min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
         let mut done = 0;
         while done < n {
             let pos = offset + done as u64;
             let page = pos / PAGE_SIZE as u64;
             let in_page = (pos % PAGE_SIZE as u64) as usize;
             let take = (PAGE_SIZE - in_page).min(n - done);
-            let slot = if page == self.last_page {
-                // Most reads stay in the page of the one before (FAT entries, directory
-                // entries): no map lookup.
-                self.stats.hits += 1;
-                self.slots[self.last_slot].referenced = true;
-                self.last_slot
-            } else {
-                match self.index.get(page) {
-                    Some(slot) => self.hit(page, slot),
-                    None => {
-                        self.read_ahead(page)?;
-                        self.slot_for(page)?
+            let wanted = self.block_mask(in_page, take);
+            // Most reads stay in the page of the one before (FAT entries, directory entries):
+            // no map lookup.
+            let known = if page == self.last_page { Some(self.last_slot) } else { self.index.get(page) };
+            let slot = match known {
+                Some(slot) if self.slots[slot].valid & wanted == wanted => self.hit(page, slot),
+                _ => {
+                    // The cache changes from here on: what the sink holds must be used first.
+                    if !sink.flush() {
+                        return Ok(done);
                     }
+                    let slot = match known {
+                        Some(slot) => self.hit(page, slot),
+                        None => {
+                            self.read_ahead(page)?;
+                            self.slot_for(page)?
+                        }
+                    };
+                    if self.slots[slot].valid & wanted != wanted {
+                        self.fill(slot, page)?;
+                    }
+                    slot
                 }
             };
-            if self.slots[slot].valid & self.block_mask(in_page, take) != self.block_mask(in_page, take) {
-                self.fill(slot, page)?;
+            if !sink.take(&self.slots[slot].data[in_page..in_page + take]) {
+                return Ok(done);
             }
-            buf[done..done + take].copy_from_slice(&self.slots[slot].data[in_page..in_page + take]);
             done += take;
         }
         Ok(n)

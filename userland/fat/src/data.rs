@@ -34,6 +34,7 @@
 use hadris_fat::sync::write::FileWriter;
 use hadris_fat::sync::{Fat, FatVolumeWriteExt, FileEntry};
 
+use crate::cache::{CopyInto, Sink};
 use crate::disk::Disk;
 use crate::error::FsError;
 use crate::volume::{DirId, MAX_CHAINS, Run, Volume};
@@ -52,7 +53,8 @@ type Given = Option<(u64, u64)>;
 
 /// A transfer between a file and memory.
 enum Transfer<'a> {
-    Read(&'a mut [u8]),
+    /// This many bytes of the file, handed to the sink.
+    Read(&'a mut dyn Sink, usize),
     Write(&'a [u8]),
 }
 
@@ -60,15 +62,22 @@ impl<D: Disk> Volume<D> {
     /// Reads from the file `path` at `offset` into `buf`; returns the bytes read, 0 at or past
     /// the end of the file.
     pub fn read(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        let len = buf.len();
+        self.read_to(path, offset, len, &mut CopyInto::new(buf))
+    }
+
+    /// Hands up to `len` bytes of the file `path` from `offset` to `sink`, in order, as slices
+    /// of the cache's pages (see [`Sink`]); returns how many it took: 0 at or past the end of
+    /// the file, fewer than asked at the end or when the sink ended the read.
+    pub fn read_to(&self, path: &str, offset: u64, len: usize, sink: &mut dyn Sink) -> Result<usize, FsError> {
         self.begin();
         let (entry, _) = self.file(path)?;
         let size = entry.len();
-        if offset >= size || buf.is_empty() {
+        if offset >= size || len == 0 {
             return Ok(0);
         }
-        let n = (size - offset).min(buf.len() as u64) as usize;
-        self.transfer(&entry, offset, Transfer::Read(&mut buf[..n]))?;
-        Ok(n)
+        let n = (size - offset).min(len as u64) as usize;
+        self.transfer(&entry, offset, Transfer::Read(sink, n))
     }
 
     /// Writes `data` into the file `path` at `offset`, growing it if it ends past the end (a
@@ -378,18 +387,19 @@ impl<D: Disk> Volume<D> {
     }
 
     /// Copies between the file and memory, starting at byte `offset` of the file; the range
-    /// lies within the file's size.
-    fn transfer(&self, entry: &FileEntry, offset: u64, op: Transfer<'_>) -> Result<(), FsError> {
+    /// lies within the file's size. Returns the bytes moved: all of them, unless a sink ended
+    /// the read.
+    fn transfer(&self, entry: &FileEntry, offset: u64, op: Transfer<'_>) -> Result<usize, FsError> {
         self.transfer_in(entry.cluster().0 as u64, entry.len(), offset, op)
     }
 
     /// [`Volume::transfer`] for the file whose chain starts at `first` and which holds `size`
     /// bytes.
-    fn transfer_in(&self, first: u64, size: u64, offset: u64, mut op: Transfer<'_>) -> Result<(), FsError> {
+    fn transfer_in(&self, first: u64, size: u64, offset: u64, mut op: Transfer<'_>) -> Result<usize, FsError> {
         let cluster_size = self.geometry.cluster_size as u64;
         let clusters = size.div_ceil(cluster_size);
         let len = match &op {
-            Transfer::Read(buf) => buf.len(),
+            Transfer::Read(_, len) => *len,
             Transfer::Write(data) => data.len(),
         };
         let mut done = 0;
@@ -403,10 +413,15 @@ impl<D: Disk> Volume<D> {
                 self.geometry.cluster_offset(cluster).ok_or(FsError::Corrupt("cluster number outside the volume"))?
                     + in_cluster;
             match &mut op {
-                Transfer::Read(buf) => {
-                    let piece = &mut buf[done..done + take];
-                    if self.with_cache(|c| c.read_at(at, piece))? < take {
-                        return Err(FsError::Corrupt("file data lies past the end of the disk"));
+                Transfer::Read(sink, _) => {
+                    let got = self.with_cache(|c| {
+                        let inside = at.checked_add(take as u64).is_some_and(|end| end <= c.len());
+                        if inside { c.read_to(at, take, &mut **sink).map(Some) } else { Ok(None) }
+                    })?;
+                    match got {
+                        None => return Err(FsError::Corrupt("file data lies past the end of the disk")),
+                        Some(got) if got < take => return Ok(done + got),
+                        Some(_) => {}
                     }
                 }
                 Transfer::Write(data) => {
@@ -416,7 +431,7 @@ impl<D: Disk> Volume<D> {
             }
             done += take;
         }
-        Ok(())
+        Ok(len)
     }
 
     /// The `index`th cluster (from 0) of the chain starting at cluster `first`.

@@ -94,7 +94,7 @@ mod volume;
 mod tests;
 
 pub use boot::is_fat_volume;
-pub use cache::{Cache, CacheStats, PAGE_SIZE};
+pub use cache::{Cache, CacheStats, PAGE_SIZE, Sink};
 pub use check::{
     BackupFault, DotEntry, DotFault, LabelFault, LongNameFault, MAX_DEPTH, MAX_PROBLEMS, Omitted, Problem, Report,
     StartFault, Verdict, check,

@@ -258,3 +258,116 @@ fn a_remembered_listing_answers_misses_as_a_scan_does() {
     assert_eq!(fresh[1], Ok(Kind::File), "PLAIN. names PLAIN");
     assert_eq!(fresh[3], Err(FsError::NotFound));
 }
+
+/// What a read through a sink did, in order: a disk request, a piece taken, a flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Disk,
+    Take,
+    Flush,
+}
+
+/// A disk that logs its requests into the log a [`Deferred`] sink shares.
+struct LoggedDisk {
+    inner: MemDisk,
+    log: Rc<RefCell<Vec<Step>>>,
+}
+
+impl Disk for LoggedDisk {
+    fn block_size(&self) -> usize {
+        self.inner.block_size()
+    }
+    fn blocks(&self) -> u64 {
+        self.inner.blocks()
+    }
+    fn read(&mut self, first: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.log.borrow_mut().push(Step::Disk);
+        self.inner.read(first, buf)
+    }
+    fn write(&mut self, first: u64, data: &[u8]) -> Result<(), DiskError> {
+        self.log.borrow_mut().push(Step::Disk);
+        self.inner.write(first, data)
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        self.log.borrow_mut().push(Step::Disk);
+        self.inner.flush()
+    }
+}
+
+/// A sink as `vfs`'s window is: it keeps where the pieces are, to be copied at the next flush.
+/// (This one copies them at once too, to check them.) It ends the read before passing `limit`.
+struct Deferred {
+    log: Rc<RefCell<Vec<Step>>>,
+    out: Vec<u8>,
+    limit: usize,
+}
+
+impl crate::Sink for Deferred {
+    fn take(&mut self, bytes: &[u8]) -> bool {
+        if self.out.len() + bytes.len() > self.limit {
+            return false;
+        }
+        self.log.borrow_mut().push(Step::Take);
+        self.out.extend_from_slice(bytes);
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        self.log.borrow_mut().push(Step::Flush);
+        true
+    }
+}
+
+/// `read_to` hands over exactly what `read` copies, through a cache far smaller than the read,
+/// and stops where the sink ends it, with the count of what it took. Pieces stay valid until
+/// the next flush: between a piece taken and the next flush the cache makes no disk request (a
+/// page taken or refilled reads the disk), so a sink that keeps only where pieces are (vfs)
+/// sends them as they were.
+#[test]
+fn reading_to_a_sink_hands_over_what_read_copies() {
+    for fat in ["16", "32"] {
+        let mut vol = mount(mkfs_image(fat, "1", "16384"), 4);
+        let data = super::SplitMix(7).bytes(1 << 20);
+        vol.create("/data.bin").expect("create");
+        assert_eq!(vol.write("/data.bin", 0, &data), Ok(data.len()));
+        let image = vol.unmount().expect("unmount").into_disk().expect("disk").into_bytes();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let disk = LoggedDisk { inner: MemDisk::from_bytes(image, 512).expect("disk"), log: Rc::clone(&log) };
+        let vol = Volume::open(Cache::new(disk, 4).expect("cache"), Some(&CLOCK)).expect("mount");
+        let mut rng = super::SplitMix(99);
+        let mut refills = 0;
+        for round in 0..300 {
+            let offset = rng.below(data.len() as u64 + 100);
+            let len = rng.below(200_000) as usize;
+            let limit = if round % 3 == 0 { rng.below(len as u64 + 1) as usize } else { usize::MAX };
+            let mut sink = Deferred { log: Rc::clone(&log), out: Vec::new(), limit };
+            log.borrow_mut().clear();
+            let got = vol.read_to("/data.bin", offset, len, &mut sink).expect("read_to");
+            let steps = log.borrow().clone();
+            let start = (offset as usize).min(data.len());
+            let whole = len.min(data.len() - start);
+            let mut copied = vec![0; len];
+            assert_eq!(vol.read("/data.bin", offset, &mut copied), Ok(whole), "FAT{fat} read at {offset}");
+            assert!(got <= whole && got <= limit, "FAT{fat} round {round}: {got} of {whole} (limit {limit})");
+            if limit >= whole {
+                assert_eq!(got, whole, "FAT{fat} round {round}: {len} bytes at {offset}");
+            }
+            assert_eq!(sink.out.len(), got, "FAT{fat} round {round}");
+            assert!(sink.out == data[start..start + got], "FAT{fat} round {round}: {got} bytes at {offset} differ");
+            assert!(copied[..whole] == data[start..start + whole], "FAT{fat} round {round}: read differs");
+            // No disk request between a piece taken and the next flush.
+            let mut holding = false;
+            for step in steps {
+                match step {
+                    Step::Take => holding = true,
+                    Step::Flush => holding = false,
+                    Step::Disk => {
+                        assert!(!holding, "FAT{fat} round {round}: the cache read the disk while the sink held pieces");
+                        refills += 1;
+                    }
+                }
+            }
+        }
+        assert!(refills > 1000, "FAT{fat}: only {refills} disk requests: the cache was not small enough to matter");
+    }
+}
