@@ -26,6 +26,7 @@ pub use vessel_vfs_protocol::{
 
 use crate::ipc::{Cap, Endpoint, Memory};
 use crate::proc::Proc;
+use crate::server::Windowed;
 
 /// The `vfs` endpoint once looked up (0: not yet).
 static SERVER: AtomicU32 = AtomicU32::new(0);
@@ -276,24 +277,19 @@ impl File {
     }
 
     /// Reads into `buf` from the position; 0 at the end. A buffer larger than a message is
-    /// filled through the buffer shared with the server (up to [`MAX_SHARED_BYTES`] a call).
+    /// offered to the server as the call's receive window, which the kernel fills straight from
+    /// the server's cache (up to [`MAX_SHARED_BYTES`] a call).
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, Refusal> {
         self.read_from(POSITION, buf)
     }
 
     /// Reads at `offset` ([`POSITION`]: the position, which moves).
     fn read_from(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Refusal> {
-        if buf.len() > MAX_IO && sharing() {
-            let handle = self.handle;
-            let shared = with_shared(buf.len(), |client, shared| {
-                let want = buf.len().min(shared.len());
-                let n = (client.read_shared(handle, offset, want as u64, 0)?.count as usize).min(want);
-                buf[..n].copy_from_slice(&shared[..n]);
-                Ok(n)
-            });
-            if !no_sharing_here(&shared) {
-                return shared;
-            }
+        if buf.len() > MAX_IO {
+            let want = buf.len().min(MAX_SHARED_BYTES as usize);
+            let window = &mut buf[..want];
+            let read = Client::new(Windowed::new(self.server, window)).read_window(self.handle, offset, want as u64);
+            return Ok((check(read)?.count as usize).min(want));
         }
         let len = buf.len().min(MAX_IO);
         let buf = &mut buf[..len];

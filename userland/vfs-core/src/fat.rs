@@ -11,7 +11,7 @@ use vessel_fat::{Disk, FatDateTime, FsError, Kind as FatKind, Timestamp, Volume}
 use vessel_vfs_protocol::path::Path;
 use vessel_vfs_protocol::{DirEntry, Kind};
 
-use crate::fs::{FileSystem, Meta};
+use crate::fs::{FileSystem, Meta, Sink};
 
 /// A FAT volume, driven by path.
 pub struct FatFs<D: Disk> {
@@ -66,6 +66,10 @@ impl<D: Disk> FileSystem for FatFs<D> {
 
     fn read(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         self.volume.read(path, offset, buf)
+    }
+
+    fn read_to(&mut self, path: &str, offset: u64, len: usize, sink: &mut dyn Sink) -> Result<usize, FsError> {
+        self.volume.read_to(path, offset, len, sink)
     }
 
     fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<usize, FsError> {

@@ -12,7 +12,10 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-pub use vessel_fat::FsError;
+pub use vessel_fat::{FsError, Sink};
+
+/// Bytes of the bounce buffer [`FileSystem::read_to`] reads through by default.
+const BOUNCE: usize = 64 * 1024;
 use vessel_vfs_protocol::path::Path;
 use vessel_vfs_protocol::{DirEntry, Kind};
 
@@ -34,6 +37,25 @@ pub trait FileSystem {
     /// Reads from byte `offset` of the file into `buf`; returns how many bytes (0 at or past
     /// the end).
     fn read(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FsError>;
+    /// Hands up to `len` bytes from byte `offset` of the file to `sink`, in order (see
+    /// [`Sink`]: what it is given stays as it is until it is told to flush, or until the caller,
+    /// which flushes it right after, is done with the read); returns how many it took: 0 at or
+    /// past the end, fewer than asked at the end or when the sink ended the read. File systems
+    /// that hold the bytes in memory hand over their own; this default reads through a
+    /// bounce buffer.
+    fn read_to(&mut self, path: &str, offset: u64, len: usize, sink: &mut dyn Sink) -> Result<usize, FsError> {
+        let mut bounce = alloc::vec![0; len.min(BOUNCE)];
+        let mut done = 0;
+        while done < len {
+            let want = (len - done).min(bounce.len());
+            let n = self.read(path, offset + done as u64, &mut bounce[..want])?;
+            if n == 0 || !sink.take(&bounce[..n]) || !sink.flush() {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
     /// Writes `data` at byte `offset` of the file, growing it (a gap reads as zeros); returns
     /// how many bytes were written.
     fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<usize, FsError>;

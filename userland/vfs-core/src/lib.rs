@@ -16,7 +16,7 @@ pub mod memfs;
 pub mod pipe;
 mod state;
 
-pub use state::{Env, Vfs};
+pub use state::{Env, Vfs, Window};
 
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,7 @@ use vessel_fat::MAX_FILE_SIZE;
 use vessel_vfs_protocol::path::{components, is_within, split_last};
 use vessel_vfs_protocol::{DirEntry, Kind};
 
-use crate::fs::{FileSystem, FsError, Meta};
+use crate::fs::{FileSystem, FsError, Meta, Sink};
 
 /// The root directory's slot.
 const ROOT: usize = 0;
@@ -247,6 +247,18 @@ impl FileSystem for MemFs {
             to.copy_from_slice(from);
         }
         Ok(n)
+    }
+
+    fn read_to(&mut self, path: &str, offset: u64, len: usize, sink: &mut dyn Sink) -> Result<usize, FsError> {
+        let node = self.node(self.lookup(path)?)?;
+        let Body::File(data) = &node.body else {
+            return Err(FsError::IsADirectory);
+        };
+        let Some(rest) = usize::try_from(offset).ok().and_then(|start| data.get(start..)) else {
+            return Ok(0);
+        };
+        let piece = &rest[..rest.len().min(len)];
+        Ok(if piece.is_empty() || !sink.take(piece) { 0 } else { piece.len() })
     }
 
     fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<usize, FsError> {

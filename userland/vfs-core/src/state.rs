@@ -34,7 +34,7 @@ use vessel_vfs_protocol::{
 
 use crate::bootfs::{BootFs, BootImage};
 use crate::fat::FatFs;
-use crate::fs::{FileSystem, Meta};
+use crate::fs::{FileSystem, Meta, Sink};
 use crate::memfs::MemFs;
 use crate::pipe::{Now, Pipe, Ready};
 
@@ -73,6 +73,20 @@ pub trait Env {
     /// Makes a buffer of `bytes` (whole pages, checked) for `container` (its memory, charged to
     /// its quota); the server's view and a capability for the client (read, write, map).
     fn make_buffer(&mut self, bytes: u64, container: u64) -> Result<(Self::Buffer, u32), (Error, String)>;
+    /// The receive window of the request being handled.
+    type Window: Window;
+    /// A sink into the receive window the caller of the request being handled offered.
+    fn window(&self) -> Self::Window;
+}
+
+/// The receive window the caller of the request being handled offered (`read_window`): the
+/// bytes handed to it reach the caller's memory in order from the window's start (the kernel
+/// copies them, `WindowWrite`). It may keep only where the pieces are until it is told to flush
+/// ([`Sink`]), and must be finished before anything else changes the file system.
+pub trait Window: Sink {
+    /// Sends what it still holds: the bytes that reached the window in all, or why the copying
+    /// stopped (what the caller is then refused with).
+    fn finish(&mut self) -> Result<u64, (Error, String)>;
 }
 
 type FsRef = Rc<RefCell<dyn FileSystem>>;
@@ -879,6 +893,29 @@ impl<E: Env> Vfs<E> {
         Ok(n)
     }
 
+    /// Reads from the file `token` at `offset` (or its position, which moves) straight into
+    /// the caller's receive window: the cache's pages go to the kernel, which copies them.
+    fn window_read(
+        &mut self,
+        container: u64,
+        token: u64,
+        offset: Option<u64>,
+        len: u64,
+    ) -> Result<Written, (Error, String)> {
+        let (h, fs) = self.file(container, token, Rights::READ)?;
+        let at = offset.unwrap_or(h.position);
+        let len = usize::try_from(len.min(MAX_SHARED_BYTES)).unwrap_or(usize::MAX);
+        let mut window = self.env.window();
+        let read = fs.borrow_mut().read_to(h.path.as_str(), at, len, &mut window);
+        let sent = window.finish();
+        let n = read.map_err(|e| (error_of(e), format!("{}: {e}", h.path)))?;
+        sent?;
+        if offset.is_none() {
+            self.handle_mut(container, token)?.position = at + n as u64;
+        }
+        Ok(Written { count: n as u64 })
+    }
+
     /// Runs `op` on bytes `at .. at + len` of the calling process's shared buffer (checked);
     /// the count it answers.
     fn through_buffer(
@@ -1348,6 +1385,12 @@ impl<E: Env> Server for Vfs<E> {
         let result = self.through_buffer(container, pid, len, at, |vfs, bytes| {
             vfs.write_from(container, handle, (offset != POSITION).then_some(offset), bytes)
         });
+        answer(cx, result)
+    }
+
+    fn read_window(&mut self, cx: &mut Cx<'_, Written>, handle: u64, offset: u64, len: u64) -> Answer<Written> {
+        let container = cx.caller().container;
+        let result = self.window_read(container, handle, (offset != POSITION).then_some(offset), len);
         answer(cx, result)
     }
 

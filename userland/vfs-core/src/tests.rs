@@ -43,6 +43,45 @@ type Disks = Rc<RefCell<BTreeMap<String, Vec<u8>>>>;
 struct TestEnv {
     parents: Parents,
     disks: Disks,
+    /// The receive window the next request offers (`None`: none), shared with the test.
+    window: TestWindowBytes,
+}
+
+type TestWindowBytes = Rc<RefCell<Option<Vec<u8>>>>;
+
+/// The kernel's copy into a receive window, faked: pieces are copied as they are taken, into
+/// the window the test set, and refused as the kernel would (no window, past its end).
+struct TestWindow {
+    bytes: TestWindowBytes,
+    at: usize,
+    refused: Option<(Error, String)>,
+}
+
+impl vessel_fat::Sink for TestWindow {
+    fn take(&mut self, piece: &[u8]) -> bool {
+        let mut window = self.bytes.borrow_mut();
+        let Some(window) = window.as_mut() else {
+            self.refused = Some((Error::AccessDenied, "the call offered no window".into()));
+            return false;
+        };
+        let Some(to) = window.get_mut(self.at..self.at + piece.len()) else {
+            self.refused = Some((Error::TooLarge, "past the window's end".into()));
+            return false;
+        };
+        to.copy_from_slice(piece);
+        self.at += piece.len();
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        true
+    }
+}
+
+impl crate::Window for TestWindow {
+    fn finish(&mut self) -> Result<u64, (Error, String)> {
+        self.refused.take().map_or(Ok(self.at as u64), Err)
+    }
 }
 
 impl Env for TestEnv {
@@ -69,6 +108,12 @@ impl Env for TestEnv {
 
     fn make_buffer(&mut self, bytes: u64, _container: u64) -> Result<(Vec<u8>, u32), (Error, String)> {
         Ok((vec![0; bytes as usize], 7000 + bytes as u32 / 4096))
+    }
+
+    type Window = TestWindow;
+
+    fn window(&self) -> TestWindow {
+        TestWindow { bytes: Rc::clone(&self.window), at: 0, refused: None }
     }
 }
 
@@ -102,6 +147,8 @@ struct World {
     lo: Lo,
     parents: Parents,
     disks: Disks,
+    /// The receive window the next request offers.
+    window: TestWindowBytes,
 }
 
 impl World {
@@ -110,9 +157,10 @@ impl World {
         let parents: Parents =
             Rc::new(RefCell::new(BTreeMap::from([(CHILD, ROOT_CT), (GRANDCHILD, CHILD), (SIBLING, ROOT_CT)])));
         let disks: Disks = Rc::new(RefCell::new(BTreeMap::from([(String::from("blk1"), fat32_image().clone())])));
-        let env = TestEnv { parents: Rc::clone(&parents), disks: Rc::clone(&disks) };
+        let window = TestWindowBytes::default();
+        let env = TestEnv { parents: Rc::clone(&parents), disks: Rc::clone(&disks), window: Rc::clone(&window) };
         let lo = Loopback::new(Vfs::new(env, ROOT_CT), dispatch::<Vfs<TestEnv>>);
-        World { lo, parents, disks }
+        World { lo, parents, disks, window }
     }
 
     /// A server with the root namespace assembled as the program does.
@@ -1715,6 +1763,56 @@ fn shared_buffers_move_file_data_in_both_directions() {
         c.close(src).unwrap();
         c.close(dst).unwrap();
     }
+}
+
+/// `read_window` puts file data into the window the call offers (from its start), moves the
+/// position only with POSITION and only on success, and refuses what the kernel would refuse,
+/// what `read` refuses, and pipes.
+#[test]
+fn windows_receive_file_data_in_place() {
+    let w = World::new();
+    let c = w.client(ROOT_CT);
+    let offer = |len: Option<usize>| *w.window.borrow_mut() = len.map(|n| vec![0xEE; n]);
+    let window = || w.window.borrow().clone().unwrap();
+    for base in ["/", "/data/"] {
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        put(&c, &format!("{base}src"), &data);
+        let src = c.open(ROOT, &format!("{base}src"), OpenFlags::READ).unwrap().handle;
+        offer(Some(1 << 20));
+        assert_eq!(c.read_window(src, POSITION, 1 << 20).unwrap().count, 700_000, "{base}");
+        assert!(window()[..700_000] == data[..], "{base}: the window holds the file");
+        assert!(window()[700_000..].iter().all(|&b| b == 0xEE), "{base}: nothing past the end");
+        assert_eq!(c.seek(src, Whence::Current, 0).unwrap().offset, 700_000, "{base}: the position moved");
+        assert_eq!(c.read_window(src, POSITION, 1000).unwrap().count, 0, "{base}: at the end");
+        // At an offset, leaving the position alone; across the FAT's clusters and cache pages.
+        offer(Some(10_000));
+        assert_eq!(c.read_window(src, 4090, 10_000).unwrap().count, 10_000);
+        assert!(window() == data[4090..14_090], "{base}: at 4090");
+        assert_eq!(c.seek(src, Whence::Current, 0).unwrap().offset, 700_000, "{base}: the position stayed");
+        // Refusals leave the position where it was.
+        c.seek(src, Whence::Start, 5).unwrap();
+        offer(None);
+        let none = c.read_window(src, POSITION, 100).unwrap_err();
+        assert_eq!(none.error, Error::AccessDenied, "{base}: {}", none.reason);
+        offer(Some(100));
+        let small = c.read_window(src, POSITION, 1000).unwrap_err();
+        assert_eq!(small.error, Error::TooLarge, "{base}: {}", small.reason);
+        assert_eq!(c.seek(src, Whence::Current, 0).unwrap().offset, 5, "{base}: the position stayed");
+        let write_only = c.open(ROOT, &format!("{base}src"), OpenFlags::WRITE).unwrap().handle;
+        assert_eq!(c.read_window(write_only, 0, 10).unwrap_err().error, Error::MissingRights);
+        let dir = c.open(ROOT, base, OpenFlags::READ | OpenFlags::DIRECTORY).unwrap().handle;
+        assert_eq!(c.read_window(dir, 0, 10).unwrap_err().error, Error::IsADirectory);
+        for h in [src, write_only, dir] {
+            c.close(h).unwrap();
+        }
+    }
+    let pipe = c.pipe().unwrap();
+    offer(Some(100));
+    assert_eq!(c.read_window(pipe.read, 0, 10).unwrap_err().error, Error::WrongObject);
+    // Another container's handle is not there.
+    let src = c.open(ROOT, "/src", OpenFlags::READ).unwrap().handle;
+    w.lo.server().mount_in(ROOT_CT, CHILD, "/", "mem").unwrap();
+    assert_eq!(w.client(CHILD).read_window(src, 0, 10).unwrap_err().error, Error::InvalidHandle);
 }
 
 #[test]

@@ -326,6 +326,21 @@ vessel_protocol::protocol! {
             /// The writing end.
             write: u64,
         };
+        /// Read up to `len` bytes (at most [`MAX_SHARED_BYTES`]) of the file at `offset`
+        /// ([`POSITION`]: the handle's position, which moves past them) straight into the
+        /// receive window the call offers (`vessel_rt::server::Windowed`), from the window's
+        /// start: the kernel copies each byte once, from the server's cache. Refused as `read`
+        /// (`WrongObject` for a pipe), and as the kernel refuses the copy (`AccessDenied`: the
+        /// call offered no window; `TooLarge`: `len` passes the window's end; `BadAddress`: a
+        /// window page is not mapped writable), leaving the position where it was.
+        25 read_window(
+            /// A file handle with READ.
+            handle: u64,
+            /// Where in the file ([`POSITION`]: the handle's position).
+            offset: u64,
+            /// The most bytes wanted.
+            len: u64,
+        ) -> Written;
     }
 }
 

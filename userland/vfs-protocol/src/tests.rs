@@ -638,6 +638,10 @@ impl Server for Tree {
         Tree::not_here(cx)
     }
 
+    fn read_window(&mut self, cx: &mut Cx<'_, Written>, _handle: u64, _offset: u64, _len: u64) -> Answer<Written> {
+        Tree::not_here(cx)
+    }
+
     fn open_in(&mut self, cx: &mut Cx<'_, Opened>, _container: u64, _path: &str, _flags: OpenFlags) -> Answer<Opened> {
         Tree::not_here(cx)
     }
@@ -659,7 +663,7 @@ fn refusal(error: Error, why: &str) -> Refusal {
 
 #[test]
 fn every_operation_round_trips() {
-    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(24 * vessel_protocol::testing::ROUNDS));
+    assert_eq!(protocol_checks::round_trip_every_operation(), Ok(25 * vessel_protocol::testing::ROUNDS));
 }
 
 #[test]
@@ -809,7 +813,7 @@ fn malformed_requests_are_refused_with_the_field() {
     expect([label::duplicate, 1, 4, 0], b"", "vfs.duplicate: field `rights`: bad value");
     expect([label::duplicate, 1, u64::MAX, 0], b"", "vfs.duplicate: field `rights`: bad value");
     expect([label::readdir, 0, 0, 0], b"x", "vfs.readdir: bad length: 1 bytes of data left over");
-    expect([25, 0, 0, 0], b"", "vfs: unknown label 25");
+    expect([26, 0, 0, 0], b"", "vfs: unknown label 26");
     expect([0, 0, 0, 0], b"", "vfs: unknown label 0");
     // The good forms of the same requests reach the server.
     let reply = lo.raw([label::seek, 1, 8 << 8, 0], b"", &[]).unwrap();
@@ -852,6 +856,7 @@ fn hostile_messages_never_panic() {
     let _ = vfs.write_shared(1, 0, 10, 4);
     let _ = vfs.open_in(7, "/bin/true", OpenFlags::READ);
     let _ = vfs.pipe();
+    let _ = vfs.read_window(1, POSITION, 10);
     let seeds = recorder.take();
     assert_eq!(seeds.len(), OPERATIONS.len());
     let listing: Vec<DirEntry> = (0..50).map(|i| entry(&longest_name(i), Kind::File, 0)).collect();
@@ -896,6 +901,7 @@ fn every_operation_and_field_is_documented() {
         "write_shared",
         "open_in",
         "pipe",
+        "read_window",
     ];
     assert_eq!(labels, expected.iter().enumerate().map(|(i, &n)| (i as u64 + 1, n)).collect::<Vec<_>>());
     assert_eq!(NAME, "vfs");

@@ -24,16 +24,16 @@ use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use vessel_abi::{Error, MapFlags, ObjectKind, Rights};
+use vessel_abi::{Error, MAX_WINDOW_PIECES, MAX_WINDOW_WRITE, MapFlags, ObjectKind, Rights};
 use vessel_device_protocol::{Class, Rights as DeviceRights};
-use vessel_fat::{Disk, DiskError, FatDateTime, TimeProvider};
+use vessel_fat::{Disk, DiskError, FatDateTime, Sink, TimeProvider};
 use vessel_protocol::{Dispatched, Refusal};
 use vessel_rt::device::{Device, Devices, SharedBuffer};
 use vessel_rt::ipc::{Cap, Endpoint, Memory};
 use vessel_rt::println;
 use vessel_rt::server::{Incoming, Keeper, Server, Staged};
 use vessel_vfs_core::bootfs::{BootImage, BootSource};
-use vessel_vfs_core::{Env, Vfs};
+use vessel_vfs_core::{Env, Vfs, Window};
 
 vessel_rt::entry!(main);
 
@@ -198,6 +198,78 @@ impl Drop for SharedMemory {
     }
 }
 
+/// The receive window of the request being handled, through the kernel: it keeps where the
+/// pieces are (the cache's pages) and has the kernel copy them into the caller's window
+/// (`WindowWrite`) when full and when told to flush, each byte once.
+struct KernelWindow {
+    pieces: [[u64; 2]; MAX_WINDOW_PIECES],
+    count: usize,
+    /// Bytes in the pieces held.
+    held: u64,
+    /// Bytes the window has received.
+    sent: u64,
+    refused: Option<Error>,
+}
+
+impl KernelWindow {
+    /// Has the kernel copy the pieces held; false (remembering why) if it refused.
+    fn send(&mut self) -> bool {
+        if self.count == 0 {
+            return true;
+        }
+        match vessel_rt::ipc::window_write(None, self.sent, &self.pieces[..self.count]) {
+            Ok(n) => {
+                self.sent += n;
+                (self.count, self.held) = (0, 0);
+                true
+            }
+            Err(e) => {
+                self.refused = Some(e);
+                false
+            }
+        }
+    }
+}
+
+impl Sink for KernelWindow {
+    fn take(&mut self, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            if self.count == MAX_WINDOW_PIECES || self.held == MAX_WINDOW_WRITE {
+                if !self.send() {
+                    return false;
+                }
+            }
+            let n = (bytes.len() as u64).min(MAX_WINDOW_WRITE - self.held);
+            let at = bytes.as_ptr() as u64;
+            match self.count.checked_sub(1).map(|last| &mut self.pieces[last]) {
+                // Right after the last piece (memory the file system holds in one run).
+                Some(last) if last[0] + last[1] == at => last[1] += n,
+                _ => {
+                    self.pieces[self.count] = [at, n];
+                    self.count += 1;
+                }
+            }
+            self.held += n;
+            bytes = &bytes[n as usize..];
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        self.send()
+    }
+}
+
+impl Window for KernelWindow {
+    fn finish(&mut self) -> Result<u64, (Error, String)> {
+        if self.refused.is_none() && self.send() {
+            return Ok(self.sent);
+        }
+        let e = self.refused.unwrap_or(Error::InvalidArgument);
+        Err((e, format!("cannot copy into the caller's window after {} bytes: {e}", self.sent)))
+    }
+}
+
 /// The kernel's side of the server.
 struct System;
 
@@ -239,6 +311,12 @@ impl Env for System {
         let buffer = SharedMemory { memory, address, len: bytes as usize };
         let client = memory.0.duplicate(Rights::READ | Rights::WRITE | Rights::MAP | Rights::TRANSFER).map_err(fail)?;
         Ok((buffer, client.0))
+    }
+
+    type Window = KernelWindow;
+
+    fn window(&self) -> KernelWindow {
+        KernelWindow { pieces: [[0; 2]; MAX_WINDOW_PIECES], count: 0, held: 0, sent: 0, refused: None }
     }
 }
 
