@@ -341,15 +341,9 @@ fn run(call: Syscall, r: &[u64; 6]) -> Result<u64, Error> {
             let a = decode!(WindowWrite);
             // The pieces, copied in before the table lock is taken.
             let count = usize::try_from(a.count).ok().filter(|&n| n <= MAX_WINDOW_PIECES).ok_or(Error::TooLarge)?;
-            let mut raw = [0u8; MAX_WINDOW_PIECES * 16];
-            if count > 0 {
-                usermem::UserSlice::new(a.pieces, count as u64 * 16, u64::MAX)?.read_into(&mut raw[..count * 16])?;
-            }
-            let mut pieces = [[0u64; 2]; MAX_WINDOW_PIECES];
-            for (word, bytes) in pieces.as_flattened_mut().iter_mut().zip(raw.chunks_exact(8)) {
-                *word = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
-            }
-            task::window_write(a.reply, a.offset, &pieces[..count])
+            let mut buf = [core::mem::MaybeUninit::uninit(); MAX_WINDOW_PIECES];
+            let pieces = usermem::read_pairs(a.pieces, count, &mut buf)?;
+            task::window_write(a.reply, a.offset, pieces)
         }
         Syscall::LogBind => {
             let a = decode!(LogBind);

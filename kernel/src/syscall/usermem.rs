@@ -81,6 +81,20 @@ impl UserSlice {
     }
 }
 
+/// Reads `count` pairs of words from user memory at `addr` (the pieces of `WindowWrite`) into
+/// `buf`, which need not be initialised; the pairs read. `TooLarge` if `buf` is shorter.
+pub fn read_pairs(addr: u64, count: usize, buf: &mut [MaybeUninit<[u64; 2]>]) -> Result<&[[u64; 2]], Error> {
+    let out = buf.get_mut(..count).ok_or(Error::TooLarge)?;
+    if count > 0 {
+        let bytes = (count * 16) as u64;
+        let slice = UserSlice::new(addr, bytes, bytes)?;
+        // SAFETY: `out` is `bytes` writable bytes; only the user side may fault.
+        unsafe { probe::copy(out.as_mut_ptr() as u64, slice.addr, slice.len) }.map_err(|_| Error::BadAddress)?;
+    }
+    // SAFETY: the copy wrote all `count` pairs, and any bit pattern is a valid `[u64; 2]`.
+    Ok(unsafe { &*(out as *const [MaybeUninit<[u64; 2]>] as *const [[u64; 2]]) })
+}
+
 /// Reads a `T` from user memory.
 pub fn read<T: Pod>(addr: u64) -> Result<T, Error> {
     let slice = UserSlice::new(addr, size_of::<T>() as u64, size_of::<T>() as u64)?;

@@ -75,16 +75,16 @@ pub(super) fn copy_first_frame_data(from: u64, to: u64, len: usize) {
     }
 }
 
-/// Copies `len` bytes at `src`, user memory of the running address space, to byte `in_page` of
-/// the user frame `frame` (found by a [`crate::mem::address_space::WritableWalk`] of another
-/// space). `BadAddress` if a source page is not mapped; the bytes before it are copied.
-pub(super) fn copy_into_frame(frame: u64, in_page: u64, src: u64, len: u64) -> Result<(), Error> {
-    debug_assert!(in_page + len <= PAGE_SIZE);
-    // SAFETY: the destination is a user frame mapped writable in its owner's space, reached
-    // through the physical map (no Rust reference points into user memory), and `in_page + len`
-    // stays inside it; the source is a user range of the running space, which may fault and
+/// Copies `len` bytes at `src`, user memory of the running address space, to physical address
+/// `to`: user frames of another space, one after another in physical memory, found by a
+/// [`crate::mem::address_space::WritableWalk`] of that space. `BadAddress` if a source page is
+/// not mapped; the bytes before it are copied.
+pub(super) fn copy_into_phys(to: u64, src: u64, len: u64) -> Result<(), Error> {
+    // SAFETY: `to .. to + len` are user frames mapped writable in their owner's space (the
+    // caller walked each of them), reached through the physical map (no Rust reference points
+    // into user memory); the source is a user range of the running space, which may fault and
     // is recovered.
-    unsafe { crate::arch::x86_64::probe::copy(phys_to_virt(frame) + in_page, src, len) }.map_err(|_| Error::BadAddress)
+    unsafe { crate::arch::x86_64::probe::copy(phys_to_virt(to), src, len) }.map_err(|_| Error::BadAddress)
 }
 
 /// The receive window (start, length) written in the IPC buffer whose first frame is `header`.

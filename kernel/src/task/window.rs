@@ -22,7 +22,7 @@ use crate::mem::address_space::WritableWalk;
 use vessel_abi::{Error, MAX_WINDOW_WRITE, Meta, PAGE_SIZE, Rights, USER_END, WINDOW};
 
 use super::caps::{cap_error, handle};
-use super::frame::{copy_into_frame, frame_of, read_window};
+use super::frame::{copy_into_phys, frame_of, read_window};
 use super::objects::ObjectRef;
 use super::thread::Tid;
 use super::wait::IpcWait;
@@ -54,9 +54,14 @@ pub fn window_write(reply: u64, offset: u64, pieces: &[[u64; 2]]) -> Result<u64,
             let piece_end = from + length;
             while from < piece_end {
                 let in_page = to % PAGE_SIZE;
-                let n = (PAGE_SIZE - in_page).min(piece_end - from);
-                let frame = walk.frame(to - in_page).ok_or(Error::BadAddress)?;
-                copy_into_frame(frame, in_page, from, n)?;
+                let start = walk.frame(to - in_page).ok_or(Error::BadAddress)? + in_page;
+                // One copy for as many following window pages as lie right after it in
+                // physical memory (frames are often handed out in order).
+                let mut n = (PAGE_SIZE - in_page).min(piece_end - from);
+                while n < piece_end - from && walk.frame(to + n) == Some(start + n) {
+                    n += PAGE_SIZE.min(piece_end - from - n);
+                }
+                copy_into_phys(start, from, n)?;
                 from += n;
                 to += n;
             }

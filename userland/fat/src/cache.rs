@@ -294,7 +294,7 @@ impl<D: Disk> Cache<D> {
             let page = pos / PAGE_SIZE as u64;
             let in_page = (pos % PAGE_SIZE as u64) as usize;
             let take = (PAGE_SIZE - in_page).min(n - done);
-            let wanted = self.block_mask(in_page, take);
+            let wanted = if take == PAGE_SIZE { bits(0, self.blocks_per_page) } else { self.block_mask(in_page, take) };
             // Most reads stay in the page of the one before (FAT entries, directory entries):
             // no map lookup.
             let known = if page == self.last_page { Some(self.last_slot) } else { self.index.get(page) };

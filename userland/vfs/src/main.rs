@@ -198,14 +198,21 @@ impl Drop for SharedMemory {
     }
 }
 
+/// Pieces a [`KernelWindow`] holds at most: one per cache page of the most the kernel copies at
+/// once. Fewer than the kernel would take, as the array is made afresh for every read.
+const WINDOW_PIECES: usize = (MAX_WINDOW_WRITE / vessel_abi::PAGE_SIZE) as usize;
+const _: () = assert!(WINDOW_PIECES <= MAX_WINDOW_PIECES);
+
 /// The receive window of the request being handled, through the kernel: it keeps where the
 /// pieces are (the cache's pages) and has the kernel copy them into the caller's window
 /// (`WindowWrite`) when full and when told to flush, each byte once.
 struct KernelWindow {
-    pieces: [[u64; 2]; MAX_WINDOW_PIECES],
+    pieces: [[u64; 2]; WINDOW_PIECES],
     count: usize,
     /// Bytes in the pieces held.
     held: u64,
+    /// Where the last piece held ends.
+    end: u64,
     /// Bytes the window has received.
     sent: u64,
     refused: Option<Error>,
@@ -229,30 +236,41 @@ impl KernelWindow {
             }
         }
     }
-}
 
-impl Sink for KernelWindow {
-    fn take(&mut self, mut bytes: &[u8]) -> bool {
+    /// [`Sink::take`] of bytes that start a piece, sending what is held first when full. Out of
+    /// line, so the usual case saves no registers.
+    #[inline(never)]
+    fn take_apart(&mut self, mut bytes: &[u8]) -> bool {
         while !bytes.is_empty() {
-            if self.count == MAX_WINDOW_PIECES || self.held == MAX_WINDOW_WRITE {
-                if !self.send() {
-                    return false;
-                }
+            if (self.count == WINDOW_PIECES || self.held == MAX_WINDOW_WRITE) && !self.send() {
+                return false;
             }
             let n = (bytes.len() as u64).min(MAX_WINDOW_WRITE - self.held);
             let at = bytes.as_ptr() as u64;
-            match self.count.checked_sub(1).map(|last| &mut self.pieces[last]) {
-                // Right after the last piece (memory the file system holds in one run).
-                Some(last) if last[0] + last[1] == at => last[1] += n,
-                _ => {
-                    self.pieces[self.count] = [at, n];
-                    self.count += 1;
-                }
+            if self.count > 0 && self.end == at {
+                self.pieces[self.count - 1][1] += n;
+            } else {
+                self.pieces[self.count] = [at, n];
+                self.count += 1;
             }
-            self.held += n;
+            (self.held, self.end) = (self.held + n, at + n);
             bytes = &bytes[n as usize..];
         }
         true
+    }
+}
+
+impl Sink for KernelWindow {
+    fn take(&mut self, bytes: &[u8]) -> bool {
+        let (at, n) = (bytes.as_ptr() as u64, bytes.len() as u64);
+        // The usual case: the next page of the file lies right after the last one in memory
+        // (the cache takes its pages in order), so the piece grows.
+        if self.count > 0 && self.end == at && self.held + n <= MAX_WINDOW_WRITE {
+            self.pieces[self.count - 1][1] += n;
+            (self.held, self.end) = (self.held + n, at + n);
+            return true;
+        }
+        self.take_apart(bytes)
     }
 
     fn flush(&mut self) -> bool {
@@ -316,7 +334,7 @@ impl Env for System {
     type Window = KernelWindow;
 
     fn window(&self) -> KernelWindow {
-        KernelWindow { pieces: [[0; 2]; MAX_WINDOW_PIECES], count: 0, held: 0, sent: 0, refused: None }
+        KernelWindow { pieces: [[0; 2]; WINDOW_PIECES], count: 0, held: 0, end: 0, sent: 0, refused: None }
     }
 }
 
