@@ -20,6 +20,10 @@ pub const TESTS: &[crate::Test] = &[
     ("window::refusals_leave_the_window_alone", refusals_leave_the_window_alone),
 ];
 
+/// A call the server's write must be refused for: what it is, the words, the window offered,
+/// the call's flags, the error wanted.
+type Refused = (&'static str, [u64; 4], (u64, u64), u8, Error);
+
 /// What the canary bytes around a write hold.
 const CANARY: u8 = 0xA5;
 
@@ -112,7 +116,7 @@ fn refusals_leave_the_window_alone() -> TestResult {
     let mut window = vec![CANARY; 8192];
     let whole = region(&mut window);
     let read_only = sys::mem_map(1, MapFlags::empty()).map_err(e("map read-only"))?;
-    let cases: Vec<(&str, [u64; 4], (u64, u64), u8, Error)> = vec![
+    let cases: Vec<Refused> = vec![
         ("a call without WINDOW", [WRITE, 0, 100, 100], whole, 0, Error::AccessDenied),
         ("past the window's end", [WRITE, 8000, 193, 193], whole, WINDOW, Error::TooLarge),
         ("an offset past the end", [WRITE, u64::MAX - 10, 100, 100], whole, WINDOW, Error::TooLarge),
