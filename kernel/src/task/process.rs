@@ -574,6 +574,11 @@ fn ipc_buffer_slot(addr: u64) -> Option<u64> {
 /// Maps a stack or IPC-buffer page on first touch. True if `addr` was in the running
 /// process's stack range or in the IPC buffer of one of its live threads, and is now mapped.
 pub fn map_on_demand(addr: u64) -> bool {
+    // A copy made holding the table lock (`WindowWrite`) cannot page in (that takes the lock):
+    // its fault is refused as a bad address instead.
+    if crate::arch::x86_64::percpu::locked_copy() != 0 {
+        return false;
+    }
     let slot = ipc_buffer_slot(addr);
     if !(STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) && slot.is_none() {
         return false;

@@ -15,7 +15,10 @@
 //! registers until the reply is delivered; the range from its IPC buffer when the server
 //! writes); only inside the window and only into pages the caller maps user-writable. One call
 //! copies at most `MAX_WINDOW_WRITE` bytes, so the work done with interrupts off is bounded.
-//! A failed write may have copied some bytes into the window, nothing anywhere else.
+//! A failed write may have copied some bytes into the window, nothing anywhere else. The source
+//! is read holding the table lock, so a source page never touched (a stack or IPC-buffer page,
+//! which a first touch maps) cannot be paged in there: it is refused as a bad address rather
+//! than waiting for the lock this CPU holds.
 
 use crate::arch::x86_64::percpu as cpu;
 use crate::mem::address_space::WritableWalk;
@@ -49,26 +52,35 @@ pub fn window_write(reply: u64, offset: u64, pieces: &[[u64; 2]]) -> Result<u64,
         let pid = t.threads.get(&caller).map(|th| th.pid).ok_or(Error::PeerDied)?;
         let space = t.processes.get(&pid).and_then(|p| p.space.as_ref()).ok_or(Error::PeerDied)?;
         let mut walk = WritableWalk::new(space);
-        let mut to = window + offset;
-        for &[mut from, length] in pieces {
-            let piece_end = from + length;
-            while from < piece_end {
-                let in_page = to % PAGE_SIZE;
-                let start = walk.frame(to - in_page).ok_or(Error::BadAddress)? + in_page;
-                // One copy for as many following window pages as lie right after it in
-                // physical memory (frames are often handed out in order).
-                let mut n = (PAGE_SIZE - in_page).min(piece_end - from);
-                while n < piece_end - from && walk.frame(to + n) == Some(start + n) {
-                    n += PAGE_SIZE.min(piece_end - from - n);
-                }
-                copy_into_phys(start, from, n)?;
-                from += n;
-                to += n;
-            }
-        }
-        Ok(total)
+        cpu::set_locked_copy(1);
+        let copied = copy_pieces(&mut walk, window + offset, pieces);
+        cpu::set_locked_copy(0);
+        copied.map(|()| total)
     })
     .unwrap_or(Err(Error::NoSuchProcess))
+}
+
+/// Copies `pieces` of the running space, in order, to the window pages `walk` finds from `to`
+/// on. With the table lock held: a source page never touched (a stack page, say) is not paged
+/// in but refused (`BadAddress`).
+fn copy_pieces(walk: &mut WritableWalk, mut to: u64, pieces: &[[u64; 2]]) -> Result<(), Error> {
+    for &[mut from, length] in pieces {
+        let piece_end = from + length;
+        while from < piece_end {
+            let in_page = to % PAGE_SIZE;
+            let start = walk.frame(to - in_page).ok_or(Error::BadAddress)? + in_page;
+            // One copy for as many following window pages as lie right after it in physical
+            // memory (frames are often handed out in order).
+            let mut n = (PAGE_SIZE - in_page).min(piece_end - from);
+            while n < piece_end - from && walk.frame(to + n) == Some(start + n) {
+                n += PAGE_SIZE.min(piece_end - from - n);
+            }
+            copy_into_phys(start, from, n)?;
+            from += n;
+            to += n;
+        }
+    }
+    Ok(())
 }
 
 impl Tasks {

@@ -48,6 +48,9 @@ pub struct PerCpu {
     need_resched: u64,
     slice_left: u64,
     fpu_owner: u64,
+    /// Non-zero while this CPU copies from user memory holding the table lock (`WindowWrite`):
+    /// a fault there must not page anything in, which takes that lock.
+    locked_copy: u64,
 }
 
 /// `irqs_off_call` of a stretch no system call began.
@@ -86,6 +89,7 @@ static BOOT_CPU: Block = Block(UnsafeCell::new(PerCpu {
     need_resched: 0,
     slice_left: 0,
     fpu_owner: 0,
+    locked_copy: 0,
 }));
 
 /// Points GS at the boot CPU's block (kernel mode) and the user GS at 0.
@@ -144,6 +148,12 @@ word!(
     /// The thread whose FPU/SSE registers this CPU holds (0: none).
     fpu_owner,
     set_fpu_owner
+);
+
+word!(
+    /// Non-zero while this CPU copies from user memory holding the table lock.
+    locked_copy,
+    set_locked_copy
 );
 
 /// Whether this CPU should reschedule at the next chance (end of a system call or tick).

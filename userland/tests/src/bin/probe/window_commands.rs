@@ -14,6 +14,9 @@ pub const WRITE_KEPT: u64 = 2;
 pub const WRITE_UNMAPPED: u64 = 3;
 /// `w2` pieces of one byte each.
 pub const WRITE_PIECES: u64 = 4;
+/// One piece of `w2` bytes from the lowest page of the server's stack, which it never touched
+/// (a first touch would map it).
+pub const WRITE_UNTOUCHED: u64 = 6;
 /// Answers the error the server got from `WindowWrite` before it received any call.
 pub const UNOWED: u64 = 5;
 /// Ends the server.

@@ -50,6 +50,10 @@ pub fn window_server() -> i32 {
                 }
             }
             WRITE_UNMAPPED => words(window_write(None, offset, &[[0x1000, bytes]])),
+            WRITE_UNTOUCHED => {
+                let lowest = vessel_rt::abi::STACK_TOP - vessel_rt::abi::STACK_SIZE;
+                words(window_write(None, offset, &[[lowest, bytes]]))
+            }
             WRITE_PIECES => {
                 let list: Vec<[u64; 2]> = (0..bytes).map(|k| [base + k, 1]).collect();
                 words(window_write(None, offset, &list))

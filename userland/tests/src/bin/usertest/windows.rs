@@ -129,6 +129,9 @@ fn refusals_leave_the_window_alone() -> TestResult {
         ),
         ("too many pieces", [WRITE_PIECES, 0, MAX_WINDOW_PIECES as u64 + 1, 1], whole, WINDOW, Error::TooLarge),
         ("a source nothing maps", [WRITE_UNMAPPED, 0, 100, 0], whole, WINDOW, Error::BadAddress),
+        // Regression: the kernel paged the stack page in while holding its table lock, and
+        // waited for that lock forever.
+        ("a source page never touched", [WRITE_UNTOUCHED, 0, 100, 0], whole, WINDOW, Error::BadAddress),
         ("a read-only window", [WRITE, 0, 100, 100], (read_only, 4096), WINDOW, Error::BadAddress),
         (
             "a window in the kernel's half",
