@@ -44,13 +44,33 @@ fn drop_staged(count: u8) {
     }
 }
 
-/// Shows `read` the reply just received into this thread's IPC buffer.
-fn read_reply<R>(reply: ipc::Received, read: impl FnOnce(Frame<'_>) -> R) -> R {
-    // SAFETY: the reply is in the buffer now, and `read` only decodes it.
+/// Stages a request with `stage`, sends it through `endpoint` offering `window` (start, length)
+/// if there is one, and shows `read` the reply.
+#[inline(always)]
+fn call_through<R>(
+    endpoint: Endpoint,
+    window: Option<(u64, u64)>,
+    stage: impl FnOnce(&mut Message<'_>) -> Result<(), Error>,
+    read: impl FnOnce(Frame<'_>) -> R,
+) -> Result<R, Error> {
+    let (words, mut meta) = stage_in_buffer(stage)?;
+    if let Some(offered) = window {
+        // SAFETY: staged and sent right here, with no other IPC of this thread in between.
+        let buf = unsafe { buffer() };
+        (buf.window, buf.window_len) = offered;
+        meta.flags |= vessel_abi::WINDOW;
+    }
+    let result = Endpoint::call(endpoint, words, meta);
+    // SAFETY: the reply (or nothing) is in the buffer now; `read` only decodes it, and the
+    // window is closed first so no later call offers it by mistake.
     let buf = unsafe { buffer() };
+    if window.is_some() {
+        (buf.window, buf.window_len) = (0, 0);
+    }
+    let reply = result?;
     let data = usize::from(reply.meta.data_len).min(MAX_DATA);
     let caps = usize::from(reply.meta.cap_count).min(MAX_MESSAGE_CAPS);
-    read(Frame { words: reply.words, data: &buf.data[..data], caps: &buf.caps[..caps] })
+    Ok(read(Frame { words: reply.words, data: &buf.data[..data], caps: &buf.caps[..caps] }))
 }
 
 /// On a transport error the handles staged in the request stay with the caller if the kernel
@@ -62,9 +82,7 @@ impl Transport for Endpoint {
         stage: impl FnOnce(&mut Message<'_>) -> Result<(), Error>,
         read: impl FnOnce(Frame<'_>) -> R,
     ) -> Result<R, Error> {
-        let (words, meta) = stage_in_buffer(stage)?;
-        let reply = Endpoint::call(*self, words, meta)?;
-        Ok(read_reply(reply, read))
+        call_through(*self, None, stage, read)
     }
 
     fn drop_cap(&self, handle: u32) {
@@ -95,15 +113,7 @@ impl Transport for Windowed<'_> {
         stage: impl FnOnce(&mut Message<'_>) -> Result<(), Error>,
         read: impl FnOnce(Frame<'_>) -> R,
     ) -> Result<R, Error> {
-        let (words, meta) = stage_in_buffer(stage)?;
-        // SAFETY: staged and sent right here, with no other IPC of this thread in between.
-        let buf = unsafe { buffer() };
-        (buf.window, buf.window_len) = (self.window as u64, self.len as u64);
-        let result = Endpoint::call(self.endpoint, words, Meta { flags: vessel_abi::WINDOW, ..meta });
-        // SAFETY: after the call, before `read_reply` borrows the buffer again.
-        let buf = unsafe { buffer() };
-        (buf.window, buf.window_len) = (0, 0);
-        Ok(read_reply(result?, read))
+        call_through(self.endpoint, Some((self.window as u64, self.len as u64)), stage, read)
     }
 
     fn drop_cap(&self, handle: u32) {
