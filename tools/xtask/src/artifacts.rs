@@ -117,12 +117,12 @@ const USER_CRATES: &[&str] = &[
 pub const PROGRAMS: &[&str] = &[
     "init", "proc", "device", "vfs", "lsdev", "ctr", "hello", "true", "vsh", "ls", "cat", "echo", "cp", "mv", "rm",
     "mkdir", "touch", "hexdump", "ps", "kill", "date", "uptime", "free", "dmesg", "reboot", "poweroff", "vsf", "probe",
-    "devprobe", "fsprobe", "burst", "usertest", "bench",
+    "devprobe", "fsprobe", "burst", "idle", "usertest", "bench",
 ];
 
 /// The programs only test and benchmark images carry (the last ones of [`PROGRAMS`]): 1.3 MB the
 /// BIOS stage would load into every person's boot (about 0.8 s under TCG) for nothing.
-pub const TEST_PROGRAMS: &[&str] = &["devprobe", "fsprobe", "burst", "usertest", "bench"];
+pub const TEST_PROGRAMS: &[&str] = &["devprobe", "fsprobe", "burst", "idle", "usertest", "bench"];
 
 /// The programs of an image made from a spec (`boot/images/*.toml`): all but the test ones.
 /// `probe` stays: the shell session runs it (a program that loops without reading).
