@@ -257,7 +257,10 @@ impl AddressSpace {
         let [from4, from3, from2, from1] = self.released_to;
         // The walk first goes back down the path to where the last call stopped.
         let mut resuming = true;
-        for l4 in from4..256 {
+        for l4 in Used::new(self.pml4, from4, 256) {
+            // Only entries in use come up: the path back is the one the last call left, unless
+            // its entry is gone.
+            resuming &= l4 == from4;
             let Some(pdpt) = present_table(pml4, l4) else {
                 resuming = false;
                 continue;
@@ -268,7 +271,8 @@ impl AddressSpace {
                 self.released_to = [l4, 0, 0, 0];
                 return false;
             }
-            for l3 in start3..512 {
+            for l3 in Used::new(pdpt, start3, 512) {
+                resuming &= l3 == from3;
                 let Some(pd) = present_table(table(pdpt), l3) else {
                     resuming = false;
                     continue;
@@ -278,7 +282,8 @@ impl AddressSpace {
                     self.released_to = [l4, l3, 0, 0];
                     return false;
                 }
-                for l2 in start2..512 {
+                for l2 in Used::new(pd, start2, 512) {
+                    resuming &= l2 == from2;
                     let Some(pt) = present_table(table(pd), l2) else {
                         resuming = false;
                         continue;
@@ -290,7 +295,7 @@ impl AddressSpace {
                     }
                     resuming = false;
                     let entries = table(pt);
-                    for l1 in start1..512 {
+                    for l1 in Used::new(pt, start1, 512) {
                         let entry = &mut entries[l1];
                         let flags = entry.flags();
                         if !flags.contains(PageTableFlags::PRESENT) {
@@ -340,6 +345,63 @@ fn take(left: &mut usize, cost: usize, fresh: &mut bool) -> bool {
 
 /// The physical address of the next-level table under entry `i`, if present (huge pages are not
 /// used in user space).
+/// The indices below `end`, from `from` on, of a table's entries that are not all zero: the
+/// only ones that can map anything, since a table starts zeroed and `release_some` clears what
+/// it frees. Eight entries are looked at together while they are all zero: most of freeing a
+/// small process's address space was stepping through empty entries of its seven tables
+/// (about 3,300 entries, five instructions each).
+struct Used {
+    /// The table's entries, through the direct map (read one by one, never borrowed: the loop
+    /// bodies clear entries of the tables being walked).
+    entries: *const u64,
+    next: usize,
+    end: usize,
+}
+
+impl Used {
+    fn new(table: u64, from: usize, end: usize) -> Used {
+        Used { entries: phys_to_virt(table) as *const u64, next: from, end: end.min(512) }
+    }
+
+    fn at(&self, i: usize) -> u64 {
+        // SAFETY: `entries` is a page-table frame of the address space being freed, reached
+        // through the direct map; `i` < 512; the table lock serialises every access to it.
+        unsafe { self.entries.add(i).read() }
+    }
+}
+
+impl Iterator for Used {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let mut i = self.next;
+        while i < self.end {
+            if i.is_multiple_of(8)
+                && i + 8 <= self.end
+                && (self.at(i)
+                    | self.at(i + 1)
+                    | self.at(i + 2)
+                    | self.at(i + 3)
+                    | self.at(i + 4)
+                    | self.at(i + 5)
+                    | self.at(i + 6)
+                    | self.at(i + 7))
+                    == 0
+            {
+                i += 8;
+                continue;
+            }
+            if self.at(i) != 0 {
+                self.next = i + 1;
+                return Some(i);
+            }
+            i += 1;
+        }
+        self.next = self.end;
+        None
+    }
+}
+
 fn present_table(table: &PageTable, i: usize) -> Option<u64> {
     let entry = &table[i];
     let flags = entry.flags();
