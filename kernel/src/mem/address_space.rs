@@ -84,6 +84,9 @@ const USER_WRITABLE: u64 = 0b111;
 const ENTRY_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 /// A level-2 or level-3 entry mapping a huge page (never in a user half).
 const HUGE: u64 = 1 << 7;
+/// Write-through and cache-disable: how device memory is mapped (`map_device`). Such a page is
+/// no window: the kernel would write the device through its cached alias of the frame.
+const UNCACHED: u64 = 0b11 << 3;
 
 impl WritableWalk {
     /// A walk of `space`'s tables (which must not change while the walk is used: the table
@@ -92,7 +95,8 @@ impl WritableWalk {
         WritableWalk { pml4: space.pml4, leaf: None }
     }
 
-    /// The frame behind the user page at `virt` if the user may write it.
+    /// The frame behind the user page at `virt` if the user may write it and it is ordinary
+    /// memory (not a device's registers).
     pub fn frame(&mut self, virt: u64) -> Option<u64> {
         if virt >= vessel_abi::USER_END {
             return None;
@@ -114,7 +118,7 @@ impl WritableWalk {
             }
         };
         let entry = entry(leaf, (virt >> 12) & 511);
-        (entry & USER_WRITABLE == USER_WRITABLE).then_some(entry & ENTRY_ADDRESS)
+        (entry & (USER_WRITABLE | UNCACHED) == USER_WRITABLE).then_some(entry & ENTRY_ADDRESS)
     }
 }
 

@@ -24,6 +24,9 @@ pub const TESTS: &[crate::Test] = &[
 /// the call's flags, the error wanted.
 type Refused = (&'static str, [u64; 4], (u64, u64), u8, Error);
 
+/// Where QEMU puts the HPET's registers (a device page the test may map).
+const HPET: u64 = 0xfed0_0000;
+
 /// What the canary bytes around a write hold.
 const CANARY: u8 = 0xA5;
 
@@ -116,6 +119,14 @@ fn refusals_leave_the_window_alone() -> TestResult {
     let mut window = vec![CANARY; 8192];
     let whole = region(&mut window);
     let read_only = sys::mem_map(1, MapFlags::empty()).map_err(e("map read-only"))?;
+    // A device's registers mapped writable (the HPET's page, as the hw tests map it).
+    let platform = vessel_rt::platform::Platform::inherited().ok_or("no platform capability inherited")?;
+    let hpet = platform.mmio(HPET, 0x1000).map_err(e("mmio"))?;
+    let registers = hpet.map().map_err(e("map the HPET"))?;
+    // The general configuration register (byte 16: writable, unlike the capabilities before it).
+    // SAFETY: the kernel mapped the HPET's register page at `registers`, uncached.
+    let hpet_config = || unsafe { core::ptr::read_volatile((registers + 16) as usize as *const u64) };
+    let config_before = hpet_config();
     let cases: Vec<Refused> = vec![
         ("a call without WINDOW", [WRITE, 0, 100, 100], whole, 0, Error::AccessDenied),
         ("past the window's end", [WRITE, 8000, 193, 193], whole, WINDOW, Error::TooLarge),
@@ -142,6 +153,7 @@ fn refusals_leave_the_window_alone() -> TestResult {
         ),
         ("a window running off user space", [WRITE, 0, 100, 100], (0x7fff_ffff_fff0, 4096), WINDOW, Error::BadAddress),
         ("a window nothing maps", [WRITE, 0, 100, 100], (0x1000, 4096), WINDOW, Error::BadAddress),
+        ("a window over device registers", [WRITE, 0, 100, 100], (registers, 4096), WINDOW, Error::BadAddress),
         ("no call received yet", [UNOWED, 0, 0, 0], whole, WINDOW, Error::InvalidArgument),
     ];
     for (what, words, window_range, flags, want) in cases {
@@ -152,6 +164,10 @@ fn refusals_leave_the_window_alone() -> TestResult {
     // SAFETY: the page was mapped above and nothing refers to it.
     let read_only_intact = unsafe { core::slice::from_raw_parts(read_only as *const u8, 4096) }.iter().all(|&b| b == 0);
     check!(read_only_intact, "the read-only page changed");
+    check!(hpet_config() == config_before, "the HPET's configuration changed");
+    // SAFETY: nothing uses the mapping afterwards.
+    unsafe { sys::mem_unmap(registers, 1) }.map_err(e("unmap the HPET"))?;
+    let _ = hpet.0.delete();
     // SAFETY: nothing refers to the page any more.
     unsafe { sys::mem_unmap(read_only, 1) }.map_err(e("unmap"))?;
     // The server still answers after all of that.
