@@ -122,10 +122,11 @@ impl WritableWalk {
     }
 }
 
-/// Entry `index` of the page table at `phys`.
+/// Entry `index` (< 512) of the page table at `phys`.
 fn entry(phys: u64, index: u64) -> u64 {
+    debug_assert!(index < 512);
     // SAFETY: `phys` is a page-table frame of an address space, reached through the direct map
-    // and read while the table lock keeps the tables from changing; `index` < 512.
+    // and read under the table lock, which serialises every change to the tables; `index` < 512.
     unsafe { core::ptr::read((phys_to_virt(phys) + index * 8) as *const u64) }
 }
 
@@ -355,22 +356,20 @@ fn take(left: &mut usize, cost: usize, fresh: &mut bool) -> bool {
 /// small process's address space was stepping through empty entries of its seven tables
 /// (about 3,300 entries, five instructions each).
 struct Used {
-    /// The table's entries, through the direct map (read one by one, never borrowed: the loop
-    /// bodies clear entries of the tables being walked).
-    entries: *const u64,
+    /// The table's frame, whose entries are read one by one through [`entry`] (never borrowed:
+    /// the loop bodies clear entries of the tables being walked).
+    table: u64,
     next: usize,
     end: usize,
 }
 
 impl Used {
     fn new(table: u64, from: usize, end: usize) -> Used {
-        Used { entries: phys_to_virt(table) as *const u64, next: from, end: end.min(512) }
+        Used { table, next: from, end: end.min(512) }
     }
 
     fn at(&self, i: usize) -> u64 {
-        // SAFETY: `entries` is a page-table frame of the address space being freed, reached
-        // through the direct map; `i` < 512; the table lock serialises every access to it.
-        unsafe { self.entries.add(i).read() }
+        entry(self.table, i as u64)
     }
 }
 

@@ -10,7 +10,7 @@
 //! memory the thread's process owns. The `unsafe` of reaching them is here, not at the call
 //! sites (README: which modules may contain `unsafe`).
 
-use vessel_abi::{Error, IPC_DATA_OFFSET, IPC_WINDOW_OFFSET, PAGE_SIZE};
+use vessel_abi::{Error, IPC_DATA_OFFSET, PAGE_SIZE};
 use vessel_container::Resource;
 use vessel_kcore::report::TrapFrame;
 
@@ -85,14 +85,6 @@ pub(super) fn copy_into_phys(to: u64, src: u64, len: u64) -> Result<(), Error> {
     // into user memory); the source is a user range of the running space, which may fault and
     // is recovered.
     unsafe { crate::arch::x86_64::probe::copy(phys_to_virt(to), src, len) }.map_err(|_| Error::BadAddress)
-}
-
-/// The receive window (start, length) written in the IPC buffer whose first frame is `header`.
-pub(super) fn read_window(header: u64) -> (u64, u64) {
-    let at = phys_to_virt(header) + IPC_WINDOW_OFFSET as u64;
-    // SAFETY: the two words lie in the first frame of an IPC buffer (user memory no Rust
-    // reference points into, reached through the physical map).
-    unsafe { (core::ptr::read_volatile(at as *const u64), core::ptr::read_volatile((at + 8) as *const u64)) }
 }
 
 impl Tasks {
