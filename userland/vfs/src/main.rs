@@ -247,16 +247,21 @@ impl KernelWindow {
             }
             let n = (bytes.len() as u64).min(MAX_WINDOW_WRITE - self.held);
             let at = bytes.as_ptr() as u64;
-            if self.count > 0 && self.end == at {
-                self.pieces[self.count - 1][1] += n;
-            } else {
-                self.pieces[self.count] = [at, n];
+            if self.count == 0 || self.end != at {
+                self.pieces[self.count] = [at, 0];
                 self.count += 1;
             }
-            (self.held, self.end) = (self.held + n, at + n);
+            self.grow(at, n);
             bytes = &bytes[n as usize..];
         }
         true
+    }
+
+    /// Adds the `n` bytes at `at`, which follow the last piece held, to it.
+    #[inline(always)]
+    fn grow(&mut self, at: u64, n: u64) {
+        self.pieces[self.count - 1][1] += n;
+        (self.held, self.end) = (self.held + n, at + n);
     }
 }
 
@@ -266,8 +271,7 @@ impl Sink for KernelWindow {
         // The usual case: the next page of the file lies right after the last one in memory
         // (the cache takes its pages in order), so the piece grows.
         if self.count > 0 && self.end == at && self.held + n <= MAX_WINDOW_WRITE {
-            self.pieces[self.count - 1][1] += n;
-            (self.held, self.end) = (self.held + n, at + n);
+            self.grow(at, n);
             return true;
         }
         self.take_apart(bytes)
