@@ -304,8 +304,8 @@ impl File {
     }
 
     /// Reads from the position to the end: straight into `out`, a message's worth first, then
-    /// twice as much each time up to a shared buffer's worth, so a small file costs neither a
-    /// shared buffer nor a megabyte of `out`.
+    /// twice as much each time up to what one read moves ([`MAX_SHARED_BYTES`]), so a small
+    /// file does not cost a megabyte of `out`.
     pub fn read_to_end(&mut self, out: &mut Vec<u8>) -> Result<usize, Refusal> {
         let start = out.len();
         let mut chunk = MAX_IO;

@@ -1902,6 +1902,9 @@ fn boot_is_served_read_only_to_whoever_it_is_mounted_for() {
     writer.add_file("etc/init.conf", 0o644, b"bin/hello\n").unwrap();
     writer.add_file("bin/true", 0o755, b"\x7fELF true").unwrap();
     writer.add_file("bin/deep/er/x", 0o644, b"x").unwrap();
+    // Larger than the bounce buffer the default `FileSystem::read_to` reads through.
+    let big: Vec<u8> = (0..150_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    writer.add_file("big", 0o644, &big).unwrap();
     let image = crate::bootfs::BootImage::new(Box::new(writer.finish())).unwrap();
     let w = World::new();
     {
@@ -1913,6 +1916,16 @@ fn boot_is_served_read_only_to_whoever_it_is_mounted_for() {
     let c = w.client(ROOT_CT);
     assert_eq!(get(&c, "/boot/bin/true"), b"\x7fELF true");
     assert_eq!(get(&c, "/boot/etc/init.conf"), b"bin/hello\n");
+    // Window reads through the bounce buffer: whole, at an offset, and refused past the window.
+    let h = c.open(ROOT, "/boot/big", OpenFlags::READ).unwrap().handle;
+    *w.window.borrow_mut() = Some(vec![0; 200_000]);
+    assert_eq!(c.read_window(h, POSITION, 200_000).unwrap().count, 150_000);
+    assert!(w.window.borrow().as_ref().unwrap()[..150_000] == big[..], "the window holds /boot/big");
+    *w.window.borrow_mut() = Some(vec![0; 70_000]);
+    assert_eq!(c.read_window(h, 65_000, 70_000).unwrap().count, 70_000);
+    assert!(w.window.borrow().as_ref().unwrap()[..] == big[65_000..135_000], "at 65,000");
+    assert_eq!(c.read_window(h, 0, 100_000).unwrap_err().error, Error::TooLarge);
+    c.close(h).unwrap();
     let stat = c.stat(ROOT, "/boot/bin/deep/er").unwrap().stat;
     assert_eq!((stat.kind, stat.read_only), (Kind::Dir, true), "implied directories exist");
     let mut bin = names(&c, "/boot/bin");
