@@ -124,10 +124,16 @@ impl WritableWalk {
 
 /// Entry `index` (< 512) of the page table at `phys`.
 fn entry(phys: u64, index: u64) -> u64 {
+    entry_at(phys_to_virt(phys), index)
+}
+
+/// Entry `index` (< 512) of the page table whose frame the direct map shows at `table`.
+#[inline(always)]
+fn entry_at(table: u64, index: u64) -> u64 {
     debug_assert!(index < 512);
-    // SAFETY: `phys` is a page-table frame of an address space, reached through the direct map
+    // SAFETY: `table` is a page-table frame of an address space, reached through the direct map
     // and read under the table lock, which serialises every change to the tables; `index` < 512.
-    unsafe { core::ptr::read((phys_to_virt(phys) + index * 8) as *const u64) }
+    unsafe { core::ptr::read((table + index * 8) as *const u64) }
 }
 
 impl AddressSpace {
@@ -356,8 +362,8 @@ fn take(left: &mut usize, cost: usize, fresh: &mut bool) -> bool {
 /// small process's address space was stepping through empty entries of its seven tables
 /// (about 3,300 entries, five instructions each).
 struct Used {
-    /// The table's frame, whose entries are read one by one through [`entry`] (never borrowed:
-    /// the loop bodies clear entries of the tables being walked).
+    /// The table, where the direct map shows it (its entries are read one by one through
+    /// [`entry_at`], never borrowed: the loop bodies clear entries of the tables being walked).
     table: u64,
     next: usize,
     end: usize,
@@ -365,11 +371,13 @@ struct Used {
 
 impl Used {
     fn new(table: u64, from: usize, end: usize) -> Used {
-        Used { table, next: from, end: end.min(512) }
+        // Translated once: each entry read is then one load.
+        Used { table: phys_to_virt(table), next: from, end: end.min(512) }
     }
 
+    #[inline(always)]
     fn at(&self, i: usize) -> u64 {
-        entry(self.table, i as u64)
+        entry_at(self.table, i as u64)
     }
 }
 
