@@ -74,7 +74,8 @@ fn table(phys: u64) -> &'static mut PageTable {
 /// table it reached, so each further page under that table costs one entry read.
 pub struct WritableWalk {
     pml4: u64,
-    /// The 2 MiB region (`virt >> 21`) and the level-1 table that maps it.
+    /// The 2 MiB region (`virt >> 21`) and the level-1 table that maps it, where the direct map
+    /// shows it.
     leaf: Option<(u64, u64)>,
 }
 
@@ -113,11 +114,12 @@ impl WritableWalk {
                     }
                     at = entry & ENTRY_ADDRESS;
                 }
-                self.leaf = Some((region, at));
-                at
+                let leaf = phys_to_virt(at);
+                self.leaf = Some((region, leaf));
+                leaf
             }
         };
-        let entry = entry(leaf, (virt >> 12) & 511);
+        let entry = entry_at(leaf, (virt >> 12) & 511);
         (entry & (USER_WRITABLE | UNCACHED) == USER_WRITABLE).then_some(entry & ENTRY_ADDRESS)
     }
 }
