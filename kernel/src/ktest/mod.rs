@@ -65,7 +65,8 @@ fn injected_triple_fault() -> TestResult {
 
 /// Runs the suite and exits QEMU; never returns.
 pub fn run(args: &BootArgs<'_>) -> ! {
-    let mut tests: alloc::vec::Vec<&Test> = memory::TESTS.iter().chain(cpu::TESTS.iter()).collect();
+    let mut tests: alloc::vec::Vec<&Test> =
+        memory::TESTS.iter().chain(cpu::TESTS.iter()).chain(crate::task::QUEUE_TESTS.iter()).collect();
     let injected_fail = Test { name: "harness::injected_failure", run: injected_failure };
     let injected_panic = Test { name: "harness::injected_panic", run: injected_panic };
     let injected_hang = Test { name: "harness::injected_hang", run: injected_hang };

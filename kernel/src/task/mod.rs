@@ -38,6 +38,8 @@ mod objects;
 mod platform;
 mod process;
 mod queue;
+#[cfg(feature = "ktest")]
+pub use queue::tests::TESTS as QUEUE_TESTS;
 mod reaper;
 mod reply;
 mod sched;
@@ -377,6 +379,8 @@ impl Tasks {
     /// freed by the reaper once it is off the CPU.
     fn retire_thread(&mut self, tid: Tid) {
         self.unbind(tid);
+        // While its state still says whether it is on a run queue.
+        self.run.remove(&mut self.threads, tid);
         if let Some(thread) = self.threads.get_mut(&tid) {
             thread.state = State::Dead;
             thread.ipc_frames = [None; 2];
@@ -385,7 +389,6 @@ impl Tasks {
             // Its registers are garbage now; nobody needs them saved.
             cpu::set_fpu_owner(IDLE);
         }
-        self.run.remove(&mut self.threads, tid);
         self.unsleep(tid);
         self.waiters.retain(|&t| t != tid);
         self.reaper.push_dead(tid);

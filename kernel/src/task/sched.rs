@@ -98,9 +98,10 @@ impl RunQueues {
 
     /// Takes `tid` off whichever queue it is on.
     pub(super) fn remove(&mut self, threads: &mut Indexed<Thread>, tid: Tid) {
-        for queue in &mut self.ready {
-            queue.remove(threads, tid);
-        }
+        // Only a ready thread is on one, that of its priority, which never changes.
+        let Some(th) = threads.get(&tid).filter(|th| th.state == State::Ready) else { return };
+        let priority = th.owner.priority;
+        self.ready[priority as usize].remove(threads, tid);
     }
 
     /// True if a thread of `priority` may run next without a pass through the run queues: no

@@ -97,6 +97,8 @@ pub struct Thread {
     /// Its successor on the one queue it may be on (`queue::END`: it is the last; `queue::NONE`:
     /// it is on none).
     pub queue_next: Tid,
+    /// Its predecessor on that queue, kept only while it is not the first (`queue` module).
+    pub queue_prev: Tid,
     /// While queued as a caller on an endpoint: the badge of the capability it called with.
     pub send_badge: u64,
 }
@@ -132,6 +134,7 @@ impl Thread {
             waiting_for: WaitFor::Nothing,
             space: None,
             queue_next: super::queue::NONE,
+            queue_prev: super::queue::NONE,
             send_badge: 0,
         }
     }
@@ -166,6 +169,7 @@ impl Thread {
             waiting_for: WaitFor::Nothing,
             space: None,
             queue_next: super::queue::NONE,
+            queue_prev: super::queue::NONE,
             send_badge: 0,
         })
     }

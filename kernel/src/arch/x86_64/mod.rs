@@ -87,12 +87,13 @@ pub fn wait_for_interrupt() {
 /// handlers switch only out of user code): what they make ready runs when the work's system
 /// call returns. An interrupts-off stretch ends before and begins after (`percpu`).
 pub fn preemption_point() {
+    let call = percpu::irqs_off_call();
     percpu::irqs_off_end();
     // `sti` takes effect after the next instruction, so the interrupt window is the `nop`.
     interrupts::enable();
     core::hint::spin_loop();
     interrupts::disable();
-    percpu::irqs_off_resume();
+    percpu::irqs_off_resume(call);
 }
 
 /// Stops this CPU for good.

@@ -208,10 +208,17 @@ pub extern "C" fn irqs_off_begin() {
     }
 }
 
-/// A stretch begins again after a preemption point: the same work (and system call) goes on.
-pub fn irqs_off_resume() {
+/// What began the current stretch (the system call, or [`NOT_A_CALL`]), for [`irqs_off_resume`].
+pub fn irqs_off_call() -> u64 {
+    read::<IRQS_OFF_CALL>()
+}
+
+/// A stretch begins again after a preemption point: the same work goes on, for `call` (what
+/// [`irqs_off_call`] said before the point: an interrupt handled there began a stretch of its own).
+pub fn irqs_off_resume(call: u64) {
     if measuring() {
         write::<IRQS_OFF_SINCE>(rdtsc());
+        write::<IRQS_OFF_CALL>(call);
     }
 }
 
