@@ -3,7 +3,7 @@
 //! `vessel_container` crate; this module ties them to processes and objects.
 //!
 //! Invariants:
-//! - Every process is in exactly one container, fixed at spawn; `members` lists the live ones.
+//! - Every process is in exactly one container, fixed at spawn; [`Containers`] lists the live ones.
 //! - Usage charged to a container is returned exactly once: a process's pages, its slot in the
 //!   process and thread counts and its capability table when it ends; an object's charge when the
 //!   object is freed; a child container's object charge when that child is removed.
@@ -13,9 +13,12 @@
 //! - A destroyed container's processes end at once; the container itself leaves the tree when
 //!   its last charge returns (objects held elsewhere can keep it dying, never alive).
 
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
 use crate::arch::x86_64::percpu as cpu;
 use vessel_abi::{ContainerInfo, ContainerLimits, Error, Exit, Rights};
-use vessel_container::{Amounts, ContainerError, Index, Resource, State};
+use vessel_container::{Amounts, Container, ContainerError, IdGenerator, Index, Resource, State, Tree};
 
 use super::TableId;
 use super::objects::ObjectRef;
@@ -35,6 +38,153 @@ pub(super) fn container_error(e: ContainerError) -> Error {
         ContainerError::NoSuchContainer | ContainerError::Dying => Error::NoSuchContainer,
         ContainerError::TooMany | ContainerError::DuplicateId => Error::NoMemory,
         ContainerError::NotEmpty | ContainerError::IsRoot => Error::InvalidArgument,
+    }
+}
+
+/// The container tree (the pure `vessel_container` crate: shape, states, quotas) with what the
+/// kernel keeps beside it: the id generator, each container's live processes, and the destroys
+/// under way.
+///
+/// Invariants, kept by the methods (the fields are private):
+/// - A container has a member set from its creation until it leaves the tree, holding exactly
+///   its live processes: added at spawn ([`Containers::add_member`]), taken out when they end.
+/// - `dying` holds each container marked dying and not removed yet, once, a subtree's leaves
+///   before their parents (a destroy appends its subtree in post-order): so one pass of
+///   [`Containers::remove_dead`] removes a whole subtree whose charges have all returned.
+pub(super) struct Containers {
+    tree: Tree,
+    ids: IdGenerator,
+    members: BTreeMap<Index, BTreeSet<Pid>>,
+    dying: Vec<Index>,
+}
+
+impl Containers {
+    /// The root container alone, with ids drawn from `ids`.
+    pub(super) fn new(mut ids: IdGenerator) -> Self {
+        let tree = Tree::new(ids.next(), ROOT_LIMITS);
+        let members = BTreeMap::from([(tree.root(), BTreeSet::new())]);
+        Containers { tree, ids, members, dying: Vec::new() }
+    }
+
+    /// The root container.
+    #[inline(always)]
+    pub(super) fn root(&self) -> Index {
+        self.tree.root()
+    }
+
+    /// The container at `at`, alive or dying.
+    #[inline(always)]
+    pub(super) fn get(&self, at: Index) -> Option<&Container> {
+        self.tree.get(at)
+    }
+
+    /// The container with id `id`.
+    pub(super) fn lookup(&self, id: u64) -> Option<Index> {
+        self.tree.lookup(id)
+    }
+
+    /// Containers in the tree, dying ones included.
+    pub(super) fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether `at` is `ancestor` or lies below it.
+    pub(super) fn is_ancestor_or_self(&self, ancestor: Index, at: Index) -> bool {
+        self.tree.is_ancestor_or_self(ancestor, at)
+    }
+
+    /// Charges `n` of `resource` to `at` and its ancestors, all or nothing.
+    #[inline(always)]
+    pub(super) fn charge(&mut self, at: Index, resource: Resource, n: u64) -> Result<(), ContainerError> {
+        self.tree.charge(at, resource, n)
+    }
+
+    /// Gives back `n` of `resource` to `at` and its ancestors.
+    #[inline(always)]
+    pub(super) fn uncharge(&mut self, at: Index, resource: Resource, n: u64) {
+        self.tree.uncharge(at, resource, n);
+    }
+
+    /// The next process id of container `at`.
+    pub(super) fn alloc_pid(&mut self, at: Index) -> Result<u64, ContainerError> {
+        self.tree.alloc_pid(at)
+    }
+
+    /// A new child of `parent` with a fresh random id.
+    pub(super) fn create(&mut self, parent: Index, limits: Amounts) -> Result<Index, ContainerError> {
+        let id = self.ids.next();
+        let child = self.tree.create(parent, id, limits)?;
+        self.members.insert(child, BTreeSet::new());
+        Ok(child)
+    }
+
+    /// Marks `at` and its descendants dying (nothing enters them any more) and queues them for
+    /// removal, leaves first.
+    pub(super) fn begin_destroy(&mut self, at: Index) -> Result<(), ContainerError> {
+        for c in self.tree.begin_destroy(at)? {
+            if !self.dying.contains(&c) {
+                self.dying.push(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a destroyed container waits for its members to end or its charges to return.
+    #[inline(always)]
+    pub(super) fn destroying(&self) -> bool {
+        !self.dying.is_empty()
+    }
+
+    /// Process `pid` joins container `at` (at spawn).
+    pub(super) fn add_member(&mut self, at: Index, pid: Pid) {
+        if let Some(members) = self.members.get_mut(&at) {
+            members.insert(pid);
+        }
+    }
+
+    /// Process `pid` of container `at` has ended.
+    pub(super) fn remove_member(&mut self, at: Index, pid: Pid) {
+        if let Some(members) = self.members.get_mut(&at) {
+            members.remove(&pid);
+        }
+    }
+
+    /// How many live processes `at` has.
+    pub(super) fn member_count(&self, at: Index) -> u64 {
+        self.members.get(&at).map_or(0, |m| m.len() as u64)
+    }
+
+    /// A live process of a dying container other than `spare` (the running one, which ends
+    /// last): the next a destroy ends. Subtrees in the order they were destroyed, leaves first.
+    pub(super) fn next_doomed(&self, spare: Pid) -> Option<Pid> {
+        self.dying.iter().find_map(|c| self.members.get(c)?.iter().copied().find(|&p| p != spare))
+    }
+
+    /// Removes the dying containers whose usage has dropped to zero (their parents' object
+    /// charge for them returns too). Another pass runs only while the last one made progress,
+    /// for containers that became removable out of order.
+    pub(super) fn remove_dead(&mut self) {
+        while !self.dying.is_empty() {
+            let before = self.dying.len();
+            let mut kept = Vec::with_capacity(before);
+            for c in core::mem::take(&mut self.dying) {
+                let parent = self.tree.get(c).and_then(Container::parent);
+                match self.tree.remove(c) {
+                    Ok(()) => {
+                        self.members.remove(&c);
+                        if let Some(parent) = parent {
+                            self.tree.uncharge(parent, Resource::Objects, 1);
+                        }
+                    }
+                    Err(ContainerError::NoSuchContainer) => {}
+                    Err(_) => kept.push(c),
+                }
+            }
+            self.dying = kept;
+            if self.dying.len() == before {
+                return;
+            }
+        }
     }
 }
 
@@ -153,7 +303,7 @@ impl Tasks {
     fn destroy_container(&mut self, at: Index) -> Result<(), Error> {
         self.begin_destroying(at)?;
         self.destroy_step(usize::MAX);
-        self.remove_dead_containers();
+        self.containers.remove_dead();
         Ok(())
     }
 
@@ -161,12 +311,7 @@ impl Tasks {
     /// `destroy_step`, leaves first. The members end in later steps: the destroying call's own
     /// ones, or the reaper's (`reap_slow`) if that call does not finish.
     fn begin_destroying(&mut self, at: Index) -> Result<(), Error> {
-        let doomed = self.containers.begin_destroy(at).map_err(container_error)?;
-        for c in doomed {
-            if !self.dying.contains(&c) {
-                self.dying.push(c);
-            }
-        }
+        self.containers.begin_destroy(at).map_err(container_error)?;
         super::reaper::note_work();
         Ok(())
     }
@@ -178,46 +323,14 @@ impl Tasks {
     pub(super) fn destroy_step(&mut self, budget: usize) -> (usize, bool) {
         let me = self.threads.get(&cpu::current()).map_or(0, |th| th.pid);
         let mut ended = 0;
-        for i in 0..self.dying.len() {
-            let c = self.dying[i];
-            while let Some(pid) = self.members.get(&c).and_then(|m| m.iter().copied().find(|&p| p != me)) {
-                if ended == budget {
-                    return (ended, true);
-                }
-                self.terminate(pid, Exit::Killed);
-                ended += 1;
+        while let Some(pid) = self.containers.next_doomed(me) {
+            if ended == budget {
+                return (ended, true);
             }
+            self.terminate(pid, Exit::Killed);
+            ended += 1;
         }
         (ended, false)
-    }
-
-    /// Removes the dying containers whose usage has dropped to zero (their parents' object
-    /// charge for them returns too).
-    /// `dying` is kept leaves first (destroy appends post-order lists), so one pass removes a
-    /// whole subtree; another pass runs only while the last one made progress, for containers
-    /// that became removable out of order.
-    pub(super) fn remove_dead_containers(&mut self) {
-        loop {
-            let before = self.dying.len();
-            let mut kept = alloc::vec::Vec::with_capacity(before);
-            for c in core::mem::take(&mut self.dying) {
-                let parent = self.containers.get(c).and_then(|c| c.parent());
-                match self.containers.remove(c) {
-                    Ok(()) => {
-                        self.members.remove(&c);
-                        if let Some(parent) = parent {
-                            self.containers.uncharge(parent, Resource::Objects, 1);
-                        }
-                    }
-                    Err(ContainerError::NoSuchContainer) => {}
-                    Err(_) => kept.push(c),
-                }
-            }
-            self.dying = kept;
-            if self.dying.is_empty() || self.dying.len() == before {
-                return;
-            }
-        }
     }
 }
 
@@ -230,15 +343,13 @@ pub fn container_create(parent: u64, limits: &ContainerLimits) -> Result<u64, Er
     with_tasks(|t| {
         let parent = t.resolve_container(parent, Rights::MANAGE)?;
         t.charge(parent, Resource::Objects, 1)?;
-        let id = t.container_ids.next();
-        let child = match t.containers.create(parent, id, amounts(limits)) {
+        let child = match t.containers.create(parent, amounts(limits)) {
             Ok(c) => c,
             Err(e) => {
                 t.containers.uncharge(parent, Resource::Objects, 1);
                 return Err(container_error(e));
             }
         };
-        t.members.insert(child, alloc::vec::Vec::new());
         match super::caps::create(t, ObjectRef::Container(child)) {
             Ok(handle) => Ok(handle),
             Err(e) => {
@@ -279,7 +390,7 @@ pub fn container_destroy(value: u64) -> Result<bool, Error> {
         if t.containers.get(mine).is_none_or(|c| c.state() != State::Alive) {
             t.terminate(me, Exit::Killed);
         }
-        t.remove_dead_containers();
+        t.containers.remove_dead();
         Ok(t.containers.is_ancestor_or_self(at, mine) || t.containers.get(mine).is_none())
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -308,7 +419,7 @@ fn info_at(t: &Tasks, at: Index) -> Result<ContainerInfo, Error> {
             state: u32::from(c.state() != State::Alive),
             depth: c.depth(),
             children: c.child_count() as u64,
-            members: t.members.get(&at).map_or(0, |m| m.len() as u64),
+            members: t.containers.member_count(at),
             limits: c.limits().0,
             usage: c.usage().0,
         })

@@ -26,7 +26,7 @@ use vessel_kcore::report::TrapFrame;
 
 use super::frame::{FIRST_FRAME_DATA, copy_first_frame_data, trap_frame_at, write_header};
 use super::objects::ObjectRef;
-use super::sched::RunQueues;
+use super::sched::Scheduler;
 use super::switch::{Switch, enter, finish_switch};
 use super::thread::{Owner, State, Thread};
 use super::transfer::Header;
@@ -108,8 +108,8 @@ struct Partner<'a> {
 /// receive deadline pending (a thread with one is in `sleepers`, which the general path takes it
 /// out of), nothing ready outranks it, and its IPC buffer's header page is mapped.
 #[inline(always)]
-fn partner<'a>(record: &Thread, run: &RunQueues) -> Option<Partner<'a>> {
-    if record.wake_at.is_some() || !run.may_switch_directly(record.owner.priority) {
+fn partner<'a>(record: &Thread, sched: &Scheduler) -> Option<Partner<'a>> {
+    if record.wake_at.is_some() || !sched.may_switch_directly(record.owner.priority) {
         return None;
     }
     let header_frame = record.ipc_frames[0]?;
@@ -178,7 +178,7 @@ impl Tasks {
     #[inline(always)]
     fn fast_call<const DATA: bool>(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();
-        let Tasks { threads, caps, endpoints, run, .. } = self;
+        let Tasks { threads, caps, endpoints, sched, .. } = self;
         let owner = threads.get(&me)?.owner;
         let (id, badge) = endpoint_of(caps, &owner, frame.rdi, Rights::SEND)?;
         let endpoint = endpoints.get_mut(&id)?;
@@ -189,7 +189,7 @@ impl Tasks {
         let receiver = endpoint.waiting.front()?;
         // A partner is blocked, so never the running thread: `get2_mut` refuses that anyway.
         let (current, record) = threads.get2_mut(&me, &receiver)?;
-        let r = partner(record, run)?;
+        let r = partner(record, sched)?;
         let source = data_source::<DATA>(current)?;
 
         // Every check passed: commit.
@@ -211,7 +211,7 @@ impl Tasks {
     #[inline(always)]
     fn fast_reply_recv<const DATA: bool>(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();
-        let Tasks { threads, caps, endpoints, run, notifications, .. } = self;
+        let Tasks { threads, caps, endpoints, sched, notifications, .. } = self;
         let running = threads.get(&me)?;
         let (owner, caller) = (running.owner, running.replying_to?);
         // Bits pending on a bound notification end the receive at once: the general path.
@@ -225,7 +225,7 @@ impl Tasks {
             return None;
         }
         let (current, record) = threads.get2_mut(&me, &caller)?;
-        let c = partner(record, run)?;
+        let c = partner(record, sched)?;
         if record.ipc != IpcWait::Reply(me) || record.state != State::Blocked {
             return None;
         }

@@ -261,8 +261,8 @@ impl Tasks {
                 }
             }
             // A destroyed container waits for memory lent to it (`DmaCreate`) to come back.
-            if m.lender.is_some() && !self.dying.is_empty() {
-                self.remove_dead_containers();
+            if m.lender.is_some() && self.containers.destroying() {
+                self.containers.remove_dead();
             }
         }
     }

@@ -84,7 +84,7 @@ use alloc::vec::Vec;
 
 use vessel_abi::{Error, Exit, Priority};
 use vessel_capspace::{CapSpace, TableId};
-use vessel_container::{Index, Resource, Tree};
+use vessel_container::{Index, Resource};
 use vessel_indexed::Indexed;
 use vessel_ticket::TicketLock;
 
@@ -149,11 +149,8 @@ enum Slot {
 struct Tasks {
     processes: BTreeMap<Pid, Process>,
     threads: Indexed<Thread>,
-    run: sched::RunQueues,
-    /// Threads blocked in `Sleep`.
-    sleepers: Vec<Tid>,
-    /// Threads blocked in `Wait` or `ThreadWait` (each says what for in `waiting_for`).
-    waiters: Vec<Tid>,
+    /// Run queues, sleepers and waiters (`sched`).
+    sched: sched::Scheduler,
     next_id: u64,
     caps: CapSpace<ObjectRef>,
     endpoints: Indexed<endpoint::Endpoint>,
@@ -169,16 +166,10 @@ struct Tasks {
     bindings: bindings::Bindings,
     /// Frames of released DMA memory, kept from reuse until `DmaQuiesce`.
     dma_quarantine: memory::DmaQuarantine,
-    /// The container tree and its quotas.
-    containers: Tree,
-    /// Makes container ids.
-    container_ids: vessel_container::IdGenerator,
-    /// Live processes of each container.
-    members: BTreeMap<Index, Vec<Pid>>,
+    /// The container tree, its quotas, members and destroys under way.
+    containers: container::Containers,
     /// The process each capability table belongs to, and the container its slots are charged to.
     table_owner: BTreeMap<TableId, (Index, Pid)>,
-    /// Destroyed containers still waiting for their last charges to return.
-    dying: Vec<Index>,
     /// What the reaper still has to free (`reaper`).
     reaper: Reaper,
     /// Messages delivered by the general IPC path (`Tasks::transfer`), for tests and profiling.
@@ -239,7 +230,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready(&mut self, tid: Tid) {
         let Some(priority) = self.mark_ready(tid) else { return };
-        self.run.push(&mut self.threads, priority, tid, false);
+        self.sched.push(&mut self.threads, priority, tid, false);
         if self.priority_of(cpu::current()).is_none_or(|running| priority > running) {
             cpu::set_need_resched(true);
         }
@@ -250,7 +241,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready_front(&mut self, tid: Tid) {
         let Some(priority) = self.mark_ready(tid) else { return };
-        self.run.push(&mut self.threads, priority, tid, true);
+        self.sched.push(&mut self.threads, priority, tid, true);
         cpu::set_need_resched(true);
     }
 
@@ -285,21 +276,14 @@ impl Tasks {
     fn sleep_until(&mut self, tid: Tid, deadline: u64) {
         if let Some(th) = self.threads.get_mut(&tid) {
             th.wake_at = Some(deadline);
-            self.sleepers.push(tid);
+            self.sched.add_sleeper(tid);
         }
     }
 
-    /// Drops `tid`'s wake-up deadline, if it has one. The scan alone (no out-of-line `retain`)
-    /// is what the IPC path usually pays: the receiver it wakes rarely has a timeout.
+    /// Drops `tid`'s wake-up deadline, if it has one.
     #[inline(always)]
     fn unsleep(&mut self, tid: Tid) {
-        // `iter().any` rather than `contains`, which calls an out-of-line slice search (a code
-        // page of its own on the IPC path).
-        #[allow(clippy::manual_contains)]
-        let asleep = self.sleepers.iter().any(|&s| s == tid);
-        if asleep {
-            self.sleepers.retain(|&s| s != tid);
-        }
+        self.sched.remove_sleeper(tid);
     }
 
     fn next_object(&mut self) -> u64 {
@@ -309,7 +293,7 @@ impl Tasks {
 
     #[unsafe(link_section = ".text.hot.ipc")]
     fn pop_ready(&mut self) -> Option<Tid> {
-        self.run.pop(&mut self.threads)
+        self.sched.pop(&mut self.threads)
     }
 
     /// Ends a process and all its descendants (parents first, with an explicit work list: a
@@ -362,9 +346,7 @@ impl Tasks {
         }
         self.containers.uncharge(container, Resource::Pages, pages);
         self.containers.uncharge(container, Resource::Threads, thread_count);
-        if let Some(members) = self.members.get_mut(&container) {
-            members.retain(|&m| m != pid);
-        }
+        self.containers.remove_member(container, pid);
         // Wake the parent's threads waiting for a child, and whoever waits for one of its
         // threads (in any process holding a capability to it); they look again.
         self.wake_waiters(|w| w == WaitFor::Child(parent) || matches!(w, WaitFor::Thread(t) if threads.contains(&t)));
@@ -380,7 +362,7 @@ impl Tasks {
     fn retire_thread(&mut self, tid: Tid) {
         self.unbind(tid);
         // While its state still says whether it is on a run queue.
-        self.run.remove(&mut self.threads, tid);
+        self.sched.remove(&mut self.threads, tid);
         if let Some(thread) = self.threads.get_mut(&tid) {
             thread.state = State::Dead;
             thread.ipc_frames = [None; 2];
@@ -390,7 +372,7 @@ impl Tasks {
             cpu::set_fpu_owner(IDLE);
         }
         self.unsleep(tid);
-        self.waiters.retain(|&t| t != tid);
+        self.sched.remove_waiter(tid);
         self.reaper.push_dead(tid);
     }
 
@@ -407,11 +389,7 @@ impl Tasks {
     /// Makes the threads blocked in `Wait` or `ThreadWait` for something `ended` says has
     /// ended look again.
     fn wake_waiters(&mut self, ended: impl Fn(WaitFor) -> bool) {
-        let threads = &self.threads;
-        let (woken, still): (Vec<Tid>, Vec<Tid>) =
-            self.waiters.iter().partition(|t| threads.get(t).is_none_or(|th| ended(th.waiting_for)));
-        self.waiters = still;
-        for tid in woken {
+        for tid in self.sched.take_waiters(&self.threads, ended) {
             if let Some(th) = self.threads.get_mut(&tid) {
                 th.waiting_for = WaitFor::Nothing;
             }
@@ -427,9 +405,7 @@ impl Tasks {
             parent.children.retain(|&c| c != pid);
         }
         self.containers.uncharge(process.container, Resource::Processes, 1);
-        if !self.dying.is_empty() {
-            self.remove_dead_containers();
-        }
+        self.containers.remove_dead();
     }
 }
 
@@ -440,8 +416,6 @@ impl Tasks {
 pub fn init(bootfs: &'static [u8], archive: Option<vessel_bootfs::Archive<'static>>) {
     BOOTFS.call_once(|| BootFs::new(bootfs, archive));
     let seed = core::array::from_fn(|_| crate::entropy::random_u64());
-    let mut ids = vessel_container::IdGenerator::new(seed);
-    let root_id = ids.next();
     let mut threads = Indexed::new();
     threads.insert(IDLE, Thread::idle());
     // This CPU runs the idle thread, which owns no FPU state, with a fresh slice.
@@ -452,9 +426,7 @@ pub fn init(bootfs: &'static [u8], archive: Option<vessel_bootfs::Archive<'stati
     *TASKS.lock() = Some(Tasks {
         processes: BTreeMap::new(),
         threads,
-        run: sched::RunQueues::new(),
-        sleepers: Vec::new(),
-        waiters: Vec::new(),
+        sched: sched::Scheduler::new(),
         next_id: 1,
         caps: CapSpace::new(),
         endpoints: Indexed::new(),
@@ -464,11 +436,8 @@ pub fn init(bootfs: &'static [u8], archive: Option<vessel_bootfs::Archive<'stati
         next_object: 0,
         bindings: bindings::Bindings::new(),
         dma_quarantine: memory::DmaQuarantine::new(),
-        containers: Tree::new(root_id, container::ROOT_LIMITS),
-        container_ids: ids,
-        members: BTreeMap::new(),
+        containers: container::Containers::new(vessel_container::IdGenerator::new(seed)),
         table_owner: BTreeMap::new(),
-        dying: Vec::new(),
         reaper: Reaper::new(),
         general_messages: 0,
         timed_waits: 0,

@@ -148,7 +148,7 @@ fn start(
                 exit_events: Vec::new(),
             },
         );
-        t.members.entry(target).or_default().push(pid);
+        t.containers.add_member(target, pid);
         if let Some(p) = t.processes.get_mut(&parent) {
             p.children.push(pid);
         }
@@ -328,7 +328,7 @@ pub fn wait(
                 th.state = State::Blocked;
                 th.waiting_for = thread::WaitFor::Child(caller);
             }
-            t.waiters.push(current);
+            t.sched.add_waiter(current);
             Ok(None)
         })
         .ok_or(Error::NoSuchProcess)??;

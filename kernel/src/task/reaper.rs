@@ -93,7 +93,7 @@ impl Tasks {
     #[unsafe(link_section = ".text.hot.ipc")]
     pub(super) fn reap(&mut self) -> Vec<AddressSpace> {
         // The common case (every context switch): nothing to do, and nothing touched.
-        if self.reaper.is_empty() && self.dying.is_empty() {
+        if self.reaper.is_empty() && !self.containers.destroying() {
             // Nothing left: no pass is pending any more (`reap_all` waits for this).
             REAP_PENDING.store(false, Ordering::Relaxed);
             return Vec::new();
@@ -111,7 +111,7 @@ impl Tasks {
     fn reap_slow(&mut self) -> Vec<AddressSpace> {
         // Set again below if something has to wait for a later pass.
         REAP_PENDING.store(false, Ordering::Relaxed);
-        if !self.dying.is_empty() {
+        if self.containers.destroying() {
             // A destroy whose caller died goes on here, a member at a time.
             let (ended, more) = self.destroy_step(container::DESTROY_STEP);
             if more {
@@ -120,7 +120,7 @@ impl Tasks {
             if ended > 0 {
                 return self.more_later();
             }
-            self.remove_dead_containers();
+            self.containers.remove_dead();
         }
         if !self.reaper.dead.is_empty() && self.reap_threads() {
             return self.more_later();

@@ -10,7 +10,7 @@ use vessel_indexed::Indexed;
 use vessel_abi::{Exit, Priority};
 
 use super::switch::{finish_switch, prepare_switch};
-use super::thread::{State, Tid};
+use super::thread::{State, Tid, WaitFor};
 use super::{IDLE, SLICE_TICKS, TASKS, Tasks, reaper, with_tasks};
 
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
@@ -47,7 +47,7 @@ pub fn schedule() {
 
 /// The IPC direct switch: the running thread has just blocked in IPC and `next`, woken by it
 /// and in no run queue, runs at once, with no pass through the run queues. Only when nothing
-/// ready outranks `next` ([`RunQueues::may_switch_directly`]), so priorities hold as with `schedule`.
+/// ready outranks `next` ([`Scheduler::may_switch_directly`]), so priorities hold as with `schedule`.
 #[unsafe(link_section = ".text.hot.ipc")]
 pub(super) fn direct_switch(next: Tid) {
     let mut guard = TASKS.lock();
@@ -63,20 +63,75 @@ pub(super) fn direct_switch(next: Tid) {
     finish_switch(guard, pair);
 }
 
-/// The run queues: one FIFO of ready threads per priority.
+/// Who runs next and who waits for time or for an end: the run queues (one FIFO of ready
+/// threads per priority), the threads with a wake-up deadline, and those blocked in `Wait` or
+/// `ThreadWait`.
 ///
-/// Invariants: a thread is on a run queue exactly while its state is `Ready` (and then on the
-/// queue of its process's priority, once); the running thread and blocked ones are on none. The
-/// queues are private: threads get on through `Tasks::make_ready` and off through
-/// [`RunQueues::pop`] or [`RunQueues::remove`].
-pub(super) struct RunQueues {
+/// Invariants (the fields are private):
+/// - A thread is on a run queue exactly while its state is `Ready`, and then on the queue of its
+///   process's priority, once; the running thread and blocked ones are on none. Threads get on
+///   through `Tasks::make_ready` and off through [`Scheduler::pop`] or [`Scheduler::remove`].
+/// - `sleepers` holds each thread with a deadline (`Thread::wake_at`) once: blocked in `Sleep`,
+///   or in a receive or notification wait with a timeout.
+/// - `waiters` holds each thread blocked in `Wait` or `ThreadWait` once (its `waiting_for`
+///   says what for).
+pub(super) struct Scheduler {
     ready: [Queue; Priority::LEVELS],
+    sleepers: Vec<Tid>,
+    waiters: Vec<Tid>,
 }
 
-impl RunQueues {
-    /// No thread ready.
+impl Scheduler {
+    /// No thread ready, asleep or waiting.
     pub(super) const fn new() -> Self {
-        RunQueues { ready: [const { Queue::new() }; Priority::LEVELS] }
+        Scheduler { ready: [const { Queue::new() }; Priority::LEVELS], sleepers: Vec::new(), waiters: Vec::new() }
+    }
+
+    /// `tid` now has a wake-up deadline (`Thread::wake_at`, set by the caller).
+    pub(super) fn add_sleeper(&mut self, tid: Tid) {
+        self.sleepers.push(tid);
+    }
+
+    /// `tid` has no deadline any more. The scan alone (no out-of-line `retain`) is what the IPC
+    /// path usually pays: the receiver it wakes rarely has a timeout.
+    #[inline(always)]
+    pub(super) fn remove_sleeper(&mut self, tid: Tid) {
+        // `iter().any` rather than `contains`, which calls an out-of-line slice search (a code
+        // page of its own on the IPC path).
+        #[allow(clippy::manual_contains)]
+        let asleep = self.sleepers.iter().any(|&s| s == tid);
+        if asleep {
+            self.sleepers.retain(|&s| s != tid);
+        }
+    }
+
+    /// Takes off the sleepers whose deadline is `now` or earlier, and returns them.
+    pub(super) fn take_due(&mut self, threads: &Indexed<Thread>, now: u64) -> Vec<Tid> {
+        let due = |tid: &Tid| threads.get(tid).and_then(|th| th.wake_at).is_some_and(|w| w <= now);
+        if !self.sleepers.iter().any(due) {
+            return Vec::new();
+        }
+        let (due, later) = self.sleepers.iter().partition(|tid| due(tid));
+        self.sleepers = later;
+        due
+    }
+
+    /// `tid` blocks in `Wait` or `ThreadWait` (its `waiting_for` set by the caller).
+    pub(super) fn add_waiter(&mut self, tid: Tid) {
+        self.waiters.push(tid);
+    }
+
+    /// `tid` waits no more (it died).
+    pub(super) fn remove_waiter(&mut self, tid: Tid) {
+        self.waiters.retain(|&t| t != tid);
+    }
+
+    /// Takes off the waiters whose `waiting_for` satisfies `ended` (or that have no record),
+    /// and returns them.
+    pub(super) fn take_waiters(&mut self, threads: &Indexed<Thread>, ended: impl Fn(WaitFor) -> bool) -> Vec<Tid> {
+        let (woken, still) = self.waiters.iter().partition(|t| threads.get(t).is_none_or(|th| ended(th.waiting_for)));
+        self.waiters = still;
+        woken
     }
 
     /// Puts `tid` last on its priority's queue (`front`: first).
@@ -159,18 +214,9 @@ pub fn on_tick(preempt: bool) {
         {
             p.cpu_ticks += 1;
         }
-        let due: Vec<Tid> = t
-            .sleepers
-            .iter()
-            .copied()
-            .filter(|tid| t.threads.get(tid).and_then(|th| th.wake_at).is_some_and(|w| w <= now))
-            .collect();
-        if !due.is_empty() {
-            t.sleepers.retain(|tid| !due.contains(tid));
-            for tid in due {
-                if !t.ipc_timed_out(tid) {
-                    t.make_ready(tid);
-                }
+        for tid in t.sched.take_due(&t.threads, now) {
+            if !t.ipc_timed_out(tid) {
+                t.make_ready(tid);
             }
         }
         // The kernel printed since the last tick: tell the log's reader.
@@ -227,7 +273,7 @@ pub fn sleep(ns: u64) {
         if let Some(th) = t.threads.get_mut(&current) {
             th.state = State::Blocked;
             th.wake_at = Some(crate::time::since_boot_ns().saturating_add(ns));
-            t.sleepers.push(current);
+            t.sched.add_sleeper(current);
         }
     });
     schedule();

@@ -189,7 +189,7 @@ pub fn thread_wait(handle: u64, deliver: impl FnOnce(&ExitStatus) -> Result<(), 
                         th.state = State::Blocked;
                         th.waiting_for = WaitFor::Thread(tid);
                     }
-                    t.waiters.push(current);
+                    t.sched.add_waiter(current);
                     Ok(None)
                 }
             }

@@ -116,7 +116,7 @@ impl Tasks {
     #[inline(always)]
     pub(super) fn run_next(&mut self, next: Tid) -> Then {
         match self.priority_of(next) {
-            Some(priority) if self.run.may_switch_directly(priority) => Then::SwitchTo(next),
+            Some(priority) if self.sched.may_switch_directly(priority) => Then::SwitchTo(next),
             _ => {
                 self.make_ready_front(next);
                 Then::Block
