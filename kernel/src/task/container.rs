@@ -249,10 +249,10 @@ impl Tasks {
     /// hardware never enters another container (the `device` server mediates passthrough).
     pub(super) fn object_container(&self, object: ObjectRef) -> Option<Index> {
         match object {
-            ObjectRef::Endpoint(id) => self.endpoints.get(&id).map(|e| e.container),
-            ObjectRef::Notification(id) => self.notifications.get(&id).map(|n| n.container),
-            ObjectRef::Memory(id) => self.memories.get(&id).map(|m| m.container),
-            ObjectRef::Reply(id) => self.replies.get(&id).map(|r| r.container),
+            ObjectRef::Endpoint(id) => self.objects.endpoint(id).map(|e| e.container),
+            ObjectRef::Notification(id) => self.objects.notification(id).map(|n| n.container),
+            ObjectRef::Memory(id) => self.objects.memory(id).map(|m| m.container),
+            ObjectRef::Reply(id) => self.objects.reply(id).map(|r| r.container),
             ObjectRef::Process(pid) | ObjectRef::Thread(pid, _) => self.container_of(pid),
             // A container capability lives in its parent container (the root's in the root).
             ObjectRef::Container(c) => self.containers.get(c).map(|x| x.parent().unwrap_or(c)),
@@ -270,7 +270,7 @@ impl Tasks {
     pub(super) fn may_enter(&self, object: ObjectRef, rights: Rights, to: Index) -> bool {
         if let ObjectRef::Endpoint(id) = object
             && !rights.contains(Rights::RECEIVE)
-            && self.endpoints.get(&id).is_some_and(|e| e.service)
+            && self.objects.endpoint(id).is_some_and(|e| e.service)
         {
             return true;
         }
@@ -451,7 +451,7 @@ pub fn service_register(endpoint: u64, root: u64) -> Result<u64, Error> {
             ObjectRef::Endpoint(id) => id,
             _ => return Err(Error::WrongObject),
         };
-        t.endpoints.get_mut(&id).ok_or(Error::PeerDied)?.service = true;
+        t.objects.endpoint_mut(id).ok_or(Error::PeerDied)?.service = true;
         Ok(0)
     })
     .unwrap_or(Err(Error::NoSuchProcess))

@@ -63,14 +63,14 @@ impl Endpoint {
 
 impl Lifecycle for Endpoint {
     fn cap_added(t: &mut Tasks, id: u64, rights: Rights) {
-        if let Some(ep) = t.endpoints.get_mut(&id) {
+        if let Some(ep) = t.objects.endpoint_mut(id) {
             ep.caps += 1;
             ep.receivers += u32::from(rights.contains(Rights::RECEIVE));
         }
     }
 
     fn cap_removed(t: &mut Tasks, id: u64, rights: Rights) {
-        let Some(ep) = t.endpoints.get_mut(&id) else { return };
+        let Some(ep) = t.objects.endpoint_mut(id) else { return };
         ep.caps = ep.caps.saturating_sub(1);
         if rights.contains(Rights::RECEIVE) {
             ep.receivers = ep.receivers.saturating_sub(1);
@@ -82,7 +82,7 @@ impl Lifecycle for Endpoint {
         if ep.caps == 0 {
             doomed.extend(ep.waiting.drain(&mut t.threads));
             let container = ep.container;
-            t.endpoints.remove(&id);
+            t.objects.remove_endpoint(id);
             t.containers.uncharge(container, Resource::Objects, 1);
         }
         for tid in doomed {
@@ -96,8 +96,7 @@ pub fn endpoint_create() -> Result<u64, Error> {
     with_tasks(|t| {
         let container = t.current_container()?;
         t.charge(container, Resource::Objects, 1)?;
-        let id = t.next_object();
-        t.endpoints.insert(id, Endpoint::new(container));
+        let id = t.objects.add_endpoint(Endpoint::new(container));
         create(t, ObjectRef::Endpoint(id))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -112,7 +111,7 @@ impl Tasks {
             (Cap { object: ObjectRef::Endpoint(id), badge, .. }, owner) => (id, badge, owner),
             _ => return Err(Error::WrongObject),
         };
-        let endpoint = self.endpoints.get(&id).ok_or(Error::PeerDied)?;
+        let endpoint = self.objects.endpoint(id).ok_or(Error::PeerDied)?;
         let open = endpoint.service && !needs.contains(Rights::RECEIVE);
         if !open && endpoint.container != owner.container {
             return Err(Error::CrossContainer);
@@ -134,7 +133,7 @@ pub fn call(frame: &mut TrapFrame) {
     let then = with_tasks(|t| {
         let (ep, badge) = t.resolve_endpoint(frame.rdi, Rights::SEND)?;
         let me = cpu::current();
-        let endpoint = t.endpoints.get_mut(&ep).ok_or(Error::PeerDied)?;
+        let endpoint = t.objects.endpoint_mut(ep).ok_or(Error::PeerDied)?;
         if endpoint.receivers == 0 {
             return Err(Error::PeerDied);
         }
@@ -143,7 +142,7 @@ pub fn call(frame: &mut TrapFrame) {
         }
         if let Some(receiver) = endpoint.waiting.pop_front(&mut t.threads) {
             if let Err(e) = t.transfer(me, receiver, badge, words_of(frame), meta) {
-                if let Some(endpoint) = t.endpoints.get_mut(&ep) {
+                if let Some(endpoint) = t.objects.endpoint_mut(ep) {
                     endpoint.waiting.push_front(&mut t.threads, receiver);
                 }
                 return Err(e);
@@ -175,7 +174,7 @@ pub fn call(frame: &mut TrapFrame) {
 fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
     let me = cpu::current();
     loop {
-        let Some(caller) = t.endpoints.get_mut(&ep).and_then(|e| e.senders.pop_front(&mut t.threads)) else {
+        let Some(caller) = t.objects.endpoint_mut(ep).and_then(|e| e.senders.pop_front(&mut t.threads)) else {
             return Ok(false);
         };
         let badge = t.threads.get(&caller).map_or(0, |c| c.send_badge);
@@ -217,7 +216,7 @@ fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<The
     if flags & NONBLOCK != 0 {
         return Err(Error::WouldBlock);
     }
-    if let Some(e) = t.endpoints.get_mut(&ep) {
+    if let Some(e) = t.objects.endpoint_mut(ep) {
         e.waiting.push_back(&mut t.threads, me);
     }
     t.block_current(IpcWait::Receive(ep));

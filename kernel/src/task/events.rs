@@ -39,7 +39,7 @@ impl Tasks {
         if !self.take_bound_bits(tid) {
             return;
         }
-        if let Some(e) = self.endpoints.get_mut(&ep) {
+        if let Some(e) = self.objects.endpoint_mut(ep) {
             e.waiting.remove(&mut self.threads, tid);
         }
         if let Some(th) = self.threads.get_mut(&tid) {
@@ -64,7 +64,8 @@ impl Tasks {
     #[inline(never)]
     fn take_bound_bits_slow(&mut self, tid: Tid, id: u64) -> bool {
         // No bits (a signal of none, or taken already) is nothing to deliver.
-        let Some(bits) = self.notifications.get_mut(&id).filter(|n| n.word != 0).map(|n| core::mem::take(&mut n.word))
+        let Some(bits) =
+            self.objects.notification_mut(id).filter(|n| n.word != 0).map(|n| core::mem::take(&mut n.word))
         else {
             return false;
         };
@@ -78,7 +79,7 @@ impl Tasks {
     /// Drops thread `tid`'s binding, if any (it unbinds, or dies).
     pub(super) fn unbind(&mut self, tid: Tid) {
         let Some(id) = self.threads.get_mut(&tid).and_then(|th| th.bound.take()) else { return };
-        if let Some(n) = self.notifications.get_mut(&id)
+        if let Some(n) = self.objects.notification_mut(id)
             && n.bound == Some(tid)
         {
             n.bound = None;
@@ -107,14 +108,14 @@ pub fn notification_bind(value: u64, flags: u64) -> Result<u64, Error> {
             _ => return Err(Error::InvalidArgument),
         }
         let id = t.resolve_notification(value, Rights::RECEIVE)?;
-        let n = t.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
+        let n = t.objects.notification_mut(id).ok_or(Error::PeerDied)?;
         match n.bound {
             Some(other) if other != me => return Err(Error::AccessDenied),
             _ => n.bound = Some(me),
         }
         let old = t.threads.get_mut(&me).and_then(|th| th.bound.replace(id));
         if let Some(old) = old.filter(|&old| old != id)
-            && let Some(n) = t.notifications.get_mut(&old)
+            && let Some(n) = t.objects.notification_mut(old)
         {
             n.bound = None;
         }
@@ -134,14 +135,14 @@ pub fn process_notify(process: u64, notification: u64, bits: u64) -> Result<u64,
         if bits == 0 {
             return Err(Error::InvalidArgument);
         }
-        let Tasks { processes, notifications, .. } = &mut *t;
+        let Tasks { processes, objects, .. } = &mut *t;
         let p = processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
         if p.exit.is_some() {
             t.signal_notification(id, bits)?;
             return Ok(0);
         }
         // Entries whose notification is gone free their place.
-        p.exit_events.retain(|(n, _)| notifications.get(n).is_some());
+        p.exit_events.retain(|(n, _)| objects.notification(*n).is_some());
         if let Some(entry) = p.exit_events.iter_mut().find(|(n, _)| *n == id) {
             entry.1 |= bits;
         } else if p.exit_events.len() < MAX_EXIT_EVENTS {

@@ -178,10 +178,10 @@ impl Tasks {
     #[inline(always)]
     fn fast_call<const DATA: bool>(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();
-        let Tasks { threads, caps, endpoints, sched, .. } = self;
+        let Tasks { threads, caps, objects, sched, .. } = self;
         let owner = threads.get(&me)?.owner;
         let (id, badge) = endpoint_of(caps, &owner, frame.rdi, Rights::SEND)?;
-        let endpoint = endpoints.get_mut(&id)?;
+        let endpoint = objects.endpoint_mut(id)?;
         // The isolation rule of `resolve_endpoint`: only its own container, or a service.
         if !(endpoint.service || endpoint.container == owner.container) || endpoint.receivers == 0 {
             return None;
@@ -211,15 +211,15 @@ impl Tasks {
     #[inline(always)]
     fn fast_reply_recv<const DATA: bool>(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();
-        let Tasks { threads, caps, endpoints, sched, notifications, .. } = self;
+        let Tasks { threads, caps, objects, sched, .. } = self;
         let running = threads.get(&me)?;
         let (owner, caller) = (running.owner, running.replying_to?);
         // Bits pending on a bound notification end the receive at once: the general path.
-        if running.bound.is_some_and(|id| notifications.get(&id).is_some_and(|n| n.word != 0)) {
+        if running.bound.is_some_and(|id| objects.notification(id).is_some_and(|n| n.word != 0)) {
             return None;
         }
         let (id, _) = endpoint_of(caps, &owner, frame.rdi, Rights::RECEIVE)?;
-        let endpoint = endpoints.get_mut(&id)?;
+        let endpoint = objects.endpoint_mut(id)?;
         // Receiving: only its own container, service or not.
         if endpoint.container != owner.container || !endpoint.senders.is_empty() {
             return None;

@@ -74,13 +74,13 @@ pub struct Memory {
 
 impl Lifecycle for Memory {
     fn cap_added(t: &mut Tasks, id: u64, _rights: Rights) {
-        if let Some(m) = t.memories.get_mut(&id) {
+        if let Some(m) = t.objects.memory_mut(id) {
             m.caps += 1;
         }
     }
 
     fn cap_removed(t: &mut Tasks, id: u64, _rights: Rights) {
-        let Some(m) = t.memories.get_mut(&id) else { return };
+        let Some(m) = t.objects.memory_mut(id) else { return };
         m.caps = m.caps.saturating_sub(1);
         t.release_memory_if_unused(id);
     }
@@ -150,8 +150,7 @@ fn create_memory(pages: u64, dma: bool, for_container: u64) -> Result<u64, Error
         return Err(Error::NoMemory);
     };
     with_tasks(|t| {
-        let id = t.next_object();
-        t.memories.insert(id, Memory { container, caps: 0, mappings: 0, frames: list, dma, lender });
+        let id = t.objects.add_memory(Memory { container, caps: 0, mappings: 0, frames: list, dma, lender });
         create(t, ObjectRef::Memory(id))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -194,7 +193,7 @@ pub fn dma_address(value: u64) -> Result<u64, Error> {
             ObjectRef::Memory(id) => id,
             _ => return Err(Error::WrongObject),
         };
-        match t.memories.get(&id) {
+        match t.objects.memory(id) {
             Some(m) if m.dma => m.frames.first().copied().ok_or(Error::WrongObject),
             _ => Err(Error::WrongObject),
         }
@@ -215,10 +214,10 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
             _ => return Err(Error::WrongObject),
         };
         let here = t.current_container().ok();
-        if t.memories.get(&id).is_some_and(|m| Some(m.container) != here && m.lender != here) {
+        if t.objects.memory(id).is_some_and(|m| Some(m.container) != here && m.lender != here) {
             return Err(Error::CrossContainer);
         }
-        let frames_list = t.memories.get(&id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
+        let frames_list = t.objects.memory(id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
         let pid = t.threads.get(&cpu::current()).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
         let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
         let pages = frames_list.len() as u64;
@@ -235,7 +234,7 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
             }
         }
         process.mappings.push((id, base, pages));
-        if let Some(m) = t.memories.get_mut(&id) {
+        if let Some(m) = t.objects.memory_mut(id) {
             m.mappings += 1;
         }
         Ok(base)
@@ -246,8 +245,8 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
 impl Tasks {
     /// Frees memory object `id` if nothing refers to it any more (no capability, no mapping).
     pub(super) fn release_memory_if_unused(&mut self, id: u64) {
-        if self.memories.get(&id).is_some_and(|m| m.caps == 0 && m.mappings == 0)
-            && let Some(m) = self.memories.remove(&id)
+        if self.objects.memory(id).is_some_and(|m| m.caps == 0 && m.mappings == 0)
+            && let Some(m) = self.objects.remove_memory(id)
         {
             self.containers.uncharge(m.container, Resource::Pages, m.frames.len() as u64);
             self.containers.uncharge(m.container, Resource::Objects, 1);
@@ -295,7 +294,7 @@ impl Tasks {
             lost += 1;
         }
         if lost > 0 {
-            if let Some(m) = self.memories.get_mut(&id) {
+            if let Some(m) = self.objects.memory_mut(id) {
                 m.mappings = m.mappings.saturating_sub(lost);
             }
             self.release_memory_if_unused(id);

@@ -153,15 +153,8 @@ struct Tasks {
     sched: sched::Scheduler,
     next_id: u64,
     caps: CapSpace<ObjectRef>,
-    endpoints: Indexed<endpoint::Endpoint>,
-    /// Indexed like endpoints: signals and waits look one up several times per round trip,
-    /// and a map's search grows with every live notification (one more cost a notification
-    /// round trip 72 instructions).
-    notifications: Indexed<notification::Notification>,
-    memories: BTreeMap<u64, memory::Memory>,
-    /// Kept replies (`reply`).
-    replies: BTreeMap<u64, reply::ReplyObject>,
-    next_object: u64,
+    /// Endpoints, notifications, memory objects and kept replies (`objects`).
+    objects: objects::Objects,
     /// Where interrupt lines, MSI vectors and the log's "printed" signal are delivered.
     bindings: bindings::Bindings,
     /// Frames of released DMA memory, kept from reuse until `DmaQuiesce`.
@@ -286,11 +279,6 @@ impl Tasks {
         self.sched.remove_sleeper(tid);
     }
 
-    fn next_object(&mut self) -> u64 {
-        self.next_object += 1;
-        self.next_object
-    }
-
     #[unsafe(link_section = ".text.hot.ipc")]
     fn pop_ready(&mut self) -> Option<Tid> {
         self.sched.pop(&mut self.threads)
@@ -336,7 +324,7 @@ impl Tasks {
         }
         self.release_table(table);
         for (object, _, _) in mappings {
-            if let Some(m) = self.memories.get_mut(&object) {
+            if let Some(m) = self.objects.memory_mut(object) {
                 m.mappings = m.mappings.saturating_sub(1);
             }
             self.release_memory_if_unused(object);
@@ -429,11 +417,7 @@ pub fn init(bootfs: &'static [u8], archive: Option<vessel_bootfs::Archive<'stati
         sched: sched::Scheduler::new(),
         next_id: 1,
         caps: CapSpace::new(),
-        endpoints: Indexed::new(),
-        notifications: Indexed::new(),
-        memories: BTreeMap::new(),
-        replies: BTreeMap::new(),
-        next_object: 0,
+        objects: objects::Objects::new(),
         bindings: bindings::Bindings::new(),
         dma_quarantine: memory::DmaQuarantine::new(),
         containers: container::Containers::new(vessel_container::IdGenerator::new(seed)),

@@ -51,18 +51,18 @@ impl Notification {
 
 impl Lifecycle for Notification {
     fn cap_added(t: &mut Tasks, id: u64, _rights: Rights) {
-        if let Some(n) = t.notifications.get_mut(&id) {
+        if let Some(n) = t.objects.notification_mut(id) {
             n.caps += 1;
         }
     }
 
     fn cap_removed(t: &mut Tasks, id: u64, _rights: Rights) {
-        let Some(n) = t.notifications.get_mut(&id) else { return };
+        let Some(n) = t.objects.notification_mut(id) else { return };
         n.caps = n.caps.saturating_sub(1);
         if n.caps == 0 {
             let waiters: Vec<Tid> = n.waiters.drain(&mut t.threads);
             let (container, bound) = (n.container, n.bound);
-            t.notifications.remove(&id);
+            t.objects.remove_notification(id);
             if let Some(th) = bound.and_then(|tid| t.threads.get_mut(&tid)) {
                 th.bound = None;
             }
@@ -81,8 +81,7 @@ pub fn notification_create() -> Result<u64, Error> {
     with_tasks(|t| {
         let container = t.current_container()?;
         t.charge(container, Resource::Objects, 1)?;
-        let id = t.next_object();
-        t.notifications.insert(id, Notification::new(container));
+        let id = t.objects.add_notification(Notification::new(container));
         create(t, ObjectRef::Notification(id))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
@@ -98,7 +97,7 @@ impl Tasks {
             (Cap { object: ObjectRef::Notification(id), .. }, owner) => (id, owner),
             _ => return Err(Error::WrongObject),
         };
-        let n = self.notifications.get(&id).ok_or(Error::PeerDied)?;
+        let n = self.objects.notification(id).ok_or(Error::PeerDied)?;
         let signal_from_root = needs == Rights::SEND && owner.container == self.containers.root();
         if n.container != owner.container && !signal_from_root {
             return Err(Error::CrossContainer);
@@ -109,7 +108,7 @@ impl Tasks {
     /// ORs `bits` into a notification, waking one waiter with everything pending.
     #[inline(always)]
     pub(super) fn signal_notification(&mut self, id: u64, bits: u64) -> Result<(), Error> {
-        let n = self.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
+        let n = self.objects.notification_mut(id).ok_or(Error::PeerDied)?;
         n.word |= bits;
         if let Some(waiter) = n.waiters.pop_front(&mut self.threads) {
             let pending = core::mem::take(&mut n.word);
@@ -157,7 +156,7 @@ pub fn wait_notification(frame: &mut TrapFrame) {
         with_tasks(|t| {
             let id = t.resolve_notification(a.notification, Rights::RECEIVE)?;
             let me = cpu::current();
-            let n = t.notifications.get_mut(&id).ok_or(Error::PeerDied)?;
+            let n = t.objects.notification_mut(id).ok_or(Error::PeerDied)?;
             if n.word != 0 || flags & NONBLOCK != 0 {
                 frame.rax = 0;
                 frame.rdx = core::mem::take(&mut n.word);

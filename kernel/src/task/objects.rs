@@ -11,11 +11,15 @@
 //! into being is reported once to [`Tasks::cap_added`], and every one that goes (deleted,
 //! revoked, its table destroyed, used up) once to [`Tasks::cap_removed`]; the kind's module
 //! counts, and frees the object when the last reference goes. Adding a kind of object means a
-//! module with its record and its `Lifecycle`, and one arm in [`Tasks::cap_changed`].
+//! module with its record and its `Lifecycle`, a table in [`Objects`] (one `kind!` line), and
+//! one arm in [`Tasks::cap_changed`].
+
+use alloc::collections::BTreeMap;
 
 use vessel_abi::Rights;
 use vessel_capspace::Cap;
 use vessel_container::Index;
+use vessel_indexed::Indexed;
 
 use super::Tasks;
 use super::endpoint::Endpoint;
@@ -53,6 +57,86 @@ pub enum ObjectRef {
     Platform,
     /// An MSI vector (`msi`).
     Msi(u8),
+}
+
+/// The records of the counted objects (endpoints, notifications, memory objects, kept replies),
+/// each kind in a table of its own, under ids from one counter.
+///
+/// Invariants (the fields are private): an id is never reused, whatever its kind (the counter
+/// only goes up, so a capability that outlives its object can never reach another one); a
+/// record enters only through `add_*`, which draws its id, and leaves only through `remove_*`,
+/// which only its kind's [`Lifecycle`] calls, when the last reference goes.
+pub(super) struct Objects {
+    /// Indexed, not a map: the IPC fast path looks one up on every call.
+    endpoints: Indexed<Endpoint>,
+    /// Indexed like endpoints: signals and waits look one up several times per round trip,
+    /// and a map's search grows with every live notification (one more cost a notification
+    /// round trip 72 instructions).
+    notifications: Indexed<Notification>,
+    memories: BTreeMap<u64, Memory>,
+    replies: BTreeMap<u64, ReplyObject>,
+    /// The last id drawn.
+    last_id: u64,
+}
+
+/// The methods of one kind's table: look up, look up to change (for kinds whose records
+/// change), add (drawing the id) and remove.
+macro_rules! kind {
+    ($table:ident: $record:ty, $get:ident, [$($get_mut:ident)?], $add:ident, $remove:ident) => {
+        #[doc = concat!("The ", stringify!($record), " `id`, if it lives.")]
+        #[inline(always)]
+        pub(super) fn $get(&self, id: u64) -> Option<&$record> {
+            self.$table.get(&id)
+        }
+
+        $(
+            #[doc = concat!("The ", stringify!($record), " `id`, to change.")]
+            #[inline(always)]
+            pub(super) fn $get_mut(&mut self, id: u64) -> Option<&mut $record> {
+                self.$table.get_mut(&id)
+            }
+        )?
+
+        #[doc = concat!("Adds a ", stringify!($record), " under a new id, which it returns.")]
+        pub(super) fn $add(&mut self, record: $record) -> u64 {
+            let id = self.next_id();
+            self.$table.insert(id, record);
+            id
+        }
+
+        #[doc = concat!("Removes the ", stringify!($record), " `id` (its `Lifecycle` only).")]
+        pub(super) fn $remove(&mut self, id: u64) -> Option<$record> {
+            self.$table.remove(&id)
+        }
+    };
+}
+
+impl Objects {
+    /// No objects.
+    pub(super) fn new() -> Self {
+        Objects {
+            endpoints: Indexed::new(),
+            notifications: Indexed::new(),
+            memories: BTreeMap::new(),
+            replies: BTreeMap::new(),
+            last_id: 0,
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    /// How many objects live, of every kind.
+    pub(super) fn len(&self) -> usize {
+        self.endpoints.len() + self.notifications.len() + self.memories.len() + self.replies.len()
+    }
+
+    kind!(endpoints: Endpoint, endpoint, [endpoint_mut], add_endpoint, remove_endpoint);
+    kind!(notifications: Notification, notification, [notification_mut], add_notification, remove_notification);
+    kind!(memories: Memory, memory, [memory_mut], add_memory, remove_memory);
+    kind!(replies: ReplyObject, reply, [], add_reply, remove_reply);
 }
 
 /// What one kind of object does when capabilities to it come and go; implemented in the kind's

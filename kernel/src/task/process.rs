@@ -422,8 +422,7 @@ pub fn stats() -> KernelStats {
     let irqs_off = crate::arch::x86_64::percpu::longest_irqs_off();
     let ((processes, threads, objects, caps), (ipc_general, timed_waits, dma_quarantined)) = with_tasks(|t| {
         // Containers other than the root count as objects too.
-        let objects =
-            t.endpoints.len() + t.notifications.len() + t.memories.len() + t.replies.len() + t.containers.len() - 1;
+        let objects = t.objects.len() + t.containers.len() - 1;
         let (processes, threads) = (t.processes.len() as u64, t.threads.len() as u64 - 1);
         (
             (processes, threads, objects as u64, t.caps.total() as u64),
@@ -554,7 +553,7 @@ pub fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
     result?;
     if let Some(object) = released {
         with_tasks(|t| {
-            if let Some(m) = t.memories.get_mut(&object) {
+            if let Some(m) = t.objects.memory_mut(object) {
                 m.mappings = m.mappings.saturating_sub(1);
             }
             t.release_memory_if_unused(object);

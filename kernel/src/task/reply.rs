@@ -51,8 +51,7 @@ pub fn reply_take() -> Result<u64, Error> {
         }
         let container = t.current_container()?;
         t.charge(container, Resource::Objects, 1)?;
-        let id = t.next_object();
-        t.replies.insert(id, ReplyObject { container, caller });
+        let id = t.objects.add_reply(ReplyObject { container, caller });
         // `create` drops the object again if the capability cannot be made; the caller is
         // still owed its reply by this thread then.
         let value = create_with(t, ObjectRef::Reply(id), Rights::SEND)?;
@@ -78,7 +77,7 @@ pub fn reply_send(value: u64, words: [u64; 4], meta: u64) -> Result<u64, Error> 
         if !cap.rights.contains(Rights::SEND) {
             return Err(Error::MissingRights);
         }
-        let caller = t.replies.get(&id).map(|r| r.caller).ok_or(Error::PeerDied)?;
+        let caller = t.objects.reply(id).map(|r| r.caller).ok_or(Error::PeerDied)?;
         let sent = if t.kept_caller_waits(id) {
             t.transfer(cpu::current(), caller, 0, words, vessel_abi::Meta::from_word(meta)).map(|()| {
                 if let Some(c) = t.threads.get_mut(&caller) {
@@ -108,13 +107,13 @@ impl Tasks {
     /// Whether the caller of kept reply `id` still waits for it (what `CapInspect` reports in
     /// `detail`, so a server can drop the replies of callers that died).
     pub(super) fn kept_caller_waits(&self, id: u64) -> bool {
-        self.replies.get(&id).is_some_and(|r| self.blocked_in(r.caller, IpcWait::Kept(id)))
+        self.objects.reply(id).is_some_and(|r| self.blocked_in(r.caller, IpcWait::Kept(id)))
     }
 
     /// Fails the caller still waiting on kept reply `id` with `error` (before the object goes).
     fn fail_kept(&mut self, id: u64, error: Error) {
         if self.kept_caller_waits(id)
-            && let Some(caller) = self.replies.get(&id).map(|r| r.caller)
+            && let Some(caller) = self.objects.reply(id).map(|r| r.caller)
         {
             fail_thread(self, caller, error);
         }
@@ -124,7 +123,7 @@ impl Tasks {
     /// for it learns that nobody will answer.
     fn reply_removed(&mut self, id: u64) {
         self.fail_kept(id, Error::PeerDied);
-        if let Some(r) = self.replies.remove(&id) {
+        if let Some(r) = self.objects.remove_reply(id) {
             self.containers.uncharge(r.container, Resource::Objects, 1);
         }
     }

@@ -55,17 +55,17 @@ impl Tasks {
         let owed = th.replying_to.take();
         match wait {
             IpcWait::Send(ep) => {
-                if let Some(e) = self.endpoints.get_mut(&ep) {
+                if let Some(e) = self.objects.endpoint_mut(ep) {
                     e.senders.remove(&mut self.threads, tid);
                 }
             }
             IpcWait::Receive(ep) => {
-                if let Some(e) = self.endpoints.get_mut(&ep) {
+                if let Some(e) = self.objects.endpoint_mut(ep) {
                     e.waiting.remove(&mut self.threads, tid);
                 }
             }
             IpcWait::Notification(n) => {
-                if let Some(n) = self.notifications.get_mut(&n) {
+                if let Some(n) = self.objects.notification_mut(n) {
                     n.waiters.remove(&mut self.threads, tid);
                 }
             }

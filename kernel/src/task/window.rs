@@ -100,7 +100,7 @@ impl Tasks {
         if !self.kept_caller_waits(id) {
             return Err(Error::PeerDied);
         }
-        self.replies.get(&id).map(|r| r.caller).ok_or(Error::PeerDied)
+        self.objects.reply(id).map(|r| r.caller).ok_or(Error::PeerDied)
     }
 
     /// The window (start, length) `caller` offered with the call it waits in: `AccessDenied`
