@@ -92,7 +92,7 @@ pub fn process_cap(pid: u64) -> Result<u64, Error> {
     with_tasks(|t| {
         let caller = t.threads.get(&cpu::current()).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
         let pid = super::process::self_or_child(t, caller, pid)?;
-        if t.processes.get(&pid).is_none_or(|p| p.exit.is_some()) {
+        if t.processes.get(pid).is_none_or(|p| p.exit.is_some()) {
             return Err(Error::NoSuchProcess);
         }
         create(t, ObjectRef::Process(pid))
@@ -108,7 +108,7 @@ pub fn process_kill(value: u64) -> Result<bool, Error> {
             ObjectRef::Process(pid) => pid,
             _ => return Err(Error::WrongObject),
         };
-        let Some(target) = t.processes.get(&pid).filter(|p| p.exit.is_none()).map(|p| p.container) else {
+        let Some(target) = t.processes.get(pid).filter(|p| p.exit.is_none()).map(|p| p.container) else {
             return Err(Error::NoSuchProcess);
         };
         // Authority reaches down the container tree, never up or sideways.
@@ -118,7 +118,7 @@ pub fn process_kill(value: u64) -> Result<bool, Error> {
         let caller = t.threads.get(&cpu::current()).map_or(0, |th| th.pid);
         t.terminate(pid, vessel_abi::Exit::Killed);
         // The caller ended too if it was the target or one of its descendants.
-        Ok(t.processes.get(&caller).is_none_or(|p| p.exit.is_some()))
+        Ok(t.processes.get(caller).is_none_or(|p| p.exit.is_some()))
     })
     .unwrap_or(Err(Error::NoSuchProcess))
 }
@@ -139,7 +139,7 @@ pub fn cap_inspect(value: u64) -> Result<CapInfo, Error> {
             ObjectRef::IoPorts(first, last) => (ObjectKind::IoPorts, u64::from(first) | u64::from(last) << 16),
             ObjectRef::Irq(line) => (ObjectKind::Irq, u64::from(line)),
             ObjectRef::Mmio(phys, _) => (ObjectKind::Mmio, phys),
-            ObjectRef::Process(pid) => (ObjectKind::Process, t.processes.get(&pid).map_or(0, |p| p.vpid)),
+            ObjectRef::Process(pid) => (ObjectKind::Process, t.processes.get(pid).map_or(0, |p| p.vpid)),
             ObjectRef::Container(c) => (ObjectKind::Container, t.containers.get(c).map_or(0, |c| c.id())),
             ObjectRef::Thread(pid, tid) => (ObjectKind::Thread, thread_slot(t, pid, tid)),
             ObjectRef::Reply(id) => (ObjectKind::Reply, u64::from(t.kept_caller_waits(id))),

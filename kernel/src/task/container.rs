@@ -191,7 +191,7 @@ impl Containers {
 impl Tasks {
     /// The container of a live or zombie process.
     pub(super) fn container_of(&self, pid: Pid) -> Option<Index> {
-        self.processes.get(&pid).map(|p| p.container)
+        self.processes.get(pid).map(|p| p.container)
     }
 
     /// The running process's container (refused once the process has ended: it may still be

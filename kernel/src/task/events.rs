@@ -136,7 +136,7 @@ pub fn process_notify(process: u64, notification: u64, bits: u64) -> Result<u64,
             return Err(Error::InvalidArgument);
         }
         let Tasks { processes, objects, .. } = &mut *t;
-        let p = processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
+        let p = processes.get_mut(pid).ok_or(Error::NoSuchProcess)?;
         if p.exit.is_some() {
             t.signal_notification(id, bits)?;
             return Ok(0);

@@ -113,14 +113,14 @@ impl Tasks {
             return Ok(Some(frame));
         }
         let (pid, addr) = (thread.pid, vessel_abi::ipc_buffer_of(thread.slot) + page * PAGE_SIZE);
-        let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
+        let process = self.processes.get_mut(pid).ok_or(Error::PeerDied)?;
         let space = process.space.as_mut().ok_or(Error::PeerDied)?;
         let frame = match space.translate(addr) {
             Some((frame, _)) => frame,
             None if create => {
                 let container = process.container;
                 self.containers.charge(container, Resource::Pages, 1).map_err(container_error)?;
-                let process = self.processes.get_mut(&pid).ok_or(Error::PeerDied)?;
+                let process = self.processes.get_mut(pid).ok_or(Error::PeerDied)?;
                 let space = process.space.as_mut().ok_or(Error::PeerDied)?;
                 match space.map_new(addr, Access::ReadWrite) {
                     Ok(frame) => {

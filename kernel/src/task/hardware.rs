@@ -57,7 +57,7 @@ pub fn mmio_map(value: u64) -> Result<u64, Error> {
             _ => return Err(Error::WrongObject),
         };
         let pid = t.threads.get(&cpu::current()).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
-        let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
+        let process = t.processes.get_mut(pid).ok_or(Error::NoSuchProcess)?;
         let pages = len.div_ceil(PAGE_SIZE);
         let base = process.vspace.take(pages * PAGE_SIZE).ok_or(Error::NoMemory)?;
         let space = process.space.as_mut().ok_or(Error::NoSuchProcess)?;

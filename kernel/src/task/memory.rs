@@ -219,7 +219,7 @@ pub fn memory_map(value: u64, flags: MapFlags) -> Result<u64, Error> {
         }
         let frames_list = t.objects.memory(id).map(|m| m.frames.clone()).ok_or(Error::PeerDied)?;
         let pid = t.threads.get(&cpu::current()).map(|th| th.pid).ok_or(Error::NoSuchProcess)?;
-        let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
+        let process = t.processes.get_mut(pid).ok_or(Error::NoSuchProcess)?;
         let pages = frames_list.len() as u64;
         let base = process.vspace.take(pages * PAGE_SIZE).ok_or(Error::NoMemory)?;
         let space = process.space.as_mut().ok_or(Error::NoSuchProcess)?;
@@ -275,7 +275,7 @@ impl Tasks {
             return;
         }
         let Some(&(_, pid)) = self.table_owner.get(&table) else { return };
-        let Some(process) = self.processes.get_mut(&pid) else { return };
+        let Some(process) = self.processes.get_mut(pid) else { return };
         let mut lost = 0;
         let mut i = 0;
         while i < process.mappings.len() {

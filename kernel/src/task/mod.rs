@@ -22,6 +22,7 @@
 //! and kernel stacks are freed by `reap` once none of them is on the CPU. The process record stays
 //! as a zombie until its parent waits for it (or at once if the parent is gone).
 
+mod anon;
 mod bindings;
 mod caps;
 mod container;
@@ -50,6 +51,7 @@ mod transfer;
 mod wait;
 mod window;
 
+pub use anon::{map_on_demand, mem_map, mem_unmap, user_fault};
 pub use caps::{cap_delete, cap_duplicate, cap_inspect, cap_revoke, process_cap, process_kill};
 pub use container::{container_create, container_destroy, container_info, container_lookup, service_register};
 pub use endpoint::{call, endpoint_create, recv, reply, reply_recv};
@@ -64,10 +66,7 @@ pub use platform::{
     LogReader, dma_create, dma_quiesce, framebuffer_take, log_bind, log_read, msi_allocate, platform_ecam,
     platform_irq, platform_mmio, platform_ports,
 };
-pub use process::{
-    bootfs_for_root, kill, map_on_demand, mem_map, mem_unmap, process_info, reap_all, require_root, spawn, spawn_image,
-    stats, user_fault, wait,
-};
+pub use process::{bootfs_for_root, kill, process_info, reap_all, require_root, spawn, spawn_image, stats, wait};
 pub use reply::{reply_send, reply_take};
 #[cfg_attr(feature = "ktest", allow(unused_imports))] // the test kernel starts no processes
 pub use sched::idle;
@@ -79,7 +78,6 @@ pub use window::window_write;
 
 use crate::arch::x86_64::percpu as cpu;
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use vessel_abi::{Error, Exit, Priority};
@@ -88,8 +86,8 @@ use vessel_container::{Index, Resource};
 use vessel_indexed::Indexed;
 use vessel_ticket::TicketLock;
 
-use crate::mem::address_space::AddressSpace;
 use objects::ObjectRef;
+use process::Slot;
 pub(crate) use reaper::REAP_WORK;
 use reaper::Reaper;
 use thread::{State, Thread, WaitFor};
@@ -100,58 +98,12 @@ pub const SLICE_TICKS: u64 = 2;
 /// The idle thread's id.
 const IDLE: Tid = 0;
 
-/// A process.
-struct Process {
-    parent: Pid,
-    /// Its container, fixed for life.
-    container: Index,
-    /// Its pid inside that container (what user space sees).
-    vpid: u64,
-    /// Pages of its own memory charged to its container (image, stack, heap, IPC buffers and
-    /// thread pages).
-    pages: u64,
-    name: String,
-    space: Option<AddressSpace>,
-    threads: Vec<Tid>,
-    children: Vec<Pid>,
-    exit: Option<Exit>,
-    priority: Priority,
-    cpu_ticks: u64,
-    /// Address space of the `MemMap` area (also used by `MemoryMap` and `MmioMap`).
-    vspace: vessel_kcore::vrange::VirtualRanges,
-    /// Guard pages below `MemMap` mappings made with `GUARD`, reserved until those go.
-    guards: Vec<u64>,
-    /// Its capability table.
-    table: TableId,
-    /// Memory objects mapped into it: (object, address, pages).
-    mappings: Vec<(u64, u64, u64)>,
-    /// Its thread slots, by slot number (at most `vessel_abi::MAX_THREADS`).
-    slots: Vec<Slot>,
-    /// Slots (a bit each) whose thread nobody will wait for: freed as soon as it ends. Slot 0,
-    /// whose thread has no capability, starts detached.
-    detached: u64,
-    /// Notifications (and bits) to signal when it ends (`ProcessNotify`).
-    exit_events: Vec<(u64, u64)>,
-}
-
-/// One thread slot of a process: the place of a thread's IPC buffer and thread page, and how
-/// it ended until somebody waits for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    /// Unused.
-    Free,
-    /// A live thread.
-    Live(Tid),
-    /// A thread that ended and was not waited for yet.
-    Ended(Tid, Exit),
-}
-
 struct Tasks {
-    processes: BTreeMap<Pid, Process>,
+    /// Process records and the pid and tid counter (`process`).
+    processes: process::Processes,
     threads: Indexed<Thread>,
     /// Run queues, sleepers and waiters (`sched`).
     sched: sched::Scheduler,
-    next_id: u64,
     caps: CapSpace<ObjectRef>,
     /// Endpoints, notifications, memory objects and kept replies (`objects`).
     objects: objects::Objects,
@@ -300,7 +252,7 @@ impl Tasks {
     /// Ends one process: its threads, IPC, capabilities, mappings and quota charges (all but
     /// the process count, which its record holds until it is reaped). Returns its children.
     fn end_one(&mut self, pid: Pid, exit: Exit) -> Vec<Pid> {
-        let Some(process) = self.processes.get_mut(&pid) else { return Vec::new() };
+        let Some(process) = self.processes.get_mut(pid) else { return Vec::new() };
         if process.exit.is_some() {
             return Vec::new();
         }
@@ -366,7 +318,7 @@ impl Tasks {
 
     /// The slot of thread `tid` in process `pid`, live or ended.
     fn slot_of(&self, pid: Pid, tid: Tid) -> Result<usize, Error> {
-        let process = self.processes.get(&pid).ok_or(Error::NoSuchProcess)?;
+        let process = self.processes.get(pid).ok_or(Error::NoSuchProcess)?;
         process
             .slots
             .iter()
@@ -388,8 +340,8 @@ impl Tasks {
     /// Drops an ended process's record. Its container counted it until now (a zombie is a
     /// process slot, so spawning without ever waiting cannot escape the process quota).
     fn remove_process(&mut self, pid: Pid) {
-        let Some(process) = self.processes.remove(&pid) else { return };
-        if let Some(parent) = self.processes.get_mut(&process.parent) {
+        let Some(process) = self.processes.remove(pid) else { return };
+        if let Some(parent) = self.processes.get_mut(process.parent) {
             parent.children.retain(|&c| c != pid);
         }
         self.containers.uncharge(process.container, Resource::Processes, 1);
@@ -412,10 +364,9 @@ pub fn init(bootfs: &'static [u8], archive: Option<vessel_bootfs::Archive<'stati
     cpu::set_slice_left(SLICE_TICKS);
     cpu::set_need_resched(false);
     *TASKS.lock() = Some(Tasks {
-        processes: BTreeMap::new(),
+        processes: process::Processes::new(),
         threads,
         sched: sched::Scheduler::new(),
-        next_id: 1,
         caps: CapSpace::new(),
         objects: objects::Objects::new(),
         bindings: bindings::Bindings::new(),

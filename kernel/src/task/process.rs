@@ -1,22 +1,127 @@
 //! Process lifecycle on top of the task table: spawning from the boot file system, exit and
-//! wait, kill, process information, anonymous memory, demand-paged stacks and user faults.
+//! wait, kill, process information and the kernel's counts (a process's own memory and its
+//! faults are `anon`).
 
 use crate::arch::x86_64::percpu as cpu;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use vessel_abi::{Error, Exit, ExitStatus, FaultKind, KernelStats, MapFlags, Priority, ProcessInfo};
-use vessel_abi::{HEAP_END, HEAP_START, PAGE_SIZE, STACK_GUARD, STACK_SIZE, STACK_TOP};
+use vessel_abi::{Error, Exit, ExitStatus, KernelStats, Priority, ProcessInfo};
+use vessel_abi::{HEAP_END, HEAP_START};
 use vessel_capspace::TableId;
 use vessel_container::{Index, Resource};
-use vessel_kcore::report::{FaultReport, TrapFrame};
 
 use super::objects::ObjectRef;
-use super::sched::{exit_current, reap, schedule};
-use super::thread::{self, Pid, State, Thread};
-use super::{BOOTFS, Process, REAP_WORK, Slot, Tasks, caps, container, loader, reaper, with_tasks};
-use crate::mem::address_space::{Access, AddressSpace};
+use super::sched::{reap, schedule};
+use super::thread::{self, Pid, State, Thread, Tid};
+use super::{BOOTFS, REAP_WORK, Tasks, caps, container, loader, reaper, with_tasks};
+use crate::mem::address_space::AddressSpace;
 use crate::mem::{frames, heap};
+
+/// A process.
+pub(super) struct Process {
+    pub(super) parent: Pid,
+    /// Its container, fixed for life.
+    pub(super) container: Index,
+    /// Its pid inside that container (what user space sees).
+    pub(super) vpid: u64,
+    /// Pages of its own memory charged to its container (image, stack, heap, IPC buffers and
+    /// thread pages).
+    pub(super) pages: u64,
+    pub(super) name: String,
+    pub(super) space: Option<AddressSpace>,
+    pub(super) threads: Vec<Tid>,
+    pub(super) children: Vec<Pid>,
+    pub(super) exit: Option<Exit>,
+    pub(super) priority: Priority,
+    pub(super) cpu_ticks: u64,
+    /// Address space of the `MemMap` area (also used by `MemoryMap` and `MmioMap`).
+    pub(super) vspace: vessel_kcore::vrange::VirtualRanges,
+    /// Guard pages below `MemMap` mappings made with `GUARD`, reserved until those go.
+    pub(super) guards: Vec<u64>,
+    /// Its capability table.
+    pub(super) table: TableId,
+    /// Memory objects mapped into it: (object, address, pages).
+    pub(super) mappings: Vec<(u64, u64, u64)>,
+    /// Its thread slots, by slot number (at most `vessel_abi::MAX_THREADS`).
+    pub(super) slots: Vec<Slot>,
+    /// Slots (a bit each) whose thread nobody will wait for: freed as soon as it ends. Slot 0,
+    /// whose thread has no capability, starts detached.
+    pub(super) detached: u64,
+    /// Notifications (and bits) to signal when it ends (`ProcessNotify`).
+    pub(super) exit_events: Vec<(u64, u64)>,
+}
+
+/// One thread slot of a process: the place of a thread's IPC buffer and thread page, and how
+/// it ended until somebody waits for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Slot {
+    /// Unused.
+    Free,
+    /// A live thread.
+    Live(Tid),
+    /// A thread that ended and was not waited for yet.
+    Ended(Tid, Exit),
+}
+
+/// The records of processes, live and ended (zombies), by pid; and the one counter pids and
+/// tids come from.
+///
+/// Invariants (the fields are private): an id is drawn once and never again, as a pid or a tid
+/// (the counter only goes up; one lost to a failed spawn is skipped, never reused); a record
+/// stays from spawn until the process is waited for or, ended with nobody left to wait, freed
+/// by the reaper (`Tasks::remove_process`, the one caller of [`Processes::remove`]).
+pub(super) struct Processes {
+    records: BTreeMap<Pid, Process>,
+    /// The last id drawn.
+    last_id: u64,
+}
+
+impl Processes {
+    /// No process yet; the first id drawn is 1 (0 is the idle thread and "no process").
+    pub(super) const fn new() -> Self {
+        Processes { records: BTreeMap::new(), last_id: 0 }
+    }
+
+    /// Draws an id for a new process or thread.
+    pub(super) fn new_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    /// The record of process `pid`.
+    #[inline(always)]
+    pub(super) fn get(&self, pid: Pid) -> Option<&Process> {
+        self.records.get(&pid)
+    }
+
+    /// The record of process `pid`, to change.
+    #[inline(always)]
+    pub(super) fn get_mut(&mut self, pid: Pid) -> Option<&mut Process> {
+        self.records.get_mut(&pid)
+    }
+
+    /// Whether `pid` has a record (live or a zombie).
+    pub(super) fn contains(&self, pid: Pid) -> bool {
+        self.records.contains_key(&pid)
+    }
+
+    /// Adds the record of a new process (`pid` drawn by [`Processes::new_id`]).
+    pub(super) fn insert(&mut self, pid: Pid, process: Process) {
+        self.records.insert(pid, process);
+    }
+
+    /// Drops the record of a reaped process.
+    pub(super) fn remove(&mut self, pid: Pid) -> Option<Process> {
+        self.records.remove(&pid)
+    }
+
+    /// How many records there are (zombies included).
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
+}
 
 /// Starts a program from the boot file system as a child of `parent` (0: none, for init), giving
 /// it copies of the parent's capabilities `caps` (each needs TRANSFER and DUPLICATE; the copies
@@ -84,7 +189,7 @@ fn start(
             (0, None) => t.containers.root(),
             (handle, _) => t.resolve_container(handle, vessel_abi::Rights::MANAGE)?,
         };
-        if let Some(from) = t.processes.get(&parent).map(|p| p.table) {
+        if let Some(from) = t.processes.get(parent).map(|p| p.table) {
             for &h in caps {
                 let cap = t.caps.get(from, vessel_capspace::Handle(h)).map_err(caps::cap_error)?;
                 if !cap.rights.contains(vessel_abi::Rights::TRANSFER | vessel_abi::Rights::DUPLICATE) {
@@ -103,9 +208,9 @@ fn start(
                 return Err(container::container_error(e));
             }
         };
-        let pid = t.next_id;
-        t.next_id += 2;
-        Ok((pid, pid + 1, target, vpid))
+        let pid = t.processes.new_id();
+        let tid = t.processes.new_id();
+        Ok((pid, tid, target, vpid))
     })
     .ok_or(Error::NoSuchProcess)??;
     let built = build_process(parent, elf, bootfs, strings, caps, (pid, vpid, target, priority));
@@ -118,7 +223,7 @@ fn start(
             }
         };
         let pages = space.owned_pages();
-        let parent_gone = parent != 0 && t.processes.get(&parent).is_none_or(|p| p.exit.is_some());
+        let parent_gone = parent != 0 && t.processes.get(parent).is_none_or(|p| p.exit.is_some());
         let refused = if parent_gone { Err(Error::NoSuchProcess) } else { t.charge(target, Resource::Pages, pages) };
         if let Err(e) = refused {
             t.unreserve_process(target);
@@ -149,7 +254,7 @@ fn start(
             },
         );
         t.containers.add_member(target, pid);
-        if let Some(p) = t.processes.get_mut(&parent) {
+        if let Some(p) = t.processes.get_mut(parent) {
             p.children.push(pid);
         }
         t.threads.insert(tid, thread);
@@ -163,7 +268,7 @@ fn start(
         if handle.is_err() {
             // It never ran: end it and drop its record at once (nobody could wait for it).
             t.terminate(pid, Exit::Killed);
-            let space = t.processes.get_mut(&pid).and_then(|p| p.space.take());
+            let space = t.processes.get_mut(pid).and_then(|p| p.space.take());
             t.remove_process(pid);
             drop(space);
         }
@@ -223,7 +328,7 @@ fn build_process(
                 }
             }
         }
-        if let Some(from) = t.processes.get(&parent).map(|p| p.table) {
+        if let Some(from) = t.processes.get(parent).map(|p| p.table) {
             for (i, &h) in caps.iter().enumerate() {
                 match t.caps.duplicate(from, vessel_capspace::Handle(h), table, vessel_abi::Rights::all()) {
                     Ok(new) => {
@@ -280,14 +385,14 @@ fn drop_table(table: TableId) {
 /// The kernel id of the caller itself or of its child with pid `pid` in the caller's container
 /// (children placed in other containers are reached through process capabilities).
 pub(super) fn self_or_child(t: &Tasks, caller: Pid, pid: u64) -> Result<Pid, Error> {
-    let me = t.processes.get(&caller).ok_or(Error::NoSuchProcess)?;
+    let me = t.processes.get(caller).ok_or(Error::NoSuchProcess)?;
     if me.vpid == pid {
         return Ok(caller);
     }
     me.children
         .iter()
         .copied()
-        .find(|c| t.processes.get(c).is_some_and(|p| p.vpid == pid && p.container == me.container))
+        .find(|&c| t.processes.get(c).is_some_and(|p| p.vpid == pid && p.container == me.container))
         .ok_or(Error::NoSuchProcess)
 }
 
@@ -302,7 +407,7 @@ fn child(t: &Tasks, caller: Pid, pid: u64, flags: u64) -> Result<Pid, Error> {
     } else {
         self_or_child(t, caller, pid)?
     };
-    match t.processes.get(&kernel_pid) {
+    match t.processes.get(kernel_pid) {
         Some(p) if p.parent == caller => Ok(kernel_pid),
         _ => Err(Error::NoSuchProcess),
     }
@@ -320,7 +425,7 @@ pub fn wait(
     loop {
         let done = with_tasks(|t| {
             let pid = child(t, caller, pid, flags)?;
-            if let Some(exit) = t.processes.get(&pid).and_then(|p| p.exit) {
+            if let Some(exit) = t.processes.get(pid).and_then(|p| p.exit) {
                 return Ok::<_, Error>(Some((pid, ExitStatus::from_exit(exit))));
             }
             let current = cpu::current();
@@ -336,10 +441,10 @@ pub fn wait(
             deliver(&status)?;
             let space = with_tasks(|t| {
                 // Another thread of the caller may have reaped it meanwhile.
-                if t.processes.get(&pid).is_some_and(|p| p.exit.is_some() && p.parent == caller) {
+                if t.processes.get(pid).is_some_and(|p| p.exit.is_some() && p.parent == caller) {
                     // The child is off the CPU (the caller is on it), so its memory can go now;
                     // its kernel stacks wait for the reaper.
-                    let space = t.processes.get_mut(&pid).and_then(|p| p.space.take());
+                    let space = t.processes.get_mut(pid).and_then(|p| p.space.take());
                     t.remove_process(pid);
                     space
                 } else {
@@ -372,10 +477,10 @@ pub fn kill(caller: Pid, pid: u64) -> Result<(), Error> {
 /// State of the caller itself or one of its children.
 pub fn process_info(caller: Pid, pid: u64, flags: u64) -> Result<ProcessInfo, Error> {
     with_tasks(|t| {
-        let me = t.processes.get(&caller).ok_or(Error::NoSuchProcess)?;
+        let me = t.processes.get(caller).ok_or(Error::NoSuchProcess)?;
         let pid = if flags == 0 && me.vpid == pid { caller } else { child(t, caller, pid, flags)? };
-        let p = t.processes.get(&pid).ok_or(Error::NoSuchProcess)?;
-        let parent = t.processes.get(&p.parent).filter(|q| q.container == p.container).map_or(0, |q| q.vpid);
+        let p = t.processes.get(pid).ok_or(Error::NoSuchProcess)?;
+        let parent = t.processes.get(p.parent).filter(|q| q.container == p.container).map_or(0, |q| q.vpid);
         let blocked = p.threads.iter().all(|tid| t.threads.get(tid).is_some_and(|th| th.state == State::Blocked));
         Ok(ProcessInfo {
             pid: p.vpid,
@@ -449,180 +554,4 @@ pub fn stats() -> KernelStats {
         heap_held_frames: heap::held_frames(),
         bootfs_frames: crate::mem::bootfs_frames(),
     }
-}
-
-fn with_current_process<R>(f: impl FnOnce(&mut Process) -> Result<R, Error>) -> Result<R, Error> {
-    with_tasks(|t| {
-        let pid = t.threads.get(&cpu::current()).map_or(0, |th| th.pid);
-        // An ended process may still be on the CPU for a moment; it gets nothing more.
-        t.processes.get_mut(&pid).filter(|p| p.exit.is_none()).ok_or(Error::NoSuchProcess).and_then(f)
-    })
-    .ok_or(Error::NoSuchProcess)?
-}
-
-/// Charges `n` of `resource` to the running process's container; returns the container.
-fn charge_current(resource: Resource, n: u64) -> Result<Index, Error> {
-    with_tasks(|t| {
-        let container = t.current_container()?;
-        t.charge(container, resource, n).map(|()| container)
-    })
-    .unwrap_or(Err(Error::NoSuchProcess))
-}
-
-/// Maps `pages` zeroed pages into the caller and returns their address.
-pub fn mem_map(pages: u64, flags: MapFlags) -> Result<u64, Error> {
-    if flags.contains(MapFlags::WRITE | MapFlags::EXEC) {
-        return Err(Error::InvalidArgument);
-    }
-    let access = if flags.contains(MapFlags::EXEC) {
-        Access::ReadExecute
-    } else if flags.contains(MapFlags::WRITE) {
-        Access::ReadWrite
-    } else {
-        Access::Read
-    };
-    let bytes = pages.checked_mul(PAGE_SIZE).filter(|&b| b > 0 && b <= 1 << 32).ok_or(Error::InvalidArgument)?;
-    let guard = if flags.contains(MapFlags::GUARD) { PAGE_SIZE } else { 0 };
-    let container = charge_current(Resource::Pages, pages)?;
-    let mapped = with_current_process(|p| {
-        let reserved = p.vspace.take(guard + bytes).ok_or(Error::NoMemory)?;
-        let (base, end) = (reserved + guard, reserved + guard + bytes);
-        let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
-        for page in (base..end).step_by(PAGE_SIZE as usize) {
-            if let Err(e) = space.map_new(page, access) {
-                for undo in (base..page).step_by(PAGE_SIZE as usize) {
-                    let _ = space.unmap(undo);
-                }
-                p.vspace.give(reserved, guard + bytes);
-                log::debug!("mem_map: {e:?}");
-                return Err(Error::NoMemory);
-            }
-        }
-        if guard > 0 {
-            p.guards.push(reserved);
-        }
-        p.pages += pages;
-        Ok(base)
-    });
-    if mapped.is_err() {
-        with_tasks(|t| t.containers.uncharge(container, Resource::Pages, pages));
-    }
-    mapped
-}
-
-/// Unmaps pages obtained with [`mem_map`].
-pub fn mem_unmap(addr: u64, pages: u64) -> Result<(), Error> {
-    let bytes = pages.checked_mul(PAGE_SIZE).ok_or(Error::InvalidArgument)?;
-    let end = addr.checked_add(bytes).ok_or(Error::InvalidArgument)?;
-    if !addr.is_multiple_of(PAGE_SIZE) || addr < HEAP_START || end > HEAP_END {
-        return Err(Error::InvalidArgument);
-    }
-    let (result, released, container, freed) = with_current_process(|p| {
-        // A memory-object mapping is unmapped whole or not at all.
-        let object = match p.mappings.iter().position(|&(_, a, n)| a < end && addr < a + n * PAGE_SIZE) {
-            Some(i) if p.mappings[i].1 == addr && p.mappings[i].2 == pages => Some(p.mappings.remove(i).0),
-            Some(_) => return Err(Error::InvalidArgument),
-            None => None,
-        };
-        let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
-        let before = space.owned_pages();
-        let mut result = Ok(());
-        let mut unmapped_to = end;
-        for page in (addr..end).step_by(PAGE_SIZE as usize) {
-            if space.unmap(page).is_err() {
-                result = Err(Error::InvalidArgument);
-                unmapped_to = page;
-                break;
-            }
-        }
-        // The address space comes back for later mappings, with the guard page below if this
-        // was a guarded mapping's start and it all went.
-        let guarded = result.is_ok() && addr >= PAGE_SIZE && p.guards.contains(&(addr - PAGE_SIZE));
-        if guarded {
-            p.guards.retain(|&g| g != addr - PAGE_SIZE);
-            p.vspace.give(addr - PAGE_SIZE, end - addr + PAGE_SIZE);
-        } else {
-            p.vspace.give(addr, unmapped_to - addr);
-        }
-        // Pages of its own that went (a memory object's pages are charged to the object).
-        let freed = before - space.owned_pages();
-        p.pages -= freed;
-        Ok((result, object, p.container, freed))
-    })?;
-    with_tasks(|t| t.containers.uncharge(container, Resource::Pages, freed));
-    result?;
-    if let Some(object) = released {
-        with_tasks(|t| {
-            if let Some(m) = t.objects.memory_mut(object) {
-                m.mappings = m.mappings.saturating_sub(1);
-            }
-            t.release_memory_if_unused(object);
-        });
-    }
-    Ok(())
-}
-
-/// The thread slot whose IPC buffer holds `addr`, if any.
-fn ipc_buffer_slot(addr: u64) -> Option<u64> {
-    let offset = addr.checked_sub(vessel_abi::THREAD_AREA)?;
-    let slot = offset / vessel_abi::THREAD_SLOT_SIZE;
-    (slot < vessel_abi::MAX_THREADS && offset % vessel_abi::THREAD_SLOT_SIZE < vessel_abi::IPC_BUFFER_SIZE)
-        .then_some(slot)
-}
-
-/// Maps a stack or IPC-buffer page on first touch. True if `addr` was in the running
-/// process's stack range or in the IPC buffer of one of its live threads, and is now mapped.
-pub fn map_on_demand(addr: u64) -> bool {
-    // A copy made holding the table lock (`WindowWrite`) cannot page in (that takes the lock):
-    // its fault is refused as a bad address instead.
-    if crate::arch::x86_64::percpu::locked_copy() != 0 {
-        return false;
-    }
-    let slot = ipc_buffer_slot(addr);
-    if !(STACK_TOP - STACK_SIZE..STACK_TOP).contains(&addr) && slot.is_none() {
-        return false;
-    }
-    let Ok(container) = charge_current(Resource::Pages, 1) else { return false };
-    let mapped = with_current_process(|p| {
-        if let Some(slot) = slot
-            && !matches!(p.slots.get(slot as usize), Some(Slot::Live(_)))
-        {
-            return Err(Error::BadAddress);
-        }
-        let space = p.space.as_mut().ok_or(Error::NoSuchProcess)?;
-        space.map_new(addr & !(PAGE_SIZE - 1), Access::ReadWrite).map_err(|_| Error::NoMemory)?;
-        p.pages += 1;
-        Ok(())
-    });
-    if mapped.is_err() {
-        with_tasks(|t| t.containers.uncharge(container, Resource::Pages, 1));
-    }
-    mapped.is_ok()
-}
-
-fn fault_kind(frame: &TrapFrame, cr2: u64) -> FaultKind {
-    match frame.vector {
-        14 if (STACK_GUARD..STACK_GUARD + PAGE_SIZE).contains(&cr2) => FaultKind::StackOverflow,
-        14 if frame.error_code & 0x10 != 0 => FaultKind::ExecuteViolation,
-        14 => FaultKind::PageFault,
-        13 => FaultKind::GeneralProtection,
-        6 => FaultKind::InvalidOpcode,
-        0 => FaultKind::DivideError,
-        3 => FaultKind::Breakpoint,
-        16 | 19 => FaultKind::FloatingPoint,
-        _ => FaultKind::Other,
-    }
-}
-
-/// A CPU exception in user mode: report it, end the process, run something else.
-pub fn user_fault(frame: &TrapFrame, cr2: u64) -> ! {
-    let kind = fault_kind(frame, cr2);
-    let address = if frame.vector == 14 { cr2 } else { 0 };
-    let (pid, name) = with_tasks(|t| {
-        let pid = t.threads.get(&cpu::current()).map_or(0, |th| th.pid);
-        (pid, t.processes.get(&pid).map(|p| p.name.clone()).unwrap_or_default())
-    })
-    .unwrap_or_default();
-    log::warn!("process {pid} ({name}) killed by {kind:?}: {}", FaultReport { frame, cr2 });
-    exit_current(Exit::Fault { kind, address, ip: frame.rip })
 }

@@ -178,21 +178,21 @@ impl Tasks {
         }
         let looked = !ended.is_empty();
         for pid in ended {
-            if !self.processes.contains_key(&pid) {
+            if !self.processes.contains(pid) {
                 continue; // already waited for
             }
             if pid != running_pid
-                && let Some(space) = self.processes.get_mut(&pid).and_then(|p| p.space.take())
+                && let Some(space) = self.processes.get_mut(pid).and_then(|p| p.space.take())
             {
                 self.reaper.retire(space);
             }
             let orphan = self
                 .processes
-                .get(&pid)
-                .is_some_and(|p| self.processes.get(&p.parent).is_none_or(|parent| parent.exit.is_some()));
+                .get(pid)
+                .is_some_and(|p| self.processes.get(p.parent).is_none_or(|parent| parent.exit.is_some()));
             if orphan && pid != running_pid {
                 self.remove_process(pid);
-            } else if pid == running_pid || self.processes.get(&pid).is_some_and(|p| p.space.is_some()) {
+            } else if pid == running_pid || self.processes.get(pid).is_some_and(|p| p.space.is_some()) {
                 // Still on the CPU, or a zombie whose parent may yet wait: look again later.
                 self.reaper.push_ended(pid);
             }

@@ -210,7 +210,7 @@ pub fn on_tick(preempt: bool) {
         let Some(t) = guard.as_mut() else { return };
         let now = crate::time::since_boot_ns();
         if let Some(pid) = t.threads.get(&cpu::current()).map(|th| th.pid)
-            && let Some(p) = t.processes.get_mut(&pid)
+            && let Some(p) = t.processes.get_mut(pid)
         {
             p.cpu_ticks += 1;
         }

@@ -107,7 +107,7 @@ pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thre
 #[inline(never)]
 fn activate_space(t: &mut Tasks, next: Tid) {
     let pid = t.threads.get(&next).map_or(0, |th| th.pid);
-    let space = match t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) {
+    let space = match t.processes.get_mut(pid).and_then(|p| p.space.as_mut()) {
         Some(space) => {
             space.activate();
             Some((space.root(), crate::mem::paging::slot_generation()))

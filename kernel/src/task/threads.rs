@@ -18,24 +18,25 @@ use vessel_abi::{MAX_THREADS, ThreadPage, USER_END, thread_page_of};
 use vessel_abi::{Error, Exit, ExitStatus, PAGE_SIZE};
 use vessel_container::Resource;
 
+use super::anon::mem_unmap;
 use super::objects::ObjectRef;
-use super::process::mem_unmap;
+use super::process::Slot;
 use super::sched::{self, exit_current, schedule};
 use super::thread::{Pid, State, Thread, Tid, WaitFor};
-use super::{Slot, Tasks, caps, with_tasks};
+use super::{Tasks, caps, with_tasks};
 use crate::mem::address_space::{Access, AddressSpace};
 
 impl Tasks {
     /// Ends thread `tid` of process `pid`, which keeps running with its other threads. False
     /// (and nothing done) if it is the process's last live thread: the caller ends the process.
     fn end_thread(&mut self, pid: Pid, tid: Tid, exit: Exit) -> bool {
-        let Some(process) = self.processes.get(&pid) else { return false };
+        let Some(process) = self.processes.get(pid) else { return false };
         if process.exit.is_some() || process.threads.len() <= 1 || !process.threads.contains(&tid) {
             return false;
         }
         self.cancel_ipc(tid);
         let Some(slot) = self.threads.get(&tid).map(|th| th.slot) else { return false };
-        let Some(process) = self.processes.get_mut(&pid) else { return false };
+        let Some(process) = self.processes.get_mut(pid) else { return false };
         process.threads.retain(|&t| t != tid);
         let detached = process.detached & (1 << slot) != 0;
         process.detached &= !(1 << slot);
@@ -79,7 +80,7 @@ pub fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error>
     }
     with_tasks(|t| {
         let (pid, owner) = t.threads.get(&cpu::current()).map(|th| (th.pid, th.owner)).ok_or(Error::NoSuchProcess)?;
-        let process = t.processes.get(&pid).filter(|p| p.exit.is_none()).ok_or(Error::NoSuchProcess)?;
+        let process = t.processes.get(pid).filter(|p| p.exit.is_none()).ok_or(Error::NoSuchProcess)?;
         let container = process.container;
         let slot = match process.slots.iter().position(|s| *s == Slot::Free) {
             Some(free) => free as u64,
@@ -95,12 +96,12 @@ pub fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error>
             t.containers.uncharge(container, Resource::Threads, 1);
             t.containers.uncharge(container, Resource::Pages, 1);
         };
-        let tid = t.next_id;
+        let tid = t.processes.new_id();
         let Some(thread) = Thread::new_user(pid, owner, slot, entry, stack_top, arg) else {
             undo(t);
             return Err(Error::NoMemory);
         };
-        let Some(space) = t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) else {
+        let Some(space) = t.processes.get_mut(pid).and_then(|p| p.space.as_mut()) else {
             undo(t);
             return Err(Error::NoSuchProcess);
         };
@@ -111,15 +112,14 @@ pub fn thread_create(entry: u64, stack_top: u64, arg: u64) -> Result<u64, Error>
         let handle = match caps::create(t, ObjectRef::Thread(pid, tid)) {
             Ok(handle) => handle,
             Err(e) => {
-                if let Some(space) = t.processes.get_mut(&pid).and_then(|p| p.space.as_mut()) {
+                if let Some(space) = t.processes.get_mut(pid).and_then(|p| p.space.as_mut()) {
                     let _ = space.unmap(thread_page_of(slot));
                 }
                 undo(t);
                 return Err(e);
             }
         };
-        t.next_id += 1;
-        let Some(process) = t.processes.get_mut(&pid) else { return Err(Error::NoSuchProcess) };
+        let Some(process) = t.processes.get_mut(pid) else { return Err(Error::NoSuchProcess) };
         process.pages += 1;
         process.threads.push(tid);
         match process.slots.get_mut(slot as usize) {
@@ -182,7 +182,7 @@ pub fn thread_wait(handle: u64, deliver: impl FnOnce(&ExitStatus) -> Result<(), 
                 return Err(Error::InvalidArgument);
             }
             let at = t.slot_of(pid, tid)?;
-            match t.processes.get(&pid).map(|p| p.slots[at]) {
+            match t.processes.get(pid).map(|p| p.slots[at]) {
                 Some(Slot::Ended(_, exit)) => Ok(Some((pid, tid, at, ExitStatus::from_exit(exit)))),
                 _ => {
                     if let Some(th) = t.threads.get_mut(&current) {
@@ -199,7 +199,7 @@ pub fn thread_wait(handle: u64, deliver: impl FnOnce(&ExitStatus) -> Result<(), 
             deliver(&status)?;
             with_tasks(|t| {
                 // Another waiter may have freed it meanwhile (and a new thread taken it).
-                if let Some(slot) = t.processes.get_mut(&pid).and_then(|p| p.slots.get_mut(at))
+                if let Some(slot) = t.processes.get_mut(pid).and_then(|p| p.slots.get_mut(at))
                     && matches!(*slot, Slot::Ended(x, _) if x == tid)
                 {
                     *slot = Slot::Free;
@@ -216,7 +216,7 @@ pub fn thread_detach(handle: u64) -> Result<(), Error> {
     with_tasks(|t| {
         let (pid, tid) = own_thread(t, handle)?;
         let at = t.slot_of(pid, tid)?;
-        let process = t.processes.get_mut(&pid).ok_or(Error::NoSuchProcess)?;
+        let process = t.processes.get_mut(pid).ok_or(Error::NoSuchProcess)?;
         match process.slots[at] {
             Slot::Ended(..) => process.slots[at] = Slot::Free,
             _ => process.detached |= 1 << at,
@@ -232,7 +232,7 @@ pub fn thread_kill(handle: u64) -> Result<(), Error> {
     let target = with_tasks(|t| {
         let (pid, tid) = own_thread(t, handle)?;
         let current = cpu::current();
-        let live = t.processes.get(&pid).is_some_and(|p| p.threads.contains(&tid));
+        let live = t.processes.get(pid).is_some_and(|p| p.threads.contains(&tid));
         if !live {
             return Err(Error::NotFound);
         }

@@ -50,7 +50,7 @@ pub fn window_write(reply: u64, offset: u64, pieces: &[[u64; 2]]) -> Result<u64,
             return Err(Error::BadAddress);
         }
         let pid = t.threads.get(&caller).map(|th| th.pid).ok_or(Error::PeerDied)?;
-        let space = t.processes.get(&pid).and_then(|p| p.space.as_ref()).ok_or(Error::PeerDied)?;
+        let space = t.processes.get(pid).and_then(|p| p.space.as_ref()).ok_or(Error::PeerDied)?;
         let mut walk = WritableWalk::new(space);
         cpu::set_locked_copy(1);
         let copied = copy_pieces(&mut walk, window + offset, pieces);
