@@ -21,6 +21,8 @@
 
 extern crate alloc;
 
+pub mod kept;
+
 use alloc::vec::Vec;
 
 use vessel_abi::ContainerInfo;

@@ -209,3 +209,35 @@ impl Service {
         }
     }
 }
+
+/// The memory `proc` hands every instance of a supervised service, the same object across
+/// restarts ([`vessel_proc_protocol::KEPT_PAGES`]), mapped: where a service keeps what must
+/// outlive it, through [`vessel_proc_protocol::kept`].
+pub struct KeptMemory {
+    bytes: &'static mut [u8],
+}
+
+impl KeptMemory {
+    /// The kept memory among this process's handles, mapped; `None` if `proc` gave none. It is
+    /// the last memory object a service is given (after the capabilities its start named).
+    pub fn inherited() -> Option<KeptMemory> {
+        use vessel_abi::{MapFlags, ObjectKind, PAGE_SIZE};
+        let memory = crate::handles_of(ObjectKind::Memory).next_back().map(crate::ipc::Memory)?;
+        let address = memory.map(MapFlags::WRITE).ok()?;
+        let len = (vessel_proc_protocol::KEPT_PAGES * PAGE_SIZE) as usize;
+        // SAFETY: `len` bytes are mapped writable at `address` for the rest of the process's
+        // life (nothing unmaps them), and only this `KeptMemory` refers to them.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(address as usize as *mut u8, len) };
+        Some(KeptMemory { bytes })
+    }
+
+    /// The memory, to read what the last instance kept.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes
+    }
+
+    /// The memory, to keep something for the next instance.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.bytes
+    }
+}
