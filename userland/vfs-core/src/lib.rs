@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod bootfs;
 pub mod fat;
 pub mod fs;
+pub mod kept;
 pub mod memfs;
 pub mod pipe;
 mod state;

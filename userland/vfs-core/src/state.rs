@@ -35,6 +35,7 @@ use vessel_vfs_protocol::{
 use crate::bootfs::{BootFs, BootImage};
 use crate::fat::FatFs;
 use crate::fs::{FileSystem, Meta, Sink};
+use crate::kept::KeptMount;
 use crate::memfs::MemFs;
 use crate::pipe::{Now, Pipe, Ready};
 
@@ -107,6 +108,9 @@ struct Mounted {
     source: String,
     backing: Backing,
     read_only: bool,
+    /// The container that asked for it through the protocol (kept across restarts, `kept`);
+    /// `None` for the root's tree, which the program assembles at every start.
+    asked_by: Option<u64>,
 }
 
 /// A mount point of a namespace.
@@ -228,6 +232,8 @@ pub struct Vfs<E: Env> {
     pipes: Vec<Option<Pipe>>,
     /// Answers to kept calls that a request settled, to send after it (`send_ready`).
     ready: Vec<Ready>,
+    /// Counts changes of the mounts (`mount_changes`).
+    mount_changes: u64,
 }
 
 /// The error kind a file system failure is answered with.
@@ -354,6 +360,7 @@ impl<E: Env> Vfs<E> {
             boot: None,
             pipes: Vec::new(),
             ready: Vec::new(),
+            mount_changes: 0,
         }
     }
 
@@ -381,6 +388,18 @@ impl<E: Env> Vfs<E> {
     /// path of its own namespace, and must be the root container to mount a block device).
     /// The program assembles the root container's tree with it.
     pub fn mount_in(&mut self, caller: u64, container: u64, at: &str, source: &str) -> Result<(), (Error, String)> {
+        self.mount_as(caller, container, at, source, false)
+    }
+
+    /// [`Vfs::mount_in`], remembering the asker if the mount is to be kept across restarts.
+    fn mount_as(
+        &mut self,
+        caller: u64,
+        container: u64,
+        at: &str,
+        source: &str,
+        keep: bool,
+    ) -> Result<(), (Error, String)> {
         let at = Path::root().resolve(at).map_err(|e| (Error::InvalidArgument, format!("{at}: {e}")))?;
         if at.as_str().len() > MAX_MOUNT_TEXT || source.len() > MAX_MOUNT_TEXT {
             return Err((
@@ -406,7 +425,9 @@ impl<E: Env> Vfs<E> {
                 Err(e) => return Err((error_of(e), format!("{at}: {e}"))),
             }
         }
-        let mounted = self.make_fs(caller, source)?;
+        let mut mounted = self.make_fs(caller, source)?;
+        mounted.asked_by = keep.then_some(caller);
+        self.mount_changes += 1;
         let id = self.next_mount;
         self.next_mount += 1;
         self.mounts.insert(id, mounted);
@@ -465,7 +486,7 @@ impl<E: Env> Vfs<E> {
                 format!("unknown source {source:?}: mem, boot, blk:<device> or vsf:<path>"),
             ));
         };
-        Ok(Mounted { fs, source: source.to_string(), backing, read_only })
+        Ok(Mounted { fs, source: source.to_string(), backing, read_only, asked_by: None })
     }
 
     /// Mounts the FAT volume on `disk`.
@@ -677,11 +698,51 @@ impl<E: Env> Vfs<E> {
                 self.remove_slot(i);
             }
         }
-        if let Some(m) = self.mounts.remove(&id)
-            && let Ok(mut fs) = m.fs.try_borrow_mut()
-        {
-            let _ = fs.sync();
+        if let Some(m) = self.mounts.remove(&id) {
+            self.mount_changes += 1;
+            if let Ok(mut fs) = m.fs.try_borrow_mut() {
+                let _ = fs.sync();
+            }
         }
+    }
+
+    /// How many times the mounts changed since the server started: the program keeps them
+    /// again ([`Vfs::kept_mounts`]) when this moves.
+    pub fn mount_changes(&self) -> u64 {
+        self.mount_changes
+    }
+
+    /// The mounts made through the protocol, oldest first (a VSF's mount comes after the one
+    /// holding its file): what a restarted server makes again with [`Vfs::restore`].
+    pub fn kept_mounts(&self) -> Vec<KeptMount> {
+        let mut kept: Vec<(u64, KeptMount)> = self
+            .namespaces
+            .iter()
+            .flat_map(|(&container, points)| points.iter().map(move |p| (container, p)))
+            .filter_map(|(container, p)| {
+                let m = self.mounts.get(&p.mount)?;
+                let caller = m.asked_by?;
+                let at = String::from(p.at.as_str());
+                Some((p.mount, KeptMount { caller, container, at, source: m.source.clone() }))
+            })
+            .collect();
+        kept.sort_unstable_by_key(|&(id, _)| id);
+        kept.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Makes `kept` mounts again, in order, each as its asker could make it now (a container
+    /// that ended, or a file that is gone, refuses it); returns the ones refused, with why.
+    pub fn restore(&mut self, kept: &[KeptMount]) -> Vec<(KeptMount, Error, String)> {
+        let mut refused = Vec::new();
+        for m in kept {
+            let result = self
+                .target(m.caller, m.container)
+                .and_then(|target| self.mount_as(m.caller, target, &m.at, &m.source, true));
+            if let Err((e, why)) = result {
+                refused.push((m.clone(), e, why));
+            }
+        }
+        refused
     }
 
     /// Syncs every mounted file system (before the system stops); the first failure.
@@ -1289,7 +1350,8 @@ impl<E: Env> Server for Vfs<E> {
     fn mount(&mut self, cx: &mut Cx<'_, Done>, container: u64, path: &str, source: &str) -> Answer<Done> {
         let caller = cx.caller().container;
         self.forget_dead_containers();
-        let result = self.target(caller, container).and_then(|target| self.mount_in(caller, target, path, source));
+        let result =
+            self.target(caller, container).and_then(|target| self.mount_as(caller, target, path, source, true));
         answer(cx, result.map(|()| Done))
     }
 

@@ -2028,3 +2028,91 @@ fn pipes_count_against_the_handle_quota_and_go_with_their_container() {
     assert_eq!(w.forget(), 1);
     assert!(w.lo.server().pipes_open() == 0);
 }
+
+/// What a restarted server is given back: the mounts asked for through the protocol, oldest
+/// first, never the root's assembled tree; through the record and back; made again as their
+/// askers could make them now.
+#[test]
+fn mounts_asked_for_are_kept_and_made_again_after_a_restart() {
+    use crate::kept::{self, KeptMount};
+    let kept_mount = |caller, container, at: &str, source: &str| KeptMount {
+        caller,
+        container,
+        at: String::from(at),
+        source: String::from(source),
+    };
+    let vsf = format!("vsf:{VSF}");
+    let mut expected = vec![
+        kept_mount(ROOT_CT, CHILD, "/", &vsf),
+        kept_mount(CHILD, GRANDCHILD, "/", "vsf:/g.vsf"),
+        kept_mount(CHILD, CHILD, "/scratch", "mem"),
+        kept_mount(ROOT_CT, ROOT_CT, "/mnt", "mem"),
+    ];
+    // The first instance: a child's VSF root, a grandchild's root in a file of the child's,
+    // a mount the child made for itself, one the root made for itself.
+    let w = World::new();
+    let setup = |w: &World, first: bool| {
+        let root = w.client(ROOT_CT);
+        root.mkdir(ROOT, "/data/vms").unwrap();
+        root.create_vsf(ROOT, VSF, 8 << 20).unwrap();
+        root.mkdir(ROOT, "/mnt").unwrap();
+        if first {
+            root.mount(CHILD, "/", &vsf).unwrap();
+        }
+    };
+    let in_child = |w: &World| {
+        let child = w.client(CHILD);
+        child.create_vsf(ROOT, "/g.vsf", 2 << 20).unwrap();
+        child.mkdir(ROOT, "/scratch").unwrap();
+    };
+    setup(&w, true);
+    in_child(&w);
+    let (root, child) = (w.client(ROOT_CT), w.client(CHILD));
+    child.mount(GRANDCHILD, "/", "vsf:/g.vsf").unwrap();
+    child.mount(0, "/scratch", "mem").unwrap();
+    root.mount(0, "/mnt", "mem").unwrap();
+    let before = w.lo.server().mount_changes();
+    assert_eq!(w.lo.server().kept_mounts(), expected);
+    // An unmount, or a container that ends, leaves the record; the count moves.
+    root.mount(SIBLING, "/", "mem").unwrap();
+    root.unmount(SIBLING, "/").unwrap();
+    assert_eq!(w.lo.server().kept_mounts(), expected);
+    assert!(w.lo.server().mount_changes() > before);
+
+    // Through the record and back; a record with room for two keeps the first two.
+    let (record, n) = kept::encode(&expected, 4096);
+    assert_eq!((n, kept::decode(&record)), (4, expected.clone()));
+    let two = kept::encode(&expected[..2], 4096).0.len();
+    let (short, n) = kept::encode(&expected, two);
+    assert_eq!((n, kept::decode(&short)), (2, expected[..2].to_vec()));
+    // Cut anywhere, a record yields a prefix of what it held.
+    for cut in 0..record.len() {
+        let got = kept::decode(&record[..cut]);
+        assert!(expected.starts_with(&got), "cut at {cut}: {got:?}");
+    }
+
+    // The next instance: the same disks (here made again), nothing mounted but the root's tree.
+    let w2 = World::new();
+    setup(&w2, false);
+    // Only the child's root can be made before its VSF holds the grandchild's file and the
+    // mount point; the rest is refused, saying why, and changes nothing.
+    let refused = w2.lo.server().restore(&expected);
+    let reasons: Vec<(KeptMount, Error)> = refused.iter().map(|(m, e, _)| (m.clone(), *e)).collect();
+    assert_eq!(
+        reasons,
+        [(expected[1].clone(), Error::NotFound), (expected[2].clone(), Error::NotFound)],
+        "{refused:?}"
+    );
+    assert_eq!(w2.lo.server().kept_mounts(), [expected[0].clone(), expected[3].clone()]);
+    assert_eq!(w2.client(CHILD).mounts(0).unwrap().mounts.0, [mount("/", &vsf)]);
+    in_child(&w2);
+    assert!(w2.lo.server().restore(&expected[1..3]).is_empty());
+    // A container that ended meanwhile gets nothing back.
+    w2.kill(GRANDCHILD);
+    let gone = w2.lo.server().restore(&[expected[1].clone()]);
+    assert_eq!(gone.iter().map(|(_, e, _)| *e).collect::<Vec<_>>(), [Error::NoSuchContainer]);
+    expected.swap(1, 3);
+    expected.swap(2, 3);
+    assert_eq!(w2.lo.server().kept_mounts(), expected);
+    assert_eq!(w2.client(CHILD).mounts(0).unwrap().mounts.0, [mount("/", &vsf), mount("/scratch", "mem")]);
+}

@@ -31,9 +31,10 @@ use vessel_protocol::{Dispatched, Refusal};
 use vessel_rt::device::{Device, Devices, SharedBuffer};
 use vessel_rt::ipc::{Cap, Endpoint, Memory};
 use vessel_rt::println;
+use vessel_rt::proc::KeptMemory;
 use vessel_rt::server::{Incoming, Keeper, Server, Staged};
 use vessel_vfs_core::bootfs::{BootImage, BootSource};
-use vessel_vfs_core::{Env, Vfs, Window};
+use vessel_vfs_core::{Env, Vfs, Window, kept};
 
 vessel_rt::entry!(main);
 
@@ -428,6 +429,28 @@ fn assemble(vfs: &mut Vfs<System>, root: u64, devices: Option<Devices>) {
     println!("vfs: no FAT disk; /data is empty");
 }
 
+/// Makes the mounts the last instance kept again (`vessel_vfs_core::kept`); says which could
+/// not be, and why. Returns whether any could not.
+fn restore(vfs: &mut Vfs<System>, memory: &KeptMemory) -> bool {
+    let Some(record) = vessel_proc_protocol::kept::load(memory.bytes()) else { return false };
+    let mounts = kept::decode(record);
+    let refused = vfs.restore(&mounts);
+    println!("vfs: {} of {} kept mounts made again", mounts.len() - refused.len(), mounts.len());
+    for (m, e, why) in &refused {
+        println!("vfs: kept mount {} at {} of container {:#x}: {e}: {why}", m.source, m.at, m.container);
+    }
+    !refused.is_empty()
+}
+
+/// Keeps the mounts made through the protocol for the next instance, as many as fit.
+fn keep(vfs: &Vfs<System>, memory: &mut KeptMemory) {
+    let mounts = vfs.kept_mounts();
+    let (record, held) = kept::encode(&mounts, vessel_proc_protocol::kept::capacity(memory.bytes()));
+    if !vessel_proc_protocol::kept::save(memory.bytes_mut(), &record) || held < mounts.len() {
+        println!("vfs: only {held} of {} mounts are kept across a restart (no room)", mounts.len());
+    }
+}
+
 fn main() -> i32 {
     let Some(Cap(ep)) = vessel_rt::handles_of(ObjectKind::Endpoint).next_back() else {
         println!("vfs: no endpoint to serve");
@@ -438,6 +461,14 @@ fn main() -> i32 {
     let root = vessel_rt::container::own().map_or(0, |c| c.id);
     let mut vfs = Vfs::new(System, root);
     assemble(&mut vfs, root, devices);
+    let mut kept = KeptMemory::inherited();
+    if let Some(memory) = &mut kept
+        && restore(&mut vfs, memory)
+    {
+        // What could not be made again is dropped: the record says what is mounted.
+        keep(&vfs, memory);
+    }
+    let mut kept_at = vfs.mount_changes();
     println!("vfs: serving");
     let mut server = Server::new(Endpoint(Cap(ep)));
     let mut next_sweep = vessel_rt::time::now_ns() + SWEEP_NS;
@@ -467,6 +498,12 @@ fn main() -> i32 {
                         vfs.forget_dead_containers();
                         next_sweep = now + SWEEP_NS;
                     }
+                }
+                if vfs.mount_changes() != kept_at
+                    && let Some(memory) = &mut kept
+                {
+                    keep(&vfs, memory);
+                    kept_at = vfs.mount_changes();
                 }
             }
             Ok(Incoming::Notified(_) | Incoming::TimedOut) => {}

@@ -34,6 +34,11 @@ fn main() -> i32 {
         Some(["write", path, text]) => {
             fs::write(path, text.as_bytes()).and_then(|()| fs::sync_all()).map_err(|r| format!("{r}"))
         }
+        Some(["read", path, text]) => match fs::read(path) {
+            Ok(data) if data == text.as_bytes() => Ok(()),
+            Ok(data) => Err(format!("{path} holds {:?}", alloc::string::String::from_utf8_lossy(&data))),
+            Err(r) => Err(format!("{path}: {r}")),
+        },
         Some(["fill"]) => fill(),
         Some(["lend", parent, own]) => lend(parent, own),
         _ => Err(format!("unknown arguments {args:?}")),

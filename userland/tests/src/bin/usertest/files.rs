@@ -27,6 +27,7 @@ pub const TESTS: &[crate::Test] = &[
     ("files::a_vsf_is_a_childs_root_and_outlives_it", a_vsf_is_a_childs_root_and_outlives_it),
     ("files::a_full_vsf_fails_only_its_container", a_full_vsf_fails_only_its_container),
     ("files::vfs_restarts_and_clients_get_an_error", vfs_restarts_and_clients_get_an_error),
+    ("files::a_childs_mounts_outlive_a_vfs_restart", a_childs_mounts_outlive_a_vfs_restart),
     ("files::memory_is_lent_only_downwards_and_charged_there", memory_is_lent_only_downwards_and_charged_there),
     ("files::a_child_runs_programs_stored_in_its_vsf", a_child_runs_programs_stored_in_its_vsf),
     ("files::boot_is_the_boot_file_system_read_only", boot_is_the_boot_file_system_read_only),
@@ -330,6 +331,46 @@ fn vfs_restarts_and_clients_get_an_error() -> TestResult {
     let _ = fs::remove("/data/suite/during-kill");
     fs::sync_all().map_err(e("sync"))?;
     Ok(())
+}
+
+/// `vfs` keeps the mounts made through the protocol across its restarts: a child's VSF root
+/// is there again after the server was killed, with what the child wrote (and synced) before,
+/// and the VSF is still held as mounted.
+fn a_childs_mounts_outlive_a_vfs_restart() -> TestResult {
+    let proc = proc()?;
+    let _ = fs::remove("/data/kept.vsf");
+    fs::create_vsf("/data/kept.vsf", 4 << 20).map_err(e("create_vsf"))?;
+    let child = proc.create(0, Limits::default()).map_err(e("create"))?;
+    let result = (|| {
+        fs::mount(child, "/", "vsf:/data/kept.vsf").map_err(e("mount the VSF"))?;
+        let wrote = fsprobe(proc, child, &["write", "/kept.txt", "written before the restart"])?;
+        check!(wrote == Ending::Code(0), "the child writes its root: {wrote:?}");
+        let pid = proc.service_pid("vfs").map_err(e("vfs pid"))?;
+        proc.kill(0, pid).map_err(e("kill vfs"))?;
+        // The first call after the kill fails; a later one reaches the restarted server.
+        let mut listed = None;
+        for _ in 0..50 {
+            match fs::mounts(child) {
+                Ok(mounts) => {
+                    listed = Some(mounts);
+                    break;
+                }
+                Err(_) => vessel_rt::time::sleep_ms(100),
+            }
+        }
+        let listed = listed.ok_or("no vfs answered within 5 s of the kill")?;
+        check!(
+            listed.len() == 1 && listed[0].path == "/" && listed[0].source == "vsf:/data/kept.vsf",
+            "the child's mounts after the restart: {listed:?}"
+        );
+        let read = fsprobe(proc, child, &["read", "/kept.txt", "written before the restart"])?;
+        check!(read == Ending::Code(0), "the child reads its file after the restart: {read:?}");
+        let busy = fs::remove("/data/kept.vsf");
+        check!(busy.as_ref().is_err_and(|r| r.error == Error::Busy), "removing the VSF mounted again: {busy:?}");
+        Ok(())
+    })();
+    proc.destroy(child).map_err(e("destroy"))?;
+    result
 }
 
 fn persist_write() -> TestResult {
