@@ -245,7 +245,6 @@ impl AddressSpace {
     }
 
     /// Makes this the active address space.
-    #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     pub fn activate(&mut self) {
         if self.generation != slot_generation() {
@@ -430,7 +429,6 @@ impl Drop for AddressSpace {
     }
 }
 
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 fn current_cr3() -> u64 {
     x86_64::registers::control::Cr3::read().0.start_address().as_u64()
@@ -438,14 +436,12 @@ fn current_cr3() -> u64 {
 
 /// `pml4` if the CPU is not using it already, else 0: the table a switch (`task::switch`) loads
 /// (a reload flushes the TLB, so it is skipped when nothing changes).
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub fn root_to_load(pml4: u64) -> u64 {
     if current_cr3() != pml4 { pml4 } else { 0 }
 }
 
 /// Loads CR3 if it differs (a reload flushes the TLB, so skip it when nothing changes).
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub fn load_cr3(pml4: u64) {
     if root_to_load(pml4) != 0 {

@@ -21,8 +21,6 @@ use vessel_kcore::report::Bytes;
 
 pub use paging::map_mmio;
 
-// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
-#[unsafe(link_section = ".data.hot")]
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 
 /// Virtual address of physical address `phys` in the direct map.

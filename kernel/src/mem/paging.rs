@@ -30,8 +30,6 @@ static MMIO_NEXT: AtomicU64 = AtomicU64::new(0);
 /// upper half.
 static KERNEL_PML4: AtomicU64 = AtomicU64::new(0);
 /// Bumped whenever a kernel slot is claimed, so address spaces know to refresh their upper half.
-// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
-#[unsafe(link_section = ".data.hot")]
 static SLOT_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// The current kernel-slot generation.

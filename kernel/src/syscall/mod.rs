@@ -49,7 +49,6 @@ pub fn allow_debug_exit(allowed: bool) {
 }
 
 /// Runs the system call in `frame` and stores its result there.
-#[unsafe(link_section = ".text.hot.ipc")]
 pub fn dispatch(frame: &mut TrapFrame) {
     // The IPC round trip's two calls are recognised by plain compares: `Syscall::try_from` reads
     // a table and the match below jumps through one, each a read-only data page the round trip
@@ -78,7 +77,6 @@ pub fn dispatch(frame: &mut TrapFrame) {
 /// The two notification calls, recognised like the IPC calls above (a notification round trip
 /// switches address spaces too), then everything else.
 #[inline(never)]
-#[unsafe(link_section = ".text.hot.notify")]
 fn dispatch_notification_or_other(frame: &mut TrapFrame) {
     const SIGNAL: u64 = Syscall::Signal as u64;
     const WAIT_NOTIFICATION: u64 = Syscall::WaitNotification as u64;

@@ -34,7 +34,6 @@ pub(super) fn handle(value: u64) -> Result<Handle, Error> {
 }
 
 impl Tasks {
-    #[unsafe(link_section = ".text.hot.ipc")]
     pub(super) fn table_of(&self, tid: Tid) -> Result<TableId, Error> {
         self.threads.get(&tid).map(|th| th.owner.table).ok_or(Error::NoSuchProcess)
     }
@@ -44,7 +43,6 @@ impl Tasks {
     }
 
     /// Like `resolve`, also returning the running thread's process facts (one lookup for both).
-    #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     pub(super) fn resolve_with_owner(&self, value: u64, needs: Rights) -> Result<(Cap<ObjectRef>, Owner), Error> {
         let owner = self.threads.get(&cpu::current()).map(|th| th.owner).ok_or(Error::NoSuchProcess)?;

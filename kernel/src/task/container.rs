@@ -51,11 +51,14 @@ pub(super) fn container_error(e: ContainerError) -> Error {
 /// - `dying` holds each container marked dying and not removed yet, once, a subtree's leaves
 ///   before their parents (a destroy appends its subtree in post-order): so one pass of
 ///   [`Containers::remove_dead`] removes a whole subtree whose charges have all returned.
+/// - `tables` names, for each live capability table, the container its slots are charged to
+///   and the process it belongs to: from the table's making at spawn to its destruction.
 pub(super) struct Containers {
     tree: Tree,
     ids: IdGenerator,
     members: BTreeMap<Index, BTreeSet<Pid>>,
     dying: Vec<Index>,
+    tables: BTreeMap<TableId, (Index, Pid)>,
 }
 
 impl Containers {
@@ -63,7 +66,7 @@ impl Containers {
     pub(super) fn new(mut ids: IdGenerator) -> Self {
         let tree = Tree::new(ids.next(), ROOT_LIMITS);
         let members = BTreeMap::from([(tree.root(), BTreeSet::new())]);
-        Containers { tree, ids, members, dying: Vec::new() }
+        Containers { tree, ids, members, dying: Vec::new(), tables: BTreeMap::new() }
     }
 
     /// The root container.
@@ -133,6 +136,37 @@ impl Containers {
     #[inline(always)]
     pub(super) fn destroying(&self) -> bool {
         !self.dying.is_empty()
+    }
+
+    /// Capability table `table` of process `pid` charges its slots to container `at`.
+    pub(super) fn add_table(&mut self, table: TableId, at: Index, pid: Pid) {
+        self.tables.insert(table, (at, pid));
+    }
+
+    /// The container `table` charges its slots to, and the process it belongs to.
+    pub(super) fn table_owner(&self, table: TableId) -> Option<(Index, Pid)> {
+        self.tables.get(&table).copied()
+    }
+
+    /// Capability table `table` is destroyed.
+    pub(super) fn remove_table(&mut self, table: TableId) {
+        self.tables.remove(&table);
+    }
+
+    /// Charges `n` capability slots of `table` to the container that owns the table (a table
+    /// nobody owns, the kernel's own, charges nothing).
+    pub(super) fn charge_slots(&mut self, table: TableId, n: u64) -> Result<(), ContainerError> {
+        match self.tables.get(&table) {
+            Some(&(c, _)) => self.tree.charge(c, Resource::CapSlots, n),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives back `n` capability slots of `table`.
+    pub(super) fn uncharge_slots(&mut self, table: TableId, n: u64) {
+        if let Some(&(c, _)) = self.tables.get(&table) {
+            self.tree.uncharge(c, Resource::CapSlots, n);
+        }
     }
 
     /// Process `pid` joins container `at` (at spawn).
@@ -220,17 +254,12 @@ impl Tasks {
     }
 
     fn charge_slots_nonzero(&mut self, table: TableId, n: u64) -> Result<(), Error> {
-        match self.table_owner.get(&table) {
-            Some(&(c, _)) => self.charge(c, Resource::CapSlots, n),
-            None => Ok(()),
-        }
+        self.containers.charge_slots(table, n).map_err(container_error)
     }
 
     /// Gives back `n` capability slots of `table`.
     pub(super) fn uncharge_slots(&mut self, table: TableId, n: u64) {
-        if let Some(&(c, _)) = self.table_owner.get(&table) {
-            self.containers.uncharge(c, Resource::CapSlots, n);
-        }
+        self.containers.uncharge_slots(table, n);
     }
 
     /// Destroys a capability table: its caps go (objects nobody else reaches with them) and its
@@ -242,7 +271,7 @@ impl Tasks {
                 self.cap_removed(&cap);
             }
         }
-        self.table_owner.remove(&table);
+        self.containers.remove_table(table);
     }
 
     /// The container an object belongs to. Hardware objects belong to the root container: raw

@@ -16,10 +16,10 @@
 //! `waiting` only threads blocked in `IpcWait::Receive` on it. A server thread owes a reply to
 //! at most one caller (`replying_to`), which waits in `IpcWait::Reply` for that thread.
 //!
-//! Layout: everything the call / reply-receive round trip runs (syscall entry, dispatch, the fast
-//! path, the functions here, the scheduler's switch) is tagged `.text.hot.*` and linked
-//! contiguously (`kernel/build.rs`, `kernel/hot.ld`); error and rare paths stay out of line. Keep
-//! new code on that path tagged, its cold branches in untagged functions.
+//! Layout: what the call / reply-receive round trip runs out of line (syscall entry, dispatch,
+//! the switch, the general path here) is linked contiguously by the list in `kernel/hot.ld`;
+//! error and rare paths stay out of line (`#[cold]`). A new function on that path goes on the
+//! list, or the build says which listed name it no longer finds.
 
 use crate::arch::x86_64::percpu as cpu;
 use alloc::vec::Vec;
@@ -105,7 +105,6 @@ pub fn endpoint_create() -> Result<u64, Error> {
 impl Tasks {
     /// Resolves an endpoint capability and applies the isolation rule: only its own container
     /// may use an endpoint, except that anyone may call a system-service endpoint.
-    #[unsafe(link_section = ".text.hot.ipc")]
     fn resolve_endpoint(&self, value: u64, needs: Rights) -> Result<(u64, u64), Error> {
         let (id, badge, owner) = match self.resolve_with_owner(value, needs)? {
             (Cap { object: ObjectRef::Endpoint(id), badge, .. }, owner) => (id, badge, owner),
@@ -120,14 +119,12 @@ impl Tasks {
     }
 }
 
-#[unsafe(link_section = ".text.hot.ipc")]
 fn words_of(frame: &TrapFrame) -> [u64; 4] {
     [frame.rsi, frame.rdx, frame.r10, frame.r8]
 }
 
 /// `Call`: send and wait for the reply.
 #[inline(never)]
-#[unsafe(link_section = ".text.hot.ipc")]
 pub fn call(frame: &mut TrapFrame) {
     let meta = Meta::from_word(frame.r9);
     let then = with_tasks(|t| {
@@ -170,7 +167,6 @@ pub fn call(frame: &mut TrapFrame) {
 }
 
 /// Takes the first queued caller of `ep` into the current thread (which is receiving).
-#[unsafe(link_section = ".text.hot.ipc")]
 fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
     let me = cpu::current();
     loop {
@@ -197,7 +193,6 @@ fn take_sender(t: &mut Tasks, ep: u64) -> Result<bool, Error> {
     }
 }
 
-#[unsafe(link_section = ".text.hot.ipc")]
 fn receive(t: &mut Tasks, ep_handle: u64, timeout: u64, flags: u8) -> Result<Then, Error> {
     let (ep, _) = t.resolve_endpoint(ep_handle, Rights::RECEIVE)?;
     let me = cpu::current();
@@ -237,7 +232,6 @@ pub fn recv(frame: &mut TrapFrame) {
 }
 
 /// Sends the reply in `frame` to the caller the current thread owes one. Returns the caller.
-#[unsafe(link_section = ".text.hot.ipc")]
 fn send_reply(t: &mut Tasks, frame: &TrapFrame) -> Result<Tid, Error> {
     let me = cpu::current();
     let caller = t.threads.get_mut(&me).and_then(|m| m.replying_to.take()).ok_or(Error::InvalidArgument)?;
@@ -276,7 +270,6 @@ pub fn reply(frame: &mut TrapFrame) {
 /// `ReplyRecv`: answer, then wait for the next message; switches straight to the caller when
 /// nothing else is queued.
 #[inline(never)]
-#[unsafe(link_section = ".text.hot.ipc")]
 pub fn reply_recv(frame: &mut TrapFrame) {
     let then = with_tasks(|t| {
         // A failed reply (caller gone) does not stop the server from taking the next message.

@@ -148,7 +148,6 @@ fn data_source<const DATA: bool>(sender: &Thread) -> Option<u64> {
 /// Writes a message without capabilities into a blocked thread's trap frame, its data (with
 /// `DATA`, from `source`, the sender's first buffer frame) and its stamped header into its IPC
 /// buffer: what `Tasks::transfer` writes for such a message.
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 fn deliver<const DATA: bool>(
     to: &mut TrapFrame,
@@ -174,7 +173,6 @@ fn deliver<const DATA: bool>(
 impl Tasks {
     /// The fast path's `Call`: the endpoint has a receiver waiting, with no deadline and its
     /// header page mapped, and nothing ready outranks it.
-    #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     fn fast_call<const DATA: bool>(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();
@@ -207,7 +205,6 @@ impl Tasks {
     /// The fast path's `ReplyRecv`: the caller owed a reply is blocked waiting for it, nothing
     /// ready outranks it, and no other caller is queued on the endpoint (that case returns at
     /// once with the next message, on the general path).
-    #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     fn fast_reply_recv<const DATA: bool>(&mut self, frame: &mut TrapFrame) -> Option<Switch> {
         let me = cpu::current();

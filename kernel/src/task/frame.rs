@@ -22,7 +22,6 @@ use crate::mem::address_space::Access;
 use crate::mem::phys_to_virt;
 
 /// The trap frame of a thread that is blocked in (or running) a system call.
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn frame_of(t: &Tasks, tid: Tid) -> Option<&'static mut TrapFrame> {
     trap_frame_at(t.threads.get(&tid)?.kernel_stack_top())
@@ -30,7 +29,6 @@ pub(super) fn frame_of(t: &Tasks, tid: Tid) -> Option<&'static mut TrapFrame> {
 
 /// The trap frame at the top of the kernel stack that ends at `top` (0: the idle thread, which
 /// has none). The caller must hold the table lock and the thread must not be running.
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn trap_frame_at(top: u64) -> Option<&'static mut TrapFrame> {
     if top == 0 {
@@ -60,7 +58,6 @@ pub(super) const FIRST_FRAME_DATA: usize = PAGE_SIZE as usize - IPC_DATA_OFFSET;
 /// buffer whose first frame is `from` to the one whose first frame is `to`. Out of line: the
 /// register-only messages of the fast path never come here.
 #[inline(never)]
-#[unsafe(link_section = ".text.hot.ipc")]
 pub(super) fn copy_first_frame_data(from: u64, to: u64, len: usize) {
     let len = len.min(FIRST_FRAME_DATA);
     // SAFETY: both frames are first frames of IPC buffers (user memory reached through the

@@ -274,7 +274,7 @@ impl Tasks {
         if self.caps.holds(table, object) {
             return;
         }
-        let Some(&(_, pid)) = self.table_owner.get(&table) else { return };
+        let Some((_, pid)) = self.containers.table_owner(table) else { return };
         let Some(process) = self.processes.get_mut(pid) else { return };
         let mut lost = 0;
         let mut i = 0;

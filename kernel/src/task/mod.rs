@@ -77,12 +77,11 @@ pub use threads::{thread_create, thread_detach, thread_exit, thread_kill, thread
 pub use window::window_write;
 
 use crate::arch::x86_64::percpu as cpu;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use vessel_abi::{Error, Exit, Priority};
 use vessel_capspace::{CapSpace, TableId};
-use vessel_container::{Index, Resource};
+use vessel_container::Resource;
 use vessel_indexed::Indexed;
 use vessel_ticket::TicketLock;
 
@@ -98,12 +97,20 @@ pub const SLICE_TICKS: u64 = 2;
 /// The idle thread's id.
 const IDLE: Tid = 0;
 
+/// The task table: what the kernel knows of threads, processes, objects and containers, behind
+/// one lock. Each part is a sub-structure with private fields that states and keeps its own
+/// invariants; the `impl Tasks` blocks in the modules tie them together (ending a process
+/// touches all of them).
 struct Tasks {
     /// Process records and the pid and tid counter (`process`).
     processes: process::Processes,
+    /// Thread records, by tid (`thread`; the table is `vessel_indexed`, whose two-record borrow
+    /// the fast path uses).
     threads: Indexed<Thread>,
     /// Run queues, sleepers and waiters (`sched`).
     sched: sched::Scheduler,
+    /// Every process's capability table and the derivation tree (`vessel_capspace`); which
+    /// container each table charges is in `containers`.
     caps: CapSpace<ObjectRef>,
     /// Endpoints, notifications, memory objects and kept replies (`objects`).
     objects: objects::Objects,
@@ -111,10 +118,9 @@ struct Tasks {
     bindings: bindings::Bindings,
     /// Frames of released DMA memory, kept from reuse until `DmaQuiesce`.
     dma_quarantine: memory::DmaQuarantine,
-    /// The container tree, its quotas, members and destroys under way.
+    /// The container tree, its quotas, members, destroys under way, and the container each
+    /// capability table charges (`container`).
     containers: container::Containers,
-    /// The process each capability table belongs to, and the container its slots are charged to.
-    table_owner: BTreeMap<TableId, (Index, Pid)>,
     /// What the reaper still has to free (`reaper`).
     reaper: Reaper,
     /// Messages delivered by the general IPC path (`Tasks::transfer`), for tests and profiling.
@@ -123,8 +129,6 @@ struct Tasks {
     timed_waits: u64,
 }
 
-// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
-#[unsafe(link_section = ".data.hot")]
 static TASKS: TicketLock<Option<Tasks>> = TicketLock::new(None);
 /// The boot file system (validated once at boot), lent to init.
 static BOOTFS: spin::Once<BootFs> = spin::Once::new();
@@ -162,7 +166,6 @@ fn with_tasks<R>(f: impl FnOnce(&mut Tasks) -> R) -> Option<R> {
 }
 
 impl Tasks {
-    #[unsafe(link_section = ".text.hot.ipc")]
     fn priority_of(&self, tid: Tid) -> Option<Priority> {
         if tid == IDLE {
             return None;
@@ -172,7 +175,6 @@ impl Tasks {
 
     /// Makes `tid` ready, last in its priority's run queue. Asks for a reschedule if it outranks
     /// the running one. The caller knows it is on no queue (a thread is on one at most).
-    #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready(&mut self, tid: Tid) {
         let Some(priority) = self.mark_ready(tid) else { return };
         self.sched.push(&mut self.threads, priority, tid, false);
@@ -183,7 +185,6 @@ impl Tasks {
 
     /// Like `make_ready`, but at the head of its queue: it runs next (IPC, when a direct switch
     /// is not allowed).
-    #[unsafe(link_section = ".text.hot.sched")]
     fn make_ready_front(&mut self, tid: Tid) {
         let Some(priority) = self.mark_ready(tid) else { return };
         self.sched.push(&mut self.threads, priority, tid, true);
@@ -207,7 +208,6 @@ impl Tasks {
     }
 
     /// Blocks the running thread in IPC (the caller then calls `schedule`).
-    #[unsafe(link_section = ".text.hot.ipc")]
     #[inline(always)]
     fn block_current(&mut self, wait: IpcWait) {
         let current = cpu::current();
@@ -231,7 +231,6 @@ impl Tasks {
         self.sched.remove_sleeper(tid);
     }
 
-    #[unsafe(link_section = ".text.hot.ipc")]
     fn pop_ready(&mut self) -> Option<Tid> {
         self.sched.pop(&mut self.threads)
     }
@@ -372,7 +371,6 @@ pub fn init(bootfs: &'static [u8], archive: Option<vessel_bootfs::Archive<'stati
         bindings: bindings::Bindings::new(),
         dma_quarantine: memory::DmaQuarantine::new(),
         containers: container::Containers::new(vessel_container::IdGenerator::new(seed)),
-        table_owner: BTreeMap::new(),
         reaper: Reaper::new(),
         general_messages: 0,
         timed_waits: 0,

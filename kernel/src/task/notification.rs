@@ -130,7 +130,6 @@ impl Tasks {
 
 /// `Signal`: set bits on a notification.
 #[inline(never)]
-#[unsafe(link_section = ".text.hot.notify")]
 pub fn signal(frame: &mut TrapFrame) {
     let result = with_tasks(|t| {
         let id = t.resolve_notification(frame.rdi, Rights::SEND)?;
@@ -149,7 +148,6 @@ pub fn signal(frame: &mut TrapFrame) {
 
 /// `WaitNotification`: take the pending bits, waiting for some unless `NONBLOCK` (poll).
 #[inline(never)]
-#[unsafe(link_section = ".text.hot.notify")]
 pub fn wait_notification(frame: &mut TrapFrame) {
     let a = args::WaitNotification::from_registers(&registers(frame));
     let then = receive_flags(a.flags).and_then(|flags| {

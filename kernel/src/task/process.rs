@@ -299,7 +299,7 @@ fn build_process(
     let (table, handles, count, container_id) = with_tasks(|t| {
         let container_id = t.containers.get(container).map_or(0, |c| c.id());
         let table = t.caps.create_table(caps::TABLE_CAPACITY).map_err(caps::cap_error)?;
-        t.table_owner.insert(table, (container, pid));
+        t.containers.add_table(table, container, pid);
         let mut handles = [0u32; vessel_abi::MAX_SPAWN_CAPS as usize];
         let mut count = caps.len();
         // init: the platform capability (for the `device` server) and the root container

@@ -34,7 +34,6 @@ pub(crate) const REAP_WORK: usize = 32;
 /// none: lets the `reap` after every context switch skip the table lock when there is
 /// nothing to free (the common case). Written under the table lock; read without it, which is
 /// enough on one CPU with interrupts off.
-#[unsafe(link_section = ".data.hot")]
 static REAP_PENDING: AtomicBool = AtomicBool::new(false);
 /// Whether the reaper has work (read without the table lock).
 #[inline(always)]
@@ -90,7 +89,6 @@ impl Reaper {
 impl Tasks {
     /// Frees dead threads that are off the CPU, address spaces of ended processes, and zombies
     /// nobody can wait for any more.
-    #[unsafe(link_section = ".text.hot.ipc")]
     pub(super) fn reap(&mut self) -> Vec<AddressSpace> {
         // The common case (every context switch): nothing to do, and nothing touched.
         if self.reaper.is_empty() && !self.containers.destroying() {

@@ -14,7 +14,6 @@ use super::thread::{State, Tid, WaitFor};
 use super::{IDLE, SLICE_TICKS, TASKS, Tasks, reaper, with_tasks};
 
 /// Switches to the best ready thread, if that is not the running one. Interrupts must be off.
-#[unsafe(link_section = ".text.hot.sched")]
 pub fn schedule() {
     // No reaper pass here: one follows the switch (`finish_switch`), and two in one
     // interrupts-off stretch would double its length; the idle loop reaps when nothing runs.
@@ -48,7 +47,6 @@ pub fn schedule() {
 /// The IPC direct switch: the running thread has just blocked in IPC and `next`, woken by it
 /// and in no run queue, runs at once, with no pass through the run queues. Only when nothing
 /// ready outranks `next` ([`Scheduler::may_switch_directly`]), so priorities hold as with `schedule`.
-#[unsafe(link_section = ".text.hot.ipc")]
 pub(super) fn direct_switch(next: Tid) {
     let mut guard = TASKS.lock();
     let pair = {
@@ -146,7 +144,6 @@ impl Scheduler {
     }
 
     /// Takes the first thread of the highest priority that has one.
-    #[unsafe(link_section = ".text.hot.ipc")]
     pub(super) fn pop(&mut self, threads: &mut Indexed<Thread>) -> Option<Tid> {
         self.ready.iter_mut().rev().find_map(|queue| queue.pop_front(threads))
     }
@@ -167,7 +164,6 @@ impl Scheduler {
     }
 }
 
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn reap() {
     if !reaper::pending() {
@@ -238,7 +234,6 @@ pub fn on_tick(preempt: bool) {
 }
 
 /// Reschedules if a wake-up asked for it (end of a system call).
-#[unsafe(link_section = ".text.hot.sched")]
 pub fn preempt_if_needed() {
     if cpu::need_resched() {
         schedule();

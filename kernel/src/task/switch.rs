@@ -24,7 +24,6 @@ use vessel_ticket::TicketGuard;
 /// decision and the switch and run the thread being left while it is still on its stack. Back
 /// on this thread, frees what died while it was away. With no switch arranged the guard just
 /// drops.
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn finish_switch(guard: TicketGuard<'static, Option<Tasks>>, pair: Option<Switch>) {
     let Some(arranged) = pair else { return };
@@ -52,7 +51,6 @@ pub extern "C" fn unlock_after_first_switch() {
 /// Everything a switch from `current` to `next` needs before the switch itself: FPU trap,
 /// kernel stack, `fs`, and the address space to load; `next` becomes the running thread.
 /// Returns the switch (`None`, changing nothing, if either thread has no record).
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<Switch> {
     // One lookup of each thread: the records stay put while the table lock is held and no
@@ -70,7 +68,6 @@ pub(super) fn prepare_switch(t: &mut Tasks, current: Tid, next: Tid) -> Option<S
 /// # Safety
 /// `th` must point at the record of `next` in `t.threads`, with no other reference to it in
 /// use.
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub(super) unsafe fn enter(t: &mut Tasks, next: Tid, th: core::ptr::NonNull<Thread>, save: *mut u64) -> Switch {
     // SAFETY: the caller's promise; the reference is not used after `activate_space`, which

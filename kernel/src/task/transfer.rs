@@ -46,7 +46,6 @@ impl Header {
 impl Tasks {
     /// Moves a message from `from` to `to`: data, capabilities, the stamped identity, and the
     /// registers. All checks happen before anything moves.
-    #[unsafe(link_section = ".text.hot.ipc")]
     pub(super) fn transfer(
         &mut self,
         from: Tid,

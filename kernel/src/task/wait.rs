@@ -125,7 +125,6 @@ impl Tasks {
     }
 }
 
-#[unsafe(link_section = ".text.hot.ipc")]
 pub(super) fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
     match then {
         Ok(then) => after(then),
@@ -141,7 +140,6 @@ pub(super) fn finish(then: Result<Then, Error>, frame: &mut TrapFrame) {
 /// chain: one `match` over all four outcomes becomes a jump table in read-only data, one more
 /// page to refill after every address-space switch.
 #[inline(never)]
-#[unsafe(link_section = ".text.hot.ipc")]
 fn after(then: Then) {
     if let Then::SwitchTo(next) = then {
         direct_switch(next);

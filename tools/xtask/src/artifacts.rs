@@ -55,6 +55,7 @@ pub fn kernel(flavor: Flavor) -> Result<PathBuf> {
     let name = if flavor == Flavor::Test { "kernel-test.elf" } else { "kernel.elf" };
     let elf = out_dir()?.join(name);
     copy(&built, &elf)?;
+    crate::hot::check(&elf)?;
     Ok(elf)
 }
 

@@ -18,6 +18,7 @@
 mod artifacts;
 mod bench;
 mod crash;
+mod hot;
 mod live;
 mod screen;
 mod session;

@@ -34,9 +34,8 @@ pub struct Switch {
 /// `extern` block go through the GOT in this position-independent kernel, one more data page
 /// (`.got`) touched on every switch.
 ///
-/// Its own hot section, which `kernel/hot.ld` places right after the trap entry paths.
+/// `kernel/hot.ld` places it right after the system-call entry.
 #[unsafe(naked)]
-#[unsafe(link_section = ".text.hot.switch")]
 unsafe extern "C" fn vessel_switch(save: *mut u64, load: u64, root: u64) {
     core::arch::naked_asm!(
         "push rbp",
@@ -115,7 +114,6 @@ pub fn prepare_first_switch(stack: &mut KernelStack, frame: TrapFrame) -> u64 {
 /// Interrupts must be off; `save` must stay valid until this thread is switched back to; `load`
 /// must be a stack pointer saved by this function or prepared by [`prepare_first_switch`];
 /// `root`, if not 0, a level-4 table whose kernel half is the current one's.
-#[unsafe(link_section = ".text.hot.ipc")]
 pub unsafe fn switch_to(switch: Switch) {
     // SAFETY: forwarded to the caller.
     unsafe { vessel_switch(switch.save, switch.load, switch.root) }
@@ -126,7 +124,6 @@ pub unsafe fn switch_to(switch: Switch) {
 /// CPL 3), so no remembered value can be trusted to still be in the register. Written only if
 /// it differs: threads in the same slot of different processes share the address, and the
 /// write (unlike the read) ends the emulator's translation block, one more lookup per switch.
-#[unsafe(link_section = ".text.hot.ipc")]
 #[inline(always)]
 pub fn set_fs_base(base: u64) {
     use x86_64::registers::model_specific::FsBase;

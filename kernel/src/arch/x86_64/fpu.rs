@@ -25,7 +25,6 @@ pub fn init() {
 
 /// Sets or clears CR0.TS: while set, the first FPU/SSE instruction traps with #NM, which is how
 /// the scheduler switches FPU state lazily (only for threads that use it).
-#[unsafe(link_section = ".text.hot.ipc")]
 pub fn set_trap_on_use(trap: bool) {
     let ts = Cr0::read().contains(Cr0Flags::TASK_SWITCHED);
     if ts == trap {

@@ -40,11 +40,7 @@ struct CpuLocal<T>(UnsafeCell<T>);
 // never concurrent access.
 unsafe impl<T> Sync for CpuLocal<T> {}
 
-// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
-#[unsafe(link_section = ".data.hot")]
 static TSS: CpuLocal<TaskStateSegment> = CpuLocal(UnsafeCell::new(TaskStateSegment::new()));
-// Read by every `iretq` (the return from each system call), so in the hot page too.
-#[unsafe(link_section = ".data.hot")]
 static GDT: Once<GlobalDescriptorTable> = Once::new();
 
 /// Builds and loads the GDT and TSS, reloads the segment registers and points GS at the per-CPU
@@ -77,7 +73,6 @@ pub fn init() {
 }
 
 /// Makes `top` the stack the CPU switches to on entry from user mode (interrupts and syscalls).
-#[unsafe(link_section = ".text.hot.ipc")]
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: interrupts are off (scheduler), single CPU: no concurrent access (module doc).
     unsafe {

@@ -75,8 +75,6 @@ struct Block(UnsafeCell<PerCpu>);
 // SAFETY: only its CPU touches a block, with interrupts off (module invariant).
 unsafe impl Sync for Block {}
 
-// In the hot data page with the other statics every IPC round trip touches (kernel/hot.ld).
-#[unsafe(link_section = ".data.hot")]
 static BOOT_CPU: Block = Block(UnsafeCell::new(PerCpu {
     kernel_rsp: 0,
     user_rsp: 0,

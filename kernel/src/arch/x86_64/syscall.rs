@@ -107,7 +107,7 @@ global_asm!(
     iretq
     .endm
 
-    .section .text.hot.vessel_syscall, "ax"
+    .section .text.vessel_syscall_entry, "ax"
     .global vessel_syscall_entry
     .balign 16
 vessel_syscall_entry:
@@ -141,8 +141,7 @@ vessel_syscall_entry_measured:
     dispatch = sym syscall_dispatch,
 );
 
-/// The one Rust entry for system calls; on the IPC fast path's code page (kernel/hot.ld).
-#[unsafe(link_section = ".text.hot.dispatch")]
+/// The one Rust entry for system calls.
 extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
     crate::syscall::dispatch(frame);
 }
