@@ -22,7 +22,8 @@ struct Listed {
 }
 
 /// The entries of each output section block (`NAME : … { … }`) of `script`; comments skipped.
-fn entries(script: &str) -> Vec<Listed> {
+/// A line in such a block that is not one `*(…)` entry is refused: the check would not see it.
+fn entries(script: &str) -> std::result::Result<Vec<Listed>, String> {
     let mut text = String::new();
     let mut rest = script;
     while let Some(at) = rest.find("/*") {
@@ -37,14 +38,19 @@ fn entries(script: &str) -> Vec<Listed> {
             section = SECTIONS.contains(&name).then(|| name.to_string());
         } else if line == "}" {
             section = None;
-        } else if let (Some(section), Some(inner)) =
-            (&section, line.strip_prefix("*(").and_then(|l| l.strip_suffix(')')))
-        {
-            let patterns = inner.split_whitespace().map(String::from).collect();
-            listed.push(Listed { section: section.clone(), patterns });
+        } else if let Some(section) = &section {
+            let inner = line.strip_prefix("*(").and_then(|l| l.strip_suffix(')'));
+            match inner.filter(|i| !i.contains(['(', ')'])) {
+                Some(inner) => {
+                    let patterns = inner.split_whitespace().map(String::from).collect();
+                    listed.push(Listed { section: section.clone(), patterns });
+                }
+                None if line.is_empty() => {}
+                None => return Err(format!("kernel/hot.ld: `{line}` in {section} is not a `*(…)` entry")),
+            }
         }
     }
-    listed
+    Ok(listed)
 }
 
 /// Whether `name` matches `pattern`, where `*` stands for any run of characters (the linker's
@@ -87,16 +93,20 @@ pub fn check(elf: &Path) -> Result {
             }
         }
     }
-    let listed = entries(&script);
+    let listed = entries(&script)?;
     if listed.is_empty() {
         return Err(format!("{}: no entries found", script_path.display()));
     }
-    for entry in &listed {
+    for (i, entry) in listed.iter().enumerate() {
         let Some((_, range)) = ranges.iter().find(|(name, _)| *name == entry.section) else {
             return Err(format!("{}: the kernel has no {} section", elf.display(), entry.section));
         };
-        let placed =
-            symbols.iter().any(|(symbol, at)| range.contains(at) && entry.patterns.iter().any(|p| places(p, symbol)));
+        // The linker gives an input section to the first entry that matches it: an entry
+        // counts only for symbols no earlier one takes.
+        let earlier = |symbol: &str| listed[..i].iter().flat_map(|l| &l.patterns).any(|p| places(p, symbol));
+        let placed = symbols.iter().any(|(symbol, at)| {
+            range.contains(at) && entry.patterns.iter().any(|p| places(p, symbol)) && !earlier(symbol)
+        });
         if !placed {
             return Err(format!(
                 "kernel/hot.ld lists `{}`, which places nothing in {} of {}: a function renamed, \
@@ -129,11 +139,17 @@ mod tests {
     #[test]
     fn the_kernels_script_lists_entries_of_both_sections() {
         let script = std::fs::read_to_string(root().join("kernel/hot.ld")).unwrap_or_default();
-        let listed = entries(&script);
+        let listed = entries(&script).unwrap();
         assert!(listed.iter().any(|l| l.section == ".text.hot" && l.patterns == [".text.vessel_syscall_entry"]));
         assert!(listed.iter().filter(|l| l.section == ".data.hot").count() >= 5, "{listed:?}");
         // Comments are skipped, including `*(`-like text inside them.
         let with_comment = "SECTIONS {\n .text.hot : ALIGN(4096) {\n /* *(.text.no) */\n *(.text.yes)\n }\n}";
-        assert_eq!(entries(with_comment), [Listed { section: ".text.hot".into(), patterns: vec![".text.yes".into()] }]);
+        assert_eq!(
+            entries(with_comment).unwrap(),
+            [Listed { section: ".text.hot".into(), patterns: vec![".text.yes".into()] }]
+        );
+        // A line the check would not understand is refused.
+        let kept = "SECTIONS {\n .text.hot : ALIGN(4096) {\n KEEP(*(.text.kept))\n }\n}";
+        assert!(entries(kept).is_err());
     }
 }

@@ -9,6 +9,8 @@
 //! header last; a read takes the newest slot whose header and checksum hold. The memory is read
 //! like hostile input: it may hold anything.
 
+use core::sync::atomic::{Ordering, compiler_fence as fence};
+
 /// Marks a written slot ("VSLKEPT1").
 const MAGIC: u64 = 0x3154_5045_4b4c_5356;
 /// Header bytes: magic, sequence, length, checksum.
@@ -33,10 +35,26 @@ fn read_slot(bytes: &[u8], n: usize) -> Option<(u64, &[u8])> {
     (magic == MAGIC && checksum(record) == sum).then_some((sequence, record))
 }
 
+/// Whether sequence `a` is newer than `b`: a write adds 1, wrapping, so they are compared as
+/// serial numbers (memory that held something else may carry any value, `u64::MAX` included).
+fn newer(a: u64, b: u64) -> bool {
+    (a.wrapping_sub(b) as i64) > 0
+}
+
+/// Which slot holds the newest record that reads whole, with its sequence and record. Of two
+/// equal sequences, slot 1 (and `save` then writes slot 0).
+fn newest(bytes: &[u8]) -> Option<(usize, u64, &[u8])> {
+    match (read_slot(bytes, 0), read_slot(bytes, 1)) {
+        (Some((a, first)), Some((b, _))) if newer(a, b) => Some((0, a, first)),
+        (_, Some((b, second))) => Some((1, b, second)),
+        (Some((a, first)), None) => Some((0, a, first)),
+        (None, None) => None,
+    }
+}
+
 /// The newest record in `bytes` that reads whole (`None`: nothing kept yet).
 pub fn load(bytes: &[u8]) -> Option<&[u8]> {
-    let newest = [0, 1].into_iter().filter_map(|n| read_slot(bytes, n)).max_by_key(|&(sequence, _)| sequence);
-    newest.map(|(_, record)| record)
+    newest(bytes).map(|(_, _, record)| record)
 }
 
 /// The most record bytes `bytes` can keep.
@@ -52,19 +70,20 @@ pub fn save(bytes: &mut [u8], record: &[u8]) -> bool {
         return false;
     }
     // The target is the slot not holding the newest record.
-    let sequence = |n| read_slot(bytes, n).map(|(sequence, _)| sequence);
-    let (newest, target) = match (sequence(0), sequence(1)) {
-        (Some(a), Some(b)) if b > a => (b, 0),
-        (Some(a), _) => (a, 1),
-        (None, b) => (b.unwrap_or(0), 0),
+    let (target, next) = match newest(bytes) {
+        Some((at, sequence, _)) => (1 - at, sequence.wrapping_add(1)),
+        None => (0, 1),
     };
     let slot = &mut bytes[target * half..(target + 1) * half];
-    // Invalidate first, then the record, then the header that makes it count.
+    // Invalidate first, then the record, then the header that makes it count. The fences keep
+    // the compiler to that order: a service can be killed between any two stores.
     slot[..8].fill(0);
+    fence(Ordering::SeqCst);
     slot[HEADER..HEADER + record.len()].copy_from_slice(record);
-    slot[8..16].copy_from_slice(&(newest + 1).to_le_bytes());
+    slot[8..16].copy_from_slice(&next.to_le_bytes());
     slot[16..24].copy_from_slice(&(record.len() as u64).to_le_bytes());
     slot[24..32].copy_from_slice(&checksum(record).to_le_bytes());
+    fence(Ordering::SeqCst);
     slot[..8].copy_from_slice(&MAGIC.to_le_bytes());
     true
 }
@@ -211,6 +230,40 @@ mod tests {
                 got.is_none() || got == Some(&record(4)[..]) || got == Some(&record(5)[..]),
                 "round {round}: {got:?}"
             );
+        }
+    }
+
+    #[test]
+    fn sequences_at_their_end_or_equal_still_leave_the_newest_record() {
+        // Memory that held something else may carry any sequence: at u64::MAX the next save
+        // starts again and must still be what loads; two equal sequences must not make a save
+        // overwrite the record a load would take.
+        let forge = |memory: &mut [u8], n: usize, sequence: u64, record: &[u8]| {
+            let half = memory.len() / 2;
+            let slot = &mut memory[n * half..(n + 1) * half];
+            slot[HEADER..HEADER + record.len()].copy_from_slice(record);
+            slot[..8].copy_from_slice(&MAGIC.to_le_bytes());
+            slot[8..16].copy_from_slice(&sequence.to_le_bytes());
+            slot[16..24].copy_from_slice(&(record.len() as u64).to_le_bytes());
+            slot[24..32].copy_from_slice(&checksum(record).to_le_bytes());
+        };
+        for (first, second) in [(u64::MAX, 3), (3, u64::MAX), (7, 7), (u64::MAX, u64::MAX), (u64::MAX - 1, u64::MAX)] {
+            let mut memory = vec![0u8; 1024];
+            forge(&mut memory, 0, first, &record(1));
+            forge(&mut memory, 1, second, &record(2));
+            for n in 3..6 {
+                let before = memory.clone();
+                let newest = load(&before).map(<[u8]>::to_vec);
+                assert!(save(&mut memory, &record(n)));
+                assert_eq!(load(&memory), Some(&record(n)[..]), "sequences {first}, {second}, save {n}");
+                // Cut short, the save leaves the record that was newest before it.
+                let half = memory.len() / 2;
+                let written = (0..2).find(|&s| memory[s * half..(s + 1) * half] != before[s * half..(s + 1) * half]);
+                let Some(written) = written else { panic!("save {n} wrote nothing") };
+                let mut torn = memory.clone();
+                torn[written * half..written * half + 8].fill(0);
+                assert_eq!(load(&torn).map(<[u8]>::to_vec), newest, "sequences {first}, {second}, save {n} torn");
+            }
         }
     }
 

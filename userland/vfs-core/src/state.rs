@@ -730,14 +730,20 @@ impl<E: Env> Vfs<E> {
         kept.into_iter().map(|(_, m)| m).collect()
     }
 
-    /// Makes `kept` mounts again, in order, each as its asker could make it now (a container
-    /// that ended, or a file that is gone, refuses it); returns the ones refused, with why.
+    /// Makes `kept` mounts again, in order, each as its asker could make it now (an asker or a
+    /// target container that ended, or a file that is gone, refuses it); returns the ones
+    /// refused, with why.
     pub fn restore(&mut self, kept: &[KeptMount]) -> Vec<(KeptMount, Error, String)> {
         let mut refused = Vec::new();
         for m in kept {
-            let result = self
-                .target(m.caller, m.container)
-                .and_then(|target| self.mount_as(m.caller, target, &m.at, &m.source, true));
+            // A live request's asker is alive; a record's may have ended since.
+            let asker_ended = m.caller != self.root_container && self.env.parent(m.caller).is_none();
+            let result = if asker_ended {
+                Err((Error::NoSuchContainer, format!("{:#x} has ended", m.caller)))
+            } else {
+                self.target(m.caller, m.container)
+            };
+            let result = result.and_then(|target| self.mount_as(m.caller, target, &m.at, &m.source, true));
             if let Err((e, why)) = result {
                 refused.push((m.clone(), e, why));
             }

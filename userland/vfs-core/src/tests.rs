@@ -2107,10 +2107,11 @@ fn mounts_asked_for_are_kept_and_made_again_after_a_restart() {
     assert_eq!(w2.client(CHILD).mounts(0).unwrap().mounts.0, [mount("/", &vsf)]);
     in_child(&w2);
     assert!(w2.lo.server().restore(&expected[1..3]).is_empty());
-    // A container that ended meanwhile gets nothing back.
+    // A container that ended meanwhile gets nothing back, nor does what it asked for itself.
     w2.kill(GRANDCHILD);
-    let gone = w2.lo.server().restore(&[expected[1].clone()]);
-    assert_eq!(gone.iter().map(|(_, e, _)| *e).collect::<Vec<_>>(), [Error::NoSuchContainer]);
+    let its_own = kept_mount(GRANDCHILD, GRANDCHILD, "/", "mem");
+    let gone = w2.lo.server().restore(&[expected[1].clone(), its_own]);
+    assert_eq!(gone.iter().map(|(_, e, _)| *e).collect::<Vec<_>>(), [Error::NoSuchContainer; 2]);
     expected.swap(1, 3);
     expected.swap(2, 3);
     assert_eq!(w2.lo.server().kept_mounts(), expected);

@@ -429,23 +429,38 @@ fn assemble(vfs: &mut Vfs<System>, root: u64, devices: Option<Devices>) {
     println!("vfs: no FAT disk; /data is empty");
 }
 
-/// Makes the mounts the last instance kept again (`vessel_vfs_core::kept`); says which could
-/// not be, and why. Returns whether any could not.
-fn restore(vfs: &mut Vfs<System>, memory: &KeptMemory) -> bool {
-    let Some(record) = vessel_proc_protocol::kept::load(memory.bytes()) else { return false };
+/// Makes the mounts the last instance kept again (`vessel_vfs_core::kept`), one at a time,
+/// and says which could not be, and why. Before each, the record is written without it: a
+/// mount that brings `vfs` down (a VSF changed while no server held it) is then not tried
+/// again by the next instance, which would go down the same way. Afterwards the record holds
+/// what is mounted.
+fn restore(vfs: &mut Vfs<System>, memory: &mut KeptMemory) {
+    let Some(record) = vessel_proc_protocol::kept::load(memory.bytes()) else { return };
     let mounts = kept::decode(record);
-    let refused = vfs.restore(&mounts);
-    println!("vfs: {} of {} kept mounts made again", mounts.len() - refused.len(), mounts.len());
-    for (m, e, why) in &refused {
-        println!("vfs: kept mount {} at {} of container {:#x}: {e}: {why}", m.source, m.at, m.container);
+    let mut made = 0;
+    for (i, mount) in mounts.iter().enumerate() {
+        let mut without = vfs.kept_mounts();
+        without.extend_from_slice(&mounts[i + 1..]);
+        keep_these(&without, memory);
+        match vfs.restore(core::slice::from_ref(mount)).pop() {
+            None => made += 1,
+            Some((m, e, why)) => {
+                println!("vfs: kept mount {} at {} of container {:#x}: {e}: {why}", m.source, m.at, m.container);
+            }
+        }
     }
-    !refused.is_empty()
+    println!("vfs: {made} of {} kept mounts made again", mounts.len());
+    keep(vfs, memory);
 }
 
 /// Keeps the mounts made through the protocol for the next instance, as many as fit.
 fn keep(vfs: &Vfs<System>, memory: &mut KeptMemory) {
-    let mounts = vfs.kept_mounts();
-    let (record, held) = kept::encode(&mounts, vessel_proc_protocol::kept::capacity(memory.bytes()));
+    keep_these(&vfs.kept_mounts(), memory);
+}
+
+/// Keeps `mounts` for the next instance, as many as fit (oldest first).
+fn keep_these(mounts: &[kept::KeptMount], memory: &mut KeptMemory) {
+    let (record, held) = kept::encode(mounts, vessel_proc_protocol::kept::capacity(memory.bytes()));
     if !vessel_proc_protocol::kept::save(memory.bytes_mut(), &record) || held < mounts.len() {
         println!("vfs: only {held} of {} mounts are kept across a restart (no room)", mounts.len());
     }
@@ -462,11 +477,8 @@ fn main() -> i32 {
     let mut vfs = Vfs::new(System, root);
     assemble(&mut vfs, root, devices);
     let mut kept = KeptMemory::inherited();
-    if let Some(memory) = &mut kept
-        && restore(&mut vfs, memory)
-    {
-        // What could not be made again is dropped: the record says what is mounted.
-        keep(&vfs, memory);
+    if let Some(memory) = &mut kept {
+        restore(&mut vfs, memory);
     }
     let mut kept_at = vfs.mount_changes();
     println!("vfs: serving");
