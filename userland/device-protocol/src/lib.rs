@@ -326,10 +326,11 @@ vessel_protocol::protocol! {
         ) -> Done;
         /// Restart the driver of one device on its own (root container only), as after a crash
         /// of that driver, the rest of the server untouched: the device is reset and driven
-        /// afresh. The requests it had fail with `DeviceError`; sessions, grants and shared
-        /// buffers stay, and their next requests go to the new driver. Refused with
+        /// afresh. A disk's requests fail with `DeviceError`; bytes queued in the serial port's
+        /// or the keyboard's driver are dropped; sessions, grants, shared buffers and waiting
+        /// reads stay, and their next requests go to the new driver. Refused with
         /// `AccessDenied` (not the root container), `NotFound` (no such device),
-        /// `WrongObject` (a device whose driver does not restart alone: block devices do),
+        /// `WrongObject` (a virtual device: consoles, `null`, `zero`, `random`),
         /// `DeviceError` (the device did not come back).
         21 restart(
             /// The device (`blk0`).

@@ -294,7 +294,7 @@ impl State {
         let device = &self.registry.devices[index];
         let name = device.name.clone();
         let Backend::Blk(n) = device.backend else {
-            return Err((Error::WrongObject, format!("{name}: only a block device's driver restarts alone")));
+            return Err((Error::WrongObject, format!("{name}: not a block device")));
         };
         let Some(old) = self.disks.get_mut(n).and_then(Option::take) else {
             return Err((Error::DeviceError, format!("{name} did not come back when its driver restarted")));

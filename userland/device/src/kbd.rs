@@ -26,6 +26,12 @@ const CONFIG_IRQ: u8 = 1 << 0;
 const CONFIG_TRANSLATE: u8 = 1 << 6;
 /// Input kept until read.
 pub const MAX_INPUT: usize = 4096;
+
+/// A decoder in its first state: scan code set 1 (the controller translates), US layout.
+fn decoder() -> PS2Keyboard<Us104Key, ScancodeSet1> {
+    PS2Keyboard::new(ScancodeSet1::new(), Us104Key, HandleControl::MapLettersToUnicode)
+}
+
 /// Status polls before the controller counts as absent.
 const POLLS: usize = 100_000;
 
@@ -48,16 +54,42 @@ impl Kbd {
             data: platform.ports(DATA, DATA)?,
             status: platform.ports(STATUS, STATUS)?,
             irq: platform.irq(1)?,
-            decoder: PS2Keyboard::new(ScancodeSet1::new(), Us104Key, HandleControl::MapLettersToUnicode),
+            decoder: decoder(),
             input: VecDeque::new(),
             switch: None,
         };
-        kbd.command(0x20)?;
-        let config = kbd.read_data()?;
-        kbd.command(0x60)?;
-        kbd.write_data(config | CONFIG_IRQ | CONFIG_TRANSLATE)?;
+        kbd.configure()?;
         kbd.irq.bind(events, bits)?;
         Ok(kbd)
+    }
+
+    /// Turns the controller's translation and interrupt on (keeping the rest of its
+    /// configuration byte).
+    fn configure(&self) -> Result<(), Error> {
+        self.command(0x20)?;
+        let config = self.read_data()?;
+        self.command(0x60)?;
+        self.write_data(config | CONFIG_IRQ | CONFIG_TRANSLATE)
+    }
+
+    /// `restart`: the driver starts again as after a crash of it. Keys typed and not read,
+    /// a console switch not yet taken and a half-decoded key are dropped (returns how many
+    /// bytes), bytes waiting in the controller are drained, the controller is configured
+    /// afresh and the line acknowledged. `DeviceError` if the controller does not answer.
+    pub fn restart(&mut self) -> Result<usize, Error> {
+        let dropped = self.input.len();
+        self.input.clear();
+        self.switch = None;
+        self.decoder = decoder();
+        for _ in 0..16 {
+            if self.status()? & OUTPUT_FULL == 0 {
+                break;
+            }
+            self.data.read(DATA, 1)?;
+        }
+        self.configure()?;
+        let _ = self.irq.ack();
+        Ok(dropped)
     }
 
     fn status(&self) -> Result<u32, Error> {

@@ -243,6 +243,34 @@ impl State {
         self.consoles.show_log();
     }
 
+    /// `restart` of device `index` (the root container asked): its driver alone starts again,
+    /// as after a crash of it. Sessions, grants and waiting reads stay; what the driver held
+    /// goes (a disk's requests fail with `DeviceError`; bytes queued in the serial port or the
+    /// keyboard are dropped). A virtual device has no driver of its own.
+    pub(crate) fn restart_driver(&mut self, index: usize) -> Result<(), (Error, String)> {
+        let name = self.registry.devices[index].name.clone();
+        let gone =
+            |what: &str| (Error::DeviceError, format!("{name}: {what} did not answer when its driver restarted"));
+        let dropped = match self.registry.devices[index].backend {
+            Backend::Blk(_) => return self.restart_disk(index),
+            Backend::Serial => self.serial.as_mut().ok_or_else(|| gone("the UART"))?.restart(),
+            Backend::Keyboard => self.kbd.as_mut().ok_or_else(|| gone("the controller"))?.restart(),
+            Backend::Clock => self.rtc.as_ref().ok_or_else(|| gone("the clock"))?.restart().map(|()| 0),
+            Backend::Null | Backend::Zero | Backend::Random | Backend::Console(_) => {
+                return Err((Error::WrongObject, format!("{name}: a virtual device has no driver to restart")));
+            }
+        };
+        let dropped =
+            dropped.map_err(|e| (e, format!("{name}: its hardware did not answer when its driver restarted")))?;
+        match dropped {
+            0 => vessel_rt::println!("device: {name}: driver restarted"),
+            n => vessel_rt::println!("device: {name}: driver restarted ({n} queued bytes dropped)"),
+        }
+        // Waiting reads go on: input from the new driver answers them.
+        self.answer_readers();
+        Ok(())
+    }
+
     /// The serial port interrupted: move its bytes, answer waiting reads.
     pub fn on_serial_interrupt(&mut self) {
         if let Some(serial) = &mut self.serial {
@@ -741,7 +769,7 @@ impl Server for State {
         let Some((index, _)) = self.registry.find(self.registry.root, name) else {
             return refuse(cx, (Error::NotFound, format!("no device {name:?}")));
         };
-        match self.restart_disk(index) {
+        match self.restart_driver(index) {
             Ok(()) => Answer::Reply(Done),
             Err(e) => refuse(cx, e),
         }

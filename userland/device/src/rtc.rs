@@ -67,6 +67,12 @@ impl Rtc {
         Err(Error::DeviceError)
     }
 
+    /// `restart`: the clock's driver keeps nothing between requests, so starting it again is
+    /// asking the chip once more; `DeviceError` if it does not answer with a valid date.
+    pub fn restart(&self) -> Result<(), Error> {
+        self.unix_seconds().map(|_| ())
+    }
+
     /// Seconds since 1970-01-01 00:00:00 UTC; `DeviceError` if the clock never settles or
     /// holds no valid date.
     pub fn unix_seconds(&self) -> Result<u64, Error> {

@@ -37,6 +37,11 @@ impl Backend for Ports {
     }
 }
 
+/// 115200 8N1 with FIFOs and the receive interrupt.
+fn config() -> Config {
+    Config { interrupts: IER::DATA_READY, baud_rate: BaudRate::Baud115200, ..Config::DEFAULT }
+}
+
 /// The serial port.
 pub struct Serial {
     uart: Uart16550<Ports>,
@@ -53,11 +58,23 @@ impl Serial {
         // SAFETY: the capability covers exactly the UART's eight registers, for as long as the
         // server lives; nothing else in the server touches them.
         let mut uart = unsafe { Uart16550::new_with_backend(Ports(ports)) };
-        let config = Config { interrupts: IER::DATA_READY, baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
-        uart.init(config).map_err(|_| Error::NotFound)?;
+        uart.init(config()).map_err(|_| Error::NotFound)?;
         let irq = platform.irq(LINE)?;
         irq.bind(events, bits)?;
         Ok(Serial { uart, irq, input: VecDeque::new(), output: VecDeque::new() })
+    }
+
+    /// `restart`: the driver starts again as after a crash of it. What it held is dropped
+    /// (bytes received and not read, bytes not yet sent; returns how many), the UART is set up
+    /// afresh, and the line acknowledged so an interrupt lost meanwhile cannot stall it.
+    /// `DeviceError` if the UART does not answer.
+    pub fn restart(&mut self) -> Result<usize, Error> {
+        let dropped = self.input.len() + self.output.len();
+        self.input.clear();
+        self.output.clear();
+        self.uart.init(config()).map_err(|_| Error::DeviceError)?;
+        let _ = self.irq.ack();
+        Ok(dropped)
     }
 
     /// The line fired: take what arrived, send what fits, acknowledge; then look again. ISA

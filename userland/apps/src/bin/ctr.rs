@@ -42,8 +42,9 @@
 //!   for it: the list is what that container itself is told.
 //! - `device plug <id|0> <null|zero|random|console>`: plugs a virtual device into a child
 //!   container (0: ours), which owns it; prints its name.
-//! - `device restart <device>`: restarts that device's driver on its own (root container; block
-//!   devices), as after a crash of it: its requests fail, its sessions go on.
+//! - `device restart <device>`: restarts that device's driver on its own (root container; a
+//!   disk, the serial port, the keyboard or the clock), as after a crash of it: what the driver
+//!   held fails or is dropped, its sessions go on.
 #![no_std]
 #![no_main]
 

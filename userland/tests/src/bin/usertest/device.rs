@@ -37,6 +37,7 @@ pub const TESTS: &[crate::Test] = &[
     ("device::each_container_has_its_own_console", each_container_has_its_own_console),
     ("device::a_terminal_shows_an_attached_console", a_terminal_shows_an_attached_console),
     ("device::a_disk_driver_restarts_alone", a_disk_driver_restarts_alone),
+    ("device::serial_keyboard_and_clock_drivers_restart_alone", serial_keyboard_and_clock_drivers_restart_alone),
     // Last: it restarts the server.
     ("device::killed_mid_request_restarts_and_clients_recover", killed_mid_request_restarts_and_clients_recover),
 ];
@@ -458,12 +459,46 @@ fn a_disk_driver_restarts_alone() -> TestResult {
     before.close().map_err(e("close"))?;
     check!(proc.service_pid("device").map_err(e("service pid"))? == server, "the whole server restarted");
     let refused = |name: &str| devices.client().restart(name).map(|_| ()).map_err(|r| r.error);
-    check!(refused("rtc0") == Err(Error::WrongObject), "restarting the clock's driver alone");
+    check!(refused("console0") == Err(Error::WrongObject), "restarting a virtual device's driver");
     check!(refused("blk9") == Err(Error::NotFound), "restarting a disk that does not exist");
     let child = proc.create(0, Limits::default()).map_err(e("create"))?;
     let from_child = probe(proc, child, &["dev-restart", "blk0"], &[]);
     proc.destroy(child).map_err(e("destroy"))?;
     check!(from_child? == Ending::Code(Error::AccessDenied as i64), "a child restarting a driver");
+    Ok(())
+}
+
+/// The serial port's, the keyboard's and the clock's drivers restart alone too, and each
+/// answers afterwards: a serial session opened before the restart gets the harness's echo of a
+/// line sent after it, keys pressed after the keyboard's restart arrive, and the clock tells
+/// the machine's time. The server itself stays (same pid).
+fn serial_keyboard_and_clock_drivers_restart_alone() -> TestResult {
+    let (devices, proc) = connect()?;
+    let server = proc.service_pid("device").map_err(e("service pid"))?;
+    let serial = devices.open("serial0", Rights::READ_WRITE).map_err(e("open serial0"))?;
+    let result = (|| {
+        devices.client().restart("serial0").map_err(e("restart serial0"))?;
+        serial.write(b"after the restart\n").map_err(e("write serial0"))?;
+        let mut got = Vec::new();
+        while !got.ends_with(b"echo: after the restart\n") {
+            check!(got.len() < 4096, "no echo after the restart: {:?}", String::from_utf8_lossy(&got));
+            let data = devices.client().read(serial.handle, 4096, 30_000_000_000).map_err(e("read serial0"))?;
+            got.extend(data.data);
+        }
+        Ok(())
+    })();
+    serial.close().map_err(e("close"))?;
+    result?;
+    devices.client().restart("kbd0").map_err(e("restart kbd0"))?;
+    let keys = keys_after("HARNESS sendkey o k ret", 3)?;
+    check!(keys == b"ok\n", "typed after the keyboard's restart: {keys:?}");
+    devices.client().restart("rtc0").map_err(e("restart rtc0"))?;
+    let clock = devices.open("rtc0", Rights::READ).map_err(e("open rtc0"))?;
+    let now = devices.client().time(clock.handle).map(|t| t.unix_seconds).map_err(e("time"));
+    clock.close().map_err(e("close"))?;
+    let base = RTC_BASE.to_unix().unwrap_or(0);
+    check!(now.as_ref().is_ok_and(|t| (base..base + 3600).contains(t)), "rtc0 after its restart: {now:?}");
+    check!(proc.service_pid("device").map_err(e("service pid"))? == server, "the whole server restarted");
     Ok(())
 }
 
