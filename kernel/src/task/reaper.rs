@@ -79,6 +79,26 @@ impl Reaper {
         REAP_PENDING.store(true, Ordering::Relaxed);
     }
 
+    /// Takes up to [`REAP_THREADS`] dead threads off the list, the last ones: the rest stay
+    /// where they are (taking the first ones moved every other entry, a thousand after a
+    /// container's destroy, with interrupts off).
+    fn take_dead(&mut self) -> Vec<Tid> {
+        let batch = self.dead.split_off(self.dead.len().saturating_sub(REAP_THREADS));
+        if !self.dead.is_empty() {
+            REAP_PENDING.store(true, Ordering::Relaxed);
+        }
+        batch
+    }
+
+    /// Takes up to [`REAP_ENDED`] ended processes off the list, as [`Reaper::take_dead`] does.
+    fn take_ended(&mut self) -> Vec<Pid> {
+        let batch = self.ended.split_off(self.ended.len().saturating_sub(REAP_ENDED));
+        if !self.ended.is_empty() {
+            REAP_PENDING.store(true, Ordering::Relaxed);
+        }
+        batch
+    }
+
     /// Queues an ended process's address space to be freed in bounded passes.
     pub(super) fn retire(&mut self, space: AddressSpace) {
         self.retiring.push(space);
@@ -150,10 +170,7 @@ impl Tasks {
     /// passes. Returns whether it freed any.
     fn reap_threads(&mut self) -> bool {
         let current = cpu::current();
-        let mut dead = core::mem::take(&mut self.reaper.dead);
-        for tid in dead.split_off(dead.len().min(REAP_THREADS)) {
-            self.reaper.push_dead(tid);
-        }
+        let dead = self.reaper.take_dead();
         let mut freed = false;
         for tid in dead {
             if tid == current {
@@ -170,10 +187,7 @@ impl Tasks {
     /// Returns whether it looked at any.
     fn reap_processes(&mut self) -> bool {
         let running_pid = self.threads.get(&cpu::current()).map_or(0, |t| t.pid);
-        let mut ended = core::mem::take(&mut self.reaper.ended);
-        for pid in ended.split_off(ended.len().min(REAP_ENDED)) {
-            self.reaper.push_ended(pid);
-        }
+        let ended = self.reaper.take_ended();
         let looked = !ended.is_empty();
         for pid in ended {
             if !self.processes.contains(pid) {
